@@ -1,0 +1,19 @@
+/** Name rules shared by the admin API, the CLI and the managers (Clipper's, plus app names). */
+
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const MAX_NAME = 63;
+
+/** Why a model name, version or application name is invalid, or undefined when it is valid. */
+export function nameProblem(kind: string, value: string): string | undefined {
+  if (value.length === 0) return `${kind} must not be empty`;
+  if (value.length > MAX_NAME) return `${kind} '${value}' is longer than ${MAX_NAME} characters`;
+  if (!NAME.test(value)) {
+    return `${kind} '${value}' must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character`;
+  }
+  return undefined;
+}
+
+/** Clipper's own message for names and labels containing its separators. */
+export function prohibitedCharsProblem(kind: string, value: string): string | undefined {
+  return /[,:]/.test(value) ? `Invalid ${kind} supplied: ${value}. Contains one of: ',', ':'` : undefined;
+}

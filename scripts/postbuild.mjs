@@ -1,0 +1,4 @@
+// Makes the compiled CLI entry executable, so `npx clipper` and `npm link` work after a build.
+import { chmodSync, existsSync } from "node:fs";
+const entry = new URL("../dist/bin/clipper.js", import.meta.url);
+if (existsSync(entry)) chmodSync(entry, 0o755);

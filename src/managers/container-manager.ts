@@ -1,0 +1,101 @@
+/**
+ * The seam between ClipperConnection and where things run. The embedded default runs local
+ * processes; Docker and Kubernetes implement the same interface. Types here are ours, never an SDK's.
+ */
+import type { InputType } from "../../runtime/shared/input-types.js";
+
+export type ManagerKind = "local" | "docker" | "kubernetes";
+
+/** Where a running cluster answers. */
+export interface ClusterAddresses {
+  cluster: string;
+  manager: ManagerKind;
+  /** e.g. http://127.0.0.1:1337 */
+  queryUrl: string;
+  managementUrl: string;
+  /** e.g. tcp://127.0.0.1:7000 */
+  rpcAddress: string;
+  metricsUrl: string;
+  /** Required by the management API when it listens beyond loopback. */
+  token?: string;
+}
+
+export interface ClusterOptions {
+  cluster: string;
+  host: string;
+  queryPort: number;
+  managementPort: number;
+  rpcPort: number;
+  /** Largest accepted request body, in bytes, on both HTTP APIs. */
+  maxBodyBytes: number;
+  /** How long start waits for the frontends to answer. */
+  startupTimeoutMs: number;
+  /** A replica silent for this long is dropped by the frontend. */
+  replicaTimeoutMs: number;
+}
+
+export type ModelFramework = "python" | "node";
+
+/** Everything a manager needs to run replicas of one model version. */
+export interface ModelDeployment {
+  name: string;
+  version: string;
+  inputType: InputType;
+  framework: ModelFramework;
+  /** Absolute path of the predict file (predict.py, model.mjs, model.ts, ...). */
+  predictFile: string;
+  /** Exported function to call; defaults to `predict`. */
+  predictFunction: string;
+  /** Directory exposed to the model as CLIPPER_MODEL_PATH. */
+  modelPath: string;
+  /** Python interpreter for python models (local manager). */
+  python?: string;
+  env?: Record<string, string>;
+}
+
+export interface ReplicaStatus {
+  name: string;
+  version: string;
+  replica: number;
+  /** running, restarting (waiting to be started again), or exited. */
+  state: "running" | "restarting" | "exited";
+  pid?: number;
+  restarts: number;
+}
+
+export interface ComponentStatus {
+  component: string;
+  state: "running" | "restarting" | "exited";
+  pid?: number;
+  restarts: number;
+}
+
+export interface ClusterStatus {
+  addresses: ClusterAddresses;
+  components: ComponentStatus[];
+  replicas: ReplicaStatus[];
+}
+
+export interface LogSource {
+  component: string;
+  path: string;
+}
+
+export interface ContainerManager {
+  readonly kind: ManagerKind;
+  /** Starts the management daemon and query frontend; resolves once both answer. */
+  startClipper(options: ClusterOptions): Promise<ClusterAddresses>;
+  /** Finds an already running cluster. */
+  connect(): Promise<ClusterAddresses>;
+  /** Starts `replicas` replicas of a model version (recorded so the manager can restart them). */
+  deployModel(deployment: ModelDeployment, replicas: number): Promise<void>;
+  setNumReplicas(name: string, version: string, replicas: number): Promise<void>;
+  getNumReplicas(name: string, version: string): Promise<number>;
+  /** Stops the replicas of the given versions of each named model (all versions when the list is empty). */
+  stopModels(models: Record<string, string[]>): Promise<void>;
+  stopAllModelContainers(): Promise<void>;
+  status(): Promise<ClusterStatus>;
+  logs(component?: string): Promise<LogSource[]>;
+  /** Stops everything this manager started for the cluster. */
+  stopAll(options?: { keepState?: boolean }): Promise<void>;
+}
