@@ -1,0 +1,32 @@
+/** Locates files shipped with the package, whether running from dist/ or from sources. */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+let cached: string | undefined;
+
+/** The directory holding this package's package.json. */
+export function packageRoot(): string {
+  if (cached) return cached;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, "package.json");
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, "utf8")).name === "clipper") {
+      cached = dir;
+      return dir;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("cannot find the clipper package root");
+    dir = parent;
+  }
+}
+
+/** Path of a compiled runtime entry point, e.g. runtimeEntry("frontend/main.js"). */
+export function runtimeEntry(relative: string): string {
+  return join(packageRoot(), "dist", "runtime", relative);
+}
+
+/** Directory to put on PYTHONPATH so `python -m clipper_runtime` finds the Python runtime. */
+export function pythonRuntimeDir(): string {
+  return join(packageRoot(), "runtime", "python");
+}
