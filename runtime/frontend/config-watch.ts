@@ -1,0 +1,94 @@
+/**
+ * Keeps the frontend's copy of the cluster configuration current by following the management
+ * daemon's watch stream (NDJSON snapshots). While the daemon is down the last known state stays
+ * in force and the watcher reconnects with capped backoff.
+ */
+import type { Logger } from "pino";
+import { ClusterStateSchema, WATCH_PATH, type ClusterState } from "../shared/state.js";
+
+export interface ConfigWatcherOptions {
+  managementUrl: string;
+  token?: string;
+  log: Logger;
+  onChange(state: ClusterState): void;
+  /** No line (snapshot or keepalive) for this long means the connection is dead. */
+  staleAfterMs?: number;
+}
+
+const MIN_BACKOFF_MS = 200;
+const MAX_BACKOFF_MS = 5000;
+
+export class ConfigWatcher {
+  private abort?: AbortController;
+  private stopped = false;
+  private backoff = MIN_BACKOFF_MS;
+  private revision = -1;
+  connected = false;
+
+  constructor(private readonly options: ConfigWatcherOptions) {}
+
+  start(): void {
+    void this.loop();
+  }
+
+  close(): void {
+    this.stopped = true;
+    this.abort?.abort();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.follow();
+      } catch (err) {
+        if (this.stopped) return;
+        const reason = err instanceof Error ? err.message : String(err);
+        this.options.log.warn({ reason, retryInMs: this.backoff }, "management watch lost; serving on last known state");
+      }
+      this.connected = false;
+      if (this.stopped) return;
+      await new Promise((r) => setTimeout(r, this.backoff));
+      this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
+    }
+  }
+
+  private async follow(): Promise<void> {
+    const abort = new AbortController();
+    this.abort = abort;
+    const staleAfter = this.options.staleAfterMs ?? 35_000;
+    let watchdog = setTimeout(() => abort.abort(new Error("watch stream went silent")), staleAfter);
+    try {
+      const headers: Record<string, string> = this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
+      const res = await fetch(new URL(WATCH_PATH, this.options.managementUrl), { headers, signal: abort.signal });
+      if (!res.ok || !res.body) throw new Error(`watch answered ${res.status}`);
+      this.connected = true;
+      this.backoff = MIN_BACKOFF_MS;
+      const decoder = new TextDecoder();
+      let pending = "";
+      for await (const chunk of res.body) {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => abort.abort(new Error("watch stream went silent")), staleAfter);
+        pending += decoder.decode(chunk as Uint8Array, { stream: true });
+        let newline: number;
+        while ((newline = pending.indexOf("\n")) >= 0) {
+          this.handleLine(pending.slice(0, newline));
+          pending = pending.slice(newline + 1);
+        }
+      }
+      throw new Error("watch stream ended");
+    } finally {
+      clearTimeout(watchdog);
+    }
+  }
+
+  private handleLine(line: string): void {
+    if (line.trim() === "") return;
+    const parsed: unknown = JSON.parse(line);
+    if (typeof parsed !== "object" || parsed === null || !("state" in parsed)) return; // keepalive
+    const state = ClusterStateSchema.parse((parsed as { state: unknown }).state);
+    // A restarted daemon reloads its durable state, so its revision never goes backwards.
+    if (state.revision === this.revision) return;
+    this.revision = state.revision;
+    this.options.onChange(state);
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The query frontend's HTTP API on plain node:http (the hot path): Clipper's /<app>/predict and
+ * /<app>/update, Prometheus text on /metrics, and /health for managers and probes.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import { BodyTooLargeError, readBody } from "../shared/http-body.js";
+import type { FrontendMetrics } from "./metrics.js";
+import { QueryError, type QueryProcessor } from "./query-processor.js";
+
+export interface QueryHttpOptions {
+  processor: QueryProcessor;
+  metrics: FrontendMetrics;
+  log: Logger;
+  maxBodyBytes: number;
+  /** Bounds how long a client may take to send its request. */
+  requestTimeoutMs: number;
+  health(): Record<string, unknown>;
+}
+
+const ROUTE = /^\/([^/]+)\/(predict|update)\/?$/;
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, error: string, cause: string): void {
+  sendJson(res, status, { error, cause });
+}
+
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const raw = await readBody(req, limit);
+  try {
+    return JSON.parse(raw.toString("utf8"));
+  } catch (err) {
+    throw new QueryError(400, "Json error", `Error parsing JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+export function createQueryServer(options: QueryHttpOptions): Server {
+  const { processor, metrics, log, maxBodyBytes } = options;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0]!;
+    if (path === "/metrics" || path === "/health") {
+      if (req.method !== "GET") return sendError(res, 405, "Method not allowed", `${path} accepts GET`);
+      if (path === "/health") return sendJson(res, 200, options.health());
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
+    const match = ROUTE.exec(path);
+    if (!match) return sendError(res, 404, "Not found", `no route for ${req.method} ${path}`);
+    if (req.method !== "POST") return sendError(res, 405, "Method not allowed", `${path} accepts POST`);
+    let app: string;
+    try {
+      app = decodeURIComponent(match[1]!);
+    } catch {
+      return sendError(res, 400, "Bad request", "the application name in the path is not valid URL encoding");
+    }
+    const body = await readJson(req, maxBodyBytes);
+    if (match[2] === "predict") return sendJson(res, 200, await processor.predict(app, body));
+    return sendJson(res, 200, processor.update(app, body));
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (res.headersSent) return void res.destroy();
+      if (err instanceof QueryError) return sendError(res, err.status, err.error, err.cause_);
+      if (err instanceof BodyTooLargeError) {
+        // Say so, then close: the rest of the body is not worth reading.
+        res.setHeader("connection", "close");
+        return sendError(res, 413, "Payload too large", err.message);
+      }
+      log.error({ err, url: req.url }, "query request failed");
+      sendError(res, 500, "Internal error", err instanceof Error ? err.message : String(err));
+    });
+  });
+  server.requestTimeout = options.requestTimeoutMs;
+  server.headersTimeout = Math.min(options.requestTimeoutMs, 60_000);
+  server.keepAliveTimeout = 5_000;
+  return server;
+}

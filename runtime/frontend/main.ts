@@ -1,0 +1,44 @@
+/** Process entry of the query frontend: `node dist/runtime/frontend/main.js --help` for flags. */
+import { createLogger } from "../shared/logger.js";
+import { intFlag, parseFlags, readTokenFile, requireFlag, runMain } from "../shared/runtime-flags.js";
+import { startQueryFrontend } from "./frontend.js";
+
+const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1337] [--rpc-port 7000]
+  [--token-file FILE] [--max-body-bytes N] [--request-timeout-ms N] [--replica-timeout-ms N]
+  [--max-batch N] [--frontend-id ID]`;
+
+if (process.argv.includes("--help")) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+await runMain("clipper frontend", async () => {
+  const flags = parseFlags(process.argv.slice(2), {
+    host: { type: "string", default: "127.0.0.1" },
+    port: { type: "string" },
+    "rpc-port": { type: "string" },
+    "management-url": { type: "string" },
+    "token-file": { type: "string" },
+    "max-body-bytes": { type: "string" },
+    "request-timeout-ms": { type: "string" },
+    "replica-timeout-ms": { type: "string" },
+    "max-batch": { type: "string" },
+    "frontend-id": { type: "string" },
+  });
+  const log = createLogger("frontend");
+  const frontend = await startQueryFrontend({
+    host: flags.host ?? "127.0.0.1",
+    port: intFlag("port", flags.port, 1337, 0, 65535),
+    rpcPort: intFlag("rpc-port", flags["rpc-port"], 7000, 0, 65535),
+    managementUrl: requireFlag("management-url", flags["management-url"]),
+    token: readTokenFile(flags["token-file"]),
+    maxBodyBytes: intFlag("max-body-bytes", flags["max-body-bytes"], 10 * 1024 * 1024, 1),
+    requestTimeoutMs: intFlag("request-timeout-ms", flags["request-timeout-ms"], 30_000, 1),
+    replicaTimeoutMs: intFlag("replica-timeout-ms", flags["replica-timeout-ms"], 30_000, 100),
+    defaultMaxBatch: intFlag("max-batch", flags["max-batch"], 64, 1),
+    frontendId: flags["frontend-id"],
+    log,
+  });
+  log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort }, "query frontend listening");
+  return { stop: () => frontend.close() };
+});
