@@ -12,7 +12,7 @@ type Spec = Record<string, { type: "string"; default?: string }>;
 export function parseFlags<S extends Spec>(argv: string[], spec: S): Record<keyof S, string | undefined> {
   try {
     const { values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
-    return values as Record<keyof S, string | undefined>;
+    return values as unknown as Record<keyof S, string | undefined>;
   } catch (err) {
     throw new FlagError(err instanceof Error ? err.message : String(err));
   }
