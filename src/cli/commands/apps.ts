@@ -1,0 +1,46 @@
+/** register-app, unregister-app, link, unlink, apps: applications and their links. */
+import { ClipperConnection } from "../../connection.js";
+import type { AppRecord } from "../../../runtime/shared/state.js";
+import { emit, style, table, type OutputOptions } from "../output.js";
+
+type Common = OutputOptions & { cluster?: string };
+
+export async function registerApp(
+  name: string,
+  options: Common & { inputType: string; defaultOutput: string; sloMs?: number; sloMicros?: number },
+): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const sloMicros = options.sloMicros ?? (options.sloMs ?? 100) * 1000;
+  const message = await conn.registerApplication({ name, inputType: options.inputType, defaultOutput: options.defaultOutput, sloMicros });
+  emit(options, { message, name, input_type: options.inputType, default_output: options.defaultOutput, latency_slo_micros: sloMicros }, [
+    style.ok(message),
+    `Next: deploy a model and ${style.cmd(`clipper link ${name} MODEL`)}`,
+  ]);
+}
+
+export async function unregisterApp(name: string, options: Common): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const message = await conn.unregisterApplication(name);
+  emit(options, { message }, style.ok(message));
+}
+
+export async function link(app: string, model: string, options: Common): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const message = await conn.linkModelToApp(app, model);
+  emit(options, { message }, [style.ok(message), `Try: ${style.cmd(`clipper predict ${app} '<input JSON>'`)}`]);
+}
+
+export async function unlink(app: string, model: string, options: Common): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const message = await conn.unlinkModelFromApp(app, model);
+  emit(options, { message }, style.ok(message));
+}
+
+export async function apps(options: Common): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const all = (await conn.getAllApps(true)) as AppRecord[];
+  emit(options, all, all.length === 0
+    ? style.dim("no applications (register one with `clipper register-app`)")
+    : table(["NAME", "INPUT TYPE", "SLO (ms)", "DEFAULT OUTPUT", "LINKED MODELS"],
+      all.map((a) => [a.name, a.input_type, String(a.latency_slo_micros / 1000), a.default_output, a.linked_models.join(",") || "-"])));
+}

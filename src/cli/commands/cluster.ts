@@ -1,0 +1,95 @@
+/** start, stop, status, logs: a cluster's lifecycle. */
+import { readFileSync, statSync } from "node:fs";
+import ora from "ora";
+import { ClipperConnection } from "../../connection.js";
+import type { ManagerKind } from "../../managers/container-manager.js";
+import { emit, style, table, type OutputOptions } from "../output.js";
+
+export interface StartOptions extends OutputOptions {
+  manager: ManagerKind;
+  cluster: string;
+  host: string;
+  queryPort: number;
+  managementPort: number;
+  rpcPort: number;
+  maxBodyBytes: number;
+  startupTimeoutMs: number;
+  replicaTimeoutMs: number;
+  python?: string;
+}
+
+export async function start(options: StartOptions): Promise<void> {
+  const conn = await ClipperConnection.create({ cluster: options.cluster, manager: options.manager, python: options.python });
+  const spinner = options.json ? undefined : ora(`Starting cluster '${options.cluster}' (${options.manager})`).start();
+  try {
+    const addresses = await conn.start({
+      cluster: options.cluster,
+      host: options.host,
+      queryPort: options.queryPort,
+      managementPort: options.managementPort,
+      rpcPort: options.rpcPort,
+      maxBodyBytes: options.maxBodyBytes,
+      startupTimeoutMs: options.startupTimeoutMs,
+      replicaTimeoutMs: options.replicaTimeoutMs,
+    });
+    spinner?.succeed(`Cluster '${addresses.cluster}' is up`);
+    const { token, ...shown } = addresses;
+    emit(options, { ...shown, tokenRequired: token !== undefined }, [
+      `  query frontend   ${addresses.queryUrl}`,
+      `  management API   ${addresses.managementUrl}`,
+      `  model RPC        ${addresses.rpcAddress}`,
+      `  metrics          ${addresses.metricsUrl}`,
+      ...(token ? [`  ${style.dim("the management API needs the token kept under CLIPPER_HOME for non-loopback clients")}`] : []),
+      "",
+      `Next: ${style.cmd("clipper register-app hello --input-type doubles --default-output -1 --slo-ms 100")}`,
+    ]);
+  } catch (err) {
+    spinner?.fail(`Cluster '${options.cluster}' did not start`);
+    throw err;
+  }
+}
+
+export async function stop(options: OutputOptions & { cluster?: string; keepState?: boolean }): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const name = conn.getAddresses().cluster;
+  const spinner = options.json ? undefined : ora(`Stopping cluster '${name}'`).start();
+  await conn.stopAll({ keepState: options.keepState });
+  spinner?.succeed(`Cluster '${name}' stopped${options.keepState ? " (state kept)" : ""}`);
+  if (options.json) emit(options, { stopped: name, keepState: Boolean(options.keepState) }, []);
+}
+
+export async function status(options: OutputOptions & { cluster?: string }): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const s = await conn.inspectInstance();
+  const { token: _token, ...addresses } = s.addresses;
+  emit(options, { ...s, addresses }, [
+    `cluster ${style.bold(s.addresses.cluster)} (${s.addresses.manager})  query ${s.addresses.queryUrl}  management ${s.addresses.managementUrl}`,
+    "",
+    ...table(["COMPONENT", "STATE", "PID", "RESTARTS"],
+      s.components.map((c) => [c.component, c.state, String(c.pid ?? "-"), String(c.restarts)])),
+    "",
+    ...(s.replicas.length === 0
+      ? [style.dim("no model replicas")]
+      : table(["MODEL", "VERSION", "REPLICA", "STATE", "PID", "RESTARTS"],
+        s.replicas.map((r) => [r.name, r.version, String(r.replica), r.state, String(r.pid ?? "-"), String(r.restarts)]))),
+  ]);
+}
+
+/** Prints the last lines of each matching component's log. */
+export async function logs(component: string | undefined, options: OutputOptions & { cluster?: string; tail: number }): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const sources = await conn.getClipperLogs(component);
+  const read = sources.map((s) => {
+    let lines: string[] = [];
+    try {
+      // Only the end of a large log matters here; read at most the last 1 MiB.
+      const size = statSync(s.path).size;
+      const text = readFileSync(s.path).subarray(Math.max(0, size - 1024 * 1024)).toString("utf8");
+      lines = text.split("\n").filter((l) => l !== "").slice(-options.tail);
+    } catch {
+      lines = [];
+    }
+    return { ...s, lines };
+  });
+  emit(options, read, read.flatMap((r) => [style.bold(`==> ${r.component} (${r.path}) <==`), ...r.lines, ""]));
+}

@@ -1,0 +1,39 @@
+/** Flag value parsers: each rejects bad input with a one-line message commander prints. */
+import { InvalidArgumentError } from "@commander-js/extra-typings";
+import { canonicalInputType } from "../../runtime/shared/input-types.js";
+
+export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`expected a whole number, got '${value}'`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`expected a number between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+export const portArg = intArg(1, 65535);
+
+export function inputTypeArg(value: string): string {
+  const type = canonicalInputType(value);
+  if (!type) throw new InvalidArgumentError(`unknown input type '${value}' (bytes, integers, floats, doubles, strings)`);
+  return type;
+}
+
+export function batchSizeArg(value: string): number {
+  const n = intArg(-1)(value);
+  if (n === 0) throw new InvalidArgumentError("the batch size must be positive, or -1 to let the frontend choose");
+  return n;
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Parses a JSON argument with a clear message. */
+export function jsonArg(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError(`not valid JSON: ${value}`);
+  }
+}

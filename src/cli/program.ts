@@ -1,0 +1,145 @@
+/**
+ * The `clipper` command line: definitions only. Each command's module is imported when the command
+ * runs, so `clipper --help` stays fast and never loads a container SDK.
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import { reportError } from "./output.js";
+import { batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg } from "./parse.js";
+
+const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
+const jsonOption = () => new Option("--json", "print machine-readable JSON");
+
+/** Runs a command body; known errors become one line and an exit code. */
+async function run(json: boolean | undefined, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    process.exitCode = reportError(err, { json });
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name("clipper")
+    .description("Serve models behind a low-latency REST API (Clipper-compatible)")
+    .version("0.1.0")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ outputError: (str, write) => write(str) });
+
+  program.command("start")
+    .description("start the query frontend and management daemon")
+    .addOption(new Option("--manager <kind>", "where to run").choices(["local"] as const).default("local" as const))
+    .option("--cluster <name>", "cluster name", "default")
+    .option("--host <address>", "address the frontends and RPC listen on", "127.0.0.1")
+    .option("--query-port <n>", "query REST port", portArg, 1337)
+    .option("--management-port <n>", "management REST port", portArg, 1338)
+    .option("--rpc-port <n>", "model RPC port", portArg, 7000)
+    .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), 10 * 1024 * 1024)
+    .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer", intArg(1), 60_000)
+    .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), 30_000)
+    .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
+    .addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).start(opts)));
+
+  program.command("stop")
+    .description("stop every process of the cluster")
+    .addOption(clusterOption())
+    .option("--keep-state", "keep the management daemon's state for the next start")
+    .addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).stop(opts)));
+
+  program.command("status")
+    .description("show the cluster's components and replicas")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).status(opts)));
+
+  program.command("logs")
+    .description("show the logs of a component (management, frontend, <model>-<version>-<replica>) or of all")
+    .argument("[component]")
+    .option("--tail <n>", "lines per log", intArg(1), 100)
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((component, opts) => run(opts.json, async () => (await import("./commands/cluster.js")).logs(component, opts)));
+
+  program.command("register-app")
+    .description("register an application")
+    .argument("<name>")
+    .requiredOption("--input-type <type>", "bytes | integers | floats | doubles | strings", inputTypeArg)
+    .option("--default-output <text>", "answer when no prediction arrives in time", "None")
+    .addOption(new Option("--slo-ms <n>", "latency objective in milliseconds").argParser(intArg(1)).conflicts("sloMicros"))
+    .addOption(new Option("--slo-micros <n>", "latency objective in microseconds").argParser(intArg(1)))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((name, opts) => run(opts.json, async () => (await import("./commands/apps.js")).registerApp(name, opts)));
+
+  program.command("unregister-app")
+    .description("delete an application")
+    .argument("<name>")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((name, opts) => run(opts.json, async () => (await import("./commands/apps.js")).unregisterApp(name, opts)));
+
+  program.command("apps")
+    .description("list applications")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/apps.js")).apps(opts)));
+
+  program.command("link")
+    .description("link a model to an application")
+    .argument("<app>").argument("<model>")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, model, opts) => run(opts.json, async () => (await import("./commands/apps.js")).link(app, model, opts)));
+
+  program.command("unlink")
+    .description("unlink a model from an application")
+    .argument("<app>").argument("<model>")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, model, opts) => run(opts.json, async () => (await import("./commands/apps.js")).unlink(app, model, opts)));
+
+  program.command("deploy-model")
+    .description("start replicas of a model function and make the version current")
+    .argument("<name>")
+    .requiredOption("--version <v>", "model version")
+    .requiredOption("--input-type <type>", "bytes | integers | floats | doubles | strings", inputTypeArg)
+    .addOption(new Option("--framework <kind>", "runtime for the predict function").choices(["python", "node"] as const).makeOptionMandatory())
+    .requiredOption("--predict <file[:function]>", "predict file and function (default function: predict)")
+    .option("--model-path <dir>", "directory given to the model as CLIPPER_MODEL_PATH (default: the predict file's)")
+    .option("--replicas <n>", "replicas to start", intArg(0), 1)
+    .option("--batch-size <n>", "fixed batch size (-1: let the frontend choose)", batchSizeArg, -1)
+    .option("--link <app>", "link the model to this application once live")
+    .option("--label <label>", "a label (repeatable)", collect)
+    .option("--python <path>", "Python interpreter (default: $CLIPPER_PYTHON or python3)")
+    .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect", intArg(1), 60_000)
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((name, opts) => run(opts.json, async () => (await import("./commands/models.js")).deployModel(name, opts)));
+
+  program.command("set-version")
+    .description("make a version current (roll forward or back)")
+    .argument("<model>").argument("<version>")
+    .option("--replicas <n>", "also set that version's replica count", intArg(0))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((model, version, opts) => run(opts.json, async () => (await import("./commands/models.js")).setVersion(model, version, opts)));
+
+  program.command("replicas")
+    .description("scale a model version's replicas")
+    .argument("<model>").argument("<count>", "replicas wanted", intArg(0))
+    .option("--version <v>", "version to scale (default: the current one)")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((model, count, opts) => run(opts.json, async () => (await import("./commands/models.js")).replicas(model, count, opts)));
+
+  program.command("models")
+    .description("list model versions")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/models.js")).models(opts)));
+
+  program.command("predict")
+    .description("send a query: JSON is the input, or a body with input/input_batch")
+    .argument("<app>").argument("<json>", "the input as JSON", jsonArg)
+    .option("--batch", "the JSON is an array of inputs to send as input_batch")
+    .option("--version <v>", "pin the model version")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, input, opts) => run(opts.json, async () => (await import("./commands/predict.js")).predict(app, input, opts)));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

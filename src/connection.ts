@@ -1,0 +1,370 @@
+/**
+ * ClipperConnection: the library behind the CLI, in the shape of Clipper's clipper_admin. It talks
+ * to the management daemon over the admin API and to a ContainerManager for processes.
+ */
+import { dirname, isAbsolute, resolve } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { AdminClient } from "./admin-client.js";
+import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
+import { ClipperError } from "./errors.js";
+import { createManager } from "./managers/index.js";
+import type {
+  ClusterAddresses,
+  ClusterOptions,
+  ClusterStatus,
+  ContainerManager,
+  LogSource,
+  ManagerKind,
+  ModelFramework,
+} from "./managers/container-manager.js";
+import { canonicalInputType, type InputType } from "../runtime/shared/input-types.js";
+import type { AppRecord, ModelVersionRecord, ReplicaRecord } from "../runtime/shared/state.js";
+
+export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
+  cluster: "default",
+  host: "127.0.0.1",
+  queryPort: 1337,
+  managementPort: 1338,
+  rpcPort: 7000,
+  maxBodyBytes: 10 * 1024 * 1024,
+  startupTimeoutMs: 60_000,
+  replicaTimeoutMs: 30_000,
+};
+
+export interface ConnectOptions {
+  cluster?: string;
+  manager?: ManagerKind;
+  home?: string;
+  python?: string;
+}
+
+export interface RegisterApplicationOptions {
+  name: string;
+  inputType: string;
+  defaultOutput?: string;
+  sloMicros?: number;
+}
+
+export interface DeployModelOptions {
+  name: string;
+  version: string;
+  inputType: string;
+  framework: ModelFramework;
+  /** `path/to/file[:function]` */
+  predict: string;
+  /** Directory given to the model as CLIPPER_MODEL_PATH; defaults to the predict file's directory. */
+  modelPath?: string;
+  replicas?: number;
+  /** A fixed batch size; -1 (the default) lets the frontend choose. */
+  batchSize?: number;
+  labels?: string[];
+  /** Python interpreter for python models. */
+  python?: string;
+  /** Link the model to this application once it is live. */
+  link?: string;
+  env?: Record<string, string>;
+  /** How long to wait for the replicas to connect. */
+  readyTimeoutMs?: number;
+}
+
+export interface PredictReply {
+  status: number;
+  body: unknown;
+}
+
+function parseInputType(value: string): InputType {
+  const type = canonicalInputType(value);
+  if (!type) throw new ClipperError("USAGE", `unknown input type '${value}' (use one of bytes, integers, floats, doubles, strings)`);
+  return type;
+}
+
+/** Splits `file[:function]`, keeping Windows-free paths simple: the last colon separates. */
+export function parsePredictSpec(spec: string, framework: ModelFramework): { file: string; fn: string } {
+  const colon = spec.lastIndexOf(":");
+  const file = colon > 0 ? spec.slice(0, colon) : spec;
+  const fn = colon > 0 ? spec.slice(colon + 1) : "predict";
+  if (!/^[A-Za-z_$][\w$]*$/.test(fn)) throw new ClipperError("USAGE", `'${fn}' is not a valid function name in --predict ${spec}`);
+  const absolute = isAbsolute(file) ? file : resolve(file);
+  if (!existsSync(absolute) || !statSync(absolute).isFile()) {
+    throw new ClipperError("USAGE", `predict file ${absolute} does not exist`);
+  }
+  const ok = framework === "python" ? /\.py$/.test(file) : /\.(m?js|cjs|m?ts|cts)$/.test(file);
+  if (!ok) {
+    throw new ClipperError("USAGE", framework === "python"
+      ? `--framework python needs a .py predict file, got ${file}`
+      : `--framework node needs a .js/.mjs/.cjs/.ts/.mts predict file, got ${file}`);
+  }
+  return { file: absolute, fn };
+}
+
+export class ClipperConnection {
+  private addresses?: ClusterAddresses;
+
+  constructor(readonly manager: ContainerManager, private readonly home = clipperHome()) {}
+
+  /** Attaches to the current cluster (or the named one) recorded by `clipper start`. */
+  static async connect(options: ConnectOptions = {}): Promise<ClipperConnection> {
+    const home = options.home ?? clipperHome();
+    const entry = findCluster(options.cluster, home);
+    const cluster = options.cluster ?? entry?.cluster ?? "default";
+    const kind = options.manager ?? entry?.manager ?? "local";
+    const manager = await createManager(kind, { cluster, home, python: options.python });
+    const conn = new ClipperConnection(manager, home);
+    await conn.connect();
+    return conn;
+  }
+
+  /** A connection for starting a new cluster. */
+  static async create(options: ConnectOptions = {}): Promise<ClipperConnection> {
+    const home = options.home ?? clipperHome();
+    const manager = await createManager(options.manager ?? "local", { cluster: options.cluster ?? "default", home, python: options.python });
+    return new ClipperConnection(manager, home);
+  }
+
+  async start(options: Partial<ClusterOptions> = {}): Promise<ClusterAddresses> {
+    const addresses = await this.manager.startClipper({ ...DEFAULT_CLUSTER_OPTIONS, ...options });
+    this.addresses = addresses;
+    saveCluster({ ...addresses }, this.home);
+    return addresses;
+  }
+
+  async connect(): Promise<ClusterAddresses> {
+    this.addresses = await this.manager.connect();
+    return this.addresses;
+  }
+
+  async stopAll(options: { keepState?: boolean } = {}): Promise<void> {
+    const cluster = this.addresses?.cluster;
+    await this.manager.stopAll(options);
+    if (cluster) forgetCluster(cluster, this.home);
+    this.addresses = undefined;
+  }
+
+  private get cluster(): ClusterAddresses {
+    if (!this.addresses) throw new ClipperError("NO_CLUSTER", "not connected to a cluster", "call start() or connect() first");
+    return this.addresses;
+  }
+
+  private get admin(): AdminClient {
+    return new AdminClient({ managementUrl: this.cluster.managementUrl, token: this.cluster.token });
+  }
+
+  getQueryAddr(): string {
+    return this.cluster.queryUrl;
+  }
+
+  getMetricAddr(): string {
+    return this.cluster.metricsUrl;
+  }
+
+  getAddresses(): ClusterAddresses {
+    return this.cluster;
+  }
+
+  // --- applications -------------------------------------------------------------------------
+
+  async registerApplication(options: RegisterApplicationOptions): Promise<string> {
+    return this.admin.postText("/admin/add_app", {
+      name: options.name,
+      input_type: parseInputType(options.inputType),
+      default_output: options.defaultOutput ?? "None",
+      latency_slo_micros: options.sloMicros ?? 100_000,
+    });
+  }
+
+  async unregisterApplication(name: string): Promise<string> {
+    return this.admin.postText("/admin/delete_app", { name });
+  }
+
+  async linkModelToApp(app: string, model: string): Promise<string> {
+    return this.admin.postText("/admin/add_model_links", { app_name: app, model_names: [model] });
+  }
+
+  async unlinkModelFromApp(app: string, model: string): Promise<string> {
+    return this.admin.postText("/admin/delete_model_links", { app_name: app, model_names: [model] });
+  }
+
+  async getAllApps(verbose = false): Promise<string[] | AppRecord[]> {
+    return this.admin.postJson("/admin/get_all_applications", { verbose });
+  }
+
+  /** The application's record, or undefined when there is none (Clipper answered `{}`). */
+  async getAppInfo(name: string): Promise<AppRecord | undefined> {
+    const info = await this.admin.postJson<AppRecord | Record<string, never>>("/admin/get_application", { name });
+    return "name" in info ? (info as AppRecord) : undefined;
+  }
+
+  async getLinkedModels(app: string): Promise<string[]> {
+    return this.admin.postJson("/admin/get_linked_models", { app_name: app });
+  }
+
+  // --- models -------------------------------------------------------------------------------
+
+  /** Records a model version whose replicas run elsewhere (Clipper's register_model). */
+  async registerModel(options: {
+    name: string; version: string; inputType: string; labels?: string[]; containerName?: string; modelDataPath?: string; batchSize?: number;
+  }): Promise<string> {
+    return this.admin.postText("/admin/add_model", {
+      model_name: options.name,
+      model_version: options.version,
+      labels: options.labels ?? [],
+      input_type: parseInputType(options.inputType),
+      container_name: options.containerName ?? "NO_CONTAINER",
+      model_data_path: options.modelDataPath ?? "DEPRECATED",
+      batch_size: options.batchSize ?? -1,
+    });
+  }
+
+  /**
+   * Starts the replicas first and registers the version second, so that the new version is live
+   * when it becomes current and no query falls through to the default output during a rollout.
+   */
+  async deployModel(options: DeployModelOptions): Promise<void> {
+    const inputType = parseInputType(options.inputType);
+    const replicas = options.replicas ?? 1;
+    if (!Number.isInteger(replicas) || replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number ≥ 0, got ${replicas}`);
+    const { file, fn } = parsePredictSpec(options.predict, options.framework);
+    const existing = await this.getModelInfo(options.name, options.version);
+    if (existing) throw new ClipperError("ADMIN_REJECTED", `model with name '${options.name}' and version '${options.version}' already exists`);
+    await this.manager.deployModel({
+      name: options.name,
+      version: options.version,
+      inputType,
+      framework: options.framework,
+      predictFile: file,
+      predictFunction: fn,
+      modelPath: options.modelPath ? resolve(options.modelPath) : dirname(file),
+      python: options.python,
+      env: options.env,
+    }, replicas);
+    try {
+      await this.waitForReplicas(options.name, options.version, replicas, options.readyTimeoutMs ?? 60_000);
+      await this.registerModel({
+        name: options.name, version: options.version, inputType, labels: options.labels,
+        containerName: `local:${options.framework}:${file}:${fn}`.replace(/,/g, ""), modelDataPath: options.modelPath ?? dirname(file),
+        batchSize: options.batchSize,
+      });
+    } catch (err) {
+      // Leave nothing half-deployed: a version that never registered has no use for its replicas.
+      await this.manager.stopModels({ [options.name]: [options.version] }).catch(() => undefined);
+      throw err;
+    }
+    if (options.link) {
+      const linked = await this.getLinkedModels(options.link);
+      if (!linked.includes(options.name)) await this.linkModelToApp(options.link, options.name);
+    }
+  }
+
+  private async waitForReplicas(name: string, version: string, count: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const connected = (await this.getAllModelReplicas(true) as ReplicaRecord[])
+        .filter((r) => r.model_name === name && r.model_version === version).length;
+      if (connected >= count) return;
+      if (Date.now() > deadline) {
+        const logs = await this.manager.logs(`${name}-${version}-0`).catch(() => []);
+        throw new ClipperError("DEPLOY_FAILED",
+          `${connected} of ${count} replicas of ${name}:${version} connected within ${timeoutMs} ms`,
+          logs[0] ? `see the replica's log: ${logs[0].path}` : "see `clipper logs`");
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async setModelVersion(name: string, version: string, numReplicas?: number): Promise<string> {
+    if (numReplicas !== undefined) {
+      await this.manager.setNumReplicas(name, version, numReplicas);
+      await this.waitForReplicas(name, version, numReplicas, 60_000);
+    }
+    return this.admin.postText("/admin/set_model_version", { model_name: name, model_version: version });
+  }
+
+  async getCurrentModelVersion(name: string): Promise<string> {
+    const models = (await this.getAllModels(true)) as Array<ModelVersionRecord & { is_current_version: boolean }>;
+    const current = models.find((m) => m.model_name === name && m.is_current_version);
+    if (!current) throw new ClipperError("ADMIN_REJECTED", `model '${name}' has no current version`);
+    return current.model_version;
+  }
+
+  async getNumReplicas(name: string, version?: string): Promise<number> {
+    return this.manager.getNumReplicas(name, version ?? (await this.getCurrentModelVersion(name)));
+  }
+
+  async setNumReplicas(name: string, replicas: number, version?: string): Promise<void> {
+    if (!Number.isInteger(replicas) || replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number ≥ 0, got ${replicas}`);
+    const v = version ?? (await this.getCurrentModelVersion(name));
+    await this.manager.setNumReplicas(name, v, replicas);
+    await this.waitForReplicas(name, v, replicas, 60_000);
+  }
+
+  async getAllModels(verbose = false): Promise<string[] | Array<ModelVersionRecord & { is_current_version: boolean }>> {
+    return this.admin.postJson("/admin/get_all_models", { verbose });
+  }
+
+  async getModelInfo(name: string, version: string): Promise<(ModelVersionRecord & { is_current_version: boolean }) | undefined> {
+    const info = await this.admin.postJson<Record<string, unknown>>("/admin/get_model", { model_name: name, model_version: version });
+    return "model_name" in info ? (info as ModelVersionRecord & { is_current_version: boolean }) : undefined;
+  }
+
+  async getAllModelReplicas(verbose = false): Promise<string[] | ReplicaRecord[]> {
+    return this.admin.postJson("/admin/get_all_containers", { verbose });
+  }
+
+  async getModelReplicaInfo(name: string, version: string, replicaId: number): Promise<ReplicaRecord | undefined> {
+    const info = await this.admin.postJson<Record<string, unknown>>("/admin/get_container", {
+      model_name: name, model_version: version, replica_id: replicaId,
+    });
+    return "model_name" in info ? (info as ReplicaRecord) : undefined;
+  }
+
+  // --- processes ----------------------------------------------------------------------------
+
+  async getClipperLogs(component?: string): Promise<LogSource[]> {
+    return this.manager.logs(component);
+  }
+
+  async inspectInstance(): Promise<ClusterStatus> {
+    return this.manager.status();
+  }
+
+  /** Stops every replica of the named models. */
+  async stopModels(names: string[]): Promise<void> {
+    await this.manager.stopModels(Object.fromEntries(names.map((n) => [n, []])));
+  }
+
+  async stopVersionedModels(versions: Record<string, string[]>): Promise<void> {
+    await this.manager.stopModels(versions);
+  }
+
+  /** Stops the replicas of every version of the named models except the current one. */
+  async stopInactiveModelVersions(names: string[]): Promise<void> {
+    const models = (await this.getAllModels(true)) as Array<ModelVersionRecord & { is_current_version: boolean }>;
+    const inactive: Record<string, string[]> = {};
+    for (const m of models) {
+      if (names.includes(m.model_name) && !m.is_current_version) (inactive[m.model_name] ??= []).push(m.model_version);
+    }
+    if (Object.keys(inactive).length > 0) await this.manager.stopModels(inactive);
+  }
+
+  async stopAllModelContainers(): Promise<void> {
+    await this.manager.stopAllModelContainers();
+  }
+
+  // --- queries ------------------------------------------------------------------------------
+
+  /** Sends a query to an application (`input` or `input_batch`) and returns status and JSON body. */
+  async predict(app: string, body: { input: unknown } | { input_batch: unknown[] }, version?: string): Promise<PredictReply> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.getQueryAddr()}/${encodeURIComponent(app)}/predict`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(version === undefined ? body : { ...body, version }),
+        signal: AbortSignal.timeout(60_000),
+      });
+    } catch (err) {
+      throw new ClipperError("UNREACHABLE", `cannot reach the query frontend at ${this.getQueryAddr()}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return { status: res.status, body: await res.json() };
+  }
+}

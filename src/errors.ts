@@ -1,0 +1,34 @@
+/**
+ * Every error the library and CLI raise on purpose, each with a stable code and the CLI exit code
+ * it maps to. The CLI prints `error: <message>` for these and never a stack trace.
+ */
+
+export const ERROR_CODES = {
+  USAGE: { exitCode: 2, summary: "a command-line flag or argument is invalid" },
+  NO_CLUSTER: { exitCode: 3, summary: "no running cluster could be found" },
+  ADMIN_REJECTED: { exitCode: 4, summary: "the management daemon refused the request" },
+  UNREACHABLE: { exitCode: 5, summary: "a cluster component did not answer" },
+  QUERY_REJECTED: { exitCode: 4, summary: "the query frontend refused the request" },
+  DEPLOY_FAILED: { exitCode: 6, summary: "model replicas did not come up" },
+  MANAGER: { exitCode: 7, summary: "the container manager failed" },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class ClipperError extends Error {
+  constructor(readonly code: ErrorCode, message: string, readonly hint?: string) {
+    super(message);
+    this.name = "ClipperError";
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exitCode;
+  }
+}
+
+/** The management daemon answered 4xx/5xx; `message` is its text. */
+export class AdminApiError extends ClipperError {
+  constructor(readonly status: number, message: string) {
+    super("ADMIN_REJECTED", message);
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * Chooses a container manager by kind. Imports are lazy so that a command which never touches
+ * Docker or Kubernetes does not load their SDKs.
+ */
+import { ClipperError } from "../errors.js";
+import type { ContainerManager, ManagerKind } from "./container-manager.js";
+
+export interface ManagerOptions {
+  cluster: string;
+  home?: string;
+  python?: string;
+}
+
+export const MANAGER_KINDS: readonly ManagerKind[] = ["local", "docker", "kubernetes"];
+
+export async function createManager(kind: ManagerKind, options: ManagerOptions): Promise<ContainerManager> {
+  switch (kind) {
+    case "local": {
+      const { LocalContainerManager } = await import("./local/local-manager.js");
+      return new LocalContainerManager(options);
+    }
+    case "docker":
+    case "kubernetes":
+      throw new ClipperError("USAGE", `the ${kind} manager is not available in this release`, "use --manager local");
+  }
+}
