@@ -1,0 +1,139 @@
+/**
+ * The Node model container's configuration, read from Clipper's CLIPPER_* environment variables
+ * (docs: shared/design/clipper-compat.md, "Container environment"). Parsing never touches the file
+ * system: whether the predict module exists is the loader's question.
+ */
+import { z } from "zod";
+import { canonicalInputType, type InputType } from "../shared/input-types.js";
+import { nameProblem, prohibitedCharsProblem } from "../shared/names.js";
+
+export interface PredictSpec {
+  /** As given: relative to the model path, or absolute. Undefined: look for predict.{mjs,js,ts}. */
+  file: string | undefined;
+  exportName: string;
+}
+
+export interface ContainerConfig {
+  modelName: string;
+  modelVersion: string;
+  ip: string;
+  port: number;
+  inputType: InputType;
+  modelPath: string;
+  predict: PredictSpec;
+  readyFile: string;
+  heartbeatIntervalMs: number;
+  reconnectAfterMs: number;
+}
+
+/** A bad or missing environment variable; main prints the message and exits with code 2. */
+export class EnvError extends Error {
+  override readonly name = "EnvError";
+}
+
+export const DEFAULT_PREDICT_EXPORT = "predict";
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** Splits CLIPPER_PREDICT "file[:exportName]"; a suffix that is not an identifier stays in the path. */
+export function parsePredictSpec(value: string | undefined): PredictSpec {
+  const text = value?.trim();
+  if (!text) return { file: undefined, exportName: DEFAULT_PREDICT_EXPORT };
+  const colon = text.lastIndexOf(":");
+  if (colon > 0 && IDENTIFIER.test(text.slice(colon + 1))) {
+    return { file: text.slice(0, colon), exportName: text.slice(colon + 1) };
+  }
+  if (colon === text.length - 1) throw new EnvError(`CLIPPER_PREDICT '${text}' has an empty export name after ':'`);
+  if (colon === 0) throw new EnvError(`CLIPPER_PREDICT '${text}' names no file before ':'`);
+  return { file: text, exportName: DEFAULT_PREDICT_EXPORT };
+}
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+function modelIdentifier(kind: string) {
+  return z
+    .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
+    .transform((v) => v.trim())
+    .superRefine((v, ctx) => {
+      const problem = prohibitedCharsProblem(kind, v) ?? nameProblem(kind, v);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    });
+}
+
+function integerVar(defaultValue: number, min: number, max: number) {
+  return optionalText.transform((v, ctx) => {
+    if (v === undefined) return defaultValue;
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: "custom", message: `must be an integer from ${min} to ${max}, got '${v}'` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+const EnvSchema = z.object({
+  CLIPPER_MODEL_NAME: modelIdentifier("model name"),
+  CLIPPER_MODEL_VERSION: modelIdentifier("model version"),
+  CLIPPER_IP: optionalText.transform((v, ctx) => {
+    const ip = v ?? "127.0.0.1";
+    if (/[\s/]/.test(ip)) {
+      ctx.addIssue({ code: "custom", message: `must be a host name or IP address, got '${ip}'` });
+      return z.NEVER;
+    }
+    return ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
+  }),
+  CLIPPER_PORT: integerVar(7000, 1, 65535),
+  CLIPPER_INPUT_TYPE: optionalText.transform((v, ctx) => {
+    const type = canonicalInputType(v ?? "doubles");
+    if (!type) {
+      ctx.addIssue({
+        code: "custom",
+        message: `unknown input type '${v}' (expected bytes, integers, floats, doubles or strings, or an alias)`,
+      });
+      return z.NEVER;
+    }
+    return type;
+  }),
+  CLIPPER_MODEL_PATH: optionalText.transform((v) => v ?? "/model"),
+  CLIPPER_PREDICT: optionalText,
+  CLIPPER_READY_FILE: optionalText.transform((v) => v ?? "/model_is_ready.check"),
+  CLIPPER_HEARTBEAT_INTERVAL_MS: integerVar(5000, 1, 2_147_483_647),
+  CLIPPER_RECONNECT_AFTER_MS: integerVar(30000, 1, 2_147_483_647),
+});
+
+/** Reads the container configuration; throws EnvError with a one-line message naming each problem. */
+export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): ContainerConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")} ${issue.message}`);
+    throw new EnvError(`invalid environment: ${problems.join("; ")}`);
+  }
+  const e = parsed.data;
+  let predict: PredictSpec;
+  try {
+    predict = parsePredictSpec(e.CLIPPER_PREDICT);
+  } catch (err) {
+    throw new EnvError(`invalid environment: ${(err as Error).message}`);
+  }
+  return {
+    modelName: e.CLIPPER_MODEL_NAME,
+    modelVersion: e.CLIPPER_MODEL_VERSION,
+    ip: e.CLIPPER_IP,
+    port: e.CLIPPER_PORT,
+    inputType: e.CLIPPER_INPUT_TYPE,
+    modelPath: e.CLIPPER_MODEL_PATH,
+    predict,
+    readyFile: e.CLIPPER_READY_FILE,
+    heartbeatIntervalMs: e.CLIPPER_HEARTBEAT_INTERVAL_MS,
+    reconnectAfterMs: e.CLIPPER_RECONNECT_AFTER_MS,
+  };
+}
+
+/** The ZeroMQ endpoint of the query frontend (IPv6 literals in brackets). */
+export function frontendAddress(config: Pick<ContainerConfig, "ip" | "port">): string {
+  const host = config.ip.includes(":") ? `[${config.ip}]` : config.ip;
+  return `tcp://${host}:${config.port}`;
+}

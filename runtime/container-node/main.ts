@@ -1,0 +1,89 @@
+/**
+ * Entry of the Node model container: `node dist/runtime/container-node/main.js`.
+ * Exit codes: 2 bad environment, 1 the predict module cannot be loaded, 0 after SIGTERM/SIGINT.
+ */
+import { rmSync, writeFileSync } from "node:fs";
+import { createLogger } from "../shared/logger.js";
+import { EnvError, frontendAddress, parseContainerEnv, type ContainerConfig } from "./env.js";
+import { PredictLoadError, loadPredict } from "./load-predict.js";
+import { createPredictHandler } from "./predict-handler.js";
+import { ContainerRpcClient } from "./rpc-client.js";
+
+const PROGRAM = "clipper node model container";
+
+async function main(): Promise<void> {
+  let config: ContainerConfig;
+  try {
+    config = parseContainerEnv(process.env);
+  } catch (err) {
+    if (!(err instanceof EnvError)) throw err;
+    process.stderr.write(`${PROGRAM}: ${err.message}\n`);
+    process.exit(2);
+  }
+
+  const model = `${config.modelName}:${config.modelVersion}`;
+  const baseLog = createLogger("container-node");
+  // The RPC client puts the model on its own lines.
+  const log = baseLog.child({ model });
+
+  let loaded;
+  try {
+    loaded = await loadPredict(config.predict, config.modelPath);
+  } catch (err) {
+    const message = err instanceof PredictLoadError ? err.message : `cannot load the predict module: ${String(err)}`;
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
+    log.error({ ...(cause?.stack ? { stack: cause.stack } : {}) }, message);
+    process.stderr.write(`${PROGRAM}: ${message}\n`);
+    process.exit(1);
+  }
+  log.info({ file: loaded.file, export: loaded.exportName, inputType: config.inputType }, "loaded the predict function");
+
+  let ready = false;
+  const client = new ContainerRpcClient({
+    address: frontendAddress(config),
+    metadata: { name: config.modelName, version: config.modelVersion, inputType: config.inputType },
+    handleBatch: createPredictHandler({
+      predict: loaded.predict,
+      modelName: config.modelName,
+      modelVersion: config.modelVersion,
+      inputType: config.inputType,
+    }),
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    reconnectAfterMs: config.reconnectAfterMs,
+    logger: baseLog,
+    onRegistered: () => {
+      if (ready) return;
+      try {
+        writeFileSync(config.readyFile, `${model}\n`);
+        ready = true;
+        log.info({ readyFile: config.readyFile }, "wrote the readiness file");
+      } catch (err) {
+        log.warn({ readyFile: config.readyFile, reason: (err as Error).message }, "cannot write the readiness file");
+      }
+    },
+  });
+
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    void client.stop().finally(() => {
+      try {
+        if (ready) rmSync(config.readyFile, { force: true });
+      } catch (err) {
+        log.warn({ readyFile: config.readyFile, reason: (err as Error).message }, "cannot remove the readiness file");
+      }
+      process.exit(0);
+    });
+  };
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
+
+  client.start();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${PROGRAM}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
