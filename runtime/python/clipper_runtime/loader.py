@@ -1,0 +1,84 @@
+"""Loads the user's predict function from a Python file.
+
+The spec is "file.py[:func]": the file is relative to the model directory (CLIPPER_MODEL_PATH) or
+absolute, and the function defaults to `predict`. The file's own directory and the model directory
+go on sys.path first, so the file can import sibling modules and helpers shipped with the model.
+"""
+
+import importlib.util
+import os
+import re
+import sys
+
+DEFAULT_FUNCTION = "predict"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class LoadError(Exception):
+    """The predict function could not be loaded; the message says why (and `detail` the traceback)."""
+
+    def __init__(self, message, detail=None):
+        Exception.__init__(self, message)
+        self.detail = detail
+
+
+def parse_predict_spec(spec):
+    """Splits "file.py[:func]" into (file, func). Raises ValueError for a malformed spec."""
+    spec = spec.strip()
+    if not spec:
+        raise ValueError("must name a Python file, as file.py[:function]")
+    path, func = spec, DEFAULT_FUNCTION
+    # Split on the last colon only when what follows is an identifier, so that a path such as
+    # C:\models\predict.py is not mistaken for file:function.
+    if ":" in spec:
+        head, tail = spec.rsplit(":", 1)
+        if _IDENTIFIER.match(tail):
+            path, func = head, tail
+        elif "/" not in tail and "\\" not in tail:
+            raise ValueError("'%s' is not a valid function name in '%s' (expected file.py[:function])" % (tail, spec))
+    if not path:
+        raise ValueError("must name a Python file before ':' in '%s'" % spec)
+    return path, func
+
+
+def resolve_predict_file(model_path, file_part):
+    if os.path.isabs(file_part):
+        return os.path.normpath(file_part)
+    return os.path.normpath(os.path.join(model_path, file_part))
+
+
+def _module_name(path):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if _IDENTIFIER.match(stem) and stem not in sys.modules:
+        return stem
+    return "clipper_user_model"
+
+
+def load_predict_function(model_path, spec):
+    """Returns (callable, file path, function name). Raises LoadError or ValueError (bad spec)."""
+    file_part, func_name = parse_predict_spec(spec)
+    path = resolve_predict_file(model_path, file_part)
+    if not os.path.isfile(path):
+        raise LoadError("predict file %s does not exist (CLIPPER_PREDICT=%s, CLIPPER_MODEL_PATH=%s)"
+                        % (path, spec, model_path))
+    for directory in (os.path.abspath(model_path), os.path.dirname(os.path.abspath(path))):
+        if os.path.isdir(directory) and directory not in sys.path:
+            sys.path.insert(0, directory)
+    name = _module_name(path)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise LoadError("cannot import %s as a Python module (is it a .py file?)" % path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except (Exception, SystemExit) as e:  # a model file calling sys.exit() is a load error too
+        sys.modules.pop(name, None)
+        import traceback
+        raise LoadError("importing %s failed: %s: %s" % (path, type(e).__name__, e), traceback.format_exc())
+    func = getattr(module, func_name, None)
+    if func is None:
+        raise LoadError("%s defines no '%s'" % (path, func_name))
+    if not callable(func):
+        raise LoadError("'%s' in %s is a %s, not a function" % (func_name, path, type(func).__name__))
+    return func, path, func_name

@@ -1,0 +1,586 @@
+/**
+ * The Python model-container runtime (runtime/python/clipper_runtime) and a foreign Clipper-style
+ * container (test/fixtures/foreign_container.py), each driven over real ZeroMQ by a ROUTER in the
+ * test that plays the query frontend, with frames encoded and decoded by runtime/rpc/codec.ts.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import * as zmq from "zeromq";
+import {
+  BATCH_ERROR_PREFIX,
+  decodeContainerMessage,
+  encodeFrontendMessage,
+  type ContainerMessage,
+} from "../runtime/rpc/codec.js";
+import { encodeInput, type InputType } from "../runtime/shared/input-types.js";
+import { PYTHON, assertPythonHas, pythonSkipReason } from "./support/python.js";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const RUNTIME_DIR = join(REPO, "runtime", "python");
+const FOREIGN = join(REPO, "test", "fixtures", "foreign_container.py");
+const MODULES = ["numpy", "zmq"];
+const skipReason = pythonSkipReason(MODULES);
+
+// ---- RPC v3 test vectors -------------------------------------------------------------------------
+
+type Vector = { name: string; direction: string; frames: string[] };
+
+/** The design's vectors file when it is at hand, else a copy of the messages used here. */
+function loadVectors(): Vector[] {
+  const candidates = [
+    process.env.CLIPPER_RPC_VECTORS,
+    join(REPO, "shared", "design", "rpc-v3-vectors.json"),
+    join(REPO, "..", "shared", "design", "rpc-v3-vectors.json"),
+  ].filter((p): p is string => !!p);
+  for (const file of candidates) {
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, "utf8")) as { messages: Vector[] }).messages;
+  }
+  return [
+    { name: "container heartbeat", direction: "container->frontend", frames: ["", "02000000"] },
+    { name: "heartbeat reply asking for metadata", direction: "frontend->container", frames: ["", "03000000", "02000000", "01000000"] },
+    { name: "new container: model sum, version 1, doubles, rpc v3", direction: "container->frontend", frames: ["", "00000000", "73756d", "31", "33", "03000000"] },
+    {
+      name: "predict request: msg id 7, doubles, inputs [1,2,3] and [2,3]",
+      direction: "frontend->container",
+      frames: ["", "03000000", "01000000", "07000000", "00000000", "2000000000000000",
+        "0300000000000000020000000000000018000000000000001000000000000000",
+        "000000000000f03f00000000000000400000000000000840", "00000000000000400000000000000840"],
+    },
+    {
+      name: "predict request: msg id 8, strings 'hi' and 'cat'",
+      direction: "frontend->container",
+      frames: ["", "03000000", "01000000", "08000000", "00000000", "2000000000000000",
+        "0400000000000000020000000000000002000000000000000300000000000000", "6869", "636174"],
+    },
+    {
+      name: "predict request: msg id 9, ints [5, -1]",
+      direction: "frontend->container",
+      frames: ["", "03000000", "01000000", "09000000", "00000000", "1800000000000000",
+        "010000000000000001000000000000000800000000000000", "05000000ffffffff"],
+    },
+    {
+      name: "response to msg id 7: outputs '6.0' and '5.0'",
+      direction: "container->frontend",
+      frames: ["", "01000000", "07000000", "1800000000000000",
+        "020000000000000003000000000000000300000000000000", "362e30", "352e30"],
+    },
+  ];
+}
+
+const VECTORS = loadVectors();
+function vector(prefix: string): Vector {
+  const v = VECTORS.find((m) => m.name.startsWith(prefix));
+  if (!v) throw new Error(`no RPC v3 test vector named '${prefix}...'`);
+  return v;
+}
+const hexFrames = (frames: Buffer[]) => frames.map((f) => f.toString("hex"));
+const fromHex = (frames: string[]) => frames.map((h) => Buffer.from(h, "hex"));
+
+// ---- the model used by the runtime ---------------------------------------------------------------
+
+const HELPERS_PY = `
+def total(values):
+    return float(sum(float(v) for v in values))
+`;
+
+const PREDICT_PY = `
+import json
+import numpy as np
+from helpers import total  # a sibling module: the model directory is on sys.path
+
+def predict(batch):
+    return [str(total(x)) for x in batch]
+
+def describe(batch):
+    # one dict per input: JSON-encoded by the runtime
+    return [{"batch": type(batch).__name__, "ndim": getattr(batch, "ndim", None),
+             "dtype": str(x.dtype), "values": x.tolist()} for x in batch]
+
+def strings(batch):
+    return ["%s:%s" % (type(s).__name__, s.upper()) for s in batch]
+
+def encode(batch):
+    # numpy scalars, bools, dicts, arrays and None: one per input, in a batch of six
+    return [np.float32(1.5), np.int64(3), True, {"a": [1, 2]}, np.array([1, 2]), None]
+
+def doubled(batch):
+    return batch * 2  # a 2-D array: one row per input
+
+def flaky(batch):
+    first = batch[0][0]
+    if first == 1:
+        raise ValueError("the model refuses ones")
+    if first == 2:
+        return ["only one output"]
+    if first == 3:
+        return [object() for _ in batch]
+    if first == 4:
+        return "not a list"
+    return [str(total(x)) for x in batch]
+`;
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Received = { identity: Buffer; frames: Buffer[]; message: ContainerMessage };
+
+/** A ROUTER playing the query frontend. */
+class Frontend {
+  readonly router = new zmq.Router({ linger: 0 });
+  constructor(readonly port: number, private readonly describeProcess: () => string) {}
+
+  async bind(): Promise<void> {
+    // Rebinding a port a closed ROUTER just released may take a moment.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.router.bind(`tcp://127.0.0.1:${this.port}`);
+        return;
+      } catch (e) {
+        if (attempt >= 50) throw e;
+        await sleep(100);
+      }
+    }
+  }
+
+  /** The next message from any container, within timeoutMs. */
+  async receive(timeoutMs: number): Promise<Received> {
+    this.router.receiveTimeout = Math.max(1, Math.round(timeoutMs));
+    let parts: Buffer[];
+    try {
+      parts = await this.router.receive();
+    } catch (e) {
+      throw new Error(`no message from the container within ${timeoutMs} ms (${String(e)})\n${this.describeProcess()}`);
+    }
+    const [identity, ...frames] = parts;
+    return { identity: identity!, frames, message: decodeContainerMessage(frames) };
+  }
+
+  /** The next message of `kind` (others, such as heartbeats, are skipped), within timeoutMs. */
+  async next<K extends ContainerMessage["kind"]>(
+    kind: K,
+    timeoutMs = 10_000,
+    accept: (r: Received & { message: Extract<ContainerMessage, { kind: K }> }) => boolean = () => true,
+  ): Promise<Received & { message: Extract<ContainerMessage, { kind: K }> }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${kind} message within ${timeoutMs} ms\n${this.describeProcess()}`);
+      const r = await this.receive(left);
+      if (r.message.kind === kind) {
+        const typed = r as Received & { message: Extract<ContainerMessage, { kind: K }> };
+        if (accept(typed)) return typed;
+      }
+    }
+  }
+
+  async send(identity: Buffer, frames: Buffer[]): Promise<void> {
+    await this.router.send([identity, ...frames]);
+  }
+
+  /** Waits for a heartbeat, asks for metadata, and returns the metadata message. */
+  async handshake(timeoutMs = 10_000) {
+    const hb = await this.next("heartbeat", timeoutMs);
+    await this.send(hb.identity, encodeFrontendMessage({ kind: "heartbeat", requestMetadata: true }));
+    return this.next("metadata", timeoutMs, (r) => r.identity.equals(hb.identity));
+  }
+
+  async predict(identity: Buffer, msgId: number, inputType: InputType, inputs: unknown[], timeoutMs = 10_000) {
+    const frames = encodeFrontendMessage({ kind: "predict", msgId, inputType, inputs: inputs.map((x) => encodeInput(inputType, x)) });
+    await this.send(identity, frames);
+    const r = await this.next("response", timeoutMs, (x) => x.message.msgId === msgId);
+    return r.message.outputs;
+  }
+
+  close(): void {
+    if (!this.router.closed) this.router.close();
+  }
+}
+
+type Child = { proc: ChildProcess; stderr: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> };
+
+const children: ChildProcess[] = [];
+const frontends: Frontend[] = [];
+const tempDirs: string[] = [];
+
+function track(proc: ChildProcess): Child {
+  children.push(proc);
+  let err = "";
+  proc.stderr?.setEncoding("utf8").on("data", (d: string) => (err += d));
+  proc.stdout?.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) res({ code: proc.exitCode, signal: proc.signalCode });
+    // "close" comes after the output streams end, so stderr is complete by then.
+    else proc.once("close", (code, signal) => res({ code, signal }));
+  });
+  return { proc, stderr: () => err, exited };
+}
+
+/** Resolves when the process exits, or rejects after timeoutMs. */
+async function waitExit(child: Child, timeoutMs = 10_000) {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`process still running after ${timeoutMs} ms\n${child.stderr()}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([child.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000, detail = () => ""): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${detail()}`);
+    await sleep(25);
+  }
+}
+
+/** Waits until the child's stderr matches `pattern` (log lines may trail the RPC messages). */
+async function waitForLog(child: Child, pattern: RegExp, timeoutMs = 5_000): Promise<void> {
+  await waitFor(`a log line matching ${pattern}`, () => pattern.test(child.stderr()), timeoutMs, child.stderr);
+}
+
+function modelDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "clipper-pyrt-"));
+  tempDirs.push(dir);
+  writeFileSync(join(dir, "predict.py"), PREDICT_PY);
+  writeFileSync(join(dir, "helpers.py"), HELPERS_PY);
+  return dir;
+}
+
+/** The process environment without any CLIPPER_* settings of the machine running the tests. */
+function baseEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CLIPPER_")) env[k] = v;
+  return env;
+}
+
+function startRuntime(env: Record<string, string | undefined>): Child {
+  const proc = spawn(PYTHON, ["-m", "clipper_runtime"], {
+    env: { ...baseEnv(), PYTHONPATH: RUNTIME_DIR, PYTHONUNBUFFERED: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return track(proc);
+}
+
+/** A frontend on a free port and a runtime connected to it, serving `predict` from the model dir. */
+async function setup(opts: { func?: string; inputType?: string; env?: Record<string, string>; bindLater?: boolean } = {}) {
+  const dir = modelDir();
+  const port = await freePort();
+  let child: Child | undefined;
+  const frontend = new Frontend(port, () => `--- runtime stderr ---\n${child?.stderr() ?? ""}`);
+  frontends.push(frontend);
+  if (!opts.bindLater) await frontend.bind();
+  const readyFile = join(dir, "state", "nested", "model_is_ready.check");
+  child = startRuntime({
+    CLIPPER_MODEL_NAME: "sum",
+    CLIPPER_MODEL_VERSION: "1",
+    CLIPPER_IP: "127.0.0.1",
+    CLIPPER_PORT: String(port),
+    CLIPPER_INPUT_TYPE: opts.inputType ?? "doubles",
+    CLIPPER_MODEL_PATH: dir,
+    CLIPPER_PREDICT: `predict.py:${opts.func ?? "predict"}`,
+    CLIPPER_READY_FILE: readyFile,
+    CLIPPER_HEARTBEAT_INTERVAL_MS: "500",
+    CLIPPER_RECONNECT_AFTER_MS: "60000",
+    ...opts.env,
+  });
+  return { dir, port, frontend, child, readyFile };
+}
+
+// ---- tests ---------------------------------------------------------------------------------------
+
+afterEach(async () => {
+  for (const f of frontends.splice(0)) f.close();
+  for (const c of children.splice(0)) {
+    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  }
+});
+
+afterAll(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipReason ? ` (${skipReason})` : ""}`, () => {
+  beforeAll(() => assertPythonHas(MODULES));
+
+  it("sends exactly the RPC v3 vector frames: heartbeat, metadata, and the response to msg 7", async () => {
+    const { frontend } = await setup();
+    const first = await frontend.receive(10_000);
+    expect(hexFrames(first.frames)).toEqual(vector("container heartbeat").frames);
+
+    await frontend.send(first.identity, fromHex(vector("heartbeat reply asking for metadata").frames));
+    const meta = await frontend.next("metadata");
+    expect(hexFrames(meta.frames)).toEqual(vector("new container: model sum, version 1, doubles").frames);
+    expect(meta.message).toEqual({ kind: "metadata", name: "sum", version: "1", inputType: "doubles", rpcVersion: 3 });
+
+    await frontend.send(meta.identity, fromHex(vector("predict request: msg id 7").frames));
+    const response = await frontend.next("response");
+    expect(hexFrames(response.frames)).toEqual(vector("response to msg id 7").frames);
+  });
+
+  it("writes the readiness file (creating its directory) after sending metadata, and removes it on SIGTERM", async () => {
+    const { frontend, child, readyFile } = await setup();
+    const hb = await frontend.next("heartbeat");
+    await sleep(300);
+    expect(existsSync(readyFile)).toBe(false); // not before the frontend asked for metadata
+    await frontend.send(hb.identity, encodeFrontendMessage({ kind: "heartbeat", requestMetadata: true }));
+    await frontend.next("metadata");
+    await waitFor("the readiness file", () => existsSync(readyFile), 10_000, child.stderr);
+
+    child.proc.kill("SIGTERM");
+    const exit = await waitExit(child);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(existsSync(readyFile)).toBe(false);
+    expect(child.stderr()).toMatch(/stopping on SIGTERM/);
+  });
+
+  it("answers doubles batches: equal-length inputs arrive as a 2-D array, unequal as a list of 1-D arrays", async () => {
+    const { frontend } = await setup({ func: "describe" });
+    const { identity } = await frontend.handshake();
+    const equal = (await frontend.predict(identity, 1, "doubles", [[1, 2, 3], [4, 5, 6]])).map((o) => JSON.parse(o));
+    expect(equal).toEqual([
+      { batch: "ndarray", ndim: 2, dtype: "float64", values: [1, 2, 3] },
+      { batch: "ndarray", ndim: 2, dtype: "float64", values: [4, 5, 6] },
+    ]);
+    const unequal = (await frontend.predict(identity, 2, "doubles", [[1.5, 2], [3], []])).map((o) => JSON.parse(o));
+    expect(unequal).toEqual([
+      { batch: "list", ndim: null, dtype: "float64", values: [1.5, 2] },
+      { batch: "list", ndim: null, dtype: "float64", values: [3] },
+      { batch: "list", ndim: null, dtype: "float64", values: [] },
+    ]);
+  });
+
+  it("serves sums through a sibling module, for equal- and unequal-length batches", async () => {
+    const { frontend } = await setup();
+    const { identity } = await frontend.handshake();
+    expect(await frontend.predict(identity, 10, "doubles", [[1, 2, 3], [4, 5, 6]])).toEqual(["6.0", "15.0"]);
+    expect(await frontend.predict(identity, 11, "doubles", [[1, 2, 3], [2, 3]])).toEqual(["6.0", "5.0"]);
+    expect(await frontend.predict(identity, 12, "doubles", [[0.5]])).toEqual(["0.5"]);
+  });
+
+  it("passes integers as int32 arrays (the ints vector, msg 9)", async () => {
+    const { frontend } = await setup({ func: "describe", inputType: "ints" });
+    const meta = await frontend.handshake();
+    expect(meta.message).toMatchObject({ inputType: "integers" });
+    await frontend.send(meta.identity, fromHex(vector("predict request: msg id 9").frames));
+    const r = await frontend.next("response", 10_000, (x) => x.message.msgId === 9);
+    expect(r.message.outputs.map((o) => JSON.parse(o))).toEqual([{ batch: "ndarray", ndim: 2, dtype: "int32", values: [5, -1] }]);
+    const outputs = await frontend.predict(meta.identity, 10, "integers", [[1, 2], [2147483647]]);
+    expect(outputs.map((o) => JSON.parse(o).values)).toEqual([[1, 2], [2147483647]]);
+  });
+
+  it("passes floats as float32 arrays", async () => {
+    const { frontend } = await setup({ func: "describe", inputType: "f" });
+    const { identity } = await frontend.handshake();
+    const [out] = await frontend.predict(identity, 3, "floats", [[0.5, -2]]);
+    expect(JSON.parse(out!)).toEqual({ batch: "ndarray", ndim: 2, dtype: "float32", values: [0.5, -2] });
+  });
+
+  it("passes strings as a list of str (the strings vector, msg 8)", async () => {
+    const { frontend } = await setup({ func: "strings", inputType: "strings" });
+    const meta = await frontend.handshake();
+    expect(meta.message).toMatchObject({ inputType: "strings" });
+    await frontend.send(meta.identity, fromHex(vector("predict request: msg id 8").frames));
+    const r = await frontend.next("response", 10_000, (x) => x.message.msgId === 8);
+    expect(r.message.outputs).toEqual(["str:HI", "str:CAT"]);
+    expect(await frontend.predict(meta.identity, 9, "strings", ["héllo ✓", ""])).toEqual(["str:HÉLLO ✓", "str:"]);
+  });
+
+  it("JSON-encodes non-string outputs: numpy scalars, bools, dicts, arrays, None; 2-D array results by row", async () => {
+    const { frontend } = await setup({ func: "encode" });
+    const { identity } = await frontend.handshake();
+    const inputs = Array.from({ length: 6 }, (_, i) => [i]);
+    expect(await frontend.predict(identity, 1, "doubles", inputs)).toEqual(["1.5", "3", "true", '{"a": [1, 2]}', "[1, 2]", "null"]);
+    frontends.splice(0).forEach((f) => f.close());
+
+    const second = await setup({ func: "doubled" });
+    const meta = await second.frontend.handshake();
+    expect(await second.frontend.predict(meta.identity, 2, "doubles", [[1, 2], [3, 4]])).toEqual(["[2.0, 4.0]", "[6.0, 8.0]"]);
+  });
+
+  it("fails only the batch whose predict raises or returns a bad result, logs why, and keeps serving", async () => {
+    const { frontend, child } = await setup({ func: "flaky" });
+    const { identity } = await frontend.handshake();
+
+    const raised = await frontend.predict(identity, 21, "doubles", [[1, 0], [5, 5]]);
+    expect(raised).toHaveLength(2);
+    for (const o of raised) {
+      expect(o.startsWith(BATCH_ERROR_PREFIX)).toBe(true);
+      expect(o).toContain("ValueError: the model refuses ones");
+    }
+    expect(await frontend.predict(identity, 22, "doubles", [[5, 1], [2, 2]])).toEqual(["6.0", "4.0"]);
+
+    const cases: Array<[number, RegExp]> = [
+      [2, /returned 1 outputs for a batch of 2 inputs/],
+      [3, /output 0 \(a object\) is not a string or JSON-serializable/],
+      [4, /returned a str; expected a list with one output per input/],
+    ];
+    for (const [first, reason] of cases) {
+      const outputs = await frontend.predict(identity, 30 + first, "doubles", [[first], [9]]);
+      expect(outputs).toHaveLength(2);
+      for (const o of outputs) {
+        expect(o.startsWith(BATCH_ERROR_PREFIX)).toBe(true);
+        expect(o.slice(BATCH_ERROR_PREFIX.length)).toMatch(reason);
+      }
+    }
+    // A batch of the wrong input type fails too, without reaching the model.
+    const wrongType = await frontend.predict(identity, 40, "integers", [[1]]);
+    expect(wrongType[0]).toBe(`${BATCH_ERROR_PREFIX}received integers inputs, but this container serves doubles`);
+
+    expect(await frontend.predict(identity, 41, "doubles", [[7], [8, 1]])).toEqual(["7.0", "9.0"]);
+    await waitForLog(child, /ERROR msg 34: /);
+    const log = child.stderr();
+    expect(log).toMatch(/\[clipper_runtime sum:1\] ERROR msg 21: batch of 2 inputs failed: predict raised ValueError: the model refuses ones/);
+    expect(log).toMatch(/Traceback \(most recent call last\)/);
+    expect(log).toMatch(/ERROR msg 32: .*returned 1 outputs/);
+    expect(child.proc.exitCode).toBeNull();
+  });
+
+  it("logs and ignores malformed frames, then still answers", async () => {
+    const { frontend, child } = await setup();
+    const { identity } = await frontend.handshake();
+    const good = encodeFrontendMessage({ kind: "predict", msgId: 5, inputType: "doubles", inputs: [encodeInput("doubles", [1, 2])] });
+    await frontend.send(identity, [Buffer.from("junk")]);
+    await frontend.send(identity, [Buffer.alloc(0), Buffer.from([3, 0, 0, 0]), Buffer.from([9, 0, 0, 0])]);
+    await frontend.send(identity, good.slice(0, -1)); // header announces one input, no input frame
+    await frontend.send(identity, [...good.slice(0, 6), good[6]!.subarray(0, 8), ...good.slice(7)]); // short header
+    expect(await frontend.predict(identity, 6, "doubles", [[1, 2]])).toEqual(["3.0"]);
+    const ignored = () => child.stderr().match(/ignored a malformed message/g) ?? [];
+    await waitFor("four 'ignored' log lines", () => ignored().length >= 4, 5_000, child.stderr);
+    expect(ignored()).toHaveLength(4);
+  });
+
+  it("registers again with a new frontend bound on the same port", async () => {
+    const { frontend, port, child } = await setup({
+      env: { CLIPPER_HEARTBEAT_INTERVAL_MS: "200", CLIPPER_RECONNECT_AFTER_MS: "1500" },
+    });
+    await frontend.handshake();
+    frontend.close();
+    await sleep(300);
+
+    const restarted = new Frontend(port, () => `--- runtime stderr ---\n${child.stderr()}`);
+    frontends.push(restarted);
+    await restarted.bind();
+    const started = Date.now();
+    const meta = await restarted.handshake(5_000);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(meta.message).toMatchObject({ name: "sum", version: "1", rpcVersion: 3 });
+    expect(await restarted.predict(meta.identity, 1, "doubles", [[1, 2, 3]])).toEqual(["6.0"]);
+  });
+
+  it("registers once a frontend that starts later comes up, without replaying missed heartbeats", async () => {
+    const { frontend, child } = await setup({ bindLater: true, env: { CLIPPER_HEARTBEAT_INTERVAL_MS: "100", CLIPPER_RECONNECT_AFTER_MS: "20000" } });
+    await waitForLog(child, /connecting to/);
+    await sleep(1_500); // some 15 heartbeats fall due while nothing listens
+    await frontend.bind();
+    const first = await frontend.receive(5_000);
+    expect(first.message.kind).toBe("heartbeat");
+    await frontend.send(first.identity, encodeFrontendMessage({ kind: "heartbeat", requestMetadata: true }));
+    const received: Received[] = [];
+    const deadline = Date.now() + 400;
+    while (Date.now() < deadline) {
+      try {
+        received.push(await frontend.receive(deadline - Date.now()));
+      } catch {
+        break;
+      }
+    }
+    expect(received.filter((r) => r.message.kind === "metadata")).toHaveLength(1);
+    // heartbeats keep their interval (about 4 in 400 ms), not a burst of the ones missed
+    expect(received.filter((r) => r.message.kind === "heartbeat").length).toBeLessThanOrEqual(6);
+  });
+
+  it("opens a new socket and redoes the handshake when the frontend goes silent", async () => {
+    const { frontend, child } = await setup({
+      env: { CLIPPER_HEARTBEAT_INTERVAL_MS: "200", CLIPPER_RECONNECT_AFTER_MS: "1000" },
+    });
+    const first = await frontend.handshake();
+    // Stay bound but answer nothing: heartbeats go unanswered until the runtime gives up on the socket.
+    const again = await frontend.next("heartbeat", 5_000, (r) => !r.identity.equals(first.identity));
+    await waitForLog(child, /nothing from the frontend at tcp:\/\/127\.0\.0\.1:\d+ for 1000 ms; reconnecting/);
+    await frontend.send(again.identity, encodeFrontendMessage({ kind: "heartbeat", requestMetadata: true }));
+    const meta = await frontend.next("metadata", 5_000, (r) => r.identity.equals(again.identity));
+    expect(meta.message).toMatchObject({ name: "sum", version: "1" });
+    await waitForLog(child, /registered again/);
+  });
+
+  it("exits 2 with one line for a missing or invalid environment", async () => {
+    const missing = startRuntime({ CLIPPER_MODEL_VERSION: "1" });
+    expect(await waitExit(missing)).toEqual({ code: 2, signal: null });
+    expect(missing.stderr().trim().split("\n")).toHaveLength(1);
+    expect(missing.stderr()).toMatch(/invalid environment: CLIPPER_MODEL_NAME is required/);
+
+    const invalid = startRuntime({
+      CLIPPER_MODEL_NAME: "sum", CLIPPER_MODEL_VERSION: "1", CLIPPER_PORT: "70000", CLIPPER_INPUT_TYPE: "tensor",
+    });
+    expect(await waitExit(invalid)).toEqual({ code: 2, signal: null });
+    expect(invalid.stderr().trim().split("\n")).toHaveLength(1);
+    expect(invalid.stderr()).toMatch(/CLIPPER_PORT must be an integer from 1 to 65535, got '70000'/);
+    expect(invalid.stderr()).toMatch(/CLIPPER_INPUT_TYPE 'tensor' is not one of/);
+  });
+
+  it("exits 1 with a clear message when the predict function cannot be loaded", async () => {
+    const dir = modelDir();
+    writeFileSync(join(dir, "broken.py"), "import no_such_module_here\n");
+    const env = { CLIPPER_MODEL_NAME: "sum", CLIPPER_MODEL_VERSION: "1", CLIPPER_MODEL_PATH: dir };
+
+    const noFunc = startRuntime({ ...env, CLIPPER_PREDICT: "predict.py:nope" });
+    expect((await waitExit(noFunc)).code).toBe(1);
+    expect(noFunc.stderr()).toMatch(/cannot load the predict function: .*predict\.py defines no 'nope'/);
+
+    const broken = startRuntime({ ...env, CLIPPER_PREDICT: join(dir, "broken.py") });
+    expect((await waitExit(broken)).code).toBe(1);
+    expect(broken.stderr()).toMatch(/importing .*broken\.py failed: ModuleNotFoundError/);
+
+    const absent = startRuntime({ ...env, CLIPPER_PREDICT: "absent.py" });
+    expect((await waitExit(absent)).code).toBe(1);
+    expect(absent.stderr()).toMatch(/predict file .*absent\.py does not exist/);
+  });
+});
+
+describe.skipIf(skipReason !== undefined)(`foreign Clipper-style container${skipReason ? ` (${skipReason})` : ""}`, () => {
+  beforeAll(() => assertPythonHas(["zmq"]));
+
+  it("completes the handshake and answers '6.0' for [1,2,3] through our codec", async () => {
+    const port = await freePort();
+    let child: Child | undefined;
+    const frontend = new Frontend(port, () => `--- foreign container stderr ---\n${child?.stderr() ?? ""}`);
+    frontends.push(frontend);
+    await frontend.bind();
+    child = track(
+      spawn(PYTHON, [FOREIGN, "--ip", "127.0.0.1", "--port", String(port), "--name", "sum", "--version", "1"], {
+        env: baseEnv(),
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
+    const meta = await frontend.handshake();
+    expect(meta.message).toEqual({ kind: "metadata", name: "sum", version: "1", inputType: "doubles", rpcVersion: 3 });
+    expect(hexFrames(meta.frames)).toEqual(vector("new container: model sum, version 1, doubles").frames);
+    expect(await frontend.predict(meta.identity, 1, "doubles", [[1, 2, 3]])).toEqual(["6.0"]);
+    expect(await frontend.predict(meta.identity, 7, "doubles", [[1, 2, 3], [2, 3]])).toEqual(["6.0", "5.0"]);
+
+    child.proc.kill("SIGTERM");
+    expect((await waitExit(child)).code).toBe(0);
+  });
+});
