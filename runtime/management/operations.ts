@@ -1,0 +1,502 @@
+/**
+ * Clipper's admin operations as pure functions: parse and validate a request body, compute the
+ * answer (and, for writes, the next state) from the current state, or throw an AdminError with the
+ * text Clipper answered. Nothing here touches the network, the disk or the clock.
+ *
+ * Message texts are Clipper's where it had one (see shared/design/clipper-transcript.md); where
+ * Clipper answered nothing or crashed, the text is ours and says what is wrong.
+ */
+import { z } from "zod";
+import { canonicalInputType, INPUT_TYPES, type InputType } from "../shared/input-types.js";
+import { nameProblem, prohibitedCharsProblem } from "../shared/names.js";
+import {
+  type AppRecord,
+  type ClusterState,
+  type ModelVersionRecord,
+  type ReplicaRecord,
+  type ReplicaReport,
+  ReplicaReportSchema,
+} from "../shared/state.js";
+import { badRequest } from "./errors.js";
+
+/** A 200 answer: plain text, or a JSON value. */
+export type Reply = { kind: "text"; text: string } | { kind: "json"; value: unknown };
+
+/** A write's outcome: the next state (absent when nothing changes) and the success text. */
+export interface WriteOutcome {
+  next?: ClusterState;
+  text: string;
+}
+
+export type WriteOperation = (state: ClusterState, body: string) => WriteOutcome;
+
+export interface ReadView {
+  state: ClusterState;
+  /** Replicas currently reported by the query frontends. */
+  replicas: readonly ReplicaRecord[];
+}
+
+export type ReadOperation = (view: ReadView, body: string) => Reply;
+
+/** Clipper's get_int is a C++ int: we bound integers the same way, which also keeps SLOs within setTimeout's range. */
+const INT32_MAX = 2_147_483_647;
+/** Clipper's DEFAULT_BATCH_SIZE: let the frontend choose the batch size. */
+export const DEFAULT_BATCH_SIZE = -1;
+
+// ---------------------------------------------------------------------------------------------
+// Body parsing
+
+/** A request body's schema with the text Clipper shows after "Expected JSON schema:". */
+interface BodySpec<T extends z.ZodType> {
+  schema: T;
+  text: string;
+}
+
+function spec<T extends z.ZodType>(schema: T, text: string): BodySpec<T> {
+  return { schema, text };
+}
+
+const INPUT_TYPE_TEXT = INPUT_TYPES.map((t) => `"${t}"`).join(" | ");
+
+const BODIES = {
+  addApp: spec(
+    z.object({
+      name: z.string(),
+      input_type: z.string(),
+      default_output: z.string(),
+      latency_slo_micros: z.number(),
+    }),
+    `{"name" := string, "input_type" := ${INPUT_TYPE_TEXT}, "default_output" := string, "latency_slo_micros" := int}`,
+  ),
+  appName: spec(z.object({ name: z.string() }), `{"name" := string}`),
+  links: spec(
+    z.object({ app_name: z.string(), model_names: z.array(z.string()) }),
+    `{"app_name" := string, "model_names" := [string]}`,
+  ),
+  addModel: spec(
+    z.object({
+      model_name: z.string(),
+      model_version: z.string(),
+      labels: z.array(z.string()),
+      input_type: z.string(),
+      container_name: z.string(),
+      model_data_path: z.string(),
+      batch_size: z.number(),
+    }),
+    `{"model_name" := string, "model_version" := string, "labels" := [string], "input_type" := ${INPUT_TYPE_TEXT}, ` +
+      `"container_name" := string, "model_data_path" := string, "batch_size" := int}`,
+  ),
+  modelVersion: spec(
+    z.object({ model_name: z.string(), model_version: z.string() }),
+    `{"model_name" := string, "model_version" := string}`,
+  ),
+  // Clipper required "verbose"; we default it to false so `curl -X POST` without a body works.
+  verbose: spec(z.object({ verbose: z.boolean().optional() }), `{"verbose" := bool}`),
+  linkedModels: spec(z.object({ app_name: z.string() }), `{"app_name" := string}`),
+  container: spec(
+    z.object({ model_name: z.string(), model_version: z.string(), replica_id: z.number().int() }),
+    `{"model_name" := string, "model_version" := string, "replica_id" := int}`,
+  ),
+  selectionState: spec(
+    z.object({ app_name: z.string(), uid: z.number().int() }),
+    `{"app_name" := string, "uid" := int}`,
+  ),
+  replicaReport: spec(
+    ReplicaReportSchema,
+    `{"frontend_id" := string, "replicas" := [{"model_id" := string, "model_name" := string, ` +
+      `"model_version" := string, "model_replica_id" := int, "input_type" := ${INPUT_TYPE_TEXT}}]}`,
+  ),
+};
+
+/** Clipper's wording for a body it cannot use: the problem, then the schema it expected. */
+function jsonError(problem: string, schemaText: string): Error {
+  return badRequest(`Error parsing JSON: ${problem}. Expected JSON schema: ${schemaText}`);
+}
+
+/**
+ * Parses a request body against its spec. An empty body counts as `{}` (so the missing keys are
+ * named); unknown extra keys are ignored (zod strips them), which lets newer clients send fields
+ * such as an application's "policy" to an older daemon.
+ */
+function parseBody<T extends z.ZodType>(raw: string, { schema, text }: BodySpec<T>): z.output<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.trim() === "" ? "{}" : raw);
+  } catch (err) {
+    throw jsonError(`the body is not valid JSON (${(err as Error).message})`, text);
+  }
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  throw jsonError(describeIssue(parsed.error.issues[0], json), text);
+}
+
+function describeIssue(issue: z.core.$ZodIssue | undefined, json: unknown): string {
+  if (!issue || issue.path.length === 0) return "the body must be a JSON object";
+  const [key] = issue.path;
+  if (typeof key === "string" && json !== null && typeof json === "object" && !(key in json)) {
+    return `JSON object does not have required key: ${key}`;
+  }
+  const where = issue.path
+    .map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join("");
+  return `the value of '${where}' is invalid: ${issue.message.replace(/^Invalid input: /, "")}`;
+}
+
+function inputType(value: string): InputType {
+  const canonical = canonicalInputType(value);
+  if (canonical) return canonical;
+  throw badRequest(
+    `Invalid input type '${value}'. Expected one of: ${INPUT_TYPES.join(", ")} ` +
+      `(aliases such as 'ints', 'd' or 'str' are accepted)`,
+  );
+}
+
+/** Clipper's prohibited-characters message first (for its exact text), then our name pattern. */
+function checkName(kind: string, value: string): void {
+  const problem = prohibitedCharsProblem(kind, value) ?? nameProblem(kind, value);
+  if (problem) throw badRequest(problem);
+}
+
+function checkInt32(key: string, value: number, rule: (v: number) => boolean, ruleText: string): void {
+  if (!Number.isInteger(value) || Math.abs(value) > INT32_MAX || !rule(value)) {
+    throw badRequest(`${key} must be ${ruleText}, got ${value}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers over the state
+
+/** Names and versions in a stable, human order ("2" before "10"). */
+function byName(a: string, b: string): number {
+  return a.localeCompare(b, "en", { numeric: true });
+}
+
+function versionsOf(state: ClusterState, modelName: string): ModelVersionRecord[] {
+  const model = state.models[modelName];
+  if (!model) return [];
+  return Object.keys(model.versions)
+    .sort(byName)
+    .map((v) => model.versions[v]!);
+}
+
+/**
+ * How many models an application may link. The default selection policy (Clipper's, the only one
+ * an application has until policies are stored) serves one model; ensemble and bandit policies
+ * will raise this.
+ */
+function linkLimit(_app: AppRecord): number {
+  return 1;
+}
+
+/**
+ * Keeps the invariant "a linked model's versions have the application's input type": Clipper's
+ * check when a new version is added or made current.
+ */
+function checkConsistentWithLinks(state: ClusterState, modelName: string, type: InputType): void {
+  for (const appName of Object.keys(state.applications).sort(byName)) {
+    const app = state.applications[appName]!;
+    if (app.linked_models.includes(modelName) && app.input_type !== type) {
+      throw badRequest(
+        `Model with name '${modelName}' is already linked to app '${appName}' using input type ` +
+          `'${app.input_type}'. The input type you provided for a new version of the model, ` +
+          `'${type}', is not compatible.`,
+      );
+    }
+  }
+}
+
+function appObject(app: AppRecord) {
+  // Clipper's key order, so answers compare byte for byte with its own.
+  return {
+    input_type: app.input_type,
+    default_output: app.default_output,
+    latency_slo_micros: app.latency_slo_micros,
+    name: app.name,
+    linked_models: [...app.linked_models],
+  };
+}
+
+function modelObject(state: ClusterState, v: ModelVersionRecord) {
+  return {
+    model_name: v.model_name,
+    model_version: v.model_version,
+    input_type: v.input_type,
+    labels: [...v.labels],
+    container_name: v.container_name,
+    model_data_path: v.model_data_path,
+    is_current_version: state.models[v.model_name]?.current_version === v.model_version,
+  };
+}
+
+function quoteList(names: readonly string[]): string {
+  return names.map((n) => `'${n}'`).join(", ");
+}
+
+const text = (t: string): Reply => ({ kind: "text", text: t });
+const json = (value: unknown): Reply => ({ kind: "json", value });
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+export const addApp: WriteOperation = (state, body) => {
+  const b = parseBody(body, BODIES.addApp);
+  const type = inputType(b.input_type);
+  checkName("application name", b.name);
+  checkInt32("latency_slo_micros", b.latency_slo_micros, (v) => v > 0,
+    `a positive integer number of microseconds no larger than ${INT32_MAX}`);
+  if (state.applications[b.name]) throw badRequest(`application '${b.name}' already exists`);
+  const next = structuredClone(state);
+  next.applications[b.name] = {
+    name: b.name,
+    input_type: type,
+    default_output: b.default_output,
+    latency_slo_micros: b.latency_slo_micros,
+    linked_models: [],
+  };
+  return { next, text: `Successfully added application with name '${b.name}'` };
+};
+
+export const deleteApp: WriteOperation = (state, body) => {
+  const b = parseBody(body, BODIES.appName);
+  if (!state.applications[b.name]) throw badRequest(`Application '${b.name}' does not exist`);
+  const next = structuredClone(state);
+  delete next.applications[b.name];
+  return { next, text: `Successfully deleted application with name '${b.name}'` };
+};
+
+export const addModelLinks: WriteOperation = (state, body) => {
+  const b = parseBody(body, BODIES.links);
+  const app = state.applications[b.app_name];
+  if (!app) throw badRequest(`No app with name '${b.app_name}' exists.`);
+  const names = [...new Set(b.model_names)];
+  if (names.length === 0) {
+    throw badRequest(`Please provide the name of the model that you want to link to the application '${app.name}'`);
+  }
+  for (const name of names) {
+    const model = state.models[name];
+    if (!model || Object.keys(model.versions).length === 0) throw badRequest(`No model with name '${name}' exists.`);
+    // The current version decides, as in Clipper. Without one (it was deleted), set_model_version
+    // checks the input type when a version becomes current again.
+    const current = model.current_version === null ? undefined : model.versions[model.current_version];
+    if (current && current.input_type !== app.input_type) {
+      throw badRequest(
+        `Model with name '${name}' has incompatible input_type '${current.input_type}'. ` +
+          `Requested app to link to has input_type '${app.input_type}'.`,
+      );
+    }
+  }
+  for (const name of names) {
+    if (app.linked_models.includes(name)) throw badRequest(`The model with name '${name}' is already linked to '${app.name}'`);
+  }
+  const limit = linkLimit(app);
+  if (app.linked_models.length + names.length > limit) {
+    if (app.linked_models.length > 0) {
+      throw badRequest(
+        `Application '${app.name}' already has a linked model ('${app.linked_models[0]}'); ` +
+          `the default selection policy serves one model`,
+      );
+    }
+    throw badRequest(
+      `Applications must be linked with at most one model. Attempted to add links to ${names.length} models.`,
+    );
+  }
+  const next = structuredClone(state);
+  next.applications[app.name]!.linked_models.push(...names);
+  return {
+    next,
+    text:
+      names.length === 1
+        ? `Successfully linked model with name '${names[0]}' to application '${app.name}'`
+        : `Successfully linked models with names ${quoteList(names)} to application '${app.name}'`,
+  };
+};
+
+export const deleteModelLinks: WriteOperation = (state, body) => {
+  const b = parseBody(body, BODIES.links);
+  const app = state.applications[b.app_name];
+  // Clipper's texts, unquoted names included.
+  if (!app) throw badRequest(`No app with name ${b.app_name} exists.`);
+  for (const name of b.model_names) {
+    if (!app.linked_models.includes(name)) {
+      throw badRequest(`Cannot remove nonexistent link between app ${app.name} and model ${name}`);
+    }
+  }
+  if (b.model_names.length === 0) return { text: "Success!" };
+  const next = structuredClone(state);
+  const target = next.applications[app.name]!;
+  target.linked_models = target.linked_models.filter((m) => !b.model_names.includes(m));
+  return { next, text: "Success!" };
+};
+
+export const addModel: WriteOperation = (state, body) => {
+  const b = parseBody(body, BODIES.addModel);
+  const type = inputType(b.input_type);
+  if (!Number.isInteger(b.batch_size) || b.batch_size > INT32_MAX || (b.batch_size <= 0 && b.batch_size !== DEFAULT_BATCH_SIZE)) {
+    throw badRequest("The batch size must be positive or DEFAULT_BATCH_SIZE, which is -1");
+  }
+  // Clipper's separator check on everything first, then our stricter name pattern.
+  for (const [kind, value] of [["model name", b.model_name], ["model version", b.model_version]] as const) {
+    const problem = prohibitedCharsProblem(kind, value);
+    if (problem) throw badRequest(problem);
+  }
+  for (const label of b.labels) {
+    const problem = prohibitedCharsProblem("label", label);
+    if (problem) throw badRequest(problem);
+  }
+  checkName("model name", b.model_name);
+  checkName("model version", b.model_version);
+  if (state.models[b.model_name]?.versions[b.model_version]) {
+    throw badRequest(`model with name '${b.model_name}' and version '${b.model_version}' already exists`);
+  }
+  checkConsistentWithLinks(state, b.model_name, type);
+
+  const next = structuredClone(state);
+  const model = (next.models[b.model_name] ??= { name: b.model_name, current_version: null, versions: {} });
+  model.versions[b.model_version] = {
+    model_name: b.model_name,
+    model_version: b.model_version,
+    labels: b.labels,
+    input_type: type,
+    container_name: b.container_name,
+    model_data_path: b.model_data_path,
+    batch_size: b.batch_size,
+  };
+  // As in Clipper, the newest registered version becomes current (clipper_admin deploys replicas
+  // first and registers second, so the version is live when it becomes current).
+  model.current_version = b.model_version;
+  return { next, text: `Successfully added model with name '${b.model_name}' and input type '${type}'` };
+};
+
+export const setModelVersion: WriteOperation = (state, body) => {
+  const b = parseBody(body, BODIES.modelVersion);
+  const model = state.models[b.model_name];
+  if (!model || Object.keys(model.versions).length === 0) {
+    throw badRequest(`Cannot set version for nonexistent model '${b.model_name}'`);
+  }
+  const version = model.versions[b.model_version];
+  if (!version) {
+    throw badRequest(`Cannot set non-existent version '${b.model_version}' for model with name '${b.model_name}'`);
+  }
+  checkConsistentWithLinks(state, b.model_name, version.input_type);
+  const reply = `Successfully set model with name '${b.model_name}' to version '${b.model_version}'`;
+  if (model.current_version === b.model_version) return { text: reply };
+  const next = structuredClone(state);
+  next.models[b.model_name]!.current_version = b.model_version;
+  return { next, text: reply };
+};
+
+/**
+ * Removes one version. Clipper only marked it invalid; we remove its record. Choices:
+ * - deleting the current version leaves the model with no current version (current_version null):
+ *   the frontends answer with the default output until set_model_version or add_model picks one.
+ *   We do not fall back to another version silently; a rollback is the operator's decision.
+ * - deleting the last version removes the model record, but applications keep their links (links
+ *   name a model, as in Clipper): registering a version of that name again serves them again, with
+ *   the input type checked against the linking applications.
+ */
+export const deleteVersionedModel: WriteOperation = (state, body) => {
+  const b = parseBody(body, BODIES.modelVersion);
+  const model = state.models[b.model_name];
+  if (!model?.versions[b.model_version]) {
+    throw badRequest(`model with name '${b.model_name}' and version '${b.model_version}' does not exist`);
+  }
+  const next = structuredClone(state);
+  const target = next.models[b.model_name]!;
+  delete target.versions[b.model_version];
+  if (target.current_version === b.model_version) target.current_version = null;
+  if (Object.keys(target.versions).length === 0) delete next.models[b.model_name];
+  return { next, text: `Successfully deleted model with name '${b.model_name}' and version '${b.model_version}'` };
+};
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+export const getAllApplications: ReadOperation = ({ state }, body) => {
+  const b = parseBody(body, BODIES.verbose);
+  const names = Object.keys(state.applications).sort(byName);
+  return json(b.verbose ? names.map((n) => appObject(state.applications[n]!)) : names);
+};
+
+export const getApplication: ReadOperation = ({ state }, body) => {
+  const b = parseBody(body, BODIES.appName);
+  const app = state.applications[b.name];
+  return json(app ? appObject(app) : {});
+};
+
+export const getLinkedModels: ReadOperation = ({ state }, body) => {
+  const b = parseBody(body, BODIES.linkedModels);
+  const app = state.applications[b.app_name];
+  if (!app) throw badRequest(`No application with name '${b.app_name}' exists.`);
+  return json([...app.linked_models]);
+};
+
+export const getAllModels: ReadOperation = ({ state }, body) => {
+  const b = parseBody(body, BODIES.verbose);
+  const versions = Object.keys(state.models).sort(byName).flatMap((name) => versionsOf(state, name));
+  return json(
+    b.verbose ? versions.map((v) => modelObject(state, v)) : versions.map((v) => `${v.model_name}:${v.model_version}`),
+  );
+};
+
+export const getModel: ReadOperation = ({ state }, body) => {
+  const b = parseBody(body, BODIES.modelVersion);
+  const version = state.models[b.model_name]?.versions[b.model_version];
+  return json(version ? modelObject(state, version) : {});
+};
+
+export const getAllContainers: ReadOperation = ({ replicas }, body) => {
+  const b = parseBody(body, BODIES.verbose);
+  return json(
+    b.verbose
+      ? replicas.map((r) => ({ ...r }))
+      : replicas.map((r) => `${r.model_name}:${r.model_version}:${r.model_replica_id}`),
+  );
+};
+
+export const getContainer: ReadOperation = ({ replicas }, body) => {
+  const b = parseBody(body, BODIES.container);
+  const found = replicas.find(
+    (r) => r.model_name === b.model_name && r.model_version === b.model_version && r.model_replica_id === b.replica_id,
+  );
+  return json(found ? { ...found } : {});
+};
+
+/**
+ * Clipper's get_state answered the application's default output (its only per-user state) and an
+ * empty text for an unknown application; we answer 400 for an unknown application.
+ */
+export const getState: ReadOperation = ({ state }, body) => {
+  const b = parseBody(body, BODIES.selectionState);
+  const app = state.applications[b.app_name];
+  if (!app) throw badRequest(`No application with name '${b.app_name}' exists.`);
+  return text(app.default_output);
+};
+
+/** Our extension: a query frontend's report of its connected replicas. */
+export function parseReplicaReport(body: string): ReplicaReport {
+  return parseBody(body, BODIES.replicaReport);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The route table's operations, by path
+
+export const WRITE_OPERATIONS: Readonly<Record<string, WriteOperation>> = {
+  "/admin/add_app": addApp,
+  "/admin/delete_app": deleteApp,
+  "/admin/add_model_links": addModelLinks,
+  "/admin/delete_model_links": deleteModelLinks,
+  "/admin/add_model": addModel,
+  "/admin/set_model_version": setModelVersion,
+  "/admin/delete_versioned_model": deleteVersionedModel,
+};
+
+export const READ_OPERATIONS: Readonly<Record<string, ReadOperation>> = {
+  "/admin/get_all_applications": getAllApplications,
+  "/admin/get_application": getApplication,
+  "/admin/get_linked_models": getLinkedModels,
+  "/admin/get_all_models": getAllModels,
+  "/admin/get_model": getModel,
+  "/admin/get_all_containers": getAllContainers,
+  "/admin/get_container": getContainer,
+  "/admin/get_state": getState,
+};

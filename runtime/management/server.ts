@@ -1,0 +1,231 @@
+/**
+ * The management daemon's HTTP server: Clipper's admin API on node:http, plus our two extensions
+ * (the watch stream and replica reports). Routing, auth, body limits and error answers live here;
+ * what each endpoint does lives in operations.ts, durability in store.ts.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createLogger, type Logger } from "../shared/logger.js";
+import { REPORT_REPLICAS_PATH, WATCH_PATH } from "../shared/state.js";
+import { isAuthorized, type AuthPolicy } from "./auth.js";
+import { AdminError } from "./errors.js";
+import { readBody } from "./http-body.js";
+import { parseReplicaReport, READ_OPERATIONS, type Reply, WRITE_OPERATIONS } from "./operations.js";
+import { ReplicaRegistry } from "./replicas.js";
+import { StatePersistError, StateStore } from "./store.js";
+import { WatchHub } from "./watch.js";
+
+export interface ManagementServerOptions {
+  host: string;
+  /** 0 picks a free port; the result says which. */
+  port: number;
+  stateDir: string;
+  /** Required from non-loopback clients when the server is bound beyond loopback. */
+  token?: string;
+  /** Largest accepted request body (default 1 MiB); larger ones get 413. */
+  maxBodyBytes?: number;
+  /** Interval of `{}` keepalive lines on watch streams (default 10 s). */
+  watchKeepaliveMs?: number;
+  /** A frontend that has not reported its replicas for this long is forgotten (default 60 s). */
+  replicaReportTtlMs?: number;
+  /** Defaults to createLogger("management"). */
+  logger?: Logger;
+}
+
+export interface ManagementServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+export const DEFAULT_WATCH_KEEPALIVE_MS = 10_000;
+export const DEFAULT_REPLICA_REPORT_TTL_MS = 60_000;
+/** Bounds on how long a client may take to send its headers, and its whole request. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+/** After a 413 we drain (and discard) the rest of the upload this long, so the client reads our answer. */
+const LINGER_AFTER_413_MS = 1_000;
+
+type Route =
+  | { method: "GET"; kind: "ping" | "watch" }
+  | { method: "POST"; kind: "report" }
+  | { method: "POST"; kind: "write"; path: string }
+  | { method: "POST"; kind: "read"; path: string };
+
+function buildRoutes(): Map<string, Route> {
+  const routes = new Map<string, Route>([
+    ["/admin/ping", { method: "GET", kind: "ping" }],
+    [WATCH_PATH, { method: "GET", kind: "watch" }],
+    [REPORT_REPLICAS_PATH, { method: "POST", kind: "report" }],
+  ]);
+  for (const path of Object.keys(WRITE_OPERATIONS)) routes.set(path, { method: "POST", kind: "write", path });
+  for (const path of Object.keys(READ_OPERATIONS)) routes.set(path, { method: "POST", kind: "read", path });
+  return routes;
+}
+
+export async function startManagementServer(options: ManagementServerOptions): Promise<ManagementServer> {
+  const log = options.logger ?? createLogger("management");
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const auth: AuthPolicy = { host: options.host, token: options.token };
+  const routes = buildRoutes();
+
+  // The port is bound before the state is opened, so a second daemon started by mistake on the
+  // same port fails without touching the state directory. Requests that arrive in between wait.
+  let storeOpened!: (store: StateStore) => void;
+  const storeReady = new Promise<StateStore>((resolve) => (storeOpened = resolve));
+  const replicas = new ReplicaRegistry(options.replicaReportTtlMs ?? DEFAULT_REPLICA_REPORT_TTL_MS);
+  const watch = new WatchHub(options.watchKeepaliveMs ?? DEFAULT_WATCH_KEEPALIVE_MS);
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = normalizePath(req.url);
+    const store = await storeReady;
+    if (!isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization)) {
+      throw new AdminError("unauthorized", "Missing or invalid token: send 'Authorization: Bearer <token>'", {
+        "www-authenticate": 'Bearer realm="clipper-management"',
+      });
+    }
+    const route = routes.get(path);
+    if (!route) throw new AdminError("not_found", `No admin endpoint at ${path}`);
+    if (req.method !== route.method) {
+      throw new AdminError("method_not_allowed", `Method ${req.method} is not allowed on ${path}; use ${route.method}`, {
+        allow: route.method,
+      });
+    }
+    switch (route.kind) {
+      case "ping":
+        return sendReply(res, { kind: "text", text: "PONG" });
+      case "watch":
+        return watch.subscribe(req, res, store.state);
+      case "report": {
+        const report = parseReplicaReport(await readBody(req, maxBodyBytes));
+        replicas.report(report);
+        return sendReply(res, {
+          kind: "text",
+          text: `Recorded ${report.replicas.length} replicas for frontend '${report.frontend_id}'`,
+        });
+      }
+      case "read": {
+        const body = await readBody(req, maxBodyBytes);
+        const operation = READ_OPERATIONS[route.path]!;
+        return sendReply(res, operation({ state: store.state, replicas: replicas.all() }, body));
+      }
+      case "write": {
+        const body = await readBody(req, maxBodyBytes);
+        const operation = WRITE_OPERATIONS[route.path]!;
+        // Resolves only after the change is on disk (or there was nothing to change).
+        const text = await store.update((state) => {
+          const outcome = operation(state, body);
+          return { next: outcome.next, result: outcome.text };
+        });
+        log.info({ path, revision: store.state.revision }, text);
+        return sendReply(res, { kind: "text", text });
+      }
+    }
+  }
+
+  const server = createServer(
+    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        const error = toAdminError(err);
+        if (error.status >= 500) log.error({ err, url: req.url }, "request failed");
+        else log.debug({ url: req.url, status: error.status }, error.message);
+        sendError(req, res, error);
+      });
+    },
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  }).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`cannot listen on ${options.host}:${options.port}: ${err.message}`);
+  });
+  server.on("error", (err) => log.error({ err }, "server error"));
+
+  let store: StateStore;
+  try {
+    store = await StateStore.open(options.stateDir);
+  } catch (err) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    throw err;
+  }
+  store.onCommit((state) => {
+    try {
+      watch.publish(state);
+    } catch (err) {
+      log.error({ err }, "could not publish a state change to watchers");
+    }
+  });
+  storeOpened(store);
+
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      watch.close();
+      server.closeIdleConnections();
+      // Let writes already queued reach the disk and their answers go out before cutting connections.
+      await store.drain();
+      await new Promise((resolve) => setImmediate(resolve));
+      server.closeAllConnections();
+      await closed;
+    })());
+
+  return { url, port, close };
+}
+
+function normalizePath(rawUrl: string | undefined): string {
+  let path: string;
+  try {
+    path = new URL(rawUrl ?? "/", "http://localhost").pathname;
+  } catch {
+    path = rawUrl ?? "/";
+  }
+  return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+}
+
+function toAdminError(err: unknown): AdminError {
+  if (err instanceof AdminError) return err;
+  if (err instanceof StatePersistError) {
+    return new AdminError("internal", `The change was not applied: ${err.message}`);
+  }
+  return new AdminError("internal", `Internal error: ${(err as Error)?.message ?? String(err)}`);
+}
+
+function sendReply(res: ServerResponse, reply: Reply): void {
+  if (reply.kind === "text") send(res, 200, "text/plain; charset=utf-8", reply.text);
+  else send(res, 200, "application/json", JSON.stringify(reply.value));
+}
+
+function sendError(req: IncomingMessage, res: ServerResponse, error: AdminError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (error.code === "payload_too_large") {
+    // Stop collecting the upload, answer, and close the connection. Until then the rest of the
+    // upload is read and thrown away (not buffered) for a bounded time, because closing a socket
+    // with unread input resets it and the client could lose our answer.
+    res.setHeader("connection", "close");
+    req.on("data", () => undefined);
+    req.resume();
+    res.once("finish", () => setTimeout(() => req.socket.destroy(), LINGER_AFTER_413_MS).unref());
+  }
+  for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+  send(res, error.status, "text/plain; charset=utf-8", error.message);
+}
+
+function send(res: ServerResponse, status: number, contentType: string, body: string): void {
+  if (res.destroyed || res.writableEnded) return;
+  res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}

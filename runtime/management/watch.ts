@@ -1,0 +1,84 @@
+/**
+ * The watch stream query frontends follow (our extension of Clipper's admin API): one NDJSON line
+ * `{"revision":n,"state":{...}}` with the full state when a client connects and after every
+ * committed change, and a `{}` keepalive line at a fixed interval so a client can tell a dead
+ * connection from a quiet cluster. The state is small, so full snapshots keep clients simple.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ClusterState } from "../shared/state.js";
+
+export const WATCH_CONTENT_TYPE = "application/x-ndjson";
+const KEEPALIVE_LINE = "{}\n";
+
+export class WatchHub {
+  private readonly clients = new Set<ServerResponse>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly keepaliveMs: number,
+    /** A client that lets this much output pile up unread is cut off rather than buffered without end. */
+    private readonly maxBufferedBytes = 8 * 1024 * 1024,
+  ) {}
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** Starts a stream on `res` with the current state; it ends when the client goes away or close() runs. */
+  subscribe(req: IncomingMessage, res: ServerResponse, current: ClusterState): void {
+    // A watch may stay open for days: no idle timeout on its socket, and lines go out at once.
+    req.socket.setTimeout(0);
+    req.socket.setNoDelay(true);
+    res.writeHead(200, {
+      "content-type": WATCH_CONTENT_TYPE,
+      "cache-control": "no-store",
+    });
+    this.clients.add(res);
+    res.on("close", () => {
+      this.clients.delete(res);
+      if (this.clients.size === 0) this.stopKeepalive();
+    });
+    this.send(res, snapshotLine(current));
+    this.startKeepalive();
+  }
+
+  /** Sends a committed state to every client. */
+  publish(state: ClusterState): void {
+    if (this.clients.size === 0) return;
+    const line = snapshotLine(state);
+    for (const res of this.clients) this.send(res, line);
+  }
+
+  /** Ends every stream (the daemon is shutting down). */
+  close(): void {
+    this.stopKeepalive();
+    for (const res of this.clients) res.end();
+    this.clients.clear();
+  }
+
+  private send(res: ServerResponse, line: string): void {
+    if (res.destroyed || res.writableEnded) return;
+    if (res.writableLength > this.maxBufferedBytes) {
+      res.destroy();
+      return;
+    }
+    res.write(line);
+  }
+
+  private startKeepalive(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      for (const res of this.clients) this.send(res, KEEPALIVE_LINE);
+    }, this.keepaliveMs);
+    this.timer.unref();
+  }
+
+  private stopKeepalive(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+export function snapshotLine(state: ClusterState): string {
+  return JSON.stringify({ revision: state.revision, state }) + "\n";
+}
