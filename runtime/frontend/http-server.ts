@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import { BodyTooLargeError, readBody } from "../shared/http-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
 import type { FrontendMetrics } from "./metrics.js";
 import { QueryError, type QueryProcessor } from "./query-processor.js";
 
@@ -31,9 +31,15 @@ function sendError(res: ServerResponse, status: number, error: string, cause: st
 }
 
 async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  const raw = await readBody(req, limit);
+  let text: string;
   try {
-    return JSON.parse(raw.toString("utf8"));
+    text = await readTextBody(req, limit);
+  } catch (err) {
+    if (err instanceof BodyNotUtf8Error) throw new QueryError(400, "Json error", `Error parsing JSON: ${err.message}`);
+    throw err;
+  }
+  try {
+    return JSON.parse(text);
   } catch (err) {
     throw new QueryError(400, "Json error", `Error parsing JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -71,8 +77,8 @@ export function createQueryServer(options: QueryHttpOptions): Server {
       if (res.headersSent) return void res.destroy();
       if (err instanceof QueryError) return sendError(res, err.status, err.error, err.cause_);
       if (err instanceof BodyTooLargeError) {
-        // Say so, then close: the rest of the body is not worth reading.
-        res.setHeader("connection", "close");
+        // Say so, then close after a bounded drain: the rest of the body is not worth reading.
+        closeAfterTooLarge(req, res);
         return sendError(res, 413, "Payload too large", err.message);
       }
       log.error({ err, url: req.url }, "query request failed");

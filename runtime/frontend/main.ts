@@ -7,13 +7,9 @@ const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1
   [--token-file FILE] [--max-body-bytes N] [--request-timeout-ms N] [--replica-timeout-ms N]
   [--max-batch N] [--frontend-id ID]`;
 
-if (process.argv.includes("--help")) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
-
 await runMain("clipper frontend", async () => {
   const flags = parseFlags(process.argv.slice(2), {
+    help: { type: "boolean", short: "h" },
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string" },
     "rpc-port": { type: "string" },
@@ -25,6 +21,10 @@ await runMain("clipper frontend", async () => {
     "max-batch": { type: "string" },
     "frontend-id": { type: "string" },
   });
+  if (flags.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   const log = createLogger("frontend");
   const frontend = await startQueryFrontend({
     host: flags.host ?? "127.0.0.1",

@@ -5,20 +5,12 @@
  */
 import { isLoopbackHost } from "../shared/loopback.js";
 import { createLogger } from "../shared/logger.js";
-import { FlagError, parseFlags, USAGE } from "./flags.js";
+import { runMain } from "../shared/runtime-flags.js";
+import { parseFlags, USAGE } from "./flags.js";
 import { startManagementServer } from "./server.js";
 
-const SHUTDOWN_GRACE_MS = 10_000;
-
-async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseFlags(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    process.stderr.write(`management: ${err.message} (--help for usage)\n`);
-    process.exit(2);
-  }
+await runMain("management", async () => {
+  const parsed = parseFlags(process.argv.slice(2));
   if (parsed.help) {
     process.stdout.write(USAGE + "\n");
     return;
@@ -35,25 +27,20 @@ async function main(): Promise<void> {
     server = await startManagementServer({ ...options, logger: log });
   } catch (err) {
     log.error({ err }, "cannot start");
-    process.stderr.write(`management: ${(err as Error).message}\n`);
-    process.exit(1);
+    throw err;
   }
 
-  const stop = (signal: string) => {
-    log.info({ signal }, "shutting down");
-    setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref();
-    server.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, "error while closing");
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
-  // Logged last: whoever waits for this line may signal us at once.
+  // Logged last: whoever waits for this line may signal us at once (runMain already listens).
   log.info({ url: server.url, stateDir: options.stateDir }, "management daemon listening");
-}
-
-await main();
+  return {
+    async stop(signal) {
+      log.info({ signal }, "shutting down");
+      try {
+        await server.close();
+      } catch (err) {
+        log.error({ err }, "error while closing");
+        throw err;
+      }
+    },
+  };
+});

@@ -8,8 +8,8 @@ import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { REPORT_REPLICAS_PATH, WATCH_PATH } from "../shared/state.js";
 import { isAuthorized, type AuthPolicy } from "./auth.js";
-import { AdminError } from "./errors.js";
-import { readBody } from "./http-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
+import { AdminError, badRequest } from "./errors.js";
 import { parseReplicaReport, READ_OPERATIONS, type Reply, WRITE_OPERATIONS } from "./operations.js";
 import { ReplicaRegistry } from "./replicas.js";
 import { StatePersistError, StateStore } from "./store.js";
@@ -44,8 +44,6 @@ export const DEFAULT_REPLICA_REPORT_TTL_MS = 60_000;
 /** Bounds on how long a client may take to send its headers, and its whole request. */
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
-/** After a 413 we drain (and discard) the rest of the upload this long, so the client reads our answer. */
-const LINGER_AFTER_413_MS = 1_000;
 
 type Route =
   | { method: "GET"; kind: "ping" | "watch" }
@@ -98,7 +96,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
       case "watch":
         return watch.subscribe(req, res, store.state);
       case "report": {
-        const report = parseReplicaReport(await readBody(req, maxBodyBytes));
+        const report = parseReplicaReport(await readTextBody(req, maxBodyBytes));
         replicas.report(report);
         return sendReply(res, {
           kind: "text",
@@ -106,12 +104,12 @@ export async function startManagementServer(options: ManagementServerOptions): P
         });
       }
       case "read": {
-        const body = await readBody(req, maxBodyBytes);
+        const body = await readTextBody(req, maxBodyBytes);
         const operation = READ_OPERATIONS[route.path]!;
         return sendReply(res, operation({ state: store.state, replicas: replicas.all() }, body));
       }
       case "write": {
-        const body = await readBody(req, maxBodyBytes);
+        const body = await readTextBody(req, maxBodyBytes);
         const operation = WRITE_OPERATIONS[route.path]!;
         // Resolves only after the change is on disk (or there was nothing to change).
         const text = await store.update((state) => {
@@ -195,6 +193,10 @@ function normalizePath(rawUrl: string | undefined): string {
 
 function toAdminError(err: unknown): AdminError {
   if (err instanceof AdminError) return err;
+  if (err instanceof BodyTooLargeError) {
+    return new AdminError("payload_too_large", `Request body is larger than the limit of ${err.limit} bytes`);
+  }
+  if (err instanceof BodyNotUtf8Error) return badRequest("Request body is not valid UTF-8");
   if (err instanceof StatePersistError) {
     return new AdminError("internal", `The change was not applied: ${err.message}`);
   }
@@ -211,15 +213,8 @@ function sendError(req: IncomingMessage, res: ServerResponse, error: AdminError)
     res.destroy();
     return;
   }
-  if (error.code === "payload_too_large") {
-    // Stop collecting the upload, answer, and close the connection. Until then the rest of the
-    // upload is read and thrown away (not buffered) for a bounded time, because closing a socket
-    // with unread input resets it and the client could lose our answer.
-    res.setHeader("connection", "close");
-    req.on("data", () => undefined);
-    req.resume();
-    res.once("finish", () => setTimeout(() => req.socket.destroy(), LINGER_AFTER_413_MS).unref());
-  }
+  // Answer, then close the connection after a bounded drain of the rest of the upload.
+  if (error.code === "payload_too_large") closeAfterTooLarge(req, res);
   for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
   send(res, error.status, "text/plain; charset=utf-8", error.message);
 }

@@ -1,21 +1,95 @@
-/** Reads an HTTP request body with a size limit, so an oversized body is refused, not buffered. */
-import type { IncomingMessage } from "node:http";
+/**
+ * Request bodies for the runtime's HTTP servers (query frontend, management daemon): read with a
+ * size limit, so an oversized body is refused rather than buffered, and the 413 answer is one the
+ * client actually gets to read. Each server maps the errors below onto its own answer format.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
 
+/** The body is (declared or turned out) larger than the limit; nothing past the limit was kept. */
 export class BodyTooLargeError extends Error {
+  override name = "BodyTooLargeError";
   constructor(readonly limit: number) {
     super(`request body exceeds the limit of ${limit} bytes`);
   }
 }
 
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) throw new BodyTooLargeError(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new BodyTooLargeError(limit);
-    chunks.push(chunk as Buffer);
+/** The body was asked for as text but is not valid UTF-8. */
+export class BodyNotUtf8Error extends Error {
+  override name = "BodyNotUtf8Error";
+  constructor() {
+    super("request body is not valid UTF-8");
   }
-  return Buffer.concat(chunks);
+}
+
+/** After a 413 we drain (and discard) the rest of the upload this long, so the client reads our answer. */
+export const LINGER_AFTER_413_MS = 1_000;
+
+/**
+ * The whole body. Rejects with BodyTooLargeError without reading anything when the declared
+ * Content-Length passes `limit`, and as soon as a streamed body does, without buffering the rest;
+ * the caller answers with `closeAfterTooLarge`. Listens for events instead of async-iterating the
+ * request: leaving a `for await` early destroys the request, and with it the socket, before the
+ * 413 can go out.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLargeError(limit));
+
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        chunks.length = 0;
+        reject(new BodyTooLargeError(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    // 'close' before 'end': the client went away mid-upload.
+    const onClose = () => onError(new Error("the client closed the connection before sending the whole body"));
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}
+
+/** The body as UTF-8 text: `readBody`, and BodyNotUtf8Error for bytes that are not UTF-8. */
+export async function readTextBody(req: IncomingMessage, limit: number): Promise<string> {
+  const raw = await readBody(req, limit);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(raw);
+  } catch {
+    throw new BodyNotUtf8Error();
+  }
+}
+
+/**
+ * Prepares the 413 answer to a body `readBody` refused; call it, then send the answer as usual.
+ * The response says `Connection: close`; the rest of the upload is read and thrown away (not
+ * buffered) until `lingerMs` after the answer went out, and then the socket is destroyed. Closing
+ * at once, with unread input, resets the connection and the client could lose our answer.
+ */
+export function closeAfterTooLarge(req: IncomingMessage, res: ServerResponse, lingerMs = LINGER_AFTER_413_MS): void {
+  if (!res.headersSent) res.setHeader("connection", "close");
+  req.on("data", () => undefined);
+  req.resume();
+  res.once("finish", () => setTimeout(() => req.socket.destroy(), lingerMs).unref());
 }

@@ -1,18 +1,29 @@
 /**
- * Flag parsing for the runtime processes (frontend, management daemon): strict, with one-line
- * errors and exit code 2 on bad input, since these run unattended under a manager.
+ * Flag parsing and the process entry for the runtime processes (frontend, management daemon):
+ * strict, with one-line errors and exit code 2 on bad input, since these run unattended under a
+ * manager.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
-export class FlagError extends Error {}
+/** A flag the process cannot use; runMain prints the message on one line and exits 2. */
+export class FlagError extends Error {
+  override name = "FlagError";
+}
 
-type Spec = Record<string, { type: "string"; default?: string }>;
+export type FlagSpec =
+  | { type: "string"; default?: string; short?: string }
+  | { type: "boolean"; default?: boolean; short?: string };
 
-export function parseFlags<S extends Spec>(argv: string[], spec: S): Record<keyof S, string | undefined> {
+export type FlagValues<S extends Record<string, FlagSpec>> = {
+  [K in keyof S]: S[K] extends { type: "boolean" } ? boolean | undefined : string | undefined;
+};
+
+/** Parses `argv` strictly (no positionals, no unknown flags); every problem is a FlagError. */
+export function parseFlags<S extends Record<string, FlagSpec>>(argv: string[], spec: S): FlagValues<S> {
   try {
     const { values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
-    return values as unknown as Record<keyof S, string | undefined>;
+    return values as unknown as FlagValues<S>;
   } catch (err) {
     throw new FlagError(err instanceof Error ? err.message : String(err));
   }
@@ -23,50 +34,104 @@ export function requireFlag(name: string, value: string | undefined): string {
   return value;
 }
 
-/** An integer flag within bounds (ports, sizes, timeouts). */
-export function intFlag(name: string, value: string | undefined, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+/** An integer flag within bounds (ports, sizes, timeouts); `fallback` when the flag is absent. */
+export function intFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) throw new FlagError(`--${name} must be a whole number, got '${value}'`);
-  const n = Number(value);
-  if (n < min || n > max) throw new FlagError(`--${name} must be between ${min} and ${max}, got ${n}`);
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new FlagError(`--${name} must be an integer from ${min} to ${max}, got '${value}'`);
+  }
   return n;
 }
 
-/** Reads a token file (trimmed); undefined when no file is given. */
-export function readTokenFile(path: string | undefined): string | undefined {
+/**
+ * The token in a token file: its contents without surrounding whitespace (a trailing newline is
+ * usual); undefined when no file is given. `flag` names the flag in messages.
+ */
+export function readTokenFile(path: string | undefined, flag = "token-file"): string | undefined {
   if (path === undefined) return undefined;
+  let token: string;
   try {
-    const token = readFileSync(path, "utf8").trim();
-    if (token === "") throw new FlagError(`token file ${path} is empty`);
-    return token;
+    token = readFileSync(path, "utf8").trim();
   } catch (err) {
-    if (err instanceof FlagError) throw err;
-    throw new FlagError(`cannot read token file ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new FlagError(`cannot read --${flag} ${path}: ${err instanceof Error ? err.message : String(err)}`);
   }
+  if (token === "") throw new FlagError(`--${flag} ${path} is empty`);
+  return token;
 }
 
-/** Runs a process entry: a FlagError prints one line and exits 2; shutdown signals call stop. */
-export async function runMain(name: string, main: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
-  let running: { stop(): Promise<void> };
-  try {
-    running = await main();
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`${name}: ${message}\n`);
-    process.exit(err instanceof FlagError ? 2 : 1);
-  }
+/** What a process entry leaves running; `stop` is called once, on SIGTERM or SIGINT. */
+export interface Running {
+  stop(signal: NodeJS.Signals): Promise<void>;
+}
+
+export interface RunMainOptions {
+  /** A stop that takes longer than this exits 1 anyway (default 10 s). */
+  shutdownGraceMs?: number;
+}
+
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+/**
+ * Runs a process entry. `main` parses flags and starts the process; it resolves with what to stop,
+ * or with nothing when there is nothing to run (e.g. it printed --help). Exit codes: 2 for a
+ * FlagError (one line on stderr), 1 when `main` fails or stopping fails or outlasts the grace
+ * period, 0 after a clean stop on SIGTERM/SIGINT. The signal handlers are in place before `main`
+ * runs, so a process that announces it is ready from inside `main` can be signalled at once; a
+ * signal during startup stops the process as soon as it has started.
+ */
+export async function runMain(
+  name: string,
+  main: () => Promise<Running | void>,
+  options: RunMainOptions = {},
+): Promise<void> {
   let stopping = false;
-  const shutdown = (): void => {
+  const shutdown = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
-    running.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`${name}: error while stopping: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
+    const graceMs = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+    setTimeout(() => {
+      process.stderr.write(`${name}: did not stop within ${graceMs} ms\n`);
+      process.exit(1);
+    }, graceMs).unref();
+    // A failed start exits from the catch below.
+    started
+      .catch(() => new Promise<never>(() => undefined))
+      .then((running) => running?.stop(signal))
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          process.stderr.write(`${name}: error while stopping: ${err instanceof Error ? err.message : String(err)}\n`);
+          process.exit(1);
+        },
+      );
   };
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
+  const onSigterm = () => shutdown("SIGTERM");
+  const onSigint = () => shutdown("SIGINT");
+  process.on("SIGTERM", onSigterm);
+  process.on("SIGINT", onSigint);
+  const started = main();
+
+  let running: Running | void;
+  try {
+    running = await started;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof FlagError) {
+      process.stderr.write(`${name}: ${message} (--help for usage)\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`${name}: ${message}\n`);
+    process.exit(1);
+  }
+  if (!running && !stopping) {
+    process.off("SIGTERM", onSigterm);
+    process.off("SIGINT", onSigint);
+  }
 }
