@@ -2,6 +2,7 @@
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { listen } from "../shared/listen.js";
 import { RpcServer } from "../rpc/rpc-server.js";
 import type { ClusterState } from "../shared/state.js";
 import { ConfigWatcher } from "./config-watch.js";
@@ -106,10 +107,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
 
   await rpc.start();
   try {
-    await new Promise<void>((resolve, reject) => {
-      http.once("error", reject);
-      http.listen(options.port, options.host, () => resolve());
-    });
+    await listen(http, options.port, options.host, log);
   } catch (err) {
     await rpc.close();
     throw err;

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { REPORT_REPLICAS_PATH, WATCH_PATH } from "../shared/state.js";
+import { listen } from "../shared/listen.js";
 import { isAuthorized, type AuthPolicy } from "./auth.js";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
 import { AdminError, badRequest } from "./errors.js";
@@ -134,16 +135,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
     },
   );
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  }).catch((err: NodeJS.ErrnoException) => {
-    throw new Error(`cannot listen on ${options.host}:${options.port}: ${err.message}`);
-  });
-  server.on("error", (err) => log.error({ err }, "server error"));
+  await listen(server, options.port, options.host, log);
 
   let store: StateStore;
   try {
