@@ -67,6 +67,9 @@ export interface DeployModelOptions {
   readyTimeoutMs?: number;
 }
 
+/** A model version as the admin API lists it (Clipper's fields). */
+export type ModelInfo = Omit<ModelVersionRecord, "batch_size"> & { is_current_version: boolean };
+
 export interface PredictReply {
   status: number;
   body: unknown;
@@ -184,6 +187,8 @@ export class ClipperConnection {
     return this.admin.postText("/admin/delete_model_links", { app_name: app, model_names: [model] });
   }
 
+  async getAllApps(verbose: true): Promise<AppRecord[]>;
+  async getAllApps(verbose?: false): Promise<string[]>;
   async getAllApps(verbose = false): Promise<string[] | AppRecord[]> {
     return this.admin.postJson("/admin/get_all_applications", { verbose });
   }
@@ -258,7 +263,7 @@ export class ClipperConnection {
   private async waitForReplicas(name: string, version: string, count: number, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const connected = (await this.getAllModelReplicas(true) as ReplicaRecord[])
+      const connected = (await this.getAllModelReplicas(true))
         .filter((r) => r.model_name === name && r.model_version === version).length;
       if (connected >= count) return;
       if (Date.now() > deadline) {
@@ -280,7 +285,7 @@ export class ClipperConnection {
   }
 
   async getCurrentModelVersion(name: string): Promise<string> {
-    const models = (await this.getAllModels(true)) as Array<ModelVersionRecord & { is_current_version: boolean }>;
+    const models = await this.getAllModels(true);
     const current = models.find((m) => m.model_name === name && m.is_current_version);
     if (!current) throw new ClipperError("ADMIN_REJECTED", `model '${name}' has no current version`);
     return current.model_version;
@@ -297,15 +302,19 @@ export class ClipperConnection {
     await this.waitForReplicas(name, v, replicas, 60_000);
   }
 
-  async getAllModels(verbose = false): Promise<string[] | Array<ModelVersionRecord & { is_current_version: boolean }>> {
+  async getAllModels(verbose: true): Promise<ModelInfo[]>;
+  async getAllModels(verbose?: false): Promise<string[]>;
+  async getAllModels(verbose = false): Promise<string[] | ModelInfo[]> {
     return this.admin.postJson("/admin/get_all_models", { verbose });
   }
 
-  async getModelInfo(name: string, version: string): Promise<(ModelVersionRecord & { is_current_version: boolean }) | undefined> {
+  async getModelInfo(name: string, version: string): Promise<(ModelInfo) | undefined> {
     const info = await this.admin.postJson<Record<string, unknown>>("/admin/get_model", { model_name: name, model_version: version });
-    return "model_name" in info ? (info as ModelVersionRecord & { is_current_version: boolean }) : undefined;
+    return "model_name" in info ? (info as ModelInfo) : undefined;
   }
 
+  async getAllModelReplicas(verbose: true): Promise<ReplicaRecord[]>;
+  async getAllModelReplicas(verbose?: false): Promise<string[]>;
   async getAllModelReplicas(verbose = false): Promise<string[] | ReplicaRecord[]> {
     return this.admin.postJson("/admin/get_all_containers", { verbose });
   }
@@ -338,7 +347,7 @@ export class ClipperConnection {
 
   /** Stops the replicas of every version of the named models except the current one. */
   async stopInactiveModelVersions(names: string[]): Promise<void> {
-    const models = (await this.getAllModels(true)) as Array<ModelVersionRecord & { is_current_version: boolean }>;
+    const models = await this.getAllModels(true);
     const inactive: Record<string, string[]> = {};
     for (const m of models) {
       if (names.includes(m.model_name) && !m.is_current_version) (inactive[m.model_name] ??= []).push(m.model_version);

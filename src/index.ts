@@ -1,6 +1,6 @@
 /** The library: `import { ClipperConnection } from "clipper"`. */
 export { ClipperConnection, DEFAULT_CLUSTER_OPTIONS, parsePredictSpec } from "./connection.js";
-export type { ConnectOptions, DeployModelOptions, RegisterApplicationOptions, PredictReply } from "./connection.js";
+export type { ConnectOptions, DeployModelOptions, ModelInfo, RegisterApplicationOptions, PredictReply } from "./connection.js";
 export { AdminClient } from "./admin-client.js";
 export { ClipperError, AdminApiError, ERROR_CODES } from "./errors.js";
 export type { ErrorCode } from "./errors.js";

@@ -3,6 +3,7 @@
  * `--json` (one JSON document on stdout). Errors are one line on stderr with an optional hint.
  */
 import chalk from "chalk";
+import ora from "ora";
 import { ClipperError } from "../errors.js";
 
 export interface OutputOptions {
@@ -46,4 +47,26 @@ export function reportError(err: unknown, options: OutputOptions): number {
   }
   if (!known && process.env.CLIPPER_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   return code;
+}
+
+export interface Progress {
+  succeed(text: string): void;
+  fail(text: string): void;
+}
+
+/**
+ * A spinner on a terminal; plain lines elsewhere (ora's symbols would still carry colour codes
+ * into a pipe); nothing at all with --json, whose stdout must stay one JSON document.
+ */
+export function progress(text: string, options: OutputOptions): Progress {
+  if (options.json) return { succeed() {}, fail() {} };
+  if (process.stderr.isTTY) {
+    const spinner = ora({ text, stream: process.stderr }).start();
+    return { succeed: (t) => spinner.succeed(t), fail: (t) => spinner.fail(t) };
+  }
+  process.stderr.write(`${text} ...\n`);
+  return {
+    succeed: (t) => process.stderr.write(`done: ${t}\n`),
+    fail: (t) => process.stderr.write(`failed: ${t}\n`),
+  };
 }

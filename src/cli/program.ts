@@ -23,6 +23,8 @@ export function buildProgram(): Command {
     .name("clipper")
     .description("Serve models behind a low-latency REST API (Clipper-compatible)")
     .version("0.1.0")
+    // Subcommands have their own --version (a model version): program options must come first.
+    .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ outputError: (str, write) => write(str) });
 

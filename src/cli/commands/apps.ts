@@ -1,6 +1,5 @@
 /** register-app, unregister-app, link, unlink, apps: applications and their links. */
 import { ClipperConnection } from "../../connection.js";
-import type { AppRecord } from "../../../runtime/shared/state.js";
 import { emit, style, table, type OutputOptions } from "../output.js";
 
 type Common = OutputOptions & { cluster?: string };
@@ -38,7 +37,7 @@ export async function unlink(app: string, model: string, options: Common): Promi
 
 export async function apps(options: Common): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
-  const all = (await conn.getAllApps(true)) as AppRecord[];
+  const all = await conn.getAllApps(true);
   emit(options, all, all.length === 0
     ? style.dim("no applications (register one with `clipper register-app`)")
     : table(["NAME", "INPUT TYPE", "SLO (ms)", "DEFAULT OUTPUT", "LINKED MODELS"],

@@ -1,9 +1,8 @@
 /** start, stop, status, logs: a cluster's lifecycle. */
 import { readFileSync, statSync } from "node:fs";
-import ora from "ora";
 import { ClipperConnection } from "../../connection.js";
 import type { ManagerKind } from "../../managers/container-manager.js";
-import { emit, style, table, type OutputOptions } from "../output.js";
+import { emit, progress, style, table, type OutputOptions } from "../output.js";
 
 export interface StartOptions extends OutputOptions {
   manager: ManagerKind;
@@ -20,7 +19,7 @@ export interface StartOptions extends OutputOptions {
 
 export async function start(options: StartOptions): Promise<void> {
   const conn = await ClipperConnection.create({ cluster: options.cluster, manager: options.manager, python: options.python });
-  const spinner = options.json ? undefined : ora(`Starting cluster '${options.cluster}' (${options.manager})`).start();
+  const spinner = progress(`Starting cluster '${options.cluster}' (${options.manager})`, options);
   try {
     const addresses = await conn.start({
       cluster: options.cluster,
@@ -32,7 +31,7 @@ export async function start(options: StartOptions): Promise<void> {
       startupTimeoutMs: options.startupTimeoutMs,
       replicaTimeoutMs: options.replicaTimeoutMs,
     });
-    spinner?.succeed(`Cluster '${addresses.cluster}' is up`);
+    spinner.succeed(`Cluster '${addresses.cluster}' is up`);
     const { token, ...shown } = addresses;
     emit(options, { ...shown, tokenRequired: token !== undefined }, [
       `  query frontend   ${addresses.queryUrl}`,
@@ -44,7 +43,7 @@ export async function start(options: StartOptions): Promise<void> {
       `Next: ${style.cmd("clipper register-app hello --input-type doubles --default-output -1 --slo-ms 100")}`,
     ]);
   } catch (err) {
-    spinner?.fail(`Cluster '${options.cluster}' did not start`);
+    spinner.fail(`Cluster '${options.cluster}' did not start`);
     throw err;
   }
 }
@@ -52,9 +51,9 @@ export async function start(options: StartOptions): Promise<void> {
 export async function stop(options: OutputOptions & { cluster?: string; keepState?: boolean }): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
   const name = conn.getAddresses().cluster;
-  const spinner = options.json ? undefined : ora(`Stopping cluster '${name}'`).start();
+  const spinner = progress(`Stopping cluster '${name}'`, options);
   await conn.stopAll({ keepState: options.keepState });
-  spinner?.succeed(`Cluster '${name}' stopped${options.keepState ? " (state kept)" : ""}`);
+  spinner.succeed(`Cluster '${name}' stopped${options.keepState ? " (state kept)" : ""}`);
   if (options.json) emit(options, { stopped: name, keepState: Boolean(options.keepState) }, []);
 }
 

@@ -1,0 +1,210 @@
+/**
+ * The on-disk layout of local clusters:
+ *
+ *   $CLIPPER_HOME (default ~/.clipper)/clusters/<name>/
+ *     supervisor.json    pid, control port and token, addresses of the running supervisor
+ *     supervisor-config.json  what the manager handed the supervisor
+ *     deployments.json   desired replicas per model version (durable, replaced atomically)
+ *     children.json      live child processes (to stop leftovers of a supervisor that died)
+ *     token              management API token (0600), only when listening beyond loopback
+ *     logs/<component>.log
+ *     state/             the management daemon's --state-dir
+ *     ready/<model>-<version>-<replica>  replica readiness files
+ */
+import { randomBytes } from "node:crypto";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import type { z } from "zod";
+import type { ClusterAddresses, ClusterOptions, LogSource } from "../container-manager.js";
+import { ManagerError } from "./errors.js";
+import { describeIssues } from "./schemas.js";
+
+export function clipperHome(env: NodeJS.ProcessEnv = process.env): string {
+  const configured = env.CLIPPER_HOME?.trim();
+  return configured ? resolve(configured) : join(homedir(), ".clipper");
+}
+
+export interface ClusterPaths {
+  cluster: string;
+  dir: string;
+  supervisorFile: string;
+  configFile: string;
+  deploymentsFile: string;
+  childrenFile: string;
+  tokenFile: string;
+  logsDir: string;
+  stateDir: string;
+  readyDir: string;
+}
+
+export function clusterPaths(home: string, cluster: string): ClusterPaths {
+  return clusterPathsAt(join(resolve(home), "clusters", cluster), cluster);
+}
+
+/** The layout inside a given cluster directory. */
+export function clusterPathsAt(dir: string, cluster: string): ClusterPaths {
+  return {
+    cluster,
+    dir,
+    supervisorFile: join(dir, "supervisor.json"),
+    configFile: join(dir, "supervisor-config.json"),
+    deploymentsFile: join(dir, "deployments.json"),
+    childrenFile: join(dir, "children.json"),
+    tokenFile: join(dir, "token"),
+    logsDir: join(dir, "logs"),
+    stateDir: join(dir, "state"),
+    readyDir: join(dir, "ready"),
+  };
+}
+
+/** Creates the cluster directory and its sub-directories, readable by the owner only. */
+export function ensureClusterDirs(paths: ClusterPaths): void {
+  for (const dir of [paths.dir, paths.logsDir, paths.stateDir, paths.readyDir]) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+}
+
+/** The component name of one model replica, which also names its log and readiness files. */
+export function replicaComponent(name: string, version: string, replica: number): string {
+  return `${name}-${version}-${replica}`;
+}
+
+export function logFileOf(paths: ClusterPaths, component: string): string {
+  return join(paths.logsDir, `${component}.log`);
+}
+
+export function readyFileOf(paths: ClusterPaths, component: string): string {
+  return join(paths.readyDir, component);
+}
+
+/** Writes a file so that readers see the old or the new content, never a part. */
+export function writeFileAtomic(path: string, data: string, mode = 0o600): void {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  const fd = openSync(tmp, "w", mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Reads and validates a JSON file; undefined when it does not exist. */
+export function readJsonFile<T extends z.ZodType>(path: string, schema: T): z.infer<T> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ManagerError(`${path} is not valid JSON`, "INVALID_ARGUMENT");
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ManagerError(`${path} is not valid: ${describeIssues(parsed.error)}`, "INVALID_ARGUMENT");
+  return parsed.data;
+}
+
+/** Reads the management token, creating one (0600) when there is none yet. */
+export function ensureToken(paths: ClusterPaths): string {
+  if (existsSync(paths.tokenFile)) {
+    const existing = readFileSync(paths.tokenFile, "utf8").trim();
+    if (existing.length >= 16) {
+      chmodSync(paths.tokenFile, 0o600);
+      return existing;
+    }
+  }
+  const token = randomBytes(32).toString("hex");
+  writeFileAtomic(paths.tokenFile, `${token}\n`, 0o600);
+  return token;
+}
+
+export function readToken(file: string): string | undefined {
+  try {
+    const token = readFileSync(file, "utf8").trim();
+    return token || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A host a client on this machine can reach a server bound to `host` on. */
+export function connectHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::" || host === "[::]" || host === "") return "127.0.0.1";
+  return host;
+}
+
+/** A host as it is written in a URL (IPv6 addresses in brackets). */
+export function urlHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+export function addressesFor(options: ClusterOptions): Omit<ClusterAddresses, "token"> & { manager: "local" } {
+  const host = urlHost(connectHost(options.host));
+  const queryUrl = `http://${host}:${options.queryPort}`;
+  return {
+    cluster: options.cluster,
+    manager: "local",
+    queryUrl,
+    managementUrl: `http://${host}:${options.managementPort}`,
+    rpcAddress: `tcp://${host}:${options.rpcPort}`,
+    metricsUrl: `${queryUrl}/metrics`,
+  };
+}
+
+/** All log files of a cluster, as component → path. */
+export function listLogFiles(paths: ClusterPaths): LogSource[] {
+  let names: string[];
+  try {
+    names = readdirSync(paths.logsDir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => n.endsWith(".log"))
+    .sort()
+    .map((n) => ({ component: n.slice(0, -".log".length), path: join(paths.logsDir, n) }));
+}
+
+/**
+ * The log files for a component filter: an exact component name (management, frontend,
+ * sum-model-1-0, supervisor), or a model name or `<model>-<version>` for all of its replicas.
+ */
+export function filterLogs(
+  logs: LogSource[],
+  filter: string | undefined,
+  replicaOwners: Map<string, { name: string; version: string }>,
+): LogSource[] {
+  if (!filter) return logs;
+  const exact = logs.filter((l) => l.component === filter);
+  if (exact.length) return exact;
+  return logs.filter((l) => {
+    const owner = replicaOwners.get(l.component);
+    if (owner) return owner.name === filter || `${owner.name}-${owner.version}` === filter;
+    // Replicas of deployments no longer known: match by prefix and a trailing replica number.
+    return l.component.startsWith(`${filter}-`) && /^\d+$/.test(l.component.slice(filter.length + 1).split("-").pop() ?? "");
+  });
+}

@@ -1,0 +1,71 @@
+/**
+ * Errors of the local (process) container manager. Each carries a stable code and a one-line
+ * message meant to be shown to a user as it is.
+ */
+
+export type ManagerErrorCode =
+  | "INVALID_ARGUMENT"
+  | "CLUSTER_NOT_RUNNING"
+  | "CLUSTER_ALREADY_RUNNING"
+  | "PORT_IN_USE"
+  | "STARTUP_FAILED"
+  | "NOT_BUILT"
+  | "NOT_FOUND"
+  | "CONFLICT"
+  | "CONTROL_API";
+
+export class ManagerError extends Error {
+  override readonly name: string = "ManagerError";
+  constructor(
+    message: string,
+    readonly code: ManagerErrorCode = "CONTROL_API",
+  ) {
+    super(message);
+  }
+}
+
+/** No supervisor answers for the cluster. */
+export class ClusterNotRunningError extends ManagerError {
+  override readonly name = "ClusterNotRunningError";
+  constructor(readonly cluster: string) {
+    super(`no running cluster named ${cluster} (start one with \`clipper start\`)`, "CLUSTER_NOT_RUNNING");
+  }
+}
+
+export class ClusterAlreadyRunningError extends ManagerError {
+  override readonly name = "ClusterAlreadyRunningError";
+  constructor(
+    readonly cluster: string,
+    readonly pid: number,
+    detail = "",
+  ) {
+    super(
+      `a cluster named ${cluster} is already running (supervisor pid ${pid}${detail}); ` +
+        "stop it with `clipper stop` or choose another cluster name",
+      "CLUSTER_ALREADY_RUNNING",
+    );
+  }
+}
+
+export class PortInUseError extends ManagerError {
+  override readonly name = "PortInUseError";
+  constructor(
+    readonly port: number,
+    readonly flag: string,
+    reason = "is already in use",
+  ) {
+    super(`port ${port} ${reason} (choose another with ${flag})`, "PORT_IN_USE");
+  }
+}
+
+/** A component did not come up in time, or the supervisor died while starting. */
+export class StartupError extends ManagerError {
+  override readonly name = "StartupError";
+  constructor(
+    message: string,
+    readonly component: string,
+    readonly logFile: string,
+  ) {
+    super(message, "STARTUP_FAILED");
+  }
+}

@@ -1,0 +1,588 @@
+/**
+ * The embedded default ContainerManager: everything runs as local processes under one detached
+ * supervisor per cluster (see supervisor.ts). Needs nothing but Node.js (and Python for Python models).
+ */
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { isLoopbackHost } from "../../../runtime/shared/loopback.js";
+import { packageRoot, pythonRuntimeDir, runtimeEntry } from "../../../runtime/shared/package-root.js";
+import type {
+  ClusterAddresses,
+  ClusterOptions,
+  ClusterStatus,
+  ContainerManager,
+  LogSource,
+  ModelDeployment,
+} from "../container-manager.js";
+import {
+  addressesFor,
+  clipperHome,
+  clusterPaths,
+  ensureClusterDirs,
+  ensureToken,
+  filterLogs,
+  listLogFiles,
+  logFileOf,
+  readJsonFile,
+  readToken,
+  writeFileAtomic,
+  type ClusterPaths,
+} from "./cluster-home.js";
+import { ControlClient, ControlUnavailableError } from "./control-client.js";
+import { ClusterAlreadyRunningError, ClusterNotRunningError, ManagerError, StartupError } from "./errors.js";
+import { describeExit } from "./managed-process.js";
+import { assertPortsFree, findFreePorts } from "./ports.js";
+import { commandLine, pidAlive, signalGroup, sleep, stopLeftovers, waitForExit } from "./processes.js";
+import {
+  ChildrenFileSchema,
+  ClusterNameSchema,
+  ClusterOptionsSchema,
+  DEFAULT_STOP_GRACE_MS,
+  describeIssues,
+  MAX_REPLICAS,
+  SupervisorRecordSchema,
+  type ComponentCommands,
+  type DeploymentsResponse,
+  type LogsResponse,
+  type StatusResponse,
+  type StoppedResponse,
+  type SupervisorConfig,
+  type SupervisorRecord,
+} from "./schemas.js";
+
+export interface LocalManagerOptions {
+  /** Cluster name (default "default"); several clusters can run side by side on other ports. */
+  cluster?: string;
+  /** Where clusters keep their files (default $CLIPPER_HOME, else ~/.clipper). */
+  home?: string;
+  /** Python interpreter for Python models that name none (default $CLIPPER_PYTHON, else python3). */
+  python?: string;
+  /** How long a stopping child gets after SIGTERM before SIGKILL (default 5000 ms). */
+  stopGraceMs?: number;
+  /**
+   * FOR TESTS AND DEVELOPMENT ONLY: replaces the program run for the management daemon, the
+   * query frontend, or Python / Node replicas. The usual flags and environment are still passed.
+   */
+  componentCommands?: ComponentCommands;
+}
+
+type Probe =
+  | { state: "running"; record: SupervisorRecord; client: ControlClient }
+  | { state: "unresponsive"; record: SupervisorRecord }
+  | { state: "stale"; record?: SupervisorRecord }
+  | { state: "none" };
+
+const COMPONENT_TITLES: Record<string, string> = {
+  supervisor: "the supervisor",
+  management: "the management daemon",
+  frontend: "the query frontend",
+};
+
+export class LocalContainerManager implements ContainerManager {
+  readonly kind = "local" as const;
+  readonly cluster: string;
+  readonly home: string;
+  readonly paths: ClusterPaths;
+  private readonly python: string | undefined;
+  private readonly stopGraceMs: number;
+  private readonly componentCommands: ComponentCommands | undefined;
+
+  constructor(options: LocalManagerOptions = {}) {
+    const cluster = options.cluster ?? "default";
+    const valid = ClusterNameSchema.safeParse(cluster);
+    if (!valid.success) throw new ManagerError(describeIssues(valid.error), "INVALID_ARGUMENT");
+    this.cluster = cluster;
+    this.home = resolve(options.home ?? clipperHome());
+    this.paths = clusterPaths(this.home, cluster);
+    this.python = options.python;
+    this.stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+    this.componentCommands = options.componentCommands;
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  async startClipper(options: ClusterOptions): Promise<ClusterAddresses> {
+    if (options.cluster !== this.cluster) {
+      throw new ManagerError(
+        `cluster name mismatch: this manager is for cluster ${this.cluster}, the options name ${options.cluster}`,
+        "INVALID_ARGUMENT",
+      );
+    }
+    const release = this.acquireStartLock();
+    try {
+      return await this.start(options);
+    } finally {
+      release();
+    }
+  }
+
+  private async start(options: ClusterOptions): Promise<ClusterAddresses> {
+    const probe = await this.probe();
+    if (probe.state === "running") throw new ClusterAlreadyRunningError(this.cluster, probe.record.pid);
+    if (probe.state === "unresponsive") {
+      throw new ClusterAlreadyRunningError(this.cluster, probe.record.pid, ", not answering its control API");
+    }
+    if (probe.state === "stale") await this.clearStale();
+
+    const resolved = await this.resolvePorts(options);
+    const checked = ClusterOptionsSchema.safeParse(resolved);
+    if (!checked.success) throw new ManagerError(`invalid cluster options: ${describeIssues(checked.error)}`, "INVALID_ARGUMENT");
+    await assertPortsFree(resolved.host, [
+      { port: resolved.queryPort, flag: "--query-port" },
+      { port: resolved.managementPort, flag: "--management-port" },
+      { port: resolved.rpcPort, flag: "--rpc-port" },
+    ]);
+    const entry = supervisorEntry();
+    if (!this.componentCommands?.management) requireBuilt(runtimeEntry("management/main.js"), "the management daemon");
+    if (!this.componentCommands?.frontend) requireBuilt(runtimeEntry("frontend/main.js"), "the query frontend");
+
+    ensureClusterDirs(this.paths);
+    const token = isLoopbackHost(resolved.host) ? undefined : ensureToken(this.paths);
+    const config: SupervisorConfig = {
+      cluster: this.cluster,
+      clusterDir: this.paths.dir,
+      options: resolved,
+      ...(token ? { tokenFile: this.paths.tokenFile } : {}),
+      ...(this.python ? { python: this.python } : {}),
+      stopGraceMs: this.stopGraceMs,
+      ...(this.componentCommands ? { componentCommands: this.componentCommands } : {}),
+    };
+    writeFileAtomic(this.paths.configFile, `${JSON.stringify(config, null, 2)}\n`);
+
+    const supervisorLog = logFileOf(this.paths, "supervisor");
+    const fd = openSync(supervisorLog, "a", 0o600);
+    let exited: string | undefined;
+    const child = (() => {
+      try {
+        return spawn(process.execPath, [entry, "--config", this.paths.configFile], {
+          cwd: this.paths.dir,
+          env: process.env,
+          stdio: ["ignore", fd, fd],
+          detached: true,
+        });
+      } finally {
+        closeSync(fd);
+      }
+    })();
+    child.once("error", (err) => (exited = `could not be started (${err.message})`));
+    child.once("exit", (code, signal) => (exited = signal ? `was killed by ${signal}` : `exited with code ${code}`));
+    child.unref();
+    const pid = child.pid;
+
+    const addresses = addressesFor(resolved);
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const checks = {
+      management: { url: `${addresses.managementUrl}/admin/ping`, ok: false, problem: "no answer yet" },
+      frontend: { url: `${addresses.queryUrl}/health`, ok: false, problem: "no answer yet" },
+    };
+    const deadline = Date.now() + resolved.startupTimeoutMs;
+    let record: SupervisorRecord | undefined;
+    for (;;) {
+      if (exited !== undefined) {
+        await this.abortStart(pid, undefined);
+        throw new StartupError(
+          `the supervisor ${exited} before the cluster came up; see its log: ${supervisorLog}`,
+          "supervisor",
+          supervisorLog,
+        );
+      }
+      if (!record) {
+        const found = readRecord(this.paths);
+        if (found && found.pid === pid) record = found;
+      }
+      if (record) {
+        const left = Math.max(200, Math.min(2000, deadline - Date.now()));
+        await Promise.all(
+          Object.values(checks).map(async (check) => {
+            if (check.ok) return;
+            const problem = await httpProblem(check.url, headers, left, check === checks.management ? "PONG" : undefined);
+            check.ok = problem === undefined;
+            if (problem) check.problem = problem;
+          }),
+        );
+        if (checks.management.ok && checks.frontend.ok) return { ...addresses, ...(token ? { token } : {}) };
+      }
+      if (Date.now() >= deadline) break;
+      await sleep(100);
+    }
+
+    const failing = !record ? "supervisor" : !checks.management.ok ? "management" : "frontend";
+    const logFile = logFileOf(this.paths, failing);
+    let what: string;
+    if (failing === "supervisor") {
+      what = `did not report its control port within ${resolved.startupTimeoutMs} ms`;
+    } else {
+      const check = checks[failing];
+      let detail = check.problem;
+      try {
+        const status = await new ControlClient(record!).call<StatusResponse>("GET", "/status", undefined, 3000);
+        const component = status.components.find((c) => c.component === failing);
+        if (component?.lastExit) {
+          detail += `; it ${describeExit(component.lastExit)}`;
+          if (component.restarts) detail += `, restarted ${component.restarts} times`;
+        }
+      } catch {
+        // the explanation stays shorter
+      }
+      const last = lastLogLine(logFileOf(this.paths, failing));
+      if (last) detail += `; last log line: ${last}`;
+      what = `did not answer GET ${check.url} within ${resolved.startupTimeoutMs} ms (${detail})`;
+    }
+    await this.abortStart(pid, record);
+    throw new StartupError(`${COMPONENT_TITLES[failing]} ${what}; see its log: ${logFile}`, failing, logFile);
+  }
+
+  async connect(): Promise<ClusterAddresses> {
+    const { record } = await this.running();
+    return this.addressesOf(record);
+  }
+
+  async stopAll(options?: { keepState?: boolean }): Promise<void> {
+    const keepState = options?.keepState ?? true;
+    const probe = await this.probe();
+    switch (probe.state) {
+      case "running":
+        try {
+          await probe.client.call("POST", "/shutdown", { keepState }, this.stopGraceMs * 3 + 30_000);
+          if (await waitForExit(probe.record.pid, 10_000)) break;
+        } catch (err) {
+          if (!(err instanceof ControlUnavailableError)) throw err;
+        }
+        await this.terminateSupervisor(probe.record.pid);
+        break;
+      case "unresponsive":
+        await this.terminateSupervisor(probe.record.pid);
+        break;
+      case "stale":
+        await this.clearStale();
+        break;
+      case "none":
+        if (keepState || !existsSync(this.paths.dir)) throw new ClusterNotRunningError(this.cluster);
+    }
+    if (!keepState) rmSync(this.paths.dir, { recursive: true, force: true });
+  }
+
+  // ---- models ----------------------------------------------------------------------------------
+
+  async deployModel(deployment: ModelDeployment, replicas: number): Promise<void> {
+    checkReplicas(replicas);
+    const predictFile = resolve(deployment.predictFile);
+    const modelPath = resolve(deployment.modelPath);
+    if (!isFile(predictFile)) throw new ManagerError(`predict file ${predictFile} does not exist`, "INVALID_ARGUMENT");
+    if (!isDirectory(modelPath)) throw new ManagerError(`model path ${modelPath} is not a directory`, "INVALID_ARGUMENT");
+    if (deployment.framework === "node" && !this.componentCommands?.node) {
+      requireBuilt(runtimeEntry("container-node/main.js"), "the Node model runtime");
+    }
+    if (deployment.framework === "python" && !this.componentCommands?.python) {
+      requireBuilt(join(pythonRuntimeDir(), "clipper_runtime"), "the Python model runtime");
+    }
+    const python =
+      deployment.framework === "python" ? (deployment.python ?? this.python ?? process.env.CLIPPER_PYTHON) : undefined;
+    const body = {
+      deployment: {
+        name: deployment.name,
+        version: deployment.version,
+        inputType: deployment.inputType,
+        framework: deployment.framework,
+        predictFile,
+        predictFunction: deployment.predictFunction || "predict",
+        modelPath,
+        ...(python ? { python } : {}),
+        ...(deployment.env && Object.keys(deployment.env).length ? { env: deployment.env } : {}),
+      },
+      replicas,
+    };
+    const { client } = await this.running();
+    await client.call("POST", "/deployments", body, this.mutationTimeout());
+  }
+
+  async setNumReplicas(name: string, version: string, replicas: number): Promise<void> {
+    checkReplicas(replicas);
+    const { client } = await this.running();
+    await client.call("POST", "/deployments/replicas", { name, version, replicas }, this.mutationTimeout());
+  }
+
+  async getNumReplicas(name: string, version: string): Promise<number> {
+    const { client } = await this.running();
+    const { deployments } = await client.call<DeploymentsResponse>("GET", "/deployments");
+    return deployments.find((d) => d.deployment.name === name && d.deployment.version === version)?.replicas ?? 0;
+  }
+
+  async stopModels(models: Record<string, string[]>): Promise<void> {
+    if (Object.keys(models).length === 0) return;
+    const { client } = await this.running();
+    await client.call<StoppedResponse>("POST", "/models/stop", { models }, this.mutationTimeout());
+  }
+
+  async stopAllModelContainers(): Promise<void> {
+    const { client } = await this.running();
+    await client.call<StoppedResponse>("POST", "/models/stop-all", {}, this.mutationTimeout());
+  }
+
+  // ---- inspection ------------------------------------------------------------------------------
+
+  async status(): Promise<ClusterStatus> {
+    const { record, client } = await this.running();
+    const status = await client.call<StatusResponse>("GET", "/status");
+    return {
+      addresses: this.addressesOf(record),
+      components: status.components.map((c) => ({
+        component: c.component,
+        state: c.state,
+        ...(c.pid !== undefined ? { pid: c.pid } : {}),
+        restarts: c.restarts,
+      })),
+      replicas: status.replicas.map((r) => ({
+        name: r.name,
+        version: r.version,
+        replica: r.replica,
+        state: r.state,
+        ...(r.pid !== undefined ? { pid: r.pid } : {}),
+        restarts: r.restarts,
+      })),
+    };
+  }
+
+  /** The supervisor's full report (adds readiness, last exits, log paths and desired replicas). */
+  async statusDetails(): Promise<StatusResponse> {
+    const { client } = await this.running();
+    return client.call<StatusResponse>("GET", "/status");
+  }
+
+  /** Log files of the cluster; readable from disk even when the cluster is not running. */
+  async logs(component?: string): Promise<LogSource[]> {
+    const probe = await this.probe();
+    if (probe.state === "running") {
+      const query = component ? `?component=${encodeURIComponent(component)}` : "";
+      return (await probe.client.call<LogsResponse>("GET", `/logs${query}`)).logs;
+    }
+    if (!existsSync(this.paths.dir)) throw new ClusterNotRunningError(this.cluster);
+    const all = listLogFiles(this.paths);
+    const logs = filterLogs(all, component, new Map());
+    if (component && logs.length === 0) {
+      throw new ManagerError(
+        `no logs for component ${component} (known: ${all.map((l) => l.component).join(", ") || "none"})`,
+        "NOT_FOUND",
+      );
+    }
+    return logs;
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private mutationTimeout(): number {
+    return this.stopGraceMs * 2 + 30_000;
+  }
+
+  private addressesOf(record: SupervisorRecord): ClusterAddresses {
+    const token = record.tokenFile ? readToken(record.tokenFile) : undefined;
+    return { ...record.addresses, ...(token ? { token } : {}) };
+  }
+
+  private async running(): Promise<{ record: SupervisorRecord; client: ControlClient }> {
+    const probe = await this.probe();
+    if (probe.state !== "running") throw new ClusterNotRunningError(this.cluster);
+    return probe;
+  }
+
+  /** What runs for this cluster: a live supervisor, a stuck one, leftovers of a dead one, or nothing. */
+  private async probe(): Promise<Probe> {
+    let record: SupervisorRecord | undefined;
+    try {
+      record = readRecord(this.paths);
+    } catch {
+      return { state: "stale" };
+    }
+    if (!record) return existsSync(this.paths.childrenFile) ? { state: "stale" } : { state: "none" };
+    if (!pidAlive(record.pid)) return { state: "stale", record };
+    const client = new ControlClient(record);
+    try {
+      await client.call("GET", "/ping", undefined, 3000);
+      return { state: "running", record, client };
+    } catch {
+      return commandLine(record.pid)?.includes("supervisor-main") ? { state: "unresponsive", record } : { state: "stale", record };
+    }
+  }
+
+  /** Stops what a dead supervisor left running and forgets it. */
+  private async clearStale(): Promise<void> {
+    const children = readJsonFileQuiet(this.paths.childrenFile);
+    if (children) await stopLeftovers(children, this.stopGraceMs);
+    rmSync(this.paths.supervisorFile, { force: true });
+    rmSync(this.paths.childrenFile, { force: true });
+  }
+
+  /** Stops a supervisor that will not answer: SIGTERM (it stops its children), then SIGKILL. */
+  private async terminateSupervisor(pid: number): Promise<void> {
+    if (pidAlive(pid)) {
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // gone meanwhile
+      }
+      if (!(await waitForExit(pid, this.stopGraceMs * 3 + 5_000))) {
+        signalGroup(pid, "SIGKILL");
+        await waitForExit(pid, 2_000);
+      }
+    }
+    await this.clearStale();
+  }
+
+  /** Undoes a start that failed, keeping the cluster directory (its logs explain the failure). */
+  private async abortStart(pid: number | undefined, record: SupervisorRecord | undefined): Promise<void> {
+    if (record) {
+      try {
+        await new ControlClient(record).call("POST", "/shutdown", { keepState: true }, this.stopGraceMs * 3 + 30_000);
+        if (await waitForExit(record.pid, 10_000)) {
+          await this.clearStale();
+          return;
+        }
+      } catch {
+        // fall through to signals
+      }
+    }
+    if (pid !== undefined) await this.terminateSupervisor(pid);
+    else await this.clearStale();
+  }
+
+  /** Keeps two processes from starting the same cluster at once. */
+  private acquireStartLock(): () => void {
+    const lock = join(this.paths.dir, "start.lock");
+    mkdirSync(this.paths.dir, { recursive: true, mode: 0o700 });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fd = openSync(lock, "wx", 0o600);
+        writeSync(fd, String(process.pid));
+        closeSync(fd);
+        return () => rmSync(lock, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw err;
+        const holder = Number(readFileSync(lock, "utf8").trim());
+        if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
+          throw new ManagerError(
+            `cluster ${this.cluster} is being started by another process (pid ${holder})`,
+            "CLUSTER_ALREADY_RUNNING",
+          );
+        }
+        rmSync(lock, { force: true });
+      }
+    }
+  }
+
+  private async resolvePorts(options: ClusterOptions): Promise<ClusterOptions> {
+    for (const [key, value] of [
+      ["queryPort", options.queryPort],
+      ["managementPort", options.managementPort],
+      ["rpcPort", options.rpcPort],
+    ] as const) {
+      if (!Number.isInteger(value) || value < 0 || value > 65535) {
+        throw new ManagerError(`${key} must be an integer between 0 and 65535 (got ${value})`, "INVALID_ARGUMENT");
+      }
+    }
+    const wanted = [options.queryPort, options.managementPort, options.rpcPort].filter((p) => p === 0).length;
+    if (wanted === 0) return { ...options };
+    const free = await findFreePorts(options.host, wanted);
+    const next = () => free.shift()!;
+    return {
+      ...options,
+      queryPort: options.queryPort || next(),
+      managementPort: options.managementPort || next(),
+      rpcPort: options.rpcPort || next(),
+    };
+  }
+}
+
+function readRecord(paths: ClusterPaths): SupervisorRecord | undefined {
+  return readJsonFile(paths.supervisorFile, SupervisorRecordSchema);
+}
+
+function readJsonFileQuiet(path: string) {
+  try {
+    return readJsonFile(path, ChildrenFileSchema);
+  } catch {
+    return undefined;
+  }
+}
+
+function checkReplicas(replicas: number): void {
+  if (!Number.isInteger(replicas) || replicas < 0 || replicas > MAX_REPLICAS) {
+    throw new ManagerError(`the number of replicas must be an integer from 0 to ${MAX_REPLICAS} (got ${replicas})`, "INVALID_ARGUMENT");
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function requireBuilt(path: string, what: string): void {
+  if (!existsSync(path)) throw new ManagerError(`${what} is not built (missing ${path}); run \`npm run build\``, "NOT_BUILT");
+}
+
+/** The compiled supervisor entry point, next to this module when running from dist/. */
+function supervisorEntry(): string {
+  const sibling = fileURLToPath(new URL("./supervisor-main.js", import.meta.url));
+  if (existsSync(sibling)) return sibling;
+  const built = join(packageRoot(), "dist", "src", "managers", "local", "supervisor-main.js");
+  requireBuilt(built, "the cluster supervisor");
+  return built;
+}
+
+/** The last line a component wrote to its log (not the supervisor's own markers), shortened. */
+function lastLogLine(file: string): string | undefined {
+  let text: string;
+  try {
+    const fd = openSync(file, "r");
+    try {
+      const size = statSync(file).size;
+      const buf = Buffer.alloc(Math.min(size, 8192));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      text = buf.toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const line = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("--- "))
+    .pop();
+  if (!line) return undefined;
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+/** Why GET url is not (yet) healthy, or undefined when it answers 200 (and `expect`, if given). */
+async function httpProblem(
+  url: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+  expect?: string,
+): Promise<string | undefined> {
+  try {
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    if (res.status !== 200) return `answered ${res.status}`;
+    if (expect !== undefined && !text.includes(expect)) return `answered ${JSON.stringify(text.slice(0, 40))}, not ${expect}`;
+    return undefined;
+  } catch (err) {
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    if (code === "ECONNREFUSED") return "connection refused";
+    if ((err as Error).name === "TimeoutError") return "no answer in time";
+    return code ?? (err as Error).message;
+  }
+}

@@ -1,0 +1,570 @@
+/**
+ * The per-cluster supervisor: a background process that runs the management daemon, the query
+ * frontend and the model replicas as children, restarts them when they exit unexpectedly, keeps
+ * the desired replicas durable in deployments.json, and answers a small control API on 127.0.0.1.
+ *
+ * Control API (JSON; every request carries `Authorization: Bearer <controlToken>` from supervisor.json):
+ *   GET  /ping                       {ok, cluster, pid}
+ *   GET  /status                     StatusResponse
+ *   GET  /deployments                {deployments: [{deployment, replicas}]}
+ *   POST /deployments                {deployment, replicas}   add or replace a deployment, set its replicas
+ *   POST /deployments/replicas       {name, version, replicas} scale a known deployment (404 when unknown)
+ *   POST /models/stop                {models: {name: [versions]}} ([] = every version) → {stopped}
+ *   POST /models/stop-all            {} → {stopped}
+ *   GET  /logs[?component=C]         {logs: [{component, path}]}
+ *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
+ * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
+ */
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { delimiter, dirname } from "node:path";
+import type { z } from "zod";
+import type { Logger } from "../../../runtime/shared/logger.js";
+import { pythonRuntimeDir, runtimeEntry } from "../../../runtime/shared/package-root.js";
+import type { ModelDeployment } from "../container-manager.js";
+import {
+  addressesFor,
+  clusterPathsAt,
+  connectHost,
+  ensureClusterDirs,
+  filterLogs,
+  listLogFiles,
+  logFileOf,
+  readJsonFile,
+  readyFileOf,
+  replicaComponent,
+  writeFileAtomic,
+  type ClusterPaths,
+} from "./cluster-home.js";
+import { ManagedProcess, type ProcessSpec } from "./managed-process.js";
+import { stopLeftovers } from "./processes.js";
+import {
+  ChildrenFileSchema,
+  DEFAULT_RESTART_POLICY,
+  DeploymentsFileSchema,
+  describeIssues,
+  SetDeploymentBodySchema,
+  SetReplicasBodySchema,
+  ShutdownBodySchema,
+  StopModelsBodySchema,
+  type ChildrenFile,
+  type DeploymentEntry,
+  type DeploymentsResponse,
+  type LogsResponse,
+  type ProcessReport,
+  type ReplicaReport,
+  type RestartPolicy,
+  type StatusResponse,
+  type StoppedResponse,
+  type SupervisorConfigSchema,
+  type SupervisorRecord,
+} from "./schemas.js";
+
+export type ResolvedSupervisorConfig = z.output<typeof SupervisorConfigSchema>;
+
+const MAX_CONTROL_BODY = 1024 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface DeploymentState {
+  deployment: ModelDeployment;
+  desired: number;
+  replicas: Map<number, ManagedProcess>;
+}
+
+const keyOf = (name: string, version: string) => `${name}:${version}`;
+
+export interface SupervisorDeps {
+  log: Logger;
+  /** Environment the children inherit. */
+  env?: NodeJS.ProcessEnv;
+  /** Called after a shutdown requested over the control API has been answered. */
+  exit: (code: number) => void;
+}
+
+export class Supervisor {
+  readonly paths: ClusterPaths;
+  private readonly policy: RestartPolicy;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly log: Logger;
+  private readonly components = new Map<"management" | "frontend", ManagedProcess>();
+  private readonly deployments = new Map<string, DeploymentState>();
+  private readonly controlToken = randomBytes(24).toString("hex");
+  private server: Server | undefined;
+  private controlPort = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private shutdownPromise: Promise<void> | undefined;
+  private finalized = false;
+
+  constructor(
+    private readonly config: ResolvedSupervisorConfig,
+    private readonly deps: SupervisorDeps,
+  ) {
+    this.paths = clusterPathsAt(config.clusterDir, config.cluster);
+    this.policy = { ...DEFAULT_RESTART_POLICY, ...config.restartPolicy };
+    this.env = deps.env ?? process.env;
+    this.log = deps.log;
+  }
+
+  /** Stops leftovers of a previous supervisor, opens the control API, starts every component. */
+  async start(): Promise<void> {
+    ensureClusterDirs(this.paths);
+    for (const stale of readdirSync(this.paths.readyDir)) rmSync(readyFileOf(this.paths, stale), { force: true });
+    const previous = readJsonFile(this.paths.childrenFile, ChildrenFileSchema);
+    if (previous && previous.supervisorPid !== process.pid) {
+      const stopped = await stopLeftovers(previous, this.config.stopGraceMs);
+      if (stopped.length) this.log.warn({ pids: stopped }, "stopped processes left by a previous supervisor");
+    }
+    await this.listen();
+    const record: SupervisorRecord = {
+      pid: process.pid,
+      controlPort: this.controlPort,
+      controlToken: this.controlToken,
+      cluster: this.config.cluster,
+      addresses: addressesFor(this.config.options),
+      ...(this.config.tokenFile ? { tokenFile: this.config.tokenFile } : {}),
+      startedAt: new Date().toISOString(),
+    };
+    writeFileAtomic(this.paths.supervisorFile, `${JSON.stringify(record, null, 2)}\n`);
+    this.log.info({ controlPort: this.controlPort, options: this.config.options }, "supervisor listening");
+
+    this.startComponent("management", this.managementArgv());
+    this.startComponent("frontend", this.frontendArgv());
+
+    const saved = readJsonFile(this.paths.deploymentsFile, DeploymentsFileSchema);
+    for (const entry of saved?.deployments ?? []) {
+      this.deployments.set(keyOf(entry.deployment.name, entry.deployment.version), {
+        deployment: entry.deployment,
+        desired: 0,
+        replicas: new Map(),
+      });
+    }
+    for (const entry of saved?.deployments ?? []) {
+      const state = this.deployments.get(keyOf(entry.deployment.name, entry.deployment.version));
+      if (state) await this.scale(state, entry.replicas);
+    }
+    if (saved?.deployments.length) this.log.info({ deployments: saved.deployments.length }, "restored deployments");
+  }
+
+  // ---- commands ------------------------------------------------------------------------------
+
+  private tokenArgs(): string[] {
+    return this.config.tokenFile ? ["--token-file", this.config.tokenFile] : [];
+  }
+
+  managementArgv(): string[] {
+    const o = this.config.options;
+    const program = this.config.componentCommands?.management ?? [process.execPath, runtimeEntry("management/main.js")];
+    return [
+      ...program,
+      "--host", o.host,
+      "--port", String(o.managementPort),
+      "--state-dir", this.paths.stateDir,
+      ...this.tokenArgs(),
+      "--max-body-bytes", String(o.maxBodyBytes),
+    ];
+  }
+
+  frontendArgv(): string[] {
+    const o = this.config.options;
+    const program = this.config.componentCommands?.frontend ?? [process.execPath, runtimeEntry("frontend/main.js")];
+    return [
+      ...program,
+      "--host", o.host,
+      "--port", String(o.queryPort),
+      "--rpc-port", String(o.rpcPort),
+      "--management-url", addressesFor(o).managementUrl,
+      ...this.tokenArgs(),
+      "--max-body-bytes", String(o.maxBodyBytes),
+      "--replica-timeout-ms", String(o.replicaTimeoutMs),
+    ];
+  }
+
+  replicaSpec(d: ModelDeployment, replica: number): ProcessSpec {
+    const component = replicaComponent(d.name, d.version, replica);
+    const readyFile = readyFileOf(this.paths, component);
+    const commands = this.config.componentCommands;
+    const env: NodeJS.ProcessEnv = { ...this.env, PYTHONUNBUFFERED: "1", ...d.env };
+    let argv: string[];
+    if (d.framework === "python") {
+      const python = d.python ?? this.config.python ?? this.env.CLIPPER_PYTHON ?? "python3";
+      argv = commands?.python ?? [python, "-m", "clipper_runtime"];
+      env.PYTHONPATH = env.PYTHONPATH ? `${pythonRuntimeDir()}${delimiter}${env.PYTHONPATH}` : pythonRuntimeDir();
+    } else {
+      argv = commands?.node ?? [process.execPath, runtimeEntry("container-node/main.js")];
+    }
+    Object.assign(env, {
+      CLIPPER_CLUSTER: this.config.cluster,
+      CLIPPER_MODEL_NAME: d.name,
+      CLIPPER_MODEL_VERSION: d.version,
+      CLIPPER_INPUT_TYPE: d.inputType,
+      CLIPPER_IP: connectHost(this.config.options.host),
+      CLIPPER_PORT: String(this.config.options.rpcPort),
+      CLIPPER_MODEL_PATH: d.modelPath,
+      CLIPPER_PREDICT: `${d.predictFile}:${d.predictFunction}`,
+      CLIPPER_READY_FILE: readyFile,
+      CLIPPER_REPLICA_ID: String(replica),
+    });
+    const predictDir = dirname(d.predictFile);
+    return {
+      component,
+      argv,
+      env,
+      cwd: existsSync(predictDir) ? predictDir : this.paths.dir,
+      logFile: logFileOf(this.paths, component),
+      readyFile,
+    };
+  }
+
+  private newProcess(spec: ProcessSpec): ManagedProcess {
+    return new ManagedProcess(spec, this.policy, this.log, () => this.writeChildren());
+  }
+
+  private startComponent(component: "management" | "frontend", argv: string[]): void {
+    const proc = this.newProcess({
+      component,
+      argv,
+      env: { ...this.env, CLIPPER_CLUSTER: this.config.cluster },
+      cwd: this.paths.dir,
+      logFile: logFileOf(this.paths, component),
+    });
+    this.components.set(component, proc);
+    proc.start();
+  }
+
+  private allProcesses(): ManagedProcess[] {
+    const replicas = [...this.deployments.values()].flatMap((d) => [...d.replicas.values()]);
+    return [...this.components.values(), ...replicas];
+  }
+
+  /** Records the live children, so that a later supervisor can stop them should this one die. */
+  private writeChildren(): void {
+    if (this.finalized) return;
+    const record: ChildrenFile = {
+      supervisorPid: process.pid,
+      children: this.allProcesses().flatMap((p) =>
+        p.pid === undefined ? [] : [{ component: p.component, pid: p.pid, argv: p.spec.argv }],
+      ),
+    };
+    try {
+      writeFileAtomic(this.paths.childrenFile, `${JSON.stringify(record)}\n`);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, "cannot write children.json");
+    }
+  }
+
+  private persistDeployments(): void {
+    const deployments: DeploymentEntry[] = [...this.deployments.values()].map((s) => ({
+      deployment: s.deployment,
+      replicas: s.desired,
+    }));
+    writeFileAtomic(this.paths.deploymentsFile, `${JSON.stringify({ version: 1, deployments }, null, 2)}\n`);
+  }
+
+  // ---- operations ----------------------------------------------------------------------------
+
+  /** Runs mutating operations one at a time. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async scale(state: DeploymentState, desired: number): Promise<void> {
+    state.desired = desired;
+    for (let i = 0; i < desired; i++) {
+      if (state.replicas.has(i)) continue;
+      const proc = this.newProcess(this.replicaSpec(state.deployment, i));
+      state.replicas.set(i, proc);
+      proc.start();
+    }
+    const extra = [...state.replicas.keys()].filter((i) => i >= desired).sort((a, b) => b - a);
+    await Promise.all(
+      extra.map(async (i) => {
+        await state.replicas.get(i)?.stop(this.config.stopGraceMs);
+        state.replicas.delete(i);
+      }),
+    );
+    this.writeChildren();
+  }
+
+  private async stopReplicas(state: DeploymentState): Promise<void> {
+    await Promise.all([...state.replicas.values()].map((p) => p.stop(this.config.stopGraceMs)));
+    state.replicas.clear();
+    this.writeChildren();
+  }
+
+  setDeployment(deployment: ModelDeployment, replicas: number): Promise<void> {
+    return this.exclusive(async () => {
+      this.assertRunning();
+      const key = keyOf(deployment.name, deployment.version);
+      const prefix = `${deployment.name}-${deployment.version}`;
+      for (const [otherKey, other] of this.deployments) {
+        if (otherKey !== key && `${other.deployment.name}-${other.deployment.version}` === prefix) {
+          throw new HttpError(
+            409,
+            `model ${deployment.name} version ${deployment.version} would share log and readiness files with ` +
+              `model ${other.deployment.name} version ${other.deployment.version}; choose another name or version`,
+          );
+        }
+      }
+      let state = this.deployments.get(key);
+      if (state && !sameDeployment(state.deployment, deployment)) {
+        this.log.info({ model: deployment.name, version: deployment.version }, "deployment changed; replacing replicas");
+        await this.stopReplicas(state);
+        state.deployment = deployment;
+      }
+      if (!state) {
+        state = { deployment, desired: 0, replicas: new Map() };
+        this.deployments.set(key, state);
+      }
+      state.desired = replicas;
+      this.persistDeployments();
+      await this.scale(state, replicas);
+    });
+  }
+
+  setReplicas(name: string, version: string, replicas: number): Promise<void> {
+    return this.exclusive(async () => {
+      this.assertRunning();
+      const state = this.deployments.get(keyOf(name, version));
+      if (!state) throw new HttpError(404, `no deployment of model ${name} version ${version}; deploy it first`);
+      state.desired = replicas;
+      this.persistDeployments();
+      await this.scale(state, replicas);
+    });
+  }
+
+  /** Stops and forgets the given versions of each model ([] = all of its versions). */
+  stopModels(models: Record<string, string[]> | "all"): Promise<StoppedResponse> {
+    return this.exclusive(async () => {
+      this.assertRunning();
+      const chosen = [...this.deployments.entries()].filter(([, s]) => {
+        if (models === "all") return true;
+        const versions = models[s.deployment.name];
+        return versions !== undefined && (versions.length === 0 || versions.includes(s.deployment.version));
+      });
+      for (const [key] of chosen) this.deployments.delete(key);
+      this.persistDeployments();
+      await Promise.all(chosen.map(([, s]) => this.stopReplicas(s)));
+      return { stopped: chosen.map(([, s]) => ({ name: s.deployment.name, version: s.deployment.version })) };
+    });
+  }
+
+  status(): StatusResponse {
+    const components: ProcessReport[] = [...this.components.values()].map((p) => ({
+      component: p.component,
+      state: p.state,
+      ...(p.pid !== undefined ? { pid: p.pid } : {}),
+      restarts: p.restarts,
+      logFile: p.spec.logFile,
+      ...(p.startedAt ? { startedAt: p.startedAt } : {}),
+      ...(p.lastExit ? { lastExit: p.lastExit } : {}),
+    }));
+    const replicas: ReplicaReport[] = [];
+    for (const s of this.deployments.values()) {
+      for (const [replica, p] of [...s.replicas.entries()].sort((a, b) => a[0] - b[0])) {
+        replicas.push({
+          name: s.deployment.name,
+          version: s.deployment.version,
+          replica,
+          component: p.component,
+          state: p.state,
+          ...(p.pid !== undefined ? { pid: p.pid } : {}),
+          restarts: p.restarts,
+          ready: p.state === "running" && p.spec.readyFile !== undefined && existsSync(p.spec.readyFile),
+          logFile: p.spec.logFile,
+          ...(p.startedAt ? { startedAt: p.startedAt } : {}),
+          ...(p.lastExit ? { lastExit: p.lastExit } : {}),
+        });
+      }
+    }
+    return {
+      cluster: this.config.cluster,
+      supervisorPid: process.pid,
+      addresses: addressesFor(this.config.options),
+      components,
+      replicas,
+      deployments: [...this.deployments.values()].map((s) => ({
+        name: s.deployment.name,
+        version: s.deployment.version,
+        framework: s.deployment.framework,
+        replicas: s.desired,
+      })),
+    };
+  }
+
+  logs(component?: string): LogsResponse {
+    const owners = new Map<string, { name: string; version: string }>();
+    for (const s of this.deployments.values()) {
+      for (const p of s.replicas.values()) owners.set(p.component, { name: s.deployment.name, version: s.deployment.version });
+    }
+    const all = listLogFiles(this.paths);
+    const logs = filterLogs(all, component, owners);
+    if (component && logs.length === 0) {
+      throw new HttpError(404, `no logs for component ${component} (known: ${all.map((l) => l.component).join(", ") || "none"})`);
+    }
+    return { logs };
+  }
+
+  /**
+   * Stops every child (replicas first, then the frontend, then the management daemon), removes
+   * supervisor.json, and with keepState false the whole cluster directory. Does not exit.
+   */
+  shutdown(keepState: boolean): Promise<void> {
+    this.shutdownPromise ??= this.exclusive(async () => {
+      this.log.info({ keepState }, "shutting down");
+      await Promise.all([...this.deployments.values()].map((s) => this.stopReplicas(s)));
+      await this.components.get("frontend")?.stop(this.config.stopGraceMs);
+      await this.components.get("management")?.stop(this.config.stopGraceMs);
+      this.finalized = true;
+      rmSync(this.paths.supervisorFile, { force: true });
+      rmSync(this.paths.childrenFile, { force: true });
+      rmSync(this.paths.configFile, { force: true });
+      if (!keepState) rmSync(this.paths.dir, { recursive: true, force: true });
+      this.log.info("all children stopped");
+    });
+    return this.shutdownPromise;
+  }
+
+  /** When the supervisor itself fails: signal every child group at once, without waiting. */
+  emergencyStop(): void {
+    for (const p of this.allProcesses()) p.killNow("SIGTERM");
+  }
+
+  closeControl(): void {
+    this.server?.close();
+    this.server?.closeAllConnections();
+  }
+
+  private assertRunning(): void {
+    if (this.shutdownPromise) throw new HttpError(503, "the cluster is shutting down");
+  }
+
+  // ---- control API ---------------------------------------------------------------------------
+
+  private listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = createServer((req, res) => {
+        void this.handle(req, res);
+      });
+      server.once("error", reject);
+      server.listen({ host: "127.0.0.1", port: 0 }, () => {
+        this.server = server;
+        this.controlPort = (server.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const header = req.headers.authorization ?? "";
+    const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");
+    const expected = Buffer.from(this.controlToken);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (!this.authorized(req)) throw new HttpError(401, "missing or wrong control token (see supervisor.json)");
+      const url = new URL(req.url ?? "/", "http://127.0.0.1");
+      const route = `${req.method ?? "GET"} ${url.pathname}`;
+      switch (route) {
+        case "GET /ping":
+          return send(res, 200, { ok: true, cluster: this.config.cluster, pid: process.pid });
+        case "GET /status":
+          return send(res, 200, this.status());
+        case "GET /deployments": {
+          const body: DeploymentsResponse = {
+            deployments: [...this.deployments.values()].map((s) => ({ deployment: s.deployment, replicas: s.desired })),
+          };
+          return send(res, 200, body);
+        }
+        case "POST /deployments": {
+          const body = parse(SetDeploymentBodySchema, await readJson(req));
+          await this.setDeployment(body.deployment, body.replicas);
+          return send(res, 200, { ok: true });
+        }
+        case "POST /deployments/replicas": {
+          const body = parse(SetReplicasBodySchema, await readJson(req));
+          await this.setReplicas(body.name, body.version, body.replicas);
+          return send(res, 200, { ok: true });
+        }
+        case "POST /models/stop": {
+          const body = parse(StopModelsBodySchema, await readJson(req));
+          return send(res, 200, await this.stopModels(body.models));
+        }
+        case "POST /models/stop-all":
+          await readJson(req);
+          return send(res, 200, await this.stopModels("all"));
+        case "GET /logs":
+          return send(res, 200, this.logs(url.searchParams.get("component") ?? undefined));
+        case "POST /shutdown": {
+          const body = parse(ShutdownBodySchema, await readJson(req));
+          await this.shutdown(body.keepState ?? true);
+          res.once("finish", () => {
+            this.closeControl();
+            this.deps.exit(0);
+          });
+          return send(res, 200, { ok: true });
+        }
+        default: {
+          const known = ["/ping", "/status", "/deployments", "/deployments/replicas", "/models/stop", "/models/stop-all", "/logs", "/shutdown"];
+          if (known.includes(url.pathname)) throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`);
+          throw new HttpError(404, `no such control endpoint: ${url.pathname}`);
+        }
+      }
+    } catch (err) {
+      if (err instanceof HttpError) return send(res, err.status, { error: err.message });
+      this.log.error({ err: (err as Error).stack }, "control request failed");
+      return send(res, 500, { error: `internal supervisor error: ${(err as Error).message}` });
+    }
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_CONTROL_BODY) throw new HttpError(413, `request body is larger than ${MAX_CONTROL_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString("utf8").trim();
+  if (text === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, "request body is not valid JSON");
+  }
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new HttpError(400, `invalid request: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+function sameDeployment(a: ModelDeployment, b: ModelDeployment): boolean {
+  const canonical = (d: ModelDeployment) =>
+    JSON.stringify([
+      d.name, d.version, d.inputType, d.framework, d.predictFile, d.predictFunction, d.modelPath, d.python ?? null,
+      Object.entries(d.env ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
+    ]);
+  return canonical(a) === canonical(b);
+}
