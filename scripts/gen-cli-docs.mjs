@@ -1,0 +1,34 @@
+// Regenerates docs/cli.md from the built CLI's own --help, so the reference cannot drift.
+// Usage: npm run build && node scripts/gen-cli-docs.mjs
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+
+const cli = new URL("../dist/bin/clipper.js", import.meta.url).pathname;
+const help = (...args) => execFileSync(process.execPath, [cli, ...args, "--help"], { encoding: "utf8", env: { ...process.env, COLUMNS: "100" } });
+const top = help();
+const commands = [...top.matchAll(/^  ([a-z-]+) /gm)].map((m) => m[1]).filter((c) => c !== "help");
+
+const intro = `# CLI reference
+
+\`clipper <command> [options]\` — generated from the CLI's own \`--help\` by
+\`node scripts/gen-cli-docs.mjs\`.
+
+Every command takes \`--json\` (one JSON document on stdout, errors as \`{"error", "code", "hint"}\`)
+and \`--cluster NAME\` (default: the current cluster, the one \`clipper start\` last started; see
+\`$CLIPPER_HOME/context.json\`). Colours and spinners appear only on a terminal.
+
+Errors are one line on stderr (\`error: ...\`, sometimes followed by \`hint: ...\`) and a non-zero
+exit code: 2 bad usage, 3 no running cluster, 4 refused by the management daemon or the query
+frontend, 5 a component did not answer, 6 replicas did not come up, 7 the container manager failed,
+1 anything unexpected (set \`CLIPPER_DEBUG=1\` for a stack trace).
+
+Environment: \`CLIPPER_HOME\` (default \`~/.clipper\`), \`CLIPPER_PYTHON\` (interpreter for Python
+models, default \`python3\`).
+
+\`\`\`
+${top.trimEnd()}
+\`\`\`
+`;
+const sections = commands.map((c) => `## clipper ${c}\n\n\`\`\`\n${help(c).trimEnd()}\n\`\`\`\n`);
+writeFileSync(new URL("../docs/cli.md", import.meta.url), `${intro}\n${sections.join("\n")}`);
+console.log(`wrote docs/cli.md (${commands.length} commands)`);
