@@ -158,6 +158,20 @@ describe.skipIf(skipReason !== undefined)(`end to end on the local manager${skip
     expect(after.restarts).toBeGreaterThanOrEqual(1);
   });
 
+  it("gets its replicas back after the query frontend is killed and restarted", async () => {
+    const frontend = (await status()).components.find((c: any) => c.component === "frontend");
+    process.kill(frontend.pid, "SIGKILL");
+    // Replicas heartbeat to the new frontend, which asks them for their metadata again.
+    await waitFor(async () => {
+      try {
+        return (await predict("sum", { input: [1, 2] })).body.output === 3;
+      } catch {
+        return false; // the frontend's port is closed until the supervisor restarts it
+      }
+    }, 30_000, "the restarted frontend to serve with re-registered replicas");
+    expect((await predict("words", { input: "one two" })).body).toMatchObject({ output: 2, default: false });
+  });
+
   it("rejects bad input with 4xx and one-line CLI errors, and stays up", async () => {
     expect((await predict("sum", "{oops")).status).toBe(400);
     expect((await predict("sum", { input: "not numbers" })).body.error).toBe("Json error");

@@ -26,7 +26,11 @@ export function buildProgram(): Command {
     // Subcommands have their own --version (a model version): program options must come first.
     .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(str) })
+    // Usage errors exit 2 (help and --version exit 0); commander's default would be 1.
+    .exitOverride((err) => {
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    });
 
   program.command("start")
     .description("start the query frontend and management daemon")
