@@ -1,7 +1,9 @@
 /**
- * Errors of the local (process) container manager. Each carries a stable code and a one-line
- * message meant to be shown to a user as it is.
+ * Errors of the local (process) container manager. Each is a ClipperError (so the CLI prints it as
+ * one line with the right exit code) and carries a finer `reason` and a one-line message meant to
+ * be shown to a user as it is.
  */
+import { ClipperError, type ErrorCode } from "../../errors.js";
 
 export type ManagerErrorCode =
   | "INVALID_ARGUMENT"
@@ -14,13 +16,26 @@ export type ManagerErrorCode =
   | "CONFLICT"
   | "CONTROL_API";
 
-export class ManagerError extends Error {
+/** How each manager reason maps onto the library's error codes (and so the CLI's exit codes). */
+const CLIPPER_CODES: Record<ManagerErrorCode, ErrorCode> = {
+  INVALID_ARGUMENT: "USAGE",
+  CLUSTER_NOT_RUNNING: "NO_CLUSTER",
+  CLUSTER_ALREADY_RUNNING: "MANAGER",
+  PORT_IN_USE: "USAGE",
+  STARTUP_FAILED: "MANAGER",
+  NOT_BUILT: "MANAGER",
+  NOT_FOUND: "MANAGER",
+  CONFLICT: "MANAGER",
+  CONTROL_API: "MANAGER",
+};
+
+export class ManagerError extends ClipperError {
   override readonly name: string = "ManagerError";
   constructor(
     message: string,
-    readonly code: ManagerErrorCode = "CONTROL_API",
+    readonly reason: ManagerErrorCode = "CONTROL_API",
   ) {
-    super(message);
+    super(CLIPPER_CODES[reason], message);
   }
 }
 
