@@ -45,7 +45,7 @@ export const sumHandler: BatchHandler = (batch) =>
 export async function startInProcessCluster(options: { replicaTimeoutMs?: number; frontendMaxBody?: number } = {}): Promise<InProcessCluster> {
   const stateDir = mkdtempSync(join(tmpdir(), "clipper-mgmt-"));
   const log = pino({ level: process.env.CLIPPER_TEST_LOG ?? "silent" });
-  const management = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir });
+  const management = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir, logger: log });
   const frontend = await startQueryFrontend({
     host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: management.url, log,
     replicaTimeoutMs: options.replicaTimeoutMs, maxBodyBytes: options.frontendMaxBody, reportIntervalMs: 500,
