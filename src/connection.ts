@@ -136,9 +136,10 @@ export class ClipperConnection {
     return this.addresses;
   }
 
+  /** Stops the whole cluster; its apps and models are deleted too unless keepState is set. */
   async stopAll(options: { keepState?: boolean } = {}): Promise<void> {
     const cluster = this.addresses?.cluster;
-    await this.manager.stopAll(options);
+    await this.manager.stopAll({ keepState: options.keepState ?? false });
     if (cluster) forgetCluster(cluster, this.home);
     this.addresses = undefined;
   }

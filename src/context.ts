@@ -3,14 +3,17 @@
  * `$CLIPPER_HOME/context.json` records each started cluster's manager and addresses, and which is
  * current, so later commands need no ports.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { writeFileAtomic } from "../runtime/shared/atomic-file.js";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ClipperError } from "./errors.js";
 
-export function clipperHome(): string {
-  return process.env.CLIPPER_HOME ?? join(homedir(), ".clipper");
+/** `$CLIPPER_HOME`, else `~/.clipper`: where contexts and clusters keep their files. */
+export function clipperHome(env: NodeJS.ProcessEnv = process.env): string {
+  const configured = env.CLIPPER_HOME?.trim();
+  return configured ? resolve(configured) : join(homedir(), ".clipper");
 }
 
 const ContextEntrySchema = z.object({
@@ -50,9 +53,7 @@ export function readContext(home = clipperHome()): ContextFile {
 
 function writeContext(home: string, context: ContextFile): void {
   mkdirSync(home, { recursive: true });
-  const tmp = `${contextPath(home)}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(context, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, contextPath(home));
+  writeFileAtomic(contextPath(home), `${JSON.stringify(context, null, 2)}\n`);
 }
 
 /** Records a started cluster and makes it current. */

@@ -1,36 +1,17 @@
 /** start, stop, status, logs: a cluster's lifecycle. */
 import { readFileSync, statSync } from "node:fs";
 import { ClipperConnection } from "../../connection.js";
-import type { ManagerKind } from "../../managers/container-manager.js";
+import type { ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
 import { emit, progress, style, table, type OutputOptions } from "../output.js";
 
-export interface StartOptions extends OutputOptions {
-  manager: ManagerKind;
-  cluster: string;
-  host: string;
-  queryPort: number;
-  managementPort: number;
-  rpcPort: number;
-  maxBodyBytes: number;
-  startupTimeoutMs: number;
-  replicaTimeoutMs: number;
-  python?: string;
-}
+export type StartOptions = OutputOptions & ClusterOptions & { manager: ManagerKind; python?: string };
 
 export async function start(options: StartOptions): Promise<void> {
   const conn = await ClipperConnection.create({ cluster: options.cluster, manager: options.manager, python: options.python });
   const spinner = progress(`Starting cluster '${options.cluster}' (${options.manager})`, options);
   try {
-    const addresses = await conn.start({
-      cluster: options.cluster,
-      host: options.host,
-      queryPort: options.queryPort,
-      managementPort: options.managementPort,
-      rpcPort: options.rpcPort,
-      maxBodyBytes: options.maxBodyBytes,
-      startupTimeoutMs: options.startupTimeoutMs,
-      replicaTimeoutMs: options.replicaTimeoutMs,
-    });
+    const { json: _json, manager: _manager, python: _python, ...clusterOptions } = options;
+    const addresses = await conn.start(clusterOptions);
     spinner.succeed(`Cluster '${addresses.cluster}' is up`);
     const { token, ...shown } = addresses;
     emit(options, { ...shown, tokenRequired: token !== undefined }, [

@@ -14,28 +14,22 @@
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
-  closeSync,
   existsSync,
-  fsyncSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
 } from "node:fs";
-import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import type { z } from "zod";
 import type { ClusterAddresses, ClusterOptions, LogSource } from "../container-manager.js";
 import { ManagerError } from "./errors.js";
+import { writeFileAtomic } from "../../../runtime/shared/atomic-file.js";
+import { clipperHome } from "../../context.js";
+
+export { writeFileAtomic };
 import { describeIssues } from "./schemas.js";
 
-export function clipperHome(env: NodeJS.ProcessEnv = process.env): string {
-  const configured = env.CLIPPER_HOME?.trim();
-  return configured ? resolve(configured) : join(homedir(), ".clipper");
-}
+export { clipperHome };
 
 export interface ClusterPaths {
   cluster: string;
@@ -90,23 +84,6 @@ export function readyFileOf(paths: ClusterPaths, component: string): string {
   return join(paths.readyDir, component);
 }
 
-/** Writes a file so that readers see the old or the new content, never a part. */
-export function writeFileAtomic(path: string, data: string, mode = 0o600): void {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  const fd = openSync(tmp, "w", mode);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-}
 
 /** Reads and validates a JSON file; undefined when it does not exist. */
 export function readJsonFile<T extends z.ZodType>(path: string, schema: T): z.infer<T> | undefined {
