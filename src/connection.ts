@@ -7,6 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { AdminClient } from "./admin-client.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
+import { readLogTail } from "./log-tail.js";
 import { createManager } from "./managers/index.js";
 import type {
   ClusterAddresses,
@@ -19,6 +20,9 @@ import type {
 } from "./managers/container-manager.js";
 import { canonicalInputType, type InputType } from "../runtime/shared/input-types.js";
 import type { AppRecord, ModelVersionRecord, ReplicaRecord } from "../runtime/shared/state.js";
+
+/** Restarts after which a replica that never connected counts as crash-looping. */
+const CRASH_LOOP_RESTARTS = 2;
 
 export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
   cluster: "default",
@@ -261,21 +265,34 @@ export class ClipperConnection {
     }
   }
 
+  /**
+   * Waits until exactly `count` replicas of a version are connected to the query frontend. A
+   * replica that keeps crashing (a wrong interpreter, a predict file that fails to import) ends
+   * the wait at once with the end of its log, rather than at the timeout.
+   */
   private async waitForReplicas(name: string, version: string, count: number, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    for (let round = 0; ; round++) {
       const connected = (await this.getAllModelReplicas(true))
         .filter((r) => r.model_name === name && r.model_version === version).length;
-      if (connected >= count) return;
-      if (Date.now() > deadline) {
-        const logs = await this.manager.logs(`${name}-${version}-0`).catch(() => []);
+      if (connected === count) return;
+      const timedOut = Date.now() > deadline;
+      const crashing = round % 10 === 9 && (await this.manager.status()).replicas
+        .some((r) => r.name === name && r.version === version && r.restarts >= CRASH_LOOP_RESTARTS);
+      if (timedOut || crashing) {
+        const log = (await this.manager.logs(`${name}-${version}-0`).catch(() => []))[0];
+        // The supervisor's own "--- ..." lines say that it exited; the line before says why.
+        const last = log ? readLogTail(log.path, 20).filter((l) => !l.startsWith("--- ")).at(-1) : undefined;
         throw new ClipperError("DEPLOY_FAILED",
-          `${connected} of ${count} replicas of ${name}:${version} connected within ${timeoutMs} ms`,
-          logs[0] ? `see the replica's log: ${logs[0].path}` : "see `clipper logs`");
+          crashing
+            ? `replicas of ${name}:${version} keep exiting before they connect${last ? ` (last log line: ${last.trim()})` : ""}`
+            : `${connected} of ${count} replicas of ${name}:${version} connected within ${timeoutMs} ms`,
+          log ? `see the replica's log: ${log.path} (or \`clipper logs ${name}-${version}-0\`)` : "see `clipper logs`");
       }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+
 
   async setModelVersion(name: string, version: string, numReplicas?: number): Promise<string> {
     if (numReplicas !== undefined) {

@@ -113,6 +113,17 @@ describe.skipIf(skipReason !== undefined)(`end to end on the local manager${skip
     expect(none.body).toMatchObject({ output: -2, default: true, default_explanation: NO_CONNECTED_MODELS });
   });
 
+  it("fails a deployment whose replicas crash at once, with the reason, and leaves nothing behind", async () => {
+    const started = Date.now();
+    const r = await cli("deploy-model", "broken", "--version", "1", "--input-type", "doubles", "--framework", "python",
+      "--predict", join(fixtures, "broken.py"));
+    expect(r.code).toBe(6);
+    expect(r.stderr).toContain("cannot load weights.bin");
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect((await ok("models")).some((m: any) => m.model_name === "broken")).toBe(false);
+    expect((await status()).replicas.some((x: any) => x.name === "broken")).toBe(false);
+  });
+
   it("answers the default on time when the model is slower than the SLO", async () => {
     await ok("register-app", "hurry", "--input-type", "doubles", "--default-output", "0", "--slo-ms", "200");
     await ok("deploy-model", "slow-model", "--version", "1", "--input-type", "doubles", "--framework", "python",

@@ -1,6 +1,6 @@
 /** start, stop, status, logs: a cluster's lifecycle. */
-import { readFileSync, statSync } from "node:fs";
 import { ClipperConnection } from "../../connection.js";
+import { readLogTail } from "../../log-tail.js";
 import type { ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
 import { emit, progress, style, table, type OutputOptions } from "../output.js";
 
@@ -59,17 +59,6 @@ export async function status(options: OutputOptions & { cluster?: string }): Pro
 export async function logs(component: string | undefined, options: OutputOptions & { cluster?: string; tail: number }): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
   const sources = await conn.getClipperLogs(component);
-  const read = sources.map((s) => {
-    let lines: string[] = [];
-    try {
-      // Only the end of a large log matters here; read at most the last 1 MiB.
-      const size = statSync(s.path).size;
-      const text = readFileSync(s.path).subarray(Math.max(0, size - 1024 * 1024)).toString("utf8");
-      lines = text.split("\n").filter((l) => l !== "").slice(-options.tail);
-    } catch {
-      lines = [];
-    }
-    return { ...s, lines };
-  });
+  const read = sources.map((s) => ({ ...s, lines: readLogTail(s.path, options.tail) }));
   emit(options, read, read.flatMap((r) => [style.bold(`==> ${r.component} (${r.path}) <==`), ...r.lines, ""]));
 }
