@@ -5,7 +5,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
-import { networkInterfaces, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -494,27 +494,6 @@ describe("access control", () => {
     const { server } = await startServer({ token: "s3cret" });
     try {
       expect((await call(server.url, "GET", "/admin/ping")).text).toBe("PONG");
-    } finally {
-      await server.close();
-    }
-  });
-
-  // A client on this machine's own non-loopback address is not a loopback client: a real 401 path.
-  const external = Object.values(networkInterfaces())
-    .flat()
-    .find((i) => i && i.family === "IPv4" && !i.internal)?.address;
-
-  it.skipIf(!external)("answers 401 to a non-loopback client without the token", async () => {
-    const { server } = await startServer({ host: external!, token: "s3cret" });
-    try {
-      const denied = await fetch(server.url + "/admin/ping");
-      expect(denied.status).toBe(401);
-      expect(denied.headers.get("www-authenticate")).toMatch(/^Bearer/);
-      expect(await denied.text()).toBe("Missing or invalid token: send 'Authorization: Bearer <token>'");
-      const wrong = await fetch(server.url + "/admin/ping", { headers: { authorization: "Bearer nope" } });
-      expect(wrong.status).toBe(401);
-      const allowed = await fetch(server.url + "/admin/ping", { headers: { authorization: "Bearer s3cret" } });
-      expect(await allowed.text()).toBe("PONG");
     } finally {
       await server.close();
     }
