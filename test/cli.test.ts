@@ -1,0 +1,67 @@
+/** The CLI's promises that hold without a cluster: help and --json everywhere, one-line errors, exit codes. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { buildProgram } from "../src/cli/program.js";
+import { ClipperError, ERROR_CODES } from "../src/errors.js";
+import { runCli } from "./support/cli.js";
+
+const home = mkdtempSync(join(tmpdir(), "clipper-cli-"));
+const env = { CLIPPER_HOME: home };
+afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+describe("command definitions", () => {
+  const commands = buildProgram().commands;
+
+  it("gives every command --json and a description", () => {
+    expect(commands.map((c) => c.name()).sort()).toEqual([
+      "apps", "deploy-model", "link", "logs", "models", "predict", "register-app", "replicas",
+      "set-version", "start", "status", "stop", "unlink", "unregister-app",
+    ]);
+    for (const command of commands) {
+      expect(command.options.map((o) => o.long), command.name()).toContain("--json");
+      expect(command.description(), command.name()).not.toBe("");
+    }
+  });
+
+  it("prints help for every command and exits 0", async () => {
+    for (const name of ["start", "deploy-model", "predict"]) {
+      const r = await runCli([name, "--help"], env);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`Usage: clipper ${name}`);
+    }
+  });
+});
+
+describe("errors", () => {
+  it("maps every error code to a documented exit code above 1", () => {
+    for (const [code, { exitCode, summary }] of Object.entries(ERROR_CODES)) {
+      expect(exitCode, code).toBeGreaterThan(1);
+      expect(summary, code).not.toBe("");
+      expect(new ClipperError(code as keyof typeof ERROR_CODES, "x").exitCode).toBe(exitCode);
+    }
+  });
+
+  it("says there is no cluster in one line, exit 3, without colour off a terminal", async () => {
+    const r = await runCli(["apps"], env);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe("error: no running cluster named default (start one with `clipper start`)\n");
+    const json = await runCli(["apps", "--json"], env);
+    expect(json.code).toBe(3);
+    expect(json.json).toMatchObject({ code: "NO_CLUSTER", error: expect.stringContaining("no running cluster") });
+  });
+
+  it("refuses bad flags with exit 2 before touching a cluster", async () => {
+    const badType = await runCli(["register-app", "a", "--input-type", "quaternions"], env);
+    expect(badType.code).toBe(2);
+    expect(badType.stderr).toContain("unknown input type 'quaternions'");
+    const badPort = await runCli(["start", "--query-port", "70000"], env);
+    expect(badPort.code).toBe(2);
+    const badBatch = await runCli(["deploy-model", "m", "--version", "1", "--input-type", "d", "--framework", "node",
+      "--predict", "x.mjs", "--batch-size", "0"], env);
+    expect(badBatch.code).toBe(2);
+    expect(badBatch.stderr).toContain("batch size must be positive");
+    for (const r of [badType, badPort, badBatch]) expect(r.stderr).not.toMatch(/\x1b\[|\n\s+at /);
+  });
+});
