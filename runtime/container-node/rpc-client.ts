@@ -59,6 +59,8 @@ export interface DealerLike {
   send(frames: Buffer[]): Promise<void>;
   close(): void;
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
+  /** Socket events (a zeromq Dealer has them); "connect" fires on every TCP (re)connection. */
+  readonly events?: { on(type: "connect", listener: () => void): unknown };
 }
 
 /** The logging calls the client makes (a pino Logger fits). */
@@ -177,6 +179,15 @@ export class ContainerRpcClient {
       lastHeartbeat: now,
     };
     this.current = connection;
+    let connects = 0;
+    socket.events?.on("connect", () => {
+      // The first connection carries the opening heartbeat. A later one is a new frontend behind
+      // the same address (a restart): say hello now rather than at the next heartbeat, so the
+      // frontend asks for our metadata and we are serving again within milliseconds.
+      if (++connects === 1 || connection !== this.current || this.stopped) return;
+      connection.lastHeartbeat = this.clock.now();
+      this.send(connection, encodeContainerMessage({ kind: "heartbeat" }));
+    });
     socket.connect(this.address);
     this.log.info({ model: this.model, address: this.address, connection: connection.id }, "connecting to the query frontend");
     this.send(connection, encodeContainerMessage({ kind: "heartbeat" }));
