@@ -9,6 +9,7 @@ import { ConfigWatcher } from "./config-watch.js";
 import { Dispatcher } from "./dispatcher.js";
 import { createQueryServer } from "./http-server.js";
 import { FrontendMetrics } from "./metrics.js";
+import { ModelCaller } from "./model-caller.js";
 import { QueryProcessor } from "./query-processor.js";
 import { ReplicaReporter } from "./replica-reporter.js";
 
@@ -95,7 +96,8 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     },
   });
 
-  const processor = new QueryProcessor({ dispatcher, metrics, state: () => state });
+  const caller = new ModelCaller({ dispatcher });
+  const processor = new QueryProcessor({ caller, metrics, state: () => state });
   const http = createQueryServer({
     processor,
     metrics,

@@ -69,7 +69,7 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     }
     const body = await readJson(req, maxBodyBytes);
     if (match[2] === "predict") return sendJson(res, 200, await processor.predict(app, body));
-    return sendJson(res, 200, processor.update(app, body));
+    return sendJson(res, 200, await processor.update(app, body));
   }
 
   const server = createServer((req, res) => {

@@ -1,29 +1,25 @@
 /**
- * Clipper's query semantics: find the application's linked model and version, send each input to
- * that version's queue, and answer with the model's output or the application's default output
- * (with Clipper's exact explanations) when no replica is connected or the SLO runs out.
+ * Clipper's query semantics: validate the body, encode each input for the application's input
+ * type, let the application's selection policy answer, and shape the response exactly as Clipper
+ * did (default outputs with Clipper's explanations, `batch_predictions` for several inputs).
  */
-import { encodeInput, InputTypeError } from "../shared/input-types.js";
+import { encodeInput, InputTypeError, type InputType } from "../shared/input-types.js";
 import type { AppRecord, ClusterState } from "../shared/state.js";
-import type { Dispatcher, ModelResult } from "./dispatcher.js";
-import type { DefaultReason, FrontendMetrics } from "./metrics.js";
+import type { FrontendMetrics } from "./metrics.js";
+import type { ModelCaller } from "./model-caller.js";
+import { policyFor } from "./policies/index.js";
+import type { PolicyAnswer } from "./policies/policy.js";
+import { QueryError } from "./query-errors.js";
 
-export const NO_CONNECTED_MODELS = "No connected models found for query";
-export const SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO";
-export const MODEL_FAILED = "The model failed to produce a prediction";
+export { QueryError } from "./query-errors.js";
+export { MODEL_FAILED, NO_CONNECTED_MODELS, SLO_MISSED } from "./policies/answers.js";
 
 export interface QueryResult {
   query_id: number;
   output: unknown;
   default: boolean;
   default_explanation?: string;
-}
-
-/** An error the HTTP layer turns into a JSON error response. */
-export class QueryError extends Error {
-  constructor(readonly status: number, readonly error: string, readonly cause_: string) {
-    super(`${error}: ${cause_}`);
-  }
+  [extra: string]: unknown;
 }
 
 /** A model output (or default output) that parses as JSON is embedded as JSON, else as a string. */
@@ -40,34 +36,46 @@ export interface ParsedQuery {
   /** Whether the body used input_batch (which answers batch_predictions for more than one). */
   batch: boolean;
   version?: string;
+  uid?: string;
+}
+
+function requireObject(body: unknown, what: string): Record<string, unknown> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new QueryError(400, "Json error", what);
+  return body as Record<string, unknown>;
+}
+
+/** A uid may be a number (Clipper's) or a string; it selects per-user state. */
+function optionalUid(record: Record<string, unknown>): string | undefined {
+  const uid = record.uid;
+  if (uid === undefined) return undefined;
+  if ((typeof uid === "number" && Number.isFinite(uid)) || (typeof uid === "string" && uid !== "")) return String(uid);
+  throw new QueryError(400, "Json error", "\"uid\" must be a number or a non-empty string");
 }
 
 /** Validates a predict body's shape (not yet its input type). */
 export function parsePredictBody(body: unknown): ParsedQuery {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new QueryError(400, "Json error", "the request body must be a JSON object with \"input\" or \"input_batch\"");
-  }
-  const record = body as Record<string, unknown>;
+  const record = requireObject(body, "the request body must be a JSON object with \"input\" or \"input_batch\"");
   const version = record.version;
   if (version !== undefined && typeof version !== "string") {
     throw new QueryError(400, "Json error", "\"version\" must be a string");
   }
+  const uid = optionalUid(record);
   if ("input" in record && "input_batch" in record) {
     throw new QueryError(400, "Json error", "send either \"input\" or \"input_batch\", not both");
   }
-  if ("input" in record) return { inputs: [record.input], batch: false, version };
+  if ("input" in record) return { inputs: [record.input], batch: false, version, uid };
   if ("input_batch" in record) {
     const batch = record.input_batch;
     if (!Array.isArray(batch) || batch.length === 0) {
       throw new QueryError(400, "Json error", "\"input_batch\" must be a non-empty JSON array of inputs");
     }
-    return { inputs: batch, batch: true, version };
+    return { inputs: batch, batch: true, version, uid };
   }
   throw new QueryError(400, "Json error", "the request body must have an \"input\" or an \"input_batch\" key");
 }
 
 export interface QueryProcessorOptions {
-  dispatcher: Dispatcher;
+  caller: ModelCaller;
   metrics: FrontendMetrics;
   state(): ClusterState | undefined;
   now?: () => number;
@@ -92,100 +100,61 @@ export class QueryProcessor {
     const started = this.now();
     const app = this.application(appName);
     const query = parsePredictBody(body);
-    const inputs = query.inputs.map((input, i) => {
-      try {
-        return encodeInput(app.input_type, input);
-      } catch (err) {
-        if (!(err instanceof InputTypeError)) throw err;
-        const where = query.batch ? `input_batch[${i}]: ` : "";
-        throw new QueryError(400, "Json error", `${where}${err.message}`);
-      }
-    });
-    const target = this.resolveTarget(app, query.version);
-    const results = await Promise.all(inputs.map((input) => this.predictOne(app, target, input, started)));
+    const inputs = query.inputs.map((input, i) => encodeFor(app.input_type, input, query.batch ? `input_batch[${i}]: ` : ""));
+    const models = this.options.state()?.models ?? {};
+    const policy = policyFor(app);
+    const deadline = started + app.latency_slo_micros / 1000;
+    const answers = await Promise.all(inputs.map((input) => policy.predict({
+      app, models, inputType: app.input_type, input, deadline,
+      pinnedVersion: query.version, uid: query.uid, caller: this.options.caller,
+    })));
+    const results = answers.map((answer) => this.toResult(app, answer, started));
     return query.batch && results.length > 1 ? { batch_predictions: results } : results[0]!;
   }
 
-  /** The model version that serves an application, or undefined when none is linked and current. */
-  private resolveTarget(app: AppRecord, pinned: string | undefined): { name: string; version: string } | undefined {
-    const modelName = app.linked_models[0];
-    const model = modelName === undefined ? undefined : this.options.state()?.models[modelName];
-    if (pinned !== undefined) {
-      if (!model || !(pinned in model.versions)) {
-        throw new QueryError(400, "Query processing error", `Requested version: ${pinned} does not exist for model: ${modelName ?? ""}`);
-      }
-      return { name: model.name, version: pinned };
-    }
-    if (!model || model.current_version === null) return undefined;
-    return { name: model.name, version: model.current_version };
-  }
-
-  private async predictOne(
-    app: AppRecord,
-    target: { name: string; version: string } | undefined,
-    input: Buffer,
-    started: number,
-  ): Promise<QueryResult> {
+  private toResult(app: AppRecord, answer: PolicyAnswer, started: number): QueryResult {
     const queryId = this.nextQueryId++;
-    const finish = (result: QueryResult, reason?: DefaultReason): QueryResult => {
-      this.options.metrics.query(app.name, (this.now() - started) / 1000, reason);
-      return result;
-    };
-    const fallback = (explanation: string): QueryResult => ({
+    const seconds = (this.now() - started) / 1000;
+    if (answer.kind === "output") {
+      this.options.metrics.query(app.name, seconds);
+      return { query_id: queryId, output: embedOutput(answer.output), default: false, ...answer.extra };
+    }
+    this.options.metrics.query(app.name, seconds, answer.reason);
+    return {
       query_id: queryId,
       output: embedOutput(app.default_output),
       default: true,
-      default_explanation: explanation,
-    });
-    const { dispatcher } = this.options;
-    if (!target || dispatcher.liveReplicaCount(target.name, target.version) === 0) {
-      return finish(fallback(NO_CONNECTED_MODELS), "no_connected_models");
-    }
-    const deadline = started + app.latency_slo_micros / 1000;
-    const result = await new Promise<ModelResult | "timeout">((resolve) => {
-      const task = {
-        input,
-        inputType: app.input_type,
-        deadline,
-        enqueuedAt: this.now(),
-        settled: false,
-        resolve: (r: ModelResult) => {
-          if (task.settled) return;
-          task.settled = true;
-          clearTimeout(timer);
-          resolve(r);
-        },
-      };
-      const timer = setTimeout(() => {
-        task.settled = true;
-        resolve("timeout");
-      }, Math.max(0, deadline - this.now()));
-      dispatcher.submit(target.name, target.version, task);
-    });
-    if (result === "timeout") return finish(fallback(SLO_MISSED), "slo_missed");
-    if (!result.ok) return finish(fallback(`${MODEL_FAILED}: ${result.reason}`), "model_error");
-    return finish({ query_id: queryId, output: embedOutput(result.output), default: false });
+      default_explanation: answer.explanation,
+      ...answer.extra,
+    };
   }
 
-  /** Feedback (`/update`): validated and acknowledged; the default policy learns nothing from it. */
-  update(appName: string, body: unknown): { feedback_accepted: true } {
+  /** Feedback (`/update`): validated, then handed to the application's policy. */
+  async update(appName: string, body: unknown): Promise<{ feedback_accepted: true }> {
     const app = this.application(appName);
-    if (typeof body !== "object" || body === null || Array.isArray(body)) {
-      throw new QueryError(400, "Json error", "the request body must be a JSON object with \"uid\", \"input\" and \"label\"");
-    }
-    const record = body as Record<string, unknown>;
+    const record = requireObject(body, "the request body must be a JSON object with \"uid\", \"input\" and \"label\"");
     for (const key of ["uid", "input", "label"]) {
       if (!(key in record)) throw new QueryError(400, "Json error", `the request body must have a "${key}" key`);
     }
-    try {
-      encodeInput(app.input_type, record.input);
-    } catch (err) {
-      if (err instanceof InputTypeError) throw new QueryError(400, "Json error", err.message);
-      throw err;
-    }
-    if (typeof record.label !== "number" && typeof record.label !== "string") {
+    const uid = optionalUid(record);
+    const input = encodeFor(app.input_type, record.input, "");
+    const label = record.label;
+    if (typeof label !== "number" && typeof label !== "string") {
       throw new QueryError(400, "Json error", "\"label\" must be a number or a string");
     }
+    await policyFor(app).feedback({
+      app, models: this.options.state()?.models ?? {}, inputType: app.input_type, input, uid, label,
+      deadline: this.now() + app.latency_slo_micros / 1000, caller: this.options.caller,
+    });
     return { feedback_accepted: true };
+  }
+}
+
+function encodeFor(type: InputType, input: unknown, where: string): Buffer {
+  try {
+    return encodeInput(type, input);
+  } catch (err) {
+    if (!(err instanceof InputTypeError)) throw err;
+    throw new QueryError(400, "Json error", `${where}${err.message}`);
   }
 }

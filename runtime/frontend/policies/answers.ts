@@ -1,0 +1,20 @@
+/** Clipper's default-output explanations, and how a model call's outcome becomes an answer. */
+import type { CallOutcome } from "../model-caller.js";
+import type { PolicyAnswer } from "./policy.js";
+
+export const NO_CONNECTED_MODELS = "No connected models found for query";
+export const SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO";
+export const MODEL_FAILED = "The model failed to produce a prediction";
+
+export function outcomeToAnswer(outcome: CallOutcome): PolicyAnswer {
+  switch (outcome.kind) {
+    case "output":
+      return { kind: "output", output: outcome.output };
+    case "unavailable":
+      return { kind: "default", reason: "no_connected_models", explanation: NO_CONNECTED_MODELS };
+    case "timeout":
+      return { kind: "default", reason: "slo_missed", explanation: SLO_MISSED };
+    case "failed":
+      return { kind: "default", reason: "model_error", explanation: `${MODEL_FAILED}: ${outcome.reason}` };
+  }
+}

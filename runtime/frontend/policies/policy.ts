@@ -1,0 +1,46 @@
+/**
+ * Selection policies: how an application turns its linked models' answers into one answer
+ * (the model-selection layer of Clipper's paper). Each policy is one module; `createPolicy`
+ * picks one from the application's configuration.
+ */
+import type { InputType } from "../../shared/input-types.js";
+import type { AppRecord, ClusterState } from "../../shared/state.js";
+import type { DefaultReason } from "../metrics.js";
+import type { ModelCaller } from "../model-caller.js";
+
+export interface PolicyQuery {
+  app: AppRecord;
+  models: ClusterState["models"];
+  inputType: InputType;
+  input: Buffer;
+  /** Absolute deadline (frontend clock, ms). */
+  deadline: number;
+  /** `version` from the request body, pinning the linked model's version. */
+  pinnedVersion?: string;
+  /** Caller-supplied user id, for sticky canaries and per-user bandit state. */
+  uid?: string;
+  caller: ModelCaller;
+}
+
+/** What a policy decided for one input. */
+export type PolicyAnswer =
+  | { kind: "output"; output: string; extra?: Record<string, unknown> }
+  | { kind: "default"; reason: DefaultReason; explanation: string; extra?: Record<string, unknown> };
+
+export interface PolicyFeedback {
+  app: AppRecord;
+  models: ClusterState["models"];
+  inputType: InputType;
+  input: Buffer;
+  uid?: string;
+  label: number | string;
+  deadline: number;
+  caller: ModelCaller;
+}
+
+export interface SelectionPolicy {
+  readonly name: string;
+  predict(query: PolicyQuery): Promise<PolicyAnswer>;
+  /** Learns from `/update`; policies that do not learn accept and ignore it, as Clipper did. */
+  feedback(feedback: PolicyFeedback): Promise<void>;
+}

@@ -1,0 +1,6 @@
+/** An error the query HTTP layer turns into a JSON error response `{"error", "cause"}`. */
+export class QueryError extends Error {
+  constructor(readonly status: number, readonly error: string, readonly cause_: string) {
+    super(`${error}: ${cause_}`);
+  }
+}
