@@ -537,6 +537,31 @@ describe("main.js", () => {
     expect(await second.predict(again.identity, "doubles", [[2, 3]])).toEqual(["5"]);
   });
 
+  it("says hello at once when ZeroMQ reconnects it to a frontend restarted on the same port", async () => {
+    const first = await frontend();
+    // Neither the heartbeat interval nor the reconnect deadline can fall within this test.
+    const c = startContainer({
+      CLIPPER_PORT: String(first.port),
+      CLIPPER_PREDICT: "sum.mjs",
+      CLIPPER_HEARTBEAT_INTERVAL_MS: "10000",
+      CLIPPER_RECONNECT_AFTER_MS: "60000",
+    });
+    await first.handshake(15000);
+    const port = first.port;
+    first.close();
+    const second = await frontend(port);
+    const started = Date.now();
+    const heartbeat = await second.next("heartbeat", 3000);
+    await second.send(heartbeat.identity, { kind: "heartbeat", requestMetadata: true });
+    const metadata = await second.next("metadata", Math.max(1, 3000 - (Date.now() - started)));
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(metadata.identity.equals(heartbeat.identity)).toBe(true);
+    expect(metadata.message).toMatchObject({ kind: "metadata", name: "sum", version: "1", rpcVersion: 3 });
+    expect(await second.predict(heartbeat.identity, "doubles", [[2, 3]])).toEqual(["5"]);
+    // The same socket, reconnected by ZeroMQ: not the client's own reconnect with a new socket.
+    expect(c.stdout()).not.toMatch(/reconnecting/);
+  });
+
   it("exits 2 with one line for a bad environment, and 1 when the export is not a function", async () => {
     const bad = startContainer({ CLIPPER_PORT: "seventy" });
     expect(await within(bad.exited, 10000, "exit")).toBe(2);

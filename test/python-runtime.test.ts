@@ -489,6 +489,28 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
     expect(await restarted.predict(meta.identity, 1, "doubles", [[1, 2, 3]])).toEqual(["6.0"]);
   });
 
+  it("says hello at once when ZeroMQ reconnects it to a frontend restarted on the same port", async () => {
+    // Neither the heartbeat interval nor the reconnect deadline can fall within this test.
+    const { frontend, port, child } = await setup({
+      env: { CLIPPER_HEARTBEAT_INTERVAL_MS: "10000", CLIPPER_RECONNECT_AFTER_MS: "60000" },
+    });
+    await frontend.handshake();
+    frontend.close();
+
+    const restarted = new Frontend(port, () => `--- runtime stderr ---\n${child.stderr()}`);
+    frontends.push(restarted);
+    await restarted.bind();
+    const started = Date.now();
+    const hb = await restarted.next("heartbeat", 3_000);
+    await restarted.send(hb.identity, encodeFrontendMessage({ kind: "heartbeat", requestMetadata: true }));
+    const meta = await restarted.next("metadata", Math.max(1, 3_000 - (Date.now() - started)), (r) => r.identity.equals(hb.identity));
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(meta.message).toMatchObject({ name: "sum", version: "1", rpcVersion: 3 });
+    expect(await restarted.predict(meta.identity, 1, "doubles", [[1, 2]])).toEqual(["3.0"]);
+    // The same socket, reconnected by ZeroMQ: not the runtime's own reconnect with a new socket.
+    expect(child.stderr()).not.toMatch(/reconnecting with a new socket/);
+  });
+
   it("registers once a frontend that starts later comes up, without replaying missed heartbeats", async () => {
     const { frontend, child } = await setup({ bindLater: true, env: { CLIPPER_HEARTBEAT_INTERVAL_MS: "100", CLIPPER_RECONNECT_AFTER_MS: "20000" } });
     await waitForLog(child, /connecting to/);

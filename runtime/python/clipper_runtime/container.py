@@ -238,6 +238,10 @@ class Container(object):
         self.clock = clock
         self.context = None
         self.socket = None
+        # A PAIR socket receiving the DEALER's EVENT_CONNECTED events, and how many it has seen.
+        self.monitor = None
+        self.connects = 0
+        self.sockets_opened = 0
         self.stop_signal = None
         self.ready_written = False
         self.last_received = 0.0
@@ -277,6 +281,14 @@ class Container(object):
         self.socket.setsockopt(self.zmq.IMMEDIATE, 1)
         if ":" in self.config.ip:
             self.socket.setsockopt(self.zmq.IPV6, 1)
+        # ZeroMQ reconnects the DEALER by itself when the frontend restarts on the same address,
+        # but the new frontend does not know us until we say something. Watch the connections so
+        # that every one after the first is greeted with a heartbeat at once (see _on_connected).
+        # A fresh inproc address per socket: a closed socket's address may take a moment to free.
+        self.sockets_opened += 1
+        self.connects = 0
+        self.monitor = self.socket.get_monitor_socket(
+            self.zmq.EVENT_CONNECTED, "inproc://clipper-runtime-monitor-%d-%d" % (os.getpid(), self.sockets_opened))
         self.socket.connect(self.config.address)
         now = self.clock()
         self.last_received = now
@@ -289,6 +301,13 @@ class Container(object):
             self.heartbeat_pending = False
 
     def _close_socket(self):
+        if self.monitor is not None:
+            try:
+                self.socket.disable_monitor()
+            except self.zmq.ZMQError:
+                pass
+            self.monitor.close(0)
+            self.monitor = None
         if self.socket is not None:
             self.socket.close(0)
             self.socket = None
@@ -314,8 +333,14 @@ class Container(object):
             self._try_heartbeat()
         timeout_s = min(heartbeat_at, reconnect_at) - now
         events = self.zmq.POLLIN | (self.zmq.POLLOUT if self.heartbeat_pending else 0)
-        ready = self.socket.poll(int(max(1.0, min(timeout_s, _MAX_POLL_S) * 1000)), events)
-        if not ready & self.zmq.POLLIN:
+        poller = self.zmq.Poller()
+        poller.register(self.socket, events)
+        if self.monitor is not None:
+            poller.register(self.monitor, self.zmq.POLLIN)
+        ready = dict(poller.poll(int(max(1.0, min(timeout_s, _MAX_POLL_S) * 1000))))
+        if self.monitor is not None and ready.get(self.monitor, 0) & self.zmq.POLLIN:
+            self._read_monitor()
+        if not ready.get(self.socket, 0) & self.zmq.POLLIN:
             return
         try:
             frames = self.socket.recv_multipart(self.zmq.NOBLOCK)
@@ -323,6 +348,30 @@ class Container(object):
             return
         self.last_received = self.clock()
         self._handle(frames)
+
+    def _read_monitor(self):
+        from zmq.utils.monitor import recv_monitor_message
+
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, self.zmq.NOBLOCK)
+            except self.zmq.Again:
+                return
+            if event["event"] == self.zmq.EVENT_CONNECTED:
+                self._on_connected()
+
+    def _on_connected(self):
+        # The first connection carries the opening heartbeat. A later one is a new frontend behind
+        # the same address (a restart): say hello now rather than at the next heartbeat, so that it
+        # asks for our metadata and we serve again within milliseconds. This is the interval's
+        # heartbeat; with IMMEDIATE it may have to wait (pending) for the handshake to finish.
+        self.connects += 1
+        if self.connects == 1:
+            return
+        self.log.info("connected to the frontend at %s again; sending a heartbeat" % self.config.address)
+        self.last_heartbeat = self.clock()
+        self.heartbeat_pending = True
+        self._try_heartbeat()
 
     def _send(self, frames, what, quiet_when_unconnected=False):
         try:
