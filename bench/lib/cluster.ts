@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ClipperConnection, type DeployModelOptions } from "../../src/index.js";
+import { ClipperConnection, LocalContainerManager, type DeployModelOptions } from "../../src/index.js";
 
 export const BENCH_MODELS = fileURLToPath(new URL("../../../bench/models/", import.meta.url));
 export const PYTHON = process.env.CLIPPER_PYTHON ?? "/usr/bin/python3";
@@ -16,14 +16,35 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
-export async function startBenchCluster(options: { cacheBytes?: number; env?: Record<string, string> } = {}): Promise<BenchCluster> {
+export interface BenchClusterOptions {
+  cacheBytes?: number;
+  env?: Record<string, string>;
+  /** Replaces the frontend's program (for example to run it under `node --cpu-prof`). */
+  frontendCommand?: string[];
+}
+
+export async function startBenchCluster(options: BenchClusterOptions = {}): Promise<BenchCluster> {
   const home = mkdtempSync(join(tmpdir(), "clipper-bench-"));
-  const conn = await ClipperConnection.create({ cluster: "bench", home, python: PYTHON });
-  Object.assign(process.env, options.env ?? {});
-  const addresses = await conn.start({
-    cluster: "bench", queryPort: 0, managementPort: 0, rpcPort: 0,
-    ...(options.cacheBytes === undefined ? {} : { cacheBytes: options.cacheBytes }),
+  const manager = new LocalContainerManager({
+    cluster: "bench", home, python: PYTHON,
+    ...(options.frontendCommand ? { componentCommands: { frontend: options.frontendCommand } } : {}),
   });
+  const conn = new ClipperConnection(manager, home);
+  // The supervisor and its children inherit the environment of the process that starts them.
+  const saved = { ...process.env };
+  Object.assign(process.env, options.env ?? {});
+  let addresses;
+  try {
+    addresses = await conn.start({
+      cluster: "bench", queryPort: 0, managementPort: 0, rpcPort: 0,
+      ...(options.cacheBytes === undefined ? {} : { cacheBytes: options.cacheBytes }),
+    });
+  } finally {
+    for (const key of Object.keys(options.env ?? {})) {
+      if (saved[key] === undefined) delete process.env[key];
+      else process.env[key] = saved[key];
+    }
+  }
   return {
     conn,
     queryUrl: addresses.queryUrl,
