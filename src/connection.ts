@@ -19,7 +19,10 @@ import type {
   ModelFramework,
 } from "./managers/container-manager.js";
 import { canonicalInputType, type InputType } from "../runtime/shared/input-types.js";
-import type { AppRecord, ModelVersionRecord, ReplicaRecord } from "../runtime/shared/state.js";
+import {
+  type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
+} from "../runtime/shared/state.js";
+import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 
 /** Restarts after which a replica that never connected counts as crash-looping. */
 const CRASH_LOOP_RESTARTS = 2;
@@ -33,6 +36,7 @@ export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
   maxBodyBytes: 10 * 1024 * 1024,
   startupTimeoutMs: 60_000,
   replicaTimeoutMs: 30_000,
+  cacheBytes: 64 * 1024 * 1024,
 };
 
 export interface ConnectOptions {
@@ -47,6 +51,21 @@ export interface RegisterApplicationOptions {
   inputType: string;
   defaultOutput?: string;
   sloMicros?: number;
+  /** The selection policy (docs/policies.md): an object, or a spec such as "ensemble:threshold=0.6". Absent: default. */
+  policy?: PolicyInput;
+}
+
+/** A selection policy as an object, or written on one line (see parsePolicySpec). */
+export type PolicyInput = PolicyConfig | Record<string, unknown> | string;
+
+function policyObject(policy: PolicyInput): Record<string, unknown> {
+  if (typeof policy !== "string") return policy;
+  try {
+    return parsePolicySpec(policy);
+  } catch (err) {
+    if (err instanceof PolicySpecError) throw new ClipperError("USAGE", err.message);
+    throw err;
+  }
 }
 
 export interface DeployModelOptions {
@@ -177,7 +196,18 @@ export class ClipperConnection {
       input_type: parseInputType(options.inputType),
       default_output: options.defaultOutput ?? "None",
       latency_slo_micros: options.sloMicros ?? 100_000,
+      ...(options.policy === undefined ? {} : { policy: policyObject(options.policy) }),
     });
+  }
+
+  /** Changes an application's selection policy (our extension of the admin API). */
+  async setApplicationPolicy(app: string, policy: PolicyInput): Promise<string> {
+    return this.admin.postText(SET_APP_POLICY_PATH, { name: app, policy: policyObject(policy) });
+  }
+
+  /** The weights a learning policy (exp3, exp4) has learned, per uid ("*": application-wide). */
+  async getPolicyState(app: string, uid?: string | number): Promise<{ app_name: string; policy: string; weights: Record<string, Record<string, number>> }> {
+    return this.admin.postJson(GET_POLICY_STATE_PATH, uid === undefined ? { app_name: app } : { app_name: app, uid });
   }
 
   async unregisterApplication(name: string): Promise<string> {

@@ -18,6 +18,8 @@ interface Entry<T> {
 export class DeadlineQueue<T extends QueuedTask> {
   private heap: Entry<T>[] = [];
   private seq = 0;
+  /** No queued task's deadline is later (an upper bound: kept until the queue empties). */
+  private latest = -Infinity;
 
   get size(): number {
     return this.heap.length;
@@ -25,6 +27,7 @@ export class DeadlineQueue<T extends QueuedTask> {
 
   push(task: T): void {
     this.heap.push({ task, seq: this.seq++ });
+    this.latest = Math.max(this.latest, task.deadline);
     this.siftUp(this.heap.length - 1);
   }
 
@@ -42,12 +45,56 @@ export class DeadlineQueue<T extends QueuedTask> {
     return batch;
   }
 
+  /** The task with the earliest deadline (live or not), without removing it. */
+  peek(): T | undefined {
+    return this.heap[0]?.task;
+  }
+
+  /**
+   * Drops settled and expired tasks from the front of the queue (where expired ones gather, the
+   * queue being ordered by deadline), so `size` and `peek` describe live work. Returns how many went.
+   */
+  dropDead(now: number): number {
+    let dropped = 0;
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!.task;
+      if (!top.settled && top.deadline > now) break;
+      this.pop();
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /**
+   * How many live tasks would be served before a new task with this deadline: those with an earlier
+   * or equal deadline. When no queued deadline is later (one SLO per queue, the usual case) that is
+   * the whole queue, so call `dropDead` first; otherwise it visits only the tasks it counts (a subtree
+   * whose root is later holds only later tasks).
+   */
+  countAhead(deadline: number, now: number): number {
+    if (deadline >= this.latest) return this.heap.length;
+    let count = 0;
+    const stack = this.heap.length > 0 ? [0] : [];
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      const task = this.heap[i]!.task;
+      if (task.deadline > deadline) continue;
+      if (!task.settled && task.deadline > now) count++;
+      const l = 2 * i + 1;
+      if (l < this.heap.length) stack.push(l);
+      if (l + 1 < this.heap.length) stack.push(l + 1);
+    }
+    return count;
+  }
+
   private pop(): T {
     const top = this.heap[0]!;
     const last = this.heap.pop()!;
     if (this.heap.length > 0) {
       this.heap[0] = last;
       this.siftDown(0);
+    } else {
+      this.latest = -Infinity;
     }
     return top.task;
   }

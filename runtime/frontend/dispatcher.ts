@@ -2,11 +2,23 @@
  * Routes queries to model replicas. Each model version has one earliest-deadline-first queue shared
  * by its replicas; a replica pulls its next batch as soon as it is free. A batch in flight to a
  * replica that dies goes back to the queue, so another replica can answer it while deadlines allow.
+ *
+ * Batching (see batch-controller.ts): each replica has an AIMD controller that sets its batch cap
+ * from the measured batch latencies against the model's budget. When a free replica finds fewer
+ * queued queries than its cap and the model version has a batch wait, it holds on (one replica at a
+ * time per version) until the batch fills, the wait ends, or the earliest query's deadline minus the
+ * measured batch latency (padded for jitter, see admission.ts) comes — whichever is first — and
+ * then sends what there is. Each batch records why it went: full, wait_expired or queue_drained.
+ *
+ * Admission (see admission.ts): `submit` refuses a task that cannot be answered by its deadline
+ * with the work queued ahead of it, and says so.
  */
 import type { Logger } from "pino";
 import type { InputType } from "../shared/input-types.js";
 import { BATCH_ERROR_PREFIX } from "../rpc/codec.js";
 import type { ReplicaConnection, RpcServer } from "../rpc/rpc-server.js";
+import { admits, LatencyEstimate, retryAfterSeconds, type AdmissionView } from "./admission.js";
+import { BatchController, DEFAULT_BATCH_BUDGET_MS, type ModelBatchConfig } from "./batch-controller.js";
 import { DeadlineQueue, type QueuedTask } from "./deadline-queue.js";
 
 export type ModelResult = { ok: true; output: string } | { ok: false; reason: string };
@@ -18,6 +30,17 @@ export interface PredictTask extends QueuedTask {
   resolve(result: ModelResult): void;
 }
 
+/** Why a batch was sent. */
+export type SendReason = "full" | "wait_expired" | "queue_drained";
+
+export interface BatchSendDetail {
+  reason: SendReason;
+  /** The replica's cap when the batch was formed. */
+  cap: number;
+  /** Per query: seconds from enqueue to send. */
+  queueWaitSeconds: number[];
+}
+
 interface InFlight {
   msgId: number;
   tasks: PredictTask[];
@@ -26,54 +49,104 @@ interface InFlight {
 
 /** Hooks for metrics; all optional so tests can omit them. */
 export interface DispatchObserver {
-  batchSent?(model: string, size: number): void;
+  batchSent?(model: string, size: number, detail?: BatchSendDetail): void;
   batchDone?(model: string, seconds: number): void;
   requeued?(model: string, count: number): void;
+  /** A task refused at submit: it could not be answered by its deadline. */
+  shed?(model: string): void;
 }
+
+/** Timers for the batch wait, injectable so tests run on a fake clock. */
+export interface DispatchTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const systemTimers: DispatchTimers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/** What the dispatcher needs of the RPC server. */
+export type BatchSender = Pick<RpcServer, "sendPredict" | "drop">;
 
 export function modelKey(name: string, version: string): string {
   return `${name}:${version}`;
 }
 
+interface Slot {
+  replica: ReplicaConnection;
+  controller: BatchController;
+  inFlight?: InFlight;
+}
+
+interface Hold {
+  slot: Slot;
+  startedAt: number;
+  until: number;
+  timer: unknown;
+}
+
 class VersionQueue {
   readonly queue = new DeadlineQueue<PredictTask>();
-  readonly replicas = new Map<string, { replica: ReplicaConnection; inFlight?: InFlight }>();
-  maxBatch: number;
+  readonly replicas = new Map<string, Slot>();
+  readonly latency: LatencyEstimate;
+  /** The replica holding a small batch to fill it, if any. */
+  hold?: Hold;
 
-  constructor(readonly key: string, maxBatch: number) {
-    this.maxBatch = maxBatch;
+  constructor(readonly key: string, public config: ModelBatchConfig, alpha: number) {
+    this.latency = new LatencyEstimate(alpha);
   }
 }
 
 export interface DispatcherOptions {
-  /** Largest batch when the model sets no fixed batch size. */
+  /** Largest batch when the model sets no fixed batch size (the adaptive cap's ceiling). */
   defaultMaxBatch: number;
   log: Logger;
   observer?: DispatchObserver;
   now?: () => number;
+  timers?: DispatchTimers;
+  /** Batch latency budget of a model version until its configuration says otherwise (ms, default 50). */
+  defaultBudgetMs?: number;
+  /** The adaptive cap's additive step (default 1). */
+  batchStep?: number;
+  /** Weight of the newest batch in the measured batch latency (default 0.2). */
+  latencyAlpha?: number;
+  /** Deadline-aware admission (default on). */
+  admission?: boolean;
 }
 
 export class Dispatcher {
   private readonly versions = new Map<string, VersionQueue>();
   private nextMsgId = 0;
   private readonly now: () => number;
-  private rpc?: RpcServer;
+  private readonly timers: DispatchTimers;
+  private rpc?: BatchSender;
 
   constructor(private readonly options: DispatcherOptions) {
     this.now = options.now ?? (() => performance.now());
+    this.timers = options.timers ?? systemTimers;
   }
 
   setObserver(observer: DispatchObserver): void {
     this.options.observer = observer;
   }
 
-  attach(rpc: RpcServer): void {
+  attach(rpc: BatchSender): void {
     this.rpc = rpc;
   }
 
-  /** The fixed batch size of a model version (from its configuration), or -1 for "ours to choose". */
-  setBatchSize(name: string, version: string, batchSize: number): void {
-    this.version(modelKey(name, version)).maxBatch = batchSize > 0 ? batchSize : this.options.defaultMaxBatch;
+  /** Applies a model version's batching configuration (fixed size, batch wait, latency budget). */
+  configure(name: string, version: string, config: ModelBatchConfig): void {
+    const vq = this.version(modelKey(name, version));
+    vq.config = { ...config };
+    for (const slot of vq.replicas.values()) {
+      slot.controller.configure({ budgetMs: config.budgetMs, fixedBatchSize: config.batchSize });
+    }
+    if (config.batchWaitMicros <= 0 && vq.hold) {
+      this.endHold(vq);
+      this.pump(vq);
+    }
   }
 
   liveReplicaCount(name: string, version: string): number {
@@ -94,15 +167,55 @@ export class Dispatcher {
     return new Map([...this.versions].map(([key, vq]) => [key, vq.replicas.size]));
   }
 
-  submit(name: string, version: string, task: PredictTask): void {
+  /** The current batch cap of every live replica, for metrics. */
+  batchCaps(): Array<{ model: string; replica: string; cap: number }> {
+    return [...this.versions.values()].flatMap((vq) =>
+      [...vq.replicas.values()].map((s) => ({ model: vq.key, replica: String(s.replica.replicaId), cap: s.controller.cap })),
+    );
+  }
+
+  /** The measured batch latency of a model version (ms), once a batch has been answered. */
+  batchLatencyMs(name: string, version: string): number | undefined {
+    return this.versions.get(modelKey(name, version))?.latency.ms;
+  }
+
+  /**
+   * Queues a task, or refuses it (false) when it cannot be answered by its deadline given the work
+   * queued ahead of it and the measured batch latency. A refused task is left untouched.
+   */
+  submit(name: string, version: string, task: PredictTask): boolean {
     const vq = this.version(modelKey(name, version));
+    if (this.options.admission !== false) {
+      const now = this.now();
+      vq.queue.dropDead(now);
+      if (!admits(this.admissionView(vq, vq.queue.countAhead(task.deadline, now), now), task.deadline)) {
+        this.options.observer?.shed?.(vq.key);
+        return false;
+      }
+    }
     vq.queue.push(task);
     this.pump(vq);
+    return true;
+  }
+
+  /** A Retry-After (whole seconds, ≥ 1) for a query refused now: about when the queue will have drained. */
+  retryAfterSeconds(name: string, version: string): number {
+    const vq = this.versions.get(modelKey(name, version));
+    if (!vq) return 1;
+    const now = this.now();
+    vq.queue.dropDead(now);
+    return retryAfterSeconds(this.admissionView(vq, vq.queue.size, now));
   }
 
   replicaAdded(replica: ReplicaConnection): void {
     const vq = this.version(modelKey(replica.name, replica.version));
-    vq.replicas.set(replica.key, { replica });
+    const controller = new BatchController({
+      budgetMs: vq.config.budgetMs,
+      fixedBatchSize: vq.config.batchSize,
+      maxCap: this.options.defaultMaxBatch,
+      step: this.options.batchStep,
+    });
+    vq.replicas.set(replica.key, { replica, controller });
     this.pump(vq);
   }
 
@@ -111,6 +224,7 @@ export class Dispatcher {
     const slot = vq?.replicas.get(replica.key);
     if (!vq || !slot) return;
     vq.replicas.delete(replica.key);
+    if (vq.hold?.slot === slot) this.endHold(vq);
     if (slot.inFlight) {
       const alive = slot.inFlight.tasks.filter((t) => !t.settled && t.deadline > this.now());
       for (const task of alive) vq.queue.push(task);
@@ -131,7 +245,10 @@ export class Dispatcher {
     }
     const { tasks, sentAt } = slot.inFlight;
     slot.inFlight = undefined;
-    this.options.observer?.batchDone?.(vq.key, (this.now() - sentAt) / 1000);
+    const latencyMs = this.now() - sentAt;
+    vq.latency.observe(latencyMs);
+    slot.controller.observe(tasks.length, latencyMs);
+    this.options.observer?.batchDone?.(vq.key, latencyMs / 1000);
     tasks.forEach((task, i) => {
       const output = outputs[i];
       if (output === undefined) {
@@ -148,30 +265,96 @@ export class Dispatcher {
   private version(key: string): VersionQueue {
     let vq = this.versions.get(key);
     if (!vq) {
-      vq = new VersionQueue(key, this.options.defaultMaxBatch);
+      const config = { batchSize: -1, batchWaitMicros: 0, budgetMs: this.options.defaultBudgetMs ?? DEFAULT_BATCH_BUDGET_MS };
+      vq = new VersionQueue(key, config, this.options.latencyAlpha ?? 0.2);
       this.versions.set(key, vq);
     }
     return vq;
   }
 
-  /** Gives each free replica its next batch. */
+  private admissionView(vq: VersionQueue, ahead: number, now: number): AdmissionView {
+    return {
+      now,
+      latencyMs: vq.latency.paddedMs,
+      ahead,
+      replicas: [...vq.replicas.values()].map((s) => ({ cap: s.controller.cap, busySince: s.inFlight?.sentAt })),
+    };
+  }
+
+  /** Gives each free replica its next batch, or lets one of them hold a small batch to fill it. */
   private pump(vq: VersionQueue): void {
-    for (const slot of vq.replicas.values()) {
+    const now = this.now();
+    vq.queue.dropDead(now);
+    if (vq.queue.size === 0) {
+      this.endHold(vq); // what it held expired: nothing left to fill
+      return;
+    }
+    // The holding replica first: once its batch is full and gone, the others may take the rest.
+    const slots = [...vq.replicas.values()];
+    if (vq.hold) slots.sort((a, b) => Number(b === vq.hold?.slot) - Number(a === vq.hold?.slot));
+    for (const slot of slots) {
       if (vq.queue.size === 0) return;
       if (slot.inFlight) continue;
-      const tasks = vq.queue.takeBatch(vq.maxBatch, this.now());
-      if (tasks.length === 0) return;
-      this.sendBatch(vq, slot, tasks);
+      if (vq.hold && vq.hold.slot !== slot) continue; // another replica is filling a batch
+      const cap = slot.controller.cap;
+      const waitMs = vq.config.batchWaitMicros / 1000;
+      if (vq.queue.size >= cap || waitMs <= 0) {
+        this.dispatch(vq, slot, "queue_drained");
+        continue;
+      }
+      // Fewer than the cap, and a wait configured: hold, but never past the point where the earliest
+      // query could still be answered in time.
+      const startedAt = vq.hold?.startedAt ?? now;
+      const earliest = vq.queue.peek()!.deadline;
+      const until = Math.min(startedAt + waitMs, earliest - (vq.latency.paddedMs ?? 0));
+      if (until <= now) {
+        this.dispatch(vq, slot, "wait_expired");
+        continue;
+      }
+      if (vq.hold && vq.hold.until === until) continue;
+      this.startHold(vq, slot, startedAt, until, now);
     }
   }
 
-  private sendBatch(vq: VersionQueue, slot: { replica: ReplicaConnection; inFlight?: InFlight }, tasks: PredictTask[]): void {
+  private startHold(vq: VersionQueue, slot: Slot, startedAt: number, until: number, now: number): void {
+    if (vq.hold) this.timers.clearTimeout(vq.hold.timer);
+    const hold: Hold = { slot, startedAt, until, timer: undefined };
+    hold.timer = this.timers.setTimeout(() => {
+      if (vq.hold !== hold) return;
+      vq.hold = undefined;
+      if (vq.replicas.get(slot.replica.key) === slot && !slot.inFlight) this.dispatch(vq, slot, "wait_expired");
+      this.pump(vq);
+    }, until - now);
+    vq.hold = hold;
+  }
+
+  private endHold(vq: VersionQueue): void {
+    if (!vq.hold) return;
+    this.timers.clearTimeout(vq.hold.timer);
+    vq.hold = undefined;
+  }
+
+  /** Sends a free replica up to its cap; `otherwise` is the reason when the batch is not full. */
+  private dispatch(vq: VersionQueue, slot: Slot, otherwise: Exclude<SendReason, "full">): void {
+    if (vq.hold?.slot === slot) this.endHold(vq);
+    const now = this.now();
+    const cap = slot.controller.cap;
+    const tasks = vq.queue.takeBatch(cap, now);
+    if (tasks.length === 0) return;
+    this.sendBatch(vq, slot, tasks, { reason: tasks.length >= cap ? "full" : otherwise, cap, now });
+  }
+
+  private sendBatch(vq: VersionQueue, slot: Slot, tasks: PredictTask[], how: { reason: SendReason; cap: number; now: number }): void {
     const rpc = this.rpc;
     if (!rpc) throw new Error("dispatcher used before an rpc server was attached");
     const msgId = this.nextMsgId;
     this.nextMsgId = (this.nextMsgId + 1) >>> 0;
-    slot.inFlight = { msgId, tasks, sentAt: this.now() };
-    this.options.observer?.batchSent?.(vq.key, tasks.length);
+    slot.inFlight = { msgId, tasks, sentAt: how.now };
+    this.options.observer?.batchSent?.(vq.key, tasks.length, {
+      reason: how.reason,
+      cap: how.cap,
+      queueWaitSeconds: tasks.map((t) => Math.max(0, how.now - t.enqueuedAt) / 1000),
+    });
     rpc
       .sendPredict(slot.replica, msgId, tasks[0]!.inputType, tasks.map((t) => t.input))
       .catch((err: unknown) => rpc.drop(slot.replica, `send failed: ${err instanceof Error ? err.message : String(err)}`));

@@ -6,10 +6,15 @@ import { listen } from "../shared/listen.js";
 import { RpcServer } from "../rpc/rpc-server.js";
 import type { ClusterState } from "../shared/state.js";
 import { ConfigWatcher } from "./config-watch.js";
+import { DEFAULT_BATCH_BUDGET_MS, modelBatchConfig } from "./batch-controller.js";
 import { Dispatcher } from "./dispatcher.js";
 import { createQueryServer } from "./http-server.js";
 import { FrontendMetrics } from "./metrics.js";
 import { ModelCaller } from "./model-caller.js";
+import { DEFAULT_OIP_TIMEOUT_MS, OipHandler } from "./oip/handler.js";
+import { CacheMetrics } from "./cache-metrics.js";
+import { PredictionCache } from "./prediction-cache.js";
+import { httpPolicyStateSender, PolicyRegistry, PolicyStateSync } from "./policies/index.js";
 import { QueryProcessor } from "./query-processor.js";
 import { ReplicaReporter } from "./replica-reporter.js";
 
@@ -24,8 +29,18 @@ export interface QueryFrontendOptions {
   requestTimeoutMs?: number;
   replicaTimeoutMs?: number;
   defaultMaxBatch?: number;
+  /** Batch latency budget of a model version no application links, ms (default 50; see batch-controller.ts). */
+  defaultBatchBudgetMs?: number;
+  /** Deadline-aware admission: shed queries that cannot meet their SLO (default true; see admission.ts). */
+  admission?: boolean;
   frontendId?: string;
   reportIntervalMs?: number;
+  /** How long learned policy weights wait before being saved in the management daemon, ms (default 250). */
+  policyFlushMs?: number;
+  /** Deadline of an Open Inference Protocol request to a model no application links (default 1000). */
+  oipTimeoutMs?: number;
+  /** Byte bound of the prediction cache; 0 or absent disables it (the CLI and main.ts default to 64 MiB). */
+  cacheBytes?: number;
 }
 
 export interface RunningFrontend {
@@ -39,12 +54,22 @@ export interface RunningFrontend {
 export async function startQueryFrontend(options: QueryFrontendOptions): Promise<RunningFrontend> {
   const { log } = options;
   let state: ClusterState | undefined;
-  const dispatcher = new Dispatcher({ defaultMaxBatch: options.defaultMaxBatch ?? 64, log });
+  const budgets = { defaultBudgetMs: options.defaultBatchBudgetMs ?? DEFAULT_BATCH_BUDGET_MS };
+  const dispatcher = new Dispatcher({
+    defaultMaxBatch: options.defaultMaxBatch ?? 64, log, defaultBudgetMs: budgets.defaultBudgetMs, admission: options.admission,
+  });
+  // Learned bandit weights, saved in the management daemon and restored from its snapshots.
+  const policyState = new PolicyStateSync({
+    send: httpPolicyStateSender(options.managementUrl, options.token), flushDelayMs: options.policyFlushMs, log,
+  });
   const metrics = new FrontendMetrics({
+    policyWeights: () => policyState.appWideWeights(),
     queueDepths: () => dispatcher.queueDepths(),
     replicaCounts: () => dispatcher.replicaCounts(),
+    batchCaps: () => dispatcher.batchCaps(),
   });
   dispatcher.setObserver(metrics);
+  const cache = createCache(options.cacheBytes ?? 0, metrics);
 
   const rpc = new RpcServer({
     host: options.host,
@@ -53,8 +78,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     log,
     handlers: {
       replicaAdded: (replica) => {
-        const batchSize = state?.models[replica.name]?.versions[replica.version]?.batch_size ?? -1;
-        dispatcher.setBatchSize(replica.name, replica.version, batchSize);
+        dispatcher.configure(replica.name, replica.version, modelBatchConfig(state, replica.name, replica.version, budgets));
         dispatcher.replicaAdded(replica);
         reporter.changed();
       },
@@ -88,16 +112,21 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     token: options.token,
     log,
     onChange: (next) => {
+      cache?.reconcile(next);
       state = next;
+      policyState.onSnapshot(next);
       for (const model of Object.values(next.models)) {
-        for (const v of Object.values(model.versions)) dispatcher.setBatchSize(model.name, v.model_version, v.batch_size);
+        for (const v of Object.values(model.versions)) {
+          dispatcher.configure(model.name, v.model_version, modelBatchConfig(next, model.name, v.model_version, budgets));
+        }
       }
       log.info({ revision: next.revision }, "configuration updated");
     },
   });
 
-  const caller = new ModelCaller({ dispatcher });
-  const processor = new QueryProcessor({ caller, metrics, state: () => state });
+  const caller = new ModelCaller({ dispatcher, cache });
+  const policies = new PolicyRegistry({ weights: policyState, metrics });
+  const processor = new QueryProcessor({ caller, metrics, state: () => state, policies });
   const http = createQueryServer({
     processor,
     metrics,
@@ -105,6 +134,10 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     maxBodyBytes: options.maxBodyBytes ?? 10 * 1024 * 1024,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     health: () => ({ status: "ok", management_connected: watcher.connected, revision: state?.revision ?? null }),
+    oip: new OipHandler({
+      caller, state: () => state, log, registry: metrics.registry,
+      maxBodyBytes: options.maxBodyBytes ?? 10 * 1024 * 1024, defaultTimeoutMs: options.oipTimeoutMs ?? DEFAULT_OIP_TIMEOUT_MS,
+    }),
   });
 
   await rpc.start();
@@ -129,6 +162,14 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await rpc.close();
+      await policyState.close(); // a last attempt to save learned weights
     },
   };
+}
+
+function createCache(maxBytes: number, metrics: FrontendMetrics): PredictionCache | undefined {
+  if (maxBytes <= 0) return undefined;
+  const observer = new CacheMetrics(metrics.registry, () => ({ bytes: cache.bytes, entries: cache.entries, maxBytes }));
+  const cache: PredictionCache = new PredictionCache({ maxBytes, observer });
+  return cache;
 }

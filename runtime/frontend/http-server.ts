@@ -1,6 +1,7 @@
 /**
  * The query frontend's HTTP API on plain node:http (the hot path): Clipper's /<app>/predict and
- * /<app>/update, Prometheus text on /metrics, and /health for managers and probes.
+ * /<app>/update, Prometheus text on /metrics, /health for managers and probes, and the Open
+ * Inference Protocol under /v2 (handled by oip/handler.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
@@ -16,18 +17,20 @@ export interface QueryHttpOptions {
   /** Bounds how long a client may take to send its request. */
   requestTimeoutMs: number;
   health(): Record<string, unknown>;
+  /** The Open Inference Protocol (oip/handler.ts): paths under /v2 that are not Clipper's routes. */
+  oip?: { handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> };
 }
 
 const ROUTE = /^\/([^/]+)\/(predict|update)\/?$/;
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 }
 
-function sendError(res: ServerResponse, status: number, error: string, cause: string): void {
-  sendJson(res, status, { error, cause });
+function sendError(res: ServerResponse, status: number, error: string, cause: string, headers?: Record<string, string>): void {
+  sendJson(res, status, { error, cause }, headers);
 }
 
 async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
@@ -59,7 +62,11 @@ export function createQueryServer(options: QueryHttpOptions): Server {
       return;
     }
     const match = ROUTE.exec(path);
-    if (!match) return sendError(res, 404, "Not found", `no route for ${req.method} ${path}`);
+    if (!match) {
+      // An application named "v2" keeps /v2/predict and /v2/update: Clipper's routes match first.
+      if (options.oip && (path === "/v2" || path.startsWith("/v2/"))) return options.oip.handle(req, res, path);
+      return sendError(res, 404, "Not found", `no route for ${req.method} ${path}`);
+    }
     if (req.method !== "POST") return sendError(res, 405, "Method not allowed", `${path} accepts POST`);
     let app: string;
     try {
@@ -75,7 +82,7 @@ export function createQueryServer(options: QueryHttpOptions): Server {
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (res.headersSent) return void res.destroy();
-      if (err instanceof QueryError) return sendError(res, err.status, err.error, err.cause_);
+      if (err instanceof QueryError) return sendError(res, err.status, err.error, err.cause_, err.headers);
       if (err instanceof BodyTooLargeError) {
         // Say so, then close after a bounded drain: the rest of the body is not worth reading.
         closeAfterTooLarge(req, res);

@@ -5,7 +5,10 @@ import { startQueryFrontend } from "./frontend.js";
 
 const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1337] [--rpc-port 7000]
   [--token-file FILE] [--max-body-bytes N] [--request-timeout-ms N] [--replica-timeout-ms N]
-  [--max-batch N] [--frontend-id ID]`;
+  [--max-batch N] [--frontend-id ID] [--cache-bytes N (prediction cache bound, default 64 MiB; 0 disables)]
+  [--oip-timeout-ms N (deadline of /v2 inference on a model no application links; default 1000)]
+  [--batch-budget-ms N (batch latency budget of a model no application links; default 50)]
+  [--no-admission (queue every query, even one that cannot meet its SLO)]`;
 
 await runMain("clipper frontend", async () => {
   const flags = parseFlags(process.argv.slice(2), {
@@ -20,6 +23,10 @@ await runMain("clipper frontend", async () => {
     "replica-timeout-ms": { type: "string" },
     "max-batch": { type: "string" },
     "frontend-id": { type: "string" },
+    "cache-bytes": { type: "string" },
+    "oip-timeout-ms": { type: "string" },
+    "batch-budget-ms": { type: "string" },
+    "no-admission": { type: "boolean" },
   });
   if (flags.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -37,6 +44,10 @@ await runMain("clipper frontend", async () => {
     replicaTimeoutMs: intFlag("replica-timeout-ms", flags["replica-timeout-ms"], 30_000, 100),
     defaultMaxBatch: intFlag("max-batch", flags["max-batch"], 64, 1),
     frontendId: flags["frontend-id"],
+    cacheBytes: intFlag("cache-bytes", flags["cache-bytes"], 64 * 1024 * 1024, 0),
+    oipTimeoutMs: intFlag("oip-timeout-ms", flags["oip-timeout-ms"], 1_000, 1),
+    defaultBatchBudgetMs: intFlag("batch-budget-ms", flags["batch-budget-ms"], 50, 1),
+    admission: !flags["no-admission"],
     log,
   });
   log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort }, "query frontend listening");

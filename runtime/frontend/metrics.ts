@@ -1,12 +1,16 @@
 /** The query frontend's Prometheus metrics (one registry per frontend, so tests can run several). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { DispatchObserver } from "./dispatcher.js";
+import type { BatchSendDetail, DispatchObserver } from "./dispatcher.js";
+import type { PolicyMetrics } from "./policies/policy.js";
 
-export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error";
+/** `overloaded`: shed at admission, the query could not be answered within the SLO (admission.ts). */
+export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error" | "overloaded"
+  /** A combining policy's confidence was below the application's threshold (docs/policies.md). */
+  | "unsure";
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export class FrontendMetrics implements DispatchObserver {
+export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<"app">;
   private readonly latency: Histogram<"app">;
@@ -16,8 +20,18 @@ export class FrontendMetrics implements DispatchObserver {
   private readonly requeuedQueries: Counter<"model">;
   readonly queueDepth: Gauge<"model">;
   readonly replicas: Gauge<"model">;
+  private readonly queueWait: Histogram<"model">;
+  private readonly batches: Counter<"model" | "reason">;
+  private readonly shedQueries: Counter<"model">;
+  readonly batchCap: Gauge<"model" | "replica">;
 
-  constructor(sample: { queueDepths(): Map<string, number>; replicaCounts(): Map<string, number> }) {
+  constructor(sample: {
+    queueDepths(): Map<string, number>;
+    replicaCounts(): Map<string, number>;
+    batchCaps?(): Array<{ model: string; replica: string; cap: number }>;
+    /** Application-wide bandit weights (selection policies). */
+    policyWeights?(): Array<{ app: string; model: string; weight: number }>;
+  }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({ name: "clipper_app_requests_total", help: "Queries received per application", labelNames: ["app"], registers });
@@ -54,6 +68,70 @@ export class FrontendMetrics implements DispatchObserver {
         for (const [model, count] of sample.replicaCounts()) this.set({ model }, count);
       },
     });
+    // Batching and admission (dispatcher.ts, batch-controller.ts, admission.ts).
+    this.queueWait = new Histogram({
+      name: "clipper_model_queue_wait_seconds", help: "Time a query waited in its model version's queue before its batch was sent",
+      labelNames: ["model"], buckets: LATENCY_BUCKETS, registers,
+    });
+    this.batches = new Counter({
+      name: "clipper_model_batches_total", help: "Batches sent to replicas, by why they were sent (full, wait_expired, queue_drained)",
+      labelNames: ["model", "reason"], registers,
+    });
+    this.shedQueries = new Counter({
+      name: "clipper_model_shed_queries_total", help: "Queries refused at admission: they could not be answered by their deadline",
+      labelNames: ["model"], registers,
+    });
+    this.batchCap = new Gauge({
+      name: "clipper_model_batch_cap", help: "Current batch size cap per replica (adaptive, or the model's fixed batch size)",
+      labelNames: ["model", "replica"], registers,
+      collect() {
+        this.reset();
+        for (const { model, replica, cap } of sample.batchCaps?.() ?? []) this.set({ model, replica }, cap);
+      },
+    });
+    this.policySeries(sample);
+  }
+
+  // Selection policies (docs/policies.md).
+  private policyMetrics?: {
+    choices: Counter<"app" | "policy" | "model">;
+    canary: Counter<"app" | "model" | "version" | "outcome">;
+    canaryLatency: Histogram<"app" | "model" | "version">;
+  };
+
+  private policySeries(sample: { policyWeights?(): Array<{ app: string; model: string; weight: number }> }): void {
+    const registers = [this.registry];
+    this.policyMetrics = {
+      choices: new Counter({
+        name: "clipper_policy_choices_total", help: "Models a selection policy used for an answer (chosen, or combined)",
+        labelNames: ["app", "policy", "model"], registers,
+      }),
+      canary: new Counter({
+        name: "clipper_canary_queries_total", help: "Queries a canary routed to each version, by outcome (output or default)",
+        labelNames: ["app", "model", "version", "outcome"], registers,
+      }),
+      canaryLatency: new Histogram({
+        name: "clipper_canary_latency_seconds", help: "Model latency of queries a canary routed to each version",
+        labelNames: ["app", "model", "version"], buckets: LATENCY_BUCKETS, registers,
+      }),
+    };
+    new Gauge({
+      name: "clipper_policy_weight", help: "Application-wide learned weight of each linked model (exp3, exp4; normalized, largest 1)",
+      labelNames: ["app", "model"], registers,
+      collect() {
+        this.reset();
+        for (const { app, model, weight } of sample.policyWeights?.() ?? []) this.set({ app, model }, weight);
+      },
+    });
+  }
+
+  policyChoice(app: string, policy: string, model: string): void {
+    this.policyMetrics?.choices.inc({ app, policy, model });
+  }
+
+  canaryQuery(app: string, model: string, version: string, outcome: "output" | "default", seconds: number): void {
+    this.policyMetrics?.canary.inc({ app, model, version, outcome });
+    this.policyMetrics?.canaryLatency.observe({ app, model, version }, seconds);
   }
 
   query(app: string, seconds: number, defaultReason?: DefaultReason): void {
@@ -62,8 +140,15 @@ export class FrontendMetrics implements DispatchObserver {
     if (defaultReason) this.defaults.inc({ app, reason: defaultReason });
   }
 
-  batchSent(model: string, size: number): void {
+  batchSent(model: string, size: number, detail?: BatchSendDetail): void {
     this.batchSize.observe({ model }, size);
+    if (!detail) return;
+    this.batches.inc({ model, reason: detail.reason });
+    for (const seconds of detail.queueWaitSeconds) this.queueWait.observe({ model }, seconds);
+  }
+
+  shed(model: string): void {
+    this.shedQueries.inc({ model });
   }
 
   batchDone(model: string, seconds: number): void {

@@ -5,6 +5,7 @@
  */
 import type { InputType } from "../shared/input-types.js";
 import type { Dispatcher, ModelResult } from "./dispatcher.js";
+import type { PredictionCache } from "./prediction-cache.js";
 
 export interface ModelRef {
   name: string;
@@ -18,11 +19,15 @@ export type CallOutcome =
   /** The deadline passed before the model answered. */
   | { kind: "timeout" }
   /** No replica of the version is connected. */
-  | { kind: "unavailable" };
+  | { kind: "unavailable" }
+  /** Refused at admission: it could not be answered by the deadline with the work queued ahead (admission.ts). */
+  | { kind: "shed"; retryAfterSeconds: number };
 
 export interface ModelCallerOptions {
   dispatcher: Dispatcher;
   now?: () => number;
+  /** Answers repeated inputs from memory and shares identical calls in flight (absent: disabled). */
+  cache?: PredictionCache;
 }
 
 export class ModelCaller {
@@ -39,6 +44,17 @@ export class ModelCaller {
 
   /** Asks a model version about one input; never rejects, and settles by the deadline. */
   call(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
+    // A version with no replica has no model to answer for it, cached answers included: Clipper's
+    // "No connected models" stays true when a version is scaled to zero.
+    if (!this.available(model)) return Promise.resolve({ kind: "unavailable" });
+    const { cache } = this.options;
+    if (cache) return cache.call(model, inputType, input, deadline, (d) => this.callModel(model, inputType, input, d));
+    return this.callModel(model, inputType, input, deadline);
+  }
+
+  /** The model call itself: through the version's queue, settled by the deadline. */
+  private callModel(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
+    // Checked again: a shared cache call may start after its replicas left.
     if (!this.available(model)) return Promise.resolve({ kind: "unavailable" });
     const { dispatcher } = this.options;
     return new Promise<CallOutcome>((resolve) => {
@@ -60,7 +76,11 @@ export class ModelCaller {
         task.settled = true;
         resolve({ kind: "timeout" });
       }, Math.max(0, deadline - this.now()));
-      dispatcher.submit(model.name, model.version, task);
+      if (!dispatcher.submit(model.name, model.version, task)) {
+        task.settled = true;
+        clearTimeout(timer);
+        resolve({ kind: "shed", retryAfterSeconds: dispatcher.retryAfterSeconds(model.name, model.version) });
+      }
     });
   }
 }

@@ -7,12 +7,13 @@ import { encodeInput, InputTypeError, type InputType } from "../shared/input-typ
 import type { AppRecord, ClusterState } from "../shared/state.js";
 import type { FrontendMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";
-import { policyFor } from "./policies/index.js";
+import { QUERY_SHED } from "./policies/answers.js";
+import { PolicyRegistry } from "./policies/index.js";
 import type { PolicyAnswer } from "./policies/policy.js";
 import { QueryError } from "./query-errors.js";
 
 export { QueryError } from "./query-errors.js";
-export { MODEL_FAILED, NO_CONNECTED_MODELS, SLO_MISSED } from "./policies/answers.js";
+export { MODEL_FAILED, NO_CONNECTED_MODELS, QUERY_SHED, SLO_MISSED } from "./policies/answers.js";
 
 export interface QueryResult {
   query_id: number;
@@ -79,14 +80,18 @@ export interface QueryProcessorOptions {
   metrics: FrontendMetrics;
   state(): ClusterState | undefined;
   now?: () => number;
+  /** The selection policies and their learned state (absent: in-memory state only). */
+  policies?: PolicyRegistry;
 }
 
 export class QueryProcessor {
   private nextQueryId = 0;
   private readonly now: () => number;
+  private readonly policies: PolicyRegistry;
 
   constructor(private readonly options: QueryProcessorOptions) {
     this.now = options.now ?? (() => performance.now());
+    this.policies = options.policies ?? new PolicyRegistry();
   }
 
   application(name: string): AppRecord {
@@ -102,13 +107,18 @@ export class QueryProcessor {
     const query = parsePredictBody(body);
     const inputs = query.inputs.map((input, i) => encodeFor(app.input_type, input, query.batch ? `input_batch[${i}]: ` : ""));
     const models = this.options.state()?.models ?? {};
-    const policy = policyFor(app);
+    const policy = this.policies.forApp(app);
     const deadline = started + app.latency_slo_micros / 1000;
     const answers = await Promise.all(inputs.map((input) => policy.predict({
       app, models, inputType: app.input_type, input, deadline,
       pinnedVersion: query.version, uid: query.uid, caller: this.options.caller,
     })));
     const results = answers.map((answer) => this.toResult(app, answer, started));
+    // An application that asked for it hears 503 + Retry-After when every input was shed at admission.
+    if (app.shed_with_503 && answers.every((a) => a.kind === "default" && a.reason === "overloaded")) {
+      const retry = Math.max(1, ...answers.map((a) => (a.kind === "default" ? a.retryAfterSeconds ?? 1 : 1)));
+      throw new QueryError(503, "Service unavailable", QUERY_SHED, { "retry-after": String(retry) });
+    }
     return query.batch && results.length > 1 ? { batch_predictions: results } : results[0]!;
   }
 
@@ -142,7 +152,7 @@ export class QueryProcessor {
     if (typeof label !== "number" && typeof label !== "string") {
       throw new QueryError(400, "Json error", "\"label\" must be a number or a string");
     }
-    await policyFor(app).feedback({
+    await this.policies.forApp(app).feedback({
       app, models: this.options.state()?.models ?? {}, inputType: app.input_type, input, uid, label,
       deadline: this.now() + app.latency_slo_micros / 1000, caller: this.options.caller,
     });

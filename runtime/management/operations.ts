@@ -18,6 +18,7 @@ import {
   ReplicaReportSchema,
 } from "../shared/state.js";
 import { badRequest } from "./errors.js";
+import { linkLimitFor, parsePolicyConfig, policyNameOf } from "./policy-config.js";
 
 /** A 200 answer: plain text, or a JSON value. */
 export type Reply = { kind: "text"; text: string } | { kind: "json"; value: unknown };
@@ -47,12 +48,12 @@ export const DEFAULT_BATCH_SIZE = -1;
 // Body parsing
 
 /** A request body's schema with the text Clipper shows after "Expected JSON schema:". */
-interface BodySpec<T extends z.ZodType> {
+export interface BodySpec<T extends z.ZodType> {
   schema: T;
   text: string;
 }
 
-function spec<T extends z.ZodType>(schema: T, text: string): BodySpec<T> {
+export function spec<T extends z.ZodType>(schema: T, text: string): BodySpec<T> {
   return { schema, text };
 }
 
@@ -65,6 +66,10 @@ const BODIES = {
       input_type: z.string(),
       default_output: z.string(),
       latency_slo_micros: z.number(),
+      // Ours: the selection policy (docs/policies.md), validated by parsePolicyConfig.
+      policy: z.unknown().optional(),
+      // Ours: answer 503 + Retry-After to queries shed under overload (docs/metrics.md).
+      shed_with_503: z.boolean().optional(),
     }),
     `{"name" := string, "input_type" := ${INPUT_TYPE_TEXT}, "default_output" := string, "latency_slo_micros" := int}`,
   ),
@@ -82,6 +87,8 @@ const BODIES = {
       container_name: z.string(),
       model_data_path: z.string(),
       batch_size: z.number(),
+      // Ours: how long a free replica may hold a small batch to fill it (µs, default 0).
+      batch_wait_micros: z.number().optional(),
     }),
     `{"model_name" := string, "model_version" := string, "labels" := [string], "input_type" := ${INPUT_TYPE_TEXT}, ` +
       `"container_name" := string, "model_data_path" := string, "batch_size" := int}`,
@@ -118,7 +125,7 @@ function jsonError(problem: string, schemaText: string): Error {
  * named); unknown extra keys are ignored (zod strips them), which lets newer clients send fields
  * such as an application's "policy" to an older daemon.
  */
-function parseBody<T extends z.ZodType>(raw: string, { schema, text }: BodySpec<T>): z.output<T> {
+export function parseBody<T extends z.ZodType>(raw: string, { schema, text }: BodySpec<T>): z.output<T> {
   let json: unknown;
   try {
     json = JSON.parse(raw.trim() === "" ? "{}" : raw);
@@ -180,12 +187,11 @@ function versionsOf(state: ClusterState, modelName: string): ModelVersionRecord[
 }
 
 /**
- * How many models an application may link. The default selection policy (Clipper's, the only one
- * an application has until policies are stored) serves one model; ensemble and bandit policies
- * will raise this.
+ * How many models an application may link: one under the default selection policy (Clipper's
+ * rule) and under a canary; any number under the policies that combine or choose.
  */
-function linkLimit(_app: AppRecord): number {
-  return 1;
+function linkLimit(app: AppRecord): number {
+  return linkLimitFor(app.policy);
 }
 
 /**
@@ -213,6 +219,8 @@ function appObject(app: AppRecord) {
     latency_slo_micros: app.latency_slo_micros,
     name: app.name,
     linked_models: [...app.linked_models],
+    // Only when not the default, so Clipper's shapes stay exactly as they were.
+    ...(app.policy && app.policy.name !== "default" ? { policy: structuredClone(app.policy) } : {}),
   };
 }
 
@@ -244,6 +252,7 @@ export const addApp: WriteOperation = (state, body) => {
   checkName("application name", b.name);
   checkInt32("latency_slo_micros", b.latency_slo_micros, (v) => v > 0,
     `a positive integer number of microseconds no larger than ${INT32_MAX}`);
+  const policy = b.policy === undefined ? undefined : parsePolicyConfig(b.policy);
   if (state.applications[b.name]) throw badRequest(`application '${b.name}' already exists`);
   const next = structuredClone(state);
   next.applications[b.name] = {
@@ -252,6 +261,8 @@ export const addApp: WriteOperation = (state, body) => {
     default_output: b.default_output,
     latency_slo_micros: b.latency_slo_micros,
     linked_models: [],
+    ...(policy && policy.name !== "default" ? { policy } : {}),
+    ...(b.shed_with_503 ? { shed_with_503: true } : {}),
   };
   return { next, text: `Successfully added application with name '${b.name}'` };
 };
@@ -261,6 +272,7 @@ export const deleteApp: WriteOperation = (state, body) => {
   if (!state.applications[b.name]) throw badRequest(`Application '${b.name}' does not exist`);
   const next = structuredClone(state);
   delete next.applications[b.name];
+  if (next.policy_state) delete next.policy_state[b.name];
   return { next, text: `Successfully deleted application with name '${b.name}'` };
 };
 
@@ -293,7 +305,7 @@ export const addModelLinks: WriteOperation = (state, body) => {
     if (app.linked_models.length > 0) {
       throw badRequest(
         `Application '${app.name}' already has a linked model ('${app.linked_models[0]}'); ` +
-          `the default selection policy serves one model`,
+          `the ${policyNameOf(app)} selection policy serves one model`,
       );
     }
     throw badRequest(
@@ -334,6 +346,10 @@ export const addModel: WriteOperation = (state, body) => {
   if (!Number.isInteger(b.batch_size) || b.batch_size > INT32_MAX || (b.batch_size <= 0 && b.batch_size !== DEFAULT_BATCH_SIZE)) {
     throw badRequest("The batch size must be positive or DEFAULT_BATCH_SIZE, which is -1");
   }
+  if (b.batch_wait_micros !== undefined) {
+    checkInt32("batch_wait_micros", b.batch_wait_micros, (v) => v >= 0,
+      `a non-negative integer number of microseconds no larger than ${INT32_MAX}`);
+  }
   // Clipper's separator check on everything first, then our stricter name pattern.
   for (const [kind, value] of [["model name", b.model_name], ["model version", b.model_version]] as const) {
     const problem = prohibitedCharsProblem(kind, value);
@@ -360,6 +376,7 @@ export const addModel: WriteOperation = (state, body) => {
     container_name: b.container_name,
     model_data_path: b.model_data_path,
     batch_size: b.batch_size,
+    ...(b.batch_wait_micros ? { batch_wait_micros: b.batch_wait_micros } : {}),
   };
   // As in Clipper, the newest registered version becomes current (clipper_admin deploys replicas
   // first and registers second, so the version is live when it becomes current).

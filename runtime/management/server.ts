@@ -11,7 +11,8 @@ import { listen } from "../shared/listen.js";
 import { isAuthorized, type AuthPolicy } from "./auth.js";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
 import { AdminError, badRequest } from "./errors.js";
-import { parseReplicaReport, READ_OPERATIONS, type Reply, WRITE_OPERATIONS } from "./operations.js";
+import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
+import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { ReplicaRegistry } from "./replicas.js";
 import { StatePersistError, StateStore } from "./store.js";
 import { WatchHub } from "./watch.js";
@@ -45,6 +46,10 @@ export const DEFAULT_REPLICA_REPORT_TTL_MS = 60_000;
 /** Bounds on how long a client may take to send its headers, and its whole request. */
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+
+// Clipper's operations plus ours for selection policies.
+const WRITE_OPERATIONS = { ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS };
+const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS };
 
 type Route =
   | { method: "GET"; kind: "ping" | "watch" }

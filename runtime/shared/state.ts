@@ -5,12 +5,69 @@
 import { z } from "zod";
 import { INPUT_TYPES } from "./input-types.js";
 
+/**
+ * An application's selection policy (docs/policies.md). Absent means `default`, Clipper's single
+ * model with its default output.
+ */
+export const POLICY_NAMES = ["default", "ensemble", "exp3", "exp4", "canary", "cascade"] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];
+
+const unitInterval = (key: string) =>
+  z.number({ error: `${key} must be a number between 0 and 1` })
+    .min(0, { error: `${key} must be between 0 and 1` })
+    .max(1, { error: `${key} must be between 0 and 1` });
+const positive = (key: string) =>
+  z.number({ error: `${key} must be a positive number` }).positive({ error: `${key} must be a positive number` });
+
+/**
+ * Strict objects (a misspelt parameter is refused) when the admin API validates a policy; lenient
+ * ones (unknown parameters dropped) when a stored state or snapshot is read, so a frontend is not
+ * cut off from its configuration by a parameter a newer daemon added.
+ */
+function policyConfigSchema(strict: boolean) {
+  const object = strict ? z.strictObject : z.object;
+  return z.discriminatedUnion("name", [
+    object({ name: z.literal("default") }),
+    /** Below `threshold` confidence the default output is answered, marked unsure. */
+    object({ name: z.literal("ensemble"), threshold: unitInterval("threshold").optional() }),
+    /** `gamma`: exploration, in (0, 1]. */
+    object({
+      name: z.literal("exp3"),
+      gamma: positive("gamma").max(1, { error: "gamma must be in (0, 1]" }).optional(),
+    }),
+    /** `eta`: learning rate; `scale`: distance at which a numeric output's loss reaches 1. */
+    object({ name: z.literal("exp4"), eta: positive("eta").optional(), scale: positive("scale").optional() }),
+    /** Share of traffic per version of the one linked model. */
+    object({
+      name: z.literal("canary"),
+      weights: z.record(z.string(), z.number({ error: "each weight must be a number ≥ 0" }).min(0, { error: "each weight must be ≥ 0" }), {
+        error: "weights must be an object of version → weight, such as {\"1\": 95, \"2\": 5}",
+      }),
+    }),
+    /** Linked models to ask in order; the next is asked only while confidence < threshold. */
+    object({
+      name: z.literal("cascade"),
+      models: z.array(z.string(), { error: "models must be a list of model names, fastest first" })
+        .min(1, { error: "models must name at least one model" }),
+      threshold: unitInterval("threshold"),
+    }),
+  ]);
+}
+
+export const PolicyConfigSchema = policyConfigSchema(true);
+const StoredPolicyConfigSchema = policyConfigSchema(false);
+export type PolicyConfig = z.infer<typeof PolicyConfigSchema>;
+
 export const AppRecordSchema = z.object({
   name: z.string(),
   input_type: z.enum(INPUT_TYPES),
   default_output: z.string(),
   latency_slo_micros: z.number().int().positive(),
   linked_models: z.array(z.string()),
+  /** The selection policy; absent means "default" (Clipper's behaviour). */
+  policy: StoredPolicyConfigSchema.optional(),
+  /** Queries shed under overload answer 503 with Retry-After instead of the default output (absent: false). */
+  shed_with_503: z.boolean().optional(),
 });
 export type AppRecord = z.infer<typeof AppRecordSchema>;
 
@@ -23,6 +80,8 @@ export const ModelVersionRecordSchema = z.object({
   model_data_path: z.string(),
   /** A fixed batch size, or -1 to let the frontend choose. */
   batch_size: z.number().int(),
+  /** How long a free replica may hold a batch smaller than its cap to fill it, in µs (absent: 0, never). */
+  batch_wait_micros: z.number().int().nonnegative().optional(),
 });
 export type ModelVersionRecord = z.infer<typeof ModelVersionRecordSchema>;
 
@@ -38,6 +97,11 @@ export const ClusterStateSchema = z.object({
   revision: z.number().int().nonnegative(),
   applications: z.record(z.string(), AppRecordSchema),
   models: z.record(z.string(), ModelRecordSchema),
+  /**
+   * Learned bandit weights: application → uid (or "*" for application-wide) → model → weight.
+   * Written by query frontends through /admin/update_policy_state; absent until a policy learns.
+   */
+  policy_state: z.record(z.string(), z.record(z.string(), z.record(z.string(), z.number().min(0)))).optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 
@@ -65,3 +129,10 @@ export type ReplicaReport = z.infer<typeof ReplicaReportSchema>;
 /** Paths of our extensions to Clipper's admin API. */
 export const WATCH_PATH = "/admin/watch";
 export const REPORT_REPLICAS_PATH = "/admin/report_replicas";
+export const SET_APP_POLICY_PATH = "/admin/set_app_policy";
+export const UPDATE_POLICY_STATE_PATH = "/admin/update_policy_state";
+export const GET_POLICY_STATE_PATH = "/admin/get_policy_state";
+/** The policy-state key of application-wide weights (feedback without a uid). */
+export const APP_WIDE_STATE = "*";
+/** Per-uid weight sets kept per application (beyond this, older uids are forgotten). */
+export const MAX_POLICY_UIDS_PER_APP = 1000;

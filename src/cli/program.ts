@@ -2,12 +2,25 @@
  * The `clipper` command line: definitions only. Each command's module is imported when the command
  * runs, so `clipper --help` stays fast and never loads a container SDK.
  */
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
 import { reportError } from "./output.js";
 import { batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg } from "./parse.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
 const jsonOption = () => new Option("--json", "print machine-readable JSON");
+
+const POLICY_HELP = "selection policy: NAME or NAME:key=value,... or JSON, e.g. ensemble:threshold=0.6, " +
+  "exp3:gamma=0.1, exp4:eta=0.5, canary:1=95,2=5, cascade:models=fast|slow,threshold=0.8 (see docs/policies.md)";
+
+function policyArg(value: string): Record<string, unknown> {
+  try {
+    return parsePolicySpec(value);
+  } catch (err) {
+    if (err instanceof PolicySpecError) throw new InvalidArgumentError(err.message);
+    throw err;
+  }
+}
 
 /** Runs a command body; known errors become one line and an exit code. */
 async function run(json: boolean | undefined, body: () => Promise<void>): Promise<void> {
@@ -43,6 +56,7 @@ export function buildProgram(): Command {
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), 10 * 1024 * 1024)
     .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer", intArg(1), 60_000)
     .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), 30_000)
+    .option("--cache-bytes <n>", "prediction cache bound per frontend, in bytes (0 disables)", intArg(0), 64 * 1024 * 1024)
     .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
     .addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).start(opts)));
@@ -73,8 +87,15 @@ export function buildProgram(): Command {
     .option("--default-output <text>", "answer when no prediction arrives in time", "None")
     .addOption(new Option("--slo-ms <n>", "latency objective in milliseconds").argParser(intArg(1)).conflicts("sloMicros"))
     .addOption(new Option("--slo-micros <n>", "latency objective in microseconds").argParser(intArg(1)))
+    .option("--policy <spec>", POLICY_HELP, policyArg)
     .addOption(clusterOption()).addOption(jsonOption())
     .action((name, opts) => run(opts.json, async () => (await import("./commands/apps.js")).registerApp(name, opts)));
+
+  program.command("set-policy")
+    .description("change an application's selection policy")
+    .argument("<app>").argument("<spec>", POLICY_HELP, policyArg)
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, spec, opts) => run(opts.json, async () => (await import("./commands/apps.js")).setPolicy(app, spec, opts)));
 
   program.command("unregister-app")
     .description("delete an application")

@@ -32,6 +32,8 @@ export interface ClusterOptions {
   startupTimeoutMs: number;
   /** A replica silent for this long is dropped by the frontend. */
   replicaTimeoutMs: number;
+  /** Byte bound of each frontend's prediction cache; 0 disables it; absent: the frontend's default (64 MiB). */
+  cacheBytes?: number;
 }
 
 export type ModelFramework = "python" | "node";

@@ -42,13 +42,16 @@ export const sumHandler: BatchHandler = (batch) =>
     return xs.reduce((a, b) => a + b, 0).toFixed(1);
   });
 
-export async function startInProcessCluster(options: { replicaTimeoutMs?: number; frontendMaxBody?: number } = {}): Promise<InProcessCluster> {
+export async function startInProcessCluster(
+  options: { replicaTimeoutMs?: number; frontendMaxBody?: number; cacheBytes?: number } = {},
+): Promise<InProcessCluster> {
   const stateDir = mkdtempSync(join(tmpdir(), "clipper-mgmt-"));
   const log = pino({ level: process.env.CLIPPER_TEST_LOG ?? "silent" });
   const management = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir, logger: log });
   const frontend = await startQueryFrontend({
     host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: management.url, log,
     replicaTimeoutMs: options.replicaTimeoutMs, maxBodyBytes: options.frontendMaxBody, reportIntervalMs: 500,
+    cacheBytes: options.cacheBytes,
   });
   const admin = new AdminClient({ managementUrl: management.url });
   const containers: ContainerRpcClient[] = [];

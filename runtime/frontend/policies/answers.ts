@@ -5,6 +5,7 @@ import type { PolicyAnswer } from "./policy.js";
 export const NO_CONNECTED_MODELS = "No connected models found for query";
 export const SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO";
 export const MODEL_FAILED = "The model failed to produce a prediction";
+export const QUERY_SHED = "Query shed: the model cannot answer within the latency SLO with the work queued ahead of it";
 
 export function outcomeToAnswer(outcome: CallOutcome): PolicyAnswer {
   switch (outcome.kind) {
@@ -16,5 +17,7 @@ export function outcomeToAnswer(outcome: CallOutcome): PolicyAnswer {
       return { kind: "default", reason: "slo_missed", explanation: SLO_MISSED };
     case "failed":
       return { kind: "default", reason: "model_error", explanation: `${MODEL_FAILED}: ${outcome.reason}` };
+    case "shed":
+      return { kind: "default", reason: "overloaded", explanation: QUERY_SHED, retryAfterSeconds: outcome.retryAfterSeconds };
   }
 }

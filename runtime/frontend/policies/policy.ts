@@ -1,7 +1,7 @@
 /**
  * Selection policies: how an application turns its linked models' answers into one answer
- * (the model-selection layer of Clipper's paper). Each policy is one module; `createPolicy`
- * picks one from the application's configuration.
+ * (the model-selection layer of Clipper's paper). Each policy is one module; `PolicyRegistry`
+ * (index.ts) picks one from the application's configuration. docs/policies.md describes them.
  */
 import type { InputType } from "../../shared/input-types.js";
 import type { AppRecord, ClusterState } from "../../shared/state.js";
@@ -25,7 +25,11 @@ export interface PolicyQuery {
 /** What a policy decided for one input. */
 export type PolicyAnswer =
   | { kind: "output"; output: string; extra?: Record<string, unknown> }
-  | { kind: "default"; reason: DefaultReason; explanation: string; extra?: Record<string, unknown> };
+  | {
+    kind: "default"; reason: DefaultReason; explanation: string; extra?: Record<string, unknown>;
+    /** For reason "overloaded": when to retry (an application with shed_with_503 answers 503 with it). */
+    retryAfterSeconds?: number;
+  };
 
 export interface PolicyFeedback {
   app: AppRecord;
@@ -43,4 +47,17 @@ export interface SelectionPolicy {
   predict(query: PolicyQuery): Promise<PolicyAnswer>;
   /** Learns from `/update`; policies that do not learn accept and ignore it, as Clipper did. */
   feedback(feedback: PolicyFeedback): Promise<void>;
+}
+
+/** Learned weights per application and state key (a uid, or "*" for application-wide). */
+export interface WeightStore {
+  get(app: string, key: string): Readonly<Record<string, number>> | undefined;
+  /** Replaces the weights of (app, key): only the models given are kept. */
+  set(app: string, key: string, weights: Record<string, number>): void;
+}
+
+/** Counters the policies feed (FrontendMetrics implements them). */
+export interface PolicyMetrics {
+  policyChoice(app: string, policy: string, model: string): void;
+  canaryQuery(app: string, model: string, version: string, outcome: "output" | "default", seconds: number): void;
 }

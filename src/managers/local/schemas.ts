@@ -56,6 +56,7 @@ export const ClusterOptionsSchema = z.object({
   maxBodyBytes: z.number().int().positive(),
   startupTimeoutMs: z.number().int().positive(),
   replicaTimeoutMs: z.number().int().positive(),
+  cacheBytes: z.number().int().nonnegative().optional(),
 }) satisfies z.ZodType<ClusterOptions>;
 
 /**

@@ -186,6 +186,7 @@ export class Supervisor {
       ...this.tokenArgs(),
       "--max-body-bytes", String(o.maxBodyBytes),
       "--replica-timeout-ms", String(o.replicaTimeoutMs),
+      ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
     ];
   }
 

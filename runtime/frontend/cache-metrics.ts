@@ -1,0 +1,79 @@
+/** Prometheus series of the prediction cache, registered on the frontend's registry (docs/metrics.md). */
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { CacheObserver } from "./prediction-cache.js";
+
+export interface CacheSample {
+  bytes: number;
+  entries: number;
+  maxBytes: number;
+}
+
+export class CacheMetrics implements CacheObserver {
+  private readonly hits: Counter<"model">;
+  private readonly misses: Counter<"model">;
+  private readonly joins: Counter<"model">;
+  private readonly evictions: Counter<"model">;
+  private readonly invalidations: Counter<"model">;
+
+  constructor(registry: Registry, sample: () => CacheSample) {
+    const registers = [registry];
+    this.hits = new Counter({
+      name: "clipper_cache_hits_total", help: "Queries answered from the prediction cache, per model version",
+      labelNames: ["model"], registers,
+    });
+    this.misses = new Counter({
+      name: "clipper_cache_misses_total", help: "Queries with no cached answer and no identical call in flight (they ask the model), per model version",
+      labelNames: ["model"], registers,
+    });
+    this.joins = new Counter({
+      name: "clipper_cache_inflight_joins_total", help: "Queries that joined an identical model call in flight, per model version",
+      labelNames: ["model"], registers,
+    });
+    this.evictions = new Counter({
+      name: "clipper_cache_evictions_total", help: "Entries evicted (least recently used) to stay within the byte bound",
+      labelNames: ["model"], registers,
+    });
+    this.invalidations = new Counter({
+      name: "clipper_cache_invalidated_entries_total", help: "Entries dropped because their model version was deleted or registered again",
+      labelNames: ["model"], registers,
+    });
+    new Gauge({
+      name: "clipper_cache_bytes", help: "Estimated bytes held by the prediction cache", registers,
+      collect() {
+        this.set(sample().bytes);
+      },
+    });
+    new Gauge({
+      name: "clipper_cache_entries", help: "Entries in the prediction cache", registers,
+      collect() {
+        this.set(sample().entries);
+      },
+    });
+    new Gauge({
+      name: "clipper_cache_max_bytes", help: "The prediction cache's byte bound (--cache-bytes)", registers,
+      collect() {
+        this.set(sample().maxBytes);
+      },
+    });
+  }
+
+  hit(model: string): void {
+    this.hits.inc({ model });
+  }
+
+  miss(model: string): void {
+    this.misses.inc({ model });
+  }
+
+  joined(model: string): void {
+    this.joins.inc({ model });
+  }
+
+  evicted(model: string): void {
+    this.evictions.inc({ model });
+  }
+
+  invalidated(model: string, entries: number): void {
+    this.invalidations.inc({ model }, entries);
+  }
+}

@@ -1,0 +1,68 @@
+/** What several policies share: which model versions to ask, and the answer when none answered. */
+import type { PolicyConfig } from "../../shared/state.js";
+import type { CallOutcome, ModelRef } from "../model-caller.js";
+import { QueryError } from "../query-errors.js";
+import { NO_CONNECTED_MODELS, outcomeToAnswer } from "./answers.js";
+import type { PolicyAnswer, PolicyQuery } from "./policy.js";
+
+export type PolicyOf<N extends PolicyConfig["name"]> = Extract<PolicyConfig, { name: N }>;
+
+/** The application's policy configuration, when it is the expected one (else undefined: defaults apply). */
+export function configOf<N extends PolicyConfig["name"]>(query: { app: { policy?: PolicyConfig } }, name: N): PolicyOf<N> | undefined {
+  const policy = query.app.policy;
+  return policy?.name === name ? (policy as PolicyOf<N>) : undefined;
+}
+
+/**
+ * The version to ask of each named model: the pinned one (which must exist, with Clipper's error
+ * otherwise) or the current one. Models with neither are `missing`.
+ */
+export function resolveTargets(
+  query: Pick<PolicyQuery, "models" | "pinnedVersion">, names: readonly string[],
+): { targets: ModelRef[]; missing: string[] } {
+  const targets: ModelRef[] = [];
+  const missing: string[] = [];
+  for (const name of names) {
+    const model = query.models[name];
+    let version = model?.current_version ?? undefined;
+    if (query.pinnedVersion !== undefined) {
+      if (!model || !(query.pinnedVersion in model.versions)) {
+        throw new QueryError(400, "Query processing error", `Requested version: ${query.pinnedVersion} does not exist for model: ${name}`);
+      }
+      version = query.pinnedVersion;
+    }
+    if (!model || version === undefined) missing.push(name);
+    else targets.push({ name, version });
+  }
+  return { targets, missing };
+}
+
+/**
+ * The default answer when no model produced an output: the SLO explanation if one timed out, else a
+ * model's failure, else whatever else happened, else "no connected models".
+ */
+export function noOutputAnswer(outcomes: readonly CallOutcome[], extra: Record<string, unknown>): PolicyAnswer {
+  const chosen =
+    outcomes.find((o) => o.kind === "timeout") ??
+    outcomes.find((o) => o.kind === "failed") ??
+    outcomes.find((o) => o.kind !== "unavailable" && o.kind !== "output");
+  const answer: PolicyAnswer = chosen
+    ? outcomeToAnswer(chosen)
+    : { kind: "default", reason: "no_connected_models", explanation: NO_CONNECTED_MODELS };
+  return { ...answer, extra: { ...answer.extra, ...extra } };
+}
+
+/** Orders names as the application lists its links (stable, human output). */
+export function inLinkOrder(names: Iterable<string>, linked: readonly string[]): string[] {
+  const set = new Set(names);
+  return [...linked.filter((n) => set.has(n)), ...[...set].filter((n) => !linked.includes(n))];
+}
+
+/**
+ * The user a query or feedback is about, for per-user state: its uid, except that uid 0 (Clipper's
+ * default user, which its `/update` requires when there is no particular user) and no uid mean the
+ * application as a whole.
+ */
+export function userOf(uid: string | undefined): string | undefined {
+  return uid === undefined || uid === "0" ? undefined : uid;
+}
