@@ -11,7 +11,8 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
-export const portArg = intArg(1, 65535);
+/** A TCP port; 0 lets the manager pick a free one. */
+export const portArg = intArg(0, 65535);
 
 export function inputTypeArg(value: string): string {
   const type = canonicalInputType(value);

@@ -50,7 +50,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--manager <kind>", "where to run").choices(["local"] as const).default("local" as const))
     .option("--cluster <name>", "cluster name", "default")
     .option("--host <address>", "address the frontends and RPC listen on", "127.0.0.1")
-    .option("--query-port <n>", "query REST port", portArg, 1337)
+    .option("--query-port <n>", "query REST port (0: any free port)", portArg, 1337)
     .option("--management-port <n>", "management REST port", portArg, 1338)
     .option("--rpc-port <n>", "model RPC port", portArg, 7000)
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), 10 * 1024 * 1024)
