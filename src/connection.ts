@@ -53,6 +53,8 @@ export interface RegisterApplicationOptions {
   sloMicros?: number;
   /** The selection policy (docs/policies.md): an object, or a spec such as "ensemble:threshold=0.6". Absent: default. */
   policy?: PolicyInput;
+  /** Under overload, answer shed queries with 503 + Retry-After instead of the default output. */
+  shedWith503?: boolean;
 }
 
 /** A selection policy as an object, or written on one line (see parsePolicySpec). */
@@ -80,6 +82,8 @@ export interface DeployModelOptions {
   replicas?: number;
   /** A fixed batch size; -1 (the default) lets the frontend choose. */
   batchSize?: number;
+  /** Hold a short batch up to this many microseconds to fill it (delayed batching; default 0). */
+  batchWaitMicros?: number;
   labels?: string[];
   /** Python interpreter for python models. */
   python?: string;
@@ -197,6 +201,7 @@ export class ClipperConnection {
       default_output: options.defaultOutput ?? "None",
       latency_slo_micros: options.sloMicros ?? 100_000,
       ...(options.policy === undefined ? {} : { policy: policyObject(options.policy) }),
+      ...(options.shedWith503 ? { shed_with_503: true } : {}),
     });
   }
 
@@ -243,6 +248,7 @@ export class ClipperConnection {
   /** Records a model version whose replicas run elsewhere (Clipper's register_model). */
   async registerModel(options: {
     name: string; version: string; inputType: string; labels?: string[]; containerName?: string; modelDataPath?: string; batchSize?: number;
+    batchWaitMicros?: number;
   }): Promise<string> {
     return this.admin.postText("/admin/add_model", {
       model_name: options.name,
@@ -252,6 +258,7 @@ export class ClipperConnection {
       container_name: options.containerName ?? "NO_CONTAINER",
       model_data_path: options.modelDataPath ?? "DEPRECATED",
       batch_size: options.batchSize ?? -1,
+      ...(options.batchWaitMicros ? { batch_wait_micros: options.batchWaitMicros } : {}),
     });
   }
 
@@ -282,7 +289,7 @@ export class ClipperConnection {
       await this.registerModel({
         name: options.name, version: options.version, inputType, labels: options.labels,
         containerName: `local:${options.framework}:${file}:${fn}`.replace(/,/g, ""), modelDataPath: options.modelPath ?? dirname(file),
-        batchSize: options.batchSize,
+        batchSize: options.batchSize, batchWaitMicros: options.batchWaitMicros,
       });
     } catch (err) {
       // Leave nothing half-deployed: a version that never registered has no use for its replicas.

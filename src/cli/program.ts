@@ -57,6 +57,10 @@ export function buildProgram(): Command {
     .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer", intArg(1), 60_000)
     .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), 30_000)
     .option("--cache-bytes <n>", "prediction cache bound per frontend, in bytes (0 disables)", intArg(0), 64 * 1024 * 1024)
+    .option("--max-batch <n>", "largest batch for models without a fixed batch size", intArg(1), 64)
+    .option("--batch-budget-ms <n>", "batch latency budget for models no application links", intArg(1), 50)
+    .option("--no-admission", "never shed queries that cannot meet their SLO (Clipper's behaviour)")
+    .option("--oip-timeout-ms <n>", "deadline of Open Inference Protocol requests to models no application links", intArg(1), 1000)
     .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
     .addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).start(opts)));
@@ -87,6 +91,7 @@ export function buildProgram(): Command {
     .option("--default-output <text>", "answer when no prediction arrives in time", "None")
     .addOption(new Option("--slo-ms <n>", "latency objective in milliseconds").argParser(intArg(1)).conflicts("sloMicros"))
     .addOption(new Option("--slo-micros <n>", "latency objective in microseconds").argParser(intArg(1)))
+    .option("--shed-with-503", "answer queries shed under overload with 503 and Retry-After instead of the default output")
     .option("--policy <spec>", POLICY_HELP, policyArg)
     .addOption(clusterOption()).addOption(jsonOption())
     .action((name, opts) => run(opts.json, async () => (await import("./commands/apps.js")).registerApp(name, opts)));
@@ -130,6 +135,7 @@ export function buildProgram(): Command {
     .option("--model-path <dir>", "directory given to the model as CLIPPER_MODEL_PATH (default: the predict file's)")
     .option("--replicas <n>", "replicas to start", intArg(0), 1)
     .option("--batch-size <n>", "fixed batch size (-1: let the frontend choose)", batchSizeArg, -1)
+    .option("--batch-wait-us <n>", "hold a short batch up to this many microseconds to fill it", intArg(0), 0)
     .option("--link <app>", "link the model to this application once live")
     .option("--label <label>", "a label (repeatable)", collect)
     .option("--python <path>", "Python interpreter (default: $CLIPPER_PYTHON or python3)")

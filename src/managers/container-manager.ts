@@ -34,6 +34,14 @@ export interface ClusterOptions {
   replicaTimeoutMs: number;
   /** Byte bound of each frontend's prediction cache; 0 disables it; absent: the frontend's default (64 MiB). */
   cacheBytes?: number;
+  /** Largest batch the frontend forms for a model without a fixed batch size (default 64). */
+  maxBatch?: number;
+  /** Batch latency budget for a model no application links yet, in ms (default 50). */
+  batchBudgetMs?: number;
+  /** Deadline-aware admission: shed queries that cannot meet their SLO (default on). */
+  admission?: boolean;
+  /** Deadline of an Open Inference Protocol request for a model no application links (default 1000 ms). */
+  oipTimeoutMs?: number;
 }
 
 export type ModelFramework = "python" | "node";

@@ -7,12 +7,15 @@ type Common = OutputOptions & { cluster?: string };
 
 export async function registerApp(
   name: string,
-  options: Common & { inputType: string; defaultOutput: string; sloMs?: number; sloMicros?: number; policy?: Record<string, unknown> },
+  options: Common & {
+    inputType: string; defaultOutput: string; sloMs?: number; sloMicros?: number; policy?: Record<string, unknown>; shedWith503?: boolean;
+  },
 ): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
   const sloMicros = options.sloMicros ?? (options.sloMs ?? 100) * 1000;
   const message = await conn.registerApplication({
     name, inputType: options.inputType, defaultOutput: options.defaultOutput, sloMicros, policy: options.policy,
+    shedWith503: options.shedWith503,
   });
   emit(options, {
     message, name, input_type: options.inputType, default_output: options.defaultOutput, latency_slo_micros: sloMicros,

@@ -13,6 +13,7 @@ export interface DeployOptions extends Common {
   modelPath?: string;
   replicas: number;
   batchSize: number;
+  batchWaitUs: number;
   link?: string;
   label?: string[];
   python?: string;
@@ -25,7 +26,7 @@ export async function deployModel(name: string, options: DeployOptions): Promise
   try {
     await conn.deployModel({
       name, version: options.version, inputType: options.inputType, framework: options.framework, predict: options.predict,
-      modelPath: options.modelPath, replicas: options.replicas, batchSize: options.batchSize, link: options.link,
+      modelPath: options.modelPath, replicas: options.replicas, batchSize: options.batchSize, batchWaitMicros: options.batchWaitUs, link: options.link,
       labels: options.label, python: options.python, readyTimeoutMs: options.readyTimeoutMs,
     });
   } catch (err) {

@@ -57,6 +57,10 @@ export const ClusterOptionsSchema = z.object({
   startupTimeoutMs: z.number().int().positive(),
   replicaTimeoutMs: z.number().int().positive(),
   cacheBytes: z.number().int().nonnegative().optional(),
+  maxBatch: z.number().int().positive().optional(),
+  batchBudgetMs: z.number().int().positive().optional(),
+  admission: z.boolean().optional(),
+  oipTimeoutMs: z.number().int().positive().optional(),
 }) satisfies z.ZodType<ClusterOptions>;
 
 /**

@@ -187,6 +187,10 @@ export class Supervisor {
       "--max-body-bytes", String(o.maxBodyBytes),
       "--replica-timeout-ms", String(o.replicaTimeoutMs),
       ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
+      ...(o.maxBatch === undefined ? [] : ["--max-batch", String(o.maxBatch)]),
+      ...(o.batchBudgetMs === undefined ? [] : ["--batch-budget-ms", String(o.batchBudgetMs)]),
+      ...(o.oipTimeoutMs === undefined ? [] : ["--oip-timeout-ms", String(o.oipTimeoutMs)]),
+      ...(o.admission === false ? ["--no-admission"] : []),
     ];
   }
 
