@@ -25,7 +25,8 @@ const ROUTE = /^\/([^/]+)\/(predict|update)\/?$/;
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  const base = { "content-type": "application/json", "content-length": Buffer.byteLength(text) };
+  res.writeHead(status, headers ? { ...headers, ...base } : base);
   res.end(text);
 }
 
@@ -52,7 +53,9 @@ export function createQueryServer(options: QueryHttpOptions): Server {
   const { processor, metrics, log, maxBodyBytes } = options;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? "/").split("?")[0]!;
+    const url = req.url ?? "/";
+    const question = url.indexOf("?");
+    const path = question < 0 ? url : url.slice(0, question);
     if (path === "/metrics" || path === "/health") {
       if (req.method !== "GET") return sendError(res, 405, "Method not allowed", `${path} accepts GET`);
       if (path === "/health") return sendJson(res, 200, options.health());
@@ -70,7 +73,7 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     if (req.method !== "POST") return sendError(res, 405, "Method not allowed", `${path} accepts POST`);
     let app: string;
     try {
-      app = decodeURIComponent(match[1]!);
+      app = match[1]!.includes("%") ? decodeURIComponent(match[1]!) : match[1]!;
     } catch {
       return sendError(res, 400, "Bad request", "the application name in the path is not valid URL encoding");
     }

@@ -10,7 +10,12 @@ export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error"
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+type Counts = { inc(): void };
+type Observes = { observe(v: number): void };
+
 export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
+  private readonly perApp = new Map<string, { requests: Counts; latency: Observes }>();
+  private readonly perModel = new Map<string, { batchSize: Observes; queueWait: Observes }>();
   readonly registry = new Registry();
   private readonly requests: Counter<"app">;
   private readonly latency: Histogram<"app">;
@@ -134,17 +139,41 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     this.policyMetrics?.canaryLatency.observe({ app, model, version }, seconds);
   }
 
+  /**
+   * Per-application series, looked up once: prom-client hashes a label object on every call,
+   * which is measurable on the query path (see docs/bench/frontend.md).
+   */
+  private appSeries(app: string): { requests: Counts; latency: Observes } {
+    let series = this.perApp.get(app);
+    if (!series) {
+      series = { requests: this.requests.labels({ app }), latency: this.latency.labels({ app }) };
+      this.perApp.set(app, series);
+    }
+    return series;
+  }
+
+  private modelSeries(model: string): { batchSize: Observes; queueWait: Observes } {
+    let series = this.perModel.get(model);
+    if (!series) {
+      series = { batchSize: this.batchSize.labels({ model }), queueWait: this.queueWait.labels({ model }) };
+      this.perModel.set(model, series);
+    }
+    return series;
+  }
+
   query(app: string, seconds: number, defaultReason?: DefaultReason): void {
-    this.requests.inc({ app });
-    this.latency.observe({ app }, seconds);
+    const series = this.appSeries(app);
+    series.requests.inc();
+    series.latency.observe(seconds);
     if (defaultReason) this.defaults.inc({ app, reason: defaultReason });
   }
 
   batchSent(model: string, size: number, detail?: BatchSendDetail): void {
-    this.batchSize.observe({ model }, size);
+    const series = this.modelSeries(model);
+    series.batchSize.observe(size);
     if (!detail) return;
     this.batches.inc({ model, reason: detail.reason });
-    for (const seconds of detail.queueWaitSeconds) this.queueWait.observe({ model }, seconds);
+    for (const seconds of detail.queueWaitSeconds) series.queueWait.observe(seconds);
   }
 
   shed(model: string): void {

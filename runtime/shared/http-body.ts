@@ -3,6 +3,7 @@
  * size limit, so an oversized body is refused rather than buffered, and the 413 answer is one the
  * client actually gets to read. Each server maps the errors below onto its own answer format.
  */
+import { isUtf8 } from "node:buffer";
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 /** The body is (declared or turned out) larger than the limit; nothing past the limit was kept. */
@@ -56,7 +57,8 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     const onEnd = () => {
       cleanup();
-      resolve(Buffer.concat(chunks));
+      // A small body arrives in one chunk: no need to copy it.
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     };
     const onError = (err: Error) => {
       cleanup();
@@ -74,11 +76,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 /** The body as UTF-8 text: `readBody`, and BodyNotUtf8Error for bytes that are not UTF-8. */
 export async function readTextBody(req: IncomingMessage, limit: number): Promise<string> {
   const raw = await readBody(req, limit);
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(raw);
-  } catch {
-    throw new BodyNotUtf8Error();
-  }
+  // Native validation, then a plain decode: cheaper on the query path than a fatal TextDecoder.
+  if (!isUtf8(raw)) throw new BodyNotUtf8Error();
+  return raw.toString("utf8");
 }
 
 /**
