@@ -18,6 +18,8 @@ export interface BenchCluster {
 
 export interface BenchClusterOptions {
   cacheBytes?: number;
+  /** Deadline-aware admission (default on). */
+  admission?: boolean;
   env?: Record<string, string>;
   /** Replaces the frontend's program (for example to run it under `node --cpu-prof`). */
   frontendCommand?: string[];
@@ -38,6 +40,7 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
     addresses = await conn.start({
       cluster: "bench", queryPort: 0, managementPort: 0, rpcPort: 0,
       ...(options.cacheBytes === undefined ? {} : { cacheBytes: options.cacheBytes }),
+      ...(options.admission === undefined ? {} : { admission: options.admission }),
     });
   } finally {
     for (const key of Object.keys(options.env ?? {})) {

@@ -22,3 +22,35 @@ export function meanBatch(before: string, after: string, model: string): number 
   const count = d("clipper_model_batch_size_count");
   return count === 0 ? 0 : d("clipper_model_batch_size_sum") / count;
 }
+
+/**
+ * A quantile of a histogram's observations between two scrapes, interpolated within its bucket as
+ * Prometheus's histogram_quantile does. In seconds.
+ */
+export function histogramQuantile(before: string, after: string, name: string, labels: Record<string, string>, q: number): number {
+  const buckets: Array<{ le: number; count: number }> = [];
+  for (const line of after.split("\n")) {
+    if (!line.startsWith(`${name}_bucket{`)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (le === undefined) continue;
+    const bucketLabels = { ...labels, le };
+    const count = metricValue(after, `${name}_bucket`, bucketLabels) - metricValue(before, `${name}_bucket`, bucketLabels);
+    buckets.push({ le: le === "+Inf" ? Infinity : Number(le), count });
+  }
+  buckets.sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.count ?? 0;
+  if (total === 0) return NaN;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const b of buckets) {
+    if (b.count >= rank) {
+      if (b.le === Infinity) return lower;
+      return lower + ((b.le - lower) * (rank - below)) / Math.max(1, b.count - below);
+    }
+    lower = b.le;
+    below = b.count;
+  }
+  return lower;
+}

@@ -7,16 +7,19 @@
  *
  * The estimate for a new query, at submit time:
  *
- *   completion = now + firstFree + floor(ahead / Σ caps) × latency + latency
+ *   completion = now + firstFree + (rounds + 1) × latency + 2 × jitter × √(rounds + 1),
+ *   rounds = floor(ahead / Σ caps)
  *
  * - `ahead`: queued live queries with an earlier or equal deadline (they are served first: the queue
  *   is earliest-deadline-first);
  * - `Σ caps`: what one round of batches takes off the queue, over the live replicas;
- * - `latency`: the model version's measured batch latency: an EWMA of send-to-response times, plus
- *   twice their EWMA mean deviation (as TCP's retransmission timer pads its round-trip estimate).
- *   With a steady model the deviation is ~0 and this is the mean; with a jittery one (a loaded
- *   machine, a garbage-collecting runtime) the mean alone is optimistic and the queries admitted last
- *   — those with the least slack — would miss their deadline about half the time;
+ * - `latency`: the model version's measured batch latency, an EWMA of send-to-response times;
+ * - `jitter`: the EWMA of their mean absolute deviation. The padding is twice the spread of a sum of
+ *   rounds + 1 independent batch times (it grows with the square root of their number, as TCP's
+ *   retransmission timer pads one round trip by its deviation). With a steady model it is ~0; with a
+ *   jittery one (a loaded machine, a garbage-collecting runtime) the mean alone is optimistic and the
+ *   queries admitted last — those with the least slack — would miss their deadline about half the
+ *   time, while padding every round by the full deviation refuses queries that would have made it;
  * - `firstFree`: 0 when a replica is free, else until the earliest in-flight batch should be back;
  * - the last `latency` is the query's own batch.
  *
@@ -36,8 +39,10 @@ export interface ReplicaLoad {
 
 export interface AdmissionView {
   now: number;
-  /** Measured batch latency (ms, padded for jitter), or undefined before the first answered batch. */
+  /** Measured mean batch latency (ms), or undefined before the first answered batch. */
   latencyMs: number | undefined;
+  /** Mean absolute deviation of the batch latency (ms); 0 when unknown. */
+  jitterMs?: number;
   /** Live queued tasks that would be served before the new one. */
   ahead: number;
   replicas: readonly ReplicaLoad[];
@@ -48,7 +53,8 @@ export function estimateCompletion(view: AdmissionView): number | undefined {
   const { now, latencyMs, ahead, replicas } = view;
   if (latencyMs === undefined || replicas.length === 0) return undefined;
   const perRound = replicas.reduce((sum, r) => sum + Math.max(1, r.cap), 0);
-  return now + firstFreeIn(view) + Math.floor(ahead / perRound) * latencyMs + latencyMs;
+  const batches = Math.floor(ahead / perRound) + 1;
+  return now + firstFreeIn(view) + batches * latencyMs + 2 * (view.jitterMs ?? 0) * Math.sqrt(batches);
 }
 
 /** Whether a task with this deadline should be queued. */

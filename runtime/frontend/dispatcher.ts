@@ -275,7 +275,8 @@ export class Dispatcher {
   private admissionView(vq: VersionQueue, ahead: number, now: number): AdmissionView {
     return {
       now,
-      latencyMs: vq.latency.paddedMs,
+      latencyMs: vq.latency.ms,
+      jitterMs: vq.latency.deviationMs,
       ahead,
       replicas: [...vq.replicas.values()].map((s) => ({ cap: s.controller.cap, busySince: s.inFlight?.sentAt })),
     };
@@ -339,7 +340,11 @@ export class Dispatcher {
     if (vq.hold?.slot === slot) this.endHold(vq);
     const now = this.now();
     const cap = slot.controller.cap;
-    const tasks = vq.queue.takeBatch(cap, now);
+    // With admission on, a task whose deadline falls before a batch could come back is left out
+    // too (its SLO timer answers it): the model's time goes to queries that can still succeed.
+    // (takeBatch drops deadlines at or before the cutoff; one due exactly when its batch returns makes it.)
+    const cutoff = this.options.admission === false ? now : now + Math.max(0, (vq.latency.ms ?? 0) - 0.001);
+    const tasks = vq.queue.takeBatch(cap, cutoff);
     if (tasks.length === 0) return;
     this.sendBatch(vq, slot, tasks, { reason: tasks.length >= cap ? "full" : otherwise, cap, now });
   }

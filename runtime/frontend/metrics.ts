@@ -8,7 +8,8 @@ export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error"
   /** A combining policy's confidence was below the application's threshold (docs/policies.md). */
   | "unsure";
 
-const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+// Fine below 25 ms, where a low-latency serving path lives, coarse above.
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 type Counts = { inc(): void };
 type Observes = { observe(v: number): void };
