@@ -7,7 +7,6 @@ import { existsSync, statSync } from "node:fs";
 import { AdminClient } from "./admin-client.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
-import { readLogTail } from "./log-tail.js";
 import { createManager } from "./managers/index.js";
 import type {
   ClusterAddresses,
@@ -15,6 +14,7 @@ import type {
   ClusterStatus,
   ContainerManager,
   LogSource,
+  LogTail,
   ManagerKind,
   ModelFramework,
 } from "./managers/container-manager.js";
@@ -118,10 +118,11 @@ export function parsePredictSpec(spec: string, framework: ModelFramework): { fil
   if (!existsSync(absolute) || !statSync(absolute).isFile()) {
     throw new ClipperError("USAGE", `predict file ${absolute} does not exist`);
   }
-  const ok = framework === "python" ? /\.py$/.test(file) : /\.(m?js|cjs|m?ts|cts)$/.test(file);
+  const python = framework !== "node";
+  const ok = python ? /\.py$/.test(file) : /\.(m?js|cjs|m?ts|cts)$/.test(file);
   if (!ok) {
-    throw new ClipperError("USAGE", framework === "python"
-      ? `--framework python needs a .py predict file, got ${file}`
+    throw new ClipperError("USAGE", python
+      ? `--framework ${framework} needs a .py predict file, got ${file}`
       : `--framework node needs a .js/.mjs/.cjs/.ts/.mts predict file, got ${file}`);
   }
   return { file: absolute, fn };
@@ -317,14 +318,14 @@ export class ClipperConnection {
       const crashing = round % 10 === 9 && (await this.manager.status()).replicas
         .some((r) => r.name === name && r.version === version && r.restarts >= CRASH_LOOP_RESTARTS);
       if (timedOut || crashing) {
-        const log = (await this.manager.logs(`${name}-${version}-0`).catch(() => []))[0];
+        const log = (await this.manager.readLogs(`${name}-${version}-0`, 20).catch(() => []))[0];
         // The supervisor's own "--- ..." lines say that it exited; the line before says why.
-        const last = log ? readLogTail(log.path, 20).filter((l) => !l.startsWith("--- ")).at(-1) : undefined;
+        const last = log?.lines.filter((l) => !l.startsWith("--- ")).at(-1);
         throw new ClipperError("DEPLOY_FAILED",
           crashing
             ? `replicas of ${name}:${version} keep exiting before they connect${last ? ` (last log line: ${last.trim()})` : ""}`
             : `${connected} of ${count} replicas of ${name}:${version} connected within ${timeoutMs} ms`,
-          log ? `see the replica's log: ${log.path} (or \`clipper logs ${name}-${version}-0\`)` : "see `clipper logs`");
+          `see the replica's log: \`clipper logs ${name}-${version}-0\`${log?.path ? ` (${log.path})` : ""}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -385,6 +386,11 @@ export class ClipperConnection {
 
   async getClipperLogs(component?: string): Promise<LogSource[]> {
     return this.manager.logs(component);
+  }
+
+  /** The last `tail` lines of each matching component's log, whichever manager runs it. */
+  async readClipperLogs(component: string | undefined, tail = 100): Promise<LogTail[]> {
+    return this.manager.readLogs(component, tail);
   }
 
   async inspectInstance(): Promise<ClusterStatus> {

@@ -44,7 +44,14 @@ export interface ClusterOptions {
   oipTimeoutMs?: number;
 }
 
-export type ModelFramework = "python" | "node";
+/** Runtimes a predict function runs on. `python` and `node` run anywhere; the framework flavours
+ * (pytorch, sklearn, ...) choose a base image and artifact loaders when building an image. */
+export type ModelFramework = "python" | "node" | "pytorch" | "sklearn" | "xgboost" | "onnx" | "tensorflow";
+
+export const PYTHON_FRAMEWORKS: readonly ModelFramework[] = ["python", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"];
+
+/** GPUs for a model's replicas: all of them, a number of them, or specific device ids. */
+export type GpuRequest = { count: number | "all" } | { deviceIds: string[] };
 
 /** Everything a manager needs to run replicas of one model version. */
 export interface ModelDeployment {
@@ -61,6 +68,10 @@ export interface ModelDeployment {
   /** Python interpreter for python models (local manager). */
   python?: string;
   env?: Record<string, string>;
+  /** The image its replicas run (Docker, Kubernetes): built from this deployment, or prebuilt (`--image`). */
+  image?: string;
+  /** GPUs for each replica (never for the frontends). */
+  gpu?: GpuRequest;
 }
 
 export interface ReplicaStatus {
@@ -88,7 +99,13 @@ export interface ClusterStatus {
 
 export interface LogSource {
   component: string;
-  path: string;
+  /** A file holding the log, where the manager keeps one (local processes). */
+  path?: string;
+}
+
+/** The end of one component's log. */
+export interface LogTail extends LogSource {
+  lines: string[];
 }
 
 export interface ContainerManager {
@@ -106,6 +123,8 @@ export interface ContainerManager {
   stopAllModelContainers(): Promise<void>;
   status(): Promise<ClusterStatus>;
   logs(component?: string): Promise<LogSource[]>;
+  /** The last `tail` lines of each matching component's log. */
+  readLogs(component: string | undefined, tail: number): Promise<LogTail[]>;
   /** Stops everything this manager started for the cluster. */
   stopAll(options?: { keepState?: boolean }): Promise<void>;
 }

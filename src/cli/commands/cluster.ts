@@ -1,6 +1,5 @@
 /** start, stop, status, logs: a cluster's lifecycle. */
 import { ClipperConnection } from "../../connection.js";
-import { readLogTail } from "../../log-tail.js";
 import type { ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
 import { emit, progress, style, table, type OutputOptions } from "../output.js";
 
@@ -58,7 +57,6 @@ export async function status(options: OutputOptions & { cluster?: string }): Pro
 /** Prints the last lines of each matching component's log. */
 export async function logs(component: string | undefined, options: OutputOptions & { cluster?: string; tail: number }): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
-  const sources = await conn.getClipperLogs(component);
-  const read = sources.map((s) => ({ ...s, lines: readLogTail(s.path, options.tail) }));
-  emit(options, read, read.flatMap((r) => [style.bold(`==> ${r.component} (${r.path}) <==`), ...r.lines, ""]));
+  const read = await conn.readClipperLogs(component, options.tail);
+  emit(options, read, read.flatMap((r) => [style.bold(`==> ${r.component}${r.path ? ` (${r.path})` : ""} <==`), ...r.lines, ""]));
 }

@@ -14,8 +14,10 @@ import type {
   ClusterStatus,
   ContainerManager,
   LogSource,
+  LogTail,
   ModelDeployment,
 } from "../container-manager.js";
+import { readLogTail } from "../../log-tail.js";
 import {
   addressesFor,
   clipperHome,
@@ -275,11 +277,11 @@ export class LocalContainerManager implements ContainerManager {
     if (deployment.framework === "node" && !this.componentCommands?.node) {
       requireBuilt(runtimeEntry("container-node/main.js"), "the Node model runtime");
     }
-    if (deployment.framework === "python" && !this.componentCommands?.python) {
+    if (deployment.framework !== "node" && !this.componentCommands?.python) {
       requireBuilt(join(pythonRuntimeDir(), "clipper_runtime"), "the Python model runtime");
     }
     const python =
-      deployment.framework === "python" ? (deployment.python ?? this.python ?? process.env.CLIPPER_PYTHON) : undefined;
+      deployment.framework !== "node" ? (deployment.python ?? this.python ?? process.env.CLIPPER_PYTHON) : undefined;
     const body = {
       deployment: {
         name: deployment.name,
@@ -352,6 +354,10 @@ export class LocalContainerManager implements ContainerManager {
   }
 
   /** Log files of the cluster; readable from disk even when the cluster is not running. */
+  async readLogs(component: string | undefined, tail: number): Promise<LogTail[]> {
+    return (await this.logs(component)).map((source) => ({ ...source, lines: source.path ? readLogTail(source.path, tail) : [] }));
+  }
+
   async logs(component?: string): Promise<LogSource[]> {
     const probe = await this.probe();
     if (probe.state === "running") {

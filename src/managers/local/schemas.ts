@@ -35,7 +35,7 @@ export const ModelDeploymentSchema = z.strictObject({
   name: ModelNameSchema,
   version: ModelVersionSchema,
   inputType: z.enum(INPUT_TYPES),
-  framework: z.enum(["python", "node"]),
+  framework: z.enum(["python", "node", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"]),
   predictFile: absolutePath("predictFile"),
   predictFunction: z.string().regex(IDENTIFIER, { message: "predictFunction must be an identifier" }),
   modelPath: absolutePath("modelPath"),
@@ -43,6 +43,12 @@ export const ModelDeploymentSchema = z.strictObject({
   env: z
     .record(z.string().regex(ENV_NAME, { message: "environment variable names must match [A-Za-z_][A-Za-z0-9_]*" }), z.string())
     .optional(),
+  /** Images are for the Docker and Kubernetes managers; local processes run the predict file itself. */
+  image: z.string().min(1).optional(),
+  gpu: z.union([
+    z.strictObject({ count: z.union([z.number().int().positive(), z.literal("all")]) }),
+    z.strictObject({ deviceIds: z.array(z.string().regex(/^[\w-]+$/)).min(1) }),
+  ]).optional(),
 }) satisfies z.ZodType<ModelDeployment>;
 
 const port = z.number().int().min(1).max(65535);

@@ -200,7 +200,9 @@ export class Supervisor {
     const commands = this.config.componentCommands;
     const env: NodeJS.ProcessEnv = { ...this.env, PYTHONUNBUFFERED: "1", ...d.env };
     let argv: string[];
-    if (d.framework === "python") {
+    const gpus = cudaVisibleDevices(d.gpu);
+    if (gpus !== undefined) env.CUDA_VISIBLE_DEVICES = gpus;
+    if (d.framework !== "node") {
       const python = d.python ?? this.config.python ?? this.env.CLIPPER_PYTHON ?? "python3";
       argv = commands?.python ?? [python, "-m", "clipper_runtime"];
       env.PYTHONPATH = env.PYTHONPATH ? `${pythonRuntimeDir()}${delimiter}${env.PYTHONPATH}` : pythonRuntimeDir();
@@ -572,4 +574,12 @@ function sameDeployment(a: ModelDeployment, b: ModelDeployment): boolean {
       Object.entries(d.env ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
     ]);
   return canonical(a) === canonical(b);
+}
+
+/** Local processes get GPUs the way CUDA programs choose them: CUDA_VISIBLE_DEVICES ("all": unchanged). */
+export function cudaVisibleDevices(gpu: ModelDeployment["gpu"]): string | undefined {
+  if (!gpu) return undefined;
+  if ("deviceIds" in gpu) return gpu.deviceIds.join(",");
+  if (gpu.count === "all") return undefined;
+  return Array.from({ length: gpu.count }, (_, i) => String(i)).join(",");
 }
