@@ -1,8 +1,9 @@
 """The model container: configuration from the environment, the RPC v3 loop, and the predict contract.
 
 Run it as `python3 -m clipper_runtime` with runtime/python on PYTHONPATH. Exit codes: 0 after
-SIGTERM/SIGINT, 1 when the runtime's dependencies or the predict function cannot be loaded, 2 for a
-missing or invalid environment variable.
+SIGTERM/SIGINT, 1 when the runtime's dependencies, the framework's library or model artifact
+(CLIPPER_FRAMEWORK, CLIPPER_MODEL_FILE; see frameworks/) or the predict function cannot be loaded, 2
+for a missing or invalid environment variable.
 """
 
 import json
@@ -14,7 +15,7 @@ import time
 import traceback
 
 from . import rpc
-from .loader import LoadError, load_predict_function, parse_predict_spec
+from .loader import LoadError, load_predict_function, model_parameter, parse_predict_spec, resolve_predict_file
 
 EXIT_OK = 0
 EXIT_LOAD_ERROR = 1
@@ -36,6 +37,7 @@ DEFAULTS = {
     "CLIPPER_READY_FILE": "/model_is_ready.check",
     "CLIPPER_HEARTBEAT_INTERVAL_MS": "5000",
     "CLIPPER_RECONNECT_AFTER_MS": "30000",
+    "CLIPPER_FRAMEWORK": "python",
 }
 
 
@@ -45,7 +47,8 @@ class ConfigError(Exception):
 
 class Config(object):
     def __init__(self, name, version, ip, port, input_type, model_path, predict, ready_file,
-                 heartbeat_interval_ms, reconnect_after_ms):
+                 heartbeat_interval_ms, reconnect_after_ms, framework="python", model_file=None,
+                 predict_explicit=True):
         self.name = name
         self.version = version
         self.ip = ip
@@ -56,6 +59,10 @@ class Config(object):
         self.ready_file = ready_file
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.reconnect_after_ms = reconnect_after_ms
+        # CLIPPER_FRAMEWORK and CLIPPER_MODEL_FILE (see frameworks/); whether CLIPPER_PREDICT was set.
+        self.framework = framework
+        self.model_file = model_file
+        self.predict_explicit = predict_explicit
 
     @property
     def address(self):
@@ -113,9 +120,17 @@ def config_from_env(environ):
     if heartbeat is not None and reconnect is not None and reconnect <= heartbeat:
         problems.append("CLIPPER_RECONNECT_AFTER_MS (%d) must be greater than CLIPPER_HEARTBEAT_INTERVAL_MS (%d)"
                         % (reconnect, heartbeat))
+    from .frameworks import REGISTRY, canonical_framework
+    framework_text = get("CLIPPER_FRAMEWORK")
+    framework = canonical_framework(framework_text)
+    if framework is None:
+        problems.append("CLIPPER_FRAMEWORK '%s' is not one of %s" % (framework_text, ", ".join(REGISTRY)))
+    model_file = environ.get("CLIPPER_MODEL_FILE", "").strip() or None
+    predict_explicit = bool(environ.get("CLIPPER_PREDICT", "").strip())
     if problems:
         raise ConfigError("; ".join(problems))
-    return Config(name, version, ip, port, input_type, model_path, predict, ready_file, heartbeat, reconnect)
+    return Config(name, version, ip, port, input_type, model_path, predict, ready_file, heartbeat, reconnect,
+                  framework, model_file, predict_explicit)
 
 
 class Log(object):
@@ -457,6 +472,67 @@ class Container(object):
         self.ready_written = False
 
 
+def load_model_and_predict(config, log):
+    """Loads the framework's artifact (CLIPPER_FRAMEWORK) and the predict function; returns the
+    callable that serves batches, or None after logging why it cannot start.
+
+    A user predict function (CLIPPER_PREDICT, or predict.py in the model directory when that is
+    unset) wraps the model: it gets it as a second argument when it takes one, and can always reach
+    it through clipper_runtime.model(). Without one, the framework's default predict serves.
+    """
+    from . import _set_loaded, frameworks
+    loaded = None
+    if config.framework != frameworks.DEFAULT_FRAMEWORK:
+        try:
+            loaded = frameworks.load(config.framework, config.model_path, config.model_file)
+        except LoadError as e:
+            log.error(str(e), e.detail)
+            return None
+        log.info(loaded.describe())
+    _set_loaded(loaded)
+
+    file_part = parse_predict_spec(config.predict)[0]
+    use_user_function = (loaded is None or config.predict_explicit
+                         or os.path.isfile(resolve_predict_file(config.model_path, file_part)))
+    if not use_user_function:
+        if loaded.default_error:
+            log.error("CLIPPER_FRAMEWORK=%s: no predict function is given (CLIPPER_PREDICT is unset and %s has "
+                      "no %s), and the default predict cannot serve this model: %s"
+                      % (config.framework, config.model_path, file_part, loaded.default_error))
+            return None
+        log.info("no predict function given: serving the %s default predict, %s; connecting to %s (input type %s)"
+                 % (config.framework, loaded.default_description, config.address, config.input_type))
+        return loaded.predict
+
+    try:
+        func, path, func_name = load_predict_function(config.model_path, config.predict)
+    except LoadError as e:
+        log.error("cannot load the predict function: %s" % e, e.detail)
+        return None
+    takes_model = model_parameter(func)
+    if takes_model == "required" and loaded is None:
+        log.error("cannot load the predict function: %s(inputs, %s) in %s needs a model, but CLIPPER_FRAMEWORK is "
+                  "python, which loads none; set CLIPPER_FRAMEWORK to the model's framework"
+                  % (func_name, _second_parameter(func), path))
+        return None
+    if takes_model and loaded is not None:
+        model = loaded.model
+
+        def predict(batch):
+            return func(batch, model)
+        how = "%s(inputs, model)" % func_name
+    else:
+        predict = func
+        how = func_name
+    log.info("loaded %s from %s; connecting to %s (input type %s)" % (how, path, config.address, config.input_type))
+    return predict
+
+
+def _second_parameter(func):
+    import inspect
+    return list(inspect.signature(func).parameters)[1]
+
+
 def main(environ=None):
     environ = os.environ if environ is None else environ
     try:
@@ -479,13 +555,9 @@ def main(environ=None):
         sys.stdout.reconfigure(line_buffering=True)  # the model's own prints reach the logs promptly
     except (AttributeError, ValueError):
         pass
-    try:
-        predict, path, func_name = load_predict_function(config.model_path, config.predict)
-    except LoadError as e:
-        log.error("cannot load the predict function: %s" % e, e.detail)
+    predict = load_model_and_predict(config, log)
+    if predict is None:
         return EXIT_LOAD_ERROR
-    log.info("loaded %s from %s; connecting to %s (input type %s)"
-             % (func_name, path, config.address, config.input_type))
     container = Container(config, predict, zmq, np, log)
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):

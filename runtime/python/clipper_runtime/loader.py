@@ -82,3 +82,22 @@ def load_predict_function(model_path, spec):
     if not callable(func):
         raise LoadError("'%s' in %s is a %s, not a function" % (func_name, path, type(func).__name__))
     return func, path, func_name
+
+
+def model_parameter(func):
+    """How `func` takes the framework's model: "required" when it has a second positional parameter
+    without a default (predict(inputs, model)), "optional" when that parameter has a default and is
+    named `model`, else None (predict(inputs) only; a default such as threshold=0.5 is left alone)."""
+    import inspect
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    positional = [p for p in signature.parameters.values()
+                  if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2:
+        return None
+    second = positional[1]
+    if second.default is inspect.Parameter.empty:
+        return "required"
+    return "optional" if second.name == "model" else None

@@ -203,6 +203,7 @@ export class Supervisor {
     const gpus = cudaVisibleDevices(d.gpu);
     if (gpus !== undefined) env.CUDA_VISIBLE_DEVICES = gpus;
     if (d.framework !== "node") {
+      env.CLIPPER_FRAMEWORK = d.framework;
       const python = d.python ?? this.config.python ?? this.env.CLIPPER_PYTHON ?? "python3";
       argv = commands?.python ?? [python, "-m", "clipper_runtime"];
       env.PYTHONPATH = env.PYTHONPATH ? `${pythonRuntimeDir()}${delimiter}${env.PYTHONPATH}` : pythonRuntimeDir();
