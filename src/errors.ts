@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   QUERY_REJECTED: { exitCode: 4, summary: "the query frontend refused the request" },
   DEPLOY_FAILED: { exitCode: 6, summary: "model replicas did not come up" },
   MANAGER: { exitCode: 7, summary: "the container manager failed" },
+  BUILD_FAILED: { exitCode: 8, summary: "building or pushing a model or runtime image failed" },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

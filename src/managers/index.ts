@@ -9,6 +9,10 @@ export interface ManagerOptions {
   cluster: string;
   home?: string;
   python?: string;
+  /** Docker: base image of the runtime image the frontends run from (it must hold Node 20). */
+  runtimeBaseImage?: string;
+  /** Docker: an existing runtime image to use instead of building one. */
+  runtimeImage?: string;
 }
 
 export const MANAGER_KINDS: readonly ManagerKind[] = ["local", "docker", "kubernetes"];
@@ -19,7 +23,14 @@ export async function createManager(kind: ManagerKind, options: ManagerOptions):
       const { LocalContainerManager } = await import("./local/local-manager.js");
       return new LocalContainerManager(options);
     }
-    case "docker":
+    case "docker": {
+      const { DockerContainerManager } = await import("./docker/docker-manager.js");
+      return new DockerContainerManager({
+        cluster: options.cluster,
+        ...(options.runtimeBaseImage ? { runtimeBaseImage: options.runtimeBaseImage } : {}),
+        ...(options.runtimeImage ? { runtimeImage: options.runtimeImage } : {}),
+      });
+    }
     case "kubernetes":
       throw new ClipperError("USAGE", `the ${kind} manager is not available in this release`, "use --manager local");
   }
