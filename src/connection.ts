@@ -7,6 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { AdminClient } from "./admin-client.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
+import type { BuildProgress } from "./images/types.js";
 import { createManager } from "./managers/index.js";
 import type {
   ClusterAddresses,
@@ -14,6 +15,7 @@ import type {
   ClusterStatus,
   ContainerManager,
   LogSource,
+  GpuRequest,
   LogTail,
   ManagerKind,
   ModelFramework,
@@ -44,6 +46,8 @@ export interface ConnectOptions {
   manager?: ManagerKind;
   home?: string;
   python?: string;
+  /** Docker: base image of the runtime image the frontends run from (it must hold Node 20). */
+  runtimeBaseImage?: string;
 }
 
 export interface RegisterApplicationOptions {
@@ -75,8 +79,8 @@ export interface DeployModelOptions {
   version: string;
   inputType: string;
   framework: ModelFramework;
-  /** `path/to/file[:function]` */
-  predict: string;
+  /** `path/to/file[:function]` (optional with `image`) */
+  predict?: string;
   /** Directory given to the model as CLIPPER_MODEL_PATH; defaults to the predict file's directory. */
   modelPath?: string;
   replicas?: number;
@@ -92,10 +96,27 @@ export interface DeployModelOptions {
   env?: Record<string, string>;
   /** How long to wait for the replicas to connect. */
   readyTimeoutMs?: number;
+  /** Docker/Kubernetes: a prebuilt image speaking RPC v3 (nothing is built; `predict` may be omitted). */
+  image?: string;
+  /** GPUs for each replica: Docker device requests, Kubernetes limits, CUDA_VISIBLE_DEVICES locally. */
+  gpu?: GpuRequest;
+  /** Image building (Docker/Kubernetes): pip packages, a requirements file, npm packages, base image, registry. */
+  packages?: string[];
+  requirementsFile?: string;
+  npmDependencies?: string[];
+  baseImage?: string;
+  registry?: string;
+  /** Progress of an image build (the CLI shows it behind a spinner). */
+  onBuildProgress?: BuildProgress;
 }
 
 /** A model version as the admin API lists it (Clipper's fields). */
 export type ModelInfo = Omit<ModelVersionRecord, "batch_size"> & { is_current_version: boolean };
+
+/** What `buildModel` needs: a deployment's build inputs. */
+export type BuildModelOptions = Pick<DeployModelOptions,
+  "name" | "version" | "inputType" | "framework" | "predict" | "modelPath" | "packages" | "requirementsFile" |
+  "npmDependencies" | "baseImage" | "registry" | "gpu" | "onBuildProgress">;
 
 export interface PredictReply {
   status: number;
@@ -148,7 +169,10 @@ export class ClipperConnection {
   /** A connection for starting a new cluster. */
   static async create(options: ConnectOptions = {}): Promise<ClipperConnection> {
     const home = options.home ?? clipperHome();
-    const manager = await createManager(options.manager ?? "local", { cluster: options.cluster ?? "default", home, python: options.python });
+    const manager = await createManager(options.manager ?? "local", {
+      cluster: options.cluster ?? "default", home, python: options.python,
+      ...(options.runtimeBaseImage ? { runtimeBaseImage: options.runtimeBaseImage } : {}),
+    });
     return new ClipperConnection(manager, home);
   }
 
@@ -271,25 +295,34 @@ export class ClipperConnection {
     const inputType = parseInputType(options.inputType);
     const replicas = options.replicas ?? 1;
     if (!Number.isInteger(replicas) || replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number ≥ 0, got ${replicas}`);
-    const { file, fn } = parsePredictSpec(options.predict, options.framework);
+    const runsImages = this.manager.kind !== "local";
+    if (!runsImages && options.image) throw new ClipperError("USAGE", "--image needs a manager that runs images (start the cluster with --manager docker)");
+    if (!options.image && !options.predict) throw new ClipperError("USAGE", "give --predict FILE[:FUNCTION] (or --image IMAGE with --manager docker)");
+    const spec = options.predict ? parsePredictSpec(options.predict, options.framework) : undefined;
     const existing = await this.getModelInfo(options.name, options.version);
     if (existing) throw new ClipperError("ADMIN_REJECTED", `model with name '${options.name}' and version '${options.version}' already exists`);
+    // Images are built before anything starts: a failed build leaves no replica behind.
+    const image = options.image ?? (runsImages ? await this.buildModel(options) : undefined);
+    const modelPath = options.modelPath ? resolve(options.modelPath) : spec ? dirname(spec.file) : "/model";
     await this.manager.deployModel({
       name: options.name,
       version: options.version,
       inputType,
       framework: options.framework,
-      predictFile: file,
-      predictFunction: fn,
-      modelPath: options.modelPath ? resolve(options.modelPath) : dirname(file),
+      predictFile: spec?.file ?? `${modelPath}/predict`,
+      predictFunction: spec?.fn ?? "predict",
+      modelPath,
       python: options.python,
       env: options.env,
+      ...(image ? { image } : {}),
+      ...(options.gpu ? { gpu: options.gpu } : {}),
     }, replicas);
+    const containerName = image ?? `local:${options.framework}:${spec?.file}:${spec?.fn}`.replace(/,/g, "");
     try {
       await this.waitForReplicas(options.name, options.version, replicas, options.readyTimeoutMs ?? 60_000);
       await this.registerModel({
         name: options.name, version: options.version, inputType, labels: options.labels,
-        containerName: `local:${options.framework}:${file}:${fn}`.replace(/,/g, ""), modelDataPath: options.modelPath ?? dirname(file),
+        containerName, modelDataPath: modelPath,
         batchSize: options.batchSize, batchWaitMicros: options.batchWaitMicros,
       });
     } catch (err) {
@@ -331,6 +364,34 @@ export class ClipperConnection {
     }
   }
 
+
+  /**
+   * Builds a model version's image with the Docker daemon (tag `<cluster>-<name>:<version>`, with the
+   * registry prefix, pushed only when a registry is given) and returns its tag.
+   */
+  async buildModel(options: BuildModelOptions): Promise<string> {
+    if (!options.predict) throw new ClipperError("USAGE", "building an image needs --predict FILE[:FUNCTION]");
+    const { file, fn } = parsePredictSpec(options.predict, options.framework);
+    const [{ buildModelImage }, { dockerClient }] = await Promise.all([import("./images/build-model-image.js"), import("./docker/client.js")]);
+    const built = await buildModelImage(dockerClient(), {
+      cluster: this.addresses?.cluster ?? "default",
+      name: options.name, version: options.version, framework: options.framework, inputType: parseInputType(options.inputType),
+      predictFile: file, predictFunction: fn,
+      ...(options.modelPath ? { modelPath: resolve(options.modelPath) } : {}),
+      ...(options.packages ? { packages: options.packages } : {}),
+      ...(options.requirementsFile ? { requirementsFile: resolve(options.requirementsFile) } : {}),
+      ...(options.npmDependencies ? { npmDependencies: options.npmDependencies } : {}),
+      ...(options.baseImage ? { baseImage: options.baseImage } : {}),
+      ...(options.registry ? { registry: options.registry } : {}),
+      ...(options.gpu ? { gpu: true } : {}),
+    }, options.onBuildProgress);
+    return built.tag;
+  }
+
+  /** Clipper's build_and_deploy_model: the same as deployModel, which builds when the manager runs images. */
+  async buildAndDeployModel(options: DeployModelOptions): Promise<void> {
+    await this.deployModel(options);
+  }
 
   async setModelVersion(name: string, version: string, numReplicas?: number): Promise<string> {
     if (numReplicas !== undefined) {

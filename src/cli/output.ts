@@ -50,6 +50,8 @@ export function reportError(err: unknown, options: OutputOptions): number {
 }
 
 export interface Progress {
+  /** What is happening now (a build step); a spinner shows it, a pipe gets one line. */
+  update(text: string): void;
   succeed(text: string): void;
   fail(text: string): void;
 }
@@ -59,13 +61,14 @@ export interface Progress {
  * into a pipe); nothing at all with --json, whose stdout must stay one JSON document.
  */
 export function progress(text: string, options: OutputOptions): Progress {
-  if (options.json) return { succeed() {}, fail() {} };
+  if (options.json) return { update() {}, succeed() {}, fail() {} };
   if (process.stderr.isTTY) {
     const spinner = ora({ text, stream: process.stderr }).start();
-    return { succeed: (t) => spinner.succeed(t), fail: (t) => spinner.fail(t) };
+    return { update: (t) => (spinner.text = t), succeed: (t) => spinner.succeed(t), fail: (t) => spinner.fail(t) };
   }
   process.stderr.write(`${text} ...\n`);
   return {
+    update: (t) => process.stderr.write(`  ${t}\n`),
     succeed: (t) => process.stderr.write(`done: ${t}\n`),
     fail: (t) => process.stderr.write(`failed: ${t}\n`),
   };

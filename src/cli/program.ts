@@ -47,7 +47,8 @@ export function buildProgram(): Command {
 
   program.command("start")
     .description("start the query frontend and management daemon")
-    .addOption(new Option("--manager <kind>", "where to run").choices(["local"] as const).default("local" as const))
+    .addOption(new Option("--manager <kind>", "where to run").choices(["local", "docker"] as const).default("local" as const))
+    .option("--runtime-base-image <image>", "docker: base of the image the frontends run from (must hold Node 20)")
     .option("--cluster <name>", "cluster name", "default")
     .option("--host <address>", "address the frontends and RPC listen on", "127.0.0.1")
     .option("--query-port <n>", "query REST port (0: any free port)", portArg, 1337)
@@ -125,23 +126,54 @@ export function buildProgram(): Command {
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, model, opts) => run(opts.json, async () => (await import("./commands/apps.js")).unlink(app, model, opts)));
 
-  program.command("deploy-model")
-    .description("start replicas of a model function and make the version current")
-    .argument("<name>")
+  const FRAMEWORKS = ["python", "node", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"] as const;
+  /** The flags that say what goes into a model image (build-model and deploy-model). */
+  const withBuildFlags = <T extends Command<[string], Record<string, unknown>>>(command: T) => command
     .requiredOption("--version <v>", "model version")
     .requiredOption("--input-type <type>", "bytes | integers | floats | doubles | strings", inputTypeArg)
-    .addOption(new Option("--framework <kind>", "runtime for the predict function").choices(["python", "node"] as const).makeOptionMandatory())
-    .requiredOption("--predict <file[:function]>", "predict file and function (default function: predict)")
-    .option("--model-path <dir>", "directory given to the model as CLIPPER_MODEL_PATH (default: the predict file's)")
+    .addOption(new Option("--framework <kind>", "runtime (and, for images, base image and artifact loaders)").choices(FRAMEWORKS).makeOptionMandatory())
+    .option("--predict <file[:function]>", "predict file and function (default function: predict)")
+    .option("--model-path <dir>", "directory given to the model as CLIPPER_MODEL_PATH, with its artifacts (default: the predict file's)")
+    .option("--pkg <name>", "docker: a pip package to install in the image (repeatable)", collect)
+    .option("--requirements <file>", "docker: a requirements.txt to install in the image")
+    .option("--npm <name>", "docker: an npm package to install in a node image (repeatable)", collect)
+    .option("--base-image <image>", "docker: the image to build on (default: the framework's official image)")
+    .option("--registry <host/path>", "docker: prefix the tag with this registry and push the image there")
+    .option("--gpu [n]", "GPUs for each replica: all, or a number", intArg(1))
+    .option("--gpu-ids <ids>", "GPUs for each replica by device id, e.g. 0,1");
+
+  withBuildFlags(program.command("build-model")
+    .description("build a model version's image (docker), tagged <cluster>-<name>:<version>")
+    .argument("<name>"))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((name, opts) => run(opts.json as boolean | undefined, async () => (await import("./commands/models.js")).buildModel(name, opts as never)));
+
+  withBuildFlags(program.command("deploy-model")
+    .description("start replicas of a model and make the version current (building its image under docker)")
+    .argument("<name>"))
+    .option("--image <image>", "docker: deploy this prebuilt image (it must speak Clipper's RPC v3)")
     .option("--replicas <n>", "replicas to start", intArg(0), 1)
     .option("--batch-size <n>", "fixed batch size (-1: let the frontend choose)", batchSizeArg, -1)
     .option("--batch-wait-us <n>", "hold a short batch up to this many microseconds to fill it", intArg(0), 0)
     .option("--link <app>", "link the model to this application once live")
     .option("--label <label>", "a label (repeatable)", collect)
-    .option("--python <path>", "Python interpreter (default: $CLIPPER_PYTHON or python3)")
+    .option("--python <path>", "local: Python interpreter (default: $CLIPPER_PYTHON or python3)")
     .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect", intArg(1), 60_000)
     .addOption(clusterOption()).addOption(jsonOption())
-    .action((name, opts) => run(opts.json, async () => (await import("./commands/models.js")).deployModel(name, opts)));
+    .action((name, opts) => run(opts.json as boolean | undefined, async () => (await import("./commands/models.js")).deployModel(name, opts as never)));
+
+  program.command("stop-models")
+    .description("stop the replicas of models: every version, given versions, or all but the current one")
+    .argument("<models...>")
+    .option("--version <v>", "only this version (repeatable)", collect)
+    .option("--inactive", "only the versions that are not current")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((models, opts) => run(opts.json, async () => (await import("./commands/models.js")).stopModels(models, opts)));
+
+  program.command("stop-all-models")
+    .description("stop every model replica of the cluster")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/models.js")).stopAllModels(opts)));
 
   program.command("set-version")
     .description("make a version current (roll forward or back)")

@@ -3,13 +3,16 @@ import { ClipperConnection } from "../../connection.js";
 import type { ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
 import { emit, progress, style, table, type OutputOptions } from "../output.js";
 
-export type StartOptions = OutputOptions & ClusterOptions & { manager: ManagerKind; python?: string };
+export type StartOptions = OutputOptions & ClusterOptions & { manager: ManagerKind; python?: string; runtimeBaseImage?: string };
 
 export async function start(options: StartOptions): Promise<void> {
-  const conn = await ClipperConnection.create({ cluster: options.cluster, manager: options.manager, python: options.python });
+  const conn = await ClipperConnection.create({
+    cluster: options.cluster, manager: options.manager, python: options.python,
+    ...(options.runtimeBaseImage ? { runtimeBaseImage: options.runtimeBaseImage } : {}),
+  });
   const spinner = progress(`Starting cluster '${options.cluster}' (${options.manager})`, options);
   try {
-    const { json: _json, manager: _manager, python: _python, ...clusterOptions } = options;
+    const { json: _json, manager: _manager, python: _python, runtimeBaseImage: _base, ...clusterOptions } = options;
     const addresses = await conn.start(clusterOptions);
     spinner.succeed(`Cluster '${addresses.cluster}' is up`);
     const { token, ...shown } = addresses;

@@ -1,16 +1,63 @@
 /** deploy-model, set-version, replicas, models: model versions and their replicas. */
 import { ClipperConnection } from "../../connection.js";
-import type { ModelFramework } from "../../managers/container-manager.js";
-import { emit, progress, style, table, type OutputOptions } from "../output.js";
+import type { GpuRequest, ModelFramework } from "../../managers/container-manager.js";
+import { emit, progress, style, table, type OutputOptions, type Progress } from "../output.js";
+import type { BuildEvent } from "../../images/types.js";
 
 type Common = OutputOptions & { cluster?: string };
 
-export interface DeployOptions extends Common {
+/** Flags shared by build-model and deploy-model: what goes into an image. */
+export interface BuildFlags extends Common {
   version: string;
   inputType: string;
   framework: ModelFramework;
-  predict: string;
+  predict?: string;
   modelPath?: string;
+  pkg?: string[];
+  requirements?: string;
+  npm?: string[];
+  baseImage?: string;
+  registry?: string;
+}
+
+/** `--gpu` alone is all GPUs, `--gpu N` a number of them, `--gpu-ids 0,1` specific devices. */
+export function gpuRequest(options: { gpu?: true | number; gpuIds?: string }): GpuRequest | undefined {
+  if (options.gpuIds) return { deviceIds: options.gpuIds.split(",").map((id) => id.trim()).filter(Boolean) };
+  if (options.gpu === true) return { count: "all" };
+  if (typeof options.gpu === "number") return { count: options.gpu };
+  return undefined;
+}
+
+function buildInputs(name: string, options: BuildFlags, spinner: Progress) {
+  return {
+    name, version: options.version, inputType: options.inputType, framework: options.framework, predict: options.predict,
+    modelPath: options.modelPath, packages: options.pkg, requirementsFile: options.requirements, npmDependencies: options.npm,
+    baseImage: options.baseImage, registry: options.registry,
+    onBuildProgress: (event: BuildEvent) => {
+      if (event.type === "step") spinner.update(`Building ${name}:${options.version}: step ${event.index}/${event.total} ${event.name ?? event.instruction}`);
+      else if (event.type === "push") spinner.update(`Pushing ${name}:${options.version}: ${event.status}${event.progress ? ` ${event.progress}` : ""}`);
+    },
+  };
+}
+
+export async function buildModel(name: string, options: BuildFlags & { gpu?: true | number; gpuIds?: string }): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const spinner = progress(`Building ${name}:${options.version}`, options);
+  let tag: string;
+  try {
+    tag = await conn.buildModel({ ...buildInputs(name, options, spinner), gpu: gpuRequest(options) });
+  } catch (err) {
+    spinner.fail(`Building ${name}:${options.version} failed`);
+    throw err;
+  }
+  spinner.succeed(`Built ${tag}`);
+  emit(options, { image: tag }, `Deploy it with: ${style.cmd(`clipper deploy-model ${name} --version ${options.version} --input-type ${options.inputType} --framework ${options.framework} --image ${tag}`)}`);
+}
+
+export interface DeployOptions extends BuildFlags {
+  image?: string;
+  gpu?: true | number;
+  gpuIds?: string;
   replicas: number;
   batchSize: number;
   batchWaitUs: number;
@@ -25,9 +72,10 @@ export async function deployModel(name: string, options: DeployOptions): Promise
   const spinner = progress(`Deploying ${name}:${options.version} (${options.replicas} replica${options.replicas === 1 ? "" : "s"})`, options);
   try {
     await conn.deployModel({
-      name, version: options.version, inputType: options.inputType, framework: options.framework, predict: options.predict,
-      modelPath: options.modelPath, replicas: options.replicas, batchSize: options.batchSize, batchWaitMicros: options.batchWaitUs, link: options.link,
+      ...buildInputs(name, options, spinner),
+      replicas: options.replicas, batchSize: options.batchSize, batchWaitMicros: options.batchWaitUs, link: options.link,
       labels: options.label, python: options.python, readyTimeoutMs: options.readyTimeoutMs,
+      image: options.image, gpu: gpuRequest(options),
     });
   } catch (err) {
     spinner.fail(`Deploying ${name}:${options.version} failed`);
@@ -66,4 +114,20 @@ export async function models(options: Common): Promise<void> {
     ? style.dim("no models (deploy one with `clipper deploy-model`)")
     : table(["NAME", "VERSION", "CURRENT", "INPUT TYPE", "REPLICAS"],
       rows.map((m) => [m.model_name, m.model_version, m.is_current_version ? "*" : "", m.input_type, String(m.connected_replicas)])));
+}
+
+/** Stops replicas: of every version of the named models, of given versions, or of all but the current one. */
+export async function stopModels(models: string[], options: Common & { version?: string[]; inactive?: boolean }): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  if (options.inactive) await conn.stopInactiveModelVersions(models);
+  else if (options.version?.length) await conn.stopVersionedModels(Object.fromEntries(models.map((m) => [m, options.version!])));
+  else await conn.stopModels(models);
+  const what = options.inactive ? "inactive versions of" : options.version?.length ? `versions ${options.version.join(", ")} of` : "every version of";
+  emit(options, { stopped: models, versions: options.version ?? null, inactive: Boolean(options.inactive) }, style.ok(`Stopped the replicas of ${what} ${models.join(", ")}`));
+}
+
+export async function stopAllModels(options: Common): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  await conn.stopAllModelContainers();
+  emit(options, { stopped: "all" }, style.ok("Stopped every model replica"));
 }
