@@ -1,0 +1,84 @@
+/**
+ * buildModelImage: a model directory and a predict entry become an image that serves the model over
+ * RPC v3, tagged `<registry>/<cluster>-<name>:<version>` and pushed when a registry is given.
+ */
+import type Docker from "dockerode";
+import { extname } from "node:path";
+import { canonicalInputType } from "../../runtime/shared/input-types.js";
+import { nameProblem } from "../../runtime/shared/names.js";
+import { ClipperError } from "../errors.js";
+import { PYTHON_FRAMEWORKS, type ModelFramework } from "../managers/container-manager.js";
+import { DEFAULT_BASE_IMAGES } from "./base-images.js";
+import { BuildContext } from "./context.js";
+import { daemonPlatform, pushImage, runDockerBuild } from "./docker-build.js";
+import { modelDockerfile } from "./dockerfile.js";
+import { modelImageTag, modelLayout } from "./layout.js";
+import { addNodeModel, addPythonModel, checkModelPaths } from "./model-files.js";
+import { addNodeRuntime } from "./node-runtime.js";
+import type { BuildProgress, BuiltImage, ModelImageRequest } from "./types.js";
+
+const NODE_EXTENSIONS = new Set([".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".tsx", ".jsx"]);
+/** A Docker repository path component (the tag's `<cluster>-<name>` must be one). */
+const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+/** A registry host[:port] with an optional path. */
+const REGISTRY = /^[A-Za-z0-9.-]+(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+/** A pip requirement or npm package spec: no whitespace and no option look-alikes. */
+const PACKAGE_SPEC = /^[^\s-][^\s]*$/;
+
+/** Rejects a request that cannot make a valid image, before anything is sent to the daemon. */
+export function checkModelImageRequest(request: ModelImageRequest): void {
+  const usage = (message: string, hint?: string): never => {
+    throw new ClipperError("USAGE", message, hint);
+  };
+  if (!(request.framework in DEFAULT_BASE_IMAGES)) {
+    usage(`unknown framework '${request.framework}' (expected ${Object.keys(DEFAULT_BASE_IMAGES).join(", ")})`);
+  }
+  for (const [kind, value] of [["model name", request.name], ["model version", request.version]] as const) {
+    const problem = nameProblem(kind, value);
+    if (problem) usage(problem);
+  }
+  if (!REPOSITORY.test(`${request.cluster}-${request.name}`)) {
+    usage(`cluster name '${request.cluster}' cannot be part of an image name (lower case letters, digits and separators)`);
+  }
+  if (request.registry !== undefined && !REGISTRY.test(request.registry.trim().replace(/\/+$/, ""))) {
+    usage(`registry '${request.registry}' is not a registry address (host[:port][/path])`);
+  }
+  if (!canonicalInputType(request.inputType)) usage(`unknown input type '${request.inputType}'`);
+  const fn = request.predictFunction.trim() || "predict";
+  if (!/^[A-Za-z_$][\w$]*$/.test(fn)) usage(`'${fn}' is not a valid function name`);
+  const python = PYTHON_FRAMEWORKS.includes(request.framework as ModelFramework);
+  const ext = extname(request.predictFile).toLowerCase();
+  if (python && ext !== ".py") usage(`--framework ${request.framework} needs a .py predict file, got ${request.predictFile}`);
+  if (!python && !NODE_EXTENSIONS.has(ext)) usage(`--framework node needs a .js/.mjs/.cjs/.ts/.mts predict module, got ${request.predictFile}`);
+  if (python && (request.npmDependencies?.length ?? 0) > 0) usage("npm dependencies apply to --framework node only", "use packages (--pkg) or a requirements file for Python models");
+  if (!python && ((request.packages?.length ?? 0) > 0 || request.requirementsFile)) {
+    usage("pip packages and requirements files apply to Python frameworks only", "name npm packages as npm dependencies for --framework node");
+  }
+  for (const spec of [...(request.packages ?? []), ...(request.npmDependencies ?? [])]) {
+    if (!PACKAGE_SPEC.test(spec)) usage(`'${spec}' is not a package specifier`);
+  }
+}
+
+/**
+ * Builds the image of one model version and returns its tag and id. Progress (steps, output lines,
+ * push) goes to `onProgress`; a failure throws ImageBuildError (code BUILD_FAILED) naming the step,
+ * with its last output lines in `details` and what to check in `hint`.
+ */
+export async function buildModelImage(docker: Docker, request: ModelImageRequest, onProgress?: BuildProgress): Promise<BuiltImage> {
+  checkModelImageRequest(request);
+  const layout = modelLayout(request);
+  checkModelPaths(request, layout);
+  const dockerfile = modelDockerfile(request);
+  const context = new BuildContext();
+  if (request.framework === "node") {
+    const platform = await daemonPlatform(docker);
+    await addNodeRuntime(context, { target: "clipper", platform, entries: ["container-node/main.js"] });
+    await addNodeModel(context, request, layout, platform);
+  } else {
+    await addPythonModel(context, request, layout);
+  }
+  const tag = modelImageTag(request);
+  const imageId = await runDockerBuild(docker, { context, dockerfile, tag, onProgress, what: "model image" });
+  if (request.registry?.trim()) await pushImage(docker, tag, onProgress, request.registryAuth);
+  return { tag, imageId };
+}

@@ -1,0 +1,324 @@
+/**
+ * Dockerfiles as small named steps (Cog's way), filled into the templates under templates/docker/.
+ * Everything here is pure text: the golden tests compare whole Dockerfiles without a daemon.
+ *
+ * Each step knows its name, so when the daemon reports "Step 6/13" failing the error can say which
+ * of ours it was ("the model's requirements") and what to check.
+ */
+import { readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { packageRoot } from "../../runtime/shared/package-root.js";
+import type { ModelFramework } from "../managers/container-manager.js";
+import { NODE_BASE_IMAGE, defaultBaseImage, frameworkPackages } from "./base-images.js";
+import { CLIPPER_ROOT, MODEL_ROOT, modelLayout } from "./layout.js";
+import type { ModelImageRequest } from "./types.js";
+
+export interface DockerfileStep {
+  /** Short name used in progress and errors. */
+  name: string;
+  /** One comment line written above the instructions. */
+  comment?: string;
+  instructions: string[];
+  /** What to check when this step fails (shown as the error's hint; never written to the file). */
+  hint?: string;
+}
+
+export interface RenderedInstruction {
+  step: string;
+  instruction: string;
+  hint?: string;
+}
+
+export interface RenderedDockerfile {
+  text: string;
+  /** Every instruction in order, with the step it belongs to: the daemon's "Step N/M" is instructions[N-1]. */
+  instructions: RenderedInstruction[];
+}
+
+/** pip options for every install: fail in seconds when an index cannot be reached. */
+export const PIP_INSTALL = ["python3", "-m", "pip", "install", "--no-cache-dir", "--retries", "0", "--timeout", "5"];
+
+// ---------------------------------------------------------------------------------------------
+// Quoting
+
+/** A value for ENV or LABEL: double-quoted, with `\`, `"` and `$` escaped. */
+export function quote(value: string): string {
+  return `"${value.replace(/[\\"$]/g, (c) => `\\${c}`).replace(/\n/g, "\\n")}"`;
+}
+
+/** An exec-form argument list: `["a", "b"]` (no shell, so no shell quoting). */
+export function execForm(args: readonly string[]): string {
+  return `[${args.map((a) => JSON.stringify(a)).join(", ")}]`;
+}
+
+/** A word for a shell command line: as it is when plain, else single-quoted. */
+export function shellWord(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+function keyValues(pairs: Record<string, string>): string {
+  return Object.entries(pairs).map(([k, v]) => `${k}=${quote(v)}`).join(" ");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps shared by every image
+
+export function baseStep(image: string): DockerfileStep {
+  return {
+    name: `base image ${image}`,
+    instructions: [`FROM ${image}`],
+    hint: `check the base image name, that the Docker daemon can pull it (docker login for a private registry), or choose a local image with baseImage (--base-image)`,
+  };
+}
+
+/** The model's configuration for the runtime (read at start-up, overridable with `docker run -e`). */
+export function modelEnvStep(env: Record<string, string>): DockerfileStep {
+  return { name: "model environment", instructions: [`ENV ${keyValues(env)}`] };
+}
+
+export function labelsStep(labels: Record<string, string>): DockerfileStep {
+  return { name: "labels", instructions: [`LABEL ${keyValues(labels)}`] };
+}
+
+export function commandStep(argv: readonly string[]): DockerfileStep {
+  return { name: "command", instructions: [`CMD ${execForm(argv)}`] };
+}
+
+/** The build context's model/ directory becomes /model, the working directory. */
+export function modelFilesStep(): DockerfileStep {
+  return {
+    name: "model files",
+    comment: "The predict file, the modules beside it and the model's artifacts",
+    instructions: [`COPY model ${MODEL_ROOT}`, `WORKDIR ${MODEL_ROOT}`],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python steps
+
+export function pythonEnvStep(): DockerfileStep {
+  return {
+    name: "Python environment",
+    instructions: [
+      "ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1",
+    ],
+  };
+}
+
+/** `RUN python3 -c "import a, b" 2>/dev/null || pip install ...`: a base that has them installs nothing. */
+export function pipIfMissingStep(name: string, comment: string, imports: string[], pip: string[]): DockerfileStep {
+  return {
+    name,
+    comment,
+    hint: `the base image lacks ${imports.join(", ")} and pip could not install them: let the Docker daemon reach PyPI, or use a base image that has them (--base-image)`,
+    instructions: [`RUN python3 -c "import ${imports.join(", ")}" 2>/dev/null || ${[...PIP_INSTALL, ...pip].map(shellWord).join(" ")}`],
+  };
+}
+
+/** pyzmq and numpy: the runtime's own dependencies. */
+export function pythonRuntimeDependenciesStep(): DockerfileStep {
+  return pipIfMissingStep(
+    "the runtime's Python dependencies (pyzmq, numpy)",
+    "The runtime's dependencies, installed only if the base image lacks them",
+    ["zmq", "numpy"],
+    ["pyzmq", "numpy"],
+  );
+}
+
+export function frameworkDependenciesStep(framework: ModelFramework, gpu: boolean): DockerfileStep | undefined {
+  const packages = frameworkPackages(framework, gpu);
+  if (!packages) return undefined;
+  const names = packages.pip.filter((p, i, all) => !p.startsWith("-") && !all[i - 1]?.startsWith("-"));
+  return pipIfMissingStep(
+    `${framework} packages (${names.join(", ")})`,
+    `${framework}: ${names.join(", ")}, installed only if the base image lacks them`,
+    packages.imports,
+    packages.pip,
+  );
+}
+
+/** The user's requirements file, copied into the context as clipper/requirements.txt. */
+export function requirementsStep(fileName: string): DockerfileStep {
+  return {
+    name: `the model's requirements (${fileName}, pip install -r)`,
+    comment: `The model's requirements (${fileName})`,
+    hint: `check the package names and versions in ${fileName}, and that the Docker daemon can reach PyPI (or the index pip is configured for); offline, use a base image that already has them (--base-image)`,
+    instructions: [
+      `COPY clipper/requirements.txt ${CLIPPER_ROOT}/requirements.txt`,
+      `RUN ${execForm([...PIP_INSTALL, "-r", `${CLIPPER_ROOT}/requirements.txt`])}`,
+    ],
+  };
+}
+
+export function packagesStep(packages: readonly string[]): DockerfileStep {
+  return {
+    name: `the model's packages (pip install ${packages.join(" ")})`,
+    comment: "The model's packages",
+    hint: "check the package names and versions (--pkg), and that the Docker daemon can reach PyPI; offline, use a base image that already has them (--base-image)",
+    instructions: [`RUN ${execForm([...PIP_INSTALL, ...packages])}`],
+  };
+}
+
+/** The Python runtime (runtime/python/clipper_runtime), importable as `clipper_runtime`. */
+export function pythonRuntimeStep(): DockerfileStep {
+  return {
+    name: "the Clipper Python runtime",
+    comment: "The Clipper Python runtime",
+    instructions: [`COPY clipper/python ${CLIPPER_ROOT}/python`, `ENV PYTHONPATH=${CLIPPER_ROOT}/python\${PYTHONPATH:+:\$PYTHONPATH}`],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node steps
+
+export function nodeEnvStep(): DockerfileStep {
+  return { name: "Node environment", instructions: ["ENV NODE_ENV=production"] };
+}
+
+export function nodeVersionCheckStep(): DockerfileStep {
+  return {
+    name: "Node.js 20 or newer in the base image",
+    comment: "The runtime needs Node.js 20 or newer",
+    hint: "use a base image with Node.js 20 or newer (--base-image), such as node:20-bookworm-slim",
+    instructions: [
+      `RUN node -e "process.exit(+process.versions.node.split('.')[0] >= 20 ? 0 : 1)" || (echo "the base image needs Node.js 20 or newer, found: $(node --version 2>&1)" >&2; exit 1)`,
+    ],
+  };
+}
+
+/** The context's clipper/ directory (compiled runtime, package.json, production node_modules). */
+export function nodeRuntimeStep(): DockerfileStep {
+  return {
+    name: "the Clipper Node runtime",
+    comment: "The Clipper Node runtime (compiled) and its production dependencies",
+    instructions: [`COPY clipper ${CLIPPER_ROOT}`],
+  };
+}
+
+export function npmDependenciesStep(dependencies: readonly string[]): DockerfileStep {
+  return {
+    name: `the model's npm dependencies (npm install ${dependencies.join(" ")})`,
+    comment: "The model's npm dependencies",
+    hint: "check the package names and that the Docker daemon can reach the npm registry; the base image needs npm (the official node images have it)",
+    instructions: [
+      `WORKDIR ${MODEL_ROOT}`,
+      `RUN ${execForm(["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock", ...dependencies])}`,
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates
+
+type Slots = Record<string, DockerfileStep | undefined>;
+
+/** Fills a template's `{{slot}}` lines with steps; an absent step drops its line. */
+export function renderTemplate(template: string, slots: Slots): RenderedDockerfile {
+  const lines: string[] = [];
+  const instructions: RenderedDockerfile["instructions"] = [];
+  const used = new Set<string>();
+  for (const line of template.split("\n")) {
+    const slot = /^\s*\{\{\s*([a-z_]+)\s*\}\}\s*$/.exec(line)?.[1];
+    if (slot === undefined) {
+      if (/\{\{/.test(line)) throw new Error(`Dockerfile template line '${line}' has a placeholder that is not alone on its line`);
+      lines.push(line);
+      if (line.trim() && !line.trim().startsWith("#")) instructions.push({ step: "template", instruction: line.trim() });
+      continue;
+    }
+    if (!(slot in slots)) throw new Error(`Dockerfile template names an unknown step '{{${slot}}}'`);
+    used.add(slot);
+    const step = slots[slot];
+    if (!step) continue;
+    if (step.comment) lines.push(`# ${step.comment}`);
+    for (const instruction of step.instructions) {
+      lines.push(instruction);
+      instructions.push({ step: step.name, instruction, ...(step.hint ? { hint: step.hint } : {}) });
+    }
+  }
+  const unused = Object.keys(slots).filter((s) => !used.has(s));
+  if (unused.length > 0) throw new Error(`Dockerfile template has no place for ${unused.map((s) => `{{${s}}}`).join(", ")}`);
+  const text = `${lines.join("\n").trimEnd()}\n`;
+  return { text, instructions };
+}
+
+export function readTemplate(name: "python" | "node" | "runtime"): string {
+  return readFileSync(join(packageRoot(), "templates", "docker", `${name}.Dockerfile`), "utf8");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole Dockerfiles
+
+export const PYTHON_COMMAND = ["python3", "-m", "clipper_runtime"];
+export const NODE_MODEL_COMMAND = ["node", `${CLIPPER_ROOT}/dist/runtime/container-node/main.js`];
+
+/** The image's CLIPPER_* variables (the runtime reads them at start-up). */
+export function modelEnv(request: ModelImageRequest): Record<string, string> {
+  return {
+    CLIPPER_MODEL_NAME: request.name,
+    CLIPPER_MODEL_VERSION: request.version,
+    CLIPPER_INPUT_TYPE: request.inputType,
+    CLIPPER_MODEL_PATH: MODEL_ROOT,
+    CLIPPER_PREDICT: modelLayout(request).predict,
+    CLIPPER_FRAMEWORK: request.framework,
+  };
+}
+
+export function modelLabels(request: ModelImageRequest): Record<string, string> {
+  return {
+    "ai.clipper.model.name": request.name,
+    "ai.clipper.model.version": request.version,
+    "ai.clipper.framework": request.framework,
+    "ai.clipper.cluster": request.cluster,
+  };
+}
+
+/** The Dockerfile of a model image, from the template of its runtime (Python or Node). */
+export function modelDockerfile(request: ModelImageRequest): RenderedDockerfile {
+  const gpu = request.gpu ?? false;
+  const base = baseStep(request.baseImage?.trim() || defaultBaseImage(request.framework, gpu));
+  const common = {
+    base,
+    model: modelFilesStep(),
+    model_env: modelEnvStep(modelEnv(request)),
+    labels: labelsStep(modelLabels(request)),
+  };
+  if (request.framework === "node") {
+    const deps = request.npmDependencies ?? [];
+    return renderTemplate(readTemplate("node"), {
+      ...common,
+      node_env: nodeEnvStep(),
+      node_version_check: nodeVersionCheckStep(),
+      runtime: nodeRuntimeStep(),
+      npm_dependencies: deps.length > 0 ? npmDependenciesStep(deps) : undefined,
+      command: commandStep(NODE_MODEL_COMMAND),
+    });
+  }
+  const packages = request.packages ?? [];
+  return renderTemplate(readTemplate("python"), {
+    ...common,
+    python_env: pythonEnvStep(),
+    runtime_dependencies: pythonRuntimeDependenciesStep(),
+    framework_dependencies: frameworkDependenciesStep(request.framework, gpu),
+    requirements: request.requirementsFile ? requirementsStep(basename(request.requirementsFile)) : undefined,
+    packages: packages.length > 0 ? packagesStep(packages) : undefined,
+    runtime: pythonRuntimeStep(),
+    command: commandStep(PYTHON_COMMAND),
+  });
+}
+
+export const RUNTIME_HASH_LABEL = "ai.clipper.runtime.hash";
+export const RUNTIME_VERSION_LABEL = "ai.clipper.runtime.version";
+
+/** The runtime image's Dockerfile; `hash` (of everything else) goes into a label. */
+export function runtimeDockerfile(options: { baseImage?: string; version: string; hash?: string }): RenderedDockerfile {
+  const labels: Record<string, string> = { [RUNTIME_VERSION_LABEL]: options.version };
+  if (options.hash) labels[RUNTIME_HASH_LABEL] = options.hash;
+  return renderTemplate(readTemplate("runtime"), {
+    base: baseStep(options.baseImage?.trim() || NODE_BASE_IMAGE),
+    node_env: nodeEnvStep(),
+    node_version_check: nodeVersionCheckStep(),
+    runtime: { ...nodeRuntimeStep(), instructions: [`COPY clipper ${CLIPPER_ROOT}`, `WORKDIR ${CLIPPER_ROOT}`] },
+    labels: labelsStep(labels),
+    command: commandStep(["node", `${CLIPPER_ROOT}/dist/runtime/management/main.js`]),
+  });
+}

@@ -1,0 +1,147 @@
+/**
+ * What the Docker manager writes on what it creates, and the names it gives things. Labels are
+ * ownership: everything carries `ai.clipper.container.label=<cluster>`, and every lookup and every
+ * removal goes through that label, never through a name pattern. The deployment of a model version
+ * travels in a JSON label so that another process (a new CLI invocation) can scale it.
+ */
+import { z } from "zod";
+import { INPUT_TYPES } from "../../../runtime/shared/input-types.js";
+import type { GpuRequest, ModelDeployment, ModelFramework } from "../container-manager.js";
+
+/** Clipper's label keys (clipper_admin's container_manager.py), plus ours under the same prefix. */
+export const LABEL = {
+  /** `<cluster>`, on every container, the network and the volume. */
+  cluster: "ai.clipper.container.label",
+  /** The role: management | query_frontend | model | model_deployment. */
+  role: "ai.clipper.name",
+  /** `<name>_<version>` on model replicas (`_` cannot occur in either, so it splits unambiguously). */
+  modelContainer: "ai.clipper.model_container.label",
+  modelName: "ai.clipper.model.name",
+  modelVersion: "ai.clipper.model.version",
+  replica: "ai.clipper.model.replica",
+  /** JSON of StoredDeployment, on replicas and on the deployment record. */
+  deployment: "ai.clipper.deployment",
+  /** Published ports as configured at start (0: Docker chose one; inspect tells which). Clipper's keys. */
+  queryPort: "ai.clipper.query_frontend.query.port",
+  rpcPort: "ai.clipper.query_frontend.rpc.port",
+  managementPort: "ai.clipper.management.port",
+  /** The host address the ports are published on. */
+  host: "ai.clipper.host",
+  /** Path of the management token inside the frontends, when the cluster has one. */
+  tokenFile: "ai.clipper.token.file",
+} as const;
+
+export type Role = "management" | "query_frontend" | "model" | "model_deployment";
+
+/** Ports the runtimes listen on inside their containers (Clipper's defaults). */
+export const INTERNAL_PORTS = { query: 1337, management: 1338, rpc: 7000 } as const;
+
+/** Where the management daemon keeps its state inside its container (a named volume). */
+export const STATE_DIR = "/state";
+
+/** Where the token is copied into the frontends' containers (before they start). */
+export const TOKEN_DIR = "/etc/clipper";
+export const TOKEN_FILE = `${TOKEN_DIR}/token`;
+
+export const names = {
+  network: (cluster: string) => `clipper-${cluster}`,
+  volume: (cluster: string) => `clipper-${cluster}-state`,
+  management: (cluster: string) => `clipper-${cluster}-management`,
+  frontend: (cluster: string) => `clipper-${cluster}-query-frontend`,
+  replica: (cluster: string, name: string, version: string, replica: number) => `clipper-${cluster}-${name}-${version}-${replica}`,
+  deployment: (cluster: string, name: string, version: string) => `clipper-${cluster}-${name}-${version}-deployment`,
+};
+
+/** The component name a user passes to `logs` (the same names the local manager uses). */
+export function componentOf(labels: Record<string, string> | undefined): string | undefined {
+  switch (labels?.[LABEL.role]) {
+    case "management":
+      return "management";
+    case "query_frontend":
+      return "frontend";
+    case "model": {
+      const name = labels[LABEL.modelName];
+      const version = labels[LABEL.modelVersion];
+      const replica = labels[LABEL.replica];
+      return name && version && replica !== undefined ? `${name}-${version}-${replica}` : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+export function clusterLabels(cluster: string, role?: Role): Record<string, string> {
+  return { [LABEL.cluster]: cluster, ...(role ? { [LABEL.role]: role } : {}) };
+}
+
+/** A docker `label` filter value. */
+export function labelFilter(key: string, value: string): string {
+  return `${key}=${value}`;
+}
+
+export function modelContainerLabel(name: string, version: string): string {
+  return `${name}_${version}`;
+}
+
+/** What a model version's replicas need, as kept in the `ai.clipper.deployment` label. */
+export interface StoredDeployment {
+  name: string;
+  version: string;
+  inputType: ModelDeployment["inputType"];
+  framework: ModelFramework;
+  image: string;
+  env?: Record<string, string>;
+  gpu?: GpuRequest;
+}
+
+const StoredDeploymentSchema = z.object({
+  name: z.string().min(1),
+  version: z.string().min(1),
+  inputType: z.enum(INPUT_TYPES),
+  framework: z.enum(["python", "node", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"]),
+  image: z.string().min(1),
+  env: z.record(z.string(), z.string()).optional(),
+  gpu: z
+    .union([
+      z.object({ count: z.union([z.number().int().positive(), z.literal("all")]) }),
+      z.object({ deviceIds: z.array(z.string()).min(1) }),
+    ])
+    .optional(),
+});
+
+export function storedDeployment(d: ModelDeployment & { image: string }): StoredDeployment {
+  return {
+    name: d.name,
+    version: d.version,
+    inputType: d.inputType,
+    framework: d.framework,
+    image: d.image,
+    ...(d.env && Object.keys(d.env).length ? { env: { ...d.env } } : {}),
+    ...(d.gpu ? { gpu: d.gpu } : {}),
+  };
+}
+
+/** The deployment recorded in a container's labels; undefined when absent or unreadable. */
+export function readStoredDeployment(labels: Record<string, string> | undefined): StoredDeployment | undefined {
+  const text = labels?.[LABEL.deployment];
+  if (!text) return undefined;
+  try {
+    const parsed = StoredDeploymentSchema.safeParse(JSON.parse(text));
+    return parsed.success ? (parsed.data as StoredDeployment) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether two deployments would run the same replicas (key order does not matter). */
+export function sameStoredDeployment(a: StoredDeployment, b: StoredDeployment): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      : v,
+  );
+}

@@ -1,0 +1,192 @@
+/**
+ * The containers the Docker manager creates, as plain create options (pure functions, so the exact
+ * flags, labels, ports and device requests can be tested without a daemon).
+ */
+import type Dockerode from "dockerode";
+import type { ClusterOptions, GpuRequest } from "../container-manager.js";
+import {
+  clusterLabels,
+  INTERNAL_PORTS,
+  LABEL,
+  modelContainerLabel,
+  names,
+  STATE_DIR,
+  TOKEN_FILE,
+  type StoredDeployment,
+} from "./labels.js";
+
+/** Docker's device request for the NVIDIA runtime, in the Engine API's shape. */
+export interface DeviceRequest {
+  Driver: string;
+  Count?: number;
+  DeviceIDs?: string[];
+  Capabilities: string[][];
+}
+
+/** `{count: n}` → n GPUs, `{count: "all"}` → every GPU (Count -1), `{deviceIds}` → those devices. */
+export function deviceRequests(gpu: GpuRequest | undefined): DeviceRequest[] | undefined {
+  if (!gpu) return undefined;
+  if ("deviceIds" in gpu) return [{ Driver: "nvidia", DeviceIDs: [...gpu.deviceIds], Capabilities: [["gpu"]] }];
+  return [{ Driver: "nvidia", Count: gpu.count === "all" ? -1 : gpu.count, Capabilities: [["gpu"]] }];
+}
+
+/** The address Docker publishes on for a cluster host ("localhost" is not an address to Docker). */
+export function publishAddress(host: string): string {
+  if (host === "localhost") return "127.0.0.1";
+  if (host === "[::]") return "::";
+  return host.replace(/^\[(.*)\]$/, "$1");
+}
+
+/** Port 0 asks Docker to choose (an empty HostPort). */
+function binding(host: string, port: number): Dockerode.PortBinding[] {
+  return [{ HostIp: publishAddress(host), HostPort: port === 0 ? "" : String(port) }];
+}
+
+function portLabels(options: ClusterOptions): Record<string, string> {
+  return {
+    [LABEL.queryPort]: String(options.queryPort),
+    [LABEL.rpcPort]: String(options.rpcPort),
+    [LABEL.managementPort]: String(options.managementPort),
+    [LABEL.host]: options.host,
+  };
+}
+
+export interface FrontendSpecInput {
+  cluster: string;
+  options: ClusterOptions;
+  image: string;
+  /** Whether a token file is copied into the container before it starts. */
+  token: boolean;
+}
+
+export function managementSpec({ cluster, options, image, token }: FrontendSpecInput): Dockerode.ContainerCreateOptions {
+  const port = `${INTERNAL_PORTS.management}/tcp`;
+  return {
+    name: names.management(cluster),
+    Image: image,
+    Cmd: [
+      "node", "dist/runtime/management/main.js",
+      "--host", "0.0.0.0",
+      "--port", String(INTERNAL_PORTS.management),
+      "--state-dir", STATE_DIR,
+      ...(token ? ["--token-file", TOKEN_FILE] : []),
+      "--max-body-bytes", String(options.maxBodyBytes),
+    ],
+    Env: [`CLIPPER_CLUSTER=${cluster}`],
+    Labels: {
+      ...clusterLabels(cluster, "management"),
+      ...portLabels(options),
+      ...(token ? { [LABEL.tokenFile]: TOKEN_FILE } : {}),
+    },
+    ExposedPorts: { [port]: {} },
+    HostConfig: {
+      NetworkMode: names.network(cluster),
+      PortBindings: { [port]: binding(options.host, options.managementPort) },
+      RestartPolicy: { Name: "unless-stopped" },
+      Mounts: [{ Type: "volume", Source: names.volume(cluster), Target: STATE_DIR }],
+    },
+  };
+}
+
+export function frontendSpec({ cluster, options, image, token }: FrontendSpecInput): Dockerode.ContainerCreateOptions {
+  const query = `${INTERNAL_PORTS.query}/tcp`;
+  const rpc = `${INTERNAL_PORTS.rpc}/tcp`;
+  const o = options;
+  return {
+    name: names.frontend(cluster),
+    Image: image,
+    Cmd: [
+      "node", "dist/runtime/frontend/main.js",
+      "--host", "0.0.0.0",
+      "--port", String(INTERNAL_PORTS.query),
+      "--rpc-port", String(INTERNAL_PORTS.rpc),
+      "--management-url", `http://${names.management(cluster)}:${INTERNAL_PORTS.management}`,
+      ...(token ? ["--token-file", TOKEN_FILE] : []),
+      "--max-body-bytes", String(o.maxBodyBytes),
+      "--replica-timeout-ms", String(o.replicaTimeoutMs),
+      ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
+      ...(o.maxBatch === undefined ? [] : ["--max-batch", String(o.maxBatch)]),
+      ...(o.batchBudgetMs === undefined ? [] : ["--batch-budget-ms", String(o.batchBudgetMs)]),
+      ...(o.oipTimeoutMs === undefined ? [] : ["--oip-timeout-ms", String(o.oipTimeoutMs)]),
+      ...(o.admission === false ? ["--no-admission"] : []),
+    ],
+    Env: [`CLIPPER_CLUSTER=${cluster}`],
+    Labels: {
+      ...clusterLabels(cluster, "query_frontend"),
+      ...portLabels(options),
+      ...(token ? { [LABEL.tokenFile]: TOKEN_FILE } : {}),
+    },
+    ExposedPorts: { [query]: {}, [rpc]: {} },
+    HostConfig: {
+      NetworkMode: names.network(cluster),
+      PortBindings: { [query]: binding(o.host, o.queryPort), [rpc]: binding(o.host, o.rpcPort) },
+      RestartPolicy: { Name: "unless-stopped" },
+    },
+  };
+}
+
+function modelLabels(cluster: string, d: StoredDeployment): Record<string, string> {
+  return {
+    [LABEL.modelName]: d.name,
+    [LABEL.modelVersion]: d.version,
+    [LABEL.deployment]: JSON.stringify(d),
+    [LABEL.cluster]: cluster,
+  };
+}
+
+function modelHostConfig(cluster: string, d: StoredDeployment): Dockerode.HostConfig {
+  const devices = deviceRequests(d.gpu);
+  return {
+    NetworkMode: names.network(cluster),
+    RestartPolicy: { Name: "unless-stopped" },
+    ...(devices ? { DeviceRequests: devices } : {}),
+  };
+}
+
+/** The environment of a replica: the deployment's own, then what the runtime must get right. */
+function modelEnv(cluster: string, d: StoredDeployment, replica: number | undefined): string[] {
+  const env: Record<string, string> = {
+    ...d.env,
+    CLIPPER_CLUSTER: cluster,
+    CLIPPER_MODEL_NAME: d.name,
+    CLIPPER_MODEL_VERSION: d.version,
+    CLIPPER_INPUT_TYPE: d.inputType,
+    CLIPPER_IP: names.frontend(cluster),
+    CLIPPER_PORT: String(INTERNAL_PORTS.rpc),
+    ...(replica === undefined ? {} : { CLIPPER_REPLICA_ID: String(replica) }),
+  };
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+/** One replica; the image's own entrypoint and command run the model runtime. */
+export function replicaSpec(cluster: string, d: StoredDeployment, replica: number): Dockerode.ContainerCreateOptions {
+  return {
+    name: names.replica(cluster, d.name, d.version, replica),
+    Image: d.image,
+    Env: modelEnv(cluster, d, replica),
+    Labels: {
+      ...modelLabels(cluster, d),
+      [LABEL.role]: "model",
+      [LABEL.modelContainer]: modelContainerLabel(d.name, d.version),
+      [LABEL.replica]: String(replica),
+    },
+    HostConfig: modelHostConfig(cluster, d),
+  };
+}
+
+/**
+ * The deployment record: a container that is created and never started, holding the deployment in
+ * its labels (Docker has no other object with labels that outlives its replicas), so that a model
+ * scaled to zero can be scaled up again from another process. It is configured as its replicas
+ * are, which also lets `docker inspect` show what a replica will get (device requests included).
+ * Holding the image reference keeps `docker image prune` from removing the model's image.
+ */
+export function deploymentRecordSpec(cluster: string, d: StoredDeployment): Dockerode.ContainerCreateOptions {
+  return {
+    name: names.deployment(cluster, d.name, d.version),
+    Image: d.image,
+    Env: modelEnv(cluster, d, undefined),
+    Labels: { ...modelLabels(cluster, d), [LABEL.role]: "model_deployment" },
+    HostConfig: { ...modelHostConfig(cluster, d), RestartPolicy: { Name: "no" } },
+  };
+}
