@@ -8,6 +8,7 @@ export { buildRuntimeImage, runtimeImageEntry, RUNTIME_REPOSITORY } from "./buil
 export { DEFAULT_BASE_IMAGES, NODE_BASE_IMAGE, defaultBaseImage, frameworkPackages } from "./base-images.js";
 export { modelDockerfile, runtimeDockerfile, RUNTIME_HASH_LABEL, RUNTIME_VERSION_LABEL, type DockerfileStep, type RenderedDockerfile } from "./dockerfile.js";
 export { pushImage } from "./docker-build.js";
+export { buildEventText } from "./progress.js";
 export { ImageBuildError, type FailedStep } from "./errors.js";
 export { CLIPPER_ROOT, MODEL_ROOT, modelImageTag, modelLayout } from "./layout.js";
 export type { BuildEvent, BuildProgress, BuiltImage, ModelImageRequest, RegistryAuth, RuntimeImageOptions } from "./types.js";

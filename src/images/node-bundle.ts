@@ -71,8 +71,7 @@ export async function bundleNodeModel(options: BundleOptions): Promise<NodeBundl
     const hint = missing
       ? `install '${missing}' beside the predict module (npm install ${missing}), or name it as an npm dependency so that npm installs it in the image`
       : "fix the module so that esbuild can bundle it (the errors are listed)";
-    throw new ImageBuildError(`bundling the predict module ${options.entry} failed: ${first}`, hint, formatted.join("\n"),
-      { index: 0, total: 0, name: "bundle the predict module (esbuild)", instruction: `esbuild ${basename(options.entry)}` });
+    throw new ImageBuildError(`bundling the predict module ${options.entry} (esbuild) failed: ${first}`, hint, formatted.join("\n"));
   }
   const main = result.outputFiles.find((f) => f.path === outfile);
   if (!main) throw new Error(`esbuild produced no ${outfile}`);

@@ -31,7 +31,7 @@
 import type Dockerode from "dockerode";
 import { dockerClient, dockerError } from "../../docker/client.js";
 import { ClipperError } from "../../errors.js";
-import type { BuildProgress, RuntimeImageOptions } from "../../images/types.js";
+import type { BuildProgress } from "../../images/types.js";
 import { isLoopbackHost } from "../../../runtime/shared/loopback.js";
 import { nameProblem } from "../../../runtime/shared/names.js";
 import type {
@@ -80,10 +80,6 @@ export interface DockerManagerOptions {
 }
 
 export const MAX_REPLICAS = 64;
-
-/** The image builder's entry (src/images), loaded only when a runtime image must be built. */
-type BuildRuntimeImage = (docker: Dockerode, options: RuntimeImageOptions, onProgress?: BuildProgress) => Promise<string>;
-const IMAGE_BUILDER: string = "../../images/index.js";
 
 type State = "running" | "restarting" | "exited";
 
@@ -333,7 +329,7 @@ export class DockerContainerManager implements ContainerManager {
       await this.call(`inspecting the runtime image ${this.runtimeImage}`, () => this.docker.getImage(this.runtimeImage!).inspect());
       return this.runtimeImage;
     }
-    const { buildRuntimeImage } = (await import(IMAGE_BUILDER)) as { buildRuntimeImage: BuildRuntimeImage };
+    const { buildRuntimeImage } = await import("../../images/index.js");
     return buildRuntimeImage(this.docker, this.runtimeBaseImage ? { baseImage: this.runtimeBaseImage } : {}, this.onProgress);
   }
 
