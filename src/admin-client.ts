@@ -1,5 +1,6 @@
 /** HTTP client of the management daemon's admin API (Clipper's paths and bodies). */
 import { AdminApiError, ClipperError } from "./errors.js";
+import { holdEventLoop } from "./hold-event-loop.js";
 
 export interface AdminClientOptions {
   managementUrl: string;
@@ -37,11 +38,12 @@ export class AdminClient {
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.options.managementUrl), {
+      const timeoutMs = this.options.timeoutMs ?? 30_000;
+      res = await holdEventLoop(timeoutMs, fetch(new URL(path, this.options.managementUrl), {
         ...init,
         headers,
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
-      });
+        signal: AbortSignal.timeout(timeoutMs),
+      }));
     } catch (err) {
       const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
       throw new ClipperError("UNREACHABLE", `cannot reach the management daemon at ${this.options.managementUrl}: ${reason}`,

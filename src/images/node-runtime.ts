@@ -22,7 +22,7 @@ const ARCHES = "x64|arm64|ia32|arm|ppc64|s390x|riscv64|loong64|mips64el";
 const OS_ARCH = new RegExp(`^(${OSES})-(${ARCHES})(?:$|[-_.])`);
 const OS_ONLY = new RegExp(`^(${OSES})$`);
 const ARCH_ONLY = new RegExp(`^(${ARCHES})$`);
-const BINARY_DIRS = new Set(["build", "prebuilds", "bin", "binaries", "lib"]);
+const BINARY_DIRS = new Set(["build", "prebuilds", "bin", "binaries"]);
 
 /**
  * Whether a directory (relative path inside a package) holds native binaries for another platform:

@@ -28,6 +28,7 @@
  * from the management container. Nothing is written on the client, so any machine that reaches
  * the Docker API (which is root on that host anyway) can connect.
  */
+import { holdEventLoop } from "../../hold-event-loop.js";
 import type Dockerode from "dockerode";
 import { dockerClient, dockerError } from "../../docker/client.js";
 import { ClipperError } from "../../errors.js";
@@ -707,7 +708,7 @@ function sleep(ms: number): Promise<void> {
 /** Why GET url is not (yet) healthy, or undefined when it answers 200 (and `expect`, if given). */
 async function httpProblem(url: string, headers: Record<string, string>, timeoutMs: number, expect?: string): Promise<string | undefined> {
   try {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await holdEventLoop(timeoutMs, fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) }));
     const text = await res.text();
     if (res.status !== 200) return `answered ${res.status}`;
     if (expect !== undefined && !text.includes(expect)) return `answered ${JSON.stringify(text.slice(0, 40))}, not ${expect}`;

@@ -1,0 +1,125 @@
+/**
+ * The user's path with `--manager docker`, through the real CLI and a real Docker daemon: the cluster
+ * in containers, model images built from a Python function, an sklearn model and a TypeScript module,
+ * predictions through the published port, scaling under load, a version rolled forward and back, and
+ * a stop that leaves nothing of the cluster behind. Images build on the local test base image (no
+ * registry is reachable here); users get the official base images by default.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dockerClient } from "../src/docker/client.js";
+import { runCli, type CliResult } from "./support/cli.js";
+import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
+import { PYTHON } from "./support/python.js";
+import { waitFor } from "./support/cluster-in-process.js";
+
+const skipReason = await dockerSkipReason();
+const fixtures = fileURLToPath(new URL("./fixtures/e2e/", import.meta.url));
+const CLUSTER = `e2e${process.pid}`;
+
+describe.skipIf(skipReason !== undefined)(`end to end on Docker${skipReason ? ` (skipped: ${skipReason})` : ""}`, () => {
+  const home = mkdtempSync(join(tmpdir(), "clipper-e2e-docker-"));
+  const sklearnDir = mkdtempSync(join(tmpdir(), "clipper-sklearn-"));
+  const env = { CLIPPER_HOME: home };
+  const docker = dockerClient();
+  let queryUrl = "";
+
+  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env, 300_000);
+  const ok = async (...args: string[]): Promise<any> => {
+    const r = await cli(...args, "--cluster", CLUSTER, "--json");
+    expect(r.code, `clipper ${args.join(" ")}:\n${r.stdout}\n${r.stderr}`).toBe(0);
+    return r.json;
+  };
+  const predict = async (app: string, input: unknown): Promise<any> => {
+    const res = await fetch(`${queryUrl}/${app}/predict`, { method: "POST", body: JSON.stringify({ input }) });
+    expect(res.status).toBe(200);
+    return res.json();
+  };
+  const owned = async () => {
+    const filters = JSON.stringify({ label: [`ai.clipper.container.label=${CLUSTER}`] });
+    return {
+      containers: await docker.listContainers({ all: true, filters }),
+      networks: await docker.listNetworks({ filters }),
+      volumes: (await docker.listVolumes({ filters })).Volumes ?? [],
+    };
+  };
+  const deployPython = (name: string, version: string, file: string, ...extra: string[]) =>
+    ok("deploy-model", name, "--version", version, "--input-type", "doubles", "--framework", "python",
+      "--predict", join(fixtures, file), "--base-image", TEST_BASE_IMAGE, "--ready-timeout-ms", "120000", ...extra);
+
+  beforeAll(async () => {
+    execFileSync(PYTHON, [join(fixtures, "make_sklearn.py"), sklearnDir]);
+    const started = await runCli(["start", "--manager", "docker", "--cluster", CLUSTER, "--runtime-base-image", TEST_BASE_IMAGE,
+      "--query-port", "0", "--management-port", "0", "--rpc-port", "0", "--json"], env, 300_000);
+    expect(started.code, started.stderr).toBe(0);
+    queryUrl = started.json.queryUrl;
+  }, 320_000);
+
+  afterAll(async () => {
+    await cli("stop", "--cluster", CLUSTER);
+    // Whatever a failed test left: remove by label, then the images it built.
+    const left = await owned();
+    await Promise.all(left.containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await Promise.all(left.networks.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
+    await Promise.all(left.volumes.map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
+    for (const image of await docker.listImages({ filters: JSON.stringify({ reference: [`${CLUSTER}-*`] }) })) {
+      await docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
+    }
+    rmSync(home, { recursive: true, force: true });
+    rmSync(sklearnDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it("builds and serves a Python function, an sklearn model and a TypeScript model", async () => {
+    await ok("register-app", "sum", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "3000");
+    await deployPython("sum-model", "1", "sum_v1.py:predict", "--link", "sum");
+    expect(await predict("sum", [1, 2, 3])).toMatchObject({ output: 6, default: false });
+
+    await ok("register-app", "iris", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "3000");
+    await ok("deploy-model", "clf", "--version", "1", "--input-type", "doubles", "--framework", "sklearn",
+      "--predict", join(fixtures, "sklearn_predict.py"), "--model-path", sklearnDir, "--base-image", TEST_BASE_IMAGE,
+      "--ready-timeout-ms", "120000", "--link", "iris");
+    expect(await predict("iris", [0.95, 0.9])).toMatchObject({ output: 1, default: false });
+    expect(await predict("iris", [0.05, 0.1])).toMatchObject({ output: 0, default: false });
+
+    await ok("register-app", "words", "--input-type", "strings", "--default-output", "0", "--slo-ms", "3000");
+    await ok("deploy-model", "word-count", "--version", "1", "--input-type", "strings", "--framework", "node",
+      "--predict", join(fixtures, "words.ts:predict"), "--base-image", TEST_BASE_IMAGE, "--ready-timeout-ms", "120000", "--link", "words");
+    expect(await predict("words", "to be or not")).toMatchObject({ output: 4, default: false });
+
+    const { containers } = await owned();
+    const models = containers.filter((c) => c.Labels["ai.clipper.name"] === "model");
+    expect(models.map((c) => c.Labels["ai.clipper.model_container.label"]).sort()).toEqual(["clf_1", "sum-model_1", "word-count_1"]);
+  }, 600_000);
+
+  it("scales to 3 replicas and back to 1 with no failed query", async () => {
+    let running = true;
+    const replies: any[] = [];
+    const traffic = (async () => {
+      while (running) replies.push(await predict("sum", [2, 2]));
+    })();
+    await ok("replicas", "sum-model", "3");
+    expect((await owned()).containers.filter((c) => c.Labels["ai.clipper.model_container.label"] === "sum-model_1")).toHaveLength(3);
+    await ok("replicas", "sum-model", "1");
+    running = false;
+    await traffic;
+    expect(replies.length).toBeGreaterThan(5);
+    for (const r of replies) expect(r).toMatchObject({ output: 4, default: false });
+  }, 300_000);
+
+  it("rolls version 2 forward and back to 1", async () => {
+    await deployPython("sum-model", "2", "sum_v2.py:predict");
+    await waitFor(async () => (await predict("sum", [1, 2])).output === 30, 30_000, "version 2 to serve");
+    await ok("set-version", "sum-model", "1");
+    await waitFor(async () => (await predict("sum", [1, 2])).output === 3, 30_000, "version 1 to serve again");
+  }, 300_000);
+
+  it("stops leaving no container, network or volume of the cluster", async () => {
+    const stopped = await cli("stop", "--cluster", CLUSTER);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(await owned()).toEqual({ containers: [], networks: [], volumes: [] });
+  }, 120_000);
+});
