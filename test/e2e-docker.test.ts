@@ -6,7 +6,7 @@
  * registry is reachable here); users get the official base images by default.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -116,6 +116,26 @@ describe.skipIf(skipReason !== undefined)(`end to end on Docker${skipReason ? ` 
     await ok("set-version", "sum-model", "1");
     await waitFor(async () => (await predict("sum", [1, 2])).output === 3, 30_000, "version 1 to serve again");
   }, 300_000);
+
+  it("fails a build with an uninstallable requirement in seconds, showing the step's output, starting nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "clipper-req-"));
+    try {
+      writeFileSync(join(dir, "requirements.txt"), "definitely-not-a-package-clipper-test==9.9.9\n");
+      const started = Date.now();
+      const r = await cli("deploy-model", "broken", "--cluster", CLUSTER, "--version", "1", "--input-type", "doubles", "--framework", "python",
+        "--predict", join(fixtures, "sum_v1.py"), "--requirements", join(dir, "requirements.txt"), "--base-image", TEST_BASE_IMAGE);
+      expect(r.code).toBe(8);
+      expect(r.stderr).toMatch(/error: building model image .*broken:1 failed at step \d+\/\d+ \(the model's requirements/);
+      expect(r.stderr).toMatch(/\| .*(pip|Could not find a version)/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(Date.now() - started).toBeLessThan(60_000);
+      const { containers } = await owned();
+      expect(containers.some((c) => c.Labels["ai.clipper.model_container.label"] === "broken_1")).toBe(false);
+      expect((await ok("models")).some((m: any) => m.model_name === "broken")).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it("stops leaving no container, network or volume of the cluster", async () => {
     const stopped = await cli("stop", "--cluster", CLUSTER);

@@ -39,10 +39,15 @@ export function reportError(err: unknown, options: OutputOptions): number {
   const known = err instanceof ClipperError;
   const message = err instanceof Error ? err.message : String(err);
   const code = known ? err.exitCode : 1;
+  // Some errors carry what the failing thing printed (a build step's pip error, for one).
+  const details = known && "details" in err && typeof err.details === "string" ? err.details.trim() : "";
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ error: message, code: known ? err.code : "INTERNAL", hint: known ? err.hint : undefined })}\n`);
+    process.stdout.write(`${JSON.stringify({
+      error: message, code: known ? err.code : "INTERNAL", hint: known ? err.hint : undefined, details: details || undefined,
+    })}\n`);
   } else {
     process.stderr.write(`${chalk.red("error:")} ${message.split("\n")[0]}\n`);
+    if (details) process.stderr.write(`${details.split("\n").map((l) => `  ${chalk.dim("|")} ${l}`).join("\n")}\n`);
     if (known && err.hint) process.stderr.write(`${chalk.dim("hint:")} ${err.hint}\n`);
   }
   if (!known && process.env.CLIPPER_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
