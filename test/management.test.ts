@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isAuthorized } from "../runtime/management/auth.js";
+import { isAuthorized, isOpenEndpoint } from "../runtime/management/auth.js";
 import { ADMIN_ERROR_STATUS, AdminError } from "../runtime/management/errors.js";
 import { FlagError, parseFlags } from "../runtime/management/flags.js";
 import { ReplicaRegistry } from "../runtime/management/replicas.js";
@@ -489,6 +489,14 @@ describe("access control", () => {
     // No token configured, or bound to loopback: open.
     expect(isAuthorized({ host: "0.0.0.0" }, "10.1.2.3", undefined)).toBe(true);
     expect(isAuthorized({ host: "127.0.0.1", token: "s3cret" }, "10.1.2.3", undefined)).toBe(true);
+  });
+
+  it("leaves only GET /admin/ping open to everyone (Kubernetes probes carry no token)", () => {
+    expect(isOpenEndpoint("GET", "/admin/ping")).toBe(true);
+    expect(isOpenEndpoint("POST", "/admin/ping")).toBe(false);
+    expect(isOpenEndpoint("GET", "/admin/get_state")).toBe(false);
+    expect(isOpenEndpoint("GET", "/admin/watch")).toBe(false);
+    expect(isOpenEndpoint("POST", "/admin/add_app")).toBe(false);
   });
 
   it("lets loopback clients in without a token", async () => {

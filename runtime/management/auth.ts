@@ -24,3 +24,12 @@ function sameSecret(given: string, expected: string): boolean {
   const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
   return timingSafeEqual(digest(given), digest(expected));
 }
+
+/**
+ * Endpoints open to everyone even when a token is required: `GET /admin/ping` answers only `PONG`,
+ * and Kubernetes' HTTP liveness and readiness probes (sent by the kubelet from the node's address,
+ * with no way to read a Secret into a header) must reach it.
+ */
+export function isOpenEndpoint(method: string | undefined, path: string): boolean {
+  return method === "GET" && path === "/admin/ping";
+}

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { REPORT_REPLICAS_PATH, WATCH_PATH } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
-import { isAuthorized, type AuthPolicy } from "./auth.js";
+import { isAuthorized, isOpenEndpoint, type AuthPolicy } from "./auth.js";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
 import { AdminError, badRequest } from "./errors.js";
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
@@ -84,7 +84,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = normalizePath(req.url);
     const store = await storeReady;
-    if (!isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization)) {
+    if (!isOpenEndpoint(req.method, path) && !isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization)) {
       throw new AdminError("unauthorized", "Missing or invalid token: send 'Authorization: Bearer <token>'", {
         "www-authenticate": 'Bearer realm="clipper-management"',
       });

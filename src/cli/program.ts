@@ -3,12 +3,21 @@
  * runs, so `clipper --help` stays fast and never loads a container SDK.
  */
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { ClipperError } from "../errors.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
 import { reportError } from "./output.js";
 import { batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg } from "./parse.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
 const jsonOption = () => new Option("--json", "print machine-readable JSON");
+const dryRunOption = () => new Option("--dry-run", "kubernetes: print the objects it would create instead of creating them (no cluster needed)");
+const outputOption = () => new Option("-o, --output <format>", "kubernetes --dry-run: manifest format").choices(["yaml", "json"] as const).default("yaml" as const);
+const namespaceOption = () => new Option("--namespace <name>", "kubernetes: namespace of every object").default("default");
+const pullSecretOption = () => new Option("--image-pull-secret <name>", "kubernetes: a Secret the pods pull their images with (repeatable)").argParser(collect);
+
+function dryRunNeedsKubernetes(): never {
+  throw new ClipperError("USAGE", "--dry-run is available with --manager kubernetes only");
+}
 
 const POLICY_HELP = "selection policy: NAME or NAME:key=value,... or JSON, e.g. ensemble:threshold=0.6, " +
   "exp3:gamma=0.1, exp4:eta=0.5, canary:1=95,2=5, cascade:models=fast|slow,threshold=0.8 (see docs/policies.md)";
@@ -47,7 +56,7 @@ export function buildProgram(): Command {
 
   program.command("start")
     .description("start the query frontend and management daemon")
-    .addOption(new Option("--manager <kind>", "where to run").choices(["local", "docker"] as const).default("local" as const))
+    .addOption(new Option("--manager <kind>", "where to run (kubernetes: --dry-run only in this release)").choices(["local", "docker", "kubernetes"] as const).default("local" as const))
     .option("--runtime-base-image <image>", "docker: base of the image the frontends run from (must hold Node 20)")
     .option("--cluster <name>", "cluster name", "default")
     .option("--host <address>", "address the frontends and RPC listen on", "127.0.0.1")
@@ -63,8 +72,26 @@ export function buildProgram(): Command {
     .option("--no-admission", "never shed queries that cannot meet their SLO (Clipper's behaviour)")
     .option("--oip-timeout-ms <n>", "deadline of Open Inference Protocol requests to models no application links", intArg(1), 1000)
     .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
+    .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption())
+    .option("--create-namespace", "kubernetes: create the namespace too")
+    .option("--frontend-replicas <n>", "kubernetes: query frontend replicas", intArg(1), 1)
+    .option("--service-type <[service=]type>", "kubernetes: ClusterIP | NodePort | LoadBalancer for the query Service, " +
+      "or query=TYPE / management=TYPE (repeatable)", collect)
+    .addOption(pullSecretOption())
+    .option("--registry <host/path>", "kubernetes: registry the runtime image is named under")
+    .option("--runtime-image <image>", "kubernetes: the image the frontends and management run from")
+    .option("--token-secret <name>", "kubernetes: use this existing Secret (key `token`) as the management token instead of printing a new one")
+    .option("--storage-class <name>", "kubernetes: storage class of the management state volume (default: the cluster's)")
     .addOption(jsonOption())
-    .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).start(opts)));
+    .action((opts) => run(opts.json, async () => {
+      if (opts.manager === "kubernetes") return (await import("./commands/manifests.js")).startDryRun(opts);
+      if (opts.dryRun) dryRunNeedsKubernetes();
+      const {
+        dryRun: _d, output: _o, namespace: _n, createNamespace: _c, frontendReplicas: _f, serviceType: _s, imagePullSecret: _i,
+        registry: _r, runtimeImage: _ri, tokenSecret: _t, storageClass: _sc, manager, ...rest
+      } = opts;
+      return (await import("./commands/cluster.js")).start({ ...rest, manager });
+    }));
 
   program.command("stop")
     .description("stop every process of the cluster")
@@ -159,8 +186,19 @@ export function buildProgram(): Command {
     .option("--label <label>", "a label (repeatable)", collect)
     .option("--python <path>", "local: Python interpreter (default: $CLIPPER_PYTHON or python3)")
     .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect", intArg(1), 60_000)
+    .addOption(new Option("--manager <kind>", "print this manager's objects instead of deploying (with --dry-run)").choices(["kubernetes"] as const))
+    .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption()).addOption(pullSecretOption())
+    .option("--node-selector <key=value>", "kubernetes: schedule replicas only on nodes with this label (repeatable)", collect)
     .addOption(clusterOption()).addOption(jsonOption())
-    .action((name, opts) => run(opts.json as boolean | undefined, async () => (await import("./commands/models.js")).deployModel(name, opts as never)));
+    .action((name, opts) => run(opts.json as boolean | undefined, async () => {
+      if (opts.manager === "kubernetes") {
+        const { gpuRequest } = await import("./commands/models.js");
+        const gpu = gpuRequest(opts as { gpu?: true | number; gpuIds?: string });
+        return (await import("./commands/manifests.js")).deployModelDryRun(name, { ...(opts as Record<string, unknown>), gpu } as never);
+      }
+      if (opts.dryRun) dryRunNeedsKubernetes();
+      return (await import("./commands/models.js")).deployModel(name, opts as never);
+    }));
 
   program.command("stop-models")
     .description("stop the replicas of models: every version, given versions, or all but the current one")

@@ -11,11 +11,11 @@ import { ClipperError } from "../errors.js";
 import { BuildContext } from "./context.js";
 import { daemonPlatform, runDockerBuild, splitTag } from "./docker-build.js";
 import { RUNTIME_HASH_LABEL, runtimeDockerfile } from "./dockerfile.js";
-import { CLIPPER_ROOT } from "./layout.js";
+import { CLIPPER_ROOT, RUNTIME_REPOSITORY } from "./layout.js";
 import { addNodeRuntime, readPackageJson } from "./node-runtime.js";
 import type { BuildProgress, RuntimeImageOptions } from "./types.js";
 
-export const RUNTIME_REPOSITORY = "clipper-runtime";
+export { RUNTIME_REPOSITORY };
 
 /** Path of a compiled runtime entry inside the runtime image, e.g. runtimeImageEntry("frontend/main.js"). */
 export function runtimeImageEntry(relative: string): string {

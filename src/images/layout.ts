@@ -8,6 +8,8 @@ import type { ModelImageRequest } from "./types.js";
 
 export const MODEL_ROOT = "/model";
 export const CLIPPER_ROOT = "/clipper";
+/** Repository of the image the management daemon and the query frontends run from. */
+export const RUNTIME_REPOSITORY = "clipper-runtime";
 /** Suffix of the bundle a Node predict module becomes: model.ts -> model.clipper.mjs. */
 export const NODE_BUNDLE_SUFFIX = ".clipper.mjs";
 
@@ -57,4 +59,14 @@ export function modelImageTag(request: Pick<ModelImageRequest, "cluster" | "name
   const registry = request.registry?.trim().replace(/\/+$/, "");
   const repo = `${request.cluster}-${request.name}`;
   return `${registry ? `${registry}/` : ""}${repo}:${request.version}`;
+}
+
+/**
+ * The runtime image's name before it is built: `<registry>/clipper-runtime:<version>`. The builder
+ * adds a content hash to the tag it builds (`<version>-<hash>`); a manifest printed without a build
+ * names the release, to be retagged or overridden.
+ */
+export function runtimeImageName(version: string, registry?: string): string {
+  const prefix = registry?.trim().replace(/\/+$/, "");
+  return `${prefix ? `${prefix}/` : ""}${RUNTIME_REPOSITORY}:${version}`;
 }

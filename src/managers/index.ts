@@ -32,6 +32,6 @@ export async function createManager(kind: ManagerKind, options: ManagerOptions):
       });
     }
     case "kubernetes":
-      throw new ClipperError("USAGE", `the ${kind} manager is not available in this release`, "use --manager local");
+      throw new ClipperError("USAGE", "the kubernetes manager is not available yet: in this release it only prints manifests (`clipper start --manager kubernetes --dry-run -o yaml`)", "use --manager local or docker to run a cluster; see docs/kubernetes.md");
   }
 }

@@ -7,41 +7,18 @@
 import { z } from "zod";
 import { INPUT_TYPES } from "../../../runtime/shared/input-types.js";
 import type { GpuRequest, ModelDeployment, ModelFramework } from "../container-manager.js";
+import { LABEL } from "../cluster-spec.js";
 
-/** Clipper's label keys (clipper_admin's container_manager.py), plus ours under the same prefix. */
-export const LABEL = {
-  /** `<cluster>`, on every container, the network and the volume. */
-  cluster: "ai.clipper.container.label",
-  /** The role: management | query_frontend | model | model_deployment. */
-  role: "ai.clipper.name",
-  /** `<name>_<version>` on model replicas (`_` cannot occur in either, so it splits unambiguously). */
-  modelContainer: "ai.clipper.model_container.label",
-  modelName: "ai.clipper.model.name",
-  modelVersion: "ai.clipper.model.version",
-  replica: "ai.clipper.model.replica",
-  /** JSON of StoredDeployment, on replicas and on the deployment record. */
-  deployment: "ai.clipper.deployment",
-  /** Published ports as configured at start (0: Docker chose one; inspect tells which). Clipper's keys. */
-  queryPort: "ai.clipper.query_frontend.query.port",
-  rpcPort: "ai.clipper.query_frontend.rpc.port",
-  managementPort: "ai.clipper.management.port",
-  /** The host address the ports are published on. */
-  host: "ai.clipper.host",
-  /** Path of the management token inside the frontends, when the cluster has one. */
-  tokenFile: "ai.clipper.token.file",
-} as const;
-
-export type Role = "management" | "query_frontend" | "model" | "model_deployment";
-
-/** Ports the runtimes listen on inside their containers (Clipper's defaults). */
-export const INTERNAL_PORTS = { query: 1337, management: 1338, rpc: 7000 } as const;
-
-/** Where the management daemon keeps its state inside its container (a named volume). */
-export const STATE_DIR = "/state";
-
-/** Where the token is copied into the frontends' containers (before they start). */
-export const TOKEN_DIR = "/etc/clipper";
-export const TOKEN_FILE = `${TOKEN_DIR}/token`;
+export {
+  clusterLabels,
+  INTERNAL_PORTS,
+  LABEL,
+  modelContainerLabel,
+  STATE_DIR,
+  TOKEN_DIR,
+  TOKEN_FILE,
+  type Role,
+} from "../cluster-spec.js";
 
 export const names = {
   network: (cluster: string) => `clipper-${cluster}`,
@@ -70,17 +47,9 @@ export function componentOf(labels: Record<string, string> | undefined): string 
   }
 }
 
-export function clusterLabels(cluster: string, role?: Role): Record<string, string> {
-  return { [LABEL.cluster]: cluster, ...(role ? { [LABEL.role]: role } : {}) };
-}
-
 /** A docker `label` filter value. */
 export function labelFilter(key: string, value: string): string {
   return `${key}=${value}`;
-}
-
-export function modelContainerLabel(name: string, version: string): string {
-  return `${name}_${version}`;
 }
 
 /** What a model version's replicas need, as kept in the `ai.clipper.deployment` label. */

@@ -6,14 +6,16 @@ import type Dockerode from "dockerode";
 import type { ClusterOptions, GpuRequest } from "../container-manager.js";
 import {
   clusterLabels,
+  frontendCommand,
   INTERNAL_PORTS,
   LABEL,
+  managementCommand,
   modelContainerLabel,
-  names,
+  modelRuntimeEnv,
   STATE_DIR,
   TOKEN_FILE,
-  type StoredDeployment,
-} from "./labels.js";
+} from "../cluster-spec.js";
+import { names, type StoredDeployment } from "./labels.js";
 
 /** Docker's device request for the NVIDIA runtime, in the Engine API's shape. */
 export interface DeviceRequest {
@@ -64,14 +66,7 @@ export function managementSpec({ cluster, options, image, token }: FrontendSpecI
   return {
     name: names.management(cluster),
     Image: image,
-    Cmd: [
-      "node", "dist/runtime/management/main.js",
-      "--host", "0.0.0.0",
-      "--port", String(INTERNAL_PORTS.management),
-      "--state-dir", STATE_DIR,
-      ...(token ? ["--token-file", TOKEN_FILE] : []),
-      "--max-body-bytes", String(options.maxBodyBytes),
-    ],
+    Cmd: managementCommand({ token, maxBodyBytes: options.maxBodyBytes }),
     Env: [`CLIPPER_CLUSTER=${cluster}`],
     Labels: {
       ...clusterLabels(cluster, "management"),
@@ -95,21 +90,7 @@ export function frontendSpec({ cluster, options, image, token }: FrontendSpecInp
   return {
     name: names.frontend(cluster),
     Image: image,
-    Cmd: [
-      "node", "dist/runtime/frontend/main.js",
-      "--host", "0.0.0.0",
-      "--port", String(INTERNAL_PORTS.query),
-      "--rpc-port", String(INTERNAL_PORTS.rpc),
-      "--management-url", `http://${names.management(cluster)}:${INTERNAL_PORTS.management}`,
-      ...(token ? ["--token-file", TOKEN_FILE] : []),
-      "--max-body-bytes", String(o.maxBodyBytes),
-      "--replica-timeout-ms", String(o.replicaTimeoutMs),
-      ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
-      ...(o.maxBatch === undefined ? [] : ["--max-batch", String(o.maxBatch)]),
-      ...(o.batchBudgetMs === undefined ? [] : ["--batch-budget-ms", String(o.batchBudgetMs)]),
-      ...(o.oipTimeoutMs === undefined ? [] : ["--oip-timeout-ms", String(o.oipTimeoutMs)]),
-      ...(o.admission === false ? ["--no-admission"] : []),
-    ],
+    Cmd: frontendCommand({ managementUrl: `http://${names.management(cluster)}:${INTERNAL_PORTS.management}`, token, options }),
     Env: [`CLIPPER_CLUSTER=${cluster}`],
     Labels: {
       ...clusterLabels(cluster, "query_frontend"),
@@ -145,16 +126,10 @@ function modelHostConfig(cluster: string, d: StoredDeployment): Dockerode.HostCo
 
 /** The environment of a replica: the deployment's own, then what the runtime must get right. */
 function modelEnv(cluster: string, d: StoredDeployment, replica: number | undefined): string[] {
-  const env: Record<string, string> = {
-    ...d.env,
-    CLIPPER_CLUSTER: cluster,
-    CLIPPER_MODEL_NAME: d.name,
-    CLIPPER_MODEL_VERSION: d.version,
-    CLIPPER_INPUT_TYPE: d.inputType,
-    CLIPPER_IP: names.frontend(cluster),
-    CLIPPER_PORT: String(INTERNAL_PORTS.rpc),
-    ...(replica === undefined ? {} : { CLIPPER_REPLICA_ID: String(replica) }),
-  };
+  const env = modelRuntimeEnv({
+    cluster, name: d.name, version: d.version, inputType: d.inputType, env: d.env,
+    frontendHost: names.frontend(cluster), ...(replica === undefined ? {} : { replica }),
+  });
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 

@@ -15,6 +15,7 @@
  *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
  * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
  */
+import { frontendTuningFlags } from "../cluster-spec.js";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -184,13 +185,7 @@ export class Supervisor {
       "--rpc-port", String(o.rpcPort),
       "--management-url", addressesFor(o).managementUrl,
       ...this.tokenArgs(),
-      "--max-body-bytes", String(o.maxBodyBytes),
-      "--replica-timeout-ms", String(o.replicaTimeoutMs),
-      ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
-      ...(o.maxBatch === undefined ? [] : ["--max-batch", String(o.maxBatch)]),
-      ...(o.batchBudgetMs === undefined ? [] : ["--batch-budget-ms", String(o.batchBudgetMs)]),
-      ...(o.oipTimeoutMs === undefined ? [] : ["--oip-timeout-ms", String(o.oipTimeoutMs)]),
-      ...(o.admission === false ? ["--no-admission"] : []),
+      ...frontendTuningFlags(o),
     ];
   }
 

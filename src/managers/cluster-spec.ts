@@ -1,0 +1,115 @@
+/**
+ * What every container manager that runs containers (Docker, Kubernetes) writes the same way: the
+ * label keys (Clipper's, plus ours under the same prefix), the ports and paths inside the runtime
+ * image, the management daemon's and the query frontend's command lines, and a model replica's
+ * CLIPPER_* environment. Pure data and functions; no SDK is imported here.
+ */
+import type { ClusterOptions } from "./container-manager.js";
+
+/** Clipper's label keys (clipper_admin's container_manager.py), plus ours under the same prefix. */
+export const LABEL = {
+  /** `<cluster>`, on everything a manager creates. */
+  cluster: "ai.clipper.container.label",
+  /** The role: management | query_frontend | model | model_deployment. */
+  role: "ai.clipper.name",
+  /** `<name>_<version>` on model replicas (`_` cannot occur in either, so it splits unambiguously). */
+  modelContainer: "ai.clipper.model_container.label",
+  modelName: "ai.clipper.model.name",
+  modelVersion: "ai.clipper.model.version",
+  replica: "ai.clipper.model.replica",
+  /** JSON of the stored deployment (a Docker label; a Kubernetes annotation, since it is no label value). */
+  deployment: "ai.clipper.deployment",
+  /** Published ports as configured at start (0: Docker chose one; inspect tells which). Clipper's keys. */
+  queryPort: "ai.clipper.query_frontend.query.port",
+  rpcPort: "ai.clipper.query_frontend.rpc.port",
+  managementPort: "ai.clipper.management.port",
+  /** The host address the ports are published on. */
+  host: "ai.clipper.host",
+  /** Path of the management token inside the frontends, when the cluster has one. */
+  tokenFile: "ai.clipper.token.file",
+} as const;
+
+export type Role = "management" | "query_frontend" | "model" | "model_deployment";
+
+/** Ports the runtimes listen on inside their containers (Clipper's defaults). */
+export const INTERNAL_PORTS = { query: 1337, management: 1338, rpc: 7000 } as const;
+
+/** Where the management daemon keeps its state inside its container (a volume). */
+export const STATE_DIR = "/state";
+
+/** Where the management token is placed in the management and frontend containers. */
+export const TOKEN_DIR = "/etc/clipper";
+export const TOKEN_FILE = `${TOKEN_DIR}/token`;
+
+/** The file a model runtime writes once it has registered with a frontend (Clipper's). */
+export const READY_FILE = "/model_is_ready.check";
+
+export function clusterLabels(cluster: string, role?: Role): Record<string, string> {
+  return { [LABEL.cluster]: cluster, ...(role ? { [LABEL.role]: role } : {}) };
+}
+
+export function modelContainerLabel(name: string, version: string): string {
+  return `${name}_${version}`;
+}
+
+/** The management daemon's command line inside the runtime image (its working directory). */
+export function managementCommand(input: { token: boolean; maxBodyBytes: number }): string[] {
+  return [
+    "node", "dist/runtime/management/main.js",
+    "--host", "0.0.0.0",
+    "--port", String(INTERNAL_PORTS.management),
+    "--state-dir", STATE_DIR,
+    ...(input.token ? ["--token-file", TOKEN_FILE] : []),
+    "--max-body-bytes", String(input.maxBodyBytes),
+  ];
+}
+
+/** The query frontend's command line inside the runtime image. */
+export function frontendCommand(input: { managementUrl: string; token: boolean; options: ClusterOptions }): string[] {
+  const o = input.options;
+  return [
+    "node", "dist/runtime/frontend/main.js",
+    "--host", "0.0.0.0",
+    "--port", String(INTERNAL_PORTS.query),
+    "--rpc-port", String(INTERNAL_PORTS.rpc),
+    "--management-url", input.managementUrl,
+    ...(input.token ? ["--token-file", TOKEN_FILE] : []),
+    ...frontendTuningFlags(o),
+  ];
+}
+
+/** The query frontend's tuning flags from the cluster options, the same under every manager. */
+export function frontendTuningFlags(o: ClusterOptions): string[] {
+  return [
+    "--max-body-bytes", String(o.maxBodyBytes),
+    "--replica-timeout-ms", String(o.replicaTimeoutMs),
+    ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
+    ...(o.maxBatch === undefined ? [] : ["--max-batch", String(o.maxBatch)]),
+    ...(o.batchBudgetMs === undefined ? [] : ["--batch-budget-ms", String(o.batchBudgetMs)]),
+    ...(o.oipTimeoutMs === undefined ? [] : ["--oip-timeout-ms", String(o.oipTimeoutMs)]),
+    ...(o.admission === false ? ["--no-admission"] : []),
+  ];
+}
+
+/** A model replica's environment: the deployment's own, then what the runtime must get right. */
+export function modelRuntimeEnv(input: {
+  cluster: string;
+  name: string;
+  version: string;
+  inputType: string;
+  env?: Record<string, string>;
+  /** Where the frontends' RPC port is (CLIPPER_IP). */
+  frontendHost: string;
+  replica?: number;
+}): Record<string, string> {
+  return {
+    ...input.env,
+    CLIPPER_CLUSTER: input.cluster,
+    CLIPPER_MODEL_NAME: input.name,
+    CLIPPER_MODEL_VERSION: input.version,
+    CLIPPER_INPUT_TYPE: input.inputType,
+    CLIPPER_IP: input.frontendHost,
+    CLIPPER_PORT: String(INTERNAL_PORTS.rpc),
+    ...(input.replica === undefined ? {} : { CLIPPER_REPLICA_ID: String(input.replica) }),
+  };
+}
