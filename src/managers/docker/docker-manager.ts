@@ -47,7 +47,7 @@ import type {
   ReplicaStatus,
 } from "../container-manager.js";
 import { connectHost, urlHost } from "../local/cluster-home.js";
-import { ManagerError } from "../local/errors.js";
+import { checkClusterPorts, ManagerError } from "../local/errors.js";
 import {
   clusterLabels,
   componentOf,
@@ -685,19 +685,7 @@ function checkClusterOptions(cluster: string, options: ClusterOptions): void {
       "INVALID_ARGUMENT",
     );
   }
-  for (const [key, value] of [
-    ["queryPort", options.queryPort],
-    ["managementPort", options.managementPort],
-    ["rpcPort", options.rpcPort],
-  ] as const) {
-    if (!Number.isInteger(value) || value < 0 || value > 65535) {
-      throw new ManagerError(`${key} must be an integer from 0 to 65535 (got ${value})`, "INVALID_ARGUMENT");
-    }
-  }
-  const fixed = [options.queryPort, options.managementPort, options.rpcPort].filter((p) => p !== 0);
-  if (new Set(fixed).size !== fixed.length) {
-    throw new ManagerError("the query, management and RPC ports must differ", "INVALID_ARGUMENT");
-  }
+  checkClusterPorts(options);
   if (!options.host.trim()) throw new ManagerError("the cluster host must not be empty", "INVALID_ARGUMENT");
 }
 

@@ -84,3 +84,20 @@ export class StartupError extends ManagerError {
     super(message, "STARTUP_FAILED");
   }
 }
+
+/** The three cluster ports: whole numbers in 0..65535 (0: any free port), any fixed ones distinct. */
+export function checkClusterPorts(options: { queryPort: number; managementPort: number; rpcPort: number }): void {
+  for (const [key, value] of [
+    ["queryPort", options.queryPort],
+    ["managementPort", options.managementPort],
+    ["rpcPort", options.rpcPort],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > 65535) {
+      throw new ManagerError(`${key} must be an integer from 0 to 65535 (got ${value})`, "INVALID_ARGUMENT");
+    }
+  }
+  const fixed = [options.queryPort, options.managementPort, options.rpcPort].filter((p) => p !== 0);
+  if (new Set(fixed).size !== fixed.length) {
+    throw new ManagerError("the query, management and RPC ports must differ", "INVALID_ARGUMENT");
+  }
+}

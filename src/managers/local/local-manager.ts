@@ -33,7 +33,7 @@ import {
   type ClusterPaths,
 } from "./cluster-home.js";
 import { ControlClient, ControlUnavailableError } from "./control-client.js";
-import { ClusterAlreadyRunningError, ClusterNotRunningError, ManagerError, StartupError } from "./errors.js";
+import { checkClusterPorts, ClusterAlreadyRunningError, ClusterNotRunningError, ManagerError, StartupError } from "./errors.js";
 import { describeExit } from "./managed-process.js";
 import { assertPortsFree, findFreePorts } from "./ports.js";
 import { commandLine, pidAlive, signalGroup, sleep, stopLeftovers, waitForExit } from "./processes.js";
@@ -478,15 +478,7 @@ export class LocalContainerManager implements ContainerManager {
   }
 
   private async resolvePorts(options: ClusterOptions): Promise<ClusterOptions> {
-    for (const [key, value] of [
-      ["queryPort", options.queryPort],
-      ["managementPort", options.managementPort],
-      ["rpcPort", options.rpcPort],
-    ] as const) {
-      if (!Number.isInteger(value) || value < 0 || value > 65535) {
-        throw new ManagerError(`${key} must be an integer between 0 and 65535 (got ${value})`, "INVALID_ARGUMENT");
-      }
-    }
+    checkClusterPorts(options);
     const wanted = [options.queryPort, options.managementPort, options.rpcPort].filter((p) => p === 0).length;
     if (wanted === 0) return { ...options };
     const free = await findFreePorts(options.host, wanted);
