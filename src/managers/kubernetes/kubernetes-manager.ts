@@ -1,0 +1,479 @@
+/**
+ * The live Kubernetes manager: applies the objects of manifests.ts through the API server (create,
+ * or replace on 409 AlreadyExists), scales model Deployments through the scale subresource, and
+ * waits for rollouts with a timeout that names the pods that are not ready and why. Everything it
+ * creates carries the cluster label, and stop deletes by that label.
+ *
+ * Tested against an in-process fake of the API paths it calls (test/support/fake-kube-api.ts);
+ * no API server can run on the machines this is built on.
+ */
+import { randomBytes } from "node:crypto";
+import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment, type V1Pod } from "@kubernetes/client-node";
+import { ClipperError } from "../../errors.js";
+import { clusterLabels, INTERNAL_PORTS, LABEL, type Role } from "../cluster-spec.js";
+import type {
+  ClusterAddresses,
+  ClusterOptions,
+  ClusterStatus,
+  ComponentStatus,
+  ContainerManager,
+  LogSource,
+  LogTail,
+  ModelDeployment,
+  ReplicaStatus,
+} from "../container-manager.js";
+import { ManagerError } from "../local/errors.js";
+import { clusterManifests, modelManifests, type KubernetesObject, type ServiceType } from "./manifests.js";
+import { k8sNames } from "./names.js";
+import { plainObjects } from "./render.js";
+
+type Obj = Record<string, any>;
+
+export interface KubernetesManagerOptions {
+  cluster: string;
+  /** A kubeconfig file; absent: $KUBECONFIG or ~/.kube/config (or in-cluster). */
+  kubeconfig?: string;
+  context?: string;
+  /** Absent: the context's namespace, else "default". */
+  namespace?: string;
+  /** Create the namespace when it does not exist. */
+  createNamespace?: boolean;
+  /** The image the management daemon and the frontends run from (start only). */
+  runtimeImage?: string;
+  frontendReplicas?: number;
+  serviceTypes?: { query?: ServiceType; management?: ServiceType };
+  imagePullSecrets?: string[];
+  /** How long start, deploy and scale wait for ready replicas (default 300 s). */
+  rolloutTimeoutMs?: number;
+  /** How often a rollout is polled (default 1 s). */
+  pollMs?: number;
+  onProgress?: (message: string) => void;
+}
+
+export class KubernetesContainerManager implements ContainerManager {
+  readonly kind = "kubernetes" as const;
+  readonly cluster: string;
+  readonly namespace: string;
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
+
+  constructor(private readonly options: KubernetesManagerOptions) {
+    this.cluster = options.cluster;
+    const kc = new KubeConfig();
+    try {
+      if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
+      else kc.loadFromDefault();
+      if (options.context) kc.setCurrentContext(options.context);
+    } catch (err) {
+      throw new ManagerError(`cannot load the kubeconfig${options.kubeconfig ? ` ${options.kubeconfig}` : ""}: ${(err as Error).message}`, "INVALID_ARGUMENT");
+    }
+    if (options.context && !kc.getContextObject(options.context)) {
+      throw new ManagerError(`the kubeconfig has no context named ${options.context}`, "INVALID_ARGUMENT");
+    }
+    if (!kc.getCurrentCluster()) throw new ManagerError("the kubeconfig names no cluster for its current context", "INVALID_ARGUMENT");
+    this.namespace = options.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.apps = kc.makeApiClient(AppsV1Api);
+  }
+
+  // ---- the cluster ------------------------------------------------------------------------------
+
+  async startClipper(options: ClusterOptions): Promise<ClusterAddresses> {
+    if (!this.options.runtimeImage) {
+      throw new ManagerError("the Kubernetes manager needs the runtime image the frontends run from (--runtime-image, pushed to a registry the cluster can pull from)", "INVALID_ARGUMENT");
+    }
+    await this.ensureNamespace();
+    const token = (await this.existingToken()) ?? randomBytes(24).toString("base64url");
+    const objects = clusterManifests({
+      cluster: this.cluster,
+      namespace: this.namespace,
+      options,
+      runtimeImage: this.options.runtimeImage,
+      ...(this.options.frontendReplicas ? { frontendReplicas: this.options.frontendReplicas } : {}),
+      ...(this.options.serviceTypes ? { serviceTypes: this.options.serviceTypes } : {}),
+      ...(this.options.imagePullSecrets ? { imagePullSecrets: this.options.imagePullSecrets } : {}),
+      token: { value: token },
+    });
+    await this.apply(objects);
+    await this.waitForRollout([k8sNames.management(this.cluster), k8sNames.frontend(this.cluster)], options.startupTimeoutMs);
+    return this.connect();
+  }
+
+  async connect(): Promise<ClusterAddresses> {
+    const deployments = await this.deployments(clusterLabels(this.cluster));
+    const roles = new Set(deployments.map((d) => d.metadata?.labels?.[LABEL.role]));
+    if (!roles.has("management") || !roles.has("query_frontend")) {
+      if (deployments.length === 0) throw this.notRunning();
+      const missing = [!roles.has("management") && "the management daemon", !roles.has("query_frontend") && "the query frontend"].filter(Boolean).join(" and ");
+      throw new ManagerError(`the Kubernetes cluster ${this.cluster} in namespace ${this.namespace} has no Deployment for ${missing}; stop it and start it again`, "CLUSTER_NOT_RUNNING");
+    }
+    const token = await this.existingToken();
+    const host = (service: string) => `${service}.${this.namespace}.svc`;
+    const queryUrl = `http://${host(k8sNames.frontend(this.cluster))}:${INTERNAL_PORTS.query}`;
+    return {
+      cluster: this.cluster,
+      manager: "kubernetes",
+      queryUrl,
+      managementUrl: `http://${host(k8sNames.management(this.cluster))}:${INTERNAL_PORTS.management}`,
+      rpcAddress: `tcp://${host(k8sNames.frontendRpc(this.cluster))}:${INTERNAL_PORTS.rpc}`,
+      metricsUrl: `${queryUrl}/metrics`,
+      ...(token ? { token } : {}),
+    };
+  }
+
+  /** Deletes what carries this cluster's label in the namespace (the state claim too unless keepState). */
+  async stopAll(options?: { keepState?: boolean }): Promise<void> {
+    const keepState = options?.keepState ?? true;
+    const selector = labelSelector(clusterLabels(this.cluster));
+    const ns = this.namespace;
+    const [deployments, services, secrets, claims] = await Promise.all([
+      this.call("listing deployments", () => this.apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector })),
+      this.call("listing services", () => this.core.listNamespacedService({ namespace: ns, labelSelector: selector })),
+      this.call("listing secrets", () => this.core.listNamespacedSecret({ namespace: ns, labelSelector: selector })),
+      keepState ? Promise.resolve({ items: [] as Obj[] }) : this.call("listing claims", () => this.core.listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: selector })),
+    ]);
+    const names = (list: { items: Obj[] }) => list.items.map((o) => o.metadata?.name as string);
+    if (!deployments.items.length && !services.items.length && !secrets.items.length && !claims.items.length) throw this.notRunning();
+    // Models first, then the frontends, then the management daemon.
+    const rank = (d: Obj) => ({ model: 0, query_frontend: 1, management: 2 } as Record<string, number>)[d.metadata?.labels?.[LABEL.role]] ?? 0;
+    for (const r of [0, 1, 2]) {
+      await Promise.all(deployments.items.filter((d) => rank(d) === r)
+        .map((d) => this.gone(() => this.apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: ns }))));
+    }
+    await Promise.all([
+      ...names(services).map((name) => this.gone(() => this.core.deleteNamespacedService({ name, namespace: ns }))),
+      ...names(secrets).map((name) => this.gone(() => this.core.deleteNamespacedSecret({ name, namespace: ns }))),
+      ...names(claims).map((name) => this.gone(() => this.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: ns }))),
+    ]);
+  }
+
+  // ---- models -----------------------------------------------------------------------------------
+
+  async deployModel(deployment: ModelDeployment, replicas: number): Promise<void> {
+    if (!deployment.image) {
+      throw new ManagerError(`the Kubernetes manager runs model ${deployment.name}:${deployment.version} from an image, and the deployment names none (build and push one with --registry, or pass --image)`, "INVALID_ARGUMENT");
+    }
+    const objects = modelManifests({
+      cluster: this.cluster,
+      namespace: this.namespace,
+      name: deployment.name,
+      version: deployment.version,
+      inputType: deployment.inputType,
+      framework: deployment.framework,
+      image: deployment.image,
+      replicas,
+      ...(deployment.gpu ? { gpu: deployment.gpu } : {}),
+      ...(deployment.env ? { env: deployment.env } : {}),
+      ...(this.options.imagePullSecrets ? { imagePullSecrets: this.options.imagePullSecrets } : {}),
+    });
+    await this.connect();
+    await this.apply(objects);
+    await this.waitForRollout([k8sNames.model(this.cluster, deployment.name, deployment.version)]);
+  }
+
+  async setNumReplicas(name: string, version: string, replicas: number): Promise<void> {
+    if (!Number.isInteger(replicas) || replicas < 0) throw new ManagerError(`replicas must be a whole number of at least 0, got ${replicas}`, "INVALID_ARGUMENT");
+    const deploymentName = k8sNames.model(this.cluster, name, version);
+    const ns = this.namespace;
+    for (let attempt = 0; ; attempt++) {
+      const scale = await this.call(`reading the scale of ${deploymentName}`, () => this.apps.readNamespacedDeploymentScale({ name: deploymentName, namespace: ns }))
+        .catch((err: unknown) => {
+          if (err instanceof ManagerError && err.reason === "NOT_FOUND") {
+            throw new ManagerError(`no deployment of model ${name} version ${version} in the Kubernetes cluster ${this.cluster}; deploy it first`, "NOT_FOUND");
+          }
+          throw err;
+        });
+      try {
+        // The resourceVersion read with it: a concurrent change is refused (409) and read again.
+        await this.call(`scaling ${deploymentName}`, () => this.apps.replaceNamespacedDeploymentScale({
+          name: deploymentName, namespace: ns, body: { ...scale, spec: { replicas } },
+        }));
+        break;
+      } catch (err) {
+        if (!(err instanceof ManagerError && err.reason === "CONFLICT") || attempt >= 4) throw err;
+      }
+    }
+    await this.waitForRollout([deploymentName]);
+  }
+
+  async getNumReplicas(name: string, version: string): Promise<number> {
+    const deploymentName = k8sNames.model(this.cluster, name, version);
+    try {
+      const scale = await this.call(`reading the scale of ${deploymentName}`, () => this.apps.readNamespacedDeploymentScale({ name: deploymentName, namespace: this.namespace }));
+      return scale.spec?.replicas ?? 0;
+    } catch (err) {
+      if (err instanceof ManagerError && err.reason === "NOT_FOUND") return 0;
+      throw err;
+    }
+  }
+
+  async stopModels(models: Record<string, string[]>): Promise<void> {
+    const chosen: string[] = [];
+    for (const [name, versions] of Object.entries(models)) {
+      const found = await this.deployments({ ...clusterLabels(this.cluster, "model"), [LABEL.modelName]: name });
+      chosen.push(...found.filter((d) => versions.length === 0 || versions.includes(d.metadata?.labels?.[LABEL.modelVersion] ?? ""))
+        .map((d) => d.metadata!.name!));
+    }
+    await Promise.all(chosen.map((name) => this.gone(() => this.apps.deleteNamespacedDeployment({ name, namespace: this.namespace }))));
+  }
+
+  async stopAllModelContainers(): Promise<void> {
+    const found = await this.deployments(clusterLabels(this.cluster, "model"));
+    await Promise.all(found.map((d) => this.gone(() => this.apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: this.namespace }))));
+  }
+
+  // ---- inspection -------------------------------------------------------------------------------
+
+  async status(): Promise<ClusterStatus> {
+    const addresses = await this.connect();
+    const pods = await this.pods(clusterLabels(this.cluster));
+    const components: ComponentStatus[] = [];
+    const replicas: ReplicaStatus[] = [];
+    const counters = new Map<string, number>();
+    for (const pod of pods) {
+      const labels = pod.metadata?.labels ?? {};
+      const role = labels[LABEL.role] as Role | undefined;
+      const state = podState(pod);
+      const restarts = (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
+      if (role === "model") {
+        const name = labels[LABEL.modelName] ?? "";
+        const version = labels[LABEL.modelVersion] ?? "";
+        const k = `${name}:${version}`;
+        const replica = counters.get(k) ?? 0;
+        counters.set(k, replica + 1);
+        replicas.push({ name, version, replica, state, restarts });
+      } else if (role) {
+        components.push({ component: `${role}/${pod.metadata?.name}`, state, restarts });
+      }
+    }
+    return { addresses, components, replicas };
+  }
+
+  async logs(component?: string): Promise<LogSource[]> {
+    return (await this.logPods(component)).map((p) => ({ component: p.metadata!.name! }));
+  }
+
+  async readLogs(component: string | undefined, tail: number): Promise<LogTail[]> {
+    const pods = await this.logPods(component);
+    return Promise.all(pods.map(async (p) => {
+      const text = await this.call(`reading the log of ${p.metadata!.name}`, () =>
+        this.core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: this.namespace, tailLines: tail }));
+      return { component: p.metadata!.name!, lines: String(text).split("\n").filter((l, i, all) => l !== "" || i < all.length - 1) };
+    }));
+  }
+
+  // ---- pieces -----------------------------------------------------------------------------------
+
+  private async logPods(component: string | undefined): Promise<V1Pod[]> {
+    const pods = await this.pods(clusterLabels(this.cluster));
+    if (!component) return pods;
+    return pods.filter((p) => p.metadata?.name?.includes(component) || p.metadata?.labels?.[LABEL.role] === component
+      || p.metadata?.labels?.[LABEL.modelName] === component);
+  }
+
+  private async ensureNamespace(): Promise<void> {
+    const ns = this.namespace;
+    try {
+      await this.call(`reading namespace ${ns}`, () => this.core.readNamespace({ name: ns }));
+      return;
+    } catch (err) {
+      if (!(err instanceof ManagerError && err.reason === "NOT_FOUND")) throw err;
+    }
+    if (!this.options.createNamespace) {
+      throw new ManagerError(`the namespace ${ns} does not exist (pass --create-namespace, or create it with kubectl create namespace ${ns})`, "NOT_FOUND");
+    }
+    await this.call(`creating namespace ${ns}`, () => this.core.createNamespace({ body: { metadata: { name: ns, labels: clusterLabels(this.cluster) } } }))
+      .catch((err: unknown) => { if (!(err instanceof ManagerError && err.reason === "CONFLICT")) throw err; });
+  }
+
+  private async existingToken(): Promise<string | undefined> {
+    try {
+      const secret = await this.call("reading the token", () => this.core.readNamespacedSecret({ name: k8sNames.token(this.cluster), namespace: this.namespace }));
+      const data = secret.data?.token;
+      return data ? Buffer.from(data, "base64").toString("utf8") : undefined;
+    } catch (err) {
+      if (err instanceof ManagerError && err.reason === "NOT_FOUND") return undefined;
+      throw err;
+    }
+  }
+
+  /** Creates each object, or replaces it (at the resourceVersion just read) when it exists. */
+  async apply(objects: readonly KubernetesObject[]): Promise<void> {
+    for (const body of plainObjects(objects)) {
+      const kind = body.kind as string;
+      const name = (body.metadata as Obj).name as string;
+      const namespace = this.namespace;
+      const ops = this.opsFor(kind);
+      this.options.onProgress?.(`applying ${kind} ${name}`);
+      try {
+        await this.call(`creating ${kind} ${name}`, () => ops.create(namespace, body));
+        continue;
+      } catch (err) {
+        if (!(err instanceof ManagerError && err.reason === "CONFLICT")) throw err;
+      }
+      if (kind === "Namespace") continue;
+      for (let attempt = 0; ; attempt++) {
+        const current = await this.call(`reading ${kind} ${name}`, () => ops.read(namespace, name));
+        if (!current.metadata?.labels || current.metadata.labels[LABEL.cluster] !== this.cluster) {
+          throw new ManagerError(`a ${kind} named ${name} exists in namespace ${namespace} and was not created for this cluster (it lacks the ${LABEL.cluster}=${this.cluster} label); remove it or choose another cluster name`, "CONFLICT");
+        }
+        // A claim's spec is immutable once bound: keep what exists. A Service keeps its cluster IP.
+        if (kind === "PersistentVolumeClaim") break;
+        const next: Obj = { ...body, metadata: { ...(body.metadata as Obj), resourceVersion: current.metadata.resourceVersion } };
+        if (kind === "Service" && current.spec?.clusterIP) {
+          next.spec = { ...(next.spec as Obj), clusterIP: current.spec.clusterIP, ...(current.spec.clusterIPs ? { clusterIPs: current.spec.clusterIPs } : {}) };
+        }
+        try {
+          await this.call(`replacing ${kind} ${name}`, () => ops.replace(namespace, name, next));
+          break;
+        } catch (err) {
+          if (!(err instanceof ManagerError && err.reason === "CONFLICT") || attempt >= 4) throw err;
+        }
+      }
+    }
+  }
+
+  private opsFor(kind: string): {
+    create: (ns: string, body: Obj) => Promise<unknown>;
+    read: (ns: string, name: string) => Promise<Obj>;
+    replace: (ns: string, name: string, body: Obj) => Promise<unknown>;
+  } {
+    const { core, apps } = this;
+    switch (kind) {
+      case "Namespace": return {
+        create: (_ns, body) => core.createNamespace({ body }),
+        read: (_ns, name) => core.readNamespace({ name }),
+        replace: (_ns, name, body) => core.replaceNamespace({ name, body }),
+      };
+      case "Secret": return {
+        create: (namespace, body) => core.createNamespacedSecret({ namespace, body }),
+        read: (namespace, name) => core.readNamespacedSecret({ namespace, name }),
+        replace: (namespace, name, body) => core.replaceNamespacedSecret({ namespace, name, body }),
+      };
+      case "PersistentVolumeClaim": return {
+        create: (namespace, body) => core.createNamespacedPersistentVolumeClaim({ namespace, body }),
+        read: (namespace, name) => core.readNamespacedPersistentVolumeClaim({ namespace, name }),
+        replace: (namespace, name, body) => core.replaceNamespacedPersistentVolumeClaim({ namespace, name, body }),
+      };
+      case "Service": return {
+        create: (namespace, body) => core.createNamespacedService({ namespace, body }),
+        read: (namespace, name) => core.readNamespacedService({ namespace, name }),
+        replace: (namespace, name, body) => core.replaceNamespacedService({ namespace, name, body }),
+      };
+      case "Deployment": return {
+        create: (namespace, body) => apps.createNamespacedDeployment({ namespace, body }),
+        read: (namespace, name) => apps.readNamespacedDeployment({ namespace, name }),
+        replace: (namespace, name, body) => apps.replaceNamespacedDeployment({ namespace, name, body }),
+      };
+      default: throw new ManagerError(`the Kubernetes manager cannot apply a ${kind}`, "INVALID_ARGUMENT");
+    }
+  }
+
+  /** Polls until every named Deployment has observed its spec and has all replicas ready. */
+  async waitForRollout(names: string[], timeoutMs = this.options.rolloutTimeoutMs ?? 300_000): Promise<void> {
+    const pollMs = this.options.pollMs ?? 1000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const pending: V1Deployment[] = [];
+      for (const name of names) {
+        const d = await this.call(`reading deployment ${name}`, () => this.apps.readNamespacedDeployment({ name, namespace: this.namespace }));
+        if (!rolledOut(d)) pending.push(d);
+      }
+      if (!pending.length) return;
+      this.options.onProgress?.(pending.map((d) => `${d.metadata?.name}: ${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 1} ready`).join(", "));
+      if (Date.now() >= deadline) {
+        const reasons: string[] = [];
+        for (const d of pending) {
+          const pods = await this.pods(d.spec?.selector?.matchLabels ?? {});
+          const notReady = pods.filter((p) => !podReady(p)).map(describePod);
+          reasons.push(`${d.metadata?.name} has ${d.status?.readyReplicas ?? 0} of ${d.spec?.replicas ?? 1} replicas ready`
+            + (notReady.length ? ` (${notReady.join("; ")})` : ""));
+        }
+        throw new ClipperError("DEPLOY_FAILED", `not ready after ${Math.round(timeoutMs / 1000)} s: ${reasons.join("; ")}`,
+          `inspect with kubectl -n ${this.namespace} describe pod`);
+      }
+      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
+    }
+  }
+
+  private async deployments(labels: Record<string, string>): Promise<V1Deployment[]> {
+    const list = await this.call("listing deployments", () => this.apps.listNamespacedDeployment({ namespace: this.namespace, labelSelector: labelSelector(labels) }));
+    return list.items;
+  }
+
+  private async pods(labels: Record<string, string>): Promise<V1Pod[]> {
+    const list = await this.call("listing pods", () => this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: labelSelector(labels) }));
+    return list.items;
+  }
+
+  /** Runs a delete; a 404 (already gone) is success. */
+  private async gone(fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await this.call("deleting", fn);
+    } catch (err) {
+      if (!(err instanceof ManagerError && err.reason === "NOT_FOUND")) throw err;
+    }
+  }
+
+  private notRunning(): ManagerError {
+    return new ManagerError(`no Kubernetes cluster named ${this.cluster} in namespace ${this.namespace} (start one with \`clipper start --manager kubernetes\`)`, "CLUSTER_NOT_RUNNING");
+  }
+
+  /** Maps API errors onto manager errors: 404 NOT_FOUND, 409 CONFLICT, the rest CONTROL_API with the server's message. */
+  private async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ClipperError) throw err;
+      const code = (err as { code?: unknown }).code;
+      const message = apiMessage(err);
+      if (code === 404) throw new ManagerError(`${doing}: ${message}`, "NOT_FOUND");
+      if (code === 409) throw new ManagerError(`${doing}: ${message}`, "CONFLICT");
+      if (typeof code === "number") throw new ManagerError(`${doing}: the Kubernetes API answered ${code}: ${message}`, "CONTROL_API");
+      throw new ManagerError(`${doing}: cannot reach the Kubernetes API server: ${message}`, "CONTROL_API");
+    }
+  }
+}
+
+function apiMessage(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  if (typeof body === "string") {
+    try {
+      const parsed = JSON.parse(body) as { message?: string };
+      if (parsed.message) return parsed.message;
+    } catch { /* not JSON */ }
+  } else if (body && typeof body === "object" && "message" in body) return String((body as { message: unknown }).message);
+  return (err as Error)?.message ?? String(err);
+}
+
+export function labelSelector(labels: Record<string, string>): string {
+  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",");
+}
+
+function rolledOut(d: V1Deployment): boolean {
+  const want = d.spec?.replicas ?? 1;
+  const s = d.status ?? {};
+  return (s.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0)
+    && (s.updatedReplicas ?? 0) >= want && (s.readyReplicas ?? 0) >= want && (s.availableReplicas ?? 0) >= want;
+}
+
+function podReady(p: V1Pod): boolean {
+  return p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+}
+
+function podState(p: V1Pod): "running" | "restarting" | "exited" {
+  if (podReady(p) || p.status?.phase === "Running") return "running";
+  if (p.status?.phase === "Succeeded" || p.status?.phase === "Failed") return "exited";
+  return "restarting";
+}
+
+function describePod(p: V1Pod): string {
+  const why = (p.status?.containerStatuses ?? []).map((c) => {
+    const waiting = c.state?.waiting;
+    const terminated = c.state?.terminated;
+    if (waiting) return `${c.name} waiting: ${waiting.reason ?? "unknown"}${waiting.message ? ` (${waiting.message})` : ""}`;
+    if (terminated) return `${c.name} terminated: ${terminated.reason ?? `exit ${terminated.exitCode}`}`;
+    return `${c.name} not ready`;
+  });
+  return `pod ${p.metadata?.name} ${p.status?.phase ?? "Pending"}${why.length ? `: ${why.join(", ")}` : ""}`;
+}

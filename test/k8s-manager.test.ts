@@ -1,0 +1,131 @@
+// The live Kubernetes manager driven against the in-process fake API server (no API server runs here).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KubernetesContainerManager } from "../src/managers/kubernetes/kubernetes-manager.js";
+import type { ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
+import { startFakeKubeApi, type FakeKubeApi } from "./support/fake-kube-api.js";
+
+let api: FakeKubeApi;
+let dir: string;
+let kubeconfig: string;
+
+beforeAll(async () => {
+  api = await startFakeKubeApi();
+  dir = mkdtempSync(join(tmpdir(), "k8s-manager-"));
+  kubeconfig = join(dir, "config");
+  writeFileSync(kubeconfig, [
+    "apiVersion: v1", "kind: Config", "current-context: fake",
+    "clusters:", "- name: fake", "  cluster:", `    server: ${api.url}`, "    insecure-skip-tls-verify: true",
+    "users:", "- name: fake", "  user:", "    token: test-token",
+    "contexts:", "- name: fake", "  context:", "    cluster: fake", "    user: fake", "    namespace: ml",
+  ].join("\n"));
+});
+afterAll(async () => {
+  await api.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const OPTIONS: ClusterOptions = {
+  cluster: "demo", host: "0.0.0.0", queryPort: 1337, managementPort: 1338, rpcPort: 7000,
+  maxBodyBytes: 1 << 20, startupTimeoutMs: 5000, replicaTimeoutMs: 10000,
+};
+
+const MODEL: ModelDeployment = {
+  name: "sum", version: "1", inputType: "doubles", framework: "python", predictFile: "/m/predict.py",
+  predictFunction: "predict", modelPath: "/m", image: "registry.example/sum:1",
+};
+
+function manager(extra: Partial<ConstructorParameters<typeof KubernetesContainerManager>[0]> = {}) {
+  return new KubernetesContainerManager({
+    cluster: "demo", kubeconfig, createNamespace: true, runtimeImage: "registry.example/clipper-runtime:0.1.0",
+    frontendReplicas: 2, pollMs: 10, rolloutTimeoutMs: 3000, ...extra,
+  });
+}
+
+describe("KubernetesContainerManager against the fake API", () => {
+  it("starts a cluster: namespace from the context, objects created, waits until the fake marks it ready", async () => {
+    const m = manager();
+    expect(m.namespace).toBe("ml");
+    const started = m.startClipper(OPTIONS);
+    started.catch(() => undefined);
+    // Not ready until the "controller" says so.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(api.get("namespaces", "ml")).toBeDefined();
+    expect(api.list("deployments", "ml").map((d) => d.metadata.name).sort()).toEqual(["clipper-demo-management", "clipper-demo-query-frontend"]);
+    expect(api.list("services", "ml")).toHaveLength(3);
+    expect(api.get("persistentvolumeclaims", "clipper-demo-state", "ml")).toBeDefined();
+    api.markReady("clipper-demo-management", "ml");
+    api.markReady("clipper-demo-query-frontend", "ml");
+    const addresses = await started;
+    expect(addresses.manager).toBe("kubernetes");
+    expect(addresses.queryUrl).toBe("http://clipper-demo-query-frontend.ml.svc:1337");
+    expect(addresses.token).toBeTruthy();
+    expect((await m.connect()).token).toBe(addresses.token);
+  });
+
+  it("applies again: 409 on create becomes a replace at the current resourceVersion, keeping the token", async () => {
+    api.setAutoReady(true);
+    const before = api.get("deployments", "clipper-demo-query-frontend", "ml")!;
+    const token = (await manager().connect()).token;
+    const again = await manager({ frontendReplicas: 3 }).startClipper(OPTIONS);
+    expect(again.token).toBe(token);
+    const after = api.get("deployments", "clipper-demo-query-frontend", "ml")!;
+    expect(after.metadata.uid).toBe(before.metadata.uid);
+    expect(after.spec.replicas).toBe(3);
+    expect(after.metadata.generation).toBe(before.metadata.generation + 1);
+    expect(api.requests.some((r) => r.method === "PUT" && r.path.endsWith("/deployments/clipper-demo-query-frontend"))).toBe(true);
+  });
+
+  it("deploys, scales through the scale subresource, reports status, and stops models by label", async () => {
+    const m = manager();
+    await m.deployModel(MODEL, 2);
+    await m.deployModel({ ...MODEL, version: "2" }, 1);
+    expect(await m.getNumReplicas("sum", "1")).toBe(2);
+    await m.setNumReplicas("sum", "1", 4);
+    expect(api.requests.some((r) => r.method === "PUT" && r.path.endsWith("/deployments/clipper-demo-sum-1/scale"))).toBe(true);
+    expect(await m.getNumReplicas("sum", "1")).toBe(4);
+    expect(await m.getNumReplicas("sum", "9")).toBe(0);
+    await expect(m.setNumReplicas("nope", "1", 1)).rejects.toThrow(/deploy it first/);
+
+    const status = await m.status();
+    expect(status.replicas.filter((r) => r.version === "1")).toHaveLength(4);
+    expect(status.replicas.every((r) => r.state === "running")).toBe(true);
+    expect(status.components.map((c) => c.component.split("/")[0]).sort())
+      .toEqual(["management", "query_frontend", "query_frontend", "query_frontend"]);
+
+    await m.stopModels({ sum: ["1"] });
+    expect(api.list("deployments", "ml").map((d) => d.metadata.name)).not.toContain("clipper-demo-sum-1");
+    expect(api.list("deployments", "ml").map((d) => d.metadata.name)).toContain("clipper-demo-sum-2");
+    await m.stopAllModelContainers();
+    expect(api.list("deployments", "ml").filter((d) => d.metadata.labels["ai.clipper.name"] === "model")).toHaveLength(0);
+  });
+
+  it("times out a rollout naming the pods that are not ready and why", async () => {
+    api.setAutoReady(false);
+    const m = manager({ rolloutTimeoutMs: 200 });
+    const deploying = m.deployModel({ ...MODEL, version: "3" }, 1).then(() => undefined, (e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    api.setPodProblem("clipper-demo-sum-3", { reason: "ImagePullBackOff", message: "pull access denied" }, "ml");
+    expect(String(await deploying)).toMatch(/clipper-demo-sum-3 has 0 of 1 replicas ready.*ImagePullBackOff \(pull access denied\)/);
+    api.setAutoReady(true);
+  });
+
+  it("refuses objects it did not create, and stop deletes exactly what carries the cluster label", async () => {
+    await fetch(`${api.url}/api/v1/namespaces/ml/secrets`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ metadata: { name: "someone-else" } }),
+    });
+    const m = manager();
+    await m.stopAll({ keepState: true });
+    expect(api.list("deployments", "ml")).toHaveLength(0);
+    expect(api.list("services", "ml")).toHaveLength(0);
+    expect(api.list("secrets", "ml").map((s) => s.metadata.name)).toEqual(["someone-else"]);
+    expect(api.get("persistentvolumeclaims", "clipper-demo-state", "ml")).toBeDefined();
+    await expect(m.connect()).rejects.toThrow(/no Kubernetes cluster named demo/);
+    await m.stopAll({ keepState: false }); // the claim is still there
+    expect(api.list("persistentvolumeclaims", "ml")).toHaveLength(0);
+    await expect(m.stopAll()).rejects.toThrow(/no Kubernetes cluster named demo/);
+  });
+});
