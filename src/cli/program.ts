@@ -2,7 +2,7 @@
  * The `clipper` command line: definitions only. Each command's module is imported when the command
  * runs, so `clipper --help` stays fast and never loads a container SDK.
  */
-import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError, Option, type OptionValues } from "@commander-js/extra-typings";
 import { ClipperError } from "../errors.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
 import { reportError } from "./output.js";
@@ -155,7 +155,7 @@ export function buildProgram(): Command {
 
   const FRAMEWORKS = ["python", "node", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"] as const;
   /** The flags that say what goes into a model image (build-model and deploy-model). */
-  const withBuildFlags = <T extends Command<[string], Record<string, unknown>>>(command: T) => command
+  const withBuildFlags = <Opts extends OptionValues>(command: Command<[string], Opts>) => command
     .requiredOption("--version <v>", "model version")
     .requiredOption("--input-type <type>", "bytes | integers | floats | doubles | strings", inputTypeArg)
     .addOption(new Option("--framework <kind>", "runtime (and, for images, base image and artifact loaders)").choices(FRAMEWORKS).makeOptionMandatory())
@@ -173,7 +173,7 @@ export function buildProgram(): Command {
     .description("build a model version's image (docker), tagged <cluster>-<name>:<version>")
     .argument("<name>"))
     .addOption(clusterOption()).addOption(jsonOption())
-    .action((name, opts) => run(opts.json as boolean | undefined, async () => (await import("./commands/models.js")).buildModel(name, opts as never)));
+    .action((name, opts) => run(opts.json, async () => (await import("./commands/models.js")).buildModel(name, opts)));
 
   withBuildFlags(program.command("deploy-model")
     .description("start replicas of a model and make the version current (building its image under docker)")
@@ -190,14 +190,14 @@ export function buildProgram(): Command {
     .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption()).addOption(pullSecretOption())
     .option("--node-selector <key=value>", "kubernetes: schedule replicas only on nodes with this label (repeatable)", collect)
     .addOption(clusterOption()).addOption(jsonOption())
-    .action((name, opts) => run(opts.json as boolean | undefined, async () => {
+    .action((name, opts) => run(opts.json, async () => {
       if (opts.manager === "kubernetes") {
         const { gpuRequest } = await import("./commands/models.js");
-        const gpu = gpuRequest(opts as { gpu?: true | number; gpuIds?: string });
-        return (await import("./commands/manifests.js")).deployModelDryRun(name, { ...(opts as Record<string, unknown>), gpu } as never);
+        const { gpu: _flag, ...rest } = opts;
+        return (await import("./commands/manifests.js")).deployModelDryRun(name, { ...rest, gpu: gpuRequest(opts) });
       }
       if (opts.dryRun) dryRunNeedsKubernetes();
-      return (await import("./commands/models.js")).deployModel(name, opts as never);
+      return (await import("./commands/models.js")).deployModel(name, opts);
     }));
 
   program.command("stop-models")
