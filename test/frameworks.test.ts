@@ -10,15 +10,15 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import * as zmq from "zeromq";
-import { BATCH_ERROR_PREFIX, decodeContainerMessage, encodeFrontendMessage, type ContainerMessage } from "../runtime/rpc/codec.js";
-import { encodeInput, type InputType } from "../runtime/shared/input-types.js";
+import { BATCH_ERROR_PREFIX } from "../runtime/rpc/codec.js";
+import type { InputType } from "../runtime/shared/input-types.js";
 import { PYTHON, assertPythonHas, pythonHas, pythonSkipReason } from "./support/python.js";
+import { freePort } from "./support/cli.js";
+import { Frontend, sleep } from "./support/test-frontend.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const RUNTIME_DIR = join(REPO, "runtime", "python");
@@ -38,69 +38,6 @@ const title = (name: string, modules: string[]) => {
 
 // ---- a frontend, the runtime process, model directories ------------------------------------------
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-type Received = { identity: Buffer; message: ContainerMessage };
-
-class Frontend {
-  readonly router = new zmq.Router({ linger: 0 });
-  constructor(readonly port: number, private readonly describeProcess: () => string) {}
-
-  bind(): Promise<void> {
-    return this.router.bind(`tcp://127.0.0.1:${this.port}`);
-  }
-
-  /** The next message of `kind`, skipping others (heartbeats), within timeoutMs. */
-  async next(kind: ContainerMessage["kind"], timeoutMs: number, accept: (r: Received) => boolean = () => true): Promise<Received> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${kind} message within ${timeoutMs} ms\n${this.describeProcess()}`);
-      this.router.receiveTimeout = Math.max(1, Math.round(left));
-      let parts: Buffer[];
-      try {
-        parts = await this.router.receive();
-      } catch (e) {
-        throw new Error(`no ${kind} message within ${timeoutMs} ms (${String(e)})\n${this.describeProcess()}`);
-      }
-      const [identity, ...frames] = parts;
-      const r = { identity: identity!, message: decodeContainerMessage(frames) };
-      if (r.message.kind === kind && accept(r)) return r;
-    }
-  }
-
-  /** Heartbeat, metadata request, metadata: returns the container's identity. Model loading can take seconds. */
-  async handshake(timeoutMs = 30_000): Promise<Buffer> {
-    const hb = await this.next("heartbeat", timeoutMs);
-    await this.router.send([hb.identity, ...encodeFrontendMessage({ kind: "heartbeat", requestMetadata: true })]);
-    await this.next("metadata", 10_000, (r) => r.identity.equals(hb.identity));
-    return hb.identity;
-  }
-
-  async predict(identity: Buffer, msgId: number, inputType: InputType, inputs: unknown[]): Promise<string[]> {
-    const frames = encodeFrontendMessage({ kind: "predict", msgId, inputType, inputs: inputs.map((x) => encodeInput(inputType, x)) });
-    await this.router.send([identity, ...frames]);
-    const r = await this.next("response", 30_000, (x) => x.message.kind === "response" && x.message.msgId === msgId);
-    if (r.message.kind !== "response") throw new Error("unreachable");
-    return r.message.outputs;
-  }
-
-  close(): void {
-    if (!this.router.closed) this.router.close();
-  }
-}
 
 type Child = { proc: ChildProcess; stderr: () => string; exited: Promise<number | null> };
 
@@ -171,9 +108,10 @@ async function serve(framework: string, dir: string, opts: { env?: Record<string
     runtimeEnv(framework, dir, { CLIPPER_IP: "127.0.0.1", CLIPPER_PORT: String(port), CLIPPER_INPUT_TYPE: opts.inputType ?? "doubles", ...opts.env }),
     { fakes: opts.fakes },
   );
-  const identity = await frontend.handshake();
+  // Loading a framework's model can take seconds: a generous handshake and answer.
+  const { identity } = await frontend.handshake(30_000);
   const predict = (msgId: number, inputs: unknown[], inputType: InputType = opts.inputType ?? "doubles") =>
-    frontend.predict(identity, msgId, inputType, inputs);
+    frontend.predict(identity, msgId, inputType, inputs, 30_000);
   return { frontend, child, predict };
 }
 

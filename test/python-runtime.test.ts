@@ -5,20 +5,18 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import * as zmq from "zeromq";
 import {
   BATCH_ERROR_PREFIX,
-  decodeContainerMessage,
   encodeFrontendMessage,
-  type ContainerMessage,
 } from "../runtime/rpc/codec.js";
-import { encodeInput, type InputType } from "../runtime/shared/input-types.js";
+import { encodeInput } from "../runtime/shared/input-types.js";
 import { PYTHON, assertPythonHas, pythonSkipReason } from "./support/python.js";
+import { freePort } from "./support/cli.js";
+import { Frontend, sleep, type Received } from "./support/test-frontend.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const RUNTIME_DIR = join(REPO, "runtime", "python");
@@ -126,93 +124,6 @@ def flaky(batch):
 
 // ---- helpers -------------------------------------------------------------------------------------
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-type Received = { identity: Buffer; frames: Buffer[]; message: ContainerMessage };
-
-/** A ROUTER playing the query frontend. */
-class Frontend {
-  readonly router = new zmq.Router({ linger: 0 });
-  constructor(readonly port: number, private readonly describeProcess: () => string) {}
-
-  async bind(): Promise<void> {
-    // Rebinding a port a closed ROUTER just released may take a moment.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.router.bind(`tcp://127.0.0.1:${this.port}`);
-        return;
-      } catch (e) {
-        if (attempt >= 50) throw e;
-        await sleep(100);
-      }
-    }
-  }
-
-  /** The next message from any container, within timeoutMs. */
-  async receive(timeoutMs: number): Promise<Received> {
-    this.router.receiveTimeout = Math.max(1, Math.round(timeoutMs));
-    let parts: Buffer[];
-    try {
-      parts = await this.router.receive();
-    } catch (e) {
-      throw new Error(`no message from the container within ${timeoutMs} ms (${String(e)})\n${this.describeProcess()}`);
-    }
-    const [identity, ...frames] = parts;
-    return { identity: identity!, frames, message: decodeContainerMessage(frames) };
-  }
-
-  /** The next message of `kind` (others, such as heartbeats, are skipped), within timeoutMs. */
-  async next<K extends ContainerMessage["kind"]>(
-    kind: K,
-    timeoutMs = 10_000,
-    accept: (r: Received & { message: Extract<ContainerMessage, { kind: K }> }) => boolean = () => true,
-  ): Promise<Received & { message: Extract<ContainerMessage, { kind: K }> }> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${kind} message within ${timeoutMs} ms\n${this.describeProcess()}`);
-      const r = await this.receive(left);
-      if (r.message.kind === kind) {
-        const typed = r as Received & { message: Extract<ContainerMessage, { kind: K }> };
-        if (accept(typed)) return typed;
-      }
-    }
-  }
-
-  async send(identity: Buffer, frames: Buffer[]): Promise<void> {
-    await this.router.send([identity, ...frames]);
-  }
-
-  /** Waits for a heartbeat, asks for metadata, and returns the metadata message. */
-  async handshake(timeoutMs = 10_000) {
-    const hb = await this.next("heartbeat", timeoutMs);
-    await this.send(hb.identity, encodeFrontendMessage({ kind: "heartbeat", requestMetadata: true }));
-    return this.next("metadata", timeoutMs, (r) => r.identity.equals(hb.identity));
-  }
-
-  async predict(identity: Buffer, msgId: number, inputType: InputType, inputs: unknown[], timeoutMs = 10_000) {
-    const frames = encodeFrontendMessage({ kind: "predict", msgId, inputType, inputs: inputs.map((x) => encodeInput(inputType, x)) });
-    await this.send(identity, frames);
-    const r = await this.next("response", timeoutMs, (x) => x.message.msgId === msgId);
-    return r.message.outputs;
-  }
-
-  close(): void {
-    if (!this.router.closed) this.router.close();
-  }
-}
 
 type Child = { proc: ChildProcess; stderr: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> };
 

@@ -113,3 +113,14 @@ export function modelRuntimeEnv(input: {
     ...(input.replica === undefined ? {} : { CLIPPER_REPLICA_ID: String(input.replica) }),
   };
 }
+
+/** A host a client on this machine can reach a server bound to `host` on. */
+export function connectHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::" || host === "[::]" || host === "") return "127.0.0.1";
+  return host;
+}
+
+/** A host as it is written in a URL (IPv6 addresses in brackets). */
+export function urlHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}

@@ -46,8 +46,8 @@ import type {
   ModelDeployment,
   ReplicaStatus,
 } from "../container-manager.js";
-import { connectHost, urlHost } from "../local/cluster-home.js";
-import { checkClusterPorts, ManagerError } from "../local/errors.js";
+import { checkClusterPorts, ManagerError } from "../errors.js";
+import { connectHost, urlHost } from "../cluster-spec.js";
 import {
   clusterLabels,
   componentOf,

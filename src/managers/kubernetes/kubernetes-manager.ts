@@ -22,7 +22,7 @@ import type {
   ModelDeployment,
   ReplicaStatus,
 } from "../container-manager.js";
-import { ManagerError } from "../local/errors.js";
+import { ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { k8sNames } from "./names.js";
 import { plainObjects } from "./render.js";

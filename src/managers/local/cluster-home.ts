@@ -22,7 +22,8 @@ import {
 import { join, resolve } from "node:path";
 import type { z } from "zod";
 import type { ClusterAddresses, ClusterOptions, LogSource } from "../container-manager.js";
-import { ManagerError } from "./errors.js";
+import { connectHost, urlHost } from "../cluster-spec.js";
+import { ManagerError } from "../errors.js";
 import { writeFileAtomic } from "../../../runtime/shared/atomic-file.js";
 import { clipperHome } from "../../context.js";
 
@@ -126,17 +127,6 @@ export function readToken(file: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A host a client on this machine can reach a server bound to `host` on. */
-export function connectHost(host: string): string {
-  if (host === "0.0.0.0" || host === "::" || host === "[::]" || host === "") return "127.0.0.1";
-  return host;
-}
-
-/** A host as it is written in a URL (IPv6 addresses in brackets). */
-export function urlHost(host: string): string {
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }
 
 export function addressesFor(options: ClusterOptions): Omit<ClusterAddresses, "token"> & { manager: "local" } {

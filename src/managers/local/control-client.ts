@@ -1,5 +1,5 @@
 /** The local manager's side of the supervisor's control API. */
-import { ManagerError, type ManagerErrorCode } from "./errors.js";
+import { ManagerError, type ManagerErrorCode } from "../errors.js";
 import type { SupervisorRecord } from "./schemas.js";
 
 /** The supervisor did not answer at all (not running, or stuck). */

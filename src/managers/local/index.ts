@@ -6,6 +6,6 @@ export {
   PortInUseError,
   StartupError,
   type ManagerErrorCode,
-} from "./errors.js";
+} from "../errors.js";
 export { clipperHome, clusterPaths, type ClusterPaths } from "./cluster-home.js";
 export type { ComponentCommands, StatusResponse, ReplicaReport, ProcessReport } from "./schemas.js";

@@ -33,7 +33,7 @@ import {
   type ClusterPaths,
 } from "./cluster-home.js";
 import { ControlClient, ControlUnavailableError } from "./control-client.js";
-import { checkClusterPorts, ClusterAlreadyRunningError, ClusterNotRunningError, ManagerError, StartupError } from "./errors.js";
+import { checkClusterPorts, ClusterAlreadyRunningError, ClusterNotRunningError, ManagerError, StartupError } from "../errors.js";
 import { describeExit } from "./managed-process.js";
 import { assertPortsFree, findFreePorts } from "./ports.js";
 import { commandLine, pidAlive, signalGroup, sleep, stopLeftovers, waitForExit } from "./processes.js";

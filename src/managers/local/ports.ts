@@ -1,7 +1,7 @@
 /** Port checks made before anything is started, so a conflict fails fast with a clear message. */
 import { readFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Server } from "node:net";
-import { ManagerError, PortInUseError } from "./errors.js";
+import { ManagerError, PortInUseError } from "../errors.js";
 
 type PortCheck = "free" | "in-use" | "denied" | "unavailable";
 

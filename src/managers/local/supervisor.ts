@@ -15,7 +15,7 @@
  *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
  * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
  */
-import { frontendTuningFlags } from "../cluster-spec.js";
+import { connectHost, frontendTuningFlags } from "../cluster-spec.js";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -28,7 +28,6 @@ import type { ModelDeployment } from "../container-manager.js";
 import {
   addressesFor,
   clusterPathsAt,
-  connectHost,
   ensureClusterDirs,
   filterLogs,
   listLogFiles,

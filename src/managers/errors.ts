@@ -1,9 +1,9 @@
 /**
- * Errors of the local (process) container manager. Each is a ClipperError (so the CLI prints it as
+ * Errors of the container managers (local, Docker, Kubernetes). Each is a ClipperError (so the CLI prints it as
  * one line with the right exit code) and carries a finer `reason` and a one-line message meant to
  * be shown to a user as it is.
  */
-import { ClipperError, type ErrorCode } from "../../errors.js";
+import { ClipperError, type ErrorCode } from "../errors.js";
 
 export type ManagerErrorCode =
   | "INVALID_ARGUMENT"
