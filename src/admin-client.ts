@@ -1,6 +1,6 @@
 /** HTTP client of the management daemon's admin API (Clipper's paths and bodies). */
 import { AdminApiError, ClipperError } from "./errors.js";
-import { holdEventLoop } from "./hold-event-loop.js";
+import { fetchText, type FetchedText } from "./http-fetch.js";
 
 export interface AdminClientOptions {
   managementUrl: string;
@@ -36,21 +36,15 @@ export class AdminClient {
   private async request(path: string, init: { method: string; body?: string }): Promise<string> {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
-    let res: Response;
+    let res: FetchedText;
     try {
-      const timeoutMs = this.options.timeoutMs ?? 30_000;
-      res = await holdEventLoop(timeoutMs, fetch(new URL(path, this.options.managementUrl), {
-        ...init,
-        headers,
-        signal: AbortSignal.timeout(timeoutMs),
-      }));
+      res = await fetchText(new URL(path, this.options.managementUrl), { ...init, headers }, this.options.timeoutMs ?? 30_000);
     } catch (err) {
       const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
       throw new ClipperError("UNREACHABLE", `cannot reach the management daemon at ${this.options.managementUrl}: ${reason}`,
         "is the cluster running? try `clipper status`");
     }
-    const text = await res.text();
-    if (!res.ok) throw new AdminApiError(res.status, text.trim() || `HTTP ${res.status}`);
-    return text;
+    if (!res.ok) throw new AdminApiError(res.status, res.text.trim() || `HTTP ${res.status}`);
+    return res.text;
   }
 }

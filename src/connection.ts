@@ -7,6 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { AdminClient } from "./admin-client.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
+import { fetchText, type FetchedText } from "./http-fetch.js";
 import type { BuildProgress } from "./images/types.js";
 import { createManager } from "./managers/index.js";
 import type {
@@ -485,17 +486,20 @@ export class ClipperConnection {
 
   /** Sends a query to an application (`input` or `input_batch`) and returns status and JSON body. */
   async predict(app: string, body: { input: unknown } | { input_batch: unknown[] }, version?: string): Promise<PredictReply> {
-    let res: Response;
+    let res: FetchedText;
     try {
-      res = await fetch(`${this.getQueryAddr()}/${encodeURIComponent(app)}/predict`, {
+      res = await fetchText(`${this.getQueryAddr()}/${encodeURIComponent(app)}/predict`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(version === undefined ? body : { ...body, version }),
-        signal: AbortSignal.timeout(60_000),
-      });
+      }, 60_000);
     } catch (err) {
       throw new ClipperError("UNREACHABLE", `cannot reach the query frontend at ${this.getQueryAddr()}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    return { status: res.status, body: await res.json() };
+    try {
+      return { status: res.status, body: JSON.parse(res.text) as unknown };
+    } catch {
+      throw new ClipperError("QUERY_REJECTED", `the query frontend answered ${res.status} with a body that is not JSON: ${res.text.slice(0, 200)}`);
+    }
   }
 }

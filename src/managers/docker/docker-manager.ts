@@ -28,9 +28,9 @@
  * from the management container. Nothing is written on the client, so any machine that reaches
  * the Docker API (which is root on that host anyway) can connect.
  */
-import { holdEventLoop } from "../../hold-event-loop.js";
 import type Dockerode from "dockerode";
 import { dockerClient, dockerError } from "../../docker/client.js";
+import { httpProblem } from "../../http-fetch.js";
 import { ClipperError } from "../../errors.js";
 import type { BuildProgress } from "../../images/types.js";
 import { isLoopbackHost } from "../../../runtime/shared/loopback.js";
@@ -693,19 +693,3 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Why GET url is not (yet) healthy, or undefined when it answers 200 (and `expect`, if given). */
-async function httpProblem(url: string, headers: Record<string, string>, timeoutMs: number, expect?: string): Promise<string | undefined> {
-  try {
-    const res = await holdEventLoop(timeoutMs, fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) }));
-    const text = await res.text();
-    if (res.status !== 200) return `answered ${res.status}`;
-    if (expect !== undefined && !text.includes(expect)) return `answered ${JSON.stringify(text.slice(0, 40))}, not ${expect}`;
-    return undefined;
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    if (cause?.code === "ECONNREFUSED") return "connection refused";
-    if (cause?.code === "ECONNRESET" || cause?.code === "UND_ERR_SOCKET") return "connection reset";
-    if ((err as Error).name === "TimeoutError") return "no answer in time";
-    return cause?.code ?? cause?.message ?? (err as Error).message;
-  }
-}

@@ -1,4 +1,5 @@
 /** The local manager's side of the supervisor's control API. */
+import { fetchText, type FetchedText } from "../../http-fetch.js";
 import { ManagerError, type ManagerErrorCode } from "../errors.js";
 import type { SupervisorRecord } from "./schemas.js";
 
@@ -20,22 +21,21 @@ export class ControlClient {
   }
 
   async call<T>(method: "GET" | "POST", path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
-    let res: Response;
+    let res: FetchedText;
     try {
-      res = await fetch(`${this.url}${path}`, {
+      res = await fetchText(`${this.url}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.record.controlToken}`,
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      }, timeoutMs);
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
       throw new ControlUnavailableError(`the supervisor of cluster ${this.record.cluster} did not answer ${method} ${path} (${cause})`);
     }
-    const text = await res.text();
+    const text = res.text;
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : {};

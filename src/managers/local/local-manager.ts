@@ -17,6 +17,7 @@ import type {
   LogTail,
   ModelDeployment,
 } from "../container-manager.js";
+import { httpProblem } from "../../http-fetch.js";
 import { readLogTail } from "../../log-tail.js";
 import {
   addressesFor,
@@ -564,23 +565,3 @@ function lastLogLine(file: string): string | undefined {
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
 
-/** Why GET url is not (yet) healthy, or undefined when it answers 200 (and `expect`, if given). */
-async function httpProblem(
-  url: string,
-  headers: Record<string, string>,
-  timeoutMs: number,
-  expect?: string,
-): Promise<string | undefined> {
-  try {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
-    const text = await res.text();
-    if (res.status !== 200) return `answered ${res.status}`;
-    if (expect !== undefined && !text.includes(expect)) return `answered ${JSON.stringify(text.slice(0, 40))}, not ${expect}`;
-    return undefined;
-  } catch (err) {
-    const code = (err as { cause?: { code?: string } }).cause?.code;
-    if (code === "ECONNREFUSED") return "connection refused";
-    if ((err as Error).name === "TimeoutError") return "no answer in time";
-    return code ?? (err as Error).message;
-  }
-}
