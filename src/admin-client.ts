@@ -35,7 +35,11 @@ export class AdminClient {
 
   private async request(path: string, init: { method: string; body?: string }): Promise<string> {
     const headers: Record<string, string> = { "content-type": "application/json" };
-    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    if (this.options.token) {
+      headers.authorization = `Bearer ${this.options.token}`;
+      // Also where a proxy that authenticates with Authorization itself (Kubernetes) leaves it alone.
+      headers["x-clipper-token"] = this.options.token;
+    }
     let res: FetchedText;
     try {
       res = await fetchText(new URL(path, this.options.managementUrl), { ...init, headers }, this.options.timeoutMs ?? 30_000);

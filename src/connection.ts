@@ -9,7 +9,7 @@ import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.
 import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
 import type { BuildProgress } from "./images/types.js";
-import { createManager } from "./managers/index.js";
+import { createManager, type KubernetesSettings } from "./managers/index.js";
 import type {
   ClusterAddresses,
   ClusterOptions,
@@ -49,6 +49,13 @@ export interface ConnectOptions {
   python?: string;
   /** Docker: base image of the runtime image the frontends run from (it must hold Node 20). */
   runtimeBaseImage?: string;
+  /**
+   * Kubernetes: kubeconfig, context and namespace (connect: absent ones come from the context that
+   * `clipper start` recorded), and for create what the cluster is made of (see docs/kubernetes.md).
+   */
+  kubernetes?: KubernetesSettings;
+  /** connect: record the cluster in the CLI's context and make it the current one (`clipper attach`). */
+  remember?: boolean;
 }
 
 export interface RegisterApplicationOptions {
@@ -161,9 +168,13 @@ export class ClipperConnection {
     const entry = findCluster(options.cluster, home);
     const cluster = options.cluster ?? entry?.cluster ?? "default";
     const kind = options.manager ?? entry?.manager ?? "local";
-    const manager = await createManager(kind, { cluster, home, python: options.python });
+    // Flags given now win over what `clipper start` recorded; flags not given leave it alone.
+    const given = Object.fromEntries(Object.entries(options.kubernetes ?? {}).filter(([, v]) => v !== undefined));
+    const kubernetes = kind === "kubernetes" ? { ...entry?.kubernetes, ...given } : undefined;
+    const manager = await createManager(kind, { cluster, home, python: options.python, ...(kubernetes ? { kubernetes } : {}) });
     const conn = new ClipperConnection(manager, home);
-    await conn.connect();
+    const addresses = await conn.connect();
+    if (options.remember) saveCluster({ ...addresses }, home);
     return conn;
   }
 
@@ -173,6 +184,7 @@ export class ClipperConnection {
     const manager = await createManager(options.manager ?? "local", {
       cluster: options.cluster ?? "default", home, python: options.python,
       ...(options.runtimeBaseImage ? { runtimeBaseImage: options.runtimeBaseImage } : {}),
+      ...(options.kubernetes ? { kubernetes: options.kubernetes } : {}),
     });
     return new ClipperConnection(manager, home);
   }
@@ -302,8 +314,14 @@ export class ClipperConnection {
     const spec = options.predict ? parsePredictSpec(options.predict, options.framework) : undefined;
     const existing = await this.getModelInfo(options.name, options.version);
     if (existing) throw new ClipperError("ADMIN_REJECTED", `model with name '${options.name}' and version '${options.version}' already exists`);
+    // A cluster elsewhere pulls images from a registry: the one named here, or the cluster's default.
+    const registry = options.registry ?? (this.manager.kind === "kubernetes" ? this.cluster.registry : undefined);
+    if (this.manager.kind === "kubernetes" && !options.image && !registry) {
+      throw new ClipperError("USAGE", "a Kubernetes cluster pulls model images from a registry: give --registry HOST/PATH (the image is built and pushed there) or --image IMAGE",
+        "on kind or minikube: `clipper build-model ...`, then `kind load docker-image TAG` (or `minikube image load TAG`), then deploy-model --image TAG");
+    }
     // Images are built before anything starts: a failed build leaves no replica behind.
-    const image = options.image ?? (runsImages ? await this.buildModel(options) : undefined);
+    const image = options.image ?? (runsImages ? await this.buildModel({ ...options, ...(registry ? { registry } : {}) }) : undefined);
     const modelPath = options.modelPath ? resolve(options.modelPath) : spec ? dirname(spec.file) : "/model";
     await this.manager.deployModel({
       name: options.name,

@@ -24,6 +24,9 @@ const ContextEntrySchema = z.object({
   rpcAddress: z.string(),
   metricsUrl: z.string(),
   token: z.string().optional(),
+  applicationQueryUrls: z.array(z.string()).optional(),
+  kubernetes: z.object({ kubeconfig: z.string().optional(), context: z.string().optional(), namespace: z.string() }).optional(),
+  registry: z.string().optional(),
 });
 export type ContextEntry = z.infer<typeof ContextEntrySchema>;
 

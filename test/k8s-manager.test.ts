@@ -1,28 +1,32 @@
 // The live Kubernetes manager driven against the in-process fake API server (no API server runs here).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesContainerManager } from "../src/managers/kubernetes/kubernetes-manager.js";
 import type { ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
-import { startFakeKubeApi, type FakeKubeApi } from "./support/fake-kube-api.js";
+import { startFakeKubeApi, writeKubeconfig, type FakeKubeApi } from "./support/fake-kube-api.js";
 
 let api: FakeKubeApi;
 let dir: string;
 let kubeconfig: string;
 
+/** The management daemon as the proxy reaches it: only its ping matters to start. */
+let daemon: Server;
+
 beforeAll(async () => {
   api = await startFakeKubeApi();
+  daemon = createServer((req, res) => res.end(req.url === "/admin/ping" ? "PONG" : "{}"));
+  await new Promise<void>((r) => daemon.listen(0, "127.0.0.1", r));
+  api.setServiceBackend("clipper-demo-management", `http://127.0.0.1:${(daemon.address() as AddressInfo).port}`, "ml");
   dir = mkdtempSync(join(tmpdir(), "k8s-manager-"));
-  kubeconfig = join(dir, "config");
-  writeFileSync(kubeconfig, [
-    "apiVersion: v1", "kind: Config", "current-context: fake",
-    "clusters:", "- name: fake", "  cluster:", `    server: ${api.url}`, "    insecure-skip-tls-verify: true",
-    "users:", "- name: fake", "  user:", "    token: test-token",
-    "contexts:", "- name: fake", "  context:", "    cluster: fake", "    user: fake", "    namespace: ml",
-  ].join("\n"));
+  kubeconfig = writeKubeconfig(join(dir, "config"), api.url, "ml");
 });
 afterAll(async () => {
+  await Promise.all(managers.map((m) => m.close()));
+  await new Promise((r) => daemon.close(r));
   await api.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -37,11 +41,14 @@ const MODEL: ModelDeployment = {
   predictFunction: "predict", modelPath: "/m", image: "registry.example/sum:1",
 };
 
+const managers: KubernetesContainerManager[] = [];
 function manager(extra: Partial<ConstructorParameters<typeof KubernetesContainerManager>[0]> = {}) {
-  return new KubernetesContainerManager({
+  const m = new KubernetesContainerManager({
     cluster: "demo", kubeconfig, createNamespace: true, runtimeImage: "registry.example/clipper-runtime:0.1.0",
     frontendReplicas: 2, pollMs: 10, rolloutTimeoutMs: 3000, ...extra,
   });
+  managers.push(m);
+  return m;
 }
 
 describe("KubernetesContainerManager against the fake API", () => {
@@ -60,9 +67,16 @@ describe("KubernetesContainerManager against the fake API", () => {
     api.markReady("clipper-demo-query-frontend", "ml");
     const addresses = await started;
     expect(addresses.manager).toBe("kubernetes");
-    expect(addresses.queryUrl).toBe("http://clipper-demo-query-frontend.ml.svc:1337");
+    // This process reaches the services through the API server's proxy; applications by the Service.
+    expect(addresses.queryUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(addresses.applicationQueryUrls).toEqual(["http://clipper-demo-query-frontend.ml.svc:1337"]);
+    expect(addresses.kubernetes).toEqual({ kubeconfig, namespace: "ml" });
     expect(addresses.token).toBeTruthy();
     expect((await m.connect()).token).toBe(addresses.token);
+    // Start waited for the daemon to answer through the proxy, with the kubeconfig's credentials.
+    const pings = api.requests.filter((r) => r.path.endsWith("/services/http%3Aclipper-demo-management%3Amanagement/proxy/admin/ping"));
+    expect(pings.length).toBeGreaterThan(0);
+    expect(pings.every((r) => r.authorization)).toBe(true);
   });
 
   it("applies again: 409 on create becomes a replace at the current resourceVersion, keeping the token", async () => {
@@ -108,7 +122,10 @@ describe("KubernetesContainerManager against the fake API", () => {
     const deploying = m.deployModel({ ...MODEL, version: "3" }, 1).then(() => undefined, (e: unknown) => e);
     await new Promise((r) => setTimeout(r, 50));
     api.setPodProblem("clipper-demo-sum-3", { reason: "ImagePullBackOff", message: "pull access denied" }, "ml");
-    expect(String(await deploying)).toMatch(/clipper-demo-sum-3 has 0 of 1 replicas ready.*ImagePullBackOff \(pull access denied\)/);
+    const message = String(await deploying);
+    expect(message).toMatch(/clipper-demo-sum-3 has 0 of 1 replicas ready.*ImagePullBackOff \(pull access denied\)/);
+    // ... and the kubelet's events for the pod.
+    expect(message).toMatch(/events: Failed: pull access denied \(×3\)/);
     api.setAutoReady(true);
   });
 

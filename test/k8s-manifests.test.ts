@@ -25,6 +25,7 @@ import {
   type KubernetesObject,
 } from "../src/managers/kubernetes/manifests.js";
 import { plainObjects, renderManifests } from "../src/managers/kubernetes/render.js";
+import { MANAGER_NEEDS_DRY_RUN } from "../src/cli/commands/manifests.js";
 import { runCli } from "./support/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -286,11 +287,15 @@ describe("clipper --manager kubernetes --dry-run", () => {
     expect(r.json).toMatchObject({ apiVersion: "v1", kind: "List", items: [{ kind: "Deployment", metadata: { name: "clipper-default-m-1" } }] });
   });
 
-  it("refuses a live kubernetes start in one line, and --dry-run elsewhere", async () => {
-    const live = await runCli(["start", "--manager", "kubernetes"], env);
+  it("refuses, in one line, a live start without a kubeconfig, --manager on deploy-model without --dry-run, and --dry-run elsewhere", async () => {
+    const live = await runCli(["start", "--manager", "kubernetes", "--runtime-image", "reg/rt:1"], env);
     expect(live.code).toBe(2);
-    expect(live.stderr.split("\n")[0]).toBe("error: the kubernetes manager is not available yet: in this release it only prints manifests (add --dry-run -o yaml)");
+    expect(live.stderr.split("\n")[0]).toMatch(/^error: (cannot load the kubeconfig|the kubeconfig names no cluster)/);
     expect(live.stdout).toBe("");
+    const deploy = await runCli(["deploy-model", "m", "--version", "1", "--input-type", "d", "--framework", "node",
+      "--image", "reg/m:1", "--manager", "kubernetes"], env);
+    expect(deploy.code).toBe(2);
+    expect(deploy.stderr.split("\n")[0]).toBe(`error: ${MANAGER_NEEDS_DRY_RUN}`);
     const local = await runCli(["start", "--dry-run"], env);
     expect(local.code).toBe(2);
     expect(local.stderr).toContain("--dry-run is available with --manager kubernetes only");

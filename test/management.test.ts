@@ -482,6 +482,10 @@ describe("access control", () => {
     expect(isAuthorized(policy, "10.1.2.3", "Basic s3cret")).toBe(false);
     expect(isAuthorized(policy, "10.1.2.3", "Bearer s3cret")).toBe(true);
     expect(isAuthorized(policy, "::ffff:10.1.2.3", "bearer  s3cret ")).toBe(true);
+    // X-Clipper-Token: what survives a proxy that strips Authorization (the Kubernetes API server's).
+    expect(isAuthorized(policy, "10.1.2.3", undefined, "s3cret")).toBe(true);
+    expect(isAuthorized(policy, "10.1.2.3", undefined, "wrong")).toBe(false);
+    expect(isAuthorized(policy, "10.1.2.3", undefined, "")).toBe(false);
     // Loopback clients stay open.
     expect(isAuthorized(policy, "127.0.0.1", undefined)).toBe(true);
     expect(isAuthorized(policy, "::1", undefined)).toBe(true);

@@ -1,7 +1,9 @@
 /**
  * Who may call the admin API. Secure by default: loopback clients are always let in; when the
  * daemon listens beyond loopback and a token is configured, every other client must present
- * `Authorization: Bearer <token>`.
+ * `Authorization: Bearer <token>` or `X-Clipper-Token: <token>`. The second header exists for proxies
+ * that authenticate callers with `Authorization` themselves and strip it before forwarding: the
+ * Kubernetes API server's service proxy, which the CLI reaches a cluster's daemon through.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isLoopbackAddress, isLoopbackHost } from "../shared/loopback.js";
@@ -12,11 +14,21 @@ export interface AuthPolicy {
   token?: string;
 }
 
-/** Whether a request from `remoteAddress` with this Authorization header may proceed. */
-export function isAuthorized(policy: AuthPolicy, remoteAddress: string | undefined, authorization: string | undefined): boolean {
+/** The header that carries the token where `Authorization` cannot (see above). */
+export const TOKEN_HEADER = "x-clipper-token";
+
+/** Whether a request from `remoteAddress` with these credentials may proceed. */
+export function isAuthorized(
+  policy: AuthPolicy,
+  remoteAddress: string | undefined,
+  authorization: string | undefined,
+  tokenHeader?: string,
+): boolean {
   if (!policy.token || isLoopbackHost(policy.host) || isLoopbackAddress(remoteAddress)) return true;
   const match = /^Bearer[ \t]+(.+)$/i.exec(authorization?.trim() ?? "");
-  return match !== null && sameSecret(match[1]!.trim(), policy.token);
+  if (match !== null && sameSecret(match[1]!.trim(), policy.token)) return true;
+  const given = tokenHeader?.trim();
+  return given !== undefined && given !== "" && sameSecret(given, policy.token);
 }
 
 /** Constant-time comparison (hashing first makes the lengths equal). */

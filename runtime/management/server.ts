@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { REPORT_REPLICAS_PATH, WATCH_PATH } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
-import { isAuthorized, isOpenEndpoint, type AuthPolicy } from "./auth.js";
+import { isAuthorized, isOpenEndpoint, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
 import { AdminError, badRequest } from "./errors.js";
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
@@ -84,8 +84,8 @@ export async function startManagementServer(options: ManagementServerOptions): P
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = normalizePath(req.url);
     const store = await storeReady;
-    if (!isOpenEndpoint(req.method, path) && !isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization)) {
-      throw new AdminError("unauthorized", "Missing or invalid token: send 'Authorization: Bearer <token>'", {
+    if (!isOpenEndpoint(req.method, path) && !isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization, firstValue(req.headers[TOKEN_HEADER]))) {
+      throw new AdminError("unauthorized", "Missing or invalid token: send 'Authorization: Bearer <token>' (or 'X-Clipper-Token: <token>')", {
         "www-authenticate": 'Bearer realm="clipper-management"',
       });
     }
@@ -220,4 +220,9 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
   if (res.destroyed || res.writableEnded) return;
   res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** A header sent more than once arrives as an array: only the first value counts. */
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

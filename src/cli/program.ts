@@ -12,7 +12,9 @@ const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (
 const jsonOption = () => new Option("--json", "print machine-readable JSON");
 const dryRunOption = () => new Option("--dry-run", "kubernetes: print the objects it would create instead of creating them (no cluster needed)");
 const outputOption = () => new Option("-o, --output <format>", "kubernetes --dry-run: manifest format").choices(["yaml", "json"] as const).default("yaml" as const);
-const namespaceOption = () => new Option("--namespace <name>", "kubernetes: namespace of every object").default("default");
+const namespaceOption = () => new Option("--namespace <name>", "kubernetes: namespace of every object (default: the kubeconfig context's, else default)");
+const kubeconfigOption = () => new Option("--kubeconfig <file>", "kubernetes: kubeconfig file (default: $KUBECONFIG or ~/.kube/config)");
+const kubeContextOption = () => new Option("--context <name>", "kubernetes: kubeconfig context (default: its current one)");
 const pullSecretOption = () => new Option("--image-pull-secret <name>", "kubernetes: a Secret the pods pull their images with (repeatable)").argParser(collect);
 
 function dryRunNeedsKubernetes(): never {
@@ -56,7 +58,7 @@ export function buildProgram(): Command {
 
   program.command("start")
     .description("start the query frontend and management daemon")
-    .addOption(new Option("--manager <kind>", "where to run (kubernetes: --dry-run only in this release)").choices(["local", "docker", "kubernetes"] as const).default("local" as const))
+    .addOption(new Option("--manager <kind>", "where to run: local processes, Docker containers, or a Kubernetes cluster").choices(["local", "docker", "kubernetes"] as const).default("local" as const))
     .option("--runtime-base-image <image>", "docker: base of the image the frontends run from (must hold Node 20)")
     .option("--cluster <name>", "cluster name", "default")
     .option("--host <address>", "address the frontends and RPC listen on", "127.0.0.1")
@@ -64,7 +66,7 @@ export function buildProgram(): Command {
     .option("--management-port <n>", "management REST port", portArg, 1338)
     .option("--rpc-port <n>", "model RPC port", portArg, 7000)
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), 10 * 1024 * 1024)
-    .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer", intArg(1), 60_000)
+    .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer (default 60000; kubernetes 300000)", intArg(1))
     .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), 30_000)
     .option("--cache-bytes <n>", "prediction cache bound per frontend, in bytes (0 disables)", intArg(0), 64 * 1024 * 1024)
     .option("--max-batch <n>", "largest batch for models without a fixed batch size", intArg(1), 64)
@@ -72,26 +74,49 @@ export function buildProgram(): Command {
     .option("--no-admission", "never shed queries that cannot meet their SLO (Clipper's behaviour)")
     .option("--oip-timeout-ms <n>", "deadline of Open Inference Protocol requests to models no application links", intArg(1), 1000)
     .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
-    .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption())
+    .addOption(dryRunOption()).addOption(outputOption())
+    .addOption(kubeconfigOption()).addOption(kubeContextOption()).addOption(namespaceOption())
     .option("--create-namespace", "kubernetes: create the namespace too")
     .option("--frontend-replicas <n>", "kubernetes: query frontend replicas", intArg(1), 1)
     .option("--service-type <[service=]type>", "kubernetes: ClusterIP | NodePort | LoadBalancer for the query Service, " +
       "or query=TYPE / management=TYPE (repeatable)", collect)
     .addOption(pullSecretOption())
-    .option("--registry <host/path>", "kubernetes: registry the runtime image is named under")
-    .option("--runtime-image <image>", "kubernetes: the image the frontends and management run from")
-    .option("--token-secret <name>", "kubernetes: use this existing Secret (key `token`) as the management token instead of printing a new one")
+    .option("--registry <host/path>", "kubernetes: build the runtime image here and push it to this registry (model images default to it too)")
+    .option("--runtime-image <image>", "kubernetes: the image the frontends and management run from (already pushed or loaded)")
+    .option("--token-secret <name>", "kubernetes: use this existing Secret (key `token`) as the management token instead of creating one")
     .option("--storage-class <name>", "kubernetes: storage class of the management state volume (default: the cluster's)")
     .addOption(jsonOption())
     .action((opts) => run(opts.json, async () => {
-      if (opts.manager === "kubernetes") return (await import("./commands/manifests.js")).startDryRun(opts);
+      const kubernetes = opts.manager === "kubernetes";
+      const startupTimeoutMs = opts.startupTimeoutMs ?? (kubernetes ? 300_000 : 60_000);
+      if (kubernetes && opts.dryRun) {
+        return (await import("./commands/manifests.js")).startDryRun({ ...opts, startupTimeoutMs, namespace: opts.namespace ?? "default" });
+      }
       if (opts.dryRun) dryRunNeedsKubernetes();
       const {
-        dryRun: _d, output: _o, namespace: _n, createNamespace: _c, frontendReplicas: _f, serviceType: _s, imagePullSecret: _i,
-        registry: _r, runtimeImage: _ri, tokenSecret: _t, storageClass: _sc, manager, ...rest
+        dryRun: _d, output: _o, kubeconfig, context, namespace, createNamespace, frontendReplicas, serviceType, imagePullSecret,
+        registry, runtimeImage, tokenSecret, storageClass, manager, ...rest
       } = opts;
-      return (await import("./commands/cluster.js")).start({ ...rest, manager });
+      const { serviceTypes } = await import("./commands/manifests.js");
+      return (await import("./commands/cluster.js")).start({
+        ...rest, startupTimeoutMs, manager,
+        ...(kubernetes ? {
+          kubernetes: {
+            kubeconfig, context, namespace, createNamespace, frontendReplicas, serviceTypes: serviceTypes(serviceType),
+            imagePullSecrets: imagePullSecret, registry, runtimeImage, tokenSecret, storageClass,
+            ...(opts.runtimeBaseImage ? { runtimeBaseImage: opts.runtimeBaseImage } : {}),
+          },
+        } : {}),
+      });
     }));
+
+  program.command("attach")
+    .description("find a cluster that is already running (on Kubernetes, by its labels) and make it the current one")
+    .addOption(new Option("--manager <kind>", "where it runs").choices(["local", "docker", "kubernetes"] as const).default("kubernetes" as const))
+    .option("--cluster <name>", "cluster name", "default")
+    .addOption(kubeconfigOption()).addOption(kubeContextOption()).addOption(namespaceOption())
+    .addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).attach(opts)));
 
   program.command("stop")
     .description("stop every process of the cluster")
@@ -186,7 +211,7 @@ export function buildProgram(): Command {
     .option("--label <label>", "a label (repeatable)", collect)
     .option("--python <path>", "local: Python interpreter (default: $CLIPPER_PYTHON or python3)")
     .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect", intArg(1), 60_000)
-    .addOption(new Option("--manager <kind>", "print this manager's objects instead of deploying (with --dry-run)").choices(["kubernetes"] as const))
+    .addOption(new Option("--manager <kind>", "print this manager's objects instead of deploying (with --dry-run; a live deploy uses the cluster's manager)").choices(["kubernetes"] as const))
     .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption()).addOption(pullSecretOption())
     .option("--node-selector <key=value>", "kubernetes: schedule replicas only on nodes with this label (repeatable)", collect)
     .addOption(clusterOption()).addOption(jsonOption())
@@ -194,7 +219,7 @@ export function buildProgram(): Command {
       if (opts.manager === "kubernetes") {
         const { gpuRequest } = await import("./commands/models.js");
         const { gpu: _flag, ...rest } = opts;
-        return (await import("./commands/manifests.js")).deployModelDryRun(name, { ...rest, gpu: gpuRequest(opts) });
+        return (await import("./commands/manifests.js")).deployModelDryRun(name, { ...rest, namespace: opts.namespace ?? "default", gpu: gpuRequest(opts) });
       }
       if (opts.dryRun) dryRunNeedsKubernetes();
       return (await import("./commands/models.js")).deployModel(name, opts);

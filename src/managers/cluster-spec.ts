@@ -27,6 +27,8 @@ export const LABEL = {
   host: "ai.clipper.host",
   /** Path of the management token inside the frontends, when the cluster has one. */
   tokenFile: "ai.clipper.token.file",
+  /** Kubernetes: the registry model images go to by default (an annotation on the management Deployment). */
+  registry: "ai.clipper.registry",
 } as const;
 
 export type Role = "management" | "query_frontend" | "model" | "model_deployment";

@@ -18,6 +18,23 @@ export interface ClusterAddresses {
   metricsUrl: string;
   /** Required by the management API when it listens beyond loopback. */
   token?: string;
+  /**
+   * Where applications send queries, when that differs from `queryUrl` (which is where this
+   * process reaches the frontend): on Kubernetes the Service's in-cluster name and, for NodePort
+   * or LoadBalancer Services, its outside address.
+   */
+  applicationQueryUrls?: string[];
+  /** Kubernetes: where the cluster lives, so that later commands find it again. */
+  kubernetes?: KubernetesLocation;
+  /** The registry model images are pushed to when a deployment names none (Kubernetes). */
+  registry?: string;
+}
+
+/** A Kubernetes cluster's place: kubeconfig file and context (absent: the defaults), namespace. */
+export interface KubernetesLocation {
+  kubeconfig?: string;
+  context?: string;
+  namespace: string;
 }
 
 export interface ClusterOptions {
@@ -82,6 +99,9 @@ export interface ReplicaStatus {
   state: "running" | "restarting" | "exited";
   pid?: number;
   restarts: number;
+  /** Kubernetes: the pod, and whether it passes its readiness probe. */
+  pod?: string;
+  ready?: boolean;
 }
 
 export interface ComponentStatus {
@@ -89,6 +109,8 @@ export interface ComponentStatus {
   state: "running" | "restarting" | "exited";
   pid?: number;
   restarts: number;
+  /** Kubernetes: whether the pod passes its readiness probe. */
+  ready?: boolean;
 }
 
 export interface ClusterStatus {

@@ -2,8 +2,11 @@
  * Chooses a container manager by kind. Imports are lazy so that a command which never touches
  * Docker or Kubernetes does not load their SDKs.
  */
-import { ClipperError } from "../errors.js";
 import type { ContainerManager, ManagerKind } from "./container-manager.js";
+import type { KubernetesManagerOptions } from "./kubernetes/kubernetes-manager.js";
+
+/** Kubernetes settings: where the cluster lives, and (for start) what it is made of. */
+export type KubernetesSettings = Omit<KubernetesManagerOptions, "cluster">;
 
 export interface ManagerOptions {
   cluster: string;
@@ -13,6 +16,7 @@ export interface ManagerOptions {
   runtimeBaseImage?: string;
   /** Docker: an existing runtime image to use instead of building one. */
   runtimeImage?: string;
+  kubernetes?: KubernetesSettings;
 }
 
 export const MANAGER_KINDS: readonly ManagerKind[] = ["local", "docker", "kubernetes"];
@@ -31,7 +35,9 @@ export async function createManager(kind: ManagerKind, options: ManagerOptions):
         ...(options.runtimeImage ? { runtimeImage: options.runtimeImage } : {}),
       });
     }
-    case "kubernetes":
-      throw new ClipperError("USAGE", "the kubernetes manager is not available yet: in this release it only prints manifests (`clipper start --manager kubernetes --dry-run -o yaml`)", "use --manager local or docker to run a cluster; see docs/kubernetes.md");
+    case "kubernetes": {
+      const { KubernetesContainerManager } = await import("./kubernetes/kubernetes-manager.js");
+      return new KubernetesContainerManager({ ...options.kubernetes, cluster: options.cluster });
+    }
   }
 }

@@ -4,13 +4,18 @@
  * `Status` bodies, resourceVersion on every write (a stale one is refused), generation on spec
  * changes, equality label selectors on lists and collection deletes, the Deployment scale
  * subresource, and Deployment status that only becomes ready when the test says so (`markReady`),
- * as a controller would report it. Pods are synthesized from Deployments (one per desired replica).
+ * as a controller would report it. Pods are synthesized from Deployments (one per desired replica),
+ * with Warning events for pods the test gives a problem (as the kubelet would emit) and logs from a
+ * source the test supplies. The service proxy subresource forwards to a backend URL the test names
+ * for the Service (the API server would forward to one of its endpoints), dropping the caller's
+ * Authorization header as the API server does. Tests may watch Deployment changes to run "pods".
  *
  * No API server can run on these machines (see /work/shared/design/test-environment.md), so this is
  * how the Kubernetes manager is tested; docs/kubernetes.md says so.
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { writeFileSync } from "node:fs";
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 type Obj = Record<string, any>;
@@ -44,9 +49,18 @@ export interface PodProblem {
   message?: string;
 }
 
+export type DeploymentEvent = "ADDED" | "MODIFIED" | "DELETED";
+
 export interface FakeKubeApi {
   readonly url: string;
-  readonly requests: { method: string; path: string }[];
+  /** Every request, and whether it carried credentials (an Authorization header). */
+  readonly requests: { method: string; path: string; authorization: boolean }[];
+  /** Requests to a service proxy path arrive at this URL (e.g. a server the test runs on loopback). */
+  setServiceBackend(service: string, url: string, namespace: string): void;
+  /** Where pod logs come from (undefined: the pod has written nothing). */
+  setPodLogs(source: (pod: Obj) => string | undefined): void;
+  /** Called after every Deployment create, change and delete (a test's stand-in for the kubelet). */
+  onDeployment(listener: (event: DeploymentEvent, deployment: Obj) => void): void;
   /** Reports the Deployment as a controller would once its pods are ready (all namespaces, or one). */
   markReady(name: string, namespace?: string): void;
   /** Every Deployment becomes ready as soon as it is created or changed. */
@@ -59,10 +73,27 @@ export interface FakeKubeApi {
   close(): Promise<void>;
 }
 
+/** A kubeconfig whose only context points at the fake (with a bearer token, as a real user would have). */
+export function writeKubeconfig(path: string, url: string, namespace: string): string {
+  writeFileSync(path, [
+    "apiVersion: v1", "kind: Config", "current-context: fake",
+    "clusters:", "- name: fake", "  cluster:", `    server: ${url}`, "    insecure-skip-tls-verify: true",
+    "users:", "- name: fake", "  user:", "    token: test-token",
+    "contexts:", "- name: fake", "  context:", "    cluster: fake", "    user: fake", `    namespace: ${namespace}`,
+  ].join("\n"));
+  return path;
+}
+
 export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const store = new Map<string, Obj>(); // key: plural/namespace/name
   const problems = new Map<string, PodProblem>(); // key: namespace/name of a Deployment
-  const requests: { method: string; path: string }[] = [];
+  const requests: { method: string; path: string; authorization: boolean }[] = [];
+  const backends = new Map<string, string>(); // key: namespace/service
+  const deploymentListeners: ((event: DeploymentEvent, deployment: Obj) => void)[] = [];
+  let podLogs: (pod: Obj) => string | undefined = () => undefined;
+  const notify = (event: DeploymentEvent, dep: Obj) => {
+    for (const l of deploymentListeners) l(event, structuredClone(dep));
+  };
   let revision = 1000;
   let autoReady = false;
   const nextRv = () => String(++revision);
@@ -135,6 +166,32 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
         })),
       },
     }));
+  }
+
+  /** The kubelet's Warning event for each pod that has a problem. */
+  function eventsOf(pods: Obj[], ns: string | undefined): Obj[] {
+    return pods.flatMap((pod) => {
+      const owner = pod.metadata.ownerReferences?.[0]?.name?.replace(/-[0-9a-f]{10}$/, "");
+      const problem = problems.get(`${pod.metadata.namespace}/${owner}`);
+      if (!problem || (ns !== undefined && pod.metadata.namespace !== ns)) return [];
+      return [{
+        metadata: { name: `${pod.metadata.name}.${revision.toString(16)}`, namespace: pod.metadata.namespace },
+        involvedObject: { kind: "Pod", name: pod.metadata.name, namespace: pod.metadata.namespace },
+        type: "Warning", reason: problem.reason === "ImagePullBackOff" ? "Failed" : "BackOff",
+        message: problem.message ?? problem.reason, count: 3, lastTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      }];
+    });
+  }
+
+  /** Equality field selectors (the API server's `a.b=c,d.e=f`), on any dotted path of the object. */
+  function fieldMatches(o: Obj, selector: string | null): boolean {
+    if (!selector) return true;
+    return selector.split(",").every((part) => {
+      const m = part.match(/^([^!=]+)(==?|!=)(.*)$/);
+      if (!m) throw new ApiError(400, "BadRequest", `invalid field selector: ${part}`);
+      const value = m[1]!.trim().split(".").reduce<any>((v, k) => (v === undefined ? undefined : v[k]), o);
+      return m[2] === "!=" ? String(value ?? "") !== m[3] : String(value ?? "") === m[3];
+    });
   }
 
   // ---- label selectors ----------------------------------------------------------------------
@@ -257,6 +314,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     if (r.kind === "Secret") foldStringData(obj);
     if (r.kind === "PersistentVolumeClaim") obj.status = { phase: "Bound" };
     store.set(k, obj);
+    if (r.kind === "Deployment") notify("ADDED", obj);
     return obj;
   }
 
@@ -307,6 +365,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     }
     if (r.kind === "Secret") foldStringData(obj);
     store.set(key(r.plural, ns, name), obj);
+    if (r.kind === "Deployment" && !opts.status) notify("MODIFIED", obj);
     return obj;
   }
 
@@ -325,7 +384,10 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
       // Simplification: a namespace's contents go at once (a real one passes through Terminating).
       for (const k of [...store.keys()]) if (k.split("/")[1] === name) store.delete(k);
     }
-    if (r.kind === "Deployment") problems.delete(`${ns}/${name}`);
+    if (r.kind === "Deployment") {
+      problems.delete(`${ns}/${name}`);
+      notify("DELETED", o);
+    }
     return o;
   }
 
@@ -398,7 +460,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://fake");
     const method = (req.method ?? "GET").toUpperCase();
-    requests.push({ method, path: url.pathname + url.search });
+    requests.push({ method, path: url.pathname + url.search, authorization: Boolean(req.headers.authorization) });
     const segs = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
     const selector = url.searchParams.get("labelSelector");
 
@@ -413,13 +475,47 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     if (rest[0] === "namespaces" && rest.length >= 3) { ns = rest[1]; rest = rest.slice(2); }
     const [plural, name, sub] = rest;
 
-    // Pods and events: read-only, synthesized.
+    // The service proxy: /api/v1/namespaces/NS/services/[scheme:]NAME[:PORT]/proxy/PATH
+    if (group === "" && version === "v1" && plural === "services" && sub === "proxy" && name !== undefined && ns !== undefined) {
+      const [scheme, service, port] = name.includes(":") ? (name.split(":").length === 3 ? name.split(":") : ["http", ...name.split(":")]) : ["http", name, ""];
+      const svc = store.get(key("services", ns, service!));
+      if (!svc) throw new ApiError(404, "NotFound", `services "${service}" not found`, { name: service, kind: "services" });
+      if (port && !(svc.spec?.ports ?? []).some((p: Obj) => p.name === port || String(p.port) === port)) {
+        throw new ApiError(503, "ServiceUnavailable", `no endpoints available for service "${name}"`);
+      }
+      const backend = backends.get(`${ns}/${service}`);
+      if (!backend || scheme !== "http") throw new ApiError(503, "ServiceUnavailable", `no endpoints available for service "${name}"`);
+      // Whatever follows NAME/proxy is the backend's path, kept as sent (still percent-encoded).
+      // ["", "api", "v1", "namespaces", NS, "services", NAME, "proxy", ...the path]
+      const rest = `/${url.pathname.split("/").slice(8).join("/")}`;
+      await proxyTo(backend, `${rest}${url.search}`, req, res);
+      return;
+    }
+
+    // Pods, their logs, and events: read-only, synthesized.
     if (group === "" && version === "v1" && (plural === "pods" || plural === "events")) {
-      if (method !== "GET" || name !== undefined) throw new ApiError(405, "MethodNotAllowed", "the fake serves only pod and event lists");
-      if (plural === "events") { send(res, 200, listBody("Event", "v1", [])); return; }
+      if (method !== "GET" || (name !== undefined && !(plural === "pods" && sub === "log"))) {
+        throw new ApiError(405, "MethodNotAllowed", "the fake serves only pod and event lists and pod logs");
+      }
       const reqs = parseSelector(selector);
       const deployments = listOf(RESOURCES.find((r) => r.plural === "deployments")!, ns, null);
-      send(res, 200, listBody("Pod", "v1", deployments.flatMap(podsOf).filter((p) => matches(p, reqs))));
+      const pods = deployments.flatMap(podsOf);
+      if (plural === "events") {
+        send(res, 200, listBody("Event", "v1", eventsOf(pods, ns).filter((e) => fieldMatches(e, url.searchParams.get("fieldSelector")))));
+        return;
+      }
+      if (sub === "log") {
+        const pod = pods.find((p) => p.metadata.name === name);
+        if (!pod) throw new ApiError(404, "NotFound", `pods "${name}" not found`, { name, kind: "pods" });
+        const lines = (podLogs(pod) ?? "").split("\n");
+        if (lines.at(-1) === "") lines.pop();
+        const tail = Number(url.searchParams.get("tailLines") ?? lines.length);
+        const text = lines.slice(Math.max(0, lines.length - tail)).map((l) => `${l}\n`).join("");
+        res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(text) });
+        res.end(text);
+        return;
+      }
+      send(res, 200, listBody("Pod", "v1", pods.filter((p) => matches(p, reqs))));
       return;
     }
 
@@ -503,6 +599,24 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     }
   }
 
+  /** Forwards to a backend as the API server's proxy would: without the caller's credentials. */
+  function proxyTo(backend: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const target = new URL(path, backend);
+    const { authorization: _a, host: _h, connection: _c, ...headers } = req.headers;
+    return new Promise<void>((resolve) => {
+      const out = httpRequest(target, { method: req.method, headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+        answer.on("end", resolve);
+      });
+      out.on("error", (err) => {
+        send(res, 503, status(503, "ServiceUnavailable", `error trying to reach service: ${err.message}`));
+        resolve();
+      });
+      req.pipe(out);
+    });
+  }
+
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (err instanceof ApiError) send(res, err.code, status(err.code, err.reason, err.message, err.details));
@@ -524,6 +638,15 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    setServiceBackend(service, url, namespace) {
+      backends.set(`${namespace}/${service}`, url);
+    },
+    setPodLogs(source) {
+      podLogs = source;
+    },
+    onDeployment(listener) {
+      deploymentListeners.push(listener);
+    },
     markReady(name, namespace) {
       forDeployments(name, namespace, (dep) => {
         problems.delete(`${dep.metadata.namespace}/${name}`);

@@ -1,26 +1,52 @@
 /** start, stop, status, logs: a cluster's lifecycle. */
 import { ClipperConnection } from "../../connection.js";
-import type { ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
-import { emit, progress, style, table, type OutputOptions } from "../output.js";
+import type { BuildEvent } from "../../images/types.js";
+import type { ClusterAddresses, ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
+import type { KubernetesSettings } from "../../managers/index.js";
+import { emit, progress, style, table, type OutputOptions, type Progress } from "../output.js";
 
-export type StartOptions = OutputOptions & ClusterOptions & { manager: ManagerKind; python?: string; runtimeBaseImage?: string };
+export type StartOptions = OutputOptions & ClusterOptions & {
+  manager: ManagerKind; python?: string; runtimeBaseImage?: string; kubernetes?: KubernetesSettings;
+};
+
+/** Rollout and image-push progress of the Kubernetes manager, shown behind the spinner. */
+function kubernetesProgress(spinner: Progress, prefix: string): Pick<KubernetesSettings, "onProgress" | "onBuildProgress"> {
+  return {
+    onProgress: (message) => spinner.update(`${prefix}: ${message}`),
+    onBuildProgress: (event: BuildEvent) => {
+      if (event.type === "step") spinner.update(`${prefix}: building the runtime image, step ${event.index}/${event.total}`);
+      else if (event.type === "push") spinner.update(`${prefix}: pushing the runtime image: ${event.status}${event.progress ? ` ${event.progress}` : ""}`);
+    },
+  };
+}
+
+/** The lines that say where a cluster answers (start and attach). */
+function addressLines(addresses: ClusterAddresses): string[] {
+  const k8s = addresses.kubernetes;
+  return [
+    ...(k8s ? [`  namespace        ${k8s.namespace}${k8s.context ? ` (context ${k8s.context})` : ""}`] : []),
+    `  query frontend   ${addresses.queryUrl}${k8s ? style.dim("  (through the Kubernetes API server, for this process only)") : ""}`,
+    ...(addresses.applicationQueryUrls ?? []).map((url) => `  for applications ${url}`),
+    `  management API   ${addresses.managementUrl}`,
+    `  model RPC        ${addresses.rpcAddress}`,
+    `  metrics          ${addresses.metricsUrl}`,
+  ];
+}
 
 export async function start(options: StartOptions): Promise<void> {
-  const conn = await ClipperConnection.create({
-    cluster: options.cluster, manager: options.manager, python: options.python,
-    ...(options.runtimeBaseImage ? { runtimeBaseImage: options.runtimeBaseImage } : {}),
-  });
   const spinner = progress(`Starting cluster '${options.cluster}' (${options.manager})`, options);
+  const { json: _json, manager, python: _python, runtimeBaseImage: _base, kubernetes, ...clusterOptions } = options;
   try {
-    const { json: _json, manager: _manager, python: _python, runtimeBaseImage: _base, ...clusterOptions } = options;
+    const conn = await ClipperConnection.create({
+      cluster: options.cluster, manager, python: options.python,
+      ...(options.runtimeBaseImage ? { runtimeBaseImage: options.runtimeBaseImage } : {}),
+      ...(kubernetes ? { kubernetes: { ...kubernetes, ...kubernetesProgress(spinner, `Starting cluster '${options.cluster}'`) } } : {}),
+    });
     const addresses = await conn.start(clusterOptions);
     spinner.succeed(`Cluster '${addresses.cluster}' is up`);
     const { token, ...shown } = addresses;
     emit(options, { ...shown, tokenRequired: token !== undefined }, [
-      `  query frontend   ${addresses.queryUrl}`,
-      `  management API   ${addresses.managementUrl}`,
-      `  model RPC        ${addresses.rpcAddress}`,
-      `  metrics          ${addresses.metricsUrl}`,
+      ...addressLines(addresses),
       ...(token ? [`  ${style.dim("the management API needs the token kept under CLIPPER_HOME for non-loopback clients")}`] : []),
       "",
       `Next: ${style.cmd("clipper register-app hello --input-type doubles --default-output -1 --slo-ms 100")}`,
@@ -29,6 +55,17 @@ export async function start(options: StartOptions): Promise<void> {
     spinner.fail(`Cluster '${options.cluster}' did not start`);
     throw err;
   }
+}
+
+/** Finds a running cluster (Kubernetes: by its labels in the namespace) and makes it current. */
+export async function attach(options: OutputOptions & { manager: ManagerKind; cluster: string; kubeconfig?: string; context?: string; namespace?: string }): Promise<void> {
+  const conn = await ClipperConnection.connect({
+    cluster: options.cluster, manager: options.manager, remember: true,
+    ...(options.manager === "kubernetes" ? { kubernetes: { kubeconfig: options.kubeconfig, context: options.context, namespace: options.namespace } } : {}),
+  });
+  const addresses = conn.getAddresses();
+  const { token, ...shown } = addresses;
+  emit(options, { ...shown, tokenRequired: token !== undefined }, [`Attached to cluster '${addresses.cluster}' (${addresses.manager})`, ...addressLines(addresses)]);
 }
 
 export async function stop(options: OutputOptions & { cluster?: string; keepState?: boolean }): Promise<void> {
@@ -44,16 +81,24 @@ export async function status(options: OutputOptions & { cluster?: string }): Pro
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
   const s = await conn.inspectInstance();
   const { token: _token, ...addresses } = s.addresses;
+  // Kubernetes reports pods and readiness; the other managers process ids.
+  const pods = s.addresses.manager === "kubernetes";
+  const ready = (r: boolean | undefined) => (r === undefined ? "-" : r ? "yes" : style.bold("no"));
   emit(options, { ...s, addresses }, [
     `cluster ${style.bold(s.addresses.cluster)} (${s.addresses.manager})  query ${s.addresses.queryUrl}  management ${s.addresses.managementUrl}`,
+    ...(s.addresses.applicationQueryUrls ?? []).map((url) => `applications query ${url}`),
     "",
-    ...table(["COMPONENT", "STATE", "PID", "RESTARTS"],
-      s.components.map((c) => [c.component, c.state, String(c.pid ?? "-"), String(c.restarts)])),
+    ...(pods
+      ? table(["COMPONENT", "STATE", "READY", "RESTARTS"], s.components.map((c) => [c.component, c.state, ready(c.ready), String(c.restarts)]))
+      : table(["COMPONENT", "STATE", "PID", "RESTARTS"], s.components.map((c) => [c.component, c.state, String(c.pid ?? "-"), String(c.restarts)]))),
     "",
     ...(s.replicas.length === 0
       ? [style.dim("no model replicas")]
-      : table(["MODEL", "VERSION", "REPLICA", "STATE", "PID", "RESTARTS"],
-        s.replicas.map((r) => [r.name, r.version, String(r.replica), r.state, String(r.pid ?? "-"), String(r.restarts)]))),
+      : pods
+        ? table(["MODEL", "VERSION", "REPLICA", "POD", "STATE", "READY", "RESTARTS"],
+          s.replicas.map((r) => [r.name, r.version, String(r.replica), r.pod ?? "-", r.state, ready(r.ready), String(r.restarts)]))
+        : table(["MODEL", "VERSION", "REPLICA", "STATE", "PID", "RESTARTS"],
+          s.replicas.map((r) => [r.name, r.version, String(r.replica), r.state, String(r.pid ?? "-"), String(r.restarts)]))),
   ]);
 }
 

@@ -27,11 +27,13 @@ export interface KubernetesFlags {
   registry?: string;
 }
 
-export const NOT_AVAILABLE_YET = "the kubernetes manager is not available yet: in this release it only prints manifests (add --dry-run -o yaml)";
+export const MANAGER_NEEDS_DRY_RUN = "--manager on deploy-model prints manifests and needs --dry-run; a live deploy goes to the current cluster, whatever its manager";
 
 /** Refuses everything but a dry run, in one line, before anything is done. */
 export function requireDryRun(options: { dryRun?: boolean }): void {
-  if (!options.dryRun) throw new ClipperError("USAGE", NOT_AVAILABLE_YET, "see docs/kubernetes.md");
+  if (!options.dryRun) {
+    throw new ClipperError("USAGE", MANAGER_NEEDS_DRY_RUN, "start or attach a Kubernetes cluster first: `clipper start --manager kubernetes` or `clipper attach`");
+  }
 }
 
 function version(): string {
@@ -90,6 +92,7 @@ export async function startDryRun(options: StartManifestOptions): Promise<void> 
     createNamespace: Boolean(options.createNamespace),
     options,
     runtimeImage: options.runtimeImage ?? runtimeImageName(version(), options.registry),
+    ...(options.registry ? { registry: options.registry } : {}),
     frontendReplicas: options.frontendReplicas,
     serviceTypes: serviceTypes(options.serviceType),
     imagePullSecrets: options.imagePullSecret,

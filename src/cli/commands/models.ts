@@ -67,9 +67,16 @@ export interface DeployOptions extends BuildFlags {
   readyTimeoutMs: number;
 }
 
+/** Rollout progress of a Kubernetes cluster behind the spinner (other managers report none). */
+function rolloutProgress(spinner: Progress, prefix: string) {
+  return { kubernetes: { onProgress: (message: string) => spinner.update(`${prefix}: ${message}`) } };
+}
+
 export async function deployModel(name: string, options: DeployOptions): Promise<void> {
-  const conn = await ClipperConnection.connect({ cluster: options.cluster, python: options.python });
-  const spinner = progress(`Deploying ${name}:${options.version} (${options.replicas} replica${options.replicas === 1 ? "" : "s"})`, options);
+  const what = `Deploying ${name}:${options.version} (${options.replicas} replica${options.replicas === 1 ? "" : "s"})`;
+  const spinner = progress(what, options);
+  const conn = await ClipperConnection.connect({ cluster: options.cluster, python: options.python, ...rolloutProgress(spinner, what) })
+    .catch((err: unknown) => { spinner.fail(`${what} failed`); throw err; });
   try {
     await conn.deployModel({
       ...buildInputs(name, options, spinner),
@@ -94,10 +101,16 @@ export async function setVersion(model: string, version: string, options: Common
 }
 
 export async function replicas(model: string, count: number, options: Common & { version?: string }): Promise<void> {
-  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  let spinner: Progress | undefined;
+  const conn = await ClipperConnection.connect({ cluster: options.cluster, kubernetes: { onProgress: (m) => spinner?.update(`Scaling ${model}: ${m}`) } });
   const version = options.version ?? (await conn.getCurrentModelVersion(model));
-  const spinner = progress(`Scaling ${model}:${version} to ${count}`, options);
-  await conn.setNumReplicas(model, count, version);
+  spinner = progress(`Scaling ${model}:${version} to ${count}`, options);
+  try {
+    await conn.setNumReplicas(model, count, version);
+  } catch (err) {
+    spinner.fail(`Scaling ${model}:${version} to ${count} failed`);
+    throw err;
+  }
   spinner.succeed(`${model}:${version} has ${count} replica${count === 1 ? "" : "s"}`);
   if (options.json) emit(options, { model_name: model, model_version: version, replicas: count }, []);
 }

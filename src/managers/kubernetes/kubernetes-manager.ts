@@ -8,15 +8,19 @@
  * no API server can run on the machines this is built on.
  */
 import { randomBytes } from "node:crypto";
-import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment, type V1Pod } from "@kubernetes/client-node";
+import { resolve } from "node:path";
+import { AppsV1Api, CoreV1Api, KubeConfig, type CoreV1Event, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import { AdminClient } from "../../admin-client.js";
 import { ClipperError } from "../../errors.js";
-import { clusterLabels, INTERNAL_PORTS, LABEL, type Role } from "../cluster-spec.js";
+import type { BuildProgress } from "../../images/types.js";
+import { clusterLabels, INTERNAL_PORTS, LABEL, TOKEN_DIR, type Role } from "../cluster-spec.js";
 import type {
   ClusterAddresses,
   ClusterOptions,
   ClusterStatus,
   ComponentStatus,
   ContainerManager,
+  KubernetesLocation,
   LogSource,
   LogTail,
   ModelDeployment,
@@ -26,6 +30,7 @@ import { ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { k8sNames } from "./names.js";
 import { plainObjects } from "./render.js";
+import { openServiceProxy, type ServiceProxy } from "./service-proxy.js";
 
 type Obj = Record<string, any>;
 
@@ -40,14 +45,28 @@ export interface KubernetesManagerOptions {
   createNamespace?: boolean;
   /** The image the management daemon and the frontends run from (start only). */
   runtimeImage?: string;
+  /**
+   * Start: where to push the runtime image built from this package when no runtimeImage is given
+   * (needs a Docker daemon); kept on the cluster as the default registry of model images.
+   */
+  registry?: string;
+  /** Start: base of the runtime image built for the registry (it must hold Node 20). */
+  runtimeBaseImage?: string;
   frontendReplicas?: number;
   serviceTypes?: { query?: ServiceType; management?: ServiceType };
+  /** Absent on deploy: the ones the cluster's management Deployment pulls with. */
   imagePullSecrets?: string[];
+  /** Start: an existing Secret (key `token`) to use as the management token instead of creating one. */
+  tokenSecret?: string;
+  /** Start: storage class of the management state volume (absent: the cluster's default). */
+  storageClass?: string;
   /** How long start, deploy and scale wait for ready replicas (default 300 s). */
   rolloutTimeoutMs?: number;
   /** How often a rollout is polled (default 1 s). */
   pollMs?: number;
   onProgress?: (message: string) => void;
+  /** Progress of the runtime image build and push (start with a registry). */
+  onBuildProgress?: BuildProgress;
 }
 
 export class KubernetesContainerManager implements ContainerManager {
@@ -56,10 +75,14 @@ export class KubernetesContainerManager implements ContainerManager {
   readonly namespace: string;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
+  private readonly kc: KubeConfig;
+  /** Loopback proxies to the cluster's services, opened by connect() and reused. */
+  private proxies?: Promise<{ management: ServiceProxy; query: ServiceProxy }>;
 
   constructor(private readonly options: KubernetesManagerOptions) {
     this.cluster = options.cluster;
     const kc = new KubeConfig();
+    this.kc = kc;
     try {
       if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
       else kc.loadFromDefault();
@@ -76,27 +99,74 @@ export class KubernetesContainerManager implements ContainerManager {
     this.apps = kc.makeApiClient(AppsV1Api);
   }
 
+  /** Where this cluster lives, as the CLI's context records it. */
+  get location(): KubernetesLocation {
+    return {
+      ...(this.options.kubeconfig ? { kubeconfig: resolve(this.options.kubeconfig) } : {}),
+      ...(this.options.context ? { context: this.options.context } : {}),
+      namespace: this.namespace,
+    };
+  }
+
   // ---- the cluster ------------------------------------------------------------------------------
 
   async startClipper(options: ClusterOptions): Promise<ClusterAddresses> {
-    if (!this.options.runtimeImage) {
-      throw new ManagerError("the Kubernetes manager needs the runtime image the frontends run from (--runtime-image, pushed to a registry the cluster can pull from)", "INVALID_ARGUMENT");
+    const { registry, tokenSecret } = this.options;
+    if (!this.options.runtimeImage && !registry) {
+      throw new ManagerError("the Kubernetes manager needs the image the frontends run from: --registry HOST/PATH (it is built here and pushed there) " +
+        "or --runtime-image IMAGE (already pushed, or loaded into kind/minikube)", "INVALID_ARGUMENT");
     }
     await this.ensureNamespace();
-    const token = (await this.existingToken()) ?? randomBytes(24).toString("base64url");
-    const objects = clusterManifests({
+    if (tokenSecret) await this.readToken(tokenSecret).then((t) => {
+      if (t === undefined) throw new ManagerError(`the Secret ${tokenSecret} in namespace ${this.namespace} does not exist or has no key \`token\``, "NOT_FOUND");
+    });
+    const token = tokenSecret ? undefined : (await this.readToken(k8sNames.token(this.cluster))) ?? randomBytes(24).toString("base64url");
+    // Every object is built (and validated) before the image is pushed or anything is applied.
+    const objects = (runtimeImage: string) => clusterManifests({
       cluster: this.cluster,
       namespace: this.namespace,
       options,
-      runtimeImage: this.options.runtimeImage,
+      runtimeImage,
       ...(this.options.frontendReplicas ? { frontendReplicas: this.options.frontendReplicas } : {}),
       ...(this.options.serviceTypes ? { serviceTypes: this.options.serviceTypes } : {}),
       ...(this.options.imagePullSecrets ? { imagePullSecrets: this.options.imagePullSecrets } : {}),
-      token: { value: token },
+      ...(this.options.storageClass ? { stateStorage: { storageClass: this.options.storageClass } } : {}),
+      ...(registry ? { registry } : {}),
+      token: tokenSecret ? { existingSecret: tokenSecret } : { value: token! },
     });
-    await this.apply(objects);
+    plainObjects(objects(this.options.runtimeImage ?? "clipper-runtime:check"));
+    const runtimeImage = this.options.runtimeImage ?? await this.pushRuntimeImage(registry!);
+    await this.apply(objects(runtimeImage));
+    const deadline = Date.now() + options.startupTimeoutMs;
     await this.waitForRollout([k8sNames.management(this.cluster), k8sNames.frontend(this.cluster)], options.startupTimeoutMs);
-    return this.connect();
+    const addresses = await this.connect();
+    await this.waitForManagement(addresses, deadline);
+    return addresses;
+  }
+
+  /** Builds the runtime image from this package with the local Docker daemon and pushes it. */
+  private async pushRuntimeImage(registry: string): Promise<string> {
+    const [{ buildRuntimeImage }, { dockerClient }] = await Promise.all([
+      import("../../images/build-runtime-image.js"), import("../../docker/client.js"),
+    ]);
+    this.options.onProgress?.(`building the runtime image for ${registry}`);
+    return buildRuntimeImage(dockerClient(), {
+      registry,
+      ...(this.options.runtimeBaseImage ? { baseImage: this.options.runtimeBaseImage } : {}),
+    }, this.options.onBuildProgress);
+  }
+
+  /** The pods are ready; the daemon must also answer through the API server's proxy. */
+  private async waitForManagement(addresses: ClusterAddresses, deadline: number): Promise<void> {
+    const admin = new AdminClient({ managementUrl: addresses.managementUrl, timeoutMs: 5000 });
+    for (;;) {
+      if (await admin.ping()) return;
+      if (Date.now() > deadline) {
+        throw new ManagerError(`the management daemon's pods are ready but it does not answer through the Kubernetes API server's service proxy ` +
+          `(${k8sNames.management(this.cluster)} in namespace ${this.namespace}); check that you may use services/proxy (kubectl auth can-i get services/proxy)`, "STARTUP_FAILED");
+      }
+      await new Promise((r) => setTimeout(r, this.options.pollMs ?? 1000));
+    }
   }
 
   async connect(): Promise<ClusterAddresses> {
@@ -107,18 +177,65 @@ export class KubernetesContainerManager implements ContainerManager {
       const missing = [!roles.has("management") && "the management daemon", !roles.has("query_frontend") && "the query frontend"].filter(Boolean).join(" and ");
       throw new ManagerError(`the Kubernetes cluster ${this.cluster} in namespace ${this.namespace} has no Deployment for ${missing}; stop it and start it again`, "CLUSTER_NOT_RUNNING");
     }
-    const token = await this.existingToken();
+    const management = deployments.find((d) => d.metadata?.labels?.[LABEL.role] === "management")!;
+    // The token is whichever Secret the daemon mounts (ours, or the user's --token-secret).
+    const tokenVolume = management.spec?.template?.spec?.volumes?.find((v) =>
+      management.spec?.template?.spec?.containers?.some((c) => c.volumeMounts?.some((m) => m.name === v.name && m.mountPath === TOKEN_DIR)));
+    const token = tokenVolume?.secret?.secretName ? await this.readToken(tokenVolume.secret.secretName) : undefined;
+    const registry = management.metadata?.annotations?.[LABEL.registry];
+    const proxies = await this.openProxies();
     const host = (service: string) => `${service}.${this.namespace}.svc`;
-    const queryUrl = `http://${host(k8sNames.frontend(this.cluster))}:${INTERNAL_PORTS.query}`;
     return {
       cluster: this.cluster,
       manager: "kubernetes",
-      queryUrl,
-      managementUrl: `http://${host(k8sNames.management(this.cluster))}:${INTERNAL_PORTS.management}`,
+      queryUrl: proxies.query.url,
+      managementUrl: proxies.management.url,
       rpcAddress: `tcp://${host(k8sNames.frontendRpc(this.cluster))}:${INTERNAL_PORTS.rpc}`,
-      metricsUrl: `${queryUrl}/metrics`,
+      metricsUrl: `${proxies.query.url}/metrics`,
+      applicationQueryUrls: await this.applicationQueryUrls(),
+      kubernetes: this.location,
       ...(token ? { token } : {}),
+      ...(registry ? { registry } : {}),
     };
+  }
+
+  /** Closes the loopback proxies (a CLI command need not: they never hold the process). */
+  async close(): Promise<void> {
+    const proxies = this.proxies;
+    this.proxies = undefined;
+    if (proxies) await proxies.then((p) => Promise.all([p.management.close(), p.query.close()]), () => undefined);
+  }
+
+  private openProxies(): Promise<{ management: ServiceProxy; query: ServiceProxy }> {
+    this.proxies ??= (async () => {
+      const namespace = this.namespace;
+      const [management, query] = await Promise.all([
+        openServiceProxy(this.kc, { namespace, service: k8sNames.management(this.cluster), port: "management" }),
+        openServiceProxy(this.kc, { namespace, service: k8sNames.frontend(this.cluster), port: "query" }),
+      ]);
+      return { management, query };
+    })();
+    return this.proxies;
+  }
+
+  /** The query Service's addresses for applications: its in-cluster name, and any outside address. */
+  private async applicationQueryUrls(): Promise<string[]> {
+    const name = k8sNames.frontend(this.cluster);
+    const urls = [`http://${name}.${this.namespace}.svc:${INTERNAL_PORTS.query}`];
+    let service: V1Service;
+    try {
+      service = await this.call(`reading service ${name}`, () => this.core.readNamespacedService({ name, namespace: this.namespace }));
+    } catch (err) {
+      if (err instanceof ManagerError && err.reason === "NOT_FOUND") return urls;
+      throw err;
+    }
+    const port = service.spec?.ports?.find((p) => p.name === "query");
+    for (const ingress of service.status?.loadBalancer?.ingress ?? []) {
+      const host = ingress.hostname ?? ingress.ip;
+      if (host) urls.push(`http://${host.includes(":") ? `[${host}]` : host}:${port?.port ?? INTERNAL_PORTS.query}`);
+    }
+    if (service.spec?.type === "NodePort" && port?.nodePort) urls.push(`http://<any node's address>:${port.nodePort}`);
+    return urls;
   }
 
   /** Deletes what carries this cluster's label in the namespace (the state claim too unless keepState). */
@@ -164,11 +281,17 @@ export class KubernetesContainerManager implements ContainerManager {
       replicas,
       ...(deployment.gpu ? { gpu: deployment.gpu } : {}),
       ...(deployment.env ? { env: deployment.env } : {}),
-      ...(this.options.imagePullSecrets ? { imagePullSecrets: this.options.imagePullSecrets } : {}),
+      imagePullSecrets: this.options.imagePullSecrets ?? await this.clusterPullSecrets(),
     });
-    await this.connect();
     await this.apply(objects);
     await this.waitForRollout([k8sNames.model(this.cluster, deployment.name, deployment.version)]);
+  }
+
+  /** The pull secrets the cluster's own pods use: model images usually come from the same registry. */
+  private async clusterPullSecrets(): Promise<string[]> {
+    const management = (await this.deployments(clusterLabels(this.cluster, "management")))[0];
+    if (!management) throw this.notRunning();
+    return (management.spec?.template?.spec?.imagePullSecrets ?? []).map((s) => s.name!).filter(Boolean);
   }
 
   async setNumReplicas(name: string, version: string, replicas: number): Promise<void> {
@@ -229,21 +352,16 @@ export class KubernetesContainerManager implements ContainerManager {
     const pods = await this.pods(clusterLabels(this.cluster));
     const components: ComponentStatus[] = [];
     const replicas: ReplicaStatus[] = [];
-    const counters = new Map<string, number>();
-    for (const pod of pods) {
+    for (const { pod, replica } of numberReplicas(pods)) {
       const labels = pod.metadata?.labels ?? {};
       const role = labels[LABEL.role] as Role | undefined;
       const state = podState(pod);
+      const ready = podReady(pod);
       const restarts = (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
       if (role === "model") {
-        const name = labels[LABEL.modelName] ?? "";
-        const version = labels[LABEL.modelVersion] ?? "";
-        const k = `${name}:${version}`;
-        const replica = counters.get(k) ?? 0;
-        counters.set(k, replica + 1);
-        replicas.push({ name, version, replica, state, restarts });
+        replicas.push({ name: labels[LABEL.modelName] ?? "", version: labels[LABEL.modelVersion] ?? "", replica, state, restarts, pod: pod.metadata?.name ?? "", ready });
       } else if (role) {
-        components.push({ component: `${role}/${pod.metadata?.name}`, state, restarts });
+        components.push({ component: `${role}/${pod.metadata?.name}`, state, restarts, ready });
       }
     }
     return { addresses, components, replicas };
@@ -264,11 +382,20 @@ export class KubernetesContainerManager implements ContainerManager {
 
   // ---- pieces -----------------------------------------------------------------------------------
 
+  /**
+   * Pods whose logs `clipper logs COMPONENT` means: a pod name (or part of one), a role
+   * (management, query_frontend, frontend), a model name, or `<model>-<version>-<replica>` as on
+   * the other managers (replicas numbered as `status` numbers them).
+   */
   private async logPods(component: string | undefined): Promise<V1Pod[]> {
     const pods = await this.pods(clusterLabels(this.cluster));
     if (!component) return pods;
-    return pods.filter((p) => p.metadata?.name?.includes(component) || p.metadata?.labels?.[LABEL.role] === component
-      || p.metadata?.labels?.[LABEL.modelName] === component);
+    const role = component === "frontend" ? "query_frontend" : component;
+    return numberReplicas(pods).filter(({ pod, replica }) => {
+      const labels = pod.metadata?.labels ?? {};
+      return pod.metadata?.name?.includes(component) || labels[LABEL.role] === role || labels[LABEL.modelName] === component
+        || (labels[LABEL.role] === "model" && `${labels[LABEL.modelName]}-${labels[LABEL.modelVersion]}-${replica}` === component);
+    }).map(({ pod }) => pod);
   }
 
   private async ensureNamespace(): Promise<void> {
@@ -286,9 +413,10 @@ export class KubernetesContainerManager implements ContainerManager {
       .catch((err: unknown) => { if (!(err instanceof ManagerError && err.reason === "CONFLICT")) throw err; });
   }
 
-  private async existingToken(): Promise<string | undefined> {
+  /** The `token` key of a Secret, or undefined when the Secret (or the key) is absent. */
+  private async readToken(name: string): Promise<string | undefined> {
     try {
-      const secret = await this.call("reading the token", () => this.core.readNamespacedSecret({ name: k8sNames.token(this.cluster), namespace: this.namespace }));
+      const secret = await this.call(`reading the token Secret ${name}`, () => this.core.readNamespacedSecret({ name, namespace: this.namespace }));
       const data = secret.data?.token;
       return data ? Buffer.from(data, "base64").toString("utf8") : undefined;
     } catch (err) {
@@ -373,6 +501,7 @@ export class KubernetesContainerManager implements ContainerManager {
   async waitForRollout(names: string[], timeoutMs = this.options.rolloutTimeoutMs ?? 300_000): Promise<void> {
     const pollMs = this.options.pollMs ?? 1000;
     const deadline = Date.now() + timeoutMs;
+    let reported = "";
     for (;;) {
       const pending: V1Deployment[] = [];
       for (const name of names) {
@@ -380,12 +509,16 @@ export class KubernetesContainerManager implements ContainerManager {
         if (!rolledOut(d)) pending.push(d);
       }
       if (!pending.length) return;
-      this.options.onProgress?.(pending.map((d) => `${d.metadata?.name}: ${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 1} ready`).join(", "));
+      const progress = pending.map((d) => `${d.metadata?.name}: ${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 1} ready`).join(", ");
+      if (progress !== reported) this.options.onProgress?.((reported = progress));
       if (Date.now() >= deadline) {
         const reasons: string[] = [];
         for (const d of pending) {
           const pods = await this.pods(d.spec?.selector?.matchLabels ?? {});
-          const notReady = pods.filter((p) => !podReady(p)).map(describePod);
+          const notReady = await Promise.all(pods.filter((p) => !podReady(p)).map(async (p) => {
+            const events = await this.warnings(p.metadata?.name ?? "");
+            return describePod(p) + (events.length ? `; events: ${events.join(" | ")}` : "");
+          }));
           reasons.push(`${d.metadata?.name} has ${d.status?.readyReplicas ?? 0} of ${d.spec?.replicas ?? 1} replicas ready`
             + (notReady.length ? ` (${notReady.join("; ")})` : ""));
         }
@@ -394,6 +527,21 @@ export class KubernetesContainerManager implements ContainerManager {
       }
       await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
     }
+  }
+
+  /** The latest warning events of a pod (image pull errors, failed scheduling, probe failures), newest last. */
+  private async warnings(pod: string): Promise<string[]> {
+    let events: CoreV1Event[];
+    try {
+      events = (await this.call(`listing events of ${pod}`, () => this.core.listNamespacedEvent({
+        namespace: this.namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}`,
+      }))).items;
+    } catch {
+      return []; // events explain a failure; not being able to read them must not hide it
+    }
+    const time = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();
+    return events.filter((e) => e.type === "Warning").sort((a, b) => time(a) - time(b)).slice(-3)
+      .map((e) => `${e.reason ?? "Warning"}: ${(e.message ?? "").trim()}${(e.count ?? 1) > 1 ? ` (×${e.count})` : ""}`);
   }
 
   private async deployments(labels: Record<string, string>): Promise<V1Deployment[]> {
@@ -448,6 +596,19 @@ function apiMessage(err: unknown): string {
 
 export function labelSelector(labels: Record<string, string>): string {
   return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",");
+}
+
+/** Pods with their replica number: model pods numbered per version in name order, others 0. */
+function numberReplicas(pods: V1Pod[]): { pod: V1Pod; replica: number }[] {
+  const counters = new Map<string, number>();
+  return [...pods].sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name))).map((pod) => {
+    const labels = pod.metadata?.labels ?? {};
+    if (labels[LABEL.role] !== "model") return { pod, replica: 0 };
+    const k = `${labels[LABEL.modelName]}:${labels[LABEL.modelVersion]}`;
+    const replica = counters.get(k) ?? 0;
+    counters.set(k, replica + 1);
+    return { pod, replica };
+  });
 }
 
 function rolledOut(d: V1Deployment): boolean {

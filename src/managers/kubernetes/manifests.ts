@@ -79,6 +79,8 @@ export interface KubernetesClusterSpec {
   resources?: { management?: ResourceSpec; frontend?: ResourceSpec };
   /** Extra labels on every object (e.g. app.kubernetes.io/part-of). */
   labels?: Record<string, string>;
+  /** The registry model images are pushed to by default; kept as an annotation for later deploys. */
+  registry?: string;
 }
 
 export interface KubernetesModelSpec {
@@ -162,7 +164,10 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
     },
   }));
   objects.push(new Deployment({
-    metadata: meta(k8sNames.management(cluster), "management"),
+    metadata: {
+      ...meta(k8sNames.management(cluster), "management"),
+      ...(spec.registry ? { annotations: { [LABEL.registry]: spec.registry } } : {}),
+    },
     spec: {
       replicas: 1,
       // Never two daemons on one state volume (a ReadWriteOnce claim could not attach twice anyway).
