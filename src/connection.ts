@@ -323,22 +323,24 @@ export class ClipperConnection {
     // Images are built before anything starts: a failed build leaves no replica behind.
     const image = options.image ?? (runsImages ? await this.buildModel({ ...options, ...(registry ? { registry } : {}) }) : undefined);
     const modelPath = options.modelPath ? resolve(options.modelPath) : spec ? dirname(spec.file) : "/model";
-    await this.manager.deployModel({
-      name: options.name,
-      version: options.version,
-      inputType,
-      framework: options.framework,
-      predictFile: spec?.file ?? `${modelPath}/predict`,
-      predictFunction: spec?.fn ?? "predict",
-      modelPath,
-      python: options.python,
-      env: options.env,
-      ...(image ? { image } : {}),
-      ...(options.gpu ? { gpu: options.gpu } : {}),
-    }, replicas);
+    const readyTimeoutMs = options.readyTimeoutMs ?? (this.manager.kind === "kubernetes" ? 300_000 : 60_000);
     const containerName = image ?? `local:${options.framework}:${spec?.file}:${spec?.fn}`.replace(/,/g, "");
     try {
-      await this.waitForReplicas(options.name, options.version, replicas, options.readyTimeoutMs ?? 60_000);
+      await this.manager.deployModel({
+        name: options.name,
+        version: options.version,
+        inputType,
+        framework: options.framework,
+        predictFile: spec?.file ?? `${modelPath}/predict`,
+        predictFunction: spec?.fn ?? "predict",
+        modelPath,
+        python: options.python,
+        env: options.env,
+        readyTimeoutMs,
+        ...(image ? { image } : {}),
+        ...(options.gpu ? { gpu: options.gpu } : {}),
+      }, replicas);
+      await this.waitForReplicas(options.name, options.version, replicas, readyTimeoutMs);
       await this.registerModel({
         name: options.name, version: options.version, inputType, labels: options.labels,
         containerName, modelDataPath: modelPath,

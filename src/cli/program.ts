@@ -210,7 +210,7 @@ export function buildProgram(): Command {
     .option("--link <app>", "link the model to this application once live")
     .option("--label <label>", "a label (repeatable)", collect)
     .option("--python <path>", "local: Python interpreter (default: $CLIPPER_PYTHON or python3)")
-    .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect", intArg(1), 60_000)
+    .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect (default 60000; kubernetes 300000)", intArg(1))
     .addOption(new Option("--manager <kind>", "print this manager's objects instead of deploying (with --dry-run; a live deploy uses the cluster's manager)").choices(["kubernetes"] as const))
     .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption()).addOption(pullSecretOption())
     .option("--node-selector <key=value>", "kubernetes: schedule replicas only on nodes with this label (repeatable)", collect)

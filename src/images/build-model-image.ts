@@ -12,7 +12,7 @@ import { DEFAULT_BASE_IMAGES } from "./base-images.js";
 import { BuildContext } from "./context.js";
 import { daemonPlatform, pushImage, runDockerBuild } from "./docker-build.js";
 import { modelDockerfile } from "./dockerfile.js";
-import { modelImageTag, modelLayout } from "./layout.js";
+import { modelImageTag, modelLayout, REGISTRY_ADDRESS } from "./layout.js";
 import { addNodeModel, addPythonModel, checkModelPaths } from "./model-files.js";
 import { addNodeRuntime } from "./node-runtime.js";
 import type { BuildProgress, BuiltImage, ModelImageRequest } from "./types.js";
@@ -20,8 +20,6 @@ import type { BuildProgress, BuiltImage, ModelImageRequest } from "./types.js";
 const NODE_EXTENSIONS = new Set([".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".tsx", ".jsx"]);
 /** A Docker repository path component (the tag's `<cluster>-<name>` must be one). */
 const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-/** A registry host[:port] with an optional path. */
-const REGISTRY = /^[A-Za-z0-9.-]+(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 /** A pip requirement or npm package spec: no whitespace and no option look-alikes. */
 const PACKAGE_SPEC = /^[^\s-][^\s]*$/;
 
@@ -40,7 +38,7 @@ export function checkModelImageRequest(request: ModelImageRequest): void {
   if (!REPOSITORY.test(`${request.cluster}-${request.name}`)) {
     usage(`cluster name '${request.cluster}' cannot be part of an image name (lower case letters, digits and separators)`);
   }
-  if (request.registry !== undefined && !REGISTRY.test(request.registry.trim().replace(/\/+$/, ""))) {
+  if (request.registry !== undefined && !REGISTRY_ADDRESS.test(request.registry.trim().replace(/\/+$/, ""))) {
     usage(`registry '${request.registry}' is not a registry address (host[:port][/path])`);
   }
   if (!canonicalInputType(request.inputType)) usage(`unknown input type '${request.inputType}'`);

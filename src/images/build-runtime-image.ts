@@ -2,16 +2,17 @@
  * buildRuntimeImage: the image the Docker manager runs the management daemon and the query frontend
  * from, built locally from this package's compiled runtime (no registry needed). Its content hash
  * (Dockerfile and every file) is a label and part of the tag, so an unchanged runtime is never
- * rebuilt: an image carrying the same hash is reused.
+ * rebuilt: an image carrying the same hash is reused. With a registry the tag is prefixed with it and
+ * the image (built or reused) is pushed there, for managers whose hosts pull it (Kubernetes).
  */
 import type Docker from "dockerode";
 import { packageRoot } from "../../runtime/shared/package-root.js";
 import { dockerError } from "../docker/client.js";
 import { ClipperError } from "../errors.js";
 import { BuildContext } from "./context.js";
-import { daemonPlatform, runDockerBuild, splitTag } from "./docker-build.js";
+import { daemonPlatform, pushImage, runDockerBuild, splitTag } from "./docker-build.js";
 import { RUNTIME_HASH_LABEL, runtimeDockerfile } from "./dockerfile.js";
-import { CLIPPER_ROOT, RUNTIME_REPOSITORY } from "./layout.js";
+import { CLIPPER_ROOT, REGISTRY_ADDRESS, RUNTIME_REPOSITORY } from "./layout.js";
 import { addNodeRuntime, readPackageJson } from "./node-runtime.js";
 import type { BuildProgress, RuntimeImageOptions } from "./types.js";
 
@@ -22,8 +23,18 @@ export function runtimeImageEntry(relative: string): string {
   return `${CLIPPER_ROOT}/dist/runtime/${relative}`;
 }
 
-/** Builds (or reuses) the runtime image and returns its tag. */
+/**
+ * Builds (or reuses) the runtime image and returns its tag: `clipper-runtime:<version>-<hash12>`,
+ * or with `registry` `<registry>/clipper-runtime:<version>-<hash12>`, pushed there before this
+ * returns (progress as `push` and `pushed` events; a failed push throws ImageBuildError, code
+ * BUILD_FAILED). A registry that is not host[:port][/path] is a USAGE error, before any build; an
+ * empty one is no registry.
+ */
 export async function buildRuntimeImage(docker: Docker, options: RuntimeImageOptions = {}, onProgress?: BuildProgress): Promise<string> {
+  const registry = options.registry?.trim().replace(/\/+$/, "");
+  if (registry && !REGISTRY_ADDRESS.test(registry)) {
+    throw new ClipperError("USAGE", `registry '${options.registry}' is not a registry address (host[:port][/path])`);
+  }
   const root = packageRoot();
   const version = readPackageJson(root).version ?? "0.0.0";
   const platform = await daemonPlatform(docker);
@@ -31,7 +42,8 @@ export async function buildRuntimeImage(docker: Docker, options: RuntimeImageOpt
   await addNodeRuntime(context, { target: "clipper", platform, root });
   const unlabelled = runtimeDockerfile({ baseImage: options.baseImage, version });
   const hash = await context.hash(unlabelled.text);
-  const tag = options.tag ?? `${RUNTIME_REPOSITORY}:${version}-${hash.slice(0, 12)}`;
+  const name = options.tag ?? `${RUNTIME_REPOSITORY}:${version}-${hash.slice(0, 12)}`;
+  const tag = registry ? `${registry}/${name}` : name;
 
   const existing = await findByHash(docker, hash);
   if (existing) {
@@ -44,10 +56,11 @@ export async function buildRuntimeImage(docker: Docker, options: RuntimeImageOpt
       }
     }
     onProgress?.({ type: "reused", tag, imageId: existing.id });
-    return tag;
+  } else {
+    const dockerfile = runtimeDockerfile({ baseImage: options.baseImage, version, hash });
+    await runDockerBuild(docker, { context, dockerfile, tag, onProgress, what: "runtime image" });
   }
-  const dockerfile = runtimeDockerfile({ baseImage: options.baseImage, version, hash });
-  await runDockerBuild(docker, { context, dockerfile, tag, onProgress, what: "runtime image" });
+  if (registry) await pushImage(docker, tag, onProgress, options.registryAuth);
   return tag;
 }
 

@@ -54,6 +54,9 @@ export function within(parent: string, child: string): string | undefined {
   return rel.split(sep).join("/");
 }
 
+/** A registry address: host[:port] with an optional repository path. */
+export const REGISTRY_ADDRESS = /^[A-Za-z0-9.-]+(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+
 /** `<registry>/<cluster>-<name>:<version>`, the registry part only when given. */
 export function modelImageTag(request: Pick<ModelImageRequest, "cluster" | "name" | "version" | "registry">): string {
   const registry = request.registry?.trim().replace(/\/+$/, "");

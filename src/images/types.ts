@@ -47,8 +47,16 @@ export interface BuiltImage {
 export interface RuntimeImageOptions {
   /** Must hold Node.js 20 or newer; default node:20-bookworm-slim. */
   baseImage?: string;
-  /** Default `clipper-runtime:<package version>-<short content hash>`. */
+  /** Default `clipper-runtime:<package version>-<short content hash>`; prefixed `<registry>/` when a registry is given. */
   tag?: string;
+  /**
+   * Registry host[:port] with an optional path, e.g. `registry.example.com:5000/team`: the tag
+   * becomes `<registry>/clipper-runtime:<version>-<hash>` and the image is pushed there (also when
+   * it was reused rather than built). Without it the image stays local.
+   */
+  registry?: string;
+  /** Credentials sent with the push, when the registry needs them. */
+  registryAuth?: RegistryAuth;
 }
 
 /**

@@ -89,6 +89,8 @@ export interface ModelDeployment {
   image?: string;
   /** GPUs for each replica (never for the frontends). */
   gpu?: GpuRequest;
+  /** How long the manager may wait for the replicas to come up (Kubernetes: the rollout). */
+  readyTimeoutMs?: number;
 }
 
 export interface ReplicaStatus {

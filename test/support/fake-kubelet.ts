@@ -36,6 +36,8 @@ export interface FakeKubelet {
 export function startFakeKubelet(api: FakeKubeApi, image: {
   /** Overrides of the pod environment that the image and the cluster's DNS would provide. */
   env: Record<string, string>;
+  /** Images that cannot be pulled: their pods never start (the test reports why through the API). */
+  skipImages?: string[];
 }): FakeKubelet {
   const scratch = mkdtempSync(join(tmpdir(), "fake-kubelet-"));
   const pods = new Map<string, Pod[]>(); // key: namespace/deployment
@@ -91,6 +93,7 @@ export function startFakeKubelet(api: FakeKubeApi, image: {
       return;
     }
     const container = dep.spec.template.spec.containers[0] as Obj;
+    if (image.skipImages?.includes(container.image)) return;
     const env = Object.fromEntries((container.env ?? []).map((e: Obj) => [e.name, e.value]));
     const want = dep.spec.replicas ?? 1;
     while (current.length > want) stop(current.pop()!);

@@ -64,7 +64,7 @@ export interface DeployOptions extends BuildFlags {
   link?: string;
   label?: string[];
   python?: string;
-  readyTimeoutMs: number;
+  readyTimeoutMs?: number;
 }
 
 /** Rollout progress of a Kubernetes cluster behind the spinner (other managers report none). */

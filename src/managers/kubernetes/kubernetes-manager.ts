@@ -284,7 +284,7 @@ export class KubernetesContainerManager implements ContainerManager {
       imagePullSecrets: this.options.imagePullSecrets ?? await this.clusterPullSecrets(),
     });
     await this.apply(objects);
-    await this.waitForRollout([k8sNames.model(this.cluster, deployment.name, deployment.version)]);
+    await this.waitForRollout([k8sNames.model(this.cluster, deployment.name, deployment.version)], deployment.readyTimeoutMs);
   }
 
   /** The pull secrets the cluster's own pods use: model images usually come from the same registry. */
