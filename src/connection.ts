@@ -209,6 +209,12 @@ export class ClipperConnection {
     this.addresses = undefined;
   }
 
+  /** Lets go of the cluster in this process (the cluster keeps running); connect() again to use it. */
+  async close(): Promise<void> {
+    await this.manager.close?.();
+    this.addresses = undefined;
+  }
+
   private get cluster(): ClusterAddresses {
     if (!this.addresses) throw new ClipperError("NO_CLUSTER", "not connected to a cluster", "call start() or connect() first");
     return this.addresses;

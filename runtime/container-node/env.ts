@@ -13,11 +13,22 @@ export interface PredictSpec {
   exportName: string;
 }
 
+/** How the runtime finds its query frontends (CLIPPER_FRONTEND_DISCOVERY). */
+export type FrontendDiscovery = "none" | "dns";
+export const FRONTEND_DISCOVERY_MODES: readonly FrontendDiscovery[] = ["none", "dns"];
+
 export interface ContainerConfig {
   modelName: string;
   modelVersion: string;
+  /** CLIPPER_IP as given (brackets of an IPv6 literal removed); with "dns", hosts joined by ",". */
   ip: string;
+  /** The hosts in CLIPPER_IP: exactly one with discovery "none", one or more with "dns". */
+  hosts: string[];
   port: number;
+  /** "none": one connection to CLIPPER_IP:CLIPPER_PORT; "dns": one per address the hosts resolve to. */
+  frontendDiscovery: FrontendDiscovery;
+  /** With "dns": how often the hosts are resolved again (CLIPPER_DISCOVERY_INTERVAL_MS). */
+  discoveryIntervalMs: number;
   inputType: InputType;
   modelPath: string;
   predict: PredictSpec;
@@ -77,15 +88,27 @@ function integerVar(defaultValue: number, min: number, max: number) {
 const EnvSchema = z.object({
   CLIPPER_MODEL_NAME: modelIdentifier("model name"),
   CLIPPER_MODEL_VERSION: modelIdentifier("model version"),
+  // One host, or (with CLIPPER_FRONTEND_DISCOVERY=dns) a comma-separated list of hosts.
   CLIPPER_IP: optionalText.transform((v, ctx) => {
-    const ip = v ?? "127.0.0.1";
-    if (/[\s/]/.test(ip)) {
-      ctx.addIssue({ code: "custom", message: `must be a host name or IP address, got '${ip}'` });
-      return z.NEVER;
+    const hosts = (v ?? "127.0.0.1").split(",").map((h) => h.trim());
+    for (const host of hosts) {
+      if (host === "" || /[\s/]/.test(host)) {
+        ctx.addIssue({ code: "custom", message: `must be a host name or IP address (or, with CLIPPER_FRONTEND_DISCOVERY=dns, a comma-separated list of them), got '${v}'` });
+        return z.NEVER;
+      }
     }
-    return ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
+    return hosts.map((h) => (h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h));
   }),
   CLIPPER_PORT: integerVar(7000, 1, 65535),
+  CLIPPER_FRONTEND_DISCOVERY: optionalText.transform((v, ctx) => {
+    const mode = (v ?? "none").toLowerCase();
+    if (!(FRONTEND_DISCOVERY_MODES as readonly string[]).includes(mode)) {
+      ctx.addIssue({ code: "custom", message: `'${v}' is not one of ${FRONTEND_DISCOVERY_MODES.join(", ")}` });
+      return z.NEVER;
+    }
+    return mode as FrontendDiscovery;
+  }),
+  CLIPPER_DISCOVERY_INTERVAL_MS: integerVar(5000, 100, 2_147_483_647),
   CLIPPER_INPUT_TYPE: optionalText.transform((v, ctx) => {
     const type = canonicalInputType(v ?? "doubles");
     if (!type) {
@@ -112,6 +135,11 @@ export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): Contain
     throw new EnvError(`invalid environment: ${problems.join("; ")}`);
   }
   const e = parsed.data;
+  if (e.CLIPPER_FRONTEND_DISCOVERY === "none" && e.CLIPPER_IP.length > 1) {
+    throw new EnvError(
+      `invalid environment: CLIPPER_IP lists ${e.CLIPPER_IP.length} hosts, but CLIPPER_FRONTEND_DISCOVERY is none; set CLIPPER_FRONTEND_DISCOVERY=dns to connect to each`,
+    );
+  }
   let predict: PredictSpec;
   try {
     predict = parsePredictSpec(e.CLIPPER_PREDICT);
@@ -121,8 +149,11 @@ export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): Contain
   return {
     modelName: e.CLIPPER_MODEL_NAME,
     modelVersion: e.CLIPPER_MODEL_VERSION,
-    ip: e.CLIPPER_IP,
+    ip: e.CLIPPER_IP.join(","),
+    hosts: e.CLIPPER_IP,
     port: e.CLIPPER_PORT,
+    frontendDiscovery: e.CLIPPER_FRONTEND_DISCOVERY,
+    discoveryIntervalMs: e.CLIPPER_DISCOVERY_INTERVAL_MS,
     inputType: e.CLIPPER_INPUT_TYPE,
     modelPath: e.CLIPPER_MODEL_PATH,
     predict,
@@ -132,7 +163,7 @@ export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): Contain
   };
 }
 
-/** The ZeroMQ endpoint of the query frontend (IPv6 literals in brackets). */
+/** The ZeroMQ endpoint of a query frontend (IPv6 literals in brackets). */
 export function frontendAddress(config: Pick<ContainerConfig, "ip" | "port">): string {
   const host = config.ip.includes(":") ? `[${config.ip}]` : config.ip;
   return `tcp://${host}:${config.port}`;

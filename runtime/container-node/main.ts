@@ -1,13 +1,16 @@
 /**
  * Entry of the Node model container: `node dist/runtime/container-node/main.js`.
  * Exit codes: 2 bad environment, 1 the predict module cannot be loaded, 0 after SIGTERM/SIGINT.
+ * With CLIPPER_FRONTEND_DISCOVERY=dns it keeps one connection per address CLIPPER_IP resolves to
+ * (frontend-discovery.ts); otherwise one, to CLIPPER_IP:CLIPPER_PORT.
  */
 import { rmSync, writeFileSync } from "node:fs";
 import { createLogger } from "../shared/logger.js";
 import { EnvError, frontendAddress, parseContainerEnv, type ContainerConfig } from "./env.js";
 import { PredictLoadError, loadPredict } from "./load-predict.js";
 import { createPredictHandler } from "./predict-handler.js";
-import { ContainerRpcClient } from "./rpc-client.js";
+import { FrontendSet, type FrontendClient } from "./frontend-discovery.js";
+import { ContainerRpcClient, oneAtATime } from "./rpc-client.js";
 
 const PROGRAM = "clipper node model container";
 
@@ -39,29 +42,47 @@ async function main(): Promise<void> {
   log.info({ file: loaded.file, export: loaded.exportName, inputType: config.inputType }, "loaded the predict function");
 
   let ready = false;
-  const client = new ContainerRpcClient({
-    address: frontendAddress(config),
-    metadata: { name: config.modelName, version: config.modelVersion, inputType: config.inputType },
-    handleBatch: createPredictHandler({
+  // One predict at a time, whichever frontend the batch came from.
+  const handleBatch = oneAtATime(
+    createPredictHandler({
       predict: loaded.predict,
       modelName: config.modelName,
       modelVersion: config.modelVersion,
       inputType: config.inputType,
     }),
-    heartbeatIntervalMs: config.heartbeatIntervalMs,
-    reconnectAfterMs: config.reconnectAfterMs,
-    logger: baseLog,
-    onRegistered: () => {
-      if (ready) return;
-      try {
-        writeFileSync(config.readyFile, `${model}\n`);
-        ready = true;
-        log.info({ readyFile: config.readyFile }, "wrote the readiness file");
-      } catch (err) {
-        log.warn({ readyFile: config.readyFile, reason: (err as Error).message }, "cannot write the readiness file");
-      }
-    },
-  });
+  );
+  const connect = (address: string): ContainerRpcClient =>
+    new ContainerRpcClient({
+      address,
+      metadata: { name: config.modelName, version: config.modelVersion, inputType: config.inputType },
+      handleBatch,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      reconnectAfterMs: config.reconnectAfterMs,
+      logger: baseLog,
+      // Registered with at least one frontend: ready.
+      onRegistered: () => {
+        if (ready) return;
+        try {
+          writeFileSync(config.readyFile, `${model}\n`);
+          ready = true;
+          log.info({ readyFile: config.readyFile }, "wrote the readiness file");
+        } catch (err) {
+          log.warn({ readyFile: config.readyFile, reason: (err as Error).message }, "cannot write the readiness file");
+        }
+      },
+    });
+  const client: FrontendClient =
+    config.frontendDiscovery === "dns"
+      ? new FrontendSet({
+          hosts: config.hosts,
+          port: config.port,
+          intervalMs: config.discoveryIntervalMs,
+          goneAfterMs: config.reconnectAfterMs,
+          createClient: connect,
+          model,
+          logger: baseLog,
+        })
+      : connect(frontendAddress(config));
 
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals): void => {

@@ -32,6 +32,20 @@ export interface PredictBatch {
 export type BatchHandler = (batch: PredictBatch) => Promise<string[]> | string[];
 
 /**
+ * Wraps a handler so that its calls run one at a time, in the order they were made, however many
+ * clients share it: with several frontends (CLIPPER_FRONTEND_DISCOVERY=dns) each connection has its
+ * own client and queue, and the predict function still sees one batch at a time.
+ */
+export function oneAtATime(handler: BatchHandler): BatchHandler {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (batch) => {
+    const result = tail.then(() => handler(batch));
+    tail = result.catch(() => undefined);
+    return result;
+  };
+}
+
+/**
  * A failed batch with a reason meant for the log and for the BATCH_ERROR_PREFIX outputs. `cause`,
  * when given, is the error whose stack is logged (e.g. what the user's predict threw).
  */
@@ -272,7 +286,7 @@ export class ContainerRpcClient {
   private sendMetadata(connection: Connection): void {
     const { name, version, inputType } = this.metadata;
     this.send(connection, encodeContainerMessage({ kind: "metadata", name, version, inputType, rpcVersion: RPC_VERSION }));
-    this.log.info({ model: this.model, inputType, connection: connection.id }, "sent container metadata");
+    this.log.info({ model: this.model, address: this.address, inputType, connection: connection.id }, "sent container metadata");
     try {
       this.onRegistered?.();
     } catch (err) {

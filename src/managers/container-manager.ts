@@ -151,4 +151,6 @@ export interface ContainerManager {
   readLogs(component: string | undefined, tail: number): Promise<LogTail[]>;
   /** Stops everything this manager started for the cluster. */
   stopAll(options?: { keepState?: boolean }): Promise<void>;
+  /** Releases what this process holds open for the cluster (Kubernetes: its loopback proxies); the cluster runs on. */
+  close?(): Promise<void>;
 }

@@ -4,13 +4,19 @@ Run it as `python3 -m clipper_runtime` with runtime/python on PYTHONPATH. Exit c
 SIGTERM/SIGINT, 1 when the runtime's dependencies, the framework's library or model artifact
 (CLIPPER_FRAMEWORK, CLIPPER_MODEL_FILE; see frameworks/) or the predict function cannot be loaded, 2
 for a missing or invalid environment variable.
+
+CLIPPER_FRONTEND_DISCOVERY picks how the frontends are found: `none` (the default) opens one
+connection to CLIPPER_IP:CLIPPER_PORT; `dns` resolves CLIPPER_IP (one host or a comma-separated
+list) to all its addresses every CLIPPER_DISCOVERY_INTERVAL_MS and keeps one connection per address.
 """
 
 import json
 import os
 import re
 import signal
+import socket
 import sys
+import threading
 import time
 import traceback
 
@@ -38,7 +44,11 @@ DEFAULTS = {
     "CLIPPER_HEARTBEAT_INTERVAL_MS": "5000",
     "CLIPPER_RECONNECT_AFTER_MS": "30000",
     "CLIPPER_FRAMEWORK": "python",
+    "CLIPPER_FRONTEND_DISCOVERY": "none",
+    "CLIPPER_DISCOVERY_INTERVAL_MS": "5000",
 }
+
+FRONTEND_DISCOVERY_MODES = ("none", "dns")
 
 
 class ConfigError(Exception):
@@ -48,7 +58,7 @@ class ConfigError(Exception):
 class Config(object):
     def __init__(self, name, version, ip, port, input_type, model_path, predict, ready_file,
                  heartbeat_interval_ms, reconnect_after_ms, framework="python", model_file=None,
-                 predict_explicit=True):
+                 predict_explicit=True, frontend_discovery="none", hosts=None, discovery_interval_ms=5000):
         self.name = name
         self.version = version
         self.ip = ip
@@ -63,11 +73,28 @@ class Config(object):
         self.framework = framework
         self.model_file = model_file
         self.predict_explicit = predict_explicit
+        # CLIPPER_FRONTEND_DISCOVERY; the hosts in CLIPPER_IP (one with "none"); the re-resolve interval.
+        self.frontend_discovery = frontend_discovery
+        self.hosts = list(hosts) if hosts else [ip]
+        self.discovery_interval_ms = discovery_interval_ms
 
     @property
     def address(self):
-        host = "[%s]" % self.ip if ":" in self.ip and not self.ip.startswith("[") else self.ip
-        return "tcp://%s:%d" % (host, self.port)
+        """The one frontend endpoint of CLIPPER_FRONTEND_DISCOVERY=none."""
+        return endpoint_address(self.ip, self.port)
+
+    @property
+    def frontends(self):
+        """The frontend endpoint, or with DNS discovery the hosts resolved, for the start-up log line."""
+        if self.frontend_discovery == "dns":
+            return "every address of %s, port %d (CLIPPER_FRONTEND_DISCOVERY=dns)" % (",".join(self.hosts), self.port)
+        return self.address
+
+
+def endpoint_address(host, port):
+    """The ZeroMQ endpoint of a frontend (IPv6 literals in brackets)."""
+    host = "[%s]" % host if ":" in host and not host.startswith("[") else host
+    return "tcp://%s:%d" % (host, port)
 
 
 def config_from_env(environ):
@@ -103,6 +130,21 @@ def config_from_env(environ):
     version = model_name("CLIPPER_MODEL_VERSION")
     ip = get("CLIPPER_IP")
     port = integer("CLIPPER_PORT", 1, 65535)
+    discovery_text = get("CLIPPER_FRONTEND_DISCOVERY")
+    discovery = discovery_text.lower()
+    if discovery not in FRONTEND_DISCOVERY_MODES:
+        problems.append("CLIPPER_FRONTEND_DISCOVERY '%s' is not one of %s"
+                        % (discovery_text, ", ".join(FRONTEND_DISCOVERY_MODES)))
+    discovery_interval = integer("CLIPPER_DISCOVERY_INTERVAL_MS", 100, None)
+    # One host, or (with CLIPPER_FRONTEND_DISCOVERY=dns) a comma-separated list of hosts.
+    hosts = [h.strip() for h in ip.split(",")]
+    if any(not h or re.search(r"[\s/]", h) for h in hosts):
+        problems.append("CLIPPER_IP must be a host name or IP address (or, with CLIPPER_FRONTEND_DISCOVERY=dns, "
+                        "a comma-separated list of them), got '%s'" % ip)
+    elif len(hosts) > 1 and discovery == "none":
+        problems.append("CLIPPER_IP lists %d hosts, but CLIPPER_FRONTEND_DISCOVERY is none; "
+                        "set CLIPPER_FRONTEND_DISCOVERY=dns to connect to each" % len(hosts))
+    hosts = [h[1:-1] if h.startswith("[") and h.endswith("]") else h for h in hosts]
     type_text = get("CLIPPER_INPUT_TYPE")
     input_type = rpc.canonical_input_type(type_text)
     if input_type is None:
@@ -130,7 +172,7 @@ def config_from_env(environ):
     if problems:
         raise ConfigError("; ".join(problems))
     return Config(name, version, ip, port, input_type, model_path, predict, ready_file, heartbeat, reconnect,
-                  framework, model_file, predict_explicit)
+                  framework, model_file, predict_explicit, discovery, hosts, discovery_interval)
 
 
 class Log(object):
@@ -243,7 +285,224 @@ def to_outputs(np, result, n):
     return outputs
 
 
+class FrontendConnection(object):
+    """One query frontend endpoint: a DEALER socket with its own heartbeat, handshake (metadata on
+    request, again after a frontend restart) and reconnect timer. The Container owns the loop that
+    polls every connection and serves their requests one at a time."""
+
+    def __init__(self, container, address):
+        self.container = container
+        self.address = address
+        self.socket = None
+        # A PAIR socket receiving the DEALER's EVENT_CONNECTED events, and how many it has seen.
+        self.monitor = None
+        self.connects = 0
+        self.last_received = 0.0
+        self.last_heartbeat = 0.0
+        self.heartbeat_pending = False
+        self.metadata_sent = 0
+        # With DNS discovery: when the address was last among those the frontend hosts resolve to.
+        self.last_resolved = 0.0
+
+    @property
+    def log(self):
+        return self.container.log
+
+    def open(self):
+        c = self.container
+        zmq = c.zmq
+        self.socket = c.context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        # Queue messages only on a completed connection: heartbeats sent while the frontend is down
+        # are not piled up and replayed at it (each would be answered with a metadata request).
+        # A due heartbeat waits instead, and goes out as soon as the connection is up.
+        self.socket.setsockopt(zmq.IMMEDIATE, 1)
+        if self.address.startswith("tcp://["):
+            self.socket.setsockopt(zmq.IPV6, 1)
+        # ZeroMQ reconnects the DEALER by itself when the frontend restarts on the same address,
+        # but the new frontend does not know us until we say something. Watch the connections so
+        # that every one after the first is greeted with a heartbeat at once (see _on_connected).
+        self.connects = 0
+        self.monitor = self.socket.get_monitor_socket(zmq.EVENT_CONNECTED, c.next_monitor_address())
+        self.socket.connect(self.address)
+        now = c.clock()
+        self.last_received = now
+        self.last_heartbeat = now
+        self.heartbeat_pending = True
+        self._try_heartbeat()
+
+    def close(self):
+        if self.monitor is not None:
+            try:
+                self.socket.disable_monitor()
+            except self.container.zmq.ZMQError:
+                pass
+            self.monitor.close(0)
+            self.monitor = None
+        if self.socket is not None:
+            self.socket.close(0)
+            self.socket = None
+
+    def _try_heartbeat(self):
+        if self.send(rpc.encode_heartbeat(), "heartbeat", quiet_when_unconnected=True):
+            self.heartbeat_pending = False
+
+    def _reconnect(self):
+        self.log.warn("nothing from the frontend at %s for %d ms; reconnecting with a new socket"
+                      % (self.address, self.container.config.reconnect_after_ms))
+        self.close()
+        self.open()
+
+    def due(self, now):
+        """Acts on the timers that are due (reconnect, heartbeat); returns when the next one is."""
+        config = self.container.config
+        reconnect_at = self.last_received + config.reconnect_after_ms / 1000.0
+        if now >= reconnect_at:
+            self._reconnect()
+            return now
+        heartbeat_at = max(self.last_received, self.last_heartbeat) + config.heartbeat_interval_ms / 1000.0
+        if now >= heartbeat_at:
+            self.last_heartbeat = now
+            self.heartbeat_pending = True
+            heartbeat_at = now + config.heartbeat_interval_ms / 1000.0
+        if self.heartbeat_pending:
+            self._try_heartbeat()
+        return min(heartbeat_at, reconnect_at)
+
+    def register(self, poller):
+        zmq = self.container.zmq
+        poller.register(self.socket, zmq.POLLIN | (zmq.POLLOUT if self.heartbeat_pending else 0))
+        if self.monitor is not None:
+            poller.register(self.monitor, zmq.POLLIN)
+
+    def receive(self, ready):
+        """Reads what the poll found for this connection; returns one message's frames, or None."""
+        zmq = self.container.zmq
+        if self.monitor is not None and ready.get(self.monitor, 0) & zmq.POLLIN:
+            self._read_monitor()
+        if self.socket is None or not ready.get(self.socket, 0) & zmq.POLLIN:
+            return None
+        try:
+            frames = self.socket.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        self.last_received = self.container.clock()
+        return frames
+
+    def _read_monitor(self):
+        from zmq.utils.monitor import recv_monitor_message
+
+        zmq = self.container.zmq
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_CONNECTED:
+                self._on_connected()
+
+    def _on_connected(self):
+        # The first connection carries the opening heartbeat. A later one is a new frontend behind
+        # the same address (a restart): say hello now rather than at the next heartbeat, so that it
+        # asks for our metadata and we serve again within milliseconds. This is the interval's
+        # heartbeat; with IMMEDIATE it may have to wait (pending) for the handshake to finish.
+        self.connects += 1
+        if self.connects == 1:
+            return
+        self.log.info("connected to the frontend at %s again; sending a heartbeat" % self.address)
+        self.last_heartbeat = self.container.clock()
+        self.heartbeat_pending = True
+        self._try_heartbeat()
+
+    def send(self, frames, what, quiet_when_unconnected=False):
+        zmq = self.container.zmq
+        try:
+            self.socket.send_multipart(frames, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            if not quiet_when_unconnected:
+                self.log.warn("could not send %s: not connected to the frontend at %s (or its queue is full)"
+                              % (what, self.address))
+        except zmq.ZMQError as e:
+            self.log.warn("could not send %s to %s: %s" % (what, self.address, e))
+        return False
+
+    def send_metadata(self):
+        """Sends the metadata; True once it is queued."""
+        c = self.container.config
+        if not self.send(rpc.encode_metadata(c.name, c.version, c.input_type), "metadata"):
+            return False
+        self.metadata_sent += 1
+        self.log.info("%s at %s: sent metadata (%s:%s, %s, rpc v%d)"
+                      % ("registered" if self.metadata_sent == 1 else "registered again",
+                         self.address, c.name, c.version, c.input_type, rpc.RPC_VERSION))
+        return True
+
+
+def resolve_host(host):
+    """Every IPv4 and IPv6 address `host` resolves to, in the resolver's order, without repeats.
+    Raises OSError (socket.gaierror) or UnicodeError when it cannot be resolved."""
+    addresses = []
+    for family, _type, _proto, _name, sockaddr in socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM):
+        if family in (socket.AF_INET, socket.AF_INET6) and sockaddr[0] not in addresses:
+            addresses.append(sockaddr[0])
+    return addresses
+
+
+class Resolver(object):
+    """Resolves the frontend hosts every interval on a thread of its own, so that a slow DNS server
+    never holds up the loop serving predictions; that loop takes each round's results."""
+
+    def __init__(self, hosts, interval_s, resolve=resolve_host):
+        self.hosts = list(hosts)
+        self.interval_s = interval_s
+        self.resolve = resolve
+        self._lock = threading.Lock()
+        self._results = None
+        self._new_results = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="clipper-frontend-discovery")
+        self._thread.daemon = True
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        # A lookup in progress may take the resolver's timeout; the thread is a daemon.
+        self._thread.join(0.5)
+
+    def take(self):
+        """The latest round's [(host, addresses or None, error or None)], or None when none is new."""
+        with self._lock:
+            results, self._results = self._results, None
+            self._new_results.clear()
+        return results
+
+    def wait(self, timeout_s):
+        """Waits up to timeout_s for a round's results (the loop does, while it has no connection)."""
+        self._new_results.wait(timeout_s)
+
+    def _run(self):
+        while not self._stop.is_set():
+            results = []
+            for host in self.hosts:
+                try:
+                    results.append((host, self.resolve(host), None))
+                except (OSError, UnicodeError) as e:
+                    results.append((host, None, e))
+            with self._lock:
+                self._results = results
+                self._new_results.set()
+            self._stop.wait(self.interval_s)
+
+
 class Container(object):
+    """The RPC loop: one FrontendConnection (CLIPPER_FRONTEND_DISCOVERY=none), or one per address
+    the frontend hosts resolve to (dns). Messages from every connection are handled one at a time
+    on this thread, so the predict function never runs two batches at once; each response goes
+    back on the connection its request came from."""
+
     def __init__(self, config, predict, zmq, np, log, clock=time.monotonic):
         self.config = config
         self.predict = predict
@@ -252,17 +511,16 @@ class Container(object):
         self.log = log
         self.clock = clock
         self.context = None
-        self.socket = None
-        # A PAIR socket receiving the DEALER's EVENT_CONNECTED events, and how many it has seen.
-        self.monitor = None
-        self.connects = 0
+        # endpoint ("tcp://host:port") -> FrontendConnection
+        self.connections = {}
         self.sockets_opened = 0
         self.stop_signal = None
         self.ready_written = False
-        self.last_received = 0.0
-        self.last_heartbeat = 0.0
-        self.heartbeat_pending = False
-        self.metadata_sent = 0
+        self.resolver = None
+        # With DNS discovery: each host's addresses at its last successful lookup, and the last
+        # lookup error logged for it (logged again only when it changes).
+        self.addresses_by_host = {}
+        self.resolve_errors = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -276,157 +534,122 @@ class Container(object):
     def run(self):
         self.context = self.zmq.Context()
         try:
-            self._connect()
+            if self.config.frontend_discovery == "dns":
+                self.log.info("discovering frontends: resolving %s every %d ms (port %d)"
+                              % (",".join(self.config.hosts), self.config.discovery_interval_ms, self.config.port))
+                self.resolver = Resolver(self.config.hosts, self.config.discovery_interval_ms / 1000.0)
+                self.resolver.start()
+            else:
+                connection = FrontendConnection(self, self.config.address)
+                self.connections[connection.address] = connection
+                connection.open()
             while self.stop_signal is None:
                 self._step()
             name = signal.Signals(self.stop_signal).name if hasattr(signal, "Signals") else self.stop_signal
             self.log.info("stopping on %s" % name)
             return EXIT_OK
         finally:
-            self._close_socket()
+            if self.resolver is not None:
+                self.resolver.stop()
+            for connection in self.connections.values():
+                connection.close()
+            self.connections.clear()
             self.context.term()
             self._remove_ready_file()
 
-    def _connect(self):
-        self.socket = self.context.socket(self.zmq.DEALER)
-        self.socket.setsockopt(self.zmq.LINGER, 0)
-        # Queue messages only on a completed connection: heartbeats sent while the frontend is down
-        # are not piled up and replayed at it (each would be answered with a metadata request).
-        # A due heartbeat waits instead, and goes out as soon as the connection is up.
-        self.socket.setsockopt(self.zmq.IMMEDIATE, 1)
-        if ":" in self.config.ip:
-            self.socket.setsockopt(self.zmq.IPV6, 1)
-        # ZeroMQ reconnects the DEALER by itself when the frontend restarts on the same address,
-        # but the new frontend does not know us until we say something. Watch the connections so
-        # that every one after the first is greeted with a heartbeat at once (see _on_connected).
+    def next_monitor_address(self):
         # A fresh inproc address per socket: a closed socket's address may take a moment to free.
         self.sockets_opened += 1
-        self.connects = 0
-        self.monitor = self.socket.get_monitor_socket(
-            self.zmq.EVENT_CONNECTED, "inproc://clipper-runtime-monitor-%d-%d" % (os.getpid(), self.sockets_opened))
-        self.socket.connect(self.config.address)
-        now = self.clock()
-        self.last_received = now
-        self.last_heartbeat = now
-        self.heartbeat_pending = True
-        self._try_heartbeat()
-
-    def _try_heartbeat(self):
-        if self._send(rpc.encode_heartbeat(), "heartbeat", quiet_when_unconnected=True):
-            self.heartbeat_pending = False
-
-    def _close_socket(self):
-        if self.monitor is not None:
-            try:
-                self.socket.disable_monitor()
-            except self.zmq.ZMQError:
-                pass
-            self.monitor.close(0)
-            self.monitor = None
-        if self.socket is not None:
-            self.socket.close(0)
-            self.socket = None
-
-    def _reconnect(self):
-        self.log.warn("nothing from the frontend at %s for %d ms; reconnecting with a new socket"
-                      % (self.config.address, self.config.reconnect_after_ms))
-        self._close_socket()
-        self._connect()
+        return "inproc://clipper-runtime-monitor-%d-%d" % (os.getpid(), self.sockets_opened)
 
     def _step(self):
+        if self.resolver is not None:
+            results = self.resolver.take()
+            if results is not None:
+                self._apply_resolution(results)
         now = self.clock()
-        reconnect_at = self.last_received + self.config.reconnect_after_ms / 1000.0
-        if now >= reconnect_at:
-            self._reconnect()
-            return
-        heartbeat_at = max(self.last_received, self.last_heartbeat) + self.config.heartbeat_interval_ms / 1000.0
-        if now >= heartbeat_at:
-            self.last_heartbeat = now
-            self.heartbeat_pending = True
-            heartbeat_at = now + self.config.heartbeat_interval_ms / 1000.0
-        if self.heartbeat_pending:
-            self._try_heartbeat()
-        timeout_s = min(heartbeat_at, reconnect_at) - now
-        events = self.zmq.POLLIN | (self.zmq.POLLOUT if self.heartbeat_pending else 0)
+        wake_at = now + _MAX_POLL_S
         poller = self.zmq.Poller()
-        poller.register(self.socket, events)
-        if self.monitor is not None:
-            poller.register(self.monitor, self.zmq.POLLIN)
-        ready = dict(poller.poll(int(max(1.0, min(timeout_s, _MAX_POLL_S) * 1000))))
-        if self.monitor is not None and ready.get(self.monitor, 0) & self.zmq.POLLIN:
-            self._read_monitor()
-        if not ready.get(self.socket, 0) & self.zmq.POLLIN:
+        connections = list(self.connections.values())
+        for connection in connections:
+            wake_at = min(wake_at, connection.due(now))
+            connection.register(poller)
+        timeout_ms = int(max(1.0, min(wake_at - now, _MAX_POLL_S) * 1000))
+        if not connections:
+            if self.resolver is not None:
+                self.resolver.wait(timeout_ms / 1000.0)
+            else:
+                time.sleep(timeout_ms / 1000.0)
             return
-        try:
-            frames = self.socket.recv_multipart(self.zmq.NOBLOCK)
-        except self.zmq.Again:
-            return
-        self.last_received = self.clock()
-        self._handle(frames)
+        ready = dict(poller.poll(timeout_ms))
+        for connection in connections:
+            frames = connection.receive(ready)
+            if frames is not None:
+                self._handle(connection, frames)
 
-    def _read_monitor(self):
-        from zmq.utils.monitor import recv_monitor_message
+    # ---- frontend discovery (CLIPPER_FRONTEND_DISCOVERY=dns) ---------------------------------
 
-        while True:
-            try:
-                event = recv_monitor_message(self.monitor, self.zmq.NOBLOCK)
-            except self.zmq.Again:
-                return
-            if event["event"] == self.zmq.EVENT_CONNECTED:
-                self._on_connected()
-
-    def _on_connected(self):
-        # The first connection carries the opening heartbeat. A later one is a new frontend behind
-        # the same address (a restart): say hello now rather than at the next heartbeat, so that it
-        # asks for our metadata and we serve again within milliseconds. This is the interval's
-        # heartbeat; with IMMEDIATE it may have to wait (pending) for the handshake to finish.
-        self.connects += 1
-        if self.connects == 1:
-            return
-        self.log.info("connected to the frontend at %s again; sending a heartbeat" % self.config.address)
-        self.last_heartbeat = self.clock()
-        self.heartbeat_pending = True
-        self._try_heartbeat()
-
-    def _send(self, frames, what, quiet_when_unconnected=False):
-        try:
-            self.socket.send_multipart(frames, self.zmq.NOBLOCK)
-            return True
-        except self.zmq.Again:
-            if not quiet_when_unconnected:
-                self.log.warn("could not send %s: not connected to the frontend at %s (or its queue is full)"
-                              % (what, self.config.address))
-        except self.zmq.ZMQError as e:
-            self.log.warn("could not send %s to %s: %s" % (what, self.config.address, e))
-        return False
+    def _apply_resolution(self, results):
+        """Connects to new addresses, and closes those not resolved for longer than the reconnect
+        timeout (a DNS blip does not drop a live frontend). A host that cannot be resolved keeps
+        the addresses it last resolved to."""
+        now = self.clock()
+        present = []
+        for host, addresses, error in results:
+            if error is not None:
+                kept = self.addresses_by_host.get(host, [])
+                reason = _shorten(error)
+                if self.resolve_errors.get(host) != reason:
+                    self.log.warn("could not resolve the frontend host %s: %s; retrying every %d ms%s"
+                                  % (host, reason, self.config.discovery_interval_ms,
+                                     ", keeping its %d known addresses" % len(kept) if kept else ""))
+                self.resolve_errors[host] = reason
+                addresses = kept
+            else:
+                if self.resolve_errors.pop(host, None) is not None:
+                    self.log.info("resolved the frontend host %s again" % host)
+                self.addresses_by_host[host] = addresses
+            for address in addresses:
+                endpoint = endpoint_address(address, self.config.port)
+                if endpoint not in present:
+                    present.append(endpoint)
+        for endpoint in present:
+            connection = self.connections.get(endpoint)
+            if connection is None:
+                hosts = [h for h, a, _e in results if a is not None and any(
+                    endpoint_address(x, self.config.port) == endpoint for x in a)]
+                self.log.info("frontend address %s added (resolved from %s); connecting"
+                              % (endpoint, ",".join(hosts) or "an earlier lookup"))
+                connection = FrontendConnection(self, endpoint)
+                self.connections[endpoint] = connection
+                connection.open()
+            connection.last_resolved = now
+        gone_after_s = self.config.reconnect_after_ms / 1000.0
+        for endpoint, connection in list(self.connections.items()):
+            if endpoint not in present and now - connection.last_resolved > gone_after_s:
+                self.log.info("frontend address %s removed: not resolved for more than %d ms; closing its connection"
+                              % (endpoint, self.config.reconnect_after_ms))
+                connection.close()
+                del self.connections[endpoint]
 
     # ---- messages ----------------------------------------------------------------------------
 
-    def _handle(self, frames):
+    def _handle(self, connection, frames):
         try:
             message = rpc.decode_frontend_message(frames)
         except rpc.RpcFrameError as e:
-            self.log.warn("ignored a malformed message from the frontend (%d frames): %s" % (len(frames), e))
+            self.log.warn("ignored a malformed message from the frontend at %s (%d frames): %s"
+                          % (connection.address, len(frames), e))
             return
         if message.kind == "heartbeat":
-            if message.request_metadata:
-                self._send_metadata()
+            if message.request_metadata and connection.send_metadata():
+                self._write_ready_file()
         elif message.kind == "predict":
-            self._handle_predict(message)
+            self._handle_predict(connection, message)
         else:
             self.log.warn("ignored a feedback request (msg %d): this runtime only serves predictions" % message.msg_id)
 
-    def _send_metadata(self):
-        c = self.config
-        if not self._send(rpc.encode_metadata(c.name, c.version, c.input_type), "metadata"):
-            return
-        self.metadata_sent += 1
-        self.log.info("%s at %s: sent metadata (%s:%s, %s, rpc v%d)"
-                      % ("registered" if self.metadata_sent == 1 else "registered again",
-                         c.address, c.name, c.version, c.input_type, rpc.RPC_VERSION))
-        self._write_ready_file()
-
-    def _handle_predict(self, request):
+    def _handle_predict(self, connection, request):
         n = len(request.inputs)
         try:
             if request.input_type != self.config.input_type:
@@ -436,7 +659,7 @@ class Container(object):
         except BatchError as e:
             self.log.error("msg %d: batch of %d inputs failed: %s" % (request.msg_id, n, e.reason), e.detail)
             outputs = [rpc.BATCH_ERROR_PREFIX + e.reason] * n
-        self._send(rpc.encode_response(request.msg_id_bytes, outputs), "the response to msg %d" % request.msg_id)
+        connection.send(rpc.encode_response(request.msg_id_bytes, outputs), "the response to msg %d" % request.msg_id)
 
     def _predict(self, request):
         batch = to_batch(self.np, request.input_type, request.inputs)
@@ -501,7 +724,7 @@ def load_model_and_predict(config, log):
                       % (config.framework, config.model_path, file_part, loaded.default_error))
             return None
         log.info("no predict function given: serving the %s default predict, %s; connecting to %s (input type %s)"
-                 % (config.framework, loaded.default_description, config.address, config.input_type))
+                 % (config.framework, loaded.default_description, config.frontends, config.input_type))
         return loaded.predict
 
     try:
@@ -524,7 +747,7 @@ def load_model_and_predict(config, log):
     else:
         predict = func
         how = func_name
-    log.info("loaded %s from %s; connecting to %s (input type %s)" % (how, path, config.address, config.input_type))
+    log.info("loaded %s from %s; connecting to %s (input type %s)" % (how, path, config.frontends, config.input_type))
     return predict
 
 

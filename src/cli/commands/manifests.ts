@@ -100,10 +100,6 @@ export async function startDryRun(options: StartManifestOptions): Promise<void> 
     ...(options.storageClass ? { stateStorage: { storageClass: options.storageClass } } : {}),
   });
   const warnings: string[] = [];
-  if (options.frontendReplicas > 1) {
-    warnings.push("model runtimes in this release connect to one frontend each: with several frontend replicas, " +
-      "not every frontend sees every model replica (docs/kubernetes.md, \"Frontends and model replicas\")");
-  }
   if (!options.tokenSecret) {
     warnings.push("the output holds a freshly generated management token in a Secret: do not commit it; use --token-secret NAME for GitOps");
   }
