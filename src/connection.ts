@@ -322,10 +322,6 @@ export class ClipperConnection {
     if (existing) throw new ClipperError("ADMIN_REJECTED", `model with name '${options.name}' and version '${options.version}' already exists`);
     // A cluster elsewhere pulls images from a registry: the one named here, or the cluster's default.
     const registry = options.registry ?? (this.manager.kind === "kubernetes" ? this.cluster.registry : undefined);
-    if (this.manager.kind === "kubernetes" && !options.image && !registry) {
-      throw new ClipperError("USAGE", "a Kubernetes cluster pulls model images from a registry: give --registry HOST/PATH (the image is built and pushed there) or --image IMAGE",
-        "on kind or minikube: `clipper build-model ...`, then `kind load docker-image TAG` (or `minikube image load TAG`), then deploy-model --image TAG");
-    }
     // Images are built before anything starts: a failed build leaves no replica behind.
     const image = options.image ?? (runsImages ? await this.buildModel({ ...options, ...(registry ? { registry } : {}) }) : undefined);
     const modelPath = options.modelPath ? resolve(options.modelPath) : spec ? dirname(spec.file) : "/model";

@@ -127,10 +127,12 @@ describe("the CLI on Kubernetes (fake API server, real daemon, frontend and mode
     expect((await cli(["models", "--json"])).json.map((m: any) => m.model_name)).toEqual(["sum"]);
   });
 
-  it("refuses a live start that names neither a runtime image nor a registry to push one to", async () => {
-    const r = await cli(["start", "--manager", "kubernetes", "--kubeconfig", kubeconfig, "--cluster", "demo"]);
+  it("refuses a registry that is no registry address before anything is done", async () => {
+    const before = api.requests.length;
+    const r = await cli(["start", "--manager", "kubernetes", "--kubeconfig", kubeconfig, "--cluster", "demo", "--registry", "not a registry"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/needs the image the frontends run from: --registry HOST\/PATH .* or --runtime-image IMAGE/);
+    expect(r.stderr).toMatch(/'not a registry' is not a registry address \(host\[:port\]\[\/path\]\)/);
+    expect(api.requests.length).toBe(before);
   });
 
   it("attaches from another machine by labels, then stops exactly what it created", async () => {

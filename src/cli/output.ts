@@ -65,6 +65,11 @@ export interface Progress {
  * A spinner on a terminal; plain lines elsewhere (ora's symbols would still carry colour codes
  * into a pipe); nothing at all with --json, whose stdout must stay one JSON document.
  */
+/** A warning on stderr, one line (also under --json, whose stdout stays machine-readable). */
+export function warn(message: string): void {
+  process.stderr.write(`${style.bold("warning:")} ${message}\n`);
+}
+
 export function progress(text: string, options: OutputOptions): Progress {
   if (options.json) return { update() {}, succeed() {}, fail() {} };
   if (process.stderr.isTTY) {

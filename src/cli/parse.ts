@@ -1,6 +1,7 @@
 /** Flag value parsers: each rejects bad input with a one-line message commander prints. */
 import { InvalidArgumentError } from "@commander-js/extra-typings";
 import { canonicalInputType } from "../../runtime/shared/input-types.js";
+import { REGISTRY_ADDRESS } from "../images/layout.js";
 
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -37,4 +38,11 @@ export function jsonArg(value: string): unknown {
   } catch {
     throw new InvalidArgumentError(`not valid JSON: ${value}`);
   }
+}
+
+/** A registry address, host[:port][/path], without trailing slashes. */
+export function registryArg(value: string): string {
+  const registry = value.trim().replace(/\/+$/, "");
+  if (!REGISTRY_ADDRESS.test(registry)) throw new InvalidArgumentError(`'${value}' is not a registry address (host[:port][/path])`);
+  return registry;
 }

@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option, type OptionValues } from "@comma
 import { ClipperError } from "../errors.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
 import { reportError } from "./output.js";
-import { batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg } from "./parse.js";
+import { batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg, registryArg } from "./parse.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
 const jsonOption = () => new Option("--json", "print machine-readable JSON");
@@ -81,7 +81,7 @@ export function buildProgram(): Command {
     .option("--service-type <[service=]type>", "kubernetes: ClusterIP | NodePort | LoadBalancer for the query Service, " +
       "or query=TYPE / management=TYPE (repeatable)", collect)
     .addOption(pullSecretOption())
-    .option("--registry <host/path>", "kubernetes: build the runtime image here and push it to this registry (model images default to it too)")
+    .option("--registry <host/path>", "kubernetes: push the runtime image built here to this registry (model images default to it too)", registryArg)
     .option("--runtime-image <image>", "kubernetes: the image the frontends and management run from (already pushed or loaded)")
     .option("--token-secret <name>", "kubernetes: use this existing Secret (key `token`) as the management token instead of creating one")
     .option("--storage-class <name>", "kubernetes: storage class of the management state volume (default: the cluster's)")
@@ -190,7 +190,7 @@ export function buildProgram(): Command {
     .option("--requirements <file>", "docker: a requirements.txt to install in the image")
     .option("--npm <name>", "docker: an npm package to install in a node image (repeatable)", collect)
     .option("--base-image <image>", "docker: the image to build on (default: the framework's official image)")
-    .option("--registry <host/path>", "docker: prefix the tag with this registry and push the image there")
+    .option("--registry <host/path>", "docker, kubernetes: prefix the tag with this registry and push the image there", registryArg)
     .option("--gpu [n]", "GPUs for each replica: all, or a number", intArg(1))
     .option("--gpu-ids <ids>", "GPUs for each replica by device id, e.g. 0,1");
 

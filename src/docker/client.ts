@@ -5,13 +5,16 @@
 import Docker from "dockerode";
 import { ClipperError } from "../errors.js";
 
-/** A dockerode client for DOCKER_HOST (unix:// or tcp://) or /var/run/docker.sock. */
+/**
+ * A dockerode client for DOCKER_HOST (unix:// or tcp://) or /var/run/docker.sock. For tcp the
+ * connection library reads DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH itself, so a TLS
+ * daemon such as minikube's (`eval $(minikube docker-env)`) works as the docker CLI would.
+ */
 export function dockerClient(): Docker {
   const host = process.env.DOCKER_HOST;
   if (!host) return new Docker({ socketPath: "/var/run/docker.sock" });
   if (host.startsWith("unix://")) return new Docker({ socketPath: host.slice("unix://".length) });
-  const url = new URL(host.replace(/^tcp:/, "http:"));
-  return new Docker({ host: url.hostname, port: Number(url.port || 2375) });
+  return new Docker();
 }
 
 /** Whether a daemon answers (a quick ping, bounded). */

@@ -3,7 +3,7 @@ import { ClipperConnection } from "../../connection.js";
 import type { BuildEvent } from "../../images/types.js";
 import type { ClusterAddresses, ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
 import type { KubernetesSettings } from "../../managers/index.js";
-import { emit, progress, style, table, type OutputOptions, type Progress } from "../output.js";
+import { emit, progress, style, table, warn, type OutputOptions, type Progress } from "../output.js";
 
 export type StartOptions = OutputOptions & ClusterOptions & {
   manager: ManagerKind; python?: string; runtimeBaseImage?: string; kubernetes?: KubernetesSettings;
@@ -33,7 +33,12 @@ function addressLines(addresses: ClusterAddresses): string[] {
   ];
 }
 
+/** What `--registry` absent means on Kubernetes: images stay on the local Docker daemon. */
+export const LOCAL_IMAGES_WARNING = "no --registry: images are built with the local Docker daemon and not pushed, so the cluster must run on " +
+  "that daemon's images (minikube after `eval $(minikube docker-env)`); for any other cluster pass --registry (docs/kubernetes.md)";
+
 export async function start(options: StartOptions): Promise<void> {
+  if (options.kubernetes && !options.kubernetes.registry && !options.kubernetes.runtimeImage) warn(LOCAL_IMAGES_WARNING);
   const spinner = progress(`Starting cluster '${options.cluster}' (${options.manager})`, options);
   const { json: _json, manager, python: _python, runtimeBaseImage: _base, kubernetes, ...clusterOptions } = options;
   try {

@@ -1,7 +1,7 @@
 /** deploy-model, set-version, replicas, models: model versions and their replicas. */
 import { ClipperConnection } from "../../connection.js";
 import type { GpuRequest, ModelFramework } from "../../managers/container-manager.js";
-import { emit, progress, style, table, type OutputOptions, type Progress } from "../output.js";
+import { emit, progress, style, table, warn, type OutputOptions, type Progress } from "../output.js";
 import type { BuildEvent } from "../../images/types.js";
 
 type Common = OutputOptions & { cluster?: string };
@@ -77,6 +77,10 @@ export async function deployModel(name: string, options: DeployOptions): Promise
   const spinner = progress(what, options);
   const conn = await ClipperConnection.connect({ cluster: options.cluster, python: options.python, ...rolloutProgress(spinner, what) })
     .catch((err: unknown) => { spinner.fail(`${what} failed`); throw err; });
+  const addresses = conn.getAddresses();
+  if (addresses.manager === "kubernetes" && !options.image && !options.registry && !addresses.registry) {
+    warn((await import("./cluster.js")).LOCAL_IMAGES_WARNING);
+  }
   try {
     await conn.deployModel({
       ...buildInputs(name, options, spinner),

@@ -112,10 +112,6 @@ export class KubernetesContainerManager implements ContainerManager {
 
   async startClipper(options: ClusterOptions): Promise<ClusterAddresses> {
     const { registry, tokenSecret } = this.options;
-    if (!this.options.runtimeImage && !registry) {
-      throw new ManagerError("the Kubernetes manager needs the image the frontends run from: --registry HOST/PATH (it is built here and pushed there) " +
-        "or --runtime-image IMAGE (already pushed, or loaded into kind/minikube)", "INVALID_ARGUMENT");
-    }
     await this.ensureNamespace();
     if (tokenSecret) await this.readToken(tokenSecret).then((t) => {
       if (t === undefined) throw new ManagerError(`the Secret ${tokenSecret} in namespace ${this.namespace} does not exist or has no key \`token\``, "NOT_FOUND");
@@ -135,7 +131,7 @@ export class KubernetesContainerManager implements ContainerManager {
       token: tokenSecret ? { existingSecret: tokenSecret } : { value: token! },
     });
     plainObjects(objects(this.options.runtimeImage ?? "clipper-runtime:check"));
-    const runtimeImage = this.options.runtimeImage ?? await this.pushRuntimeImage(registry!);
+    const runtimeImage = this.options.runtimeImage ?? await this.buildRuntimeImage(registry);
     await this.apply(objects(runtimeImage));
     const deadline = Date.now() + options.startupTimeoutMs;
     await this.waitForRollout([k8sNames.management(this.cluster), k8sNames.frontend(this.cluster)], options.startupTimeoutMs);
@@ -144,14 +140,18 @@ export class KubernetesContainerManager implements ContainerManager {
     return addresses;
   }
 
-  /** Builds the runtime image from this package with the local Docker daemon and pushes it. */
-  private async pushRuntimeImage(registry: string): Promise<string> {
+  /**
+   * Builds the runtime image from this package with the local Docker daemon, and pushes it to the
+   * registry when there is one; without, the cluster must run on that daemon's images (minikube
+   * after `eval $(minikube docker-env)`).
+   */
+  private async buildRuntimeImage(registry: string | undefined): Promise<string> {
     const [{ buildRuntimeImage }, { dockerClient }] = await Promise.all([
       import("../../images/build-runtime-image.js"), import("../../docker/client.js"),
     ]);
-    this.options.onProgress?.(`building the runtime image for ${registry}`);
+    this.options.onProgress?.(registry ? `building the runtime image for ${registry}` : "building the runtime image with the local Docker daemon");
     return buildRuntimeImage(dockerClient(), {
-      registry,
+      ...(registry ? { registry } : {}),
       ...(this.options.runtimeBaseImage ? { baseImage: this.options.runtimeBaseImage } : {}),
     }, this.options.onBuildProgress);
   }
