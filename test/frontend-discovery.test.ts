@@ -54,6 +54,7 @@ socket.getaddrinfo = _scripted
 from clipper_runtime.container import main
 sys.exit(main())
 `;
+import { within } from "./support/within.js";
 
 // ---- processes, frontends and clean-up -----------------------------------------------------------
 
@@ -92,18 +93,6 @@ function spawnTracked(command: string, args: string[], env: NodeJS.ProcessEnv, r
     proc.once("close", (code, signal) => res({ code, signal })),
   );
   return { proc, output: () => out, exited, readyFile };
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function until(what: string, check: () => boolean, ms: number, detail: () => string = () => ""): Promise<void> {

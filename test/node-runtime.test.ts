@@ -22,6 +22,7 @@ import { parseContainerEnv, parsePredictSpec } from "../runtime/container-node/e
 import { loadPredict } from "../runtime/container-node/load-predict.js";
 import { createPredictHandler, serializeOutputs } from "../runtime/container-node/predict-handler.js";
 import { ContainerRpcClient, type RpcLogger } from "../runtime/container-node/rpc-client.js";
+import { within } from "./support/within.js";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const FIXTURES = join(ROOT, "test", "fixtures", "node-models");
@@ -29,18 +30,6 @@ const MAIN = join(ROOT, "dist", "runtime", "container-node", "main.js");
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
