@@ -18,6 +18,7 @@ import { oneAtATime, type RpcClock, type RpcLogger } from "../runtime/container-
 import { PYTHON, assertPythonHas, pythonSkipReason } from "./support/python.js";
 import { LoopbackFrontend, freePortOn } from "./support/loopback-frontend.js";
 import { sleep } from "./support/test-frontend.js";
+import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PYTHON_RUNTIME = join(REPO, "runtime", "python");
@@ -54,7 +55,6 @@ socket.getaddrinfo = _scripted
 from clipper_runtime.container import main
 sys.exit(main())
 `;
-import { within } from "./support/within.js";
 
 // ---- processes, frontends and clean-up -----------------------------------------------------------
 
