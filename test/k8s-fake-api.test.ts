@@ -1,4 +1,6 @@
 // The fake Kubernetes API the manager's integration test runs against: its semantics, briefly.
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeKubeApi, type FakeKubeApi } from "./support/fake-kube-api.js";
 
@@ -104,5 +106,40 @@ describe("fake kube api", () => {
     expect((await pods())[0].status.containerStatuses[0].state.waiting.reason).toBe("ImagePullBackOff");
     api.markReady("m", "t");
     expect((await call("GET", `${DEPLOYMENTS}/m`)).body.status).toMatchObject({ readyReplicas: 3, observedGeneration: 2 });
+  });
+
+  it("proxies to a Service's backend without the caller's Authorization; 404 without the Service, 503 without a backend", async () => {
+    const seen: string[] = [];
+    const backend = createServer((req, res) => { seen.push(String(req.headers.authorization)); res.end(`${req.method} ${req.url}`); });
+    await new Promise<void>((r) => backend.listen(0, "127.0.0.1", r));
+    try {
+      await call("POST", "/api/v1/namespaces/t/services", { metadata: { name: "web" }, spec: { ports: [{ name: "http", port: 80 }] } });
+      const proxied = (name: string, path = "/a/b?c=1") => fetch(`${api.url}/api/v1/namespaces/t/services/${encodeURIComponent(name)}/proxy${path}`,
+        { method: "POST", headers: { authorization: "Bearer kube" }, body: "x" });
+      expect((await proxied("http:nope:http")).status).toBe(404);
+      expect((await proxied("http:web:http")).status).toBe(503);
+      api.setServiceBackend("web", `http://127.0.0.1:${(backend.address() as AddressInfo).port}`, "t");
+      const ok = await proxied("http:web:http");
+      expect(await ok.text()).toBe("POST /a/b?c=1");
+      expect(seen).toEqual(["undefined"]);
+      expect((await proxied("http:web:nosuchport")).status).toBe(503);
+    } finally {
+      await new Promise((r) => backend.close(r));
+    }
+  });
+
+  it("reports a problem pod's warning events (field-selected) and serves pod logs with tailLines", async () => {
+    api.setPodProblem("m", { reason: "ImagePullBackOff", message: "pull access denied" }, "t");
+    const pod = (await call("GET", "/api/v1/namespaces/t/pods?labelSelector=app%3Dm")).body.items[0].metadata.name as string;
+    const events = await call("GET", `/api/v1/namespaces/t/events?fieldSelector=${encodeURIComponent(`involvedObject.kind=Pod,involvedObject.name=${pod}`)}`);
+    expect(events.body.items).toHaveLength(1);
+    expect(events.body.items[0]).toMatchObject({ type: "Warning", reason: "Failed", message: "pull access denied", involvedObject: { name: pod } });
+    expect((await call("GET", "/api/v1/namespaces/t/events?fieldSelector=involvedObject.name%3Dother")).body.items).toEqual([]);
+    api.markReady("m", "t");
+    expect((await call("GET", "/api/v1/namespaces/t/events")).body.items).toEqual([]);
+
+    api.setPodLogs((p) => (p.metadata.name === pod ? "one\ntwo\nthree\n" : undefined));
+    expect(await (await fetch(`${api.url}/api/v1/namespaces/t/pods/${pod}/log?tailLines=2`)).text()).toBe("two\nthree\n");
+    expect((await fetch(`${api.url}/api/v1/namespaces/t/pods/nope/log`)).status).toBe(404);
   });
 });
