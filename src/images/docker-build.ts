@@ -9,6 +9,7 @@ import { StringDecoder } from "node:string_decoder";
 import type Docker from "dockerode";
 import { ClipperError } from "../errors.js";
 import { dockerError } from "../docker/client.js";
+import { findRegistryCredentials, loginCommand, registryHost } from "./docker-credentials.js";
 import type { BuildContext } from "./context.js";
 import type { RenderedDockerfile, RenderedInstruction } from "./dockerfile.js";
 import { ImageBuildError, type FailedStep } from "./errors.js";
@@ -179,12 +180,18 @@ function buildFailure(
   return new ImageBuildError(`building ${what} ${tag} failed${where}: ${reason}`, hint, details, step, tag);
 }
 
-/** Pushes `tag` to its registry, reporting per-layer progress; a failed push throws ImageBuildError. */
+/**
+ * Pushes `tag` to its registry, reporting per-layer progress; a failed push throws ImageBuildError.
+ * `auth` is sent as given; without it, the credentials the docker CLI would use for the tag's
+ * registry (docker login, credential helpers: findRegistryCredentials), else none.
+ */
 export async function pushImage(docker: Docker, tag: string, onProgress?: BuildProgress, auth?: RegistryAuth): Promise<void> {
   const { repository, tag: version } = splitTag(tag);
+  const found = auth ? undefined : await findRegistryCredentials(tag);
+  const sent = auth ?? found?.auth;
   let stream: NodeJS.ReadableStream;
   try {
-    stream = await docker.getImage(repository).push({ tag: version, ...(auth ? { authconfig: auth } : {}) });
+    stream = await docker.getImage(repository).push({ tag: version, ...(sent ? { authconfig: sent } : {}) });
   } catch (err) {
     const mapped = dockerError(err, `pushing ${tag}`);
     if (mapped instanceof ClipperError) throw mapped;
@@ -200,13 +207,23 @@ export async function pushImage(docker: Docker, tag: string, onProgress?: BuildP
     }
   });
   if (errorMessage !== undefined) {
-    const auth401 = /unauthorized|authentication required|denied/i.test(errorMessage);
+    const refused = /unauthori[sz]ed|authentication required|denied|no basic auth credentials|incorrect username or password|\b401\b/i.test(errorMessage);
     throw new ImageBuildError(`pushing ${tag} failed: ${oneLine(errorMessage)}`,
-      auth401 ? "log in to the registry (pass registryAuth), and check that the repository exists and you may push to it"
+      refused ? pushAuthHint(registryHost(tag), auth ? "registryAuth" : found?.source)
         : "check that the registry is reachable from the Docker daemon (an insecure registry must be listed in its daemon.json)",
       lines.slice(-KEPT_LINES).join("\n"), undefined, tag);
   }
   onProgress?.({ type: "pushed", tag });
+}
+
+/** What to do when the registry refused a push: log in when nothing was sent, else check what was. */
+function pushAuthHint(host: string, source: string | undefined): string {
+  const login = `\`${loginCommand(host)}\``;
+  if (!source) {
+    return `no credentials for ${host} were found: log in with ${login} (or configure a credential helper for it), then check that you may push to the repository`;
+  }
+  if (source === "registryAuth") return `the registry refused the credentials in registryAuth: fix them, and check that the repository exists and you may push to it`;
+  return `the registry refused the credentials from ${source}: log in again with ${login}, and check that the repository exists and you may push to it`;
 }
 
 /** `host:5000/a/b:1` -> { repository: "host:5000/a/b", tag: "1" }. */

@@ -24,17 +24,24 @@ export interface ModelImageRequest {
   baseImage?: string;
   /** Registry host (and path) the tag is prefixed with; the image is pushed when given. */
   registry?: string;
-  /** Credentials sent with the push, when the registry needs them. */
+  /** Credentials sent with the push; default what `docker login` stored for the registry (docs/images.md). */
   registryAuth?: RegistryAuth;
   /** Build on the framework's CUDA base image. */
   gpu?: boolean;
   inputType: InputType;
 }
 
+/**
+ * Registry credentials, sent with a push as the daemon's `X-Registry-Auth` (the Engine API's
+ * AuthConfig). Without them a push uses what `docker login` stored (src/images/docker-credentials.ts).
+ */
 export interface RegistryAuth {
   username: string;
   password: string;
+  /** The registry, e.g. `registry.example.com:5000` or `https://index.docker.io/v1/`. */
   serveraddress?: string;
+  /** An identity (refresh) token, exchanged by the daemon for an access token; username and password then empty. */
+  identitytoken?: string;
 }
 
 export interface BuiltImage {
@@ -55,7 +62,7 @@ export interface RuntimeImageOptions {
    * it was reused rather than built). Without it the image stays local.
    */
   registry?: string;
-  /** Credentials sent with the push, when the registry needs them. */
+  /** Credentials sent with the push; default what `docker login` stored for the registry (docs/images.md). */
   registryAuth?: RegistryAuth;
 }
 
