@@ -20,7 +20,8 @@ and \`--cluster NAME\` (default: the current cluster, the one \`clipper start\` 
 Errors are one line on stderr (\`error: ...\`, sometimes followed by \`hint: ...\`) and a non-zero
 exit code: 2 bad usage, 3 no running cluster, 4 refused by the management daemon or the query
 frontend, 5 a component did not answer, 6 replicas did not come up, 7 the container manager failed,
-8 an image build or push failed, 1 anything unexpected (set \`CLIPPER_DEBUG=1\` for a stack trace).
+8 an image build or push failed, 9 a predict function run locally (\`test-predict\`) failed, 1 anything
+unexpected (set \`CLIPPER_DEBUG=1\` for a stack trace).
 
 Environment: \`CLIPPER_HOME\` (default \`~/.clipper\`), \`CLIPPER_PYTHON\` (interpreter for Python
 models, default \`python3\`).

@@ -26,6 +26,8 @@ import {
   type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
 } from "../runtime/shared/state.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
+import type { DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
+import type { TestPredictOptions, TestPredictResult } from "./functions/test-predict.js";
 
 /** Restarts after which a replica that never connected counts as crash-looping. */
 const CRASH_LOOP_RESTARTS = 2;
@@ -409,6 +411,34 @@ export class ClipperConnection {
       ...(options.gpu ? { gpu: true } : {}),
     }, options.onBuildProgress);
     return built.tag;
+  }
+
+  // --- deploying from code (src/functions/, docs/deploy-from-code.md) --------------------------
+
+  /**
+   * Deploys a function value: its source is checked (a function that closes over variables is
+   * refused, naming them, before anything is built or started), written into a module with its
+   * `context`, and deployed on the Node runtime.
+   */
+  async deployFunction(options: DeployFunctionOptions): Promise<void> {
+    const { deployFunction } = await import("./functions/deploy.js");
+    await deployFunction(this, { home: this.home }, options);
+  }
+
+  /** Deploys a Node module (`entry`, TypeScript too) and what it imports, bundled with esbuild. */
+  async deployModule(options: DeployModuleOptions): Promise<void> {
+    const { deployModule } = await import("./functions/deploy.js");
+    await deployModule(this, options);
+  }
+
+  /**
+   * Runs a predict function (a function value, a Node module or a Python file) here on one input or
+   * a batch, through the runtime's input decoding and output encoding; needs no cluster. A failure
+   * throws PredictFailedError (code PREDICT_FAILED) with the traceback.
+   */
+  async testPredictFunction(options: TestPredictOptions): Promise<TestPredictResult> {
+    const { testPredictFunction } = await import("./functions/test-predict.js");
+    return testPredictFunction(options);
   }
 
   /** Clipper's build_and_deploy_model: the same as deployModel, which builds when the manager runs images. */

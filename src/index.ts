@@ -1,6 +1,13 @@
 /** The library: `import { ClipperConnection } from "clipper"`. */
 export { ClipperConnection, DEFAULT_CLUSTER_OPTIONS, parsePredictSpec } from "./connection.js";
 export type { ConnectOptions, DeployModelOptions, ModelInfo, PolicyInput, RegisterApplicationOptions, PredictReply } from "./connection.js";
+export { createEndpoint } from "./functions/deploy.js";
+export type { CreateEndpointOptions, DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
+export { contextFile } from "./functions/context-value.js";
+export type { ContextFile } from "./functions/context-value.js";
+export { testPredictFunction, PredictFailedError } from "./functions/test-predict.js";
+export type { PredictFunctionValue, TestPredictOptions, TestPredictResult } from "./functions/test-predict.js";
+export { ALLOWED_GLOBALS, checkFunction } from "./functions/closure-check.js";
 export { formatPolicy, parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 export { AdminClient } from "./admin-client.js";
 export { ClipperError, AdminApiError, ERROR_CODES } from "./errors.js";

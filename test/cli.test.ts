@@ -17,7 +17,7 @@ describe("command definitions", () => {
   it("gives every command --json and a description", () => {
     expect(commands.map((c) => c.name()).sort()).toEqual([
       "apps", "attach", "build-model", "deploy-model", "link", "logs", "models", "predict", "register-app", "replicas",
-      "set-policy", "set-version", "start", "status", "stop", "stop-all-models", "stop-models", "unlink", "unregister-app",
+      "set-policy", "set-version", "start", "status", "stop", "stop-all-models", "stop-models", "test-predict", "unlink", "unregister-app",
     ]);
     for (const command of commands) {
       expect(command.options.map((o) => o.long), command.name()).toContain("--json");

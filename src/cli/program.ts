@@ -265,6 +265,21 @@ export function buildProgram(): Command {
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, input, opts) => run(opts.json, async () => (await import("./commands/predict.js")).predict(app, input, opts)));
 
+  program.command("test-predict")
+    .description("run a predict function here on an input or a batch, as a replica would (no cluster needed)")
+    .addHelpText("after", "\nPrints each output as the runtime sends it over RPC (--json: { outputs, answers }, answers as the query\n" +
+      "API would embed them). A function that fails prints its error and traceback and exits 9.")
+    .requiredOption("--predict <file[:function]>", "predict file and function (default function: predict)")
+    .requiredOption("--input-type <type>", "bytes | integers | floats | doubles | strings", inputTypeArg)
+    .requiredOption("--input <json>", "the input as JSON (with --batch, a JSON array of inputs)", jsonArg)
+    .option("--batch", "the JSON is an array of inputs, run as one batch")
+    .addOption(new Option("--framework <kind>", "runtime (default: python for a .py file, else node)").choices(FRAMEWORKS))
+    .option("--model-path <dir>", "directory given to the model as CLIPPER_MODEL_PATH (default: the predict file's)")
+    .option("--python <path>", "Python interpreter (default: $CLIPPER_PYTHON or python3)")
+    .option("--timeout-ms <n>", "give up on a function that runs longer", intArg(1), 120_000)
+    .addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/test-predict.js")).testPredict(opts)));
+
   return program;
 }
 
