@@ -14,6 +14,7 @@ import { dockerClient } from "../src/docker/client.js";
 import { contextFile } from "../src/functions/context-value.js";
 import { runCli, type CliResult } from "./support/cli.js";
 import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
+import { batchAnswers } from "./support/answers.js";
 
 const skipReason = await dockerSkipReason();
 const fixtures = fileURLToPath(new URL("./fixtures/deploy-from-code/", import.meta.url));
@@ -27,14 +28,7 @@ describe.skipIf(skipReason !== undefined)(`deploying from code on Docker${skipRe
   const common = { baseImage: TEST_BASE_IMAGE, readyTimeoutMs: 120_000 };
 
   const cli = (...args: string[]): Promise<CliResult> => runCli(args, env, 300_000);
-  const answers = async (app: string, inputs: unknown[]): Promise<unknown[]> => {
-    const reply = await conn.predict(app, { input_batch: inputs });
-    expect(reply.status).toBe(200);
-    const body = reply.body as { batch_predictions?: Array<{ output: unknown; default: boolean }>; output?: unknown; default?: boolean };
-    const predictions = body.batch_predictions ?? [{ output: body.output, default: body.default ?? true }];
-    for (const p of predictions) expect(p.default, JSON.stringify(body)).toBe(false);
-    return predictions.map((p) => p.output);
-  };
+  const answers = (app: string, inputs: unknown[]): Promise<unknown[]> => batchAnswers(conn, app, inputs);
 
   beforeAll(async () => {
     const started = await cli("start", "--manager", "docker", "--cluster", CLUSTER, "--runtime-base-image", TEST_BASE_IMAGE,

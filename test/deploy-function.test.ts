@@ -22,6 +22,7 @@ import { createEndpoint } from "../src/index.js";
 import type { ContainerManager } from "../src/managers/container-manager.js";
 import { runCli, type CliResult } from "./support/cli.js";
 import { PYTHON, pythonSkipReason } from "./support/python.js";
+import { batchAnswers } from "./support/answers.js";
 
 const fixtures = fileURLToPath(new URL("./fixtures/deploy-from-code/", import.meta.url));
 const e2eFixtures = fileURLToPath(new URL("./fixtures/e2e/", import.meta.url));
@@ -379,15 +380,7 @@ describe("deploying from code on the embedded default", () => {
   let conn: ClipperConnection;
 
   const cli = (...args: string[]): Promise<CliResult> => runCli(args, env);
-  /** The outputs the query API answers for a batch. */
-  const answers = async (app: string, inputs: unknown[]): Promise<unknown[]> => {
-    const reply = await conn.predict(app, { input_batch: inputs });
-    expect(reply.status).toBe(200);
-    const body = reply.body as { batch_predictions?: Array<{ output: unknown; default: boolean }>; output?: unknown; default?: boolean };
-    const predictions = body.batch_predictions ?? [{ output: body.output, default: body.default ?? true }];
-    for (const p of predictions) expect(p.default, JSON.stringify(body)).toBe(false);
-    return predictions.map((p) => p.output);
-  };
+  const answers = (app: string, inputs: unknown[]): Promise<unknown[]> => batchAnswers(conn, app, inputs);
 
   beforeAll(async () => {
     const started = await cli("start", "--query-port", "0", "--management-port", "0", "--rpc-port", "0", "--json");
