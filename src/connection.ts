@@ -2,8 +2,7 @@
  * ClipperConnection: the library behind the CLI, in the shape of Clipper's clipper_admin. It talks
  * to the management daemon over the admin API and to a ContainerManager for processes.
  */
-import { dirname, isAbsolute, resolve } from "node:path";
-import { existsSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { AdminClient } from "./admin-client.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
@@ -26,6 +25,9 @@ import {
   type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
 } from "../runtime/shared/state.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
+import { parsePredictSpec } from "./predict-spec.js";
+
+export { parsePredictSpec };
 import type { DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
 import type { TestPredictOptions, TestPredictResult } from "./functions/test-predict.js";
 
@@ -139,25 +141,6 @@ function parseInputType(value: string): InputType {
   return type;
 }
 
-/** Splits `file[:function]`, keeping Windows-free paths simple: the last colon separates. */
-export function parsePredictSpec(spec: string, framework: ModelFramework): { file: string; fn: string } {
-  const colon = spec.lastIndexOf(":");
-  const file = colon > 0 ? spec.slice(0, colon) : spec;
-  const fn = colon > 0 ? spec.slice(colon + 1) : "predict";
-  if (!/^[A-Za-z_$][\w$]*$/.test(fn)) throw new ClipperError("USAGE", `'${fn}' is not a valid function name in --predict ${spec}`);
-  const absolute = isAbsolute(file) ? file : resolve(file);
-  if (!existsSync(absolute) || !statSync(absolute).isFile()) {
-    throw new ClipperError("USAGE", `predict file ${absolute} does not exist`);
-  }
-  const python = framework !== "node";
-  const ok = python ? /\.py$/.test(file) : /\.(m?js|cjs|m?ts|cts)$/.test(file);
-  if (!ok) {
-    throw new ClipperError("USAGE", python
-      ? `--framework ${framework} needs a .py predict file, got ${file}`
-      : `--framework node needs a .js/.mjs/.cjs/.ts/.mts predict file, got ${file}`);
-  }
-  return { file: absolute, fn };
-}
 
 export class ClipperConnection {
   private addresses?: ClusterAddresses;

@@ -27,6 +27,7 @@ import {
   type BuildEvent,
   type ModelImageRequest,
 } from "../src/images/index.js";
+import { pickledPredict, readPickledFunctionHeader } from "../src/images/build-model-image.js";
 import { BuildContext } from "../src/images/context.js";
 import { runDockerBuild } from "../src/images/docker-build.js";
 import { bundleNodeModel } from "../src/images/node-bundle.js";
@@ -185,6 +186,54 @@ WORKDIR /clipper
 LABEL ai.clipper.runtime.version="0.1.0" ai.clipper.runtime.hash="0123abcd"
 CMD ["node", "/clipper/dist/runtime/management/main.js"]
 `);
+  });
+
+  it("a pickled function (.pkl): cloudpickle pinned to the version its header records, after the framework's packages", () => {
+    const request: ModelImageRequest = { ...BASE_REQUEST, predictFile: "/home/user/sum/func.pkl" };
+    const pkl = (text: string) => text.replace("/model/predict.py:predict", "/model/func.pkl:predict");
+    const pin = `# cloudpickle 2.2.0, the version that pickled func.pkl, installed unless the base image has exactly it
+RUN python3 -c 'import cloudpickle, sys; sys.exit(cloudpickle.__version__ != "2.2.0")' 2>/dev/null || ${PIP} cloudpickle==2.2.0
+`;
+    const pinned = modelDockerfile(request, { file: "func.pkl", cloudpickle: "2.2.0" });
+    expect(pinned.text).toBe(pkl(pythonGolden("python:3.11-slim", pin, "python")));
+    expect(pinned.instructions[3]).toEqual({
+      step: "cloudpickle 2.2.0, the version that pickled func.pkl",
+      instruction: pinned.text.split("\n").find((l) => l.startsWith("RUN python3 -c 'import cloudpickle")),
+      hint: "func.pkl was pickled with cloudpickle 2.2.0, which the base image lacks and pip could not install: let the Docker daemon reach PyPI, use a base image with cloudpickle 2.2.0 (--base-image), or re-save the function with the cloudpickle the base image has (python3 -m clipper_runtime.save)",
+    });
+    const sklearn = modelDockerfile({ ...request, framework: "sklearn" }, { file: "func.pkl", cloudpickle: "3.0.0" });
+    expect(sklearn.text).toBe(pkl(pythonGolden("python:3.11-slim",
+      `# sklearn: scikit-learn, joblib, installed only if the base image lacks them\nRUN python3 -c "import sklearn, joblib" 2>/dev/null || ${PIP} scikit-learn joblib\n${pin.replaceAll("2.2.0", "3.0.0")}`, "sklearn")));
+    // A Clipper-era pickle records no version: cloudpickle only if the base image has none, and the step says so.
+    const unpinned = modelDockerfile(request, { file: "func.pkl" });
+    expect(unpinned.text).toBe(pkl(pythonGolden("python:3.11-slim",
+      `# cloudpickle for the pickled predict function; func.pkl records no version (not saved with clipper_runtime.save), so none is pinned\nRUN python3 -c "import cloudpickle" 2>/dev/null || ${PIP} cloudpickle\n`, "python")));
+    expect(unpinned.instructions[3]!.step).toBe("cloudpickle, not pinned: func.pkl records no cloudpickle version");
+    // A .py predict file gets no cloudpickle step.
+    expect(modelDockerfile(BASE_REQUEST).text).not.toContain("cloudpickle");
+  });
+
+  it("reads the cloudpickle version from a .pkl header without Python, and accepts .pkl predict files", () => {
+    const dir = mkdtempSync(join(tmpdir(), "clipper-pkl-"));
+    try {
+      const json = Buffer.from(JSON.stringify({ format: "clipper-closure", format_version: 1, cloudpickle: "2.2.0", python: "3.11.2", function: "predict" }));
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(json.length);
+      const header = Buffer.concat([Buffer.from([0x80, 0x02, 0x58]), length, json, Buffer.from(".")]);
+      const payload = Buffer.from([0x80, 0x05, 0x95, 0x00]); // the pickled callable follows; not read here
+      writeFileSync(join(dir, "func.pkl"), Buffer.concat([header, payload]));
+      writeFileSync(join(dir, "plain.pkl"), payload);
+      writeFileSync(join(dir, "odd.pkl"), Buffer.concat([header.subarray(0, 7), Buffer.from("{not json}.")]));
+      expect(readPickledFunctionHeader(join(dir, "func.pkl"))).toMatchObject({ cloudpickle: "2.2.0", python: "3.11.2" });
+      expect(pickledPredict({ framework: "python", predictFile: join(dir, "func.pkl") })).toEqual({ file: "func.pkl", cloudpickle: "2.2.0" });
+      expect(pickledPredict({ framework: "sklearn", predictFile: join(dir, "plain.pkl") })).toEqual({ file: "plain.pkl" });
+      expect(pickledPredict({ framework: "python", predictFile: join(dir, "odd.pkl") })).toEqual({ file: "odd.pkl" });
+      expect(pickledPredict({ framework: "python", predictFile: "/m/predict.py" })).toBeUndefined();
+      expect(() => checkModelImageRequest({ ...BASE_REQUEST, predictFile: join(dir, "func.pkl") })).not.toThrow();
+      expect(() => checkModelImageRequest({ ...BASE_REQUEST, predictFile: join(dir, "func.txt") })).toThrow(/needs a .py predict file \(or a .pkl pickled function\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("escapes quotes, backslashes and $ in ENV and LABEL values", () => {

@@ -9,11 +9,12 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, extname, join, resolve } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { packageRoot, pythonRuntimeDir } from "../../runtime/shared/package-root.js";
 import { canonicalInputType, encodeInput, type InputType } from "../../runtime/shared/input-types.js";
 import { ClipperError } from "../errors.js";
+import { frameworkOf, parsePredictSpec } from "../predict-spec.js";
 import type { ModelFramework } from "../managers/container-manager.js";
 import { checkFunction } from "./closure-check.js";
 import { serializeContext } from "./context-value.js";
@@ -70,8 +71,6 @@ export class PredictFailedError extends ClipperError {
   }
 }
 
-const NODE_EXTENSIONS = /\.(m?js|cjs|m?ts|cts|tsx)$/i;
-
 /** The built child that runs Node modules (dist/src/functions/test-predict-child.js). */
 function nodeRunner(): string {
   const sibling = new URL("./test-predict-child.js", import.meta.url);
@@ -111,18 +110,8 @@ export async function testPredictFunction(options: TestPredictOptions): Promise<
         throw new ClipperError("USAGE", "context and dependencies apply to function values; a module reads its own files and imports");
       }
       const colon = options.predict.lastIndexOf(":");
-      const maybeFn = colon > 0 ? options.predict.slice(colon + 1) : "";
-      const hasFn = /^[A-Za-z_$][\w$]*$/.test(maybeFn);
-      file = resolve(hasFn ? options.predict.slice(0, colon) : options.predict);
-      fn = hasFn ? maybeFn : "predict";
-      framework = options.framework ?? (extname(file).toLowerCase() === ".py" ? "python" : "node");
-      if (!existsSync(file)) throw new ClipperError("USAGE", `predict file ${file} does not exist`);
-      const python = framework !== "node";
-      if (python ? !/\.py$/i.test(file) : !NODE_EXTENSIONS.test(file)) {
-        throw new ClipperError("USAGE", python
-          ? `--framework ${framework} needs a .py predict file, got ${file}`
-          : `--framework node needs a .js/.mjs/.cjs/.ts/.mts predict file, got ${file}`);
-      }
+      framework = options.framework ?? frameworkOf(colon > 0 ? options.predict.slice(0, colon) : options.predict);
+      ({ file, fn } = parsePredictSpec(options.predict, framework));
       modelPath ??= dirname(file);
     } else {
       throw new ClipperError("USAGE", "predict must be a function or `path/to/file[:function]`");

@@ -3,7 +3,8 @@
  * RPC v3, tagged `<registry>/<cluster>-<name>:<version>` and pushed when a registry is given.
  */
 import type Docker from "dockerode";
-import { extname } from "node:path";
+import { closeSync, openSync, readSync } from "node:fs";
+import { basename, extname } from "node:path";
 import { canonicalInputType } from "../../runtime/shared/input-types.js";
 import { nameProblem } from "../../runtime/shared/names.js";
 import { ClipperError } from "../errors.js";
@@ -11,13 +12,15 @@ import { PYTHON_FRAMEWORKS, type ModelFramework } from "../managers/container-ma
 import { DEFAULT_BASE_IMAGES } from "./base-images.js";
 import { BuildContext } from "./context.js";
 import { daemonPlatform, pushImage, runDockerBuild } from "./docker-build.js";
-import { modelDockerfile } from "./dockerfile.js";
+import { CLOUDPICKLE_VERSION, modelDockerfile, type PickledPredict } from "./dockerfile.js";
 import { modelImageTag, modelLayout, REGISTRY_ADDRESS } from "./layout.js";
 import { addNodeModel, addPythonModel, checkModelPaths } from "./model-files.js";
 import { addNodeRuntime } from "./node-runtime.js";
 import type { BuildProgress, BuiltImage, ModelImageRequest } from "./types.js";
 
 const NODE_EXTENSIONS = new Set([".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".tsx", ".jsx"]);
+/** Python predict files: source, or a callable pickled with cloudpickle (runtime/python/clipper_runtime/closure.py). */
+const PYTHON_EXTENSIONS = new Set([".py", ".pkl"]);
 /** A Docker repository path component (the tag's `<cluster>-<name>` must be one). */
 const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 /** A pip requirement or npm package spec: no whitespace and no option look-alikes. */
@@ -46,7 +49,7 @@ export function checkModelImageRequest(request: ModelImageRequest): void {
   if (!/^[A-Za-z_$][\w$]*$/.test(fn)) usage(`'${fn}' is not a valid function name`);
   const python = PYTHON_FRAMEWORKS.includes(request.framework as ModelFramework);
   const ext = extname(request.predictFile).toLowerCase();
-  if (python && ext !== ".py") usage(`--framework ${request.framework} needs a .py predict file, got ${request.predictFile}`);
+  if (python && !PYTHON_EXTENSIONS.has(ext)) usage(`--framework ${request.framework} needs a .py predict file (or a .pkl pickled function), got ${request.predictFile}`);
   if (!python && !NODE_EXTENSIONS.has(ext)) usage(`--framework node needs a .js/.mjs/.cjs/.ts/.mts predict module, got ${request.predictFile}`);
   if (python && (request.npmDependencies?.length ?? 0) > 0) usage("npm dependencies apply to --framework node only", "use packages (--pkg) or a requirements file for Python models");
   if (!python && ((request.packages?.length ?? 0) > 0 || request.requirementsFile)) {
@@ -55,6 +58,51 @@ export function checkModelImageRequest(request: ModelImageRequest): void {
   for (const spec of [...(request.packages ?? []), ...(request.npmDependencies ?? [])]) {
     if (!PACKAGE_SPEC.test(spec)) usage(`'${spec}' is not a package specifier`);
   }
+}
+
+/** What the header of a pickled predict function written by clipper_runtime.save records. */
+export interface PickledFunctionHeader {
+  format: "clipper-closure";
+  format_version: number;
+  cloudpickle?: string;
+  python?: string;
+  function?: string;
+  [key: string]: unknown;
+}
+
+const HEADER_MAGIC = Buffer.from([0x80, 0x02, 0x58]); // pickle PROTO 2, BINUNICODE
+const HEADER_MAX_BYTES = 1 << 20;
+
+/**
+ * The header at the start of a `.pkl` saved by `python3 -m clipper_runtime.save` (a protocol-2
+ * pickled str of JSON: 0x80 0x02 'X', a little-endian u32 length, the JSON, '.'), read without
+ * Python; undefined for a pickle without one (Clipper's deployers wrote plain cloudpickle.dumps).
+ */
+export function readPickledFunctionHeader(file: string): PickledFunctionHeader | undefined {
+  const fd = openSync(file, "r");
+  try {
+    const head = Buffer.alloc(7);
+    if (readSync(fd, head, 0, 7, 0) !== 7 || !head.subarray(0, 3).equals(HEADER_MAGIC)) return undefined;
+    const length = head.readUInt32LE(3);
+    if (length > HEADER_MAX_BYTES) return undefined;
+    const body = Buffer.alloc(length + 1);
+    if (readSync(fd, body, 0, length + 1, 7) !== length + 1 || body[length] !== 0x2e) return undefined;
+    const header: unknown = JSON.parse(body.subarray(0, length).toString("utf8"));
+    if (typeof header !== "object" || header === null || (header as { format?: unknown }).format !== "clipper-closure") return undefined;
+    return header as PickledFunctionHeader;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** For a `.pkl` predict file: its name and the cloudpickle version its header records (if any). */
+export function pickledPredict(request: Pick<ModelImageRequest, "framework" | "predictFile">): PickledPredict | undefined {
+  if (request.framework === "node" || extname(request.predictFile).toLowerCase() !== ".pkl") return undefined;
+  const version = readPickledFunctionHeader(request.predictFile)?.cloudpickle;
+  const usable = typeof version === "string" && CLOUDPICKLE_VERSION.test(version);
+  return { file: basename(request.predictFile), ...(usable ? { cloudpickle: version } : {}) };
 }
 
 /**
@@ -66,7 +114,11 @@ export async function buildModelImage(docker: Docker, request: ModelImageRequest
   checkModelImageRequest(request);
   const layout = modelLayout(request);
   checkModelPaths(request, layout);
-  const dockerfile = modelDockerfile(request);
+  const pickled = pickledPredict(request);
+  if (pickled && pickled.cloudpickle === undefined) {
+    onProgress?.({ type: "output", line: `${pickled.file} records no cloudpickle version (it was not saved with python3 -m clipper_runtime.save): the image gets whatever cloudpickle the base image has, or the latest, not a pinned one` });
+  }
+  const dockerfile = modelDockerfile(request, pickled);
   const context = new BuildContext();
   if (request.framework === "node") {
     const platform = await daemonPlatform(docker);

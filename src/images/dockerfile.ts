@@ -137,6 +137,41 @@ export function frameworkDependenciesStep(framework: ModelFramework, gpu: boolea
   );
 }
 
+/** What the image builder knows of a pickled predict function (a `.pkl` predict file). */
+export interface PickledPredict {
+  /** The predict file's name, for comments and messages. */
+  file: string;
+  /** The cloudpickle version recorded in the file's header (clipper_runtime.save); absent for a Clipper-era pickle. */
+  cloudpickle?: string;
+}
+
+/** A version we write into a shell command: PEP 440 characters only. */
+export const CLOUDPICKLE_VERSION = /^[0-9][0-9A-Za-z.+!-]*$/;
+
+/**
+ * cloudpickle for a pickled predict function: exactly the version that pickled it (installed unless
+ * the base image has exactly that version), or, when the pickle records none, any version the base
+ * image has (installed only when it has none).
+ */
+export function cloudpickleStep(pickled: PickledPredict): DockerfileStep {
+  const version = pickled.cloudpickle;
+  if (version === undefined || !CLOUDPICKLE_VERSION.test(version)) {
+    return pipIfMissingStep(
+      `cloudpickle, not pinned: ${pickled.file} records no cloudpickle version`,
+      `cloudpickle for the pickled predict function; ${pickled.file} records no version (not saved with clipper_runtime.save), so none is pinned`,
+      ["cloudpickle"],
+      ["cloudpickle"],
+    );
+  }
+  const check = `import cloudpickle, sys; sys.exit(cloudpickle.__version__ != "${version}")`;
+  return {
+    name: `cloudpickle ${version}, the version that pickled ${pickled.file}`,
+    comment: `cloudpickle ${version}, the version that pickled ${pickled.file}, installed unless the base image has exactly it`,
+    hint: `${pickled.file} was pickled with cloudpickle ${version}, which the base image lacks and pip could not install: let the Docker daemon reach PyPI, use a base image with cloudpickle ${version} (--base-image), or re-save the function with the cloudpickle the base image has (python3 -m clipper_runtime.save)`,
+    instructions: [`RUN python3 -c ${shellWord(check)} 2>/dev/null || ${[...PIP_INSTALL, `cloudpickle==${version}`].map(shellWord).join(" ")}`],
+  };
+}
+
 /** The user's requirements file, copied into the context as clipper/requirements.txt. */
 export function requirementsStep(fileName: string): DockerfileStep {
   return {
@@ -210,9 +245,9 @@ export function npmDependenciesStep(dependencies: readonly string[]): Dockerfile
 // ---------------------------------------------------------------------------------------------
 // Templates
 
-type Slots = Record<string, DockerfileStep | undefined>;
+type Slots = Record<string, DockerfileStep | readonly (DockerfileStep | undefined)[] | undefined>;
 
-/** Fills a template's `{{slot}}` lines with steps; an absent step drops its line. */
+/** Fills a template's `{{slot}}` lines with steps (one, or several in order); an absent step drops its line. */
 export function renderTemplate(template: string, slots: Slots): RenderedDockerfile {
   const lines: string[] = [];
   const instructions: RenderedDockerfile["instructions"] = [];
@@ -227,12 +262,15 @@ export function renderTemplate(template: string, slots: Slots): RenderedDockerfi
     }
     if (!(slot in slots)) throw new Error(`Dockerfile template names an unknown step '{{${slot}}}'`);
     used.add(slot);
-    const step = slots[slot];
-    if (!step) continue;
-    if (step.comment) lines.push(`# ${step.comment}`);
-    for (const instruction of step.instructions) {
-      lines.push(instruction);
-      instructions.push({ step: step.name, instruction, ...(step.hint ? { hint: step.hint } : {}) });
+    const filled = slots[slot];
+    const steps: readonly (DockerfileStep | undefined)[] = filled === undefined ? [] : "instructions" in filled ? [filled] : filled;
+    for (const step of steps) {
+      if (!step) continue;
+      if (step.comment) lines.push(`# ${step.comment}`);
+      for (const instruction of step.instructions) {
+        lines.push(instruction);
+        instructions.push({ step: step.name, instruction, ...(step.hint ? { hint: step.hint } : {}) });
+      }
     }
   }
   const unused = Object.keys(slots).filter((s) => !used.has(s));
@@ -272,8 +310,12 @@ export function modelLabels(request: ModelImageRequest): Record<string, string> 
   };
 }
 
-/** The Dockerfile of a model image, from the template of its runtime (Python or Node). */
-export function modelDockerfile(request: ModelImageRequest): RenderedDockerfile {
+/**
+ * The Dockerfile of a model image, from the template of its runtime (Python or Node). `pickled`:
+ * the predict file is a pickled function (`.pkl`), and what its header records (buildModelImage
+ * reads it); the image then gets that cloudpickle version after the framework's packages.
+ */
+export function modelDockerfile(request: ModelImageRequest, pickled?: PickledPredict): RenderedDockerfile {
   const gpu = request.gpu ?? false;
   const base = baseStep(request.baseImage?.trim() || defaultBaseImage(request.framework, gpu));
   const common = {
@@ -298,7 +340,7 @@ export function modelDockerfile(request: ModelImageRequest): RenderedDockerfile 
     ...common,
     python_env: pythonEnvStep(),
     runtime_dependencies: pythonRuntimeDependenciesStep(),
-    framework_dependencies: frameworkDependenciesStep(request.framework, gpu),
+    framework_dependencies: [frameworkDependenciesStep(request.framework, gpu), pickled ? cloudpickleStep(pickled) : undefined],
     requirements: request.requirementsFile ? requirementsStep(basename(request.requirementsFile)) : undefined,
     packages: packages.length > 0 ? packagesStep(packages) : undefined,
     runtime: pythonRuntimeStep(),

@@ -728,7 +728,7 @@ def load_model_and_predict(config, log):
         return loaded.predict
 
     try:
-        func, path, func_name = load_predict_function(config.model_path, config.predict)
+        func, path, func_name = load_predict_function(config.model_path, config.predict, warn=log.warn)
     except LoadError as e:
         log.error("cannot load the predict function: %s" % e, e.detail)
         return None

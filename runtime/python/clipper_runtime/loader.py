@@ -1,8 +1,13 @@
-"""Loads the user's predict function from a Python file.
+"""Loads the user's predict function from a Python file, or a pickled callable.
 
 The spec is "file.py[:func]": the file is relative to the model directory (CLIPPER_MODEL_PATH) or
 absolute, and the function defaults to `predict`. The file's own directory and the model directory
 go on sys.path first, so the file can import sibling modules and helpers shipped with the model.
+
+A spec naming a `.pkl` file loads a callable pickled with cloudpickle instead (any
+":func" part is ignored): one written by `python3 -m clipper_runtime.save` (closure.py describes its
+envelope, which records the cloudpickle and Python versions that wrote it), or a plain
+`cloudpickle.dumps(fn)` as Clipper's deployers wrote it.
 """
 
 import importlib.util
@@ -11,6 +16,8 @@ import re
 import sys
 
 DEFAULT_FUNCTION = "predict"
+# Predict files holding a pickled callable rather than Python source.
+PICKLE_EXTENSIONS = (".pkl",)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -20,6 +27,12 @@ class LoadError(Exception):
     def __init__(self, message, detail=None):
         Exception.__init__(self, message)
         self.detail = detail
+
+
+def a_type(value):
+    """"a dict", "an int": the type of `value` with its article, for messages."""
+    name = type(value).__name__
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
 
 
 def parse_predict_spec(spec):
@@ -54,8 +67,16 @@ def _module_name(path):
     return "clipper_user_model"
 
 
-def load_predict_function(model_path, spec):
-    """Returns (callable, file path, function name). Raises LoadError or ValueError (bad spec)."""
+def is_pickle_file(path):
+    """Whether a predict file is a pickled callable (by its extension) rather than Python source."""
+    return os.path.splitext(path)[1].lower() in PICKLE_EXTENSIONS
+
+
+def load_predict_function(model_path, spec, warn=None):
+    """Returns (callable, file path, function name). Raises LoadError or ValueError (bad spec).
+
+    `warn(message)` is told when a pickled callable was written by another cloudpickle or Python
+    version than this one (it may still load; when it does not, the LoadError names both)."""
     file_part, func_name = parse_predict_spec(spec)
     path = resolve_predict_file(model_path, file_part)
     if not os.path.isfile(path):
@@ -64,6 +85,10 @@ def load_predict_function(model_path, spec):
     for directory in (os.path.abspath(model_path), os.path.dirname(os.path.abspath(path))):
         if os.path.isdir(directory) and directory not in sys.path:
             sys.path.insert(0, directory)
+    if is_pickle_file(path):
+        from .closure import load_closure
+        func, name = load_closure(path, warn=warn)
+        return func, path, name
     name = _module_name(path)
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:
@@ -80,7 +105,7 @@ def load_predict_function(model_path, spec):
     if func is None:
         raise LoadError("%s defines no '%s'" % (path, func_name))
     if not callable(func):
-        raise LoadError("'%s' in %s is a %s, not a function" % (func_name, path, type(func).__name__))
+        raise LoadError("'%s' in %s is %s, not a function" % (func_name, path, a_type(func)))
     return func, path, func_name
 
 
