@@ -371,5 +371,9 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
     const local = testPredict(pkl, "doubles", BATCH);
     expect(local.answer).toEqual({ ok: true, outputs: EXPECTED });
     expect(local.answer.outputs!.map((o) => JSON.parse(o))).toEqual(answers);
+    // ... and so does `clipper test-predict`, which answers as the query API would.
+    const tried = await ok("test-predict", "--framework", "python", "--predict", pkl, "--input-type", "doubles",
+      "--input", JSON.stringify(BATCH), "--batch", "--python", PYTHON);
+    expect(tried).toEqual({ outputs: EXPECTED, answers });
   }, 120_000);
 });
