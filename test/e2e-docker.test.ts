@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerClient } from "../src/docker/client.js";
-import { runCli, type CliResult } from "./support/cli.js";
+import { cliFor, predictAt, runCli } from "./support/cli.js";
 import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
 import { PYTHON } from "./support/python.js";
 import { waitFor } from "./support/cluster-in-process.js";
@@ -28,17 +28,8 @@ describe.skipIf(skipReason !== undefined)(`end to end on Docker${skipReason ? ` 
   const docker = dockerClient();
   let queryUrl = "";
 
-  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env, 300_000);
-  const ok = async (...args: string[]): Promise<any> => {
-    const r = await cli(...args, "--cluster", CLUSTER, "--json");
-    expect(r.code, `clipper ${args.join(" ")}:\n${r.stdout}\n${r.stderr}`).toBe(0);
-    return r.json;
-  };
-  const predict = async (app: string, input: unknown): Promise<any> => {
-    const res = await fetch(`${queryUrl}/${app}/predict`, { method: "POST", body: JSON.stringify({ input }) });
-    expect(res.status).toBe(200);
-    return res.json();
-  };
+  const { cli, ok } = cliFor(env, { cluster: CLUSTER, timeoutMs: 300_000 });
+  const predict = (app: string, input: unknown): Promise<any> => predictAt(queryUrl, app, input);
   const owned = async () => {
     const filters = JSON.stringify({ label: [`ai.clipper.container.label=${CLUSTER}`] });
     return {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SLO_MISSED, NO_CONNECTED_MODELS } from "../runtime/frontend/query-processor.js";
-import { freePort, runCli, type CliResult } from "./support/cli.js";
+import { cliFor, freePort } from "./support/cli.js";
 import { assertPythonHas, PYTHON, pythonSkipReason } from "./support/python.js";
 import { waitFor } from "./support/cluster-in-process.js";
 
@@ -22,12 +22,7 @@ describe.skipIf(skipReason !== undefined)(`end to end on the local manager${skip
   let queryUrl = "";
   let managementUrl = "";
 
-  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env);
-  const ok = async (...args: string[]): Promise<any> => {
-    const r = await cli(...args, "--json");
-    expect(r.code, `clipper ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
-    return r.json;
-  };
+  const { cli, ok } = cliFor(env);
   const predict = async (app: string, body: unknown): Promise<{ status: number; body: any; ms: number }> => {
     const started = performance.now();
     const res = await fetch(`${queryUrl}/${app}/predict`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) });

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "./support/cli.js";
+import { cliFor, runCli } from "./support/cli.js";
 
 const pets = fileURLToPath(new URL("./fixtures/e2e/pets.mjs", import.meta.url));
 
@@ -17,11 +17,7 @@ describe("selection policies with real model processes", () => {
   let queryUrl = "";
   let managementUrl = "";
 
-  const ok = async (...args: string[]): Promise<any> => {
-    const r = await runCli([...args, "--json"], env);
-    expect(r.code, `clipper ${args.join(" ")}:\n${r.stdout}\n${r.stderr}`).toBe(0);
-    return r.json;
-  };
+  const { ok } = cliFor(env);
   const deploy = (name: string, fn: string, link?: string, version = "1") =>
     ok("deploy-model", name, "--version", version, "--input-type", "doubles", "--framework", "node",
       "--predict", `${pets}:${fn}`, ...(link ? ["--link", link] : []));

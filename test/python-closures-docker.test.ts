@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerClient } from "../src/docker/client.js";
 import { buildModelImage, ImageBuildError } from "../src/images/index.js";
 import { readPickledFunctionHeader } from "../src/images/build-model-image.js";
-import { runCli, type CliResult } from "./support/cli.js";
+import { cliFor, predictAt, runCli } from "./support/cli.js";
 import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
 import { assertPythonHas, PYTHON, pythonSkipReason } from "./support/python.js";
 
@@ -33,17 +33,8 @@ describe.skipIf(skipReason !== undefined)(`a pickled Python closure on Docker${s
   const docker = dockerClient();
   let queryUrl = "";
 
-  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env, 300_000);
-  const ok = async (...args: string[]): Promise<any> => {
-    const r = await cli(...args, "--cluster", CLUSTER, "--json");
-    expect(r.code, `clipper ${args.join(" ")}:\n${r.stdout}\n${r.stderr}`).toBe(0);
-    return r.json;
-  };
-  const predict = async (app: string, input: unknown): Promise<any> => {
-    const res = await fetch(`${queryUrl}/${app}/predict`, { method: "POST", body: JSON.stringify({ input }) });
-    expect(res.status).toBe(200);
-    return res.json();
-  };
+  const { cli, ok } = cliFor(env, { cluster: CLUSTER, timeoutMs: 300_000 });
+  const predict = (app: string, input: unknown): Promise<any> => predictAt(queryUrl, app, input);
 
   beforeAll(async () => {
     assertPythonHas(MODULES);

@@ -16,7 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BATCH_ERROR_PREFIX } from "../runtime/rpc/codec.js";
 import type { InputType } from "../runtime/shared/input-types.js";
 import { pickledPredict, readPickledFunctionHeader } from "../src/images/build-model-image.js";
-import { freePort, runCli, type CliResult } from "./support/cli.js";
+import { cliFor, freePort } from "./support/cli.js";
 import { assertPythonHas, PYTHON, pythonSkipReason } from "./support/python.js";
 import { Frontend } from "./support/test-frontend.js";
 
@@ -330,12 +330,7 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
   const home = mkdtempSync(join(tmpdir(), "clipper-closures-e2e-"));
   const work = mkdtempSync(join(tmpdir(), "clipper-closures-model-"));
   const env = { CLIPPER_HOME: home, FORCE_COLOR: "0" };
-  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env);
-  const ok = async (...args: string[]): Promise<any> => {
-    const r = await cli(...args, "--json");
-    expect(r.code, `clipper ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
-    return r.json;
-  };
+  const { cli, ok } = cliFor(env);
 
   beforeAll(async () => {
     assertPythonHas(MODULES);

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 
 export const CLI = join(fileURLToPath(new URL("../..", import.meta.url)), "dist", "bin", "clipper.js");
 
@@ -47,4 +48,26 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
     });
   });
+}
+
+/**
+ * The CLI bound to one CLIPPER_HOME (and, for `ok`, one cluster): `cli` returns what a command did;
+ * `ok` adds `--json`, asserts exit 0 (showing the output otherwise) and returns the parsed JSON.
+ */
+export function cliFor(env: Record<string, string>, options: { cluster?: string; timeoutMs?: number } = {}) {
+  const cluster = options.cluster ? ["--cluster", options.cluster] : [];
+  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env, options.timeoutMs);
+  const ok = async (...args: string[]): Promise<any> => {
+    const r = await runCli([...args, ...cluster, "--json"], env, options.timeoutMs);
+    expect(r.code, `clipper ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
+    return r.json;
+  };
+  return { cli, ok };
+}
+
+/** POSTs one input to an application's predict endpoint and returns the JSON answer (asserting 200). */
+export async function predictAt(queryUrl: string, app: string, input: unknown): Promise<any> {
+  const res = await fetch(`${queryUrl}/${app}/predict`, { method: "POST", body: JSON.stringify({ input }) });
+  expect(res.status).toBe(200);
+  return res.json();
 }
