@@ -12,8 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClipperConnection } from "../src/connection.js";
 import { dockerClient } from "../src/docker/client.js";
 import { contextFile } from "../src/functions/context-value.js";
-import { runCli, type CliResult } from "./support/cli.js";
-import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
+import { dockerSkipReason, removeDockerTestCluster, startDockerTestCluster, TEST_BASE_IMAGE } from "./support/docker.js";
 import { batchAnswers } from "./support/answers.js";
 
 const skipReason = await dockerSkipReason();
@@ -27,26 +26,16 @@ describe.skipIf(skipReason !== undefined)(`deploying from code on Docker${skipRe
   let conn: ClipperConnection;
   const common = { baseImage: TEST_BASE_IMAGE, readyTimeoutMs: 120_000 };
 
-  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env, 300_000);
   const answers = (app: string, inputs: unknown[]): Promise<unknown[]> => batchAnswers(conn, app, inputs);
 
   beforeAll(async () => {
-    const started = await cli("start", "--manager", "docker", "--cluster", CLUSTER, "--runtime-base-image", TEST_BASE_IMAGE,
-      "--query-port", "0", "--management-port", "0", "--rpc-port", "0", "--json");
-    expect(started.code, started.stderr).toBe(0);
+    await startDockerTestCluster(env, CLUSTER);
     conn = await ClipperConnection.connect({ home, cluster: CLUSTER });
   }, 320_000);
 
   afterAll(async () => {
     await conn?.close();
-    await cli("stop", "--cluster", CLUSTER);
-    // Whatever a failed test left: containers and networks by label, then the images it built.
-    const filters = JSON.stringify({ label: [`ai.clipper.container.label=${CLUSTER}`] });
-    for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
-    for (const image of await docker.listImages({ filters: JSON.stringify({ reference: [`${CLUSTER}-*`] }) })) {
-      await docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
-    }
+    await removeDockerTestCluster(docker, env, CLUSTER);
     rmSync(home, { recursive: true, force: true });
   }, 120_000);
 

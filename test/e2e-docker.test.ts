@@ -12,8 +12,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerClient } from "../src/docker/client.js";
-import { cliFor, predictAt, runCli } from "./support/cli.js";
-import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
+import { cliFor, predictAt } from "./support/cli.js";
+import { dockerSkipReason, removeDockerTestCluster, startDockerTestCluster, TEST_BASE_IMAGE } from "./support/docker.js";
 import { PYTHON } from "./support/python.js";
 import { waitFor } from "./support/cluster-in-process.js";
 
@@ -44,22 +44,11 @@ describe.skipIf(skipReason !== undefined)(`end to end on Docker${skipReason ? ` 
 
   beforeAll(async () => {
     execFileSync(PYTHON, [join(fixtures, "make_sklearn.py"), sklearnDir]);
-    const started = await runCli(["start", "--manager", "docker", "--cluster", CLUSTER, "--runtime-base-image", TEST_BASE_IMAGE,
-      "--query-port", "0", "--management-port", "0", "--rpc-port", "0", "--json"], env, 300_000);
-    expect(started.code, started.stderr).toBe(0);
-    queryUrl = started.json.queryUrl;
+    queryUrl = (await startDockerTestCluster(env, CLUSTER)).queryUrl;
   }, 320_000);
 
   afterAll(async () => {
-    await cli("stop", "--cluster", CLUSTER);
-    // Whatever a failed test left: remove by label, then the images it built.
-    const left = await owned();
-    await Promise.all(left.containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-    await Promise.all(left.networks.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
-    await Promise.all(left.volumes.map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
-    for (const image of await docker.listImages({ filters: JSON.stringify({ reference: [`${CLUSTER}-*`] }) })) {
-      await docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
-    }
+    await removeDockerTestCluster(docker, env, CLUSTER);
     rmSync(home, { recursive: true, force: true });
     rmSync(sklearnDir, { recursive: true, force: true });
   }, 120_000);

@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerClient } from "../src/docker/client.js";
 import { buildModelImage, ImageBuildError } from "../src/images/index.js";
 import { readPickledFunctionHeader } from "../src/images/build-model-image.js";
-import { cliFor, predictAt, runCli } from "./support/cli.js";
-import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
+import { cliFor, predictAt } from "./support/cli.js";
+import { dockerSkipReason, removeDockerTestCluster, startDockerTestCluster, TEST_BASE_IMAGE } from "./support/docker.js";
 import { assertPythonHas, PYTHON, pythonSkipReason } from "./support/python.js";
 
 const REPO = resolve(fileURLToPath(new URL("..", import.meta.url)));
@@ -33,7 +33,7 @@ describe.skipIf(skipReason !== undefined)(`a pickled Python closure on Docker${s
   const docker = dockerClient();
   let queryUrl = "";
 
-  const { cli, ok } = cliFor(env, { cluster: CLUSTER, timeoutMs: 300_000 });
+  const { ok } = cliFor(env, { cluster: CLUSTER, timeoutMs: 300_000 });
   const predict = (app: string, input: unknown): Promise<any> => predictAt(queryUrl, app, input);
 
   beforeAll(async () => {
@@ -45,21 +45,11 @@ describe.skipIf(skipReason !== undefined)(`a pickled Python closure on Docker${s
       { cwd: src, env: { ...process.env, PYTHONPATH: join(REPO, "runtime", "python") }, encoding: "utf8" });
     expect(saved.status, saved.stderr).toBe(0);
     rmSync(src, { recursive: true });
-    const started = await runCli(["start", "--manager", "docker", "--cluster", CLUSTER, "--runtime-base-image", TEST_BASE_IMAGE,
-      "--query-port", "0", "--management-port", "0", "--rpc-port", "0", "--json"], env, 300_000);
-    expect(started.code, started.stderr).toBe(0);
-    queryUrl = started.json.queryUrl;
+    queryUrl = (await startDockerTestCluster(env, CLUSTER)).queryUrl;
   }, 320_000);
 
   afterAll(async () => {
-    await cli("stop", "--cluster", CLUSTER);
-    const filters = JSON.stringify({ label: [`ai.clipper.container.label=${CLUSTER}`] });
-    for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
-    for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
-    for (const image of await docker.listImages({ filters: JSON.stringify({ reference: [`${CLUSTER}-*`] }) })) {
-      await docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
-    }
+    await removeDockerTestCluster(docker, env, CLUSTER);
     rmSync(home, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   }, 120_000);

@@ -106,3 +106,31 @@ export async function removeByLabel(docker: Docker, label: string, value: string
   }
   return { containers: containers.length, images: removed };
 }
+
+/**
+ * Starts a cluster on Docker through the CLI, with ports Docker picks and the runtime image built
+ * on the test base; returns what `start --json` printed (its queryUrl among it).
+ */
+export async function startDockerTestCluster(env: Record<string, string>, cluster: string): Promise<any> {
+  const { runCli } = await import("./cli.js");
+  const started = await runCli(["start", "--manager", "docker", "--cluster", cluster, "--runtime-base-image", TEST_BASE_IMAGE,
+    "--query-port", "0", "--management-port", "0", "--rpc-port", "0", "--json"], env, 300_000);
+  if (started.code !== 0) throw new Error(`clipper start --manager docker failed:\n${started.stdout}\n${started.stderr}`);
+  return started.json;
+}
+
+/**
+ * Stops a Docker test cluster and removes whatever a failed test left behind: containers,
+ * networks and volumes carrying its label, and the images it built (tagged `<cluster>-*`).
+ */
+export async function removeDockerTestCluster(docker: Docker, env: Record<string, string>, cluster: string): Promise<void> {
+  const { runCli } = await import("./cli.js");
+  await runCli(["stop", "--cluster", cluster], env, 120_000);
+  const filters = JSON.stringify({ label: [`ai.clipper.container.label=${cluster}`] });
+  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+  for (const image of await docker.listImages({ filters: JSON.stringify({ reference: [`${cluster}-*`] }) })) {
+    await docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
+  }
+}
