@@ -16,7 +16,7 @@ describe("command definitions", () => {
 
   it("gives every command --json and a description", () => {
     expect(commands.map((c) => c.name()).sort()).toEqual([
-      "apps", "attach", "build-model", "deploy-model", "link", "logs", "models", "predict", "register-app", "replicas",
+      "apps", "attach", "build-model", "deploy-model", "link", "logs", "models", "predict", "register-app", "replicas", "save-function",
       "set-policy", "set-version", "start", "status", "stop", "stop-all-models", "stop-models", "test-predict", "unlink", "unregister-app",
     ]);
     for (const command of commands) {

@@ -337,8 +337,9 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
     const src = join(work, "src");
     cpSync(FIXTURES, src, { recursive: true });
     mkdirSync(join(work, "model"));
-    const saved = python(["-m", "clipper_runtime.save", "closure_model.py:predict", join(work, "model", "func.pkl")], { cwd: src });
-    expect(saved.code, saved.stderr).toBe(0);
+    // `clipper save-function` runs the same helper with the runtime on PYTHONPATH; --json shows the header.
+    const saved = await ok("save-function", `${join(src, "closure_model.py")}:predict`, join(work, "model", "func.pkl"), "--python", PYTHON);
+    expect(saved).toMatchObject({ file: join(work, "model", "func.pkl"), format: "clipper-closure", function: "predict", by_value: ["closure_model", "scaling"] });
     rmSync(src, { recursive: true });
     const [q, m, r] = [await freePort(), await freePort(), await freePort()];
     await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r));
@@ -349,6 +350,12 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
     rmSync(home, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   }, 60_000);
+
+  it("save-function refuses, in one line with exit 9, a function the file does not define", async () => {
+    const r = await cli("save-function", `${join(FIXTURES, "closure_model.py")}:nope`, join(work, "nope.pkl"), "--python", PYTHON);
+    expect(r.code).toBe(9);
+    expect(r.stderr.split("\n")[0]).toMatch(/^error: saving .*closure_model\.py:nope failed: .*defines no 'nope'/);
+  });
 
   it("deploys func.pkl with --framework python and answers clipper predict, as test-predict does", async () => {
     const pkl = join(work, "model", "func.pkl");

@@ -1,6 +1,6 @@
 /** Locates files shipped with the package, whether running from dist/ or from sources. */
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 let cached: string | undefined;
@@ -29,4 +29,9 @@ export function runtimeEntry(relative: string): string {
 /** Directory to put on PYTHONPATH so `python -m clipper_runtime` finds the Python runtime. */
 export function pythonRuntimeDir(): string {
   return join(packageRoot(), "runtime", "python");
+}
+
+/** `env` with the Python runtime first on PYTHONPATH (what is already there stays, after it). */
+export function withPythonRuntimePath(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...env, PYTHONPATH: env.PYTHONPATH ? `${pythonRuntimeDir()}${delimiter}${env.PYTHONPATH}` : pythonRuntimeDir() };
 }

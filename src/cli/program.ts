@@ -280,6 +280,16 @@ export function buildProgram(): Command {
     .addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/test-predict.js")).testPredict(opts)));
 
+  program.command("save-function")
+    .description("pickle a Python predict function with cloudpickle (closures by value) for --predict FILE.pkl")
+    .addHelpText("after", "\nThe file records the cloudpickle and Python versions that wrote it; images pin that cloudpickle\n" +
+      "version, and a replica says so when versions differ (docs/deploy-from-code.md).")
+    .argument("<file[:function]>", "the .py file and its function (default function: predict)")
+    .argument("<out.pkl>", "where to write it")
+    .option("--python <path>", "Python interpreter with cloudpickle (default: $CLIPPER_PYTHON or python3)")
+    .addOption(jsonOption())
+    .action((spec, out, opts) => run(opts.json, async () => (await import("./commands/save-function.js")).saveFunction(spec, out, opts)));
+
   return program;
 }
 

@@ -9,9 +9,9 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { packageRoot, pythonRuntimeDir } from "../../runtime/shared/package-root.js";
+import { packageRoot, pythonRuntimeDir, withPythonRuntimePath } from "../../runtime/shared/package-root.js";
 import { canonicalInputType, encodeInput, type InputType } from "../../runtime/shared/input-types.js";
 import { ClipperError } from "../errors.js";
 import { frameworkOf, parsePredictSpec } from "../predict-spec.js";
@@ -166,7 +166,7 @@ async function runChild(run: ChildRun): Promise<TestPredictResult> {
   } else {
     const python = run.python ?? process.env.CLIPPER_PYTHON ?? "python3";
     argv = [python, "-m", "clipper_runtime.test_predict", ...flags, "--framework", run.framework];
-    env.PYTHONPATH = env.PYTHONPATH ? `${pythonRuntimeDir()}${delimiter}${env.PYTHONPATH}` : pythonRuntimeDir();
+    Object.assign(env, withPythonRuntimePath(env));
     env.PYTHONUNBUFFERED = "1";
   }
   const { code, stdout, stderr, timedOut, spawnError } = await new Promise<{

@@ -20,10 +20,10 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { delimiter, dirname } from "node:path";
+import { dirname } from "node:path";
 import type { z } from "zod";
 import type { Logger } from "../../../runtime/shared/logger.js";
-import { pythonRuntimeDir, runtimeEntry } from "../../../runtime/shared/package-root.js";
+import { runtimeEntry, withPythonRuntimePath } from "../../../runtime/shared/package-root.js";
 import type { ModelDeployment } from "../container-manager.js";
 import {
   addressesFor,
@@ -200,7 +200,7 @@ export class Supervisor {
       env.CLIPPER_FRAMEWORK = d.framework;
       const python = d.python ?? this.config.python ?? this.env.CLIPPER_PYTHON ?? "python3";
       argv = commands?.python ?? [python, "-m", "clipper_runtime"];
-      env.PYTHONPATH = env.PYTHONPATH ? `${pythonRuntimeDir()}${delimiter}${env.PYTHONPATH}` : pythonRuntimeDir();
+      Object.assign(env, withPythonRuntimePath(env));
     } else {
       argv = commands?.node ?? [process.execPath, runtimeEntry("container-node/main.js")];
     }
