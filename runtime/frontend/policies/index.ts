@@ -48,13 +48,6 @@ export class PolicyRegistry {
   }
 }
 
-const fallback = new PolicyRegistry();
-
-/** The policy of an application, from a registry with in-memory state only. */
-export function policyFor(app: AppRecord): SelectionPolicy {
-  return fallback.forApp(app);
-}
-
 export type { PolicyAnswer, PolicyFeedback, PolicyMetrics, PolicyQuery, SelectionPolicy, WeightStore } from "./policy.js";
 export { httpPolicyStateSender, PolicyStateSync, type PolicyStateUpdate } from "./state-sync.js";
 export { FeedbackMemory } from "./feedback-memory.js";
