@@ -22,17 +22,13 @@ import { hash as digest } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { InputType } from "../shared/input-types.js";
 import type { ClusterState } from "../shared/state.js";
+import { modelKey } from "./dispatcher.js";
 import type { CallOutcome, ModelRef } from "./model-caller.js";
 
 /** Inputs up to this many bytes are their own map key; larger ones are keyed by a digest. */
 const RAW_KEY_MAX_BYTES = 1024;
 /** Rough per-entry cost beyond the bytes we count (entry object, LRU slots, string headers). */
 export const ENTRY_OVERHEAD_BYTES = 160;
-
-/** The model-version label used in metrics and invalidation, `name:version` like the dispatcher's. */
-export function versionKey(name: string, version: string): string {
-  return `${name}:${version}`;
-}
 
 /** Map key of an input: the bytes themselves when small, else a digest of them. */
 export function defaultInputHash(input: Buffer): string {
@@ -120,7 +116,7 @@ export class PredictionCache {
    * never rejects (when `callModel` does not) and settles by `deadline`.
    */
   call(model: ModelRef, inputType: InputType, input: Buffer, deadline: number, callModel: ModelCall): Promise<CallOutcome> {
-    const label = versionKey(model.name, model.version);
+    const label = modelKey(model.name, model.version);
     const key = `${label}\0${inputType}\0${this.hash(input)}`;
     const entry = this.lru.get(key);
     if (entry && entry.input.equals(input)) {
@@ -139,7 +135,7 @@ export class PredictionCache {
 
   /** Drops a model version's entries and detaches its calls in flight; returns how many entries went. */
   invalidate(name: string, version: string): number {
-    return this.invalidateLabel(versionKey(name, version));
+    return this.invalidateLabel(modelKey(name, version));
   }
 
   /**
@@ -151,7 +147,7 @@ export class PredictionCache {
     const next = new Map<string, string>();
     for (const model of Object.values(state.models)) {
       for (const record of Object.values(model.versions)) {
-        next.set(versionKey(record.model_name, record.model_version), JSON.stringify(record));
+        next.set(modelKey(record.model_name, record.model_version), JSON.stringify(record));
       }
     }
     const missed = this.revision !== undefined && state.revision !== this.revision && state.revision !== this.revision + 1;
