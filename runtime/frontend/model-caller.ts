@@ -52,10 +52,11 @@ export class ModelCaller {
     return this.callModel(model, inputType, input, deadline);
   }
 
-  /** The model call itself: through the version's queue, settled by the deadline. */
+  /**
+   * The model call itself: through the version's queue, settled by the deadline. Only `call` starts
+   * it, right after its availability check (the cache starts it at once, on the same tick).
+   */
   private callModel(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
-    // Checked again: a shared cache call may start after its replicas left.
-    if (!this.available(model)) return Promise.resolve({ kind: "unavailable" });
     const { dispatcher } = this.options;
     return new Promise<CallOutcome>((resolve) => {
       const task = {
