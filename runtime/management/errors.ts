@@ -12,7 +12,7 @@ export type AdminErrorCode =
   | "payload_too_large"
   | "internal";
 
-/** HTTP status of each code; a test enumerates these so they cannot drift. */
+/** HTTP status of each code: the status whose reason phrase the code names (a test checks that). */
 export const ADMIN_ERROR_STATUS: Record<AdminErrorCode, number> = {
   bad_request: 400,
   unauthorized: 401,
