@@ -43,6 +43,15 @@ export interface QueryFrontendOptions {
   cacheBytes?: number;
 }
 
+/** Defaults of the options above; main.ts's flags use them too. */
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Clipper's: a replica silent for 30 s is dropped. */
+export const DEFAULT_REPLICA_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_BATCH = 64;
+/** The frontend process's cache bound (--cache-bytes); `startQueryFrontend` without `cacheBytes` has none. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+
 export interface RunningFrontend {
   queryUrl: string;
   port: number;
@@ -53,10 +62,11 @@ export interface RunningFrontend {
 
 export async function startQueryFrontend(options: QueryFrontendOptions): Promise<RunningFrontend> {
   const { log } = options;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   let state: ClusterState | undefined;
   const budgets = { defaultBudgetMs: options.defaultBatchBudgetMs ?? DEFAULT_BATCH_BUDGET_MS };
   const dispatcher = new Dispatcher({
-    defaultMaxBatch: options.defaultMaxBatch ?? 64, log, defaultBudgetMs: budgets.defaultBudgetMs, admission: options.admission,
+    defaultMaxBatch: options.defaultMaxBatch ?? DEFAULT_MAX_BATCH, log, defaultBudgetMs: budgets.defaultBudgetMs, admission: options.admission,
   });
   // Learned bandit weights, saved in the management daemon and restored from its snapshots.
   const policyState = new PolicyStateSync({
@@ -74,7 +84,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   const rpc = new RpcServer({
     host: options.host,
     port: options.rpcPort,
-    replicaTimeoutMs: options.replicaTimeoutMs ?? 30_000,
+    replicaTimeoutMs: options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS,
     log,
     handlers: {
       replicaAdded: (replica) => {
@@ -131,12 +141,12 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     processor,
     metrics,
     log,
-    maxBodyBytes: options.maxBodyBytes ?? 10 * 1024 * 1024,
-    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    maxBodyBytes,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     health: () => ({ status: "ok", management_connected: watcher.connected, revision: state?.revision ?? null }),
     oip: new OipHandler({
       caller, state: () => state, log, registry: metrics.registry,
-      maxBodyBytes: options.maxBodyBytes ?? 10 * 1024 * 1024, defaultTimeoutMs: options.oipTimeoutMs ?? DEFAULT_OIP_TIMEOUT_MS,
+      maxBodyBytes, defaultTimeoutMs: options.oipTimeoutMs ?? DEFAULT_OIP_TIMEOUT_MS,
     }),
   });
 

@@ -1,13 +1,22 @@
 /** Process entry of the query frontend: `node dist/runtime/frontend/main.js --help` for flags. */
 import { createLogger } from "../shared/logger.js";
 import { intFlag, parseFlags, readTokenFile, requireFlag, runMain } from "../shared/runtime-flags.js";
-import { startQueryFrontend } from "./frontend.js";
+import { DEFAULT_BATCH_BUDGET_MS } from "./batch-controller.js";
+import {
+  DEFAULT_CACHE_BYTES,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_REPLICA_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  startQueryFrontend,
+} from "./frontend.js";
+import { DEFAULT_OIP_TIMEOUT_MS } from "./oip/handler.js";
 
 const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1337] [--rpc-port 7000]
   [--token-file FILE] [--max-body-bytes N] [--request-timeout-ms N] [--replica-timeout-ms N]
-  [--max-batch N] [--frontend-id ID] [--cache-bytes N (prediction cache bound, default 64 MiB; 0 disables)]
-  [--oip-timeout-ms N (deadline of /v2 inference on a model no application links; default 1000)]
-  [--batch-budget-ms N (batch latency budget of a model no application links; default 50)]
+  [--max-batch N] [--frontend-id ID] [--cache-bytes N (prediction cache bound, default ${DEFAULT_CACHE_BYTES / 2 ** 20} MiB; 0 disables)]
+  [--oip-timeout-ms N (deadline of /v2 inference on a model no application links; default ${DEFAULT_OIP_TIMEOUT_MS})]
+  [--batch-budget-ms N (batch latency budget of a model no application links; default ${DEFAULT_BATCH_BUDGET_MS})]
   [--no-admission (queue every query, even one that cannot meet its SLO)]`;
 
 await runMain("clipper frontend", async () => {
@@ -39,14 +48,14 @@ await runMain("clipper frontend", async () => {
     rpcPort: intFlag("rpc-port", flags["rpc-port"], 7000, 0, 65535),
     managementUrl: requireFlag("management-url", flags["management-url"]),
     token: readTokenFile(flags["token-file"]),
-    maxBodyBytes: intFlag("max-body-bytes", flags["max-body-bytes"], 10 * 1024 * 1024, 1),
-    requestTimeoutMs: intFlag("request-timeout-ms", flags["request-timeout-ms"], 30_000, 1),
-    replicaTimeoutMs: intFlag("replica-timeout-ms", flags["replica-timeout-ms"], 30_000, 100),
-    defaultMaxBatch: intFlag("max-batch", flags["max-batch"], 64, 1),
+    maxBodyBytes: intFlag("max-body-bytes", flags["max-body-bytes"], DEFAULT_MAX_BODY_BYTES, 1),
+    requestTimeoutMs: intFlag("request-timeout-ms", flags["request-timeout-ms"], DEFAULT_REQUEST_TIMEOUT_MS, 1),
+    replicaTimeoutMs: intFlag("replica-timeout-ms", flags["replica-timeout-ms"], DEFAULT_REPLICA_TIMEOUT_MS, 100),
+    defaultMaxBatch: intFlag("max-batch", flags["max-batch"], DEFAULT_MAX_BATCH, 1),
     frontendId: flags["frontend-id"],
-    cacheBytes: intFlag("cache-bytes", flags["cache-bytes"], 64 * 1024 * 1024, 0),
-    oipTimeoutMs: intFlag("oip-timeout-ms", flags["oip-timeout-ms"], 1_000, 1),
-    defaultBatchBudgetMs: intFlag("batch-budget-ms", flags["batch-budget-ms"], 50, 1),
+    cacheBytes: intFlag("cache-bytes", flags["cache-bytes"], DEFAULT_CACHE_BYTES, 0),
+    oipTimeoutMs: intFlag("oip-timeout-ms", flags["oip-timeout-ms"], DEFAULT_OIP_TIMEOUT_MS, 1),
+    defaultBatchBudgetMs: intFlag("batch-budget-ms", flags["batch-budget-ms"], DEFAULT_BATCH_BUDGET_MS, 1),
     admission: !flags["no-admission"],
     log,
   });
