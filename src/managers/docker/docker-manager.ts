@@ -152,7 +152,11 @@ export class DockerContainerManager implements ContainerManager {
   }
 
   async connect(): Promise<ClusterAddresses> {
-    const all = await this.containers();
+    return (await this.addressesOf(await this.containers())).addresses;
+  }
+
+  /** The addresses of the cluster whose containers are `all`, with the inspections they were read from. */
+  private async addressesOf(all: Dockerode.ContainerInfo[]): Promise<{ addresses: ClusterAddresses; inspected: Dockerode.ContainerInspectInfo[] }> {
     const management = all.find((c) => roleOf(c) === "management");
     const frontend = all.find((c) => roleOf(c) === "query_frontend");
     if (!management || !frontend) {
@@ -185,7 +189,7 @@ export class DockerContainerManager implements ContainerManager {
     if (tokenFile && !token) {
       throw new ManagerError(`the management container ${containerName(management)} has lost its token file ${tokenFile}`, "CONTROL_API");
     }
-    return this.addressesFor(labels[LABEL.host] ?? "127.0.0.1", ports, token);
+    return { addresses: this.addressesFor(labels[LABEL.host] ?? "127.0.0.1", ports, token), inspected: [mInfo, fInfo] };
   }
 
   /**
@@ -271,10 +275,12 @@ export class DockerContainerManager implements ContainerManager {
   // ---- inspection ------------------------------------------------------------------------------
 
   async status(): Promise<ClusterStatus> {
-    const addresses = await this.connect();
     const all = await this.containers();
+    const { addresses, inspected: known } = await this.addressesOf(all);
     const inspected = await Promise.all(
-      all.filter((c) => roleOf(c) !== "model_deployment").map(async (c) => ({ c, info: await this.inspect(c.Id).catch(() => undefined) })),
+      all.filter((c) => roleOf(c) !== "model_deployment").map(async (c) => ({
+        c, info: known.find((i) => i.Id === c.Id) ?? await this.inspect(c.Id).catch(() => undefined),
+      })),
     );
     const components: ComponentStatus[] = [];
     const replicas: ReplicaStatus[] = [];
