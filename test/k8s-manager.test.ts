@@ -145,4 +145,20 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(api.list("persistentvolumeclaims", "ml")).toHaveLength(0);
     await expect(m.stopAll()).rejects.toThrow(/no Kubernetes cluster named demo/);
   });
+
+  it("starts with the user's token Secret, and refuses one that does not exist", async () => {
+    await expect(manager({ tokenSecret: "absent" }).startClipper(OPTIONS)).rejects.toThrow(/the Secret absent in namespace ml does not exist or has no key `token`/);
+    await fetch(`${api.url}/api/v1/namespaces/ml/secrets`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ metadata: { name: "my-token" }, data: { token: Buffer.from("s3cret").toString("base64") } }),
+    });
+    const m = manager({ tokenSecret: "my-token", registry: "registry.example:5000" });
+    const started = await m.startClipper(OPTIONS);
+    expect(started.token).toBe("s3cret");
+    expect(started.registry).toBe("registry.example:5000");
+    const connected = await manager().connect();
+    expect(connected.token).toBe("s3cret");
+    expect(connected.registry).toBe("registry.example:5000");
+    await m.stopAll({ keepState: false });
+  });
 });

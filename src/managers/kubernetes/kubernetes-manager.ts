@@ -113,10 +113,11 @@ export class KubernetesContainerManager implements ContainerManager {
   async startClipper(options: ClusterOptions): Promise<ClusterAddresses> {
     const { registry, tokenSecret } = this.options;
     await this.ensureNamespace();
-    if (tokenSecret) await this.readToken(tokenSecret).then((t) => {
-      if (t === undefined) throw new ManagerError(`the Secret ${tokenSecret} in namespace ${this.namespace} does not exist or has no key \`token\``, "NOT_FOUND");
-    });
-    const token = tokenSecret ? undefined : (await this.readToken(k8sNames.token(this.cluster))) ?? randomBytes(24).toString("base64url");
+    // The token the daemon will mount: the user's Secret's, or ours (kept from an earlier start, else new).
+    const token = tokenSecret
+      ? await this.readToken(tokenSecret)
+      : (await this.readToken(k8sNames.token(this.cluster))) ?? randomBytes(24).toString("base64url");
+    if (token === undefined) throw new ManagerError(`the Secret ${tokenSecret} in namespace ${this.namespace} does not exist or has no key \`token\``, "NOT_FOUND");
     // Every object is built (and validated) before the image is pushed or anything is applied.
     const objects = (runtimeImage: string) => clusterManifests({
       cluster: this.cluster,
@@ -128,14 +129,15 @@ export class KubernetesContainerManager implements ContainerManager {
       ...(this.options.imagePullSecrets ? { imagePullSecrets: this.options.imagePullSecrets } : {}),
       ...(this.options.storageClass ? { stateStorage: { storageClass: this.options.storageClass } } : {}),
       ...(registry ? { registry } : {}),
-      token: tokenSecret ? { existingSecret: tokenSecret } : { value: token! },
+      token: tokenSecret ? { existingSecret: tokenSecret } : { value: token },
     });
     plainObjects(objects(this.options.runtimeImage ?? "clipper-runtime:check"));
     const runtimeImage = this.options.runtimeImage ?? await this.buildRuntimeImage(registry);
     await this.apply(objects(runtimeImage));
     const deadline = Date.now() + options.startupTimeoutMs;
     await this.waitForRollout([k8sNames.management(this.cluster), k8sNames.frontend(this.cluster)], options.startupTimeoutMs);
-    const addresses = await this.connect();
+    // What connect() would read back (the Deployments, the token Secret) is what was just applied.
+    const addresses = await this.addresses(token, registry);
     await this.waitForManagement(addresses, deadline);
     return addresses;
   }
@@ -182,7 +184,11 @@ export class KubernetesContainerManager implements ContainerManager {
     const tokenVolume = management.spec?.template?.spec?.volumes?.find((v) =>
       management.spec?.template?.spec?.containers?.some((c) => c.volumeMounts?.some((m) => m.name === v.name && m.mountPath === TOKEN_DIR)));
     const token = tokenVolume?.secret?.secretName ? await this.readToken(tokenVolume.secret.secretName) : undefined;
-    const registry = management.metadata?.annotations?.[LABEL.registry];
+    return this.addresses(token, management.metadata?.annotations?.[LABEL.registry]);
+  }
+
+  /** The cluster's addresses through this process's service proxies, with its token and default registry. */
+  private async addresses(token: string | undefined, registry: string | undefined): Promise<ClusterAddresses> {
     const proxies = await this.openProxies();
     const host = (service: string) => `${service}.${this.namespace}.svc`;
     return {
