@@ -48,6 +48,8 @@ export async function openServiceProxy(kc: KubeConfig, target: ServiceTarget): P
   const server = new URL(cluster.server);
   const base = `${server.pathname.replace(/\/+$/, "")}${serviceProxyPath(target)}`;
   const send = server.protocol === "https:" ? httpsRequest : httpRequest;
+  const hostname = server.hostname.replace(/^\[|\]$/g, "");
+  const serverPort = server.port || (server.protocol === "https:" ? 443 : 80);
 
   async function forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Credentials are applied per request: exec and OIDC plugins refresh their tokens here.
@@ -56,8 +58,8 @@ export async function openServiceProxy(kc: KubeConfig, target: ServiceTarget): P
     const upstream = send({
       ...options,
       protocol: server.protocol,
-      hostname: server.hostname.replace(/^\[|\]$/g, ""),
-      port: server.port || (server.protocol === "https:" ? 443 : 80),
+      hostname,
+      port: serverPort,
       method: req.method,
       path: `${base}${req.url ?? "/"}`,
       headers: { ...forwardable(req.headers), ...(options.headers as Record<string, string> | undefined) },
