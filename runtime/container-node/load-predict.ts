@@ -10,7 +10,7 @@ import { isBuiltin } from "node:module";
 import { tmpdir } from "node:os";
 import { basename, dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Loader, Plugin } from "esbuild";
+import type { Loader, OnResolveArgs, OnResolveResult, Plugin, PluginBuild, ResolveResult } from "esbuild";
 import type { PredictSpec } from "./env.js";
 
 /** Thrown when the predict module cannot be found, built, imported or has no usable export. */
@@ -138,20 +138,34 @@ export async function bundleTypeScript(entry: string, outfile: string): Promise<
   process.setSourceMapsEnabled(true);
 }
 
+/**
+ * Routes a build's bare imports (packages, built-ins; not relative paths) through `decide`, which
+ * chooses what becomes of each. Built-ins stay external without asking. `resolve` asks esbuild where
+ * the import leads (that nested resolution skips this hook). Shared with the image builder's bundler.
+ */
+export function onBareImport(
+  build: PluginBuild,
+  decide: (args: OnResolveArgs, resolve: () => Promise<ResolveResult>) => Promise<OnResolveResult | undefined>,
+): void {
+  build.onResolve({ filter: /^[^./]/ }, async (args) => {
+    if (args.pluginData?.clipperResolving) return undefined;
+    if (isBuiltin(args.path)) return { path: args.path, external: true };
+    return decide(args, () => build.resolve(args.path, {
+      kind: args.kind,
+      importer: args.importer,
+      resolveDir: args.resolveDir,
+      pluginData: { clipperResolving: true },
+    }));
+  });
+}
+
 /** Installed packages stay external, imported by absolute URL from where esbuild resolved them. */
 function externalPackages(): Plugin {
   return {
     name: "clipper-external-packages",
     setup(build) {
-      build.onResolve({ filter: /^[^./]/ }, async (args) => {
-        if (args.pluginData?.clipperResolving) return undefined;
-        if (isBuiltin(args.path)) return { path: args.path, external: true };
-        const resolved = await build.resolve(args.path, {
-          kind: args.kind,
-          importer: args.importer,
-          resolveDir: args.resolveDir,
-          pluginData: { clipperResolving: true },
-        });
+      onBareImport(build, async (_args, resolve) => {
+        const resolved = await resolve();
         if (resolved.errors.length > 0) return { errors: resolved.errors };
         // Path aliases (tsconfig "paths") point at the user's own sources: bundle those.
         if (!resolved.path.split(/[\\/]/).includes("node_modules") || resolved.external) return resolved;

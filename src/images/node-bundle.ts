@@ -6,9 +6,9 @@
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { isBuiltin } from "node:module";
 import { basename, dirname, extname, join, relative } from "node:path";
 import type { Loader, Message, Plugin } from "esbuild";
+import { onBareImport } from "../../runtime/container-node/load-predict.js";
 import { ImageBuildError } from "./errors.js";
 import { MODEL_ROOT } from "./layout.js";
 import { packageName, readPackageJson } from "./node-runtime.js";
@@ -91,16 +91,9 @@ function keepNativePackagesExternal(found: Map<string, { name: string; from: str
   return {
     name: "clipper-native-packages",
     setup(build) {
-      build.onResolve({ filter: /^[^./]/ }, async (args) => {
-        if (args.pluginData?.clipperResolving) return undefined;
-        if (isBuiltin(args.path)) return { path: args.path, external: true };
+      onBareImport(build, async (args, resolve) => {
         if (external.has(packageName(args.path))) return { path: args.path, external: true };
-        const resolved = await build.resolve(args.path, {
-          kind: args.kind,
-          importer: args.importer,
-          resolveDir: args.resolveDir,
-          pluginData: { clipperResolving: true },
-        });
+        const resolved = await resolve();
         if (resolved.errors.length > 0) return { errors: resolved.errors };
         if (resolved.external) return resolved;
         const root = packageRootOf(resolved.path);
