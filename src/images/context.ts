@@ -36,10 +36,6 @@ export class BuildContext {
     this.files.set(normalize(target), { source: { data: buffer }, size: buffer.length, mode });
   }
 
-  has(target: string): boolean {
-    return this.files.has(normalize(target));
-  }
-
   /**
    * Copies a host directory's files under `target`, following symbolic links (a loop is walked
    * once) and skipping what `filter` rejects. Returns how many files were added.
