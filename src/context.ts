@@ -47,7 +47,13 @@ export function readContext(home = clipperHome()): ContextFile {
   } catch {
     return { current: null, clusters: {} };
   }
-  const parsed = ContextFileSchema.safeParse(JSON.parse(raw));
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    json = undefined; // reported below, as any other invalid file
+  }
+  const parsed = ContextFileSchema.safeParse(json);
   if (!parsed.success) {
     throw new ClipperError("NO_CLUSTER", `${contextPath(home)} is not a valid context file`, "delete it and run `clipper start` again");
   }
