@@ -3,7 +3,6 @@
  * `--json` (one JSON document on stdout). Errors are one line on stderr with an optional hint.
  */
 import chalk from "chalk";
-import ora from "ora";
 import { ClipperError } from "../errors.js";
 
 export interface OutputOptions {
@@ -54,32 +53,7 @@ export function reportError(err: unknown, options: OutputOptions): number {
   return code;
 }
 
-export interface Progress {
-  /** What is happening now (a build step); a spinner shows it, a pipe gets one line. */
-  update(text: string): void;
-  succeed(text: string): void;
-  fail(text: string): void;
-}
-
-/**
- * A spinner on a terminal; plain lines elsewhere (ora's symbols would still carry colour codes
- * into a pipe); nothing at all with --json, whose stdout must stay one JSON document.
- */
 /** A warning on stderr, one line (also under --json, whose stdout stays machine-readable). */
 export function warn(message: string): void {
   process.stderr.write(`${style.bold("warning:")} ${message}\n`);
-}
-
-export function progress(text: string, options: OutputOptions): Progress {
-  if (options.json) return { update() {}, succeed() {}, fail() {} };
-  if (process.stderr.isTTY) {
-    const spinner = ora({ text, stream: process.stderr }).start();
-    return { update: (t) => (spinner.text = t), succeed: (t) => spinner.succeed(t), fail: (t) => spinner.fail(t) };
-  }
-  process.stderr.write(`${text} ...\n`);
-  return {
-    update: (t) => process.stderr.write(`  ${t}\n`),
-    succeed: (t) => process.stderr.write(`done: ${t}\n`),
-    fail: (t) => process.stderr.write(`failed: ${t}\n`),
-  };
 }

@@ -5,7 +5,6 @@
 import { Command, InvalidArgumentError, Option, type OptionValues } from "@commander-js/extra-typings";
 import { ClipperError } from "../errors.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
-import { reportError } from "./output.js";
 import { batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg, registryArg } from "./parse.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
@@ -33,12 +32,12 @@ function policyArg(value: string): Record<string, unknown> {
   }
 }
 
-/** Runs a command body; known errors become one line and an exit code. */
+/** Runs a command body; known errors become one line and an exit code (the reporter loads only then). */
 async function run(json: boolean | undefined, body: () => Promise<void>): Promise<void> {
   try {
     await body();
   } catch (err) {
-    process.exitCode = reportError(err, { json });
+    process.exitCode = (await import("./output.js")).reportError(err, { json });
   }
 }
 

@@ -3,7 +3,8 @@ import { ClipperConnection } from "../../connection.js";
 import type { BuildEvent } from "../../images/types.js";
 import type { ClusterAddresses, ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
 import type { KubernetesSettings } from "../../managers/index.js";
-import { emit, progress, style, table, warn, type OutputOptions, type Progress } from "../output.js";
+import { emit, style, table, warn, type OutputOptions } from "../output.js";
+import { progress, type Progress } from "../progress.js";
 
 export type StartOptions = OutputOptions & ClusterOptions & {
   manager: ManagerKind; python?: string; runtimeBaseImage?: string; kubernetes?: KubernetesSettings;

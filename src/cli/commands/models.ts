@@ -1,7 +1,8 @@
 /** deploy-model, set-version, replicas, models: model versions and their replicas. */
 import { ClipperConnection } from "../../connection.js";
 import type { GpuRequest, ModelFramework } from "../../managers/container-manager.js";
-import { emit, progress, style, table, warn, type OutputOptions, type Progress } from "../output.js";
+import { emit, style, table, warn, type OutputOptions } from "../output.js";
+import { progress, type Progress } from "../progress.js";
 import type { BuildEvent } from "../../images/types.js";
 
 type Common = OutputOptions & { cluster?: string };
