@@ -26,8 +26,6 @@ import {
 } from "../runtime/shared/state.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { parsePredictSpec } from "./predict-spec.js";
-
-export { parsePredictSpec };
 import type { DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
 import type { TestPredictOptions, TestPredictResult } from "./functions/test-predict.js";
 

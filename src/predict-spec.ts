@@ -8,14 +8,18 @@ import { ClipperError } from "./errors.js";
 import type { ModelFramework } from "./managers/container-manager.js";
 
 /** The runtime a predict file runs on when none is named: Python for .py and .pkl, else Node. */
-export function frameworkOf(file: string): ModelFramework {
+function frameworkOf(file: string): ModelFramework {
   return /\.(py|pkl)$/i.test(file) ? "python" : "node";
 }
 
-/** Splits `file[:function]`, keeping Windows-free paths simple: the last colon separates. */
-export function parsePredictSpec(spec: string, framework: ModelFramework): { file: string; fn: string } {
+/**
+ * Splits `file[:function]`, keeping Windows-free paths simple: the last colon separates. Without a
+ * framework, the file's extension picks one (frameworkOf).
+ */
+export function parsePredictSpec(spec: string, framework?: ModelFramework): { file: string; fn: string; framework: ModelFramework } {
   const colon = spec.lastIndexOf(":");
   const file = colon > 0 ? spec.slice(0, colon) : spec;
+  framework ??= frameworkOf(file);
   const fn = colon > 0 ? spec.slice(colon + 1) : "predict";
   if (!/^[A-Za-z_$][\w$]*$/.test(fn)) throw new ClipperError("USAGE", `'${fn}' is not a valid function name in --predict ${spec}`);
   const absolute = isAbsolute(file) ? file : resolve(file);
@@ -30,5 +34,5 @@ export function parsePredictSpec(spec: string, framework: ModelFramework): { fil
       ? `--framework ${framework} needs a .py predict file or a .pkl pickled function, got ${file}`
       : `--framework node needs a .js/.mjs/.cjs/.ts/.mts predict file, got ${file}`);
   }
-  return { file: absolute, fn };
+  return { file: absolute, fn, framework };
 }

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { packageRoot, pythonRuntimeDir, withPythonRuntimePath } from "../../runtime/shared/package-root.js";
 import { canonicalInputType, encodeInput, type InputType } from "../../runtime/shared/input-types.js";
 import { ClipperError } from "../errors.js";
-import { frameworkOf, parsePredictSpec } from "../predict-spec.js";
+import { parsePredictSpec } from "../predict-spec.js";
 import type { ModelFramework } from "../managers/container-manager.js";
 import { checkFunction } from "./closure-check.js";
 import { serializeContext } from "./context-value.js";
@@ -109,9 +109,7 @@ export async function testPredictFunction(options: TestPredictOptions): Promise<
       if (options.context !== undefined || options.dependencies !== undefined) {
         throw new ClipperError("USAGE", "context and dependencies apply to function values; a module reads its own files and imports");
       }
-      const colon = options.predict.lastIndexOf(":");
-      framework = options.framework ?? frameworkOf(colon > 0 ? options.predict.slice(0, colon) : options.predict);
-      ({ file, fn } = parsePredictSpec(options.predict, framework));
+      ({ file, fn, framework } = parsePredictSpec(options.predict, options.framework));
       modelPath ??= dirname(file);
     } else {
       throw new ClipperError("USAGE", "predict must be a function or `path/to/file[:function]`");
