@@ -119,6 +119,8 @@ def flaky(batch):
         return [object() for _ in batch]
     if first == 4:
         return "not a list"
+    if first == 6:
+        return ["caf\\u00e9", "\\ud800"]  # a lone surrogate has no UTF-8 form
     return [str(total(x)) for x in batch]
 `;
 
@@ -346,6 +348,7 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
       [2, /returned 1 outputs for a batch of 2 inputs/],
       [3, /output 0 \(a object\) is not a string or JSON-serializable/],
       [4, /returned a str; expected a list with one output per input/],
+      [6, /output 1 cannot be encoded as UTF-8/],
     ];
     for (const [first, reason] of cases) {
       const outputs = await frontend.predict(identity, 30 + first, "doubles", [[first], [9]]);

@@ -277,10 +277,12 @@ def to_outputs(np, result, n):
             except (TypeError, ValueError, OverflowError, RecursionError) as e:
                 raise BatchError("output %d (a %s) is not a string or JSON-serializable: %s"
                                  % (i, type(item).__name__, e))
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise BatchError("output %d cannot be encoded as UTF-8: %s" % (i, e))
+        # rpc.encode_response encodes every output; only a non-ASCII one (a lone surrogate) can fail there.
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise BatchError("output %d cannot be encoded as UTF-8: %s" % (i, e))
         outputs.append(text)
     return outputs
 
