@@ -16,12 +16,13 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BATCH_ERROR_PREFIX } from "../runtime/rpc/codec.js";
 import type { InputType } from "../runtime/shared/input-types.js";
-import { PYTHON, assertPythonHas, pythonHas, pythonSkipReason } from "./support/python.js";
+import { pythonRuntimeDir } from "../runtime/shared/package-root.js";
+import { PYTHON, assertPythonHas, cleanEnv, pythonHas, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { freePort } from "./support/cli.js";
 import { Frontend, sleep } from "./support/test-frontend.js";
+import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const RUNTIME_DIR = join(REPO, "runtime", "python");
 const FIXTURES = join(REPO, "test", "fixtures", "frameworks");
 const MAKE_MODELS = join(FIXTURES, "make_models.py");
 const FAKES = join(FIXTURES, "fakes");
@@ -52,16 +53,9 @@ function tempDir(prefix = "clipper-fw-"): string {
 }
 
 /** The process environment without the CLIPPER_* / FAKE_* settings of the machine running the tests. */
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CLIPPER_") && !k.startsWith("FAKE_")) env[k] = v;
-  return env;
-}
-
 function startRuntime(env: Record<string, string | undefined>, opts: { fakes?: boolean } = {}): Child {
-  const pythonPath = opts.fakes ? `${RUNTIME_DIR}${delimiter}${FAKES}` : RUNTIME_DIR;
   const proc = spawn(PYTHON, ["-m", "clipper_runtime"], {
-    env: { ...baseEnv(), PYTHONPATH: pythonPath, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", ...env },
+    env: pythonRuntimeEnv({ ...(opts.fakes ? { PYTHONPATH: `${pythonRuntimeDir()}${delimiter}${FAKES}` } : {}), PYTHONDONTWRITEBYTECODE: "1", ...env }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push(proc);
@@ -72,16 +66,8 @@ function startRuntime(env: Record<string, string | undefined>, opts: { fakes?: b
   return { proc, stderr: () => err, exited };
 }
 
-async function exitOf(child: Child, timeoutMs = 30_000): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`runtime still running after ${timeoutMs} ms\n${child.stderr()}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([child.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+function exitOf(child: Child, timeoutMs = 30_000): Promise<number | null> {
+  return within(child.exited, timeoutMs, () => `the runtime to exit\n${child.stderr()}`);
 }
 
 /** The runtime's environment for a framework model in `dir` (CLIPPER_PREDICT unset unless given). */
@@ -125,7 +111,7 @@ async function failure(framework: string, dir: string, env: Record<string, strin
 /** Runs make_models.py for `kind` into a new directory; returns the directory and what it printed. */
 function makeModels<T>(kind: string): { dir: string; info: T } {
   const dir = tempDir(`clipper-fw-${kind}-`);
-  const r = spawnSync(PYTHON, [MAKE_MODELS, kind, dir], { encoding: "utf8", timeout: 110_000, env: { ...baseEnv(), PYTHONDONTWRITEBYTECODE: "1" } });
+  const r = spawnSync(PYTHON, [MAKE_MODELS, kind, dir], { encoding: "utf8", timeout: 110_000, env: { ...cleanEnv(), PYTHONDONTWRITEBYTECODE: "1" } });
   if (r.status !== 0) throw new Error(`make_models.py ${kind} failed (${r.status ?? r.signal}):\n${r.stderr}`);
   return { dir, info: JSON.parse(r.stdout.trim().split("\n").pop()!) as T };
 }

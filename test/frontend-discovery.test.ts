@@ -15,13 +15,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseContainerEnv } from "../runtime/container-node/env.js";
 import { FrontendSet, type FrontendClient, type Lookup } from "../runtime/container-node/frontend-discovery.js";
 import { oneAtATime, type RpcClock, type RpcLogger } from "../runtime/container-node/rpc-client.js";
-import { PYTHON, assertPythonHas, pythonSkipReason } from "./support/python.js";
+import { PYTHON, assertPythonHas, cleanEnv, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { LoopbackFrontend, freePortOn } from "./support/loopback-frontend.js";
 import { sleep } from "./support/test-frontend.js";
 import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const PYTHON_RUNTIME = join(REPO, "runtime", "python");
 const NODE_MAIN = join(REPO, "dist", "runtime", "container-node", "main.js");
 const pythonSkip = pythonSkipReason(["numpy", "zmq"]);
 
@@ -77,12 +76,6 @@ function tempDir(): string {
 }
 
 /** The process environment without any CLIPPER_* settings of the machine running the tests. */
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CLIPPER_")) env[k] = v;
-  return env;
-}
-
 function spawnTracked(command: string, args: string[], env: NodeJS.ProcessEnv, readyFile: string): Proc {
   const proc = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   children.push(proc);
@@ -159,7 +152,7 @@ const python: Runtime = {
     return spawnTracked(
       PYTHON,
       ["-m", "clipper_runtime"],
-      { ...baseEnv(), PYTHONPATH: PYTHON_RUNTIME, PYTHONUNBUFFERED: "1", ...all },
+      pythonRuntimeEnv(all),
       all.CLIPPER_READY_FILE!,
     );
   },
@@ -176,7 +169,7 @@ const node: Runtime = {
     const dir = tempDir();
     writeFileSync(join(dir, "predict.mjs"), PREDICT_MJS);
     const all = { ...defaults(dir, "predict.mjs"), ...env };
-    return spawnTracked(process.execPath, [NODE_MAIN], { ...baseEnv(), ...all }, all.CLIPPER_READY_FILE!);
+    return spawnTracked(process.execPath, [NODE_MAIN], { ...cleanEnv(), ...all }, all.CLIPPER_READY_FILE!);
   },
   logged(p, event, endpoint) {
     return p
@@ -331,7 +324,7 @@ describe.skipIf(pythonSkip !== undefined)(`python runtime with a scripted resolv
     p = spawnTracked(
       PYTHON,
       [join(dir, "fake_dns_main.py")],
-      { ...baseEnv(), PYTHONPATH: PYTHON_RUNTIME, PYTHONUNBUFFERED: "1", FAKE_DNS_FILE: dnsFile, ...env },
+      pythonRuntimeEnv({ FAKE_DNS_FILE: dnsFile, ...env }),
       env.CLIPPER_READY_FILE!,
     );
     const proc = p;

@@ -17,11 +17,10 @@ import { BATCH_ERROR_PREFIX } from "../runtime/rpc/codec.js";
 import type { InputType } from "../runtime/shared/input-types.js";
 import { pickledPredict, readPickledFunctionHeader } from "../src/images/build-model-image.js";
 import { cliFor, freePort } from "./support/cli.js";
-import { assertPythonHas, PYTHON, pythonSkipReason } from "./support/python.js";
+import { assertPythonHas, PYTHON, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { Frontend } from "./support/test-frontend.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const RUNTIME_DIR = join(REPO, "runtime", "python");
 const FIXTURES = join(REPO, "test", "fixtures", "python-closures");
 const MODULES = ["numpy", "zmq", "cloudpickle"];
 const skipReason = pythonSkipReason(MODULES);
@@ -31,14 +30,8 @@ const title = (what: string) => `${what}${skipReason ? ` (${skipReason})` : ""}`
 const FAILING_LINE = readFileSync(join(FIXTURES, "closure_model.py"), "utf8").split("\n").findIndex((l) => l.includes("# FAILING_LINE")) + 1;
 
 /** The process environment without the machine's CLIPPER_* settings, with the runtime importable. */
-function pythonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CLIPPER_")) env[k] = v;
-  return { ...env, PYTHONPATH: RUNTIME_DIR, PYTHONUNBUFFERED: "1", ...extra };
-}
-
 function python(args: string[], options: { cwd?: string; input?: string } = {}) {
-  const r = spawnSync(PYTHON, args, { cwd: options.cwd, input: options.input ?? "", env: pythonEnv(), encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(PYTHON, args, { cwd: options.cwd, input: options.input ?? "", env: pythonRuntimeEnv(), encoding: "utf8", timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -56,7 +49,7 @@ const runtimes: ChildProcess[] = [];
 const frontends: Frontend[] = [];
 
 function startRuntime(env: Record<string, string>): Runtime {
-  const proc = spawn(PYTHON, ["-m", "clipper_runtime"], { env: pythonEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(PYTHON, ["-m", "clipper_runtime"], { env: pythonRuntimeEnv(env), stdio: ["ignore", "pipe", "pipe"] });
   runtimes.push(proc);
   let err = "";
   proc.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));

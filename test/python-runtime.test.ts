@@ -14,12 +14,12 @@ import {
   encodeFrontendMessage,
 } from "../runtime/rpc/codec.js";
 import { encodeInput } from "../runtime/shared/input-types.js";
-import { PYTHON, assertPythonHas, pythonSkipReason } from "./support/python.js";
+import { PYTHON, assertPythonHas, cleanEnv, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { freePort } from "./support/cli.js";
 import { Frontend, sleep, type Received } from "./support/test-frontend.js";
+import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const RUNTIME_DIR = join(REPO, "runtime", "python");
 const FOREIGN = join(REPO, "test", "fixtures", "foreign_container.py");
 const MODULES = ["numpy", "zmq"];
 const skipReason = pythonSkipReason(MODULES);
@@ -147,16 +147,8 @@ function track(proc: ChildProcess): Child {
 }
 
 /** Resolves when the process exits, or rejects after timeoutMs. */
-async function waitExit(child: Child, timeoutMs = 10_000) {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`process still running after ${timeoutMs} ms\n${child.stderr()}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([child.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+function waitExit(child: Child, timeoutMs = 10_000) {
+  return within(child.exited, timeoutMs, () => `the process to exit\n${child.stderr()}`);
 }
 
 async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000, detail = () => ""): Promise<void> {
@@ -181,15 +173,9 @@ function modelDir(): string {
 }
 
 /** The process environment without any CLIPPER_* settings of the machine running the tests. */
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CLIPPER_")) env[k] = v;
-  return env;
-}
-
 function startRuntime(env: Record<string, string | undefined>): Child {
   const proc = spawn(PYTHON, ["-m", "clipper_runtime"], {
-    env: { ...baseEnv(), PYTHONPATH: RUNTIME_DIR, PYTHONUNBUFFERED: "1", ...env },
+    env: pythonRuntimeEnv(env),
     stdio: ["ignore", "pipe", "pipe"],
   });
   return track(proc);
@@ -506,7 +492,7 @@ describe.skipIf(skipReason !== undefined)(`foreign Clipper-style container${skip
     await frontend.bind();
     child = track(
       spawn(PYTHON, [FOREIGN, "--ip", "127.0.0.1", "--port", String(port), "--name", "sum", "--version", "1"], {
-        env: baseEnv(),
+        env: cleanEnv(),
         stdio: ["ignore", "pipe", "pipe"],
       }),
     );

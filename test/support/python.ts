@@ -3,6 +3,7 @@
  * Debian's numpy/zmq live under /usr/bin/python3; the `python3` first on PATH may lack them.
  */
 import { spawnSync } from "node:child_process";
+import { pythonRuntimeDir } from "../../runtime/shared/package-root.js";
 
 export const PYTHON = process.env.CLIPPER_TEST_PYTHON ?? "/usr/bin/python3";
 
@@ -47,4 +48,16 @@ export function assertPythonHas(modules: string[]): void {
   if (missing.length > 0) {
     throw new Error(`${PYTHON} cannot import ${missing.join(", ")}; install them or set CLIPPER_TEST_PYTHON`);
   }
+}
+
+/** This process's environment without CLIPPER_* and FAKE_* variables: what a runtime under test starts from. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CLIPPER_") && !k.startsWith("FAKE_")) env[k] = v;
+  return env;
+}
+
+/** cleanEnv with only the package's Python runtime on PYTHONPATH, unbuffered, then `extra`. */
+export function pythonRuntimeEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...cleanEnv(), PYTHONPATH: pythonRuntimeDir(), PYTHONUNBUFFERED: "1", ...extra };
 }
