@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option, type OptionValues } from "@commander-js/extra-typings";
 import { ClipperError } from "../errors.js";
+import { MODEL_FRAMEWORKS } from "../managers/container-manager.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
 import { batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg, registryArg } from "./parse.js";
 
@@ -177,12 +178,11 @@ export function buildProgram(): Command {
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, model, opts) => run(opts.json, async () => (await import("./commands/apps.js")).unlink(app, model, opts)));
 
-  const FRAMEWORKS = ["python", "node", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"] as const;
   /** The flags that say what goes into a model image (build-model and deploy-model). */
   const withBuildFlags = <Opts extends OptionValues>(command: Command<[string], Opts>) => command
     .requiredOption("--version <v>", "model version")
     .requiredOption("--input-type <type>", "bytes | integers | floats | doubles | strings", inputTypeArg)
-    .addOption(new Option("--framework <kind>", "runtime (and, for images, base image and artifact loaders)").choices(FRAMEWORKS).makeOptionMandatory())
+    .addOption(new Option("--framework <kind>", "runtime (and, for images, base image and artifact loaders)").choices(MODEL_FRAMEWORKS).makeOptionMandatory())
     .option("--predict <file[:function]>", "predict file and function (default function: predict)")
     .option("--model-path <dir>", "directory given to the model as CLIPPER_MODEL_PATH, with its artifacts (default: the predict file's)")
     .option("--pkg <name>", "docker: a pip package to install in the image (repeatable)", collect)
@@ -272,7 +272,7 @@ export function buildProgram(): Command {
     .requiredOption("--input-type <type>", "bytes | integers | floats | doubles | strings", inputTypeArg)
     .requiredOption("--input <json>", "the input as JSON (with --batch, a JSON array of inputs)", jsonArg)
     .option("--batch", "the JSON is an array of inputs, run as one batch")
-    .addOption(new Option("--framework <kind>", "runtime (default: python for a .py file, else node)").choices(FRAMEWORKS))
+    .addOption(new Option("--framework <kind>", "runtime (default: python for a .py file, else node)").choices(MODEL_FRAMEWORKS))
     .option("--model-path <dir>", "directory given to the model as CLIPPER_MODEL_PATH (default: the predict file's)")
     .option("--python <path>", "Python interpreter (default: $CLIPPER_PYTHON or python3)")
     .option("--timeout-ms <n>", "give up on a function that runs longer", intArg(1), 120_000)

@@ -63,9 +63,10 @@ export interface ClusterOptions {
 
 /** Runtimes a predict function runs on. `python` and `node` run anywhere; the framework flavours
  * (pytorch, sklearn, ...) choose a base image and artifact loaders when building an image. */
-export type ModelFramework = "python" | "node" | "pytorch" | "sklearn" | "xgboost" | "onnx" | "tensorflow";
+export const MODEL_FRAMEWORKS = ["python", "node", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"] as const;
+export type ModelFramework = (typeof MODEL_FRAMEWORKS)[number];
 
-export const PYTHON_FRAMEWORKS: readonly ModelFramework[] = ["python", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"];
+export const PYTHON_FRAMEWORKS: readonly ModelFramework[] = MODEL_FRAMEWORKS.filter((f) => f !== "node");
 
 /** GPUs for a model's replicas: all of them, a number of them, or specific device ids. */
 export type GpuRequest = { count: number | "all" } | { deviceIds: string[] };

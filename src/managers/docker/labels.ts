@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { INPUT_TYPES } from "../../../runtime/shared/input-types.js";
-import type { GpuRequest, ModelDeployment, ModelFramework } from "../container-manager.js";
+import { MODEL_FRAMEWORKS, type GpuRequest, type ModelDeployment, type ModelFramework } from "../container-manager.js";
 import { LABEL } from "../cluster-spec.js";
 
 export {
@@ -67,7 +67,7 @@ const StoredDeploymentSchema = z.object({
   name: z.string().min(1),
   version: z.string().min(1),
   inputType: z.enum(INPUT_TYPES),
-  framework: z.enum(["python", "node", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"]),
+  framework: z.enum(MODEL_FRAMEWORKS),
   image: z.string().min(1),
   env: z.record(z.string(), z.string()).optional(),
   gpu: z

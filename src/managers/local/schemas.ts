@@ -6,13 +6,14 @@ import { isAbsolute } from "node:path";
 import { z } from "zod";
 import { INPUT_TYPES } from "../../../runtime/shared/input-types.js";
 import { nameProblem } from "../../../runtime/shared/names.js";
-import type {
-  ClusterAddresses,
-  ClusterOptions,
-  ComponentStatus,
-  LogSource,
-  ModelDeployment,
-  ReplicaStatus,
+import {
+  MODEL_FRAMEWORKS,
+  type ClusterAddresses,
+  type ClusterOptions,
+  type ComponentStatus,
+  type LogSource,
+  type ModelDeployment,
+  type ReplicaStatus,
 } from "../container-manager.js";
 
 const nameOf = (kind: string) =>
@@ -35,7 +36,7 @@ export const ModelDeploymentSchema = z.strictObject({
   name: ModelNameSchema,
   version: ModelVersionSchema,
   inputType: z.enum(INPUT_TYPES),
-  framework: z.enum(["python", "node", "pytorch", "sklearn", "xgboost", "onnx", "tensorflow"]),
+  framework: z.enum(MODEL_FRAMEWORKS),
   predictFile: absolutePath("predictFile"),
   predictFunction: z.string().regex(IDENTIFIER, { message: "predictFunction must be an identifier" }),
   modelPath: absolutePath("modelPath"),
