@@ -25,6 +25,7 @@ import {
   type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
 } from "../runtime/shared/state.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
+import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
 import { parsePredictSpec } from "./predict-spec.js";
 import type { DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
 import type { TestPredictOptions, TestPredictResult } from "./functions/test-predict.js";
@@ -38,10 +39,10 @@ export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
   queryPort: 1337,
   managementPort: 1338,
   rpcPort: 7000,
-  maxBodyBytes: 10 * 1024 * 1024,
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   startupTimeoutMs: 60_000,
-  replicaTimeoutMs: 30_000,
-  cacheBytes: 64 * 1024 * 1024,
+  replicaTimeoutMs: DEFAULT_REPLICA_TIMEOUT_MS,
+  cacheBytes: DEFAULT_CACHE_BYTES,
 };
 
 export interface ConnectOptions {

@@ -113,7 +113,6 @@ export interface BatchBudgetDefaults {
 }
 
 export const DEFAULT_BUDGET_FRACTION = 0.5;
-export const DEFAULT_BATCH_BUDGET_MS = 50;
 
 /** The batching configuration of one model version in a configuration snapshot. */
 export function modelBatchConfig(

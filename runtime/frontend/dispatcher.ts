@@ -18,7 +18,8 @@ import type { InputType } from "../shared/input-types.js";
 import { BATCH_ERROR_PREFIX } from "../rpc/codec.js";
 import type { ReplicaConnection, RpcServer } from "../rpc/rpc-server.js";
 import { admits, LatencyEstimate, retryAfterSeconds, type AdmissionView } from "./admission.js";
-import { BatchController, DEFAULT_BATCH_BUDGET_MS, type ModelBatchConfig } from "./batch-controller.js";
+import { BatchController, type ModelBatchConfig } from "./batch-controller.js";
+import { DEFAULT_BATCH_BUDGET_MS } from "../shared/frontend-defaults.js";
 import { DeadlineQueue, type QueuedTask } from "./deadline-queue.js";
 
 export type ModelResult = { ok: true; output: string } | { ok: false; reason: string };

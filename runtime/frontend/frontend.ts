@@ -6,12 +6,20 @@ import { listen } from "../shared/listen.js";
 import { RpcServer } from "../rpc/rpc-server.js";
 import type { ClusterState } from "../shared/state.js";
 import { ConfigWatcher } from "./config-watch.js";
-import { DEFAULT_BATCH_BUDGET_MS, modelBatchConfig } from "./batch-controller.js";
+import { modelBatchConfig } from "./batch-controller.js";
 import { Dispatcher } from "./dispatcher.js";
 import { createQueryServer } from "./http-server.js";
 import { FrontendMetrics } from "./metrics.js";
 import { ModelCaller } from "./model-caller.js";
-import { DEFAULT_OIP_TIMEOUT_MS, OipHandler } from "./oip/handler.js";
+import { OipHandler } from "./oip/handler.js";
+import {
+  DEFAULT_BATCH_BUDGET_MS,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_OIP_TIMEOUT_MS,
+  DEFAULT_REPLICA_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from "../shared/frontend-defaults.js";
 import { CacheMetrics } from "./cache-metrics.js";
 import { PredictionCache } from "./prediction-cache.js";
 import { httpPolicyStateSender, PolicyRegistry, PolicyStateSync } from "./policies/index.js";
@@ -42,15 +50,6 @@ export interface QueryFrontendOptions {
   /** Byte bound of the prediction cache; 0 or absent disables it (the CLI and main.ts default to 64 MiB). */
   cacheBytes?: number;
 }
-
-/** Defaults of the options above; main.ts's flags use them too. */
-export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-/** Clipper's: a replica silent for 30 s is dropped. */
-export const DEFAULT_REPLICA_TIMEOUT_MS = 30_000;
-export const DEFAULT_MAX_BATCH = 64;
-/** The frontend process's cache bound (--cache-bytes); `startQueryFrontend` without `cacheBytes` has none. */
-export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
 export interface RunningFrontend {
   queryUrl: string;

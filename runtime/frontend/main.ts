@@ -1,16 +1,16 @@
 /** Process entry of the query frontend: `node dist/runtime/frontend/main.js --help` for flags. */
 import { createLogger } from "../shared/logger.js";
 import { intFlag, parseFlags, readTokenFile, requireFlag, runMain } from "../shared/runtime-flags.js";
-import { DEFAULT_BATCH_BUDGET_MS } from "./batch-controller.js";
 import {
+  DEFAULT_BATCH_BUDGET_MS,
   DEFAULT_CACHE_BYTES,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_OIP_TIMEOUT_MS,
   DEFAULT_REPLICA_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
-  startQueryFrontend,
-} from "./frontend.js";
-import { DEFAULT_OIP_TIMEOUT_MS } from "./oip/handler.js";
+} from "../shared/frontend-defaults.js";
+import { startQueryFrontend } from "./frontend.js";
 
 const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1337] [--rpc-port 7000]
   [--token-file FILE] [--max-body-bytes N] [--request-timeout-ms N] [--replica-timeout-ms N]

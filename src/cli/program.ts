@@ -5,6 +5,14 @@
 import { Command, InvalidArgumentError, Option, type OptionValues } from "@commander-js/extra-typings";
 import { ClipperError } from "../errors.js";
 import { MODEL_FRAMEWORKS } from "../managers/container-manager.js";
+import {
+  DEFAULT_BATCH_BUDGET_MS,
+  DEFAULT_CACHE_BYTES,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_OIP_TIMEOUT_MS,
+  DEFAULT_REPLICA_TIMEOUT_MS,
+} from "../../runtime/shared/frontend-defaults.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
 import { batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg, registryArg } from "./parse.js";
 
@@ -65,14 +73,14 @@ export function buildProgram(): Command {
     .option("--query-port <n>", "query REST port (0: any free port)", portArg, 1337)
     .option("--management-port <n>", "management REST port", portArg, 1338)
     .option("--rpc-port <n>", "model RPC port", portArg, 7000)
-    .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), 10 * 1024 * 1024)
+    .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), DEFAULT_MAX_BODY_BYTES)
     .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer (default 60000; kubernetes 300000)", intArg(1))
-    .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), 30_000)
-    .option("--cache-bytes <n>", "prediction cache bound per frontend, in bytes (0 disables)", intArg(0), 64 * 1024 * 1024)
-    .option("--max-batch <n>", "largest batch for models without a fixed batch size", intArg(1), 64)
-    .option("--batch-budget-ms <n>", "batch latency budget for models no application links", intArg(1), 50)
+    .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), DEFAULT_REPLICA_TIMEOUT_MS)
+    .option("--cache-bytes <n>", "prediction cache bound per frontend, in bytes (0 disables)", intArg(0), DEFAULT_CACHE_BYTES)
+    .option("--max-batch <n>", "largest batch for models without a fixed batch size", intArg(1), DEFAULT_MAX_BATCH)
+    .option("--batch-budget-ms <n>", "batch latency budget for models no application links", intArg(1), DEFAULT_BATCH_BUDGET_MS)
     .option("--no-admission", "never shed queries that cannot meet their SLO (Clipper's behaviour)")
-    .option("--oip-timeout-ms <n>", "deadline of Open Inference Protocol requests to models no application links", intArg(1), 1000)
+    .option("--oip-timeout-ms <n>", "deadline of Open Inference Protocol requests to models no application links", intArg(1), DEFAULT_OIP_TIMEOUT_MS)
     .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
     .addOption(dryRunOption()).addOption(outputOption())
     .addOption(kubeconfigOption()).addOption(kubeContextOption()).addOption(namespaceOption())

@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../../shared/http-body.js";
+import { DEFAULT_OIP_TIMEOUT_MS } from "../../shared/frontend-defaults.js";
 import { packageRoot } from "../../shared/package-root.js";
 import type { ClusterState, ModelRecord, ModelVersionRecord } from "../../shared/state.js";
 import type { CallOutcome, ModelCaller } from "../model-caller.js";
@@ -23,8 +24,6 @@ export { OipError } from "./errors.js";
 
 export const OIP_SERVER_NAME = "clipper";
 export const OIP_PLATFORM = "clipper";
-/** Default deadline (ms) for a model that no application links (and so has no SLO). */
-export const DEFAULT_OIP_TIMEOUT_MS = 1_000;
 
 export interface OipOptions {
   caller: ModelCaller;

@@ -1,0 +1,16 @@
+/**
+ * The query frontend's defaults, in a module without dependencies, so that the frontend itself,
+ * its command line (runtime/frontend/main.ts) and the `clipper` CLI and library, which must not
+ * load the frontend to know them, share one set.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Clipper's: a replica silent for 30 s is dropped. */
+export const DEFAULT_REPLICA_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_BATCH = 64;
+/** The frontend process's cache bound (--cache-bytes); `startQueryFrontend` without `cacheBytes` has none. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Deadline of an Open Inference Protocol request to a model no application links. */
+export const DEFAULT_OIP_TIMEOUT_MS = 1_000;
+/** Batch latency budget of a model no application links (no SLO to take half of). */
+export const DEFAULT_BATCH_BUDGET_MS = 50;
