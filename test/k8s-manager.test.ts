@@ -103,7 +103,12 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(await m.getNumReplicas("sum", "9")).toBe(0);
     await expect(m.setNumReplicas("nope", "1", 1)).rejects.toThrow(/deploy it first/);
 
+    // After connect (ClipperConnection always connects first), status reuses what it found: one pod
+    // list, no second look-up of the cluster (deploys poll status while they wait).
+    await m.connect();
+    const before = api.requests.length;
     const status = await m.status();
+    expect(api.requests.slice(before).map((r) => r.path.split("?")[0])).toEqual(["/api/v1/namespaces/ml/pods"]);
     expect(status.replicas.filter((r) => r.version === "1")).toHaveLength(4);
     expect(status.replicas.every((r) => r.state === "running")).toBe(true);
     expect(status.components.map((c) => c.component.split("/")[0]).sort())

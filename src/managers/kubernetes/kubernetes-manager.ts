@@ -78,6 +78,8 @@ export class KubernetesContainerManager implements ContainerManager {
   private readonly kc: KubeConfig;
   /** Loopback proxies to the cluster's services, opened by connect() and reused. */
   private proxies?: Promise<{ management: ServiceProxy; query: ServiceProxy }>;
+  /** The addresses start or connect found, for status (polled during deploys) to reuse. */
+  private known?: ClusterAddresses;
 
   constructor(private readonly options: KubernetesManagerOptions) {
     this.cluster = options.cluster;
@@ -191,7 +193,7 @@ export class KubernetesContainerManager implements ContainerManager {
   private async addresses(token: string | undefined, registry: string | undefined): Promise<ClusterAddresses> {
     const proxies = await this.openProxies();
     const host = (service: string) => `${service}.${this.namespace}.svc`;
-    return {
+    return this.known = {
       cluster: this.cluster,
       manager: "kubernetes",
       queryUrl: proxies.query.url,
@@ -209,6 +211,7 @@ export class KubernetesContainerManager implements ContainerManager {
   async close(): Promise<void> {
     const proxies = this.proxies;
     this.proxies = undefined;
+    this.known = undefined;
     if (proxies) await proxies.then((p) => Promise.all([p.management.close(), p.query.close()]), () => undefined);
   }
 
@@ -246,6 +249,7 @@ export class KubernetesContainerManager implements ContainerManager {
 
   /** Deletes what carries this cluster's label in the namespace (the state claim too unless keepState). */
   async stopAll(options?: { keepState?: boolean }): Promise<void> {
+    this.known = undefined;
     const keepState = options?.keepState ?? true;
     const selector = labelSelector(clusterLabels(this.cluster));
     const ns = this.namespace;
@@ -354,7 +358,8 @@ export class KubernetesContainerManager implements ContainerManager {
   // ---- inspection -------------------------------------------------------------------------------
 
   async status(): Promise<ClusterStatus> {
-    const addresses = await this.connect();
+    // What connect found in this process still holds (its proxies, token and registry do not change).
+    const addresses = this.known ?? await this.connect();
     const pods = await this.pods(clusterLabels(this.cluster));
     const components: ComponentStatus[] = [];
     const replicas: ReplicaStatus[] = [];
