@@ -34,3 +34,16 @@ export class AdminApiError extends ClipperError {
     super("ADMIN_REJECTED", message);
   }
 }
+
+/** A predict function run here (test-predict, save-function) failed or could not be loaded; `details` holds the traceback. */
+export class PredictFailedError extends ClipperError {
+  constructor(message: string, readonly traceback: string | undefined, readonly log = "") {
+    super("PREDICT_FAILED", message);
+    this.name = "PredictFailedError";
+  }
+
+  /** Printed under the error line by the CLI. */
+  get details(): string | undefined {
+    return this.traceback;
+  }
+}

@@ -13,7 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { packageRoot, pythonRuntimeDir, withPythonRuntimePath } from "../../runtime/shared/package-root.js";
 import { canonicalInputType, encodeInput, type InputType } from "../../runtime/shared/input-types.js";
-import { ClipperError } from "../errors.js";
+import { ClipperError, PredictFailedError } from "../errors.js";
 import { parsePredictSpec } from "../predict-spec.js";
 import type { ModelFramework } from "../managers/container-manager.js";
 import { checkFunction } from "./closure-check.js";
@@ -56,19 +56,6 @@ export interface TestPredictResult {
   answers: unknown[];
   /** What the function printed (stdout and stderr). */
   log: string;
-}
-
-/** predict failed (or its module could not be loaded) on a test run; `details` holds the traceback. */
-export class PredictFailedError extends ClipperError {
-  constructor(message: string, readonly traceback: string | undefined, readonly log = "") {
-    super("PREDICT_FAILED", message);
-    this.name = "PredictFailedError";
-  }
-
-  /** Printed under the error line by the CLI. */
-  get details(): string | undefined {
-    return this.traceback;
-  }
 }
 
 /** The built child that runs Node modules (dist/src/functions/test-predict-child.js). */

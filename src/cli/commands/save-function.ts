@@ -6,8 +6,7 @@
 import { spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { withPythonRuntimePath } from "../../../runtime/shared/package-root.js";
-import { ClipperError } from "../../errors.js";
-import { PredictFailedError } from "../../functions/test-predict.js";
+import { ClipperError, PredictFailedError } from "../../errors.js";
 import { emit, type OutputOptions } from "../output.js";
 
 interface Ran {

@@ -1,5 +1,5 @@
 /** test-predict: run a predict function here on an input (or a batch), as a replica would, before deploying it. */
-import { ClipperError } from "../../errors.js";
+import { ClipperError, PredictFailedError } from "../../errors.js";
 import type { ModelFramework } from "../../managers/container-manager.js";
 import { emit, style, type OutputOptions } from "../output.js";
 
@@ -15,7 +15,7 @@ export interface TestPredictFlags extends OutputOptions {
 }
 
 export async function testPredict(options: TestPredictFlags): Promise<void> {
-  const { PredictFailedError, testPredictFunction } = await import("../../functions/test-predict.js");
+  const { testPredictFunction } = await import("../../functions/test-predict.js");
   if (options.batch && !Array.isArray(options.input)) throw new ClipperError("USAGE", "--batch needs a JSON array of inputs");
   let result;
   try {
