@@ -8,6 +8,12 @@ const help = (...args) => execFileSync(process.execPath, [cli, ...args, "--help"
 const top = help();
 const commands = [...top.matchAll(/^  ([a-z-]+) /gm)].map((m) => m[1]).filter((c) => c !== "help");
 
+// The exit codes, from the table the CLI itself uses (one line per code; shared codes joined by "or").
+const { ERROR_CODES } = await import(new URL("../dist/src/errors.js", import.meta.url).href);
+const byCode = new Map();
+for (const { exitCode, summary } of Object.values(ERROR_CODES)) byCode.set(exitCode, [...(byCode.get(exitCode) ?? []), summary]);
+const exitCodes = [...byCode].sort(([a], [b]) => a - b).map(([code, summaries]) => `- ${code}: ${summaries.join(", or ")}`).join("\n");
+
 const intro = `# CLI reference
 
 \`clipper <command> [options]\` — generated from the CLI's own \`--help\` by
@@ -18,10 +24,10 @@ and \`--cluster NAME\` (default: the current cluster, the one \`clipper start\` 
 \`$CLIPPER_HOME/context.json\`). Colours and spinners appear only on a terminal.
 
 Errors are one line on stderr (\`error: ...\`, sometimes followed by \`hint: ...\`) and a non-zero
-exit code: 2 bad usage, 3 no running cluster, 4 refused by the management daemon or the query
-frontend, 5 a component did not answer, 6 replicas did not come up, 7 the container manager failed,
-8 an image build or push failed, 9 a predict function run locally (\`test-predict\`) failed, 1 anything
-unexpected (set \`CLIPPER_DEBUG=1\` for a stack trace).
+exit code:
+
+${exitCodes}
+- 1: anything unexpected (set \`CLIPPER_DEBUG=1\` for a stack trace)
 
 Environment: \`CLIPPER_HOME\` (default \`~/.clipper\`), \`CLIPPER_PYTHON\` (interpreter for Python
 models, default \`python3\`).

@@ -12,7 +12,7 @@ export const ERROR_CODES = {
   DEPLOY_FAILED: { exitCode: 6, summary: "model replicas did not come up" },
   MANAGER: { exitCode: 7, summary: "the container manager failed" },
   BUILD_FAILED: { exitCode: 8, summary: "building or pushing a model or runtime image failed" },
-  PREDICT_FAILED: { exitCode: 9, summary: "a predict function run locally (test-predict) failed or could not be loaded" },
+  PREDICT_FAILED: { exitCode: 9, summary: "a predict function run here (test-predict, save-function) failed or could not be loaded" },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
