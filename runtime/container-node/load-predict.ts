@@ -4,7 +4,7 @@
  * first. Sibling sources are bundled in; installed npm packages stay external and are imported from
  * where they were resolved (the module's own node_modules chain), so native addons keep working.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { isBuiltin } from "node:module";
 import { tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import { basename, dirname, extname, isAbsolute, join, resolve } from "node:path
 import { pathToFileURL } from "node:url";
 import type { Loader, OnResolveArgs, OnResolveResult, Plugin, PluginBuild, ResolveResult } from "esbuild";
 import type { PredictSpec } from "./env.js";
+import { isFile } from "../shared/path-kind.js";
 
 /** Thrown when the predict module cannot be found, built, imported or has no usable export. */
 export class PredictLoadError extends Error {
@@ -45,14 +46,6 @@ export function resolvePredictFile(spec: PredictSpec, modelPath: string): string
   const file = isAbsolute(spec.file) ? spec.file : resolve(modelPath, spec.file);
   if (!isFile(file)) throw new PredictLoadError(`predict module ${file} does not exist or is not a file`);
   return file;
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
 }
 
 /** Loads the module and returns its predict function (named export, or `default` when asked). */

@@ -12,6 +12,7 @@ import { placeInModel, within, type ModelLayout } from "./layout.js";
 import { bundleNodeModel } from "./node-bundle.js";
 import { packageClosure, packageFilter, type TargetPlatform } from "./node-runtime.js";
 import type { ModelImageRequest } from "./types.js";
+import { isFile } from "../../runtime/shared/path-kind.js";
 
 /** Never copied from a model directory: version control, caches, virtual environments, editors. */
 const IGNORED_DIRS = new Set([".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".ipynb_checkpoints", ".idea", ".vscode", "node_modules", ".clipper"]);
@@ -30,14 +31,6 @@ export function checkModelPaths(request: ModelImageRequest, layout: ModelLayout)
   }
   if (request.requirementsFile && !isFile(request.requirementsFile)) {
     throw new ClipperError("USAGE", `requirements file ${request.requirementsFile} does not exist`);
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
   }
 }
 

@@ -54,6 +54,7 @@ import {
   type SupervisorConfig,
   type SupervisorRecord,
 } from "./schemas.js";
+import { isDirectory, isFile } from "../../../runtime/shared/path-kind.js";
 
 export interface LocalManagerOptions {
   /** Cluster name (default "default"); several clusters can run side by side on other ports. */
@@ -508,22 +509,6 @@ function readJsonFileQuiet(path: string) {
 function checkReplicas(replicas: number): void {
   if (!Number.isInteger(replicas) || replicas < 0 || replicas > MAX_REPLICAS) {
     throw new ManagerError(`the number of replicas must be an integer from 0 to ${MAX_REPLICAS} (got ${replicas})`, "INVALID_ARGUMENT");
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
   }
 }
 
