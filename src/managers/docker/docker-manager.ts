@@ -28,6 +28,7 @@
  * from the management container. Nothing is written on the client, so any machine that reaches
  * the Docker API (which is root on that host anyway) can connect.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type Dockerode from "dockerode";
 import { dockerClient, dockerError } from "../../docker/client.js";
 import { httpProblem } from "../../http-fetch.js";
@@ -695,7 +696,4 @@ function checkClusterOptions(cluster: string, options: ClusterOptions): void {
   if (!options.host.trim()) throw new ManagerError("the cluster host must not be empty", "INVALID_ARGUMENT");
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 

@@ -1,9 +1,10 @@
 /** Process helpers: liveness, process-group signals, and stopping leftovers of a dead supervisor. */
+import { setTimeout as sleep } from "node:timers/promises";
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import type { ChildrenFile } from "./schemas.js";
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep };
 
 /** Whether a process with this pid exists (owned by anyone) and is not a zombie. */
 export function pidAlive(pid: number): boolean {
