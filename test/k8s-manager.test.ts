@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesContainerManager } from "../src/managers/kubernetes/kubernetes-manager.js";
 import type { ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
+import { waitFor } from "./support/cluster-in-process.js";
 import { startFakeKubeApi, writeKubeconfig, type FakeKubeApi } from "./support/fake-kube-api.js";
 
 let api: FakeKubeApi;
@@ -55,10 +56,15 @@ describe("KubernetesContainerManager against the fake API", () => {
   it("starts a cluster: namespace from the context, objects created, waits until the fake marks it ready", async () => {
     const m = manager();
     expect(m.namespace).toBe("ml");
-    const started = m.startClipper(OPTIONS);
+    const before = api.requests.length;
+    let settled = false;
+    const started = m.startClipper(OPTIONS).finally(() => { settled = true; });
     started.catch(() => undefined);
-    // Not ready until the "controller" says so.
-    await new Promise((r) => setTimeout(r, 100));
+    // Everything is applied once the manager polls the rollout; it keeps waiting until the "controller" says ready.
+    await waitFor(() => api.requests.slice(before).some((r) => r.method === "GET" && r.path.endsWith("/deployments/clipper-demo-query-frontend")),
+      5000, "the rollout to be polled");
+    await new Promise((r) => setTimeout(r, 50));
+    expect(settled).toBe(false);
     expect(api.get("namespaces", "ml")).toBeDefined();
     expect(api.list("deployments", "ml").map((d) => d.metadata.name).sort()).toEqual(["clipper-demo-management", "clipper-demo-query-frontend"]);
     expect(api.list("services", "ml")).toHaveLength(3);
@@ -124,9 +130,13 @@ describe("KubernetesContainerManager against the fake API", () => {
   it("times out a rollout naming the pods that are not ready and why", async () => {
     api.setAutoReady(false);
     const m = manager({ rolloutTimeoutMs: 200 });
+    // The image cannot be pulled: the kubelet reports it as soon as the Deployment's pods exist.
+    api.onDeployment((event, dep) => {
+      if (event === "ADDED" && dep.metadata.name === "clipper-demo-sum-3") {
+        api.setPodProblem("clipper-demo-sum-3", { reason: "ImagePullBackOff", message: "pull access denied" }, "ml");
+      }
+    });
     const deploying = m.deployModel({ ...MODEL, version: "3" }, 1).then(() => undefined, (e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 50));
-    api.setPodProblem("clipper-demo-sum-3", { reason: "ImagePullBackOff", message: "pull access denied" }, "ml");
     const message = String(await deploying);
     expect(message).toMatch(/clipper-demo-sum-3 has 0 of 1 replicas ready.*ImagePullBackOff \(pull access denied\)/);
     // ... and the kubelet's events for the pod.
