@@ -16,6 +16,8 @@ import { stateViolations } from "../runtime/shared/state-invariants.js";
 import { type ClusterState, ClusterStateSchema, emptyState } from "../runtime/shared/state.js";
 import { startInProcessCluster, sumHandler, type InProcessCluster } from "./support/cluster-in-process.js";
 
+/** As a plain string: TypeScript itself types `record.constructor` as Object's Function. */
+const CONSTRUCTOR: string = "constructor";
 const PROTOTYPE_KEYS = ["constructor", "__proto__", "toString", "valueOf", "hasOwnProperty", "isPrototypeOf", "__defineGetter__"];
 
 const app = (name: string, extra: Record<string, unknown> = {}) =>
@@ -83,21 +85,26 @@ describe("prototype names through the admin operations", () => {
   it("serves `constructor` as an ordinary application, model and version name", () => {
     let state = emptyState();
     expect(refusal(() => deleteApp(state, JSON.stringify({ name: "constructor" })))).toBe("Application 'constructor' does not exist");
+    state = apply(state, addModel, model("m", "1"));
+    // An inherited property is no version: the current version never points at one.
+    for (const key of PROTOTYPE_KEYS) {
+      expect(refusal(() => setModelVersion(state, JSON.stringify({ model_name: "m", model_version: key }))))
+        .toBe(`Cannot set non-existent version '${key}' for model with name 'm'`);
+    }
     expect(getApplication({ state, replicas: [] }, JSON.stringify({ name: "constructor" }))).toEqual({ kind: "json", value: {} });
     state = apply(state, addApp, app("constructor", { policy: { name: "exp3" } }));
     state = apply(state, addModel, model("constructor", "constructor"));
     state = apply(state, addModel, model("constructor", "1"));
-    state = apply(state, addModel, model("m", "1"));
     state = apply(state, addModelLinks, { app_name: "constructor", model_names: ["constructor", "m"] });
     state = apply(state, setModelVersion, { model_name: "constructor", model_version: "constructor" });
-    expect(state.models.constructor!.current_version).toBe("constructor");
+    expect(state.models[CONSTRUCTOR]!.current_version).toBe("constructor");
     expect(getLinkedModels({ state, replicas: [] }, JSON.stringify({ app_name: "constructor" }))).toEqual({ kind: "json", value: ["constructor", "m"] });
 
     // Weights keyed by prototype names, per uid `__proto__`: stored as entries, prototypes untouched.
     state = apply(state, updatePolicyState, { app_name: "constructor", uid: "__proto__", weights: { constructor: 2, m: 0.5 } });
     state = apply(state, updatePolicyState, { app_name: "constructor", uid: "constructor", weights: { constructor: 1 } });
-    expect(Object.keys(state.policy_state!.constructor!)).toEqual(["__proto__", "constructor"]);
-    expect(Object.getPrototypeOf(state.policy_state!.constructor!)).toBeNull();
+    expect(Object.keys(state.policy_state![CONSTRUCTOR]!)).toEqual(["__proto__", "constructor"]);
+    expect(Object.getPrototypeOf(state.policy_state![CONSTRUCTOR]!)).toBeNull();
     const one = getPolicyState({ state, replicas: [] }, JSON.stringify({ app_name: "constructor", uid: "__proto__" }));
     expect(JSON.parse(JSON.stringify(one))).toEqual({
       kind: "json", value: { app_name: "constructor", policy: "exp3", weights: { ["__proto__"]: { constructor: 2, m: 0.5 } } },
@@ -108,7 +115,7 @@ describe("prototype names through the admin operations", () => {
     // A canary over versions named like prototype properties.
     state = apply(state, deleteModelLinks, { app_name: "constructor", model_names: ["m"] });
     state = apply(state, setAppPolicy, { name: "constructor", policy: { name: "canary", weights: { constructor: 9, "1": 1 } } });
-    expect(Object.getPrototypeOf((state.applications.constructor!.policy as { weights: object }).weights)).toBeNull();
+    expect(Object.getPrototypeOf((state.applications[CONSTRUCTOR]!.policy as { weights: object }).weights)).toBeNull();
 
     // Deleting the last version of a linked model is refused; unlinked, it goes.
     state = apply(state, deleteVersionedModel, { model_name: "constructor", model_version: "1" });
@@ -164,7 +171,7 @@ describe("prototype names in a running cluster", () => {
     await cluster.addContainer("constructor", "constructor", "doubles", sumHandler);
     expect((await post("/admin/add_model", JSON.parse(model("constructor", "constructor")))).status).toBe(200);
     expect((await post("/admin/add_model_links", { app_name: "constructor", model_names: ["constructor"] })).status).toBe(200);
-    await cluster.waitForConfig((f) => f.state()?.applications.constructor?.linked_models.length === 1);
+    await cluster.waitForConfig((f) => f.state()?.applications[CONSTRUCTOR]?.linked_models.length === 1);
     expect((await cluster.predict("constructor", { input: [1, 2, 3] })).body).toMatchObject({ output: 6, default: false });
 
     const infer = await fetch(`${cluster.frontend.queryUrl}/v2/models/constructor/infer`, {
@@ -174,11 +181,13 @@ describe("prototype names in a running cluster", () => {
     expect(infer.status).toBe(200);
 
     expect((await post("/admin/set_app_policy", { name: "constructor", policy: { name: "canary", weights: { constructor: 1 } } })).status).toBe(200);
-    await cluster.waitForConfig((f) => f.state()?.applications.constructor?.policy?.name === "canary");
+    await cluster.waitForConfig((f) => f.state()?.applications[CONSTRUCTOR]?.policy?.name === "canary");
     expect((await cluster.predict("constructor", { input: [4] })).body).toMatchObject({ output: 4, default: false, version: "constructor" });
 
-    // A replica of an unregistered version named like a prototype property does not disturb anything.
+    // Replicas of unregistered models and versions named like prototype properties disturb nothing.
     await cluster.addContainer("constructor", "tostring", "doubles", sumHandler);
+    await cluster.addContainer("__proto__", "valueOf", "doubles", sumHandler);
+    await cluster.addContainer("toString", "constructor", "doubles", sumHandler);
     expect((await cluster.predict("constructor", { input: [5] })).body).toMatchObject({ output: 5, default: false });
 
     expect((await post("/admin/delete_app", { name: "constructor" })).status).toBe(200);

@@ -52,7 +52,7 @@ describe("stateViolations", () => {
     state.models.m!.current_version = "9";
     state.models.m!.versions["1"] = versionRecord("m", "7");
     state.models.e = { name: "e", current_version: null, versions: dict() };
-    state.policy_state = dict([["nobody", dict()]]);
+    state.policy_state = dict([["nobody", dict<Record<string, number>>()]]);
     expect(problems(state)).toEqual([
       "models.m.versions.1: names 'm:7', not the record's key 'm:1'",
       "models.m.current_version: version '9' does not exist",
@@ -76,9 +76,10 @@ describe("stateViolations", () => {
 
   it("treats prototype names as ordinary keys", () => {
     const state = emptyState();
-    state.applications.constructor = appRecord("constructor", ["constructor"]);
+    const name: string = "constructor"; // a plain string: TypeScript types `.constructor` as Function
+    state.applications[name] = appRecord(name, [name]);
     expect(problems(state)).toEqual(["applications.constructor.linked_models.0: links model 'constructor', which does not exist"]);
-    state.models.constructor = { name: "constructor", current_version: "constructor", versions: dict([["constructor", versionRecord("constructor", "constructor")]]) };
+    state.models[name] = { name, current_version: name, versions: dict([[name, versionRecord(name, name)]]) };
     expect(problems(state)).toEqual([]);
   });
 });
