@@ -14,6 +14,7 @@ import { getPolicyState, setAppPolicy, updatePolicyState } from "../runtime/mana
 import { canonicalInputType } from "../runtime/shared/input-types.js";
 import { stateViolations } from "../runtime/shared/state-invariants.js";
 import { type ClusterState, ClusterStateSchema, emptyState } from "../runtime/shared/state.js";
+import { parsePolicySpec } from "../src/policy-spec.js";
 import { startInProcessCluster, sumHandler, type InProcessCluster } from "./support/cluster-in-process.js";
 
 /** As a plain string: TypeScript itself types `record.constructor` as Object's Function. */
@@ -128,6 +129,14 @@ describe("prototype names through the admin operations", () => {
     expect(Object.keys(state.applications)).toEqual([]);
     expect(state.policy_state).toEqual({});
     expect(({} as Record<string, unknown>).m).toBeUndefined(); // no prototype was polluted on the way
+  });
+});
+
+describe("prototype names in the CLI's policy specs", () => {
+  it("are canary versions like any other", () => {
+    const spec = parsePolicySpec("canary:constructor=9,__proto__=1");
+    expect(JSON.parse(JSON.stringify(spec))).toEqual({ name: "canary", weights: { constructor: 9, ["__proto__"]: 1 } });
+    expect(() => parsePolicySpec("canary:constructor=9,constructor=1")).toThrow(/appears twice/);
   });
 });
 
