@@ -243,6 +243,13 @@ describe("admin storm with a kill -9 in the middle", () => {
     const final = (await stateOnDisk());
     await waitFor(() => frontend.state()?.revision === final.revision, 15_000, "the frontend to follow the restarted daemon");
     expect(JSON.stringify(frontend.state())).toBe(JSON.stringify(final));
+    // The restarted daemon hears of the replica again, and every replica it reports belongs to a model version.
+    await waitFor(async () => {
+      const containers = JSON.parse((await admin("/admin/get_all_containers", {})).text) as string[];
+      return containers.includes(`${SERVED_MODEL}:1:0`);
+    }, 10_000, "the frontend to report its replica to the restarted daemon");
+    const containers = JSON.parse((await admin("/admin/get_all_containers", { verbose: true })).text) as Array<{ model_name: string; model_version: string }>;
+    for (const c of containers) expect(hasOwn(own(final.models, c.model_name)?.versions, c.model_version), `${c.model_name}:${c.model_version}`).toBe(true);
     for (let i = 0; i < 20; i++) {
       const res = await predict();
       expect(res, `query ${i} after the storm`).toMatchObject({ status: 200, body: { output: 6, default: false } });
