@@ -155,11 +155,12 @@ export class StateStore {
   }
 
   private async commit(next: ClusterState): Promise<void> {
-    const committed: ClusterState = { ...next, revision: this.current.revision + 1 };
+    // Checked as the loader will read it back: a state that could not be loaded is never written,
+    // and what stays in memory is exactly what a restart would load.
+    const checked = checkState(JSON.parse(serialize({ ...next, revision: this.current.revision + 1 })));
+    if (!checked.ok) throw new StateInvalidError(checked.problems);
+    const committed = checked.state;
     const text = serialize(committed);
-    // Checked as the loader will read it back: a state that could not be loaded is never written.
-    const problems = stateProblems(JSON.parse(text));
-    if (problems.length > 0) throw new StateInvalidError(problems);
     try {
       await this.keepGeneration(this.current.revision);
       await this.writeDurably(text);
@@ -244,18 +245,18 @@ async function loadState(path: string): Promise<Loaded> {
   } catch (err) {
     return corrupt(`invalid JSON: ${(err as Error).message}`);
   }
-  const parsed = ClusterStateSchema.safeParse(json);
-  if (!parsed.success) return corrupt(parsed.error.issues.slice(0, 5).map(describeIssue).join("; "));
-  const violations = stateViolations(parsed.data);
-  if (violations.length > 0) return corrupt(violations.slice(0, 5).map(describeViolation).join("; "));
-  return { ok: true, state: parsed.data };
+  const checked = checkState(json);
+  if (!checked.ok) return corrupt(checked.problems.slice(0, 5).join("; "));
+  return { ok: true, state: checked.state };
 }
 
-/** Schema problems and invariant violations of a state as JSON would give it back. */
-function stateProblems(json: unknown): string[] {
+/** A state parsed from JSON, or its schema problems and invariant violations. */
+function checkState(json: unknown): { ok: true; state: ClusterState } | { ok: false; problems: string[] } {
   const parsed = ClusterStateSchema.safeParse(json);
-  if (!parsed.success) return parsed.error.issues.map(describeIssue);
-  return stateViolations(parsed.data).map(describeViolation);
+  if (!parsed.success) return { ok: false, problems: parsed.error.issues.map(describeIssue) };
+  const violations = stateViolations(parsed.data);
+  if (violations.length > 0) return { ok: false, problems: violations.map(describeViolation) };
+  return { ok: true, state: parsed.data };
 }
 
 function describeIssue(issue: { path: PropertyKey[]; message: string }): string {
