@@ -6,13 +6,16 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startManagementServer } from "../runtime/management/server.js";
 import {
   BAD_PREFIX, GENERATION_PREFIX, KEPT_GENERATIONS, STATE_FILE, StateFileError, StateInvalidError, StateStore,
 } from "../runtime/management/store.js";
 import { dict } from "../runtime/shared/dict.js";
 import { describeViolation, stateViolations } from "../runtime/shared/state-invariants.js";
 import { type AppRecord, cloneState, type ClusterState, emptyState, type ModelVersionRecord } from "../runtime/shared/state.js";
+import { ensureDaemonBuilt, killHard, runDaemon, startDaemon } from "./support/management-daemon.js";
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -201,5 +204,60 @@ describe("StateStore", () => {
     bad.models.m!.current_version = "5";
     await writeFile(join(dir, STATE_FILE), JSON.stringify(bad));
     await expect(StateStore.open(dir)).rejects.toThrow(/models\.m\.current_version: version '5' does not exist/);
+  });
+});
+
+describe("the daemon process on a state it cannot load", () => {
+  beforeAll(() => ensureDaemonBuilt());
+
+  it("logs what is wrong, starts from the newest good generation, and serves it", async () => {
+    const dir = await tempDir();
+    const store = await StateStore.open(dir);
+    await store.update(() => ({ next: consistent(), result: undefined }));
+    await store.update((s) => {
+      const next = cloneState(s);
+      next.applications.b = appRecord("b");
+      return { next, result: undefined };
+    });
+    await writeFile(join(dir, STATE_FILE), '{"revision": 2, "applications": {"b": {"name": "b"}}, "models": {}}');
+    const daemon = await startDaemon(["--state-dir", dir, "--port", "0"]);
+    try {
+      const apps = await fetch(`${daemon.url}/admin/get_all_applications`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: "{}",
+      });
+      expect(await apps.json()).toEqual(["a"]);
+      expect((await readdir(dir)).filter((f) => f.startsWith(BAD_PREFIX))).toHaveLength(1);
+    } finally {
+      await killHard(daemon.child);
+    }
+  });
+
+  it("says in its log which file was wrong, where and why, and what it restored", async () => {
+    const dir = await tempDir();
+    const store = await StateStore.open(dir);
+    await store.update(() => ({ next: consistent(), result: undefined }));
+    await store.update((s) => ({ next: { ...cloneState(s), applications: dict() }, result: undefined }));
+    await writeFile(join(dir, STATE_FILE), "{}");
+    const lines: string[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(line) });
+    const server = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir: dir, logger });
+    await server.close();
+    const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.restoredFrom !== undefined);
+    expect(entry).toMatchObject({
+      level: 50,
+      problem: expect.stringMatching(/state\.json is corrupt \(revision: .*applications: /),
+      restoredFrom: join(dir, `${GENERATION_PREFIX}1`),
+      revision: 1,
+      movedTo: expect.stringContaining(BAD_PREFIX),
+    });
+  });
+
+  it("exits 1 with the reason, touching nothing, when no generation loads", async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, STATE_FILE), '{"revision": 1, "applications": {}, "models": {"m": {"name": "m", "current_version": "2", "versions": {}}}}');
+    const result = await runDaemon(["--state-dir", dir, "--port", "0"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr + result.stdout).toMatch(/models\.m\.current_version: version '2' does not exist/);
+    expect(await readdir(dir)).toEqual([STATE_FILE]);
   });
 });
