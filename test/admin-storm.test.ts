@@ -17,7 +17,7 @@ import { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
 import { STATE_FILE } from "../runtime/management/store.js";
 import { hasOwn, own } from "../runtime/shared/dict.js";
 import { describeViolation, stateViolations } from "../runtime/shared/state-invariants.js";
-import { type ClusterState, ClusterStateSchema } from "../runtime/shared/state.js";
+import { ClusterStateSchema } from "../runtime/shared/state.js";
 import { sumHandler, waitFor } from "./support/cluster-in-process.js";
 import { type Daemon, ensureDaemonBuilt, killHard, startDaemon } from "./support/management-daemon.js";
 
@@ -206,13 +206,23 @@ describe("admin storm with a kill -9 in the middle", () => {
 
     // Every acknowledged write is reflected, unless a later write (one that may have been applied
     // after it: it finished after this one was sent) undid it.
-    for (const name of APPS) {
-      const explained = presenceExplained(writes, onDisk, "app", name);
-      expect(explained, `application '${name}'`).toBe(true);
+    const is = (path: string, fields: Record<string, unknown>) => (w: Write) =>
+      w.path === `/admin/${path}` && Object.entries(fields).every(([k, v]) => JSON.stringify(w.body[k]) === JSON.stringify(v));
+    for (const app of APPS) {
+      const explained = presenceExplained(writes, hasOwn(onDisk.applications, app), is("add_app", { name: app }), is("delete_app", { name: app }));
+      expect(explained, `application '${app}'`).toBe(true);
+      for (const model of MODELS) {
+        // A link goes with an unlink, and with its application.
+        const linked = own(onDisk.applications, app)?.linked_models.includes(model) ?? false;
+        const unlinks = (w: Write) => is("delete_model_links", { app_name: app, model_names: [model] })(w) || is("delete_app", { name: app })(w);
+        expect(presenceExplained(writes, linked, is("add_model_links", { app_name: app, model_names: [model] }), unlinks), `link ${app} → ${model}`).toBe(true);
+      }
     }
     for (const model of MODELS) {
       for (const version of VERSIONS) {
-        expect(presenceExplained(writes, onDisk, "version", model, version), `model version ${model}:${version}`).toBe(true);
+        const present = hasOwn(own(onDisk.models, model)?.versions, version);
+        const fields = { model_name: model, model_version: version };
+        expect(presenceExplained(writes, present, is("add_model", fields), is("delete_versioned_model", fields)), `model version ${model}:${version}`).toBe(true);
       }
     }
 
@@ -258,26 +268,19 @@ describe("admin storm with a kill -9 in the middle", () => {
 });
 
 /**
- * Whether the final presence or absence of an application (or model version) is explained by the
- * writes: present needs an add that was acknowledged (or may have been applied) and that no
- * acknowledged removal certainly followed; absent needs the converse. A write certainly followed
- * another when it was sent after the other was acknowledged.
+ * Whether the final presence (or absence) of something is explained by the writes that add and
+ * remove it: the last acknowledged write that would have left the other outcome must have been
+ * followed, possibly, by one that leaves this outcome (acknowledged or in doubt, and finished after
+ * the other was sent, so the daemon may have applied it later); something present must have been
+ * added at all.
  */
-function presenceExplained(writes: readonly Write[], state: ClusterState, kind: "app" | "version", name: string, version?: string): boolean {
-  const present = kind === "app"
-    ? hasOwn(state.applications, name)
-    : hasOwn(own(state.models, name)?.versions, version!);
-  const touches = (w: Write, path: string) => {
-    if (w.path !== path) return false;
-    if (kind === "app") return w.body.name === name;
-    return w.body.model_name === name && w.body.model_version === version;
-  };
-  const adds = writes.filter((w) => touches(w, kind === "app" ? "/admin/add_app" : "/admin/add_model") && w.outcome !== "refused");
-  const removes = writes.filter((w) => touches(w, kind === "app" ? "/admin/delete_app" : "/admin/delete_versioned_model") && w.outcome !== "refused");
-  const [keep, undo] = present ? [adds, removes] : [removes, adds];
-  // The last acknowledged write that would have produced the other outcome...
+function presenceExplained(
+  writes: readonly Write[], present: boolean, adds: (w: Write) => boolean, removes: (w: Write) => boolean,
+): boolean {
+  const added = writes.filter((w) => adds(w) && w.outcome !== "refused");
+  const removed = writes.filter((w) => removes(w) && w.outcome !== "refused");
+  const [keep, undo] = present ? [added, removed] : [removed, added];
   const lastUndo = undo.filter((w) => w.outcome === "ok").reduce<Write | undefined>((a, w) => (!a || w.doneAt > a.doneAt ? w : a), undefined);
-  if (!lastUndo) return present ? adds.length > 0 : true;
-  // ...must be followed, possibly, by one producing this outcome (it finished after that was sent).
+  if (!lastUndo) return present ? added.length > 0 : true;
   return keep.some((w) => w.doneAt > lastUndo.sentAt);
 }
