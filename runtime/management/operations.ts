@@ -196,14 +196,19 @@ function linkLimit(app: AppRecord): number {
   return linkLimitFor(app.policy);
 }
 
+/** The applications that link a model, in name order. */
+function appsLinking(state: ClusterState, modelName: string): string[] {
+  return Object.keys(state.applications).sort(byName).filter((n) => state.applications[n]!.linked_models.includes(modelName));
+}
+
 /**
  * Keeps the invariant "a linked model's versions have the application's input type": Clipper's
  * check when a new version is added or made current.
  */
 function checkConsistentWithLinks(state: ClusterState, modelName: string, type: InputType): void {
-  for (const appName of Object.keys(state.applications).sort(byName)) {
+  for (const appName of appsLinking(state, modelName)) {
     const app = state.applications[appName]!;
-    if (app.linked_models.includes(modelName) && app.input_type !== type) {
+    if (app.input_type !== type) {
       throw badRequest(
         `Model with name '${modelName}' is already linked to app '${appName}' using input type ` +
           `'${app.input_type}'. The input type you provided for a new version of the model, ` +
@@ -436,11 +441,6 @@ export const deleteVersionedModel: WriteOperation = (state, body) => {
   if (Object.keys(target.versions).length === 0) delete next.models[b.model_name];
   return { next, text: `Successfully deleted model with name '${b.model_name}' and version '${b.model_version}'` };
 };
-
-/** The applications that link a model, in name order. */
-function appsLinking(state: ClusterState, modelName: string): string[] {
-  return Object.keys(state.applications).sort(byName).filter((n) => state.applications[n]!.linked_models.includes(modelName));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Reads
