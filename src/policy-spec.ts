@@ -7,6 +7,7 @@
  *
  * Only the syntax is checked here; the management daemon validates the policy itself.
  */
+import { dict, hasOwn } from "../runtime/shared/dict.js";
 import type { PolicyConfig } from "../runtime/shared/state.js";
 
 export class PolicySpecError extends Error {
@@ -37,10 +38,11 @@ export function parsePolicySpec(spec: string): Record<string, unknown> {
   if (!/^[a-z0-9]+$/.test(name)) {
     throw new PolicySpecError(`policy '${spec}' must start with a policy name (default, ensemble, exp3, exp4, canary, cascade)`);
   }
-  const policy: Record<string, unknown> = { name };
+  // Null-prototype: a canary version named `constructor` is a key like any other.
+  const policy = dict<unknown>([["name", name]]);
   const params = colon < 0 ? "" : text.slice(colon + 1).trim();
   if (params === "") return policy;
-  const weights: Record<string, unknown> = {};
+  const weights = dict<unknown>();
   for (const pair of params.split(",")) {
     const eq = pair.indexOf("=");
     const key = (eq < 0 ? pair : pair.slice(0, eq)).trim();
@@ -48,7 +50,7 @@ export function parsePolicySpec(spec: string): Record<string, unknown> {
     if (eq < 0 || key === "" || value === "") {
       throw new PolicySpecError(`'${pair}' in policy '${spec}' is not key=value (e.g. ensemble:threshold=0.6)`);
     }
-    if (key in policy || key in weights) throw new PolicySpecError(`'${key}' appears twice in policy '${spec}'`);
+    if (hasOwn(policy, key) || hasOwn(weights, key)) throw new PolicySpecError(`'${key}' appears twice in policy '${spec}'`);
     if (name === "canary") weights[key] = scalar(value);
     else if (key === "models") policy[key] = value.split("|").map((m) => m.trim());
     else policy[key] = scalar(value);

@@ -445,14 +445,17 @@ describe("prediction cache in a running frontend (in-process cluster)", () => {
     expect(metrics).toMatch(/clipper_cache_entries 2\b/);
     expect(metrics).toMatch(/clipper_cache_max_bytes 1048576\b/);
 
-    // Deleting the version and registering it again drops its entries.
+    // Deleting the version and registering it again drops its entries. (The last version of a
+    // linked model cannot be deleted: unlink, delete, register, link again.)
+    await cluster.admin.postText("/admin/delete_model_links", { app_name: "app", model_names: ["m"] });
     await cluster.admin.postText("/admin/delete_versioned_model", { model_name: "m", model_version: "1" });
     await cluster.waitForConfig((f) => f.state()?.models.m === undefined);
     await cluster.admin.postText("/admin/add_model", {
       model_name: "m", model_version: "1", labels: [], input_type: "doubles",
       container_name: "NO_CONTAINER", model_data_path: "x", batch_size: -1,
     });
-    await cluster.waitForConfig((f) => f.state()?.models.m?.current_version === "1");
+    await cluster.admin.postText("/admin/add_model_links", { app_name: "app", model_names: ["m"] });
+    await cluster.waitForConfig((f) => f.state()?.applications.app?.linked_models[0] === "m" && f.state()?.models.m?.current_version === "1");
     expect((await cluster.predict("app", { input: [1, 2, 3] })).body).toMatchObject({ output: 6, default: false });
     expect(total(asked)).toBe(5);
   });

@@ -20,6 +20,7 @@
  * linked to it, half by default (`budgetFraction` 0.5); a model no application links (asked directly,
  * e.g. over the Open Inference Protocol) gets `defaultBudgetMs`.
  */
+import { own } from "../shared/dict.js";
 import type { ClusterState } from "../shared/state.js";
 
 export interface BatchControllerOptions {
@@ -121,7 +122,7 @@ export function modelBatchConfig(
   version: string,
   defaults: BatchBudgetDefaults,
 ): ModelBatchConfig {
-  const record = state?.models[name]?.versions[version];
+  const record = own(own(state?.models, name)?.versions, version);
   let tightestSloMicros: number | undefined;
   for (const app of Object.values(state?.applications ?? {})) {
     if (!app.linked_models.includes(name)) continue;

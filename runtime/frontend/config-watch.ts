@@ -57,6 +57,9 @@ export class ConfigWatcher {
     this.abort = abort;
     const staleAfter = this.options.staleAfterMs ?? 35_000;
     let watchdog = setTimeout(() => abort.abort(new Error("watch stream went silent")), staleAfter);
+    // The first snapshot of every connection is applied, whatever its revision: a daemon that
+    // restored an older generation (store.ts) numbers its next states again.
+    this.revision = -1;
     try {
       const headers: Record<string, string> = this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
       const res = await fetch(new URL(WATCH_PATH, this.options.managementUrl), { headers, signal: abort.signal });
@@ -86,9 +89,9 @@ export class ConfigWatcher {
     const parsed: unknown = JSON.parse(line);
     if (typeof parsed !== "object" || parsed === null || !("state" in parsed)) return; // keepalive
     const state = ClusterStateSchema.parse((parsed as { state: unknown }).state);
-    // A restarted daemon reloads its durable state, so its revision never goes backwards.
     if (state.revision === this.revision) return;
-    this.revision = state.revision;
+    // Recorded only once applied: a snapshot that could not be applied is not skipped later as seen.
     this.options.onChange(state);
+    this.revision = state.revision;
   }
 }

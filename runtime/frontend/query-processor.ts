@@ -3,6 +3,7 @@
  * type, let the application's selection policy answer, and shape the response exactly as Clipper
  * did (default outputs with Clipper's explanations, `batch_predictions` for several inputs).
  */
+import { own } from "../shared/dict.js";
 import { encodeInput, InputTypeError, type InputType } from "../shared/input-types.js";
 import type { AppRecord, ClusterState } from "../shared/state.js";
 import type { FrontendMetrics } from "./metrics.js";
@@ -95,7 +96,7 @@ export class QueryProcessor {
   }
 
   application(name: string): AppRecord {
-    const app = this.options.state()?.applications[name];
+    const app = own(this.options.state()?.applications, name);
     if (!app) throw new QueryError(404, "Unknown application", `No application named '${name}' is registered`);
     return app;
   }

@@ -1,6 +1,7 @@
 /**
  * Process entry of the management daemon: `node dist/runtime/management/main.js --state-dir DIR`.
- * Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot start (port taken, corrupt state file),
+ * Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot start (port taken, a state file that cannot be
+ * loaded and no kept generation that can),
  * 2 for a bad flag.
  */
 import { isLoopbackHost } from "../shared/loopback.js";

@@ -7,10 +7,12 @@
  * Clipper answered nothing or crashed, the text is ours and says what is wrong.
  */
 import { z } from "zod";
+import { cloneData, dict, own } from "../shared/dict.js";
 import { canonicalInputType, INPUT_TYPES, type InputType } from "../shared/input-types.js";
 import { nameProblem, prohibitedCharsProblem } from "../shared/names.js";
 import {
   type AppRecord,
+  cloneState,
   type ClusterState,
   type ModelVersionRecord,
   type ReplicaRecord,
@@ -179,7 +181,7 @@ function byName(a: string, b: string): number {
 }
 
 function versionsOf(state: ClusterState, modelName: string): ModelVersionRecord[] {
-  const model = state.models[modelName];
+  const model = own(state.models, modelName);
   if (!model) return [];
   return Object.keys(model.versions)
     .sort(byName)
@@ -194,14 +196,19 @@ function linkLimit(app: AppRecord): number {
   return linkLimitFor(app.policy);
 }
 
+/** The applications that link a model, in name order. */
+function appsLinking(state: ClusterState, modelName: string): string[] {
+  return Object.keys(state.applications).sort(byName).filter((n) => state.applications[n]!.linked_models.includes(modelName));
+}
+
 /**
  * Keeps the invariant "a linked model's versions have the application's input type": Clipper's
  * check when a new version is added or made current.
  */
 function checkConsistentWithLinks(state: ClusterState, modelName: string, type: InputType): void {
-  for (const appName of Object.keys(state.applications).sort(byName)) {
+  for (const appName of appsLinking(state, modelName)) {
     const app = state.applications[appName]!;
-    if (app.linked_models.includes(modelName) && app.input_type !== type) {
+    if (app.input_type !== type) {
       throw badRequest(
         `Model with name '${modelName}' is already linked to app '${appName}' using input type ` +
           `'${app.input_type}'. The input type you provided for a new version of the model, ` +
@@ -220,7 +227,7 @@ function appObject(app: AppRecord) {
     name: app.name,
     linked_models: [...app.linked_models],
     // Only when not the default, so Clipper's shapes stay exactly as they were.
-    ...(app.policy && app.policy.name !== "default" ? { policy: structuredClone(app.policy) } : {}),
+    ...(app.policy && app.policy.name !== "default" ? { policy: cloneData(app.policy) } : {}),
   };
 }
 
@@ -232,7 +239,7 @@ function modelObject(state: ClusterState, v: ModelVersionRecord) {
     labels: [...v.labels],
     container_name: v.container_name,
     model_data_path: v.model_data_path,
-    is_current_version: state.models[v.model_name]?.current_version === v.model_version,
+    is_current_version: own(state.models, v.model_name)?.current_version === v.model_version,
   };
 }
 
@@ -253,8 +260,8 @@ export const addApp: WriteOperation = (state, body) => {
   checkInt32("latency_slo_micros", b.latency_slo_micros, (v) => v > 0,
     `a positive integer number of microseconds no larger than ${INT32_MAX}`);
   const policy = b.policy === undefined ? undefined : parsePolicyConfig(b.policy);
-  if (state.applications[b.name]) throw badRequest(`application '${b.name}' already exists`);
-  const next = structuredClone(state);
+  if (own(state.applications, b.name)) throw badRequest(`application '${b.name}' already exists`);
+  const next = cloneState(state);
   next.applications[b.name] = {
     name: b.name,
     input_type: type,
@@ -269,8 +276,8 @@ export const addApp: WriteOperation = (state, body) => {
 
 export const deleteApp: WriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.appName);
-  if (!state.applications[b.name]) throw badRequest(`Application '${b.name}' does not exist`);
-  const next = structuredClone(state);
+  if (!own(state.applications, b.name)) throw badRequest(`Application '${b.name}' does not exist`);
+  const next = cloneState(state);
   delete next.applications[b.name];
   if (next.policy_state) delete next.policy_state[b.name];
   return { next, text: `Successfully deleted application with name '${b.name}'` };
@@ -278,18 +285,18 @@ export const deleteApp: WriteOperation = (state, body) => {
 
 export const addModelLinks: WriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.links);
-  const app = state.applications[b.app_name];
+  const app = own(state.applications, b.app_name);
   if (!app) throw badRequest(`No app with name '${b.app_name}' exists.`);
   const names = [...new Set(b.model_names)];
   if (names.length === 0) {
     throw badRequest(`Please provide the name of the model that you want to link to the application '${app.name}'`);
   }
   for (const name of names) {
-    const model = state.models[name];
+    const model = own(state.models, name);
     if (!model || Object.keys(model.versions).length === 0) throw badRequest(`No model with name '${name}' exists.`);
     // The current version decides, as in Clipper. Without one (it was deleted), set_model_version
     // checks the input type when a version becomes current again.
-    const current = model.current_version === null ? undefined : model.versions[model.current_version];
+    const current = model.current_version === null ? undefined : own(model.versions, model.current_version);
     if (current && current.input_type !== app.input_type) {
       throw badRequest(
         `Model with name '${name}' has incompatible input_type '${current.input_type}'. ` +
@@ -312,7 +319,7 @@ export const addModelLinks: WriteOperation = (state, body) => {
       `Applications must be linked with at most one model. Attempted to add links to ${names.length} models.`,
     );
   }
-  const next = structuredClone(state);
+  const next = cloneState(state);
   next.applications[app.name]!.linked_models.push(...names);
   return {
     next,
@@ -325,7 +332,7 @@ export const addModelLinks: WriteOperation = (state, body) => {
 
 export const deleteModelLinks: WriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.links);
-  const app = state.applications[b.app_name];
+  const app = own(state.applications, b.app_name);
   // Clipper's texts, unquoted names included.
   if (!app) throw badRequest(`No app with name ${b.app_name} exists.`);
   for (const name of b.model_names) {
@@ -334,7 +341,7 @@ export const deleteModelLinks: WriteOperation = (state, body) => {
     }
   }
   if (b.model_names.length === 0) return { text: "Success!" };
-  const next = structuredClone(state);
+  const next = cloneState(state);
   const target = next.applications[app.name]!;
   target.linked_models = target.linked_models.filter((m) => !b.model_names.includes(m));
   return { next, text: "Success!" };
@@ -361,13 +368,13 @@ export const addModel: WriteOperation = (state, body) => {
   }
   checkName("model name", b.model_name);
   checkName("model version", b.model_version);
-  if (state.models[b.model_name]?.versions[b.model_version]) {
+  if (own(own(state.models, b.model_name)?.versions, b.model_version)) {
     throw badRequest(`model with name '${b.model_name}' and version '${b.model_version}' already exists`);
   }
   checkConsistentWithLinks(state, b.model_name, type);
 
-  const next = structuredClone(state);
-  const model = (next.models[b.model_name] ??= { name: b.model_name, current_version: null, versions: {} });
+  const next = cloneState(state);
+  const model = (next.models[b.model_name] ??= { name: b.model_name, current_version: null, versions: dict() });
   model.versions[b.model_version] = {
     model_name: b.model_name,
     model_version: b.model_version,
@@ -386,18 +393,18 @@ export const addModel: WriteOperation = (state, body) => {
 
 export const setModelVersion: WriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.modelVersion);
-  const model = state.models[b.model_name];
+  const model = own(state.models, b.model_name);
   if (!model || Object.keys(model.versions).length === 0) {
     throw badRequest(`Cannot set version for nonexistent model '${b.model_name}'`);
   }
-  const version = model.versions[b.model_version];
+  const version = own(model.versions, b.model_version);
   if (!version) {
     throw badRequest(`Cannot set non-existent version '${b.model_version}' for model with name '${b.model_name}'`);
   }
   checkConsistentWithLinks(state, b.model_name, version.input_type);
   const reply = `Successfully set model with name '${b.model_name}' to version '${b.model_version}'`;
   if (model.current_version === b.model_version) return { text: reply };
-  const next = structuredClone(state);
+  const next = cloneState(state);
   next.models[b.model_name]!.current_version = b.model_version;
   return { next, text: reply };
 };
@@ -407,17 +414,27 @@ export const setModelVersion: WriteOperation = (state, body) => {
  * - deleting the current version leaves the model with no current version (current_version null):
  *   the frontends answer with the default output until set_model_version or add_model picks one.
  *   We do not fall back to another version silently; a rollback is the operator's decision.
- * - deleting the last version removes the model record, but applications keep their links (links
- *   name a model, as in Clipper): registering a version of that name again serves them again, with
- *   the input type checked against the linking applications.
+ * - deleting the last version removes the model record. While applications link the model that is
+ *   refused (400, naming them): a link always names an existing model, and a delete never changes
+ *   an application behind the operator's back. Unlink first (delete_model_links).
  */
 export const deleteVersionedModel: WriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.modelVersion);
-  const model = state.models[b.model_name];
-  if (!model?.versions[b.model_version]) {
+  const model = own(state.models, b.model_name);
+  if (!model || !own(model.versions, b.model_version)) {
     throw badRequest(`model with name '${b.model_name}' and version '${b.model_version}' does not exist`);
   }
-  const next = structuredClone(state);
+  if (Object.keys(model.versions).length === 1) {
+    const linking = appsLinking(state, b.model_name);
+    if (linking.length > 0) {
+      throw badRequest(
+        `Cannot delete version '${b.model_version}', the last version of model '${b.model_name}': ` +
+          `application${linking.length === 1 ? "" : "s"} ${quoteList(linking)} link${linking.length === 1 ? "s" : ""} it. ` +
+          `Unlink it first (delete_model_links), or add another version before deleting this one.`,
+      );
+    }
+  }
+  const next = cloneState(state);
   const target = next.models[b.model_name]!;
   delete target.versions[b.model_version];
   if (target.current_version === b.model_version) target.current_version = null;
@@ -436,13 +453,13 @@ export const getAllApplications: ReadOperation = ({ state }, body) => {
 
 export const getApplication: ReadOperation = ({ state }, body) => {
   const b = parseBody(body, BODIES.appName);
-  const app = state.applications[b.name];
+  const app = own(state.applications, b.name);
   return json(app ? appObject(app) : {});
 };
 
 export const getLinkedModels: ReadOperation = ({ state }, body) => {
   const b = parseBody(body, BODIES.linkedModels);
-  const app = state.applications[b.app_name];
+  const app = own(state.applications, b.app_name);
   if (!app) throw badRequest(`No application with name '${b.app_name}' exists.`);
   return json([...app.linked_models]);
 };
@@ -457,7 +474,7 @@ export const getAllModels: ReadOperation = ({ state }, body) => {
 
 export const getModel: ReadOperation = ({ state }, body) => {
   const b = parseBody(body, BODIES.modelVersion);
-  const version = state.models[b.model_name]?.versions[b.model_version];
+  const version = own(own(state.models, b.model_name)?.versions, b.model_version);
   return json(version ? modelObject(state, version) : {});
 };
 
@@ -484,7 +501,7 @@ export const getContainer: ReadOperation = ({ replicas }, body) => {
  */
 export const getState: ReadOperation = ({ state }, body) => {
   const b = parseBody(body, BODIES.selectionState);
-  const app = state.applications[b.app_name];
+  const app = own(state.applications, b.app_name);
   if (!app) throw badRequest(`No application with name '${b.app_name}' exists.`);
   return text(app.default_output);
 };

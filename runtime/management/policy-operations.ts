@@ -5,8 +5,10 @@
  * Pure functions over the state, like operations.ts.
  */
 import { z } from "zod";
+import { cloneData, dict, dictSchema, hasOwn, own } from "../shared/dict.js";
 import {
   APP_WIDE_STATE,
+  cloneState,
   type ClusterState,
   GET_POLICY_STATE_PATH,
   MAX_POLICY_UIDS_PER_APP,
@@ -18,7 +20,7 @@ import { parseBody, type ReadOperation, spec, type WriteOperation } from "./oper
 import { linkLimitFor, parsePolicyConfig, policyLearns, policyNameOf } from "./policy-config.js";
 
 const uidSchema = z.union([z.string().min(1), z.number()]);
-const weightsSchema = z.record(z.string(), z.number().min(0));
+const weightsSchema = dictSchema(z.number().min(0));
 const stateEntry = z.object({
   app_name: z.string(),
   uid: uidSchema.optional(),
@@ -51,7 +53,7 @@ const BODIES = {
 
 export const setAppPolicy: WriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.setPolicy);
-  const app = state.applications[b.name];
+  const app = own(state.applications, b.name);
   if (!app) throw badRequest(`Application '${b.name}' does not exist`);
   if (b.policy === undefined) throw badRequest(`Error parsing JSON: JSON object does not have required key: policy. Expected JSON schema: ${BODIES.setPolicy.text}`);
   const policy = parsePolicyConfig(b.policy);
@@ -64,7 +66,7 @@ export const setAppPolicy: WriteOperation = (state, body) => {
   }
   const stored = policy.name === "default" ? undefined : policy;
   if (JSON.stringify(stored) === JSON.stringify(app.policy)) return { text };
-  const next = structuredClone(state);
+  const next = cloneState(state);
   const target = next.applications[app.name]!;
   if (stored) target.policy = stored;
   else delete target.policy;
@@ -97,7 +99,7 @@ export const updatePolicyState: WriteOperation = (state, body) => {
   let applied = 0;
   let skipped = 0;
   for (const entry of entries) {
-    const app = state.applications[entry.app_name];
+    const app = own(state.applications, entry.app_name);
     if (!app || !policyLearns(app.policy) || (entry.policy !== undefined && entry.policy !== policyNameOf(app))) {
       if (single) {
         throw badRequest(!app
@@ -110,18 +112,18 @@ export const updatePolicyState: WriteOperation = (state, body) => {
       continue;
     }
     const key = entry.uid === undefined ? APP_WIDE_STATE : String(entry.uid);
-    const current = (next ?? state).policy_state?.[app.name]?.[key];
+    const current = own(own((next ?? state).policy_state, app.name), key);
     if (current && sameWeights(current, entry.weights)) {
       applied++;
       continue;
     }
-    next ??= structuredClone(state);
-    const appState = ((next.policy_state ??= {})[app.name] ??= {});
-    if (!(key in appState)) {
+    next ??= cloneState(state);
+    const appState = ((next.policy_state ??= dict())[app.name] ??= dict());
+    if (!hasOwn(appState, key)) {
       const uids = Object.keys(appState).filter((k) => k !== APP_WIDE_STATE);
       if (key !== APP_WIDE_STATE && uids.length >= MAX_POLICY_UIDS_PER_APP) delete appState[uids[0]!];
     }
-    appState[key] = { ...entry.weights };
+    appState[key] = dict(entry.weights);
     applied++;
   }
   const text = single
@@ -132,18 +134,19 @@ export const updatePolicyState: WriteOperation = (state, body) => {
 
 function sameWeights(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): boolean {
   const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+  return keys.length === Object.keys(b).length && keys.every((k) => own(b, k) === a[k]);
 }
 
 /** The learned weights of an application: every uid's, or one uid's. */
 export const getPolicyState: ReadOperation = ({ state }, body) => {
   const b = parseBody(body, BODIES.getState);
-  const app = state.applications[b.app_name];
+  const app = own(state.applications, b.app_name);
   if (!app) throw badRequest(`No application with name '${b.app_name}' exists.`);
-  const all = state.policy_state?.[app.name] ?? {};
+  const all = own(state.policy_state, app.name) ?? dict();
+  const uidWeights = b.uid === undefined ? undefined : own(all, String(b.uid));
   const weights = b.uid === undefined
-    ? structuredClone(all)
-    : String(b.uid) in all ? { [String(b.uid)]: structuredClone(all[String(b.uid)]!) } : {};
+    ? cloneData(all)
+    : dict(uidWeights ? [[String(b.uid), cloneData(uidWeights)]] : []);
   return { kind: "json", value: { app_name: app.name, policy: policyNameOf(app), weights } };
 };
 

@@ -14,7 +14,7 @@ import { AdminError, badRequest } from "./errors.js";
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { ReplicaRegistry } from "./replicas.js";
-import { StatePersistError, StateStore } from "./store.js";
+import { StateInvalidError, StatePersistError, StateStore } from "./store.js";
 import { WatchHub } from "./watch.js";
 
 export interface ManagementServerOptions {
@@ -150,6 +150,11 @@ export async function startManagementServer(options: ManagementServerOptions): P
     await new Promise((resolve) => server.close(resolve));
     throw err;
   }
+  if (store.recovery) {
+    const { problem, movedTo, restoredFrom, revision } = store.recovery;
+    log.error({ problem, movedTo, restoredFrom, revision },
+      `${problem}; moved it aside and restored revision ${revision} from ${restoredFrom}: changes after that revision are lost`);
+  }
   store.onCommit((state) => {
     try {
       watch.publish(state);
@@ -194,6 +199,7 @@ function toAdminError(err: unknown): AdminError {
     return new AdminError("payload_too_large", `Request body is larger than the limit of ${err.limit} bytes`);
   }
   if (err instanceof BodyNotUtf8Error) return badRequest("Request body is not valid UTF-8");
+  if (err instanceof StateInvalidError) return badRequest(`The change was refused: ${err.message}`);
   if (err instanceof StatePersistError) {
     return new AdminError("internal", `The change was not applied: ${err.message}`);
   }

@@ -101,7 +101,13 @@ export class RpcServer {
   private async receiveLoop(): Promise<void> {
     try {
       for await (const message of this.router) {
-        this.handle(message);
+        // One message that trips a handler must not stop this loop: every replica's answers come
+        // through it, and without it every batch in flight waits forever.
+        try {
+          this.handle(message);
+        } catch (err) {
+          this.options.log.error({ err }, "rpc message handling failed; the message was dropped");
+        }
       }
     } catch (err) {
       if (!this.closed) this.options.log.error({ err }, "rpc receive loop stopped");

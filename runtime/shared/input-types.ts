@@ -6,13 +6,14 @@
 export const INPUT_TYPES = ["bytes", "integers", "floats", "doubles", "strings"] as const;
 export type InputType = (typeof INPUT_TYPES)[number];
 
-const ALIASES: Record<string, InputType> = {
+/** A Map, not an object literal: `constructor` or `__proto__` must not find an inherited property. */
+const ALIASES: ReadonlyMap<string, InputType> = new Map(Object.entries({
   bytes: "bytes", byte: "bytes", b: "bytes",
   integers: "integers", ints: "integers", integer: "integers", int: "integers", i: "integers",
   floats: "floats", float: "floats", f: "floats",
   doubles: "doubles", double: "doubles", d: "doubles",
   strings: "strings", string: "strings", str: "strings", strs: "strings", s: "strings",
-};
+} satisfies Record<string, InputType>));
 
 /** RPC v3 input type codes. */
 export const INPUT_TYPE_CODES: Record<InputType, number> = {
@@ -21,7 +22,7 @@ export const INPUT_TYPE_CODES: Record<InputType, number> = {
 
 /** The canonical input type for a name or alias, or undefined when it is not one. */
 export function canonicalInputType(name: string): InputType | undefined {
-  return ALIASES[name.trim().toLowerCase()];
+  return ALIASES.get(name.trim().toLowerCase());
 }
 
 export function inputTypeFromCode(code: number): InputType | undefined {

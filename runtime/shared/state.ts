@@ -3,6 +3,7 @@
  * Field names follow Clipper's admin API so records can be returned as they are stored.
  */
 import { z } from "zod";
+import { cloneData, dict, dictSchema } from "./dict.js";
 import { INPUT_TYPES } from "./input-types.js";
 
 /**
@@ -40,7 +41,7 @@ function policyConfigSchema(strict: boolean) {
     /** Share of traffic per version of the one linked model. */
     object({
       name: z.literal("canary"),
-      weights: z.record(z.string(), z.number({ error: "each weight must be a number ≥ 0" }).min(0, { error: "each weight must be ≥ 0" }), {
+      weights: dictSchema(z.number({ error: "each weight must be a number ≥ 0" }).min(0, { error: "each weight must be ≥ 0" }), {
         error: "weights must be an object of version → weight, such as {\"1\": 95, \"2\": 5}",
       }),
     }),
@@ -88,25 +89,34 @@ export type ModelVersionRecord = z.infer<typeof ModelVersionRecordSchema>;
 export const ModelRecordSchema = z.object({
   name: z.string(),
   current_version: z.string().nullable(),
-  versions: z.record(z.string(), ModelVersionRecordSchema),
+  versions: dictSchema(ModelVersionRecordSchema),
 });
 export type ModelRecord = z.infer<typeof ModelRecordSchema>;
 
+/**
+ * The records keyed by names (applications, models, versions, policy-state levels) are
+ * null-prototype objects (see dict.ts): `constructor` or `__proto__` is an ordinary key there.
+ */
 export const ClusterStateSchema = z.object({
   /** Increases by one with every acknowledged write. */
   revision: z.number().int().nonnegative(),
-  applications: z.record(z.string(), AppRecordSchema),
-  models: z.record(z.string(), ModelRecordSchema),
+  applications: dictSchema(AppRecordSchema),
+  models: dictSchema(ModelRecordSchema),
   /**
    * Learned bandit weights: application → uid (or "*" for application-wide) → model → weight.
    * Written by query frontends through /admin/update_policy_state; absent until a policy learns.
    */
-  policy_state: z.record(z.string(), z.record(z.string(), z.record(z.string(), z.number().min(0)))).optional(),
+  policy_state: dictSchema(dictSchema(dictSchema(z.number().min(0)))).optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 
 export function emptyState(): ClusterState {
-  return { revision: 0, applications: {}, models: {} };
+  return { revision: 0, applications: dict(), models: dict() };
+}
+
+/** A mutable deep copy whose records stay null-prototype (structuredClone would not keep that). */
+export function cloneState(state: ClusterState): ClusterState {
+  return cloneData(state);
 }
 
 /** A model replica connected to a query frontend, as get_all_containers reports it. */

@@ -5,6 +5,7 @@
  * share the version's queue, batching and cache with Clipper's queries. Every error answers
  * `{"error": "..."}` — this module writes its own responses and never lets an error escape.
  */
+import { own } from "../../shared/dict.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -234,7 +235,7 @@ export class OipHandler {
   private model(name: string): ModelRecord {
     const state = this.options.state();
     if (!state) throw new OipError(503, "the frontend has not received its configuration yet");
-    const model = state.models[name];
+    const model = own(state.models, name);
     if (!model) throw new OipError(404, `unknown model '${name}'`);
     return model;
   }
@@ -246,7 +247,7 @@ export class OipHandler {
     if (wanted === null) {
       throw new OipError(404, `model '${name}' has no current version: address one as /v2/models/${name}/versions/<version>`);
     }
-    const version = model.versions[wanted];
+    const version = own(model.versions, wanted);
     if (!version) throw new OipError(404, `model '${name}' has no version '${wanted}'`);
     return { model, version };
   }

@@ -7,6 +7,7 @@
  * and are reported in `missing_versions`; when no listed version is usable, the model's current
  * version answers. A pinned `version` in the query wins over the split.
  */
+import { hasOwn, own } from "../../shared/dict.js";
 import type { AppRecord } from "../../shared/state.js";
 import { NO_CONNECTED_MODELS, outcomeToAnswer } from "./answers.js";
 import { configOf, resolveTargets, userOf } from "./common.js";
@@ -54,7 +55,7 @@ export class CanaryPolicy implements SelectionPolicy {
 
   async predict(query: PolicyQuery): Promise<PolicyAnswer> {
     const modelName = query.app.linked_models[0];
-    const model = modelName === undefined ? undefined : query.models[modelName];
+    const model = modelName === undefined ? undefined : own(query.models, modelName);
     if (modelName === undefined || !model) {
       if (query.pinnedVersion !== undefined) resolveTargets(query, [modelName ?? ""]);
       return { kind: "default", reason: "no_connected_models", explanation: NO_CONNECTED_MODELS };
@@ -64,11 +65,11 @@ export class CanaryPolicy implements SelectionPolicy {
     if (query.pinnedVersion !== undefined) {
       version = resolveTargets(query, [modelName]).targets[0]!.version;
     } else {
-      const weights = configOf(query, "canary")?.weights ?? {};
-      const shares = Object.keys(weights).sort(byVersion).map((v): [string, number] => {
-        const usable = v in model.versions && query.caller.available({ name: modelName, version: v });
-        if (!usable && weights[v]! > 0) missing.push(v);
-        return [v, usable ? weights[v]! : 0];
+      const weights = Object.entries(configOf(query, "canary")?.weights ?? {});
+      const shares = weights.sort(([a], [b]) => byVersion(a, b)).map(([v, weight]): [string, number] => {
+        const usable = hasOwn(model.versions, v) && query.caller.available({ name: modelName, version: v });
+        if (!usable && weight > 0) missing.push(v);
+        return [v, usable ? weight : 0];
       });
       const user = userOf(query.uid);
       const u = user !== undefined ? uidPoint(query.app, user) : this.deps.random();

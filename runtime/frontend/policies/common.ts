@@ -1,4 +1,5 @@
 /** What several policies share: which model versions to ask, and the answer when none answered. */
+import { hasOwn, own } from "../../shared/dict.js";
 import type { PolicyConfig } from "../../shared/state.js";
 import type { CallOutcome, ModelRef } from "../model-caller.js";
 import { QueryError } from "../query-errors.js";
@@ -23,10 +24,10 @@ export function resolveTargets(
   const targets: ModelRef[] = [];
   const missing: string[] = [];
   for (const name of names) {
-    const model = query.models[name];
+    const model = own(query.models, name);
     let version = model?.current_version ?? undefined;
     if (query.pinnedVersion !== undefined) {
-      if (!model || !(query.pinnedVersion in model.versions)) {
+      if (!model || !hasOwn(model.versions, query.pinnedVersion)) {
         throw new QueryError(400, "Query processing error", `Requested version: ${query.pinnedVersion} does not exist for model: ${name}`);
       }
       version = query.pinnedVersion;

@@ -1,4 +1,5 @@
 /** Clipper's behaviour: the one linked model's current (or pinned) version, else the default output. */
+import { hasOwn, own } from "../../shared/dict.js";
 import { QueryError } from "../query-errors.js";
 import { NO_CONNECTED_MODELS, outcomeToAnswer } from "./answers.js";
 import type { PolicyAnswer, PolicyQuery, SelectionPolicy } from "./policy.js";
@@ -8,10 +9,10 @@ export class DefaultPolicy implements SelectionPolicy {
 
   async predict(query: PolicyQuery): Promise<PolicyAnswer> {
     const modelName = query.app.linked_models[0];
-    const model = modelName === undefined ? undefined : query.models[modelName];
+    const model = modelName === undefined ? undefined : own(query.models, modelName);
     let version: string | null | undefined = model?.current_version;
     if (query.pinnedVersion !== undefined) {
-      if (!model || !(query.pinnedVersion in model.versions)) {
+      if (!model || !hasOwn(model.versions, query.pinnedVersion)) {
         throw new QueryError(400, "Query processing error",
           `Requested version: ${query.pinnedVersion} does not exist for model: ${modelName ?? ""}`);
       }

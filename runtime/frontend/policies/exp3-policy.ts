@@ -9,6 +9,7 @@
  * does not remember (expired, or never asked) plays a fresh round: it draws a model, asks it, and
  * scores its answer.
  */
+import { dict, own } from "../../shared/dict.js";
 import { APP_WIDE_STATE } from "../../shared/state.js";
 import type { ModelRef } from "../model-caller.js";
 import { outcomeToAnswer } from "./answers.js";
@@ -41,8 +42,8 @@ export class Exp3Policy implements SelectionPolicy {
 
   private arms(query: Pick<PolicyQuery, "app" | "models" | "pinnedVersion" | "caller" | "uid">): Arms {
     const { targets, missing } = resolveTargets(query, query.app.linked_models);
-    const stored = this.deps.weights.get(query.app.name, userOf(query.uid) ?? APP_WIDE_STATE) ?? {};
-    const weights = targets.map((t) => stored[t.name] ?? 1);
+    const stored = this.deps.weights.get(query.app.name, userOf(query.uid) ?? APP_WIDE_STATE);
+    const weights = targets.map((t) => own(stored, t.name) ?? 1);
     const live: number[] = [];
     targets.forEach((t, i) => (query.caller.available(t) ? live.push(i) : missing.push(t.name)));
     return { targets, weights, live, missing };
@@ -66,7 +67,7 @@ export class Exp3Policy implements SelectionPolicy {
     const outcome = await query.caller.call(target, query.inputType, query.input, query.deadline);
     this.deps.memory.remember(query.app.name, userOf(query.uid), query.input, {
       policy: this.name,
-      values: outcome.kind === "output" ? { [target.name]: parseModelOutput(outcome.output).value } : {},
+      values: dict(outcome.kind === "output" ? [[target.name, parseModelOutput(outcome.output).value]] : []),
       chosen: target.name,
       probability,
       arms: arms.live.length,
@@ -87,7 +88,7 @@ export class Exp3Policy implements SelectionPolicy {
     let k: number;
     if (remembered?.policy === this.name && remembered.chosen !== undefined && remembered.probability !== undefined) {
       chosen = remembered.chosen;
-      value = remembered.values[chosen];
+      value = own(remembered.values, chosen);
       probability = remembered.probability;
       k = remembered.arms ?? arms.live.length;
     } else {
@@ -106,6 +107,6 @@ export class Exp3Policy implements SelectionPolicy {
     // With the K and p the model was played with.
     const next = exp3Update(arms.weights, index, reward, probability, gamma, k);
     this.deps.weights.set(feedback.app.name, userOf(feedback.uid) ?? APP_WIDE_STATE,
-      Object.fromEntries(arms.targets.map((t, i) => [t.name, next[i]!])));
+      dict(arms.targets.map((t, i) => [t.name, next[i]!])));
   }
 }

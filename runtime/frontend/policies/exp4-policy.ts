@@ -7,6 +7,7 @@
  * Like Exp3, feedback is scored against the outputs remembered for (uid, input); feedback for an
  * input not remembered asks every model again and scores their answers.
  */
+import { dict, hasOwn, own } from "../../shared/dict.js";
 import { APP_WIDE_STATE } from "../../shared/state.js";
 import type { CallOutcome } from "../model-caller.js";
 import { DEFAULT_ETA, DEFAULT_SCALE, exp4Update } from "./bandits.js";
@@ -21,8 +22,8 @@ export class Exp4Policy implements SelectionPolicy {
   constructor(private readonly deps: BanditDeps) {}
 
   private weightsOf(app: string, uid: string | undefined, names: readonly string[]): number[] {
-    const stored = this.deps.weights.get(app, userOf(uid) ?? APP_WIDE_STATE) ?? {};
-    return names.map((n) => stored[n] ?? 1);
+    const stored = this.deps.weights.get(app, userOf(uid) ?? APP_WIDE_STATE);
+    return names.map((n) => own(stored, n) ?? 1);
   }
 
   private async askAll(query: Pick<PolicyQuery, "app" | "models" | "pinnedVersion" | "caller" | "inputType" | "input" | "deadline">) {
@@ -30,7 +31,7 @@ export class Exp4Policy implements SelectionPolicy {
     const outcomes: CallOutcome[] = await Promise.all(
       targets.map((t) => query.caller.call(t, query.inputType, query.input, query.deadline)),
     );
-    const values: Record<string, unknown> = {};
+    const values = dict<unknown>();
     targets.forEach((t, i) => {
       const outcome = outcomes[i]!;
       if (outcome.kind === "output") values[t.name] = parseModelOutput(outcome.output).value;
@@ -44,7 +45,7 @@ export class Exp4Policy implements SelectionPolicy {
     const { missing, outcomes, values } = await this.askAll(query);
     const weights = this.weightsOf(query.app.name, query.uid, linked);
     const arrived: Contribution[] = linked.flatMap((model, i) =>
-      model in values ? [{ model, value: values[model], weight: weights[i]! }] : []);
+      hasOwn(values, model) ? [{ model, value: values[model], weight: weights[i]! }] : []);
     this.deps.memory.remember(query.app.name, userOf(query.uid), query.input, { policy: this.name, values });
     const extra = { models: arrived.map((a) => a.model), missing_models: inLinkOrder(missing, linked) };
     const combined = combine(arrived, weights.reduce((a, b) => a + b, 0));
@@ -63,9 +64,9 @@ export class Exp4Policy implements SelectionPolicy {
     if (linked.length === 0) return;
     const remembered = this.deps.memory.take(feedback.app.name, userOf(feedback.uid), feedback.input);
     const values = remembered?.policy === this.name ? remembered.values : (await this.askAll(feedback)).values;
-    const losses = linked.map((m) => (m in values ? outputLoss(values[m], feedback.label, config?.scale ?? DEFAULT_SCALE) : undefined));
+    const losses = linked.map((m) => (hasOwn(values, m) ? outputLoss(values[m], feedback.label, config?.scale ?? DEFAULT_SCALE) : undefined));
     if (losses.every((l) => l === undefined)) return;
     const next = exp4Update(this.weightsOf(feedback.app.name, feedback.uid, linked), losses, config?.eta ?? DEFAULT_ETA);
-    this.deps.weights.set(feedback.app.name, userOf(feedback.uid) ?? APP_WIDE_STATE, Object.fromEntries(linked.map((m, i) => [m, next[i]!])));
+    this.deps.weights.set(feedback.app.name, userOf(feedback.uid) ?? APP_WIDE_STATE, dict(linked.map((m, i) => [m, next[i]!])));
   }
 }

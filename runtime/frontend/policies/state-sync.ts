@@ -7,6 +7,7 @@
  * by a snapshot carrying the same weights is not overwritten by an older snapshot. An entry is
  * dropped when its application disappears or changes policy (the daemon starts those afresh too).
  */
+import { dict, hasOwn, own } from "../../shared/dict.js";
 import type { Logger } from "pino";
 import { APP_WIDE_STATE, type ClusterState, MAX_POLICY_UIDS_PER_APP, UPDATE_POLICY_STATE_PATH } from "../../shared/state.js";
 import type { WeightStore } from "./policy.js";
@@ -68,7 +69,7 @@ export class PolicyStateSync implements WeightStore {
     const entry = appEntries.entries.get(key);
     // Re-inserted so that Map order is least recently changed first (for eviction).
     appEntries.entries.delete(key);
-    appEntries.entries.set(key, { ...(entry ?? {}), weights: { ...weights }, dirty: true });
+    appEntries.entries.set(key, { ...(entry ?? {}), weights: dict(weights), dirty: true });
     this.evict(appEntries);
     this.schedule(this.options.flushDelayMs ?? 250);
   }
@@ -86,11 +87,11 @@ export class PolicyStateSync implements WeightStore {
   /** Takes in a configuration snapshot from the management daemon. */
   onSnapshot(state: ClusterState): void {
     for (const [app, local] of this.apps) {
-      const record = state.applications[app];
+      const record = own(state.applications, app);
       if (!record || (local.policy !== undefined && local.policy !== (record.policy?.name ?? "default"))) this.apps.delete(app);
     }
     for (const [app, record] of Object.entries(state.applications)) {
-      const stored = state.policy_state?.[app];
+      const stored = own(state.policy_state, app);
       const local = this.apps.get(app);
       if (!local && !stored) continue;
       const target = local ?? this.appEntries(app);
@@ -98,21 +99,21 @@ export class PolicyStateSync implements WeightStore {
       for (const [key, weights] of Object.entries(stored ?? {})) {
         const entry = target.entries.get(key);
         if (!entry) {
-          target.entries.set(key, { weights: { ...weights }, dirty: false });
+          target.entries.set(key, { weights: dict(weights), dirty: false });
         } else if (entry.dirty || entry.inflight) {
           continue;
         } else if (entry.acked) {
           if (sameWeights(entry.acked, weights)) {
             entry.acked = undefined;
-            entry.weights = { ...weights };
+            entry.weights = dict(weights);
           }
         } else {
-          entry.weights = { ...weights };
+          entry.weights = dict(weights);
         }
       }
       // Confirmed entries the daemon no longer has (evicted, or reset) are dropped here too.
       for (const [key, entry] of target.entries) {
-        if (!(stored && key in stored) && !entry.dirty && !entry.inflight && !entry.acked) target.entries.delete(key);
+        if (!hasOwn(stored, key) && !entry.dirty && !entry.inflight && !entry.acked) target.entries.delete(key);
       }
       this.evict(target);
     }
@@ -200,7 +201,7 @@ export class PolicyStateSync implements WeightStore {
 
 function sameWeights(a: Readonly<Weights>, b: Readonly<Weights>): boolean {
   const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+  return keys.length === Object.keys(b).length && keys.every((k) => own(b, k) === a[k]);
 }
 
 /** Sends updates to the management daemon's /admin/update_policy_state (in one batch). */

@@ -1,4 +1,5 @@
 /** A WeightStore in memory only (tests, and frontends without a management daemon to sync with). */
+import { dict } from "../../shared/dict.js";
 import type { WeightStore } from "./policy.js";
 
 export class InMemoryWeightStore implements WeightStore {
@@ -11,6 +12,6 @@ export class InMemoryWeightStore implements WeightStore {
   set(app: string, key: string, weights: Record<string, number>): void {
     let keys = this.apps.get(app);
     if (!keys) this.apps.set(app, (keys = new Map()));
-    keys.set(key, { ...weights });
+    keys.set(key, dict(weights));
   }
 }

@@ -1,0 +1,66 @@
+/**
+ * The rules a cluster state keeps after every write, whatever the order or concurrency of the
+ * admin requests that led to it. The management daemon checks them before it makes a state durable
+ * (a write that would break one is refused, not saved) and when it loads one; tests check them
+ * after storms of concurrent writes.
+ */
+import { hasOwn, own } from "./dict.js";
+import type { ClusterState } from "./state.js";
+
+/** One broken rule: where in the state's JSON, and what is wrong there. */
+export interface StateViolation {
+  path: string[];
+  problem: string;
+}
+
+/** Every violation of the state's invariants; empty when the state is consistent. */
+export function stateViolations(state: ClusterState): StateViolation[] {
+  const found: StateViolation[] = [];
+  const add = (path: string[], problem: string) => found.push({ path, problem });
+
+  for (const [name, model] of Object.entries(state.models)) {
+    if (model.name !== name) add(["models", name, "name"], `is '${model.name}', not the record's key '${name}'`);
+    const versions = Object.keys(model.versions);
+    if (versions.length === 0) add(["models", name, "versions"], "a model record must have at least one version");
+    for (const version of versions) {
+      const record = model.versions[version]!;
+      if (record.model_name !== name || record.model_version !== version) {
+        add(["models", name, "versions", version],
+          `names '${record.model_name}:${record.model_version}', not the record's key '${name}:${version}'`);
+      }
+    }
+    if (model.current_version !== null && !hasOwn(model.versions, model.current_version)) {
+      add(["models", name, "current_version"], `version '${model.current_version}' does not exist`);
+    }
+  }
+
+  for (const [name, app] of Object.entries(state.applications)) {
+    if (app.name !== name) add(["applications", name, "name"], `is '${app.name}', not the record's key '${name}'`);
+    app.linked_models.forEach((modelName, i) => {
+      const where = ["applications", name, "linked_models", String(i)];
+      if (app.linked_models.indexOf(modelName) !== i) add(where, `model '${modelName}' is linked twice`);
+      const model = own(state.models, modelName);
+      if (!model) {
+        add(where, `links model '${modelName}', which does not exist`);
+        return;
+      }
+      const current = model.current_version === null ? undefined : own(model.versions, model.current_version);
+      if (current && current.input_type !== app.input_type) {
+        add(where, `links model '${modelName}' whose current version '${current.model_version}' takes ` +
+          `'${current.input_type}', not the application's '${app.input_type}'`);
+      }
+    });
+  }
+
+  for (const appName of Object.keys(state.policy_state ?? {})) {
+    if (!hasOwn(state.applications, appName)) {
+      add(["policy_state", appName], `holds weights of application '${appName}', which does not exist`);
+    }
+  }
+  return found;
+}
+
+/** A violation as one line: `models.m.current_version: version '3' does not exist`. */
+export function describeViolation(violation: StateViolation): string {
+  return `${violation.path.join(".")}: ${violation.problem}`;
+}
