@@ -9,6 +9,7 @@ import {
   ADD_API_KEY_PATH,
   API_KEY_PREFIX,
   type ApiKeyRecord,
+  describeKey,
   GET_API_KEYS_PATH,
   hashApiKey,
   REVOKE_API_KEY_PATH,
@@ -35,23 +36,6 @@ const BODIES = {
   ),
   revoke: spec(z.object({ id: z.string() }), `{"id" := string}`),
 };
-
-/** What get_api_keys shows of a key: never its hash. */
-export interface ApiKeyInfo {
-  id: string;
-  app?: string;
-  rate?: number;
-  created_at: string;
-}
-
-export function describeKey(record: ApiKeyRecord): ApiKeyInfo {
-  return {
-    id: record.id,
-    ...(record.app === undefined ? {} : { app: record.app }),
-    ...(record.rate === undefined ? {} : { rate: record.rate }),
-    created_at: record.created_at,
-  };
-}
 
 export const addApiKey: RepliedWriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.add);

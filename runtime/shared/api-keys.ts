@@ -21,6 +21,28 @@ export const ApiKeyRecordSchema = z.object({
 });
 export type ApiKeyRecord = z.infer<typeof ApiKeyRecordSchema>;
 
+/** What get_api_keys shows of a key: never its hash. */
+export interface ApiKeyInfo {
+  id: string;
+  app?: string;
+  rate?: number;
+  created_at: string;
+}
+
+/** What add_api_key answers: the key itself, shown this once. */
+export interface CreatedApiKey extends ApiKeyInfo {
+  key: string;
+}
+
+export function describeKey(record: ApiKeyRecord): ApiKeyInfo {
+  return {
+    id: record.id,
+    ...(record.app === undefined ? {} : { app: record.app }),
+    ...(record.rate === undefined ? {} : { rate: record.rate }),
+    created_at: record.created_at,
+  };
+}
+
 /** The cluster state's field: a list, so no key id ever becomes an object key. */
 export const ApiKeysSchema = z.array(ApiKeyRecordSchema);
 

@@ -15,6 +15,13 @@ export interface AllowedHosts {
   readonly any: boolean;
 }
 
+/** The entries of an `--allowed-hosts` value, checked; throws on a malformed entry. */
+export function allowedHostsList(value: string): string[] {
+  const entries = value.split(",").map((e) => e.trim()).filter((e) => e !== "");
+  parseAllowedHosts(entries);
+  return entries;
+}
+
 /** Parses the `--allowed-hosts` value (a comma list; `*` admits all); throws on a malformed entry. */
 export function parseAllowedHosts(list: string | readonly string[] | undefined, boundHost?: string): AllowedHosts {
   const entries = (typeof list === "string" ? list.split(",") : (list ?? [])).map((e) => e.trim()).filter((e) => e !== "");

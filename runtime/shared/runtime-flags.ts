@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { parseAllowedHosts } from "./host-check.js";
+import { allowedHostsList } from "./host-check.js";
 
 /** A flag the process cannot use; runMain prints the message on one line and exits 2. */
 export class FlagError extends Error {
@@ -71,11 +71,10 @@ export function readTokenFile(path: string | undefined, flag = "token-file"): st
 export function allowedHostsFlag(value: string | undefined): string[] {
   if (value === undefined) return [];
   try {
-    parseAllowedHosts(value);
+    return allowedHostsList(value);
   } catch (err) {
     throw new FlagError(`--allowed-hosts: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return value.split(",").map((e) => e.trim()).filter((e) => e !== "");
 }
 
 /** A flag with a fixed set of values; `fallback` when absent. */
