@@ -270,7 +270,9 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
 
       // Through the published port the daemon sees a non-loopback peer: the token is required.
       const url = `${started.managementUrl}/admin/get_all_applications`;
-      const post = (headers: Record<string, string>) => fetch(url, { method: "POST", headers, body: JSON.stringify({ verbose: false }) });
+      const post = (headers: Record<string, string>) => fetch(url, {
+        method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ verbose: false }),
+      });
       expect((await post({})).status).toBe(401);
       expect((await post({ authorization: `Bearer ${started.token}` })).status).toBe(200);
 
