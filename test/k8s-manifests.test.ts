@@ -219,6 +219,20 @@ describe("the design in the objects", () => {
     expect(env).toContainEqual({ name: "CLIPPER_PORT", value: "7000" });
   });
 
+  it("admits the Services' DNS names and the API server's name in Host, and sets the query API's auth", () => {
+    const withApiServer = plainObjects(clusterManifests({ ...CLUSTER, apiServerHost: "api.k8s.example" }));
+    for (const name of ["clipper-prod-management", "clipper-prod-query-frontend"]) {
+      const command = containersOf(withApiServer.find((o) => o.kind === "Deployment" && o.metadata.name === name)!)[0]!.command as string[];
+      const allowed = command[command.indexOf("--allowed-hosts") + 1]!.split(",");
+      for (const service of ["clipper-prod-management", "clipper-prod-query-frontend"]) {
+        expect(allowed).toEqual(expect.arrayContaining([service, `${service}.ml`, `${service}.ml.svc`, `${service}.ml.svc.cluster.local`]));
+      }
+      expect(allowed).toContain("api.k8s.example");
+    }
+    const frontend = containersOf(byName("Deployment", "clipper-prod-query-frontend"))[0]!.command as string[];
+    expect(frontend[frontend.indexOf("--query-auth") + 1]).toBe("keys"); // OPTIONS.host is 0.0.0.0
+  });
+
   it("mounts the token Secret into management and frontends, or refers to an existing one", () => {
     expect(byName("Secret", "clipper-prod-token").stringData).toEqual({ token: "s3cret" });
     for (const name of ["clipper-prod-management", "clipper-prod-query-frontend"]) {
