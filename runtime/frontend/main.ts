@@ -48,6 +48,7 @@ await runMain("clipper frontend", async () => {
   }
   const log = createLogger("frontend");
   const host = flags.host ?? "127.0.0.1";
+  const queryAuth = choiceFlag("query-auth", flags["query-auth"], QUERY_AUTH_MODES, defaultQueryAuth(host));
   const frontend = await startQueryFrontend({
     host,
     port: intFlag("port", flags.port, 1337, 0, 65535),
@@ -64,9 +65,9 @@ await runMain("clipper frontend", async () => {
     defaultBatchBudgetMs: intFlag("batch-budget-ms", flags["batch-budget-ms"], DEFAULT_BATCH_BUDGET_MS, 1),
     admission: !flags["no-admission"],
     allowedHosts: allowedHostsFlag(flags["allowed-hosts"]),
-    queryAuth: choiceFlag("query-auth", flags["query-auth"], QUERY_AUTH_MODES, defaultQueryAuth(host)),
+    queryAuth,
     log,
   });
-  log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort }, "query frontend listening");
+  log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort, queryAuth }, "query frontend listening");
   return { stop: () => frontend.close() };
 });
