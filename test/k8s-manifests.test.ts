@@ -26,6 +26,8 @@ import {
 } from "../src/managers/kubernetes/manifests.js";
 import { plainObjects as validatedObjects, renderManifests } from "../src/managers/kubernetes/render.js";
 import { MANAGER_NEEDS_DRY_RUN } from "../src/cli/commands/manifests.js";
+import { apiServerHostOf } from "../src/managers/kubernetes/service-proxy.js";
+import { KubeConfig } from "@kubernetes/client-node";
 import { runCli } from "./support/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -231,6 +233,19 @@ describe("the design in the objects", () => {
     }
     const frontend = containersOf(byName("Deployment", "clipper-prod-query-frontend"))[0]!.command as string[];
     expect(frontend[frontend.indexOf("--query-auth") + 1]).toBe("keys"); // OPTIONS.host is 0.0.0.0
+  });
+
+  it("takes the API server's name from the kubeconfig, but not an address", () => {
+    const kubeconfig = (server: string) => {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: "c", server }], users: [{ name: "u" }], contexts: [{ name: "x", cluster: "c", user: "u" }], currentContext: "x",
+      });
+      return kc;
+    };
+    expect(apiServerHostOf(kubeconfig("https://ABC.hcp.eastus.azmk8s.io:443"))).toEqual({ apiServerHost: "abc.hcp.eastus.azmk8s.io" });
+    expect(apiServerHostOf(kubeconfig("https://127.0.0.1:6443"))).toEqual({});
+    expect(apiServerHostOf(kubeconfig("https://[::1]:6443"))).toEqual({});
   });
 
   it("mounts the token Secret into management and frontends, or refers to an existing one", () => {
