@@ -346,6 +346,8 @@ describe("Docker manager specs (no daemon needed)", () => {
     expect(named.Cmd?.slice(-2)).toEqual(["--allowed-hosts", "clipper-c1-management,clipper-c1-query-frontend,clipper.example"]);
     const any = frontendSpec({ cluster: "c1", options: { ...options, host: "127.0.0.1", allowedHosts: ["*"] }, image: "rt", token: false });
     expect(any.Cmd?.slice(-4)).toEqual(["--query-auth", "none", "--allowed-hosts", "*"]);
+    expect(() => managementSpec({ cluster: "c1", options: { ...options, allowedHosts: ["bad name"] }, image: "rt", token: false }))
+      .toThrow(/allowedHosts: 'bad name' is not a hostname/);
     expect(m.HostConfig?.PortBindings).toEqual({ "1338/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] });
     expect(m.Labels).toMatchObject({ [LABEL.managementPort]: "0", [LABEL.queryPort]: "1337", [LABEL.host]: "localhost" });
     expect(m.Labels?.[LABEL.tokenFile]).toBeUndefined();

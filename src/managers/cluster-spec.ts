@@ -5,7 +5,9 @@
  * CLIPPER_* environment. Pure data and functions; no SDK is imported here.
  */
 import { defaultQueryAuth } from "../../runtime/shared/api-keys.js";
+import { parseAllowedHosts } from "../../runtime/shared/host-check.js";
 import type { ClusterOptions } from "./container-manager.js";
+import { ManagerError } from "./errors.js";
 
 /** Clipper's label keys (clipper_admin's container_manager.py), plus ours under the same prefix. */
 export const LABEL = {
@@ -89,6 +91,12 @@ export function frontendCommand(input: { managementUrl: string; token: boolean; 
  */
 export function allowedHostsOf(options: ClusterOptions, managerNames: readonly string[] = []): string[] {
   const user = options.allowedHosts ?? [];
+  try {
+    parseAllowedHosts(user);
+  } catch (err) {
+    // Refused here rather than by a daemon that would exit at start inside a container.
+    throw new ManagerError(`allowedHosts: ${err instanceof Error ? err.message : String(err)}`, "INVALID_ARGUMENT");
+  }
   if (user.includes("*")) return ["*"];
   return [...new Set([...managerNames, ...user].map((n) => n.toLowerCase()))];
 }
