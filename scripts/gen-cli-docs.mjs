@@ -19,7 +19,7 @@ const intro = `# CLI reference
 \`clipper <command> [options]\` — generated from the CLI's own \`--help\` by
 \`node scripts/gen-cli-docs.mjs\`.
 
-Every command takes \`--json\` (one JSON document on stdout, errors as \`{"error", "code", "hint"}\`)
+Every command (in a group such as \`api-key\`, every subcommand) takes \`--json\` (one JSON document on stdout, errors as \`{"error", "code", "hint"}\`)
 and \`--cluster NAME\` (default: the current cluster, the one \`clipper start\` last started; see
 \`$CLIPPER_HOME/context.json\`). Colours and spinners appear only on a terminal.
 
@@ -30,12 +30,18 @@ ${exitCodes}
 - 1: anything unexpected (set \`CLIPPER_DEBUG=1\` for a stack trace)
 
 Environment: \`CLIPPER_HOME\` (default \`~/.clipper\`), \`CLIPPER_PYTHON\` (interpreter for Python
-models, default \`python3\`).
+models, default \`python3\`), \`CLIPPER_API_KEY\` (the query API key \`predict\` sends).
 
 \`\`\`
 ${top.trimEnd()}
 \`\`\`
 `;
-const sections = commands.map((c) => `## clipper ${c}\n\n\`\`\`\n${help(c).trimEnd()}\n\`\`\`\n`);
+// A command group (api-key) lists its subcommands under "Commands:"; each gets its own section.
+const subcommandsOf = (text) => {
+  const block = text.split(/^Commands:$/m)[1] ?? "";
+  return [...block.matchAll(/^  ([a-z-]+)[ \[]/gm)].map((m) => m[1]).filter((c) => c !== "help");
+};
+const section = (...path) => `## clipper ${path.join(" ")}\n\n\`\`\`\n${help(...path).trimEnd()}\n\`\`\`\n`;
+const sections = commands.flatMap((c) => [section(c), ...subcommandsOf(help(c)).map((sub) => section(c, sub))]);
 writeFileSync(new URL("../docs/cli.md", import.meta.url), `${intro}\n${sections.join("\n")}`);
 console.log(`wrote docs/cli.md (${commands.length} commands)`);

@@ -22,6 +22,9 @@ import type {
 } from "./managers/container-manager.js";
 import { canonicalInputType, type InputType } from "../runtime/shared/input-types.js";
 import {
+  ADD_API_KEY_PATH, type ApiKeyInfo, type CreatedApiKey, GET_API_KEYS_PATH, REVOKE_API_KEY_PATH,
+} from "../runtime/shared/api-keys.js";
+import {
   type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
 } from "../runtime/shared/state.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
@@ -241,6 +244,28 @@ export class ClipperConnection {
   /** The weights a learning policy (exp3, exp4) has learned, per uid ("*": application-wide). */
   async getPolicyState(app: string, uid?: string | number): Promise<{ app_name: string; policy: string; weights: Record<string, Record<string, number>> }> {
     return this.admin.postJson(GET_POLICY_STATE_PATH, uid === undefined ? { app_name: app } : { app_name: app, uid });
+  }
+
+  // --- query API keys (docs/security.md) -------------------------------------------------------
+
+  /**
+   * Creates a key for the query API (used when the frontends run with `--query-auth keys`). The
+   * answer holds the key itself, which the cluster does not keep: this is the only time it is shown.
+   */
+  async createApiKey(options: { app?: string; rate?: number } = {}): Promise<CreatedApiKey> {
+    return this.admin.postJson(ADD_API_KEY_PATH, {
+      ...(options.app === undefined ? {} : { app: options.app }),
+      ...(options.rate === undefined ? {} : { rate: options.rate }),
+    });
+  }
+
+  /** Every key's id, scope, rate and creation time (never the keys or their hashes). */
+  async getApiKeys(): Promise<ApiKeyInfo[]> {
+    return this.admin.postJson(GET_API_KEYS_PATH, {});
+  }
+
+  async revokeApiKey(id: string): Promise<string> {
+    return this.admin.postText(REVOKE_API_KEY_PATH, { id });
   }
 
   async unregisterApplication(name: string): Promise<string> {
@@ -518,13 +543,18 @@ export class ClipperConnection {
 
   // --- queries ------------------------------------------------------------------------------
 
-  /** Sends a query to an application (`input` or `input_batch`) and returns status and JSON body. */
-  async predict(app: string, body: { input: unknown } | { input_batch: unknown[] }, version?: string): Promise<PredictReply> {
+  /**
+   * Sends a query to an application (`input` or `input_batch`) and returns status and JSON body.
+   * `apiKey` is sent as `Authorization: Bearer` (needed when the frontends run with `--query-auth keys`).
+   */
+  async predict(
+    app: string, body: { input: unknown } | { input_batch: unknown[] }, version?: string, options: { apiKey?: string } = {},
+  ): Promise<PredictReply> {
     let res: FetchedText;
     try {
       res = await fetchText(`${this.getQueryAddr()}/${encodeURIComponent(app)}/predict`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) },
         body: JSON.stringify(version === undefined ? body : { ...body, version }),
       }, 60_000);
     } catch (err) {

@@ -270,7 +270,9 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
 
       // Through the published port the daemon sees a non-loopback peer: the token is required.
       const url = `${started.managementUrl}/admin/get_all_applications`;
-      const post = (headers: Record<string, string>) => fetch(url, { method: "POST", headers, body: JSON.stringify({ verbose: false }) });
+      const post = (headers: Record<string, string>) => fetch(url, {
+        method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ verbose: false }),
+      });
       expect((await post({})).status).toBe(401);
       expect((await post({ authorization: `Bearer ${started.token}` })).status).toBe(200);
 
@@ -278,10 +280,15 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
       // The frontend reads its configuration from the daemon with the same token.
       const admin2 = new AdminClient({ managementUrl: started.managementUrl, token: started.token! });
       await admin2.postText("/admin/add_app", { name: "echo", input_type: "doubles", default_output: "7", latency_slo_micros: 100_000 });
+      // Published beyond loopback, the query API wants a key by default (--query-auth keys).
+      const { key } = await admin2.postJson<{ key: string }>("/admin/add_api_key", { app: "echo" });
+      const query = (headers: Record<string, string>) =>
+        fetch(`${started.queryUrl}/echo/predict`, { method: "POST", headers, body: JSON.stringify({ input: [1] }) });
       await waitFor(async () => {
-        const res = await fetch(`${started.queryUrl}/echo/predict`, { method: "POST", body: JSON.stringify({ input: [1] }) });
+        const res = await query({ authorization: `Bearer ${key}` });
         return res.status === 200 && (await res.json()).output === 7;
-      }, 15_000, "the frontend to learn the application");
+      }, 15_000, "the frontend to learn the application and the key");
+      expect((await query({})).status).toBe(401);
     } finally {
       await wide.stopAll({ keepState: false });
     }
@@ -323,6 +330,8 @@ describe("Docker manager specs (no daemon needed)", () => {
       "node", "dist/runtime/frontend/main.js", "--host", "0.0.0.0", "--port", "1337", "--rpc-port", "7000",
       "--management-url", "http://clipper-c1-management:1338", "--token-file", "/etc/clipper/token",
       "--max-body-bytes", "1000", "--replica-timeout-ms", "2000", "--cache-bytes", "0", "--max-batch", "8", "--no-admission",
+      // Published beyond loopback: query API keys by default. Containers on the network use these names.
+      "--query-auth", "keys", "--allowed-hosts", "clipper-c1-management,clipper-c1-query-frontend",
     ]);
     expect(f.HostConfig?.PortBindings).toEqual({
       "1337/tcp": [{ HostIp: "0.0.0.0", HostPort: "1337" }],
@@ -330,7 +339,15 @@ describe("Docker manager specs (no daemon needed)", () => {
     });
     expect(f.HostConfig?.DeviceRequests).toBeUndefined();
     const m = managementSpec({ cluster: "c1", options: { ...options, host: "localhost" }, image: "rt", token: false });
-    expect(m.Cmd).toEqual(["node", "dist/runtime/management/main.js", "--host", "0.0.0.0", "--port", "1338", "--state-dir", "/state", "--max-body-bytes", "1000"]);
+    expect(m.Cmd).toEqual(["node", "dist/runtime/management/main.js", "--host", "0.0.0.0", "--port", "1338", "--state-dir", "/state", "--max-body-bytes", "1000",
+      "--allowed-hosts", "clipper-c1-management,clipper-c1-query-frontend"]);
+    // The user's names join the manager's; '*' replaces them all.
+    const named = managementSpec({ cluster: "c1", options: { ...options, allowedHosts: ["Clipper.Example"] }, image: "rt", token: false });
+    expect(named.Cmd?.slice(-2)).toEqual(["--allowed-hosts", "clipper-c1-management,clipper-c1-query-frontend,clipper.example"]);
+    const any = frontendSpec({ cluster: "c1", options: { ...options, host: "127.0.0.1", allowedHosts: ["*"] }, image: "rt", token: false });
+    expect(any.Cmd?.slice(-4)).toEqual(["--query-auth", "none", "--allowed-hosts", "*"]);
+    expect(() => managementSpec({ cluster: "c1", options: { ...options, allowedHosts: ["bad name"] }, image: "rt", token: false }))
+      .toThrow(/allowedHosts: 'bad name' is not a hostname/);
     expect(m.HostConfig?.PortBindings).toEqual({ "1338/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] });
     expect(m.Labels).toMatchObject({ [LABEL.managementPort]: "0", [LABEL.queryPort]: "1337", [LABEL.host]: "localhost" });
     expect(m.Labels?.[LABEL.tokenFile]).toBeUndefined();

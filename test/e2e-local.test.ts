@@ -186,7 +186,9 @@ describe.skipIf(skipReason !== undefined)(`end to end on the local manager${skip
     expect((await predict("sum", "{oops")).status).toBe(400);
     expect((await predict("sum", { input: "not numbers" })).body.error).toBe("Json error");
     expect((await predict("ghost", { input: [1] })).status).toBe(404);
-    const bad = await fetch(`${managementUrl}/admin/add_app`, { method: "POST", body: "{\"name\":\"x\"" });
+    const bad = await fetch(`${managementUrl}/admin/add_app`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: "{\"name\":\"x\"",
+    });
     expect(bad.status).toBe(400);
     expect(await bad.text()).not.toBe("");
     const badName = await cli("register-app", "Bad_Name", "--input-type", "doubles");

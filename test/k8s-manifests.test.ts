@@ -26,6 +26,8 @@ import {
 } from "../src/managers/kubernetes/manifests.js";
 import { plainObjects as validatedObjects, renderManifests } from "../src/managers/kubernetes/render.js";
 import { MANAGER_NEEDS_DRY_RUN } from "../src/cli/commands/manifests.js";
+import { apiServerHostOf } from "../src/managers/kubernetes/service-proxy.js";
+import { KubeConfig } from "@kubernetes/client-node";
 import { runCli } from "./support/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -217,6 +219,33 @@ describe("the design in the objects", () => {
     const env = containersOf(plainObjects(modelManifests(MODEL))[0]!)[0]!.env as { name: string; value: string }[];
     expect(env).toContainEqual({ name: "CLIPPER_IP", value: "clipper-prod-frontend-rpc.ml.svc" });
     expect(env).toContainEqual({ name: "CLIPPER_PORT", value: "7000" });
+  });
+
+  it("admits the Services' DNS names and the API server's name in Host, and sets the query API's auth", () => {
+    const withApiServer = plainObjects(clusterManifests({ ...CLUSTER, apiServerHost: "api.k8s.example" }));
+    for (const name of ["clipper-prod-management", "clipper-prod-query-frontend"]) {
+      const command = containersOf(withApiServer.find((o) => o.kind === "Deployment" && o.metadata.name === name)!)[0]!.command as string[];
+      const allowed = command[command.indexOf("--allowed-hosts") + 1]!.split(",");
+      for (const service of ["clipper-prod-management", "clipper-prod-query-frontend"]) {
+        expect(allowed).toEqual(expect.arrayContaining([service, `${service}.ml`, `${service}.ml.svc`, `${service}.ml.svc.cluster.local`]));
+      }
+      expect(allowed).toContain("api.k8s.example");
+    }
+    const frontend = containersOf(byName("Deployment", "clipper-prod-query-frontend"))[0]!.command as string[];
+    expect(frontend[frontend.indexOf("--query-auth") + 1]).toBe("keys"); // OPTIONS.host is 0.0.0.0
+  });
+
+  it("takes the API server's name from the kubeconfig, but not an address", () => {
+    const kubeconfig = (server: string) => {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: "c", server }], users: [{ name: "u" }], contexts: [{ name: "x", cluster: "c", user: "u" }], currentContext: "x",
+      });
+      return kc;
+    };
+    expect(apiServerHostOf(kubeconfig("https://ABC.hcp.eastus.azmk8s.io:443"))).toEqual({ apiServerHost: "abc.hcp.eastus.azmk8s.io" });
+    expect(apiServerHostOf(kubeconfig("https://127.0.0.1:6443"))).toEqual({});
+    expect(apiServerHostOf(kubeconfig("https://[::1]:6443"))).toEqual({});
   });
 
   it("mounts the token Secret into management and frontends, or refers to an existing one", () => {

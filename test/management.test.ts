@@ -283,7 +283,7 @@ describe("admin endpoints beyond the transcript", () => {
 
       // Chunked upload (no Content-Length) that keeps going past the limit.
       const streamed = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = httpRequest(small.url + "/admin/get_application", { method: "POST" }, (res) => {
+        const req = httpRequest(small.url + "/admin/get_application", { method: "POST", headers: { "content-type": "application/json" } }, (res) => {
           let text = "";
           res.on("data", (d: Buffer) => (text += d.toString()));
           res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
@@ -535,6 +535,7 @@ describe("the daemon process", () => {
       const daemon = await startDaemon(args);
       const res = await fetch(daemon.url + "/admin/add_app", {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ ...APP_A1, name: `k${i}` }),
       });
       if (res.status === 200) await killHard(daemon.child);
@@ -550,6 +551,7 @@ describe("the daemon process", () => {
         try {
           const res = await fetch(daemon.url + "/admin/add_model", {
             method: "POST",
+            headers: { "content-type": "application/json" },
             body: JSON.stringify({ ...MODEL_M1, model_name: `burst-${i}` }),
           });
           if (res.status === 200) killed ??= killHard(daemon.child);
@@ -609,6 +611,7 @@ describe("flags", () => {
         port: 1338,
         stateDir: "/s",
         token: undefined,
+        allowedHosts: [],
         maxBodyBytes: 1024 * 1024,
         watchKeepaliveMs: 10_000,
         replicaReportTtlMs: 60_000,

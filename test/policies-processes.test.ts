@@ -27,7 +27,9 @@ describe("selection policies with real model processes", () => {
     return res.json();
   };
   const weights = async (app: string): Promise<Record<string, number>> => {
-    const res = await fetch(`${managementUrl}/admin/get_policy_state`, { method: "POST", body: JSON.stringify({ app_name: app }) });
+    const res = await fetch(`${managementUrl}/admin/get_policy_state`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ app_name: app }),
+    });
     return ((await res.json()) as { weights: Record<string, Record<string, number>> }).weights["*"] ?? {};
   };
 

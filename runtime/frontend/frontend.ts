@@ -3,6 +3,8 @@ import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { listen } from "../shared/listen.js";
+import { defaultQueryAuth, type QueryAuthMode } from "../shared/api-keys.js";
+import { parseAllowedHosts } from "../shared/host-check.js";
 import { RpcServer } from "../rpc/rpc-server.js";
 import type { ClusterState } from "../shared/state.js";
 import { ConfigWatcher } from "./config-watch.js";
@@ -23,6 +25,7 @@ import {
 import { CacheMetrics } from "./cache-metrics.js";
 import { PredictionCache } from "./prediction-cache.js";
 import { httpPolicyStateSender, PolicyRegistry, PolicyStateSync } from "./policies/index.js";
+import { QueryAuth } from "./query-auth.js";
 import { QueryProcessor } from "./query-processor.js";
 import { ReplicaReporter } from "./replica-reporter.js";
 
@@ -49,6 +52,10 @@ export interface QueryFrontendOptions {
   oipTimeoutMs?: number;
   /** Byte bound of the prediction cache; 0 or absent disables it (the CLI and main.ts default to 64 MiB). */
   cacheBytes?: number;
+  /** Host names admitted besides loopback names, IP addresses and `host` (shared/host-check.ts); `*`: any. */
+  allowedHosts?: readonly string[];
+  /** API keys on the query API (query-auth.ts); default: `none` on loopback, `keys` beyond. */
+  queryAuth?: QueryAuthMode;
 }
 
 export interface RunningFrontend {
@@ -79,6 +86,8 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   });
   dispatcher.setObserver(metrics);
   const cache = createCache(options.cacheBytes ?? 0, metrics);
+  const allowedHosts = parseAllowedHosts(options.allowedHosts, options.host);
+  const queryAuth = new QueryAuth(options.queryAuth ?? defaultQueryAuth(options.host));
 
   const rpc = new RpcServer({
     host: options.host,
@@ -122,6 +131,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     log,
     onChange: (next) => {
       cache?.reconcile(next);
+      queryAuth.onState(next);
       state = next;
       policyState.onSnapshot(next);
       for (const model of Object.values(next.models)) {
@@ -142,6 +152,8 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     log,
     maxBodyBytes,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    allowedHosts,
+    auth: queryAuth,
     health: () => ({ status: "ok", management_connected: watcher.connected, revision: state?.revision ?? null }),
     oip: new OipHandler({
       caller, state: () => state, log, registry: metrics.registry,

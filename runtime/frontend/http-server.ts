@@ -6,7 +6,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
+import { type AllowedHosts, hostRefusal, isHostAllowed } from "../shared/host-check.js";
 import type { FrontendMetrics } from "./metrics.js";
+import type { QueryAuth } from "./query-auth.js";
 import { QueryError, type QueryProcessor } from "./query-processor.js";
 
 export interface QueryHttpOptions {
@@ -17,11 +19,17 @@ export interface QueryHttpOptions {
   /** Bounds how long a client may take to send its request. */
   requestTimeoutMs: number;
   health(): Record<string, unknown>;
+  /** Host names admitted besides loopback names and IP addresses (shared/host-check.ts). */
+  allowedHosts: AllowedHosts;
+  /** API keys on predict, update and OIP model routes (query-auth.ts). */
+  auth: QueryAuth;
   /** The Open Inference Protocol (oip/handler.ts): paths under /v2 that are not Clipper's routes. */
   oip?: { handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> };
 }
 
 const ROUTE = /^\/([^/]+)\/(predict|update)\/?$/;
+/** OIP routes that stay open with API keys on, like /health: server metadata and health. */
+const OPEN_OIP = /^\/v2(\/health\/(live|ready))?\/?$/;
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   const text = JSON.stringify(body);
@@ -56,6 +64,8 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     const url = req.url ?? "/";
     const question = url.indexOf("?");
     const path = question < 0 ? url : url.slice(0, question);
+    const host = Array.isArray(req.headers.host) ? req.headers.host[0] : req.headers.host;
+    if (!isHostAllowed(host, options.allowedHosts)) return sendError(res, 403, "Forbidden", hostRefusal(host ?? ""));
     if (path === "/metrics" || path === "/health") {
       if (req.method !== "GET") return sendError(res, 405, "Method not allowed", `${path} accepts GET`);
       if (path === "/health") return sendJson(res, 200, options.health());
@@ -67,7 +77,10 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     const match = ROUTE.exec(path);
     if (!match) {
       // An application named "v2" keeps /v2/predict and /v2/update: Clipper's routes match first.
-      if (options.oip && (path === "/v2" || path.startsWith("/v2/"))) return options.oip.handle(req, res, path);
+      if (options.oip && (path === "/v2" || path.startsWith("/v2/"))) {
+        if (!OPEN_OIP.test(path)) options.auth.check(req.headers, { oip: true });
+        return options.oip.handle(req, res, path);
+      }
       return sendError(res, 404, "Not found", `no route for ${req.method} ${path}`);
     }
     if (req.method !== "POST") return sendError(res, 405, "Method not allowed", `${path} accepts POST`);
@@ -77,6 +90,7 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     } catch {
       return sendError(res, 400, "Bad request", "the application name in the path is not valid URL encoding");
     }
+    options.auth.check(req.headers, { app });
     const body = await readJson(req, maxBodyBytes);
     if (match[2] === "predict") return sendJson(res, 200, await processor.predict(app, body));
     return sendJson(res, 200, await processor.update(app, body));

@@ -1,6 +1,7 @@
 /** Process entry of the query frontend: `node dist/runtime/frontend/main.js --help` for flags. */
 import { createLogger } from "../shared/logger.js";
-import { intFlag, parseFlags, readTokenFile, requireFlag, runMain } from "../shared/runtime-flags.js";
+import { allowedHostsFlag, choiceFlag, intFlag, parseFlags, readTokenFile, requireFlag, runMain } from "../shared/runtime-flags.js";
+import { defaultQueryAuth, QUERY_AUTH_MODES } from "../shared/api-keys.js";
 import {
   DEFAULT_BATCH_BUDGET_MS,
   DEFAULT_CACHE_BYTES,
@@ -17,7 +18,9 @@ const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1
   [--max-batch N] [--frontend-id ID] [--cache-bytes N (prediction cache bound, default ${DEFAULT_CACHE_BYTES / 2 ** 20} MiB; 0 disables)]
   [--oip-timeout-ms N (deadline of /v2 inference on a model no application links; default ${DEFAULT_OIP_TIMEOUT_MS})]
   [--batch-budget-ms N (batch latency budget of a model no application links; default ${DEFAULT_BATCH_BUDGET_MS})]
-  [--no-admission (queue every query, even one that cannot meet its SLO)]`;
+  [--no-admission (queue every query, even one that cannot meet its SLO)]
+  [--allowed-hosts NAME,... (Host names admitted besides loopback names and IP addresses; '*': any)]
+  [--query-auth none|keys (API keys on predict/update/OIP; default: none on a loopback --host, keys beyond)]`;
 
 await runMain("clipper frontend", async () => {
   const flags = parseFlags(process.argv.slice(2), {
@@ -36,14 +39,18 @@ await runMain("clipper frontend", async () => {
     "oip-timeout-ms": { type: "string" },
     "batch-budget-ms": { type: "string" },
     "no-admission": { type: "boolean" },
+    "allowed-hosts": { type: "string" },
+    "query-auth": { type: "string" },
   });
   if (flags.help) {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
   const log = createLogger("frontend");
+  const host = flags.host ?? "127.0.0.1";
+  const queryAuth = choiceFlag("query-auth", flags["query-auth"], QUERY_AUTH_MODES, defaultQueryAuth(host));
   const frontend = await startQueryFrontend({
-    host: flags.host ?? "127.0.0.1",
+    host,
     port: intFlag("port", flags.port, 1337, 0, 65535),
     rpcPort: intFlag("rpc-port", flags["rpc-port"], 7000, 0, 65535),
     managementUrl: requireFlag("management-url", flags["management-url"]),
@@ -57,8 +64,10 @@ await runMain("clipper frontend", async () => {
     oipTimeoutMs: intFlag("oip-timeout-ms", flags["oip-timeout-ms"], DEFAULT_OIP_TIMEOUT_MS, 1),
     defaultBatchBudgetMs: intFlag("batch-budget-ms", flags["batch-budget-ms"], DEFAULT_BATCH_BUDGET_MS, 1),
     admission: !flags["no-admission"],
+    allowedHosts: allowedHostsFlag(flags["allowed-hosts"]),
+    queryAuth,
     log,
   });
-  log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort }, "query frontend listening");
+  log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort, queryAuth }, "query frontend listening");
   return { stop: () => frontend.close() };
 });

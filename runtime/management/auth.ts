@@ -25,6 +25,16 @@ export function isAuthorized(
   tokenHeader?: string,
 ): boolean {
   if (!policy.token || isLoopbackHost(policy.host) || isLoopbackAddress(remoteAddress)) return true;
+  return presentsToken(policy, authorization, tokenHeader);
+}
+
+/**
+ * Whether the request carries the configured token. Such a request also passes the Host check: a
+ * browser page cannot know the token, and the Kubernetes API server's service proxy forwards the
+ * Host its caller used (any name the kubeconfig gives the API server).
+ */
+export function presentsToken(policy: AuthPolicy, authorization: string | undefined, tokenHeader?: string): boolean {
+  if (!policy.token) return false;
   const match = /^Bearer[ \t]+(.+)$/i.exec(authorization?.trim() ?? "");
   if (match !== null && sameSecret(match[1]!.trim(), policy.token)) return true;
   const given = tokenHeader?.trim();

@@ -7,18 +7,22 @@
 export type AdminErrorCode =
   | "bad_request"
   | "unauthorized"
+  | "forbidden"
   | "not_found"
   | "method_not_allowed"
   | "payload_too_large"
+  | "unsupported_media_type"
   | "internal";
 
 /** HTTP status of each code: the status whose reason phrase the code names (a test checks that). */
 export const ADMIN_ERROR_STATUS: Record<AdminErrorCode, number> = {
   bad_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   method_not_allowed: 405,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   internal: 500,
 };
 

@@ -1,5 +1,5 @@
 /** Command-line flags of the management daemon (kept apart from main.ts so they can be tested). */
-import { FlagError, intFlag, parseFlags as parseFlagValues, readTokenFile, requireFlag } from "../shared/runtime-flags.js";
+import { allowedHostsFlag, FlagError, intFlag, parseFlags as parseFlagValues, readTokenFile, requireFlag } from "../shared/runtime-flags.js";
 import {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_REPLICA_REPORT_TTL_MS,
@@ -10,6 +10,7 @@ import {
 export { FlagError };
 
 export const USAGE = `usage: management --state-dir DIR [--host 127.0.0.1] [--port 1338] [--token-file FILE]
+                  [--allowed-hosts NAME,... (Host names admitted besides loopback names and IP addresses; '*': any)]
                   [--max-body-bytes ${DEFAULT_MAX_BODY_BYTES}] [--watch-keepalive-ms ${DEFAULT_WATCH_KEEPALIVE_MS}]
                   [--replica-ttl-ms ${DEFAULT_REPLICA_REPORT_TTL_MS}]`;
 
@@ -25,6 +26,7 @@ export function parseFlags(argv: string[]): ParsedFlags {
     port: { type: "string" },
     "state-dir": { type: "string" },
     "token-file": { type: "string" },
+    "allowed-hosts": { type: "string" },
     "max-body-bytes": { type: "string" },
     "watch-keepalive-ms": { type: "string" },
     "replica-ttl-ms": { type: "string" },
@@ -42,6 +44,7 @@ export function parseFlags(argv: string[]): ParsedFlags {
       port: intFlag("port", values.port, DEFAULT_PORT, 0, 65_535),
       stateDir,
       token: readTokenFile(values["token-file"]),
+      allowedHosts: allowedHostsFlag(values["allowed-hosts"]),
       maxBodyBytes: intFlag("max-body-bytes", values["max-body-bytes"], DEFAULT_MAX_BODY_BYTES, 1, MAX_INT32),
       watchKeepaliveMs: intFlag("watch-keepalive-ms", values["watch-keepalive-ms"], DEFAULT_WATCH_KEEPALIVE_MS, 1, MAX_INT32),
       replicaReportTtlMs: intFlag("replica-ttl-ms", values["replica-ttl-ms"], DEFAULT_REPLICA_REPORT_TTL_MS, 1, MAX_INT32),

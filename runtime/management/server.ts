@@ -8,9 +8,12 @@ import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { REPORT_REPLICAS_PATH, WATCH_PATH } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
-import { isAuthorized, isOpenEndpoint, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
+import { isAuthorized, isOpenEndpoint, presentsToken, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
 import { AdminError, badRequest } from "./errors.js";
+import { type AllowedHosts, hostRefusal, isHostAllowed, parseAllowedHosts } from "../shared/host-check.js";
+import { API_KEY_READ_OPERATIONS, API_KEY_WRITE_OPERATIONS, type RepliedWriteOperation } from "./api-key-operations.js";
+import { refuseForeignOrigin, requireJsonContentType } from "./browser-guard.js";
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { ReplicaRegistry } from "./replicas.js";
@@ -24,6 +27,11 @@ export interface ManagementServerOptions {
   stateDir: string;
   /** Required from non-loopback clients when the server is bound beyond loopback. */
   token?: string;
+  /**
+   * Hostnames admitted in `Host` besides loopback names, IP addresses and `host` itself
+   * (shared/host-check.ts); `*` admits all. Default: none.
+   */
+  allowedHosts?: readonly string[];
   /** Largest accepted request body (default 1 MiB); larger ones get 413. */
   maxBodyBytes?: number;
   /** Interval of `{}` keepalive lines on watch streams (default 10 s). */
@@ -47,9 +55,9 @@ export const DEFAULT_REPLICA_REPORT_TTL_MS = 60_000;
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 
-// Clipper's operations plus ours for selection policies.
-const WRITE_OPERATIONS = { ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS };
-const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS };
+// Clipper's operations plus ours for selection policies and query API keys.
+const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = { ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS };
+const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS };
 
 type Route =
   | { method: "GET"; kind: "ping" | "watch" }
@@ -72,6 +80,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const log = options.logger ?? createLogger("management");
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const auth: AuthPolicy = { host: options.host, token: options.token };
+  const allowedHosts: AllowedHosts = parseAllowedHosts(options.allowedHosts, options.host);
   const routes = buildRoutes();
 
   // The port is bound before the state is opened, so a second daemon started by mistake on the
@@ -84,7 +93,14 @@ export async function startManagementServer(options: ManagementServerOptions): P
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = normalizePath(req.url);
     const store = await storeReady;
-    if (!isOpenEndpoint(req.method, path) && !isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization, firstValue(req.headers[TOKEN_HEADER]))) {
+    // Browsers first (browser-guard.ts): a refused page learns nothing, not even whether a token is needed.
+    const host = firstValue(req.headers.host);
+    const token = firstValue(req.headers[TOKEN_HEADER]);
+    if (!isHostAllowed(host, allowedHosts) && !presentsToken(auth, req.headers.authorization, token)) {
+      throw new AdminError("forbidden", hostRefusal(host ?? ""));
+    }
+    refuseForeignOrigin(req.headers);
+    if (!isOpenEndpoint(req.method, path) && !isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization, token)) {
       throw new AdminError("unauthorized", "Missing or invalid token: send 'Authorization: Bearer <token>' (or 'X-Clipper-Token: <token>')", {
         "www-authenticate": 'Bearer realm="clipper-management"',
       });
@@ -96,6 +112,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
         allow: route.method,
       });
     }
+    if (route.method === "POST") requireJsonContentType(req.headers);
     switch (route.kind) {
       case "ping":
         return sendReply(res, { kind: "text", text: "PONG" });
@@ -118,12 +135,13 @@ export async function startManagementServer(options: ManagementServerOptions): P
         const body = await readTextBody(req, maxBodyBytes);
         const operation = WRITE_OPERATIONS[route.path]!;
         // Resolves only after the change is on disk (or there was nothing to change).
-        const text = await store.update((state) => {
+        const outcome = await store.update((state) => {
           const outcome = operation(state, body);
-          return { next: outcome.next, result: outcome.text };
+          return { next: outcome.next, result: outcome };
         });
-        log.info({ path, revision: store.state.revision }, text);
-        return sendReply(res, { kind: "text", text });
+        // The log gets the text; the reply may hold more (a created API key).
+        log.info({ path, revision: store.state.revision }, outcome.text);
+        return sendReply(res, outcome.reply ?? { kind: "text", text: outcome.text });
       }
     }
   }

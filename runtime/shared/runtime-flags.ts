@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { allowedHostsList } from "./host-check.js";
 
 /** A flag the process cannot use; runMain prints the message on one line and exits 2. */
 export class FlagError extends Error {
@@ -64,6 +65,23 @@ export function readTokenFile(path: string | undefined, flag = "token-file"): st
   }
   if (token === "") throw new FlagError(`--${flag} ${path} is empty`);
   return token;
+}
+
+/** `--allowed-hosts`: a comma list of hostnames, or `*` (shared/host-check.ts); absent: none. */
+export function allowedHostsFlag(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  try {
+    return allowedHostsList(value);
+  } catch (err) {
+    throw new FlagError(`--allowed-hosts: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** A flag with a fixed set of values; `fallback` when absent. */
+export function choiceFlag<T extends string>(name: string, value: string | undefined, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  throw new FlagError(`--${name} must be one of ${choices.join(", ")}, got '${value}'`);
 }
 
 /** What a process entry leaves running; `stop` is called once, on SIGTERM or SIGINT. */

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { cloneData, dict, dictSchema } from "./dict.js";
 import { INPUT_TYPES } from "./input-types.js";
+import { ApiKeysSchema } from "./api-keys.js";
 
 /**
  * An application's selection policy (docs/policies.md). Absent means `default`, Clipper's single
@@ -107,6 +108,8 @@ export const ClusterStateSchema = z.object({
    * Written by query frontends through /admin/update_policy_state; absent until a policy learns.
    */
   policy_state: dictSchema(dictSchema(dictSchema(z.number().min(0)))).optional(),
+  /** Query API keys, hashed (api-keys.ts); absent until the first key is created. */
+  api_keys: ApiKeysSchema.optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 

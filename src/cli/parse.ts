@@ -2,6 +2,7 @@
 import { InvalidArgumentError } from "@commander-js/extra-typings";
 import { canonicalInputType } from "../../runtime/shared/input-types.js";
 import { REGISTRY_ADDRESS } from "../images/layout.js";
+import { allowedHostsList } from "../../runtime/shared/host-check.js";
 
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -45,4 +46,22 @@ export function registryArg(value: string): string {
   const registry = value.trim().replace(/\/+$/, "");
   if (!REGISTRY_ADDRESS.test(registry)) throw new InvalidArgumentError(`'${value}' is not a registry address (host[:port][/path])`);
   return registry;
+}
+
+/** `--allowed-hosts`: a comma list of hostnames, or `*`. */
+export function allowedHostsArg(value: string): string[] {
+  try {
+    return allowedHostsList(value);
+  } catch (err) {
+    throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** A positive rate (requests per second), fractions allowed. */
+export function rateArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > 1_000_000) {
+    throw new InvalidArgumentError(`expected requests per second, a number above 0 and at most 1000000, got '${value}'`);
+  }
+  return n;
 }

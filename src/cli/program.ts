@@ -14,7 +14,8 @@ import {
   DEFAULT_REPLICA_TIMEOUT_MS,
 } from "../../runtime/shared/frontend-defaults.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
-import { batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg, registryArg } from "./parse.js";
+import { allowedHostsArg, batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg, rateArg, registryArg } from "./parse.js";
+import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
 const jsonOption = () => new Option("--json", "print machine-readable JSON");
@@ -82,6 +83,10 @@ export function buildProgram(): Command {
     .option("--no-admission", "never shed queries that cannot meet their SLO (Clipper's behaviour)")
     .option("--oip-timeout-ms <n>", "deadline of Open Inference Protocol requests to models no application links", intArg(1), DEFAULT_OIP_TIMEOUT_MS)
     .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
+    .option("--allowed-hosts <names>", "host names both HTTP APIs answer to besides loopback names and IP addresses " +
+      "(comma list; '*': any, e.g. behind a load balancer); the manager's own container and Service names are added", allowedHostsArg)
+    .addOption(new Option("--query-auth <mode>", "API keys on predict/update/OIP (`clipper api-key`): default none when --host is loopback, keys otherwise")
+      .choices(QUERY_AUTH_MODES))
     .addOption(dryRunOption()).addOption(outputOption())
     .addOption(kubeconfigOption()).addOption(kubeContextOption()).addOption(namespaceOption())
     .option("--create-namespace", "kubernetes: create the namespace too")
@@ -269,8 +274,27 @@ export function buildProgram(): Command {
     .argument("<app>").argument("<json>", "the input as JSON", jsonArg)
     .option("--batch", "the JSON is an array of inputs to send as input_batch")
     .option("--version <v>", "pin the model version")
+    .addOption(new Option("--api-key <key>", "query API key (clusters started with --query-auth keys)").env("CLIPPER_API_KEY"))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, input, opts) => run(opts.json, async () => (await import("./commands/predict.js")).predict(app, input, opts)));
+
+  const apiKey = program.command("api-key")
+    .description("keys for the query API, needed when the cluster runs with --query-auth keys (docs/security.md)");
+  apiKey.command("create")
+    .description("create a key and print it (shown only once: the cluster keeps only its hash)")
+    .option("--app <name>", "the one application the key may query (default: every application and OIP)")
+    .option("--rate <n>", "requests per second the key may send (default: unlimited; 429 with Retry-After above)", rateArg)
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/api-keys.js")).createApiKey(opts)));
+  apiKey.command("list")
+    .description("list the keys: id, application, rate and creation time (never the keys themselves)")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/api-keys.js")).listApiKeys(opts)));
+  apiKey.command("revoke")
+    .description("revoke a key by its id; the frontends refuse it as soon as they see the change")
+    .argument("<id>")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((id, opts) => run(opts.json, async () => (await import("./commands/api-keys.js")).revokeApiKey(id, opts)));
 
   program.command("test-predict")
     .description("run a predict function here on an input or a batch, as a replica would (no cluster needed)")

@@ -4,7 +4,10 @@
  * image, the management daemon's and the query frontend's command lines, and a model replica's
  * CLIPPER_* environment. Pure data and functions; no SDK is imported here.
  */
+import { defaultQueryAuth } from "../../runtime/shared/api-keys.js";
+import { parseAllowedHosts } from "../../runtime/shared/host-check.js";
 import type { ClusterOptions } from "./container-manager.js";
+import { ManagerError } from "./errors.js";
 
 /** Clipper's label keys (clipper_admin's container_manager.py), plus ours under the same prefix. */
 export const LABEL = {
@@ -55,7 +58,7 @@ export function modelContainerLabel(name: string, version: string): string {
 }
 
 /** The management daemon's command line inside the runtime image (its working directory). */
-export function managementCommand(input: { token: boolean; maxBodyBytes: number }): string[] {
+export function managementCommand(input: { token: boolean; maxBodyBytes: number; allowedHosts: string[] }): string[] {
   return [
     "node", "dist/runtime/management/main.js",
     "--host", "0.0.0.0",
@@ -63,11 +66,12 @@ export function managementCommand(input: { token: boolean; maxBodyBytes: number 
     "--state-dir", STATE_DIR,
     ...(input.token ? ["--token-file", TOKEN_FILE] : []),
     "--max-body-bytes", String(input.maxBodyBytes),
+    ...allowedHostsFlags(input.allowedHosts),
   ];
 }
 
 /** The query frontend's command line inside the runtime image. */
-export function frontendCommand(input: { managementUrl: string; token: boolean; options: ClusterOptions }): string[] {
+export function frontendCommand(input: { managementUrl: string; token: boolean; options: ClusterOptions; allowedHosts: string[] }): string[] {
   const o = input.options;
   return [
     "node", "dist/runtime/frontend/main.js",
@@ -77,7 +81,28 @@ export function frontendCommand(input: { managementUrl: string; token: boolean; 
     "--management-url", input.managementUrl,
     ...(input.token ? ["--token-file", TOKEN_FILE] : []),
     ...frontendTuningFlags(o),
+    ...allowedHostsFlags(input.allowedHosts),
   ];
+}
+
+/**
+ * The names the daemon and the frontends must admit in `Host` (runtime/shared/host-check.ts): the
+ * user's `allowedHosts` plus the names the manager itself reaches them by. `*` stays alone.
+ */
+export function allowedHostsOf(options: ClusterOptions, managerNames: readonly string[] = []): string[] {
+  const user = options.allowedHosts ?? [];
+  try {
+    parseAllowedHosts(user);
+  } catch (err) {
+    // Refused here rather than by a daemon that would exit at start inside a container.
+    throw new ManagerError(`allowedHosts: ${err instanceof Error ? err.message : String(err)}`, "INVALID_ARGUMENT");
+  }
+  if (user.includes("*")) return ["*"];
+  return [...new Set([...managerNames, ...user].map((n) => n.toLowerCase()))];
+}
+
+export function allowedHostsFlags(names: readonly string[]): string[] {
+  return names.length === 0 ? [] : ["--allowed-hosts", names.join(",")];
 }
 
 /** The query frontend's tuning flags from the cluster options, the same under every manager. */
@@ -90,6 +115,8 @@ export function frontendTuningFlags(o: ClusterOptions): string[] {
     ...(o.batchBudgetMs === undefined ? [] : ["--batch-budget-ms", String(o.batchBudgetMs)]),
     ...(o.oipTimeoutMs === undefined ? [] : ["--oip-timeout-ms", String(o.oipTimeoutMs)]),
     ...(o.admission === false ? ["--no-admission"] : []),
+    // Always explicit: inside a container the frontend listens on 0.0.0.0 whatever the cluster's host.
+    "--query-auth", o.queryAuth ?? defaultQueryAuth(o.host),
   ];
 }
 

@@ -3,6 +3,7 @@
  * processes; Docker and Kubernetes implement the same interface. Types here are ours, never an SDK's.
  */
 import type { InputType } from "../../runtime/shared/input-types.js";
+import type { QueryAuthMode } from "../../runtime/shared/api-keys.js";
 
 export type ManagerKind = "local" | "docker" | "kubernetes";
 
@@ -59,6 +60,13 @@ export interface ClusterOptions {
   admission?: boolean;
   /** Deadline of an Open Inference Protocol request for a model no application links (default 1000 ms). */
   oipTimeoutMs?: number;
+  /**
+   * Host names both HTTP APIs admit besides loopback names, IP addresses and the names the manager
+   * itself uses (container and Service names); `*` admits every name. Default: none.
+   */
+  allowedHosts?: string[];
+  /** API keys on the query API; absent: `none` when `host` is loopback, `keys` otherwise. */
+  queryAuth?: QueryAuthMode;
 }
 
 /** Runtimes a predict function runs on. `python` and `node` run anywhere; the framework flavours

@@ -12,6 +12,7 @@ import { startManagementServer, type ManagementServer } from "../../runtime/mana
 import { startQueryFrontend, type RunningFrontend } from "../../runtime/frontend/frontend.js";
 import { ContainerRpcClient, type BatchHandler } from "../../runtime/container-node/rpc-client.js";
 import { decodeInput, type InputType } from "../../runtime/shared/input-types.js";
+import type { QueryAuthMode } from "../../runtime/shared/api-keys.js";
 
 export interface InProcessCluster {
   management: ManagementServer;
@@ -43,15 +44,17 @@ export const sumHandler: BatchHandler = (batch) =>
   });
 
 export async function startInProcessCluster(
-  options: { replicaTimeoutMs?: number; frontendMaxBody?: number; cacheBytes?: number } = {},
+  options: {
+    replicaTimeoutMs?: number; frontendMaxBody?: number; cacheBytes?: number; queryAuth?: QueryAuthMode; allowedHosts?: string[];
+  } = {},
 ): Promise<InProcessCluster> {
   const stateDir = mkdtempSync(join(tmpdir(), "clipper-mgmt-"));
   const log = pino({ level: process.env.CLIPPER_TEST_LOG ?? "silent" });
-  const management = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir, logger: log });
+  const management = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir, logger: log, allowedHosts: options.allowedHosts });
   const frontend = await startQueryFrontend({
     host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: management.url, log,
     replicaTimeoutMs: options.replicaTimeoutMs, maxBodyBytes: options.frontendMaxBody, reportIntervalMs: 500,
-    cacheBytes: options.cacheBytes,
+    cacheBytes: options.cacheBytes, queryAuth: options.queryAuth, allowedHosts: options.allowedHosts,
   });
   const admin = new AdminClient({ managementUrl: management.url });
   const containers: ContainerRpcClient[] = [];

@@ -599,10 +599,13 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     }
   }
 
-  /** Forwards to a backend as the API server's proxy would: without the caller's credentials. */
+  /**
+   * Forwards to a backend as the API server's proxy would: without the caller's credentials, and
+   * with the caller's Host (Go's reverse proxy keeps it), so backends see the API server's name.
+   */
   function proxyTo(backend: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = new URL(path, backend);
-    const { authorization: _a, host: _h, connection: _c, ...headers } = req.headers;
+    const { authorization: _a, connection: _c, ...headers } = req.headers;
     return new Promise<void>((resolve) => {
       const out = httpRequest(target, { method: req.method, headers }, (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);

@@ -4,6 +4,7 @@ import type { BuildEvent } from "../../images/types.js";
 import type { ClusterAddresses, ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
 import type { KubernetesSettings } from "../../managers/index.js";
 import { emit, style, table, warn, type OutputOptions } from "../output.js";
+import { defaultQueryAuth } from "../../../runtime/shared/api-keys.js";
 import { progress, type Progress } from "../progress.js";
 
 export type StartOptions = OutputOptions & ClusterOptions & {
@@ -51,9 +52,11 @@ export async function start(options: StartOptions): Promise<void> {
     const addresses = await conn.start(clusterOptions);
     spinner.succeed(`Cluster '${addresses.cluster}' is up`);
     const { token, ...shown } = addresses;
-    emit(options, { ...shown, tokenRequired: token !== undefined }, [
+    const queryAuth = clusterOptions.queryAuth ?? defaultQueryAuth(clusterOptions.host);
+    emit(options, { ...shown, tokenRequired: token !== undefined, queryAuth }, [
       ...addressLines(addresses),
       ...(token ? [`  ${style.dim("the management API needs the token kept under CLIPPER_HOME for non-loopback clients")}`] : []),
+      ...(queryAuth === "keys" ? [`  ${style.dim("queries need an API key: create one with `clipper api-key create` (--query-auth keys)")}`] : []),
       "",
       `Next: ${style.cmd("clipper register-app hello --input-type doubles --default-output -1 --slo-ms 100")}`,
     ]);

@@ -18,10 +18,10 @@ function toBody(value: unknown, batch: boolean): { input: unknown } | { input_ba
 export async function predict(
   app: string,
   input: unknown,
-  options: OutputOptions & { cluster?: string; batch?: boolean; version?: string },
+  options: OutputOptions & { cluster?: string; batch?: boolean; version?: string; apiKey?: string },
 ): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
-  const reply = await conn.predict(app, toBody(input, Boolean(options.batch)), options.version);
+  const reply = await conn.predict(app, toBody(input, Boolean(options.batch)), options.version, { apiKey: options.apiKey });
   if (reply.status !== 200) {
     const body = reply.body as { error?: string; cause?: string };
     throw new ClipperError("QUERY_REJECTED", `${reply.status} ${body.error ?? ""}: ${body.cause ?? JSON.stringify(reply.body)}`);

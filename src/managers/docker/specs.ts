@@ -5,6 +5,7 @@
 import type Dockerode from "dockerode";
 import type { ClusterOptions, GpuRequest } from "../container-manager.js";
 import {
+  allowedHostsOf,
   clusterLabels,
   frontendCommand,
   INTERNAL_PORTS,
@@ -44,6 +45,11 @@ function binding(host: string, port: number): Dockerode.PortBinding[] {
   return [{ HostIp: publishAddress(host), HostPort: port === 0 ? "" : String(port) }];
 }
 
+/** Containers on the cluster's network reach the daemon and the frontends by their container names. */
+function dockerAllowedHosts(cluster: string, options: ClusterOptions): string[] {
+  return allowedHostsOf(options, [names.management(cluster), names.frontend(cluster)]);
+}
+
 function portLabels(options: ClusterOptions): Record<string, string> {
   return {
     [LABEL.queryPort]: String(options.queryPort),
@@ -66,7 +72,7 @@ export function managementSpec({ cluster, options, image, token }: FrontendSpecI
   return {
     name: names.management(cluster),
     Image: image,
-    Cmd: managementCommand({ token, maxBodyBytes: options.maxBodyBytes }),
+    Cmd: managementCommand({ token, maxBodyBytes: options.maxBodyBytes, allowedHosts: dockerAllowedHosts(cluster, options) }),
     Env: [`CLIPPER_CLUSTER=${cluster}`],
     Labels: {
       ...clusterLabels(cluster, "management"),
@@ -90,7 +96,9 @@ export function frontendSpec({ cluster, options, image, token }: FrontendSpecInp
   return {
     name: names.frontend(cluster),
     Image: image,
-    Cmd: frontendCommand({ managementUrl: `http://${names.management(cluster)}:${INTERNAL_PORTS.management}`, token, options }),
+    Cmd: frontendCommand({
+      managementUrl: `http://${names.management(cluster)}:${INTERNAL_PORTS.management}`, token, options, allowedHosts: dockerAllowedHosts(cluster, options),
+    }),
     Env: [`CLIPPER_CLUSTER=${cluster}`],
     Labels: {
       ...clusterLabels(cluster, "query_frontend"),

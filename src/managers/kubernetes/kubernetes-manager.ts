@@ -30,7 +30,7 @@ import { ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { k8sNames } from "./names.js";
 import { plainObjects } from "./render.js";
-import { openServiceProxy, type ServiceProxy } from "./service-proxy.js";
+import { apiServerHostOf, openServiceProxy, type ServiceProxy } from "./service-proxy.js";
 
 type Obj = Record<string, any>;
 
@@ -126,6 +126,7 @@ export class KubernetesContainerManager implements ContainerManager {
       namespace: this.namespace,
       options,
       runtimeImage,
+      ...apiServerHostOf(this.kc),
       ...(this.options.frontendReplicas ? { frontendReplicas: this.options.frontendReplicas } : {}),
       ...(this.options.serviceTypes ? { serviceTypes: this.options.serviceTypes } : {}),
       ...(this.options.imagePullSecrets ? { imagePullSecrets: this.options.imagePullSecrets } : {}),

@@ -31,6 +31,7 @@ import {
   INTERNAL_PORTS,
   LABEL,
   managementCommand,
+  allowedHostsOf,
   modelContainerLabel,
   modelRuntimeEnv,
   READY_FILE,
@@ -77,6 +78,11 @@ export interface KubernetesClusterSpec {
   token?: TokenSource;
   stateStorage?: { size?: string; storageClass?: string };
   resources?: { management?: ResourceSpec; frontend?: ResourceSpec };
+  /**
+   * The API server's hostname as the kubeconfig names it: its service proxy forwards that as the
+   * Host of every request the CLI sends through it (service-proxy.ts). Absent: an IP address, or unknown.
+   */
+  apiServerHost?: string;
   /** Extra labels on every object (e.g. app.kubernetes.io/part-of). */
   labels?: Record<string, string>;
   /** The registry model images are pushed to by default; kept as an annotation for later deploys. */
@@ -121,6 +127,11 @@ export const FRONTEND_DISCOVERY_ENV = "CLIPPER_FRONTEND_DISCOVERY";
 // ---- the cluster -------------------------------------------------------------------------------
 
 /** Every object `clipper start --manager kubernetes` creates, in the order to apply them. */
+/** The names a Service is reached by inside the cluster (the Host header its clients send). */
+function serviceDnsNames(service: string, namespace: string): string[] {
+  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+}
+
 export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[] {
   const { cluster, namespace } = spec;
   checkName("label value", cluster, "cluster name");
@@ -134,6 +145,8 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
   for (const value of Object.values(extra)) checkName("label value", value, "label value");
   const token = spec.token;
   const tokenSecret = token === undefined ? undefined : "existingSecret" in token ? token.existingSecret : k8sNames.token(cluster);
+  const allowedHosts = allowedHostsOf(spec.options, [...serviceDnsNames(k8sNames.management(cluster), namespace), ...serviceDnsNames(k8sNames.frontend(cluster), namespace),
+    ...(spec.apiServerHost === undefined ? [] : [spec.apiServerHost])]);
   if (tokenSecret !== undefined) checkName("object", tokenSecret, "token secret name");
   const pullSecrets = pullSecretRefs(spec.imagePullSecrets);
 
@@ -180,7 +193,7 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
           containers: [{
             name: "management",
             image: spec.runtimeImage,
-            command: managementCommand({ token: tokenSecret !== undefined, maxBodyBytes: spec.options.maxBodyBytes }),
+            command: managementCommand({ token: tokenSecret !== undefined, maxBodyBytes: spec.options.maxBodyBytes, allowedHosts }),
             env: [{ name: "CLIPPER_CLUSTER", value: cluster }],
             ports: [{ name: "management", containerPort: INTERNAL_PORTS.management, protocol: "TCP" }],
             readinessProbe: httpProbe("/admin/ping", "management", { period: 5, failures: 3 }),
@@ -221,7 +234,7 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
           containers: [{
             name: "query-frontend",
             image: spec.runtimeImage,
-            command: frontendCommand({ managementUrl, token: tokenSecret !== undefined, options: spec.options }),
+            command: frontendCommand({ managementUrl, token: tokenSecret !== undefined, options: spec.options, allowedHosts }),
             env: [{ name: "CLIPPER_CLUSTER", value: cluster }],
             ports: [
               { name: "query", containerPort: INTERNAL_PORTS.query, protocol: "TCP" },

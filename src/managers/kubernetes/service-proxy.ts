@@ -12,7 +12,7 @@
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, isIP } from "node:net";
 import type { KubeConfig } from "@kubernetes/client-node";
 
 export interface ServiceProxy {
@@ -35,6 +35,23 @@ const NOT_FORWARDED = new Set([
 
 /** How long one forwarded exchange may stay silent before it is abandoned (the callers' own limits are shorter). */
 const UPSTREAM_IDLE_MS = 120_000;
+
+/**
+ * The API server's hostname when the kubeconfig names it by one (not an IP address): the API server's
+ * proxy forwards the Host its caller used, so the daemon and the frontends must admit that name
+ * (runtime/shared/host-check.ts). As a spread-able object: `{}` when there is nothing to admit.
+ */
+export function apiServerHostOf(kc: KubeConfig): { apiServerHost?: string } {
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) return {};
+  let hostname: string;
+  try {
+    hostname = new URL(server).hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  } catch {
+    return {};
+  }
+  return hostname === "" || isIP(hostname) !== 0 ? {} : { apiServerHost: hostname };
+}
 
 /** The API server path prefix that proxies to the Service's port. */
 export function serviceProxyPath(target: ServiceTarget): string {

@@ -6,6 +6,8 @@ import { isAbsolute } from "node:path";
 import { z } from "zod";
 import { INPUT_TYPES } from "../../../runtime/shared/input-types.js";
 import { nameProblem } from "../../../runtime/shared/names.js";
+import { hostnameOf } from "../../../runtime/shared/host-check.js";
+import { QUERY_AUTH_MODES } from "../../../runtime/shared/api-keys.js";
 import {
   MODEL_FRAMEWORKS,
   type ClusterAddresses,
@@ -68,6 +70,8 @@ export const ClusterOptionsSchema = z.object({
   batchBudgetMs: z.number().int().positive().optional(),
   admission: z.boolean().optional(),
   oipTimeoutMs: z.number().int().positive().optional(),
+  allowedHosts: z.array(z.string().refine((h) => h === "*" || hostnameOf(h) !== undefined, { message: "allowedHosts entries must be hostnames or '*'" })).optional(),
+  queryAuth: z.enum(QUERY_AUTH_MODES).optional(),
 }) satisfies z.ZodType<ClusterOptions>;
 
 /**

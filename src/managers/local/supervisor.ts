@@ -15,7 +15,7 @@
  *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
  * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
  */
-import { connectHost, frontendTuningFlags } from "../cluster-spec.js";
+import { allowedHostsFlags, allowedHostsOf, connectHost, frontendTuningFlags } from "../cluster-spec.js";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -171,6 +171,7 @@ export class Supervisor {
       "--state-dir", this.paths.stateDir,
       ...this.tokenArgs(),
       "--max-body-bytes", String(o.maxBodyBytes),
+      ...allowedHostsFlags(allowedHostsOf(o)),
     ];
   }
 
@@ -185,6 +186,7 @@ export class Supervisor {
       "--management-url", addressesFor(o).managementUrl,
       ...this.tokenArgs(),
       ...frontendTuningFlags(o),
+      ...allowedHostsFlags(allowedHostsOf(o)),
     ];
   }
 
