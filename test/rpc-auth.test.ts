@@ -28,6 +28,8 @@ import {
   type RpcPrincipal,
 } from "../runtime/shared/rpc-auth.js";
 import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
+import { freePort } from "./support/cli.js";
+import { Frontend } from "./support/test-frontend.js";
 
 // ---- rpc-auth.ts --------------------------------------------------------------------------------
 
@@ -285,10 +287,32 @@ describe("the frontend's rpc port with --rpc-auth plain", () => {
     await Promise.all(c.containers.splice(0).map((x) => x.stop()));
   });
 
+  it("bans a replica that sends an unknown message until it comes back on a new socket", async () => {
+    const before = lines.length;
+    const odd = Peer.credentialed(address, c.rpcKey, doubles("b"));
+    expect(await odd.hello(doubles("b"))).toBe(true);
+    await waitFor(() => lines.slice(before).some((l) => l.msg === "replica registered" && l.model === "b:1"), 3000, "the replica to register");
+    await odd.dealer.send([Buffer.alloc(0), Buffer.from([7, 0, 0, 0])]); // message type 7
+    await waitFor(() => lines.slice(before).some((l) => l.msg === "replica removed" && /banned until it reconnects: malformed rpc message: unknown message type 7/.test(String(l.reason))), 3000, "the ban");
+    await odd.send({ kind: "heartbeat" });
+    expect(await odd.next("heartbeat", 500)).toBeUndefined();
+    // What our runtimes do after unanswered heartbeats: a new socket, a new nonce, a new routing id.
+    odd.close();
+    const renewed = Peer.credentialed(address, c.rpcKey, doubles("b"));
+    expect(await renewed.hello(doubles("b"))).toBe(true);
+    const query = c.predict("app-b", { input: [8] });
+    const p = await renewed.next("predict", 3000);
+    await renewed.send({ kind: "response", msgId: p!.msgId, outputs: ["8"] });
+    expect((await query).body).toMatchObject({ output: 8, default: false });
+    renewed.close();
+    await waitFor(() => lines.slice(before).filter((l) => l.msg === "replica removed" && l.model === "b:1").length === 2, 3000, "the replica to leave");
+  });
+
   it("disconnects a peer that sends a frame above --max-rpc-frame-bytes, without holding the frames in memory", async () => {
+    const before = lines.length;
     const peer = Peer.credentialed(address, c.rpcKey, doubles("b"));
     expect(await peer.hello(doubles("b"))).toBe(true);
-    await waitFor(() => registered("b") === 1, 3000, "the replica to register");
+    await waitFor(() => lines.slice(before).some((l) => l.msg === "replica registered" && l.model === "b:1"), 3000, "the replica to register");
     const query = c.predict("app-b", { input: [3] });
     const p = await peer.next("predict", 3000);
     await peer.send({ kind: "response", msgId: p!.msgId, outputs: ["3"] });
@@ -297,10 +321,34 @@ describe("the frontend's rpc port with --rpc-auth plain", () => {
     const rssBefore = process.memoryUsage().rss;
     const big = "x".repeat(3 * FRAME_LIMIT);
     for (let i = 0; i < 20; i++) await peer.send({ kind: "response", msgId: 99, outputs: [big] });
-    await waitFor(() => lines.some((l) => l.msg === "replica removed" && l.model === "b:1" && l.reason === "disconnected"), 5000, "the disconnect");
+    await waitFor(() => lines.slice(before).some((l) => l.msg === "replica removed" && l.model === "b:1" && l.reason === "disconnected"), 5000, "the disconnect");
     expect((await c.predict("app-b", { input: [4] })).body).toMatchObject({ default: true, default_explanation: NO_CONNECTED_MODELS });
     // 20 frames of 192 KiB each were refused; none was kept (generous bound: the test process's own churn).
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * 1024 * 1024);
+  });
+});
+
+describe("the process-wide ZAP handler", () => {
+  it("serves frontends bound at once in one process, each judging with its own key", async () => {
+    const keys = [generateRpcKey(), generateRpcKey()];
+    const frontends = await Promise.all(keys.map(async (key) => new Frontend(await freePort(), () => "", { key })));
+    try {
+      await Promise.all(frontends.map((f) => f.bind()));
+      const address = (f: Frontend) => `tcp://127.0.0.1:${f.port}`;
+      // Each frontend admits its own cluster's replica and not the other's.
+      const own = frontends.map((f, i) => Peer.credentialed(address(f), keys[i]!, doubles("a")));
+      const other = frontends.map((f, i) => Peer.credentialed(address(f), keys[1 - i]!, doubles("a")));
+      await Promise.all(other.map((p) => p.send({ kind: "heartbeat" })));
+      const metas = await Promise.all(frontends.map(async (f, i) => {
+        await own[i]!.send({ kind: "heartbeat" });
+        return f.next("heartbeat", 3000);
+      }));
+      metas.forEach((m, i) => expect(verifyRoutingId(keys[i]!, m.identity)).toEqual(doubles("a")));
+      // The other cluster's replicas never got through.
+      for (const f of frontends) await expect(f.receive(300)).rejects.toThrow(/no message from the container/);
+    } finally {
+      frontends.forEach((f) => f.close());
+    }
   });
 });
 
