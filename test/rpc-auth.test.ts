@@ -300,6 +300,7 @@ describe("the frontend's rpc port with --rpc-auth plain", () => {
     odd.close();
     const renewed = Peer.credentialed(address, c.rpcKey, doubles("b"));
     expect(await renewed.hello(doubles("b"))).toBe(true);
+    await waitFor(() => lines.slice(before).filter((l) => l.msg === "replica registered" && l.model === "b:1").length === 2, 3000, "the new socket to register");
     const query = c.predict("app-b", { input: [8] });
     const p = await renewed.next("predict", 3000);
     await renewed.send({ kind: "response", msgId: p!.msgId, outputs: ["8"] });
