@@ -309,6 +309,19 @@ describe("the frontend's rpc port with --rpc-auth plain", () => {
     await waitFor(() => lines.slice(before).filter((l) => l.msg === "replica removed" && l.model === "b:1").length === 2, 3000, "the replica to leave");
   });
 
+  it("removes a registered replica once the configuration records its version with another input type", async () => {
+    const before = lines.length;
+    const early = { name: "c", version: "1", inputType: "strings" } as const;
+    const peer = Peer.credentialed(address, c.rpcKey, early);
+    expect(await peer.hello(early)).toBe(true); // c:1 is not registered yet: nothing to compare with
+    await waitFor(() => lines.slice(before).some((l) => l.msg === "replica registered" && l.model === "c:1"), 3000, "the replica to register");
+    await addModelApp(c, "c", 3_000_000); // c:1 takes doubles
+    await waitFor(() => lines.slice(before).some((l) => l.msg === "replica removed" && l.model === "c:1"
+      && l.reason === "the model version takes doubles inputs, the replica strings"), 3000, "the removal");
+    await peer.send({ kind: "heartbeat" });
+    expect(await peer.next("heartbeat", 500)).toBeUndefined();
+  });
+
   it("disconnects a peer that sends a frame above --max-rpc-frame-bytes, without holding the frames in memory", async () => {
     const before = lines.length;
     const peer = Peer.credentialed(address, c.rpcKey, doubles("b"));

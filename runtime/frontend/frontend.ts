@@ -136,6 +136,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     onChange: (next) => {
       cache?.reconcile(next);
       state = next;
+      rpc.recheckInputTypes();
       policyState.onSnapshot(next);
       for (const model of Object.values(next.models)) {
         for (const v of Object.values(model.versions)) {

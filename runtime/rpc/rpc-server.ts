@@ -136,6 +136,20 @@ export class RpcServer {
     this.options.handlers.replicaRemoved(replica, reason);
   }
 
+  /**
+   * Applies the input-type check to the replicas already registered: one that registered before the
+   * configuration recorded its version, or whose version was registered again with another input
+   * type, is removed and ignored until it reconnects.
+   */
+  recheckInputTypes(): void {
+    for (const replica of [...this.replicas.values()]) {
+      const expected = this.options.expectedInputType?.(replica.name, replica.version);
+      if (expected === undefined || expected === replica.inputType) continue;
+      this.banned.add(replica.key);
+      this.drop(replica, `the model version takes ${expected} inputs, the replica ${replica.inputType}`);
+    }
+  }
+
   /** Drops a replica that broke the protocol and ignores its connection until it disconnects. */
   ban(replica: ReplicaConnection, reason: string): void {
     if (this.replicas.get(replica.key) !== replica) return;
