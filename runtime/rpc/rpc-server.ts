@@ -84,7 +84,7 @@ export class RpcServer {
 
   constructor(private readonly options: RpcServerOptions) {
     this.now = options.now ?? (() => performance.now());
-    this.refusals = new RefusalLog(() => performance.now());
+    this.refusals = new RefusalLog(this.now);
     this.router = new NotifyingRouter({
       maxMessageSize: options.maxFrameBytes,
       plainZapDomain: options.auth.mode === "plain" ? this.zapDomain : undefined,
