@@ -47,11 +47,13 @@ export const sumHandler: BatchHandler = (batch) =>
 
 export async function startInProcessCluster(
   options: { replicaTimeoutMs?: number; frontendMaxBody?: number; cacheBytes?: number; rpcAuth?: RpcAuthMode; maxRpcFrameBytes?: number;
+    /** The cluster's RPC key (default: a new one), e.g. the key a manager under test hands its replicas credentials from. */
+    rpcKey?: string;
     /** The frontend's and daemon's logger (default: silent, or CLIPPER_TEST_LOG's level). */
     log?: Logger;
   } = {},
 ): Promise<InProcessCluster> {
-  const rpcKey = generateRpcKey();
+  const rpcKey = options.rpcKey ?? generateRpcKey();
   const rpcAuth = options.rpcAuth ?? "plain";
   const stateDir = mkdtempSync(join(tmpdir(), "clipper-mgmt-"));
   const log = options.log ?? pino({ level: process.env.CLIPPER_TEST_LOG ?? "silent" });
