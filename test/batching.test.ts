@@ -123,6 +123,28 @@ describe("dispatcher batching", () => {
     expect(h.dispatcher.batchCaps()).toEqual([{ model: "m:1", replica: "0", cap: expect.any(Number) }]);
   });
 
+  it("re-queues a batch answered with the wrong number of outputs and bans the replica that did it", () => {
+    const h = harness({ admission: false });
+    h.dispatcher.configure("m", "1", { batchSize: -1, batchWaitMicros: 0, budgetMs: 30 });
+    const liar = h.replica(0);
+    h.dispatcher.replicaAdded(liar);
+    const tasks = [h.task(1e12, 1), h.task(1e12, 2)];
+    for (const t of tasks) h.dispatcher.submit("m", "1", t);
+    const first = h.sent.at(-1)!;
+    h.dispatcher.response(liar, first.msgId, ["1", "2", "3"]);
+    expect(tasks.every((t) => t.result === undefined)).toBe(true);
+    expect(h.dispatcher.liveReplicaCount("m", "1")).toBe(0);
+    const honest = h.replica(1);
+    h.dispatcher.replicaAdded(honest);
+    // The honest replica gets every task again, the liar's batch included.
+    for (let i = 0; i < 10 && tasks.some((t) => !t.result); i++) {
+      const batch = h.sent.at(-1)!;
+      expect(batch.replica).toBe(honest);
+      h.answer(batch);
+    }
+    expect(tasks.map((t) => t.result)).toEqual([{ ok: true, output: "1", replica: honest.key }, { ok: true, output: "2", replica: honest.key }]);
+  });
+
   it("reports full batches as full and a drained queue as queue_drained", () => {
     const h = harness({ admission: false });
     h.dispatcher.configure("m", "1", { batchSize: 4, batchWaitMicros: 0, budgetMs: 50 });

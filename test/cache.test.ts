@@ -146,6 +146,21 @@ describe("prediction cache: storage", () => {
     expect(model.seen).toHaveLength(3);
   });
 
+  it("forgets the answers of one replica (a banned one) and keeps the others'", async () => {
+    const cache = new PredictionCache({ maxBytes: 1 << 20 });
+    const from = (replica: string, output: string): ModelCall => async () => ({ kind: "output", output, replica });
+    await cache.call(M, "bytes", bytes(1), Infinity, from("liar", "666"));
+    await cache.call(M, "bytes", bytes(2), Infinity, from("liar", "666"));
+    await cache.call(M, "bytes", bytes(3), Infinity, from("honest", "3"));
+    expect(cache.evictReplica("liar")).toBe(2);
+    expect(cache.entries).toBe(1);
+    const fresh = countingModel();
+    expect(await cache.call(M, "bytes", bytes(1), Infinity, fresh.make(bytes(1)))).toMatchObject({ output: "out:01" });
+    expect(await cache.call(M, "bytes", bytes(3), Infinity, fresh.make(bytes(3)))).toMatchObject({ output: "3" });
+    expect(fresh.seen).toHaveLength(1);
+    expect(cache.evictReplica("nobody")).toBe(0);
+  });
+
   it("keeps its own copy of the input (a caller reusing its buffer cannot corrupt an entry)", async () => {
     const cache = new PredictionCache({ maxBytes: 1 << 20 });
     const model = countingModel();

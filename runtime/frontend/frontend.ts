@@ -5,7 +5,8 @@ import type { Logger } from "pino";
 import { listen } from "../shared/listen.js";
 import { defaultQueryAuth, type QueryAuthMode } from "../shared/api-keys.js";
 import { parseAllowedHosts } from "../shared/host-check.js";
-import { RpcServer } from "../rpc/rpc-server.js";
+import { RpcServer, type RpcServerAuth } from "../rpc/rpc-server.js";
+import type { RpcAuthMode } from "../shared/rpc-auth.js";
 import type { ClusterState } from "../shared/state.js";
 import { ConfigWatcher } from "./config-watch.js";
 import { modelBatchConfig } from "./batch-controller.js";
@@ -18,6 +19,7 @@ import {
   DEFAULT_BATCH_BUDGET_MS,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_RPC_FRAME_BYTES,
   DEFAULT_OIP_TIMEOUT_MS,
   DEFAULT_REPLICA_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -56,6 +58,12 @@ export interface QueryFrontendOptions {
   allowedHosts?: readonly string[];
   /** API keys on the query API (query-auth.ts); default: `none` on loopback, `keys` beyond. */
   queryAuth?: QueryAuthMode;
+  /** Who may register as a replica on the RPC port (runtime/shared/rpc-auth.ts); "plain" needs `rpcKey`. */
+  rpcAuth: RpcAuthMode;
+  /** The cluster's RPC key (generateRpcKey), with rpcAuth "plain". */
+  rpcKey?: string;
+  /** Largest frame a container may send (default DEFAULT_MAX_RPC_FRAME_BYTES, 64 MiB). */
+  maxRpcFrameBytes?: number;
 }
 
 export interface RunningFrontend {
@@ -93,6 +101,9 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     host: options.host,
     port: options.rpcPort,
     replicaTimeoutMs: options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS,
+    auth: rpcAuth(options),
+    maxFrameBytes: options.maxRpcFrameBytes ?? DEFAULT_MAX_RPC_FRAME_BYTES,
+    expectedInputType: (name, version) => recordedVersion(state, name, version)?.input_type,
     log,
     handlers: {
       replicaAdded: (replica) => {
@@ -105,6 +116,8 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
         reporter.changed();
       },
       response: (replica, msgId, outputs) => dispatcher.response(replica, msgId, outputs),
+      // Answers a lying replica gave must not outlive it.
+      replicaBanned: (replica) => cache?.evictReplica(replica.key),
     },
   });
   dispatcher.attach(rpc);
@@ -133,6 +146,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
       cache?.reconcile(next);
       queryAuth.onState(next);
       state = next;
+      rpc.recheckInputTypes();
       policyState.onSnapshot(next);
       for (const model of Object.values(next.models)) {
         for (const v of Object.values(model.versions)) {
@@ -186,6 +200,18 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
       await policyState.close(); // a last attempt to save learned weights
     },
   };
+}
+
+function rpcAuth(options: QueryFrontendOptions): RpcServerAuth {
+  if (options.rpcAuth === "none") return { mode: "none" };
+  if (!options.rpcKey) throw new Error("rpc auth 'plain' needs the cluster's rpc key");
+  return { mode: "plain", key: options.rpcKey };
+}
+
+/** A version's record in the configuration; own properties only (names are user input). */
+function recordedVersion(state: ClusterState | undefined, name: string, version: string) {
+  const model = state && Object.hasOwn(state.models, name) ? state.models[name] : undefined;
+  return model && Object.hasOwn(model.versions, version) ? model.versions[version] : undefined;
 }
 
 function createCache(maxBytes: number, metrics: FrontendMetrics): PredictionCache | undefined {

@@ -2,11 +2,13 @@
 import { createLogger } from "../shared/logger.js";
 import { allowedHostsFlag, choiceFlag, intFlag, parseFlags, readTokenFile, requireFlag, runMain } from "../shared/runtime-flags.js";
 import { defaultQueryAuth, QUERY_AUTH_MODES } from "../shared/api-keys.js";
+import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../shared/rpc-auth.js";
 import {
   DEFAULT_BATCH_BUDGET_MS,
   DEFAULT_CACHE_BYTES,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_RPC_FRAME_BYTES,
   DEFAULT_OIP_TIMEOUT_MS,
   DEFAULT_REPLICA_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -20,7 +22,10 @@ const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1
   [--batch-budget-ms N (batch latency budget of a model no application links; default ${DEFAULT_BATCH_BUDGET_MS})]
   [--no-admission (queue every query, even one that cannot meet its SLO)]
   [--allowed-hosts NAME,... (Host names admitted besides loopback names and IP addresses; '*': any)]
-  [--query-auth none|keys (API keys on predict/update/OIP; default: none on a loopback --host, keys beyond)]`;
+  [--query-auth none|keys (API keys on predict/update/OIP; default: none on a loopback --host, keys beyond)]
+  [--rpc-auth plain|none (who may register as a replica; default ${DEFAULT_RPC_AUTH}: containers holding a credential derived from the rpc key)]
+  [--rpc-key-file FILE (the cluster's rpc key; required with --rpc-auth plain)]
+  [--max-rpc-frame-bytes N (a container sending a bigger frame is disconnected; default ${DEFAULT_MAX_RPC_FRAME_BYTES / 2 ** 20} MiB)]`;
 
 await runMain("clipper frontend", async () => {
   const flags = parseFlags(process.argv.slice(2), {
@@ -41,11 +46,16 @@ await runMain("clipper frontend", async () => {
     "no-admission": { type: "boolean" },
     "allowed-hosts": { type: "string" },
     "query-auth": { type: "string" },
+    "rpc-auth": { type: "string", default: DEFAULT_RPC_AUTH },
+    "rpc-key-file": { type: "string" },
+    "max-rpc-frame-bytes": { type: "string" },
   });
   if (flags.help) {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const rpcAuth = choiceFlag("rpc-auth", flags["rpc-auth"], RPC_AUTH_MODES, DEFAULT_RPC_AUTH);
+  const rpcKey = rpcAuth === "plain" ? readTokenFile(requireFlag("rpc-key-file", flags["rpc-key-file"]), "rpc-key-file") : undefined;
   const log = createLogger("frontend");
   const host = flags.host ?? "127.0.0.1";
   const queryAuth = choiceFlag("query-auth", flags["query-auth"], QUERY_AUTH_MODES, defaultQueryAuth(host));
@@ -66,6 +76,9 @@ await runMain("clipper frontend", async () => {
     admission: !flags["no-admission"],
     allowedHosts: allowedHostsFlag(flags["allowed-hosts"]),
     queryAuth,
+    rpcAuth,
+    rpcKey,
+    maxRpcFrameBytes: intFlag("max-rpc-frame-bytes", flags["max-rpc-frame-bytes"], DEFAULT_MAX_RPC_FRAME_BYTES, 1024),
     log,
   });
   log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort, queryAuth }, "query frontend listening");

@@ -6,13 +6,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { AdminClient } from "../../src/admin-client.js";
 import { startManagementServer, type ManagementServer } from "../../runtime/management/server.js";
 import { startQueryFrontend, type RunningFrontend } from "../../runtime/frontend/frontend.js";
 import { ContainerRpcClient, type BatchHandler } from "../../runtime/container-node/rpc-client.js";
 import { decodeInput, type InputType } from "../../runtime/shared/input-types.js";
 import type { QueryAuthMode } from "../../runtime/shared/api-keys.js";
+import { generateRpcKey, versionSecret, type RpcAuthMode } from "../../runtime/shared/rpc-auth.js";
 
 export interface InProcessCluster {
   management: ManagementServer;
@@ -20,6 +21,8 @@ export interface InProcessCluster {
   admin: AdminClient;
   stateDir: string;
   containers: ContainerRpcClient[];
+  /** The cluster's RPC key; replicas get their credential from it (with rpcAuth "plain", the default). */
+  rpcKey: string;
   /** Starts a container for a model version; resolves once the frontend has registered it. */
   addContainer(name: string, version: string, inputType: InputType, handle: BatchHandler): Promise<ContainerRpcClient>;
   predict(app: string, body: unknown): Promise<{ status: number; body: any; ms: number }>;
@@ -46,22 +49,30 @@ export const sumHandler: BatchHandler = (batch) =>
 export async function startInProcessCluster(
   options: {
     replicaTimeoutMs?: number; frontendMaxBody?: number; cacheBytes?: number; queryAuth?: QueryAuthMode; allowedHosts?: string[];
+    rpcAuth?: RpcAuthMode; maxRpcFrameBytes?: number;
+    /** The cluster's RPC key (default: a new one), e.g. the key a manager under test hands its replicas credentials from. */
+    rpcKey?: string;
+    /** The frontend's and daemon's logger (default: silent, or CLIPPER_TEST_LOG's level). */
+    log?: Logger;
   } = {},
 ): Promise<InProcessCluster> {
+  const rpcKey = options.rpcKey ?? generateRpcKey();
+  const rpcAuth = options.rpcAuth ?? "plain";
   const stateDir = mkdtempSync(join(tmpdir(), "clipper-mgmt-"));
-  const log = pino({ level: process.env.CLIPPER_TEST_LOG ?? "silent" });
+  const log = options.log ?? pino({ level: process.env.CLIPPER_TEST_LOG ?? "silent" });
   const management = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir, logger: log, allowedHosts: options.allowedHosts });
   const frontend = await startQueryFrontend({
     host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: management.url, log,
     replicaTimeoutMs: options.replicaTimeoutMs, maxBodyBytes: options.frontendMaxBody, reportIntervalMs: 500,
     cacheBytes: options.cacheBytes, queryAuth: options.queryAuth, allowedHosts: options.allowedHosts,
+    rpcAuth, rpcKey, maxRpcFrameBytes: options.maxRpcFrameBytes,
   });
   const admin = new AdminClient({ managementUrl: management.url });
   const containers: ContainerRpcClient[] = [];
   await waitFor(() => frontend.state() !== undefined, 10_000, "the frontend's first configuration");
 
   return {
-    management, frontend, admin, stateDir, containers,
+    management, frontend, admin, stateDir, containers, rpcKey,
     async addContainer(name, version, inputType, handle) {
       let registered = false;
       const client = new ContainerRpcClient({
@@ -69,6 +80,7 @@ export async function startInProcessCluster(
         metadata: { name, version, inputType },
         handleBatch: handle,
         heartbeatIntervalMs: 200,
+        rpcSecret: rpcAuth === "plain" ? versionSecret(rpcKey, { name, version, inputType }) : undefined,
         onRegistered: () => { registered = true; },
       });
       client.start();
