@@ -5,6 +5,7 @@
  * CLIPPER_* environment. Pure data and functions; no SDK is imported here.
  */
 import type { ClusterOptions } from "./container-manager.js";
+import { DEFAULT_RPC_AUTH, RPC_SECRET_ENV, versionSecret, type RpcAuthMode, type RpcPrincipal } from "../../runtime/shared/rpc-auth.js";
 
 /** Clipper's label keys (clipper_admin's container_manager.py), plus ours under the same prefix. */
 export const LABEL = {
@@ -42,6 +43,8 @@ export const STATE_DIR = "/state";
 /** Where the management token is placed in the management and frontend containers. */
 export const TOKEN_DIR = "/etc/clipper";
 export const TOKEN_FILE = `${TOKEN_DIR}/token`;
+/** Where the cluster's RPC key is placed in the frontend containers (never in a replica's). */
+export const RPC_KEY_FILE = `${TOKEN_DIR}/rpc-key`;
 
 /** The file a model runtime writes once it has registered with a frontend (Clipper's). */
 export const READY_FILE = "/model_is_ready.check";
@@ -76,13 +79,25 @@ export function frontendCommand(input: { managementUrl: string; token: boolean; 
     "--rpc-port", String(INTERNAL_PORTS.rpc),
     "--management-url", input.managementUrl,
     ...(input.token ? ["--token-file", TOKEN_FILE] : []),
-    ...frontendTuningFlags(o),
+    ...frontendTuningFlags(o, RPC_KEY_FILE),
   ];
 }
 
-/** The query frontend's tuning flags from the cluster options, the same under every manager. */
-export function frontendTuningFlags(o: ClusterOptions): string[] {
+/** The cluster's RPC authentication mode (plain unless asked otherwise). */
+export function rpcAuthOf(o: Pick<ClusterOptions, "rpcAuth">): RpcAuthMode {
+  return o.rpcAuth ?? DEFAULT_RPC_AUTH;
+}
+
+/**
+ * The query frontend's tuning and RPC flags from the cluster options, the same under every manager;
+ * `rpcKeyFile` is where that manager puts the cluster's RPC key for the frontend (used with plain auth).
+ */
+export function frontendTuningFlags(o: ClusterOptions, rpcKeyFile: string): string[] {
+  const auth = rpcAuthOf(o);
   return [
+    "--rpc-auth", auth,
+    ...(auth === "plain" ? ["--rpc-key-file", rpcKeyFile] : []),
+    ...(o.maxRpcFrameBytes === undefined ? [] : ["--max-rpc-frame-bytes", String(o.maxRpcFrameBytes)]),
     "--max-body-bytes", String(o.maxBodyBytes),
     "--replica-timeout-ms", String(o.replicaTimeoutMs),
     ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
@@ -91,6 +106,14 @@ export function frontendTuningFlags(o: ClusterOptions): string[] {
     ...(o.oipTimeoutMs === undefined ? [] : ["--oip-timeout-ms", String(o.oipTimeoutMs)]),
     ...(o.admission === false ? ["--no-admission"] : []),
   ];
+}
+
+/**
+ * A replica's credential, as its environment carries it: the version's secret derived from the
+ * cluster's RPC key, or nothing when the cluster admits any peer (no key).
+ */
+export function rpcSecretEnv(rpcKey: string | undefined, who: RpcPrincipal): Record<string, string> {
+  return rpcKey === undefined ? {} : { [RPC_SECRET_ENV]: versionSecret(rpcKey, who) };
 }
 
 /** A model replica's environment: the deployment's own, then what the runtime must get right. */

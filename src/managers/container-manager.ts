@@ -3,6 +3,7 @@
  * processes; Docker and Kubernetes implement the same interface. Types here are ours, never an SDK's.
  */
 import type { InputType } from "../../runtime/shared/input-types.js";
+import type { RpcAuthMode } from "../../runtime/shared/rpc-auth.js";
 
 export type ManagerKind = "local" | "docker" | "kubernetes";
 
@@ -59,6 +60,14 @@ export interface ClusterOptions {
   admission?: boolean;
   /** Deadline of an Open Inference Protocol request for a model no application links (default 1000 ms). */
   oipTimeoutMs?: number;
+  /**
+   * Who may register as a replica on the RPC port (docs/security.md): `plain` (the default) admits
+   * only replicas holding their version's credential, which the manager hands them; `none` admits
+   * any peer (Clipper's own container images).
+   */
+  rpcAuth?: RpcAuthMode;
+  /** Largest RPC frame the frontends accept from a replica; absent: the frontend's default. */
+  maxRpcFrameBytes?: number;
 }
 
 /** Runtimes a predict function runs on. `python` and `node` run anywhere; the framework flavours

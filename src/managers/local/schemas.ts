@@ -6,6 +6,7 @@ import { isAbsolute } from "node:path";
 import { z } from "zod";
 import { INPUT_TYPES } from "../../../runtime/shared/input-types.js";
 import { nameProblem } from "../../../runtime/shared/names.js";
+import { RPC_AUTH_MODES } from "../../../runtime/shared/rpc-auth.js";
 import {
   MODEL_FRAMEWORKS,
   type ClusterAddresses,
@@ -68,6 +69,8 @@ export const ClusterOptionsSchema = z.object({
   batchBudgetMs: z.number().int().positive().optional(),
   admission: z.boolean().optional(),
   oipTimeoutMs: z.number().int().positive().optional(),
+  rpcAuth: z.enum(RPC_AUTH_MODES).optional(),
+  maxRpcFrameBytes: z.number().int().positive().optional(),
 }) satisfies z.ZodType<ClusterOptions>;
 
 /**
