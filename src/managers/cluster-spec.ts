@@ -28,6 +28,8 @@ export const LABEL = {
   host: "ai.clipper.host",
   /** Path of the management token inside the frontends, when the cluster has one. */
   tokenFile: "ai.clipper.token.file",
+  /** On the query frontend: `plain` or `none` (see rpc-auth.ts); absent on clusters started before RPC auth (none). */
+  rpcAuth: "ai.clipper.rpc.auth",
   /** Kubernetes: the registry model images go to by default (an annotation on the management Deployment). */
   registry: "ai.clipper.registry",
 } as const;
@@ -43,8 +45,9 @@ export const STATE_DIR = "/state";
 /** Where the management token is placed in the management and frontend containers. */
 export const TOKEN_DIR = "/etc/clipper";
 export const TOKEN_FILE = `${TOKEN_DIR}/token`;
-/** Where the cluster's RPC key is placed in the frontend containers (never in a replica's). */
-export const RPC_KEY_FILE = `${TOKEN_DIR}/rpc-key`;
+/** Where the cluster's RPC key is placed in the frontend containers (never in a replica's or the management daemon's). */
+export const RPC_KEY_DIR = "/etc/clipper-rpc";
+export const RPC_KEY_FILE = `${RPC_KEY_DIR}/key`;
 
 /** The file a model runtime writes once it has registered with a frontend (Clipper's). */
 export const READY_FILE = "/model_is_ready.check";
@@ -82,6 +85,10 @@ export function frontendCommand(input: { managementUrl: string; token: boolean; 
     ...frontendTuningFlags(o, RPC_KEY_FILE),
   ];
 }
+
+/** What `--rpc-auth none` gives up, said wherever a cluster is started with it. */
+export const RPC_AUTH_NONE_WARNING = "--rpc-auth none: any process that reaches the RPC port can register as any model version " +
+  "and answer its queries; use it only for Clipper's own container images, on a network nothing else reaches (docs/security.md)";
 
 /** The cluster's RPC authentication mode (plain unless asked otherwise). */
 export function rpcAuthOf(o: Pick<ClusterOptions, "rpcAuth">): RpcAuthMode {

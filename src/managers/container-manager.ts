@@ -80,6 +80,9 @@ export const PYTHON_FRAMEWORKS: readonly ModelFramework[] = MODEL_FRAMEWORKS.fil
 /** GPUs for a model's replicas: all of them, a number of them, or specific device ids. */
 export type GpuRequest = { count: number | "all" } | { deviceIds: string[] };
 
+/** A name a deployment may give an environment variable of its replicas (`deploy-model --env`). */
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /** Everything a manager needs to run replicas of one model version. */
 export interface ModelDeployment {
   name: string;
@@ -94,6 +97,7 @@ export interface ModelDeployment {
   modelPath: string;
   /** Python interpreter for python models (local manager). */
   python?: string;
+  /** Variables the replicas get on top of what the manager sets (names match ENV_NAME_PATTERN). */
   env?: Record<string, string>;
   /** The image its replicas run (Docker, Kubernetes): built from this deployment, or prebuilt (`--image`). */
   image?: string;
