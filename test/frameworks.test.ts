@@ -19,7 +19,7 @@ import type { InputType } from "../runtime/shared/input-types.js";
 import { pythonRuntimeDir } from "../runtime/shared/package-root.js";
 import { PYTHON, assertPythonHas, cleanEnv, pythonHas, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { freePort } from "./support/cli.js";
-import { Frontend, sleep } from "./support/test-frontend.js";
+import { Frontend, sleep, testRpcEnv } from "./support/test-frontend.js";
 import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -91,7 +91,10 @@ async function serve(framework: string, dir: string, opts: { env?: Record<string
   frontends.push(frontend);
   await frontend.bind();
   child = startRuntime(
-    runtimeEnv(framework, dir, { CLIPPER_IP: "127.0.0.1", CLIPPER_PORT: String(port), CLIPPER_INPUT_TYPE: opts.inputType ?? "doubles", ...opts.env }),
+    runtimeEnv(framework, dir, {
+      CLIPPER_IP: "127.0.0.1", CLIPPER_PORT: String(port), CLIPPER_INPUT_TYPE: opts.inputType ?? "doubles",
+      ...testRpcEnv("m", "1", opts.inputType ?? "doubles"), ...opts.env,
+    }),
     { fakes: opts.fakes },
   );
   // Loading a framework's model can take seconds: a generous handshake and answer.

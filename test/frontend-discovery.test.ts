@@ -17,7 +17,7 @@ import { FrontendSet, type FrontendClient, type Lookup } from "../runtime/contai
 import { oneAtATime, type RpcClock, type RpcLogger } from "../runtime/container-node/rpc-client.js";
 import { PYTHON, assertPythonHas, cleanEnv, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { LoopbackFrontend, freePortOn } from "./support/loopback-frontend.js";
-import { sleep } from "./support/test-frontend.js";
+import { sleep, testRpcEnv } from "./support/test-frontend.js";
 import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -137,6 +137,7 @@ function defaults(dir: string, file: string): Record<string, string> {
     CLIPPER_HEARTBEAT_INTERVAL_MS: "200",
     CLIPPER_RECONNECT_AFTER_MS: "3000",
     CLIPPER_DISCOVERY_INTERVAL_MS: "200",
+    ...testRpcEnv("sum", "1", "doubles"),
   };
 }
 

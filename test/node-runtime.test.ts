@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { randomUUID } from "node:crypto";
 import { Router } from "zeromq";
 import {
   BATCH_ERROR_PREFIX,
@@ -17,12 +18,15 @@ import {
   type ContainerMessage,
   type FrontendMessage,
 } from "../runtime/rpc/codec.js";
-import { encodeInput, type InputType } from "../runtime/shared/input-types.js";
+import { canonicalInputType, encodeInput, type InputType } from "../runtime/shared/input-types.js";
+import { RPC_SECRET_ENV } from "../runtime/shared/rpc-auth.js";
+import { registerZapDomain } from "../runtime/rpc/zap-handler.js";
 import { parseContainerEnv, parsePredictSpec } from "../runtime/container-node/env.js";
 import { loadPredict } from "../runtime/container-node/load-predict.js";
 import { createPredictHandler, serializeOutputs } from "../runtime/container-node/predict-handler.js";
 import { ContainerRpcClient, type RpcLogger } from "../runtime/container-node/rpc-client.js";
 import { within } from "./support/within.js";
+import { assertRoutingIdProves, testRpcEnv, testZapJudge } from "./support/test-frontend.js";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const FIXTURES = join(ROOT, "test", "fixtures", "node-models");
@@ -53,24 +57,32 @@ class FakeFrontend {
   private nextMsgId = 1;
   readonly port: number;
 
-  private constructor(router: Router, port: number) {
+  private constructor(router: Router, port: number, private readonly releaseZap: () => void) {
     this.router = router;
     this.port = port;
     void this.pump();
   }
 
-  /** Binds a free port, or the given one; a closed ROUTER frees its port a moment later, so retry. */
+  /**
+   * Binds a free port, or the given one; a closed ROUTER frees its port a moment later, so retry.
+   * Replicas authenticate as with the real frontend: PLAIN credentials derived from TEST_RPC_KEY.
+   */
   static async bind(port?: number): Promise<FakeFrontend> {
+    const domain = `node-runtime-test:${randomUUID()}`;
+    const releaseZap = await registerZapDomain(domain, testZapJudge());
     const deadline = Date.now() + 5000;
     for (;;) {
-      const router = new Router({ linger: 0 });
+      const router = new Router({ linger: 0, plainServer: true, zapDomain: domain });
       try {
         await router.bind(`tcp://127.0.0.1:${port ?? "*"}`);
         const bound = Number(/:(\d+)$/.exec(router.lastEndpoint ?? "")?.[1]);
-        return new FakeFrontend(router, bound);
+        return new FakeFrontend(router, bound, releaseZap);
       } catch (err) {
         router.close();
-        if ((err as { code?: string }).code !== "EADDRINUSE" || Date.now() > deadline) throw err;
+        if ((err as { code?: string }).code !== "EADDRINUSE" || Date.now() > deadline) {
+          releaseZap();
+          throw err;
+        }
         await new Promise((r) => setTimeout(r, 50));
       }
     }
@@ -124,6 +136,7 @@ class FakeFrontend {
     await this.send(heartbeat.identity, { kind: "heartbeat", requestMetadata: true });
     const metadata = await this.next("metadata", ms);
     expect(metadata.identity.equals(heartbeat.identity)).toBe(true);
+    if (metadata.message.kind === "metadata") assertRoutingIdProves(metadata.identity, metadata.message);
     return { identity: heartbeat.identity, heartbeat, metadata };
   }
 
@@ -138,6 +151,7 @@ class FakeFrontend {
 
   close(): void {
     if (!this.router.closed) this.router.close();
+    this.releaseZap();
   }
 }
 
@@ -203,6 +217,7 @@ describe("ContainerRpcClient", () => {
       address: f.address,
       metadata: { name: "sum", version: "1", inputType: "doubles" },
       handleBatch,
+      rpcSecret: testRpcEnv("sum", "1", "doubles")[RPC_SECRET_ENV],
       ...extra,
     });
     clients.push(c);
@@ -421,6 +436,13 @@ describe("main.js", () => {
     readyFile: string;
   }
 
+  /** The credential of the model version `env` names (sum:1, doubles unless overridden), when it names a valid one. */
+  function credential(env: Record<string, string>): Record<string, string> {
+    const inputType = canonicalInputType(env.CLIPPER_INPUT_TYPE ?? "doubles");
+    const name = env.CLIPPER_MODEL_NAME ?? "sum";
+    return inputType && name ? testRpcEnv(name, env.CLIPPER_MODEL_VERSION ?? "1", inputType) : {};
+  }
+
   function startContainer(env: Record<string, string>): Started {
     const readyFile = join(mkdtempSync(join(scratch, "c-")), "model_is_ready.check");
     const child = spawn(process.execPath, [MAIN], {
@@ -430,6 +452,7 @@ describe("main.js", () => {
         CLIPPER_MODEL_VERSION: "1",
         CLIPPER_MODEL_PATH: FIXTURES,
         CLIPPER_READY_FILE: readyFile,
+        ...credential(env),
         ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],

@@ -292,6 +292,7 @@ describe("durability of learned weights", () => {
       // A new frontend learns the weights from the daemon's watch stream.
       const fresh = await startQueryFrontend({
         host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: restarted.url, log: pino({ level: "silent" }),
+        rpcAuth: "plain", rpcKey: cluster.rpcKey,
       });
       try {
         await waitFor(async () => {

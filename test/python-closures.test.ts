@@ -18,7 +18,7 @@ import type { InputType } from "../runtime/shared/input-types.js";
 import { pickledPredict, readPickledFunctionHeader } from "../src/images/build-model-image.js";
 import { cliFor, freePort } from "./support/cli.js";
 import { assertPythonHas, PYTHON, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
-import { Frontend } from "./support/test-frontend.js";
+import { Frontend, testRpcEnv } from "./support/test-frontend.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FIXTURES = join(REPO, "test", "fixtures", "python-closures");
@@ -69,6 +69,7 @@ async function serve(predict: string, modelPath: string, inputType: InputType = 
     CLIPPER_MODEL_NAME: "closure", CLIPPER_MODEL_VERSION: "1", CLIPPER_IP: "127.0.0.1", CLIPPER_PORT: String(port),
     CLIPPER_INPUT_TYPE: inputType, CLIPPER_MODEL_PATH: modelPath, CLIPPER_PREDICT: predict,
     CLIPPER_READY_FILE: join(modelPath, `ready-${port}.check`), CLIPPER_HEARTBEAT_INTERVAL_MS: "500",
+    ...testRpcEnv("closure", "1", inputType),
   });
   const { identity } = await frontend.handshake(20_000);
   return { runtime, predict: (msgId: number, inputs: unknown[]) => frontend.predict(identity, msgId, inputType, inputs, 20_000) };

@@ -3,7 +3,7 @@
  * container (test/fixtures/foreign_container.py), each driven over real ZeroMQ by a ROUTER in the
  * test that plays the query frontend, with frames encoded and decoded by runtime/rpc/codec.ts.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -14,9 +14,10 @@ import {
   encodeFrontendMessage,
 } from "../runtime/rpc/codec.js";
 import { encodeInput } from "../runtime/shared/input-types.js";
+import { plainUsername, replicaRoutingId, RPC_SECRET_ENV } from "../runtime/shared/rpc-auth.js";
 import { PYTHON, assertPythonHas, cleanEnv, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { freePort } from "./support/cli.js";
-import { Frontend, sleep, type Received } from "./support/test-frontend.js";
+import { Frontend, sleep, testRpcEnv, type Received } from "./support/test-frontend.js";
 import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -201,6 +202,7 @@ async function setup(opts: { func?: string; inputType?: string; env?: Record<str
     CLIPPER_READY_FILE: readyFile,
     CLIPPER_HEARTBEAT_INTERVAL_MS: "500",
     CLIPPER_RECONNECT_AFTER_MS: "60000",
+    ...testRpcEnv("sum", "1", opts.inputType ?? "doubles"),
     ...opts.env,
   });
   return { dir, port, frontend, child, readyFile };
@@ -444,7 +446,30 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
     await frontend.send(again.identity, encodeFrontendMessage({ kind: "heartbeat", requestMetadata: true }));
     const meta = await frontend.next("metadata", 5_000, (r) => r.identity.equals(again.identity));
     expect(meta.message).toMatchObject({ name: "sum", version: "1" });
+    // The new socket has a new nonce, hence a new routing id, and it still proves the model version.
+    frontend.checkProof(meta.identity, meta.message);
     await waitForLog(child, /registered again/);
+  });
+
+  it("computes the same routing id and PLAIN username as rpc-auth.ts, and never logs its secret", async () => {
+    const secret = testRpcEnv("sum", "1", "doubles")[RPC_SECRET_ENV]!;
+    const nonce = "AAECAwQFBgcICQoL";
+    const script = [
+      "import sys",
+      "from clipper_runtime import rpc",
+      "print(rpc.replica_routing_id('sum', '1', 'doubles', sys.argv[1], sys.argv[2]))",
+      "print(rpc.plain_username('sum', '1', 'doubles'))",
+      "print(len(rpc.replica_routing_id('sum', '1', 'doubles', sys.argv[1]).split(':')[3]))",
+    ].join("\n");
+    const r = spawnSync(PYTHON, ["-c", script, secret, nonce], { env: pythonRuntimeEnv(), encoding: "utf8", timeout: 30_000 });
+    expect(r.stderr).toBe("");
+    const who = { name: "sum", version: "1", inputType: "doubles" } as const;
+    expect(r.stdout.split("\n").slice(0, 3)).toEqual([replicaRoutingId(who, secret, nonce), plainUsername(who), "16"]);
+
+    const { frontend, child } = await setup();
+    const meta = await frontend.handshake();
+    expect(await frontend.predict(meta.identity, 1, "doubles", [[1, 2, 3]])).toEqual(["6.0"]);
+    expect(child.stderr()).not.toContain(secret);
   });
 
   it("exits 2 with one line for a missing or invalid environment", async () => {
@@ -487,7 +512,8 @@ describe.skipIf(skipReason !== undefined)(`foreign Clipper-style container${skip
   it("completes the handshake and answers '6.0' for [1,2,3] through our codec", async () => {
     const port = await freePort();
     let child: Child | undefined;
-    const frontend = new Frontend(port, () => `--- foreign container stderr ---\n${child?.stderr() ?? ""}`);
+    // Clipper's own container code cannot authenticate: a cluster serving it runs --rpc-auth none.
+    const frontend = new Frontend(port, () => `--- foreign container stderr ---\n${child?.stderr() ?? ""}`, { auth: "none" });
     frontends.push(frontend);
     await frontend.bind();
     child = track(

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { canonicalInputType, type InputType } from "../shared/input-types.js";
 import { nameProblem, prohibitedCharsProblem } from "../shared/names.js";
+import { RPC_SECRET_ENV } from "../shared/rpc-auth.js";
 
 export interface PredictSpec {
   /** As given: relative to the model path, or absolute. Undefined: look for predict.{mjs,js,ts}. */
@@ -35,6 +36,8 @@ export interface ContainerConfig {
   readyFile: string;
   heartbeatIntervalMs: number;
   reconnectAfterMs: number;
+  /** CLIPPER_RPC_SECRET: this model version's RPC credential (rpc-auth.ts); undefined: none (NULL mechanism). Never logged. */
+  rpcSecret: string | undefined;
 }
 
 /** A bad or missing environment variable; main prints the message and exits with code 2. */
@@ -125,6 +128,7 @@ const EnvSchema = z.object({
   CLIPPER_READY_FILE: optionalText.transform((v) => v ?? "/model_is_ready.check"),
   CLIPPER_HEARTBEAT_INTERVAL_MS: integerVar(5000, 1, 2_147_483_647),
   CLIPPER_RECONNECT_AFTER_MS: integerVar(30000, 1, 2_147_483_647),
+  [RPC_SECRET_ENV]: optionalText,
 });
 
 /** Reads the container configuration; throws EnvError with a one-line message naming each problem. */
@@ -160,6 +164,7 @@ export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): Contain
     readyFile: e.CLIPPER_READY_FILE,
     heartbeatIntervalMs: e.CLIPPER_HEARTBEAT_INTERVAL_MS,
     reconnectAfterMs: e.CLIPPER_RECONNECT_AFTER_MS,
+    rpcSecret: e[RPC_SECRET_ENV],
   };
 }
 

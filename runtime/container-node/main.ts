@@ -58,6 +58,7 @@ async function main(): Promise<void> {
       handleBatch,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       reconnectAfterMs: config.reconnectAfterMs,
+      rpcSecret: config.rpcSecret,
       logger: baseLog,
       // Registered with at least one frontend: ready.
       onRegistered: () => {

@@ -14,6 +14,7 @@ import {
   type FrontendMessage,
 } from "../rpc/codec.js";
 import type { InputType } from "../shared/input-types.js";
+import { plainUsername, replicaRoutingId } from "../shared/rpc-auth.js";
 
 export interface ContainerMetadata {
   name: string;
@@ -91,7 +92,13 @@ export interface ContainerRpcClientOptions {
   reconnectAfterMs?: number;
   clock?: RpcClock;
   logger?: RpcLogger;
-  /** Creates each connection's socket (default: a zeromq Dealer with linger 0). */
+  /**
+   * This model version's RPC credential (CLIPPER_RPC_SECRET). With it, the default socket
+   * authenticates with PLAIN and carries a routing id proving the version, with a fresh nonce per
+   * socket (rpc-auth.ts); without it, the NULL mechanism (a frontend started with --rpc-auth none).
+   */
+  rpcSecret?: string;
+  /** Creates each connection's socket (default: a zeromq Dealer with linger 0, see rpcSecret). */
   createSocket?: () => DealerLike;
   /** Called after each metadata message is queued for sending (the readiness file goes here). */
   onRegistered?: () => void;
@@ -146,7 +153,7 @@ export class ContainerRpcClient {
     this.reconnectAfterMs = positive(options.reconnectAfterMs ?? 30000, "reconnectAfterMs");
     this.clock = options.clock ?? systemClock;
     this.log = options.logger ?? noopLogger;
-    this.createSocket = options.createSocket ?? (() => new Dealer({ linger: 0 }));
+    this.createSocket = options.createSocket ?? (() => createDealer(options.metadata, options.rpcSecret));
     this.onRegistered = options.onRegistered;
     this.onReconnect = options.onReconnect;
     this.model = `${this.metadata.name}:${this.metadata.version}`;
@@ -335,6 +342,17 @@ export class ContainerRpcClient {
         if (!connection.socket.closed) this.log.warn({ model: this.model, err, connection: connection.id }, "sending to the query frontend failed");
       });
   }
+}
+
+/** A DEALER for one connection; each call gets a new routing id (libzmq admits one connection per id). */
+export function createDealer(metadata: ContainerMetadata, rpcSecret: string | undefined): Dealer {
+  if (rpcSecret === undefined) return new Dealer({ linger: 0 });
+  return new Dealer({
+    linger: 0,
+    plainUsername: plainUsername(metadata),
+    plainPassword: rpcSecret,
+    routingId: replicaRoutingId(metadata, rpcSecret),
+  });
 }
 
 function positive(value: number, what: string): number {

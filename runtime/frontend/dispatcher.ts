@@ -22,7 +22,8 @@ import { BatchController, type ModelBatchConfig } from "./batch-controller.js";
 import { DEFAULT_BATCH_BUDGET_MS } from "../shared/frontend-defaults.js";
 import { DeadlineQueue, type QueuedTask } from "./deadline-queue.js";
 
-export type ModelResult = { ok: true; output: string } | { ok: false; reason: string };
+/** `replica`: the key of the replica that answered (the cache forgets a banned replica's answers). */
+export type ModelResult = { ok: true; output: string; replica?: string } | { ok: false; reason: string };
 
 export interface PredictTask extends QueuedTask {
   readonly input: Buffer;
@@ -69,7 +70,7 @@ const systemTimers: DispatchTimers = {
 };
 
 /** What the dispatcher needs of the RPC server. */
-export type BatchSender = Pick<RpcServer, "sendPredict" | "drop">;
+export type BatchSender = Pick<RpcServer, "sendPredict" | "drop" | "ban">;
 
 export function modelKey(name: string, version: string): string {
   return `${name}:${version}`;
@@ -245,19 +246,23 @@ export class Dispatcher {
       return;
     }
     const { tasks, sentAt } = slot.inFlight;
+    if (outputs.length !== tasks.length) {
+      // A replica that lies about its batch is not trusted with more: banning it re-queues this
+      // batch as when a replica dies (replicaRemoved), and the cache forgets its earlier answers.
+      this.rpc?.ban(replica, `answered ${outputs.length} outputs for a batch of ${tasks.length}`);
+      return;
+    }
     slot.inFlight = undefined;
     const latencyMs = this.now() - sentAt;
     vq.latency.observe(latencyMs);
     slot.controller.observe(tasks.length, latencyMs);
     this.options.observer?.batchDone?.(vq.key, latencyMs / 1000);
     tasks.forEach((task, i) => {
-      const output = outputs[i];
-      if (output === undefined) {
-        task.resolve({ ok: false, reason: `the model answered ${outputs.length} outputs for a batch of ${tasks.length}` });
-      } else if (output.startsWith(BATCH_ERROR_PREFIX)) {
+      const output = outputs[i]!;
+      if (output.startsWith(BATCH_ERROR_PREFIX)) {
         task.resolve({ ok: false, reason: output.slice(BATCH_ERROR_PREFIX.length) });
       } else {
-        task.resolve({ ok: true, output });
+        task.resolve({ ok: true, output, replica: replica.key });
       }
     });
     this.pump(vq);

@@ -3,7 +3,8 @@ import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { listen } from "../shared/listen.js";
-import { RpcServer } from "../rpc/rpc-server.js";
+import { RpcServer, type RpcServerAuth } from "../rpc/rpc-server.js";
+import type { RpcAuthMode } from "../shared/rpc-auth.js";
 import type { ClusterState } from "../shared/state.js";
 import { ConfigWatcher } from "./config-watch.js";
 import { modelBatchConfig } from "./batch-controller.js";
@@ -16,6 +17,7 @@ import {
   DEFAULT_BATCH_BUDGET_MS,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_RPC_FRAME_BYTES,
   DEFAULT_OIP_TIMEOUT_MS,
   DEFAULT_REPLICA_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -49,6 +51,12 @@ export interface QueryFrontendOptions {
   oipTimeoutMs?: number;
   /** Byte bound of the prediction cache; 0 or absent disables it (the CLI and main.ts default to 64 MiB). */
   cacheBytes?: number;
+  /** Who may register as a replica on the RPC port (runtime/shared/rpc-auth.ts); "plain" needs `rpcKey`. */
+  rpcAuth: RpcAuthMode;
+  /** The cluster's RPC key (generateRpcKey), with rpcAuth "plain". */
+  rpcKey?: string;
+  /** Largest frame a container may send (default DEFAULT_MAX_RPC_FRAME_BYTES, 64 MiB). */
+  maxRpcFrameBytes?: number;
 }
 
 export interface RunningFrontend {
@@ -84,6 +92,9 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     host: options.host,
     port: options.rpcPort,
     replicaTimeoutMs: options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS,
+    auth: rpcAuth(options),
+    maxFrameBytes: options.maxRpcFrameBytes ?? DEFAULT_MAX_RPC_FRAME_BYTES,
+    expectedInputType: (name, version) => recordedVersion(state, name, version)?.input_type,
     log,
     handlers: {
       replicaAdded: (replica) => {
@@ -96,6 +107,8 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
         reporter.changed();
       },
       response: (replica, msgId, outputs) => dispatcher.response(replica, msgId, outputs),
+      // Answers a lying replica gave must not outlive it.
+      replicaBanned: (replica) => cache?.evictReplica(replica.key),
     },
   });
   dispatcher.attach(rpc);
@@ -174,6 +187,18 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
       await policyState.close(); // a last attempt to save learned weights
     },
   };
+}
+
+function rpcAuth(options: QueryFrontendOptions): RpcServerAuth {
+  if (options.rpcAuth === "none") return { mode: "none" };
+  if (!options.rpcKey) throw new Error("rpc auth 'plain' needs the cluster's rpc key");
+  return { mode: "plain", key: options.rpcKey };
+}
+
+/** A version's record in the configuration; own properties only (names are user input). */
+function recordedVersion(state: ClusterState | undefined, name: string, version: string) {
+  const model = state && Object.hasOwn(state.models, name) ? state.models[name] : undefined;
+  return model && Object.hasOwn(model.versions, version) ? model.versions[version] : undefined;
 }
 
 function createCache(maxBytes: number, metrics: FrontendMetrics): PredictionCache | undefined {

@@ -1,11 +1,13 @@
 /** Process entry of the query frontend: `node dist/runtime/frontend/main.js --help` for flags. */
 import { createLogger } from "../shared/logger.js";
-import { intFlag, parseFlags, readTokenFile, requireFlag, runMain } from "../shared/runtime-flags.js";
+import { FlagError, intFlag, parseFlags, readTokenFile, requireFlag, runMain } from "../shared/runtime-flags.js";
+import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES, type RpcAuthMode } from "../shared/rpc-auth.js";
 import {
   DEFAULT_BATCH_BUDGET_MS,
   DEFAULT_CACHE_BYTES,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_RPC_FRAME_BYTES,
   DEFAULT_OIP_TIMEOUT_MS,
   DEFAULT_REPLICA_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -17,7 +19,10 @@ const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1
   [--max-batch N] [--frontend-id ID] [--cache-bytes N (prediction cache bound, default ${DEFAULT_CACHE_BYTES / 2 ** 20} MiB; 0 disables)]
   [--oip-timeout-ms N (deadline of /v2 inference on a model no application links; default ${DEFAULT_OIP_TIMEOUT_MS})]
   [--batch-budget-ms N (batch latency budget of a model no application links; default ${DEFAULT_BATCH_BUDGET_MS})]
-  [--no-admission (queue every query, even one that cannot meet its SLO)]`;
+  [--no-admission (queue every query, even one that cannot meet its SLO)]
+  [--rpc-auth plain|none (who may register as a replica; default ${DEFAULT_RPC_AUTH}: containers holding a credential derived from the rpc key)]
+  [--rpc-key-file FILE (the cluster's rpc key; required with --rpc-auth plain)]
+  [--max-rpc-frame-bytes N (a container sending a bigger frame is disconnected; default ${DEFAULT_MAX_RPC_FRAME_BYTES / 2 ** 20} MiB)]`;
 
 await runMain("clipper frontend", async () => {
   const flags = parseFlags(process.argv.slice(2), {
@@ -36,11 +41,16 @@ await runMain("clipper frontend", async () => {
     "oip-timeout-ms": { type: "string" },
     "batch-budget-ms": { type: "string" },
     "no-admission": { type: "boolean" },
+    "rpc-auth": { type: "string", default: DEFAULT_RPC_AUTH },
+    "rpc-key-file": { type: "string" },
+    "max-rpc-frame-bytes": { type: "string" },
   });
   if (flags.help) {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const rpcAuth = rpcAuthFlag(flags["rpc-auth"]);
+  const rpcKey = rpcAuth === "plain" ? readTokenFile(requireFlag("rpc-key-file", flags["rpc-key-file"]), "rpc-key-file") : undefined;
   const log = createLogger("frontend");
   const frontend = await startQueryFrontend({
     host: flags.host ?? "127.0.0.1",
@@ -57,8 +67,19 @@ await runMain("clipper frontend", async () => {
     oipTimeoutMs: intFlag("oip-timeout-ms", flags["oip-timeout-ms"], DEFAULT_OIP_TIMEOUT_MS, 1),
     defaultBatchBudgetMs: intFlag("batch-budget-ms", flags["batch-budget-ms"], DEFAULT_BATCH_BUDGET_MS, 1),
     admission: !flags["no-admission"],
+    rpcAuth,
+    rpcKey,
+    maxRpcFrameBytes: intFlag("max-rpc-frame-bytes", flags["max-rpc-frame-bytes"], DEFAULT_MAX_RPC_FRAME_BYTES, 1024),
     log,
   });
   log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort }, "query frontend listening");
   return { stop: () => frontend.close() };
 });
+
+function rpcAuthFlag(value: string | undefined): RpcAuthMode {
+  const mode = value ?? DEFAULT_RPC_AUTH;
+  if (!(RPC_AUTH_MODES as readonly string[]).includes(mode)) {
+    throw new FlagError(`--rpc-auth must be one of ${RPC_AUTH_MODES.join(", ")}, got '${mode}'`);
+  }
+  return mode as RpcAuthMode;
+}

@@ -13,7 +13,8 @@ export interface ModelRef {
 }
 
 export type CallOutcome =
-  | { kind: "output"; output: string }
+  /** `replica`: the key of the replica that answered, when one did (not on a cache hit). */
+  | { kind: "output"; output: string; replica?: string }
   /** The model ran and failed on this input's batch. */
   | { kind: "failed"; reason: string }
   /** The deadline passed before the model answered. */
@@ -69,7 +70,7 @@ export class ModelCaller {
           if (task.settled) return;
           task.settled = true;
           clearTimeout(timer);
-          resolve(r.ok ? { kind: "output", output: r.output } : { kind: "failed", reason: r.reason });
+          resolve(r.ok ? { kind: "output", output: r.output, replica: r.replica } : { kind: "failed", reason: r.reason });
         },
       };
       // The SLO timer answers whatever the model is doing; the queue drops the settled task.

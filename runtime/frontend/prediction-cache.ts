@@ -17,6 +17,7 @@
  *   flight (their answers are then not stored). `reconcile(state)` does that for every version that
  *   left the configuration or whose record changed (records are immutable in the daemon, so a changed
  *   record means deleted and registered again), and drops everything when snapshots were missed.
+ *   `evictReplica(key)` drops the answers one replica produced (a replica banned for lying).
  */
 import { hash as digest } from "node:crypto";
 import { LRUCache } from "lru-cache";
@@ -57,6 +58,8 @@ interface Entry {
   readonly input: Buffer;
   readonly output: string;
   readonly size: number;
+  /** The replica that produced the output. */
+  readonly replica: string | undefined;
 }
 
 interface Pending {
@@ -162,6 +165,19 @@ export class PredictionCache {
     this.revision = state.revision;
   }
 
+  /** Drops the entries a replica produced; returns how many went. */
+  evictReplica(replica: string): number {
+    const doomed = new Map<string, string>();
+    for (const [key, entry] of this.lru.entries()) if (entry.replica === replica) doomed.set(key, entry.model);
+    const counts = new Map<string, number>();
+    for (const [key, label] of doomed) {
+      this.lru.delete(key);
+      counts.set(label, (counts.get(label) ?? 0) + 1);
+    }
+    for (const [label, n] of counts) this.observer.invalidated?.(label, n);
+    return doomed.size;
+  }
+
   /** Drops every entry and detaches every call in flight. */
   clear(): void {
     const counts = new Map<string, number>();
@@ -190,7 +206,7 @@ export class PredictionCache {
     const done = call
       .then((outcome) => {
         if (outcome.kind === "output" && (this.generations.get(label) ?? 0) === generation) {
-          this.store(key, label, input, outcome.output);
+          this.store(key, label, input, outcome.output, outcome.replica);
         }
         return outcome;
       })
@@ -204,14 +220,14 @@ export class PredictionCache {
     return done;
   }
 
-  private store(key: string, label: string, input: Buffer, output: string): void {
+  private store(key: string, label: string, input: Buffer, output: string, replica: string | undefined): void {
     // An own copy: the caller's buffer may be a view into a larger pooled allocation.
     const copy = Buffer.allocUnsafeSlow(input.length);
     input.copy(copy);
     const size = key.length * 2 + copy.length + output.length * 2 + ENTRY_OVERHEAD_BYTES;
     // An entry larger than the whole cache is not stored (lru-cache refuses it too).
     if (size > this.maxBytes) return;
-    this.lru.set(key, { model: label, input: copy, output, size });
+    this.lru.set(key, { model: label, input: copy, output, size, replica });
   }
 
   /** A joiner's view of a shared call: its outcome, or a timeout at the joiner's own deadline. */

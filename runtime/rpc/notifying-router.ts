@@ -10,9 +10,21 @@ const ZMQ_ROUTER_NOTIFY = 97;
 const ZMQ_NOTIFY_CONNECT = 1;
 const ZMQ_NOTIFY_DISCONNECT = 2;
 
+export interface NotifyingRouterOptions {
+  /** Authenticate peers with PLAIN, judged by the ZAP handler of this domain (zap-handler.ts). */
+  plainZapDomain?: string;
+  /** A peer that sends a bigger frame is disconnected before the frame is allocated (ZMQ_MAXMSGSIZE). */
+  maxMessageSize?: number;
+}
+
 export class NotifyingRouter extends zmq.Router {
-  constructor() {
-    super({ mandatory: true, linger: 0 });
+  constructor(options: NotifyingRouterOptions = {}) {
+    super({
+      mandatory: true,
+      linger: 0,
+      ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
+      ...(options.plainZapDomain !== undefined ? { plainServer: true, zapDomain: options.plainZapDomain } : {}),
+    });
     this.setInt32Option(ZMQ_ROUTER_NOTIFY, ZMQ_NOTIFY_CONNECT | ZMQ_NOTIFY_DISCONNECT);
   }
 }

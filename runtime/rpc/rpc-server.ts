@@ -2,9 +2,19 @@
  * The query frontend's side of RPC v3: a ROUTER that model containers connect to. It answers
  * heartbeats, registers replicas from their metadata, hands predict responses to the dispatcher,
  * and drops replicas that disconnect or fall silent.
+ *
+ * Who may register (docs/security.md, runtime/shared/rpc-auth.ts): with auth "plain", a peer must
+ * pass the PLAIN handshake with a credential derived from the cluster's RPC key, and its routing id
+ * must prove the very model version, and input type, its metadata names. In every mode a replica
+ * must state the input type the configuration records for its version. A peer that breaks the
+ * protocol (a malformed or unknown message, a batch answered with the wrong number of outputs) is
+ * banned until it disconnects: its messages are ignored and its heartbeats go unanswered, so our
+ * runtimes and Clipper's replace it with a new socket.
  */
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { InputType } from "../shared/input-types.js";
+import { plainUsername, verifyPlain, verifyRoutingId, ZAP_DOMAIN } from "../shared/rpc-auth.js";
 import {
   decodeContainerMessage,
   encodeFrontendMessage,
@@ -13,6 +23,8 @@ import {
   type ContainerMessage,
 } from "./codec.js";
 import { isPeerNotification, NotifyingRouter } from "./notifying-router.js";
+import { RefusalLog } from "./refusal-log.js";
+import { registerZapDomain, type ZapRequest, type ZapVerdict } from "./zap-handler.js";
 
 /** One registered model container. */
 export interface ReplicaConnection {
@@ -31,21 +43,39 @@ export interface RpcServerHandlers {
   replicaAdded(replica: ReplicaConnection): void;
   replicaRemoved(replica: ReplicaConnection, reason: string): void;
   response(replica: ReplicaConnection, msgId: number, outputs: string[]): void;
+  /** After `replicaRemoved`, when the replica was removed for breaking the protocol. */
+  replicaBanned?(replica: ReplicaConnection, reason: string): void;
 }
+
+/** "plain": PLAIN credentials derived from `key` (rpc-auth.ts). "none": any peer may register. */
+export type RpcServerAuth = { mode: "plain"; key: string } | { mode: "none" };
+
+const NO_CREDENTIAL_HINT =
+  "containers deployed by this cluster get their credential in CLIPPER_RPC_SECRET; to serve Clipper's own container images, which cannot authenticate, start the cluster with --rpc-auth none";
 
 export interface RpcServerOptions {
   host: string;
   port: number;
   /** A replica silent for this long is dropped (Clipper: 30 s). */
   replicaTimeoutMs: number;
+  auth: RpcServerAuth;
+  /** A peer that sends a bigger frame is disconnected (ZMQ_MAXMSGSIZE); absent: no limit. */
+  maxFrameBytes?: number;
+  /** The input type the configuration records for a model version, if it records the version. */
+  expectedInputType?: (name: string, version: string) => InputType | undefined;
   log: Logger;
   handlers: RpcServerHandlers;
   now?: () => number;
 }
 
 export class RpcServer {
-  private readonly router = new NotifyingRouter();
+  private readonly router: NotifyingRouter;
   private readonly replicas = new Map<string, ReplicaConnection>();
+  /** Routing ids (hex) of peers ignored until they disconnect. */
+  private readonly banned = new Set<string>();
+  private readonly refusals: RefusalLog;
+  private readonly zapDomain = `${ZAP_DOMAIN}:${randomUUID()}`;
+  private unregisterZap?: () => void;
   private sending: Promise<unknown> = Promise.resolve();
   private sweeper?: NodeJS.Timeout;
   private closed = false;
@@ -54,11 +84,33 @@ export class RpcServer {
 
   constructor(private readonly options: RpcServerOptions) {
     this.now = options.now ?? (() => performance.now());
+    this.refusals = new RefusalLog(() => performance.now());
+    this.router = new NotifyingRouter({
+      maxMessageSize: options.maxFrameBytes,
+      plainZapDomain: options.auth.mode === "plain" ? this.zapDomain : undefined,
+    });
   }
 
   async start(): Promise<void> {
+    const { auth, log } = this.options;
+    if (auth.mode === "plain") {
+      this.unregisterZap = await registerZapDomain(this.zapDomain, (request) => this.judge(auth.key, request));
+      this.router.events.on("handshake:error:protocol", (event) => {
+        if (this.refusals.shouldLog("no credential")) {
+          log.warn({ endpoint: event.address, reason: event.error.message, hint: NO_CREDENTIAL_HINT },
+            "refused a model container that did not authenticate on the rpc port");
+        }
+      });
+    } else {
+      log.warn("rpc authentication is off (--rpc-auth none): any process that reaches the rpc port can register as a replica of any model and answer its queries");
+    }
     const host = this.options.host === "0.0.0.0" ? "*" : this.options.host;
-    await this.router.bind(`tcp://${host}:${this.options.port}`);
+    try {
+      await this.router.bind(`tcp://${host}:${this.options.port}`);
+    } catch (err) {
+      this.unregisterZap?.();
+      throw err;
+    }
     const endpoint = this.router.lastEndpoint ?? "";
     this.boundPort = Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
     void this.receiveLoop();
@@ -84,11 +136,34 @@ export class RpcServer {
     this.options.handlers.replicaRemoved(replica, reason);
   }
 
+  /** Drops a replica that broke the protocol and ignores its connection until it disconnects. */
+  ban(replica: ReplicaConnection, reason: string): void {
+    if (this.replicas.get(replica.key) !== replica) return;
+    this.banned.add(replica.key);
+    this.drop(replica, `banned until it reconnects: ${reason}`);
+    this.options.handlers.replicaBanned?.(replica, reason);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
     for (const replica of [...this.replicas.values()]) this.drop(replica, "frontend shutting down");
     this.router.close();
+    this.unregisterZap?.();
+  }
+
+  /** The ZAP verdict on one handshake: a credential of some model version of this cluster. */
+  private judge(key: string, request: ZapRequest): ZapVerdict {
+    const who = request.mechanism === "PLAIN" ? verifyPlain(key, request.username, request.password) : undefined;
+    if (who) return { ok: true, userId: plainUsername(who) };
+    // The username is what the peer claims to be; the password is never logged.
+    if (this.refusals.shouldLog(`credential ${request.address} ${request.username}`)) {
+      this.options.log.warn(
+        { peer: request.address, username: request.username.slice(0, 200), hint: "its CLIPPER_RPC_SECRET does not belong to this cluster's rpc key" },
+        "refused a model container with an invalid rpc credential",
+      );
+    }
+    return { ok: false, reason: "invalid credential" };
   }
 
   /** zeromq allows one send in flight per socket: chain them. */
@@ -113,16 +188,21 @@ export class RpcServer {
     const key = identity.toString("hex");
     const known = this.replicas.get(key);
     if (isPeerNotification(message)) {
-      // A connect needs no action; a disconnect of a registered replica means it is gone.
+      // A connect needs no action; a disconnect of a registered replica means it is gone. A banned
+      // peer's identity only notifies again when it disconnects (libzmq admits no second
+      // connection with an identity in use).
       if (known) this.drop(known, "disconnected");
+      this.banned.delete(key);
       return;
     }
+    if (this.banned.has(key)) return;
     let decoded: ContainerMessage;
     try {
       decoded = decodeContainerMessage(message.slice(1));
     } catch (err) {
-      const reason = err instanceof RpcFrameError ? err.message : String(err);
-      this.options.log.warn({ peer: key, reason }, "ignoring malformed rpc message");
+      const reason = `malformed rpc message: ${err instanceof RpcFrameError ? err.message : String(err)}`;
+      if (known) this.ban(known, reason);
+      else this.refuse(key, reason);
       return;
     }
     if (known) known.lastSeen = this.now();
@@ -145,8 +225,23 @@ export class RpcServer {
   }
 
   private register(identity: Buffer, key: string, meta: Extract<ContainerMessage, { kind: "metadata" }>): void {
+    const claimed = { model: `${meta.name}:${meta.version}`, inputType: meta.inputType };
     if (meta.rpcVersion !== RPC_VERSION) {
-      this.options.log.warn({ peer: key, rpcVersion: meta.rpcVersion }, "container does not speak rpc v3; not registered");
+      this.refuse(key, `container speaks rpc v${meta.rpcVersion}, not v${RPC_VERSION}`, claimed);
+      return;
+    }
+    const { auth } = this.options;
+    if (auth.mode === "plain") {
+      const who = verifyRoutingId(auth.key, identity);
+      if (!who || who.name !== meta.name || who.version !== meta.version || who.inputType !== meta.inputType) {
+        const proven = who ? `${who.name}:${who.version} (${who.inputType})` : "nothing";
+        this.refuse(key, `its credential proves ${proven}, not the model version it claims`, claimed);
+        return;
+      }
+    }
+    const expected = this.options.expectedInputType?.(meta.name, meta.version);
+    if (expected !== undefined && expected !== meta.inputType) {
+      this.refuse(key, `the model version takes ${expected} inputs, the container ${meta.inputType}`, claimed);
       return;
     }
     const previous = this.replicas.get(key);
@@ -163,6 +258,14 @@ export class RpcServer {
     this.replicas.set(key, replica);
     this.options.log.info({ model: `${replica.name}:${replica.version}`, replica: replica.replicaId, inputType: replica.inputType }, "replica registered");
     this.options.handlers.replicaAdded(replica);
+  }
+
+  /** Ignores a peer that may not register until it disconnects; logs each reason once. */
+  private refuse(key: string, reason: string, claimed?: { model: string; inputType: InputType }): void {
+    this.banned.add(key);
+    if (this.refusals.shouldLog(`refused ${claimed?.model ?? ""} ${reason}`)) {
+      this.options.log.warn({ ...claimed, reason }, "refused a model container on the rpc port");
+    }
   }
 
   private freeReplicaId(name: string, version: string): number {

@@ -14,3 +14,9 @@ export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_OIP_TIMEOUT_MS = 1_000;
 /** Batch latency budget of a model no application links (no SLO to take half of). */
 export const DEFAULT_BATCH_BUDGET_MS = 50;
+/**
+ * Largest frame a model container may send the frontend's RPC port (--max-rpc-frame-bytes,
+ * ZMQ_MAXMSGSIZE): a peer that sends a bigger one is disconnected before the frame is allocated.
+ * One frame is one output of a batch; 64 MiB leaves room for large outputs.
+ */
+export const DEFAULT_MAX_RPC_FRAME_BYTES = 64 * 1024 * 1024;

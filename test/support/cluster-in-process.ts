@@ -12,6 +12,7 @@ import { startManagementServer, type ManagementServer } from "../../runtime/mana
 import { startQueryFrontend, type RunningFrontend } from "../../runtime/frontend/frontend.js";
 import { ContainerRpcClient, type BatchHandler } from "../../runtime/container-node/rpc-client.js";
 import { decodeInput, type InputType } from "../../runtime/shared/input-types.js";
+import { generateRpcKey, versionSecret, type RpcAuthMode } from "../../runtime/shared/rpc-auth.js";
 
 export interface InProcessCluster {
   management: ManagementServer;
@@ -19,6 +20,8 @@ export interface InProcessCluster {
   admin: AdminClient;
   stateDir: string;
   containers: ContainerRpcClient[];
+  /** The cluster's RPC key; replicas get their credential from it (with rpcAuth "plain", the default). */
+  rpcKey: string;
   /** Starts a container for a model version; resolves once the frontend has registered it. */
   addContainer(name: string, version: string, inputType: InputType, handle: BatchHandler): Promise<ContainerRpcClient>;
   predict(app: string, body: unknown): Promise<{ status: number; body: any; ms: number }>;
@@ -43,22 +46,24 @@ export const sumHandler: BatchHandler = (batch) =>
   });
 
 export async function startInProcessCluster(
-  options: { replicaTimeoutMs?: number; frontendMaxBody?: number; cacheBytes?: number } = {},
+  options: { replicaTimeoutMs?: number; frontendMaxBody?: number; cacheBytes?: number; rpcAuth?: RpcAuthMode; maxRpcFrameBytes?: number } = {},
 ): Promise<InProcessCluster> {
+  const rpcKey = generateRpcKey();
+  const rpcAuth = options.rpcAuth ?? "plain";
   const stateDir = mkdtempSync(join(tmpdir(), "clipper-mgmt-"));
   const log = pino({ level: process.env.CLIPPER_TEST_LOG ?? "silent" });
   const management = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir, logger: log });
   const frontend = await startQueryFrontend({
     host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: management.url, log,
     replicaTimeoutMs: options.replicaTimeoutMs, maxBodyBytes: options.frontendMaxBody, reportIntervalMs: 500,
-    cacheBytes: options.cacheBytes,
+    cacheBytes: options.cacheBytes, rpcAuth, rpcKey, maxRpcFrameBytes: options.maxRpcFrameBytes,
   });
   const admin = new AdminClient({ managementUrl: management.url });
   const containers: ContainerRpcClient[] = [];
   await waitFor(() => frontend.state() !== undefined, 10_000, "the frontend's first configuration");
 
   return {
-    management, frontend, admin, stateDir, containers,
+    management, frontend, admin, stateDir, containers, rpcKey,
     async addContainer(name, version, inputType, handle) {
       let registered = false;
       const client = new ContainerRpcClient({
@@ -66,6 +71,7 @@ export async function startInProcessCluster(
         metadata: { name, version, inputType },
         handleBatch: handle,
         heartbeatIntervalMs: 200,
+        rpcSecret: rpcAuth === "plain" ? versionSecret(rpcKey, { name, version, inputType }) : undefined,
         onRegistered: () => { registered = true; },
       });
       client.start();

@@ -92,6 +92,8 @@ export function harness(options: Partial<DispatcherOptions> = {}): Harness {
       sent.push({ replica, msgId, inputs, detail: lastDetail });
     },
     drop: () => undefined,
+    // As the RpcServer does: a banned replica is removed (its batch re-queued).
+    ban: (replica) => dispatcher.replicaRemoved(replica),
   });
   const h: Harness = {
     clock, dispatcher, sent, shed: 0,

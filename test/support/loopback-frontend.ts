@@ -5,12 +5,12 @@
  */
 import { createServer } from "node:net";
 import { encodeFrontendMessage } from "../../runtime/rpc/codec.js";
-import { Frontend, sleep, type Received } from "./test-frontend.js";
+import { Frontend, type FrontendAuthOptions, type Received } from "./test-frontend.js";
 
 export class LoopbackFrontend extends Frontend {
-  constructor(readonly host: string, port: number, describeProcess: () => string) {
+  constructor(readonly host: string, port: number, describeProcess: () => string, options: FrontendAuthOptions = {}) {
     if (!host.startsWith("127.")) throw new Error(`LoopbackFrontend binds loopback addresses only, not ${host}`);
-    super(port, describeProcess);
+    super(port, describeProcess, options);
   }
 
   /** "tcp://127.0.0.2:7000": the endpoint a runtime connects to, as its logs name it. */
@@ -40,16 +40,7 @@ export class LoopbackFrontend extends Frontend {
   }
 
   override async bind(): Promise<void> {
-    // Rebinding a port a closed ROUTER just released may take a moment.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.router.bind(this.endpoint);
-        return;
-      } catch (e) {
-        if (attempt >= 50) throw e;
-        await sleep(100);
-      }
-    }
+    await this.bindTo(this.endpoint);
   }
 
   /** Every message that arrives within `ms` (none is an empty list). */

@@ -8,6 +8,10 @@ for a missing or invalid environment variable.
 CLIPPER_FRONTEND_DISCOVERY picks how the frontends are found: `none` (the default) opens one
 connection to CLIPPER_IP:CLIPPER_PORT; `dns` resolves CLIPPER_IP (one host or a comma-separated
 list) to all its addresses every CLIPPER_DISCOVERY_INTERVAL_MS and keeps one connection per address.
+
+CLIPPER_RPC_SECRET, when set, is this model version's RPC credential: every connection authenticates
+with PLAIN and carries a routing id proving the model version, with a fresh nonce per socket
+(runtime/shared/rpc-auth.ts). Without it the NULL mechanism is used (a frontend with --rpc-auth none).
 """
 
 import json
@@ -58,7 +62,8 @@ class ConfigError(Exception):
 class Config(object):
     def __init__(self, name, version, ip, port, input_type, model_path, predict, ready_file,
                  heartbeat_interval_ms, reconnect_after_ms, framework="python", model_file=None,
-                 predict_explicit=True, frontend_discovery="none", hosts=None, discovery_interval_ms=5000):
+                 predict_explicit=True, frontend_discovery="none", hosts=None, discovery_interval_ms=5000,
+                 rpc_secret=None):
         self.name = name
         self.version = version
         self.ip = ip
@@ -77,6 +82,8 @@ class Config(object):
         self.frontend_discovery = frontend_discovery
         self.hosts = list(hosts) if hosts else [ip]
         self.discovery_interval_ms = discovery_interval_ms
+        # CLIPPER_RPC_SECRET (never logged), or None.
+        self.rpc_secret = rpc_secret
 
     @property
     def address(self):
@@ -169,10 +176,11 @@ def config_from_env(environ):
         problems.append("CLIPPER_FRAMEWORK '%s' is not one of %s" % (framework_text, ", ".join(REGISTRY)))
     model_file = environ.get("CLIPPER_MODEL_FILE", "").strip() or None
     predict_explicit = bool(environ.get("CLIPPER_PREDICT", "").strip())
+    rpc_secret = environ.get(rpc.RPC_SECRET_ENV, "").strip() or None
     if problems:
         raise ConfigError("; ".join(problems))
     return Config(name, version, ip, port, input_type, model_path, predict, ready_file, heartbeat, reconnect,
-                  framework, model_file, predict_explicit, discovery, hosts, discovery_interval)
+                  framework, model_file, predict_explicit, discovery, hosts, discovery_interval, rpc_secret)
 
 
 class Log(object):
@@ -319,6 +327,14 @@ class FrontendConnection(object):
         # are not piled up and replayed at it (each would be answered with a metadata request).
         # A due heartbeat waits instead, and goes out as soon as the connection is up.
         self.socket.setsockopt(zmq.IMMEDIATE, 1)
+        config = c.config
+        if config.rpc_secret is not None:
+            # A new socket, a new nonce: libzmq admits one connection per routing id.
+            self.socket.setsockopt(zmq.PLAIN_USERNAME,
+                                   rpc.plain_username(config.name, config.version, config.input_type).encode("utf-8"))
+            self.socket.setsockopt(zmq.PLAIN_PASSWORD, config.rpc_secret.encode("utf-8"))
+            self.socket.setsockopt(zmq.IDENTITY, rpc.replica_routing_id(
+                config.name, config.version, config.input_type, config.rpc_secret).encode("utf-8"))
         if self.address.startswith("tcp://["):
             self.socket.setsockopt(zmq.IPV6, 1)
         # ZeroMQ reconnects the DEALER by itself when the frontend restarts on the same address,

@@ -5,6 +5,10 @@ u64 = 8 bytes). This module only turns frames into values and back: it imports n
 numpy, and decoding validates every frame, raising RpcFrameError rather than trusting the peer.
 """
 
+import base64
+import hashlib
+import hmac
+import os
 import struct
 
 RPC_VERSION = 3
@@ -41,6 +45,33 @@ ELEMENT_SIZE = {"bytes": 1, "integers": 4, "floats": 4, "doubles": 8, "strings":
 # A failed batch answers every input with this marker plus the reason (RPC v3 has no error
 # message); it must equal BATCH_ERROR_PREFIX in runtime/rpc/codec.ts.
 BATCH_ERROR_PREFIX = "\x00clipper-batch-error\x00"
+
+
+# The environment variable holding this model version's RPC credential (RPC_SECRET_ENV in
+# runtime/shared/rpc-auth.ts); never logged.
+RPC_SECRET_ENV = "CLIPPER_RPC_SECRET"
+_NONCE_BYTES = 12
+_MAC_CHARS = 22
+
+
+def _base64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def plain_username(name, version, input_type):
+    """The PLAIN username of a model version (plainUsername in rpc-auth.ts)."""
+    return "%s:%s:%s" % (name, version, input_type)
+
+
+def replica_routing_id(name, version, input_type, secret, nonce=None):
+    """A routing id proving the model version: byte-identical to replicaRoutingId in rpc-auth.ts.
+
+    `nonce` (text) is fresh for every socket unless given; the mac is HMAC-SHA256(secret, nonce).
+    """
+    if nonce is None:
+        nonce = _base64url(os.urandom(_NONCE_BYTES))
+    mac = _base64url(hmac.new(secret.encode("utf-8"), nonce.encode("utf-8"), hashlib.sha256).digest())[:_MAC_CHARS]
+    return "%s:%s:%s" % (plain_username(name, version, input_type), nonce, mac)
 
 
 class RpcFrameError(Exception):
