@@ -73,7 +73,7 @@ export function buildProgram(): Command {
     .option("--host <address>", "address the frontends and RPC listen on", "127.0.0.1")
     .option("--query-port <n>", "query REST port (0: any free port)", portArg, 1337)
     .option("--management-port <n>", "management REST port", portArg, 1338)
-    .option("--rpc-port <n>", "model RPC port", portArg, 7000)
+    .option("--rpc-port <n>", "model RPC port (local; docker and kubernetes keep it inside the cluster's network)", portArg, 7000)
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), DEFAULT_MAX_BODY_BYTES)
     .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer (default 60000; kubernetes 300000)", intArg(1))
     .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), DEFAULT_REPLICA_TIMEOUT_MS)

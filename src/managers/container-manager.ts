@@ -14,7 +14,11 @@ export interface ClusterAddresses {
   /** e.g. http://127.0.0.1:1337 */
   queryUrl: string;
   managementUrl: string;
-  /** e.g. tcp://127.0.0.1:7000 */
+  /**
+   * Where model replicas reach the frontends' RPC port, e.g. tcp://127.0.0.1:7000 (local). Docker:
+   * the frontend container's name on the cluster's network (the port is not published to the host);
+   * Kubernetes: the in-cluster headless Service.
+   */
   rpcAddress: string;
   metricsUrl: string;
   /** Required by the management API when it listens beyond loopback. */
