@@ -75,6 +75,11 @@ describe("errors", () => {
     const badAuth = await runCli(["start", "--rpc-auth", "curve"], env);
     expect(badAuth.code).toBe(2);
     expect(badAuth.stderr).toMatch(/--rpc-auth.*curve.*plain, none/s);
+    // The warning comes before anything is started (here a start that cannot find its kubeconfig).
+    const open = await runCli(["start", "--manager", "kubernetes", "--rpc-auth", "none", "--runtime-image", "rt:1"],
+      { ...env, KUBECONFIG: join(home, "no-such-kubeconfig") });
+    expect(open.stderr).toContain("warning: --rpc-auth none: any process that reaches the RPC port can register as any model version");
+    expect(open.code).toBe(2);
     const badFrame = await runCli(["start", "--max-rpc-frame-bytes", "0"], env);
     expect(badFrame.code).toBe(2);
     for (const r of [badType, badPort, badBatch, badEnv, noValue, twice, badAuth, badFrame]) expect(r.stderr).not.toMatch(/\x1b\[|\n\s+at /);

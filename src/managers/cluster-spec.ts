@@ -22,7 +22,6 @@ export const LABEL = {
   deployment: "ai.clipper.deployment",
   /** Published ports as configured at start (0: Docker chose one; inspect tells which). Clipper's keys. */
   queryPort: "ai.clipper.query_frontend.query.port",
-  rpcPort: "ai.clipper.query_frontend.rpc.port",
   managementPort: "ai.clipper.management.port",
   /** The host address the ports are published on. */
   host: "ai.clipper.host",
