@@ -360,6 +360,8 @@ describe("Docker manager specs (no daemon needed)", () => {
     expect(JSON.stringify(r.Labels)).not.toContain(secret);
     expect(JSON.stringify(r)).not.toContain("the-cluster-key");
     expect(replicaSpec("c1", d, 3, undefined).Env?.some((e) => e.startsWith("CLIPPER_RPC_SECRET="))).toBe(false);
+    // Nothing from this process's environment: the deployment's own variables and the runtime's only.
+    expect(r.Env!.map((e) => e.split("=")[0]!).filter((n) => !n.startsWith("CLIPPER_"))).toEqual(["A"]);
     expect(r.name).toBe("clipper-c1-m-2-3");
     expect(r.Env).toEqual(expect.arrayContaining(["A=1", "CLIPPER_IP=clipper-c1-query-frontend", "CLIPPER_PORT=7000", "CLIPPER_INPUT_TYPE=floats", "CLIPPER_REPLICA_ID=3"]));
     expect(r.Env).not.toContain("CLIPPER_IP=wrong");
