@@ -26,14 +26,16 @@ export type ZapVerdict = { ok: true; userId: string } | { ok: false; reason: str
 export type ZapJudge = (request: ZapRequest) => ZapVerdict;
 
 const judges = new Map<string, ZapJudge>();
-let socket: zmq.Reply | undefined;
+/** The bound handler; `ready` settles once it is bound (concurrent registrations wait for it). */
+let handler: { socket: zmq.Reply; ready: Promise<void> } | undefined;
 
 /** Starts judging handshakes in `domain`; the returned function stops it (the last one closes the handler). */
 export async function registerZapDomain(domain: string, judge: ZapJudge): Promise<() => void> {
   if (judges.has(domain)) throw new Error(`ZAP domain ${domain} is already registered`);
   judges.set(domain, judge);
   try {
-    if (!socket) await open();
+    handler ??= open();
+    await handler.ready;
   } catch (err) {
     judges.delete(domain);
     throw err;
@@ -41,37 +43,39 @@ export async function registerZapDomain(domain: string, judge: ZapJudge): Promis
   return () => {
     if (judges.get(domain) !== judge) return;
     judges.delete(domain);
-    if (judges.size === 0 && socket) {
-      socket.close();
-      socket = undefined;
+    if (judges.size === 0 && handler) {
+      handler.socket.close();
+      handler = undefined;
     }
   };
 }
 
-async function open(): Promise<void> {
-  const reply = new zmq.Reply({ linger: 0 });
-  socket = reply;
-  // A handler closed a moment ago may still hold the address while libzmq tears it down.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await reply.bind(ZAP_ENDPOINT);
-      break;
-    } catch (err) {
-      if (attempt >= 50 || (err as { code?: string }).code !== "EADDRINUSE") {
-        reply.close();
-        if (socket === reply) socket = undefined;
-        throw err;
+function open(): { socket: zmq.Reply; ready: Promise<void> } {
+  const socket = new zmq.Reply({ linger: 0 });
+  const ready = (async () => {
+    // A handler closed a moment ago may still hold the address while libzmq tears it down.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await socket.bind(ZAP_ENDPOINT);
+        break;
+      } catch (err) {
+        if (attempt >= 50 || (err as { code?: string }).code !== "EADDRINUSE") {
+          socket.close();
+          if (handler?.socket === socket) handler = undefined;
+          throw err;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      await new Promise((resolve) => setTimeout(resolve, 10));
     }
-  }
-  void serve(reply);
+    void serve(socket);
+  })();
+  return { socket, ready };
 }
 
-async function serve(reply: zmq.Reply): Promise<void> {
+async function serve(socket: zmq.Reply): Promise<void> {
   try {
-    for await (const frames of reply) {
-      await reply.send(answer(frames));
+    for await (const frames of socket) {
+      await socket.send(answer(frames));
     }
   } catch {
     // The socket was closed (the last domain unregistered).
@@ -85,6 +89,12 @@ function answer(frames: Buffer[]): string[] {
   if (text(0) !== ZAP_VERSION || frames.length < 6) return refuse("500", "malformed ZAP request");
   const judge = judges.get(text(2));
   if (!judge) return refuse("400", "unknown ZAP domain");
-  const verdict = judge({ domain: text(2), address: text(3), mechanism: text(5), username: text(6), password: text(7) });
+  let verdict: ZapVerdict;
+  try {
+    verdict = judge({ domain: text(2), address: text(3), mechanism: text(5), username: text(6), password: text(7) });
+  } catch {
+    // A judge that fails refuses; the handler must keep answering the other handshakes.
+    return refuse("500", "authentication failed");
+  }
   return verdict.ok ? [ZAP_VERSION, requestId, "200", "OK", verdict.userId, ""] : refuse("400", verdict.reason);
 }

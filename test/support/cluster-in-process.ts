@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { AdminClient } from "../../src/admin-client.js";
 import { startManagementServer, type ManagementServer } from "../../runtime/management/server.js";
 import { startQueryFrontend, type RunningFrontend } from "../../runtime/frontend/frontend.js";
@@ -46,12 +46,15 @@ export const sumHandler: BatchHandler = (batch) =>
   });
 
 export async function startInProcessCluster(
-  options: { replicaTimeoutMs?: number; frontendMaxBody?: number; cacheBytes?: number; rpcAuth?: RpcAuthMode; maxRpcFrameBytes?: number } = {},
+  options: { replicaTimeoutMs?: number; frontendMaxBody?: number; cacheBytes?: number; rpcAuth?: RpcAuthMode; maxRpcFrameBytes?: number;
+    /** The frontend's and daemon's logger (default: silent, or CLIPPER_TEST_LOG's level). */
+    log?: Logger;
+  } = {},
 ): Promise<InProcessCluster> {
   const rpcKey = generateRpcKey();
   const rpcAuth = options.rpcAuth ?? "plain";
   const stateDir = mkdtempSync(join(tmpdir(), "clipper-mgmt-"));
-  const log = pino({ level: process.env.CLIPPER_TEST_LOG ?? "silent" });
+  const log = options.log ?? pino({ level: process.env.CLIPPER_TEST_LOG ?? "silent" });
   const management = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir, logger: log });
   const frontend = await startQueryFrontend({
     host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: management.url, log,
