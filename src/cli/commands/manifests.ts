@@ -125,6 +125,7 @@ export interface DeployManifestOptions extends KubernetesFlags {
   replicas: number;
   gpu?: GpuRequest;
   nodeSelector?: string[];
+  env?: Record<string, string>;
 }
 
 export async function deployModelDryRun(name: string, options: DeployManifestOptions): Promise<void> {
@@ -137,6 +138,7 @@ export async function deployModelDryRun(name: string, options: DeployManifestOpt
     framework: options.framework, image, replicas: options.replicas,
     ...(options.gpu ? { gpu: options.gpu } : {}),
     ...(nodeSelector ? { nodeSelector } : {}),
+    ...(options.env ? { env: options.env } : {}),
     // No cluster key here: the Deployment references the version's Secret, which a live deploy creates.
     rpcCredential: {},
     imagePullSecrets: options.imagePullSecret,
