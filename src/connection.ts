@@ -30,6 +30,7 @@ import {
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
 import { parsePredictSpec } from "./predict-spec.js";
+import { DEFAULT_RPC_AUTH } from "../runtime/shared/rpc-auth.js";
 import type { DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
 import type { TestPredictOptions, TestPredictResult } from "./functions/test-predict.js";
 
@@ -46,6 +47,7 @@ export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
   startupTimeoutMs: 60_000,
   replicaTimeoutMs: DEFAULT_REPLICA_TIMEOUT_MS,
   cacheBytes: DEFAULT_CACHE_BYTES,
+  rpcAuth: DEFAULT_RPC_AUTH,
 };
 
 export interface ConnectOptions {

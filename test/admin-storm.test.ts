@@ -19,6 +19,8 @@ import { hasOwn, own } from "../runtime/shared/dict.js";
 import { describeViolation, stateViolations } from "../runtime/shared/state-invariants.js";
 import { ClusterStateSchema } from "../runtime/shared/state.js";
 import { sumHandler, waitFor } from "./support/cluster-in-process.js";
+import { TEST_RPC_KEY } from "./support/test-frontend.js";
+import { versionSecret } from "../runtime/shared/rpc-auth.js";
 import { type Daemon, ensureDaemonBuilt, killHard, startDaemon } from "./support/management-daemon.js";
 
 const CLIENTS = 50;
@@ -116,11 +118,13 @@ describe("admin storm with a kill -9 in the middle", () => {
     port = Number(new URL(daemon.url).port);
     frontend = await startQueryFrontend({
       host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: daemon.url, log, reportIntervalMs: 200, cacheBytes: 64 * 1024 * 1024,
+      rpcAuth: "plain", rpcKey: TEST_RPC_KEY,
     });
     let registered = false;
     replica = new ContainerRpcClient({
       address: `tcp://127.0.0.1:${frontend.rpcPort}`,
       metadata: { name: SERVED_MODEL, version: "1", inputType: "doubles" },
+      rpcSecret: versionSecret(TEST_RPC_KEY, { name: SERVED_MODEL, version: "1", inputType: "doubles" }),
       handleBatch: sumHandler,
       heartbeatIntervalMs: 200,
       onRegistered: () => { registered = true; },

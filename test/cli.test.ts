@@ -63,6 +63,26 @@ describe("errors", () => {
       "--predict", "x.mjs", "--batch-size", "0"], env);
     expect(badBatch.code).toBe(2);
     expect(badBatch.stderr).toContain("batch size must be positive");
-    for (const r of [badType, badPort, badBatch]) expect(r.stderr).not.toMatch(/\x1b\[|\n\s+at /);
+    const deploy = (...flags: string[]) => runCli(["deploy-model", "m", "--version", "1", "--input-type", "d", "--framework", "node",
+      "--predict", "x.mjs", ...flags], env);
+    const badEnv = await deploy("--env", "1BAD=x");
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toContain("expected KEY=VALUE with KEY made of letters, digits and _ (not starting with a digit), got '1BAD=x'");
+    const noValue = await deploy("--env", "NOVALUE");
+    expect(noValue.code).toBe(2);
+    const twice = await deploy("--env", "A=1", "--env", "A=2");
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain("--env A is given twice");
+    const badAuth = await runCli(["start", "--rpc-auth", "curve"], env);
+    expect(badAuth.code).toBe(2);
+    expect(badAuth.stderr).toMatch(/--rpc-auth.*curve.*plain, none/s);
+    // The warning comes before anything is started (here a start that cannot find its kubeconfig).
+    const open = await runCli(["start", "--manager", "kubernetes", "--rpc-auth", "none", "--runtime-image", "rt:1"],
+      { ...env, KUBECONFIG: join(home, "no-such-kubeconfig") });
+    expect(open.stderr).toContain("warning: --rpc-auth none: any process that reaches the RPC port can register as any model version");
+    expect(open.code).toBe(2);
+    const badFrame = await runCli(["start", "--max-rpc-frame-bytes", "0"], env);
+    expect(badFrame.code).toBe(2);
+    for (const r of [badType, badPort, badBatch, badEnv, noValue, twice, badAuth, badFrame]) expect(r.stderr).not.toMatch(/\x1b\[|\n\s+at /);
   });
 });

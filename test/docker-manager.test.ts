@@ -20,6 +20,7 @@ import { demuxLogs, logLines } from "../src/managers/docker/logs.js";
 import { deploymentRecordSpec, deviceRequests, frontendSpec, managementSpec, replicaSpec } from "../src/managers/docker/specs.js";
 import { waitFor } from "./support/cluster-in-process.js";
 import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
+import { versionSecret } from "../runtime/shared/rpc-auth.js";
 
 const reason = await dockerSkipReason();
 const cluster = `dmt${process.pid.toString(36)}`;
@@ -123,7 +124,12 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
     const management = await container(names.management(cluster));
     const frontend = await container(names.frontend(cluster));
     expect(management.Config.Labels).toMatchObject({ [LABEL.cluster]: cluster, [LABEL.role]: "management", [LABEL.managementPort]: "0" });
-    expect(frontend.Config.Labels).toMatchObject({ [LABEL.cluster]: cluster, [LABEL.role]: "query_frontend", [LABEL.queryPort]: "0", [LABEL.rpcPort]: "0" });
+    expect(frontend.Config.Labels).toMatchObject({ [LABEL.cluster]: cluster, [LABEL.role]: "query_frontend", [LABEL.queryPort]: "0", [LABEL.rpcAuth]: "plain" });
+    // The RPC port is not published: only containers on the cluster's network reach it.
+    expect(Object.keys(frontend.NetworkSettings.Ports ?? {})).toEqual(["1337/tcp"]);
+    expect(addresses.rpcAddress).toBe(`tcp://${names.frontend(cluster)}:7000`);
+    expect(frontend.Config.Cmd).toEqual(expect.arrayContaining(["--rpc-auth", "plain", "--rpc-key-file", "/etc/clipper-rpc/key"]));
+    expect(JSON.stringify(frontend.Config.Env)).not.toContain("RPC");
     expect(frontend.HostConfig.RestartPolicy?.Name).toBe("unless-stopped");
     expect(management.HostConfig.Mounts).toEqual([expect.objectContaining({ Type: "volume", Source: names.volume(cluster), Target: "/state" })]);
     const query = (frontend.NetworkSettings.Ports as any)["1337/tcp"][0];
@@ -162,6 +168,14 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
       [LABEL.cluster]: cluster, [LABEL.role]: "model", [LABEL.modelContainer]: "sum-model_1", [LABEL.replica]: "0",
     });
     expect(replica.Config.Env).toEqual(expect.arrayContaining([`CLIPPER_IP=${names.frontend(cluster)}`, "CLIPPER_PORT=7000", "CLIPPER_MODEL_NAME=sum-model"]));
+    // Its credential is in its environment and nowhere else: not in the deployment label, not in the
+    // record container, not in the management daemon.
+    const secret = replica.Config.Env.find((e) => e.startsWith("CLIPPER_RPC_SECRET="))?.slice("CLIPPER_RPC_SECRET=".length);
+    expect(secret).toMatch(/^[\w-]{43}$/);
+    const record = await container(names.deployment(cluster, "sum-model", "1"));
+    for (const where of [replica.Config.Labels, record.Config, (await container(names.management(cluster))).Config]) {
+      expect(JSON.stringify(where)).not.toContain(secret);
+    }
     expect(replica.HostConfig.RestartPolicy?.Name).toBe("unless-stopped");
 
     let reply: any;
@@ -324,19 +338,22 @@ describe("Docker manager specs (no daemon needed)", () => {
     expect(deviceRequests({ deviceIds: ["0", "1"] })).toEqual([{ Driver: "nvidia", DeviceIDs: ["0", "1"], Capabilities: [["gpu"]] }]);
   });
 
-  it("passes the cluster's tuning flags to the frontend and publishes on the cluster host", () => {
+  it("passes the cluster's tuning flags to the frontend and publishes its query port only, on the cluster host", () => {
     const f = frontendSpec({ cluster: "c1", options, image: "rt", token: true });
     expect(f.Cmd).toEqual([
       "node", "dist/runtime/frontend/main.js", "--host", "0.0.0.0", "--port", "1337", "--rpc-port", "7000",
       "--management-url", "http://clipper-c1-management:1338", "--token-file", "/etc/clipper/token",
+      "--rpc-auth", "plain", "--rpc-key-file", "/etc/clipper-rpc/key",
       "--max-body-bytes", "1000", "--replica-timeout-ms", "2000", "--cache-bytes", "0", "--max-batch", "8", "--no-admission",
       // Published beyond loopback: query API keys by default. Containers on the network use these names.
       "--query-auth", "keys", "--allowed-hosts", "clipper-c1-management,clipper-c1-query-frontend",
     ]);
-    expect(f.HostConfig?.PortBindings).toEqual({
-      "1337/tcp": [{ HostIp: "0.0.0.0", HostPort: "1337" }],
-      "7000/tcp": [{ HostIp: "0.0.0.0", HostPort: "7000" }],
-    });
+    expect(f.HostConfig?.PortBindings).toEqual({ "1337/tcp": [{ HostIp: "0.0.0.0", HostPort: "1337" }] });
+    expect(f.Labels?.[LABEL.rpcAuth]).toBe("plain");
+    const open = frontendSpec({ cluster: "c1", options: { ...options, rpcAuth: "none", maxRpcFrameBytes: 1 << 20 }, image: "rt", token: false });
+    expect(open.Cmd).toEqual(expect.arrayContaining(["--rpc-auth", "none", "--max-rpc-frame-bytes", "1048576"]));
+    expect(open.Cmd).not.toContain("--rpc-key-file");
+    expect(open.Labels?.[LABEL.rpcAuth]).toBe("none");
     expect(f.HostConfig?.DeviceRequests).toBeUndefined();
     const m = managementSpec({ cluster: "c1", options: { ...options, host: "localhost" }, image: "rt", token: false });
     expect(m.Cmd).toEqual(["node", "dist/runtime/management/main.js", "--host", "0.0.0.0", "--port", "1338", "--state-dir", "/state", "--max-body-bytes", "1000",
@@ -353,8 +370,15 @@ describe("Docker manager specs (no daemon needed)", () => {
     expect(m.Labels?.[LABEL.tokenFile]).toBeUndefined();
   });
 
-  it("gives replicas the runtime's environment, labels, device requests and restart policy", () => {
-    const r = replicaSpec("c1", d, 3);
+  it("gives replicas the runtime's environment, their version's credential, labels, device requests and restart policy", () => {
+    const r = replicaSpec("c1", d, 3, "the-cluster-key");
+    const secret = versionSecret("the-cluster-key", { name: "m", version: "2", inputType: "floats" });
+    expect(r.Env).toContain(`CLIPPER_RPC_SECRET=${secret}`);
+    expect(JSON.stringify(r.Labels)).not.toContain(secret);
+    expect(JSON.stringify(r)).not.toContain("the-cluster-key");
+    expect(replicaSpec("c1", d, 3, undefined).Env?.some((e) => e.startsWith("CLIPPER_RPC_SECRET="))).toBe(false);
+    // Nothing from this process's environment: the deployment's own variables and the runtime's only.
+    expect(r.Env!.map((e) => e.split("=")[0]!).filter((n) => !n.startsWith("CLIPPER_"))).toEqual(["A"]);
     expect(r.name).toBe("clipper-c1-m-2-3");
     expect(r.Env).toEqual(expect.arrayContaining(["A=1", "CLIPPER_IP=clipper-c1-query-frontend", "CLIPPER_PORT=7000", "CLIPPER_INPUT_TYPE=floats", "CLIPPER_REPLICA_ID=3"]));
     expect(r.Env).not.toContain("CLIPPER_IP=wrong");
@@ -362,6 +386,7 @@ describe("Docker manager specs (no daemon needed)", () => {
     expect(r.HostConfig).toMatchObject({ RestartPolicy: { Name: "unless-stopped" }, DeviceRequests: [{ Driver: "nvidia", DeviceIDs: ["0", "GPU-abc"], Capabilities: [["gpu"]] }] });
     expect(readStoredDeployment(r.Labels)).toEqual(d);
     const record = deploymentRecordSpec("c1", d);
+    expect(JSON.stringify(record)).not.toContain(secret);
     expect(record.Labels?.[LABEL.modelContainer]).toBeUndefined();
     expect(record.HostConfig?.RestartPolicy).toEqual({ Name: "no" });
     expect(readStoredDeployment({ [LABEL.deployment]: "{not json" })).toBeUndefined();

@@ -3,7 +3,7 @@
  * start, register, deploy Python and Node models, predict, roll versions forward and back, scale,
  * kill replicas and the management daemon under load, stop.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,7 +18,9 @@ const skipReason = pythonSkipReason(["numpy", "zmq"]);
 
 describe.skipIf(skipReason !== undefined)(`end to end on the local manager${skipReason ? ` (${skipReason})` : ""}`, () => {
   const home = mkdtempSync(join(tmpdir(), "clipper-e2e-"));
-  const env = { CLIPPER_HOME: home, CLIPPER_PYTHON: PYTHON, FORCE_COLOR: "0" };
+  // A secret in the environment the CLI (and so the supervisor) runs in, which no model may see.
+  const planted = "planted-secret-7b3e";
+  const env = { CLIPPER_HOME: home, CLIPPER_PYTHON: PYTHON, FORCE_COLOR: "0", CLIPPER_TEST_PLANTED: planted, MY_API_KEY: planted };
   let queryUrl = "";
   let managementUrl = "";
 
@@ -73,6 +75,29 @@ describe.skipIf(skipReason !== undefined)(`end to end on the local manager${skip
       "--predict", join(fixtures, "words.ts:predict"), "--link", "words");
     const reply = await predict("words", { input: "the quick brown fox" });
     expect(reply.body).toMatchObject({ output: 4, default: false });
+  });
+
+  it("hands a model its --env values and RPC credential, never the CLI's other variables, the control token or the RPC key", async () => {
+    await ok("register-app", "env", "--input-type", "strings", "--default-output", "none", "--slo-ms", "5000");
+    await ok("deploy-model", "env-report", "--version", "1", "--input-type", "strings", "--framework", "node",
+      "--predict", join(fixtures, "env-report.mjs:predict"), "--env", "MODEL_SETTING=from --env", "--env", "OTHER=a=b", "--link", "env");
+    const reply = await predict("env", { input: "x" });
+    expect(reply.body.default).toBe(false);
+    // The frontend embeds an output that is JSON as JSON.
+    const seen = (typeof reply.body.output === "string" ? JSON.parse(reply.body.output) : reply.body.output) as Record<string, string>;
+    expect(seen).toMatchObject({ MODEL_SETTING: "from --env", OTHER: "a=b", CLIPPER_MODEL_NAME: "env-report" });
+    expect(Object.keys(seen)).not.toContain("MY_API_KEY");
+    expect(Object.keys(seen)).not.toContain("CLIPPER_TEST_PLANTED");
+    expect(Object.keys(seen)).not.toContain("CLIPPER_HOME");
+    const clusterDir = join(home, "clusters", "default");
+    const secrets = [
+      planted,
+      readFileSync(join(clusterDir, "rpc-key"), "utf8").trim(),
+      (JSON.parse(readFileSync(join(clusterDir, "supervisor.json"), "utf8")) as { controlToken: string }).controlToken,
+    ];
+    for (const secret of secrets) expect(JSON.stringify(seen)).not.toContain(secret);
+    await ok("stop-models", "env-report");
+    await ok("unregister-app", "env");
   });
 
   it("rolls a new version forward and back with no failed query", async () => {

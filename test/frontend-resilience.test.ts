@@ -13,6 +13,8 @@ import { ConfigWatcher } from "../runtime/frontend/config-watch.js";
 import { RpcServer, type ReplicaConnection } from "../runtime/rpc/rpc-server.js";
 import { emptyState, WATCH_PATH, type ClusterState } from "../runtime/shared/state.js";
 import { waitFor } from "./support/cluster-in-process.js";
+import { TEST_RPC_KEY } from "./support/test-frontend.js";
+import { versionSecret } from "../runtime/shared/rpc-auth.js";
 
 const log = pino({ level: "silent" });
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -25,7 +27,7 @@ describe("the RPC receive loop", () => {
     const answers: string[][] = [];
     const added: ReplicaConnection[] = [];
     const rpc = new RpcServer({
-      host: "127.0.0.1", port: 0, replicaTimeoutMs: 30_000, log,
+      host: "127.0.0.1", port: 0, replicaTimeoutMs: 30_000, log, auth: { mode: "plain", key: TEST_RPC_KEY },
       handlers: {
         replicaAdded: (replica) => {
           if (replica.name === "boom") throw new TypeError("a handler bug");
@@ -42,6 +44,7 @@ describe("the RPC receive loop", () => {
       const client = new ContainerRpcClient({
         address: `tcp://127.0.0.1:${rpc.boundPort}`,
         metadata: { name, version: "1", inputType: "strings" },
+        rpcSecret: versionSecret(TEST_RPC_KEY, { name, version: "1", inputType: "strings" }),
         handleBatch: (batch) => batch.inputs.map((b) => `${name}:${b.toString()}`),
         heartbeatIntervalMs: 100,
         onRegistered: () => { registered = true; },

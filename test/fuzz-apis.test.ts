@@ -20,6 +20,8 @@ import { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
 import { ClusterStateSchema } from "../runtime/shared/state.js";
 import { ensureDaemonBuilt, startDaemon, type Daemon } from "./support/management-daemon.js";
 import { sumHandler, waitFor } from "./support/cluster-in-process.js";
+import { TEST_RPC_KEY } from "./support/test-frontend.js";
+import { versionSecret } from "../runtime/shared/rpc-auth.js";
 
 const SEED = Number(process.env.CLIPPER_FUZZ_SEED ?? 0x5eed10);
 const REQUESTS = Number(process.env.CLIPPER_FUZZ_REQUESTS ?? 15_000);
@@ -240,10 +242,12 @@ describe("fuzzing both HTTP APIs", () => {
     expect((await admin("/admin/add_model_links", { app_name: "a", model_names: ["m"] })).status).toBe(200);
     frontend = await startQueryFrontend({
       host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: daemon!.url, log: pino({ level: "silent" }), reportIntervalMs: 500, queryAuth: "none",
+      rpcAuth: "plain", rpcKey: TEST_RPC_KEY,
     });
     let registered = false;
     replica = new ContainerRpcClient({
       address: `tcp://127.0.0.1:${frontend.rpcPort}`, metadata: { name: "m", version: "1", inputType: "doubles" },
+      rpcSecret: versionSecret(TEST_RPC_KEY, { name: "m", version: "1", inputType: "doubles" }),
       handleBatch: sumHandler, heartbeatIntervalMs: 200, onRegistered: () => { registered = true; },
     });
     replica.start();

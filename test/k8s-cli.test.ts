@@ -11,6 +11,7 @@ import { runCli, type CliResult } from "./support/cli.js";
 import { startInProcessCluster, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
 import { startFakeKubeApi, writeKubeconfig, type FakeKubeApi } from "./support/fake-kube-api.js";
 import { startFakeKubelet, type FakeKubelet } from "./support/fake-kubelet.js";
+import { versionSecret } from "../runtime/shared/rpc-auth.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const FIXTURES = join(ROOT, "test", "fixtures", "node-models");
@@ -47,6 +48,16 @@ beforeAll(async () => {
     env: { CLIPPER_IP: "127.0.0.1", CLIPPER_PORT: String(cluster.frontend.rpcPort), CLIPPER_MODEL_PATH: FIXTURES, CLIPPER_PREDICT: "sum.mjs" },
   });
   env = { CLIPPER_HOME: join(dir, "home"), KUBECONFIG: join(dir, "no-such-kubeconfig"), NO_COLOR: "1" };
+  // The in-process frontend authenticates replicas with its own RPC key: the cluster's key Secret is
+  // there as an earlier start would have left it, and start keeps an existing key.
+  const create = (path: string, body: unknown) => fetch(`${api.url}${path}`, {
+    method: "POST", headers: { "content-type": "application/json", authorization: "Bearer test-token" }, body: JSON.stringify(body),
+  }).then((r) => expect(r.status).toBe(201));
+  await create("/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "ml" } });
+  await create("/api/v1/namespaces/ml/secrets", {
+    apiVersion: "v1", kind: "Secret", type: "Opaque", stringData: { key: cluster.rpcKey },
+    metadata: { name: "clipper-demo-rpc-key", namespace: "ml", labels: { "ai.clipper.container.label": "demo" } },
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -68,6 +79,12 @@ describe("the CLI on Kubernetes (fake API server, real daemon, frontend and mode
       applicationQueryUrls: ["http://clipper-demo-query-frontend.ml.svc:1337"],
     });
     expect(api.list("deployments", "ml").map((d) => d.metadata.name).sort()).toEqual(["clipper-demo-management", "clipper-demo-query-frontend"]);
+    // The key was kept, mounted into the frontends only; the RPC port is closed to all but model pods.
+    expect(Buffer.from(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key, "base64").toString()).toBe(cluster.rpcKey);
+    const frontend = api.get("deployments", "clipper-demo-query-frontend", "ml")!.spec.template.spec;
+    expect(frontend.containers[0].command.join(" ")).toContain("--rpc-auth plain --rpc-key-file /etc/clipper-rpc/key");
+    expect(JSON.stringify(api.get("deployments", "clipper-demo-management", "ml"))).not.toContain("rpc-key");
+    expect(api.list("networkpolicies", "ml").map((p) => p.metadata.name)).toEqual(["clipper-demo-frontend-rpc"]);
     // Every call carried the kubeconfig's credentials; the daemon was pinged through the service proxy.
     expect(api.requests.every((q) => q.authorization)).toBe(true);
     expect(api.requests.some((q) => q.path.includes("/services/http%3Aclipper-demo-management%3Amanagement/proxy/admin/ping"))).toBe(true);
@@ -85,7 +102,12 @@ describe("the CLI on Kubernetes (fake API server, real daemon, frontend and mode
     expect(pod.imagePullSecrets).toEqual([{ name: "regcred" }]);
     expect(pod.containers[0].env).toEqual(expect.arrayContaining([
       { name: "CLIPPER_IP", value: "clipper-demo-frontend-rpc.ml.svc" }, { name: "CLIPPER_FRONTEND_DISCOVERY", value: "dns" },
+      { name: "CLIPPER_RPC_SECRET", valueFrom: { secretKeyRef: { name: "clipper-demo-sum-1-rpc", key: "secret" } } },
     ]));
+    // The pods registered with the credential the kubelet read from the version's own Secret.
+    const secret = api.get("secrets", "clipper-demo-sum-1-rpc", "ml")!;
+    expect(Buffer.from(secret.data.secret, "base64").toString()).toBe(versionSecret(cluster.rpcKey, { name: "sum", version: "1", inputType: "doubles" }));
+    expect(JSON.stringify(api.get("deployments", "clipper-demo-sum-1", "ml"))).not.toContain(Buffer.from(secret.data.secret, "base64").toString());
     const p = await cli(["predict", "sum-app", "[1, 2, 3.5]", "--json"]);
     expect(p.code).toBe(0);
     expect(p.json).toMatchObject({ output: 6.5, default: false });
@@ -124,6 +146,7 @@ describe("the CLI on Kubernetes (fake API server, real daemon, frontend and mode
     expect(line).toMatch(/ImagePullBackOff/);
     expect(line).toMatch(/events: Failed: Back-off pulling image "registry\.example\/missing:1"/);
     expect(api.get("deployments", "clipper-demo-broken-1", "ml")).toBeUndefined();
+    expect(api.get("secrets", "clipper-demo-broken-1-rpc", "ml")).toBeUndefined();
     expect((await cli(["models", "--json"])).json.map((m: any) => m.model_name)).toEqual(["sum"]);
   });
 
@@ -149,7 +172,7 @@ describe("the CLI on Kubernetes (fake API server, real daemon, frontend and mode
     const stop = await cli(["stop", "--json"], other);
     expect(stop.code).toBe(0);
     await waitFor(() => kubelet.running("clipper-demo-sum-1") === 0, 10_000, "the model pods to stop");
-    for (const plural of ["deployments", "services", "secrets", "persistentvolumeclaims"]) {
+    for (const plural of ["deployments", "services", "secrets", "persistentvolumeclaims", "networkpolicies"]) {
       expect(api.list(plural, "ml").filter((o) => o.metadata.labels?.["ai.clipper.container.label"] === "demo")).toEqual([]);
     }
     expect((await cli(["status"], other)).code).not.toBe(0);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesContainerManager } from "../src/managers/kubernetes/kubernetes-manager.js";
 import type { ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
 import { waitFor } from "./support/cluster-in-process.js";
+import { versionSecret } from "../runtime/shared/rpc-auth.js";
 import { startFakeKubeApi, writeKubeconfig, type FakeKubeApi } from "./support/fake-kube-api.js";
 
 let api: FakeKubeApi;
@@ -89,8 +90,11 @@ describe("KubernetesContainerManager against the fake API", () => {
     api.setAutoReady(true);
     const before = api.get("deployments", "clipper-demo-query-frontend", "ml")!;
     const token = (await manager().connect()).token;
+    const rpcKey = api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key;
     const again = await manager({ frontendReplicas: 3 }).startClipper(OPTIONS);
     expect(again.token).toBe(token);
+    // The RPC key is kept too: credentials of running model versions stay valid.
+    expect(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key).toBe(rpcKey);
     const after = api.get("deployments", "clipper-demo-query-frontend", "ml")!;
     expect(after.metadata.uid).toBe(before.metadata.uid);
     expect(after.spec.replicas).toBe(3);
@@ -120,11 +124,31 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(status.components.map((c) => c.component.split("/")[0]).sort())
       .toEqual(["management", "query_frontend", "query_frontend", "query_frontend"]);
 
+    // Each version has its own credential Secret, derived from the cluster's key.
+    const key = Buffer.from(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key, "base64").toString();
+    for (const version of ["1", "2"]) {
+      const secret = api.get("secrets", `clipper-demo-sum-${version}-rpc`, "ml")!;
+      expect(Buffer.from(secret.data.secret, "base64").toString()).toBe(versionSecret(key, { name: "sum", version, inputType: "doubles" }));
+    }
+    const modelSecrets = () => api.list("secrets", "ml").map((x) => x.metadata.name).filter((n: string) => n.startsWith("clipper-demo-sum-"));
+
     await m.stopModels({ sum: ["1"] });
     expect(api.list("deployments", "ml").map((d) => d.metadata.name)).not.toContain("clipper-demo-sum-1");
     expect(api.list("deployments", "ml").map((d) => d.metadata.name)).toContain("clipper-demo-sum-2");
+    expect(modelSecrets()).toEqual(["clipper-demo-sum-2-rpc"]);
     await m.stopAllModelContainers();
     expect(api.list("deployments", "ml").filter((d) => d.metadata.labels["ai.clipper.name"] === "model")).toHaveLength(0);
+    expect(modelSecrets()).toEqual([]);
+
+    // A cluster that authenticates replicas and has lost its key says so, and deploys nothing.
+    const saved = api.get("secrets", "clipper-demo-rpc-key", "ml")!;
+    await fetch(`${api.url}/api/v1/namespaces/ml/secrets/clipper-demo-rpc-key`, { method: "DELETE" });
+    await expect(m.deployModel({ ...MODEL, version: "5" }, 1)).rejects.toThrow(/its Secret clipper-demo-rpc-key in namespace ml is missing/);
+    expect(api.get("deployments", "clipper-demo-sum-5", "ml")).toBeUndefined();
+    await fetch(`${api.url}/api/v1/namespaces/ml/secrets`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ metadata: { name: "clipper-demo-rpc-key", labels: saved.metadata.labels }, data: saved.data }),
+    });
   });
 
   it("times out a rollout naming the pods that are not ready and why", async () => {

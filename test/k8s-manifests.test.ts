@@ -40,12 +40,12 @@ const OPTIONS: ClusterOptions = {
 const CLUSTER: KubernetesClusterSpec = {
   cluster: "prod", namespace: "ml", createNamespace: true, options: OPTIONS, runtimeImage: "reg.example.com/clipper-runtime:0.1.0",
   frontendReplicas: 3, serviceTypes: { query: "LoadBalancer", management: "NodePort" }, imagePullSecrets: ["regcred"],
-  token: { value: "s3cret" }, stateStorage: { size: "2Gi", storageClass: "fast" },
+  token: { value: "s3cret" }, rpcKey: "rpc-k3y", stateStorage: { size: "2Gi", storageClass: "fast" },
 };
 
 const MODEL: KubernetesModelSpec = {
   cluster: "prod", namespace: "ml", name: "sum-model", version: "1", inputType: "doubles", framework: "python",
-  image: "reg.example.com/prod-sum-model:1", replicas: 2, imagePullSecrets: ["regcred"],
+  image: "reg.example.com/prod-sum-model:1", replicas: 2, imagePullSecrets: ["regcred"], rpcCredential: { secret: "v3rsion-secret" },
 };
 
 const GPU_MODEL: KubernetesModelSpec = {
@@ -54,10 +54,12 @@ const GPU_MODEL: KubernetesModelSpec = {
 
 const variants: [string, KubernetesObject[]][] = [
   ["a cluster with every option", clusterManifests(CLUSTER)],
-  ["a minimal cluster", clusterManifests({ cluster: "default", namespace: "default", options: OPTIONS, runtimeImage: "clipper-runtime:0.1.0" })],
+  ["a minimal cluster", clusterManifests({ cluster: "default", namespace: "default", options: { ...OPTIONS, rpcAuth: "none" }, runtimeImage: "clipper-runtime:0.1.0" })],
   ["a cluster with an existing token secret", clusterManifests({ ...CLUSTER, createNamespace: false, token: { existingSecret: "clipper-token" } })],
   ["a CPU model", modelManifests(MODEL)],
   ["a GPU model", modelManifests(GPU_MODEL)],
+  ["a model whose Secret a live deploy creates", modelManifests({ ...MODEL, rpcCredential: {} })],
+  ["a model of a cluster without RPC auth", modelManifests({ ...MODEL, rpcCredential: undefined })],
   ["a GPU model with its own tolerations", modelManifests({ ...GPU_MODEL, gpu: { count: 2 }, tolerations: [{ key: "gpu", operator: "Equal", value: "h200", effect: "NoSchedule" }] })],
 ];
 type Json = Record<string, any>;
@@ -75,7 +77,7 @@ describe("schema validation (kubernetes-models 4.5, the Kubernetes OpenAPI defin
   });
 
   it("catches an invalid object (the validator is live)", () => {
-    const [deployment] = modelManifests(MODEL);
+    const [deployment] = modelManifests({ ...MODEL, rpcCredential: undefined });
     ((deployment as Json).spec as Json).strategy = { type: "Sometimes" };
     expect(() => deployment!.validate()).toThrow();
   });
@@ -92,6 +94,7 @@ function unknownFieldErrors(objects: Json[]): string[] {
     Secret: ["kubernetes-models/v1/Secret", "ISecret"],
     Namespace: ["kubernetes-models/v1/Namespace", "INamespace"],
     PersistentVolumeClaim: ["kubernetes-models/v1/PersistentVolumeClaim", "IPersistentVolumeClaim"],
+    NetworkPolicy: ["kubernetes-models/networking.k8s.io/v1/NetworkPolicy", "INetworkPolicy"],
   };
   const dir = mkdtempSync(join(ROOT, "test", ".k8s-typecheck-"));
   try {
@@ -117,7 +120,7 @@ describe("what the schemas miss", () => {
   it("has no field the Kubernetes API does not define (checked against the model classes' types)", () => {
     expect(unknownFieldErrors(all)).toEqual([]);
     // The check itself catches an unknown field deep inside a pod spec.
-    const broken = structuredClone(plainObjects(modelManifests(MODEL))[0]!);
+    const broken = structuredClone(deployments(plainObjects(modelManifests(MODEL)))[0]!);
     broken.spec.template.spec.containers[0].gpus = 1;
     const errors = unknownFieldErrors([broken]);
     expect(errors.join("\n")).toMatch(/gpus/);
@@ -160,7 +163,7 @@ describe("what the schemas miss", () => {
   });
 
   it("labels model pods as Clipper did: cluster, role model, <name>_<version>", () => {
-    const [d] = plainObjects(modelManifests(GPU_MODEL));
+    const [d] = deployments(plainObjects(modelManifests(GPU_MODEL)));
     expect(d!.spec.template.metadata.labels).toMatchObject({
       [LABEL.cluster]: "prod", [LABEL.role]: "model", [LABEL.modelContainer]: "resnet_v2-1",
       [LABEL.modelName]: "resnet", [LABEL.modelVersion]: "v2-1",
@@ -216,7 +219,7 @@ describe("the design in the objects", () => {
     expect(byName("Service", "clipper-prod-management").spec.type).toBe("NodePort");
     const rpc = byName("Service", "clipper-prod-frontend-rpc");
     expect(rpc.spec).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true, ports: [{ port: 7000 }] });
-    const env = containersOf(plainObjects(modelManifests(MODEL))[0]!)[0]!.env as { name: string; value: string }[];
+    const env = containersOf(deployments(plainObjects(modelManifests(MODEL)))[0]!)[0]!.env as { name: string; value: string }[];
     expect(env).toContainEqual({ name: "CLIPPER_IP", value: "clipper-prod-frontend-rpc.ml.svc" });
     expect(env).toContainEqual({ name: "CLIPPER_PORT", value: "7000" });
   });
@@ -256,17 +259,69 @@ describe("the design in the objects", () => {
       expect(d.spec.template.spec.volumes).toContainEqual(expect.objectContaining({ secret: expect.objectContaining({ secretName: "clipper-prod-token" }) }));
     }
     const existing = plainObjects(clusterManifests({ ...CLUSTER, token: { existingSecret: "mine" } }));
-    expect(existing.some((o) => o.kind === "Secret")).toBe(false);
+    expect(existing.some((o) => o.kind === "Secret" && o.metadata.name.endsWith("-token"))).toBe(false);
     expect(JSON.stringify(existing)).toContain('"secretName":"mine"');
   });
 
+  it("mounts the RPC key Secret into the frontends only, and passes --rpc-auth plain --rpc-key-file", () => {
+    expect(byName("Secret", "clipper-prod-rpc-key").stringData).toEqual({ key: "rpc-k3y" });
+    const f = byName("Deployment", "clipper-prod-query-frontend");
+    const command: string[] = containersOf(f)[0]!.command;
+    expect(command.slice(command.indexOf("--rpc-auth"), command.indexOf("--rpc-auth") + 4)).toEqual(["--rpc-auth", "plain", "--rpc-key-file", "/etc/clipper-rpc/key"]);
+    expect(f.metadata.annotations[LABEL.rpcAuth]).toBe("plain");
+    expect(containersOf(f)[0]!.volumeMounts).toContainEqual({ name: "rpc-key", mountPath: "/etc/clipper-rpc", readOnly: true });
+    expect(f.spec.template.spec.volumes).toContainEqual(expect.objectContaining({ secret: expect.objectContaining({ secretName: "clipper-prod-rpc-key" }) }));
+    expect(JSON.stringify(byName("Deployment", "clipper-prod-management"))).not.toContain("rpc-key");
+    // --rpc-auth none: no key anywhere.
+    const open = plainObjects(clusterManifests({ ...CLUSTER, options: { ...OPTIONS, rpcAuth: "none", maxRpcFrameBytes: 4096 } }));
+    expect(open.some((o) => o.kind === "Secret" && o.metadata.name.endsWith("rpc-key"))).toBe(false);
+    const openCommand: string[] = containersOf(open.find((o) => o.metadata.name === "clipper-prod-query-frontend" && o.kind === "Deployment")!)[0]!.command;
+    expect(openCommand).not.toContain("--rpc-key-file");
+    expect(openCommand.join(" ")).toContain("--rpc-auth none --max-rpc-frame-bytes 4096");
+    expect(() => clusterManifests({ ...CLUSTER, rpcKey: undefined })).toThrow(/RPC key/);
+  });
+
+  it("gives each model version its own credential Secret, read as CLIPPER_RPC_SECRET and never written into the Deployment", () => {
+    const objects = plainObjects(modelManifests({ ...MODEL, env: { CLIPPER_RPC_SECRET: "user-given", OTHER: "x" } }));
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(["Secret/clipper-prod-sum-model-1-rpc", "Deployment/clipper-prod-sum-model-1"]);
+    const [secret, d] = objects as [Json, Json];
+    expect(secret.stringData).toEqual({ secret: "v3rsion-secret" });
+    expect(secret.metadata.labels).toMatchObject({ [LABEL.cluster]: "prod", [LABEL.role]: "model", [LABEL.modelName]: "sum-model", [LABEL.modelVersion]: "1" });
+    const env = containersOf(d)[0]!.env as Json[];
+    expect(env.filter((e) => e.name === "CLIPPER_RPC_SECRET")).toEqual([
+      { name: "CLIPPER_RPC_SECRET", valueFrom: { secretKeyRef: { name: "clipper-prod-sum-model-1-rpc", key: "secret" } } },
+    ]);
+    expect(env).toContainEqual({ name: "OTHER", value: "x" });
+    expect(JSON.stringify(d)).not.toContain("v3rsion-secret");
+    const open = plainObjects(modelManifests({ ...MODEL, rpcCredential: undefined }));
+    expect(open.map((o) => o.kind)).toEqual(["Deployment"]);
+    expect(JSON.stringify(open)).not.toContain("CLIPPER_RPC_SECRET");
+  });
+
+  it("admits only this cluster's model pods to the frontends' RPC port, and anyone to the query port", () => {
+    const policy = byName("NetworkPolicy", "clipper-prod-frontend-rpc");
+    const frontendPods = byName("Deployment", "clipper-prod-query-frontend").spec.template.metadata.labels;
+    expect(frontendPods).toMatchObject(policy.spec.podSelector.matchLabels);
+    expect(policy.spec.policyTypes).toEqual(["Ingress"]);
+    const [rpc, query] = policy.spec.ingress as Json[];
+    expect(rpc!.ports).toEqual([{ port: 7000, protocol: "TCP" }]);
+    const modelPods = deployments(plainObjects(modelManifests(MODEL)))[0]!.spec.template.metadata.labels;
+    const from: Record<string, string> = rpc!.from[0].podSelector.matchLabels;
+    expect(modelPods).toMatchObject(from);
+    expect(from[LABEL.cluster]).toBe("prod");
+    // Another cluster's model pods, and the frontends themselves, do not match.
+    expect(Object.entries(from).every(([k, v]) => ({ ...modelPods, [LABEL.cluster]: "other" })[k] === v)).toBe(false);
+    expect(Object.entries(from).every(([k, v]) => frontendPods[k] === v)).toBe(false);
+    expect(query).toEqual({ ports: [{ port: 1337, protocol: "TCP" }] });
+  });
+
   it("gives a --gpu 1 model nvidia.com/gpu: 1 in limits, a node selector and the GPU toleration; frontends and management none", () => {
-    const [gpu] = plainObjects(modelManifests(GPU_MODEL));
+    const [gpu] = deployments(plainObjects(modelManifests(GPU_MODEL)));
     const pod = gpu!.spec.template.spec;
     expect(Number(pod.containers[0].resources.limits[GPU_RESOURCE])).toBe(1);
     expect(pod.nodeSelector).toEqual({ "cloud.google.com/gke-accelerator": "nvidia-h200" });
     expect(pod.tolerations).toEqual([{ key: GPU_RESOURCE, operator: "Exists", effect: "NoSchedule" }]);
-    const [cpu] = plainObjects(modelManifests(MODEL));
+    const [cpu] = deployments(plainObjects(modelManifests(MODEL)));
     expect(JSON.stringify(cpu)).not.toContain(GPU_RESOURCE);
     for (const d of deployments(cluster)) expect(JSON.stringify(d), d.metadata.name).not.toContain("nvidia");
   });
@@ -291,24 +346,27 @@ describe("clipper --manager kubernetes --dry-run", () => {
     expect(r.stderr).not.toMatch(/error/);
     expect(r.code).toBe(0);
     expect(kindsAndNames(r.stdout)).toEqual([
-      "Namespace/ml", "Secret/clipper-prod-token", "PersistentVolumeClaim/clipper-prod-state",
+      "Namespace/ml", "Secret/clipper-prod-token", "Secret/clipper-prod-rpc-key", "PersistentVolumeClaim/clipper-prod-state",
       "Deployment/clipper-prod-management", "Service/clipper-prod-management",
       "Deployment/clipper-prod-query-frontend", "Service/clipper-prod-query-frontend", "Service/clipper-prod-frontend-rpc",
+      "NetworkPolicy/clipper-prod-frontend-rpc",
     ]);
+    expect(r.stderr).toMatch(/freshly generated RPC key in the Secret clipper-prod-rpc-key/);
     expect(r.stdout).toContain("image: reg.example.com/team/clipper-runtime:0.1.0");
   });
 
   it("prints a model version's Deployment, image named as it would be tagged, GPU in limits", async () => {
     const r = await runCli(["deploy-model", "sum-model", "--version", "3", "--input-type", "doubles", "--framework", "pytorch",
-      "--predict", "predict.py", "--gpu", "1", "--replicas", "2", "--registry", "reg.example.com", "--cluster", "prod",
+      "--predict", "predict.py", "--gpu", "1", "--replicas", "2", "--registry", "reg.example.com", "--cluster", "prod", "--env", "MODE=fast",
       "--manager", "kubernetes", "--dry-run", "-o", "yaml"], env);
-    expect(r.stderr).toBe("");
+    expect(r.stderr).toMatch(/^warning: the replicas read CLIPPER_RPC_SECRET from the Secret clipper-prod-sum-model-3-rpc \(key `secret`\)/);
     expect(r.code).toBe(0);
     expect(kindsAndNames(r.stdout)).toEqual(["Deployment/clipper-prod-sum-model-3"]);
     const [d] = parseAllDocuments(r.stdout).map((doc) => (doc as { toJS(): Json }).toJS());
     expect(d!.spec.replicas).toBe(2);
     expect(d!.spec.template.spec.containers[0].image).toBe("reg.example.com/prod-sum-model:3");
     expect(Number(d!.spec.template.spec.containers[0].resources.limits[GPU_RESOURCE])).toBe(1);
+    expect(d!.spec.template.spec.containers[0].env).toContainEqual({ name: "MODE", value: "fast" });
   });
 
   it("prints a JSON List with -o json", async () => {
@@ -333,7 +391,7 @@ describe("clipper --manager kubernetes --dry-run", () => {
   });
 
   it("renders the same text the CLI prints (library and CLI agree)", () => {
-    const text = renderManifests(modelManifests(MODEL), "yaml");
+    const text = renderManifests(modelManifests({ ...MODEL, rpcCredential: undefined }), "yaml");
     expect(text.startsWith("---\napiVersion: apps/v1\nkind: Deployment\n")).toBe(true);
   });
 });

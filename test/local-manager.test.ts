@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { pythonRuntimeDir, runtimeEntry } from "../runtime/shared/package-root.js";
+import { RPC_SECRET_ENV, versionSecret } from "../runtime/shared/rpc-auth.js";
+import { INHERITED_ENV } from "../src/managers/local/replica-env.js";
 import type { ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
 import {
   ClusterAlreadyRunningError,
@@ -108,6 +110,8 @@ interface ReadyInfo {
   argv: string[];
   cwd: string;
   env: Record<string, string>;
+  envNames: string[];
+  envValues: string[];
 }
 
 function readyInfo(m: LocalContainerManager, name: string, version: string, replica: number): ReadyInfo | undefined {
@@ -185,6 +189,10 @@ describe("LocalContainerManager", () => {
     expect(flagValue(fe, "--rpc-port")).toBe(addresses.rpcAddress.split(":").pop());
     expect(flagValue(fe, "--management-url")).toBe(addresses.managementUrl);
     expect(flagValue(fe, "--replica-timeout-ms")).toBe("4321");
+    expect(flagValue(fe, "--rpc-auth")).toBe("plain");
+    expect(flagValue(fe, "--rpc-key-file")).toBe(m.paths.rpcKeyFile);
+    expect(statSync(m.paths.rpcKeyFile).mode & 0o777).toBe(0o600);
+    expect(fe).not.toContain("--max-rpc-frame-bytes");
 
     const again = manager();
     expect(await again.connect()).toEqual(addresses);
@@ -415,6 +423,59 @@ describe("LocalContainerManager", () => {
     expect(after!.pid).not.toBe(before!.pid);
     expect(after!.env.FAKE_GENERATION).toBe("2");
     expect(alive(before!.pid)).toBe(false);
+  });
+
+  it("hands each replica its version's RPC secret and only the allow-listed part of the CLI's environment", async () => {
+    const planted = { CLIPPER_TEST_PLANTED_SECRET: "planted-value-4f1c", AWS_SECRET_ACCESS_KEY: "aws-value-9e2d", LC_TIME: "C" };
+    Object.assign(process.env, planted);
+    let m: LocalContainerManager;
+    try {
+      m = manager();
+      await m.startClipper(options());
+    } finally {
+      for (const name of Object.keys(planted)) delete process.env[name];
+    }
+    await m.deployModel(deployment({ env: { MODEL_SETTING: "from --env" } }), 1);
+    await m.deployModel(deployment({ name: "other", inputType: "strings" }), 1);
+    const [replica] = await readyReplicas(m, "sum-model", "1", 1);
+    const [other] = await readyReplicas(m, "other", "1", 1);
+    const key = readFileSync(m.paths.rpcKeyFile, "utf8").trim();
+    const controlToken = supervisorRecord(m).controlToken;
+
+    expect(replica!.env[RPC_SECRET_ENV]).toBe(versionSecret(key, { name: "sum-model", version: "1", inputType: "doubles" }));
+    expect(other!.env[RPC_SECRET_ENV]).toBe(versionSecret(key, { name: "other", version: "1", inputType: "strings" }));
+    expect(replica!.envNames).toContain("MODEL_SETTING");
+    expect(replica!.envValues).toContain("from --env");
+    expect(replica!.envNames).toContain("PATH");
+    expect(replica!.envNames).toContain("LC_TIME");
+    for (const name of ["CLIPPER_TEST_PLANTED_SECRET", "AWS_SECRET_ACCESS_KEY", "CLIPPER_HOME"]) expect(replica!.envNames).not.toContain(name);
+    for (const value of [key, controlToken, planted.CLIPPER_TEST_PLANTED_SECRET, planted.AWS_SECRET_ACCESS_KEY]) {
+      expect(replica!.envValues.some((v) => v.includes(value))).toBe(false);
+    }
+    const unexpected = replica!.envNames.filter(
+      (n) => !n.startsWith("CLIPPER_") && !n.startsWith("LC_") && !Object.hasOwn(INHERITED_ENV, n) &&
+        !["MODEL_SETTING", "PYTHONUNBUFFERED"].includes(n),
+    );
+    expect(unexpected).toEqual([]);
+
+    // Neither the records the supervisor keeps nor its log hold a secret.
+    for (const file of [m.paths.deploymentsFile, m.paths.childrenFile, m.paths.configFile, join(m.paths.logsDir, "supervisor.log")]) {
+      expect(readFileSync(file, "utf8")).not.toContain(replica!.env[RPC_SECRET_ENV]);
+      expect(readFileSync(file, "utf8")).not.toContain(key);
+    }
+  });
+
+  it("runs without an RPC key, and hands replicas no secret, with rpcAuth none", async () => {
+    const m = manager();
+    const addresses = await m.startClipper(options({ rpcAuth: "none", maxRpcFrameBytes: 65536 }));
+    const fe = await argsOf(addresses.queryUrl);
+    expect(flagValue(fe, "--rpc-auth")).toBe("none");
+    expect(fe).not.toContain("--rpc-key-file");
+    expect(flagValue(fe, "--max-rpc-frame-bytes")).toBe("65536");
+    expect(existsSync(m.paths.rpcKeyFile)).toBe(false);
+    await m.deployModel(deployment(), 1);
+    const [replica] = await readyReplicas(m, "sum-model", "1", 1);
+    expect(replica!.envNames).not.toContain(RPC_SECRET_ENV);
   });
 
   it("creates a 0600 token and passes --token-file when listening beyond loopback", async () => {

@@ -3,6 +3,7 @@ import { InvalidArgumentError } from "@commander-js/extra-typings";
 import { canonicalInputType } from "../../runtime/shared/input-types.js";
 import { REGISTRY_ADDRESS } from "../images/layout.js";
 import { allowedHostsList } from "../../runtime/shared/host-check.js";
+import { ENV_NAME_PATTERN } from "../managers/container-manager.js";
 
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -64,4 +65,16 @@ export function rateArg(value: string): number {
     throw new InvalidArgumentError(`expected requests per second, a number above 0 and at most 1000000, got '${value}'`);
   }
   return n;
+}
+
+/** `--env KEY=VALUE` (repeatable): one variable of a model's replicas; a name given twice is a mistake. */
+export function envArg(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const at = value.indexOf("=");
+  const name = at > 0 ? value.slice(0, at) : "";
+  if (!ENV_NAME_PATTERN.test(name)) {
+    throw new InvalidArgumentError(`expected KEY=VALUE with KEY made of letters, digits and _ (not starting with a digit), got '${value}'`);
+  }
+  if (Object.hasOwn(previous, name)) throw new InvalidArgumentError(`--env ${name} is given twice`);
+  // defineProperty: a name such as __proto__ stays an ordinary variable name.
+  return Object.defineProperty({ ...previous }, name, { value: value.slice(at + 1), enumerable: true, writable: true, configurable: true });
 }

@@ -14,8 +14,9 @@ import {
   DEFAULT_REPLICA_TIMEOUT_MS,
 } from "../../runtime/shared/frontend-defaults.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
-import { allowedHostsArg, batchSizeArg, collect, inputTypeArg, intArg, jsonArg, portArg, rateArg, registryArg } from "./parse.js";
+import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, rateArg, registryArg } from "./parse.js";
 import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
+import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../../runtime/shared/rpc-auth.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
 const jsonOption = () => new Option("--json", "print machine-readable JSON");
@@ -73,7 +74,7 @@ export function buildProgram(): Command {
     .option("--host <address>", "address the frontends and RPC listen on", "127.0.0.1")
     .option("--query-port <n>", "query REST port (0: any free port)", portArg, 1337)
     .option("--management-port <n>", "management REST port", portArg, 1338)
-    .option("--rpc-port <n>", "model RPC port", portArg, 7000)
+    .option("--rpc-port <n>", "model RPC port (local; docker and kubernetes keep it inside the cluster's network)", portArg, 7000)
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), DEFAULT_MAX_BODY_BYTES)
     .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer (default 60000; kubernetes 300000)", intArg(1))
     .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), DEFAULT_REPLICA_TIMEOUT_MS)
@@ -82,6 +83,10 @@ export function buildProgram(): Command {
     .option("--batch-budget-ms <n>", "batch latency budget for models no application links", intArg(1), DEFAULT_BATCH_BUDGET_MS)
     .option("--no-admission", "never shed queries that cannot meet their SLO (Clipper's behaviour)")
     .option("--oip-timeout-ms <n>", "deadline of Open Inference Protocol requests to models no application links", intArg(1), DEFAULT_OIP_TIMEOUT_MS)
+    .addOption(new Option("--rpc-auth <mode>", "who may register as a model replica: plain (replicas with their version's credential, " +
+      "handed out by the manager) or none (any process reaching the RPC port; for Clipper's own container images)")
+      .choices(RPC_AUTH_MODES).default(DEFAULT_RPC_AUTH))
+    .option("--max-rpc-frame-bytes <n>", "largest RPC frame the frontends accept from a replica (default: the frontend's)", intArg(1))
     .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
     .option("--allowed-hosts <names>", "host names both HTTP APIs answer to besides loopback names and IP addresses " +
       "(comma list; '*': any, e.g. behind a load balancer); the manager's own container and Service names are added", allowedHostsArg)
@@ -221,6 +226,8 @@ export function buildProgram(): Command {
     .option("--batch-wait-us <n>", "hold a short batch up to this many microseconds to fill it", intArg(0), 0)
     .option("--link <app>", "link the model to this application once live")
     .option("--label <label>", "a label (repeatable)", collect)
+    .option("--env <KEY=VALUE>", "an environment variable of the replicas (repeatable); local replicas get these and a few basics " +
+      "(PATH, HOME, locale: docs/security.md), never the rest of your environment", envArg)
     .option("--python <path>", "local: Python interpreter (default: $CLIPPER_PYTHON or python3)")
     .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect (default 60000; kubernetes 300000)", intArg(1))
     .addOption(new Option("--manager <kind>", "print this manager's objects instead of deploying (with --dry-run; a live deploy uses the cluster's manager)").choices(["kubernetes"] as const))

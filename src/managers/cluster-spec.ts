@@ -8,6 +8,7 @@ import { defaultQueryAuth } from "../../runtime/shared/api-keys.js";
 import { parseAllowedHosts } from "../../runtime/shared/host-check.js";
 import type { ClusterOptions } from "./container-manager.js";
 import { ManagerError } from "./errors.js";
+import { DEFAULT_RPC_AUTH, RPC_SECRET_ENV, versionSecret, type RpcAuthMode, type RpcPrincipal } from "../../runtime/shared/rpc-auth.js";
 
 /** Clipper's label keys (clipper_admin's container_manager.py), plus ours under the same prefix. */
 export const LABEL = {
@@ -24,12 +25,13 @@ export const LABEL = {
   deployment: "ai.clipper.deployment",
   /** Published ports as configured at start (0: Docker chose one; inspect tells which). Clipper's keys. */
   queryPort: "ai.clipper.query_frontend.query.port",
-  rpcPort: "ai.clipper.query_frontend.rpc.port",
   managementPort: "ai.clipper.management.port",
   /** The host address the ports are published on. */
   host: "ai.clipper.host",
   /** Path of the management token inside the frontends, when the cluster has one. */
   tokenFile: "ai.clipper.token.file",
+  /** On the query frontend: `plain` or `none` (see rpc-auth.ts); absent on clusters started before RPC auth (none). */
+  rpcAuth: "ai.clipper.rpc.auth",
   /** Kubernetes: the registry model images go to by default (an annotation on the management Deployment). */
   registry: "ai.clipper.registry",
 } as const;
@@ -45,6 +47,9 @@ export const STATE_DIR = "/state";
 /** Where the management token is placed in the management and frontend containers. */
 export const TOKEN_DIR = "/etc/clipper";
 export const TOKEN_FILE = `${TOKEN_DIR}/token`;
+/** Where the cluster's RPC key is placed in the frontend containers (never in a replica's or the management daemon's). */
+export const RPC_KEY_DIR = "/etc/clipper-rpc";
+export const RPC_KEY_FILE = `${RPC_KEY_DIR}/key`;
 
 /** The file a model runtime writes once it has registered with a frontend (Clipper's). */
 export const READY_FILE = "/model_is_ready.check";
@@ -80,7 +85,7 @@ export function frontendCommand(input: { managementUrl: string; token: boolean; 
     "--rpc-port", String(INTERNAL_PORTS.rpc),
     "--management-url", input.managementUrl,
     ...(input.token ? ["--token-file", TOKEN_FILE] : []),
-    ...frontendTuningFlags(o),
+    ...frontendTuningFlags(o, RPC_KEY_FILE),
     ...allowedHostsFlags(input.allowedHosts),
   ];
 }
@@ -105,9 +110,25 @@ export function allowedHostsFlags(names: readonly string[]): string[] {
   return names.length === 0 ? [] : ["--allowed-hosts", names.join(",")];
 }
 
-/** The query frontend's tuning flags from the cluster options, the same under every manager. */
-export function frontendTuningFlags(o: ClusterOptions): string[] {
+/** What `--rpc-auth none` gives up, said wherever a cluster is started with it. */
+export const RPC_AUTH_NONE_WARNING = "--rpc-auth none: any process that reaches the RPC port can register as any model version " +
+  "and answer its queries; use it only for Clipper's own container images, on a network nothing else reaches (docs/security.md)";
+
+/** The cluster's RPC authentication mode (plain unless asked otherwise). */
+export function rpcAuthOf(o: Pick<ClusterOptions, "rpcAuth">): RpcAuthMode {
+  return o.rpcAuth ?? DEFAULT_RPC_AUTH;
+}
+
+/**
+ * The query frontend's tuning and RPC flags from the cluster options, the same under every manager;
+ * `rpcKeyFile` is where that manager puts the cluster's RPC key for the frontend (used with plain auth).
+ */
+export function frontendTuningFlags(o: ClusterOptions, rpcKeyFile: string): string[] {
+  const auth = rpcAuthOf(o);
   return [
+    "--rpc-auth", auth,
+    ...(auth === "plain" ? ["--rpc-key-file", rpcKeyFile] : []),
+    ...(o.maxRpcFrameBytes === undefined ? [] : ["--max-rpc-frame-bytes", String(o.maxRpcFrameBytes)]),
     "--max-body-bytes", String(o.maxBodyBytes),
     "--replica-timeout-ms", String(o.replicaTimeoutMs),
     ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
@@ -118,6 +139,14 @@ export function frontendTuningFlags(o: ClusterOptions): string[] {
     // Always explicit: inside a container the frontend listens on 0.0.0.0 whatever the cluster's host.
     "--query-auth", o.queryAuth ?? defaultQueryAuth(o.host),
   ];
+}
+
+/**
+ * A replica's credential, as its environment carries it: the version's secret derived from the
+ * cluster's RPC key, or nothing when the cluster admits any peer (no key).
+ */
+export function rpcSecretEnv(rpcKey: string | undefined, who: RpcPrincipal): Record<string, string> {
+  return rpcKey === undefined ? {} : { [RPC_SECRET_ENV]: versionSecret(rpcKey, who) };
 }
 
 /** A model replica's environment: the deployment's own, then what the runtime must get right. */

@@ -4,6 +4,7 @@
  */
 import type { InputType } from "../../runtime/shared/input-types.js";
 import type { QueryAuthMode } from "../../runtime/shared/api-keys.js";
+import type { RpcAuthMode } from "../../runtime/shared/rpc-auth.js";
 
 export type ManagerKind = "local" | "docker" | "kubernetes";
 
@@ -14,7 +15,11 @@ export interface ClusterAddresses {
   /** e.g. http://127.0.0.1:1337 */
   queryUrl: string;
   managementUrl: string;
-  /** e.g. tcp://127.0.0.1:7000 */
+  /**
+   * Where model replicas reach the frontends' RPC port, e.g. tcp://127.0.0.1:7000 (local). Docker:
+   * the frontend container's name on the cluster's network (the port is not published to the host);
+   * Kubernetes: the in-cluster headless Service.
+   */
   rpcAddress: string;
   metricsUrl: string;
   /** Required by the management API when it listens beyond loopback. */
@@ -67,6 +72,14 @@ export interface ClusterOptions {
   allowedHosts?: string[];
   /** API keys on the query API; absent: `none` when `host` is loopback, `keys` otherwise. */
   queryAuth?: QueryAuthMode;
+  /**
+   * Who may register as a replica on the RPC port (docs/security.md): `plain` (the default) admits
+   * only replicas holding their version's credential, which the manager hands them; `none` admits
+   * any peer (Clipper's own container images).
+   */
+  rpcAuth?: RpcAuthMode;
+  /** Largest RPC frame the frontends accept from a replica; absent: the frontend's default. */
+  maxRpcFrameBytes?: number;
 }
 
 /** Runtimes a predict function runs on. `python` and `node` run anywhere; the framework flavours
@@ -78,6 +91,9 @@ export const PYTHON_FRAMEWORKS: readonly ModelFramework[] = MODEL_FRAMEWORKS.fil
 
 /** GPUs for a model's replicas: all of them, a number of them, or specific device ids. */
 export type GpuRequest = { count: number | "all" } | { deviceIds: string[] };
+
+/** A name a deployment may give an environment variable of its replicas (`deploy-model --env`). */
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Everything a manager needs to run replicas of one model version. */
 export interface ModelDeployment {
@@ -93,6 +109,7 @@ export interface ModelDeployment {
   modelPath: string;
   /** Python interpreter for python models (local manager). */
   python?: string;
+  /** Variables the replicas get on top of what the manager sets (names match ENV_NAME_PATTERN). */
   env?: Record<string, string>;
   /** The image its replicas run (Docker, Kubernetes): built from this deployment, or prebuilt (`--image`). */
   image?: string;

@@ -35,6 +35,7 @@ const RESOURCES: Resource[] = [
   { group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", namespaced: true },
   { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true },
   { group: "apps", version: "v1", kind: "Deployment", plural: "deployments", namespaced: true },
+  { group: "networking.k8s.io", version: "v1", kind: "NetworkPolicy", plural: "networkpolicies", namespaced: true },
 ];
 
 class ApiError extends Error {

@@ -4,7 +4,9 @@
  * template, and reports a Deployment ready once every pod's readiness file exists (the pod spec's
  * `cat /model_is_ready.check` probe). What a container runtime would add is supplied here: the
  * files the image holds (CLIPPER_MODEL_PATH, CLIPPER_PREDICT) and the frontend's address on
- * loopback in place of the cluster DNS name. Logs are the processes' output.
+ * loopback in place of the cluster DNS name. Environment variables from a Secret (valueFrom.secretKeyRef)
+ * are resolved as the kubelet does when it starts a pod: a missing Secret or key keeps the pods from
+ * starting (CreateContainerConfigError). Logs are the processes' output.
  *
  * No container runtime or kubelet can run on these machines (test-environment.md); this is how the
  * CLI is tested end to end against Kubernetes.
@@ -81,6 +83,24 @@ export function startFakeKubelet(api: FakeKubeApi, image: {
     timers.add(timer);
   }
 
+  /** A container's environment with Secret references resolved, or why it cannot be (the kubelet's message). */
+  function podEnv(namespace: string, vars: Obj[]): Record<string, string> | string {
+    const env: Record<string, string> = {};
+    for (const e of vars) {
+      const ref = e.valueFrom?.secretKeyRef as Obj | undefined;
+      if (!ref) {
+        env[e.name] = e.value ?? "";
+        continue;
+      }
+      const secret = api.get("secrets", ref.name, namespace);
+      if (!secret) return `secret "${ref.name}" not found`;
+      const data = secret.data?.[ref.key] as string | undefined;
+      if (data === undefined) return `couldn't find key ${ref.key} in Secret ${namespace}/${ref.name}`;
+      env[e.name] = Buffer.from(data, "base64").toString("utf8");
+    }
+    return env;
+  }
+
   api.onDeployment((event, dep: Obj) => {
     if (dep.metadata?.labels?.["ai.clipper.name"] !== "model") return;
     const namespace = dep.metadata.namespace as string;
@@ -94,7 +114,11 @@ export function startFakeKubelet(api: FakeKubeApi, image: {
     }
     const container = dep.spec.template.spec.containers[0] as Obj;
     if (image.skipImages?.includes(container.image)) return;
-    const env = Object.fromEntries((container.env ?? []).map((e: Obj) => [e.name, e.value]));
+    const env = podEnv(namespace, container.env ?? []);
+    if (typeof env === "string") {
+      api.setPodProblem(name, { reason: "CreateContainerConfigError", message: env }, namespace);
+      return;
+    }
     const want = dep.spec.replicas ?? 1;
     while (current.length > want) stop(current.pop()!);
     while (current.length < want) current.push(start(env));

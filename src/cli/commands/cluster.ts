@@ -3,6 +3,7 @@ import { ClipperConnection } from "../../connection.js";
 import type { BuildEvent } from "../../images/types.js";
 import type { ClusterAddresses, ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
 import type { KubernetesSettings } from "../../managers/index.js";
+import { RPC_AUTH_NONE_WARNING } from "../../managers/cluster-spec.js";
 import { emit, style, table, warn, type OutputOptions } from "../output.js";
 import { defaultQueryAuth } from "../../../runtime/shared/api-keys.js";
 import { progress, type Progress } from "../progress.js";
@@ -41,6 +42,7 @@ export const LOCAL_IMAGES_WARNING = "no --registry: images are built with the lo
 
 export async function start(options: StartOptions): Promise<void> {
   if (options.kubernetes && !options.kubernetes.registry && !options.kubernetes.runtimeImage) warn(LOCAL_IMAGES_WARNING);
+  if (options.rpcAuth === "none") warn(RPC_AUTH_NONE_WARNING);
   const spinner = progress(`Starting cluster '${options.cluster}' (${options.manager})`, options);
   const { json: _json, manager, python: _python, runtimeBaseImage: _base, kubernetes, ...clusterOptions } = options;
   try {

@@ -7,6 +7,9 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../../runtime/shared/package-root.js";
+import { generateRpcKey } from "../../../runtime/shared/rpc-auth.js";
+import { RPC_AUTH_NONE_WARNING, rpcAuthOf } from "../../managers/cluster-spec.js";
+import { k8sNames } from "../../managers/kubernetes/names.js";
 import { ClipperError } from "../../errors.js";
 import { modelImageTag, runtimeImageName } from "../../images/layout.js";
 import type { ClusterOptions, GpuRequest, ModelFramework } from "../../managers/container-manager.js";
@@ -86,6 +89,7 @@ export async function startDryRun(options: StartManifestOptions): Promise<void> 
   requireDryRun(options);
   const { cluster } = options;
   const token: TokenSource = options.tokenSecret ? { existingSecret: options.tokenSecret } : { value: randomBytes(24).toString("base64url") };
+  const plainRpc = rpcAuthOf(options) === "plain";
   const objects = clusterManifests({
     cluster,
     namespace: options.namespace,
@@ -97,11 +101,17 @@ export async function startDryRun(options: StartManifestOptions): Promise<void> 
     serviceTypes: serviceTypes(options.serviceType),
     imagePullSecrets: options.imagePullSecret,
     token,
+    ...(plainRpc ? { rpcKey: generateRpcKey() } : {}),
     ...(options.storageClass ? { stateStorage: { storageClass: options.storageClass } } : {}),
   });
   const warnings: string[] = [];
   if (!options.tokenSecret) {
     warnings.push("the output holds a freshly generated management token in a Secret: do not commit it; use --token-secret NAME for GitOps");
+  }
+  if (plainRpc) {
+    warnings.push(`the output holds a freshly generated RPC key in the Secret ${k8sNames.rpcKey(cluster)}: do not commit it`);
+  } else {
+    warnings.push(RPC_AUTH_NONE_WARNING);
   }
   write(renderManifests(objects, options.output ?? "yaml", header(`start --cluster ${cluster}`)), warnings);
 }
@@ -115,6 +125,7 @@ export interface DeployManifestOptions extends KubernetesFlags {
   replicas: number;
   gpu?: GpuRequest;
   nodeSelector?: string[];
+  env?: Record<string, string>;
 }
 
 export async function deployModelDryRun(name: string, options: DeployManifestOptions): Promise<void> {
@@ -127,7 +138,14 @@ export async function deployModelDryRun(name: string, options: DeployManifestOpt
     framework: options.framework, image, replicas: options.replicas,
     ...(options.gpu ? { gpu: options.gpu } : {}),
     ...(nodeSelector ? { nodeSelector } : {}),
+    ...(options.env ? { env: options.env } : {}),
+    // No cluster key here: the Deployment references the version's Secret, which a live deploy creates.
+    rpcCredential: {},
     imagePullSecrets: options.imagePullSecret,
   });
-  write(renderManifests(objects, options.output ?? "yaml", header(`deploy-model ${name} --version ${options.version} --cluster ${cluster}`)), []);
+  const secret = k8sNames.modelRpcSecret(cluster, name, options.version);
+  write(renderManifests(objects, options.output ?? "yaml", header(`deploy-model ${name} --version ${options.version} --cluster ${cluster}`)), [
+    `the replicas read CLIPPER_RPC_SECRET from the Secret ${secret} (key \`secret\`), which \`clipper deploy-model\` creates from the ` +
+      "cluster's RPC key when it deploys to the live cluster; a cluster started with --rpc-auth none needs neither (drop that variable)",
+  ]);
 }

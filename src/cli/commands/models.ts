@@ -64,6 +64,7 @@ export interface DeployOptions extends BuildFlags {
   batchWaitUs: number;
   link?: string;
   label?: string[];
+  env?: Record<string, string>;
   python?: string;
   readyTimeoutMs?: number;
 }
@@ -86,7 +87,7 @@ export async function deployModel(name: string, options: DeployOptions): Promise
     await conn.deployModel({
       ...buildInputs(name, options, spinner),
       replicas: options.replicas, batchSize: options.batchSize, batchWaitMicros: options.batchWaitUs, link: options.link,
-      labels: options.label, python: options.python, readyTimeoutMs: options.readyTimeoutMs,
+      labels: options.label, env: options.env, python: options.python, readyTimeoutMs: options.readyTimeoutMs,
       image: options.image, gpu: gpuRequest(options),
     });
   } catch (err) {

@@ -3,7 +3,8 @@
  *   network   clipper-<c>                 user-defined bridge; containers find each other by name
  *   volume    clipper-<c>-state           the management daemon's --state-dir /state
  *   container clipper-<c>-management      node dist/runtime/management/main.js, 1338 published
- *   container clipper-<c>-query-frontend  node dist/runtime/frontend/main.js, 1337 and 7000 published
+ *   container clipper-<c>-query-frontend  node dist/runtime/frontend/main.js, 1337 published (7000, the
+ *                                         model RPC port, only on the network)
  *   container clipper-<c>-<m>-<v>-<i>     model replicas: the model image's own command; they reach
  *                                         the frontend over the network (CLIPPER_IP=<frontend name>)
  *   container clipper-<c>-<m>-<v>-deployment  created, never started: the deployment's record
@@ -20,13 +21,20 @@
  *
  * Ports are published on the cluster host (127.0.0.1 by default; 0.0.0.0 when asked). Port 0 lets
  * Docker choose; the configured ports are recorded in Clipper's port labels
- * (`ai.clipper.query_frontend.query.port`, `...rpc.port`, `ai.clipper.management.port`; 0 for a
- * port Docker chose) and `connect()` reads the ports actually published from `docker inspect`.
+ * (`ai.clipper.query_frontend.query.port`, `ai.clipper.management.port`; 0 for a port Docker
+ * chose) and `connect()` reads the ports actually published from `docker inspect`. The RPC port is
+ * not published: replicas reach it on the cluster's network (rpcAddress names it there).
  *
  * Token: published beyond loopback, the cluster gets a random token, copied into both frontends'
  * containers before they start (token.ts) and passed with --token-file; `connect()` reads it back
  * from the management container. Nothing is written on the client, so any machine that reaches
  * the Docker API (which is root on that host anyway) can connect.
+ *
+ * RPC auth (plain, the default): the cluster's RPC key is generated at start and copied into the
+ * query frontend like the token (never into the management daemon or a replica); each replica gets
+ * its version's credential as CLIPPER_RPC_SECRET, derived at deploy or scale from the key read
+ * back from the frontend. The deployment label holds no credential. The frontend's
+ * `ai.clipper.rpc.auth` label says which mode it runs in.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type Dockerode from "dockerode";
@@ -48,7 +56,7 @@ import type {
   ReplicaStatus,
 } from "../container-manager.js";
 import { checkClusterPorts, ManagerError } from "../errors.js";
-import { connectHost, urlHost } from "../cluster-spec.js";
+import { connectHost, RPC_KEY_FILE, rpcAuthOf, urlHost } from "../cluster-spec.js";
 import {
   clusterLabels,
   componentOf,
@@ -65,6 +73,7 @@ import {
 import { logLines } from "./logs.js";
 import { deploymentRecordSpec, frontendSpec, managementSpec, replicaSpec } from "./specs.js";
 import { newToken, putToken, readTokenFrom } from "./token.js";
+import { generateRpcKey } from "../../../runtime/shared/rpc-auth.js";
 
 export interface DockerManagerOptions {
   /** Cluster name (default "default"); names the network, volume and containers. */
@@ -88,7 +97,6 @@ type State = "running" | "restarting" | "exited";
 interface Ports {
   query: number;
   management: number;
-  rpc: number;
 }
 
 /** What `startClipper` created, so a failed start removes exactly that. */
@@ -140,8 +148,9 @@ export class DockerContainerManager implements ContainerManager {
       await this.ensureVolume(created);
       const token = isLoopbackHost(publishHost(options.host)) ? undefined : newToken();
       const input = { cluster: this.cluster, options, image, token: token !== undefined };
+      const rpcKey = rpcAuthOf(options) === "plain" ? generateRpcKey() : undefined;
       const management = await this.createAndStart(managementSpec(input), created, token);
-      const frontend = await this.createAndStart(frontendSpec(input), created, token);
+      const frontend = await this.createAndStart(frontendSpec(input), created, token, rpcKey);
       const ports = await this.publishedPorts(management, frontend);
       const addresses = this.addressesFor(options.host, ports, token);
       await this.waitUntilUp(addresses, { management, frontend }, options.startupTimeoutMs);
@@ -172,7 +181,6 @@ export class DockerContainerManager implements ContainerManager {
     const labels = fInfo.Config.Labels ?? {};
     const ports: Ports = {
       query: portOf(fInfo, INTERNAL_PORTS.query, labels[LABEL.queryPort]),
-      rpc: portOf(fInfo, INTERNAL_PORTS.rpc, labels[LABEL.rpcPort]),
       management: portOf(mInfo, INTERNAL_PORTS.management, mInfo.Config.Labels?.[LABEL.managementPort]),
     };
     const unknown = Object.entries(ports).filter(([, p]) => !p).map(([k]) => k);
@@ -230,7 +238,7 @@ export class DockerContainerManager implements ContainerManager {
         "INVALID_ARGUMENT",
       );
     }
-    await this.requireFrontend();
+    const rpcKey = await this.frontendRpcKey();
     await this.ensureImage(deployment.image);
     const wanted = storedDeployment({ ...deployment, image: deployment.image });
     const current = await this.findDeployment(deployment.name, deployment.version);
@@ -241,7 +249,7 @@ export class DockerContainerManager implements ContainerManager {
       current.record = undefined;
     }
     if (!current.record) await this.createContainer(deploymentRecordSpec(this.cluster, wanted), wanted);
-    await this.scale(wanted, current.replicas, replicas);
+    await this.scale(wanted, current.replicas, replicas, rpcKey);
   }
 
   async setNumReplicas(name: string, version: string, replicas: number): Promise<void> {
@@ -251,8 +259,7 @@ export class DockerContainerManager implements ContainerManager {
     if (!current.stored) {
       throw new ManagerError(`no deployment of model ${name} version ${version} in the Docker cluster ${this.cluster}; deploy it first`, "NOT_FOUND");
     }
-    await this.requireFrontend();
-    await this.scale(current.stored, current.replicas, replicas);
+    await this.scale(current.stored, current.replicas, replicas, await this.frontendRpcKey());
   }
 
   async getNumReplicas(name: string, version: string): Promise<number> {
@@ -365,10 +372,13 @@ export class DockerContainerManager implements ContainerManager {
     );
   }
 
-  private async createAndStart(spec: Dockerode.ContainerCreateOptions, created: Created, token: string | undefined): Promise<Dockerode.Container> {
+  private async createAndStart(
+    spec: Dockerode.ContainerCreateOptions, created: Created, token: string | undefined, rpcKey?: string,
+  ): Promise<Dockerode.Container> {
     const container = await this.call(`creating container ${spec.name}`, () => this.docker.createContainer(spec));
     created.containers.push(container);
     if (token) await this.call(`copying the token into ${spec.name}`, () => putToken(container, token));
+    if (rpcKey) await this.call(`copying the RPC key into ${spec.name}`, () => putToken(container, rpcKey, RPC_KEY_FILE));
     await this.call(`starting container ${spec.name}`, () => container.start());
     return container;
   }
@@ -377,10 +387,9 @@ export class DockerContainerManager implements ContainerManager {
     const [m, f] = await Promise.all([this.inspect(management.id), this.inspect(frontend.id)]);
     const ports = {
       query: portOf(f, INTERNAL_PORTS.query),
-      rpc: portOf(f, INTERNAL_PORTS.rpc),
       management: portOf(m, INTERNAL_PORTS.management),
     };
-    if (!ports.query || !ports.rpc || !ports.management) {
+    if (!ports.query || !ports.management) {
       throw new ManagerError(
         `Docker did not publish the cluster's ports (${m.Name.replace(/^\//, "")} ${m.State.Status}, ${f.Name.replace(/^\//, "")} ${f.State.Status})`,
         "STARTUP_FAILED",
@@ -464,7 +473,7 @@ export class DockerContainerManager implements ContainerManager {
    * ones (all or none: if one cannot start, the new ones are removed again), starts stopped ones,
    * and removes the highest-numbered ones beyond `desired`.
    */
-  private async scale(d: StoredDeployment, replicas: Dockerode.ContainerInfo[], desired: number): Promise<void> {
+  private async scale(d: StoredDeployment, replicas: Dockerode.ContainerInfo[], desired: number, rpcKey: string | undefined): Promise<void> {
     const byIndex = new Map(replicas.map((r) => [Number(r.Labels[LABEL.replica]), r]));
     const added: Dockerode.Container[] = [];
     const results = await Promise.allSettled(
@@ -476,7 +485,7 @@ export class DockerContainerManager implements ContainerManager {
           }
           return;
         }
-        const container = await this.createContainer(replicaSpec(this.cluster, d, i), d);
+        const container = await this.createContainer(replicaSpec(this.cluster, d, i, rpcKey), d);
         added.push(container);
         await this.call(`starting replica ${i} of ${d.name}:${d.version}`, () => container.start());
       }),
@@ -534,9 +543,20 @@ export class DockerContainerManager implements ContainerManager {
     }
   }
 
-  private async requireFrontend(): Promise<void> {
-    const frontends = await this.containers([labelFilter(LABEL.role, "query_frontend")]);
-    if (frontends.length === 0) throw notRunning(this.cluster);
+  /**
+   * The cluster's RPC key, read back from the query frontend, when it authenticates replicas
+   * (undefined when it admits any peer); throws when the cluster has no frontend.
+   */
+  private async frontendRpcKey(): Promise<string | undefined> {
+    const [frontend] = await this.containers([labelFilter(LABEL.role, "query_frontend")]);
+    if (!frontend) throw notRunning(this.cluster);
+    if (frontend.Labels?.[LABEL.rpcAuth] !== "plain") return undefined;
+    const key = await this.call("reading the RPC key", () => readTokenFrom(this.docker.getContainer(frontend.Id), RPC_KEY_FILE));
+    if (!key) {
+      throw new ManagerError(`the query frontend ${containerName(frontend)} has lost its RPC key ${RPC_KEY_FILE}; ` +
+        "stop the cluster and start it again", "CONTROL_API");
+    }
+    return key;
   }
 
   // ---- internals: docker -----------------------------------------------------------------------
@@ -611,7 +631,8 @@ export class DockerContainerManager implements ContainerManager {
       manager: "docker",
       queryUrl,
       managementUrl: `http://${h}:${ports.management}`,
-      rpcAddress: `tcp://${h}:${ports.rpc}`,
+      // Reachable on the cluster's Docker network only (the port is not published).
+      rpcAddress: `tcp://${names.frontend(this.cluster)}:${INTERNAL_PORTS.rpc}`,
       metricsUrl: `${queryUrl}/metrics`,
       ...(token ? { token } : {}),
     };

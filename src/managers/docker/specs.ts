@@ -13,6 +13,8 @@ import {
   managementCommand,
   modelContainerLabel,
   modelRuntimeEnv,
+  rpcAuthOf,
+  rpcSecretEnv,
   STATE_DIR,
   TOKEN_FILE,
 } from "../cluster-spec.js";
@@ -53,7 +55,6 @@ function dockerAllowedHosts(cluster: string, options: ClusterOptions): string[] 
 function portLabels(options: ClusterOptions): Record<string, string> {
   return {
     [LABEL.queryPort]: String(options.queryPort),
-    [LABEL.rpcPort]: String(options.rpcPort),
     [LABEL.managementPort]: String(options.managementPort),
     [LABEL.host]: options.host,
   };
@@ -89,9 +90,12 @@ export function managementSpec({ cluster, options, image, token }: FrontendSpecI
   };
 }
 
+/**
+ * The query frontend. Only its query port is published: replicas reach the RPC port over the
+ * cluster's network, so nothing outside it (no process on the host) can even try to register.
+ */
 export function frontendSpec({ cluster, options, image, token }: FrontendSpecInput): Dockerode.ContainerCreateOptions {
   const query = `${INTERNAL_PORTS.query}/tcp`;
-  const rpc = `${INTERNAL_PORTS.rpc}/tcp`;
   const o = options;
   return {
     name: names.frontend(cluster),
@@ -104,11 +108,12 @@ export function frontendSpec({ cluster, options, image, token }: FrontendSpecInp
       ...clusterLabels(cluster, "query_frontend"),
       ...portLabels(options),
       ...(token ? { [LABEL.tokenFile]: TOKEN_FILE } : {}),
+      [LABEL.rpcAuth]: rpcAuthOf(o),
     },
-    ExposedPorts: { [query]: {}, [rpc]: {} },
+    ExposedPorts: { [query]: {} },
     HostConfig: {
       NetworkMode: names.network(cluster),
-      PortBindings: { [query]: binding(o.host, o.queryPort), [rpc]: binding(o.host, o.rpcPort) },
+      PortBindings: { [query]: binding(o.host, o.queryPort) },
       RestartPolicy: { Name: "unless-stopped" },
     },
   };
@@ -132,21 +137,28 @@ function modelHostConfig(cluster: string, d: StoredDeployment): Dockerode.HostCo
   };
 }
 
-/** The environment of a replica: the deployment's own, then what the runtime must get right. */
-function modelEnv(cluster: string, d: StoredDeployment, replica: number | undefined): string[] {
-  const env = modelRuntimeEnv({
-    cluster, name: d.name, version: d.version, inputType: d.inputType, env: d.env,
-    frontendHost: names.frontend(cluster), ...(replica === undefined ? {} : { replica }),
-  });
+/**
+ * The environment of a replica: the deployment's own, then what the runtime must get right, then
+ * its version's RPC credential (derived from the cluster's key; none when the cluster has no key).
+ * Nothing else: a container starts from an empty environment, whatever the CLI's holds.
+ */
+function modelEnv(cluster: string, d: StoredDeployment, replica: number | undefined, rpcKey: string | undefined): string[] {
+  const env = {
+    ...modelRuntimeEnv({
+      cluster, name: d.name, version: d.version, inputType: d.inputType, env: d.env,
+      frontendHost: names.frontend(cluster), ...(replica === undefined ? {} : { replica }),
+    }),
+    ...rpcSecretEnv(rpcKey, d),
+  };
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
 /** One replica; the image's own entrypoint and command run the model runtime. */
-export function replicaSpec(cluster: string, d: StoredDeployment, replica: number): Dockerode.ContainerCreateOptions {
+export function replicaSpec(cluster: string, d: StoredDeployment, replica: number, rpcKey: string | undefined): Dockerode.ContainerCreateOptions {
   return {
     name: names.replica(cluster, d.name, d.version, replica),
     Image: d.image,
-    Env: modelEnv(cluster, d, replica),
+    Env: modelEnv(cluster, d, replica, rpcKey),
     Labels: {
       ...modelLabels(cluster, d),
       [LABEL.role]: "model",
@@ -161,14 +173,15 @@ export function replicaSpec(cluster: string, d: StoredDeployment, replica: numbe
  * The deployment record: a container that is created and never started, holding the deployment in
  * its labels (Docker has no other object with labels that outlives its replicas), so that a model
  * scaled to zero can be scaled up again from another process. It is configured as its replicas
- * are, which also lets `docker inspect` show what a replica will get (device requests included).
+ * are, which also lets `docker inspect` show what a replica will get (device requests included),
+ * except the RPC credential, which only the replicas themselves hold.
  * Holding the image reference keeps `docker image prune` from removing the model's image.
  */
 export function deploymentRecordSpec(cluster: string, d: StoredDeployment): Dockerode.ContainerCreateOptions {
   return {
     name: names.deployment(cluster, d.name, d.version),
     Image: d.image,
-    Env: modelEnv(cluster, d, undefined),
+    Env: modelEnv(cluster, d, undefined, undefined),
     Labels: { ...modelLabels(cluster, d), [LABEL.role]: "model_deployment" },
     HostConfig: { ...modelHostConfig(cluster, d), RestartPolicy: { Name: "no" } },
   };

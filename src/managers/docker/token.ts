@@ -3,7 +3,8 @@
  * into the management and query frontend containers before they start (a tar through the Engine
  * API, so it works with a remote DOCKER_HOST and never appears in `docker inspect` or in the
  * environment), and read back from the management container by `connect()`. Whoever can reach the
- * Docker API can read it, which is no new exposure: Docker API access is root on that host.
+ * Docker API can read it, which is no new exposure: Docker API access is root on that host. The
+ * cluster's RPC key travels the same way, into the query frontend only (RPC_KEY_FILE).
  */
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
@@ -30,9 +31,9 @@ async function tokenArchive(token: string, file = TOKEN_FILE): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Copies the token into a created (not yet started) container. */
-export async function putToken(container: Dockerode.Container, token: string): Promise<void> {
-  await container.putArchive(await tokenArchive(token), { path: "/" });
+/** Copies the token (or the RPC key, with its file) into a created (not yet started) container. */
+export async function putToken(container: Dockerode.Container, token: string, file = TOKEN_FILE): Promise<void> {
+  await container.putArchive(await tokenArchive(token, file), { path: "/" });
 }
 
 /** The token stored in a container, or undefined when the file is not there. */

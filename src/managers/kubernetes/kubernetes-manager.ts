@@ -9,11 +9,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { AppsV1Api, CoreV1Api, KubeConfig, type CoreV1Event, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, type CoreV1Event, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
 import { AdminClient } from "../../admin-client.js";
 import { ClipperError } from "../../errors.js";
 import type { BuildProgress } from "../../images/types.js";
-import { clusterLabels, INTERNAL_PORTS, LABEL, TOKEN_DIR, type Role } from "../cluster-spec.js";
+import { clusterLabels, INTERNAL_PORTS, LABEL, rpcAuthOf, TOKEN_DIR, type Role } from "../cluster-spec.js";
+import { generateRpcKey, versionSecret } from "../../../runtime/shared/rpc-auth.js";
 import type {
   ClusterAddresses,
   ClusterOptions,
@@ -75,6 +76,7 @@ export class KubernetesContainerManager implements ContainerManager {
   readonly namespace: string;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
+  private readonly networking: NetworkingV1Api;
   private readonly kc: KubeConfig;
   /** Loopback proxies to the cluster's services, opened by connect() and reused. */
   private proxies?: Promise<{ management: ServiceProxy; query: ServiceProxy }>;
@@ -99,6 +101,7 @@ export class KubernetesContainerManager implements ContainerManager {
     this.namespace = options.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
     this.core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
+    this.networking = kc.makeApiClient(NetworkingV1Api);
   }
 
   /** Where this cluster lives, as the CLI's context records it. */
@@ -119,6 +122,8 @@ export class KubernetesContainerManager implements ContainerManager {
     const token = tokenSecret
       ? await this.readToken(tokenSecret)
       : (await this.readToken(k8sNames.token(this.cluster))) ?? randomBytes(24).toString("base64url");
+    // The RPC key: kept from an earlier start (its model Secrets stay valid), else new.
+    const rpcKey = rpcAuthOf(options) === "plain" ? (await this.readRpcKey()) ?? generateRpcKey() : undefined;
     if (token === undefined) throw new ManagerError(`the Secret ${tokenSecret} in namespace ${this.namespace} does not exist or has no key \`token\``, "NOT_FOUND");
     // Every object is built (and validated) before the image is pushed or anything is applied.
     const objects = (runtimeImage: string) => clusterManifests({
@@ -133,6 +138,7 @@ export class KubernetesContainerManager implements ContainerManager {
       ...(this.options.storageClass ? { stateStorage: { storageClass: this.options.storageClass } } : {}),
       ...(registry ? { registry } : {}),
       token: tokenSecret ? { existingSecret: tokenSecret } : { value: token },
+      ...(rpcKey ? { rpcKey } : {}),
     });
     plainObjects(objects(this.options.runtimeImage ?? "clipper-runtime:check"));
     const runtimeImage = this.options.runtimeImage ?? await this.buildRuntimeImage(registry);
@@ -254,11 +260,12 @@ export class KubernetesContainerManager implements ContainerManager {
     const keepState = options?.keepState ?? true;
     const selector = labelSelector(clusterLabels(this.cluster));
     const ns = this.namespace;
-    const [deployments, services, secrets, claims] = await Promise.all([
+    const [deployments, services, secrets, claims, policies] = await Promise.all([
       this.call("listing deployments", () => this.apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector })),
       this.call("listing services", () => this.core.listNamespacedService({ namespace: ns, labelSelector: selector })),
       this.call("listing secrets", () => this.core.listNamespacedSecret({ namespace: ns, labelSelector: selector })),
       keepState ? Promise.resolve({ items: [] as Obj[] }) : this.call("listing claims", () => this.core.listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: selector })),
+      this.call("listing network policies", () => this.networking.listNamespacedNetworkPolicy({ namespace: ns, labelSelector: selector })),
     ]);
     const names = (list: { items: Obj[] }) => list.items.map((o) => o.metadata?.name as string);
     if (!deployments.items.length && !services.items.length && !secrets.items.length && !claims.items.length) throw this.notRunning();
@@ -272,6 +279,7 @@ export class KubernetesContainerManager implements ContainerManager {
       ...names(services).map((name) => this.gone(() => this.core.deleteNamespacedService({ name, namespace: ns }))),
       ...names(secrets).map((name) => this.gone(() => this.core.deleteNamespacedSecret({ name, namespace: ns }))),
       ...names(claims).map((name) => this.gone(() => this.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: ns }))),
+      ...names(policies).map((name) => this.gone(() => this.networking.deleteNamespacedNetworkPolicy({ name, namespace: ns }))),
     ]);
   }
 
@@ -292,10 +300,24 @@ export class KubernetesContainerManager implements ContainerManager {
       replicas,
       ...(deployment.gpu ? { gpu: deployment.gpu } : {}),
       ...(deployment.env ? { env: deployment.env } : {}),
+      ...await this.rpcCredential(deployment),
       imagePullSecrets: this.options.imagePullSecrets ?? await this.clusterPullSecrets(),
     });
     await this.apply(objects);
     await this.waitForRollout([k8sNames.model(this.cluster, deployment.name, deployment.version)], deployment.readyTimeoutMs);
+  }
+
+  /** The version's RPC credential when the cluster's frontends authenticate replicas (their Deployment says so). */
+  private async rpcCredential(d: ModelDeployment): Promise<{ rpcCredential?: { secret: string } }> {
+    const frontend = (await this.deployments(clusterLabels(this.cluster, "query_frontend")))[0];
+    if (!frontend) throw this.notRunning();
+    if (frontend.metadata?.annotations?.[LABEL.rpcAuth] !== "plain") return {};
+    const key = await this.readRpcKey();
+    if (!key) {
+      throw new ManagerError(`the Kubernetes cluster ${this.cluster} authenticates replicas but its Secret ${k8sNames.rpcKey(this.cluster)} ` +
+        `in namespace ${this.namespace} is missing or has no key \`key\`; stop the cluster and start it again`, "NOT_FOUND");
+    }
+    return { rpcCredential: { secret: versionSecret(key, { name: d.name, version: d.version, inputType: d.inputType }) } };
   }
 
   /** The pull secrets the cluster's own pods use: model images usually come from the same registry. */
@@ -342,18 +364,32 @@ export class KubernetesContainerManager implements ContainerManager {
   }
 
   async stopModels(models: Record<string, string[]>): Promise<void> {
-    const chosen: string[] = [];
     for (const [name, versions] of Object.entries(models)) {
-      const found = await this.deployments({ ...clusterLabels(this.cluster, "model"), [LABEL.modelName]: name });
-      chosen.push(...found.filter((d) => versions.length === 0 || versions.includes(d.metadata?.labels?.[LABEL.modelVersion] ?? ""))
-        .map((d) => d.metadata!.name!));
+      await this.deleteModels({ [LABEL.modelName]: name }, (version) => versions.length === 0 || versions.includes(version));
     }
-    await Promise.all(chosen.map((name) => this.gone(() => this.apps.deleteNamespacedDeployment({ name, namespace: this.namespace }))));
   }
 
   async stopAllModelContainers(): Promise<void> {
-    const found = await this.deployments(clusterLabels(this.cluster, "model"));
-    await Promise.all(found.map((d) => this.gone(() => this.apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: this.namespace }))));
+    await this.deleteModels({}, () => true);
+  }
+
+  /**
+   * Deletes the model Deployments matching `labels` and the chosen versions, and with them their
+   * versions' RPC credential Secrets (also one whose Deployment was never created).
+   */
+  private async deleteModels(labels: Record<string, string>, chosen: (version: string) => boolean): Promise<void> {
+    const ns = this.namespace;
+    const selector = labelSelector({ ...clusterLabels(this.cluster, "model"), ...labels });
+    const [deployments, secrets] = await Promise.all([
+      this.call("listing deployments", () => this.apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector })),
+      this.call("listing secrets", () => this.core.listNamespacedSecret({ namespace: ns, labelSelector: selector })),
+    ]);
+    const names = (list: { items: Obj[] }) => list.items
+      .filter((o) => chosen(o.metadata?.labels?.[LABEL.modelVersion] ?? "")).map((o) => o.metadata!.name as string);
+    await Promise.all([
+      ...names(deployments).map((name) => this.gone(() => this.apps.deleteNamespacedDeployment({ name, namespace: ns }))),
+      ...names(secrets).map((name) => this.gone(() => this.core.deleteNamespacedSecret({ name, namespace: ns }))),
+    ]);
   }
 
   // ---- inspection -------------------------------------------------------------------------------
@@ -426,10 +462,19 @@ export class KubernetesContainerManager implements ContainerManager {
   }
 
   /** The `token` key of a Secret, or undefined when the Secret (or the key) is absent. */
-  private async readToken(name: string): Promise<string | undefined> {
+  private readToken(name: string): Promise<string | undefined> {
+    return this.readSecretKey(name, "token", "the token Secret");
+  }
+
+  /** The cluster's RPC key, or undefined when its Secret (or the key) is absent. */
+  private readRpcKey(): Promise<string | undefined> {
+    return this.readSecretKey(k8sNames.rpcKey(this.cluster), "key", "the RPC key Secret");
+  }
+
+  private async readSecretKey(name: string, key: string, what: string): Promise<string | undefined> {
     try {
-      const secret = await this.call(`reading the token Secret ${name}`, () => this.core.readNamespacedSecret({ name, namespace: this.namespace }));
-      const data = secret.data?.token;
+      const secret = await this.call(`reading ${what} ${name}`, () => this.core.readNamespacedSecret({ name, namespace: this.namespace }));
+      const data = secret.data?.[key];
       return data ? Buffer.from(data, "base64").toString("utf8") : undefined;
     } catch (err) {
       if (err instanceof ManagerError && err.reason === "NOT_FOUND") return undefined;
@@ -504,6 +549,11 @@ export class KubernetesContainerManager implements ContainerManager {
         create: (namespace, body) => apps.createNamespacedDeployment({ namespace, body }),
         read: (namespace, name) => apps.readNamespacedDeployment({ namespace, name }),
         replace: (namespace, name, body) => apps.replaceNamespacedDeployment({ namespace, name, body }),
+      };
+      case "NetworkPolicy": return {
+        create: (namespace, body) => this.networking.createNamespacedNetworkPolicy({ namespace, body }),
+        read: (namespace, name) => this.networking.readNamespacedNetworkPolicy({ namespace, name }),
+        replace: (namespace, name, body) => this.networking.replaceNamespacedNetworkPolicy({ namespace, name, body }),
       };
       default: throw new ManagerError(`the Kubernetes manager cannot apply a ${kind}`, "INVALID_ARGUMENT");
     }

@@ -11,7 +11,10 @@
  * behind a Service for queries, plus a headless Service over the same pods for model RPC, which
  * lists every frontend pod (ready or not) in DNS. Model replicas connect to that name, so no model
  * Deployment is tied to one frontend, and a frontend that comes back under a new pod IP is found
- * again by name.
+ * again by name. Model RPC is authenticated (docs/security.md): the cluster's RPC key is a Secret
+ * mounted into the frontends only, each model version's credential is a Secret of its own that its
+ * pods read as CLIPPER_RPC_SECRET, and a NetworkPolicy admits only this cluster's model pods to
+ * the frontends' RPC port (the query port stays open).
  */
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IContainer } from "kubernetes-models/v1/Container";
@@ -24,6 +27,8 @@ import type { IResourceRequirements } from "kubernetes-models/v1/ResourceRequire
 import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
 import type { IToleration } from "kubernetes-models/v1/Toleration";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { RPC_SECRET_ENV } from "../../../runtime/shared/rpc-auth.js";
 import { ClipperError } from "../../errors.js";
 import {
   clusterLabels,
@@ -35,6 +40,9 @@ import {
   modelContainerLabel,
   modelRuntimeEnv,
   READY_FILE,
+  RPC_KEY_DIR,
+  RPC_KEY_FILE,
+  rpcAuthOf,
   STATE_DIR,
   TOKEN_DIR,
   TOKEN_FILE,
@@ -76,6 +84,8 @@ export interface KubernetesClusterSpec {
   imagePullSecrets?: string[];
   /** Absent: no token (only for clusters whose network policy keeps everyone else out). */
   token?: TokenSource;
+  /** The cluster's RPC key, required when `options.rpcAuth` is plain (the default); a Secret mounted into the frontends. */
+  rpcKey?: string;
   stateStorage?: { size?: string; storageClass?: string };
   resources?: { management?: ResourceSpec; frontend?: ResourceSpec };
   /**
@@ -104,6 +114,12 @@ export interface KubernetesModelSpec {
   /** Default for GPU models: tolerate the `nvidia.com/gpu` taint GPU node pools carry. */
   tolerations?: Toleration[];
   env?: Record<string, string>;
+  /**
+   * The version's RPC credential, for a cluster with RPC auth: its pods read CLIPPER_RPC_SECRET from
+   * the version's Secret, which is emitted when `secret` is given (a dry run, knowing no cluster
+   * key, only references it). Absent: the cluster admits any peer.
+   */
+  rpcCredential?: { secret?: string };
   imagePullSecrets?: string[];
   resources?: ResourceSpec;
   /** How long a replica may take to load its model and register before it is restarted (default 300 s). */
@@ -111,7 +127,7 @@ export interface KubernetesModelSpec {
   labels?: Record<string, string>;
 }
 
-export type KubernetesObject = Namespace | Secret | PersistentVolumeClaim | Deployment | Service;
+export type KubernetesObject = Namespace | Secret | PersistentVolumeClaim | Deployment | Service | NetworkPolicy;
 
 export const DEFAULT_RESOURCES = {
   management: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "1", memory: "512Mi" } },
@@ -148,6 +164,9 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
   const allowedHosts = allowedHostsOf(spec.options, [...serviceDnsNames(k8sNames.management(cluster), namespace), ...serviceDnsNames(k8sNames.frontend(cluster), namespace),
     ...(spec.apiServerHost === undefined ? [] : [spec.apiServerHost])]);
   if (tokenSecret !== undefined) checkName("object", tokenSecret, "token secret name");
+  const rpcAuth = rpcAuthOf(spec.options);
+  if (rpcAuth === "plain" && !spec.rpcKey) throw new ClipperError("USAGE", "RPC auth plain needs the cluster's RPC key");
+  const rpcKeySecret = rpcAuth === "plain" ? k8sNames.rpcKey(cluster) : undefined;
   const pullSecrets = pullSecretRefs(spec.imagePullSecrets);
 
   const meta = (name: string, role?: "management" | "query_frontend") => ({
@@ -164,6 +183,9 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
       type: "Opaque",
       stringData: { token: token.value },
     }));
+  }
+  if (rpcKeySecret) {
+    objects.push(new Secret({ metadata: meta(rpcKeySecret), type: "Opaque", stringData: { key: spec.rpcKey! } }));
   }
 
   // Management: one writer, its state on a volume that outlives the pod.
@@ -218,8 +240,13 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
   // Query frontends: N replicas, queries through one Service, model RPC to every pod.
   const frontendSelector = clusterLabels(cluster, "query_frontend");
   const managementUrl = `http://${k8sNames.management(cluster)}.${namespace}.svc:${INTERNAL_PORTS.management}`;
+  const frontendMounts = [
+    ...(tokenSecret ? [{ name: "token", mountPath: TOKEN_DIR, readOnly: true }] : []),
+    ...(rpcKeySecret ? [{ name: "rpc-key", mountPath: RPC_KEY_DIR, readOnly: true }] : []),
+  ];
+  const frontendVolumes = [...tokenVolume(tokenSecret), ...rpcKeyVolume(rpcKeySecret)];
   objects.push(new Deployment({
-    metadata: meta(k8sNames.frontend(cluster), "query_frontend"),
+    metadata: { ...meta(k8sNames.frontend(cluster), "query_frontend"), annotations: { [LABEL.rpcAuth]: rpcAuth } },
     spec: {
       replicas,
       strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
@@ -243,9 +270,9 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
             readinessProbe: httpProbe("/health", "query", { period: 5, failures: 3 }),
             livenessProbe: httpProbe("/health", "query", { period: 10, failures: 6, initialDelay: 10 }),
             resources: resources(spec.resources?.frontend ?? DEFAULT_RESOURCES.frontend),
-            ...(tokenSecret ? { volumeMounts: [{ name: "token", mountPath: TOKEN_DIR, readOnly: true }] } : {}),
+            ...(frontendMounts.length ? { volumeMounts: frontendMounts } : {}),
           }],
-          ...(tokenSecret ? { volumes: tokenVolume(tokenSecret) } : {}),
+          ...(frontendVolumes.length ? { volumes: frontendVolumes } : {}),
         },
       },
     },
@@ -262,12 +289,24 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
       ports: [{ name: "rpc", port: INTERNAL_PORTS.rpc, targetPort: "rpc", protocol: "TCP" }],
     },
   }));
+  // Only this cluster's model pods reach the RPC port; queries come from anywhere the Service allows.
+  objects.push(new NetworkPolicy({
+    metadata: meta(k8sNames.rpcPolicy(cluster), "query_frontend"),
+    spec: {
+      podSelector: { matchLabels: frontendSelector },
+      policyTypes: ["Ingress"],
+      ingress: [
+        { from: [{ podSelector: { matchLabels: clusterLabels(cluster, "model") } }], ports: [{ port: INTERNAL_PORTS.rpc, protocol: "TCP" }] },
+        { ports: [{ port: INTERNAL_PORTS.query, protocol: "TCP" }] },
+      ],
+    },
+  }));
   return objects;
 }
 
 // ---- a model version ---------------------------------------------------------------------------
 
-/** What `deploy-model --manager kubernetes` creates for one version: one Deployment. */
+/** What `deploy-model --manager kubernetes` creates for one version: its RPC credential's Secret, and one Deployment. */
 export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
   const { cluster, namespace, name, version } = spec;
   checkName("label value", cluster, "cluster name");
@@ -285,10 +324,14 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
   const selector = { ...clusterLabels(cluster, "model"), [LABEL.modelContainer]: containerLabel };
   const podLabels = { ...extra, ...selector, [LABEL.modelName]: name, [LABEL.modelVersion]: version };
   const frontendHost = `${k8sNames.frontendRpc(cluster)}.${namespace}.svc`;
-  const env: IEnvVar[] = Object.entries({
-    ...modelRuntimeEnv({ cluster, name, version, inputType: spec.inputType, env: spec.env, frontendHost }),
-    [FRONTEND_DISCOVERY_ENV]: "dns",
-  }).map(([k, v]) => ({ name: k, value: v }));
+  const secretName = checkName("object", k8sNames.modelRpcSecret(cluster, name, version), "RPC secret name");
+  const env: IEnvVar[] = [
+    ...Object.entries({
+      ...modelRuntimeEnv({ cluster, name, version, inputType: spec.inputType, env: spec.env, frontendHost }),
+      [FRONTEND_DISCOVERY_ENV]: "dns",
+    }).filter(([k]) => !(spec.rpcCredential && k === RPC_SECRET_ENV)).map(([k, v]) => ({ name: k, value: v })),
+    ...(spec.rpcCredential ? [{ name: RPC_SECRET_ENV, valueFrom: { secretKeyRef: { name: secretName, key: "secret" } } }] : []),
+  ];
   const base = resources(spec.resources ?? DEFAULT_RESOURCES.model);
   const withGpu: IResourceRequirements = gpus === undefined ? base : {
     ...base,
@@ -308,7 +351,12 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
     readinessProbe: { ...readyCheck, periodSeconds: period, failureThreshold: 2 },
     livenessProbe: { ...readyCheck, periodSeconds: 10, failureThreshold: 3 },
   };
-  return [new Deployment({
+  const secret = spec.rpcCredential?.secret === undefined ? [] : [new Secret({
+    metadata: { name: secretName, namespace, labels: { ...extra, ...selector, [LABEL.modelName]: name, [LABEL.modelVersion]: version } },
+    type: "Opaque",
+    stringData: { secret: spec.rpcCredential.secret },
+  })];
+  return [...secret, new Deployment({
     metadata: {
       name: deploymentName, namespace, labels: { ...extra, ...selector, [LABEL.modelName]: name, [LABEL.modelVersion]: version },
       annotations: {
@@ -376,6 +424,13 @@ function tokenVolume(secretName: string | undefined) {
   if (!secretName) return [];
   const file = TOKEN_FILE.slice(TOKEN_DIR.length + 1);
   return [{ name: "token", secret: { secretName, items: [{ key: "token", path: file }], defaultMode: 0o444 } }];
+}
+
+function rpcKeyVolume(secretName: string | undefined) {
+  if (!secretName) return [];
+  const file = RPC_KEY_FILE.slice(RPC_KEY_DIR.length + 1);
+  // Readable by whichever user the runtime image runs as; only the frontend container mounts it.
+  return [{ name: "rpc-key", secret: { secretName, items: [{ key: "key", path: file }], defaultMode: 0o444 } }];
 }
 
 function service(

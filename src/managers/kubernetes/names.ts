@@ -54,8 +54,14 @@ export const k8sNames = {
   management: (cluster: string) => `clipper-${cluster}-management`,
   state: (cluster: string) => `clipper-${cluster}-state`,
   token: (cluster: string) => `clipper-${cluster}-token`,
+  /** The Secret holding the cluster's RPC key (mounted into the frontends only). */
+  rpcKey: (cluster: string) => `clipper-${cluster}-rpc-key`,
+  /** The NetworkPolicy that admits only this cluster's model pods to the frontends' RPC port. */
+  rpcPolicy: (cluster: string) => `clipper-${cluster}-frontend-rpc`,
   frontend: (cluster: string) => `clipper-${cluster}-query-frontend`,
   /** The headless Service whose DNS name resolves to every frontend pod (model RPC). */
   frontendRpc: (cluster: string) => `clipper-${cluster}-frontend-rpc`,
   model: (cluster: string, name: string, version: string) => `clipper-${cluster}-${name}-${version}`,
+  /** The Secret holding one model version's RPC credential (CLIPPER_RPC_SECRET of its pods). */
+  modelRpcSecret: (cluster: string, name: string, version: string) => `clipper-${cluster}-${name}-${version}-rpc`,
 };

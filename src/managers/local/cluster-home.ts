@@ -7,6 +7,8 @@
  *     deployments.json   desired replicas per model version (durable, replaced atomically)
  *     children.json      live child processes (to stop leftovers of a supervisor that died)
  *     token              management API token (0600), only when listening beyond loopback
+ *     rpc-key            the cluster's RPC key (0600; a new one at every start), read by the
+ *                        frontend (--rpc-key-file) and the supervisor, never handed to a replica
  *     logs/<component>.log
  *     state/             the management daemon's --state-dir
  *     ready/<model>-<version>-<replica>  replica readiness files
@@ -26,6 +28,7 @@ import { connectHost, urlHost } from "../cluster-spec.js";
 import { ManagerError } from "../errors.js";
 import { writeFileAtomic } from "../../../runtime/shared/atomic-file.js";
 import { clipperHome } from "../../context.js";
+import { generateRpcKey } from "../../../runtime/shared/rpc-auth.js";
 
 export { writeFileAtomic };
 import { describeIssues } from "./schemas.js";
@@ -40,6 +43,7 @@ export interface ClusterPaths {
   deploymentsFile: string;
   childrenFile: string;
   tokenFile: string;
+  rpcKeyFile: string;
   logsDir: string;
   stateDir: string;
   readyDir: string;
@@ -59,6 +63,7 @@ export function clusterPathsAt(dir: string, cluster: string): ClusterPaths {
     deploymentsFile: join(dir, "deployments.json"),
     childrenFile: join(dir, "children.json"),
     tokenFile: join(dir, "token"),
+    rpcKeyFile: join(dir, "rpc-key"),
     logsDir: join(dir, "logs"),
     stateDir: join(dir, "state"),
     readyDir: join(dir, "ready"),
@@ -118,6 +123,26 @@ export function ensureToken(paths: ClusterPaths): string {
   const token = randomBytes(32).toString("hex");
   writeFileAtomic(paths.tokenFile, `${token}\n`, 0o600);
   return token;
+}
+
+/**
+ * Writes a new RPC key for the cluster (0600). A new key at each start: replicas get their
+ * secrets from the supervisor when it starts them, so nothing outlives a cluster's run.
+ */
+export function writeRpcKey(paths: ClusterPaths): void {
+  writeFileAtomic(paths.rpcKeyFile, `${generateRpcKey()}\n`, 0o600);
+}
+
+/** The cluster's RPC key; a clear error when the file is missing or empty. */
+export function readRpcKey(file: string): string {
+  let key: string;
+  try {
+    key = readFileSync(file, "utf8").trim();
+  } catch (err) {
+    throw new ManagerError(`cannot read the cluster's RPC key ${file}: ${(err as Error).message}`, "INVALID_ARGUMENT");
+  }
+  if (!key) throw new ManagerError(`the cluster's RPC key file ${file} is empty`, "INVALID_ARGUMENT");
+  return key;
 }
 
 export function readToken(file: string): string | undefined {

@@ -31,8 +31,10 @@ import {
   readJsonFile,
   readToken,
   writeFileAtomic,
+  writeRpcKey,
   type ClusterPaths,
 } from "./cluster-home.js";
+import { rpcAuthOf } from "../cluster-spec.js";
 import { ControlClient, ControlUnavailableError } from "./control-client.js";
 import { checkClusterPorts, ClusterAlreadyRunningError, ClusterNotRunningError, ManagerError, StartupError } from "../errors.js";
 import { describeExit } from "./managed-process.js";
@@ -144,6 +146,8 @@ export class LocalContainerManager implements ContainerManager {
 
     ensureClusterDirs(this.paths);
     const token = isLoopbackHost(resolved.host) ? undefined : ensureToken(this.paths);
+    if (rpcAuthOf(resolved) === "plain") writeRpcKey(this.paths);
+    else rmSync(this.paths.rpcKeyFile, { force: true });
     const config: SupervisorConfig = {
       cluster: this.cluster,
       clusterDir: this.paths.dir,

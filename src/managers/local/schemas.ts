@@ -8,7 +8,9 @@ import { INPUT_TYPES } from "../../../runtime/shared/input-types.js";
 import { nameProblem } from "../../../runtime/shared/names.js";
 import { hostnameOf } from "../../../runtime/shared/host-check.js";
 import { QUERY_AUTH_MODES } from "../../../runtime/shared/api-keys.js";
+import { RPC_AUTH_MODES } from "../../../runtime/shared/rpc-auth.js";
 import {
+  ENV_NAME_PATTERN,
   MODEL_FRAMEWORKS,
   type ClusterAddresses,
   type ClusterOptions,
@@ -31,7 +33,6 @@ export const ClusterNameSchema = nameOf("cluster name");
 const absolutePath = (what: string) =>
   z.string().min(1).refine(isAbsolute, { message: `${what} must be an absolute path` });
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 export const ModelDeploymentSchema = z.strictObject({
@@ -44,7 +45,7 @@ export const ModelDeploymentSchema = z.strictObject({
   modelPath: absolutePath("modelPath"),
   python: z.string().min(1).optional(),
   env: z
-    .record(z.string().regex(ENV_NAME, { message: "environment variable names must match [A-Za-z_][A-Za-z0-9_]*" }), z.string())
+    .record(z.string().regex(ENV_NAME_PATTERN, { message: "environment variable names must match [A-Za-z_][A-Za-z0-9_]*" }), z.string())
     .optional(),
   /** Images are for the Docker and Kubernetes managers; local processes run the predict file itself. */
   image: z.string().min(1).optional(),
@@ -72,6 +73,8 @@ export const ClusterOptionsSchema = z.object({
   oipTimeoutMs: z.number().int().positive().optional(),
   allowedHosts: z.array(z.string().refine((h) => h === "*" || hostnameOf(h) !== undefined, { message: "allowedHosts entries must be hostnames or '*'" })).optional(),
   queryAuth: z.enum(QUERY_AUTH_MODES).optional(),
+  rpcAuth: z.enum(RPC_AUTH_MODES).optional(),
+  maxRpcFrameBytes: z.number().int().positive().optional(),
 }) satisfies z.ZodType<ClusterOptions>;
 
 /**

@@ -15,7 +15,7 @@
  *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
  * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
  */
-import { allowedHostsFlags, allowedHostsOf, connectHost, frontendTuningFlags } from "../cluster-spec.js";
+import { allowedHostsFlags, allowedHostsOf, connectHost, frontendTuningFlags, rpcAuthOf, rpcSecretEnv } from "../cluster-spec.js";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -33,12 +33,14 @@ import {
   listLogFiles,
   logFileOf,
   readJsonFile,
+  readRpcKey,
   readyFileOf,
   replicaComponent,
   writeFileAtomic,
   type ClusterPaths,
 } from "./cluster-home.js";
 import { ManagedProcess, type ProcessSpec } from "./managed-process.js";
+import { inheritedEnv } from "./replica-env.js";
 import { stopLeftovers } from "./processes.js";
 import {
   ChildrenFileSchema,
@@ -85,7 +87,7 @@ const keyOf = (name: string, version: string) => `${name}:${version}`;
 
 export interface SupervisorDeps {
   log: Logger;
-  /** Environment the children inherit. */
+  /** Environment the management daemon and frontend inherit; replicas get only part of it (replica-env.ts). */
   env?: NodeJS.ProcessEnv;
   /** Called after a shutdown requested over the control API has been answered. */
   exit: (code: number) => void;
@@ -99,6 +101,8 @@ export class Supervisor {
   private readonly components = new Map<"management" | "frontend", ManagedProcess>();
   private readonly deployments = new Map<string, DeploymentState>();
   private readonly controlToken = randomBytes(24).toString("hex");
+  /** The cluster's RPC key (plain auth), read once at start; replicas get secrets derived from it. */
+  private rpcKey: string | undefined;
   private server: Server | undefined;
   private controlPort = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -118,6 +122,7 @@ export class Supervisor {
   /** Stops leftovers of a previous supervisor, opens the control API, starts every component. */
   async start(): Promise<void> {
     ensureClusterDirs(this.paths);
+    if (rpcAuthOf(this.config.options) === "plain") this.rpcKey = readRpcKey(this.paths.rpcKeyFile);
     for (const stale of readdirSync(this.paths.readyDir)) rmSync(readyFileOf(this.paths, stale), { force: true });
     const previous = readJsonFile(this.paths.childrenFile, ChildrenFileSchema);
     if (previous && previous.supervisorPid !== process.pid) {
@@ -185,7 +190,7 @@ export class Supervisor {
       "--rpc-port", String(o.rpcPort),
       "--management-url", addressesFor(o).managementUrl,
       ...this.tokenArgs(),
-      ...frontendTuningFlags(o),
+      ...frontendTuningFlags(o, this.paths.rpcKeyFile),
       ...allowedHostsFlags(allowedHostsOf(o)),
     ];
   }
@@ -194,7 +199,8 @@ export class Supervisor {
     const component = replicaComponent(d.name, d.version, replica);
     const readyFile = readyFileOf(this.paths, component);
     const commands = this.config.componentCommands;
-    const env: NodeJS.ProcessEnv = { ...this.env, PYTHONUNBUFFERED: "1", ...d.env };
+    // Only what an interpreter needs from the CLI's environment, then the deployment's own --env.
+    const env: NodeJS.ProcessEnv = { ...inheritedEnv(this.env), PYTHONUNBUFFERED: "1", ...d.env };
     let argv: string[];
     const gpus = cudaVisibleDevices(d.gpu);
     if (gpus !== undefined) env.CUDA_VISIBLE_DEVICES = gpus;
@@ -217,6 +223,7 @@ export class Supervisor {
       CLIPPER_PREDICT: `${d.predictFile}:${d.predictFunction}`,
       CLIPPER_READY_FILE: readyFile,
       CLIPPER_REPLICA_ID: String(replica),
+      ...rpcSecretEnv(this.rpcKey, d),
     });
     const predictDir = dirname(d.predictFile);
     return {
