@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
-import { type AllowedHosts, hostRefusal, isHostAllowed } from "../shared/host-check.js";
+import { type AllowedHosts, hostRefusal, isForeignOrigin, isHostAllowed } from "../shared/host-check.js";
 import type { FrontendMetrics } from "./metrics.js";
 import type { QueryAuth } from "./query-auth.js";
 import { QueryError, type QueryProcessor } from "./query-processor.js";
@@ -89,6 +89,11 @@ export function createQueryServer(options: QueryHttpOptions): Server {
       app = match[1]!.includes("%") ? decodeURIComponent(match[1]!) : match[1]!;
     } catch {
       return sendError(res, 400, "Bad request", "the application name in the path is not valid URL encoding");
+    }
+    // Feedback trains the bandits: a web page in any browser tab must not be able to send it.
+    // (Predictions change nothing, and without CORS headers no other site can read them.)
+    if (match[2] === "update" && isForeignOrigin(req.headers.origin, host)) {
+      return sendError(res, 403, "Forbidden", `feedback from web pages is refused: Origin '${req.headers.origin!.slice(0, 200)}' is not this server's own`);
     }
     options.auth.check(req.headers, { app });
     const body = await readJson(req, maxBodyBytes);

@@ -8,6 +8,7 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { AdminError } from "./errors.js";
+import { isForeignOrigin } from "../shared/host-check.js";
 
 /** Whether a Content-Type header names JSON (`application/json`, parameters such as charset allowed). */
 export function isJsonContentType(value: string | undefined): boolean {
@@ -29,9 +30,7 @@ export function requireJsonContentType(headers: IncomingHttpHeaders): void {
  */
 export function refuseForeignOrigin(headers: IncomingHttpHeaders): void {
   const origin = headers.origin;
-  if (origin === undefined) return;
-  const host = headers.host;
-  if (host !== undefined && origin.toLowerCase() === `http://${host.toLowerCase()}`) return;
+  if (origin === undefined || !isForeignOrigin(origin, headers.host)) return;
   throw new AdminError("forbidden",
     `Requests from web pages are refused: Origin '${origin.slice(0, 200)}' is not this daemon's own origin ` +
       "(the admin API is for the clipper CLI, the library and clipper_admin, which send no Origin)");

@@ -81,3 +81,14 @@ export function hostRefusal(host: string): string {
   return `Host '${host.slice(0, 200)}' is not allowed: this server answers to loopback names, IP addresses and the names ` +
     `given with --allowed-hosts (a comma list, or '*' to admit every name; \`clipper start --allowed-hosts\`)`;
 }
+
+/**
+ * Whether a request comes from a web page of another site: browsers send `Origin` on cross-origin
+ * requests and on same-origin POSTs; the CLI, the library, clipper_admin and curl send none. Our
+ * servers speak plain HTTP, so a server's own origin is `http://` plus the Host the request was sent to.
+ */
+export function isForeignOrigin(origin: string | undefined, host: string | undefined): boolean {
+  if (origin === undefined) return false;
+  if (host === undefined) return true;
+  return origin.toLowerCase() !== `http://${host.toLowerCase()}`;
+}
