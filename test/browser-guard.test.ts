@@ -109,6 +109,21 @@ describe("the admin API refuses what a web page can send", () => {
     expect((await send(url, "/admin/ping", { headers: { origin: own } })).text).toBe("PONG");
   });
 
+  it("refuses feedback (/update, which trains the bandits) from another origin on the query API", async () => {
+    const feedback = JSON.stringify({ uid: 1, input: [1], label: 1 });
+    const own = c.frontend.queryUrl; // http://127.0.0.1:PORT
+    for (const origin of ["http://evil.example", "null", "http://127.0.0.1:1"]) {
+      const answer = await send(own, "/a/update", { method: "POST", headers: { ...JSON_TYPE, origin }, body: feedback });
+      expect(answer.status, origin).toBe(403);
+      expect(JSON.parse(answer.text)).toMatchObject({ error: "Forbidden", cause: expect.stringContaining("feedback from web pages") });
+    }
+    // Without an Origin (any non-browser client) or from the server's own origin, the request goes on
+    // to the application lookup: "a" does not exist here, so 404 rather than 403.
+    for (const headers of [JSON_TYPE, { ...JSON_TYPE, origin: own }]) {
+      expect((await send(own, "/a/update", { method: "POST", headers, body: feedback })).status).toBe(404);
+    }
+  });
+
   it("answers 403 naming --allowed-hosts to an unknown Host, on both APIs", async () => {
     const admin = await send(url, "/admin/ping", { headers: { host: "rebind.example:1338" } });
     expect(admin.status).toBe(403);
