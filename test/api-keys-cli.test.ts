@@ -52,7 +52,7 @@ describe("query API keys through the CLI on the local manager", () => {
 
   it("creates, uses, lists and revokes keys", async () => {
     await ok("register-app", "hello", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "100");
-    const created = await ok("api-key", "create", "--app", "hello", "--rate", "50");
+    const created = await ok("api-key", "create", "--app", "hello", "--rate", "50/s");
     expect(created).toMatchObject({ id: expect.any(String), app: "hello", rate: 50, key: expect.stringMatching(/^clk_/) });
 
     const human = await cli("api-key", "create");

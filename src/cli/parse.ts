@@ -58,11 +58,12 @@ export function allowedHostsArg(value: string): string[] {
   }
 }
 
-/** A positive rate (requests per second), fractions allowed. */
+/** A positive rate in requests per second (`10`, `2.5`, or written as `10/s`), fractions allowed. */
 export function rateArg(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > 1_000_000) {
-    throw new InvalidArgumentError(`expected requests per second, a number above 0 and at most 1000000, got '${value}'`);
+  const number = value.trim().replace(/\/s$/, "");
+  const n = Number(number);
+  if (!/^\d+(\.\d+)?$/.test(number) || !(n > 0) || n > 1_000_000) {
+    throw new InvalidArgumentError(`expected requests per second (such as 10 or 10/s), a number above 0 and at most 1000000, got '${value}'`);
   }
   return n;
 }

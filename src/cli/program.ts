@@ -290,7 +290,7 @@ export function buildProgram(): Command {
   apiKey.command("create")
     .description("create a key and print it (shown only once: the cluster keeps only its hash)")
     .option("--app <name>", "the one application the key may query (default: every application and OIP)")
-    .option("--rate <n>", "requests per second the key may send (default: unlimited; 429 with Retry-After above)", rateArg)
+    .option("--rate <n>", "requests per second (`10` or `10/s`) the key may send (default: unlimited; 429 with Retry-After above)", rateArg)
     .addOption(clusterOption()).addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/api-keys.js")).createApiKey(opts)));
   apiKey.command("list")
