@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import { seededRandom as rng } from "../runtime/frontend/policies/random.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startQueryFrontend, type RunningFrontend } from "../runtime/frontend/frontend.js";
 import { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
@@ -32,17 +33,6 @@ const APPS = ["constructor", "s1", "s2", SERVED_APP];
 const MODELS = ["constructor", "m1", "m2", SERVED_MODEL];
 const VERSIONS = ["1", "2", "constructor"];
 
-/** mulberry32: a seeded stream, so a failing storm can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Outcome = "ok" | "refused" | "unknown";
 interface Write {

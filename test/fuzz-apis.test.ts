@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import { seededRandom as rng } from "../runtime/frontend/policies/random.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startQueryFrontend, type RunningFrontend } from "../runtime/frontend/frontend.js";
 import { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
@@ -29,17 +30,6 @@ const REQUESTS = Number(process.env.CLIPPER_FUZZ_REQUESTS ?? 15_000);
 const WALL_BUDGET_MS = 75_000;
 const CONCURRENCY = 8;
 
-/** mulberry32: small, seeded, good enough to pick mutations. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PROTO_NAMES = ["constructor", "__proto__", "toString", "valueOf", "hasOwnProperty", "prototype", "isPrototypeOf", "__defineGetter__"];
 const NAMES = ["a", "m", "1", "2", ...PROTO_NAMES];
