@@ -3,6 +3,7 @@
  * `$CLIPPER_HOME/context.json` records each started cluster's manager and addresses, and which is
  * current, so later commands need no ports.
  */
+import { own } from "../runtime/shared/dict.js";
 import { mkdirSync, readFileSync } from "node:fs";
 import { writeFileAtomic } from "../runtime/shared/atomic-file.js";
 import { homedir } from "node:os";
@@ -84,5 +85,5 @@ export function forgetCluster(cluster: string, home = clipperHome()): void {
 export function findCluster(cluster: string | undefined, home = clipperHome()): ContextEntry | undefined {
   const context = readContext(home);
   const name = cluster ?? context.current;
-  return name === null ? undefined : context.clusters[name];
+  return name === null ? undefined : own(context.clusters, name);
 }

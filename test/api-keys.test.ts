@@ -10,6 +10,9 @@ import { QueryError } from "../runtime/frontend/query-errors.js";
 import { TokenBucket } from "../runtime/frontend/token-bucket.js";
 import { ADD_API_KEY_PATH, type CreatedApiKey, defaultQueryAuth, GET_API_KEYS_PATH, hashApiKey, REVOKE_API_KEY_PATH } from "../runtime/shared/api-keys.js";
 import { emptyState, type ClusterState } from "../runtime/shared/state.js";
+import { addApiKey } from "../runtime/management/api-key-operations.js";
+import { addApp, deleteApp } from "../runtime/management/operations.js";
+import { describeViolation, stateViolations } from "../runtime/shared/state-invariants.js";
 import { AdminApiError } from "../src/errors.js";
 import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
 
@@ -162,5 +165,20 @@ describe("API keys end to end (admin API, state, a frontend with --query-auth ke
     expect(await c.admin.postText(REVOKE_API_KEY_PATH, { id: all.id })).toBe(`Revoked API key '${all.id}'`);
     await waitFor(() => (c.frontend.state()?.api_keys?.length ?? 0) === 1, 10_000, "the frontend to see the revocation");
     expect((await predict("a", { authorization: `Bearer ${all.key}` })).status).toBe(401);
+  });
+});
+
+describe("API keys and the applications they are limited to", () => {
+  it("go when their application is deleted, so a new application of that name is not opened to them", () => {
+    const withApp = addApp(emptyState(), JSON.stringify({ name: "a", input_type: "doubles", default_output: "-1", latency_slo_micros: 1000 })).next!;
+    const scoped = addApiKey(withApp, JSON.stringify({ app: "a" })).next!;
+    const everyApp = addApiKey(scoped, JSON.stringify({})).next!;
+    expect(everyApp.api_keys!.map((k) => k.app)).toEqual(["a", undefined]);
+    const deleted = deleteApp(everyApp, JSON.stringify({ name: "a" })).next!;
+    expect(deleted.api_keys!.map((k) => k.app)).toEqual([undefined]);
+    expect(stateViolations(deleted)).toEqual([]);
+    // And the invariant the store checks before every write would refuse a key left behind.
+    expect(stateViolations({ ...deleted, api_keys: everyApp.api_keys }).map(describeViolation))
+      .toEqual([expect.stringMatching(/^api_keys\.0: key '.*' is limited to application 'a', which does not exist$/)]);
   });
 });

@@ -194,7 +194,11 @@ function send(base: string, r: FuzzRequest): Promise<Answer> {
 }
 
 /** A 503 from the query API is an answer (no replica, shed) when it is a JSON error; 500s never are. */
+/** The store's last line of defence: an operation let through a change it should have refused. */
+const INCONSISTENT = "would leave the configuration inconsistent";
+
 function acceptable(r: FuzzRequest, a: Answer): boolean {
+  if (a.text.includes(INCONSISTENT)) return false;
   if (a.status < 500) return true;
   if (a.status !== 503 || r.api !== "query") return false;
   try {

@@ -3,7 +3,7 @@
  * invariant refused before it reaches the disk, the kept generations, and recovery from the newest
  * good generation when state.json cannot be loaded (refusing, not wiping, when none can).
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -204,6 +204,30 @@ describe("StateStore", () => {
     bad.models.m!.current_version = "5";
     await writeFile(join(dir, STATE_FILE), JSON.stringify(bad));
     await expect(StateStore.open(dir)).rejects.toThrow(/models\.m\.current_version: version '5' does not exist/);
+  });
+});
+
+describe("StateStore on files it did not write", () => {
+  it("repairs what an earlier release could leave (links to a deleted model) and says so", async () => {
+    const dir = await tempDir();
+    // Before the invariants, deleting a model's last version kept the applications' links to it.
+    const legacy = { revision: 7, applications: { a: { ...appRecord("a"), linked_models: ["gone", "m"] } }, models: consistent().models };
+    await writeFile(join(dir, STATE_FILE), JSON.stringify(legacy));
+    const store = await StateStore.open(dir);
+    expect(store.recovery).toBeUndefined();
+    expect(store.state.revision).toBe(7);
+    expect(store.state.applications.a!.linked_models).toEqual(["m"]);
+    expect(store.repairs).toEqual(["applications.a.linked_models: dropped the link to 'gone' (no such model)"]);
+    expect(stateViolations(store.state)).toEqual([]);
+  });
+
+  it("refuses to start on a state.json it cannot read, rather than replace it with an older generation", async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, `${GENERATION_PREFIX}2`), JSON.stringify({ ...consistent(), revision: 2 }));
+    // A directory in its place: reading fails with EISDIR, as it would with EIO or EACCES.
+    await mkdir(join(dir, STATE_FILE));
+    await expect(StateStore.open(dir)).rejects.toThrow(/cannot read the state file .*refusing to start until it can be read/);
+    expect((await readdir(dir)).sort()).toEqual([STATE_FILE, `${GENERATION_PREFIX}2`]);
   });
 });
 

@@ -14,7 +14,8 @@ import {
   hashApiKey,
   REVOKE_API_KEY_PATH,
 } from "../shared/api-keys.js";
-import type { ClusterState } from "../shared/state.js";
+import { cloneState, type ClusterState } from "../shared/state.js";
+import { hasOwn } from "../shared/dict.js";
 import { badRequest } from "./errors.js";
 import { parseBody, type ReadOperation, type Reply, spec, type WriteOutcome } from "./operations.js";
 
@@ -39,7 +40,7 @@ const BODIES = {
 
 export const addApiKey: RepliedWriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.add);
-  if (b.app !== undefined && !Object.hasOwn(state.applications, b.app)) {
+  if (b.app !== undefined && !hasOwn(state.applications, b.app)) {
     throw badRequest(`Application '${b.app}' does not exist: create it first, or omit "app" for a key valid for every application`);
   }
   const keys = state.api_keys ?? [];
@@ -55,7 +56,7 @@ export const addApiKey: RepliedWriteOperation = (state, body) => {
     ...(b.rate === undefined ? {} : { rate: b.rate }),
     created_at: new Date().toISOString(),
   };
-  const next = structuredClone(state);
+  const next = cloneState(state);
   next.api_keys = [...keys, record];
   return {
     next,
@@ -68,7 +69,7 @@ export const revokeApiKey: RepliedWriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.revoke);
   const keys = state.api_keys ?? [];
   if (!keys.some((k) => k.id === b.id)) throw badRequest(`No API key with id '${b.id}' exists`);
-  const next = structuredClone(state);
+  const next = cloneState(state);
   next.api_keys = keys.filter((k) => k.id !== b.id);
   return { next, text: `Revoked API key '${b.id}'` };
 };

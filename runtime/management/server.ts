@@ -99,7 +99,9 @@ export async function startManagementServer(options: ManagementServerOptions): P
     if (!isHostAllowed(host, allowedHosts) && !presentsToken(auth, req.headers.authorization, token)) {
       throw new AdminError("forbidden", hostRefusal(host ?? ""));
     }
-    refuseForeignOrigin(req.headers);
+    // With every Host admitted ('*'), a rebound page's Origin matches its own Host: then no request
+    // from a web page is admitted at all (the daemon's clients send no Origin).
+    refuseForeignOrigin(req.headers, allowedHosts.any);
     if (!isOpenEndpoint(req.method, path) && !isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization, token)) {
       throw new AdminError("unauthorized", "Missing or invalid token: send 'Authorization: Bearer <token>' (or 'X-Clipper-Token: <token>')", {
         "www-authenticate": 'Bearer realm="clipper-management"',
@@ -151,7 +153,8 @@ export async function startManagementServer(options: ManagementServerOptions): P
     (req, res) => {
       handle(req, res).catch((err: unknown) => {
         const error = toAdminError(err);
-        if (error.status >= 500) log.error({ err, url: req.url }, "request failed");
+        // A refused inconsistent state means an operation let through what it should have refused.
+        if (error.status >= 500 || err instanceof StateInvalidError) log.error({ err, url: req.url }, "request failed");
         else log.debug({ url: req.url, status: error.status }, error.message);
         sendError(req, res, error);
       });
@@ -173,6 +176,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
     log.error({ problem, movedTo, restoredFrom, revision },
       `${problem}; moved it aside and restored revision ${revision} from ${restoredFrom}: changes after that revision are lost`);
   }
+  for (const repair of store.repairs) log.warn({ repair }, "repaired what an earlier release left in the state");
   store.onCommit((state) => {
     try {
       watch.publish(state);

@@ -14,7 +14,7 @@
 import { copyFile, link, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { type ClusterState, ClusterStateSchema, emptyState } from "../shared/state.js";
-import { describeViolation, stateViolations } from "../shared/state-invariants.js";
+import { describeViolation, repairLegacyState, stateViolations } from "../shared/state-invariants.js";
 
 export const STATE_FILE = "state.json";
 const TEMP_PREFIX = `${STATE_FILE}.tmp-`;
@@ -72,6 +72,8 @@ export class StateStore {
     initial: ClusterState,
     /** Set when state.json could not be used and a kept generation was restored. */
     readonly recovery?: StateRecovery,
+    /** What was repaired in a state an earlier release wrote (repairLegacyState), one line each. */
+    readonly repairs: readonly string[] = [],
   ) {
     this.current = deepFreeze(initial);
   }
@@ -86,7 +88,9 @@ export class StateStore {
     await removeStaleTempFiles(dir);
     const path = join(dir, STATE_FILE);
     const loaded = await loadState(path);
-    if (loaded.ok) return new StateStore(dir, loaded.state);
+    if (loaded.ok) return new StateStore(dir, loaded.state, undefined, loaded.repairs);
+    // A file we cannot read (EIO, EACCES) may be perfectly good: never replace it with an older one.
+    if (loaded.unreadable) throw new StateFileError(`${loaded.problem}; refusing to start until it can be read`);
     const generations = await generationFiles(dir);
     // No state.json and no history: a new cluster.
     if (loaded.missing && generations.length === 0) return new StateStore(dir, emptyState());
@@ -101,7 +105,7 @@ export class StateStore {
         problem: loaded.problem,
         restoredFrom: join(dir, generation.file),
         revision: candidate.state.revision,
-      });
+      }, candidate.repairs);
       if (!loaded.missing) {
         const aside = join(dir, `${BAD_PREFIX}${new Date().toISOString().replace(/[:.]/g, "-")}`);
         await rename(path, aside);
@@ -161,8 +165,10 @@ export class StateStore {
     if (!checked.ok) throw new StateInvalidError(checked.problems);
     const committed = checked.state;
     const text = serialize(committed);
+    // A generation that cannot be kept (no space for a copy) only narrows what a later recovery can
+    // restore: it must not fail a write that can still be made durable.
+    await this.keepGeneration(this.current.revision).catch(() => undefined);
     try {
-      await this.keepGeneration(this.current.revision);
       await this.writeDurably(text);
     } catch (err) {
       throw new StatePersistError(`could not save ${this.path}: ${(err as Error).message}`);
@@ -227,7 +233,9 @@ export class StateStore {
   }
 }
 
-type Loaded = { ok: true; state: ClusterState } | { ok: false; missing: boolean; problem: string };
+type Loaded =
+  | { ok: true; state: ClusterState; repairs: string[] }
+  | { ok: false; missing: boolean; unreadable: boolean; problem: string };
 
 /** Reads and checks one state file; never throws. */
 async function loadState(path: string): Promise<Loaded> {
@@ -236,27 +244,35 @@ async function loadState(path: string): Promise<Loaded> {
     text = await readFile(path, "utf8");
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
-    return { ok: false, missing, problem: missing ? `the state file ${path} is missing` : `cannot read the state file ${path}: ${(err as Error).message}` };
+    return {
+      ok: false, missing, unreadable: !missing,
+      problem: missing ? `the state file ${path} is missing` : `cannot read the state file ${path}: ${(err as Error).message}`,
+    };
   }
-  const corrupt = (why: string): Loaded => ({ ok: false, missing: false, problem: `the state file ${path} is corrupt (${why})` });
+  const corrupt = (why: string): Loaded => ({ ok: false, missing: false, unreadable: false, problem: `the state file ${path} is corrupt (${why})` });
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
     return corrupt(`invalid JSON: ${(err as Error).message}`);
   }
-  const checked = checkState(json);
+  const checked = checkState(json, { repairLegacy: true });
   if (!checked.ok) return corrupt(checked.problems.slice(0, 5).join("; "));
-  return { ok: true, state: checked.state };
+  return { ok: true, state: checked.state, repairs: checked.repairs };
 }
 
 /** A state parsed from JSON, or its schema problems and invariant violations. */
-function checkState(json: unknown): { ok: true; state: ClusterState } | { ok: false; problems: string[] } {
+function checkState(
+  json: unknown,
+  options: { repairLegacy?: boolean } = {},
+): { ok: true; state: ClusterState; repairs: string[] } | { ok: false; problems: string[] } {
   const parsed = ClusterStateSchema.safeParse(json);
   if (!parsed.success) return { ok: false, problems: parsed.error.issues.map(describeIssue) };
+  // Only on load: a new state must be consistent as the operations made it.
+  const repairs = options.repairLegacy ? repairLegacyState(parsed.data) : [];
   const violations = stateViolations(parsed.data);
   if (violations.length > 0) return { ok: false, problems: violations.map(describeViolation) };
-  return { ok: true, state: parsed.data };
+  return { ok: true, state: parsed.data, repairs };
 }
 
 function describeIssue(issue: { path: PropertyKey[]; message: string }): string {

@@ -57,7 +57,31 @@ export function stateViolations(state: ClusterState): StateViolation[] {
       add(["policy_state", appName], `holds weights of application '${appName}', which does not exist`);
     }
   }
+
+  (state.api_keys ?? []).forEach((key, i) => {
+    if (key.app !== undefined && !hasOwn(state.applications, key.app)) {
+      add(["api_keys", String(i)], `key '${key.id}' is limited to application '${key.app}', which does not exist`);
+    }
+  });
   return found;
+}
+
+/**
+ * What earlier releases could leave in a state that today's invariants refuse, and the repair:
+ * deleting a model's last version kept the applications' links to it. Repairing on load (and saying
+ * so) lets an upgraded daemon start on the file its predecessor wrote, instead of refusing it.
+ * Mutates `state`, which must be a fresh parse; returns one line per repair.
+ */
+export function repairLegacyState(state: ClusterState): string[] {
+  const repairs: string[] = [];
+  for (const [name, app] of Object.entries(state.applications)) {
+    const kept = app.linked_models.filter((m) => hasOwn(state.models, m));
+    if (kept.length === app.linked_models.length) continue;
+    const dropped = [...new Set(app.linked_models.filter((m) => !hasOwn(state.models, m)))];
+    repairs.push(`applications.${name}.linked_models: dropped the link to ${dropped.map((m) => `'${m}'`).join(", ")} (no such model)`);
+    app.linked_models = kept;
+  }
+  return repairs;
 }
 
 /** A violation as one line: `models.m.current_version: version '3' does not exist`. */

@@ -2,6 +2,7 @@
  * buildModelImage: a model directory and a predict entry become an image that serves the model over
  * RPC v3, tagged `<registry>/<cluster>-<name>:<version>` and pushed when a registry is given.
  */
+import { hasOwn } from "../../runtime/shared/dict.js";
 import type Docker from "dockerode";
 import { closeSync, openSync, readSync } from "node:fs";
 import { basename, extname } from "node:path";
@@ -31,7 +32,7 @@ export function checkModelImageRequest(request: ModelImageRequest): void {
   const usage = (message: string, hint?: string): never => {
     throw new ClipperError("USAGE", message, hint);
   };
-  if (!(request.framework in DEFAULT_BASE_IMAGES)) {
+  if (!hasOwn(DEFAULT_BASE_IMAGES, request.framework)) {
     usage(`unknown framework '${request.framework}' (expected ${Object.keys(DEFAULT_BASE_IMAGES).join(", ")})`);
   }
   for (const [kind, value] of [["model name", request.name], ["model version", request.version]] as const) {

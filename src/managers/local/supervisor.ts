@@ -15,6 +15,7 @@
  *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
  * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
  */
+import { own } from "../../../runtime/shared/dict.js";
 import { allowedHostsFlags, allowedHostsOf, connectHost, frontendTuningFlags, rpcAuthOf, rpcSecretEnv } from "../cluster-spec.js";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
@@ -361,7 +362,7 @@ export class Supervisor {
       this.assertRunning();
       const chosen = [...this.deployments.entries()].filter(([, s]) => {
         if (models === "all") return true;
-        const versions = models[s.deployment.name];
+        const versions = own(models, s.deployment.name);
         return versions !== undefined && (versions.length === 0 || versions.includes(s.deployment.version));
       });
       for (const [key] of chosen) this.deployments.delete(key);
