@@ -171,9 +171,9 @@ export class RpcServer {
     const who = request.mechanism === "PLAIN" ? verifyPlain(key, request.username, request.password) : undefined;
     if (who) return { ok: true, userId: plainUsername(who) };
     // The username is what the peer claims to be; the password is never logged.
-    if (this.refusals.shouldLog(`credential ${request.address} ${request.username}`)) {
+    if (this.refusals.shouldLog(`credential ${request.address} ${clip(request.username)}`)) {
       this.options.log.warn(
-        { peer: request.address, username: request.username.slice(0, 200), hint: "its CLIPPER_RPC_SECRET does not belong to this cluster's rpc key" },
+        { peer: request.address, username: clip(request.username), hint: "its CLIPPER_RPC_SECRET does not belong to this cluster's rpc key" },
         "refused a model container with an invalid rpc credential",
       );
     }
@@ -236,7 +236,12 @@ export class RpcServer {
         return;
       case "response":
         if (!known) {
-          this.options.log.warn({ peer: key, msgId: decoded.msgId }, "response from an unregistered container ignored");
+          // Legitimate after the frontend dropped a replica mid-batch (silence, restart). Never log the
+          // routing id: with plain auth it is what proves a version, and another credential holder
+          // could reuse it once its owner has gone.
+          if (this.refusals.shouldLog("response from an unregistered container")) {
+            this.options.log.warn({ msgId: decoded.msgId }, "response from an unregistered container ignored");
+          }
           return;
         }
         this.options.handlers.response(known, decoded.msgId, decoded.outputs);
@@ -283,8 +288,12 @@ export class RpcServer {
   /** Ignores a peer that may not register until it disconnects; logs each reason once. */
   private refuse(key: string, reason: string, claimed?: { model: string; inputType: InputType }): void {
     this.banned.add(key);
-    if (this.refusals.shouldLog(`refused ${claimed?.model ?? ""} ${reason}`)) {
-      this.options.log.warn({ ...claimed, reason }, "refused a model container on the rpc port");
+    // Both come from the peer's frames (up to --max-rpc-frame-bytes): clipped before they are kept
+    // or logged, and keyed without their numbers so that varying them does not defeat "log once".
+    const model = clip(claimed?.model ?? "");
+    const why = clip(reason);
+    if (this.refusals.shouldLog(`refused ${model} ${why.replace(/\d+/g, "#")}`)) {
+      this.options.log.warn({ ...(claimed ? { model, inputType: claimed.inputType } : {}), reason: why }, "refused a model container on the rpc port");
     }
   }
 
@@ -303,4 +312,9 @@ export class RpcServer {
       if (replica.lastSeen < cutoff) this.drop(replica, `silent for ${this.options.replicaTimeoutMs} ms`);
     }
   }
+}
+
+/** Peer-supplied text as it may be logged: at most 200 characters. */
+function clip(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

@@ -78,7 +78,13 @@ async function serve(socket: zmq.Reply): Promise<void> {
       await socket.send(answer(frames));
     }
   } catch {
-    // The socket was closed (the last domain unregistered).
+    // Closed by the last unregistration, or failed.
+  }
+  // A handler that stopped while domains still rely on it would leave every handshake waiting:
+  // open a new one (a failure to bind is retried by the next registration).
+  if (handler?.socket === socket) {
+    handler = judges.size > 0 ? open() : undefined;
+    handler?.ready.catch(() => undefined);
   }
 }
 
