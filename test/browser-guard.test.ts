@@ -8,6 +8,7 @@ import { createServer, request, type IncomingHttpHeaders, type Server } from "no
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostnameOf, isHostAllowed, parseAllowedHosts } from "../runtime/shared/host-check.js";
+import { startQueryFrontend } from "../runtime/frontend/frontend.js";
 import { startManagementServer } from "../runtime/management/server.js";
 import { startInProcessCluster, type InProcessCluster } from "./support/cluster-in-process.js";
 import { IN_CI } from "./support/python.js";
@@ -152,6 +153,18 @@ describe("the token opens the Host check (the Kubernetes API server's proxy forw
       expect((await send(server.url, "/admin/ping", { headers: { host, "x-clipper-token": "wrong" } })).status).toBe(403);
       expect((await send(server.url, "/admin/ping", { headers: { host, "x-clipper-token": "s3cret" } })).text).toBe("PONG");
       expect((await send(server.url, "/admin/ping", { headers: { host, authorization: "Bearer s3cret" } })).text).toBe("PONG");
+      // The query frontend too: it holds the same token (for its own calls to the daemon).
+      const frontend = await startQueryFrontend({
+        host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: server.url, token: "s3cret", log: pino({ level: "silent" }), rpcAuth: "none",
+      });
+      try {
+        expect((await send(frontend.queryUrl, "/health", { headers: { host } })).status).toBe(403);
+        expect((await send(frontend.queryUrl, "/health", { headers: { host, "x-clipper-token": "wrong" } })).status).toBe(403);
+        expect((await send(frontend.queryUrl, "/health", { headers: { host, "x-clipper-token": "s3cret" } })).status).toBe(200);
+        expect((await send(frontend.queryUrl, "/health", { headers: { host, authorization: "Bearer s3cret" } })).status).toBe(200);
+      } finally {
+        await frontend.close();
+      }
     } finally {
       await server.close();
       rmSync(stateDir, { recursive: true, force: true });

@@ -167,6 +167,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     maxBodyBytes,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     allowedHosts,
+    token: options.token,
     auth: queryAuth,
     health: () => ({ status: "ok", management_connected: watcher.connected, revision: state?.revision ?? null }),
     oip: new OipHandler({

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from "pino";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
 import { type AllowedHosts, hostRefusal, isForeignOrigin, isHostAllowed } from "../shared/host-check.js";
+import { presentsToken, TOKEN_HEADER } from "../shared/secrets.js";
 import type { FrontendMetrics } from "./metrics.js";
 import type { QueryAuth } from "./query-auth.js";
 import { QueryError, type QueryProcessor } from "./query-processor.js";
@@ -21,6 +22,8 @@ export interface QueryHttpOptions {
   health(): Record<string, unknown>;
   /** Host names admitted besides loopback names and IP addresses (shared/host-check.ts). */
   allowedHosts: AllowedHosts;
+  /** The cluster's management token, when it has one: a request presenting it passes the Host check. */
+  token?: string;
   /** API keys on predict, update and OIP model routes (query-auth.ts). */
   auth: QueryAuth;
   /** The Open Inference Protocol (oip/handler.ts): paths under /v2 that are not Clipper's routes. */
@@ -65,7 +68,11 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     const question = url.indexOf("?");
     const path = question < 0 ? url : url.slice(0, question);
     const host = Array.isArray(req.headers.host) ? req.headers.host[0] : req.headers.host;
-    if (!isHostAllowed(host, options.allowedHosts)) return sendError(res, 403, "Forbidden", hostRefusal(host ?? ""));
+    // The cluster's token also admits an unknown Host, as on the management API: a page cannot know
+    // it, and a Kubernetes API server's proxy forwards whatever name the caller's kubeconfig uses.
+    if (!isHostAllowed(host, options.allowedHosts) && !presentsToken(options.token, req.headers.authorization, req.headers[TOKEN_HEADER])) {
+      return sendError(res, 403, "Forbidden", hostRefusal(host ?? ""));
+    }
     if (path === "/metrics" || path === "/health") {
       if (req.method !== "GET") return sendError(res, 405, "Method not allowed", `${path} accepts GET`);
       if (path === "/health") return sendJson(res, 200, options.health());

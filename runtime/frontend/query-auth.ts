@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { type ApiKeyRecord, hashApiKey, type QueryAuthMode } from "../shared/api-keys.js";
 import type { ClusterState } from "../shared/state.js";
 import { QueryError } from "./query-errors.js";
+import { presentedSecret } from "../shared/secrets.js";
 import { type Clock, TokenBucket } from "./token-bucket.js";
 
 export const KEY_HEADER = "x-clipper-key";
@@ -42,7 +43,7 @@ export class QueryAuth {
   /** Throws the QueryError to answer (401, 403, 429) unless the request may proceed. */
   check(headers: IncomingHttpHeaders, target: QueryTarget): void {
     if (this.mode === "none") return;
-    const key = presentedKey(headers);
+    const key = presentedSecret(headers.authorization, headers[KEY_HEADER]);
     if (key === undefined) {
       throw new QueryError(401, "Unauthorized", "this frontend requires an API key: send 'Authorization: Bearer KEY' or 'X-Clipper-Key: KEY' (create one with `clipper api-key create`)",
         { "www-authenticate": 'Bearer realm="clipper-query"' });
@@ -67,12 +68,4 @@ export class QueryAuth {
         { "retry-after": String(taken.retryAfterSeconds) });
     }
   }
-}
-
-function presentedKey(headers: IncomingHttpHeaders): string | undefined {
-  const bearer = /^Bearer[ \t]+(\S+)\s*$/i.exec(headers.authorization ?? "");
-  if (bearer) return bearer[1];
-  const header = headers[KEY_HEADER];
-  const value = (Array.isArray(header) ? header[0] : header)?.trim();
-  return value === undefined || value === "" ? undefined : value;
 }

@@ -5,7 +5,7 @@
  * that authenticate callers with `Authorization` themselves and strip it before forwarding: the
  * Kubernetes API server's service proxy, which the CLI reaches a cluster's daemon through.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { presentsToken, TOKEN_HEADER } from "../shared/secrets.js";
 import { isLoopbackAddress, isLoopbackHost } from "../shared/loopback.js";
 
 export interface AuthPolicy {
@@ -14,8 +14,7 @@ export interface AuthPolicy {
   token?: string;
 }
 
-/** The header that carries the token where `Authorization` cannot (see above). */
-export const TOKEN_HEADER = "x-clipper-token";
+export { TOKEN_HEADER };
 
 /** Whether a request from `remoteAddress` with these credentials may proceed. */
 export function isAuthorized(
@@ -25,26 +24,7 @@ export function isAuthorized(
   tokenHeader?: string,
 ): boolean {
   if (!policy.token || isLoopbackHost(policy.host) || isLoopbackAddress(remoteAddress)) return true;
-  return presentsToken(policy, authorization, tokenHeader);
-}
-
-/**
- * Whether the request carries the configured token. Such a request also passes the Host check: a
- * browser page cannot know the token, and the Kubernetes API server's service proxy forwards the
- * Host its caller used (any name the kubeconfig gives the API server).
- */
-export function presentsToken(policy: AuthPolicy, authorization: string | undefined, tokenHeader?: string): boolean {
-  if (!policy.token) return false;
-  const match = /^Bearer[ \t]+(.+)$/i.exec(authorization?.trim() ?? "");
-  if (match !== null && sameSecret(match[1]!.trim(), policy.token)) return true;
-  const given = tokenHeader?.trim();
-  return given !== undefined && given !== "" && sameSecret(given, policy.token);
-}
-
-/** Constant-time comparison (hashing first makes the lengths equal). */
-function sameSecret(given: string, expected: string): boolean {
-  const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
-  return timingSafeEqual(digest(given), digest(expected));
+  return presentsToken(policy.token, authorization, tokenHeader);
 }
 
 /**

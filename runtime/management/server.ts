@@ -8,7 +8,8 @@ import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { REPORT_REPLICAS_PATH, WATCH_PATH } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
-import { isAuthorized, isOpenEndpoint, presentsToken, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
+import { isAuthorized, isOpenEndpoint, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
+import { presentsToken } from "../shared/secrets.js";
 import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
 import { AdminError, badRequest } from "./errors.js";
 import { type AllowedHosts, hostRefusal, isHostAllowed, parseAllowedHosts } from "../shared/host-check.js";
@@ -96,7 +97,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
     // Browsers first (browser-guard.ts): a refused page learns nothing, not even whether a token is needed.
     const host = firstValue(req.headers.host);
     const token = firstValue(req.headers[TOKEN_HEADER]);
-    if (!isHostAllowed(host, allowedHosts) && !presentsToken(auth, req.headers.authorization, token)) {
+    if (!isHostAllowed(host, allowedHosts) && !presentsToken(auth.token, req.headers.authorization, token)) {
       throw new AdminError("forbidden", hostRefusal(host ?? ""));
     }
     // With every Host admitted ('*'), a rebound page's Origin matches its own Host: then no request

@@ -21,7 +21,8 @@
  * their frontends over loopback (local manager), a private Docker network, or a Kubernetes network
  * restricted by a NetworkPolicy.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
+import { sameSecret } from "./secrets.js";
 import { INPUT_TYPES, type InputType } from "./input-types.js";
 
 /** `plain`: the default above. `none`: any peer may register (Clipper's own containers). */
@@ -69,7 +70,7 @@ export function replicaRoutingId(who: RpcPrincipal, secret: string, nonce = rand
 /** The principal a PLAIN username and password prove, or undefined. */
 export function verifyPlain(key: string, username: string, password: string): RpcPrincipal | undefined {
   const who = parsePrincipal(username.split(":"));
-  return who && sameText(password, versionSecret(key, who)) ? who : undefined;
+  return who && sameSecret(password, versionSecret(key, who)) ? who : undefined;
 }
 
 /** The principal a routing id proves, or undefined (wrong shape or wrong mac). */
@@ -79,7 +80,7 @@ export function verifyRoutingId(key: string, routingId: Buffer | string): RpcPri
   const who = parsePrincipal(parts.slice(0, 3));
   const nonce = parts[3]!;
   if (!who || nonce.length === 0) return undefined;
-  return sameText(parts[4]!, mac(versionSecret(key, who), nonce)) ? who : undefined;
+  return sameSecret(parts[4]!, mac(versionSecret(key, who), nonce)) ? who : undefined;
 }
 
 function parsePrincipal(parts: string[]): RpcPrincipal | undefined {
@@ -91,10 +92,4 @@ function parsePrincipal(parts: string[]): RpcPrincipal | undefined {
 
 function mac(secret: string, nonce: string): string {
   return createHmac("sha256", secret).update(nonce).digest("base64url").slice(0, MAC_CHARS);
-}
-
-function sameText(given: string, expected: string): boolean {
-  const a = Buffer.from(given, "utf8");
-  const b = Buffer.from(expected, "utf8");
-  return a.length === b.length && timingSafeEqual(a, b);
 }
