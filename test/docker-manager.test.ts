@@ -14,10 +14,10 @@ import { AdminClient } from "../src/admin-client.js";
 import { dockerClient } from "../src/docker/client.js";
 import type { ClusterAddresses, ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
 import { buildModelImage } from "../src/images/index.js";
-import { DockerContainerManager } from "../src/managers/docker/docker-manager.js";
+import { checkClusterOptions, DockerContainerManager } from "../src/managers/docker/docker-manager.js";
 import { LABEL, names, readStoredDeployment, storedDeployment } from "../src/managers/docker/labels.js";
 import { demuxLogs, logLines } from "../src/managers/docker/logs.js";
-import { deploymentRecordSpec, deviceRequests, frontendSpec, managementSpec, replicaSpec } from "../src/managers/docker/specs.js";
+import { daemonHostName, deploymentRecordSpec, deviceRequests, frontendSpec, managementSpec, replicaSpec } from "../src/managers/docker/specs.js";
 import { waitFor } from "./support/cluster-in-process.js";
 import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
 import { versionSecret } from "../runtime/shared/rpc-auth.js";
@@ -368,6 +368,36 @@ describe("Docker manager specs (no daemon needed)", () => {
     expect(m.HostConfig?.PortBindings).toEqual({ "1338/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] });
     expect(m.Labels).toMatchObject({ [LABEL.managementPort]: "0", [LABEL.queryPort]: "1337", [LABEL.host]: "localhost" });
     expect(m.Labels?.[LABEL.tokenFile]).toBeUndefined();
+  });
+
+  it("admits the remote Docker daemon's hostname, which this client reaches the published ports by", () => {
+    const previous = process.env.DOCKER_HOST;
+    let modemHost: string | undefined;
+    try {
+      process.env.DOCKER_HOST = "tcp://GPU-Box:2375";
+      modemHost = (dockerClient().modem as { host?: string }).host;
+    } finally {
+      if (previous === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = previous;
+    }
+    const daemonHost = daemonHostName(modemHost);
+    expect(daemonHost).toBe("gpu-box");
+    for (const spec of [managementSpec, frontendSpec]) {
+      expect(spec({ cluster: "c1", options, image: "rt", token: true, daemonHost }).Cmd?.slice(-2))
+        .toEqual(["--allowed-hosts", "clipper-c1-management,clipper-c1-query-frontend,gpu-box"]);
+    }
+    // A socket, or a daemon named by an IP address (always admitted), adds nothing.
+    for (const host of [undefined, "", "10.0.0.5", "[fd00::5]", "fd00::5"]) expect(daemonHostName(host)).toBeUndefined();
+    // '*' still stands alone.
+    expect(frontendSpec({ cluster: "c1", options: { ...options, allowedHosts: ["*"] }, image: "rt", token: true, daemonHost }).Cmd?.slice(-2))
+      .toEqual(["--allowed-hosts", "*"]);
+  });
+
+  it("checks only the published ports for clashes: the RPC port is not published", () => {
+    expect(() => checkClusterOptions("c1", { ...options, queryPort: 7000, rpcPort: 7000 })).not.toThrow();
+    expect(() => checkClusterOptions("c1", { ...options, managementPort: 7000, rpcPort: 7000 })).not.toThrow();
+    expect(() => checkClusterOptions("c1", { ...options, managementPort: 1337 })).toThrow(/ports must differ/);
+    expect(() => checkClusterOptions("c1", { ...options, queryPort: 70000 })).toThrow(/queryPort must be an integer/);
   });
 
   it("gives replicas the runtime's environment, their version's credential, labels, device requests and restart policy", () => {

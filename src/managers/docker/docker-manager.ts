@@ -71,7 +71,7 @@ import {
   type StoredDeployment,
 } from "./labels.js";
 import { logLines } from "./logs.js";
-import { deploymentRecordSpec, frontendSpec, managementSpec, replicaSpec } from "./specs.js";
+import { daemonHostName, deploymentRecordSpec, frontendSpec, managementSpec, replicaSpec } from "./specs.js";
 import { newToken, putToken, readTokenFrom } from "./token.js";
 import { generateRpcKey } from "../../../runtime/shared/rpc-auth.js";
 
@@ -147,7 +147,8 @@ export class DockerContainerManager implements ContainerManager {
       await this.ensureNetwork(created);
       await this.ensureVolume(created);
       const token = isLoopbackHost(publishHost(options.host)) ? undefined : newToken();
-      const input = { cluster: this.cluster, options, image, token: token !== undefined };
+      const daemonHost = daemonHostName(this.remoteDaemonHost());
+      const input = { cluster: this.cluster, options, image, token: token !== undefined, ...(daemonHost === undefined ? {} : { daemonHost }) };
       const rpcKey = rpcAuthOf(options) === "plain" ? generateRpcKey() : undefined;
       const management = await this.createAndStart(managementSpec(input), created, token);
       const frontend = await this.createAndStart(frontendSpec(input), created, token, rpcKey);
@@ -631,7 +632,7 @@ export class DockerContainerManager implements ContainerManager {
       manager: "docker",
       queryUrl,
       managementUrl: `http://${h}:${ports.management}`,
-      // Reachable on the cluster's Docker network only (the port is not published).
+      // Named as replicas reach it, on the cluster's Docker network (the port is not published to the host).
       rpcAddress: `tcp://${names.frontend(this.cluster)}:${INTERNAL_PORTS.rpc}`,
       metricsUrl: `${queryUrl}/metrics`,
       ...(token ? { token } : {}),
@@ -640,9 +641,14 @@ export class DockerContainerManager implements ContainerManager {
 
   /** Where this client reaches ports published on `host`: the daemon's host when it is remote. */
   private clientHost(host: string): string {
-    const remote = (this.docker.modem as { host?: string } | undefined)?.host;
+    const remote = this.remoteDaemonHost();
     if (remote && (host === "0.0.0.0" || host === "::")) return remote;
     return connectHost(host);
+  }
+
+  /** The host of a daemon reached over TCP (DOCKER_HOST=tcp://…); undefined for a local socket. */
+  private remoteDaemonHost(): string | undefined {
+    return (this.docker.modem as { host?: string } | undefined)?.host;
   }
 }
 
@@ -706,14 +712,17 @@ function checkModelNames(name: string, version: string): void {
   if (problem) throw new ManagerError(problem, "INVALID_ARGUMENT");
 }
 
-function checkClusterOptions(cluster: string, options: ClusterOptions): void {
+/** Refuses cluster options the Docker manager cannot honour, before anything is created. */
+export function checkClusterOptions(cluster: string, options: ClusterOptions): void {
   if (options.cluster !== cluster) {
     throw new ManagerError(
       `cluster name mismatch: this manager is for cluster ${cluster}, the options name ${options.cluster}`,
       "INVALID_ARGUMENT",
     );
   }
-  checkClusterPorts(options);
+  // Docker does not publish the RPC port (replicas use the frontend's internal one), so the rpcPort
+  // option names no port of this cluster and cannot clash with the published two.
+  checkClusterPorts({ queryPort: options.queryPort, managementPort: options.managementPort, rpcPort: 0 });
   if (!options.host.trim()) throw new ManagerError("the cluster host must not be empty", "INVALID_ARGUMENT");
 }
 

@@ -2,6 +2,7 @@
  * The containers the Docker manager creates, as plain create options (pure functions, so the exact
  * flags, labels, ports and device requests can be tested without a daemon).
  */
+import { isIP } from "node:net";
 import type Dockerode from "dockerode";
 import type { ClusterOptions, GpuRequest } from "../container-manager.js";
 import {
@@ -47,9 +48,21 @@ function binding(host: string, port: number): Dockerode.PortBinding[] {
   return [{ HostIp: publishAddress(host), HostPort: port === 0 ? "" : String(port) }];
 }
 
-/** Containers on the cluster's network reach the daemon and the frontends by their container names. */
-function dockerAllowedHosts(cluster: string, options: ClusterOptions): string[] {
-  return allowedHostsOf(options, [names.management(cluster), names.frontend(cluster)]);
+/**
+ * The remote Docker daemon's hostname (DOCKER_HOST=tcp://gpu-box:2375 → "gpu-box"), or undefined
+ * when the daemon is local (a socket) or named by an IP address (always admitted by the Host check).
+ */
+export function daemonHostName(modemHost: string | undefined): string | undefined {
+  const name = modemHost?.trim().replace(/^\[|\]$/g, "").toLowerCase();
+  return name === undefined || name === "" || isIP(name) !== 0 ? undefined : name;
+}
+
+/**
+ * Containers on the cluster's network reach the daemon and the frontends by their container names;
+ * this client reaches them through a remote Docker daemon's host, which sends that name in `Host`.
+ */
+function dockerAllowedHosts({ cluster, options, daemonHost }: FrontendSpecInput): string[] {
+  return allowedHostsOf(options, [names.management(cluster), names.frontend(cluster), ...(daemonHost === undefined ? [] : [daemonHost])]);
 }
 
 function portLabels(options: ClusterOptions): Record<string, string> {
@@ -66,14 +79,17 @@ export interface FrontendSpecInput {
   image: string;
   /** Whether a token file is copied into the container before it starts. */
   token: boolean;
+  /** The remote Docker daemon's hostname (daemonHostName), which this client reaches the published ports by. */
+  daemonHost?: string;
 }
 
-export function managementSpec({ cluster, options, image, token }: FrontendSpecInput): Dockerode.ContainerCreateOptions {
+export function managementSpec(input: FrontendSpecInput): Dockerode.ContainerCreateOptions {
+  const { cluster, options, image, token } = input;
   const port = `${INTERNAL_PORTS.management}/tcp`;
   return {
     name: names.management(cluster),
     Image: image,
-    Cmd: managementCommand({ token, maxBodyBytes: options.maxBodyBytes, allowedHosts: dockerAllowedHosts(cluster, options) }),
+    Cmd: managementCommand({ token, maxBodyBytes: options.maxBodyBytes, allowedHosts: dockerAllowedHosts(input) }),
     Env: [`CLIPPER_CLUSTER=${cluster}`],
     Labels: {
       ...clusterLabels(cluster, "management"),
@@ -92,16 +108,19 @@ export function managementSpec({ cluster, options, image, token }: FrontendSpecI
 
 /**
  * The query frontend. Only its query port is published: replicas reach the RPC port over the
- * cluster's network, so nothing outside it (no process on the host) can even try to register.
+ * cluster's network, and other machines cannot reach it. Processes on the Docker host still can,
+ * through the container's bridge address (Linux routes to it), so the credential is what protects
+ * the port: under `--rpc-auth none` it is open to every process on the host.
  */
-export function frontendSpec({ cluster, options, image, token }: FrontendSpecInput): Dockerode.ContainerCreateOptions {
+export function frontendSpec(input: FrontendSpecInput): Dockerode.ContainerCreateOptions {
+  const { cluster, options, image, token } = input;
   const query = `${INTERNAL_PORTS.query}/tcp`;
   const o = options;
   return {
     name: names.frontend(cluster),
     Image: image,
     Cmd: frontendCommand({
-      managementUrl: `http://${names.management(cluster)}:${INTERNAL_PORTS.management}`, token, options, allowedHosts: dockerAllowedHosts(cluster, options),
+      managementUrl: `http://${names.management(cluster)}:${INTERNAL_PORTS.management}`, token, options, allowedHosts: dockerAllowedHosts(input),
     }),
     Env: [`CLIPPER_CLUSTER=${cluster}`],
     Labels: {
