@@ -83,6 +83,10 @@ describe("errors", () => {
     expect(open.code).toBe(2);
     const badFrame = await runCli(["start", "--max-rpc-frame-bytes", "0"], env);
     expect(badFrame.code).toBe(2);
-    for (const r of [badType, badPort, badBatch, badEnv, noValue, twice, badAuth, badFrame]) expect(r.stderr).not.toMatch(/\x1b\[|\n\s+at /);
+    // Below the frontend's own floor: refused here, not by a frontend that exits at start.
+    const smallFrame = await runCli(["start", "--max-rpc-frame-bytes", "512"], env);
+    expect(smallFrame.code).toBe(2);
+    expect(smallFrame.stderr).toContain("expected a number between 1024 and");
+    for (const r of [badType, badPort, badBatch, badEnv, noValue, twice, badAuth, badFrame, smallFrame]) expect(r.stderr).not.toMatch(/\x1b\[|\n\s+at /);
   });
 });

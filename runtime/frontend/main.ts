@@ -12,6 +12,7 @@ import {
   DEFAULT_OIP_TIMEOUT_MS,
   DEFAULT_REPLICA_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  MIN_RPC_FRAME_BYTES,
 } from "../shared/frontend-defaults.js";
 import { startQueryFrontend } from "./frontend.js";
 
@@ -78,7 +79,7 @@ await runMain("clipper frontend", async () => {
     queryAuth,
     rpcAuth,
     rpcKey,
-    maxRpcFrameBytes: intFlag("max-rpc-frame-bytes", flags["max-rpc-frame-bytes"], DEFAULT_MAX_RPC_FRAME_BYTES, 1024),
+    maxRpcFrameBytes: intFlag("max-rpc-frame-bytes", flags["max-rpc-frame-bytes"], DEFAULT_MAX_RPC_FRAME_BYTES, MIN_RPC_FRAME_BYTES),
     log,
   });
   log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort, queryAuth }, "query frontend listening");

@@ -20,3 +20,10 @@ export const DEFAULT_BATCH_BUDGET_MS = 50;
  * One frame is one output of a batch; 64 MiB leaves room for large outputs.
  */
 export const DEFAULT_MAX_RPC_FRAME_BYTES = 64 * 1024 * 1024;
+/**
+ * The smallest --max-rpc-frame-bytes the frontend accepts: below it even the handshake and
+ * heartbeat frames of a well-behaved container would be refused. The CLI and the local manager's
+ * state files check against it too, so a smaller value is refused at once, not by a frontend
+ * that exits at start.
+ */
+export const MIN_RPC_FRAME_BYTES = 1024;

@@ -12,6 +12,7 @@ import {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_OIP_TIMEOUT_MS,
   DEFAULT_REPLICA_TIMEOUT_MS,
+  MIN_RPC_FRAME_BYTES,
 } from "../../runtime/shared/frontend-defaults.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
 import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, rateArg, registryArg } from "./parse.js";
@@ -86,7 +87,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--rpc-auth <mode>", "who may register as a model replica: plain (replicas with their version's credential, " +
       "handed out by the manager) or none (any process reaching the RPC port; for Clipper's own container images)")
       .choices(RPC_AUTH_MODES).default(DEFAULT_RPC_AUTH))
-    .option("--max-rpc-frame-bytes <n>", "largest RPC frame the frontends accept from a replica (default: the frontend's)", intArg(1))
+    .option("--max-rpc-frame-bytes <n>", "largest RPC frame the frontends accept from a replica (default: the frontend's)", intArg(MIN_RPC_FRAME_BYTES))
     .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
     .option("--allowed-hosts <names>", "host names both HTTP APIs answer to besides loopback names and IP addresses " +
       "(comma list; '*': any, e.g. behind a load balancer); the manager's own container and Service names are added", allowedHostsArg)

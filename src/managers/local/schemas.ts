@@ -9,6 +9,7 @@ import { nameProblem } from "../../../runtime/shared/names.js";
 import { hostnameOf } from "../../../runtime/shared/host-check.js";
 import { QUERY_AUTH_MODES } from "../../../runtime/shared/api-keys.js";
 import { RPC_AUTH_MODES } from "../../../runtime/shared/rpc-auth.js";
+import { MIN_RPC_FRAME_BYTES } from "../../../runtime/shared/frontend-defaults.js";
 import {
   ENV_NAME_PATTERN,
   MODEL_FRAMEWORKS,
@@ -74,7 +75,7 @@ export const ClusterOptionsSchema = z.object({
   allowedHosts: z.array(z.string().refine((h) => h === "*" || hostnameOf(h) !== undefined, { message: "allowedHosts entries must be hostnames or '*'" })).optional(),
   queryAuth: z.enum(QUERY_AUTH_MODES).optional(),
   rpcAuth: z.enum(RPC_AUTH_MODES).optional(),
-  maxRpcFrameBytes: z.number().int().positive().optional(),
+  maxRpcFrameBytes: z.number().int().min(MIN_RPC_FRAME_BYTES).optional(),
 }) satisfies z.ZodType<ClusterOptions>;
 
 /**
