@@ -6,11 +6,12 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { pythonRuntimeDir, runtimeEntry } from "../runtime/shared/package-root.js";
 import { RPC_SECRET_ENV, versionSecret } from "../runtime/shared/rpc-auth.js";
+import { MIN_RPC_FRAME_BYTES } from "../runtime/shared/frontend-defaults.js";
 import { INHERITED_ENV } from "../src/managers/local/replica-env.js";
 import type { ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
 import {
@@ -357,6 +358,14 @@ describe("LocalContainerManager", () => {
     expect(existsSync(m.paths.supervisorFile)).toBe(false);
   });
 
+  it("refuses an RPC frame limit the frontend would refuse at start", async () => {
+    const m = manager();
+    await expect(m.startClipper(options({ maxRpcFrameBytes: MIN_RPC_FRAME_BYTES - 1 }))).rejects.toMatchObject({
+      reason: "INVALID_ARGUMENT", message: expect.stringMatching(/maxRpcFrameBytes/),
+    });
+    expect(existsSync(m.paths.supervisorFile)).toBe(false);
+  });
+
   it("answers 400 with a message for bad control-API bodies", async () => {
     const m = manager();
     await m.startClipper(options());
@@ -426,7 +435,10 @@ describe("LocalContainerManager", () => {
   });
 
   it("hands each replica its version's RPC secret and only the allow-listed part of the CLI's environment", async () => {
-    const planted = { CLIPPER_TEST_PLANTED_SECRET: "planted-value-4f1c", AWS_SECRET_ACCESS_KEY: "aws-value-9e2d", LC_TIME: "C" };
+    const planted = {
+      CLIPPER_TEST_PLANTED_SECRET: "planted-value-4f1c", AWS_SECRET_ACCESS_KEY: "aws-value-9e2d", GITHUB_TOKEN: "gh-value-7a3b", LC_TIME: "C",
+      HTTPS_PROXY: "http://proxy.example:3128", no_proxy: "localhost", HF_HOME: "/tmp/hf-cache", PYTHONPATH: "/user/modules",
+    };
     Object.assign(process.env, planted);
     let m: LocalContainerManager;
     try {
@@ -436,7 +448,7 @@ describe("LocalContainerManager", () => {
       for (const name of Object.keys(planted)) delete process.env[name];
     }
     await m.deployModel(deployment({ env: { MODEL_SETTING: "from --env" } }), 1);
-    await m.deployModel(deployment({ name: "other", inputType: "strings" }), 1);
+    await m.deployModel(deployment({ name: "other", inputType: "strings", framework: "python" }), 1);
     const [replica] = await readyReplicas(m, "sum-model", "1", 1);
     const [other] = await readyReplicas(m, "other", "1", 1);
     const key = readFileSync(m.paths.rpcKeyFile, "utf8").trim();
@@ -448,8 +460,13 @@ describe("LocalContainerManager", () => {
     expect(replica!.envValues).toContain("from --env");
     expect(replica!.envNames).toContain("PATH");
     expect(replica!.envNames).toContain("LC_TIME");
-    for (const name of ["CLIPPER_TEST_PLANTED_SECRET", "AWS_SECRET_ACCESS_KEY", "CLIPPER_HOME"]) expect(replica!.envNames).not.toContain(name);
-    for (const value of [key, controlToken, planted.CLIPPER_TEST_PLANTED_SECRET, planted.AWS_SECRET_ACCESS_KEY]) {
+    // What models downloading weights behind a proxy need comes through; the user's modules come after the runtime.
+    for (const name of ["HTTPS_PROXY", "no_proxy", "HF_HOME"]) expect(replica!.envNames).toContain(name);
+    expect(replica!.envValues).toContain(planted.HTTPS_PROXY);
+    expect(replica!.env.PYTHONPATH).toBe("/user/modules");
+    expect(other!.env.PYTHONPATH).toBe(`${pythonRuntimeDir()}${delimiter}/user/modules`);
+    for (const name of ["CLIPPER_TEST_PLANTED_SECRET", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "CLIPPER_HOME"]) expect(replica!.envNames).not.toContain(name);
+    for (const value of [key, controlToken, planted.CLIPPER_TEST_PLANTED_SECRET, planted.AWS_SECRET_ACCESS_KEY, planted.GITHUB_TOKEN]) {
       expect(replica!.envValues.some((v) => v.includes(value))).toBe(false);
     }
     const unexpected = replica!.envNames.filter(
