@@ -420,17 +420,21 @@ function pullSecretRefs(names: string[] | undefined): ILocalObjectReference[] | 
   return names.map((name) => ({ name: checkName("object", name, "image pull secret") }));
 }
 
-function tokenVolume(secretName: string | undefined) {
+/**
+ * A volume holding one key of a Secret as `file` in the directory `dir`, or nothing without a Secret.
+ * Readable by whichever user the runtime image runs as; only the containers that need it mount it.
+ */
+function secretFileVolume(volume: string, key: string, dir: string, file: string, secretName: string | undefined) {
   if (!secretName) return [];
-  const file = TOKEN_FILE.slice(TOKEN_DIR.length + 1);
-  return [{ name: "token", secret: { secretName, items: [{ key: "token", path: file }], defaultMode: 0o444 } }];
+  return [{ name: volume, secret: { secretName, items: [{ key, path: file.slice(dir.length + 1) }], defaultMode: 0o444 } }];
+}
+
+function tokenVolume(secretName: string | undefined) {
+  return secretFileVolume("token", "token", TOKEN_DIR, TOKEN_FILE, secretName);
 }
 
 function rpcKeyVolume(secretName: string | undefined) {
-  if (!secretName) return [];
-  const file = RPC_KEY_FILE.slice(RPC_KEY_DIR.length + 1);
-  // Readable by whichever user the runtime image runs as; only the frontend container mounts it.
-  return [{ name: "rpc-key", secret: { secretName, items: [{ key: "key", path: file }], defaultMode: 0o444 } }];
+  return secretFileVolume("rpc-key", "key", RPC_KEY_DIR, RPC_KEY_FILE, secretName);
 }
 
 function service(
