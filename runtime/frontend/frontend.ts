@@ -54,6 +54,8 @@ export interface QueryFrontendOptions {
   oipTimeoutMs?: number;
   /** Byte bound of the prediction cache; 0 or absent disables it (the CLI and main.ts default to 64 MiB). */
   cacheBytes?: number;
+  /** Uniform in [0, 1) for the selection policies' draws (default Math.random); seeded in tests. */
+  random?: () => number;
   /** Host names admitted besides loopback names, IP addresses and `host` (shared/host-check.ts); `*`: any. */
   allowedHosts?: readonly string[];
   /** API keys on the query API (query-auth.ts); default: `none` on loopback, `keys` beyond. */
@@ -158,7 +160,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   });
 
   const caller = new ModelCaller({ dispatcher, cache });
-  const policies = new PolicyRegistry({ weights: policyState, metrics });
+  const policies = new PolicyRegistry({ weights: policyState, metrics, random: options.random });
   const processor = new QueryProcessor({ caller, metrics, state: () => state, policies });
   const http = createQueryServer({
     processor,
