@@ -13,7 +13,8 @@
  * - `ahead`: queued live queries with an earlier or equal deadline (they are served first: the queue
  *   is earliest-deadline-first);
  * - `Σ caps`: what one round of batches takes off the queue, over the live replicas;
- * - `latency`: the model version's measured batch latency, an EWMA of send-to-response times;
+ * - `latency`: the model version's measured batch latency, an EWMA of send-to-response times that
+ *   ages (LatencyEstimate: a sample from a minute ago counts less than one from now);
  * - `jitter`: the EWMA of their mean absolute deviation. The padding is twice the spread of a sum of
  *   rounds + 1 independent batch times (it grows with the square root of their number, as TCP's
  *   retransmission timer pads one round trip by its deviation). With a steady model it is ~0; with a
@@ -26,7 +27,9 @@
  * Refused only when that is past the deadline. Never refused without a latency estimate, without a
  * replica (the caller answers that case), or when a replica is idle and nothing is queued ahead: idle
  * capacity is taken from nobody, and that query refreshes an estimate that may be stale (a cold first
- * batch must not shed a model's traffic forever).
+ * batch must not shed a model's traffic forever). The dispatcher keeps the same promise when it forms
+ * a batch (dispatcher.ts): a free replica always gets at least the queued query with the most slack,
+ * even when the estimate says it will be late, so the estimate keeps learning.
  */
 
 /** One live replica as admission sees it. */
@@ -86,16 +89,27 @@ function firstFreeIn({ now, latencyMs, replicas }: AdmissionView): number {
   return soonest === Infinity ? 0 : soonest;
 }
 
+/** How fast an old batch latency loses weight against a new one (ms; see LatencyEstimate). */
+export const DEFAULT_LATENCY_HALF_LIFE_MS = 10_000;
+
 /**
  * Batch latencies as exponentially weighted moving averages of the mean and of the mean absolute
  * deviation from it. The first sample is taken as the mean, with no deviation yet.
+ *
+ * The averages age: the weight of what was learned before a sample halves every `halfLifeMs` between
+ * it and the sample before (the dispatcher's clock), on top of the usual (1 − alpha). A model whose
+ * cost changed while it got little traffic (a cold first batch, a burst of slow inputs long ago) is
+ * judged by what it does now, not by a minute-old number; under steady traffic samples are close
+ * together and this is the plain EWMA.
  */
 export class LatencyEstimate {
   private mean: number | undefined;
   private deviation = 0;
+  private lastAt: number | undefined;
 
-  constructor(private readonly alpha = 0.2) {
+  constructor(private readonly alpha = 0.2, private readonly halfLifeMs = DEFAULT_LATENCY_HALF_LIFE_MS) {
     if (!(alpha > 0 && alpha <= 1)) throw new RangeError(`alpha must be in (0, 1], not ${alpha}`);
+    if (!(halfLifeMs > 0)) throw new RangeError(`halfLifeMs must be positive, not ${halfLifeMs}`);
   }
 
   /** The mean, or undefined before the first sample. */
@@ -112,12 +126,16 @@ export class LatencyEstimate {
     return this.mean === undefined ? undefined : this.mean + 2 * this.deviation;
   }
 
-  observe(ms: number): void {
+  /** Feeds one batch latency (ms) measured at `at` (the dispatcher's clock, ms). */
+  observe(ms: number, at: number): void {
+    const since = this.lastAt === undefined ? 0 : Math.max(0, at - this.lastAt);
+    this.lastAt = Math.max(at, this.lastAt ?? at);
     if (this.mean === undefined) {
       this.mean = ms;
       return;
     }
-    this.deviation = this.alpha * Math.abs(ms - this.mean) + (1 - this.alpha) * this.deviation;
-    this.mean = this.alpha * ms + (1 - this.alpha) * this.mean;
+    const kept = (1 - this.alpha) * 2 ** (-since / this.halfLifeMs);
+    this.deviation = (1 - kept) * Math.abs(ms - this.mean) + kept * this.deviation;
+    this.mean = (1 - kept) * ms + kept * this.mean;
   }
 }

@@ -36,13 +36,23 @@ export class DeadlineQueue<T extends QueuedTask> {
    * deadline has passed are dropped on the way: no replica time is spent on answers nobody awaits.
    */
   takeBatch(max: number, now: number): T[] {
+    return this.takeBatchBefore(max, now, now).batch;
+  }
+
+  /**
+   * As `takeBatch`, but live tasks due at or before `cutoff` (when a batch sent now would be back)
+   * are removed into `late`, in deadline order, for the caller to answer, instead of the batch.
+   */
+  takeBatchBefore(max: number, now: number, cutoff: number): { batch: T[]; late: T[] } {
     const batch: T[] = [];
+    const late: T[] = [];
     while (batch.length < max && this.heap.length > 0) {
       const task = this.pop();
       if (task.settled || task.deadline <= now) continue;
-      batch.push(task);
+      if (task.deadline <= cutoff) late.push(task);
+      else batch.push(task);
     }
-    return batch;
+    return { batch, late };
   }
 
   /** The task with the earliest deadline (live or not), without removing it. */

@@ -11,7 +11,11 @@
  * then sends what there is. Each batch records why it went: full, wait_expired or queue_drained.
  *
  * Admission (see admission.ts): `submit` refuses a task that cannot be answered by its deadline
- * with the work queued ahead of it, and says so.
+ * with the work queued ahead of it, and says so. When a batch is formed, a task due before the batch
+ * could come back is answered at once as late (`{ ok: false, late: true }`) instead of spending model
+ * time; but a free replica always gets at least the one with the most slack (the latest deadline):
+ * otherwise an estimate that is too high (a cold first batch, a model that was slow a while) would
+ * leave every query out, no batch would ever be sent, and the estimate would never learn again.
  */
 import type { Logger } from "pino";
 import type { InputType } from "../shared/input-types.js";
@@ -22,8 +26,15 @@ import { BatchController, type ModelBatchConfig } from "./batch-controller.js";
 import { DEFAULT_BATCH_BUDGET_MS } from "../shared/frontend-defaults.js";
 import { DeadlineQueue, type QueuedTask } from "./deadline-queue.js";
 
-/** `replica`: the key of the replica that answered (the cache forgets a banned replica's answers). */
-export type ModelResult = { ok: true; output: string; replica?: string } | { ok: false; reason: string };
+/**
+ * `replica`: the key of the replica that answered (the cache forgets a banned replica's answers).
+ * `late`: left out of a batch at dispatch, because the measured batch latency said it could not come
+ * back by the query's deadline (`latencyMs`: that estimate).
+ */
+export type ModelResult =
+  | { ok: true; output: string; replica?: string }
+  | { ok: false; reason: string }
+  | { ok: false; late: true; latencyMs: number };
 
 export interface PredictTask extends QueuedTask {
   readonly input: Buffer;
@@ -56,6 +67,8 @@ export interface DispatchObserver {
   requeued?(model: string, count: number): void;
   /** A task refused at submit: it could not be answered by its deadline. */
   shed?(model: string): void;
+  /** Tasks left out of a batch at dispatch: the measured batch latency said they would be late. */
+  dropped?(model: string, count: number): void;
 }
 
 /** Timers for the batch wait, injectable so tests run on a fake clock. */
@@ -96,8 +109,8 @@ class VersionQueue {
   /** The replica holding a small batch to fill it, if any. */
   hold?: Hold;
 
-  constructor(readonly key: string, public config: ModelBatchConfig, alpha: number) {
-    this.latency = new LatencyEstimate(alpha);
+  constructor(readonly key: string, public config: ModelBatchConfig, alpha: number, halfLifeMs?: number) {
+    this.latency = new LatencyEstimate(alpha, halfLifeMs);
   }
 }
 
@@ -114,6 +127,8 @@ export interface DispatcherOptions {
   batchStep?: number;
   /** Weight of the newest batch in the measured batch latency (default 0.2). */
   latencyAlpha?: number;
+  /** How fast the measured batch latency forgets old batches (ms; default DEFAULT_LATENCY_HALF_LIFE_MS). */
+  latencyHalfLifeMs?: number;
   /** Deadline-aware admission (default on). */
   admission?: boolean;
 }
@@ -253,8 +268,9 @@ export class Dispatcher {
       return;
     }
     slot.inFlight = undefined;
-    const latencyMs = this.now() - sentAt;
-    vq.latency.observe(latencyMs);
+    const now = this.now();
+    const latencyMs = now - sentAt;
+    vq.latency.observe(latencyMs, now);
     slot.controller.observe(tasks.length, latencyMs);
     this.options.observer?.batchDone?.(vq.key, latencyMs / 1000);
     tasks.forEach((task, i) => {
@@ -272,7 +288,7 @@ export class Dispatcher {
     let vq = this.versions.get(key);
     if (!vq) {
       const config = { batchSize: -1, batchWaitMicros: 0, budgetMs: this.options.defaultBudgetMs ?? DEFAULT_BATCH_BUDGET_MS };
-      vq = new VersionQueue(key, config, this.options.latencyAlpha ?? 0.2);
+      vq = new VersionQueue(key, config, this.options.latencyAlpha ?? 0.2, this.options.latencyHalfLifeMs);
       this.versions.set(key, vq);
     }
     return vq;
@@ -347,10 +363,18 @@ export class Dispatcher {
     const now = this.now();
     const cap = slot.controller.cap;
     // With admission on, a task whose deadline falls before a batch could come back is left out
-    // too (its SLO timer answers it): the model's time goes to queries that can still succeed.
-    // (takeBatch drops deadlines at or before the cutoff; one due exactly when its batch returns makes it.)
-    const cutoff = this.options.admission === false ? now : now + Math.max(0, (vq.latency.ms ?? 0) - 0.001);
-    const tasks = vq.queue.takeBatch(cap, cutoff);
+    // too, and answered at once: the model's time goes to queries that can still succeed.
+    // (Deadlines at or before the cutoff are late; one due exactly when its batch returns makes it.)
+    const latencyMs = vq.latency.ms ?? 0;
+    const cutoff = this.options.admission === false ? now : now + Math.max(0, latencyMs - 0.001);
+    const { batch: tasks, late } = vq.queue.takeBatchBefore(cap, now, cutoff);
+    // An idle replica is taken from nobody: rather than stay idle, it tries the late query with the
+    // most slack, whose answer tells the estimate whether the model is still that slow.
+    if (tasks.length === 0 && late.length > 0) tasks.push(late.pop()!);
+    if (late.length > 0) {
+      for (const task of late) task.resolve({ ok: false, late: true, latencyMs });
+      this.options.observer?.dropped?.(vq.key, late.length);
+    }
     if (tasks.length === 0) return;
     this.sendBatch(vq, slot, tasks, { reason: tasks.length >= cap ? "full" : otherwise, cap, now });
   }

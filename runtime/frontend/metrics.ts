@@ -3,8 +3,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { BatchSendDetail, DispatchObserver } from "./dispatcher.js";
 import type { PolicyMetrics } from "./policies/policy.js";
 
-/** `overloaded`: shed at admission, the query could not be answered within the SLO (admission.ts). */
-export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error" | "overloaded"
+/**
+ * `overloaded`: shed at admission, the query could not be answered within the SLO (admission.ts).
+ * `dropped_late`: left out of a batch at dispatch, the measured batch latency would bring it back
+ * past its deadline (dispatcher.ts); `slo_missed` is only for a deadline that passed while waiting.
+ */
+export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error" | "overloaded" | "dropped_late"
   /** A combining policy's confidence was below the application's threshold (docs/policies.md). */
   | "unsure";
 
@@ -29,6 +33,7 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   private readonly queueWait: Histogram<"model">;
   private readonly batches: Counter<"model" | "reason">;
   private readonly shedQueries: Counter<"model">;
+  private readonly droppedLateQueries: Counter<"model">;
   readonly batchCap: Gauge<"model" | "replica">;
 
   constructor(sample: {
@@ -85,6 +90,11 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     });
     this.shedQueries = new Counter({
       name: "clipper_model_shed_queries_total", help: "Queries refused at admission: they could not be answered by their deadline",
+      labelNames: ["model"], registers,
+    });
+    this.droppedLateQueries = new Counter({
+      name: "clipper_model_dropped_late_queries_total",
+      help: "Queries left out of a batch at dispatch: the measured batch latency would bring them back past their deadline",
       labelNames: ["model"], registers,
     });
     this.batchCap = new Gauge({
@@ -180,6 +190,10 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
 
   shed(model: string): void {
     this.shedQueries.inc({ model });
+  }
+
+  dropped(model: string, count: number): void {
+    this.droppedLateQueries.inc({ model }, count);
   }
 
   batchDone(model: string, seconds: number): void {

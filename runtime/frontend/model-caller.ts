@@ -22,7 +22,9 @@ export type CallOutcome =
   /** No replica of the version is connected. */
   | { kind: "unavailable" }
   /** Refused at admission: it could not be answered by the deadline with the work queued ahead (admission.ts). */
-  | { kind: "shed"; retryAfterSeconds: number };
+  | { kind: "shed"; retryAfterSeconds: number }
+  /** Left out of a batch at dispatch: the measured batch latency (ms) would bring it back past the deadline. */
+  | { kind: "late"; latencyMs: number };
 
 export interface ModelCallerOptions {
   dispatcher: Dispatcher;
@@ -70,7 +72,7 @@ export class ModelCaller {
           if (task.settled) return;
           task.settled = true;
           clearTimeout(timer);
-          resolve(r.ok ? { kind: "output", output: r.output, replica: r.replica } : { kind: "failed", reason: r.reason });
+          resolve(outcomeOf(r));
         },
       };
       // The SLO timer answers whatever the model is doing; the queue drops the settled task.
@@ -85,4 +87,10 @@ export class ModelCaller {
       }
     });
   }
+}
+
+function outcomeOf(r: ModelResult): CallOutcome {
+  if (r.ok) return { kind: "output", output: r.output, replica: r.replica };
+  if ("late" in r) return { kind: "late", latencyMs: r.latencyMs };
+  return { kind: "failed", reason: r.reason };
 }

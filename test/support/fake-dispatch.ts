@@ -67,6 +67,8 @@ export interface Harness {
   dispatcher: Dispatcher;
   sent: SentBatch[];
   shed: number;
+  /** Tasks left out of batches at dispatch as late. */
+  dropped: number;
   replica(id: number, name?: string, version?: string): ReplicaConnection;
   /** A task with an absolute deadline; the input is its index as a double. */
   task(deadline: number, value?: number): TestTask;
@@ -83,6 +85,7 @@ export function harness(options: Partial<DispatcherOptions> = {}): Harness {
   const observer: DispatchObserver = {
     batchSent: (_model, _size, detail) => { lastDetail = detail; },
     shed: () => { h.shed++; },
+    dropped: (_model, count) => { h.dropped += count; },
   };
   const dispatcher = new Dispatcher({
     defaultMaxBatch: 64, log: pino({ level: "silent" }), now: clock.now, timers: clock, observer, ...options,
@@ -96,7 +99,7 @@ export function harness(options: Partial<DispatcherOptions> = {}): Harness {
     ban: (replica) => dispatcher.replicaRemoved(replica),
   });
   const h: Harness = {
-    clock, dispatcher, sent, shed: 0,
+    clock, dispatcher, sent, shed: 0, dropped: 0,
     replica(id, name = "m", version = "1") {
       return {
         key: `r${nextKey++}`, identity: Buffer.from([id]), name, version, inputType: "doubles", replicaId: id, lastSeen: 0,

@@ -289,6 +289,10 @@ export class OipHandler {
       else if (outcome.kind === "timeout") timedOut++;
       else if (outcome.kind === "failed") throw new OipError(500, `${label} failed on row ${i}: ${outcome.reason}`);
       else if (outcome.kind === "unavailable") throw new OipError(503, `${label} has no connected replica`);
+      else if (outcome.kind === "late") {
+        throw new OipError(503, `${label} could not answer row ${i} within its deadline of ${ms} ms (${source}): `
+          + `its measured batch latency is ${Math.round(outcome.latencyMs)} ms`, { "retry-after": "1" });
+      }
       else if (outcome.kind === "shed") {
         throw new OipError(503, `${label} is overloaded: the frontend shed row ${i}, which could not be answered within its deadline`,
           { "retry-after": String(Math.max(1, Math.ceil(outcome.retryAfterSeconds))) });

@@ -6,6 +6,7 @@ export const NO_CONNECTED_MODELS = "No connected models found for query";
 export const SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO";
 export const MODEL_FAILED = "The model failed to produce a prediction";
 export const QUERY_SHED = "Query shed: the model cannot answer within the latency SLO with the work queued ahead of it";
+export const QUERY_LATE = "Query dropped: the model's measured batch latency leaves no time to answer within the latency SLO";
 
 export function outcomeToAnswer(outcome: CallOutcome): PolicyAnswer {
   switch (outcome.kind) {
@@ -19,5 +20,7 @@ export function outcomeToAnswer(outcome: CallOutcome): PolicyAnswer {
       return { kind: "default", reason: "model_error", explanation: `${MODEL_FAILED}: ${outcome.reason}` };
     case "shed":
       return { kind: "default", reason: "overloaded", explanation: QUERY_SHED, retryAfterSeconds: outcome.retryAfterSeconds };
+    case "late":
+      return { kind: "default", reason: "dropped_late", explanation: `${QUERY_LATE} (${Math.round(outcome.latencyMs)} ms)` };
   }
 }
