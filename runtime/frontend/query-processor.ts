@@ -14,7 +14,7 @@ import type { PolicyAnswer } from "./policies/policy.js";
 import { QueryError } from "./query-errors.js";
 
 export { QueryError } from "./query-errors.js";
-export { MODEL_FAILED, NO_CONNECTED_MODELS, QUERY_SHED, SLO_MISSED } from "./policies/answers.js";
+export { MODEL_FAILED, NO_CONNECTED_MODELS, QUERY_LATE, QUERY_SHED, SLO_MISSED } from "./policies/answers.js";
 
 export interface QueryResult {
   query_id: number;
