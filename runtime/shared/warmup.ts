@@ -66,15 +66,6 @@ export function warmupEnv(inputType: InputType, input: unknown, batches: number 
   return { [WARMUP_INPUT_ENV]: text, [WARMUP_BATCHES_ENV]: String(checkBatches(batches ?? DEFAULT_WARMUP_BATCHES)) };
 }
 
-/** A warm-up input given as JSON text (the CLI flag), parsed; throws WarmupSpecError. */
-export function parseWarmupJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new WarmupSpecError(`the warm-up input is not JSON: ${(err as Error).message}`);
-  }
-}
-
 /** The runtime's side: the warm-up its environment asks for, or undefined for none; throws WarmupSpecError. */
 export function warmupFromEnv(inputType: InputType, env: NodeJS.ProcessEnv): WarmupSpec | undefined {
   const inputText = env[WARMUP_INPUT_ENV]?.trim() || undefined;
@@ -87,5 +78,13 @@ export function warmupFromEnv(inputType: InputType, env: NodeJS.ProcessEnv): War
     throw new WarmupSpecError(`${WARMUP_BATCHES_ENV} must be a whole number from 1 to ${MAX_WARMUP_BATCHES}, got '${batchesText}'`);
   }
   const batches = checkBatches(batchesText === undefined ? DEFAULT_WARMUP_BATCHES : Number(batchesText));
-  return { input: encodeWarmupInput(inputType, parseWarmupJson(inputText)), batches };
+  return { input: encodeWarmupInput(inputType, parseJsonVariable(inputText)), batches };
+}
+
+function parseJsonVariable(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new WarmupSpecError(`${WARMUP_INPUT_ENV} is not JSON: ${(err as Error).message}`);
+  }
 }
