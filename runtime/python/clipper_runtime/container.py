@@ -839,7 +839,10 @@ def main(environ=None):
         try:
             warm_up(np, predict, config, log)
         except BatchError as e:
-            log.error(e.reason, e.detail)
+            if e.detail:
+                log.error("the warm-up batch failed:", e.detail)
+            # Last, so that a crash-looping deployment reports this line as its reason.
+            log.error(e.reason)
             return EXIT_WARMUP_ERROR
         log.info("warmed up; connecting")
     container = Container(config, predict, zmq, np, log)
