@@ -245,6 +245,10 @@ describe("deployFunction refuses before anything is built or started", () => {
         name: "refused", version: "1", inputType: "doubles", predict: (xs: number[][]) => xs, context: { when: new Date() },
       }).catch((e: unknown) => e);
       expect((badContext as ClipperError).message).toContain("context.when is a Date");
+      const badWarmup = await conn.deployFunction({
+        name: "refused", version: "1", inputType: "doubles", predict: (xs: number[][]) => xs, warmupInput: "one, two",
+      }).catch((e: unknown) => e);
+      expect(badWarmup).toMatchObject({ code: "USAGE", message: expect.stringContaining("does not fit input type doubles") });
       expect(calls).toEqual([]);
       expect(readdirSync(home)).toEqual([]);
     } finally {
