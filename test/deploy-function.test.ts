@@ -418,6 +418,20 @@ describe("deploying from code on the embedded default", () => {
     expect(readdirSync(dir).sort()).toEqual(["files", "predict.mjs"]);
   });
 
+  it("warms a function's replica up with warmupInput before it connects", async () => {
+    const counting = (xs: number[][]) => {
+      const g = globalThis as { calls?: number };
+      g.calls = (g.calls ?? 0) + 1;
+      return xs.map(() => g.calls);
+    };
+    await conn.registerApplication({ name: "counting", inputType: "doubles", defaultOutput: "-1", sloMicros: 5_000_000 });
+    await conn.deployFunction({
+      name: "counting-fn", version: "1", inputType: "doubles", predict: counting, link: "counting", warmupInput: [0], warmupBatches: 2,
+    });
+    // Two warm-up calls came before the first query's.
+    expect(await answers("counting", [[1]])).toEqual([3]);
+  });
+
   it("serves an async function that imports an npm package found in node_modules", async () => {
     const describeAll = async function describeAll(texts: string[], ctx: { prefix: string }): Promise<string[]> {
       const { stringify } = await import("yaml");
