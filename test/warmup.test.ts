@@ -17,7 +17,8 @@ const SAMPLES: Array<[InputType, unknown]> = [
   ["doubles", [1, -2.5, 1e300]],
   ["floats", [0.1, 3, 1e39]],
   ["integers", [0, -1, 2147483647, 2.0]],
-  ["strings", "héllo \u2603"],
+  ["strings", "héllo \u2603 \u{1F600}"],
+  ["strings", "lone \ud800 surrogate"],
   ["bytes", "AAEC/w=="],
 ];
 

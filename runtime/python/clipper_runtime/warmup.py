@@ -20,6 +20,7 @@ MAX_WARMUP_BATCHES = 1000
 _INT32_MIN = -2147483648
 _INT32_MAX = 2147483647
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class WarmupSpecError(ValueError):
@@ -59,10 +60,9 @@ def encode_input(input_type, value):
     if input_type == "strings":
         if not isinstance(value, str):
             raise WarmupSpecError("input of type strings must be a JSON string")
-        try:
-            return value.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise WarmupSpecError("the input string cannot be encoded as UTF-8: %s" % e)
+        # json.loads joins surrogate pairs, so any surrogate left is a lone one; the query API
+        # (Buffer.from) encodes it as U+FFFD, and so does this.
+        return _LONE_SURROGATE.sub("\ufffd", value).encode("utf-8")
     if not isinstance(value, str) or len(value) % 4 != 0 or not _BASE64.match(value):
         raise WarmupSpecError("input of type bytes must be a base64-encoded JSON string")
     return base64.b64decode(value)
