@@ -31,6 +31,7 @@ import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
 import { parsePredictSpec } from "./predict-spec.js";
 import { DEFAULT_RPC_AUTH } from "../runtime/shared/rpc-auth.js";
+import { deploymentEnv } from "./deployment-env.js";
 import type { DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
 import type { TestPredictOptions, TestPredictResult } from "./functions/test-predict.js";
 
@@ -110,6 +111,14 @@ export interface DeployModelOptions {
   /** Link the model to this application once it is live. */
   link?: string;
   env?: Record<string, string>;
+  /**
+   * Warm-up: a query input (what a query's `input` holds, for this version's input type) that every
+   * new replica (first deploy, scale-up, restart) predicts before it connects, so no query pays the
+   * cold start. Checked against the input type before anything starts. Docs: docs/quickstart.md.
+   */
+  warmupInput?: unknown;
+  /** Batches of `warmupInput` each replica predicts before it connects (default 3; needs warmupInput). */
+  warmupBatches?: number;
   /** How long to wait for the replicas to connect. */
   readyTimeoutMs?: number;
   /** Docker/Kubernetes: a prebuilt image speaking RPC v3 (nothing is built; `predict` may be omitted). */
@@ -323,6 +332,7 @@ export class ClipperConnection {
    */
   async deployModel(options: DeployModelOptions): Promise<void> {
     const inputType = parseInputType(options.inputType);
+    const env = deploymentEnv(inputType, options);
     const replicas = options.replicas ?? 1;
     if (!Number.isInteger(replicas) || replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number ≥ 0, got ${replicas}`);
     const runsImages = this.manager.kind !== "local";
@@ -348,7 +358,7 @@ export class ClipperConnection {
         predictFunction: spec?.fn ?? "predict",
         modelPath,
         python: options.python,
-        env: options.env,
+        env,
         readyTimeoutMs,
         ...(image ? { image } : {}),
         ...(options.gpu ? { gpu: options.gpu } : {}),

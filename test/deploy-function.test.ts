@@ -245,6 +245,10 @@ describe("deployFunction refuses before anything is built or started", () => {
         name: "refused", version: "1", inputType: "doubles", predict: (xs: number[][]) => xs, context: { when: new Date() },
       }).catch((e: unknown) => e);
       expect((badContext as ClipperError).message).toContain("context.when is a Date");
+      const badWarmup = await conn.deployFunction({
+        name: "refused", version: "1", inputType: "doubles", predict: (xs: number[][]) => xs, warmupInput: "one, two",
+      }).catch((e: unknown) => e);
+      expect(badWarmup).toMatchObject({ code: "USAGE", message: expect.stringContaining("does not fit input type doubles") });
       expect(calls).toEqual([]);
       expect(readdirSync(home)).toEqual([]);
     } finally {
@@ -412,6 +416,20 @@ describe("deploying from code on the embedded default", () => {
     // The module and its file live in the cluster's directory, where the replica runs them from.
     const dir = join(home, "clusters", "default", "functions", "linear-fn", "1");
     expect(readdirSync(dir).sort()).toEqual(["files", "predict.mjs"]);
+  });
+
+  it("warms a function's replica up with warmupInput before it connects", async () => {
+    const counting = (xs: number[][]) => {
+      const g = globalThis as { calls?: number };
+      g.calls = (g.calls ?? 0) + 1;
+      return xs.map(() => g.calls);
+    };
+    await conn.registerApplication({ name: "counting", inputType: "doubles", defaultOutput: "-1", sloMicros: 5_000_000 });
+    await conn.deployFunction({
+      name: "counting-fn", version: "1", inputType: "doubles", predict: counting, link: "counting", warmupInput: [0], warmupBatches: 2,
+    });
+    // Two warm-up calls came before the first query's.
+    expect(await answers("counting", [[1]])).toEqual([3]);
   });
 
   it("serves an async function that imports an npm package found in node_modules", async () => {

@@ -358,7 +358,7 @@ describe("clipper --manager kubernetes --dry-run", () => {
   it("prints a model version's Deployment, image named as it would be tagged, GPU in limits", async () => {
     const r = await runCli(["deploy-model", "sum-model", "--version", "3", "--input-type", "doubles", "--framework", "pytorch",
       "--predict", "predict.py", "--gpu", "1", "--replicas", "2", "--registry", "reg.example.com", "--cluster", "prod", "--env", "MODE=fast",
-      "--manager", "kubernetes", "--dry-run", "-o", "yaml"], env);
+      "--warmup-input", "[1, 2.5]", "--manager", "kubernetes", "--dry-run", "-o", "yaml"], env);
     expect(r.stderr).toMatch(/^warning: the replicas read CLIPPER_RPC_SECRET from the Secret clipper-prod-sum-model-3-rpc \(key `secret`\)/);
     expect(r.code).toBe(0);
     expect(kindsAndNames(r.stdout)).toEqual(["Deployment/clipper-prod-sum-model-3"]);
@@ -367,6 +367,10 @@ describe("clipper --manager kubernetes --dry-run", () => {
     expect(d!.spec.template.spec.containers[0].image).toBe("reg.example.com/prod-sum-model:3");
     expect(Number(d!.spec.template.spec.containers[0].resources.limits[GPU_RESOURCE])).toBe(1);
     expect(d!.spec.template.spec.containers[0].env).toContainEqual({ name: "MODE", value: "fast" });
+    // The warm-up travels as the replicas' variables, so every pod the Deployment starts warms up.
+    expect(d!.spec.template.spec.containers[0].env).toEqual(expect.arrayContaining([
+      { name: "CLIPPER_WARMUP_INPUT", value: "[1,2.5]" }, { name: "CLIPPER_WARMUP_BATCHES", value: "3" },
+    ]));
   });
 
   it("prints a JSON List with -o json", async () => {

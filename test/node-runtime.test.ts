@@ -4,7 +4,7 @@
  * in for the query frontend.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -572,6 +572,41 @@ describe("main.js", () => {
     expect(await second.predict(heartbeat.identity, "doubles", [[2, 3]])).toEqual(["5"]);
     // The same socket, reconnected by ZeroMQ: not the client's own reconnect with a new socket.
     expect(c.stdout()).not.toMatch(/reconnecting/);
+  });
+
+  it("predicts the warm-up batches (negative msg ids) before it first says hello, logging each one's duration", async () => {
+    const f = await frontend();
+    const callsFile = join(mkdtempSync(join(scratch, "calls-")), "calls.jsonl");
+    const calls = () => (existsSync(callsFile) ? readFileSync(callsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as unknown) : []);
+    const c = startContainer({
+      CLIPPER_PORT: String(f.port), CLIPPER_PREDICT: "counting.mjs", CALLS_FILE: callsFile,
+      CLIPPER_WARMUP_INPUT: "[1, 2.5]", CLIPPER_WARMUP_BATCHES: "4",
+    });
+    const { identity } = await f.handshake(15000);
+    expect(calls()).toEqual([-1, -2, -3, -4].map((msgId) => ({ msgId, inputs: [[1, 2.5]] })));
+    const done = c.stdout().split("\n").filter((l) => l.includes("warm-up batch done")).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(done.map((l) => [l.batch, l.of, typeof l.ms])).toEqual([[1, 4, "number"], [2, 4, "number"], [3, 4, "number"], [4, 4, "number"]]);
+    expect(await f.predict(identity, "doubles", [[2, 3]])).toEqual(["5"]);
+    expect(calls()).toHaveLength(5);
+  });
+
+  it("exits 3 with the reason, without connecting, when predict fails on the warm-up input", async () => {
+    const f = await frontend();
+    const callsFile = join(mkdtempSync(join(scratch, "calls-")), "calls.jsonl");
+    const c = startContainer({
+      CLIPPER_PORT: String(f.port), CLIPPER_PREDICT: "counting.mjs", CALLS_FILE: callsFile, CLIPPER_WARMUP_INPUT: "[-1]",
+    });
+    expect(await within(c.exited, 10000, "exit")).toBe(3);
+    expect(c.stderr()).toMatch(/warm-up batch 1 of 3 failed: predict threw Error: the weights are missing/);
+    expect(readFileSync(callsFile, "utf8").trim().split("\n")).toHaveLength(1);
+    await expect(f.next("heartbeat", 300)).rejects.toThrow();
+    expect(existsSync(c.readyFile)).toBe(false);
+  });
+
+  it("exits 2 for a warm-up input that does not fit the input type", async () => {
+    const bad = startContainer({ CLIPPER_INPUT_TYPE: "strings", CLIPPER_PREDICT: "sum.mjs", CLIPPER_WARMUP_INPUT: "[1]" });
+    expect(await within(bad.exited, 10000, "exit")).toBe(2);
+    expect(bad.stderr()).toMatch(/the warm-up input does not fit input type strings: input of type strings must be a JSON string/);
   });
 
   it("exits 2 with one line for a bad environment, and 1 when the export is not a function", async () => {

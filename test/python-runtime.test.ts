@@ -89,10 +89,17 @@ def total(values):
 
 const PREDICT_PY = `
 import json
+import os
 import numpy as np
 from helpers import total  # a sibling module: the model directory is on sys.path
 
 def predict(batch):
+    return [str(total(x)) for x in batch]
+
+def counting(batch):
+    # one line per call, written before it returns: the test counts the calls made before registration
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls.log"), "a") as f:
+        f.write(json.dumps(batch.tolist()) + "\\n")
     return [str(total(x)) for x in batch]
 
 def describe(batch):
@@ -485,6 +492,43 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
     expect(invalid.stderr().trim().split("\n")).toHaveLength(1);
     expect(invalid.stderr()).toMatch(/CLIPPER_PORT must be an integer from 1 to 65535, got '70000'/);
     expect(invalid.stderr()).toMatch(/CLIPPER_INPUT_TYPE 'tensor' is not one of/);
+  });
+
+  it("predicts the warm-up batches, decoded as real batches are, before it first says hello", async () => {
+    const { dir, frontend, child } = await setup({
+      func: "counting", env: { CLIPPER_WARMUP_INPUT: "[1, 2.5, 3]", CLIPPER_WARMUP_BATCHES: "4" },
+    });
+    const calls = () => (existsSync(join(dir, "calls.log")) ? readFileSync(join(dir, "calls.log"), "utf8").trim().split("\n") : []);
+    await frontend.next("heartbeat");
+    expect(calls()).toEqual(Array(4).fill("[[1.0, 2.5, 3.0]]"));
+    expect(child.stderr()).toMatch(/warm-up batch 4 of 4 took \d+\.\d ms/);
+    const meta = await frontend.handshake();
+    expect(await frontend.predict(meta.identity, 1, "doubles", [[1, 2, 3]])).toEqual(["6.0"]);
+    expect(calls()).toHaveLength(5);
+  });
+
+  it("exits 3 with the reason, without connecting, when predict fails on the warm-up input", async () => {
+    const { frontend, child } = await setup({ func: "flaky", env: { CLIPPER_WARMUP_INPUT: "[1]" } });
+    expect(await waitExit(child)).toEqual({ code: 3, signal: null });
+    expect(child.stderr()).toMatch(/warm-up batch 1 of 3 failed: predict raised ValueError: the model refuses ones/);
+    expect(child.stderr()).toMatch(/Traceback/);
+    await expect(frontend.receive(300)).rejects.toThrow();
+  });
+
+  it("exits 2 for a warm-up input that does not fit the input type, or a bad batch count", async () => {
+    const env = { CLIPPER_MODEL_NAME: "sum", CLIPPER_MODEL_VERSION: "1", CLIPPER_INPUT_TYPE: "ints" };
+    const wrongType = startRuntime({ ...env, CLIPPER_WARMUP_INPUT: "[1.5]" });
+    expect(await waitExit(wrongType)).toEqual({ code: 2, signal: null });
+    expect(wrongType.stderr()).toMatch(/CLIPPER_WARMUP_INPUT does not fit input type integers: element 0 of the input is not a 32-bit integer/);
+    const notJson = startRuntime({ ...env, CLIPPER_WARMUP_INPUT: "[1," });
+    expect(await waitExit(notJson)).toEqual({ code: 2, signal: null });
+    expect(notJson.stderr()).toMatch(/CLIPPER_WARMUP_INPUT is not JSON/);
+    const batches = startRuntime({ ...env, CLIPPER_WARMUP_INPUT: "[1]", CLIPPER_WARMUP_BATCHES: "0" });
+    expect(await waitExit(batches)).toEqual({ code: 2, signal: null });
+    expect(batches.stderr()).toMatch(/CLIPPER_WARMUP_BATCHES must be a whole number from 1 to 1000, got '0'/);
+    const alone = startRuntime({ ...env, CLIPPER_WARMUP_BATCHES: "2" });
+    expect(await waitExit(alone)).toEqual({ code: 2, signal: null });
+    expect(alone.stderr()).toMatch(/CLIPPER_WARMUP_BATCHES is set but CLIPPER_WARMUP_INPUT is not/);
   });
 
   it("exits 1 with a clear message when the predict function cannot be loaded", async () => {

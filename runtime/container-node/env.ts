@@ -7,6 +7,7 @@ import { z } from "zod";
 import { canonicalInputType, type InputType } from "../shared/input-types.js";
 import { nameProblem, prohibitedCharsProblem } from "../shared/names.js";
 import { RPC_SECRET_ENV } from "../shared/rpc-auth.js";
+import { WarmupSpecError, warmupFromEnv, type WarmupSpec } from "../shared/warmup.js";
 
 export interface PredictSpec {
   /** As given: relative to the model path, or absolute. Undefined: look for predict.{mjs,js,ts}. */
@@ -38,6 +39,8 @@ export interface ContainerConfig {
   reconnectAfterMs: number;
   /** CLIPPER_RPC_SECRET: this model version's RPC credential (rpc-auth.ts); undefined: none (NULL mechanism). Never logged. */
   rpcSecret: string | undefined;
+  /** CLIPPER_WARMUP_INPUT / CLIPPER_WARMUP_BATCHES (shared/warmup.ts): predicted before connecting; undefined: none. */
+  warmup: WarmupSpec | undefined;
 }
 
 /** A bad or missing environment variable; main prints the message and exits with code 2. */
@@ -150,6 +153,13 @@ export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): Contain
   } catch (err) {
     throw new EnvError(`invalid environment: ${(err as Error).message}`);
   }
+  let warmup: WarmupSpec | undefined;
+  try {
+    warmup = warmupFromEnv(e.CLIPPER_INPUT_TYPE, env);
+  } catch (err) {
+    if (!(err instanceof WarmupSpecError)) throw err;
+    throw new EnvError(`invalid environment: ${err.message}`);
+  }
   return {
     modelName: e.CLIPPER_MODEL_NAME,
     modelVersion: e.CLIPPER_MODEL_VERSION,
@@ -165,6 +175,7 @@ export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): Contain
     heartbeatIntervalMs: e.CLIPPER_HEARTBEAT_INTERVAL_MS,
     reconnectAfterMs: e.CLIPPER_RECONNECT_AFTER_MS,
     rpcSecret: e[RPC_SECRET_ENV],
+    warmup,
   };
 }
 

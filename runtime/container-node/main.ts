@@ -1,6 +1,8 @@
 /**
  * Entry of the Node model container: `node dist/runtime/container-node/main.js`.
- * Exit codes: 2 bad environment, 1 the predict module cannot be loaded, 0 after SIGTERM/SIGINT.
+ * Exit codes: 2 bad environment, 1 the predict module cannot be loaded, 3 the predict function
+ * fails its warm-up (CLIPPER_WARMUP_INPUT, warmup.ts), 0 after SIGTERM/SIGINT. With a warm-up, it
+ * predicts the warm-up batches before it connects to any frontend.
  * With CLIPPER_FRONTEND_DISCOVERY=dns it keeps one connection per address CLIPPER_IP resolves to
  * (frontend-discovery.ts); otherwise one, to CLIPPER_IP:CLIPPER_PORT.
  */
@@ -11,6 +13,7 @@ import { PredictLoadError, loadPredict } from "./load-predict.js";
 import { createPredictHandler } from "./predict-handler.js";
 import { FrontendSet, type FrontendClient } from "./frontend-discovery.js";
 import { ContainerRpcClient, oneAtATime } from "./rpc-client.js";
+import { WarmupError, warmUp } from "./warmup.js";
 
 const PROGRAM = "clipper node model container";
 
@@ -51,6 +54,17 @@ async function main(): Promise<void> {
       inputType: config.inputType,
     }),
   );
+  if (config.warmup) {
+    try {
+      await warmUp({ handleBatch, warmup: config.warmup, inputType: config.inputType, log });
+    } catch (err) {
+      if (!(err instanceof WarmupError)) throw err;
+      log.error({}, err.message);
+      process.stderr.write(`${PROGRAM}: ${err.message}\n`);
+      process.exit(3);
+    }
+    log.info({ batches: config.warmup.batches }, "warmed up; connecting");
+  }
   const connect = (address: string): ContainerRpcClient =>
     new ContainerRpcClient({
       address,

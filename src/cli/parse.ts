@@ -1,6 +1,6 @@
 /** Flag value parsers: each rejects bad input with a one-line message commander prints. */
 import { InvalidArgumentError } from "@commander-js/extra-typings";
-import { canonicalInputType } from "../../runtime/shared/input-types.js";
+import { canonicalInputType, type InputType } from "../../runtime/shared/input-types.js";
 import { REGISTRY_ADDRESS } from "../images/layout.js";
 import { allowedHostsList } from "../../runtime/shared/host-check.js";
 import { ENV_NAME_PATTERN } from "../managers/container-manager.js";
@@ -17,7 +17,7 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
 /** A TCP port; 0 lets the manager pick a free one. */
 export const portArg = intArg(0, 65535);
 
-export function inputTypeArg(value: string): string {
+export function inputTypeArg(value: string): InputType {
   const type = canonicalInputType(value);
   if (!type) throw new InvalidArgumentError(`unknown input type '${value}' (bytes, integers, floats, doubles, strings)`);
   return type;

@@ -18,6 +18,7 @@ import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
 import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, rateArg, registryArg } from "./parse.js";
 import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
 import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../../runtime/shared/rpc-auth.js";
+import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES } from "../../runtime/shared/warmup.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
 const jsonOption = () => new Option("--json", "print machine-readable JSON");
@@ -231,6 +232,10 @@ export function buildProgram(): Command {
       "(PATH, HOME, locale: docs/security.md), never the rest of your environment", envArg)
     .option("--python <path>", "local: Python interpreter (default: $CLIPPER_PYTHON or python3)")
     .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect (default 60000; kubernetes 300000)", intArg(1))
+    .option("--warmup-input <json>", "a query input (JSON, as `predict` takes it) every new replica predicts before it takes traffic " +
+      "(first deploy, scale-up, restart), so no query pays the cold start", jsonArg)
+    .option("--warmup-batches <n>", `batches of the warm-up input each replica predicts first (default ${DEFAULT_WARMUP_BATCHES}; needs --warmup-input)`,
+      intArg(1, MAX_WARMUP_BATCHES))
     .addOption(new Option("--manager <kind>", "print this manager's objects instead of deploying (with --dry-run; a live deploy uses the cluster's manager)").choices(["kubernetes"] as const))
     .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption()).addOption(pullSecretOption())
     .option("--node-selector <key=value>", "kubernetes: schedule replicas only on nodes with this label (repeatable)", collect)

@@ -13,6 +13,8 @@ import { ClipperError } from "../errors.js";
 import { clusterPaths } from "../managers/local/cluster-home.js";
 import { checkFunction } from "./closure-check.js";
 import { serializeContext } from "./context-value.js";
+import { canonicalInputType } from "../../runtime/shared/input-types.js";
+import { deploymentEnv } from "../deployment-env.js";
 import { resolveDependencies } from "./dependencies.js";
 import { writeFunctionModule } from "./function-module.js";
 import type { PredictFunctionValue } from "./test-predict.js";
@@ -77,6 +79,9 @@ export async function deployFunction(conn: ClipperConnection, internals: Connect
   const serialized = serializeContext(context);
   checkName("model name", options.name);
   checkName("model version", options.version);
+  // deployModel checks the warm-up input too, but only after the module is written: refuse it first.
+  const inputType = canonicalInputType(options.inputType);
+  if (inputType) deploymentEnv(inputType, options);
   const runsImages = conn.manager.kind !== "local";
   const project = resolve(projectDir ?? process.cwd());
   const resolved = resolveDependencies(dependencies ?? [], checked.imports, project, runsImages);

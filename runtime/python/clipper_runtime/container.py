@@ -3,7 +3,10 @@
 Run it as `python3 -m clipper_runtime` with runtime/python on PYTHONPATH. Exit codes: 0 after
 SIGTERM/SIGINT, 1 when the runtime's dependencies, the framework's library or model artifact
 (CLIPPER_FRAMEWORK, CLIPPER_MODEL_FILE; see frameworks/) or the predict function cannot be loaded, 2
-for a missing or invalid environment variable.
+for a missing or invalid environment variable, 3 when the predict function fails its warm-up.
+
+With CLIPPER_WARMUP_INPUT (warmup.py), the runtime predicts CLIPPER_WARMUP_BATCHES batches of that
+input before it connects to any frontend, so that the first query does not pay the cold start.
 
 CLIPPER_FRONTEND_DISCOVERY picks how the frontends are found: `none` (the default) opens one
 connection to CLIPPER_IP:CLIPPER_PORT; `dns` resolves CLIPPER_IP (one host or a comma-separated
@@ -25,11 +28,13 @@ import time
 import traceback
 
 from . import rpc
+from .warmup import WarmupSpecError, warmup_from_env
 from .loader import LoadError, load_predict_function, model_parameter, parse_predict_spec, resolve_predict_file
 
 EXIT_OK = 0
 EXIT_LOAD_ERROR = 1
 EXIT_CONFIG_ERROR = 2
+EXIT_WARMUP_ERROR = 3
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MAX_NAME = 63
@@ -63,7 +68,7 @@ class Config(object):
     def __init__(self, name, version, ip, port, input_type, model_path, predict, ready_file,
                  heartbeat_interval_ms, reconnect_after_ms, framework="python", model_file=None,
                  predict_explicit=True, frontend_discovery="none", hosts=None, discovery_interval_ms=5000,
-                 rpc_secret=None):
+                 rpc_secret=None, warmup=None):
         self.name = name
         self.version = version
         self.ip = ip
@@ -84,6 +89,8 @@ class Config(object):
         self.discovery_interval_ms = discovery_interval_ms
         # CLIPPER_RPC_SECRET (never logged), or None.
         self.rpc_secret = rpc_secret
+        # (raw input bytes, batches) from CLIPPER_WARMUP_INPUT / CLIPPER_WARMUP_BATCHES, or None.
+        self.warmup = warmup
 
     @property
     def address(self):
@@ -177,10 +184,17 @@ def config_from_env(environ):
     model_file = environ.get("CLIPPER_MODEL_FILE", "").strip() or None
     predict_explicit = bool(environ.get("CLIPPER_PREDICT", "").strip())
     rpc_secret = environ.get(rpc.RPC_SECRET_ENV, "").strip() or None
+    warmup = None
+    if input_type is not None:
+        try:
+            warmup = warmup_from_env(input_type, environ)
+        except WarmupSpecError as e:
+            problems.append(str(e))
     if problems:
         raise ConfigError("; ".join(problems))
     return Config(name, version, ip, port, input_type, model_path, predict, ready_file, heartbeat, reconnect,
-                  framework, model_file, predict_explicit, discovery, hosts, discovery_interval, rpc_secret)
+                  framework, model_file, predict_explicit, discovery, hosts, discovery_interval, rpc_secret,
+                  warmup)
 
 
 class Log(object):
@@ -293,6 +307,33 @@ def to_outputs(np, result, n):
                 raise BatchError("output %d cannot be encoded as UTF-8: %s" % (i, e))
         outputs.append(text)
     return outputs
+
+
+def predict_batch(np, predict, input_type, inputs):
+    """Decodes raw input frames, calls predict and checks its outputs; raises BatchError."""
+    batch = to_batch(np, input_type, inputs)
+    try:
+        result = predict(batch)
+    except Exception as e:
+        raise BatchError("predict raised %s: %s" % (type(e).__name__, e), traceback.format_exc())
+    return to_outputs(np, result, len(inputs))
+
+
+def warm_up(np, predict, config, log, clock=time.monotonic):
+    """Predicts the warm-up batches one after another, on the path real batches take, logging how
+    long each took; returns the durations in ms. Raises BatchError naming the batch that failed."""
+    raw, batches = config.warmup
+    durations = []
+    for i in range(batches):
+        started = clock()
+        try:
+            predict_batch(np, predict, config.input_type, [raw])
+        except BatchError as e:
+            raise BatchError("warm-up batch %d of %d failed: %s" % (i + 1, batches, e.reason), e.detail)
+        ms = round((clock() - started) * 1000, 1)
+        durations.append(ms)
+        log.info("warm-up batch %d of %d took %.1f ms" % (i + 1, batches, ms))
+    return durations
 
 
 class FrontendConnection(object):
@@ -680,12 +721,7 @@ class Container(object):
         connection.send(rpc.encode_response(request.msg_id_bytes, outputs), "the response to msg %d" % request.msg_id)
 
     def _predict(self, request):
-        batch = to_batch(self.np, request.input_type, request.inputs)
-        try:
-            result = self.predict(batch)
-        except Exception as e:
-            raise BatchError("predict raised %s: %s" % (type(e).__name__, e), traceback.format_exc())
-        return to_outputs(self.np, result, len(request.inputs))
+        return predict_batch(self.np, self.predict, request.input_type, request.inputs)
 
     # ---- readiness ---------------------------------------------------------------------------
 
@@ -799,6 +835,16 @@ def main(environ=None):
     predict = load_model_and_predict(config, log)
     if predict is None:
         return EXIT_LOAD_ERROR
+    if config.warmup is not None:
+        try:
+            warm_up(np, predict, config, log)
+        except BatchError as e:
+            if e.detail:
+                log.error("the warm-up batch failed:", e.detail)
+            # Last, so that a crash-looping deployment reports this line as its reason.
+            log.error(e.reason)
+            return EXIT_WARMUP_ERROR
+        log.info("warmed up; connecting")
     container = Container(config, predict, zmq, np, log)
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):

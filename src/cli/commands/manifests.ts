@@ -11,6 +11,8 @@ import { generateRpcKey } from "../../../runtime/shared/rpc-auth.js";
 import { RPC_AUTH_NONE_WARNING, rpcAuthOf } from "../../managers/cluster-spec.js";
 import { k8sNames } from "../../managers/kubernetes/names.js";
 import { ClipperError } from "../../errors.js";
+import { deploymentEnv } from "../../deployment-env.js";
+import type { InputType } from "../../../runtime/shared/input-types.js";
 import { modelImageTag, runtimeImageName } from "../../images/layout.js";
 import type { ClusterOptions, GpuRequest, ModelFramework } from "../../managers/container-manager.js";
 import {
@@ -119,13 +121,15 @@ export async function startDryRun(options: StartManifestOptions): Promise<void> 
 export interface DeployManifestOptions extends KubernetesFlags {
   cluster?: string;
   version: string;
-  inputType: string;
+  inputType: InputType;
   framework: ModelFramework;
   image?: string;
   replicas: number;
   gpu?: GpuRequest;
   nodeSelector?: string[];
   env?: Record<string, string>;
+  warmupInput?: unknown;
+  warmupBatches?: number;
 }
 
 export async function deployModelDryRun(name: string, options: DeployManifestOptions): Promise<void> {
@@ -133,12 +137,13 @@ export async function deployModelDryRun(name: string, options: DeployManifestOpt
   const cluster = options.cluster ?? "default";
   const image = options.image ?? modelImageTag({ cluster, name, version: options.version, registry: options.registry });
   const nodeSelector = keyValues(options.nodeSelector, "--node-selector");
+  const env = deploymentEnv(options.inputType, options);
   const objects = modelManifests({
     cluster, namespace: options.namespace, name, version: options.version, inputType: options.inputType,
     framework: options.framework, image, replicas: options.replicas,
     ...(options.gpu ? { gpu: options.gpu } : {}),
     ...(nodeSelector ? { nodeSelector } : {}),
-    ...(options.env ? { env: options.env } : {}),
+    ...(env ? { env } : {}),
     // No cluster key here: the Deployment references the version's Secret, which a live deploy creates.
     rpcCredential: {},
     imagePullSecrets: options.imagePullSecret,

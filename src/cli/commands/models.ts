@@ -67,6 +67,8 @@ export interface DeployOptions extends BuildFlags {
   env?: Record<string, string>;
   python?: string;
   readyTimeoutMs?: number;
+  warmupInput?: unknown;
+  warmupBatches?: number;
 }
 
 /** Rollout progress of a Kubernetes cluster behind the spinner (other managers report none). */
@@ -89,6 +91,7 @@ export async function deployModel(name: string, options: DeployOptions): Promise
       replicas: options.replicas, batchSize: options.batchSize, batchWaitMicros: options.batchWaitUs, link: options.link,
       labels: options.label, env: options.env, python: options.python, readyTimeoutMs: options.readyTimeoutMs,
       image: options.image, gpu: gpuRequest(options),
+      warmupInput: options.warmupInput, warmupBatches: options.warmupBatches,
     });
   } catch (err) {
     spinner.fail(`Deploying ${name}:${options.version} failed`);

@@ -1,0 +1,29 @@
+/**
+ * The variables a deployment gives its replicas: its own (`--env`) plus its warm-up's
+ * (runtime/shared/warmup.ts). Managers record them with the deployment, so every replica they
+ * start later (scale-up, restart) gets the same warm-up.
+ */
+import type { InputType } from "../runtime/shared/input-types.js";
+import { WarmupSpecError, warmupEnv } from "../runtime/shared/warmup.js";
+import { ClipperError } from "./errors.js";
+
+export interface DeploymentEnvOptions {
+  env?: Record<string, string>;
+  warmupInput?: unknown;
+  warmupBatches?: number;
+}
+
+/** The deployment's replica variables: its own `env`, plus the warm-up's (shared/warmup.ts). */
+export function deploymentEnv(inputType: InputType, options: DeploymentEnvOptions): Record<string, string> | undefined {
+  let warmup: Record<string, string>;
+  try {
+    warmup = warmupEnv(inputType, options.warmupInput, options.warmupBatches);
+  } catch (err) {
+    if (err instanceof WarmupSpecError) throw new ClipperError("USAGE", err.message);
+    throw err;
+  }
+  const clash = Object.keys(warmup).find((name) => options.env && Object.hasOwn(options.env, name));
+  if (clash) throw new ClipperError("USAGE", `give the warm-up either with --warmup-input/--warmup-batches or with --env ${clash}, not both`);
+  return Object.keys(warmup).length ? { ...options.env, ...warmup } : options.env;
+}
+
