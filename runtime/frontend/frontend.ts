@@ -130,6 +130,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     frontendId: options.frontendId ?? randomUUID(),
     log,
     intervalMs: options.reportIntervalMs,
+    applied: () => watcher.applied,
     replicas: () =>
       rpc.liveReplicas().map((r) => ({
         model_id: `${r.name}:${r.version}`,
@@ -157,6 +158,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
       }
       log.info({ revision: next.revision }, "configuration updated");
     },
+    onApplied: () => reporter.reportNow(),
   });
 
   const caller = new ModelCaller({ dispatcher, cache });
@@ -196,7 +198,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     state: () => state,
     async close() {
       watcher.close();
-      reporter.close();
+      await reporter.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await rpc.close();
