@@ -120,7 +120,7 @@ describe("real frontends following a real daemon", () => {
     expect(written.revision).toEqual({ daemon: expect.any(String), revision: 1 });
     await waitUntilApplied(written.revision!, () => admin.appliedRevisions(), { timeoutMs: 5_000 });
     // Applied means in force: each frontend's state has the application.
-    for (const f of fronts) expect(Object.keys(f.state().applications)).toEqual(["app"]);
+    for (const f of fronts) expect(Object.keys(f.state()?.applications ?? {})).toEqual(["app"]);
     expect((await admin.appliedRevisions()).frontends).toEqual([{ frontend_id: "fe-a", revision: 1 }, { frontend_id: "fe-b", revision: 1 }]);
 
     // A peer that lies about another frontend: the wait names it at the deadline.
@@ -143,6 +143,6 @@ describe("real frontends following a real daemon", () => {
     const next = await admin.postWrite("/admin/delete_app", { name: "app" });
     expect(next.revision!.daemon).not.toBe(before);
     await waitUntilApplied(next.revision!, () => admin.appliedRevisions(), { timeoutMs: 10_000 });
-    expect(Object.keys(fronts[0]!.state().applications)).toEqual([]);
+    expect(Object.keys(fronts[0]!.state()?.applications ?? {})).toEqual([]);
   });
 });
