@@ -4,11 +4,14 @@
  * following a real management daemon, through a daemon restart.
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { startQueryFrontend, type RunningFrontend } from "../runtime/frontend/frontend.js";
+import { ReplicaReporter } from "../runtime/frontend/replica-reporter.js";
 import { ReplicaRegistry } from "../runtime/management/replicas.js";
 import { startManagementServer, type ManagementServer } from "../runtime/management/server.js";
 import { REPORT_REPLICAS_PATH, type AppliedRevisions } from "../runtime/shared/state.js";
@@ -38,6 +41,50 @@ describe("the registry of applied revisions", () => {
     // Names that mean something to plain objects are ordinary frontend ids here.
     registry.report({ frontend_id: "__proto__", replicas: [], applied: { daemon: "d1", revision: 8 } });
     expect(registry.applied("d1", 8).frontends.map((f) => f.frontend_id)).toEqual(["__proto__", "b"]);
+  });
+});
+
+describe("the frontend's reports", () => {
+  it("go out one at a time, so a slow answer never lets an older report land last, and end with a farewell", async () => {
+    const bodies: any[] = [];
+    let inFlight = 0;
+    let overlapped = false;
+    const server = createServer((req, res) => {
+      let text = "";
+      req.on("data", (d) => (text += d));
+      req.on("end", () => {
+        bodies.push(JSON.parse(text));
+        overlapped ||= ++inFlight > 1;
+        // The first answer is slow: a report sent meanwhile would overtake it.
+        setTimeout(() => (inFlight--, res.end("ok")), bodies.length === 1 ? 150 : 0);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      let applied = { daemon: "d", revision: 1 };
+      const reporter = new ReplicaReporter({
+        managementUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        frontendId: "fe", log: silent, replicas: () => [], applied: () => applied, intervalMs: 60_000,
+      });
+      reporter.reportNow();
+      for (const revision of [2, 3, 4]) {
+        await new Promise((r) => setTimeout(r, 10));
+        applied = { daemon: "d", revision };
+        reporter.reportNow();
+      }
+      for (let i = 0; i < 100 && bodies.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      await reporter.close();
+      expect(overlapped).toBe(false);
+      // Reports asked for while one was in flight coalesce into one that carries the newest revision.
+      expect(bodies).toEqual([
+        { frontend_id: "fe", replicas: [], applied: { daemon: "d", revision: 1 } },
+        { frontend_id: "fe", replicas: [], applied: { daemon: "d", revision: 4 } },
+        { frontend_id: "fe", replicas: [], leaving: true },
+      ]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
