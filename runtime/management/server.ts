@@ -1,7 +1,8 @@
 /**
- * The management daemon's HTTP server: Clipper's admin API on node:http, plus our two extensions
- * (the watch stream and replica reports). Routing, auth, body limits and error answers live here;
- * what each endpoint does lives in operations.ts, durability in store.ts.
+ * The management daemon's HTTP server: Clipper's admin API on node:http, plus our extensions (the
+ * watch stream, replica and applied-revision reports, and the revision headers on every write).
+ * Routing, auth, body limits and error answers live here; what each endpoint does lives in
+ * operations.ts, durability in store.ts.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
