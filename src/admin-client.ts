@@ -1,6 +1,17 @@
 /** HTTP client of the management daemon's admin API (Clipper's paths and bodies). */
 import { AdminApiError, ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
+import type { WrittenRevision } from "./revision-wait.js";
+import {
+  APPLIED_REVISIONS_PATH, AppliedRevisionsSchema, DAEMON_INSTANCE_HEADER, REVISION_HEADER, type AppliedRevisions,
+} from "../runtime/shared/state.js";
+
+/** An admin write's answer: Clipper's text, and the revision it produced where the daemon says so. */
+export interface WriteAnswer {
+  text: string;
+  /** Absent from a daemon that sends no revision headers (Clipper's own). */
+  revision?: WrittenRevision;
+}
 
 export interface AdminClientOptions {
   managementUrl: string;
@@ -8,32 +19,61 @@ export interface AdminClientOptions {
   timeoutMs?: number;
 }
 
+/** An answer that should be JSON; other text becomes a clear error. */
+export function parseJsonAnswer<T>(path: string, text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${path} with non-JSON text: ${text.slice(0, 200)}`);
+  }
+}
+
 export class AdminClient {
   constructor(private readonly options: AdminClientOptions) {}
 
   /** POSTs a JSON body and returns the response text; non-2xx becomes AdminApiError. */
   async postText(path: string, body: unknown): Promise<string> {
-    return this.request(path, { method: "POST", body: JSON.stringify(body) });
+    return (await this.request(path, { method: "POST", body: JSON.stringify(body) })).text;
+  }
+
+  /** POSTs a write and reads the revision headers (REVISION_HEADER, DAEMON_INSTANCE_HEADER) too. */
+  async postWrite(path: string, body: unknown): Promise<WriteAnswer> {
+    const res = await this.request(path, { method: "POST", body: JSON.stringify(body) });
+    const revision = res.headers.get(REVISION_HEADER);
+    const daemon = res.headers.get(DAEMON_INSTANCE_HEADER);
+    if (revision === null || daemon === null || !/^\d{1,15}$/.test(revision)) return { text: res.text };
+    return { text: res.text, revision: { daemon, revision: Number(revision) } };
+  }
+
+  /** What each live query frontend has applied (our extension); a peer that lies is refused. */
+  async appliedRevisions(): Promise<AppliedRevisions> {
+    const text = (await this.request(APPLIED_REVISIONS_PATH, { method: "GET" })).text;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const result = AppliedRevisionsSchema.safeParse(parsed);
+    if (!result.success) {
+      throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${APPLIED_REVISIONS_PATH} with an unexpected body: ${text.slice(0, 200)}`);
+    }
+    return result.data;
   }
 
   async postJson<T>(path: string, body: unknown): Promise<T> {
-    const text = await this.postText(path, body);
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${path} with non-JSON text: ${text.slice(0, 200)}`);
-    }
+    return parseJsonAnswer<T>(path, await this.postText(path, body));
   }
 
   async ping(): Promise<boolean> {
     try {
-      return (await this.request("/admin/ping", { method: "GET" })) === "PONG";
+      return (await this.request("/admin/ping", { method: "GET" })).text === "PONG";
     } catch {
       return false;
     }
   }
 
-  private async request(path: string, init: { method: string; body?: string }): Promise<string> {
+  private async request(path: string, init: { method: string; body?: string }): Promise<FetchedText> {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.options.token) {
       headers.authorization = `Bearer ${this.options.token}`;
@@ -49,6 +89,6 @@ export class AdminClient {
         "is the cluster running? try `clipper status`");
     }
     if (!res.ok) throw new AdminApiError(res.status, res.text.trim() || `HTTP ${res.status}`);
-    return res.text;
+    return res;
   }
 }

@@ -3,7 +3,8 @@
  * to the management daemon over the admin API and to a ContainerManager for processes.
  */
 import { dirname, resolve } from "node:path";
-import { AdminClient } from "./admin-client.js";
+import { AdminClient, parseJsonAnswer } from "./admin-client.js";
+import { DEFAULT_APPLY_TIMEOUT_MS, waitUntilApplied } from "./revision-wait.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
@@ -157,6 +158,8 @@ function parseInputType(value: string): InputType {
 
 export class ClipperConnection {
   private addresses?: ClusterAddresses;
+  /** How long a write waits for every query frontend to apply it before it fails (src/revision-wait.ts). */
+  applyTimeoutMs = DEFAULT_APPLY_TIMEOUT_MS;
 
   constructor(readonly manager: ContainerManager, private readonly home = clipperHome()) {}
 
@@ -222,6 +225,18 @@ export class ClipperConnection {
     return new AdminClient({ managementUrl: this.cluster.managementUrl, token: this.cluster.token });
   }
 
+  /**
+   * An admin write that returns only once every live query frontend has applied it, so a query
+   * sent next is served by the new configuration. A daemon that names no revision (Clipper's own)
+   * is not waited on.
+   */
+  private async write(path: string, body: unknown): Promise<string> {
+    const admin = this.admin;
+    const { text, revision } = await admin.postWrite(path, body);
+    if (revision) await waitUntilApplied(revision, () => admin.appliedRevisions(), { timeoutMs: this.applyTimeoutMs });
+    return text;
+  }
+
   getQueryAddr(): string {
     return this.cluster.queryUrl;
   }
@@ -237,7 +252,7 @@ export class ClipperConnection {
   // --- applications -------------------------------------------------------------------------
 
   async registerApplication(options: RegisterApplicationOptions): Promise<string> {
-    return this.admin.postText("/admin/add_app", {
+    return this.write("/admin/add_app", {
       name: options.name,
       input_type: parseInputType(options.inputType),
       default_output: options.defaultOutput ?? "None",
@@ -249,7 +264,7 @@ export class ClipperConnection {
 
   /** Changes an application's selection policy (our extension of the admin API). */
   async setApplicationPolicy(app: string, policy: PolicyInput): Promise<string> {
-    return this.admin.postText(SET_APP_POLICY_PATH, { name: app, policy: policyObject(policy) });
+    return this.write(SET_APP_POLICY_PATH, { name: app, policy: policyObject(policy) });
   }
 
   /** The weights a learning policy (exp3, exp4) has learned, per uid ("*": application-wide). */
@@ -264,10 +279,10 @@ export class ClipperConnection {
    * answer holds the key itself, which the cluster does not keep: this is the only time it is shown.
    */
   async createApiKey(options: { app?: string; rate?: number } = {}): Promise<CreatedApiKey> {
-    return this.admin.postJson(ADD_API_KEY_PATH, {
+    return parseJsonAnswer(ADD_API_KEY_PATH, await this.write(ADD_API_KEY_PATH, {
       ...(options.app === undefined ? {} : { app: options.app }),
       ...(options.rate === undefined ? {} : { rate: options.rate }),
-    });
+    }));
   }
 
   /** Every key's id, scope, rate and creation time (never the keys or their hashes). */
@@ -276,19 +291,19 @@ export class ClipperConnection {
   }
 
   async revokeApiKey(id: string): Promise<string> {
-    return this.admin.postText(REVOKE_API_KEY_PATH, { id });
+    return this.write(REVOKE_API_KEY_PATH, { id });
   }
 
   async unregisterApplication(name: string): Promise<string> {
-    return this.admin.postText("/admin/delete_app", { name });
+    return this.write("/admin/delete_app", { name });
   }
 
   async linkModelToApp(app: string, model: string): Promise<string> {
-    return this.admin.postText("/admin/add_model_links", { app_name: app, model_names: [model] });
+    return this.write("/admin/add_model_links", { app_name: app, model_names: [model] });
   }
 
   async unlinkModelFromApp(app: string, model: string): Promise<string> {
-    return this.admin.postText("/admin/delete_model_links", { app_name: app, model_names: [model] });
+    return this.write("/admin/delete_model_links", { app_name: app, model_names: [model] });
   }
 
   async getAllApps(verbose: true): Promise<AppRecord[]>;
@@ -314,7 +329,7 @@ export class ClipperConnection {
     name: string; version: string; inputType: string; labels?: string[]; containerName?: string; modelDataPath?: string; batchSize?: number;
     batchWaitMicros?: number;
   }): Promise<string> {
-    return this.admin.postText("/admin/add_model", {
+    return this.write("/admin/add_model", {
       model_name: options.name,
       model_version: options.version,
       labels: options.labels ?? [],
@@ -470,7 +485,7 @@ export class ClipperConnection {
       await this.manager.setNumReplicas(name, version, numReplicas);
       await this.waitForReplicas(name, version, numReplicas, 60_000);
     }
-    return this.admin.postText("/admin/set_model_version", { model_name: name, model_version: version });
+    return this.write("/admin/set_model_version", { model_name: name, model_version: version });
   }
 
   async getCurrentModelVersion(name: string): Promise<string> {

@@ -9,13 +9,14 @@ export interface FetchedText {
   status: number;
   ok: boolean;
   text: string;
+  headers: Headers;
 }
 
 export async function fetchText(url: string | URL, init: RequestInit, timeoutMs: number): Promise<FetchedText> {
   const hold = setTimeout(() => undefined, timeoutMs + 1_000);
   try {
     const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-    return { status: res.status, ok: res.ok, text: await res.text() };
+    return { status: res.status, ok: res.ok, text: await res.text(), headers: res.headers };
   } finally {
     clearTimeout(hold);
   }

@@ -11,6 +11,9 @@ export type { PredictFunctionValue, TestPredictOptions, TestPredictResult } from
 export { ALLOWED_GLOBALS, checkFunction } from "./functions/closure-check.js";
 export { formatPolicy, parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 export { AdminClient } from "./admin-client.js";
+export type { WriteAnswer } from "./admin-client.js";
+export { waitUntilApplied } from "./revision-wait.js";
+export type { WrittenRevision } from "./revision-wait.js";
 export { ClipperError, AdminApiError, ERROR_CODES, PredictFailedError } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
 export { createManager, MANAGER_KINDS } from "./managers/index.js";
@@ -19,4 +22,4 @@ export { DockerContainerManager } from "./managers/docker/docker-manager.js";
 export type * from "./managers/container-manager.js";
 export { INPUT_TYPES, canonicalInputType } from "../runtime/shared/input-types.js";
 export type { InputType } from "../runtime/shared/input-types.js";
-export type { AppRecord, ModelVersionRecord, PolicyConfig, ReplicaRecord } from "../runtime/shared/state.js";
+export type { AppliedRevisions, AppRecord, ModelVersionRecord, PolicyConfig, ReplicaRecord } from "../runtime/shared/state.js";

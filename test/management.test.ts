@@ -371,7 +371,8 @@ describe("watch stream", () => {
       expect(res.headers.get("content-type")).toBe("application/x-ndjson");
       const lines = new LineReader(res.body!);
       const first = await lines.nextSnapshot();
-      expect(first).toEqual({ revision: 0, state: emptyState() });
+      // The daemon instance: revisions compare only within one (docs/architecture.md).
+      expect(first).toEqual({ revision: 0, daemon: expect.stringMatching(/^[0-9a-f-]{36}$/), state: emptyState() });
 
       await post(server.url, "/admin/add_app", APP_A1);
       const second = await lines.nextSnapshot();

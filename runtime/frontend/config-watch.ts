@@ -4,13 +4,15 @@
  * in force and the watcher reconnects with capped backoff.
  */
 import type { Logger } from "pino";
-import { ClusterStateSchema, WATCH_PATH, type ClusterState } from "../shared/state.js";
+import { AppliedRevisionSchema, ClusterStateSchema, WATCH_PATH, type AppliedRevision, type ClusterState } from "../shared/state.js";
 
 export interface ConfigWatcherOptions {
   managementUrl: string;
   token?: string;
   log: Logger;
   onChange(state: ClusterState): void;
+  /** After a snapshot was applied (and after onChange): the frontend reports it to the daemon. */
+  onApplied?(applied: AppliedRevision): void;
   /** No line (snapshot or keepalive) for this long means the connection is dead. */
   staleAfterMs?: number;
 }
@@ -24,6 +26,8 @@ export class ConfigWatcher {
   private backoff = MIN_BACKOFF_MS;
   private revision = -1;
   connected = false;
+  /** The last snapshot applied, as the daemon that sent it numbered it. */
+  applied: AppliedRevision | undefined;
 
   constructor(private readonly options: ConfigWatcherOptions) {}
 
@@ -89,9 +93,15 @@ export class ConfigWatcher {
     const parsed: unknown = JSON.parse(line);
     if (typeof parsed !== "object" || parsed === null || !("state" in parsed)) return; // keepalive
     const state = ClusterStateSchema.parse((parsed as { state: unknown }).state);
+    // A daemon before the instance id existed sends none: its revisions cannot be reported.
+    const daemon = AppliedRevisionSchema.shape.daemon.safeParse((parsed as { daemon?: unknown }).daemon);
     if (state.revision === this.revision) return;
     // Recorded only once applied: a snapshot that could not be applied is not skipped later as seen.
     this.options.onChange(state);
     this.revision = state.revision;
+    if (daemon.success) {
+      this.applied = { daemon: daemon.data, revision: state.revision };
+      this.options.onApplied?.(this.applied);
+    }
   }
 }

@@ -1,6 +1,7 @@
 /** Assembles the query frontend: config watch, RPC server, dispatcher, query processor, HTTP. */
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { listen } from "../shared/listen.js";
 import { defaultQueryAuth, type QueryAuthMode } from "../shared/api-keys.js";
@@ -46,6 +47,7 @@ export interface QueryFrontendOptions {
   defaultBatchBudgetMs?: number;
   /** Deadline-aware admission: shed queries that cannot meet their SLO (default true; see admission.ts). */
   admission?: boolean;
+  /** How the daemon knows this frontend (replica reports, applied revisions); default `<hostname>:<port>`. */
   frontendId?: string;
   reportIntervalMs?: number;
   /** How long learned policy weights wait before being saved in the management daemon, ms (default 250). */
@@ -127,9 +129,10 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   const reporter = new ReplicaReporter({
     managementUrl: options.managementUrl,
     token: options.token,
-    frontendId: options.frontendId ?? randomUUID(),
+    frontendId: options.frontendId ?? defaultFrontendId(options.port),
     log,
     intervalMs: options.reportIntervalMs,
+    applied: () => watcher.applied,
     replicas: () =>
       rpc.liveReplicas().map((r) => ({
         model_id: `${r.name}:${r.version}`,
@@ -157,6 +160,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
       }
       log.info({ revision: next.revision }, "configuration updated");
     },
+    onApplied: () => reporter.reportNow(),
   });
 
   const caller = new ModelCaller({ dispatcher, cache });
@@ -196,13 +200,22 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     state: () => state,
     async close() {
       watcher.close();
-      reporter.close();
+      await reporter.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await rpc.close();
       await policyState.close(); // a last attempt to save learned weights
     },
   };
+}
+
+/**
+ * Stable across restarts on a fixed port (the supervisor's, a container's, a pod's), so a frontend
+ * that crashed and came back replaces its own entry at the daemon instead of leaving a silent one
+ * that writes would wait for until the report TTL forgets it. Port 0 (tests): a fresh id.
+ */
+function defaultFrontendId(port: number): string {
+  return port === 0 ? randomUUID() : `${hostname()}:${port}`;
 }
 
 function rpcAuth(options: QueryFrontendOptions): RpcServerAuth {

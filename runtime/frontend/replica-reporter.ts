@@ -1,10 +1,12 @@
 /**
- * Tells the management daemon which replicas this frontend has connected, so that Clipper's
- * get_all_containers answers from live data. Reports on change (debounced) and periodically, since
- * the daemon forgets a frontend that stops reporting.
+ * Tells the management daemon which replicas this frontend has connected (so that Clipper's
+ * get_all_containers answers from live data) and which state revision it has applied (so that a
+ * client can wait until a change is in force everywhere). Reports on change (debounced), at once
+ * when a snapshot was applied, periodically since the daemon forgets a frontend that stops
+ * reporting, and a last time on close so the daemon forgets this frontend at once.
  */
 import type { Logger } from "pino";
-import { REPORT_REPLICAS_PATH, type ReplicaRecord } from "../shared/state.js";
+import { REPORT_REPLICAS_PATH, type AppliedRevision, type ReplicaRecord, type ReplicaReport } from "../shared/state.js";
 
 export interface ReplicaReporterOptions {
   managementUrl: string;
@@ -12,18 +14,26 @@ export interface ReplicaReporterOptions {
   frontendId: string;
   log: Logger;
   replicas(): ReplicaRecord[];
+  /** The last state snapshot applied, if any (config-watch.ts). */
+  applied?(): AppliedRevision | undefined;
   intervalMs?: number;
 }
+
+/** A farewell must not hold up a shutdown when the daemon is away. */
+const FAREWELL_TIMEOUT_MS = 1_000;
 
 export class ReplicaReporter {
   private timer?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
   private closed = false;
+  /** Reports go out one at a time, so a late answer never replaces a newer report at the daemon. */
+  private sending?: Promise<void>;
+  private sendAgain = false;
 
   constructor(private readonly options: ReplicaReporterOptions) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.report(), this.options.intervalMs ?? 15_000);
+    this.timer = setInterval(() => this.reportNow(), this.options.intervalMs ?? 15_000);
     this.timer.unref();
     this.changed();
   }
@@ -33,28 +43,54 @@ export class ReplicaReporter {
     if (this.closed || this.debounce) return;
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
-      void this.report();
+      this.reportNow();
     }, 50);
     this.debounce.unref();
   }
 
-  close(): void {
+  /** Reports without delay (a client may be waiting for the revision just applied). */
+  reportNow(): void {
+    if (this.closed) return;
+    if (this.sending) {
+      this.sendAgain = true;
+      return;
+    }
+    this.sending = (async () => {
+      do {
+        this.sendAgain = false;
+        await this.send(this.body(), 5_000);
+      } while (this.sendAgain && !this.closed);
+      this.sending = undefined;
+    })();
+  }
+
+  /** Stops reporting and tells the daemon this frontend is leaving (best effort, bounded). */
+  async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
     clearTimeout(this.debounce);
+    await this.sending;
+    await this.send({ frontend_id: this.options.frontendId, replicas: [], leaving: true }, FAREWELL_TIMEOUT_MS);
   }
 
-  private async report(): Promise<void> {
+  private body(): ReplicaReport {
+    const applied = this.options.applied?.();
+    return { frontend_id: this.options.frontendId, replicas: this.options.replicas(), ...(applied ? { applied } : {}) };
+  }
+
+  private async send(body: ReplicaReport, timeoutMs: number): Promise<void> {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     try {
       const res = await fetch(new URL(REPORT_REPLICAS_PATH, this.options.managementUrl), {
         method: "POST",
         headers,
-        body: JSON.stringify({ frontend_id: this.options.frontendId, replicas: this.options.replicas() }),
-        signal: AbortSignal.timeout(5_000),
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       if (!res.ok) this.options.log.warn({ status: res.status, body: await res.text() }, "replica report refused");
+      else await res.arrayBuffer();
     } catch (err) {
       // The daemon may be restarting: the periodic report catches up.
       this.options.log.debug({ err }, "replica report failed");

@@ -113,7 +113,8 @@ const BODIES = {
   replicaReport: spec(
     ReplicaReportSchema,
     `{"frontend_id" := string, "replicas" := [{"model_id" := string, "model_name" := string, ` +
-      `"model_version" := string, "model_replica_id" := int, "input_type" := ${INPUT_TYPE_TEXT}}]}`,
+      `"model_version" := string, "model_replica_id" := int, "input_type" := ${INPUT_TYPE_TEXT}}], ` +
+      `"applied" := {"daemon" := string, "revision" := int} (optional), "leaving" := bool (optional)}`,
   ),
 };
 

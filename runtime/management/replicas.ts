@@ -1,12 +1,14 @@
 /**
- * Which model replicas are connected, as the query frontends report them. Liveness data, kept in
- * memory only: each report replaces that frontend's list, and a frontend that has not reported
- * within the TTL is forgotten (it died, or lost its way to us).
+ * Which model replicas are connected, and which state revision each query frontend has applied,
+ * as the frontends report them. Liveness data, kept in memory only: each report replaces that
+ * frontend's entry, a frontend that says it is leaving is dropped at once, and one that has not
+ * reported within the TTL is forgotten (it died, or lost its way to us).
  */
-import type { ReplicaRecord, ReplicaReport } from "../shared/state.js";
+import type { AppliedRevision, AppliedRevisions, ReplicaRecord, ReplicaReport } from "../shared/state.js";
 
 interface FrontendReport {
   replicas: ReplicaRecord[];
+  applied?: AppliedRevision;
   at: number;
 }
 
@@ -20,8 +22,24 @@ export class ReplicaRegistry {
   ) {}
 
   report(report: ReplicaReport): void {
-    this.reports.set(report.frontend_id, { replicas: report.replicas, at: this.now() });
+    if (report.leaving) this.reports.delete(report.frontend_id);
+    else this.reports.set(report.frontend_id, { replicas: report.replicas, applied: report.applied, at: this.now() });
     this.prune();
+  }
+
+  /**
+   * What each live frontend has applied of the states that daemon instance `daemon` numbered. A
+   * revision another instance numbered (a frontend still on a connection to the daemon before a
+   * restart) says nothing about this instance's states, so it reads as null.
+   */
+  applied(daemon: string, revision: number): AppliedRevisions {
+    this.prune();
+    const frontends = [...this.reports].map(([frontend_id, { applied }]) => ({
+      frontend_id,
+      revision: applied?.daemon === daemon ? applied.revision : null,
+    }));
+    frontends.sort((a, b) => a.frontend_id.localeCompare(b.frontend_id));
+    return { daemon, revision, frontends };
   }
 
   /** Number of frontends with a live report. */

@@ -1,12 +1,13 @@
 /**
- * The management daemon's HTTP server: Clipper's admin API on node:http, plus our two extensions
- * (the watch stream and replica reports). Routing, auth, body limits and error answers live here;
- * what each endpoint does lives in operations.ts, durability in store.ts.
+ * The management daemon's HTTP server: Clipper's admin API on node:http, plus our extensions (the
+ * watch stream, replica and applied-revision reports, and the revision headers on every write).
+ * Routing, auth, body limits and error answers live here; what each endpoint does lives in
+ * operations.ts, durability in store.ts.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
-import { REPORT_REPLICAS_PATH, WATCH_PATH } from "../shared/state.js";
+import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
 import { isAuthorized, isOpenEndpoint, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
 import { presentsToken } from "../shared/secrets.js";
@@ -61,7 +62,7 @@ const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = { ...C
 const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS };
 
 type Route =
-  | { method: "GET"; kind: "ping" | "watch" }
+  | { method: "GET"; kind: "ping" | "watch" | "applied" }
   | { method: "POST"; kind: "report" }
   | { method: "POST"; kind: "write"; path: string }
   | { method: "POST"; kind: "read"; path: string };
@@ -71,6 +72,7 @@ function buildRoutes(): Map<string, Route> {
     ["/admin/ping", { method: "GET", kind: "ping" }],
     [WATCH_PATH, { method: "GET", kind: "watch" }],
     [REPORT_REPLICAS_PATH, { method: "POST", kind: "report" }],
+    [APPLIED_REVISIONS_PATH, { method: "GET", kind: "applied" }],
   ]);
   for (const path of Object.keys(WRITE_OPERATIONS)) routes.set(path, { method: "POST", kind: "write", path });
   for (const path of Object.keys(READ_OPERATIONS)) routes.set(path, { method: "POST", kind: "read", path });
@@ -121,6 +123,8 @@ export async function startManagementServer(options: ManagementServerOptions): P
         return sendReply(res, { kind: "text", text: "PONG" });
       case "watch":
         return watch.subscribe(req, res, store.state);
+      case "applied":
+        return sendReply(res, { kind: "json", value: replicas.applied(watch.daemon, store.state.revision) });
       case "report": {
         const report = parseReplicaReport(await readTextBody(req, maxBodyBytes));
         replicas.report(report);
@@ -144,7 +148,11 @@ export async function startManagementServer(options: ManagementServerOptions): P
         });
         // The log gets the text; the reply may hold more (a created API key).
         log.info({ path, revision: store.state.revision }, outcome.text);
-        return sendReply(res, outcome.reply ?? { kind: "text", text: outcome.text });
+        // Clipper's body unchanged; the headers let a client wait until every frontend applied the change.
+        return sendReply(res, outcome.reply ?? { kind: "text", text: outcome.text }, {
+          [REVISION_HEADER]: String(store.state.revision),
+          [DAEMON_INSTANCE_HEADER]: watch.daemon,
+        });
       }
     }
   }
@@ -229,9 +237,9 @@ function toAdminError(err: unknown): AdminError {
   return new AdminError("internal", `Internal error: ${(err as Error)?.message ?? String(err)}`);
 }
 
-function sendReply(res: ServerResponse, reply: Reply): void {
-  if (reply.kind === "text") send(res, 200, "text/plain; charset=utf-8", reply.text);
-  else send(res, 200, "application/json", JSON.stringify(reply.value));
+function sendReply(res: ServerResponse, reply: Reply, headers: Record<string, string> = {}): void {
+  if (reply.kind === "text") send(res, 200, "text/plain; charset=utf-8", reply.text, headers);
+  else send(res, 200, "application/json", JSON.stringify(reply.value), headers);
 }
 
 function sendError(req: IncomingMessage, res: ServerResponse, error: AdminError): void {
@@ -245,9 +253,9 @@ function sendError(req: IncomingMessage, res: ServerResponse, error: AdminError)
   send(res, error.status, "text/plain; charset=utf-8", error.message);
 }
 
-function send(res: ServerResponse, status: number, contentType: string, body: string): void {
+function send(res: ServerResponse, status: number, contentType: string, body: string, headers: Record<string, string> = {}): void {
   if (res.destroyed || res.writableEnded) return;
-  res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body) });
+  res.writeHead(status, { ...headers, "content-type": contentType, "content-length": Buffer.byteLength(body) });
   res.end(body);
 }
 

@@ -1,9 +1,10 @@
 /**
  * The watch stream query frontends follow (our extension of Clipper's admin API): one NDJSON line
- * `{"revision":n,"state":{...}}` with the full state when a client connects and after every
+ * `{"revision":n,"daemon":id,"state":{...}}` with the full state when a client connects and after every
  * committed change, and a `{}` keepalive line at a fixed interval so a client can tell a dead
  * connection from a quiet cluster. The state is small, so full snapshots keep clients simple.
  */
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ClusterState } from "../shared/state.js";
 
@@ -18,6 +19,11 @@ export class WatchHub {
     private readonly keepaliveMs: number,
     /** A client that lets this much output pile up unread is cut off rather than buffered without end. */
     private readonly maxBufferedBytes = 8 * 1024 * 1024,
+    /**
+     * This daemon instance, on every snapshot: frontends report it with the revision they applied,
+     * since a restarted daemon may number its states again from an older generation.
+     */
+    readonly daemon: string = randomUUID(),
   ) {}
 
   get size(): number {
@@ -38,14 +44,14 @@ export class WatchHub {
       this.clients.delete(res);
       if (this.clients.size === 0) this.stopKeepalive();
     });
-    this.send(res, snapshotLine(current));
+    this.send(res, snapshotLine(current, this.daemon));
     this.startKeepalive();
   }
 
   /** Sends a committed state to every client. */
   publish(state: ClusterState): void {
     if (this.clients.size === 0) return;
-    const line = snapshotLine(state);
+    const line = snapshotLine(state, this.daemon);
     for (const res of this.clients) this.send(res, line);
   }
 
@@ -79,6 +85,6 @@ export class WatchHub {
   }
 }
 
-export function snapshotLine(state: ClusterState): string {
-  return JSON.stringify({ revision: state.revision, state }) + "\n";
+export function snapshotLine(state: ClusterState, daemon: string): string {
+  return JSON.stringify({ revision: state.revision, daemon, state }) + "\n";
 }

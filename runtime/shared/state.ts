@@ -132,16 +132,47 @@ export const ReplicaRecordSchema = z.object({
 });
 export type ReplicaRecord = z.infer<typeof ReplicaRecordSchema>;
 
+/**
+ * A state revision as one daemon instance numbered it. Revisions are only comparable within one
+ * instance: a restarted daemon that restored an older generation numbers its states again.
+ */
+export const AppliedRevisionSchema = z.object({
+  daemon: z.string().min(1).max(100),
+  revision: z.number().int().nonnegative(),
+});
+export type AppliedRevision = z.infer<typeof AppliedRevisionSchema>;
+
 /** What a query frontend reports to the management daemon (our extension of the admin API). */
 export const ReplicaReportSchema = z.object({
   frontend_id: z.string().min(1),
   replicas: z.array(ReplicaRecordSchema),
+  /** The snapshot this frontend has applied: which daemon instance numbered it, and its revision. */
+  applied: AppliedRevisionSchema.optional(),
+  /** Sent by a frontend that is shutting down: forget it now rather than after the TTL. */
+  leaving: z.boolean().optional(),
 });
 export type ReplicaReport = z.infer<typeof ReplicaReportSchema>;
+
+/**
+ * The daemon's answer on APPLIED_REVISIONS_PATH: its instance and current revision, and for each
+ * live frontend the revision it has applied of this instance's states (null: none yet, or only an
+ * earlier instance's).
+ */
+export const AppliedRevisionsSchema = z.object({
+  daemon: z.string(),
+  revision: z.number().int().nonnegative(),
+  frontends: z.array(z.object({ frontend_id: z.string(), revision: z.number().int().nonnegative().nullable() })),
+});
+export type AppliedRevisions = z.infer<typeof AppliedRevisionsSchema>;
 
 /** Paths of our extensions to Clipper's admin API. */
 export const WATCH_PATH = "/admin/watch";
 export const REPORT_REPLICAS_PATH = "/admin/report_replicas";
+/** Which revision each live frontend has applied (GET; our extension). */
+export const APPLIED_REVISIONS_PATH = "/admin/get_applied_revisions";
+/** Response headers of every admin write: the revision it produced, and the daemon instance that numbered it. */
+export const REVISION_HEADER = "x-clipper-revision";
+export const DAEMON_INSTANCE_HEADER = "x-clipper-daemon";
 export const SET_APP_POLICY_PATH = "/admin/set_app_policy";
 export const UPDATE_POLICY_STATE_PATH = "/admin/update_policy_state";
 export const GET_POLICY_STATE_PATH = "/admin/get_policy_state";
