@@ -17,7 +17,7 @@ describe("the unit tier's guard", () => {
     expect(() => createServer().listen(0, "127.0.0.1")).toThrow(/may not listen/);
     expect(() => connect({ port: 9, host: "127.0.0.1" })).toThrow(/may not connect/);
     // fetch wraps the refusal in its own TypeError; the cause says who refused.
-    const failed = await fetch("http://127.0.0.1:9/").then(() => undefined, (e: unknown) => e);
+    const failed = await fetch("http://127.0.0.1:58080/").then(() => undefined, (e: unknown) => e);
     expect((failed as Error).cause).toMatchObject({ message: expect.stringMatching(/may not connect/) });
   });
 
