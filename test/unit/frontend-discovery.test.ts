@@ -1,5 +1,5 @@
 /** The Node runtime's FrontendSet in-process, with a scripted resolver and clock: addresses that come and go from DNS, lookups that fail. */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parseContainerEnv } from "../../runtime/container-node/env.js";
 import { FrontendSet, type FrontendClient, type Lookup } from "../../runtime/container-node/frontend-discovery.js";
 import { oneAtATime, type RpcClock, type RpcLogger } from "../../runtime/container-node/rpc-client.js";
@@ -141,7 +141,11 @@ describe("FrontendSet (Node runtime), with a scripted lookup and clock", () => {
       if (batch.msgId === 2) throw new Error("fails alone");
       return ["ok"];
     });
-    const results = await Promise.allSettled([1, 2, 3].map((msgId) => shared({ msgId, inputType: "doubles", inputs: [] })));
+    // The handler's sleeps run on a fake clock: batch 1's 30 ms, then 5 ms each for 2 and 3.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const settled = Promise.allSettled([1, 2, 3].map((msgId) => shared({ msgId, inputType: "doubles", inputs: [] })));
+    await vi.advanceTimersByTimeAsync(100).finally(() => vi.useRealTimers());
+    const results = await settled;
     expect(order).toEqual([1, 2, 3]);
     expect(most).toBe(1);
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
