@@ -1,99 +1,14 @@
 /**
  * Query API keys: the token bucket and the frontend's checks with an injected clock, the admin
  * endpoints (only a hash is stored), and a frontend with `--query-auth keys` over real HTTP.
+ * The parts that start nothing are in test/unit/api-keys.test.ts.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { QueryAuth } from "../runtime/frontend/query-auth.js";
-import { QueryError } from "../runtime/frontend/query-errors.js";
-import { TokenBucket } from "../runtime/frontend/token-bucket.js";
-import { ADD_API_KEY_PATH, type CreatedApiKey, defaultQueryAuth, GET_API_KEYS_PATH, hashApiKey, REVOKE_API_KEY_PATH } from "../runtime/shared/api-keys.js";
-import { emptyState, type ClusterState } from "../runtime/shared/state.js";
-import { addApiKey } from "../runtime/management/api-key-operations.js";
-import { addApp, deleteApp } from "../runtime/management/operations.js";
-import { describeViolation, stateViolations } from "../runtime/shared/state-invariants.js";
+import { ADD_API_KEY_PATH, type CreatedApiKey, GET_API_KEYS_PATH, hashApiKey, REVOKE_API_KEY_PATH } from "../runtime/shared/api-keys.js";
 import { AdminApiError } from "../src/errors.js";
 import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
-
-describe("TokenBucket", () => {
-  it("allows a burst, then one request per 1/rate seconds, with Retry-After in whole seconds", () => {
-    let now = 0;
-    const bucket = new TokenBucket(2, 2, () => now);
-    expect(bucket.take().ok).toBe(true);
-    expect(bucket.take().ok).toBe(true);
-    expect(bucket.take()).toEqual({ ok: false, retryAfterSeconds: 1 });
-    now = 499;
-    expect(bucket.take().ok).toBe(false);
-    now = 500;
-    expect(bucket.take().ok).toBe(true);
-    now = 60_000; // a long pause refills to the burst, no more
-    expect([bucket.take().ok, bucket.take().ok, bucket.take().ok]).toEqual([true, true, false]);
-  });
-
-  it("says how long a slow rate must wait", () => {
-    let now = 0;
-    const bucket = new TokenBucket(0.1, 1, () => now);
-    expect(bucket.take().ok).toBe(true);
-    expect(bucket.take()).toEqual({ ok: false, retryAfterSeconds: 10 });
-    now = 4_000;
-    expect(bucket.take()).toEqual({ ok: false, retryAfterSeconds: 6 });
-  });
-});
-
-function stateWith(keys: { id: string; key: string; app?: string; rate?: number }[]): ClusterState {
-  return {
-    ...emptyState(),
-    api_keys: keys.map((k) => ({
-      id: k.id, sha256: hashApiKey(k.key), created_at: "2026-01-01T00:00:00.000Z",
-      ...(k.app ? { app: k.app } : {}), ...(k.rate ? { rate: k.rate } : {}),
-    })),
-  };
-}
-
-function refusal(run: () => void): { status: number; headers?: Record<string, string> } | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof QueryError)) throw err;
-    return { status: err.status, headers: err.headers };
-  }
-}
-
-describe("QueryAuth", () => {
-  it("lets everything through in mode none", () => {
-    const auth = new QueryAuth("none");
-    expect(refusal(() => auth.check({}, { app: "a" }))).toBeUndefined();
-  });
-
-  it("answers 401 without or with an unknown key, 403 out of scope, 429 over the rate", () => {
-    let now = 0;
-    const auth = new QueryAuth("keys", () => now);
-    auth.onState(stateWith([{ id: "0000aaaa", key: "clk_all" }, { id: "0000bbbb", key: "clk_a", app: "a", rate: 1 }]));
-    expect(refusal(() => auth.check({}, { app: "a" }))?.status).toBe(401);
-    expect(refusal(() => auth.check({ authorization: "Bearer nope" }, { app: "a" }))?.status).toBe(401);
-    expect(refusal(() => auth.check({ authorization: "Basic clk_all" }, { app: "a" }))?.status).toBe(401);
-    expect(refusal(() => auth.check({ authorization: "Bearer clk_all" }, { app: "constructor" }))).toBeUndefined();
-    expect(refusal(() => auth.check({ "x-clipper-key": "clk_all" }, { oip: true }))).toBeUndefined();
-    expect(refusal(() => auth.check({ authorization: "bearer  clk_a " }, { app: "a" }))).toBeUndefined();
-    expect(refusal(() => auth.check({ authorization: "Bearer clk_a" }, { app: "b" }))?.status).toBe(403);
-    expect(refusal(() => auth.check({ authorization: "Bearer clk_a" }, { oip: true }))?.status).toBe(403);
-    expect(refusal(() => auth.check({ authorization: "Bearer clk_a" }, { app: "a" }))).toEqual({ status: 429, headers: { "retry-after": "1" } });
-    now = 1000;
-    expect(refusal(() => auth.check({ authorization: "Bearer clk_a" }, { app: "a" }))).toBeUndefined();
-    // Revoked: refused at once.
-    auth.onState(stateWith([{ id: "0000aaaa", key: "clk_all" }]));
-    expect(refusal(() => auth.check({ authorization: "Bearer clk_a" }, { app: "a" }))?.status).toBe(401);
-  });
-
-  it("is off on loopback by default and on beyond it", () => {
-    expect(defaultQueryAuth("127.0.0.1")).toBe("none");
-    expect(defaultQueryAuth("localhost")).toBe("none");
-    expect(defaultQueryAuth("0.0.0.0")).toBe("keys");
-    expect(defaultQueryAuth("192.168.1.5")).toBe("keys");
-  });
-});
 
 describe("API keys end to end (admin API, state, a frontend with --query-auth keys)", () => {
   let c: InProcessCluster;
@@ -165,20 +80,5 @@ describe("API keys end to end (admin API, state, a frontend with --query-auth ke
     expect(await c.admin.postText(REVOKE_API_KEY_PATH, { id: all.id })).toBe(`Revoked API key '${all.id}'`);
     await waitFor(() => (c.frontend.state()?.api_keys?.length ?? 0) === 1, 10_000, "the frontend to see the revocation");
     expect((await predict("a", { authorization: `Bearer ${all.key}` })).status).toBe(401);
-  });
-});
-
-describe("API keys and the applications they are limited to", () => {
-  it("go when their application is deleted, so a new application of that name is not opened to them", () => {
-    const withApp = addApp(emptyState(), JSON.stringify({ name: "a", input_type: "doubles", default_output: "-1", latency_slo_micros: 1000 })).next!;
-    const scoped = addApiKey(withApp, JSON.stringify({ app: "a" })).next!;
-    const everyApp = addApiKey(scoped, JSON.stringify({})).next!;
-    expect(everyApp.api_keys!.map((k) => k.app)).toEqual(["a", undefined]);
-    const deleted = deleteApp(everyApp, JSON.stringify({ name: "a" })).next!;
-    expect(deleted.api_keys!.map((k) => k.app)).toEqual([undefined]);
-    expect(stateViolations(deleted)).toEqual([]);
-    // And the invariant the store checks before every write would refuse a key left behind.
-    expect(stateViolations({ ...deleted, api_keys: everyApp.api_keys }).map(describeViolation))
-      .toEqual([expect.stringMatching(/^api_keys\.0: key '.*' is limited to application 'a', which does not exist$/)]);
   });
 });

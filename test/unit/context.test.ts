@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { findCluster, readContext, saveCluster } from "../src/context.js";
-import { ClipperError } from "../src/errors.js";
+import { findCluster, readContext, saveCluster } from "../../src/context.js";
+import { ClipperError } from "../../src/errors.js";
 
 const home = mkdtempSync(join(tmpdir(), "clipper-context-"));
 afterAll(() => rmSync(home, { recursive: true, force: true }));

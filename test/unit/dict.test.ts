@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { cloneData, dict, dictSchema, hasOwn, own } from "../runtime/shared/dict.js";
+import { cloneData, dict, dictSchema, hasOwn, own } from "../../runtime/shared/dict.js";
 
 describe("null-prototype records", () => {
   it("keeps __proto__ and constructor as ordinary keys when parsing", () => {
