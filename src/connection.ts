@@ -191,7 +191,8 @@ export class ClipperConnection {
   }
 
   async start(options: Partial<ClusterOptions> = {}): Promise<ClusterAddresses> {
-    const addresses = await this.manager.startClipper({ ...DEFAULT_CLUSTER_OPTIONS, ...options });
+    // The cluster is the one this connection was created for, unless the options name it too.
+    const addresses = await this.manager.startClipper({ ...DEFAULT_CLUSTER_OPTIONS, cluster: this.manager.cluster, ...options });
     this.addresses = addresses;
     saveCluster({ ...addresses }, this.home);
     return addresses;
@@ -350,18 +351,18 @@ export class ClipperConnection {
     const env = deploymentEnv(inputType, options);
     const replicas = options.replicas ?? 1;
     if (!Number.isInteger(replicas) || replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number ≥ 0, got ${replicas}`);
-    const runsImages = this.manager.kind !== "local";
+    const { runsImages, pullsFromRegistry, defaultReadyTimeoutMs } = this.manager.capabilities;
     if (!runsImages && options.image) throw new ClipperError("USAGE", "--image needs a manager that runs images (start the cluster with --manager docker)");
     if (!options.image && !options.predict) throw new ClipperError("USAGE", "give --predict FILE[:FUNCTION] (or --image IMAGE with --manager docker)");
     const spec = options.predict ? parsePredictSpec(options.predict, options.framework) : undefined;
     const existing = await this.getModelInfo(options.name, options.version);
     if (existing) throw new ClipperError("ADMIN_REJECTED", `model with name '${options.name}' and version '${options.version}' already exists`);
     // A cluster elsewhere pulls images from a registry: the one named here, or the cluster's default.
-    const registry = options.registry ?? (this.manager.kind === "kubernetes" ? this.cluster.registry : undefined);
+    const registry = options.registry ?? (pullsFromRegistry ? this.cluster.registry : undefined);
     // Images are built before anything starts: a failed build leaves no replica behind.
     const image = options.image ?? (runsImages ? await this.buildModel({ ...options, ...(registry ? { registry } : {}) }) : undefined);
     const modelPath = options.modelPath ? resolve(options.modelPath) : spec ? dirname(spec.file) : "/model";
-    const readyTimeoutMs = options.readyTimeoutMs ?? (this.manager.kind === "kubernetes" ? 300_000 : 60_000);
+    const readyTimeoutMs = options.readyTimeoutMs ?? defaultReadyTimeoutMs;
     const containerName = image ?? `local:${options.framework}:${spec?.file}:${spec?.fn}`.replace(/,/g, "");
     try {
       await this.manager.deployModel({

@@ -82,7 +82,7 @@ export async function deployFunction(conn: ClipperConnection, internals: Connect
   // deployModel checks the warm-up input too, but only after the module is written: refuse it first.
   const inputType = canonicalInputType(options.inputType);
   if (inputType) deploymentEnv(inputType, options);
-  const runsImages = conn.manager.kind !== "local";
+  const runsImages = conn.manager.capabilities.runsImages;
   const project = resolve(projectDir ?? process.cwd());
   const resolved = resolveDependencies(dependencies ?? [], checked.imports, project, runsImages);
 
@@ -119,7 +119,7 @@ export async function deployModule(conn: ClipperConnection, options: DeployModul
   const fn = exportName ?? "predict";
   if (!/^[A-Za-z_$][\w$]*$/.test(fn)) throw new ClipperError("USAGE", `'${fn}' is not a valid export name`);
   const file = resolve(entry);
-  const runsImages = conn.manager.kind !== "local";
+  const runsImages = conn.manager.capabilities.runsImages;
   // Installed packages need nothing: the module finds them as it always does (locally), or the
   // builder bundles them (images). The others: npm in the image, or an error here.
   const resolved = resolveDependencies(dependencies ?? [], [], dirname(file), runsImages);

@@ -158,8 +158,25 @@ export interface LogTail extends LogSource {
   lines: string[];
 }
 
+/**
+ * What a manager can do, asked instead of its kind: code outside src/managers never branches on
+ * `kind` (issue 11 §4), so a fourth manager needs no change there.
+ */
+export interface ManagerCapabilities {
+  /** Replicas run from an image (built from the deployment, or given with --image); otherwise from files on this machine. */
+  runsImages: boolean;
+  /** The cluster pulls model images from a registry (its default registry applies when a deployment names none). */
+  pullsFromRegistry: boolean;
+  /** How long a deployment waits for its replicas when it names no timeout. */
+  defaultReadyTimeoutMs: number;
+  /** `status` reports pods (with readiness) rather than processes or containers. */
+  reportsPods: boolean;
+}
+
 export interface ContainerManager {
   readonly kind: ManagerKind;
+  readonly cluster: string;
+  readonly capabilities: ManagerCapabilities;
   /** Starts the management daemon and query frontend; resolves once both answer. */
   startClipper(options: ClusterOptions): Promise<ClusterAddresses>;
   /** Finds an already running cluster. */
@@ -168,8 +185,13 @@ export interface ContainerManager {
   deployModel(deployment: ModelDeployment, replicas: number): Promise<void>;
   setNumReplicas(name: string, version: string, replicas: number): Promise<void>;
   getNumReplicas(name: string, version: string): Promise<number>;
-  /** Stops the replicas of the given versions of each named model (all versions when the list is empty). */
+  /**
+   * Stops the replicas of the given versions of each named model (all versions when the list is
+   * empty). The deployment records stay: `setNumReplicas` brings a stopped version back.
+   */
   stopModels(models: Record<string, string[]>): Promise<void>;
+  /** Stops the replicas of the given versions and forgets their deployments (`clipper delete-model`). */
+  deleteModels(models: Record<string, string[]>): Promise<void>;
   stopAllModelContainers(): Promise<void>;
   status(): Promise<ClusterStatus>;
   logs(component?: string): Promise<LogSource[]>;

@@ -93,7 +93,7 @@ export async function status(options: OutputOptions & { cluster?: string }): Pro
   const s = await conn.inspectInstance();
   const { token: _token, ...addresses } = s.addresses;
   // Kubernetes reports pods and readiness; the other managers process ids.
-  const pods = s.addresses.manager === "kubernetes";
+  const pods = conn.manager.capabilities.reportsPods;
   const ready = (r: boolean | undefined) => (r === undefined ? "-" : r ? "yes" : style.bold("no"));
   emit(options, { ...s, addresses }, [
     `cluster ${style.bold(s.addresses.cluster)} (${s.addresses.manager})  query ${s.addresses.queryUrl}  management ${s.addresses.managementUrl}`,

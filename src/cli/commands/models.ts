@@ -82,7 +82,7 @@ export async function deployModel(name: string, options: DeployOptions): Promise
   const conn = await ClipperConnection.connect({ cluster: options.cluster, python: options.python, ...rolloutProgress(spinner, what) })
     .catch((err: unknown) => { spinner.fail(`${what} failed`); throw err; });
   const addresses = conn.getAddresses();
-  if (addresses.manager === "kubernetes" && !options.image && !options.registry && !addresses.registry) {
+  if (conn.manager.capabilities.pullsFromRegistry && !options.image && !options.registry && !addresses.registry) {
     warn((await import("./cluster.js")).LOCAL_IMAGES_WARNING);
   }
   try {

@@ -110,6 +110,7 @@ const TITLES: Record<string, string> = { management: "the management daemon", fr
 
 export class DockerContainerManager implements ContainerManager {
   readonly kind = "docker" as const;
+  readonly capabilities = { runsImages: true, pullsFromRegistry: false, defaultReadyTimeoutMs: 60_000, reportsPods: false };
   readonly cluster: string;
   private readonly docker: Dockerode;
   private readonly runtimeBaseImage: string | undefined;
@@ -274,6 +275,10 @@ export class DockerContainerManager implements ContainerManager {
       chosen.push(...found.filter((c) => versions.length === 0 || versions.includes(c.Labels[LABEL.modelVersion] ?? "")));
     }
     await Promise.all(chosen.map((c) => this.removeContainer(c.Id)));
+  }
+
+  async deleteModels(models: Record<string, string[]>): Promise<void> {
+    return this.stopModels(models);
   }
 
   async stopAllModelContainers(): Promise<void> {

@@ -72,6 +72,7 @@ export interface KubernetesManagerOptions {
 
 export class KubernetesContainerManager implements ContainerManager {
   readonly kind = "kubernetes" as const;
+  readonly capabilities = { runsImages: true, pullsFromRegistry: true, defaultReadyTimeoutMs: 300_000, reportsPods: true };
   readonly cluster: string;
   readonly namespace: string;
   private readonly core: CoreV1Api;
@@ -365,19 +366,23 @@ export class KubernetesContainerManager implements ContainerManager {
 
   async stopModels(models: Record<string, string[]>): Promise<void> {
     for (const [name, versions] of Object.entries(models)) {
-      await this.deleteModels({ [LABEL.modelName]: name }, (version) => versions.length === 0 || versions.includes(version));
+      await this.deleteModelObjects({ [LABEL.modelName]: name }, (version) => versions.length === 0 || versions.includes(version));
     }
   }
 
+  async deleteModels(models: Record<string, string[]>): Promise<void> {
+    return this.stopModels(models);
+  }
+
   async stopAllModelContainers(): Promise<void> {
-    await this.deleteModels({}, () => true);
+    await this.deleteModelObjects({}, () => true);
   }
 
   /**
    * Deletes the model Deployments matching `labels` and the chosen versions, and with them their
    * versions' RPC credential Secrets (also one whose Deployment was never created).
    */
-  private async deleteModels(labels: Record<string, string>, chosen: (version: string) => boolean): Promise<void> {
+  private async deleteModelObjects(labels: Record<string, string>, chosen: (version: string) => boolean): Promise<void> {
     const ns = this.namespace;
     const selector = labelSelector({ ...clusterLabels(this.cluster, "model"), ...labels });
     const [deployments, secrets] = await Promise.all([

@@ -88,6 +88,7 @@ const COMPONENT_TITLES: Record<string, string> = {
 
 export class LocalContainerManager implements ContainerManager {
   readonly kind = "local" as const;
+  readonly capabilities = { runsImages: false, pullsFromRegistry: false, defaultReadyTimeoutMs: 60_000, reportsPods: false };
   readonly cluster: string;
   readonly home: string;
   readonly paths: ClusterPaths;
@@ -322,6 +323,10 @@ export class LocalContainerManager implements ContainerManager {
     if (Object.keys(models).length === 0) return;
     const { client } = await this.running();
     await client.call<StoppedResponse>("POST", "/models/stop", { models }, this.mutationTimeout());
+  }
+
+  async deleteModels(models: Record<string, string[]>): Promise<void> {
+    return this.stopModels(models);
   }
 
   async stopAllModelContainers(): Promise<void> {
