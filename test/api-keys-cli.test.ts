@@ -3,12 +3,9 @@
  * processes: the flags reach the daemon and the frontend, `clipper api-key` creates, lists and
  * revokes keys, and `clipper predict --api-key` (or CLIPPER_API_KEY) sends one.
  */
-import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliFor, freePort } from "./support/cli.js";
+import { describe, expect, it } from "vitest";
+import { cliCluster, cliFor } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
 
 /** The status of a GET sent with a Host header of our choosing (fetch will not send one). */
@@ -24,27 +21,12 @@ function statusWithHost(url: string, host: string): Promise<number> {
 }
 
 describe("query API keys through the CLI on the local manager", () => {
-  const home = mkdtempSync(join(tmpdir(), "clipper-keys-"));
-  const env = { CLIPPER_HOME: home, FORCE_COLOR: "0" };
-  const { cli, ok } = cliFor(env);
-  let queryUrl = "";
-  let managementUrl = "";
-
-  beforeAll(async () => {
-    const [q, m, r] = [await freePort(), await freePort(), await freePort()];
-    const started = await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r),
-      "--query-auth", "keys", "--allowed-hosts", "clipper.example,other.example");
-    queryUrl = started.queryUrl;
-    managementUrl = started.managementUrl;
-  }, 120_000);
-
-  afterAll(async () => {
-    await cli("stop");
-    rmSync(home, { recursive: true, force: true });
-  }, 60_000);
+  const { home, cli, ok, urls } = cliCluster("clipper-keys-", {
+    startFlags: ["--query-auth", "keys", "--allowed-hosts", "clipper.example,other.example"],
+  });
 
   it("admits the allowed names on both APIs and refuses others", async () => {
-    for (const url of [`${managementUrl}/admin/ping`, `${queryUrl}/health`]) {
+    for (const url of [`${urls.managementUrl}/admin/ping`, `${urls.queryUrl}/health`]) {
       expect(await statusWithHost(url, "clipper.example:80"), url).toBe(200);
       expect(await statusWithHost(url, "evil.example"), url).toBe(403);
     }
@@ -63,7 +45,7 @@ describe("query API keys through the CLI on the local manager", () => {
     // The frontend learns the key from the daemon's watch stream.
     let answer: { status: number } = { status: 0 };
     await waitFor(async () => {
-      answer = await fetch(`${queryUrl}/hello/predict`, {
+      answer = await fetch(`${urls.queryUrl}/hello/predict`, {
         method: "POST", headers: { authorization: `Bearer ${created.key}` }, body: JSON.stringify({ input: [1] }),
       });
       return answer.status === 200;
@@ -73,7 +55,7 @@ describe("query API keys through the CLI on the local manager", () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain("401");
     expect(await ok("predict", "hello", "[1]", "--api-key", created.key)).toMatchObject({ output: -1, default: true });
-    const viaEnv = await cliFor({ ...env, CLIPPER_API_KEY: created.key }).ok("predict", "hello", "[1]");
+    const viaEnv = await cliFor({ CLIPPER_HOME: home, FORCE_COLOR: "0", CLIPPER_API_KEY: created.key }).ok("predict", "hello", "[1]");
     expect(viaEnv).toMatchObject({ output: -1 });
 
     const listed = await ok("api-key", "list");

@@ -4,14 +4,12 @@
  * the moment a command returns is served by the new configuration (issue 11: about one query in
  * thirteen used to get the default).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { NO_CONNECTED_MODELS } from "../runtime/frontend/query-processor.js";
 import { ClipperConnection } from "../src/connection.js";
-import { cliFor, freePort } from "./support/cli.js";
+import { cliCluster, predictAt } from "./support/cli.js";
 
 const fixtures = fileURLToPath(new URL("./fixtures/e2e/", import.meta.url));
 /** Each CLI command costs a process start (about a second here), which hides the race: fewer rounds. */
@@ -20,14 +18,8 @@ const CLI_ROUNDS = 10;
 const LIBRARY_ROUNDS = 40;
 
 describe("admin commands return once the frontend applied them", () => {
-  const home = mkdtempSync(join(tmpdir(), "clipper-applied-e2e-"));
-  const { cli, ok } = cliFor({ CLIPPER_HOME: home, FORCE_COLOR: "0" });
-  let queryUrl = "";
-  const predict = async (app: string, input: string): Promise<any> => {
-    const res = await fetch(`${queryUrl}/${app}/predict`, { method: "POST", body: JSON.stringify({ input }) });
-    expect(res.status).toBe(200);
-    return res.json();
-  };
+  const { home, ok, urls } = cliCluster("clipper-applied-e2e-");
+  const predict = (app: string, input: string): Promise<any> => predictAt(urls.queryUrl, app, input);
 
   /** `count` rounds of unlink, query, link, query: every answer is the one the configuration just written calls for. */
   async function rounds(count: number, unlink: () => Promise<unknown>, link: () => Promise<unknown>): Promise<void> {
@@ -43,15 +35,6 @@ describe("admin commands return once the frontend applied them", () => {
     expect(afterLink.filter((a) => !(a.default === false && a.output === 2))).toEqual([]);
   }
 
-  beforeAll(async () => {
-    const [q, m, r] = [await freePort(), await freePort(), await freePort()];
-    queryUrl = (await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r))).queryUrl;
-  }, 120_000);
-
-  afterAll(async () => {
-    await cli("stop");
-    rmSync(home, { recursive: true, force: true });
-  }, 60_000);
 
   it(`serves the new configuration right after deploy-model --link and each of ${CLI_ROUNDS} CLI and ${LIBRARY_ROUNDS} library unlink/link rounds`, async () => {
     await ok("register-app", "words", "--input-type", "strings", "--default-output", "-1", "--slo-ms", "5000");

@@ -3,10 +3,9 @@
  * bodies, the watch stream, replica reports, durability across `kill -9`, and loopback access. The
  * pure parts (auth rule, flags, replica registry) are in test/unit/management.test.ts.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,19 +14,10 @@ import { STATE_FILE, StateFileError, StateStore } from "../runtime/management/st
 import { WatchHub } from "../runtime/management/watch.js";
 import { emptyState, REPORT_REPLICAS_PATH, type ReplicaRecord, WATCH_PATH } from "../runtime/shared/state.js";
 import { ensureDaemonBuilt, killHard, LineReader, runDaemon, startDaemon } from "./support/management-daemon.js";
+import { tempDirs } from "./support/temp-dirs.js";
 
 const silent = pino({ level: "silent" });
-const tempDirs: string[] = [];
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "clipper-mgmt-"));
-  tempDirs.push(dir);
-  return dir;
-}
-
-afterAll(async () => {
-  await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const tempDir = tempDirs("clipper-mgmt-");
 
 interface Answer {
   status: number;

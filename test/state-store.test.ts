@@ -4,41 +4,21 @@
  * good generation when state.json cannot be loaded (refusing, not wiping, when none can).
  * The parts that start nothing are in test/unit/state-store.test.ts.
  */
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { startManagementServer } from "../runtime/management/server.js";
 import {
   BAD_PREFIX, GENERATION_PREFIX, STATE_FILE, StateStore,
 } from "../runtime/management/store.js";
 import { dict } from "../runtime/shared/dict.js";
-import { type AppRecord, cloneState, type ClusterState, emptyState, type ModelVersionRecord } from "../runtime/shared/state.js";
+import { cloneState } from "../runtime/shared/state.js";
 import { ensureDaemonBuilt, killHard, runDaemon, startDaemon } from "./support/management-daemon.js";
+import { appRecord, consistent } from "./support/state-fixtures.js";
+import { tempDirs } from "./support/temp-dirs.js";
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "clipper-store-"));
-  dirs.push(dir);
-  return dir;
-}
-afterAll(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-
-const appRecord = (name: string, linked: string[] = [], inputType: AppRecord["input_type"] = "doubles"): AppRecord => ({
-  name, input_type: inputType, default_output: "-1", latency_slo_micros: 1000, linked_models: linked,
-});
-const versionRecord = (model: string, version: string, inputType: ModelVersionRecord["input_type"] = "doubles"): ModelVersionRecord => ({
-  model_name: model, model_version: version, labels: [], input_type: inputType, container_name: "c", model_data_path: "p", batch_size: -1,
-});
-
-/** app `a` links model `m` (versions 1 and 2, current 2). */
-function consistent(): ClusterState {
-  const state = emptyState();
-  state.applications.a = appRecord("a", ["m"]);
-  state.models.m = { name: "m", current_version: "2", versions: dict([["1", versionRecord("m", "1")], ["2", versionRecord("m", "2")]]) };
-  return state;
-}
+const tempDir = tempDirs("clipper-store-");
 
 describe("the daemon process on a state it cannot load", () => {
   beforeAll(() => ensureDaemonBuilt());

@@ -5,13 +5,11 @@
  * crash warm up too; a bad warm-up input is refused before anything starts; a model that fails its
  * warm-up fails the deployment with the reason.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SLO_MISSED } from "../runtime/frontend/query-processor.js";
-import { cliFor, freePort, predictAt } from "./support/cli.js";
+import { cliCluster, predictAt } from "./support/cli.js";
 import { assertPythonHas, PYTHON, pythonSkipReason } from "./support/python.js";
 import { waitFor } from "./support/cluster-in-process.js";
 
@@ -19,9 +17,7 @@ const fixtures = fileURLToPath(new URL("./fixtures/e2e/", import.meta.url));
 const skipReason = pythonSkipReason(["numpy", "zmq"]);
 
 describe.skipIf(skipReason !== undefined)(`warm-up on the local manager${skipReason ? ` (${skipReason})` : ""}`, () => {
-  const home = mkdtempSync(join(tmpdir(), "clipper-warmup-e2e-"));
-  const { cli, ok } = cliFor({ CLIPPER_HOME: home, CLIPPER_PYTHON: PYTHON, FORCE_COLOR: "0" });
-  let queryUrl = "";
+  const { cli, ok, urls } = cliCluster("clipper-warmup-e2e-", { env: { CLIPPER_PYTHON: PYTHON }, before: () => assertPythonHas(["numpy", "zmq"]) });
   const deployCold = (name: string, ...flags: string[]) =>
     ok("deploy-model", name, "--version", "1", "--input-type", "doubles", "--framework", "python",
       "--predict", join(fixtures, "cold_start.py:predict"), ...flags);
@@ -30,28 +26,18 @@ describe.skipIf(skipReason !== undefined)(`warm-up on the local manager${skipRea
   const replica = async (name: string, index: number) =>
     (await ok("status")).replicas.find((r: any) => r.name === name && r.version === "1" && r.replica === index);
 
-  beforeAll(async () => {
-    assertPythonHas(["numpy", "zmq"]);
-    const [q, m, r] = [await freePort(), await freePort(), await freePort()];
-    queryUrl = (await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r))).queryUrl;
-  }, 120_000);
-
-  afterAll(async () => {
-    await cli("stop");
-    rmSync(home, { recursive: true, force: true });
-  }, 60_000);
 
   it("answers the very first query with the model, where a cold replica misses the SLO", async () => {
     await ok("register-app", "warm", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "200");
     await deployCold("warm-model", "--warmup-input", "[1, 2]", "--warmup-batches", "2", "--link", "warm");
-    expect(await predictAt(queryUrl, "warm", [3, 4])).toMatchObject({ output: 7, default: false });
+    expect(await predictAt(urls.queryUrl, "warm", [3, 4])).toMatchObject({ output: 7, default: false });
     const log = (await replicaLog("warm-model-1-0")).join("\n");
     expect(log).toMatch(/warm-up batch 1 of 2 took [\s\S]*warm-up batch 2 of 2 took [\s\S]*warmed up; connecting/);
 
     // The same model without a warm-up: its first query pays the cold start and gets the default.
     await ok("register-app", "cold", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "200");
     await deployCold("cold-model", "--link", "cold");
-    expect(await predictAt(queryUrl, "cold", [3, 4])).toMatchObject({ output: -1, default: true, default_explanation: SLO_MISSED });
+    expect(await predictAt(urls.queryUrl, "cold", [3, 4])).toMatchObject({ output: -1, default: true, default_explanation: SLO_MISSED });
     expect((await replicaLog("cold-model-1-0")).join("\n")).not.toMatch(/warm-up/);
   });
 

@@ -1,9 +1,11 @@
 /** Runs the built `clipper` CLI as a user would, in a private CLIPPER_HOME. */
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 
 export const CLI = join(fileURLToPath(new URL("../..", import.meta.url)), "dist", "bin", "clipper.js");
 
@@ -63,6 +65,29 @@ export function cliFor(env: Record<string, string>, options: { cluster?: string;
     return r.json;
   };
   return { cli, ok };
+}
+
+/**
+ * A local cluster for one describe block, through the CLI: a private CLIPPER_HOME, started on free
+ * ports before its first test (after `before`), stopped and removed after its last. `urls` is
+ * filled in by the start.
+ */
+export function cliCluster(prefix: string, options: { env?: Record<string, string>; startFlags?: string[]; before?: () => void } = {}) {
+  const home = mkdtempSync(join(tmpdir(), prefix));
+  const { cli, ok } = cliFor({ CLIPPER_HOME: home, FORCE_COLOR: "0", ...options.env });
+  const urls = { queryUrl: "", managementUrl: "" };
+  beforeAll(async () => {
+    options.before?.();
+    const [q, m, r] = [await freePort(), await freePort(), await freePort()];
+    const started = await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r), ...(options.startFlags ?? []));
+    urls.queryUrl = started.queryUrl;
+    urls.managementUrl = started.managementUrl;
+  }, 120_000);
+  afterAll(async () => {
+    await cli("stop");
+    rmSync(home, { recursive: true, force: true });
+  }, 60_000);
+  return { home, cli, ok, urls };
 }
 
 /** POSTs one input to an application's predict endpoint and returns the JSON answer (asserting 200). */

@@ -3,28 +3,18 @@
  * error-code statuses and the flag parser. The admin API, the watch stream, durability across
  * `kill -9` and the daemon process are in test/management.test.ts.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { STATUS_CODES } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { isAuthorized, isOpenEndpoint } from "../../runtime/management/auth.js";
 import { ADMIN_ERROR_STATUS, AdminError, type AdminErrorCode } from "../../runtime/management/errors.js";
 import { FlagError, parseFlags } from "../../runtime/management/flags.js";
 import { ReplicaRegistry } from "../../runtime/management/replicas.js";
 import { type ReplicaRecord } from "../../runtime/shared/state.js";
+import { tempDirs } from "../support/temp-dirs.js";
 
-const tempDirs: string[] = [];
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "clipper-mgmt-"));
-  tempDirs.push(dir);
-  return dir;
-}
-
-afterAll(async () => {
-  await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const tempDir = tempDirs("clipper-mgmt-");
 
 describe("replica reports", () => {
   const replica = (name: string, version: string, id: number): ReplicaRecord => ({

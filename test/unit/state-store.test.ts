@@ -4,39 +4,19 @@
  * and recovery from the newest good generation. The daemon process's side is in
  * test/state-store.test.ts.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   BAD_PREFIX, GENERATION_PREFIX, KEPT_GENERATIONS, STATE_FILE, StateFileError, StateInvalidError, StateStore,
 } from "../../runtime/management/store.js";
 import { dict } from "../../runtime/shared/dict.js";
 import { describeViolation, stateViolations } from "../../runtime/shared/state-invariants.js";
-import { type AppRecord, cloneState, type ClusterState, emptyState, type ModelVersionRecord } from "../../runtime/shared/state.js";
+import { cloneState, type ClusterState, emptyState } from "../../runtime/shared/state.js";
+import { appRecord, consistent, versionRecord } from "../support/state-fixtures.js";
+import { tempDirs } from "../support/temp-dirs.js";
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "clipper-store-"));
-  dirs.push(dir);
-  return dir;
-}
-afterAll(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-
-const appRecord = (name: string, linked: string[] = [], inputType: AppRecord["input_type"] = "doubles"): AppRecord => ({
-  name, input_type: inputType, default_output: "-1", latency_slo_micros: 1000, linked_models: linked,
-});
-const versionRecord = (model: string, version: string, inputType: ModelVersionRecord["input_type"] = "doubles"): ModelVersionRecord => ({
-  model_name: model, model_version: version, labels: [], input_type: inputType, container_name: "c", model_data_path: "p", batch_size: -1,
-});
-
-/** app `a` links model `m` (versions 1 and 2, current 2). */
-function consistent(): ClusterState {
-  const state = emptyState();
-  state.applications.a = appRecord("a", ["m"]);
-  state.models.m = { name: "m", current_version: "2", versions: dict([["1", versionRecord("m", "1")], ["2", versionRecord("m", "2")]]) };
-  return state;
-}
+const tempDir = tempDirs("clipper-store-");
 
 const problems = (state: ClusterState) => stateViolations(state).map(describeViolation);
 
