@@ -165,6 +165,18 @@ export class ClipperConnection {
 
   /** Attaches to the current cluster (or the named one) recorded by `clipper start`. */
   static async connect(options: ConnectOptions = {}): Promise<ClipperConnection> {
+    const conn = await ClipperConnection.locate(options);
+    const addresses = await conn.connect();
+    if (options.remember) saveCluster({ ...addresses }, conn.home);
+    return conn;
+  }
+
+  /**
+   * The current (or named) cluster's connection, without asking the cluster anything: what
+   * `clipper stop` needs, as it must also stop a cluster that no longer answers (a local
+   * supervisor killed with -9 leaves the daemon, the frontend and the replicas running).
+   */
+  static async locate(options: ConnectOptions = {}): Promise<ClipperConnection> {
     const home = options.home ?? clipperHome();
     const entry = findCluster(options.cluster, home);
     const cluster = options.cluster ?? entry?.cluster ?? "default";
@@ -173,10 +185,7 @@ export class ClipperConnection {
     const given = Object.fromEntries(Object.entries(options.kubernetes ?? {}).filter(([, v]) => v !== undefined));
     const kubernetes = kind === "kubernetes" ? { ...entry?.kubernetes, ...given } : undefined;
     const manager = await createManager(kind, { cluster, home, python: options.python, ...(kubernetes ? { kubernetes } : {}) });
-    const conn = new ClipperConnection(manager, home);
-    const addresses = await conn.connect();
-    if (options.remember) saveCluster({ ...addresses }, home);
-    return conn;
+    return new ClipperConnection(manager, home);
   }
 
   /** A connection for starting a new cluster. */
@@ -205,9 +214,8 @@ export class ClipperConnection {
 
   /** Stops the whole cluster; its apps and models are deleted too unless keepState is set. */
   async stopAll(options: { keepState?: boolean } = {}): Promise<void> {
-    const cluster = this.addresses?.cluster;
     await this.manager.stopAll({ keepState: options.keepState ?? false });
-    if (cluster) forgetCluster(cluster, this.home);
+    forgetCluster(this.manager.cluster, this.home);
     this.addresses = undefined;
   }
 
