@@ -136,6 +136,26 @@ export interface DeployModelOptions {
   onBuildProgress?: BuildProgress;
 }
 
+export interface DeleteModelOptions {
+  /** Only this version; absent: every version of the model. */
+  version?: string;
+  /**
+   * Also when applications link the model and the deletion takes their current (or last) version:
+   * the model is unlinked from them first, so they answer their default output until another
+   * model is linked. Without it that deletion is refused, naming the applications.
+   */
+  force?: boolean;
+}
+
+/** What `deleteModel` did. */
+export interface DeletedModel {
+  model_name: string;
+  /** The versions whose records were removed. */
+  deleted_versions: string[];
+  /** The applications the model was unlinked from (with `force`). */
+  unlinked_from: string[];
+}
+
 /** A model version as the admin API lists it (Clipper's fields). */
 export type ModelInfo = Omit<ModelVersionRecord, "batch_size"> & { is_current_version: boolean };
 
@@ -575,6 +595,38 @@ export class ClipperConnection {
 
   async stopAllModelContainers(): Promise<void> {
     await this.manager.stopAllModelContainers();
+  }
+
+  /**
+   * Deletes a model version (or every version): stops its replicas and forgets their deployment
+   * (the manager), then removes its record (Clipper's delete_versioned_model). In that order, so no
+   * replica keeps serving a version whose record is gone; a failure in between leaves a record
+   * without replicas, which the same call deletes again. Replicas of a version the daemon no longer
+   * records are stopped too, and the call then fails: the model does not exist.
+   */
+  async deleteModel(name: string, options: DeleteModelOptions = {}): Promise<DeletedModel> {
+    const { version, force = false } = options;
+    const recorded = (await this.getAllModels(true)).filter((m) => m.model_name === name);
+    const chosen = recorded.filter((m) => version === undefined || m.model_version === version);
+    const linking = (await this.getAllApps(true)).filter((a) => a.linked_models.includes(name)).map((a) => a.name);
+    // An application serves its model's current version; the daemon also refuses to delete the last one.
+    const takesServed = chosen.some((m) => m.is_current_version) || (chosen.length > 0 && chosen.length === recorded.length);
+    const unlink = linking.length > 0 && takesServed;
+    if (unlink && !force) {
+      const what = chosen.length === recorded.length ? "every version" : `the current version (${chosen.find((m) => m.is_current_version)?.model_version})`;
+      throw new ClipperError(
+        "ADMIN_REJECTED",
+        `refusing to delete ${what} of model '${name}': application${linking.length === 1 ? "" : "s"} ${linking.map((a) => `'${a}'`).join(", ")} link${linking.length === 1 ? "s" : ""} it`,
+        "unlink it first (clipper unlink APP MODEL), set another version current, or pass --force to unlink it from them and delete",
+      );
+    }
+    if (unlink) for (const app of linking) await this.unlinkModelFromApp(app, name);
+    await this.manager.deleteModels({ [name]: version === undefined ? [] : [version] });
+    for (const m of chosen) await this.write("/admin/delete_versioned_model", { model_name: name, model_version: m.model_version });
+    if (chosen.length === 0) {
+      throw new ClipperError("ADMIN_REJECTED", `model '${name}'${version === undefined ? "" : ` version '${version}'`} does not exist`);
+    }
+    return { model_name: name, deleted_versions: chosen.map((m) => m.model_version), unlinked_from: unlink ? linking : [] };
   }
 
   // --- queries ------------------------------------------------------------------------------

@@ -263,6 +263,14 @@ export function buildProgram(): Command {
     .addOption(clusterOption()).addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/models.js")).stopAllModels(opts)));
 
+  program.command("delete-model")
+    .description("delete a model version (or every version): stop its replicas and remove its record")
+    .argument("<model>")
+    .option("--version <v>", "only this version (default: every version)")
+    .option("--force", "also when applications link the version they are served: unlink the model from them first")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((model, opts) => run(opts.json, async () => (await import("./commands/models.js")).deleteModel(model, opts)));
+
   program.command("set-version")
     .description("make a version current (roll forward or back)")
     .argument("<model>").argument("<version>")
