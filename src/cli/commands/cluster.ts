@@ -84,7 +84,12 @@ export async function stop(options: OutputOptions & { cluster?: string; keepStat
   const conn = await ClipperConnection.locate({ cluster: options.cluster });
   const name = conn.manager.cluster;
   const spinner = progress(`Stopping cluster '${name}'`, options);
-  await conn.stopAll({ keepState: options.keepState });
+  try {
+    await conn.stopAll({ keepState: options.keepState });
+  } catch (err) {
+    spinner.fail(`Cluster '${name}' was not stopped`);
+    throw err;
+  }
   spinner.succeed(`Cluster '${name}' stopped${options.keepState ? " (state kept)" : ""}`);
   if (options.json) emit(options, { stopped: name, keepState: Boolean(options.keepState) }, []);
 }
