@@ -414,8 +414,8 @@ export class ClipperConnection {
         batchSize: options.batchSize, batchWaitMicros: options.batchWaitMicros,
       });
     } catch (err) {
-      // Leave nothing half-deployed: a version that never registered has no use for its replicas.
-      await this.manager.stopModels({ [options.name]: [options.version] }).catch(() => undefined);
+      // Leave nothing half-deployed: a version that never registered has no use for its replicas or its deployment.
+      await this.manager.deleteModels({ [options.name]: [options.version] }).catch(() => undefined);
       throw err;
     }
     if (options.link) {
