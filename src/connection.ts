@@ -22,6 +22,7 @@ import type {
   ModelFramework,
 } from "./managers/container-manager.js";
 import { canonicalInputType, type InputType } from "../runtime/shared/input-types.js";
+import { nameProblem } from "../runtime/shared/names.js";
 import {
   ADD_API_KEY_PATH, type ApiKeyInfo, type CreatedApiKey, GET_API_KEYS_PATH, REVOKE_API_KEY_PATH,
 } from "../runtime/shared/api-keys.js";
@@ -606,6 +607,8 @@ export class ClipperConnection {
    */
   async deleteModel(name: string, options: DeleteModelOptions = {}): Promise<DeletedModel> {
     const { version, force = false } = options;
+    const problem = nameProblem("model name", name) ?? (version === undefined ? undefined : nameProblem("model version", version));
+    if (problem) throw new ClipperError("USAGE", problem);
     const recorded = (await this.getAllModels(true)).filter((m) => m.model_name === name);
     const chosen = recorded.filter((m) => version === undefined || m.model_version === version);
     const linking = (await this.getAllApps(true)).filter((a) => a.linked_models.includes(name)).map((a) => a.name);

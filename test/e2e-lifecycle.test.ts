@@ -84,6 +84,12 @@ describe("the model lifecycle through the CLI on the local manager", { timeout: 
     expect(await answer()).toMatchObject({ output: -1, default: true });
     const again = await cli("delete-model", "scaled", "--json");
     expect([again.code, JSON.parse(again.stdout).error]).toEqual([4, "model 'scaled' does not exist"]);
+    // Names that are Object.prototype's members are names like any other; a name no model can have is a usage error.
+    const proto = await cli("delete-model", "constructor", "--json");
+    expect([proto.code, JSON.parse(proto.stdout).error]).toEqual([4, "model 'constructor' does not exist"]);
+    const bad = await cli("delete-model", "Bad", "--json");
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout).error).toMatch(/model name 'Bad'/);
   });
 
   it("stop stops the daemon, the frontend and the replicas a supervisor killed with -9 left", async () => {

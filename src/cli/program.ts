@@ -251,7 +251,8 @@ export function buildProgram(): Command {
     }));
 
   program.command("stop-models")
-    .description("stop the replicas of models: every version, given versions, or all but the current one")
+    .description("stop the replicas of models: every version, given versions, or all but the current one " +
+      "(the deployments stay: `clipper replicas MODEL N --version V` brings a version back)")
     .argument("<models...>")
     .option("--version <v>", "only this version (repeatable)", collect)
     .option("--inactive", "only the versions that are not current")
@@ -259,7 +260,7 @@ export function buildProgram(): Command {
     .action((models, opts) => run(opts.json, async () => (await import("./commands/models.js")).stopModels(models, opts)));
 
   program.command("stop-all-models")
-    .description("stop every model replica of the cluster")
+    .description("stop every model replica of the cluster (the deployments stay, as with stop-models)")
     .addOption(clusterOption()).addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/models.js")).stopAllModels(opts)));
 

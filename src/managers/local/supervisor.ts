@@ -45,7 +45,7 @@ import {
 import { ManagedProcess, type ProcessSpec } from "./managed-process.js";
 import { inheritedEnv } from "./replica-env.js";
 import { stopLeftovers } from "./processes.js";
-import { chosenVersion, noDeployment, sameDeployment, selectLogs, stopInOrder, type StopRole } from "../common/index.js";
+import { chosenVersion, isReason, noDeployment, sameDeployment, selectLogs, stopInOrder, type StopRole } from "../common/index.js";
 import {
   ChildrenFileSchema,
   DEFAULT_RESTART_POLICY,
@@ -360,19 +360,19 @@ export class Supervisor {
   }
 
   /**
-   * Stops the replicas of the given versions of each model ([] = all of its versions). `keep`: the
-   * deployments stay with 0 replicas (stop-models); otherwise they are forgotten (delete-model).
+   * Stops the replicas of the given versions of each model ([] = all of its versions). The
+   * deployments stay with 0 replicas (stop-models), or with `forget` are forgotten (delete-model).
    * The record changes before any replica stops, so a supervisor dying midway never restarts them.
    */
-  stopModels(models: Record<string, string[]> | "all", keep: boolean): Promise<StoppedResponse> {
+  stopModels(models: Record<string, string[]> | "all", { forget }: { forget: boolean }): Promise<StoppedResponse> {
     return this.exclusive(async () => {
       this.assertRunning();
       const chosen = [...this.deployments.entries()].filter(
         ([, s]) => models === "all" || chosenVersion(models, s.deployment.name, s.deployment.version),
       );
       for (const [key, state] of chosen) {
-        if (keep) state.desired = 0;
-        else this.deployments.delete(key);
+        if (forget) this.deployments.delete(key);
+        else state.desired = 0;
       }
       this.persistDeployments();
       await Promise.all(chosen.map(([, s]) => this.stopReplicas(s)));
@@ -428,7 +428,8 @@ export class Supervisor {
     try {
       return { logs: selectLogs(candidates, component).map(({ component: c, path }) => ({ component: c, path })) };
     } catch (err) {
-      throw new HttpError(404, (err as Error).message);
+      if (isReason(err, "NOT_FOUND")) throw new HttpError(404, (err as Error).message);
+      throw err;
     }
   }
 
@@ -520,14 +521,14 @@ export class Supervisor {
         }
         case "POST /models/stop": {
           const body = parse(StopModelsBodySchema, await readJson(req));
-          return send(res, 200, await this.stopModels(body.models, true));
+          return send(res, 200, await this.stopModels(body.models, { forget: false }));
         }
         case "POST /models/stop-all":
           await readJson(req);
-          return send(res, 200, await this.stopModels("all", true));
+          return send(res, 200, await this.stopModels("all", { forget: false }));
         case "POST /models/delete": {
           const body = parse(StopModelsBodySchema, await readJson(req));
-          return send(res, 200, await this.stopModels(body.models, false));
+          return send(res, 200, await this.stopModels(body.models, { forget: true }));
         }
         case "GET /logs":
           return send(res, 200, this.logs(url.searchParams.get("component") ?? undefined));
