@@ -3,7 +3,7 @@
  * supervisor per cluster (see supervisor.ts). Needs nothing but Node.js (and Python for Python models).
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isLoopbackHost } from "../../../runtime/shared/loopback.js";
@@ -38,6 +38,7 @@ import { ControlClient, ControlUnavailableError } from "./control-client.js";
 import { checkClusterPorts, ClusterAlreadyRunningError, ClusterNotRunningError, ManagerError, StartupError } from "../errors.js";
 import { describeExit } from "./managed-process.js";
 import { assertPortsFree, findFreePorts } from "./ports.js";
+import { acquireStartLock } from "./start-lock.js";
 import { commandLine, pidAlive, signalGroup, stopLeftovers, waitForExit } from "./processes.js";
 import { checkReplicas, selectLogs, systemClock, waitUntil, type Clock } from "../common/index.js";
 import {
@@ -122,7 +123,7 @@ export class LocalContainerManager implements ContainerManager {
         "INVALID_ARGUMENT",
       );
     }
-    const release = this.acquireStartLock();
+    const release = acquireStartLock(this.paths.dir, this.cluster);
     try {
       return await this.start(options);
     } finally {
@@ -474,30 +475,6 @@ export class LocalContainerManager implements ContainerManager {
     }
     if (pid !== undefined) await this.terminateSupervisor(pid);
     else await this.clearStale();
-  }
-
-  /** Keeps two processes from starting the same cluster at once. */
-  private acquireStartLock(): () => void {
-    const lock = join(this.paths.dir, "start.lock");
-    mkdirSync(this.paths.dir, { recursive: true, mode: 0o700 });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fd = openSync(lock, "wx", 0o600);
-        writeSync(fd, String(process.pid));
-        closeSync(fd);
-        return () => rmSync(lock, { force: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw err;
-        const holder = Number(readFileSync(lock, "utf8").trim());
-        if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
-          throw new ManagerError(
-            `cluster ${this.cluster} is being started by another process (pid ${holder})`,
-            "CLUSTER_ALREADY_RUNNING",
-          );
-        }
-        rmSync(lock, { force: true });
-      }
-    }
   }
 
   private async resolvePorts(options: ClusterOptions): Promise<ClusterOptions> {
