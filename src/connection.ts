@@ -10,6 +10,7 @@ import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
 import type { BuildProgress } from "./images/types.js";
 import { createManager, type KubernetesSettings } from "./managers/index.js";
+import { systemClock, waitUntil } from "./managers/common/index.js";
 import type {
   ClusterAddresses,
   ClusterOptions,
@@ -431,28 +432,30 @@ export class ClipperConnection {
    * the wait at once with the end of its log, rather than at the timeout.
    */
   private async waitForReplicas(name: string, version: string, count: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (let round = 0; ; round++) {
-      const connected = (await this.getAllModelReplicas(true))
-        .filter((r) => r.model_name === name && r.model_version === version).length;
-      if (connected === count) return;
-      const timedOut = Date.now() > deadline;
-      const crashing = round % 10 === 9 && (await this.manager.status()).replicas
-        .some((r) => r.name === name && r.version === version && r.restarts >= CRASH_LOOP_RESTARTS);
-      if (timedOut || crashing) {
-        const log = (await this.manager.readLogs(`${name}-${version}-0`, 20).catch(() => []))[0];
-        // The supervisor's own "--- ..." lines say that it exited; the line before says why.
-        const last = log?.lines.filter((l) => !l.startsWith("--- ")).at(-1);
-        throw new ClipperError("DEPLOY_FAILED",
-          crashing
-            ? `replicas of ${name}:${version} keep exiting before they connect${last ? ` (last log line: ${last.trim()})` : ""}`
-            : `${connected} of ${count} replicas of ${name}:${version} connected within ${timeoutMs} ms`,
-          `see the replica's log: \`clipper logs ${name}-${version}-0\`${log?.path ? ` (${log.path})` : ""}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    let connected = 0;
+    let round = 0;
+    /** The failure, told with the last line of the first replica's log where `describe` wants it. */
+    const failed = async (describe: (lastLine: string) => string): Promise<ClipperError> => {
+      const log = (await this.manager.readLogs(`${name}-${version}-0`, 20).catch(() => []))[0];
+      // The supervisor's own "--- ..." lines say that it exited; the line before says why.
+      const last = log?.lines.filter((l) => !l.startsWith("--- ")).at(-1);
+      return new ClipperError("DEPLOY_FAILED", describe(last ? ` (last log line: ${last.trim()})` : ""),
+        `see the replica's log: \`clipper logs ${name}-${version}-0\`${log?.path ? ` (${log.path})` : ""}`);
+    };
+    await waitUntil({
+      deadline: systemClock.now() + timeoutMs,
+      intervalMs: 100,
+      attempt: async () => {
+        connected = (await this.getAllModelReplicas(true)).filter((r) => r.model_name === name && r.model_version === version).length;
+        if (connected === count) return true;
+        const crashing = round++ % 10 === 9 && (await this.manager.status()).replicas
+          .some((r) => r.name === name && r.version === version && r.restarts >= CRASH_LOOP_RESTARTS);
+        if (crashing) throw await failed((lastLine) => `replicas of ${name}:${version} keep exiting before they connect${lastLine}`);
+        return undefined;
+      },
+      onTimeout: () => failed(() => `${connected} of ${count} replicas of ${name}:${version} connected within ${timeoutMs} ms`),
+    });
   }
-
 
   /**
    * Builds a model version's image with the Docker daemon (tag `<cluster>-<name>:<version>`, with the
