@@ -9,12 +9,9 @@
  *   GET  /deployments                {deployments: [{deployment, replicas}]}
  *   POST /deployments                {deployment, replicas}   add or replace a deployment, set its replicas
  *   POST /deployments/replicas       {name, version, replicas} scale a known deployment (404 when unknown)
- *   POST /models/stop                {models: {name: [versions]}} ([] = every version) → {stopped}
- *                                    stops the replicas; the deployments stay (0 replicas), so
- *                                    /deployments/replicas brings a stopped version back
- *   POST /models/stop-all            {} → {stopped}  the same for every deployment
- *   POST /models/delete              {models: {name: [versions]}} → {stopped} stops the replicas and
- *                                    forgets the deployments (absent ones are no error)
+ *   POST /models/stop                {models: {name: [versions]}} ([] = every version) → {stopped}; deployments stay at 0
+ *   POST /models/stop-all            {} → {stopped}; the same for every deployment
+ *   POST /models/delete              {models} → {stopped}; stops and forgets the deployments (absent ones: no error)
  *   GET  /logs[?component=C]         {logs: [{component, path}]}
  *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
  * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
