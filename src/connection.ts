@@ -10,6 +10,7 @@ import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
 import type { BuildProgress } from "./images/types.js";
 import { createManager, type KubernetesSettings } from "./managers/index.js";
+import { systemClock, waitUntil } from "./managers/common/index.js";
 import type {
   ClusterAddresses,
   ClusterOptions,
@@ -22,6 +23,7 @@ import type {
   ModelFramework,
 } from "./managers/container-manager.js";
 import { canonicalInputType, type InputType } from "../runtime/shared/input-types.js";
+import { nameProblem } from "../runtime/shared/names.js";
 import {
   ADD_API_KEY_PATH, type ApiKeyInfo, type CreatedApiKey, GET_API_KEYS_PATH, REVOKE_API_KEY_PATH,
 } from "../runtime/shared/api-keys.js";
@@ -136,6 +138,26 @@ export interface DeployModelOptions {
   onBuildProgress?: BuildProgress;
 }
 
+export interface DeleteModelOptions {
+  /** Only this version; absent: every version of the model. */
+  version?: string;
+  /**
+   * Also when applications link the model and the deletion takes their current (or last) version:
+   * the model is unlinked from them first, so they answer their default output until another
+   * model is linked. Without it that deletion is refused, naming the applications.
+   */
+  force?: boolean;
+}
+
+/** What `deleteModel` did. */
+export interface DeletedModel {
+  model_name: string;
+  /** The versions whose records were removed. */
+  deleted_versions: string[];
+  /** The applications the model was unlinked from (with `force`). */
+  unlinked_from: string[];
+}
+
 /** A model version as the admin API lists it (Clipper's fields). */
 export type ModelInfo = Omit<ModelVersionRecord, "batch_size"> & { is_current_version: boolean };
 
@@ -165,6 +187,18 @@ export class ClipperConnection {
 
   /** Attaches to the current cluster (or the named one) recorded by `clipper start`. */
   static async connect(options: ConnectOptions = {}): Promise<ClipperConnection> {
+    const conn = await ClipperConnection.locate(options);
+    const addresses = await conn.connect();
+    if (options.remember) saveCluster({ ...addresses }, conn.home);
+    return conn;
+  }
+
+  /**
+   * The current (or named) cluster's connection, without asking the cluster anything: what
+   * `clipper stop` needs, as it must also stop a cluster that no longer answers (a local
+   * supervisor killed with -9 leaves the daemon, the frontend and the replicas running).
+   */
+  static async locate(options: ConnectOptions = {}): Promise<ClipperConnection> {
     const home = options.home ?? clipperHome();
     const entry = findCluster(options.cluster, home);
     const cluster = options.cluster ?? entry?.cluster ?? "default";
@@ -173,10 +207,7 @@ export class ClipperConnection {
     const given = Object.fromEntries(Object.entries(options.kubernetes ?? {}).filter(([, v]) => v !== undefined));
     const kubernetes = kind === "kubernetes" ? { ...entry?.kubernetes, ...given } : undefined;
     const manager = await createManager(kind, { cluster, home, python: options.python, ...(kubernetes ? { kubernetes } : {}) });
-    const conn = new ClipperConnection(manager, home);
-    const addresses = await conn.connect();
-    if (options.remember) saveCluster({ ...addresses }, home);
-    return conn;
+    return new ClipperConnection(manager, home);
   }
 
   /** A connection for starting a new cluster. */
@@ -205,9 +236,8 @@ export class ClipperConnection {
 
   /** Stops the whole cluster; its apps and models are deleted too unless keepState is set. */
   async stopAll(options: { keepState?: boolean } = {}): Promise<void> {
-    const cluster = this.addresses?.cluster;
     await this.manager.stopAll({ keepState: options.keepState ?? false });
-    if (cluster) forgetCluster(cluster, this.home);
+    forgetCluster(this.manager.cluster, this.home);
     this.addresses = undefined;
   }
 
@@ -386,8 +416,8 @@ export class ClipperConnection {
         batchSize: options.batchSize, batchWaitMicros: options.batchWaitMicros,
       });
     } catch (err) {
-      // Leave nothing half-deployed: a version that never registered has no use for its replicas.
-      await this.manager.stopModels({ [options.name]: [options.version] }).catch(() => undefined);
+      // Leave nothing half-deployed: a version that never registered has no use for its replicas or its deployment.
+      await this.manager.deleteModels({ [options.name]: [options.version] }).catch(() => undefined);
       throw err;
     }
     if (options.link) {
@@ -402,28 +432,30 @@ export class ClipperConnection {
    * the wait at once with the end of its log, rather than at the timeout.
    */
   private async waitForReplicas(name: string, version: string, count: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (let round = 0; ; round++) {
-      const connected = (await this.getAllModelReplicas(true))
-        .filter((r) => r.model_name === name && r.model_version === version).length;
-      if (connected === count) return;
-      const timedOut = Date.now() > deadline;
-      const crashing = round % 10 === 9 && (await this.manager.status()).replicas
-        .some((r) => r.name === name && r.version === version && r.restarts >= CRASH_LOOP_RESTARTS);
-      if (timedOut || crashing) {
-        const log = (await this.manager.readLogs(`${name}-${version}-0`, 20).catch(() => []))[0];
-        // The supervisor's own "--- ..." lines say that it exited; the line before says why.
-        const last = log?.lines.filter((l) => !l.startsWith("--- ")).at(-1);
-        throw new ClipperError("DEPLOY_FAILED",
-          crashing
-            ? `replicas of ${name}:${version} keep exiting before they connect${last ? ` (last log line: ${last.trim()})` : ""}`
-            : `${connected} of ${count} replicas of ${name}:${version} connected within ${timeoutMs} ms`,
-          `see the replica's log: \`clipper logs ${name}-${version}-0\`${log?.path ? ` (${log.path})` : ""}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    let connected = 0;
+    let round = 0;
+    /** The failure, told with the last line of the first replica's log where `describe` wants it. */
+    const failed = async (describe: (lastLine: string) => string): Promise<ClipperError> => {
+      const log = (await this.manager.readLogs(`${name}-${version}-0`, 20).catch(() => []))[0];
+      // The supervisor's own "--- ..." lines say that it exited; the line before says why.
+      const last = log?.lines.filter((l) => !l.startsWith("--- ")).at(-1);
+      return new ClipperError("DEPLOY_FAILED", describe(last ? ` (last log line: ${last.trim()})` : ""),
+        `see the replica's log: \`clipper logs ${name}-${version}-0\`${log?.path ? ` (${log.path})` : ""}`);
+    };
+    await waitUntil({
+      deadline: systemClock.now() + timeoutMs,
+      intervalMs: 100,
+      attempt: async () => {
+        connected = (await this.getAllModelReplicas(true)).filter((r) => r.model_name === name && r.model_version === version).length;
+        if (connected === count) return true;
+        const crashing = round++ % 10 === 9 && (await this.manager.status()).replicas
+          .some((r) => r.name === name && r.version === version && r.restarts >= CRASH_LOOP_RESTARTS);
+        if (crashing) throw await failed((lastLine) => `replicas of ${name}:${version} keep exiting before they connect${lastLine}`);
+        return undefined;
+      },
+      onTimeout: () => failed(() => `${connected} of ${count} replicas of ${name}:${version} connected within ${timeoutMs} ms`),
+    });
   }
-
 
   /**
    * Builds a model version's image with the Docker daemon (tag `<cluster>-<name>:<version>`, with the
@@ -567,6 +599,40 @@ export class ClipperConnection {
 
   async stopAllModelContainers(): Promise<void> {
     await this.manager.stopAllModelContainers();
+  }
+
+  /**
+   * Deletes a model version (or every version): stops its replicas and forgets their deployment
+   * (the manager), then removes its record (Clipper's delete_versioned_model). In that order, so no
+   * replica keeps serving a version whose record is gone; a failure in between leaves a record
+   * without replicas, which the same call deletes again. Replicas of a version the daemon no longer
+   * records are stopped too, and the call then fails: the model does not exist.
+   */
+  async deleteModel(name: string, options: DeleteModelOptions = {}): Promise<DeletedModel> {
+    const { version, force = false } = options;
+    const problem = nameProblem("model name", name) ?? (version === undefined ? undefined : nameProblem("model version", version));
+    if (problem) throw new ClipperError("USAGE", problem);
+    const recorded = (await this.getAllModels(true)).filter((m) => m.model_name === name);
+    const chosen = recorded.filter((m) => version === undefined || m.model_version === version);
+    const linking = (await this.getAllApps(true)).filter((a) => a.linked_models.includes(name)).map((a) => a.name);
+    // An application serves its model's current version; the daemon also refuses to delete the last one.
+    const takesServed = chosen.some((m) => m.is_current_version) || (chosen.length > 0 && chosen.length === recorded.length);
+    const unlink = linking.length > 0 && takesServed;
+    if (unlink && !force) {
+      const what = chosen.length === recorded.length ? "every version" : `the current version (${chosen.find((m) => m.is_current_version)?.model_version})`;
+      throw new ClipperError(
+        "ADMIN_REJECTED",
+        `refusing to delete ${what} of model '${name}': application${linking.length === 1 ? "" : "s"} ${linking.map((a) => `'${a}'`).join(", ")} link${linking.length === 1 ? "s" : ""} it`,
+        "unlink it first (clipper unlink APP MODEL), set another version current, or pass --force to unlink it from them and delete",
+      );
+    }
+    if (unlink) for (const app of linking) await this.unlinkModelFromApp(app, name);
+    await this.manager.deleteModels({ [name]: version === undefined ? [] : [version] });
+    for (const m of chosen) await this.write("/admin/delete_versioned_model", { model_name: name, model_version: m.model_version });
+    if (chosen.length === 0) {
+      throw new ClipperError("ADMIN_REJECTED", `model '${name}'${version === undefined ? "" : ` version '${version}'`} does not exist`);
+    }
+    return { model_name: name, deleted_versions: chosen.map((m) => m.model_version), unlinked_from: unlink ? linking : [] };
   }
 
   // --- queries ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 describe("command definitions", () => {
   it("prints help for every command and exits 0", async () => {
-    for (const name of ["start", "deploy-model", "predict"]) {
+    for (const name of ["start", "deploy-model", "predict", "delete-model"]) {
       const r = await runCli([name, "--help"], env);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`Usage: clipper ${name}`);
@@ -27,6 +27,14 @@ describe("errors", () => {
     const json = await runCli(["apps", "--json"], env);
     expect(json.code).toBe(3);
     expect(json.json).toMatchObject({ code: "NO_CLUSTER", error: expect.stringContaining("no running cluster") });
+  });
+
+  it("stop and delete-model with no cluster say so, exit 3", async () => {
+    for (const args of [["stop"], ["stop", "--keep-state"], ["delete-model", "m", "--version", "1"]]) {
+      const r = await runCli(args, env);
+      expect(r.code).toBe(3);
+      expect(r.stderr.split("\n").slice(-2)).toEqual(["error: no running cluster named default (start one with `clipper start`)", ""]);
+    }
   });
 
   it("refuses bad flags with exit 2 before touching a cluster", async () => {

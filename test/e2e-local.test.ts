@@ -142,6 +142,9 @@ describe.skipIf(skipReason !== undefined)(`end to end on the local manager${skip
     expect(Date.now() - started).toBeLessThan(30_000);
     expect((await ok("models")).some((m: any) => m.model_name === "broken")).toBe(false);
     expect((await status()).replicas.some((x: any) => x.name === "broken")).toBe(false);
+    // Its deployment is forgotten too, not only stopped: there is nothing to scale back up.
+    const scaled = await cli("replicas", "broken", "1", "--version", "1");
+    expect(scaled.stderr).toContain("no deployment of model broken version 1");
   });
 
   it("answers the default on time when the model is slower than the SLO", async () => {

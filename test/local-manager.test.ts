@@ -344,6 +344,23 @@ describe("LocalContainerManager", () => {
     expect(await m.getNumReplicas("sum-model", "1")).toBe(2);
   });
 
+  it("stops what a supervisor killed with SIGKILL left running (daemon, frontend, replicas and theirs)", async () => {
+    const m = manager();
+    await m.startClipper(options());
+    await m.deployModel(deployment(), 2);
+    const replicas = await readyReplicas(m, "sum-model", "1", 2);
+    const left = [...(await m.status()).components.map((c) => c.pid!), ...replicas.flatMap((r) => [r.pid, r.grandchild])];
+    process.kill(supervisorRecord(m).pid, "SIGKILL");
+    await expect(m.connect()).rejects.toThrow("no running cluster named test");
+    expect(left.filter(alive)).toHaveLength(left.length);
+
+    await m.stopAll({ keepState: true });
+    expect(left.filter(alive)).toEqual([]);
+    expect(existsSync(m.paths.childrenFile)).toBe(false);
+    expect(JSON.parse(readFileSync(m.paths.deploymentsFile, "utf8")).deployments[0].replicas).toBe(2);
+    await expect(m.stopAll({ keepState: true })).rejects.toThrow(ClusterNotRunningError);
+  });
+
   it("refuses ports that are in use, naming the flag", async () => {
     const blocker = createServer();
     blockers.push(blocker);
@@ -380,13 +397,22 @@ describe("LocalContainerManager", () => {
     expect(r.json.error).toMatch(/deployment\.version/);
     r = await control(m, "POST", "/models/stop", JSON.stringify({ models: { m: "1" } }));
     expect(r.status).toBe(400);
+    r = await control(m, "POST", "/models/delete", JSON.stringify({ models: { Bad: [] } }));
+    expect(r.status).toBe(400);
+    // Names of Object.prototype's members are names like any other: nothing of that name, nothing deleted.
+    for (const body of [`{"models": {"constructor": []}}`, `{"models": {"__proto__": ["1"]}}`]) {
+      r = await control(m, "POST", "/models/delete", body);
+      expect([r.status, r.json]).toEqual([200, { stopped: [] }]);
+    }
+    r = await control(m, "GET", "/models/delete");
+    expect(r.status).toBe(405);
     r = await control(m, "POST", "/shutdown", JSON.stringify({ keepState: "yes" }));
     expect(r.status).toBe(400);
     r = await control(m, "GET", "/status", undefined, false);
     expect(r.status).toBe(401);
     r = await control(m, "POST", "/deployments/replicas", JSON.stringify({ name: "nope", version: "1", replicas: 2 }));
     expect(r.status).toBe(404);
-    await expect(m.setNumReplicas("nope", "1", 2)).rejects.toThrow("no deployment of model nope version 1; deploy it first");
+    await expect(m.setNumReplicas("nope", "1", 2)).rejects.toThrow("no deployment of model nope version 1 in cluster test; deploy it first");
     await expect(m.setNumReplicas("nope", "1", -1)).rejects.toThrow(ManagerError);
     await expect(m.deployModel(deployment({ predictFile: "/does/not/exist.py" }), 1)).rejects.toThrow(
       "predict file /does/not/exist.py does not exist",
@@ -403,7 +429,7 @@ describe("LocalContainerManager", () => {
     );
   });
 
-  it("stops the named model versions, then all of them", async () => {
+  it("stops the named model versions, then all of them, keeping their deployments; delete forgets them", async () => {
     const m = manager();
     await m.startClipper(options());
     await m.deployModel(deployment({ name: "m1", version: "1" }), 1);
@@ -419,7 +445,17 @@ describe("LocalContainerManager", () => {
     expect(await m.getNumReplicas("m2", "1")).toBe(0);
     await m.stopAllModelContainers();
     expect(await versions()).toEqual([]);
-    expect(JSON.parse(readFileSync(m.paths.deploymentsFile, "utf8")).deployments).toEqual([]);
+    const recorded = () =>
+      JSON.parse(readFileSync(m.paths.deploymentsFile, "utf8")).deployments.map(
+        (d: { deployment: ModelDeployment; replicas: number }) => `${d.deployment.name}:${d.deployment.version}=${d.replicas}`,
+      );
+    expect(recorded()).toEqual(["m1:1=0", "m1:2=0", "m2:1=0"]);
+    await m.setNumReplicas("m1", "1", 1);
+    expect(await versions()).toEqual(["m1:1"]);
+    await m.deleteModels({ m1: [] });
+    expect(await versions()).toEqual([]);
+    expect(recorded()).toEqual(["m2:1=0"]);
+    await expect(m.setNumReplicas("m1", "1", 1)).rejects.toThrow(/no deployment of model m1 version 1/);
   });
 
   it("replaces the replicas when a deployment changes", async () => {
@@ -521,6 +557,16 @@ describe("LocalContainerManager", () => {
     expect([silent, management].filter(alive)).toEqual([]);
     expect(existsSync(m.paths.supervisorFile)).toBe(false);
     await expect(m.connect()).rejects.toThrow(ClusterNotRunningError);
+  });
+
+  it("waits for the cluster on its injected clock: an hour's startup timeout passes in a few steps", async () => {
+    let now = 0;
+    const clock = { now: () => now, sleep: async (ms: number) => { now += 20 * 60_000; await new Promise((r) => setTimeout(r, Math.min(ms, 100))); } };
+    const m = manager({ componentCommands: { frontend: fixture("silent.mjs") }, clock });
+    const error = await m.startClipper(options({ startupTimeoutMs: 3_600_000 })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartupError);
+    expect((error as Error).message).toMatch(/^the (query frontend did not answer|supervisor did not report).* within 3600000 ms/);
+    expect(existsSync(m.paths.supervisorFile)).toBe(false);
   });
 
   it("reports how a crashing component exited", async () => {

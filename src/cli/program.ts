@@ -251,7 +251,8 @@ export function buildProgram(): Command {
     }));
 
   program.command("stop-models")
-    .description("stop the replicas of models: every version, given versions, or all but the current one")
+    .description("stop the replicas of models: every version, given versions, or all but the current one " +
+      "(the deployments stay: `clipper replicas MODEL N --version V` brings a version back)")
     .argument("<models...>")
     .option("--version <v>", "only this version (repeatable)", collect)
     .option("--inactive", "only the versions that are not current")
@@ -259,9 +260,17 @@ export function buildProgram(): Command {
     .action((models, opts) => run(opts.json, async () => (await import("./commands/models.js")).stopModels(models, opts)));
 
   program.command("stop-all-models")
-    .description("stop every model replica of the cluster")
+    .description("stop every model replica of the cluster (the deployments stay, as with stop-models)")
     .addOption(clusterOption()).addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/models.js")).stopAllModels(opts)));
+
+  program.command("delete-model")
+    .description("delete a model version (or every version): stop its replicas and remove its record")
+    .argument("<model>")
+    .option("--version <v>", "only this version (default: every version)")
+    .option("--force", "also when applications link the version they are served: unlink the model from them first")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((model, opts) => run(opts.json, async () => (await import("./commands/models.js")).deleteModel(model, opts)));
 
   program.command("set-version")
     .description("make a version current (roll forward or back)")

@@ -80,10 +80,16 @@ export async function attach(options: OutputOptions & { manager: ManagerKind; cl
 }
 
 export async function stop(options: OutputOptions & { cluster?: string; keepState?: boolean }): Promise<void> {
-  const conn = await ClipperConnection.connect({ cluster: options.cluster });
-  const name = conn.getAddresses().cluster;
+  // Not connect(): a cluster whose supervisor or daemon died must still be stoppable.
+  const conn = await ClipperConnection.locate({ cluster: options.cluster });
+  const name = conn.manager.cluster;
   const spinner = progress(`Stopping cluster '${name}'`, options);
-  await conn.stopAll({ keepState: options.keepState });
+  try {
+    await conn.stopAll({ keepState: options.keepState });
+  } catch (err) {
+    spinner.fail(`Cluster '${name}' was not stopped`);
+    throw err;
+  }
   spinner.succeed(`Cluster '${name}' stopped${options.keepState ? " (state kept)" : ""}`);
   if (options.json) emit(options, { stopped: name, keepState: Boolean(options.keepState) }, []);
 }

@@ -148,6 +148,14 @@ export async function stopModels(models: string[], options: Common & { version?:
   emit(options, { stopped: models, versions: options.version ?? null, inactive: Boolean(options.inactive) }, style.ok(`Stopped the replicas of ${what} ${models.join(", ")}`));
 }
 
+/** Deletes a model version, or every version: replicas stopped, deployment and record gone. */
+export async function deleteModel(model: string, options: Common & { version?: string; force?: boolean }): Promise<void> {
+  const conn = await ClipperConnection.connect({ cluster: options.cluster });
+  const deleted = await conn.deleteModel(model, { version: options.version, force: options.force });
+  const unlinked = deleted.unlinked_from.length ? ` (unlinked from ${deleted.unlinked_from.join(", ")})` : "";
+  emit(options, deleted, style.ok(`Deleted ${model} version${deleted.deleted_versions.length === 1 ? "" : "s"} ${deleted.deleted_versions.join(", ")}${unlinked}`));
+}
+
 export async function stopAllModels(options: Common): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
   await conn.stopAllModelContainers();

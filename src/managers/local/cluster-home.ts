@@ -24,6 +24,7 @@ import {
 import { join, resolve } from "node:path";
 import type { z } from "zod";
 import type { ClusterAddresses, ClusterOptions, LogSource } from "../container-manager.js";
+import type { LogCandidate } from "../common/log-components.js";
 import { connectHost, urlHost } from "../cluster-spec.js";
 import { ManagerError } from "../errors.js";
 import { writeFileAtomic } from "../../../runtime/shared/atomic-file.js";
@@ -182,21 +183,22 @@ export function listLogFiles(paths: ClusterPaths): LogSource[] {
 }
 
 /**
- * The log files for a component filter: an exact component name (management, frontend,
- * sum-model-1-0, supervisor), or a model name or `<model>-<version>` for all of its replicas.
+ * The cluster's log files as the shared logs grammar sees them (src/managers/common/log-components.ts):
+ * management and frontend by role, a replica's log owned by the deployment whose component names
+ * it, a replica log of a forgotten deployment still a model's (by its trailing number), the
+ * supervisor's own log "other".
  */
-export function filterLogs(
-  logs: LogSource[],
-  filter: string | undefined,
-  replicaOwners: Map<string, { name: string; version: string }>,
-): LogSource[] {
-  if (!filter) return logs;
-  const exact = logs.filter((l) => l.component === filter);
-  if (exact.length) return exact;
-  return logs.filter((l) => {
-    const owner = replicaOwners.get(l.component);
-    if (owner) return owner.name === filter || `${owner.name}-${owner.version}` === filter;
-    // Replicas of deployments no longer known: match by prefix and a trailing replica number.
-    return l.component.startsWith(`${filter}-`) && /^\d+$/.test(l.component.slice(filter.length + 1).split("-").pop() ?? "");
+export function logCandidates(
+  paths: ClusterPaths,
+  deployments: readonly { name: string; version: string }[],
+): (LogCandidate & LogSource)[] {
+  return listLogFiles(paths).map((source) => {
+    const { component } = source;
+    if (component === "management" || component === "frontend") return { ...source, role: component };
+    const numbered = /-(\d+)$/.exec(component);
+    if (!numbered) return { ...source, role: "other" };
+    const replica = Number(numbered[1]);
+    const owner = deployments.find((d) => replicaComponent(d.name, d.version, replica) === component);
+    return { ...source, role: "model", ...(owner ? { model: { name: owner.name, version: owner.version, replica } } : {}) };
   });
 }

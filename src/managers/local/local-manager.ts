@@ -3,7 +3,7 @@
  * supervisor per cluster (see supervisor.ts). Needs nothing but Node.js (and Python for Python models).
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isLoopbackHost } from "../../../runtime/shared/loopback.js";
@@ -25,8 +25,7 @@ import {
   clusterPaths,
   ensureClusterDirs,
   ensureToken,
-  filterLogs,
-  listLogFiles,
+  logCandidates,
   logFileOf,
   readJsonFile,
   readToken,
@@ -39,14 +38,16 @@ import { ControlClient, ControlUnavailableError } from "./control-client.js";
 import { checkClusterPorts, ClusterAlreadyRunningError, ClusterNotRunningError, ManagerError, StartupError } from "../errors.js";
 import { describeExit } from "./managed-process.js";
 import { assertPortsFree, findFreePorts } from "./ports.js";
-import { commandLine, pidAlive, signalGroup, sleep, stopLeftovers, waitForExit } from "./processes.js";
+import { acquireStartLock } from "./start-lock.js";
+import { commandLine, pidAlive, signalGroup, stopLeftovers, waitForExit } from "./processes.js";
+import { checkReplicas, selectLogs, systemClock, waitUntil, type Clock } from "../common/index.js";
 import {
   ChildrenFileSchema,
   ClusterNameSchema,
   ClusterOptionsSchema,
   DEFAULT_STOP_GRACE_MS,
+  DeploymentsFileSchema,
   describeIssues,
-  MAX_REPLICAS,
   SupervisorRecordSchema,
   type ComponentCommands,
   type DeploymentsResponse,
@@ -56,6 +57,7 @@ import {
   type SupervisorConfig,
   type SupervisorRecord,
 } from "./schemas.js";
+import type { z } from "zod";
 import { isDirectory, isFile } from "../../../runtime/shared/path-kind.js";
 
 export interface LocalManagerOptions {
@@ -72,6 +74,8 @@ export interface LocalManagerOptions {
    * query frontend, or Python / Node replicas. The usual flags and environment are still passed.
    */
   componentCommands?: ComponentCommands;
+  /** What start's readiness loop waits on (tests drive it with a scripted clock). */
+  clock?: Clock;
 }
 
 type Probe =
@@ -95,6 +99,7 @@ export class LocalContainerManager implements ContainerManager {
   private readonly python: string | undefined;
   private readonly stopGraceMs: number;
   private readonly componentCommands: ComponentCommands | undefined;
+  private readonly clock: Clock;
 
   constructor(options: LocalManagerOptions = {}) {
     const cluster = options.cluster ?? "default";
@@ -106,6 +111,7 @@ export class LocalContainerManager implements ContainerManager {
     this.python = options.python;
     this.stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
     this.componentCommands = options.componentCommands;
+    this.clock = options.clock ?? systemClock;
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------
@@ -117,7 +123,7 @@ export class LocalContainerManager implements ContainerManager {
         "INVALID_ARGUMENT",
       );
     }
-    const release = this.acquireStartLock();
+    const release = acquireStartLock(this.paths.dir, this.cluster);
     try {
       return await this.start(options);
     } finally {
@@ -186,61 +192,71 @@ export class LocalContainerManager implements ContainerManager {
       management: { url: `${addresses.managementUrl}/admin/ping`, ok: false, problem: "no answer yet" },
       frontend: { url: `${addresses.queryUrl}/health`, ok: false, problem: "no answer yet" },
     };
-    const deadline = Date.now() + resolved.startupTimeoutMs;
     let record: SupervisorRecord | undefined;
-    for (;;) {
+    const answered = async (left: number): Promise<ClusterAddresses | undefined> => {
       if (exited !== undefined) {
         await this.abortStart(pid, undefined);
-        throw new StartupError(
-          `the supervisor ${exited} before the cluster came up; see its log: ${supervisorLog}`,
-          "supervisor",
-          supervisorLog,
-        );
+        throw new StartupError(`the supervisor ${exited} before the cluster came up; see its log: ${supervisorLog}`, "supervisor", supervisorLog);
       }
       if (!record) {
         const found = readRecord(this.paths);
         if (found && found.pid === pid) record = found;
       }
-      if (record) {
-        const left = Math.max(200, Math.min(2000, deadline - Date.now()));
-        await Promise.all(
-          Object.values(checks).map(async (check) => {
-            if (check.ok) return;
-            const problem = await httpProblem(check.url, headers, left, check === checks.management ? "PONG" : undefined);
-            check.ok = problem === undefined;
-            if (problem) check.problem = problem;
-          }),
-        );
-        if (checks.management.ok && checks.frontend.ok) return { ...addresses, ...(token ? { token } : {}) };
-      }
-      if (Date.now() >= deadline) break;
-      await sleep(100);
-    }
+      if (!record) return undefined;
+      const timeout = Math.max(200, Math.min(2000, left));
+      await Promise.all(
+        Object.values(checks).map(async (check) => {
+          if (check.ok) return;
+          const problem = await httpProblem(check.url, headers, timeout, check === checks.management ? "PONG" : undefined);
+          check.ok = problem === undefined;
+          if (problem) check.problem = problem;
+        }),
+      );
+      return checks.management.ok && checks.frontend.ok ? { ...addresses, ...(token ? { token } : {}) } : undefined;
+    };
+    return waitUntil({
+      deadline: this.clock.now() + resolved.startupTimeoutMs,
+      clock: this.clock,
+      intervalMs: 100,
+      attempt: answered,
+      onTimeout: async () => {
+        const failing = !record ? "supervisor" : !checks.management.ok ? "management" : "frontend";
+        const error = await this.startupFailure(failing, record, failing === "supervisor" ? undefined : checks[failing], resolved.startupTimeoutMs);
+        await this.abortStart(pid, record);
+        return error;
+      },
+    });
+  }
 
-    const failing = !record ? "supervisor" : !checks.management.ok ? "management" : "frontend";
+  /** Why a start timed out, from the failing component's last exit and the last line of its log. */
+  private async startupFailure(
+    failing: "supervisor" | "management" | "frontend",
+    record: SupervisorRecord | undefined,
+    check: { url: string; problem: string } | undefined,
+    timeoutMs: number,
+  ): Promise<StartupError> {
     const logFile = logFileOf(this.paths, failing);
-    let what: string;
-    if (failing === "supervisor") {
-      what = `did not report its control port within ${resolved.startupTimeoutMs} ms`;
-    } else {
-      const check = checks[failing];
-      let detail = check.problem;
-      try {
-        const status = await new ControlClient(record!).call<StatusResponse>("GET", "/status", undefined, 3000);
-        const component = status.components.find((c) => c.component === failing);
-        if (component?.lastExit) {
-          detail += `; it ${describeExit(component.lastExit)}`;
-          if (component.restarts) detail += `, restarted ${component.restarts} times`;
-        }
-      } catch {
-        // the explanation stays shorter
-      }
-      const last = lastLogLine(logFileOf(this.paths, failing));
-      if (last) detail += `; last log line: ${last}`;
-      what = `did not answer GET ${check.url} within ${resolved.startupTimeoutMs} ms (${detail})`;
+    if (!check || !record) {
+      return new StartupError(`${COMPONENT_TITLES[failing]} did not report its control port within ${timeoutMs} ms; see its log: ${logFile}`, failing, logFile);
     }
-    await this.abortStart(pid, record);
-    throw new StartupError(`${COMPONENT_TITLES[failing]} ${what}; see its log: ${logFile}`, failing, logFile);
+    let detail = check.problem;
+    try {
+      const status = await new ControlClient(record).call<StatusResponse>("GET", "/status", undefined, 3000);
+      const component = status.components.find((c) => c.component === failing);
+      if (component?.lastExit) {
+        detail += `; it ${describeExit(component.lastExit)}`;
+        if (component.restarts) detail += `, restarted ${component.restarts} times`;
+      }
+    } catch {
+      // the explanation stays shorter
+    }
+    const last = lastLogLine(logFile);
+    if (last) detail += `; last log line: ${last}`;
+    return new StartupError(
+      `${COMPONENT_TITLES[failing]} did not answer GET ${check.url} within ${timeoutMs} ms (${detail}); see its log: ${logFile}`,
+      failing,
+      logFile,
+    );
   }
 
   async connect(): Promise<ClusterAddresses> {
@@ -300,6 +316,7 @@ export class LocalContainerManager implements ContainerManager {
         modelPath,
         ...(python ? { python } : {}),
         ...(deployment.env && Object.keys(deployment.env).length ? { env: deployment.env } : {}),
+        ...(deployment.gpu ? { gpu: deployment.gpu } : {}),
       },
       replicas,
     };
@@ -326,7 +343,9 @@ export class LocalContainerManager implements ContainerManager {
   }
 
   async deleteModels(models: Record<string, string[]>): Promise<void> {
-    return this.stopModels(models);
+    if (Object.keys(models).length === 0) return;
+    const { client } = await this.running();
+    await client.call<StoppedResponse>("POST", "/models/delete", { models }, this.mutationTimeout());
   }
 
   async stopAllModelContainers(): Promise<void> {
@@ -376,15 +395,9 @@ export class LocalContainerManager implements ContainerManager {
       return (await probe.client.call<LogsResponse>("GET", `/logs${query}`)).logs;
     }
     if (!existsSync(this.paths.dir)) throw new ClusterNotRunningError(this.cluster);
-    const all = listLogFiles(this.paths);
-    const logs = filterLogs(all, component, new Map());
-    if (component && logs.length === 0) {
-      throw new ManagerError(
-        `no logs for component ${component} (known: ${all.map((l) => l.component).join(", ") || "none"})`,
-        "NOT_FOUND",
-      );
-    }
-    return logs;
+    const recorded = readJsonFileQuiet(this.paths.deploymentsFile, DeploymentsFileSchema)?.deployments ?? [];
+    const candidates = logCandidates(this.paths, recorded.map((d) => d.deployment));
+    return selectLogs(candidates, component).map(({ component: c, path }) => ({ component: c, ...(path ? { path } : {}) }));
   }
 
   // ---- internals -------------------------------------------------------------------------------
@@ -425,7 +438,7 @@ export class LocalContainerManager implements ContainerManager {
 
   /** Stops what a dead supervisor left running and forgets it. */
   private async clearStale(): Promise<void> {
-    const children = readJsonFileQuiet(this.paths.childrenFile);
+    const children = readJsonFileQuiet(this.paths.childrenFile, ChildrenFileSchema);
     if (children) await stopLeftovers(children, this.stopGraceMs);
     rmSync(this.paths.supervisorFile, { force: true });
     rmSync(this.paths.childrenFile, { force: true });
@@ -464,30 +477,6 @@ export class LocalContainerManager implements ContainerManager {
     else await this.clearStale();
   }
 
-  /** Keeps two processes from starting the same cluster at once. */
-  private acquireStartLock(): () => void {
-    const lock = join(this.paths.dir, "start.lock");
-    mkdirSync(this.paths.dir, { recursive: true, mode: 0o700 });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fd = openSync(lock, "wx", 0o600);
-        writeSync(fd, String(process.pid));
-        closeSync(fd);
-        return () => rmSync(lock, { force: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw err;
-        const holder = Number(readFileSync(lock, "utf8").trim());
-        if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
-          throw new ManagerError(
-            `cluster ${this.cluster} is being started by another process (pid ${holder})`,
-            "CLUSTER_ALREADY_RUNNING",
-          );
-        }
-        rmSync(lock, { force: true });
-      }
-    }
-  }
-
   private async resolvePorts(options: ClusterOptions): Promise<ClusterOptions> {
     checkClusterPorts(options);
     const wanted = [options.queryPort, options.managementPort, options.rpcPort].filter((p) => p === 0).length;
@@ -507,17 +496,12 @@ function readRecord(paths: ClusterPaths): SupervisorRecord | undefined {
   return readJsonFile(paths.supervisorFile, SupervisorRecordSchema);
 }
 
-function readJsonFileQuiet(path: string) {
+/** A cluster file, or undefined when it is missing or damaged (leftover handling must not fail on it). */
+function readJsonFileQuiet<T extends z.ZodType>(path: string, schema: T): z.infer<T> | undefined {
   try {
-    return readJsonFile(path, ChildrenFileSchema);
+    return readJsonFile(path, schema);
   } catch {
     return undefined;
-  }
-}
-
-function checkReplicas(replicas: number): void {
-  if (!Number.isInteger(replicas) || replicas < 0 || replicas > MAX_REPLICAS) {
-    throw new ManagerError(`the number of replicas must be an integer from 0 to ${MAX_REPLICAS} (got ${replicas})`, "INVALID_ARGUMENT");
   }
 }
 
@@ -536,26 +520,10 @@ function supervisorEntry(): string {
 
 /** The last line a component wrote to its log (not the supervisor's own markers), shortened. */
 function lastLogLine(file: string): string | undefined {
-  let text: string;
-  try {
-    const fd = openSync(file, "r");
-    try {
-      const size = statSync(file).size;
-      const buf = Buffer.alloc(Math.min(size, 8192));
-      readSync(fd, buf, 0, buf.length, size - buf.length);
-      text = buf.toString("utf8");
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return undefined;
-  }
-  const line = text
-    .split("\n")
+  const line = readLogTail(file, 50)
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith("--- "))
     .pop();
   if (!line) return undefined;
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
-

@@ -20,6 +20,7 @@ import {
   type ModelDeployment,
   type ReplicaStatus,
 } from "../container-manager.js";
+import { MAX_REPLICAS } from "../common/replicas.js";
 
 const nameOf = (kind: string) =>
   z.string().superRefine((value, ctx) => {
@@ -156,7 +157,6 @@ export type ChildrenFile = z.infer<typeof ChildrenFileSchema>;
 
 // ---- control API bodies ----------------------------------------------------------------------
 
-export const MAX_REPLICAS = 64;
 const replicaCount = z.number().int().min(0).max(MAX_REPLICAS);
 
 /** POST /deployments */
@@ -167,7 +167,7 @@ export const SetReplicasBodySchema = z.strictObject({
   version: ModelVersionSchema,
   replicas: replicaCount,
 });
-/** POST /models/stop */
+/** POST /models/stop and POST /models/delete: {name: [versions]} ([] = every version). */
 export const StopModelsBodySchema = z.strictObject({ models: z.record(ModelNameSchema, z.array(ModelVersionSchema)) });
 /** POST /shutdown */
 export const ShutdownBodySchema = z.strictObject({ keepState: z.boolean().optional() });

@@ -9,13 +9,13 @@
  *   GET  /deployments                {deployments: [{deployment, replicas}]}
  *   POST /deployments                {deployment, replicas}   add or replace a deployment, set its replicas
  *   POST /deployments/replicas       {name, version, replicas} scale a known deployment (404 when unknown)
- *   POST /models/stop                {models: {name: [versions]}} ([] = every version) → {stopped}
- *   POST /models/stop-all            {} → {stopped}
+ *   POST /models/stop                {models: {name: [versions]}} ([] = every version) → {stopped}; deployments stay at 0
+ *   POST /models/stop-all            {} → {stopped}; the same for every deployment
+ *   POST /models/delete              {models} → {stopped}; stops and forgets the deployments (absent ones: no error)
  *   GET  /logs[?component=C]         {logs: [{component, path}]}
  *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
  * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
  */
-import { own } from "../../../runtime/shared/dict.js";
 import { allowedHostsFlags, allowedHostsOf, connectHost, frontendTuningFlags, rpcAuthOf, rpcSecretEnv } from "../cluster-spec.js";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
@@ -30,8 +30,7 @@ import {
   addressesFor,
   clusterPathsAt,
   ensureClusterDirs,
-  filterLogs,
-  listLogFiles,
+  logCandidates,
   logFileOf,
   readJsonFile,
   readRpcKey,
@@ -43,6 +42,7 @@ import {
 import { ManagedProcess, type ProcessSpec } from "./managed-process.js";
 import { inheritedEnv } from "./replica-env.js";
 import { stopLeftovers } from "./processes.js";
+import { chosenVersion, isReason, noDeployment, sameDeployment, selectLogs, stopInOrder, type StopRole } from "../common/index.js";
 import {
   ChildrenFileSchema,
   DEFAULT_RESTART_POLICY,
@@ -349,23 +349,28 @@ export class Supervisor {
     return this.exclusive(async () => {
       this.assertRunning();
       const state = this.deployments.get(keyOf(name, version));
-      if (!state) throw new HttpError(404, `no deployment of model ${name} version ${version}; deploy it first`);
+      if (!state) throw new HttpError(404, noDeployment(name, version, `cluster ${this.config.cluster}`).message);
       state.desired = replicas;
       this.persistDeployments();
       await this.scale(state, replicas);
     });
   }
 
-  /** Stops and forgets the given versions of each model ([] = all of its versions). */
-  stopModels(models: Record<string, string[]> | "all"): Promise<StoppedResponse> {
+  /**
+   * Stops the replicas of the given versions of each model ([] = all of its versions). The
+   * deployments stay with 0 replicas (stop-models), or with `forget` are forgotten (delete-model).
+   * The record changes before any replica stops, so a supervisor dying midway never restarts them.
+   */
+  stopModels(models: Record<string, string[]> | "all", { forget }: { forget: boolean }): Promise<StoppedResponse> {
     return this.exclusive(async () => {
       this.assertRunning();
-      const chosen = [...this.deployments.entries()].filter(([, s]) => {
-        if (models === "all") return true;
-        const versions = own(models, s.deployment.name);
-        return versions !== undefined && (versions.length === 0 || versions.includes(s.deployment.version));
-      });
-      for (const [key] of chosen) this.deployments.delete(key);
+      const chosen = [...this.deployments.entries()].filter(
+        ([, s]) => models === "all" || chosenVersion(models, s.deployment.name, s.deployment.version),
+      );
+      for (const [key, state] of chosen) {
+        if (forget) this.deployments.delete(key);
+        else state.desired = 0;
+      }
       this.persistDeployments();
       await Promise.all(chosen.map(([, s]) => this.stopReplicas(s)));
       return { stopped: chosen.map(([, s]) => ({ name: s.deployment.name, version: s.deployment.version })) };
@@ -416,16 +421,13 @@ export class Supervisor {
   }
 
   logs(component?: string): LogsResponse {
-    const owners = new Map<string, { name: string; version: string }>();
-    for (const s of this.deployments.values()) {
-      for (const p of s.replicas.values()) owners.set(p.component, { name: s.deployment.name, version: s.deployment.version });
+    const candidates = logCandidates(this.paths, [...this.deployments.values()].map((s) => s.deployment));
+    try {
+      return { logs: selectLogs(candidates, component).map(({ component: c, path }) => ({ component: c, path })) };
+    } catch (err) {
+      if (isReason(err, "NOT_FOUND")) throw new HttpError(404, (err as Error).message);
+      throw err;
     }
-    const all = listLogFiles(this.paths);
-    const logs = filterLogs(all, component, owners);
-    if (component && logs.length === 0) {
-      throw new HttpError(404, `no logs for component ${component} (known: ${all.map((l) => l.component).join(", ") || "none"})`);
-    }
-    return { logs };
   }
 
   /**
@@ -435,9 +437,12 @@ export class Supervisor {
   shutdown(keepState: boolean): Promise<void> {
     this.shutdownPromise ??= this.exclusive(async () => {
       this.log.info({ keepState }, "shutting down");
-      await Promise.all([...this.deployments.values()].map((s) => this.stopReplicas(s)));
-      await this.components.get("frontend")?.stop(this.config.stopGraceMs);
-      await this.components.get("management")?.stop(this.config.stopGraceMs);
+      const children: { role: StopRole; proc: ManagedProcess }[] = [
+        ...[...this.components.entries()].map(([role, proc]) => ({ role, proc })),
+        ...[...this.deployments.values()].flatMap((s) => [...s.replicas.values()].map((proc) => ({ role: "model" as const, proc }))),
+      ];
+      await stopInOrder(children, (c) => c.role, (c) => c.proc.stop(this.config.stopGraceMs));
+      for (const s of this.deployments.values()) s.replicas.clear();
       this.finalized = true;
       rmSync(this.paths.supervisorFile, { force: true });
       rmSync(this.paths.childrenFile, { force: true });
@@ -513,11 +518,15 @@ export class Supervisor {
         }
         case "POST /models/stop": {
           const body = parse(StopModelsBodySchema, await readJson(req));
-          return send(res, 200, await this.stopModels(body.models));
+          return send(res, 200, await this.stopModels(body.models, { forget: false }));
         }
         case "POST /models/stop-all":
           await readJson(req);
-          return send(res, 200, await this.stopModels("all"));
+          return send(res, 200, await this.stopModels("all", { forget: false }));
+        case "POST /models/delete": {
+          const body = parse(StopModelsBodySchema, await readJson(req));
+          return send(res, 200, await this.stopModels(body.models, { forget: true }));
+        }
         case "GET /logs":
           return send(res, 200, this.logs(url.searchParams.get("component") ?? undefined));
         case "POST /shutdown": {
@@ -530,7 +539,7 @@ export class Supervisor {
           return send(res, 200, { ok: true });
         }
         default: {
-          const known = ["/ping", "/status", "/deployments", "/deployments/replicas", "/models/stop", "/models/stop-all", "/logs", "/shutdown"];
+          const known = ["/ping", "/status", "/deployments", "/deployments/replicas", "/models/stop", "/models/stop-all", "/models/delete", "/logs", "/shutdown"];
           if (known.includes(url.pathname)) throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`);
           throw new HttpError(404, `no such control endpoint: ${url.pathname}`);
         }
@@ -570,15 +579,6 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw new HttpError(400, `invalid request: ${describeIssues(parsed.error)}`);
   return parsed.data;
-}
-
-function sameDeployment(a: ModelDeployment, b: ModelDeployment): boolean {
-  const canonical = (d: ModelDeployment) =>
-    JSON.stringify([
-      d.name, d.version, d.inputType, d.framework, d.predictFile, d.predictFunction, d.modelPath, d.python ?? null,
-      Object.entries(d.env ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
-    ]);
-  return canonical(a) === canonical(b);
 }
 
 /** Local processes get GPUs the way CUDA programs choose them: CUDA_VISIBLE_DEVICES ("all": unchanged). */
