@@ -193,8 +193,9 @@ export class DockerContainerManager implements ContainerManager {
       const rpcKey = rpcAuthOf(options) === "plain" ? generateRpcKey() : undefined;
       const management = await this.createAndStart(managementSpec(input), created, [[TOKEN_FILE, token]]);
       const frontend = await this.createAndStart(frontendSpec(input), created, [[TOKEN_FILE, token], [RPC_KEY_FILE, rpcKey]]);
-      const addresses = this.addressesFor(options.host, await this.publishedPorts(management, frontend), token);
-      await this.waitUntilUp(addresses, { management, frontend }, options.startupTimeoutMs);
+      const containers = { management, frontend };
+      const addresses = this.addressesFor(options.host, await this.publishedPorts(containers), token);
+      await this.waitUntilUp(addresses, containers, options.startupTimeoutMs);
       await this.restoreReplicas(existing, rpcKey);
       return addresses;
     } catch (err) {
@@ -374,8 +375,12 @@ export class DockerContainerManager implements ContainerManager {
     return id;
   }
 
-  private async publishedPorts(management: string, frontend: string): Promise<Ports> {
-    const [m, f] = await Promise.all([this.inspect(management), this.inspect(frontend)]);
+  /** The ports Docker published; a container that already exited is a failed start, with its log. */
+  private async publishedPorts(containers: Record<keyof typeof TITLES, string>): Promise<Ports> {
+    const [m, f] = await Promise.all([this.inspect(containers.management), this.inspect(containers.frontend)]);
+    for (const [component, info] of [["management", m], ["frontend", f]] as const) {
+      if (info.state === "exited" || info.state === "dead") throw await this.startupError(component, info.id, `exited with code ${info.exitCode}`);
+    }
     const ports = { query: f.ports[INTERNAL_PORTS.query] ?? 0, management: m.ports[INTERNAL_PORTS.management] ?? 0 };
     if (!ports.query || !ports.management) {
       throw new ManagerError(`Docker did not publish the cluster's ports (${m.name} ${m.state}, ${f.name} ${f.state})`, "STARTUP_FAILED");
@@ -544,8 +549,9 @@ export class DockerContainerManager implements ContainerManager {
     try {
       await this.engine.pullImage(image);
     } catch (err) {
+      // Not reaching the daemon is that; anything else the pull answers means no such image.
       const hinted = dockerError(err, `pulling model image ${image}`);
-      if (hinted instanceof ClipperError) throw hinted;
+      if (hinted instanceof ClipperError && hinted.code === "UNREACHABLE") throw hinted;
       throw new ManagerError(
         `model image ${image} is not on the Docker host and could not be pulled (${err instanceof Error ? err.message : String(err)}); build it first`,
         "NOT_FOUND",
