@@ -18,17 +18,8 @@
  * this manager created and nothing else. `ai.clipper.name` gives the role, and model replicas carry
  * Clipper's `ai.clipper.model_container.label=<m>_<v>`.
  *
- * The deployment record holds what another process needs to run a version again: the deployment
- * (image, env, GPUs, input type) as JSON in `ai.clipper.deployment`, and the desired replica count
- * in `ai.clipper.deployment.replicas`. It lives as long as the deployment: stopModels and
- * stopAllModelContainers remove the replicas and record a count of 0 (setNumReplicas brings the
- * version back), `stopAll({keepState: true})` removes the replicas and keeps the record as it is
- * (start brings the recorded replicas back, with the new cluster's RPC credential), and only
- * deleteModels and `stopAll({keepState: false})` remove it. Labels cannot change, so a new count
- * is a new record: created under a temporary name with the next `ai.clipper.deployment.generation`,
- * then the old one is removed and the new one renamed. A process killed in between leaves two
- * records or one under the temporary name; readers take the highest generation, and the next
- * write removes the others.
+ * Deployment records (records.ts) keep what a version needs to run again, and its desired replica
+ * count: stopping keeps them, deleting removes them.
  *
  * Ports are published on the cluster host (127.0.0.1 by default; 0.0.0.0 when asked). Port 0 lets
  * Docker choose; the configured ports are recorded in Clipper's port labels
@@ -77,7 +68,6 @@ import {
   selectLogs,
   stopInOrder,
   systemClock,
-  waitUntil,
   type Clock,
   type LogCandidate,
   type StopRole,
@@ -90,21 +80,19 @@ import {
   INTERNAL_PORTS,
   LABEL,
   names,
-  readStoredDeployment,
   RECORD_LABEL,
   recordNumber,
   storedDeployment,
   TOKEN_FILE,
-  type Role,
   type StoredDeployment,
 } from "./labels.js";
+import { modelNames, records, roleOf, versionsOf, type VersionContainers } from "./records.js";
+import { publishedPorts, waitUntilUp, type Probe, type PublishedPorts, type Readiness } from "./readiness.js";
 import { daemonHostName, deploymentRecordSpec, frontendSpec, managementSpec, replicaSpec } from "./specs.js";
 import { newToken } from "./token.js";
 
 export { MAX_REPLICAS } from "../common/index.js";
-
-/** One health check of a started cluster: undefined when `url` answers 200 (with `expect` in its body), else why not. */
-export type Probe = (url: string, headers: Record<string, string>, timeoutMs: number, expect?: string) => Promise<string | undefined>;
+export type { Probe } from "./readiness.js";
 
 export interface DockerManagerOptions {
   /** Cluster name (default "default"); names the network, volume and containers. */
@@ -126,15 +114,6 @@ export interface DockerManagerOptions {
 }
 
 const DAEMON = "Docker daemon";
-const READY_POLL_MS = 250;
-
-/** A version's containers: its newest record (if any), stale records, replicas. */
-interface VersionContainers {
-  stored?: StoredDeployment;
-  record?: ContainerSummary;
-  staleRecords: ContainerSummary[];
-  replicas: ContainerSummary[];
-}
 
 /** What `startClipper` created, so a failed start removes exactly that. */
 interface Created {
@@ -143,16 +122,13 @@ interface Created {
   volume?: string;
 }
 
-const TITLES = { management: "the management daemon", frontend: "the query frontend" } as const;
-
 export class DockerContainerManager implements ContainerManager {
   readonly kind = "docker" as const;
   readonly capabilities = { runsImages: true, pullsFromRegistry: false, defaultReadyTimeoutMs: 60_000, reportsPods: false };
   readonly cluster: string;
   private readonly engine: DockerEngine;
   private readonly stopGraceSeconds: number;
-  private readonly probe: Probe;
-  private readonly clock: Clock;
+  private readonly readiness: Readiness;
 
   constructor(private readonly options: DockerManagerOptions = {}) {
     const cluster = options.cluster ?? "default";
@@ -161,8 +137,9 @@ export class DockerContainerManager implements ContainerManager {
     this.cluster = cluster;
     this.engine = options.engine ?? new DockerodeEngine();
     this.stopGraceSeconds = options.stopGraceSeconds ?? 5;
-    this.probe = options.probe ?? httpProblem;
-    this.clock = options.clock ?? systemClock;
+    this.readiness = {
+      engine: this.engine, probe: options.probe ?? httpProblem, clock: options.clock ?? systemClock, inspect: (id) => this.inspect(id),
+    };
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------
@@ -194,8 +171,8 @@ export class DockerContainerManager implements ContainerManager {
       const management = await this.createAndStart(managementSpec(input), created, [[TOKEN_FILE, token]]);
       const frontend = await this.createAndStart(frontendSpec(input), created, [[TOKEN_FILE, token], [RPC_KEY_FILE, rpcKey]]);
       const containers = { management, frontend };
-      const addresses = this.addressesFor(options.host, await this.publishedPorts(containers), token);
-      await this.waitUntilUp(addresses, containers, options.startupTimeoutMs);
+      const addresses = this.addressesFor(options.host, await publishedPorts(this.readiness, containers), token);
+      await waitUntilUp(this.readiness, addresses, containers, options.startupTimeoutMs);
       await this.restoreReplicas(existing, rpcKey);
       return addresses;
     } catch (err) {
@@ -375,63 +352,6 @@ export class DockerContainerManager implements ContainerManager {
     return id;
   }
 
-  /** The ports Docker published; a container that already exited is a failed start, with its log. */
-  private async publishedPorts(containers: Record<keyof typeof TITLES, string>): Promise<Ports> {
-    const [m, f] = await Promise.all([this.inspect(containers.management), this.inspect(containers.frontend)]);
-    for (const [component, info] of [["management", m], ["frontend", f]] as const) {
-      if (info.state === "exited" || info.state === "dead") throw await this.startupError(component, info.id, `exited with code ${info.exitCode}`);
-    }
-    const ports = { query: f.ports[INTERNAL_PORTS.query] ?? 0, management: m.ports[INTERNAL_PORTS.management] ?? 0 };
-    if (!ports.query || !ports.management) {
-      throw new ManagerError(`Docker did not publish the cluster's ports (${m.name} ${m.state}, ${f.name} ${f.state})`, "STARTUP_FAILED");
-    }
-    return ports;
-  }
-
-  /** Waits until /admin/ping and /health answer through the published ports, or explains why not. */
-  private async waitUntilUp(addresses: ClusterAddresses, containers: Record<keyof typeof TITLES, string>, timeoutMs: number): Promise<void> {
-    const headers: Record<string, string> = addresses.token ? { authorization: `Bearer ${addresses.token}` } : {};
-    const checks = [
-      { component: "management" as const, url: `${addresses.managementUrl}/admin/ping`, expect: "PONG", ok: false, problem: "no answer yet" },
-      { component: "frontend" as const, url: `${addresses.queryUrl}/health`, expect: undefined, ok: false, problem: "no answer yet" },
-    ];
-    await waitUntil({
-      deadline: this.clock.now() + timeoutMs,
-      clock: this.clock,
-      intervalMs: READY_POLL_MS,
-      attempt: async (left) => {
-        await Promise.all(checks.filter((c) => !c.ok).map(async (check) => {
-          const problem = await this.probe(check.url, headers, Math.max(200, Math.min(2000, left)), check.expect);
-          check.ok = problem === undefined;
-          if (problem) check.problem = problem;
-        }));
-        if (checks.every((c) => c.ok)) return true;
-        for (const check of checks.filter((c) => !c.ok)) {
-          const info = await this.inspect(containers[check.component]);
-          const exited = info.state === "exited" || info.state === "dead";
-          const restarts = info.restartCount;
-          if (restarts > 0 || exited) {
-            throw await this.startupError(check.component, containers[check.component], exited
-              ? `exited with code ${info.exitCode}${restarts ? ` after ${restarts} restart${restarts > 1 ? "s" : ""}` : ""}`
-              : `keeps exiting (Docker restarted it ${restarts} time${restarts > 1 ? "s" : ""})`);
-          }
-        }
-        return undefined;
-      },
-      onTimeout: () => {
-        const check = checks.find((c) => !c.ok)!;
-        return this.startupError(check.component, containers[check.component], `did not answer GET ${check.url} within ${timeoutMs} ms (${check.problem})`);
-      },
-    });
-  }
-
-  private async startupError(component: keyof typeof TITLES, id: string, what: string): Promise<ManagerError> {
-    const info = await this.engine.inspectContainer(id).catch(() => undefined);
-    const lines = (await this.engine.containerLogs(id, 10).catch(() => [] as string[])).filter((l) => l.trim());
-    const tail = lines.length ? `; its last log lines:\n${lines.map((l) => `  ${l}`).join("\n")}` : "; it logged nothing";
-    return new ManagerError(`${TITLES[component]} (container ${info?.name ?? id.slice(0, 12)}) ${what}${tail}`, "STARTUP_FAILED");
-  }
-
   /** Brings each recorded version back to its recorded count (replicas were removed by the stop). */
   private async restoreReplicas(existing: ContainerSummary[], rpcKey: string | undefined): Promise<void> {
     for (const v of versionsOf(existing)) {
@@ -595,13 +515,13 @@ export class DockerContainerManager implements ContainerManager {
     if (!management || !frontend) {
       if (!management && !frontend) throw notRunning(this.cluster);
       throw new ManagerError(
-        `the Docker cluster ${this.cluster} has no container for ${management ? TITLES.frontend : TITLES.management}; ` +
+        `the Docker cluster ${this.cluster} has no container for ${management ? "the query frontend" : "the management daemon"}; ` +
           "stop it with `clipper stop --manager docker` and start it again",
         "CLUSTER_NOT_RUNNING",
       );
     }
     const [m, f] = await Promise.all([this.inspect(management.id), this.inspect(frontend.id)]);
-    const ports: Ports = {
+    const ports: PublishedPorts = {
       query: f.ports[INTERNAL_PORTS.query] ?? configuredPort(f.labels[LABEL.queryPort]),
       management: m.ports[INTERNAL_PORTS.management] ?? configuredPort(m.labels[LABEL.managementPort]),
     };
@@ -660,7 +580,7 @@ export class DockerContainerManager implements ContainerManager {
     }
   }
 
-  private addressesFor(host: string, ports: Ports, token: string | undefined): ClusterAddresses {
+  private addressesFor(host: string, ports: PublishedPorts, token: string | undefined): ClusterAddresses {
     const h = urlHost(this.clientHost(publishAddress(host)));
     const queryUrl = `http://${h}:${ports.query}`;
     return {
@@ -685,11 +605,6 @@ export class DockerContainerManager implements ContainerManager {
 
 // ---- helpers -------------------------------------------------------------------------------------
 
-interface Ports {
-  query: number;
-  management: number;
-}
-
 function notRunning(cluster: string): ManagerError {
   return new ManagerError(`no Docker cluster named ${cluster} (start one with \`clipper start --manager docker\`)`, "CLUSTER_NOT_RUNNING");
 }
@@ -702,40 +617,9 @@ function notOurs(what: string, name: string): ManagerError {
   );
 }
 
-function roleOf(c: ContainerSummary): Role | undefined {
-  return c.labels[LABEL.role] as Role | undefined;
-}
-
 function stopRoleOf(c: ContainerSummary): StopRole {
   const role = roleOf(c);
   return role === "management" ? "management" : role === "query_frontend" ? "frontend" : "model";
-}
-
-function records(v: VersionContainers): ContainerSummary[] {
-  return [...(v.record ? [v.record] : []), ...v.staleRecords];
-}
-
-function modelNames(all: ContainerSummary[]): string[] {
-  return [...new Set(all.map((c) => c.labels[LABEL.modelName]).filter((n): n is string => n !== undefined))];
-}
-
-/** Model containers grouped by version: the newest record (highest generation), older ones, replicas. */
-function versionsOf(containers: ContainerSummary[]): VersionContainers[] {
-  const byVersion = new Map<string, ContainerSummary[]>();
-  for (const c of containers) {
-    const role = roleOf(c);
-    if (role !== "model" && role !== "model_deployment") continue;
-    const key = JSON.stringify([c.labels[LABEL.modelName], c.labels[LABEL.modelVersion]]);
-    byVersion.set(key, [...(byVersion.get(key) ?? []), c]);
-  }
-  return [...byVersion.values()].map((found) => {
-    const [record, ...staleRecords] = found
-      .filter((c) => roleOf(c) === "model_deployment")
-      .sort((a, b) => recordNumber(b.labels, RECORD_LABEL.generation) - recordNumber(a.labels, RECORD_LABEL.generation));
-    const replicas = found.filter((c) => roleOf(c) === "model");
-    const stored = readStoredDeployment(record?.labels) ?? replicas.map((r) => readStoredDeployment(r.labels)).find(Boolean);
-    return { ...(stored ? { stored } : {}), ...(record ? { record } : {}), staleRecords, replicas };
-  });
 }
 
 function stateOf(status: string): ReplicaStatus["state"] {
