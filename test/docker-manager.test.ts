@@ -19,21 +19,24 @@ import { DockerodeEngine } from "../src/managers/docker/dockerode-engine.js";
 import { LABEL, names, RECORD_LABEL } from "../src/managers/docker/labels.js";
 import { waitFor } from "./support/cluster-in-process.js";
 import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
+import { describeLifecycle } from "./support/lifecycle-contract.js";
 
 const reason = await dockerSkipReason();
 const cluster = `dmt${process.pid.toString(36)}`;
 /** A second cluster, published beyond loopback (with a token), and one that fails to start. */
 const wideCluster = `${cluster}-wide`;
 const brokenCluster = `${cluster}-broken`;
+/** The shared lifecycle contract's cluster. */
+const contractCluster = `${cluster}-life`;
 const CLUSTERS = [cluster, wideCluster, brokenCluster];
 const labelled = (name: string) => ({ label: [`${LABEL.cluster}=${name}`] });
 const clusterFilter = labelled(cluster);
 
 /** A model image from the image builder: a predict that sums each input, on the local base image. */
-async function buildSumModelImage(docker: Dockerode, dir: string): Promise<string> {
+async function buildSumModelImage(docker: Dockerode, dir: string, forCluster = cluster): Promise<string> {
   writeFileSync(join(dir, "predict.py"), "def predict(inputs):\n    return [str(float(x.sum())) for x in inputs]\n");
   const built = await buildModelImage(docker, {
-    cluster, name: "sum-model", version: "1", framework: "python", inputType: "doubles",
+    cluster: forCluster, name: "sum-model", version: "1", framework: "python", inputType: "doubles",
     predictFile: join(dir, "predict.py"), predictFunction: "predict", baseImage: TEST_BASE_IMAGE,
   });
   return built.tag;
@@ -333,3 +336,33 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
     expect(await leftovers(docker, brokenCluster)).toEqual([]);
   });
 });
+
+// The lifecycle every manager keeps, on the real daemon (the fake-engine run is in test/unit/docker-lifecycle.test.ts).
+if (reason === undefined) {
+  describeLifecycle("Docker (real daemon)", async () => {
+    const docker = dockerClient();
+    const dir = mkdtempSync(join(tmpdir(), "clipper-docker-contract-"));
+    await removeByLabel(docker, contractCluster);
+    const image = await buildSumModelImage(docker, dir, contractCluster);
+    const options: ClusterOptions = {
+      cluster: contractCluster, host: "127.0.0.1", queryPort: 0, managementPort: 0, rpcPort: 0,
+      maxBodyBytes: 1024 * 1024, startupTimeoutMs: 60_000, replicaTimeoutMs: 3_000,
+    };
+    return {
+      manager: new DockerContainerManager({ cluster: contractCluster, engine: new DockerodeEngine(docker), stopGraceSeconds: 1, runtimeBaseImage: TEST_BASE_IMAGE }),
+      options,
+      deployment: (name, version, variant = 0) => ({
+        name, version, inputType: "doubles", framework: "python", predictFile: "/model/predict.py", predictFunction: "predict",
+        modelPath: "/model", image, ...(variant ? { env: { VARIANT: String(variant) } } : {}),
+      }),
+      running: async (name, version) => (await docker.listContainers({
+        filters: { label: [`${LABEL.cluster}=${contractCluster}`, `${LABEL.role}=model`, `${LABEL.modelName}=${name}`, `${LABEL.modelVersion}=${version}`] },
+      })).length,
+      close: async () => {
+        await removeByLabel(docker, contractCluster);
+        await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }, { timeoutMs: 180_000 });
+}
