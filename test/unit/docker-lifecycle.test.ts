@@ -194,6 +194,18 @@ describe("the Docker manager on a fake engine", () => {
     expect(fake.namesWith({ [LABEL.cluster]: "gone" })).toEqual([names.deployment("gone", "m", "1")]);
   });
 
+  it("a record that asks for more than 64 replicas fails the start instead of running them", async () => {
+    const { fake, manager, options } = setup("greedy");
+    const d = storedDeployment({ ...deployment("m", "1"), image: "model:1" });
+    await fake.createNetwork(names.network("greedy"), { [LABEL.cluster]: "greedy" });
+    await fake.createContainer(deploymentRecordSpec("greedy", d, { replicas: 10_000, generation: 1 }));
+    await fake.removeNetwork(names.network("greedy"));
+    const err = await failure(manager.startClipper(options));
+    expect(err.reason).toBe("STARTUP_FAILED");
+    expect(err.message).toMatch(/could not bring back 10000 replicas of model m version 1: the number of replicas must be an integer from 0 to 64/);
+    expect(fake.namesWith({ [LABEL.role]: "model" })).toEqual([]);
+  });
+
   it("an update of a record cut short: the newest generation wins, and the next write leaves one record", async () => {
     const { fake, manager, options } = setup("crashy");
     await manager.startClipper(options);

@@ -358,6 +358,7 @@ export class DockerContainerManager implements ContainerManager {
       const wanted = v.record ? recordNumber(v.record.labels, RECORD_LABEL.replicas) : 0;
       if (!v.stored || wanted === 0) continue;
       try {
+        checkReplicas(wanted); // a record edited by hand may ask for anything
         await this.ensureImage(v.stored.image);
         await this.scale(v.stored, [], wanted, rpcKey);
       } catch (err) {
