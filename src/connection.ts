@@ -61,6 +61,10 @@ export interface ConnectOptions {
   python?: string;
   /** Docker: base image of the runtime image the frontends run from (it must hold Node 20). */
   runtimeBaseImage?: string;
+  /** Docker (create): an existing runtime image to run the frontends from instead of building one. */
+  runtimeImage?: string;
+  /** Docker (create): progress of the runtime image build. */
+  onBuildProgress?: BuildProgress;
   /**
    * Kubernetes: kubeconfig, context and namespace (connect: absent ones come from the context that
    * `clipper start` recorded), and for create what the cluster is made of (see docs/kubernetes.md).
@@ -216,6 +220,8 @@ export class ClipperConnection {
     const manager = await createManager(options.manager ?? "local", {
       cluster: options.cluster ?? "default", home, python: options.python,
       ...(options.runtimeBaseImage ? { runtimeBaseImage: options.runtimeBaseImage } : {}),
+      ...(options.runtimeImage ? { runtimeImage: options.runtimeImage } : {}),
+      ...(options.onBuildProgress ? { onBuildProgress: options.onBuildProgress } : {}),
       ...(options.kubernetes ? { kubernetes: options.kubernetes } : {}),
     });
     return new ClipperConnection(manager, home);

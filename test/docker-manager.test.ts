@@ -15,24 +15,28 @@ import { dockerClient } from "../src/docker/client.js";
 import type { ClusterAddresses, ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
 import { buildModelImage } from "../src/images/index.js";
 import { DockerContainerManager } from "../src/managers/docker/docker-manager.js";
-import { LABEL, names } from "../src/managers/docker/labels.js";
+import { DockerodeEngine } from "../src/managers/docker/dockerode-engine.js";
+import { LABEL, names, RECORD_LABEL } from "../src/managers/docker/labels.js";
 import { waitFor } from "./support/cluster-in-process.js";
 import { dockerSkipReason, TEST_BASE_IMAGE } from "./support/docker.js";
+import { describeLifecycle } from "./support/lifecycle-contract.js";
 
 const reason = await dockerSkipReason();
 const cluster = `dmt${process.pid.toString(36)}`;
 /** A second cluster, published beyond loopback (with a token), and one that fails to start. */
 const wideCluster = `${cluster}-wide`;
 const brokenCluster = `${cluster}-broken`;
+/** The shared lifecycle contract's cluster. */
+const contractCluster = `${cluster}-life`;
 const CLUSTERS = [cluster, wideCluster, brokenCluster];
 const labelled = (name: string) => ({ label: [`${LABEL.cluster}=${name}`] });
 const clusterFilter = labelled(cluster);
 
 /** A model image from the image builder: a predict that sums each input, on the local base image. */
-async function buildSumModelImage(docker: Dockerode, dir: string): Promise<string> {
+async function buildSumModelImage(docker: Dockerode, dir: string, forCluster = cluster): Promise<string> {
   writeFileSync(join(dir, "predict.py"), "def predict(inputs):\n    return [str(float(x.sum())) for x in inputs]\n");
   const built = await buildModelImage(docker, {
-    cluster, name: "sum-model", version: "1", framework: "python", inputType: "doubles",
+    cluster: forCluster, name: "sum-model", version: "1", framework: "python", inputType: "doubles",
     predictFile: join(dir, "predict.py"), predictFunction: "predict", baseImage: TEST_BASE_IMAGE,
   });
   return built.tag;
@@ -61,6 +65,7 @@ async function leftovers(docker: Dockerode, name: string): Promise<string[]> {
 
 describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` (${reason})` : ""}`, () => {
   const docker = dockerClient();
+  const engine = new DockerodeEngine(docker);
   const dir = mkdtempSync(join(tmpdir(), "clipper-docker-manager-"));
   let manager: DockerContainerManager;
   let addresses: ClusterAddresses;
@@ -98,7 +103,7 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
     deployment.image = modelImage;
     manager = new DockerContainerManager({
       cluster,
-      docker,
+      engine,
       stopGraceSeconds: 1,
       ...runtime,
     });
@@ -144,10 +149,10 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
   });
 
   it("is found again by label from a new manager, and refuses a second start", async () => {
-    const other = new DockerContainerManager({ cluster, docker, runtimeImage: "unused:never" });
+    const other = new DockerContainerManager({ cluster, engine, runtimeImage: "unused:never" });
     expect(await other.connect()).toEqual(addresses);
     await expect(other.startClipper(options)).rejects.toMatchObject({ reason: "CLUSTER_ALREADY_RUNNING" });
-    await expect(new DockerContainerManager({ cluster: `${cluster}-none`, docker }).connect()).rejects.toMatchObject({ code: "NO_CLUSTER" });
+    await expect(new DockerContainerManager({ cluster: `${cluster}-none`, engine }).connect()).rejects.toMatchObject({ code: "NO_CLUSTER" });
   });
 
   it("deploys a model image whose replicas connect over the cluster network and answer queries", async () => {
@@ -200,7 +205,7 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
     await waitFor(async () => (await replicasConnected("sum-model", "1")) === 3, 30_000, "3 replicas to connect");
 
     // The deployment is recovered from labels by a manager that did not deploy it.
-    const fresh = new DockerContainerManager({ cluster, docker, stopGraceSeconds: 1 });
+    const fresh = new DockerContainerManager({ cluster, engine, stopGraceSeconds: 1 });
     await fresh.setNumReplicas("sum-model", "1", 1);
     expect(await manager.getNumReplicas("sum-model", "1")).toBe(1);
     const left = await docker.listContainers({ all: true, filters: { label: [...clusterFilter.label, `${LABEL.role}=model`] } });
@@ -241,15 +246,21 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
       await expect(manager.setNumReplicas("gpu-model", "1", 1)).rejects.toThrow(/no GPU runtime/);
       expect(await manager.getNumReplicas("gpu-model", "1")).toBe(0); // the replica that could not start is gone
     }
-    await manager.stopModels({ "gpu-model": [] });
+    await manager.deleteModels({ "gpu-model": [] });
     await expect(manager.setNumReplicas("gpu-model", "1", 1)).rejects.toMatchObject({ reason: "NOT_FOUND" });
+    expect(await docker.listContainers({ all: true, filters: { label: [...clusterFilter.label, `${LABEL.modelName}=gpu-model`] } })).toEqual([]);
   });
 
   it("stops everything it created, keeping the state volume only when asked", async () => {
     const bystander = await docker.createVolume({ Name: `${cluster}-bystander` });
     try {
+      const before = (await container(names.replica(cluster, "sum-model", "1", 0))).Config.Env;
       await manager.stopAll({ keepState: true });
-      expect(await docker.listContainers({ all: true, filters: clusterFilter })).toEqual([]);
+      // Only the deployment record stays, never started, with the version's desired count.
+      const kept = await docker.listContainers({ all: true, filters: clusterFilter });
+      expect(kept.map((c) => [c.Names[0], c.State, c.Labels[RECORD_LABEL.replicas]])).toEqual([
+        [`/${names.deployment(cluster, "sum-model", "1")}`, "created", "1"],
+      ]);
       expect(await docker.listNetworks({ filters: clusterFilter })).toEqual([]);
       expect((await docker.listVolumes({ filters: clusterFilter })).Volumes?.map((v) => v.Name)).toEqual([names.volume(cluster)]);
       await expect(manager.connect()).rejects.toMatchObject({ code: "NO_CLUSTER" });
@@ -258,6 +269,14 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
       const again = await manager.startClipper(options);
       const apps = await new AdminClient({ managementUrl: again.managementUrl }).postJson<string[]>("/admin/get_all_applications", { verbose: false });
       expect(apps).toEqual(["sum"]);
+      // The recorded replica is back, with the new cluster's RPC credential, and answers.
+      expect(await manager.getNumReplicas("sum-model", "1")).toBe(1);
+      const secret = (env: string[]) => env.find((e) => e.startsWith("CLIPPER_RPC_SECRET="));
+      expect(secret((await container(names.replica(cluster, "sum-model", "1", 0))).Config.Env)).not.toBe(secret(before));
+      await waitFor(async () => {
+        const res = await fetch(`${again.queryUrl}/sum/predict`, { method: "POST", body: JSON.stringify({ input: [1, 2, 3] }) });
+        return (await res.json()).output === 6;
+      }, 30_000, "the restored replica to answer");
 
       await manager.stopAll({ keepState: false });
       expect(await leftovers(docker, cluster)).toEqual([]);
@@ -269,7 +288,7 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
   });
 
   it("publishes beyond loopback with a token that connect() recovers and the frontends use", async () => {
-    const wide = new DockerContainerManager({ cluster: wideCluster, docker, stopGraceSeconds: 1, ...runtime });
+    const wide = new DockerContainerManager({ cluster: wideCluster, engine, stopGraceSeconds: 1, ...runtime });
     const started = await wide.startClipper({ ...options, cluster: wideCluster, host: "0.0.0.0" });
     try {
       expect(started.token).toMatch(/^[0-9a-f]{64}$/);
@@ -287,7 +306,7 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
       expect((await post({})).status).toBe(401);
       expect((await post({ authorization: `Bearer ${started.token}` })).status).toBe(200);
 
-      expect(await new DockerContainerManager({ cluster: wideCluster, docker }).connect()).toEqual(started);
+      expect(await new DockerContainerManager({ cluster: wideCluster, engine }).connect()).toEqual(started);
       // The frontend reads its configuration from the daemon with the same token.
       const admin2 = new AdminClient({ managementUrl: started.managementUrl, token: started.token! });
       await admin2.postText("/admin/add_app", { name: "echo", input_type: "doubles", default_output: "7", latency_slo_micros: 100_000 });
@@ -308,7 +327,7 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
 
   it("explains a start that fails, with the container's last log lines, and removes what it created", async () => {
     // The model image has Node but no dist/: the management daemon exits at once.
-    const broken = new DockerContainerManager({ cluster: brokenCluster, docker, stopGraceSeconds: 1, runtimeImage: modelImage });
+    const broken = new DockerContainerManager({ cluster: brokenCluster, engine, stopGraceSeconds: 1, runtimeImage: modelImage });
     const err = await broken.startClipper({ ...options, cluster: brokenCluster, startupTimeoutMs: 20_000 }).catch((e: unknown) => e);
     expect(err).toMatchObject({ reason: "STARTUP_FAILED" });
     expect((err as Error).message).toContain(`container ${names.management(brokenCluster)}`);
@@ -317,3 +336,33 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
     expect(await leftovers(docker, brokenCluster)).toEqual([]);
   });
 });
+
+// The lifecycle every manager keeps, on the real daemon (the fake-engine run is in test/unit/docker-lifecycle.test.ts).
+if (reason === undefined) {
+  describeLifecycle("Docker (real daemon)", async () => {
+    const docker = dockerClient();
+    const dir = mkdtempSync(join(tmpdir(), "clipper-docker-contract-"));
+    await removeByLabel(docker, contractCluster);
+    const image = await buildSumModelImage(docker, dir, contractCluster);
+    const options: ClusterOptions = {
+      cluster: contractCluster, host: "127.0.0.1", queryPort: 0, managementPort: 0, rpcPort: 0,
+      maxBodyBytes: 1024 * 1024, startupTimeoutMs: 60_000, replicaTimeoutMs: 3_000,
+    };
+    return {
+      manager: new DockerContainerManager({ cluster: contractCluster, engine: new DockerodeEngine(docker), stopGraceSeconds: 1, runtimeBaseImage: TEST_BASE_IMAGE }),
+      options,
+      deployment: (name, version, variant = 0) => ({
+        name, version, inputType: "doubles", framework: "python", predictFile: "/model/predict.py", predictFunction: "predict",
+        modelPath: "/model", image, ...(variant ? { env: { VARIANT: String(variant) } } : {}),
+      }),
+      running: async (name, version) => (await docker.listContainers({
+        filters: { label: [`${LABEL.cluster}=${contractCluster}`, `${LABEL.role}=model`, `${LABEL.modelName}=${name}`, `${LABEL.modelVersion}=${version}`] },
+      })).length,
+      close: async () => {
+        await removeByLabel(docker, contractCluster);
+        await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }, { timeoutMs: 180_000 });
+}

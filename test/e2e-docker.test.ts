@@ -20,6 +20,8 @@ import { waitFor } from "./support/cluster-in-process.js";
 const skipReason = await dockerSkipReason();
 const fixtures = fileURLToPath(new URL("./fixtures/e2e/", import.meta.url));
 const CLUSTER = `e2e${process.pid}`;
+/** The test base under a name of this run's own, for a runtime image that must be built. */
+const RETAGGED_BASE = `clipper-test-base:${CLUSTER}`; // tagged in the test that builds on it
 
 describe.skipIf(skipReason !== undefined)(`end to end on Docker${skipReason ? ` (skipped: ${skipReason})` : ""}`, () => {
   const home = mkdtempSync(join(tmpdir(), "clipper-e2e-docker-"));
@@ -27,6 +29,8 @@ describe.skipIf(skipReason !== undefined)(`end to end on Docker${skipReason ? ` 
   const env = { CLIPPER_HOME: home };
   const docker = dockerClient();
   let queryUrl = "";
+  /** Images a test built beyond the cluster's own (removed after the cluster). */
+  const extraImages: string[] = [];
 
   const { cli, ok } = cliFor(env, { cluster: CLUSTER, timeoutMs: 300_000 });
   const predict = (app: string, input: unknown): Promise<any> => predictAt(queryUrl, app, input);
@@ -49,6 +53,7 @@ describe.skipIf(skipReason !== undefined)(`end to end on Docker${skipReason ? ` 
 
   afterAll(async () => {
     await removeDockerTestCluster(docker, env, CLUSTER);
+    for (const image of [...extraImages, RETAGGED_BASE]) await docker.getImage(image).remove().catch(() => undefined);
     rmSync(home, { recursive: true, force: true });
     rmSync(sklearnDir, { recursive: true, force: true });
   }, 120_000);
@@ -116,6 +121,58 @@ describe.skipIf(skipReason !== undefined)(`end to end on Docker${skipReason ? ` 
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  // The lifecycle with no dead ends (issue 11 §3), on one model of its own so it runs alone too (`-t lifecycle`).
+  const lifeReplicas = async () => (await owned()).containers
+    .filter((c) => c.Labels["ai.clipper.model_container.label"] === "life_1" && c.State === "running").length;
+  const answersLife = () => waitFor(async () => (await predict("life", [1, 2])).output === 3, 60_000, "model life to answer");
+  /** Stops with --keep-state (only the deployment records stay), then starts with `args`; returns start's stderr. */
+  const restart = async (...args: string[]): Promise<string> => {
+    const stopped = await cli("stop", "--cluster", CLUSTER, "--keep-state");
+    expect(stopped.code, stopped.stderr).toBe(0);
+    const kept = (await owned()).containers;
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.every((c) => c.Labels["ai.clipper.name"] === "model_deployment" && c.State === "created")).toBe(true);
+    const started = await cli("start", "--manager", "docker", "--cluster", CLUSTER, "--query-port", "0", "--management-port", "0", ...args);
+    expect(started.code, `${started.stdout}\n${started.stderr}`).toBe(0);
+    queryUrl = (await ok("status")).addresses.queryUrl;
+    return started.stderr;
+  };
+  const frontendImage = async () => (await docker.getContainer(`clipper-${CLUSTER}-query-frontend`).inspect()).Config.Image;
+
+  it("lifecycle: stop-models keeps the deployment, and `replicas N --version V` brings it back", async () => {
+    await ok("register-app", "life", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "3000");
+    await deployPython("life", "1", "sum_v1.py:predict", "--link", "life");
+    await answersLife();
+    await ok("stop-models", "life");
+    expect(await lifeReplicas()).toBe(0);
+    await ok("replicas", "life", "2", "--version", "1");
+    expect(await lifeReplicas()).toBe(2);
+    await answersLife();
+  }, 300_000);
+
+  it("lifecycle: stop --keep-state, then start --runtime-image brings the replicas back and the app answers", async () => {
+    const image = await frontendImage();
+    const stderr = await restart("--runtime-image", image);
+    expect(stderr).not.toMatch(/building the runtime image/);
+    expect(await frontendImage()).toBe(image);
+    expect(await lifeReplicas()).toBe(2);
+    await answersLife();
+  }, 300_000);
+
+  it("lifecycle: start builds the runtime image on a new base, showing the build's steps", async () => {
+    const before = await frontendImage();
+    // Another name for the test base changes the Dockerfile, so the runtime image is built, not reused.
+    await docker.getImage(TEST_BASE_IMAGE).tag({ repo: "clipper-test-base", tag: CLUSTER });
+    const stderr = await restart("--runtime-base-image", RETAGGED_BASE);
+    expect(stderr).toMatch(/building the runtime image, step 1\/\d+: FROM clipper-test-base:/);
+    expect(stderr).toMatch(/built the runtime image clipper-runtime:/);
+    const built = await frontendImage();
+    expect(built).not.toBe(before);
+    extraImages.push(built);
+    expect(await lifeReplicas()).toBe(2);
+    await answersLife();
+  }, 600_000);
 
   it("stops leaving no container, network or volume of the cluster", async () => {
     const stopped = await cli("stop", "--cluster", CLUSTER);

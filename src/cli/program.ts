@@ -102,7 +102,7 @@ export function buildProgram(): Command {
       "or query=TYPE / management=TYPE (repeatable)", collect)
     .addOption(pullSecretOption())
     .option("--registry <host/path>", "kubernetes: push the runtime image built here to this registry (model images default to it too)", registryArg)
-    .option("--runtime-image <image>", "kubernetes: the image the frontends and management run from (already pushed or loaded)")
+    .option("--runtime-image <image>", "docker, kubernetes: the image the frontends and management run from (already built, pushed or loaded)")
     .option("--token-secret <name>", "kubernetes: use this existing Secret (key `token`) as the management token instead of creating one")
     .option("--storage-class <name>", "kubernetes: storage class of the management state volume (default: the cluster's)")
     .addOption(jsonOption())
@@ -120,6 +120,7 @@ export function buildProgram(): Command {
       const { serviceTypes } = await import("./commands/manifests.js");
       return (await import("./commands/cluster.js")).start({
         ...rest, startupTimeoutMs, manager,
+        ...(!kubernetes && runtimeImage ? { runtimeImage } : {}),
         ...(kubernetes ? {
           kubernetes: {
             kubeconfig, context, namespace, createNamespace, frontendReplicas, serviceTypes: serviceTypes(serviceType),

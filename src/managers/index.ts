@@ -4,6 +4,7 @@
  */
 import type { ContainerManager, ManagerKind } from "./container-manager.js";
 import type { KubernetesManagerOptions } from "./kubernetes/kubernetes-manager.js";
+import type { BuildProgress } from "../images/types.js";
 
 /** Kubernetes settings: where the cluster lives, and (for start) what it is made of. */
 export type KubernetesSettings = Omit<KubernetesManagerOptions, "cluster">;
@@ -16,6 +17,8 @@ export interface ManagerOptions {
   runtimeBaseImage?: string;
   /** Docker: an existing runtime image to use instead of building one. */
   runtimeImage?: string;
+  /** Docker: progress of the runtime image build. */
+  onBuildProgress?: BuildProgress;
   kubernetes?: KubernetesSettings;
 }
 
@@ -33,6 +36,7 @@ export async function createManager(kind: ManagerKind, options: ManagerOptions):
         cluster: options.cluster,
         ...(options.runtimeBaseImage ? { runtimeBaseImage: options.runtimeBaseImage } : {}),
         ...(options.runtimeImage ? { runtimeImage: options.runtimeImage } : {}),
+        ...(options.onBuildProgress ? { onProgress: options.onBuildProgress } : {}),
       });
     }
     case "kubernetes": {

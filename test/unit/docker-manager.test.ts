@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { dockerClient } from "../../src/docker/client.js";
 import type { ClusterOptions } from "../../src/managers/container-manager.js";
 import { checkClusterOptions } from "../../src/managers/docker/docker-manager.js";
-import { LABEL, readStoredDeployment, storedDeployment } from "../../src/managers/docker/labels.js";
+import { LABEL, readStoredDeployment, RECORD_LABEL, storedDeployment } from "../../src/managers/docker/labels.js";
 import { demuxLogs, logLines } from "../../src/managers/docker/logs.js";
 import { daemonHostName, deploymentRecordSpec, deviceRequests, frontendSpec, managementSpec, replicaSpec } from "../../src/managers/docker/specs.js";
 import { versionSecret } from "../../runtime/shared/rpc-auth.js";
@@ -105,7 +105,8 @@ describe("Docker manager specs (no daemon needed)", () => {
     expect(r.Labels).toMatchObject({ [LABEL.cluster]: "c1", [LABEL.role]: "model", [LABEL.modelContainer]: "m_2", [LABEL.replica]: "3" });
     expect(r.HostConfig).toMatchObject({ RestartPolicy: { Name: "unless-stopped" }, DeviceRequests: [{ Driver: "nvidia", DeviceIDs: ["0", "GPU-abc"], Capabilities: [["gpu"]] }] });
     expect(readStoredDeployment(r.Labels)).toEqual(d);
-    const record = deploymentRecordSpec("c1", d);
+    const record = deploymentRecordSpec("c1", d, { replicas: 2, generation: 1 });
+    expect(record.Labels).toMatchObject({ [RECORD_LABEL.replicas]: "2", [RECORD_LABEL.generation]: "1", [LABEL.role]: "model_deployment" });
     expect(JSON.stringify(record)).not.toContain(secret);
     expect(record.Labels?.[LABEL.modelContainer]).toBeUndefined();
     expect(record.HostConfig?.RestartPolicy).toEqual({ Name: "no" });

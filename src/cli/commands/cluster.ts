@@ -9,7 +9,7 @@ import { defaultQueryAuth } from "../../../runtime/shared/api-keys.js";
 import { progress, type Progress } from "../progress.js";
 
 export type StartOptions = OutputOptions & ClusterOptions & {
-  manager: ManagerKind; python?: string; runtimeBaseImage?: string; kubernetes?: KubernetesSettings;
+  manager: ManagerKind; python?: string; runtimeBaseImage?: string; runtimeImage?: string; kubernetes?: KubernetesSettings;
 };
 
 /** Rollout and image-push progress of the Kubernetes manager, shown behind the spinner. */
@@ -20,6 +20,15 @@ function kubernetesProgress(spinner: Progress, prefix: string): Pick<KubernetesS
       if (event.type === "step") spinner.update(`${prefix}: building the runtime image, step ${event.index}/${event.total}`);
       else if (event.type === "push") spinner.update(`${prefix}: pushing the runtime image: ${event.status}${event.progress ? ` ${event.progress}` : ""}`);
     },
+  };
+}
+
+/** The runtime image build's progress (Docker), shown behind the spinner. */
+function runtimeBuildProgress(spinner: Progress, prefix: string): (event: BuildEvent) => void {
+  return (event) => {
+    if (event.type === "step") spinner.update(`${prefix}: building the runtime image, step ${event.index}/${event.total}: ${event.instruction}`);
+    else if (event.type === "built") spinner.update(`${prefix}: built the runtime image ${event.tag}`);
+    else if (event.type === "reused") spinner.update(`${prefix}: the runtime image ${event.tag} is up to date`);
   };
 }
 
@@ -44,12 +53,15 @@ export async function start(options: StartOptions): Promise<void> {
   if (options.kubernetes && !options.kubernetes.registry && !options.kubernetes.runtimeImage) warn(LOCAL_IMAGES_WARNING);
   if (options.rpcAuth === "none") warn(RPC_AUTH_NONE_WARNING);
   const spinner = progress(`Starting cluster '${options.cluster}' (${options.manager})`, options);
-  const { json: _json, manager, python: _python, runtimeBaseImage: _base, kubernetes, ...clusterOptions } = options;
+  const { json: _json, manager, python: _python, runtimeBaseImage: _base, runtimeImage: _image, kubernetes, ...clusterOptions } = options;
+  const prefix = `Starting cluster '${options.cluster}'`;
   try {
     const conn = await ClipperConnection.create({
       cluster: options.cluster, manager, python: options.python,
       ...(options.runtimeBaseImage ? { runtimeBaseImage: options.runtimeBaseImage } : {}),
-      ...(kubernetes ? { kubernetes: { ...kubernetes, ...kubernetesProgress(spinner, `Starting cluster '${options.cluster}'`) } } : {}),
+      ...(options.runtimeImage ? { runtimeImage: options.runtimeImage } : {}),
+      onBuildProgress: runtimeBuildProgress(spinner, prefix),
+      ...(kubernetes ? { kubernetes: { ...kubernetes, ...kubernetesProgress(spinner, prefix) } } : {}),
     });
     const addresses = await conn.start(clusterOptions);
     spinner.succeed(`Cluster '${addresses.cluster}' is up`);

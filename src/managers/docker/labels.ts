@@ -47,9 +47,20 @@ export function componentOf(labels: Record<string, string> | undefined): string 
   }
 }
 
-/** A docker `label` filter value. */
-export function labelFilter(key: string, value: string): string {
-  return `${key}=${value}`;
+/**
+ * On a deployment record (role model_deployment): the version's desired replica count, which
+ * survives `stopAll({keepState})` so that start brings the replicas back, and the record's
+ * generation, which tells the newest record when an update was cut short (docker-manager.ts).
+ */
+export const RECORD_LABEL = {
+  replicas: "ai.clipper.deployment.replicas",
+  generation: "ai.clipper.deployment.generation",
+} as const;
+
+/** A record's count or generation label as a number (0 when absent or unreadable). */
+export function recordNumber(labels: Record<string, string>, key: string): number {
+  const value = Number(labels[key]);
+  return Number.isSafeInteger(value) && value >= 0 ? value : 0;
 }
 
 /** What a model version's replicas need, as kept in the `ai.clipper.deployment` label. */
@@ -100,17 +111,4 @@ export function readStoredDeployment(labels: Record<string, string> | undefined)
   } catch {
     return undefined;
   }
-}
-
-/** Whether two deployments would run the same replicas (key order does not matter). */
-export function sameStoredDeployment(a: StoredDeployment, b: StoredDeployment): boolean {
-  return canonicalJson(a) === canonicalJson(b);
-}
-
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
-      : v,
-  );
 }

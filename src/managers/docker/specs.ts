@@ -3,7 +3,6 @@
  * flags, labels, ports and device requests can be tested without a daemon).
  */
 import { isIP } from "node:net";
-import type Dockerode from "dockerode";
 import type { ClusterOptions, GpuRequest } from "../container-manager.js";
 import {
   allowedHostsOf,
@@ -19,15 +18,10 @@ import {
   STATE_DIR,
   TOKEN_FILE,
 } from "../cluster-spec.js";
-import { names, type StoredDeployment } from "./labels.js";
+import type { ContainerSpec, DeviceRequest, PortBinding } from "./engine.js";
+import { names, RECORD_LABEL, type StoredDeployment } from "./labels.js";
 
-/** Docker's device request for the NVIDIA runtime, in the Engine API's shape. */
-export interface DeviceRequest {
-  Driver: string;
-  Count?: number;
-  DeviceIDs?: string[];
-  Capabilities: string[][];
-}
+export type { DeviceRequest } from "./engine.js";
 
 /** `{count: n}` → n GPUs, `{count: "all"}` → every GPU (Count -1), `{deviceIds}` → those devices. */
 export function deviceRequests(gpu: GpuRequest | undefined): DeviceRequest[] | undefined {
@@ -44,7 +38,7 @@ export function publishAddress(host: string): string {
 }
 
 /** Port 0 asks Docker to choose (an empty HostPort). */
-function binding(host: string, port: number): Dockerode.PortBinding[] {
+function binding(host: string, port: number): PortBinding[] {
   return [{ HostIp: publishAddress(host), HostPort: port === 0 ? "" : String(port) }];
 }
 
@@ -83,7 +77,7 @@ export interface FrontendSpecInput {
   daemonHost?: string;
 }
 
-export function managementSpec(input: FrontendSpecInput): Dockerode.ContainerCreateOptions {
+export function managementSpec(input: FrontendSpecInput): ContainerSpec {
   const { cluster, options, image, token } = input;
   const port = `${INTERNAL_PORTS.management}/tcp`;
   return {
@@ -112,7 +106,7 @@ export function managementSpec(input: FrontendSpecInput): Dockerode.ContainerCre
  * through the container's bridge address (Linux routes to it), so the credential is what protects
  * the port: under `--rpc-auth none` it is open to every process on the host.
  */
-export function frontendSpec(input: FrontendSpecInput): Dockerode.ContainerCreateOptions {
+export function frontendSpec(input: FrontendSpecInput): ContainerSpec {
   const { cluster, options, image, token } = input;
   const query = `${INTERNAL_PORTS.query}/tcp`;
   const o = options;
@@ -147,7 +141,7 @@ function modelLabels(cluster: string, d: StoredDeployment): Record<string, strin
   };
 }
 
-function modelHostConfig(cluster: string, d: StoredDeployment): Dockerode.HostConfig {
+function modelHostConfig(cluster: string, d: StoredDeployment): ContainerSpec["HostConfig"] {
   const devices = deviceRequests(d.gpu);
   return {
     NetworkMode: names.network(cluster),
@@ -173,7 +167,7 @@ function modelEnv(cluster: string, d: StoredDeployment, replica: number | undefi
 }
 
 /** One replica; the image's own entrypoint and command run the model runtime. */
-export function replicaSpec(cluster: string, d: StoredDeployment, replica: number, rpcKey: string | undefined): Dockerode.ContainerCreateOptions {
+export function replicaSpec(cluster: string, d: StoredDeployment, replica: number, rpcKey: string | undefined): ContainerSpec {
   return {
     name: names.replica(cluster, d.name, d.version, replica),
     Image: d.image,
@@ -188,6 +182,12 @@ export function replicaSpec(cluster: string, d: StoredDeployment, replica: numbe
   };
 }
 
+/** What a deployment record says besides the deployment: the desired count, and which record is newest. */
+export interface RecordState {
+  replicas: number;
+  generation: number;
+}
+
 /**
  * The deployment record: a container that is created and never started, holding the deployment in
  * its labels (Docker has no other object with labels that outlives its replicas), so that a model
@@ -195,13 +195,19 @@ export function replicaSpec(cluster: string, d: StoredDeployment, replica: numbe
  * are, which also lets `docker inspect` show what a replica will get (device requests included),
  * except the RPC credential, which only the replicas themselves hold.
  * Holding the image reference keeps `docker image prune` from removing the model's image.
+ * It also carries the version's desired replica count and a generation (see docker-manager.ts).
  */
-export function deploymentRecordSpec(cluster: string, d: StoredDeployment): Dockerode.ContainerCreateOptions {
+export function deploymentRecordSpec(cluster: string, d: StoredDeployment, record: RecordState, name = names.deployment(cluster, d.name, d.version)): ContainerSpec {
   return {
-    name: names.deployment(cluster, d.name, d.version),
+    name,
     Image: d.image,
     Env: modelEnv(cluster, d, undefined, undefined),
-    Labels: { ...modelLabels(cluster, d), [LABEL.role]: "model_deployment" },
+    Labels: {
+      ...modelLabels(cluster, d),
+      [LABEL.role]: "model_deployment",
+      [RECORD_LABEL.replicas]: String(record.replicas),
+      [RECORD_LABEL.generation]: String(record.generation),
+    },
     HostConfig: { ...modelHostConfig(cluster, d), RestartPolicy: { Name: "no" } },
   };
 }
