@@ -48,6 +48,7 @@ import {
   TOKEN_FILE,
 } from "../cluster-spec.js";
 import type { ClusterOptions, GpuRequest, ModelFramework } from "../container-manager.js";
+import { checkReplicas } from "../common/index.js";
 import { checkName, k8sNames } from "./names.js";
 
 export type ServiceType = "ClusterIP" | "NodePort" | "LoadBalancer";
@@ -315,7 +316,7 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
   checkName("label value", version, "model version");
   const deploymentName = checkName("object", k8sNames.model(cluster, name, version), "deployment name");
   const containerLabel = checkName("label value", modelContainerLabel(name, version), `label ${LABEL.modelContainer}`);
-  if (!Number.isInteger(spec.replicas) || spec.replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number of at least 0, got ${spec.replicas}`);
+  checkReplicas(spec.replicas);
   const extra = spec.labels ?? {};
   for (const value of Object.values(extra)) checkName("label value", value, "label value");
   const gpus = gpuCount(spec.gpu);
