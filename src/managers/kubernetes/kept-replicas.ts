@@ -24,14 +24,15 @@ export function keptReplicas(d: V1Deployment): number | undefined {
   return count;
 }
 
-/** The Deployment scaled to 0, its count recorded (a Deployment kept already keeps the count it recorded first). */
+/** Whether a `stop --keep-state` kept this Deployment (whatever its record says). */
+export function isKept(d: V1Deployment): boolean {
+  return d.metadata?.annotations?.[KEPT_REPLICAS_ANNOTATION] !== undefined;
+}
+
+/** The Deployment scaled to 0, its count recorded (a Deployment kept already keeps the record it has). */
 export function kept(d: V1Deployment): V1Deployment {
-  const count = keptReplicas(d) ?? d.spec?.replicas ?? 1;
-  return {
-    ...d,
-    metadata: { ...d.metadata, annotations: { ...d.metadata?.annotations, [KEPT_REPLICAS_ANNOTATION]: String(count) } },
-    spec: { ...d.spec!, replicas: 0 },
-  };
+  const record: Record<string, string> = isKept(d) ? {} : { [KEPT_REPLICAS_ANNOTATION]: String(d.spec?.replicas ?? 1) };
+  return { ...d, metadata: { ...d.metadata, annotations: { ...d.metadata?.annotations, ...record } }, spec: { ...d.spec!, replicas: 0 } };
 }
 
 /** The Deployment back at its recorded count, the record gone. */

@@ -37,7 +37,7 @@ import type {
 import { ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { k8sNames } from "./names.js";
-import { KEPT_REPLICAS_ANNOTATION, kept, keptReplicas, restored } from "./kept-replicas.js";
+import { isKept, kept, keptReplicas, restored } from "./kept-replicas.js";
 import { objectOps } from "./object-ops.js";
 import { describePod, labelSelector, logCandidates, numberReplicas, podReady, podState, rolledOut, stopRoleOf } from "./pods.js";
 import { plainObjects } from "./render.js";
@@ -143,7 +143,8 @@ export class KubernetesContainerManager implements ContainerManager {
     const rpcKey = rpcAuthOf(options) === "plain" ? (await this.readRpcKey()) ?? generateRpcKey() : undefined;
     if (token === undefined) throw new ManagerError(`the Secret ${tokenSecret} in namespace ${this.namespace} does not exist or has no key \`token\``, "NOT_FOUND");
     // Versions a `stop --keep-state` kept: their counts are checked before anything is applied.
-    const keptModels = (await this.deployments(clusterLabels(this.cluster, "model"))).filter((d) => keptReplicas(d) !== undefined);
+    const keptModels = (await this.deployments(clusterLabels(this.cluster, "model"))).filter(isKept);
+    keptModels.forEach(keptReplicas);
     // Every object is built (and validated) before the image is pushed or anything is applied.
     const objects = (runtimeImage: string) => clusterManifests({
       cluster: this.cluster,
@@ -296,7 +297,7 @@ export class KubernetesContainerManager implements ContainerManager {
     const names = (list: { items: Obj[] }) => list.items.map((o) => o.metadata?.name as string);
     const models = deployments.filter((d) => stopRoleOf(d) === "model");
     const running = deployments.length > models.length || services.items.length > 0 || policies.items.length > 0
-      || models.some((d) => keptReplicas(d) === undefined && (d.spec?.replicas ?? 1) > 0);
+      || models.some((d) => !isKept(d) && (d.spec?.replicas ?? 1) > 0);
     if (keepState ? !running : !deployments.length && !services.items.length && !secrets.items.length && !claims.items.length) throw this.notRunning();
     await stopInOrder(deployments, stopRoleOf, async (d) => {
       const name = d.metadata!.name!;
@@ -650,7 +651,7 @@ function sameRecord(existing: V1Deployment, wanted: Obj): boolean {
   };
   const a = record(existing.metadata?.annotations);
   const b = record(wanted.metadata?.annotations);
-  return a !== undefined && b !== undefined && sameDeployment(a, b) && existing.metadata?.annotations?.[KEPT_REPLICAS_ANNOTATION] === undefined;
+  return a !== undefined && b !== undefined && sameDeployment(a, b) && !isKept(existing);
 }
 
 /** Runs a read-modify-write again when the API server refuses it as stale (409), a few times. */
