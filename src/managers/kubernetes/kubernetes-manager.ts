@@ -15,31 +15,28 @@
  */
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, type CoreV1Event, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
-import { apiCallError, checkReplicas, isReason, noDeployment, sameDeployment, selectLogs, stopInOrder, systemClock, unlessGone, waitUntil, chosenVersion, type Clock } from "../common/index.js";
+import { AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
 import { AdminClient } from "../../admin-client.js";
-import { ClipperError } from "../../errors.js";
 import type { BuildProgress } from "../../images/types.js";
-import { clusterLabels, INTERNAL_PORTS, LABEL, rpcAuthOf, TOKEN_DIR, type Role } from "../cluster-spec.js";
+import { clusterLabels, INTERNAL_PORTS, LABEL, rpcAuthOf, TOKEN_DIR } from "../cluster-spec.js";
 import { generateRpcKey, versionSecret } from "../../../runtime/shared/rpc-auth.js";
 import type {
   ClusterAddresses,
   ClusterOptions,
   ClusterStatus,
-  ComponentStatus,
   ContainerManager,
   KubernetesLocation,
   LogSource,
   LogTail,
   ModelDeployment,
-  ReplicaStatus,
 } from "../container-manager.js";
+import { checkReplicas, chosenVersion, noDeployment, sameDeployment, selectLogs, stopInOrder, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
 import { ManagerError } from "../errors.js";
-import { clusterManifests, modelManifests, type KubernetesObject, type ServiceType } from "./manifests.js";
-import { k8sNames } from "./names.js";
+import { clusterManifests, modelManifests, type ServiceType } from "./manifests.js";
 import { isKept, kept, keptReplicas, restored } from "./kept-replicas.js";
-import { objectOps } from "./object-ops.js";
-import { describePod, labelSelector, logCandidates, numberReplicas, podReady, podState, rolledOut, stopRoleOf } from "./pods.js";
+import { k8sNames } from "./names.js";
+import { NamespaceApi, retryOnConflict } from "./namespace-api.js";
+import { labelSelector, logCandidates, podStatuses, stopRoleOf } from "./pods.js";
 import { plainObjects } from "./render.js";
 import { apiServerHostOf, openServiceProxy, type ServiceProxy } from "./service-proxy.js";
 
@@ -87,9 +84,7 @@ export class KubernetesContainerManager implements ContainerManager {
   readonly capabilities = { runsImages: true, pullsFromRegistry: true, defaultReadyTimeoutMs: 300_000, reportsPods: true };
   readonly cluster: string;
   readonly namespace: string;
-  private readonly core: CoreV1Api;
-  private readonly apps: AppsV1Api;
-  private readonly networking: NetworkingV1Api;
+  private readonly api: NamespaceApi;
   private readonly kc: KubeConfig;
   /** Loopback proxies to the cluster's services, opened by connect() and reused. */
   private proxies?: Promise<{ management: ServiceProxy; query: ServiceProxy }>;
@@ -116,9 +111,10 @@ export class KubernetesContainerManager implements ContainerManager {
     }
     if (!kc.getCurrentCluster()) throw new ManagerError("the kubeconfig names no cluster for its current context", "INVALID_ARGUMENT");
     this.namespace = options.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.apps = kc.makeApiClient(AppsV1Api);
-    this.networking = kc.makeApiClient(NetworkingV1Api);
+    this.api = new NamespaceApi(kc.makeApiClient(CoreV1Api), kc.makeApiClient(AppsV1Api), kc.makeApiClient(NetworkingV1Api), {
+      cluster: this.cluster, namespace: this.namespace, clock: this.clock, pollMs: this.pollMs,
+      rolloutTimeoutMs: options.rolloutTimeoutMs ?? 300_000, ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
   }
 
   /** Where this cluster lives, as the CLI's context records it. */
@@ -134,7 +130,7 @@ export class KubernetesContainerManager implements ContainerManager {
 
   async startClipper(options: ClusterOptions): Promise<ClusterAddresses> {
     const { registry, tokenSecret } = this.options;
-    await this.ensureNamespace();
+    await this.api.ensureNamespace(this.options.createNamespace ?? false);
     // The token the daemon will mount: the user's Secret's, or ours (kept from an earlier start, else new).
     const token = tokenSecret
       ? await this.readToken(tokenSecret)
@@ -143,7 +139,7 @@ export class KubernetesContainerManager implements ContainerManager {
     const rpcKey = rpcAuthOf(options) === "plain" ? (await this.readRpcKey()) ?? generateRpcKey() : undefined;
     if (token === undefined) throw new ManagerError(`the Secret ${tokenSecret} in namespace ${this.namespace} does not exist or has no key \`token\``, "NOT_FOUND");
     // Versions a `stop --keep-state` kept: their counts are checked before anything is applied.
-    const keptModels = (await this.deployments(clusterLabels(this.cluster, "model"))).filter(isKept);
+    const keptModels = (await this.api.deployments(clusterLabels(this.cluster, "model"))).filter(isKept);
     keptModels.forEach(keptReplicas);
     // Every object is built (and validated) before the image is pushed or anything is applied.
     const objects = (runtimeImage: string) => clusterManifests({
@@ -162,9 +158,9 @@ export class KubernetesContainerManager implements ContainerManager {
     });
     plainObjects(objects(this.options.runtimeImage ?? "clipper-runtime:check"));
     const runtimeImage = this.options.runtimeImage ?? await this.buildRuntimeImage(registry);
-    await this.apply(objects(runtimeImage));
+    await this.api.apply(objects(runtimeImage));
     const deadline = this.clock.now() + options.startupTimeoutMs;
-    await this.waitForRollout([k8sNames.management(this.cluster), k8sNames.frontend(this.cluster)], options.startupTimeoutMs);
+    await this.api.waitForRollout([k8sNames.management(this.cluster), k8sNames.frontend(this.cluster)], options.startupTimeoutMs);
     // What connect() would read back (the Deployments, the token Secret) is what was just applied.
     const addresses = await this.addresses(token, registry);
     await this.waitForManagement(addresses, deadline);
@@ -174,10 +170,10 @@ export class KubernetesContainerManager implements ContainerManager {
 
   /** Scales the Deployments a `stop --keep-state` kept back to their recorded counts, once the frontends are up. */
   private async restoreKeptModels(names: string[]): Promise<void> {
-    const changed = await Promise.all(names.map((name) => this.modifyDeployment(name, restored)));
+    const changed = await Promise.all(names.map((name) => this.api.modifyDeployment(name, restored)));
     const running = changed.filter((d) => (d.spec?.replicas ?? 0) > 0).map((d) => d.metadata!.name!);
     if (running.length) this.options.onProgress?.(`bringing back the kept model versions: ${running.join(", ")}`);
-    await this.waitForRollout(running);
+    await this.api.waitForRollout(running);
   }
 
   /**
@@ -208,7 +204,7 @@ export class KubernetesContainerManager implements ContainerManager {
   }
 
   async connect(): Promise<ClusterAddresses> {
-    const deployments = await this.deployments(clusterLabels(this.cluster));
+    const deployments = await this.api.deployments(clusterLabels(this.cluster));
     const roles = new Set(deployments.map((d) => d.metadata?.labels?.[LABEL.role]));
     if (!roles.has("management") || !roles.has("query_frontend")) {
       // Model Deployments alone are what `stop --keep-state` kept: the cluster is stopped.
@@ -266,7 +262,7 @@ export class KubernetesContainerManager implements ContainerManager {
   private async applicationQueryUrls(): Promise<string[]> {
     const name = k8sNames.frontend(this.cluster);
     const urls = [`http://${name}.${this.namespace}.svc:${INTERNAL_PORTS.query}`];
-    const service: V1Service | undefined = await unlessGone(() => this.call(`reading service ${name}`, () => this.core.readNamespacedService({ name, namespace: this.namespace })));
+    const service: V1Service | undefined = await unlessGone(() => this.api.call(`reading service ${name}`, () => this.api.core.readNamespacedService({ name, namespace: this.namespace })));
     if (!service) return urls;
     const port = service.spec?.ports?.find((p) => p.name === "query");
     for (const ingress of service.status?.loadBalancer?.ingress ?? []) {
@@ -288,11 +284,11 @@ export class KubernetesContainerManager implements ContainerManager {
     const selector = labelSelector(clusterLabels(this.cluster));
     const ns = this.namespace;
     const [deployments, services, secrets, claims, policies] = await Promise.all([
-      this.deployments(clusterLabels(this.cluster)),
-      this.call("listing services", () => this.core.listNamespacedService({ namespace: ns, labelSelector: selector })),
-      this.call("listing secrets", () => this.core.listNamespacedSecret({ namespace: ns, labelSelector: selector })),
-      keepState ? Promise.resolve({ items: [] as Obj[] }) : this.call("listing claims", () => this.core.listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: selector })),
-      this.call("listing network policies", () => this.networking.listNamespacedNetworkPolicy({ namespace: ns, labelSelector: selector })),
+      this.api.deployments(clusterLabels(this.cluster)),
+      this.api.call("listing services", () => this.api.core.listNamespacedService({ namespace: ns, labelSelector: selector })),
+      this.api.secrets(clusterLabels(this.cluster)).then((items) => ({ items })),
+      keepState ? Promise.resolve({ items: [] as Obj[] }) : this.api.call("listing claims", () => this.api.core.listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: selector })),
+      this.api.call("listing network policies", () => this.api.networking.listNamespacedNetworkPolicy({ namespace: ns, labelSelector: selector })),
     ]);
     const names = (list: { items: Obj[] }) => list.items.map((o) => o.metadata?.name as string);
     const models = deployments.filter((d) => stopRoleOf(d) === "model");
@@ -301,14 +297,14 @@ export class KubernetesContainerManager implements ContainerManager {
     if (keepState ? !running : !deployments.length && !services.items.length && !secrets.items.length && !claims.items.length) throw this.notRunning();
     await stopInOrder(deployments, stopRoleOf, async (d) => {
       const name = d.metadata!.name!;
-      if (keepState && stopRoleOf(d) === "model") await this.modifyDeployment(name, kept);
-      else await this.gone(() => this.apps.deleteNamespacedDeployment({ name, namespace: ns }));
+      if (keepState && stopRoleOf(d) === "model") await unlessGone(() => this.api.modifyDeployment(name, kept));
+      else await this.api.gone(() => this.api.apps.deleteNamespacedDeployment({ name, namespace: ns }));
     });
     await Promise.all([
-      ...names(services).map((name) => this.gone(() => this.core.deleteNamespacedService({ name, namespace: ns }))),
-      ...(keepState ? [] : names(secrets)).map((name) => this.gone(() => this.core.deleteNamespacedSecret({ name, namespace: ns }))),
-      ...names(claims).map((name) => this.gone(() => this.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: ns }))),
-      ...names(policies).map((name) => this.gone(() => this.networking.deleteNamespacedNetworkPolicy({ name, namespace: ns }))),
+      ...names(services).map((name) => this.api.gone(() => this.api.core.deleteNamespacedService({ name, namespace: ns }))),
+      ...(keepState ? [] : names(secrets)).map((name) => this.api.gone(() => this.api.core.deleteNamespacedSecret({ name, namespace: ns }))),
+      ...names(claims).map((name) => this.api.gone(() => this.api.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: ns }))),
+      ...names(policies).map((name) => this.api.gone(() => this.api.networking.deleteNamespacedNetworkPolicy({ name, namespace: ns }))),
     ]);
   }
 
@@ -340,19 +336,19 @@ export class KubernetesContainerManager implements ContainerManager {
     });
     const name = k8sNames.model(this.cluster, deployment.name, deployment.version);
     const wanted = plainObjects(objects).find((o) => o.kind === "Deployment") as Obj;
-    const existing = await unlessGone(() => this.call(`reading deployment ${name}`, () => this.apps.readNamespacedDeployment({ name, namespace: this.namespace })));
+    const existing = await unlessGone(() => this.api.call(`reading deployment ${name}`, () => this.api.apps.readNamespacedDeployment({ name, namespace: this.namespace })));
     if (existing?.metadata?.labels?.[LABEL.cluster] === this.cluster && sameRecord(existing, wanted)) {
-      await this.apply(objects.filter((o) => o.kind === "Secret"));
+      await this.api.apply(objects.filter((o) => o.kind === "Secret"));
       await this.scale(deployment.name, deployment.version, replicas);
     } else {
-      await this.apply(objects);
+      await this.api.apply(objects);
     }
-    await this.waitForRollout([name], deployment.readyTimeoutMs);
+    await this.api.waitForRollout([name], deployment.readyTimeoutMs);
   }
 
   /** The version's RPC credential when the cluster's frontends authenticate replicas (their Deployment says so). */
   private async rpcCredential(d: ModelDeployment): Promise<{ rpcCredential?: { secret: string } }> {
-    const frontend = (await this.deployments(clusterLabels(this.cluster, "query_frontend")))[0];
+    const frontend = (await this.api.deployments(clusterLabels(this.cluster, "query_frontend")))[0];
     if (!frontend) throw this.notRunning();
     if (frontend.metadata?.annotations?.[LABEL.rpcAuth] !== "plain") return {};
     const key = await this.readRpcKey();
@@ -365,7 +361,7 @@ export class KubernetesContainerManager implements ContainerManager {
 
   /** The pull secrets the cluster's own pods use: model images usually come from the same registry. */
   private async clusterPullSecrets(): Promise<string[]> {
-    const management = (await this.deployments(clusterLabels(this.cluster, "management")))[0];
+    const management = (await this.api.deployments(clusterLabels(this.cluster, "management")))[0];
     if (!management) throw this.notRunning();
     return (management.spec?.template?.spec?.imagePullSecrets ?? []).map((s) => s.name!).filter(Boolean);
   }
@@ -373,7 +369,7 @@ export class KubernetesContainerManager implements ContainerManager {
   async setNumReplicas(name: string, version: string, replicas: number): Promise<void> {
     checkReplicas(replicas);
     await this.scale(name, version, replicas);
-    await this.waitForRollout([k8sNames.model(this.cluster, name, version)]);
+    await this.api.waitForRollout([k8sNames.model(this.cluster, name, version)]);
   }
 
   /** Sets the version's scale subresource (at the resourceVersion read with it: a concurrent change is read again). */
@@ -381,9 +377,9 @@ export class KubernetesContainerManager implements ContainerManager {
     const deploymentName = k8sNames.model(this.cluster, name, version);
     const ns = this.namespace;
     await retryOnConflict(async () => {
-      const scale = await unlessGone(() => this.call(`reading the scale of ${deploymentName}`, () => this.apps.readNamespacedDeploymentScale({ name: deploymentName, namespace: ns })));
+      const scale = await unlessGone(() => this.api.call(`reading the scale of ${deploymentName}`, () => this.api.apps.readNamespacedDeploymentScale({ name: deploymentName, namespace: ns })));
       if (!scale) throw noDeployment(name, version, `the Kubernetes cluster ${this.cluster} (namespace ${ns})`);
-      await this.call(`scaling ${deploymentName}`, () => this.apps.replaceNamespacedDeploymentScale({
+      await this.api.call(`scaling ${deploymentName}`, () => this.api.apps.replaceNamespacedDeploymentScale({
         name: deploymentName, namespace: ns, body: { ...scale, spec: { replicas } },
       }));
     });
@@ -391,7 +387,7 @@ export class KubernetesContainerManager implements ContainerManager {
 
   async getNumReplicas(name: string, version: string): Promise<number> {
     const deploymentName = k8sNames.model(this.cluster, name, version);
-    const scale = await unlessGone(() => this.call(`reading the scale of ${deploymentName}`, () => this.apps.readNamespacedDeploymentScale({ name: deploymentName, namespace: this.namespace })));
+    const scale = await unlessGone(() => this.api.call(`reading the scale of ${deploymentName}`, () => this.api.apps.readNamespacedDeploymentScale({ name: deploymentName, namespace: this.namespace })));
     return scale?.spec?.replicas ?? 0;
   }
 
@@ -401,13 +397,13 @@ export class KubernetesContainerManager implements ContainerManager {
   }
 
   async stopAllModelContainers(): Promise<void> {
-    await this.scaleToZero(await this.deployments(clusterLabels(this.cluster, "model")));
+    await this.scaleToZero(await this.api.deployments(clusterLabels(this.cluster, "model")));
   }
 
   private async scaleToZero(deployments: V1Deployment[]): Promise<void> {
     const labels = deployments.map((d) => d.metadata?.labels ?? {});
     await Promise.all(labels.map((l) => this.scale(l[LABEL.modelName] ?? "", l[LABEL.modelVersion] ?? "", 0)));
-    await this.waitForRollout(deployments.map((d) => d.metadata!.name!));
+    await this.api.waitForRollout(deployments.map((d) => d.metadata!.name!));
   }
 
   /** Deletes the chosen versions' Deployments and credential Secrets (also a Secret whose Deployment was never created). */
@@ -415,18 +411,15 @@ export class KubernetesContainerManager implements ContainerManager {
     const ns = this.namespace;
     const { deployments, secrets } = await this.modelObjects(models);
     await Promise.all([
-      ...deployments.map((d) => this.gone(() => this.apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: ns }))),
-      ...secrets.map((s) => this.gone(() => this.core.deleteNamespacedSecret({ name: s.metadata!.name!, namespace: ns }))),
+      ...deployments.map((d) => this.api.gone(() => this.api.apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: ns }))),
+      ...secrets.map((s) => this.api.gone(() => this.api.core.deleteNamespacedSecret({ name: s.metadata!.name!, namespace: ns }))),
     ]);
   }
 
   /** This cluster's model Deployments and Secrets of the chosen versions ([] = every version of a model). */
   private async modelObjects(models: Record<string, string[]>): Promise<{ deployments: V1Deployment[]; secrets: Obj[] }> {
-    const selector = labelSelector(clusterLabels(this.cluster, "model"));
-    const [deployments, secrets] = await Promise.all([
-      this.deployments(clusterLabels(this.cluster, "model")),
-      this.call("listing secrets", () => this.core.listNamespacedSecret({ namespace: this.namespace, labelSelector: selector })).then((l) => l.items as Obj[]),
-    ]);
+    const labels = clusterLabels(this.cluster, "model");
+    const [deployments, secrets] = await Promise.all([this.api.deployments(labels), this.api.secrets(labels)]);
     const chosen = (o: Obj) => chosenVersion(models, o.metadata?.labels?.[LABEL.modelName] ?? "", o.metadata?.labels?.[LABEL.modelVersion] ?? "");
     return { deployments: deployments.filter(chosen), secrets: secrets.filter(chosen) };
   }
@@ -436,22 +429,7 @@ export class KubernetesContainerManager implements ContainerManager {
   async status(): Promise<ClusterStatus> {
     // What connect found in this process still holds (its proxies, token and registry do not change).
     const addresses = this.known ?? await this.connect();
-    const pods = await this.pods(clusterLabels(this.cluster));
-    const components: ComponentStatus[] = [];
-    const replicas: ReplicaStatus[] = [];
-    for (const { pod, replica } of numberReplicas(pods)) {
-      const labels = pod.metadata?.labels ?? {};
-      const role = labels[LABEL.role] as Role | undefined;
-      const state = podState(pod);
-      const ready = podReady(pod);
-      const restarts = (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
-      if (role === "model") {
-        replicas.push({ name: labels[LABEL.modelName] ?? "", version: labels[LABEL.modelVersion] ?? "", replica, state, restarts, pod: pod.metadata?.name ?? "", ready });
-      } else if (role) {
-        components.push({ component: `${role}/${pod.metadata?.name}`, state, restarts, ready });
-      }
-    }
-    return { addresses, components, replicas };
+    return { addresses, ...podStatuses(await this.api.pods(clusterLabels(this.cluster))) };
   }
 
   async logs(component?: string): Promise<LogSource[]> {
@@ -461,8 +439,8 @@ export class KubernetesContainerManager implements ContainerManager {
   async readLogs(component: string | undefined, tail: number): Promise<LogTail[]> {
     const pods = await this.logPods(component);
     return Promise.all(pods.map(async (p) => {
-      const text = await this.call(`reading the log of ${p.metadata!.name}`, () =>
-        this.core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: this.namespace, tailLines: tail }));
+      const text = await this.api.call(`reading the log of ${p.metadata!.name}`, () =>
+        this.api.core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: this.namespace, tailLines: tail }));
       return { component: p.metadata!.name!, lines: String(text).split("\n").filter((l, i, all) => l !== "" || i < all.length - 1) };
     }));
   }
@@ -471,172 +449,22 @@ export class KubernetesContainerManager implements ContainerManager {
 
   /** Pods whose logs `clipper logs COMPONENT` means, by the one grammar (common/log-components.ts); a component is a pod name. */
   private async logPods(component: string | undefined): Promise<V1Pod[]> {
-    return selectLogs(logCandidates(await this.pods(clusterLabels(this.cluster))), component).map((c) => c.pod);
-  }
-
-  private async ensureNamespace(): Promise<void> {
-    const ns = this.namespace;
-    if (await unlessGone(() => this.call(`reading namespace ${ns}`, () => this.core.readNamespace({ name: ns })))) return;
-    if (!this.options.createNamespace) {
-      throw new ManagerError(`the namespace ${ns} does not exist (pass --create-namespace, or create it with kubectl create namespace ${ns})`, "NOT_FOUND");
-    }
-    await this.call(`creating namespace ${ns}`, () => this.core.createNamespace({ body: { metadata: { name: ns, labels: clusterLabels(this.cluster) } } }))
-      .catch((err: unknown) => { if (!isReason(err, "CONFLICT")) throw err; });
+    return selectLogs(logCandidates(await this.api.pods(clusterLabels(this.cluster))), component).map((c) => c.pod);
   }
 
   /** The `token` key of a Secret, or undefined when the Secret (or the key) is absent. */
   private readToken(name: string): Promise<string | undefined> {
-    return this.readSecretKey(name, "token", "the token Secret");
+    return this.api.readSecretKey(name, "token", "the token Secret");
   }
 
   /** The cluster's RPC key, or undefined when its Secret (or the key) is absent. */
   private readRpcKey(): Promise<string | undefined> {
-    return this.readSecretKey(k8sNames.rpcKey(this.cluster), "key", "the RPC key Secret");
-  }
-
-  private async readSecretKey(name: string, key: string, what: string): Promise<string | undefined> {
-    const secret = await unlessGone(() => this.call(`reading ${what} ${name}`, () => this.core.readNamespacedSecret({ name, namespace: this.namespace })));
-    const data = secret?.data?.[key];
-    return data ? Buffer.from(data, "base64").toString("utf8") : undefined;
-  }
-
-  /** Creates each object, or replaces it (at the resourceVersion just read) when it exists. */
-  async apply(objects: readonly KubernetesObject[]): Promise<void> {
-    for (const body of plainObjects(objects)) {
-      const kind = body.kind as string;
-      const name = (body.metadata as Obj).name as string;
-      const namespace = this.namespace;
-      const ops = objectOps({ core: this.core, apps: this.apps, networking: this.networking }, kind);
-      this.options.onProgress?.(`applying ${kind} ${name}`);
-      try {
-        await this.call(`creating ${kind} ${name}`, () => ops.create(namespace, body));
-        continue;
-      } catch (err) {
-        if (!isReason(err, "CONFLICT")) throw err;
-      }
-      if (kind === "Namespace") continue;
-      await retryOnConflict(async () => {
-        const current = await this.call(`reading ${kind} ${name}`, () => ops.read(namespace, name));
-        this.checkOwned(kind, current);
-        // A claim's spec is immutable once bound: keep what exists.
-        if (kind === "PersistentVolumeClaim") return;
-        const next: Obj = { ...body, metadata: { ...(body.metadata as Obj), resourceVersion: current.metadata.resourceVersion } };
-        // A Service keeps its cluster IP.
-        if (kind === "Service" && current.spec?.clusterIP) {
-          next.spec = { ...(next.spec as Obj), clusterIP: current.spec.clusterIP, ...(current.spec.clusterIPs ? { clusterIPs: current.spec.clusterIPs } : {}) };
-        }
-        await this.call(`replacing ${kind} ${name}`, () => ops.replace(namespace, name, next));
-      });
-    }
-  }
-
-  /** Refuses to change an object this cluster did not create. */
-  private checkOwned(kind: string, current: Obj): void {
-    if (current.metadata?.labels?.[LABEL.cluster] !== this.cluster) {
-      throw new ManagerError(`a ${kind} named ${current.metadata?.name} exists in namespace ${this.namespace} and was not created for this cluster ` +
-        `(it lacks the ${LABEL.cluster}=${this.cluster} label); remove it or choose another cluster name`, "CONFLICT");
-    }
-  }
-
-  /** Reads a Deployment, changes it and writes it back at the resourceVersion read (read again on a conflict). */
-  private async modifyDeployment(name: string, change: (d: V1Deployment) => V1Deployment): Promise<V1Deployment> {
-    const namespace = this.namespace;
-    return retryOnConflict(async () => {
-      const current = await this.call(`reading deployment ${name}`, () => this.apps.readNamespacedDeployment({ name, namespace }));
-      this.checkOwned("Deployment", current);
-      return this.call(`replacing deployment ${name}`, () => this.apps.replaceNamespacedDeployment({ name, namespace, body: change(current) }));
-    });
-  }
-
-  /** Polls until every named Deployment has observed its spec and has all replicas ready. */
-  async waitForRollout(names: string[], timeoutMs = this.options.rolloutTimeoutMs ?? 300_000): Promise<void> {
-    let reported = "";
-    let pending: V1Deployment[] = [];
-    await waitUntil({
-      deadline: this.clock.now() + timeoutMs, clock: this.clock, intervalMs: this.pollMs,
-      attempt: async () => {
-        const current = await Promise.all(names.map((name) =>
-          this.call(`reading deployment ${name}`, () => this.apps.readNamespacedDeployment({ name, namespace: this.namespace }))));
-        pending = current.filter((d) => !rolledOut(d));
-        if (!pending.length) return true;
-        const progress = pending.map((d) => `${d.metadata?.name}: ${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 1} ready`).join(", ");
-        if (progress !== reported) this.options.onProgress?.((reported = progress));
-        return undefined;
-      },
-      onTimeout: () => this.rolloutFailure(pending, timeoutMs),
-    });
-  }
-
-  /** Why a rollout did not finish: each pending Deployment's ready count, its pods that are not ready and their warnings. */
-  private async rolloutFailure(pending: V1Deployment[], timeoutMs: number): Promise<ClipperError> {
-    const reasons = await Promise.all(pending.map(async (d) => {
-      const pods = await this.pods(d.spec?.selector?.matchLabels ?? {});
-      const notReady = await Promise.all(pods.filter((p) => !podReady(p)).map(async (p) => {
-        const events = await this.warnings(p.metadata?.name ?? "");
-        return describePod(p) + (events.length ? `; events: ${events.join(" | ")}` : "");
-      }));
-      return `${d.metadata?.name} has ${d.status?.readyReplicas ?? 0} of ${d.spec?.replicas ?? 1} replicas ready`
-        + (notReady.length ? ` (${notReady.join("; ")})` : "");
-    }));
-    return new ClipperError("DEPLOY_FAILED", `not ready after ${Math.round(timeoutMs / 1000)} s: ${reasons.join("; ")}`,
-      `inspect with kubectl -n ${this.namespace} describe pod`);
-  }
-
-  /** The latest warning events of a pod (image pull errors, failed scheduling, probe failures), newest last. */
-  private async warnings(pod: string): Promise<string[]> {
-    let events: CoreV1Event[];
-    try {
-      events = (await this.call(`listing events of ${pod}`, () => this.core.listNamespacedEvent({
-        namespace: this.namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}`,
-      }))).items;
-    } catch {
-      return []; // events explain a failure; not being able to read them must not hide it
-    }
-    const time = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();
-    return events.filter((e) => e.type === "Warning").sort((a, b) => time(a) - time(b)).slice(-3)
-      .map((e) => `${e.reason ?? "Warning"}: ${(e.message ?? "").trim()}${(e.count ?? 1) > 1 ? ` (×${e.count})` : ""}`);
-  }
-
-  private async deployments(labels: Record<string, string>): Promise<V1Deployment[]> {
-    const list = await this.call("listing deployments", () => this.apps.listNamespacedDeployment({ namespace: this.namespace, labelSelector: labelSelector(labels) }));
-    return list.items;
-  }
-
-  private async pods(labels: Record<string, string>): Promise<V1Pod[]> {
-    const list = await this.call("listing pods", () => this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: labelSelector(labels) }));
-    return list.items;
-  }
-
-  /** Runs a delete; a 404 (already gone) is success. */
-  private async gone(fn: () => Promise<unknown>): Promise<void> {
-    await unlessGone(() => this.call("deleting", fn));
+    return this.api.readSecretKey(k8sNames.rpcKey(this.cluster), "key", "the RPC key Secret");
   }
 
   private notRunning(): ManagerError {
     return new ManagerError(`no Kubernetes cluster named ${this.cluster} in namespace ${this.namespace} (start one with \`clipper start --manager kubernetes\`)`, "CLUSTER_NOT_RUNNING");
   }
-
-  /** Maps API errors onto manager errors (common/api-errors.ts), with the API server's own message. */
-  private async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof ClipperError) throw err;
-      const code = (err as { code?: unknown }).code;
-      throw apiCallError(doing, "Kubernetes API server", typeof code === "number" ? code : undefined, apiMessage(err));
-    }
-  }
-}
-
-function apiMessage(err: unknown): string {
-  const body = (err as { body?: unknown }).body;
-  if (typeof body === "string") {
-    try {
-      const parsed = JSON.parse(body) as { message?: string };
-      if (parsed.message) return parsed.message;
-    } catch { /* not JSON */ }
-  } else if (body && typeof body === "object" && "message" in body) return String((body as { message: unknown }).message);
-  return (err as Error)?.message ?? String(err);
 }
 
 /** Whether a Deployment records the same deployment (its LABEL.deployment annotation) as the one wanted. */
@@ -654,13 +482,3 @@ function sameRecord(existing: V1Deployment, wanted: Obj): boolean {
   return a !== undefined && b !== undefined && sameDeployment(a, b) && !isKept(existing);
 }
 
-/** Runs a read-modify-write again when the API server refuses it as stale (409), a few times. */
-async function retryOnConflict<T>(write: () => Promise<T>, attempts = 5): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (err) {
-      if (!isReason(err, "CONFLICT") || attempt >= attempts) throw err;
-    }
-  }
-}

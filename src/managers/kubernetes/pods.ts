@@ -3,8 +3,9 @@
  * not ready, and the replica numbers `clipper status` and `clipper logs` share.
  */
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
-import { LABEL } from "../cluster-spec.js";
+import { LABEL, type Role } from "../cluster-spec.js";
 import type { LogCandidate, LogRole, StopRole } from "../common/index.js";
+import type { ComponentStatus, ReplicaStatus } from "../container-manager.js";
 
 /** Pods with their replica number: model pods numbered per version in name order, others 0. */
 export function numberReplicas(pods: readonly V1Pod[]): { pod: V1Pod; replica: number }[] {
@@ -17,6 +18,25 @@ export function numberReplicas(pods: readonly V1Pod[]): { pod: V1Pod; replica: n
     counters.set(k, replica + 1);
     return { pod, replica };
   });
+}
+
+/** `clipper status` of the cluster's pods: model pods as replicas, the others as components. */
+export function podStatuses(pods: readonly V1Pod[]): { components: ComponentStatus[]; replicas: ReplicaStatus[] } {
+  const components: ComponentStatus[] = [];
+  const replicas: ReplicaStatus[] = [];
+  for (const { pod, replica } of numberReplicas(pods)) {
+    const labels = pod.metadata?.labels ?? {};
+    const role = labels[LABEL.role] as Role | undefined;
+    const state = podState(pod);
+    const ready = podReady(pod);
+    const restarts = (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
+    if (role === "model") {
+      replicas.push({ name: labels[LABEL.modelName] ?? "", version: labels[LABEL.modelVersion] ?? "", replica, state, restarts, pod: pod.metadata?.name ?? "", ready });
+    } else if (role) {
+      components.push({ component: `${role}/${pod.metadata?.name}`, state, restarts, ready });
+    }
+  }
+  return { components, replicas };
 }
 
 const LOG_ROLES: Record<string, LogRole> = { management: "management", query_frontend: "frontend", model: "model" };
