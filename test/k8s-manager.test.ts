@@ -222,6 +222,22 @@ describe("KubernetesContainerManager against the fake API", () => {
     const writes = api.requests.filter((r) => r.method !== "GET").length;
     await expect(manager().startClipper(OPTIONS)).rejects.toThrow(/records "65" kept replicas .*no count from 0 to 64/);
     expect(api.requests.filter((r) => r.method !== "GET").length).toBe(writes);
+    // Start brings the kept version back to its count. Its RPC key Secret went missing meanwhile: the
+    // new key's credential replaces the version's, so its pods can still register.
+    const annotated = api.get("deployments", "clipper-demo-sum-3", "ml")!;
+    await fetch(`${api.url}/apis/apps/v1/namespaces/ml/deployments/clipper-demo-sum-3`, {
+      method: "PUT", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...annotated, metadata: { ...annotated.metadata, annotations: { ...annotated.metadata.annotations, "ai.clipper.kept_replicas": "1" } } }),
+    });
+    await fetch(`${api.url}/api/v1/namespaces/ml/secrets/clipper-demo-rpc-key`, { method: "DELETE" });
+    const restarted = manager();
+    await restarted.startClipper(OPTIONS);
+    const back = api.get("deployments", "clipper-demo-sum-3", "ml")!;
+    expect([back.spec.replicas, back.metadata.annotations["ai.clipper.kept_replicas"]]).toEqual([1, undefined]);
+    const newKey = Buffer.from(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key, "base64").toString();
+    expect(Buffer.from(api.get("secrets", "clipper-demo-sum-3-rpc", "ml")!.data.secret, "base64").toString())
+      .toBe(versionSecret(newKey, { name: "sum", version: "3", inputType: "doubles" }));
+    await restarted.stopAll({ keepState: true });
     await m.stopAll({ keepState: false }); // the claim, the Secrets and the kept Deployment are still there
     expect(api.list("persistentvolumeclaims", "ml")).toHaveLength(0);
     await expect(m.stopAll()).rejects.toThrow(/no Kubernetes cluster named demo/);

@@ -35,9 +35,9 @@ export function kept(d: V1Deployment): V1Deployment {
   return { ...d, metadata: { ...d.metadata, annotations: { ...d.metadata?.annotations, ...record } }, spec: { ...d.spec!, replicas: 0 } };
 }
 
-/** The Deployment back at its recorded count, the record gone. */
+/** The Deployment back at its recorded count (or at a count someone set since the stop), the record gone. */
 export function restored(d: V1Deployment): V1Deployment {
-  const count = keptReplicas(d) ?? d.spec?.replicas ?? 0;
+  const count = (d.spec?.replicas ?? 0) > 0 ? d.spec!.replicas! : keptReplicas(d) ?? 0;
   const { [KEPT_REPLICAS_ANNOTATION]: _kept, ...annotations } = d.metadata?.annotations ?? {};
   return { ...d, metadata: { ...d.metadata, annotations }, spec: { ...d.spec!, replicas: count } };
 }

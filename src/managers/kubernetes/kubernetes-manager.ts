@@ -19,6 +19,7 @@ import { AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, type V1Deployment, t
 import { AdminClient } from "../../admin-client.js";
 import type { BuildProgress } from "../../images/types.js";
 import { clusterLabels, INTERNAL_PORTS, LABEL, rpcAuthOf, TOKEN_DIR } from "../cluster-spec.js";
+import { INPUT_TYPES, type InputType } from "../../../runtime/shared/input-types.js";
 import { generateRpcKey, versionSecret } from "../../../runtime/shared/rpc-auth.js";
 import type {
   ClusterAddresses,
@@ -32,7 +33,7 @@ import type {
 } from "../container-manager.js";
 import { checkReplicas, chosenVersion, noDeployment, sameDeployment, selectLogs, stopInOrder, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
 import { ManagerError } from "../errors.js";
-import { clusterManifests, modelManifests, type ServiceType } from "./manifests.js";
+import { clusterManifests, modelManifests, modelRpcSecret, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { isKept, kept, keptReplicas, restored } from "./kept-replicas.js";
 import { k8sNames } from "./names.js";
 import { NamespaceApi, retryOnConflict } from "./namespace-api.js";
@@ -164,13 +165,15 @@ export class KubernetesContainerManager implements ContainerManager {
     // What connect() would read back (the Deployments, the token Secret) is what was just applied.
     const addresses = await this.addresses(token, registry);
     await this.waitForManagement(addresses, deadline);
-    await this.restoreKeptModels(keptModels.map((d) => d.metadata!.name!));
+    await this.restoreKeptModels(keptModels, rpcKey);
     return addresses;
   }
 
   /** Scales the Deployments a `stop --keep-state` kept back to their recorded counts, once the frontends are up. */
-  private async restoreKeptModels(names: string[]): Promise<void> {
-    const changed = await Promise.all(names.map((name) => this.api.modifyDeployment(name, restored)));
+  private async restoreKeptModels(keptModels: V1Deployment[], rpcKey: string | undefined): Promise<void> {
+    // The key is new when its Secret went missing since the stop: each version's credential is derived again from it.
+    if (rpcKey) await this.api.apply(keptModels.flatMap((d) => this.credentialSecret(d, rpcKey)));
+    const changed = await Promise.all(keptModels.map((d) => this.api.modifyDeployment(d.metadata!.name!, restored)));
     const running = changed.filter((d) => (d.spec?.replicas ?? 0) > 0).map((d) => d.metadata!.name!);
     if (running.length) this.options.onProgress?.(`bringing back the kept model versions: ${running.join(", ")}`);
     await this.api.waitForRollout(running);
@@ -359,6 +362,17 @@ export class KubernetesContainerManager implements ContainerManager {
     return { rpcCredential: { secret: versionSecret(key, { name: d.name, version: d.version, inputType: d.inputType }) } };
   }
 
+  /** The credential Secret of a model Deployment's version under this key (none when its record names no input type). */
+  private credentialSecret(d: V1Deployment, rpcKey: string): KubernetesObject[] {
+    const labels = d.metadata?.labels ?? {};
+    const name = labels[LABEL.modelName];
+    const version = labels[LABEL.modelVersion];
+    const inputType = deploymentRecord(d.metadata?.annotations)?.inputType;
+    if (!name || !version || !INPUT_TYPES.some((t) => t === inputType)) return [];
+    const credential = versionSecret(rpcKey, { name, version, inputType: inputType as InputType });
+    return [modelRpcSecret({ cluster: this.cluster, namespace: this.namespace, name, version, labels }, credential)];
+  }
+
   /** The pull secrets the cluster's own pods use: model images usually come from the same registry. */
   private async clusterPullSecrets(): Promise<string[]> {
     const management = (await this.api.deployments(clusterLabels(this.cluster, "management")))[0];
@@ -467,18 +481,19 @@ export class KubernetesContainerManager implements ContainerManager {
   }
 }
 
-/** Whether a Deployment records the same deployment (its LABEL.deployment annotation) as the one wanted. */
-function sameRecord(existing: V1Deployment, wanted: Obj): boolean {
-  const record = (annotations: Record<string, string> | undefined): object | undefined => {
-    try {
-      const parsed: unknown = JSON.parse(annotations?.[LABEL.deployment] ?? "");
-      return parsed && typeof parsed === "object" ? parsed : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const a = record(existing.metadata?.annotations);
-  const b = record(wanted.metadata?.annotations);
-  return a !== undefined && b !== undefined && sameDeployment(a, b) && !isKept(existing);
+/** The deployment a model Deployment records (its LABEL.deployment annotation), when that is a JSON object. */
+function deploymentRecord(annotations: Record<string, string> | undefined): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(annotations?.[LABEL.deployment] ?? "");
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
+/** Whether a Deployment records the same deployment as the one wanted (and is no version a stop kept). */
+function sameRecord(existing: V1Deployment, wanted: Obj): boolean {
+  const a = deploymentRecord(existing.metadata?.annotations);
+  const b = deploymentRecord((wanted.metadata as Obj | undefined)?.annotations);
+  return a !== undefined && b !== undefined && sameDeployment(a, b) && !isKept(existing);
+}

@@ -352,11 +352,9 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
     readinessProbe: { ...readyCheck, periodSeconds: period, failureThreshold: 2 },
     livenessProbe: { ...readyCheck, periodSeconds: 10, failureThreshold: 3 },
   };
-  const secret = spec.rpcCredential?.secret === undefined ? [] : [new Secret({
-    metadata: { name: secretName, namespace, labels: { ...extra, ...selector, [LABEL.modelName]: name, [LABEL.modelVersion]: version } },
-    type: "Opaque",
-    stringData: { secret: spec.rpcCredential.secret },
-  })];
+  const secret = spec.rpcCredential?.secret === undefined ? [] : [modelRpcSecret({
+    cluster, namespace, name, version, labels: { ...extra, ...selector, [LABEL.modelName]: name, [LABEL.modelVersion]: version },
+  }, spec.rpcCredential.secret)];
   return [...secret, new Deployment({
     metadata: {
       name: deploymentName, namespace, labels: { ...extra, ...selector, [LABEL.modelName]: name, [LABEL.modelVersion]: version },
@@ -382,6 +380,17 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
       },
     },
   })];
+}
+
+/** The Secret holding one version's RPC credential (key `secret`), labelled as its Deployment is. */
+export function modelRpcSecret(
+  version: { cluster: string; namespace: string; name: string; version: string; labels: Record<string, string> }, credential: string,
+): Secret {
+  return new Secret({
+    metadata: { name: k8sNames.modelRpcSecret(version.cluster, version.name, version.version), namespace: version.namespace, labels: version.labels },
+    type: "Opaque",
+    stringData: { secret: credential },
+  });
 }
 
 /** Kubernetes schedules whole GPUs by count: "all" and device ids have no meaning there. */
