@@ -130,6 +130,16 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(status.components.map((c) => c.component.split("/")[0]).sort())
       .toEqual(["management", "query_frontend", "query_frontend", "query_frontend"]);
 
+    // logs COMPONENT by the shared grammar: a version, one replica as status numbers it, a role; a
+    // part of a pod name or a name from Object.prototype names what exists instead.
+    const logs = async (q: string) => (await m.logs(q)).map((l) => l.component);
+    expect(await logs("sum-1")).toHaveLength(4);
+    expect(await logs("sum-2-0")).toEqual([status.replicas.find((r) => r.version === "2")!.pod]);
+    expect(await logs("query_frontend")).toHaveLength(3);
+    for (const bad of ["clipper-demo-sum", "__proto__", "constructor", "sum-1-4"]) {
+      await expect(m.logs(bad)).rejects.toThrow(new RegExp(`no logs for component ${bad} \\(known: clipper-demo-`));
+    }
+
     // Each version has its own credential Secret, derived from the cluster's key.
     const key = Buffer.from(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key, "base64").toString();
     for (const version of ["1", "2"]) {
