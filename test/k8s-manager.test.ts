@@ -202,6 +202,9 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(now).toBe(300_000);
     // ... and the kubelet's events for the pod.
     expect(message).toMatch(/events: Failed: pull access denied \(×3\)/);
+    // The version this deploy created never came up: it is deleted again, with its credential.
+    expect(api.get("deployments", "clipper-demo-sum-3", "ml")).toBeUndefined();
+    expect(api.get("secrets", "clipper-demo-sum-3-rpc", "ml")).toBeUndefined();
     api.setAutoReady(true);
   });
 
@@ -211,42 +214,43 @@ describe("KubernetesContainerManager against the fake API", () => {
       body: JSON.stringify({ metadata: { name: "someone-else" } }),
     });
     const m = manager();
+    await m.deployModel({ ...MODEL, version: "4" }, 2);
     await m.stopAll({ keepState: true });
-    // What runs or routes is gone; the version that failed its rollout is kept at 0, its count recorded.
+    // What runs or routes is gone; the model version is kept at 0, its count recorded.
     expect(api.list("deployments", "ml").map((d) => [d.metadata.name, d.spec.replicas, d.metadata.annotations["ai.clipper.kept_replicas"]]))
-      .toEqual([["clipper-demo-sum-3", 0, "1"]]);
+      .toEqual([["clipper-demo-sum-4", 0, "2"]]);
     expect(api.list("services", "ml")).toHaveLength(0);
     expect(api.list("networkpolicies", "ml")).toHaveLength(0);
     expect(api.list("secrets", "ml").map((s) => s.metadata.name).sort())
-      .toEqual(["clipper-demo-rpc-key", "clipper-demo-sum-3-rpc", "clipper-demo-token", "someone-else"]);
+      .toEqual(["clipper-demo-rpc-key", "clipper-demo-sum-4-rpc", "clipper-demo-token", "someone-else"]);
     expect(api.get("persistentvolumeclaims", "clipper-demo-state", "ml")).toBeDefined();
     await expect(m.connect()).rejects.toThrow(/no Kubernetes cluster named demo/);
     // Stopping a stopped cluster is refused, and the recorded count stays.
     await expect(m.stopAll({ keepState: true })).rejects.toThrow(/no Kubernetes cluster named demo/);
     // A count no stop could have recorded fails start before anything is applied.
-    const sum3 = api.get("deployments", "clipper-demo-sum-3", "ml")!;
-    await fetch(`${api.url}/apis/apps/v1/namespaces/ml/deployments/clipper-demo-sum-3`, {
+    const sum4 = api.get("deployments", "clipper-demo-sum-4", "ml")!;
+    await fetch(`${api.url}/apis/apps/v1/namespaces/ml/deployments/clipper-demo-sum-4`, {
       method: "PUT", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ ...sum3, metadata: { ...sum3.metadata, annotations: { ...sum3.metadata.annotations, "ai.clipper.kept_replicas": "65" } } }),
+      body: JSON.stringify({ ...sum4, metadata: { ...sum4.metadata, annotations: { ...sum4.metadata.annotations, "ai.clipper.kept_replicas": "65" } } }),
     });
     const writes = api.requests.filter((r) => r.method !== "GET").length;
     await expect(manager().startClipper(OPTIONS)).rejects.toThrow(/records "65" kept replicas .*no count from 0 to 64/);
     expect(api.requests.filter((r) => r.method !== "GET").length).toBe(writes);
     // Start brings the kept version back to its count. Its RPC key Secret went missing meanwhile: the
     // new key's credential replaces the version's, so its pods can still register.
-    const annotated = api.get("deployments", "clipper-demo-sum-3", "ml")!;
-    await fetch(`${api.url}/apis/apps/v1/namespaces/ml/deployments/clipper-demo-sum-3`, {
+    const annotated = api.get("deployments", "clipper-demo-sum-4", "ml")!;
+    await fetch(`${api.url}/apis/apps/v1/namespaces/ml/deployments/clipper-demo-sum-4`, {
       method: "PUT", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ ...annotated, metadata: { ...annotated.metadata, annotations: { ...annotated.metadata.annotations, "ai.clipper.kept_replicas": "1" } } }),
+      body: JSON.stringify({ ...annotated, metadata: { ...annotated.metadata, annotations: { ...annotated.metadata.annotations, "ai.clipper.kept_replicas": "2" } } }),
     });
     await fetch(`${api.url}/api/v1/namespaces/ml/secrets/clipper-demo-rpc-key`, { method: "DELETE" });
     const restarted = manager();
     await restarted.startClipper(OPTIONS);
-    const back = api.get("deployments", "clipper-demo-sum-3", "ml")!;
-    expect([back.spec.replicas, back.metadata.annotations["ai.clipper.kept_replicas"]]).toEqual([1, undefined]);
+    const back = api.get("deployments", "clipper-demo-sum-4", "ml")!;
+    expect([back.spec.replicas, back.metadata.annotations["ai.clipper.kept_replicas"]]).toEqual([2, undefined]);
     const newKey = Buffer.from(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key, "base64").toString();
-    expect(Buffer.from(api.get("secrets", "clipper-demo-sum-3-rpc", "ml")!.data.secret, "base64").toString())
-      .toBe(versionSecret(newKey, { name: "sum", version: "3", inputType: "doubles" }));
+    expect(Buffer.from(api.get("secrets", "clipper-demo-sum-4-rpc", "ml")!.data.secret, "base64").toString())
+      .toBe(versionSecret(newKey, { name: "sum", version: "4", inputType: "doubles" }));
     await restarted.stopAll({ keepState: true });
     await m.stopAll({ keepState: false }); // the claim, the Secrets and the kept Deployment are still there
     expect(api.list("persistentvolumeclaims", "ml")).toHaveLength(0);

@@ -316,7 +316,7 @@ export class KubernetesContainerManager implements ContainerManager {
   /**
    * Applies the version's Secret and Deployment and waits for the rollout. The same deployment of a
    * version that exists (sameDeployment on the recorded one) only scales: its Deployment is not
-   * rewritten, so nothing rolls.
+   * rewritten, so nothing rolls. A new version whose rollout fails is deleted again.
    */
   async deployModel(deployment: ModelDeployment, replicas: number): Promise<void> {
     checkReplicas(replicas);
@@ -346,7 +346,13 @@ export class KubernetesContainerManager implements ContainerManager {
     } else {
       await this.api.apply(objects);
     }
-    await this.api.waitForRollout([name], deployment.readyTimeoutMs);
+    try {
+      await this.api.waitForRollout([name], deployment.readyTimeoutMs);
+    } catch (err) {
+      // A version this deploy created and that never came up is deleted again: nothing half-deployed stays.
+      if (!existing) await this.deleteModels({ [deployment.name]: [deployment.version] }).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** The version's RPC credential when the cluster's frontends authenticate replicas (their Deployment says so). */
