@@ -137,6 +137,25 @@ describe("the CLI on Kubernetes (fake API server, real daemon, frontend and mode
     expect((await cli(["predict", "sum-app", "[2, 2]", "--json"])).json).toMatchObject({ output: 4 });
   });
 
+  it("stop-models keeps the version so replicas brings it back; stop --keep-state then start brings back its pods", async () => {
+    expect((await cli(["stop-models", "sum", "--version", "1"])).code).toBe(0);
+    expect(kubelet.running("clipper-demo-sum-1")).toBe(0);
+    expect(api.get("deployments", "clipper-demo-sum-1", "ml")!.spec.replicas).toBe(0);
+    const back = await cli(["replicas", "sum", "1", "--version", "1"]);
+    expect(back.stderr.split("\n").filter((l) => l.startsWith("error"))).toEqual([]);
+    expect(kubelet.running("clipper-demo-sum-1")).toBe(1);
+    expect((await cli(["predict", "sum-app", "[1, 1]", "--json"])).json).toMatchObject({ output: 2 });
+
+    expect((await cli(["stop", "--keep-state"])).code).toBe(0);
+    expect(kubelet.running("clipper-demo-sum-1")).toBe(0);
+    expect(api.get("deployments", "clipper-demo-query-frontend", "ml")).toBeUndefined();
+    const start = await cli(["start", "--manager", "kubernetes", "--kubeconfig", kubeconfig, "--cluster", "demo",
+      "--runtime-image", "registry.example/clipper-runtime:1", "--registry", "registry.example/team", "--image-pull-secret", "regcred"]);
+    expect(start.stderr.split("\n").filter((l) => l.startsWith("error"))).toEqual([]);
+    expect(kubelet.running("clipper-demo-sum-1")).toBe(1);
+    await waitFor(async () => (await cli(["predict", "sum-app", "[2, 5]", "--json"])).json?.output === 7, 10_000, "the restored replica to answer");
+  });
+
   it("a model whose image cannot be pulled fails the deploy in one line naming the pod, the reason and the events, leaving nothing behind", async () => {
     const r = await cli(["deploy-model", "broken", "--version", "1", "--input-type", "doubles", "--framework", "node",
       "--image", UNPULLABLE, "--ready-timeout-ms", "1500"]);

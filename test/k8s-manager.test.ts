@@ -102,7 +102,7 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(api.requests.some((r) => r.method === "PUT" && r.path.endsWith("/deployments/clipper-demo-query-frontend"))).toBe(true);
   });
 
-  it("deploys, scales through the scale subresource, reports status, and stops models by label", async () => {
+  it("deploys, scales through the scale subresource, reports status, stops versions (kept) and deletes them", async () => {
     const m = manager();
     await m.deployModel(MODEL, 2);
     await m.deployModel({ ...MODEL, version: "2" }, 1);
@@ -112,6 +112,12 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(await m.getNumReplicas("sum", "1")).toBe(4);
     expect(await m.getNumReplicas("sum", "9")).toBe(0);
     await expect(m.setNumReplicas("nope", "1", 1)).rejects.toThrow(/deploy it first/);
+    // The counts every manager accepts (0..64), refused before anything is written.
+    const writes = () => api.requests.filter((r) => r.method !== "GET").length;
+    const before65 = writes();
+    await expect(m.setNumReplicas("sum", "1", 65)).rejects.toThrow(/from 0 to 64/);
+    await expect(m.deployModel(MODEL, -1)).rejects.toThrow(/from 0 to 64/);
+    expect(writes()).toBe(before65);
 
     // After connect (ClipperConnection always connects first), status reuses what it found: one pod
     // list, no second look-up of the cluster (deploys poll status while they wait).
@@ -124,6 +130,16 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(status.components.map((c) => c.component.split("/")[0]).sort())
       .toEqual(["management", "query_frontend", "query_frontend", "query_frontend"]);
 
+    // logs COMPONENT by the shared grammar: a version, one replica as status numbers it, a role; a
+    // part of a pod name or a name from Object.prototype names what exists instead.
+    const logs = async (q: string) => (await m.logs(q)).map((l) => l.component);
+    expect(await logs("sum-1")).toHaveLength(4);
+    expect(await logs("sum-2-0")).toEqual([status.replicas.find((r) => r.version === "2")!.pod]);
+    expect(await logs("query_frontend")).toHaveLength(3);
+    for (const bad of ["clipper-demo-sum", "__proto__", "constructor", "sum-1-4"]) {
+      await expect(m.logs(bad)).rejects.toThrow(new RegExp(`no logs for component ${bad} \\(known: clipper-demo-`));
+    }
+
     // Each version has its own credential Secret, derived from the cluster's key.
     const key = Buffer.from(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key, "base64").toString();
     for (const version of ["1", "2"]) {
@@ -132,12 +148,29 @@ describe("KubernetesContainerManager against the fake API", () => {
     }
     const modelSecrets = () => api.list("secrets", "ml").map((x) => x.metadata.name).filter((n: string) => n.startsWith("clipper-demo-sum-"));
 
+    // Stopping a version scales its Deployment to 0 and keeps it and its credential: the record survives.
+    const modelReplicas = () => Object.fromEntries(api.list("deployments", "ml")
+      .filter((d) => d.metadata.labels["ai.clipper.name"] === "model").map((d) => [d.metadata.name, d.spec.replicas]));
     await m.stopModels({ sum: ["1"] });
-    expect(api.list("deployments", "ml").map((d) => d.metadata.name)).not.toContain("clipper-demo-sum-1");
-    expect(api.list("deployments", "ml").map((d) => d.metadata.name)).toContain("clipper-demo-sum-2");
-    expect(modelSecrets()).toEqual(["clipper-demo-sum-2-rpc"]);
+    expect(modelReplicas()).toEqual({ "clipper-demo-sum-1": 0, "clipper-demo-sum-2": 1 });
+    expect(modelSecrets()).toEqual(["clipper-demo-sum-1-rpc", "clipper-demo-sum-2-rpc"]);
+    expect(await m.getNumReplicas("sum", "1")).toBe(0);
     await m.stopAllModelContainers();
-    expect(api.list("deployments", "ml").filter((d) => d.metadata.labels["ai.clipper.name"] === "model")).toHaveLength(0);
+    expect(modelReplicas()).toEqual({ "clipper-demo-sum-1": 0, "clipper-demo-sum-2": 0 });
+    // The same deployment again only scales (the Deployment is not rewritten); a changed one replaces it.
+    const generation = api.get("deployments", "clipper-demo-sum-2", "ml")!.metadata.generation;
+    await m.deployModel({ ...MODEL, version: "2" }, 1);
+    expect(api.get("deployments", "clipper-demo-sum-2", "ml")!.metadata.generation).toBe(generation + 1);
+    expect(api.requests.some((r) => r.method === "PUT" && r.path.endsWith("/deployments/clipper-demo-sum-2"))).toBe(false);
+    await m.deployModel({ ...MODEL, version: "2", env: { MODE: "fast" } }, 1);
+    expect(api.requests.some((r) => r.method === "PUT" && r.path.endsWith("/deployments/clipper-demo-sum-2"))).toBe(true);
+    // Deleting forgets a version: its Deployment and Secret go, and scaling it is NOT_FOUND.
+    await m.deleteModels({ sum: ["1"] });
+    expect(modelReplicas()).toEqual({ "clipper-demo-sum-2": 1 });
+    expect(modelSecrets()).toEqual(["clipper-demo-sum-2-rpc"]);
+    await expect(m.setNumReplicas("sum", "1", 1)).rejects.toThrow(/no deployment of model sum version 1 .*deploy it first/);
+    await m.deleteModels({ sum: [], absent: ["1"] });
+    expect(modelReplicas()).toEqual({});
     expect(modelSecrets()).toEqual([]);
 
     // A cluster that authenticates replicas and has lost its key says so, and deploys nothing.
@@ -153,7 +186,10 @@ describe("KubernetesContainerManager against the fake API", () => {
 
   it("times out a rollout naming the pods that are not ready and why", async () => {
     api.setAutoReady(false);
-    const m = manager({ rolloutTimeoutMs: 200 });
+    // The rollout waits on a scripted clock: each pause moves it on, so five minutes pass at once.
+    let now = 0;
+    const clock = { now: () => now, sleep: async (ms: number) => { now += ms; } };
+    const m = manager({ rolloutTimeoutMs: 300_000, pollMs: 60_000, clock });
     // The image cannot be pulled: the kubelet reports it as soon as the Deployment's pods exist.
     api.onDeployment((event, dep) => {
       if (event === "ADDED" && dep.metadata.name === "clipper-demo-sum-3") {
@@ -162,25 +198,61 @@ describe("KubernetesContainerManager against the fake API", () => {
     });
     const deploying = m.deployModel({ ...MODEL, version: "3" }, 1).then(() => undefined, (e: unknown) => e);
     const message = String(await deploying);
-    expect(message).toMatch(/clipper-demo-sum-3 has 0 of 1 replicas ready.*ImagePullBackOff \(pull access denied\)/);
+    expect(message).toMatch(/not ready after 300 s: clipper-demo-sum-3 has 0 of 1 replicas ready.*ImagePullBackOff \(pull access denied\)/);
+    expect(now).toBe(300_000);
     // ... and the kubelet's events for the pod.
     expect(message).toMatch(/events: Failed: pull access denied \(×3\)/);
+    // The version this deploy created never came up: it is deleted again, with its credential.
+    expect(api.get("deployments", "clipper-demo-sum-3", "ml")).toBeUndefined();
+    expect(api.get("secrets", "clipper-demo-sum-3-rpc", "ml")).toBeUndefined();
     api.setAutoReady(true);
   });
 
-  it("refuses objects it did not create, and stop deletes exactly what carries the cluster label", async () => {
+  it("stop --keep-state keeps the state, the Secrets and the model Deployments at 0 with their counts; stop deletes exactly what carries the cluster label", async () => {
     await fetch(`${api.url}/api/v1/namespaces/ml/secrets`, {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ metadata: { name: "someone-else" } }),
     });
     const m = manager();
+    await m.deployModel({ ...MODEL, version: "4" }, 2);
     await m.stopAll({ keepState: true });
-    expect(api.list("deployments", "ml")).toHaveLength(0);
+    // What runs or routes is gone; the model version is kept at 0, its count recorded.
+    expect(api.list("deployments", "ml").map((d) => [d.metadata.name, d.spec.replicas, d.metadata.annotations["ai.clipper.kept_replicas"]]))
+      .toEqual([["clipper-demo-sum-4", 0, "2"]]);
     expect(api.list("services", "ml")).toHaveLength(0);
-    expect(api.list("secrets", "ml").map((s) => s.metadata.name)).toEqual(["someone-else"]);
+    expect(api.list("networkpolicies", "ml")).toHaveLength(0);
+    expect(api.list("secrets", "ml").map((s) => s.metadata.name).sort())
+      .toEqual(["clipper-demo-rpc-key", "clipper-demo-sum-4-rpc", "clipper-demo-token", "someone-else"]);
     expect(api.get("persistentvolumeclaims", "clipper-demo-state", "ml")).toBeDefined();
     await expect(m.connect()).rejects.toThrow(/no Kubernetes cluster named demo/);
-    await m.stopAll({ keepState: false }); // the claim is still there
+    // Stopping a stopped cluster is refused, and the recorded count stays.
+    await expect(m.stopAll({ keepState: true })).rejects.toThrow(/no Kubernetes cluster named demo/);
+    // A count no stop could have recorded fails start before anything is applied.
+    const sum4 = api.get("deployments", "clipper-demo-sum-4", "ml")!;
+    await fetch(`${api.url}/apis/apps/v1/namespaces/ml/deployments/clipper-demo-sum-4`, {
+      method: "PUT", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...sum4, metadata: { ...sum4.metadata, annotations: { ...sum4.metadata.annotations, "ai.clipper.kept_replicas": "65" } } }),
+    });
+    const writes = api.requests.filter((r) => r.method !== "GET").length;
+    await expect(manager().startClipper(OPTIONS)).rejects.toThrow(/records "65" kept replicas .*no count from 0 to 64/);
+    expect(api.requests.filter((r) => r.method !== "GET").length).toBe(writes);
+    // Start brings the kept version back to its count. Its RPC key Secret went missing meanwhile: the
+    // new key's credential replaces the version's, so its pods can still register.
+    const annotated = api.get("deployments", "clipper-demo-sum-4", "ml")!;
+    await fetch(`${api.url}/apis/apps/v1/namespaces/ml/deployments/clipper-demo-sum-4`, {
+      method: "PUT", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...annotated, metadata: { ...annotated.metadata, annotations: { ...annotated.metadata.annotations, "ai.clipper.kept_replicas": "2" } } }),
+    });
+    await fetch(`${api.url}/api/v1/namespaces/ml/secrets/clipper-demo-rpc-key`, { method: "DELETE" });
+    const restarted = manager();
+    await restarted.startClipper(OPTIONS);
+    const back = api.get("deployments", "clipper-demo-sum-4", "ml")!;
+    expect([back.spec.replicas, back.metadata.annotations["ai.clipper.kept_replicas"]]).toEqual([2, undefined]);
+    const newKey = Buffer.from(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key, "base64").toString();
+    expect(Buffer.from(api.get("secrets", "clipper-demo-sum-4-rpc", "ml")!.data.secret, "base64").toString())
+      .toBe(versionSecret(newKey, { name: "sum", version: "4", inputType: "doubles" }));
+    await restarted.stopAll({ keepState: true });
+    await m.stopAll({ keepState: false }); // the claim, the Secrets and the kept Deployment are still there
     expect(api.list("persistentvolumeclaims", "ml")).toHaveLength(0);
     await expect(m.stopAll()).rejects.toThrow(/no Kubernetes cluster named demo/);
   });

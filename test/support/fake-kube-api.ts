@@ -124,7 +124,9 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
 
   function deploymentChanged(dep: Obj): void {
     const ns = dep.metadata.namespace as string;
-    if (autoReady && !problems.has(`${ns}/${dep.metadata.name}`)) ready(dep);
+    // Scaled to 0 it has no pods, so nothing (an image that cannot be pulled) keeps it from rolling out.
+    if (dep.spec?.replicas === 0) problems.delete(`${ns}/${dep.metadata.name}`);
+    if ((autoReady || dep.spec?.replicas === 0) && !problems.has(`${ns}/${dep.metadata.name}`)) ready(dep);
     else {
       // The controller has not observed it yet: ready counts are stale, observedGeneration behind.
       dep.status = { ...(dep.status ?? {}), observedGeneration: dep.status?.observedGeneration ?? 0 };

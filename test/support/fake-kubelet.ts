@@ -6,7 +6,8 @@
  * files the image holds (CLIPPER_MODEL_PATH, CLIPPER_PREDICT) and the frontend's address on
  * loopback in place of the cluster DNS name. Environment variables from a Secret (valueFrom.secretKeyRef)
  * are resolved as the kubelet does when it starts a pod: a missing Secret or key keeps the pods from
- * starting (CreateContainerConfigError). Logs are the processes' output.
+ * starting (CreateContainerConfigError). A changed pod template replaces every pod, as a rollout
+ * would; a changed replica count only starts or stops the difference. Logs are the processes' output.
  *
  * No container runtime or kubelet can run on these machines (test-environment.md); this is how the
  * CLI is tested end to end against Kubernetes.
@@ -43,6 +44,7 @@ export function startFakeKubelet(api: FakeKubeApi, image: {
 }): FakeKubelet {
   const scratch = mkdtempSync(join(tmpdir(), "fake-kubelet-"));
   const pods = new Map<string, Pod[]>(); // key: namespace/deployment
+  const templates = new Map<string, string>(); // key: namespace/deployment; the template its pods run
   const timers = new Set<NodeJS.Timeout>();
 
   function start(podEnv: Record<string, string>): Pod {
@@ -110,8 +112,12 @@ export function startFakeKubelet(api: FakeKubeApi, image: {
     if (event === "DELETED") {
       current.forEach(stop);
       pods.delete(k);
+      templates.delete(k);
       return;
     }
+    const template = JSON.stringify(dep.spec.template);
+    if (templates.has(k) && templates.get(k) !== template) current.splice(0).forEach(stop);
+    templates.set(k, template);
     const container = dep.spec.template.spec.containers[0] as Obj;
     if (image.skipImages?.includes(container.image)) return;
     const env = podEnv(namespace, container.env ?? []);

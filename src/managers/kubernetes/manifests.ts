@@ -48,6 +48,7 @@ import {
   TOKEN_FILE,
 } from "../cluster-spec.js";
 import type { ClusterOptions, GpuRequest, ModelFramework } from "../container-manager.js";
+import { checkReplicas } from "../common/index.js";
 import { checkName, k8sNames } from "./names.js";
 
 export type ServiceType = "ClusterIP" | "NodePort" | "LoadBalancer";
@@ -315,7 +316,7 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
   checkName("label value", version, "model version");
   const deploymentName = checkName("object", k8sNames.model(cluster, name, version), "deployment name");
   const containerLabel = checkName("label value", modelContainerLabel(name, version), `label ${LABEL.modelContainer}`);
-  if (!Number.isInteger(spec.replicas) || spec.replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number of at least 0, got ${spec.replicas}`);
+  checkReplicas(spec.replicas);
   const extra = spec.labels ?? {};
   for (const value of Object.values(extra)) checkName("label value", value, "label value");
   const gpus = gpuCount(spec.gpu);
@@ -351,11 +352,9 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
     readinessProbe: { ...readyCheck, periodSeconds: period, failureThreshold: 2 },
     livenessProbe: { ...readyCheck, periodSeconds: 10, failureThreshold: 3 },
   };
-  const secret = spec.rpcCredential?.secret === undefined ? [] : [new Secret({
-    metadata: { name: secretName, namespace, labels: { ...extra, ...selector, [LABEL.modelName]: name, [LABEL.modelVersion]: version } },
-    type: "Opaque",
-    stringData: { secret: spec.rpcCredential.secret },
-  })];
+  const secret = spec.rpcCredential?.secret === undefined ? [] : [modelRpcSecret({
+    cluster, namespace, name, version, labels: { ...extra, ...selector, [LABEL.modelName]: name, [LABEL.modelVersion]: version },
+  }, spec.rpcCredential.secret)];
   return [...secret, new Deployment({
     metadata: {
       name: deploymentName, namespace, labels: { ...extra, ...selector, [LABEL.modelName]: name, [LABEL.modelVersion]: version },
@@ -381,6 +380,17 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
       },
     },
   })];
+}
+
+/** The Secret holding one version's RPC credential (key `secret`), labelled as its Deployment is. */
+export function modelRpcSecret(
+  version: { cluster: string; namespace: string; name: string; version: string; labels: Record<string, string> }, credential: string,
+): Secret {
+  return new Secret({
+    metadata: { name: k8sNames.modelRpcSecret(version.cluster, version.name, version.version), namespace: version.namespace, labels: version.labels },
+    type: "Opaque",
+    stringData: { secret: credential },
+  });
 }
 
 /** Kubernetes schedules whole GPUs by count: "all" and device ids have no meaning there. */
