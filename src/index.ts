@@ -19,6 +19,8 @@ export type { ErrorCode } from "./errors.js";
 export { createManager, MANAGER_KINDS } from "./managers/index.js";
 export { LocalContainerManager } from "./managers/local/local-manager.js";
 export { DockerContainerManager } from "./managers/docker/docker-manager.js";
+export { DockerodeEngine } from "./managers/docker/dockerode-engine.js";
+export type { DockerEngine } from "./managers/docker/engine.js";
 export type * from "./managers/container-manager.js";
 export { INPUT_TYPES, canonicalInputType } from "../runtime/shared/input-types.js";
 export type { InputType } from "../runtime/shared/input-types.js";
