@@ -9,7 +9,7 @@ import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.
 import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
 import type { BuildProgress } from "./images/types.js";
-import { createManager, type KubernetesSettings } from "./managers/index.js";
+import { createManager, type ManagerOptions } from "./managers/index.js";
 import { systemClock, waitUntil } from "./managers/common/index.js";
 import type {
   ClusterAddresses,
@@ -54,22 +54,14 @@ export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
   rpcAuth: DEFAULT_RPC_AUTH,
 };
 
-export interface ConnectOptions {
+/**
+ * The manager's options (ManagerOptions: home, python, Docker's runtime image and its build progress,
+ * Kubernetes' kubeconfig, context and namespace — on connect, absent ones come from the context
+ * `clipper start` recorded) plus which cluster, on which manager.
+ */
+export interface ConnectOptions extends Omit<ManagerOptions, "cluster"> {
   cluster?: string;
   manager?: ManagerKind;
-  home?: string;
-  python?: string;
-  /** Docker: base image of the runtime image the frontends run from (it must hold Node 20). */
-  runtimeBaseImage?: string;
-  /** Docker (create): an existing runtime image to run the frontends from instead of building one. */
-  runtimeImage?: string;
-  /** Docker (create): progress of the runtime image build. */
-  onBuildProgress?: BuildProgress;
-  /**
-   * Kubernetes: kubeconfig, context and namespace (connect: absent ones come from the context that
-   * `clipper start` recorded), and for create what the cluster is made of (see docs/kubernetes.md).
-   */
-  kubernetes?: KubernetesSettings;
   /** connect: record the cluster in the CLI's context and make it the current one (`clipper attach`). */
   remember?: boolean;
 }
