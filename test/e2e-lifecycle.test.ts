@@ -5,22 +5,18 @@
  * leaves no process, `stop` stops what a supervisor killed with -9 left, and a connection created
  * for a named cluster starts it.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ClipperConnection } from "../src/connection.js";
 import { pidAlive } from "../src/managers/local/processes.js";
-import { cliFor, freePort, predictAt } from "./support/cli.js";
+import { cliCluster, freePort, predictAt } from "./support/cli.js";
 
 const MODEL = join(fileURLToPath(new URL("./fixtures/node-models/", import.meta.url)), "scaled-sum.mjs");
 
 describe("the model lifecycle through the CLI on the local manager", { timeout: 60_000 }, () => {
-  const home = mkdtempSync(join(tmpdir(), "clipper-lifecycle-e2e-"));
-  const env = { CLIPPER_HOME: home, FORCE_COLOR: "0" };
-  const { cli, ok } = cliFor(env);
-  let queryUrl = "";
+  const { home, cli, ok, urls } = cliCluster("clipper-lifecycle-e2e-");
 
   /** The pids of a version's replicas, as `clipper status` reports them. */
   const replicaPids = async (model: string, version?: string): Promise<number[]> =>
@@ -30,17 +26,10 @@ describe("the model lifecycle through the CLI on the local manager", { timeout: 
   const deploy = (version: string, scale: number, ...extra: string[]) =>
     ok("deploy-model", "scaled", "--version", version, "--input-type", "doubles", "--framework", "node",
       "--predict", `${MODEL}:predict`, "--env", `SCALE=${scale}`, ...extra);
-  const answer = async () => (await predictAt(queryUrl, "app", [1, 2])) as { output: number; default: boolean };
+  const answer = async () => (await predictAt(urls.queryUrl, "app", [1, 2])) as { output: number; default: boolean };
 
   beforeAll(async () => {
-    const [q, m, r] = [await freePort(), await freePort(), await freePort()];
-    queryUrl = (await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r))).queryUrl;
     await ok("register-app", "app", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "5000");
-  }, 120_000);
-
-  afterAll(async () => {
-    await cli("stop");
-    rmSync(home, { recursive: true, force: true });
   }, 60_000);
 
   it("brings a version stopped with stop-models (--inactive, --version) back with replicas", async () => {
