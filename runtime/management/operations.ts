@@ -19,6 +19,8 @@ import {
   type ReplicaReport,
   ReplicaReportSchema,
 } from "../shared/state.js";
+import type { AutoscaleEventInput } from "../shared/autoscaling.js";
+import { removeAutoscaling } from "./autoscale-state.js";
 import { badRequest } from "./errors.js";
 import { linkLimitFor, parsePolicyConfig, policyNameOf } from "./policy-config.js";
 
@@ -29,6 +31,8 @@ export type Reply = { kind: "text"; text: string } | { kind: "json"; value: unkn
 export interface WriteOutcome {
   next?: ClusterState;
   text: string;
+  /** What the daemon's autoscaler event log records once the change is durable (autoscaling changes). */
+  event?: AutoscaleEventInput;
 }
 
 export type WriteOperation = (state: ClusterState, body: string) => WriteOutcome;
@@ -241,7 +245,14 @@ function modelObject(state: ClusterState, v: ModelVersionRecord) {
     container_name: v.container_name,
     model_data_path: v.model_data_path,
     is_current_version: own(state.models, v.model_name)?.current_version === v.model_version,
+    // Only when set, so Clipper's shapes stay exactly as they were.
+    ...autoscalingOf(state, v),
   };
+}
+
+function autoscalingOf(state: ClusterState, v: ModelVersionRecord) {
+  const config = own(own(state.autoscaling, v.model_name), v.model_version);
+  return config ? { autoscaling: { ...config } } : {};
 }
 
 function quoteList(names: readonly string[]): string {
@@ -442,6 +453,8 @@ export const deleteVersionedModel: WriteOperation = (state, body) => {
   delete target.versions[b.model_version];
   if (target.current_version === b.model_version) target.current_version = null;
   if (Object.keys(target.versions).length === 0) delete next.models[b.model_name];
+  // Its autoscaling goes with it: a version registered again under the name starts unscaled.
+  removeAutoscaling(next, b.model_name, b.model_version);
   return { next, text: `Successfully deleted model with name '${b.model_name}' and version '${b.model_version}'` };
 };
 

@@ -18,6 +18,9 @@ import { API_KEY_READ_OPERATIONS, API_KEY_WRITE_OPERATIONS, type RepliedWriteOpe
 import { refuseForeignOrigin, requireJsonContentType } from "./browser-guard.js";
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
+import { AUTOSCALE_READ_OPERATIONS, AUTOSCALE_WRITE_OPERATIONS } from "./autoscale-operations.js";
+import { AUTOSCALER_EVENTS_PATH } from "../shared/autoscaling.js";
+import { AutoscaleEventLog } from "../autoscaler/event-log.js";
 import { ReplicaRegistry } from "./replicas.js";
 import { StateInvalidError, StatePersistError, StateStore } from "./store.js";
 import { WatchHub } from "./watch.js";
@@ -42,6 +45,8 @@ export interface ManagementServerOptions {
   replicaReportTtlMs?: number;
   /** Defaults to createLogger("management"). */
   logger?: Logger;
+  /** The autoscaler's event log (default: a new one); injected so a controller can record into it. */
+  autoscaleEvents?: AutoscaleEventLog;
 }
 
 export interface ManagementServer {
@@ -57,12 +62,14 @@ export const DEFAULT_REPLICA_REPORT_TTL_MS = 60_000;
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 
-// Clipper's operations plus ours for selection policies and query API keys.
-const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = { ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS };
-const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS };
+// Clipper's operations plus ours for selection policies, query API keys and autoscaling.
+const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = {
+  ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS,
+};
+const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS };
 
 type Route =
-  | { method: "GET"; kind: "ping" | "watch" | "applied" }
+  | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" }
   | { method: "POST"; kind: "report" }
   | { method: "POST"; kind: "write"; path: string }
   | { method: "POST"; kind: "read"; path: string };
@@ -73,6 +80,7 @@ function buildRoutes(): Map<string, Route> {
     [WATCH_PATH, { method: "GET", kind: "watch" }],
     [REPORT_REPLICAS_PATH, { method: "POST", kind: "report" }],
     [APPLIED_REVISIONS_PATH, { method: "GET", kind: "applied" }],
+    [AUTOSCALER_EVENTS_PATH, { method: "GET", kind: "events" }],
   ]);
   for (const path of Object.keys(WRITE_OPERATIONS)) routes.set(path, { method: "POST", kind: "write", path });
   for (const path of Object.keys(READ_OPERATIONS)) routes.set(path, { method: "POST", kind: "read", path });
@@ -92,6 +100,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const storeReady = new Promise<StateStore>((resolve) => (storeOpened = resolve));
   const replicas = new ReplicaRegistry(options.replicaReportTtlMs ?? DEFAULT_REPLICA_REPORT_TTL_MS);
   const watch = new WatchHub(options.watchKeepaliveMs ?? DEFAULT_WATCH_KEEPALIVE_MS);
+  const autoscaleEvents = options.autoscaleEvents ?? new AutoscaleEventLog();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = normalizePath(req.url);
@@ -125,6 +134,10 @@ export async function startManagementServer(options: ManagementServerOptions): P
         return watch.subscribe(req, res, store.state);
       case "applied":
         return sendReply(res, { kind: "json", value: replicas.applied(watch.daemon, store.state.revision) });
+      case "events": {
+        const { since, limit } = parseEventQuery(req.url);
+        return sendReply(res, { kind: "json", value: autoscaleEvents.page(since, limit) });
+      }
       case "report": {
         const report = parseReplicaReport(await readTextBody(req, maxBodyBytes));
         replicas.report(report);
@@ -148,6 +161,8 @@ export async function startManagementServer(options: ManagementServerOptions): P
         });
         // The log gets the text; the reply may hold more (a created API key).
         log.info({ path, revision: store.state.revision }, outcome.text);
+        // Recorded once durable: a refused or failed write is no event.
+        if (outcome.event) autoscaleEvents.record(outcome.event);
         // Clipper's body unchanged; the headers let a client wait until every frontend applied the change.
         return sendReply(res, outcome.reply ?? { kind: "text", text: outcome.text }, {
           [REVISION_HEADER]: String(store.state.revision),
@@ -222,6 +237,23 @@ function normalizePath(rawUrl: string | undefined): string {
     path = rawUrl ?? "/";
   }
   return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+}
+
+/** `?since=SEQ&limit=N` of the events endpoint: whole numbers, else a 400 saying which. */
+function parseEventQuery(rawUrl: string | undefined): { since: number; limit?: number } {
+  let params: URLSearchParams;
+  try {
+    params = new URL(rawUrl ?? "/", "http://localhost").searchParams;
+  } catch {
+    throw badRequest("The request URL cannot be parsed");
+  }
+  const whole = (key: string, min: number): number | undefined => {
+    const value = params.get(key);
+    if (value === null) return undefined;
+    if (!/^\d{1,15}$/.test(value) || Number(value) < min) throw badRequest(`${key} must be a whole number ≥ ${min}, got '${value}'`);
+    return Number(value);
+  };
+  return { since: whole("since", 0) ?? 0, limit: whole("limit", 1) };
 }
 
 function toAdminError(err: unknown): AdminError {

@@ -58,6 +58,15 @@ export function stateViolations(state: ClusterState): StateViolation[] {
     }
   }
 
+  for (const [modelName, versions] of Object.entries(state.autoscaling ?? {})) {
+    for (const [version, config] of Object.entries(versions)) {
+      const where = ["autoscaling", modelName, version];
+      if (!own(own(state.models, modelName)?.versions, version)) add(where, `configures version '${modelName}:${version}', which does not exist`);
+      if (config.min_replicas > config.max_replicas) add(where, `min_replicas ${config.min_replicas} is above max_replicas ${config.max_replicas}`);
+    }
+    if (Object.keys(versions).length === 0) add(["autoscaling", modelName], "an autoscaling record must configure at least one version");
+  }
+
   (state.api_keys ?? []).forEach((key, i) => {
     if (key.app !== undefined && !hasOwn(state.applications, key.app)) {
       add(["api_keys", String(i)], `key '${key.id}' is limited to application '${key.app}', which does not exist`);

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { cloneData, dict, dictSchema } from "./dict.js";
 import { INPUT_TYPES } from "./input-types.js";
 import { ApiKeysSchema } from "./api-keys.js";
+import { AutoscalingConfigSchema } from "./autoscaling.js";
 
 /**
  * An application's selection policy (docs/policies.md). Absent means `default`, Clipper's single
@@ -110,6 +111,12 @@ export const ClusterStateSchema = z.object({
   policy_state: dictSchema(dictSchema(dictSchema(z.number().min(0)))).optional(),
   /** Query API keys, hashed (api-keys.ts); absent until the first key is created. */
   api_keys: ApiKeysSchema.optional(),
+  /**
+   * Autoscaling per model → version (docs/autoscaling.md); absent until the first is set. Kept
+   * beside the version records rather than in them: a version record's text is the frontends'
+   * cache fingerprint, and changing a version's scaling must not flush its cached predictions.
+   */
+  autoscaling: dictSchema(dictSchema(AutoscalingConfigSchema)).optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 

@@ -1,0 +1,69 @@
+/**
+ * Autoscaling of a model version (docs/autoscaling.md): the configuration the management daemon
+ * stores, the events its controller and its admin API record, and the admin paths of both.
+ * Shared by the daemon, the library and the CLI.
+ */
+import { z } from "zod";
+
+/** The most replicas one model version may have on every manager (src/managers/common MAX_REPLICAS). */
+export const MAX_AUTOSCALE_REPLICAS = 64;
+/** Queries waiting per replica above which a version counts as overloaded, unless configured. */
+export const DEFAULT_TARGET_QUEUE_PER_REPLICA = 4;
+/** Seconds of low load before the first replica is removed, unless configured. */
+export const DEFAULT_SCALE_DOWN_DELAY_S = 30;
+/** An hour: a longer delay is a typo more likely than a wish. */
+export const MAX_SCALE_DOWN_DELAY_S = 3600;
+export const MAX_TARGET_QUEUE_PER_REPLICA = 100_000;
+
+/** A version's autoscaling, as stored (every field explicit, so what runs is what is shown). */
+export const AutoscalingConfigSchema = z.object({
+  min_replicas: z.number().int().min(0).max(MAX_AUTOSCALE_REPLICAS),
+  max_replicas: z.number().int().min(1).max(MAX_AUTOSCALE_REPLICAS),
+  target_queue_per_replica: z.number().positive().max(MAX_TARGET_QUEUE_PER_REPLICA),
+  scale_down_delay_s: z.number().int().min(0).max(MAX_SCALE_DOWN_DELAY_S),
+});
+export type AutoscalingConfig = z.infer<typeof AutoscalingConfigSchema>;
+
+/** What a change of direction or a configuration change did; `config` and `off` come from the admin API. */
+export const AUTOSCALE_EVENT_KINDS = ["scale_up", "scale_down", "config", "off"] as const;
+export type AutoscaleEventKind = (typeof AUTOSCALE_EVENT_KINDS)[number];
+
+/** One entry of the daemon's autoscaler event log. */
+export const AutoscaleEventSchema = z.object({
+  /** Increases by one per event of one daemon instance; `since` pages by it. */
+  seq: z.number().int().nonnegative(),
+  /** ISO time the event was recorded. */
+  at: z.string(),
+  kind: z.enum(AUTOSCALE_EVENT_KINDS),
+  model_name: z.string(),
+  model_version: z.string(),
+  /** Replicas before and after (scale events), or the configured bounds (config events). */
+  from: z.number().int().nonnegative().optional(),
+  to: z.number().int().nonnegative().optional(),
+  reason: z.string(),
+});
+export type AutoscaleEvent = z.infer<typeof AutoscaleEventSchema>;
+/** An event before the log numbers and stamps it. */
+export type AutoscaleEventInput = Omit<AutoscaleEvent, "seq" | "at">;
+
+/** The answer of GET AUTOSCALER_EVENTS_PATH. */
+export const AutoscaleEventPageSchema = z.object({
+  events: z.array(AutoscaleEventSchema),
+  /** Pass as `since` to get only later events. */
+  next_seq: z.number().int().nonnegative(),
+  /** Events older than the log's bound that a reader asking from `since` missed. */
+  missed: z.number().int().nonnegative(),
+});
+export type AutoscaleEventPage = z.infer<typeof AutoscaleEventPageSchema>;
+
+/** One version's autoscaling as the admin API lists it. */
+export interface AutoscalingEntry {
+  model_name: string;
+  model_version: string;
+  autoscaling: AutoscalingConfig;
+}
+
+export const SET_AUTOSCALING_PATH = "/admin/set_autoscaling";
+export const GET_AUTOSCALING_PATH = "/admin/get_autoscaling";
+/** GET with `?since=SEQ` (default 0) and `&limit=N` (default and most: the log's bound). */
+export const AUTOSCALER_EVENTS_PATH = "/admin/get_autoscaler_events";
