@@ -1,4 +1,5 @@
 /** HTTP client of the management daemon's admin API (Clipper's paths and bodies). */
+import type { z } from "zod";
 import { AdminApiError, ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
 import type { WrittenRevision } from "./revision-wait.js";
@@ -47,16 +48,21 @@ export class AdminClient {
 
   /** What each live query frontend has applied (our extension); a peer that lies is refused. */
   async appliedRevisions(): Promise<AppliedRevisions> {
-    const text = (await this.request(APPLIED_REVISIONS_PATH, { method: "GET" })).text;
+    return this.getValidated(APPLIED_REVISIONS_PATH, AppliedRevisionsSchema);
+  }
+
+  /** GETs a JSON answer and checks it against `schema`: a body that does not fit is a clear error. */
+  async getValidated<T>(path: string, schema: z.ZodType<T>): Promise<T> {
+    const text = (await this.request(path, { method: "GET" })).text;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
       parsed = undefined;
     }
-    const result = AppliedRevisionsSchema.safeParse(parsed);
+    const result = schema.safeParse(parsed);
     if (!result.success) {
-      throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${APPLIED_REVISIONS_PATH} with an unexpected body: ${text.slice(0, 200)}`);
+      throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${path.split("?")[0]} with an unexpected body: ${text.slice(0, 200)}`);
     }
     return result.data;
   }

@@ -30,6 +30,10 @@ import {
 import {
   type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
 } from "../runtime/shared/state.js";
+import {
+  AUTOSCALER_EVENTS_PATH, type AutoscaleEventPage, AutoscaleEventPageSchema, type AutoscalingConfig, type AutoscalingEntry, GET_AUTOSCALING_PATH,
+  SET_AUTOSCALING_PATH,
+} from "../runtime/shared/autoscaling.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
 import { parsePredictSpec } from "./predict-spec.js";
@@ -134,6 +138,15 @@ export interface DeployModelOptions {
   onBuildProgress?: BuildProgress;
 }
 
+/**
+ * A version's autoscaling (docs/autoscaling.md): bounds and tuning, or `off` to stop scaling it
+ * (its replicas stay as they are). `version` defaults to the model's current version.
+ */
+export type AutoscalingOptions = { version?: string } & (
+  | { off: true }
+  | { off?: false; min: number; max: number; targetQueuePerReplica?: number; scaleDownDelayS?: number }
+);
+
 export interface DeleteModelOptions {
   /** Only this version; absent: every version of the model. */
   version?: string;
@@ -155,7 +168,11 @@ export interface DeletedModel {
 }
 
 /** A model version as the admin API lists it (Clipper's fields). */
-export type ModelInfo = Omit<ModelVersionRecord, "batch_size"> & { is_current_version: boolean };
+export type ModelInfo = Omit<ModelVersionRecord, "batch_size"> & {
+  is_current_version: boolean;
+  /** Present when the version is autoscaled (our extension). */
+  autoscaling?: AutoscalingConfig;
+};
 
 /** What `buildModel` needs: a deployment's build inputs. */
 export type BuildModelOptions = Pick<DeployModelOptions,
@@ -559,6 +576,38 @@ export class ClipperConnection {
       model_name: name, model_version: version, replica_id: replicaId,
     });
     return "model_name" in info ? (info as ReplicaRecord) : undefined;
+  }
+
+  // --- autoscaling (docs/autoscaling.md) -----------------------------------------------------
+
+  /** Sets or switches off a model version's autoscaling; the daemon validates the numbers. */
+  async setAutoscaling(name: string, options: AutoscalingOptions): Promise<string> {
+    const target = { model_name: name, ...(options.version === undefined ? {} : { model_version: options.version }) };
+    if (options.off) return this.write(SET_AUTOSCALING_PATH, { ...target, off: true });
+    return this.write(SET_AUTOSCALING_PATH, {
+      ...target,
+      min_replicas: options.min,
+      max_replicas: options.max,
+      ...(options.targetQueuePerReplica === undefined ? {} : { target_queue_per_replica: options.targetQueuePerReplica }),
+      ...(options.scaleDownDelayS === undefined ? {} : { scale_down_delay_s: options.scaleDownDelayS }),
+    });
+  }
+
+  /** Every autoscaled version, or those of one model. */
+  async getAutoscaling(name?: string): Promise<AutoscalingEntry[]> {
+    return this.admin.postJson(GET_AUTOSCALING_PATH, name === undefined ? {} : { model_name: name });
+  }
+
+  /**
+   * The daemon's autoscaler events after sequence number `since` (scale decisions and configuration
+   * changes, oldest first); pass the answer's `next_seq` as `since` to follow.
+   */
+  async getEvents(options: { since?: number; limit?: number } = {}): Promise<AutoscaleEventPage> {
+    const query = new URLSearchParams();
+    if (options.since !== undefined) query.set("since", String(options.since));
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    const suffix = query.size > 0 ? `?${query}` : "";
+    return this.admin.getValidated(`${AUTOSCALER_EVENTS_PATH}${suffix}`, AutoscaleEventPageSchema);
   }
 
   // --- processes ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /** The library: `import { ClipperConnection } from "clipper"`. */
 export { ClipperConnection, DEFAULT_CLUSTER_OPTIONS } from "./connection.js";
 export { parsePredictSpec } from "./predict-spec.js";
-export type { ConnectOptions, DeletedModel, DeleteModelOptions, DeployModelOptions, ModelInfo, PolicyInput, RegisterApplicationOptions, PredictReply } from "./connection.js";
+export type { AutoscalingOptions, ConnectOptions, DeletedModel, DeleteModelOptions, DeployModelOptions, ModelInfo, PolicyInput, RegisterApplicationOptions, PredictReply } from "./connection.js";
 export { createEndpoint } from "./functions/deploy.js";
 export type { CreateEndpointOptions, DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
 export { contextFile } from "./functions/context-value.js";
@@ -25,3 +25,4 @@ export type * from "./managers/container-manager.js";
 export { INPUT_TYPES, canonicalInputType } from "../runtime/shared/input-types.js";
 export type { InputType } from "../runtime/shared/input-types.js";
 export type { AppliedRevisions, AppRecord, ModelVersionRecord, PolicyConfig, ReplicaRecord } from "../runtime/shared/state.js";
+export type { AutoscaleEvent, AutoscaleEventPage, AutoscalingConfig, AutoscalingEntry } from "../runtime/shared/autoscaling.js";

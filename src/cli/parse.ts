@@ -14,6 +14,17 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** A number above 0 and at most `max`, fractions allowed. */
+export function positiveArg(max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > max) {
+      throw new InvalidArgumentError(`expected a number above 0 and at most ${max}, got '${value}'`);
+    }
+    return n;
+  };
+}
+
 /** A TCP port; 0 lets the manager pick a free one. */
 export const portArg = intArg(0, 65535);
 

@@ -15,7 +15,10 @@ import {
   MIN_RPC_FRAME_BYTES,
 } from "../../runtime/shared/frontend-defaults.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
-import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, rateArg, registryArg } from "./parse.js";
+import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, positiveArg, rateArg, registryArg } from "./parse.js";
+import {
+  DEFAULT_SCALE_DOWN_DELAY_S, DEFAULT_TARGET_QUEUE_PER_REPLICA, MAX_AUTOSCALE_REPLICAS, MAX_SCALE_DOWN_DELAY_S, MAX_TARGET_QUEUE_PER_REPLICA,
+} from "../../runtime/shared/autoscaling.js";
 import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
 import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../../runtime/shared/rpc-auth.js";
 import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES } from "../../runtime/shared/warmup.js";
@@ -291,6 +294,28 @@ export function buildProgram(): Command {
     .description("list model versions")
     .addOption(clusterOption()).addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/models.js")).models(opts)));
+
+  program.command("autoscale")
+    .description("scale a model version's replicas with its load, between --min and --max (docs/autoscaling.md)")
+    .argument("<model>")
+    .option("--version <v>", "version to autoscale (default: the current one)")
+    .option("--min <n>", "fewest replicas (0: scale to zero when idle)", intArg(0, MAX_AUTOSCALE_REPLICAS))
+    .option("--max <n>", "most replicas", intArg(1, MAX_AUTOSCALE_REPLICAS))
+    .option("--target-queue-per-replica <q>", `queries waiting per replica above which it scales up (default ${DEFAULT_TARGET_QUEUE_PER_REPLICA})`,
+      positiveArg(MAX_TARGET_QUEUE_PER_REPLICA))
+    .option("--scale-down-delay-s <s>", `seconds of low load before a replica is removed (default ${DEFAULT_SCALE_DOWN_DELAY_S})`,
+      intArg(0, MAX_SCALE_DOWN_DELAY_S))
+    .addOption(new Option("--off", "stop autoscaling the version (its replicas stay as they are)")
+      .conflicts(["min", "max", "targetQueuePerReplica", "scaleDownDelayS"]))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((model, opts) => run(opts.json, async () => (await import("./commands/autoscale.js")).autoscale(model, opts)));
+
+  program.command("events")
+    .description("show the autoscaler's events: scale decisions with their reasons, and configuration changes")
+    .option("--follow", "keep printing events as they happen (--json: one JSON object per line)")
+    .option("--since <seq>", "only events after this sequence number", intArg(0))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/events.js")).events(opts)));
 
   program.command("predict")
     .description("send a query: JSON is the input, or a body with input/input_batch")

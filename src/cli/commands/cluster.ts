@@ -113,7 +113,9 @@ export async function status(options: OutputOptions & { cluster?: string }): Pro
   // Kubernetes reports pods and readiness; the other managers process ids.
   const pods = conn.manager.capabilities.reportsPods;
   const ready = (r: boolean | undefined) => (r === undefined ? "-" : r ? "yes" : style.bold("no"));
-  emit(options, { ...s, addresses }, [
+  // Status is what one reads when something is down: a daemon that does not answer leaves the key out.
+  const autoscaling = await conn.getAutoscaling().catch(() => undefined);
+  emit(options, { ...s, addresses, ...(autoscaling ? { autoscaling } : {}) }, [
     `cluster ${style.bold(s.addresses.cluster)} (${s.addresses.manager})  query ${s.addresses.queryUrl}  management ${s.addresses.managementUrl}`,
     ...(s.addresses.applicationQueryUrls ?? []).map((url) => `applications query ${url}`),
     "",

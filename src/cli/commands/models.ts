@@ -134,8 +134,9 @@ export async function models(options: Common): Promise<void> {
   }));
   emit(options, rows, rows.length === 0
     ? style.dim("no models (deploy one with `clipper deploy-model`)")
-    : table(["NAME", "VERSION", "CURRENT", "INPUT TYPE", "REPLICAS"],
-      rows.map((m) => [m.model_name, m.model_version, m.is_current_version ? "*" : "", m.input_type, String(m.connected_replicas)])));
+    : table(["NAME", "VERSION", "CURRENT", "INPUT TYPE", "REPLICAS", "AUTOSCALE"],
+      rows.map((m) => [m.model_name, m.model_version, m.is_current_version ? "*" : "", m.input_type, String(m.connected_replicas),
+        m.autoscaling ? `${m.autoscaling.min_replicas}-${m.autoscaling.max_replicas}` : "-"])));
 }
 
 /** Stops replicas: of every version of the named models, of given versions, or of all but the current one. */
