@@ -83,6 +83,8 @@ export const setAutoscaling: WriteOperation = (state, body) => {
   const current = own(own(state.autoscaling, b.model_name), version);
   const where = `${b.model_name}:${version}`;
   if (b.off) {
+    const bounds = (["min_replicas", "max_replicas", "target_queue_per_replica", "scale_down_delay_s"] as const).filter((k) => b[k] !== undefined);
+    if (bounds.length > 0) throw badRequest(`"off": true takes no settings; drop ${bounds.join(", ")}`);
     if (!current) return { text: `Autoscaling of ${where} is already off` };
     const next = cloneState(state);
     removeAutoscaling(next, b.model_name, version);

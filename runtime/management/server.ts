@@ -45,8 +45,6 @@ export interface ManagementServerOptions {
   replicaReportTtlMs?: number;
   /** Defaults to createLogger("management"). */
   logger?: Logger;
-  /** The autoscaler's event log (default: a new one); injected so a controller can record into it. */
-  autoscaleEvents?: AutoscaleEventLog;
 }
 
 export interface ManagementServer {
@@ -100,7 +98,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const storeReady = new Promise<StateStore>((resolve) => (storeOpened = resolve));
   const replicas = new ReplicaRegistry(options.replicaReportTtlMs ?? DEFAULT_REPLICA_REPORT_TTL_MS);
   const watch = new WatchHub(options.watchKeepaliveMs ?? DEFAULT_WATCH_KEEPALIVE_MS);
-  const autoscaleEvents = options.autoscaleEvents ?? new AutoscaleEventLog();
+  const autoscaleEvents = new AutoscaleEventLog();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = normalizePath(req.url);

@@ -86,6 +86,7 @@ describe("autoscaling configuration", () => {
     expect(set({ min_replicas: 1, max_replicas: 2, target_queue_per_replica: 0 })).toMatch(/target_queue_per_replica must be a number above 0/);
     expect(set({ min_replicas: 1, max_replicas: 2, scale_down_delay_s: 3601 })).toMatch(/scale_down_delay_s must be a whole number from 0 to 3600/);
     expect(set({ min_replicas: "1", max_replicas: 2 })).toMatch(/^Error parsing JSON: the value of 'min_replicas' is invalid/);
+    expect(set({ off: true, max_replicas: 2 })).toBe(`"off": true takes no settings; drop max_replicas`);
     expect(set({ model_version: "9", min_replicas: 1, max_replicas: 2 })).toBe("model with name 'm' and version '9' does not exist");
     expect(refusal(() => setAutoscaling(state, "[1]"))).toMatch(/^Error parsing JSON: the body must be a JSON object/);
     const noCurrent = consistent();
