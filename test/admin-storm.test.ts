@@ -53,7 +53,7 @@ function randomWrite(random: () => number): { path: string; body: Record<string,
   const app = pick(APPS);
   const model = pick(MODELS);
   const version = pick(VERSIONS);
-  switch (pick(["add_app", "delete_app", "add_model", "add_model", "set_model_version", "delete_versioned_model", "add_model_links", "delete_model_links"])) {
+  switch (pick(["add_app", "delete_app", "add_model", "add_model", "set_model_version", "delete_versioned_model", "add_model_links", "delete_model_links", "set_autoscaling"])) {
     case "add_app":
       return { path: "/admin/add_app", body: { name: app, input_type: inputTypeOf(app, random), default_output: "-1", latency_slo_micros: pick([20_000, 100_000, 1_000_000]) } };
     case "delete_app":
@@ -69,6 +69,11 @@ function randomWrite(random: () => number): { path: string; body: Record<string,
       return { path: "/admin/delete_versioned_model", body: { model_name: model, model_version: version } };
     case "add_model_links":
       return { path: "/admin/add_model_links", body: { app_name: app, model_names: [model] } };
+    case "set_autoscaling":
+      // Against concurrent deletes of the version: the state must never keep autoscaling of a version that is gone.
+      return random() < 0.2
+        ? { path: "/admin/set_autoscaling", body: { model_name: model, model_version: version, off: true } }
+        : { path: "/admin/set_autoscaling", body: { model_name: model, model_version: version, min_replicas: pick([0, 1]), max_replicas: pick([1, 4]) } };
     default:
       return { path: "/admin/delete_model_links", body: { app_name: app, model_names: [model] } };
   }
@@ -197,6 +202,8 @@ describe("admin storm with a kill -9 in the middle", () => {
     // The state as the daemon serves it is the state on disk, and it keeps every invariant.
     const onDisk = (await stateOnDisk());
     expect(stateViolations(onDisk).map(describeViolation)).toEqual([]);
+    // Autoscaling was set in the storm too, so the invariant above covered it against concurrent deletes.
+    expect(writes.some((w) => w.path === "/admin/set_autoscaling" && w.status === 200 && w.body.off === undefined)).toBe(true);
     const served = JSON.parse((await admin("/admin/get_all_applications", { verbose: true })).text) as Array<{ name: string }>;
     expect(served.map((a) => a.name).sort()).toEqual(Object.keys(onDisk.applications).sort());
 
