@@ -296,7 +296,7 @@ export function buildProgram(): Command {
     .action((opts) => run(opts.json, async () => (await import("./commands/models.js")).models(opts)));
 
   program.command("autoscale")
-    .description("scale a model version's replicas with its load, between --min and --max (docs/autoscaling.md)")
+    .description("set a model version's autoscaling: replica bounds and tuning, stored with the version (docs/autoscaling.md)")
     .argument("<model>")
     .option("--version <v>", "version to autoscale (default: the current one)")
     .option("--min <n>", "fewest replicas (0: scale to zero when idle)", intArg(0, MAX_AUTOSCALE_REPLICAS))
