@@ -1,0 +1,35 @@
+/** One JSON POST from the query frontend to the management daemon's reporting endpoints. */
+import type { Logger } from "pino";
+
+export interface ManagementTarget {
+  managementUrl: string;
+  token?: string;
+  log: Logger;
+}
+
+/**
+ * Sends `body`; never rejects. Returns whether the daemon accepted it. A refusal is logged as a
+ * warning (a bug on one side); a failure to reach the daemon only at debug, since the daemon may be
+ * restarting and the next periodic report catches up.
+ */
+export async function postToManagement(target: ManagementTarget, path: string, body: unknown, timeoutMs: number, what: string): Promise<boolean> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (target.token) headers.authorization = `Bearer ${target.token}`;
+  try {
+    const res = await fetch(new URL(path, target.managementUrl), {
+      method: "POST",
+      headers,
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) {
+      target.log.warn({ status: res.status, body: await res.text() }, `${what} refused`);
+      return false;
+    }
+    await res.arrayBuffer();
+    return true;
+  } catch (err) {
+    target.log.debug({ err }, `${what} failed`);
+    return false;
+  }
+}
