@@ -133,7 +133,11 @@ export function versionCharts(stats: LiveStats): VersionCharts[] {
     }
   }
   const t = axis.map((b) => (b * stats.interval_ms) / 1000);
-  return [...models].sort().map((model) => {
+  // A version no replica served and nothing waited for in the whole window has nothing to draw.
+  const idle = (model: string) =>
+    acc.keys(JSON.stringify([model, "batch"]).slice(0, -1)).length === 0 &&
+    acc.series(key(model, "queue"), axis).values.every((v) => !v);
+  return [...models].sort().filter((model) => !idle(model)).map((model) => {
     const hits = acc.series(key(model, "hits"), axis).values;
     const lookups = acc.series(key(model, "lookups"), axis).values;
     const batchKeys = acc.keys(JSON.stringify([model, "batch"]).slice(0, -1));

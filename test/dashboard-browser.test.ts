@@ -1,0 +1,207 @@
+/**
+ * The dashboard in a real browser: Debian's headless chromium, driven over the DevTools protocol
+ * on a pipe (--remote-debugging-pipe: no port, no WebSocket library), against an in-process
+ * cluster with a real replica. It checks that the page lists the deployed app and model, that a
+ * chart moves under load, that link and set-current actions change the state, that the scale button
+ * says where scaling happens, and saves the screenshot shown in docs/dashboard.md.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "./support/management-daemon.js";
+import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const IN_CI = process.env.CI === "true";
+const skip = existsSync(CHROMIUM) || IN_CI ? undefined : `${CHROMIUM} is absent`;
+const SCREENSHOT = join(ROOT, "docs", "dashboard.png");
+
+/** A DevTools protocol client over chromium's pipe: NUL-separated JSON messages on fds 3 (in) and 4 (out). */
+class DevTools {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve(v: any): void; reject(e: Error): void }>();
+  private buffer = "";
+  private readonly profile = mkdtempSync(join(tmpdir(), "clipper-chromium-"));
+  readonly child: ChildProcess;
+
+  constructor() {
+    this.child = spawn(CHROMIUM, [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+      `--user-data-dir=${this.profile}`, "--remote-debugging-pipe", "about:blank",
+    ], { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] });
+    this.child.stderr!.resume();
+    (this.child.stdio[4] as Readable).on("data", (chunk: Buffer) => {
+      this.buffer += chunk.toString();
+      let end: number;
+      while ((end = this.buffer.indexOf("\0")) >= 0) {
+        const message = JSON.parse(this.buffer.slice(0, end));
+        this.buffer = this.buffer.slice(end + 1);
+        const waiter = message.id !== undefined ? this.pending.get(message.id) : undefined;
+        if (!waiter) continue;
+        this.pending.delete(message.id);
+        if (message.error) waiter.reject(new Error(`${message.error.message} (${message.error.code})`));
+        else waiter.resolve(message.result);
+      }
+    });
+    this.child.on("exit", () => {
+      for (const w of this.pending.values()) w.reject(new Error("chromium exited"));
+      this.pending.clear();
+    });
+  }
+
+  send(method: string, params: Record<string, unknown> = {}, sessionId?: string): Promise<any> {
+    const id = this.nextId++;
+    const reply = new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    (this.child.stdio[3] as Writable).write(`${JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) })}\0`);
+    return reply;
+  }
+
+  /** Opens a page and returns a function that evaluates an expression in it. */
+  async page(url: string): Promise<{ evaluate<T>(expression: string): Promise<T>; session: string }> {
+    const { targetId } = await this.send("Target.createTarget", { url: "about:blank" });
+    const { sessionId } = await this.send("Target.attachToTarget", { targetId, flatten: true });
+    await this.send("Emulation.setDeviceMetricsOverride", { width: 1280, height: 1200, deviceScaleFactor: 1, mobile: false }, sessionId);
+    await this.send("Page.enable", {}, sessionId);
+    await this.send("Page.navigate", { url }, sessionId);
+    return {
+      session: sessionId,
+      evaluate: async <T,>(expression: string) => {
+        const { result, exceptionDetails } = await this.send("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true }, sessionId);
+        if (exceptionDetails) throw new Error(`page: ${exceptionDetails.exception?.description ?? exceptionDetails.text}`);
+        return result.value as T;
+      },
+    };
+  }
+
+  /** Asks the browser to quit (so its helper processes go too), and kills it if it does not. */
+  async close(): Promise<void> {
+    if (this.child.exitCode === null) {
+      const exited = new Promise((r) => this.child.once("exit", r));
+      this.send("Browser.close").catch(() => undefined);
+      const timer = setTimeout(() => this.child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(this.profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  }
+}
+
+describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? ` (skipped: ${skip})` : ""}`, () => {
+  let c: InProcessCluster;
+  let browser: DevTools;
+  let page: Awaited<ReturnType<DevTools["page"]>>;
+  const until = (expression: string, what: string, timeoutMs = 15_000) =>
+    waitFor(async () => Boolean(await page.evaluate(expression)), timeoutMs, what);
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (CI=true: install Debian's chromium)`);
+    if (!existsSync(join(ROOT, "dist", "dashboard", "app.js"))) throw new Error("the dashboard is not built: run 'npm run build'");
+    c = await startInProcessCluster();
+    const model = (name: string, version: string) => ({
+      model_name: name, model_version: version, labels: [], input_type: "doubles", container_name: "x", model_data_path: "x", batch_size: -1,
+    });
+    await c.admin.postText("/admin/add_app", { name: "sum-app", input_type: "doubles", default_output: "-1", latency_slo_micros: 200_000 });
+    await c.admin.postText("/admin/add_model", model("sum", "1"));
+    await c.admin.postText("/admin/add_model", model("sum", "2"));
+    await c.admin.postText("/admin/set_model_version", { model_name: "sum", model_version: "1" });
+    await c.admin.postText("/admin/add_model", model("other", "1"));
+    await c.admin.postText("/admin/add_model_links", { app_name: "sum-app", model_names: ["sum"] });
+    await c.addContainer("sum", "1", "doubles", (batch) => new Promise((r) => setTimeout(() => r(sumHandler(batch) as string[]), 3)));
+    await c.addContainer("sum", "1", "doubles", sumHandler);
+    await c.waitForConfig((f) => (f.state()?.applications["sum-app"]?.linked_models.length ?? 0) > 0);
+    browser = new DevTools();
+    page = await browser.page(`${c.management.url}/dashboard/`);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await c?.close();
+  });
+
+  it("lists the deployed application and model with its connected replicas", async () => {
+    await until(`document.querySelector('[data-app="sum-app"]') !== null`, "the app's row");
+    expect(await page.evaluate<string>(`document.querySelector('[data-app="sum-app"]').textContent`)).toContain("200 ms");
+    await until(`document.querySelector('[data-model="sum:1"] [data-replicas]')?.dataset.replicas === "2"`, "sum:1 with 2 replicas");
+    expect(await page.evaluate<boolean>(`document.querySelector('[data-model="sum:1"] .badge.current') !== null`)).toBe(true);
+    expect(await page.evaluate<boolean>(`document.querySelector('[data-model="sum:2"] .badge.current') === null`)).toBe(true);
+  }, 30_000);
+
+  it("moves the request-rate chart while queries arrive", async () => {
+    let load = true;
+    const sent = (async () => {
+      let n = 0;
+      while (load) {
+        await Promise.all(Array.from({ length: 8 }, () => c.predict("sum-app", { input: [1, 2, 3] })));
+        n += 8;
+      }
+      return n;
+    })();
+    try {
+      await until(`(() => { const el = document.querySelector('[data-chart="requests:sum-app"]');
+        return el && JSON.parse(el.dataset.last)[0] > 1; })()`, "a request rate above 1/s", 20_000);
+      const before = await page.evaluate<string>(`document.querySelector('[data-chart="requests:sum-app"] polyline').getAttribute("points")`);
+      await until(`document.querySelector('[data-chart="requests:sum-app"] polyline').getAttribute("points") !== ${JSON.stringify(before)}`,
+        "the chart to draw a new point", 10_000);
+      for (const chart of ["latency:sum-app", "answers:sum-app", "queue:sum:1", "batches:sum:1", "cache:sum:1"]) {
+        expect(await page.evaluate<boolean>(`document.querySelector('[data-chart="${chart}"]') !== null`), chart).toBe(true);
+      }
+      // The p99 stays under the SLO line on this light load.
+      const [, p99, slo] = JSON.parse(await page.evaluate<string>(`document.querySelector('[data-chart="latency:sum-app"]').dataset.last`));
+      expect(slo).toBe(200);
+      expect(p99).toBeLessThan(200);
+    } finally {
+      load = false;
+      expect(await sent).toBeGreaterThan(0);
+    }
+    const png = await browser.send("Page.captureScreenshot", { format: "png" }, page.session);
+    const image = Buffer.from(png.data, "base64");
+    expect(image.subarray(1, 4).toString()).toBe("PNG");
+    expect(image.length).toBeGreaterThan(20_000);
+    writeFileSync(SCREENSHOT, image);
+  }, 60_000);
+
+  it("unlinks and links models and sets the current version through the admin API, and says where scaling happens", async () => {
+    const linked = () => c.admin.postJson<string[]>("/admin/get_linked_models", { app_name: "sum-app" });
+    const notice = () => page.evaluate<string>(`document.getElementById("notice").textContent`);
+    const stored = (check: (links: string[]) => boolean, what: string) =>
+      waitFor(async () => check(await linked()), 10_000, what).catch(async (err) => {
+        throw new Error(`${err.message}; the page says: ${await notice()}`);
+      });
+    // The default policy serves one model: the page shows the daemon's refusal of a second link.
+    await until(`document.querySelector('[data-link-for="sum-app"]') !== null`, "the link control");
+    await page.evaluate(`(() => { document.querySelector('[data-link-for="sum-app"]').value = "other";
+      document.querySelector('[data-action="link:sum-app"]').click(); })()`);
+    await until(`document.getElementById("notice").textContent.includes("already has a linked model")`, "the refusal shown");
+
+    await page.evaluate(`document.querySelector('[data-action="unlink:sum-app:sum"]').click()`);
+    await stored((links) => links.length === 0, "the unlink to be stored");
+    await until(`document.querySelector('[data-action="unlink:sum-app:sum"]') === null`, "the unlink shown");
+    await page.evaluate(`(() => { document.querySelector('[data-link-for="sum-app"]').value = "other";
+      document.querySelector('[data-action="link:sum-app"]').click(); })()`);
+    await stored((links) => links.includes("other"), "the link to be stored");
+    await until(`document.querySelector('[data-action="unlink:sum-app:other"]') !== null`, "the new link shown");
+    await page.evaluate(`document.querySelector('[data-action="unlink:sum-app:other"]').click()`);
+    await stored((links) => links.length === 0, "the second unlink to be stored");
+    await until(`document.querySelector('[data-action="link:sum-app"]') !== null && document.querySelector('[data-action="unlink:sum-app:other"]') === null`,
+      "the link control back");
+    await page.evaluate(`(() => { document.querySelector('[data-link-for="sum-app"]').value = "sum";
+      document.querySelector('[data-action="link:sum-app"]').click(); })()`);
+    await stored((links) => links.includes("sum"), "sum linked again");
+
+    await page.evaluate(`document.querySelector('[data-action="set-current:sum:2"]').click()`);
+    await waitFor(async () => {
+      const models = await c.admin.postJson<Array<{ model_version: string; model_name: string; is_current_version: boolean }>>(
+        "/admin/get_all_models", { verbose: true });
+      return models.some((m) => m.model_name === "sum" && m.model_version === "2" && m.is_current_version);
+    }, 10_000, "sum:2 to become current");
+    await until(`document.querySelector('[data-model="sum:2"] .badge.current') !== null &&
+      !document.querySelector('[data-model="sum:2"] [data-action^="set-current"]')`, "sum:2 shown as current");
+
+    await page.evaluate(`document.querySelector('[data-action="scale:sum:1"]').click()`);
+    await until(`document.getElementById("notice").textContent.includes("clipper replicas sum 3 --version 1")`, "the scale hint");
+  }, 40_000);
+});
