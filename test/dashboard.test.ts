@@ -121,6 +121,9 @@ describe("the dashboard's chart series", () => {
     expect(slo!.values).toEqual([100, 100]);
     expect(a!.answers.series.map((s) => s.label)).toEqual(["default: slo_missed", "model", "shed"]);
     expect(a!.answers.series.find((s) => s.label === "model")!.values).toEqual([40, 30]); // (20 + 60) answers per 2 s
+    // A version with no replica and an empty queue all along gets no charts.
+    stats.frontends[1]!.samples[0]!.versions.push({ ...version(0, 0, 0, null), model_version: "idle", replicas: [] });
+    expect(versionCharts(stats).map((c) => c.model)).toEqual(["m:1"]);
     const [v] = versionCharts(stats);
     expect(v!.queue.series[0]!.values).toEqual([3, null]);
     expect(v!.cacheHitRate.series[0]!.values).toEqual([50, null]);
