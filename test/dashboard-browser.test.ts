@@ -1,9 +1,10 @@
 /**
  * The dashboard in a real browser: Debian's headless chromium, driven over the DevTools protocol
- * on a pipe (--remote-debugging-pipe: no port, no WebSocket library), against an in-process
- * cluster with a real replica. It checks that the page lists the deployed app and model, that a
- * chart moves under load, that link and set-current actions change the state, that the scale button
- * says where scaling happens, and saves the screenshot shown in docs/dashboard.md.
+ * on a pipe (--remote-debugging-pipe: no port, no WebSocket library), against a local cluster
+ * started, deployed and scaled with the CLI (Node model replicas). It checks that `clipper
+ * dashboard` gives the page's URL, that the page lists the deployed app and model, that a chart
+ * moves under load, that link, unlink and set-current change the state, that the scale button gives
+ * the command that scales, whose effect the page then shows, and saves docs/dashboard.png.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -12,12 +13,16 @@ import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "./support/management-daemon.js";
-import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
+import { fileURLToPath } from "node:url";
+import { AdminClient } from "../src/admin-client.js";
+import { cliCluster } from "./support/cli.js";
+import { waitFor } from "./support/cluster-in-process.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const IN_CI = process.env.CI === "true";
 const skip = existsSync(CHROMIUM) || IN_CI ? undefined : `${CHROMIUM} is absent`;
 const SCREENSHOT = join(ROOT, "docs", "dashboard.png");
+const MODEL = join(fileURLToPath(new URL("./fixtures/node-models/", import.meta.url)), "sum.mjs");
 
 /** A DevTools protocol client over chromium's pipe: NUL-separated JSON messages on fds 3 (in) and 4 (out). */
 class DevTools {
@@ -91,35 +96,38 @@ class DevTools {
 }
 
 describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? ` (skipped: ${skip})` : ""}`, () => {
-  let c: InProcessCluster;
+  const cluster = cliCluster("clipper-dash-", { env: { CLIPPER_TEST_LOG: "silent" } });
+  let admin: AdminClient;
   let browser: DevTools;
   let page: Awaited<ReturnType<DevTools["page"]>>;
   const until = (expression: string, what: string, timeoutMs = 15_000) =>
     waitFor(async () => Boolean(await page.evaluate(expression)), timeoutMs, what);
+  const predict = async () => {
+    const res = await fetch(`${cluster.urls.queryUrl}/sum-app/predict`, { method: "POST", body: JSON.stringify({ input: [1, 2, 3] }) });
+    return res.json() as Promise<{ output: unknown; default: boolean }>;
+  };
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (CI=true: install Debian's chromium)`);
     if (!existsSync(join(ROOT, "dist", "dashboard", "app.js"))) throw new Error("the dashboard is not built: run 'npm run build'");
-    c = await startInProcessCluster();
-    const model = (name: string, version: string) => ({
-      model_name: name, model_version: version, labels: [], input_type: "doubles", container_name: "x", model_data_path: "x", batch_size: -1,
+    const { ok, urls } = cluster;
+    admin = new AdminClient({ managementUrl: urls.managementUrl });
+    await ok("register-app", "sum-app", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "200");
+    await ok("deploy-model", "sum", "--version", "2", "--input-type", "doubles", "--framework", "node", "--predict", `${MODEL}:predict`, "--replicas", "0");
+    await ok("deploy-model", "sum", "--version", "1", "--input-type", "doubles", "--framework", "node", "--predict", `${MODEL}:predict`,
+      "--replicas", "2", "--link", "sum-app");
+    await admin.postText("/admin/add_model", {
+      model_name: "other", model_version: "1", labels: [], input_type: "doubles", container_name: "x", model_data_path: "x", batch_size: -1,
     });
-    await c.admin.postText("/admin/add_app", { name: "sum-app", input_type: "doubles", default_output: "-1", latency_slo_micros: 200_000 });
-    await c.admin.postText("/admin/add_model", model("sum", "1"));
-    await c.admin.postText("/admin/add_model", model("sum", "2"));
-    await c.admin.postText("/admin/set_model_version", { model_name: "sum", model_version: "1" });
-    await c.admin.postText("/admin/add_model", model("other", "1"));
-    await c.admin.postText("/admin/add_model_links", { app_name: "sum-app", model_names: ["sum"] });
-    await c.addContainer("sum", "1", "doubles", (batch) => new Promise((r) => setTimeout(() => r(sumHandler(batch) as string[]), 3)));
-    await c.addContainer("sum", "1", "doubles", sumHandler);
-    await c.waitForConfig((f) => (f.state()?.applications["sum-app"]?.linked_models.length ?? 0) > 0);
+    expect((await predict()).output).toBe(6);
+    const shown = await ok("dashboard", "--no-open");
+    expect(shown).toEqual({ url: `${urls.managementUrl}/dashboard/`, opened: false });
     browser = new DevTools();
-    page = await browser.page(`${c.management.url}/dashboard/`);
-  }, 60_000);
+    page = await browser.page(shown.url);
+  }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
-    await c?.close();
   });
 
   it("lists the deployed application and model with its connected replicas", async () => {
@@ -135,7 +143,7 @@ describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? 
     const sent = (async () => {
       let n = 0;
       while (load) {
-        await Promise.all(Array.from({ length: 8 }, () => c.predict("sum-app", { input: [1, 2, 3] })));
+        await Promise.all(Array.from({ length: 8 }, () => predict()));
         n += 8;
       }
       return n;
@@ -165,7 +173,7 @@ describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? 
   }, 60_000);
 
   it("unlinks and links models and sets the current version through the admin API, and says where scaling happens", async () => {
-    const linked = () => c.admin.postJson<string[]>("/admin/get_linked_models", { app_name: "sum-app" });
+    const linked = () => admin.postJson<string[]>("/admin/get_linked_models", { app_name: "sum-app" });
     const notice = () => page.evaluate<string>(`document.getElementById("notice").textContent`);
     const stored = (check: (links: string[]) => boolean, what: string) =>
       waitFor(async () => check(await linked()), 10_000, what).catch(async (err) => {
@@ -194,7 +202,7 @@ describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? 
 
     await page.evaluate(`document.querySelector('[data-action="set-current:sum:2"]').click()`);
     await waitFor(async () => {
-      const models = await c.admin.postJson<Array<{ model_version: string; model_name: string; is_current_version: boolean }>>(
+      const models = await admin.postJson<Array<{ model_version: string; model_name: string; is_current_version: boolean }>>(
         "/admin/get_all_models", { verbose: true });
       return models.some((m) => m.model_name === "sum" && m.model_version === "2" && m.is_current_version);
     }, 10_000, "sum:2 to become current");
@@ -203,5 +211,8 @@ describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? 
 
     await page.evaluate(`document.querySelector('[data-action="scale:sum:1"]').click()`);
     await until(`document.getElementById("notice").textContent.includes("clipper replicas sum 3 --version 1")`, "the scale hint");
-  }, 40_000);
+    // The command the page gives, run as the operator would: the page shows the new replica count.
+    await cluster.ok("replicas", "sum", "3", "--version", "1");
+    await until(`document.querySelector('[data-model="sum:1"] [data-replicas]')?.dataset.replicas === "3"`, "sum:1 with 3 replicas");
+  }, 90_000);
 });
