@@ -5,12 +5,15 @@
  * The page itself in a real browser: test/dashboard-browser.test.ts.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LiveStatsCollector } from "../runtime/frontend/live-stats-collector.js";
+import { LiveStatsReporter } from "../runtime/frontend/live-stats-reporter.js";
 import { LiveStatsStore } from "../runtime/management/live-stats-store.js";
 import { startManagementServer, type ManagementServer } from "../runtime/management/server.js";
 import {
@@ -78,7 +81,7 @@ describe("the frontend's live stats collector", () => {
 describe("the daemon's live stats store", () => {
   it("keeps the last samples per frontend, a bounded number of frontends, and forgets silent ones", () => {
     let now = 0;
-    const store = new LiveStatsStore(10_000, () => now, { history: 3, frontends: 2 });
+    const store = new LiveStatsStore(10_000, () => now, { history: 3, frontends: 2, bytes: 1_000_000 });
     store.report({ frontend_id: "f1", samples: [sample(1), sample(2)] });
     store.report({ frontend_id: "f1", samples: [sample(3), sample(4)] });
     expect(store.snapshot().frontends).toEqual([{ frontend_id: "f1", samples: [sample(2), sample(3), sample(4)] }]);
@@ -92,6 +95,58 @@ describe("the daemon's live stats store", () => {
     store.report({ frontend_id: "f4", samples: [sample(8)] });
     store.forget("f4");
     expect(store.snapshot().frontends).toEqual([]);
+  });
+
+  it("keeps within its byte budget by dropping the stalest frontend's oldest samples", () => {
+    const one = JSON.stringify(sample(1000)).length;
+    const store = new LiveStatsStore(10_000, () => 0, { history: 100, frontends: 10, bytes: one * 3 });
+    store.report({ frontend_id: "old", samples: [sample(1000), sample(1001)] });
+    store.report({ frontend_id: "new", samples: [sample(1002), sample(1003)] });
+    expect(store.snapshot().frontends).toEqual([
+      { frontend_id: "new", samples: [sample(1002), sample(1003)] },
+      { frontend_id: "old", samples: [sample(1001)] },
+    ]);
+    store.report({ frontend_id: "new", samples: [sample(1004), sample(1005), sample(1006), sample(1007)] });
+    expect(store.snapshot().frontends).toEqual([{ frontend_id: "new", samples: [sample(1005), sample(1006), sample(1007)] }]);
+  });
+});
+
+describe("the frontend's live stats reporter", () => {
+  it("sends what the daemon missed with the next report, drops what it refused, and says so once", async () => {
+    let status = 0; // 0: not answering (connection destroyed)
+    const bodies: Array<{ frontend_id: string; samples: LiveStatsSample[] }> = [];
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        if (status === 0) return void req.socket.destroy();
+        bodies.push(JSON.parse(body));
+        res.writeHead(status).end("no such endpoint");
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const warnings: string[] = [];
+    const log = { warn: (m: unknown, text?: string) => warnings.push(String(text ?? m)), debug: () => undefined } as unknown as Logger;
+    let at = 0;
+    const reporter = new LiveStatsReporter({
+      managementUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, log, frontendId: "f", intervalMs: 2000,
+      collector: { take: () => sample((at += 2000)) },
+    });
+    try {
+      await reporter.tick();
+      await reporter.tick();
+      status = 200;
+      await reporter.tick();
+      expect(bodies).toEqual([{ frontend_id: "f", samples: [sample(2000), sample(4000), sample(6000)] }]);
+      status = 404;
+      await reporter.tick();
+      await reporter.tick();
+      expect(bodies.slice(1).map((b) => b.samples.map((s) => s.at))).toEqual([[8000], [10000]]);
+      expect(warnings).toEqual([expect.stringContaining("refused this frontend's live stats")]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 

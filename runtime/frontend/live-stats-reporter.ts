@@ -2,6 +2,8 @@
  * Takes a live stats sample every interval and sends it to the management daemon
  * (runtime/shared/live-stats.ts). Samples the daemon did not get (it was restarting) are sent with
  * the next report, up to the report's bound: older ones are dropped, the feed is for the present.
+ * Samples the daemon refused are dropped, and the refusal is logged once, not every interval (a
+ * daemon from before the feed answers 404: serving goes on, without live charts).
  */
 import { MAX_SAMPLES_PER_REPORT, REPORT_LIVE_STATS_PATH, type LiveStatsSample } from "../shared/live-stats.js";
 import { postToManagement, type ManagementTarget } from "./management-post.js";
@@ -19,6 +21,7 @@ export class LiveStatsReporter {
   private timer?: NodeJS.Timeout;
   private pending: LiveStatsSample[] = [];
   private sending = false;
+  private refusalLogged = false;
 
   constructor(private readonly options: LiveStatsReporterOptions) {}
 
@@ -40,9 +43,15 @@ export class LiveStatsReporter {
     const samples = this.pending;
     this.pending = [];
     const body = { frontend_id: this.options.frontendId, samples };
-    const ok = await postToManagement(this.options, REPORT_LIVE_STATS_PATH, body, Math.max(1_000, this.options.intervalMs), "live stats report");
+    const outcome = await postToManagement(
+      this.options, REPORT_LIVE_STATS_PATH, body, Math.max(1_000, this.options.intervalMs), "live stats report", true,
+    );
     // Not received: keep them for the next report, ahead of the samples taken meanwhile.
-    if (!ok) this.pending = [...samples, ...this.pending].slice(-MAX_PENDING);
+    if (outcome === "unreachable") this.pending = [...samples, ...this.pending].slice(-MAX_PENDING);
+    if (outcome === "refused" && !this.refusalLogged) {
+      this.refusalLogged = true;
+      this.options.log.warn("the management daemon refused this frontend's live stats (an older daemon?): the dashboard shows no live charts for it");
+    }
     this.sending = false;
   }
 }

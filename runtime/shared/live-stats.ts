@@ -20,6 +20,8 @@ export const DEFAULT_LIVE_STATS_INTERVAL_MS = 2_000;
 export const LIVE_STATS_HISTORY = 150;
 /** Frontends the daemon keeps samples for at once; a report from one more evicts the stalest. */
 export const LIVE_STATS_MAX_FRONTENDS = 256;
+/** Bytes of samples (as JSON) the daemon keeps in all; beyond, the stalest frontend's oldest go first. */
+export const LIVE_STATS_MAX_BYTES = 32 * 1024 * 1024;
 
 /** Bounds on one sample, so a lying frontend cannot make the daemon hold much. */
 const MAX_NAME = 256;
