@@ -8,13 +8,15 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "./support/management-daemon.js";
 import { fileURLToPath } from "node:url";
+import { pino } from "pino";
 import { AdminClient } from "../src/admin-client.js";
+import { startManagementServer, type ManagementServer } from "../runtime/management/server.js";
 import { cliCluster } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
 
@@ -216,4 +218,32 @@ describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? 
     await cluster.ok("replicas", "sum", "3", "--version", "1");
     await until(`document.querySelector('[data-model="sum:1"] [data-replicas]')?.dataset.replicas === "3"`, "sum:1 with 3 replicas");
   }, 90_000);
+});
+
+/** An address of this machine other than loopback, if it has one: a browser there is "off loopback". */
+const outsideAddress = Object.values(networkInterfaces()).flat().find((a) => a?.family === "IPv4" && !a.internal)?.address;
+
+describe.skipIf(skip !== undefined || !outsideAddress)("the dashboard off loopback, in headless chromium", () => {
+  let server: ManagementServer;
+  let browser: DevTools;
+  const stateDir = mkdtempSync(join(tmpdir(), "clipper-dash-token-"));
+  beforeAll(async () => {
+    server = await startManagementServer({ host: "0.0.0.0", port: 0, stateDir, token: "s3cret-token", logger: pino({ level: "silent" }) });
+    browser = new DevTools();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it("loads without the token, asks for it, and works once it is typed in", async () => {
+    const page = await browser.page(`http://${outsideAddress}:${server.port}/dashboard/`);
+    const until = (expression: string, what: string) => waitFor(async () => Boolean(await page.evaluate(expression)), 15_000, what);
+    await until(`document.getElementById("status")?.textContent.includes("401")`, "the page to say it needs the token");
+    await page.evaluate(`(() => { document.getElementById("token").value = "s3cret-token";
+      document.getElementById("token-form").requestSubmit(); })()`);
+    await until(`document.getElementById("status").textContent.startsWith("updated")`, "the page to read the admin API with the token");
+    expect(await page.evaluate<string>(`sessionStorage.getItem("clipper-dashboard-token")`)).toBe("s3cret-token");
+  }, 40_000);
 });
