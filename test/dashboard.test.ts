@@ -23,6 +23,7 @@ import { REPORT_REPLICAS_PATH } from "../runtime/shared/state.js";
 import { appCharts, versionCharts } from "../runtime/dashboard/src/series.js";
 import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
 import { tempDirs } from "./support/temp-dirs.js";
+import { cliFor } from "./support/cli.js";
 
 const silent = pino({ level: "silent" });
 const tempDir = tempDirs("clipper-dash-");
@@ -296,4 +297,25 @@ describe("the live stats feed in a running cluster", () => {
     expect(version.replicas[0]!.batch_cap).toBeGreaterThan(0);
     expect(samples.flatMap((s) => s.versions).flatMap((v) => v.replicas).some((r) => (r.batch_size ?? 0) >= 1)).toBe(true);
   }, 20_000);
+});
+
+describe("clipper dashboard on a Kubernetes cluster", () => {
+  it("gives the port-forward that makes a lasting URL, since the CLI's own proxy ends with the command", async () => {
+    const home = await tempDir();
+    writeFileSync(join(home, "context.json"), JSON.stringify({
+      current: "prod",
+      clusters: {
+        prod: {
+          cluster: "prod", manager: "kubernetes", queryUrl: "http://127.0.0.1:1", managementUrl: "http://127.0.0.1:2",
+          rpcAddress: "tcp://127.0.0.1:3", metricsUrl: "http://127.0.0.1:1/metrics", kubernetes: { namespace: "serving" },
+        },
+      },
+    }));
+    const { ok } = cliFor({ CLIPPER_HOME: home, FORCE_COLOR: "0" });
+    expect(await ok("dashboard", "--no-open")).toEqual({
+      url: "http://127.0.0.1:1338/dashboard/",
+      opened: false,
+      port_forward: "kubectl port-forward --namespace serving service/clipper-prod-management 1338:1338",
+    });
+  }, 30_000);
 });

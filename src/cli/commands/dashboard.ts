@@ -1,6 +1,9 @@
 /** dashboard: the URL of the cluster's live dashboard (docs/dashboard.md), opened in a browser when there is a display. */
 import { spawn } from "node:child_process";
 import { ClipperConnection } from "../../connection.js";
+import { findCluster } from "../../context.js";
+import { INTERNAL_PORTS } from "../../managers/cluster-spec.js";
+import { k8sNames } from "../../managers/kubernetes/names.js";
 import { emit, style, type OutputOptions } from "../output.js";
 
 export interface DashboardOptions extends OutputOptions {
@@ -10,6 +13,8 @@ export interface DashboardOptions extends OutputOptions {
 }
 
 export async function dashboard(options: DashboardOptions, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const entry = findCluster(options.cluster);
+  if (entry?.manager === "kubernetes" && entry.kubernetes) return kubernetesDashboard(options, entry.cluster, entry.kubernetes.namespace);
   const conn = await ClipperConnection.locate({ cluster: options.cluster });
   let url: string;
   let token: boolean;
@@ -25,6 +30,22 @@ export async function dashboard(options: DashboardOptions, env: NodeJS.ProcessEn
     `${style.bold("Dashboard:")} ${url}`,
     ...(opened ? [style.dim("opened in your browser")] : []),
     ...(token ? [style.dim("from another machine the page asks for the cluster's token (kept in $CLIPPER_HOME/context.json)")] : []),
+  ]);
+}
+
+/**
+ * On Kubernetes the CLI reaches the daemon through the API server's service proxy, on a loopback
+ * port that lives only as long as the command: no URL to hand a browser. A port-forward to the
+ * daemon's Service gives one that lasts, and the daemon sees the browser as a loopback client.
+ */
+function kubernetesDashboard(options: DashboardOptions, cluster: string, namespace: string): void {
+  const port = INTERNAL_PORTS.management;
+  const portForward = `kubectl port-forward --namespace ${namespace} service/${k8sNames.management(cluster)} ${port}:${port}`;
+  const url = `http://127.0.0.1:${port}/dashboard/`;
+  emit(options, { url, opened: false, port_forward: portForward }, [
+    `On Kubernetes, forward the management daemon's port first (it stays in the foreground):`,
+    `  ${style.cmd(portForward)}`,
+    `${style.bold("Dashboard:")} ${url}`,
   ]);
 }
 
