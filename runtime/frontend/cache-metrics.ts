@@ -1,6 +1,7 @@
 /** Prometheus series of the prediction cache, registered on the frontend's registry (docs/metrics.md). */
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { CacheObserver } from "./prediction-cache.js";
+import type { LiveStatsSink } from "./live-stats-collector.js";
 
 export interface CacheSample {
   bytes: number;
@@ -15,7 +16,7 @@ export class CacheMetrics implements CacheObserver {
   private readonly evictions: Counter<"model">;
   private readonly invalidations: Counter<"model">;
 
-  constructor(registry: Registry, sample: () => CacheSample) {
+  constructor(registry: Registry, sample: () => CacheSample, private readonly live?: Pick<LiveStatsSink, "cacheLookup">) {
     const registers = [registry];
     this.hits = new Counter({
       name: "clipper_cache_hits_total", help: "Queries answered from the prediction cache, per model version",
@@ -59,10 +60,12 @@ export class CacheMetrics implements CacheObserver {
 
   hit(model: string): void {
     this.hits.inc({ model });
+    this.live?.cacheLookup(model, true);
   }
 
   miss(model: string): void {
     this.misses.inc({ model });
+    this.live?.cacheLookup(model, false);
   }
 
   joined(model: string): void {

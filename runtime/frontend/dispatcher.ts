@@ -52,6 +52,8 @@ export interface BatchSendDetail {
   cap: number;
   /** Per query: seconds from enqueue to send. */
   queueWaitSeconds: number[];
+  /** The replica the batch went to. */
+  replicaId: number;
 }
 
 interface InFlight {
@@ -189,6 +191,15 @@ export class Dispatcher {
     return [...this.versions.values()].flatMap((vq) =>
       [...vq.replicas.values()].map((s) => ({ model: vq.key, replica: String(s.replica.replicaId), cap: s.controller.cap })),
     );
+  }
+
+  /** Each version's queue depth and live replicas with their caps, for the live stats feed. */
+  liveVersions(): Array<{ key: string; queueDepth: number; replicas: Array<{ replicaId: number; cap: number }> }> {
+    return [...this.versions.values()].map((vq) => ({
+      key: vq.key,
+      queueDepth: vq.queue.size,
+      replicas: [...vq.replicas.values()].map((s) => ({ replicaId: s.replica.replicaId, cap: s.controller.cap })),
+    }));
   }
 
   /** The measured batch latency of a model version (ms), once a batch has been answered. */
@@ -389,6 +400,7 @@ export class Dispatcher {
       reason: how.reason,
       cap: how.cap,
       queueWaitSeconds: tasks.map((t) => Math.max(0, how.now - t.enqueuedAt) / 1000),
+      replicaId: slot.replica.replicaId,
     });
     rpc
       .sendPredict(slot.replica, msgId, tasks[0]!.inputType, tasks.map((t) => t.input))

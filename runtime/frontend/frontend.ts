@@ -31,6 +31,9 @@ import { httpPolicyStateSender, PolicyRegistry, PolicyStateSync } from "./polici
 import { QueryAuth } from "./query-auth.js";
 import { QueryProcessor } from "./query-processor.js";
 import { ReplicaReporter } from "./replica-reporter.js";
+import { LiveStatsCollector } from "./live-stats-collector.js";
+import { LiveStatsReporter } from "./live-stats-reporter.js";
+import { DEFAULT_LIVE_STATS_INTERVAL_MS } from "../shared/live-stats.js";
 
 export interface QueryFrontendOptions {
   host: string;
@@ -50,6 +53,8 @@ export interface QueryFrontendOptions {
   /** How the daemon knows this frontend (replica reports, applied revisions); default `<hostname>:<port>`. */
   frontendId?: string;
   reportIntervalMs?: number;
+  /** How often a live stats sample is taken and sent to the daemon, ms (default 2000; shared/live-stats.ts). */
+  liveStatsIntervalMs?: number;
   /** How long learned policy weights wait before being saved in the management daemon, ms (default 250). */
   policyFlushMs?: number;
   /** Deadline of an Open Inference Protocol request to a model no application links (default 1000). */
@@ -97,7 +102,15 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     batchCaps: () => dispatcher.batchCaps(),
   });
   dispatcher.setObserver(metrics);
-  const cache = createCache(options.cacheBytes ?? 0, metrics);
+  const live = new LiveStatsCollector({
+    versions: () => dispatcher.liveVersions(),
+    sloMs: (app) => {
+      const record = state && Object.hasOwn(state.applications, app) ? state.applications[app] : undefined;
+      return record ? record.latency_slo_micros / 1000 : null;
+    },
+  });
+  metrics.live = live;
+  const cache = createCache(options.cacheBytes ?? 0, metrics, live);
   const allowedHosts = parseAllowedHosts(options.allowedHosts, options.host);
   const queryAuth = new QueryAuth(options.queryAuth ?? defaultQueryAuth(options.host));
 
@@ -126,10 +139,15 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   });
   dispatcher.attach(rpc);
 
+  const frontendId = options.frontendId ?? defaultFrontendId(options.port);
+  const liveReporter = new LiveStatsReporter({
+    managementUrl: options.managementUrl, token: options.token, log, frontendId, collector: live,
+    intervalMs: options.liveStatsIntervalMs ?? DEFAULT_LIVE_STATS_INTERVAL_MS,
+  });
   const reporter = new ReplicaReporter({
     managementUrl: options.managementUrl,
     token: options.token,
-    frontendId: options.frontendId ?? defaultFrontendId(options.port),
+    frontendId,
     log,
     intervalMs: options.reportIntervalMs,
     applied: () => watcher.applied,
@@ -191,6 +209,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   }
   watcher.start();
   reporter.start();
+  liveReporter.start();
   const port = (http.address() as AddressInfo).port;
   const shownHost = options.host === "0.0.0.0" ? "127.0.0.1" : options.host;
   return {
@@ -200,6 +219,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     state: () => state,
     async close() {
       watcher.close();
+      liveReporter.close();
       await reporter.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
@@ -230,9 +250,9 @@ function recordedVersion(state: ClusterState | undefined, name: string, version:
   return model && Object.hasOwn(model.versions, version) ? model.versions[version] : undefined;
 }
 
-function createCache(maxBytes: number, metrics: FrontendMetrics): PredictionCache | undefined {
+function createCache(maxBytes: number, metrics: FrontendMetrics, live: LiveStatsCollector): PredictionCache | undefined {
   if (maxBytes <= 0) return undefined;
-  const observer = new CacheMetrics(metrics.registry, () => ({ bytes: cache.bytes, entries: cache.entries, maxBytes }));
+  const observer = new CacheMetrics(metrics.registry, () => ({ bytes: cache.bytes, entries: cache.entries, maxBytes }), live);
   const cache: PredictionCache = new PredictionCache({ maxBytes, observer });
   return cache;
 }

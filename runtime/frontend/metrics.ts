@@ -2,6 +2,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { BatchSendDetail, DispatchObserver } from "./dispatcher.js";
 import type { PolicyMetrics } from "./policies/policy.js";
+import type { LiveStatsSink } from "./live-stats-collector.js";
 
 /**
  * `overloaded`: shed at admission, the query could not be answered within the SLO (admission.ts).
@@ -35,6 +36,8 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   private readonly shedQueries: Counter<"model">;
   private readonly droppedLateQueries: Counter<"model">;
   readonly batchCap: Gauge<"model" | "replica">;
+  /** The live stats feed hears about queries and batches too (live-stats-collector.ts). */
+  live?: Pick<LiveStatsSink, "query" | "batchSent">;
 
   constructor(sample: {
     queueDepths(): Map<string, number>;
@@ -178,12 +181,14 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     series.requests.inc();
     series.latency.observe(seconds);
     if (defaultReason) this.defaults.inc({ app, reason: defaultReason });
+    this.live?.query(app, seconds, defaultReason);
   }
 
   batchSent(model: string, size: number, detail?: BatchSendDetail): void {
     const series = this.modelSeries(model);
     series.batchSize.observe(size);
     if (!detail) return;
+    this.live?.batchSent(model, size, detail.replicaId);
     this.batches.inc({ model, reason: detail.reason });
     for (const seconds of detail.queueWaitSeconds) series.queueWait.observe(seconds);
   }

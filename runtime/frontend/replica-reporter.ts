@@ -6,6 +6,7 @@
  * reporting, and a last time on close so the daemon forgets this frontend at once.
  */
 import type { Logger } from "pino";
+import { postToManagement } from "./management-post.js";
 import { REPORT_REPLICAS_PATH, type AppliedRevision, type ReplicaRecord, type ReplicaReport } from "../shared/state.js";
 
 export interface ReplicaReporterOptions {
@@ -80,20 +81,6 @@ export class ReplicaReporter {
   }
 
   private async send(body: ReplicaReport, timeoutMs: number): Promise<void> {
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
-    try {
-      const res = await fetch(new URL(REPORT_REPLICAS_PATH, this.options.managementUrl), {
-        method: "POST",
-        headers,
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      if (!res.ok) this.options.log.warn({ status: res.status, body: await res.text() }, "replica report refused");
-      else await res.arrayBuffer();
-    } catch (err) {
-      // The daemon may be restarting: the periodic report catches up.
-      this.options.log.debug({ err }, "replica report failed");
-    }
+    await postToManagement(this.options, REPORT_REPLICAS_PATH, body, timeoutMs, "replica report");
   }
 }

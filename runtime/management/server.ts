@@ -24,6 +24,10 @@ import { AutoscaleEventLog } from "../autoscaler/event-log.js";
 import { ReplicaRegistry } from "./replicas.js";
 import { StateInvalidError, StatePersistError, StateStore } from "./store.js";
 import { WatchHub } from "./watch.js";
+import { LIVE_STATS_PATH, LIVE_STATS_REPORT_TEXT, LiveStatsReportSchema, REPORT_LIVE_STATS_PATH } from "../shared/live-stats.js";
+import { LiveStatsStore } from "./live-stats-store.js";
+import { DashboardAssets, isDashboardPath } from "./dashboard-assets.js";
+import { parseBody, spec } from "./operations.js";
 
 export interface ManagementServerOptions {
   host: string;
@@ -43,6 +47,8 @@ export interface ManagementServerOptions {
   watchKeepaliveMs?: number;
   /** A frontend that has not reported its replicas for this long is forgotten (default 60 s). */
   replicaReportTtlMs?: number;
+  /** Where the dashboard's built assets are (default: the package's dist/dashboard). */
+  dashboardDir?: string;
   /** Defaults to createLogger("management"). */
   logger?: Logger;
 }
@@ -64,11 +70,12 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = {
   ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS,
 };
+const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
 const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS };
 
 type Route =
-  | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" }
-  | { method: "POST"; kind: "report" }
+  | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" | "live_stats" }
+  | { method: "POST"; kind: "report" | "live_report" }
   | { method: "POST"; kind: "write"; path: string }
   | { method: "POST"; kind: "read"; path: string };
 
@@ -79,6 +86,8 @@ function buildRoutes(): Map<string, Route> {
     [REPORT_REPLICAS_PATH, { method: "POST", kind: "report" }],
     [APPLIED_REVISIONS_PATH, { method: "GET", kind: "applied" }],
     [AUTOSCALER_EVENTS_PATH, { method: "GET", kind: "events" }],
+    [REPORT_LIVE_STATS_PATH, { method: "POST", kind: "live_report" }],
+    [LIVE_STATS_PATH, { method: "GET", kind: "live_stats" }],
   ]);
   for (const path of Object.keys(WRITE_OPERATIONS)) routes.set(path, { method: "POST", kind: "write", path });
   for (const path of Object.keys(READ_OPERATIONS)) routes.set(path, { method: "POST", kind: "read", path });
@@ -99,6 +108,8 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const replicas = new ReplicaRegistry(options.replicaReportTtlMs ?? DEFAULT_REPLICA_REPORT_TTL_MS);
   const watch = new WatchHub(options.watchKeepaliveMs ?? DEFAULT_WATCH_KEEPALIVE_MS);
   const autoscaleEvents = new AutoscaleEventLog();
+  const liveStats = new LiveStatsStore(options.replicaReportTtlMs ?? DEFAULT_REPLICA_REPORT_TTL_MS);
+  const dashboard = new DashboardAssets(options.dashboardDir);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = normalizePath(req.url);
@@ -112,6 +123,9 @@ export async function startManagementServer(options: ManagementServerOptions): P
     // With every Host admitted ('*'), a rebound page's Origin matches its own Host: then no request
     // from a web page is admitted at all (the daemon's clients send no Origin).
     refuseForeignOrigin(req.headers, allowedHosts.any);
+    // The dashboard's page and scripts hold no data, so a browser can load them without a token;
+    // the page then sends the token the operator types in with each admin request it makes.
+    if (isDashboardPath(path)) return dashboard.serve(req, res, path);
     if (!isOpenEndpoint(req.method, path) && !isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization, token)) {
       throw new AdminError("unauthorized", "Missing or invalid token: send 'Authorization: Bearer <token>' (or 'X-Clipper-Token: <token>')", {
         "www-authenticate": 'Bearer realm="clipper-management"',
@@ -139,11 +153,19 @@ export async function startManagementServer(options: ManagementServerOptions): P
       case "report": {
         const report = parseReplicaReport(await readTextBody(req, maxBodyBytes));
         replicas.report(report);
+        if (report.leaving) liveStats.forget(report.frontend_id);
         return sendReply(res, {
           kind: "text",
           text: `Recorded ${report.replicas.length} replicas for frontend '${report.frontend_id}'`,
         });
       }
+      case "live_report": {
+        const report = parseBody(await readTextBody(req, maxBodyBytes), LIVE_STATS_REPORT);
+        liveStats.report(report);
+        return sendReply(res, { kind: "text", text: `Recorded ${report.samples.length} live stats samples for frontend '${report.frontend_id}'` });
+      }
+      case "live_stats":
+        return sendReply(res, { kind: "json", value: liveStats.snapshot() }, { "cache-control": "no-store" });
       case "read": {
         const body = await readTextBody(req, maxBodyBytes);
         const operation = READ_OPERATIONS[route.path]!;

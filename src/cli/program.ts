@@ -154,6 +154,12 @@ export function buildProgram(): Command {
     .addOption(clusterOption()).addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).status(opts)));
 
+  program.command("dashboard")
+    .description("print the URL of the cluster's live dashboard, and open it in a browser when there is a display")
+    .option("--no-open", "only print the URL")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((opts) => run(opts.json, async () => (await import("./commands/dashboard.js")).dashboard(opts)));
+
   program.command("logs")
     .description("show the logs of a component (management, frontend, <model>-<version>-<replica>) or of all")
     .argument("[component]")
