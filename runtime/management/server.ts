@@ -19,7 +19,7 @@ import { refuseForeignOrigin, requireJsonContentType } from "./browser-guard.js"
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { AUTOSCALE_READ_OPERATIONS, AUTOSCALE_WRITE_OPERATIONS } from "./autoscale-operations.js";
-import { AUTOSCALER_EVENTS_PATH } from "../shared/autoscaling.js";
+import { AUTOSCALER_EVENTS_PATH, AutoscaleDecisionEventSchema, type AutoscaleEventInput, RECORD_AUTOSCALER_EVENT_PATH } from "../shared/autoscaling.js";
 import { AutoscaleEventLog } from "../autoscaler/event-log.js";
 import { ReplicaRegistry } from "./replicas.js";
 import { StateInvalidError, StatePersistError, StateStore } from "./store.js";
@@ -75,7 +75,7 @@ const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KE
 
 type Route =
   | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" | "live_stats" }
-  | { method: "POST"; kind: "report" | "live_report" }
+  | { method: "POST"; kind: "report" | "live_report" | "record_event" }
   | { method: "POST"; kind: "write"; path: string }
   | { method: "POST"; kind: "read"; path: string };
 
@@ -88,6 +88,7 @@ function buildRoutes(): Map<string, Route> {
     [AUTOSCALER_EVENTS_PATH, { method: "GET", kind: "events" }],
     [REPORT_LIVE_STATS_PATH, { method: "POST", kind: "live_report" }],
     [LIVE_STATS_PATH, { method: "GET", kind: "live_stats" }],
+    [RECORD_AUTOSCALER_EVENT_PATH, { method: "POST", kind: "record_event" }],
   ]);
   for (const path of Object.keys(WRITE_OPERATIONS)) routes.set(path, { method: "POST", kind: "write", path });
   for (const path of Object.keys(READ_OPERATIONS)) routes.set(path, { method: "POST", kind: "read", path });
@@ -149,6 +150,10 @@ export async function startManagementServer(options: ManagementServerOptions): P
       case "events": {
         const { since, limit } = parseEventQuery(req.url);
         return sendReply(res, { kind: "json", value: autoscaleEvents.page(since, limit) });
+      }
+      case "record_event": {
+        const event = parseDecisionEvent(await readTextBody(req, maxBodyBytes));
+        return sendReply(res, { kind: "json", value: { seq: autoscaleEvents.record(event).seq } });
       }
       case "report": {
         const report = parseReplicaReport(await readTextBody(req, maxBodyBytes));
@@ -314,4 +319,19 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
 /** A header sent more than once arrives as an array: only the first value counts. */
 function firstValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** A scale decision the autoscaler loop reports; anything else is a 400 saying what was expected. */
+function parseDecisionEvent(text: string): AutoscaleEventInput {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const result = AutoscaleDecisionEventSchema.safeParse(parsed);
+  if (!result.success) {
+    throw new AdminError("bad_request", `Expected {"kind" := "scale_up"|"scale_down", "model_name", "model_version", "from", "to", "reason"}; ${result.error.issues[0]?.message ?? "invalid body"}`);
+  }
+  return result.data;
 }

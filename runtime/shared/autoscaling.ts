@@ -65,5 +65,17 @@ export interface AutoscalingEntry {
 
 export const SET_AUTOSCALING_PATH = "/admin/set_autoscaling";
 export const GET_AUTOSCALING_PATH = "/admin/get_autoscaling";
+/** Where the process that scales (the autoscaler loop) POSTs each decision it acted on. */
+export const RECORD_AUTOSCALER_EVENT_PATH = "/admin/record_autoscaler_event";
+
+/** The body of RECORD_AUTOSCALER_EVENT_PATH: a scale decision; configuration events come from the admin writes only. */
+export const AutoscaleDecisionEventSchema = z.object({
+  kind: z.enum(["scale_up", "scale_down"]),
+  model_name: z.string().min(1).max(256),
+  model_version: z.string().min(1).max(256),
+  from: z.number().int().nonnegative().max(MAX_AUTOSCALE_REPLICAS * 4),
+  to: z.number().int().nonnegative().max(MAX_AUTOSCALE_REPLICAS),
+  reason: z.string().min(1).max(2_000),
+}).strict();
 /** GET with `?since=SEQ` (default 0) and `&limit=N` (default and most: the log's bound). */
 export const AUTOSCALER_EVENTS_PATH = "/admin/get_autoscaler_events";

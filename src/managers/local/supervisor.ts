@@ -26,6 +26,9 @@ import type { z } from "zod";
 import type { Logger } from "../../../runtime/shared/logger.js";
 import { runtimeEntry, withPythonRuntimePath } from "../../../runtime/shared/package-root.js";
 import type { ModelDeployment } from "../container-manager.js";
+import { AdminClient } from "../../admin-client.js";
+import { AdminAutoscaleSource } from "../../autoscaler/admin-source.js";
+import { AutoscaleLoop } from "../../autoscaler/loop.js";
 import {
   addressesFor,
   clusterPathsAt,
@@ -34,6 +37,7 @@ import {
   logFileOf,
   readJsonFile,
   readRpcKey,
+  readToken,
   readyFileOf,
   replicaComponent,
   writeFileAtomic,
@@ -108,6 +112,8 @@ export class Supervisor {
   private controlPort = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private shutdownPromise: Promise<void> | undefined;
+  /** Scales the autoscaled versions (docs/autoscaling.md); the supervisor is this manager's control plane. */
+  private autoscaler: AutoscaleLoop | undefined;
   private finalized = false;
 
   constructor(
@@ -159,6 +165,22 @@ export class Supervisor {
       if (state) await this.scale(state, entry.replicas);
     }
     if (saved?.deployments.length) this.log.info({ deployments: saved.deployments.length }, "restored deployments");
+    this.startAutoscaler();
+  }
+
+  /** The autoscaler loop, acting on this supervisor's deployments through the manager's replica calls. */
+  private startAutoscaler(): void {
+    const token = this.config.tokenFile ? readToken(this.config.tokenFile) : undefined;
+    const admin = new AdminClient({ managementUrl: addressesFor(this.config.options).managementUrl, timeoutMs: 5_000, ...(token ? { token } : {}) });
+    this.autoscaler = new AutoscaleLoop({
+      source: new AdminAutoscaleSource(admin),
+      scaler: {
+        getNumReplicas: async (name, version) => this.deployments.get(keyOf(name, version))?.desired ?? 0,
+        setNumReplicas: (name, version, replicas) => this.setReplicas(name, version, replicas),
+      },
+      log: (message, fields) => this.log.warn(fields ?? {}, message),
+    });
+    this.autoscaler.start();
   }
 
   // ---- commands ------------------------------------------------------------------------------
@@ -435,7 +457,8 @@ export class Supervisor {
    * supervisor.json, and with keepState false the whole cluster directory. Does not exit.
    */
   shutdown(keepState: boolean): Promise<void> {
-    this.shutdownPromise ??= this.exclusive(async () => {
+    // The loop stops first and outside the queue: a round waiting in it finishes, none starts after.
+    this.shutdownPromise ??= (this.autoscaler?.stop() ?? Promise.resolve()).then(() => this.exclusive(async () => {
       this.log.info({ keepState }, "shutting down");
       const children: { role: StopRole; proc: ManagedProcess }[] = [
         ...[...this.components.entries()].map(([role, proc]) => ({ role, proc })),
@@ -449,7 +472,7 @@ export class Supervisor {
       rmSync(this.paths.configFile, { force: true });
       if (!keepState) rmSync(this.paths.dir, { recursive: true, force: true });
       this.log.info("all children stopped");
-    });
+    }));
     return this.shutdownPromise;
   }
 

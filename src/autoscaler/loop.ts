@@ -1,0 +1,118 @@
+/**
+ * The autoscaler's loop: every interval it reads which versions are autoscaled, the frontends' live
+ * stats and the applications, asks each version's controller (runtime/autoscaler/controller.ts)
+ * what to do, scales through the ContainerManager interface and records each decision as an event
+ * in the daemon's log. It runs where a ContainerManager lives (docs/autoscaling.md): the local
+ * manager's supervisor hosts one per cluster.
+ *
+ * A failed read or a failed scale is logged and tried again next tick: the loop never stops on an
+ * error, and never acts on signals it could not read.
+ */
+import { decisionEvent, type ScaleDecision, VersionAutoscaler } from "../../runtime/autoscaler/controller.js";
+import type { AutoscaleEventInput, AutoscalingConfig } from "../../runtime/shared/autoscaling.js";
+import type { LiveStats } from "../../runtime/shared/live-stats.js";
+import type { ContainerManager } from "../managers/container-manager.js";
+import { versionSignals, type RoutedApp } from "./signals.js";
+
+/** An autoscaled version as the admin API lists it. */
+export interface AutoscaledVersion {
+  model: string;
+  version: string;
+  current: boolean;
+  config: AutoscalingConfig;
+}
+
+/** Where the loop reads the cluster's configuration and stats and writes its events (the admin API). */
+export interface AutoscaleSource {
+  autoscaled(): Promise<AutoscaledVersion[]>;
+  /** Applications with their SLO (ms) and linked models. */
+  applications(): Promise<{ name: string; sloMs: number; linkedModels: string[] }[]>;
+  liveStats(): Promise<LiveStats>;
+  recordEvent(event: AutoscaleEventInput): Promise<void>;
+}
+
+export type Scaler = Pick<ContainerManager, "getNumReplicas" | "setNumReplicas">;
+
+export interface AutoscaleLoopOptions {
+  source: AutoscaleSource;
+  scaler: Scaler;
+  /** Time of a sample, on the clock the frontends stamp their samples with (ms since the epoch). */
+  now?: () => number;
+  /** How often the loop runs (default 1 s). */
+  intervalMs?: number;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+export const DEFAULT_AUTOSCALE_INTERVAL_MS = 1_000;
+
+export class AutoscaleLoop {
+  private readonly controllers = new Map<string, VersionAutoscaler>();
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<unknown> | undefined;
+  private stopped = false;
+  private lastFailure: string | undefined;
+
+  constructor(private readonly options: AutoscaleLoopOptions) {}
+
+  /** One round: every autoscaled version's decision, acted on and recorded. */
+  async tick(): Promise<ScaleDecision[]> {
+    const { source, scaler } = this.options;
+    const versions = await source.autoscaled();
+    const keys = new Set(versions.map((v) => key(v.model, v.version)));
+    // A version no longer autoscaled starts afresh if it is autoscaled again.
+    for (const k of [...this.controllers.keys()]) if (!keys.has(k)) this.controllers.delete(k);
+    if (versions.length === 0) return [];
+    const [stats, apps] = await Promise.all([source.liveStats(), source.applications()]);
+    const now = (this.options.now ?? Date.now)();
+    const decisions: ScaleDecision[] = [];
+    for (const v of versions) {
+      const routed: RoutedApp[] = v.current ? apps.filter((a) => a.linkedModels.includes(v.model)).map((a) => ({ name: a.name, sloMs: a.sloMs })) : [];
+      const replicas = await scaler.getNumReplicas(v.model, v.version);
+      const signals = versionSignals({ model: v.model, version: v.version, apps: routed, stats, replicas, now });
+      let controller = this.controllers.get(key(v.model, v.version));
+      if (!controller) this.controllers.set(key(v.model, v.version), (controller = new VersionAutoscaler()));
+      const decision = controller.observe(v.config, signals);
+      if (!decision) continue;
+      try {
+        await scaler.setNumReplicas(v.model, v.version, decision.to);
+      } catch (err) {
+        this.options.log?.("autoscaler could not scale", { model: v.model, version: v.version, to: decision.to, error: (err as Error).message });
+        continue;
+      }
+      decisions.push(decision);
+      await source.recordEvent(decisionEvent(v.model, v.version, decision)).catch((err: unknown) =>
+        this.options.log?.("autoscaler could not record an event", { error: (err as Error).message }));
+    }
+    return decisions;
+  }
+
+  /** Runs `tick` every interval until `stop`; a round that fails is logged and the next one runs. */
+  start(): void {
+    const run = () => {
+      this.inFlight = this.tick()
+        .then(() => (this.lastFailure = undefined))
+        .catch((err: unknown) => {
+          // Once per distinct failure: a daemon that is down for a minute is one line, not sixty.
+          const message = (err as Error).message;
+          if (message !== this.lastFailure) this.options.log?.("autoscaler round failed", { error: message });
+          this.lastFailure = message;
+        })
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(run, this.options.intervalMs ?? DEFAULT_AUTOSCALE_INTERVAL_MS);
+        });
+    };
+    this.stopped = false;
+    this.timer = setTimeout(run, this.options.intervalMs ?? DEFAULT_AUTOSCALE_INTERVAL_MS);
+  }
+
+  /** Stops the loop and waits for a round in progress (so nothing scales after it returns). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.inFlight;
+  }
+}
+
+function key(model: string, version: string): string {
+  return `${model}\u0000${version}`;
+}

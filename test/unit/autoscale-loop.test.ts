@@ -1,0 +1,137 @@
+/**
+ * The autoscaler loop and its signals, with an in-memory admin source and scaler and a scripted
+ * clock: aggregation over frontends (stale samples ignored), routing by current version, a scale-up
+ * under sustained queueing and the slow way back down, failures that record nothing and stop
+ * nothing. The loop hosted by a real supervisor is in test/autoscale-e2e.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import type { AutoscaleEventInput, AutoscalingConfig } from "../../runtime/shared/autoscaling.js";
+import type { LiveStats, LiveStatsSample } from "../../runtime/shared/live-stats.js";
+import { AutoscaleLoop, type AutoscaleSource } from "../../src/autoscaler/loop.js";
+import { versionSignals } from "../../src/autoscaler/signals.js";
+
+const T0 = 1_800_000_000_000;
+
+function sample(at: number, queue: number, replicas: number, answers = { model: 10, shed: 0, default: [] as { reason: string; count: number }[] }, p99: number | null = 50): LiveStatsSample {
+  return {
+    at, interval_ms: 2000,
+    apps: [{ app: "app", requests_per_s: 5, p50_ms: 20, p99_ms: p99, slo_ms: 2000, answers }],
+    versions: [{
+      model_name: "m", model_version: "1", queue_depth: queue, cache_hits: 0, cache_misses: 0,
+      replicas: Array.from({ length: replicas }, (_, i) => ({ replica_id: i, batch_size: 1, batch_cap: 1 })),
+    }],
+  };
+}
+
+const stats = (...frontends: LiveStatsSample[][]): LiveStats => ({
+  interval_ms: 2000, frontends: frontends.map((samples, i) => ({ frontend_id: `f${i}`, samples })),
+});
+
+describe("versionSignals", () => {
+  it("adds queues over frontends, takes the best-connected count, and ignores stale samples", () => {
+    const s = versionSignals({
+      model: "m", version: "1", apps: [{ name: "app", sloMs: 2000 }], replicas: 2, now: T0,
+      stats: stats([sample(T0 - 1000, 6, 2)], [sample(T0 - 500, 4, 1)], [sample(T0 - 60_000, 100, 9)]),
+    });
+    expect(s).toMatchObject({ at: T0, replicas: 2, readyReplicas: 2, queueDepth: 10, requestsPerS: 10, degradedShare: 0, p99Ms: 50, sloMs: 2000 });
+  });
+
+  it("counts shed and default answers of the routed apps only as degraded", () => {
+    const degraded = sample(T0, 0, 1, { model: 6, shed: 2, default: [{ reason: "slo_missed", count: 2 }] });
+    const routed = versionSignals({ model: "m", version: "1", apps: [{ name: "app", sloMs: 100 }], replicas: 1, now: T0, stats: stats([degraded]) });
+    expect(routed.degradedShare).toBeCloseTo(0.4);
+    const notRouted = versionSignals({ model: "m", version: "1", apps: [], replicas: 1, now: T0, stats: stats([degraded]) });
+    expect(notRouted).toMatchObject({ degradedShare: 0, requestsPerS: 0 });
+    expect(notRouted.sloMs).toBeUndefined();
+  });
+});
+
+/** A cluster in memory: one autoscaled version whose queue the test sets. */
+function cluster(config: AutoscalingConfig, current = true) {
+  let now = T0;
+  let queue = 0;
+  let replicas = 1;
+  const events: AutoscaleEventInput[] = [];
+  let failScale = false;
+  const source: AutoscaleSource = {
+    autoscaled: async () => [{ model: "m", version: "1", current, config }],
+    applications: async () => [{ name: "app", sloMs: 2000, linkedModels: ["m"] }],
+    liveStats: async () => stats([sample(now, queue, replicas)]),
+    recordEvent: async (e) => void events.push(e),
+  };
+  const loop = new AutoscaleLoop({
+    source,
+    scaler: {
+      getNumReplicas: async () => replicas,
+      setNumReplicas: async (_n, _v, r) => {
+        if (failScale) throw new Error("the supervisor is busy");
+        replicas = r;
+      },
+    },
+    now: () => now,
+  });
+  /** Runs one round a second for `seconds` seconds. */
+  const run = async (seconds: number) => {
+    for (let i = 0; i < seconds; i++) {
+      now += 1000;
+      await loop.tick();
+    }
+  };
+  return {
+    loop, events, run,
+    setQueue: (q: number) => (queue = q),
+    replicas: () => replicas,
+    failScaling: (fail: boolean) => (failScale = fail),
+  };
+}
+
+const CONFIG: AutoscalingConfig = { min_replicas: 1, max_replicas: 4, target_queue_per_replica: 2, scale_down_delay_s: 5 };
+
+describe("AutoscaleLoop", () => {
+  it("scales up several replicas at once under sustained queueing, then back down one at a time", async () => {
+    const c = cluster(CONFIG);
+    c.setQueue(16);
+    await c.run(1);
+    expect(c.replicas()).toBe(1); // not sustained yet
+    await c.run(3);
+    expect(c.replicas()).toBe(4);
+    expect(c.events).toHaveLength(1);
+    expect(c.events[0]).toMatchObject({ kind: "scale_up", model_name: "m", model_version: "1", from: 1, to: 4 });
+    expect(c.events[0]!.reason).toMatch(/waiting/);
+
+    c.setQueue(0);
+    await c.run(4);
+    expect(c.replicas()).toBe(4); // the scale-down delay has not passed
+    await c.run(60);
+    expect(c.replicas()).toBe(1);
+    expect(c.events.filter((e) => e.kind === "scale_down").map((e) => [e.from, e.to])).toEqual([[4, 3], [3, 2], [2, 1]]);
+  });
+
+  it("a version that is not current gets no application traffic: its queue alone decides", async () => {
+    const c = cluster(CONFIG, false);
+    c.setQueue(0);
+    await c.run(30);
+    expect(c.events).toEqual([]);
+    expect(c.replicas()).toBe(1);
+  });
+
+  it("a scale that fails records no event and the next round tries again", async () => {
+    const c = cluster(CONFIG);
+    c.setQueue(16);
+    c.failScaling(true);
+    await c.run(4);
+    expect(c.replicas()).toBe(1);
+    expect(c.events).toEqual([]);
+    c.failScaling(false);
+    await c.run(10);
+    expect(c.replicas()).toBe(4);
+    expect(c.events.map((e) => e.kind)).toEqual(["scale_up"]);
+  });
+
+  it("brings a version below its minimum up at once", async () => {
+    const c = cluster({ ...CONFIG, min_replicas: 2 });
+    await c.run(1);
+    expect(c.replicas()).toBe(2);
+    expect(c.events[0]).toMatchObject({ kind: "scale_up", from: 1, to: 2 });
+  });
+});
