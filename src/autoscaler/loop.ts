@@ -51,6 +51,7 @@ export class AutoscaleLoop {
   private inFlight: Promise<unknown> | undefined;
   private stopped = false;
   private lastFailure: string | undefined;
+  private readonly scaleFailures = new Map<string, string>();
 
   constructor(private readonly options: AutoscaleLoopOptions) {}
 
@@ -61,6 +62,7 @@ export class AutoscaleLoop {
     const keys = new Set(versions.map((v) => key(v.model, v.version)));
     // A version no longer autoscaled starts afresh if it is autoscaled again.
     for (const k of [...this.controllers.keys()]) if (!keys.has(k)) this.controllers.delete(k);
+    for (const k of [...this.scaleFailures.keys()]) if (!keys.has(k)) this.scaleFailures.delete(k);
     if (versions.length === 0) return [];
     const [stats, apps] = await Promise.all([source.liveStats(), source.applications()]);
     const now = (this.options.now ?? Date.now)();
@@ -73,10 +75,17 @@ export class AutoscaleLoop {
       if (!controller) this.controllers.set(key(v.model, v.version), (controller = new VersionAutoscaler()));
       const decision = controller.observe(v.config, signals);
       if (!decision) continue;
+      const k = key(v.model, v.version);
       try {
         await scaler.setNumReplicas(v.model, v.version, decision.to);
+        this.scaleFailures.delete(k);
       } catch (err) {
-        this.options.log?.("autoscaler could not scale", { model: v.model, version: v.version, to: decision.to, error: (err as Error).message });
+        // Logged once per distinct failure (a version autoscaled before it is deployed fails every round).
+        const message = (err as Error).message;
+        if (this.scaleFailures.get(k) !== message) {
+          this.options.log?.("autoscaler could not scale", { model: v.model, version: v.version, to: decision.to, error: message });
+        }
+        this.scaleFailures.set(k, message);
         continue;
       }
       decisions.push(decision);
