@@ -167,6 +167,31 @@ export interface PredictReply {
   body: unknown;
 }
 
+/** Feedback for `/update`: the user (0: no particular user), the input and its true label. */
+export interface Feedback {
+  uid: string | number;
+  input: unknown;
+  label: number | string;
+}
+
+/** What is wrong with a feedback's fields, checked here so a bad one never reaches the frontend. */
+function feedbackProblem(f: Feedback): string | undefined {
+  const uidOk = (typeof f.uid === "number" && Number.isFinite(f.uid)) || (typeof f.uid === "string" && f.uid !== "");
+  if (!uidOk) return "the feedback's uid must be a finite number or a non-empty string";
+  if (f.input === undefined) return "the feedback needs an input";
+  if (!(typeof f.label === "number" && Number.isFinite(f.label)) && typeof f.label !== "string") {
+    return "the feedback's label must be a finite number or a string";
+  }
+  return undefined;
+}
+
+/** A query the frontend refused, as one line: status, error and cause. */
+export function queryRejected(reply: PredictReply): ClipperError {
+  const body = (typeof reply.body === "object" && reply.body !== null ? reply.body : {}) as { error?: unknown; cause?: unknown };
+  const cause = typeof body.cause === "string" ? body.cause : JSON.stringify(reply.body);
+  return new ClipperError("QUERY_REJECTED", `${reply.status} ${typeof body.error === "string" ? body.error : ""}: ${cause}`);
+}
+
 function parseInputType(value: string): InputType {
   const type = canonicalInputType(value);
   if (!type) throw new ClipperError("USAGE", `unknown input type '${value}' (use one of bytes, integers, floats, doubles, strings)`);
@@ -642,12 +667,30 @@ export class ClipperConnection {
   async predict(
     app: string, body: { input: unknown } | { input_batch: unknown[] }, version?: string, options: { apiKey?: string } = {},
   ): Promise<PredictReply> {
+    return this.postQuery(app, "predict", version === undefined ? body : { ...body, version }, options.apiKey);
+  }
+
+  /**
+   * Sends feedback to an application (the query API's `/update`): the true `label` of `input` for
+   * user `uid`, which learning policies (exp3, exp4) score their answer with. Resolves once the
+   * frontend accepted it; a refusal (unknown application, bad input, 401/403) is QUERY_REJECTED.
+   */
+  async sendFeedback(app: string, feedback: Feedback, options: { apiKey?: string } = {}): Promise<{ feedback_accepted: true }> {
+    const problem = feedbackProblem(feedback);
+    if (problem) throw new ClipperError("USAGE", problem);
+    const reply = await this.postQuery(app, "update", { uid: feedback.uid, input: feedback.input, label: feedback.label }, options.apiKey);
+    if (reply.status !== 200) throw queryRejected(reply);
+    return reply.body as { feedback_accepted: true };
+  }
+
+  /** POSTs a JSON body to `/<app>/<route>` on the query frontend; answers its status and JSON body. */
+  private async postQuery(app: string, route: "predict" | "update", body: unknown, apiKey: string | undefined): Promise<PredictReply> {
     let res: FetchedText;
     try {
-      res = await fetchText(`${this.getQueryAddr()}/${encodeURIComponent(app)}/predict`, {
+      res = await fetchText(`${this.getQueryAddr()}/${encodeURIComponent(app)}/${route}`, {
         method: "POST",
-        headers: { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) },
-        body: JSON.stringify(version === undefined ? body : { ...body, version }),
+        headers: { "content-type": "application/json", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
+        body: JSON.stringify(body),
       }, 60_000);
     } catch (err) {
       throw new ClipperError("UNREACHABLE", `cannot reach the query frontend at ${this.getQueryAddr()}: ${err instanceof Error ? err.message : String(err)}`);

@@ -301,6 +301,23 @@ export function buildProgram(): Command {
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, input, opts) => run(opts.json, async () => (await import("./commands/predict.js")).predict(app, input, opts)));
 
+  program.command("feedback")
+    .description("send feedback to an application (the query API's /update): the true label of an input, which exp3 and exp4 learn from")
+    .argument("<app>")
+    .requiredOption("--uid <uid>", "the user the feedback is for (0: no particular user, the application-wide weights)")
+    .requiredOption("--input <json>", "the input the label is for, as JSON (as `predict` takes it)", jsonArg)
+    .requiredOption("--label <json>", "the true label: a JSON number or string", jsonArg)
+    .addOption(new Option("--api-key <key>", "query API key (clusters started with --query-auth keys)").env("CLIPPER_API_KEY"))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, opts) => run(opts.json, async () => (await import("./commands/feedback.js")).feedback(app, opts)));
+
+  program.command("policy-state")
+    .description("show the weights an application's learning policy has learned, per uid (*: application-wide)")
+    .argument("<app>")
+    .option("--uid <uid>", "only this user's weights")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, opts) => run(opts.json, async () => (await import("./commands/feedback.js")).policyState(app, opts)));
+
   const apiKey = program.command("api-key")
     .description("keys for the query API, needed when the cluster runs with --query-auth keys (docs/security.md)");
   apiKey.command("create")
