@@ -18,6 +18,8 @@ import type {
   ContainerManager,
   LogSource,
   GpuRequest,
+  LogLine,
+  LogStreamOptions,
   LogTail,
   ManagerKind,
   ModelFramework,
@@ -595,6 +597,14 @@ export class ClipperConnection {
   /** The last `tail` lines of each matching component's log, whichever manager runs it. */
   async readClipperLogs(component: string | undefined, tail = 100): Promise<LogTail[]> {
     return this.manager.readLogs(component, tail);
+  }
+
+  /**
+   * Hands each matching component's log lines to `onLine`: the last `tail` (since `since`), then,
+   * with `follow`, new ones until `signal` aborts (`clipper logs --follow`).
+   */
+  async streamClipperLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
+    return this.manager.streamLogs(component, options, onLine);
   }
 
   async inspectInstance(): Promise<ClusterStatus> {

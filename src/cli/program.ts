@@ -15,7 +15,7 @@ import {
   MIN_RPC_FRAME_BYTES,
 } from "../../runtime/shared/frontend-defaults.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
-import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, rateArg, registryArg } from "./parse.js";
+import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, rateArg, registryArg, sinceArg } from "./parse.js";
 import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
 import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../../runtime/shared/rpc-auth.js";
 import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES } from "../../runtime/shared/warmup.js";
@@ -155,7 +155,9 @@ export function buildProgram(): Command {
     .description("show the logs of a component (management, frontend, <model>-<version>-<replica>) or of all")
     .argument("[component]")
     .option("--tail <n>", "lines per log", intArg(1), 100)
-    .addOption(clusterOption()).addOption(jsonOption())
+    .option("-f, --follow", "keep printing new lines (of replicas started later too) until Ctrl-C")
+    .option("--since <duration|time>", "only lines since then: 10m, 1h30m, 2d, or a time such as 2026-12-03T07:00:00Z", (v: string) => sinceArg(v))
+    .addOption(clusterOption()).addOption(new Option("--json", "print machine-readable JSON (with --follow or --since: one object per line)"))
     .action((component, opts) => run(opts.json, async () => (await import("./commands/cluster.js")).logs(component, opts)));
 
   program.command("register-app")

@@ -158,6 +158,23 @@ export interface LogTail extends LogSource {
   lines: string[];
 }
 
+/** What `clipper logs --follow / --since` asks of a manager. */
+export interface LogStreamOptions {
+  /** At most this many lines of each log from before the call (the last ones; with `since`, the last ones since then). */
+  tail: number;
+  /** Only lines written at or after this time. */
+  since?: Date;
+  /** Keep streaming new lines (from replicas started later too) until `signal` aborts. */
+  follow: boolean;
+  signal?: AbortSignal;
+}
+
+/** One line of one component's log. */
+export interface LogLine {
+  component: string;
+  line: string;
+}
+
 /**
  * What a manager can do, asked instead of its kind: code outside src/managers never branches on
  * `kind` (issue 11 §4), so a fourth manager needs no change there.
@@ -197,6 +214,12 @@ export interface ContainerManager {
   logs(component?: string): Promise<LogSource[]>;
   /** The last `tail` lines of each matching component's log. */
   readLogs(component: string | undefined, tail: number): Promise<LogTail[]>;
+  /**
+   * Hands each matching component's log lines to `onLine`, in order per component. Resolves once
+   * the existing lines are out (without `follow`) or when `signal` aborts; NOT_FOUND for a
+   * component that matches nothing at the start.
+   */
+  streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void>;
   /** Stops everything this manager started for the cluster. */
   stopAll(options?: { keepState?: boolean }): Promise<void>;
   /** Releases what this process holds open for the cluster (Kubernetes: its loopback proxies); the cluster runs on. */

@@ -131,9 +131,41 @@ export async function status(options: OutputOptions & { cluster?: string }): Pro
   ]);
 }
 
-/** Prints the last lines of each matching component's log. */
-export async function logs(component: string | undefined, options: OutputOptions & { cluster?: string; tail: number }): Promise<void> {
+/**
+ * Prints the last lines of each matching component's log; with --follow or --since, streams them
+ * line by line (prefixed by component when several can match; --json: one JSON object per line)
+ * until Ctrl-C.
+ */
+export async function logs(
+  component: string | undefined,
+  options: OutputOptions & { cluster?: string; tail: number; follow?: boolean; since?: Date },
+): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
-  const read = await conn.readClipperLogs(component, options.tail);
-  emit(options, read, read.flatMap((r) => [style.bold(`==> ${r.component}${r.path ? ` (${r.path})` : ""} <==`), ...r.lines, ""]));
+  if (!options.follow && !options.since) {
+    const read = await conn.readClipperLogs(component, options.tail);
+    emit(options, read, read.flatMap((r) => [style.bold(`==> ${r.component}${r.path ? ` (${r.path})` : ""} <==`), ...r.lines, ""]));
+    return;
+  }
+  const sources = await conn.getClipperLogs(component);
+  // One exact component stays one stream; a role or model may match more, now or once it scales.
+  const prefixed = !(sources.length === 1 && sources[0]!.component === component);
+  const width = Math.max(0, ...sources.map((s) => s.component.length));
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  process.once("SIGINT", abort);
+  process.once("SIGTERM", abort);
+  // A reader that went away (`| head`) ends the stream like Ctrl-C does.
+  process.stdout.once("error", abort);
+  try {
+    await conn.streamClipperLogs(component, { tail: options.tail, since: options.since, follow: Boolean(options.follow), signal: stop.signal }, ({ component: c, line }) => {
+      if (process.stdout.destroyed) return;
+      if (options.json) process.stdout.write(`${JSON.stringify({ component: c, line })}\n`);
+      else process.stdout.write(prefixed ? `${style.dim(`${c.padEnd(width)} |`)} ${line}\n` : `${line}\n`);
+    });
+  } finally {
+    process.off("SIGINT", abort);
+    process.off("SIGTERM", abort);
+    process.stdout.off("error", abort);
+    await conn.close();
+  }
 }

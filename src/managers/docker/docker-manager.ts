@@ -51,7 +51,9 @@ import type {
   ClusterStatus,
   ComponentStatus,
   ContainerManager,
+  LogLine,
   LogSource,
+  LogStreamOptions,
   LogTail,
   ModelDeployment,
   ReplicaStatus,
@@ -67,6 +69,7 @@ import {
   sameDeployment,
   selectLogs,
   stopInOrder,
+  streamEach,
   systemClock,
   type Clock,
   type LogCandidate,
@@ -302,6 +305,12 @@ export class DockerContainerManager implements ContainerManager {
         lines: await this.call(`reading the log of ${c}`, () => this.engine.containerLogs(id, tail)),
       })),
     );
+  }
+
+  async streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
+    const keyed = async () => (await this.logContainers(component)).map((c) => ({ ...c, key: c.id }));
+    await streamEach(await keyed(), keyed, options, ({ component: c, id }, start) =>
+      this.call(`reading the log of ${c}`, () => this.engine.streamContainerLogs(id, start, (line) => onLine({ component: c, line }))));
   }
 
   // ---- internals: starting ---------------------------------------------------------------------

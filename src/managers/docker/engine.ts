@@ -75,6 +75,13 @@ export interface NamedObject {
   labels: Record<string, string>;
 }
 
+export interface ContainerLogOptions {
+  tail?: number;
+  since?: Date;
+  follow: boolean;
+  signal?: AbortSignal;
+}
+
 export interface DockerEngine {
   /** The host of a daemon reached over TCP (DOCKER_HOST=tcp://…); undefined for a local socket. */
   readonly remoteHost: string | undefined;
@@ -92,6 +99,12 @@ export interface DockerEngine {
   renameContainer(id: string, name: string): Promise<void>;
   /** The last `tail` lines of its stdout and stderr. */
   containerLogs(id: string, tail: number): Promise<string[]>;
+  /**
+   * Hands its stdout and stderr lines to `onLine`: those written since `since` (the last `tail` of
+   * them; all when `tail` is absent), then with `follow` new ones. Resolves when they are out, the
+   * container stops (its log ends), or `signal` aborts.
+   */
+  streamContainerLogs(id: string, options: ContainerLogOptions, onLine: (line: string) => void): Promise<void>;
   /** Writes a file (mode 0444, parent directories created) into a container, started or not. */
   putFile(id: string, path: string, content: string): Promise<void>;
   /** A file's text, or undefined when the container has no such file. */

@@ -27,16 +27,19 @@ import type {
   ClusterStatus,
   ContainerManager,
   KubernetesLocation,
+  LogLine,
   LogSource,
+  LogStreamOptions,
   LogTail,
   ModelDeployment,
 } from "../container-manager.js";
-import { checkReplicas, chosenVersion, noDeployment, sameDeployment, selectLogs, stopInOrder, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
+import { checkReplicas, chosenVersion, noDeployment, sameDeployment, selectLogs, stopInOrder, streamEach, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
 import { ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, modelRpcSecret, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { isKept, kept, keptReplicas, restored } from "./kept-replicas.js";
 import { k8sNames } from "./names.js";
 import { NamespaceApi, retryOnConflict } from "./namespace-api.js";
+import { streamPodLog } from "./pod-logs.js";
 import { labelSelector, logCandidates, podStatuses, stopRoleOf } from "./pods.js";
 import { plainObjects } from "./render.js";
 import { apiServerHostOf, openServiceProxy, type ServiceProxy } from "./service-proxy.js";
@@ -463,6 +466,12 @@ export class KubernetesContainerManager implements ContainerManager {
         this.api.core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: this.namespace, tailLines: tail }));
       return { component: p.metadata!.name!, lines: String(text).split("\n").filter((l, i, all) => l !== "" || i < all.length - 1) };
     }));
+  }
+
+  async streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
+    const keyed = async () => (await this.logPods(component)).map((pod) => ({ key: pod.metadata!.name!, component: pod.metadata!.name!, pod }));
+    await streamEach(await keyed(), keyed, options, ({ component: c, pod }, start) =>
+      this.api.call(`reading the log of ${c}`, () => streamPodLog(this.kc, this.namespace, pod, start, (line) => onLine({ component: c, line }))));
   }
 
   // ---- pieces -----------------------------------------------------------------------------------

@@ -13,10 +13,13 @@ import type {
   ClusterOptions,
   ClusterStatus,
   ContainerManager,
+  LogLine,
   LogSource,
+  LogStreamOptions,
   LogTail,
   ModelDeployment,
 } from "../container-manager.js";
+import { streamLogFiles } from "./log-follow.js";
 import { httpProblem } from "../../http-fetch.js";
 import { readLogTail } from "../../log-tail.js";
 import {
@@ -25,6 +28,7 @@ import {
   clusterPaths,
   ensureClusterDirs,
   ensureToken,
+  listLogFiles,
   logCandidates,
   logFileOf,
   readJsonFile,
@@ -386,6 +390,10 @@ export class LocalContainerManager implements ContainerManager {
   /** Log files of the cluster; readable from disk even when the cluster is not running. */
   async readLogs(component: string | undefined, tail: number): Promise<LogTail[]> {
     return (await this.logs(component)).map((source) => ({ ...source, lines: source.path ? readLogTail(source.path, tail) : [] }));
+  }
+
+  async streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
+    return streamLogFiles(() => this.logs(component), () => listLogFiles(this.paths), options, onLine);
   }
 
   async logs(component?: string): Promise<LogSource[]> {
