@@ -234,7 +234,7 @@ export class FakeDockerEngine implements DockerEngine {
     const c = this.must(id);
     this.logFollows.push({ id: c.id, ...options });
     const sinceMs = options.since?.getTime() ?? -Infinity;
-    const recent = c.logs.filter((_, i) => c.logTimes[i]! >= sinceMs);
+    const recent = c.logs.filter((_, i) => (c.logTimes[i] ?? 0) >= sinceMs);
     for (const line of options.tail === undefined ? recent : recent.slice(recent.length - Math.min(recent.length, options.tail))) onLine(line);
     if (!options.follow || c.state !== "running" || options.signal?.aborted) return;
     await new Promise<void>((resolve) => {

@@ -67,7 +67,9 @@ export async function streamEach<S extends StreamedLog>(
       .catch(() => undefined)
       .finally(() => {
         active.delete(source.key);
-        endedAt.set(source.key, new Date());
+        // A line in the same millisecond as the end came before the stop: a container that
+        // writes again has restarted first, which takes far longer than a millisecond.
+        endedAt.set(source.key, new Date(Date.now() + 1));
       }));
   };
   for (const source of first) start(source, { tail, since });
