@@ -8,6 +8,7 @@ import { DEFAULT_APPLY_TIMEOUT_MS, waitUntilApplied } from "./revision-wait.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
+import { fetchModelVersionLoads, type ModelVersionLoad } from "./frontend-metrics.js";
 import type { BuildProgress } from "./images/types.js";
 import { createManager, type ManagerOptions } from "./managers/index.js";
 import { systemClock, waitUntil } from "./managers/common/index.js";
@@ -163,6 +164,14 @@ export type ModelInfo = Omit<ModelVersionRecord, "batch_size"> & { is_current_ve
 export type BuildModelOptions = Pick<DeployModelOptions,
   "name" | "version" | "inputType" | "framework" | "predict" | "modelPath" | "packages" | "requirementsFile" |
   "npmDependencies" | "baseImage" | "registry" | "gpu" | "onBuildProgress">;
+
+/** `clipper status`: the manager's view with usage, plus load per model version and links per app. */
+export interface ClusterOverview extends ClusterStatus {
+  models: { name: string; version: string; current: boolean; queueDepth?: number; p99Ms?: number; batches?: number }[];
+  /** Why models, applications, queue depth or p99 are missing, when they are. */
+  loadNote?: string;
+  apps: { name: string; linkedModels: string[]; sloMicros: number }[];
+}
 
 export interface PredictReply {
   status: number;
@@ -609,6 +618,38 @@ export class ClipperConnection {
 
   async inspectInstance(): Promise<ClusterStatus> {
     return this.manager.status();
+  }
+
+  /**
+   * What `clipper status` shows: the components and replicas with uptime, CPU and memory; queue
+   * depth and p99 batch latency per model version from the query frontend's /metrics; and each
+   * application's links. A part that cannot be read says why in its note instead of failing all.
+   */
+  async clusterOverview(): Promise<ClusterOverview> {
+    const why = (err: unknown) => (err instanceof Error ? err.message : String(err));
+    const status = await this.manager.status({ usage: true });
+    // The processes are the manager's to report; a daemon or frontend that is down only leaves its part empty.
+    const [records, loaded] = await Promise.allSettled([
+      Promise.all([this.getAllModels(true), this.getAllApps(true)]),
+      fetchModelVersionLoads(status.addresses.metricsUrl, status.addresses.token),
+    ]);
+    const [models, apps] = records.status === "fulfilled" ? records.value : [[], []];
+    const loads: ModelVersionLoad[] = loaded.status === "fulfilled" ? loaded.value : [];
+    const loadNote = records.status === "rejected"
+      ? `models and applications are unknown: the management daemon did not answer (${why(records.reason)})`
+      : loaded.status === "rejected"
+        ? `queue depth and p99 are unknown: the query frontend's metrics did not answer (${why(loaded.reason)})`
+        : undefined;
+    const loadOf = new Map(loads.map((l) => [l.model, l]));
+    return {
+      ...status,
+      models: models.map((m) => {
+        const { model: _model, ...load } = loadOf.get(`${m.model_name}:${m.model_version}`) ?? { model: "" };
+        return { name: m.model_name, version: m.model_version, current: m.is_current_version, ...load };
+      }),
+      ...(loadNote ? { loadNote } : {}),
+      apps: apps.map((a) => ({ name: a.name, linkedModels: a.linked_models, sloMicros: a.latency_slo_micros })),
+    };
   }
 
   /** Stops every replica of the named models. */

@@ -147,7 +147,7 @@ export function buildProgram(): Command {
     .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).stop(opts)));
 
   program.command("status")
-    .description("show the cluster's components and replicas")
+    .description("show the cluster: components and replicas (uptime, restarts, CPU, memory), queue and p99 per model version, links per application")
     .addOption(clusterOption()).addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).status(opts)));
 

@@ -13,6 +13,7 @@ import {
   EngineError,
   type ContainerDetails,
   type ContainerLogOptions,
+  type ContainerUsage,
   type ContainerSpec,
   type ContainerState,
   type ContainerSummary,
@@ -31,6 +32,9 @@ interface FakeContainer {
   ports: Record<number, number>;
   files: Map<string, string>;
   logs: string[];
+  startedAt?: Date;
+  /** What containerStats answers while it runs (set by a test). */
+  usage?: ContainerUsage;
   /** When each line of `logs` was written (ms). */
   logTimes: number[];
   /** Followers of its log, told of each new line and of the container stopping. */
@@ -132,7 +136,9 @@ export class FakeDockerEngine implements DockerEngine {
     const c = this.find(id);
     if (!c) return undefined;
     const pid = c.state === "running" ? 1000 + Number(c.id.replace(/\D/g, "")) : 0;
-    return { ...this.summary(c), pid, exitCode: c.exitCode, restartCount: c.restartCount, ports: { ...c.ports } };
+    return {
+      ...this.summary(c), pid, exitCode: c.exitCode, restartCount: c.restartCount, ports: { ...c.ports }, ...(c.startedAt ? { startedAt: c.startedAt } : {}),
+    };
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
@@ -178,6 +184,7 @@ export class FakeDockerEngine implements DockerEngine {
     }
     c.state = "running";
     c.ports = ports;
+    c.startedAt = new Date();
   }
 
   private portHolder(port: number): FakeContainer | undefined {
@@ -218,6 +225,12 @@ export class FakeDockerEngine implements DockerEngine {
     this.check("containerLogs");
     const c = this.must(id);
     return tail > 0 ? c.logs.slice(-tail) : [];
+  }
+
+  async containerStats(id: string): Promise<ContainerUsage | undefined> {
+    this.check("containerStats");
+    const c = this.must(id);
+    return c.state === "running" ? { ...(c.usage ?? {}) } : undefined;
   }
 
   /** A line the container writes to its log (at `timeMs`), seen by whoever follows it. */

@@ -65,6 +65,8 @@ export interface FakeKubeApi {
    */
   setPodLogs(source: (pod: Obj) => string | undefined): void;
   /** Called after every Deployment create, change and delete (a test's stand-in for the kubelet). */
+  /** Serves metrics.k8s.io pod usage from this source (until set, the API server has no metrics API: 404). */
+  setPodMetrics(source: (pod: Obj) => { cpu: string; memory: string } | undefined): void;
   onDeployment(listener: (event: DeploymentEvent, deployment: Obj) => void): void;
   /** Reports the Deployment as a controller would once its pods are ready (all namespaces, or one). */
   markReady(name: string, namespace?: string): void;
@@ -96,6 +98,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const backends = new Map<string, string>(); // key: namespace/service
   const deploymentListeners: ((event: DeploymentEvent, deployment: Obj) => void)[] = [];
   let podLogs: (pod: Obj) => string | undefined = () => undefined;
+  let podMetrics: ((pod: Obj) => { cpu: string; memory: string } | undefined) | undefined;
   const notify = (event: DeploymentEvent, dep: Obj) => {
     for (const l of deploymentListeners) l(event, structuredClone(dep));
   };
@@ -499,6 +502,18 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
       return;
     }
 
+    // The metrics API, only once a test gives it pod usage (as a cluster with metrics-server).
+    if (group === "metrics.k8s.io" && podMetrics && method === "GET" && plural === "pods" && name === undefined) {
+      const deployments = listOf(RESOURCES.find((r) => r.plural === "deployments")!, ns, null);
+      const reqs = parseSelector(selector);
+      const items = deployments.flatMap(podsOf).filter((p) => matches(p, reqs)).flatMap((p) => {
+        const usage = podMetrics!(p);
+        return usage ? [{ metadata: { name: p.metadata.name, namespace: p.metadata.namespace }, window: "15s", containers: [{ name: "main", usage }] }] : [];
+      });
+      send(res, 200, { kind: "PodMetricsList", apiVersion: "metrics.k8s.io/v1beta1", metadata: {}, items });
+      return;
+    }
+
     // Pods, their logs, and events: read-only, synthesized.
     if (group === "" && version === "v1" && (plural === "pods" || plural === "events")) {
       if (method !== "GET" || (name !== undefined && !(plural === "pods" && sub === "log"))) {
@@ -680,6 +695,9 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     },
     setPodLogs(source) {
       podLogs = source;
+    },
+    setPodMetrics(source) {
+      podMetrics = source;
     },
     onDeployment(listener) {
       deploymentListeners.push(listener);

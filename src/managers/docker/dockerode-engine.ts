@@ -9,10 +9,12 @@ import { dockerClient } from "../../docker/client.js";
 import type { BuildProgress } from "../../images/types.js";
 import { LogStreamLines, logLines } from "./logs.js";
 import { fileArchive, firstFileOf } from "./file-archive.js";
+import { usageFromStats, type EngineStats } from "./stats.js";
 import {
   EngineError,
   type ContainerDetails,
   type ContainerLogOptions,
+  type ContainerUsage,
   type ContainerSpec,
   type ContainerState,
   type ContainerSummary,
@@ -85,6 +87,7 @@ export class DockerodeEngine implements DockerEngine {
       pid: info.State.Pid,
       exitCode: info.State.ExitCode,
       restartCount: info.RestartCount ?? 0,
+      ...(info.State.StartedAt && !info.State.StartedAt.startsWith("0001-") ? { startedAt: new Date(info.State.StartedAt) } : {}),
       ports: publishedPorts(info),
     };
   }
@@ -148,6 +151,11 @@ export class DockerodeEngine implements DockerEngine {
       stream.once("close", finish);
       stream.once("error", finish);
     });
+  }
+
+  async containerStats(id: string): Promise<ContainerUsage | undefined> {
+    const stats = await engineCall(() => this.docker.getContainer(id).stats({ stream: false }), 404, 409);
+    return stats ? usageFromStats(stats as EngineStats) : undefined;
   }
 
   async putFile(id: string, path: string, content: string): Promise<void> {

@@ -1,7 +1,9 @@
 /**
- * `clipper logs --follow / --since` on the Kubernetes manager against the in-process fake API
- * server: the pod log is read with follow, tailLines and sinceTime as the client sends them, new
- * lines arrive while following, a pod that goes ends its stream, and an abort ends it all.
+ * The operator's commands on the Kubernetes manager against the in-process fake API server.
+ * `logs --follow / --since`: the pod log is read with follow, tailLines and sinceTime as the client
+ * sends them, new lines arrive while following, and an abort ends it all. `status` with usage:
+ * uptime from the pods, CPU and memory from metrics.k8s.io, or "-" and why when the cluster has no
+ * metrics API.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -85,5 +87,29 @@ describe("pod logs followed through the fake API server", () => {
     stop.abort();
     await done;
     await expect(m.streamLogs("nothing", { tail: 1, follow: false }, () => undefined)).rejects.toMatchObject({ reason: "NOT_FOUND" });
+  });
+});
+
+describe("pod usage for clipper status", () => {
+  it("says why CPU and memory are unknown without a metrics API, and reads them with one", async () => {
+    const bare = await m.status({ usage: true });
+    expect(bare.usageNote).toMatch(/no metrics API \(metrics\.k8s\.io\): install metrics-server/);
+    for (const c of bare.components) {
+      expect(c.usage?.uptimeSeconds, c.component).toBeGreaterThanOrEqual(0);
+      expect(c.usage?.cpuPercent).toBeUndefined();
+    }
+    // Without usage, status asks nothing of the metrics API (deploys poll it).
+    const before = api.requests.length;
+    expect((await m.status()).usageNote).toBeUndefined();
+    expect(api.requests.slice(before).some((r) => r.path.includes("metrics.k8s.io"))).toBe(false);
+
+    await m.setNumReplicas("sum", "1", 1);
+    api.setPodMetrics((pod) => (String(pod.metadata.name).includes("-sum-") ? { cpu: "250m", memory: "64Mi" } : { cpu: "1500000n", memory: "1048576Ki" }));
+    let measured = await m.status({ usage: true });
+    await waitFor(async () => (measured = await m.status({ usage: true })).replicas.length === 1, 5_000, "the replica back");
+    expect(measured.usageNote).toBeUndefined();
+    expect(measured.replicas[0]!.usage).toMatchObject({ cpuPercent: 25, memoryBytes: 64 * 1024 * 1024, uptimeSeconds: expect.any(Number) });
+    expect(measured.components[0]!.usage).toMatchObject({ cpuPercent: 0.2, memoryBytes: 1024 ** 3 });
+    expect(api.requests.some((r) => r.path.startsWith("/apis/metrics.k8s.io/v1beta1/namespaces/ml/pods?labelSelector="))).toBe(true);
   });
 });
