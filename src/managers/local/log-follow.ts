@@ -5,9 +5,8 @@
  * old one is read to its end first), a shorter file means it was truncated.
  */
 import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
-import { StringDecoder } from "node:string_decoder";
 import type { LogLine, LogSource, LogStreamOptions } from "../container-manager.js";
-import { everyUntilAborted } from "../common/index.js";
+import { everyUntilAborted, TextLines } from "../common/index.js";
 
 const CHUNK = 1024 * 1024;
 /** How far back a tail looks, however large the file has grown (as readLogTail). */
@@ -41,9 +40,9 @@ export function linesSince(lines: readonly string[], sinceMs: number): string[] 
 export class LogFileCursor {
   private fd: number | undefined;
   private ino: number | undefined;
-  private partial = "";
-  /** Keeps a character split across two reads whole. */
-  private decoder = new StringDecoder("utf8");
+  /** Lines completed by the reads of the current call. */
+  private out: string[] = [];
+  private text = this.splitter();
 
   private constructor(readonly path: string, private offset: number) {}
 
@@ -73,15 +72,15 @@ export class LogFileCursor {
       const stat = fstatSync(fd);
       const recent = sinceMs === undefined || stat.mtimeMs >= sinceMs;
       const from = sinceMs === undefined ? Math.max(0, stat.size - TAIL_BYTES) : recent ? 0 : stat.size;
-      const text = readRange(fd, from, stat.size).toString("utf8");
-      const lastNewline = text.lastIndexOf("\n");
-      let lines = text.slice(0, lastNewline + 1).split("\n").slice(sinceMs === undefined && from > 0 ? 1 : 0, -1);
+      const bytes = readRange(fd, from, stat.size);
+      const lastNewline = bytes.lastIndexOf(0x0a);
+      let lines = bytes.subarray(0, lastNewline + 1).toString("utf8").split("\n").slice(sinceMs === undefined && from > 0 ? 1 : 0, -1);
       if (sinceMs !== undefined) lines = linesSince(lines, sinceMs);
       const cursor = new LogFileCursor(path, stat.size);
       cursor.fd = fd;
       cursor.ino = stat.ino;
       // An unterminated last line is finished by the next write, or printed by close().
-      cursor.partial = text.slice(lastNewline + 1);
+      cursor.text.push(bytes.subarray(lastNewline + 1));
       return { lines: tail > 0 ? lines.slice(-tail) : [], cursor };
     } catch (err) {
       closeSync(fd);
@@ -96,7 +95,6 @@ export class LogFileCursor {
 
   /** The complete lines written since the last call. */
   poll(): string[] {
-    const out: string[] = [];
     let stat;
     try {
       stat = statSync(this.path);
@@ -105,56 +103,56 @@ export class LogFileCursor {
     }
     if (this.fd !== undefined && (stat === undefined || stat.ino !== this.ino)) {
       // Rotated (or removed): what the old file got before the move is still ours to read.
-      this.drain(fstatSync(this.fd).size, out);
+      this.drain(fstatSync(this.fd).size);
       closeSync(this.fd);
       this.fd = undefined;
-      this.flushPartial(out);
+      this.text.end();
       this.offset = 0;
     }
-    if (stat === undefined) return out;
-    if (this.fd === undefined) {
+    if (stat !== undefined && this.fd === undefined) {
       try {
         this.fd = openSync(this.path, "r");
+        this.ino = fstatSync(this.fd).ino;
       } catch {
-        return out;
+        // Gone again between the stat and the open: the next poll looks again.
       }
-      this.ino = fstatSync(this.fd).ino;
     }
-    const size = fstatSync(this.fd).size;
-    if (size < this.offset) {
-      this.offset = 0;
-      this.partial = "";
-      this.decoder = new StringDecoder("utf8");
+    if (this.fd !== undefined) {
+      const size = fstatSync(this.fd).size;
+      if (size < this.offset) {
+        // Truncated: what was half a line belongs to nothing now.
+        this.offset = 0;
+        this.text = this.splitter();
+      }
+      this.drain(size);
     }
-    this.drain(size, out);
-    return out;
+    return this.taken();
   }
 
   /** The unterminated last line, if any, and the file closed. */
   close(): string[] {
-    const out: string[] = [];
-    this.flushPartial(out);
+    this.text.end();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+    return this.taken();
+  }
+
+  private splitter(): TextLines {
+    return new TextLines((line) => this.out.push(line));
+  }
+
+  private taken(): string[] {
+    const out = this.out;
+    this.out = [];
     return out;
   }
 
-  private drain(size: number, out: string[]): void {
+  private drain(size: number): void {
     while (this.offset < size) {
       const end = Math.min(size, this.offset + CHUNK);
-      const text = this.partial + this.decoder.write(readRange(this.fd!, this.offset, end));
+      this.text.push(readRange(this.fd!, this.offset, end));
       this.offset = end;
-      const lines = text.split("\n");
-      this.partial = lines.pop()!;
-      out.push(...lines);
     }
-  }
-
-  private flushPartial(out: string[]): void {
-    const rest = this.partial + this.decoder.end();
-    if (rest !== "") out.push(rest);
-    this.partial = "";
-    this.decoder = new StringDecoder("utf8");
   }
 }
 
