@@ -31,7 +31,7 @@ import {
   ADD_API_KEY_PATH, type ApiKeyInfo, type CreatedApiKey, GET_API_KEYS_PATH, REVOKE_API_KEY_PATH,
 } from "../runtime/shared/api-keys.js";
 import {
-  type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
+  APP_WIDE_STATE, type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
 } from "../runtime/shared/state.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
@@ -332,9 +332,13 @@ export class ClipperConnection {
     return this.write(SET_APP_POLICY_PATH, { name: app, policy: policyObject(policy) });
   }
 
-  /** The weights a learning policy (exp3, exp4) has learned, per uid ("*": application-wide). */
+  /**
+   * The weights a learning policy (exp3, exp4) has learned, per uid ("*": application-wide). uid 0
+   * is no particular user, whose feedback trains the application-wide weights: it reads those.
+   */
   async getPolicyState(app: string, uid?: string | number): Promise<{ app_name: string; policy: string; weights: Record<string, Record<string, number>> }> {
-    return this.admin.postJson(GET_POLICY_STATE_PATH, uid === undefined ? { app_name: app } : { app_name: app, uid });
+    const key = uid === undefined ? undefined : String(uid) === "0" ? APP_WIDE_STATE : uid;
+    return this.admin.postJson(GET_POLICY_STATE_PATH, key === undefined ? { app_name: app } : { app_name: app, uid: key });
   }
 
   // --- query API keys (docs/security.md) -------------------------------------------------------

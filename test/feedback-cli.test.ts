@@ -47,6 +47,8 @@ describe("feedback and policy-state through the CLI", { timeout: 60_000 }, () =>
 
     const one = await ok("policy-state", "bandit", "--uid", "alice");
     expect(Object.keys(one.weights)).toEqual(["alice"]);
+    // uid 0 is no particular user: its feedback trained the application-wide weights.
+    expect((await ok("policy-state", "bandit", "--uid", "0")).weights).toEqual({ "*": state.weights["*"] });
     const table = await cli("policy-state", "bandit");
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/application bandit\s+policy exp3/);
