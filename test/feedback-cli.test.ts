@@ -1,6 +1,6 @@
 /**
  * `clipper feedback` and `clipper policy-state` through the real CLI on the local manager, with the
- * real daemon, frontend and Node model runtime: feedback reaches an exp3 policy through `/update`,
+ * real daemon, frontend and Node model runtime: feedback reaches an exp4 policy through `/update`,
  * its learned weights come back through the admin API, and bad input is refused with a clear error.
  */
 import { join } from "node:path";
@@ -15,7 +15,7 @@ describe("feedback and policy-state through the CLI", { timeout: 60_000 }, () =>
   const { cli, ok } = cliCluster("clipper-feedback-");
 
   beforeAll(async () => {
-    await ok("register-app", "bandit", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "5000", "--policy", "exp3:gamma=0.1");
+    await ok("register-app", "bandit", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "5000", "--policy", "exp4:eta=0.5");
     await ok("register-app", "plain", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "5000");
     // Two models that answer [1, 2] with 3 and 30: feedback labelled 3 rewards only `right`.
     for (const [name, scale] of [["right", 1], ["wrong", 10]] as const) {
@@ -24,8 +24,8 @@ describe("feedback and policy-state through the CLI", { timeout: 60_000 }, () =>
     }
   }, 60_000);
 
-  it("sends feedback that an exp3 policy learns from, per uid, and shows the weights", async () => {
-    expect(await ok("policy-state", "bandit")).toEqual({ app_name: "bandit", policy: "exp3", weights: {} });
+  it("sends feedback that an exp4 policy learns from, per uid, and shows the weights", async () => {
+    expect(await ok("policy-state", "bandit")).toEqual({ app_name: "bandit", policy: "exp4", weights: {} });
     expect(await ok("feedback", "bandit", "--uid", "alice", "--input", "[1, 2]", "--label", "3")).toEqual({ feedback_accepted: true });
     const human = await cli("feedback", "bandit", "--uid", "0", "--input", "[1, 2]", "--label", "3");
     expect(human.code, human.stderr).toBe(0);
@@ -40,9 +40,9 @@ describe("feedback and policy-state through the CLI", { timeout: 60_000 }, () =>
     for (const uid of ["alice", "*"]) {
       const weights = state.weights[uid]!;
       expect(Object.keys(weights).sort()).toEqual(["right", "wrong"]);
-      // Normalized so the largest is 1; one round of feedback moved the other below it.
-      expect(Math.max(...Object.values(weights))).toBe(1);
-      expect(Math.min(...Object.values(weights))).toBeLessThan(1);
+      // Exp4 scores every model's answer: the right one stays at 1 (normalized), the wrong one drops.
+      expect(weights.right).toBe(1);
+      expect(weights.wrong).toBeLessThan(1);
     }
 
     const one = await ok("policy-state", "bandit", "--uid", "alice");
@@ -51,7 +51,7 @@ describe("feedback and policy-state through the CLI", { timeout: 60_000 }, () =>
     expect((await ok("policy-state", "bandit", "--uid", "0")).weights).toEqual({ "*": state.weights["*"] });
     const table = await cli("policy-state", "bandit");
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/application bandit\s+policy exp3/);
+    expect(table.stdout).toMatch(/application bandit\s+policy exp4/);
     expect(table.stdout).toMatch(/^alice\s+right\s+\d/m);
     expect(table.stdout).toMatch(/^\*\s+wrong\s+\d/m);
   });
