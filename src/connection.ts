@@ -8,6 +8,7 @@ import { DEFAULT_APPLY_TIMEOUT_MS, waitUntilApplied } from "./revision-wait.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
+import { fetchModelVersionLoads, type ModelVersionLoad } from "./frontend-metrics.js";
 import type { BuildProgress } from "./images/types.js";
 import { createManager, type ManagerOptions } from "./managers/index.js";
 import { systemClock, waitUntil } from "./managers/common/index.js";
@@ -18,6 +19,8 @@ import type {
   ContainerManager,
   LogSource,
   GpuRequest,
+  LogLine,
+  LogStreamOptions,
   LogTail,
   ManagerKind,
   ModelFramework,
@@ -28,7 +31,7 @@ import {
   ADD_API_KEY_PATH, type ApiKeyInfo, type CreatedApiKey, GET_API_KEYS_PATH, REVOKE_API_KEY_PATH,
 } from "../runtime/shared/api-keys.js";
 import {
-  type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
+  APP_WIDE_STATE, type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
 } from "../runtime/shared/state.js";
 import {
   AUTOSCALER_EVENTS_PATH, type AutoscaleEventPage, AutoscaleEventPageSchema, type AutoscalingConfig, type AutoscalingEntry, GET_AUTOSCALING_PATH,
@@ -179,9 +182,42 @@ export type BuildModelOptions = Pick<DeployModelOptions,
   "name" | "version" | "inputType" | "framework" | "predict" | "modelPath" | "packages" | "requirementsFile" |
   "npmDependencies" | "baseImage" | "registry" | "gpu" | "onBuildProgress">;
 
+/** `clipper status`: the manager's view with usage, plus load per model version and links per app. */
+export interface ClusterOverview extends ClusterStatus {
+  models: { name: string; version: string; current: boolean; queueDepth?: number; p99Ms?: number; batches?: number }[];
+  /** Why models, applications, queue depth or p99 are missing, when they are. */
+  loadNote?: string;
+  apps: { name: string; linkedModels: string[]; sloMicros: number }[];
+}
+
 export interface PredictReply {
   status: number;
   body: unknown;
+}
+
+/** Feedback for `/update`: the user (0: no particular user), the input and its true label. */
+export interface Feedback {
+  uid: string | number;
+  input: unknown;
+  label: number | string;
+}
+
+/** What is wrong with a feedback's fields, checked here so a bad one never reaches the frontend. */
+function feedbackProblem(f: Feedback): string | undefined {
+  const uidOk = (typeof f.uid === "number" && Number.isFinite(f.uid)) || (typeof f.uid === "string" && f.uid !== "");
+  if (!uidOk) return "the feedback's uid must be a finite number or a non-empty string";
+  if (f.input === undefined) return "the feedback needs an input";
+  if (!(typeof f.label === "number" && Number.isFinite(f.label)) && typeof f.label !== "string") {
+    return "the feedback's label must be a finite number or a string";
+  }
+  return undefined;
+}
+
+/** A query the frontend refused, as one line: status, error and cause. */
+export function queryRejected(reply: PredictReply): ClipperError {
+  const body = (typeof reply.body === "object" && reply.body !== null ? reply.body : {}) as { error?: unknown; cause?: unknown };
+  const cause = typeof body.cause === "string" ? body.cause : JSON.stringify(reply.body);
+  return new ClipperError("QUERY_REJECTED", `${reply.status} ${typeof body.error === "string" ? body.error : ""}: ${cause}`);
 }
 
 function parseInputType(value: string): InputType {
@@ -313,9 +349,13 @@ export class ClipperConnection {
     return this.write(SET_APP_POLICY_PATH, { name: app, policy: policyObject(policy) });
   }
 
-  /** The weights a learning policy (exp3, exp4) has learned, per uid ("*": application-wide). */
+  /**
+   * The weights a learning policy (exp3, exp4) has learned, per uid ("*": application-wide). uid 0
+   * is no particular user, whose feedback trains the application-wide weights: it reads those.
+   */
   async getPolicyState(app: string, uid?: string | number): Promise<{ app_name: string; policy: string; weights: Record<string, Record<string, number>> }> {
-    return this.admin.postJson(GET_POLICY_STATE_PATH, uid === undefined ? { app_name: app } : { app_name: app, uid });
+    const key = uid === undefined ? undefined : String(uid) === "0" ? APP_WIDE_STATE : uid;
+    return this.admin.postJson(GET_POLICY_STATE_PATH, key === undefined ? { app_name: app } : { app_name: app, uid: key });
   }
 
   // --- query API keys (docs/security.md) -------------------------------------------------------
@@ -621,8 +661,48 @@ export class ClipperConnection {
     return this.manager.readLogs(component, tail);
   }
 
+  /**
+   * Hands each matching component's log lines to `onLine`: the last `tail` (since `since`), then,
+   * with `follow`, new ones until `signal` aborts (`clipper logs --follow`).
+   */
+  async streamClipperLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
+    return this.manager.streamLogs(component, options, onLine);
+  }
+
   async inspectInstance(): Promise<ClusterStatus> {
     return this.manager.status();
+  }
+
+  /**
+   * What `clipper status` shows: the components and replicas with uptime, CPU and memory; queue
+   * depth and p99 batch latency per model version from the query frontend's /metrics; and each
+   * application's links. A part that cannot be read says why in its note instead of failing all.
+   */
+  async clusterOverview(): Promise<ClusterOverview> {
+    const why = (err: unknown) => (err instanceof Error ? err.message : String(err));
+    const status = await this.manager.status({ usage: true });
+    // The processes are the manager's to report; a daemon or frontend that is down only leaves its part empty.
+    const [records, loaded] = await Promise.allSettled([
+      Promise.all([this.getAllModels(true), this.getAllApps(true)]),
+      fetchModelVersionLoads(status.addresses.metricsUrl, status.addresses.token),
+    ]);
+    const [models, apps] = records.status === "fulfilled" ? records.value : [[], []];
+    const loads: ModelVersionLoad[] = loaded.status === "fulfilled" ? loaded.value : [];
+    const loadNote = records.status === "rejected"
+      ? `models and applications are unknown: the management daemon did not answer (${why(records.reason)})`
+      : loaded.status === "rejected"
+        ? `queue depth and p99 are unknown: the query frontend's metrics did not answer (${why(loaded.reason)})`
+        : undefined;
+    const loadOf = new Map(loads.map((l) => [l.model, l]));
+    return {
+      ...status,
+      models: models.map((m) => {
+        const { model: _model, ...load } = loadOf.get(`${m.model_name}:${m.model_version}`) ?? { model: "" };
+        return { name: m.model_name, version: m.model_version, current: m.is_current_version, ...load };
+      }),
+      ...(loadNote ? { loadNote } : {}),
+      apps: apps.map((a) => ({ name: a.name, linkedModels: a.linked_models, sloMicros: a.latency_slo_micros })),
+    };
   }
 
   /** Stops every replica of the named models. */
@@ -691,12 +771,30 @@ export class ClipperConnection {
   async predict(
     app: string, body: { input: unknown } | { input_batch: unknown[] }, version?: string, options: { apiKey?: string } = {},
   ): Promise<PredictReply> {
+    return this.postQuery(app, "predict", version === undefined ? body : { ...body, version }, options.apiKey);
+  }
+
+  /**
+   * Sends feedback to an application (the query API's `/update`): the true `label` of `input` for
+   * user `uid`, which learning policies (exp3, exp4) score their answer with. Resolves once the
+   * frontend accepted it; a refusal (unknown application, bad input, 401/403) is QUERY_REJECTED.
+   */
+  async sendFeedback(app: string, feedback: Feedback, options: { apiKey?: string } = {}): Promise<{ feedback_accepted: true }> {
+    const problem = feedbackProblem(feedback);
+    if (problem) throw new ClipperError("USAGE", problem);
+    const reply = await this.postQuery(app, "update", { uid: feedback.uid, input: feedback.input, label: feedback.label }, options.apiKey);
+    if (reply.status !== 200) throw queryRejected(reply);
+    return reply.body as { feedback_accepted: true };
+  }
+
+  /** POSTs a JSON body to `/<app>/<route>` on the query frontend; answers its status and JSON body. */
+  private async postQuery(app: string, route: "predict" | "update", body: unknown, apiKey: string | undefined): Promise<PredictReply> {
     let res: FetchedText;
     try {
-      res = await fetchText(`${this.getQueryAddr()}/${encodeURIComponent(app)}/predict`, {
+      res = await fetchText(`${this.getQueryAddr()}/${encodeURIComponent(app)}/${route}`, {
         method: "POST",
-        headers: { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) },
-        body: JSON.stringify(version === undefined ? body : { ...body, version }),
+        headers: { "content-type": "application/json", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
+        body: JSON.stringify(body),
       }, 60_000);
     } catch (err) {
       throw new ClipperError("UNREACHABLE", `cannot reach the query frontend at ${this.getQueryAddr()}: ${err instanceof Error ? err.message : String(err)}`);

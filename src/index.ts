@@ -1,7 +1,7 @@
 /** The library: `import { ClipperConnection } from "clipper"`. */
 export { ClipperConnection, DEFAULT_CLUSTER_OPTIONS } from "./connection.js";
 export { parsePredictSpec } from "./predict-spec.js";
-export type { AutoscalingOptions, ConnectOptions, DeletedModel, DeleteModelOptions, DeployModelOptions, ModelInfo, PolicyInput, RegisterApplicationOptions, PredictReply } from "./connection.js";
+export type { AutoscalingOptions, ConnectOptions, DeletedModel, DeleteModelOptions, DeployModelOptions, ModelInfo, PolicyInput, RegisterApplicationOptions, PredictReply, Feedback, ClusterOverview } from "./connection.js";
 export { createEndpoint } from "./functions/deploy.js";
 export type { CreateEndpointOptions, DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
 export { contextFile } from "./functions/context-value.js";

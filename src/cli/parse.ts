@@ -90,3 +90,23 @@ export function envArg(value: string, previous: Record<string, string> = {}): Re
   // defineProperty: a name such as __proto__ stays an ordinary variable name.
   return Object.defineProperty({ ...previous }, name, { value: value.slice(at + 1), enumerable: true, writable: true, configurable: true });
 }
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * `--since`: a duration back from now (`90s`, `10m`, `1h30m`, `2d`) or a time (ISO 8601, e.g.
+ * `2026-12-03T07:00:00Z`; without a zone it is local time), as the moment it names.
+ */
+export function sinceArg(value: string, now: () => number = Date.now): Date {
+  const text = value.trim();
+  if (/^(\d+(ms|s|m|h|d))+$/.test(text)) {
+    let ms = 0;
+    for (const [, n, unit] of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(n) * DURATION_UNITS_MS[unit!]!;
+    return new Date(now() - ms);
+  }
+  const time = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(text) ? Date.parse(text.replace(" ", "T")) : NaN;
+  if (Number.isNaN(time)) {
+    throw new InvalidArgumentError(`expected a duration (90s, 10m, 1h30m, 2d) or a time (2026-12-03T07:00:00Z), got '${value}'`);
+  }
+  return new Date(time);
+}

@@ -15,7 +15,7 @@ import {
   MIN_RPC_FRAME_BYTES,
 } from "../../runtime/shared/frontend-defaults.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
-import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, positiveArg, rateArg, registryArg } from "./parse.js";
+import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, positiveArg, rateArg, registryArg, sinceArg } from "./parse.js";
 import {
   DEFAULT_SCALE_DOWN_DELAY_S, DEFAULT_TARGET_QUEUE_PER_REPLICA, MAX_AUTOSCALE_REPLICAS, MAX_SCALE_DOWN_DELAY_S, MAX_TARGET_QUEUE_PER_REPLICA,
 } from "../../runtime/shared/autoscaling.js";
@@ -150,7 +150,7 @@ export function buildProgram(): Command {
     .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).stop(opts)));
 
   program.command("status")
-    .description("show the cluster's components and replicas")
+    .description("show the cluster: components and replicas (uptime, restarts, CPU, memory), queue and p99 per model version, links per application")
     .addOption(clusterOption()).addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).status(opts)));
 
@@ -164,7 +164,9 @@ export function buildProgram(): Command {
     .description("show the logs of a component (management, frontend, <model>-<version>-<replica>) or of all")
     .argument("[component]")
     .option("--tail <n>", "lines per log", intArg(1), 100)
-    .addOption(clusterOption()).addOption(jsonOption())
+    .option("-f, --follow", "keep printing new lines (of replicas started later too) until Ctrl-C")
+    .option("--since <duration|time>", "only lines since then: 10m, 1h30m, 2d, or a time such as 2026-12-03T07:00:00Z", (v: string) => sinceArg(v))
+    .addOption(clusterOption()).addOption(new Option("--json", "print machine-readable JSON (with --follow or --since: one object per line)"))
     .action((component, opts) => run(opts.json, async () => (await import("./commands/cluster.js")).logs(component, opts)));
 
   program.command("register-app")
@@ -331,6 +333,23 @@ export function buildProgram(): Command {
     .addOption(new Option("--api-key <key>", "query API key (clusters started with --query-auth keys)").env("CLIPPER_API_KEY"))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, input, opts) => run(opts.json, async () => (await import("./commands/predict.js")).predict(app, input, opts)));
+
+  program.command("feedback")
+    .description("send feedback to an application (the query API's /update): the true label of an input, which exp3 and exp4 learn from")
+    .argument("<app>")
+    .requiredOption("--uid <uid>", "the user the feedback is for (0: no particular user, the application-wide weights)")
+    .requiredOption("--input <json>", "the input the label is for, as JSON (as `predict` takes it)", jsonArg)
+    .requiredOption("--label <json>", "the true label: a JSON number or string", jsonArg)
+    .addOption(new Option("--api-key <key>", "query API key (clusters started with --query-auth keys)").env("CLIPPER_API_KEY"))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, opts) => run(opts.json, async () => (await import("./commands/feedback.js")).feedback(app, opts)));
+
+  program.command("policy-state")
+    .description("show the weights an application's learning policy has learned, per uid (*: application-wide)")
+    .argument("<app>")
+    .option("--uid <uid>", "only this user's weights")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, opts) => run(opts.json, async () => (await import("./commands/feedback.js")).policyState(app, opts)));
 
   const apiKey = program.command("api-key")
     .description("keys for the query API, needed when the cluster runs with --query-auth keys (docs/security.md)");

@@ -119,6 +119,21 @@ export interface ModelDeployment {
   readyTimeoutMs?: number;
 }
 
+/** What a process, container or pod uses; a field is absent when the manager cannot tell. */
+export interface ResourceUsage {
+  /** Seconds since it (last) started. */
+  uptimeSeconds?: number;
+  /** Percent of one CPU core, over a short recent interval. */
+  cpuPercent?: number;
+  /** Resident memory (Docker: without the page cache; Kubernetes: the working set). */
+  memoryBytes?: number;
+}
+
+export interface StatusOptions {
+  /** Also measure uptime, CPU and memory (takes a moment: CPU is sampled over an interval). */
+  usage?: boolean;
+}
+
 export interface ReplicaStatus {
   name: string;
   version: string;
@@ -130,6 +145,8 @@ export interface ReplicaStatus {
   /** Kubernetes: the pod, and whether it passes its readiness probe. */
   pod?: string;
   ready?: boolean;
+  /** With `status({ usage: true })`. */
+  usage?: ResourceUsage;
 }
 
 export interface ComponentStatus {
@@ -139,12 +156,16 @@ export interface ComponentStatus {
   restarts: number;
   /** Kubernetes: whether the pod passes its readiness probe. */
   ready?: boolean;
+  /** With `status({ usage: true })`. */
+  usage?: ResourceUsage;
 }
 
 export interface ClusterStatus {
   addresses: ClusterAddresses;
   components: ComponentStatus[];
   replicas: ReplicaStatus[];
+  /** With `status({ usage: true })`, when some usage could not be measured: why. */
+  usageNote?: string;
 }
 
 export interface LogSource {
@@ -156,6 +177,23 @@ export interface LogSource {
 /** The end of one component's log. */
 export interface LogTail extends LogSource {
   lines: string[];
+}
+
+/** What `clipper logs --follow / --since` asks of a manager. */
+export interface LogStreamOptions {
+  /** At most this many lines of each log from before the call (the last ones; with `since`, the last ones since then). */
+  tail: number;
+  /** Only lines written at or after this time. */
+  since?: Date;
+  /** Keep streaming new lines (from replicas started later too) until `signal` aborts. */
+  follow: boolean;
+  signal?: AbortSignal;
+}
+
+/** One line of one component's log. */
+export interface LogLine {
+  component: string;
+  line: string;
 }
 
 /**
@@ -193,10 +231,16 @@ export interface ContainerManager {
   /** Stops the replicas of the given versions and forgets their deployments (`clipper delete-model`). */
   deleteModels(models: Record<string, string[]>): Promise<void>;
   stopAllModelContainers(): Promise<void>;
-  status(): Promise<ClusterStatus>;
+  status(options?: StatusOptions): Promise<ClusterStatus>;
   logs(component?: string): Promise<LogSource[]>;
   /** The last `tail` lines of each matching component's log. */
   readLogs(component: string | undefined, tail: number): Promise<LogTail[]>;
+  /**
+   * Hands each matching component's log lines to `onLine`, in order per component. Resolves once
+   * the existing lines are out (without `follow`) or when `signal` aborts; NOT_FOUND for a
+   * component that matches nothing at the start.
+   */
+  streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void>;
   /** Stops everything this manager started for the cluster. */
   stopAll(options?: { keepState?: boolean }): Promise<void>;
   /** Releases what this process holds open for the cluster (Kubernetes: its loopback proxies); the cluster runs on. */

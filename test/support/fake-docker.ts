@@ -12,6 +12,8 @@ import type { Clock } from "../../src/managers/common/index.js";
 import {
   EngineError,
   type ContainerDetails,
+  type ContainerLogOptions,
+  type ContainerUsage,
   type ContainerSpec,
   type ContainerState,
   type ContainerSummary,
@@ -30,6 +32,13 @@ interface FakeContainer {
   ports: Record<number, number>;
   files: Map<string, string>;
   logs: string[];
+  startedAt?: Date;
+  /** What containerStats answers while it runs (set by a test). */
+  usage?: ContainerUsage;
+  /** When each line of `logs` was written (ms). */
+  logTimes: number[];
+  /** Followers of its log, told of each new line and of the container stopping. */
+  followers: Set<{ line(text: string): void; stopped(): void }>;
 }
 
 /** What a started container does: keep running (default), exit with a code, or fail to start. */
@@ -58,6 +67,8 @@ export class FakeDockerEngine implements DockerEngine {
   readonly networks = new Map<string, NamedObject>();
   readonly volumes = new Map<string, NamedObject>();
   readonly images = new Set<string>();
+  /** Every streamContainerLogs call, as asked. */
+  readonly logFollows: ({ id: string } & ContainerLogOptions)[] = [];
   /** Images a pull finds (in a registry). */
   readonly registry = new Set<string>();
   /** Every runtime image build, with its options. */
@@ -125,7 +136,9 @@ export class FakeDockerEngine implements DockerEngine {
     const c = this.find(id);
     if (!c) return undefined;
     const pid = c.state === "running" ? 1000 + Number(c.id.replace(/\D/g, "")) : 0;
-    return { ...this.summary(c), pid, exitCode: c.exitCode, restartCount: c.restartCount, ports: { ...c.ports } };
+    return {
+      ...this.summary(c), pid, exitCode: c.exitCode, restartCount: c.restartCount, ports: { ...c.ports }, ...(c.startedAt ? { startedAt: c.startedAt } : {}),
+    };
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
@@ -144,6 +157,7 @@ export class FakeDockerEngine implements DockerEngine {
     const id = `c${String(this.nextId++).padStart(11, "0")}`;
     this.containers.set(id, {
       id, name: spec.name, spec: structuredClone(spec), state: "created", exitCode: 0, restartCount: 0, ports: {}, files: new Map(), logs: [],
+      logTimes: [], followers: new Set(),
     });
     return id;
   }
@@ -165,11 +179,12 @@ export class FakeDockerEngine implements DockerEngine {
     if (behaviour && "exit" in behaviour) {
       c.state = "exited";
       c.exitCode = behaviour.exit;
-      c.logs.push(...(behaviour.logs ?? []));
+      for (const line of behaviour.logs ?? []) this.writeLog(c.id, line);
       return;
     }
     c.state = "running";
     c.ports = ports;
+    c.startedAt = new Date();
   }
 
   private portHolder(port: number): FakeContainer | undefined {
@@ -184,6 +199,7 @@ export class FakeDockerEngine implements DockerEngine {
     if (c.state === "running") {
       c.state = "exited";
       c.ports = {};
+      for (const f of c.followers) f.stopped();
     }
   }
 
@@ -192,6 +208,7 @@ export class FakeDockerEngine implements DockerEngine {
     const c = this.find(id);
     if (!c) return;
     this.events.push(`remove ${c.name}`);
+    for (const f of c.followers) f.stopped();
     this.containers.delete(c.id);
   }
 
@@ -208,6 +225,43 @@ export class FakeDockerEngine implements DockerEngine {
     this.check("containerLogs");
     const c = this.must(id);
     return tail > 0 ? c.logs.slice(-tail) : [];
+  }
+
+  async containerStats(id: string): Promise<ContainerUsage | undefined> {
+    this.check("containerStats");
+    const c = this.must(id);
+    return c.state === "running" ? { ...(c.usage ?? {}) } : undefined;
+  }
+
+  /** A line the container writes to its log (at `timeMs`), seen by whoever follows it. */
+  writeLog(idOrName: string, line: string, timeMs = Date.now()): void {
+    const c = this.must(idOrName);
+    c.logs.push(line);
+    c.logTimes.push(timeMs);
+    for (const f of c.followers) f.line(line);
+  }
+
+  /** As the daemon: lines since `since`, the last `tail`, then (following) new ones until the container stops. */
+  async streamContainerLogs(id: string, options: ContainerLogOptions, onLine: (line: string) => void): Promise<void> {
+    this.check("streamContainerLogs");
+    const c = this.must(id);
+    this.logFollows.push({ id: c.id, ...options });
+    const sinceMs = options.since?.getTime() ?? -Infinity;
+    const recent = c.logs.filter((_, i) => (c.logTimes[i] ?? 0) >= sinceMs);
+    for (const line of options.tail === undefined ? recent : recent.slice(recent.length - Math.min(recent.length, options.tail))) onLine(line);
+    if (!options.follow || c.state !== "running" || options.signal?.aborted) return;
+    await new Promise<void>((resolve) => {
+      const follower = {
+        line: onLine,
+        stopped: () => {
+          c.followers.delete(follower);
+          options.signal?.removeEventListener("abort", follower.stopped);
+          resolve();
+        },
+      };
+      c.followers.add(follower);
+      options.signal?.addEventListener("abort", follower.stopped, { once: true });
+    });
   }
 
   async putFile(id: string, path: string, content: string): Promise<void> {

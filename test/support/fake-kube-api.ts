@@ -58,9 +58,15 @@ export interface FakeKubeApi {
   readonly requests: { method: string; path: string; authorization: boolean }[];
   /** Requests to a service proxy path arrive at this URL (e.g. a server the test runs on loopback). */
   setServiceBackend(service: string, url: string, namespace: string): void;
-  /** Where pod logs come from (undefined: the pod has written nothing). */
+  /**
+   * Where pod logs come from (undefined: the pod has written nothing). A follow request is sent
+   * what the source adds later (read every 50 ms) until the pod goes; `sinceTime` keeps the lines
+   * that start with a time at or after it, and those with none.
+   */
   setPodLogs(source: (pod: Obj) => string | undefined): void;
   /** Called after every Deployment create, change and delete (a test's stand-in for the kubelet). */
+  /** Serves metrics.k8s.io pod usage from this source (until set, the API server has no metrics API: 404). */
+  setPodMetrics(source: (pod: Obj) => { cpu: string; memory: string } | undefined): void;
   onDeployment(listener: (event: DeploymentEvent, deployment: Obj) => void): void;
   /** Reports the Deployment as a controller would once its pods are ready (all namespaces, or one). */
   markReady(name: string, namespace?: string): void;
@@ -92,6 +98,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const backends = new Map<string, string>(); // key: namespace/service
   const deploymentListeners: ((event: DeploymentEvent, deployment: Obj) => void)[] = [];
   let podLogs: (pod: Obj) => string | undefined = () => undefined;
+  let podMetrics: ((pod: Obj) => { cpu: string; memory: string } | undefined) | undefined;
   const notify = (event: DeploymentEvent, dep: Obj) => {
     for (const l of deploymentListeners) l(event, structuredClone(dep));
   };
@@ -495,6 +502,18 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
       return;
     }
 
+    // The metrics API, only once a test gives it pod usage (as a cluster with metrics-server).
+    if (group === "metrics.k8s.io" && podMetrics && method === "GET" && plural === "pods" && name === undefined) {
+      const deployments = listOf(RESOURCES.find((r) => r.plural === "deployments")!, ns, null);
+      const reqs = parseSelector(selector);
+      const items = deployments.flatMap(podsOf).filter((p) => matches(p, reqs)).flatMap((p) => {
+        const usage = podMetrics!(p);
+        return usage ? [{ metadata: { name: p.metadata.name, namespace: p.metadata.namespace }, window: "15s", containers: [{ name: "main", usage }] }] : [];
+      });
+      send(res, 200, { kind: "PodMetricsList", apiVersion: "metrics.k8s.io/v1beta1", metadata: {}, items });
+      return;
+    }
+
     // Pods, their logs, and events: read-only, synthesized.
     if (group === "" && version === "v1" && (plural === "pods" || plural === "events")) {
       if (method !== "GET" || (name !== undefined && !(plural === "pods" && sub === "log"))) {
@@ -510,12 +529,39 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
       if (sub === "log") {
         const pod = pods.find((p) => p.metadata.name === name);
         if (!pod) throw new ApiError(404, "NotFound", `pods "${name}" not found`, { name, kind: "pods" });
-        const lines = (podLogs(pod) ?? "").split("\n");
-        if (lines.at(-1) === "") lines.pop();
-        const tail = Number(url.searchParams.get("tailLines") ?? lines.length);
-        const text = lines.slice(Math.max(0, lines.length - tail)).map((l) => `${l}\n`).join("");
-        res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(text) });
-        res.end(text);
+        const linesOf = (p: Obj) => {
+          const lines = (podLogs(p) ?? "").split("\n");
+          if (lines.at(-1) === "") lines.pop();
+          return lines;
+        };
+        // sinceTime: the kubelet knows when each line was written; here, lines that start with a time say it.
+        const since = url.searchParams.get("sinceTime");
+        const recent = (line: string) => since === null || !/^\d{4}-\d\d-\d\dT\S+/.test(line) || Date.parse(line.split(" ")[0]!) >= Date.parse(since);
+        const lines = linesOf(pod);
+        const chosen = lines.filter(recent);
+        const tail = Number(url.searchParams.get("tailLines") ?? chosen.length);
+        const text = chosen.slice(Math.max(0, chosen.length - tail)).map((l) => `${l}\n`).join("");
+        if (url.searchParams.get("follow") !== "true") {
+          res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(text) });
+          res.end(text);
+          return;
+        }
+        // Following: what the pod writes next, until it is gone or the client hangs up.
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write(text);
+        let sent = lines.length;
+        const timer = setInterval(() => {
+          const now = listOf(RESOURCES.find((r) => r.plural === "deployments")!, ns, null).flatMap(podsOf).find((p) => p.metadata.name === name);
+          if (!now) {
+            clearInterval(timer);
+            res.end();
+            return;
+          }
+          const all = linesOf(now);
+          if (all.length > sent) res.write(all.slice(sent).map((l) => `${l}\n`).join(""));
+          sent = all.length;
+        }, 50);
+        res.on("close", () => clearInterval(timer));
         return;
       }
       send(res, 200, listBody("Pod", "v1", pods.filter((p) => matches(p, reqs))));
@@ -649,6 +695,9 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     },
     setPodLogs(source) {
       podLogs = source;
+    },
+    setPodMetrics(source) {
+      podMetrics = source;
     },
     onDeployment(listener) {
       deploymentListeners.push(listener);

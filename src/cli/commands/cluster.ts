@@ -1,7 +1,7 @@
 /** start, stop, status, logs: a cluster's lifecycle. */
 import { ClipperConnection } from "../../connection.js";
 import type { BuildEvent } from "../../images/types.js";
-import type { ClusterAddresses, ClusterOptions, ManagerKind } from "../../managers/container-manager.js";
+import type { ClusterAddresses, ClusterOptions, ManagerKind, ResourceUsage } from "../../managers/container-manager.js";
 import type { KubernetesSettings } from "../../managers/index.js";
 import { RPC_AUTH_NONE_WARNING } from "../../managers/cluster-spec.js";
 import { emit, style, table, warn, type OutputOptions } from "../output.js";
@@ -108,34 +108,99 @@ export async function stop(options: OutputOptions & { cluster?: string; keepStat
 
 export async function status(options: OutputOptions & { cluster?: string }): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
-  const s = await conn.inspectInstance();
+  const s = await conn.clusterOverview();
   const { token: _token, ...addresses } = s.addresses;
   // Kubernetes reports pods and readiness; the other managers process ids.
   const pods = conn.manager.capabilities.reportsPods;
   const ready = (r: boolean | undefined) => (r === undefined ? "-" : r ? "yes" : style.bold("no"));
+  const usage = (u: ResourceUsage | undefined) => [duration(u?.uptimeSeconds), u?.cpuPercent === undefined ? "-" : `${u.cpuPercent}%`, bytes(u?.memoryBytes)];
+  const idOf = (x: { pid?: number; ready?: boolean }) => (pods ? ready(x.ready) : String(x.pid ?? "-"));
+  const USAGE = ["UPTIME", "CPU", "MEMORY"];
   // Status is what one reads when something is down: a daemon that does not answer leaves the key out.
   const autoscaling = await conn.getAutoscaling().catch(() => undefined);
   emit(options, { ...s, addresses, ...(autoscaling ? { autoscaling } : {}) }, [
     `cluster ${style.bold(s.addresses.cluster)} (${s.addresses.manager})  query ${s.addresses.queryUrl}  management ${s.addresses.managementUrl}`,
     ...(s.addresses.applicationQueryUrls ?? []).map((url) => `applications query ${url}`),
     "",
-    ...(pods
-      ? table(["COMPONENT", "STATE", "READY", "RESTARTS"], s.components.map((c) => [c.component, c.state, ready(c.ready), String(c.restarts)]))
-      : table(["COMPONENT", "STATE", "PID", "RESTARTS"], s.components.map((c) => [c.component, c.state, String(c.pid ?? "-"), String(c.restarts)]))),
+    ...table(["COMPONENT", "STATE", pods ? "READY" : "PID", "RESTARTS", ...USAGE],
+      s.components.map((c) => [c.component, c.state, idOf(c), String(c.restarts), ...usage(c.usage)])),
     "",
     ...(s.replicas.length === 0
       ? [style.dim("no model replicas")]
-      : pods
-        ? table(["MODEL", "VERSION", "REPLICA", "POD", "STATE", "READY", "RESTARTS"],
-          s.replicas.map((r) => [r.name, r.version, String(r.replica), r.pod ?? "-", r.state, ready(r.ready), String(r.restarts)]))
-        : table(["MODEL", "VERSION", "REPLICA", "STATE", "PID", "RESTARTS"],
-          s.replicas.map((r) => [r.name, r.version, String(r.replica), r.state, String(r.pid ?? "-"), String(r.restarts)]))),
+      : table(["MODEL", "VERSION", "REPLICA", ...(pods ? ["POD"] : []), "STATE", pods ? "READY" : "PID", "RESTARTS", ...USAGE],
+        s.replicas.map((r) => [r.name, r.version, String(r.replica), ...(pods ? [r.pod ?? "-"] : []), r.state, idOf(r), String(r.restarts), ...usage(r.usage)]))),
+    ...(s.usageNote ? [style.dim(`CPU and memory: ${s.usageNote}`)] : []),
+    "",
+    ...(s.models.length === 0
+      ? [style.dim("no models")]
+      : table(["MODEL", "VERSION", "CURRENT", "QUEUE", "P99"], s.models.map((m) => [
+        m.name, m.version, m.current ? "yes" : "", m.queueDepth === undefined ? "-" : String(m.queueDepth), m.p99Ms === undefined ? "-" : `${m.p99Ms} ms`,
+      ]))),
+    ...(s.loadNote ? [style.dim(s.loadNote)] : []),
+    "",
+    ...(s.apps.length === 0
+      ? [style.dim("no applications")]
+      : table(["APPLICATION", "SLO", "LINKED MODELS"], s.apps.map((a) => [a.name, `${a.sloMicros / 1000} ms`, a.linkedModels.join(", ") || "-"]))),
   ]);
 }
 
-/** Prints the last lines of each matching component's log. */
-export async function logs(component: string | undefined, options: OutputOptions & { cluster?: string; tail: number }): Promise<void> {
+/** 3d4h, 2h5m, 4m10s, 12s: the two largest units, as people read an uptime. */
+export function duration(seconds: number | undefined): string {
+  if (seconds === undefined) return "-";
+  const parts: [number, string][] = [[Math.floor(seconds / 86_400), "d"], [Math.floor(seconds / 3600) % 24, "h"], [Math.floor(seconds / 60) % 60, "m"], [seconds % 60, "s"]];
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first < 0) return "0s";
+  return parts.slice(first, first + 2).filter(([n], i) => i === 0 || n > 0).map(([n, u]) => `${n}${u}`).join("");
+}
+
+/** 512 KiB, 48.2 MiB, 1.5 GiB. */
+export function bytes(n: number | undefined): string {
+  if (n === undefined) return "-";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * Prints the last lines of each matching component's log; with --follow or --since, streams them
+ * line by line (prefixed by component when several can match; --json: one JSON object per line)
+ * until Ctrl-C.
+ */
+export async function logs(
+  component: string | undefined,
+  options: OutputOptions & { cluster?: string; tail: number; follow?: boolean; since?: Date },
+): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
-  const read = await conn.readClipperLogs(component, options.tail);
-  emit(options, read, read.flatMap((r) => [style.bold(`==> ${r.component}${r.path ? ` (${r.path})` : ""} <==`), ...r.lines, ""]));
+  if (!options.follow && !options.since) {
+    const read = await conn.readClipperLogs(component, options.tail);
+    emit(options, read, read.flatMap((r) => [style.bold(`==> ${r.component}${r.path ? ` (${r.path})` : ""} <==`), ...r.lines, ""]));
+    return;
+  }
+  const sources = await conn.getClipperLogs(component);
+  // One exact component stays one stream; a role or model may match more, now or once it scales.
+  const prefixed = !(sources.length === 1 && sources[0]!.component === component);
+  const width = Math.max(0, ...sources.map((s) => s.component.length));
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  process.once("SIGINT", abort);
+  process.once("SIGTERM", abort);
+  // A reader that went away (`| head`) ends the stream like Ctrl-C does.
+  process.stdout.once("error", abort);
+  try {
+    await conn.streamClipperLogs(component, { tail: options.tail, since: options.since, follow: Boolean(options.follow), signal: stop.signal }, ({ component: c, line }) => {
+      if (process.stdout.destroyed) return;
+      if (options.json) process.stdout.write(`${JSON.stringify({ component: c, line })}\n`);
+      else process.stdout.write(prefixed ? `${style.dim(`${c.padEnd(width)} |`)} ${line}\n` : `${line}\n`);
+    });
+  } finally {
+    process.off("SIGINT", abort);
+    process.off("SIGTERM", abort);
+    process.stdout.off("error", abort);
+    await conn.close();
+  }
 }

@@ -1,5 +1,5 @@
 /** predict: one query (or a batch) through the query frontend, as an application would send it. */
-import { ClipperConnection } from "../../connection.js";
+import { ClipperConnection, queryRejected } from "../../connection.js";
 import { ClipperError } from "../../errors.js";
 import { emit, type OutputOptions } from "../output.js";
 
@@ -22,9 +22,6 @@ export async function predict(
 ): Promise<void> {
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
   const reply = await conn.predict(app, toBody(input, Boolean(options.batch)), options.version, { apiKey: options.apiKey });
-  if (reply.status !== 200) {
-    const body = reply.body as { error?: string; cause?: string };
-    throw new ClipperError("QUERY_REJECTED", `${reply.status} ${body.error ?? ""}: ${body.cause ?? JSON.stringify(reply.body)}`);
-  }
+  if (reply.status !== 200) throw queryRejected(reply);
   emit(options, reply.body, JSON.stringify(reply.body));
 }

@@ -5,3 +5,4 @@ export * from "./stop-order.js";
 export * from "./log-components.js";
 export * from "./deployment-equality.js";
 export * from "./api-errors.js";
+export * from "./follow.js";

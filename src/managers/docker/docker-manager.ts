@@ -51,10 +51,14 @@ import type {
   ClusterStatus,
   ComponentStatus,
   ContainerManager,
+  LogLine,
   LogSource,
+  LogStreamOptions,
   LogTail,
   ModelDeployment,
   ReplicaStatus,
+  ResourceUsage,
+  StatusOptions,
 } from "../container-manager.js";
 import { checkClusterPorts, ManagerError } from "../errors.js";
 import { connectHost, RPC_KEY_FILE, rpcAuthOf, urlHost } from "../cluster-spec.js";
@@ -67,12 +71,13 @@ import {
   sameDeployment,
   selectLogs,
   stopInOrder,
+  streamEach,
   systemClock,
   type Clock,
   type LogCandidate,
   type StopRole,
 } from "../common/index.js";
-import { EngineError, type ContainerSpec, type ContainerSummary, type DockerEngine } from "./engine.js";
+import { EngineError, type ContainerDetails, type ContainerSpec, type ContainerSummary, type DockerEngine } from "./engine.js";
 import { DockerodeEngine } from "./dockerode-engine.js";
 import {
   clusterLabels,
@@ -265,17 +270,21 @@ export class DockerContainerManager implements ContainerManager {
 
   // ---- inspection ------------------------------------------------------------------------------
 
-  async status(): Promise<ClusterStatus> {
+  async status(options: StatusOptions = {}): Promise<ClusterStatus> {
     const all = await this.containers();
     const addresses = await this.addressesOf(all);
     const components: ComponentStatus[] = [];
     const replicas: ReplicaStatus[] = [];
-    for (const c of all) {
+    const shown = all.filter((c) => roleOf(c) !== "model_deployment");
+    const infos = await Promise.all(shown.map((c) => this.call("inspecting a container", () => this.engine.inspectContainer(c.id))));
+    // The engine takes about a second per one-shot stats answer: ask for every container at once.
+    const usages = options.usage ? await Promise.all(infos.map((info) => (info ? this.usageOf(info) : undefined))) : [];
+    for (const [i, c] of shown.entries()) {
       const role = roleOf(c);
-      if (role === "model_deployment") continue;
-      const info = await this.call("inspecting a container", () => this.engine.inspectContainer(c.id));
+      const info = infos[i];
       if (!info) continue;
-      const seen = { state: stateOf(info.state), ...(info.pid > 0 ? { pid: info.pid } : {}), restarts: info.restartCount };
+      const usage = usages[i];
+      const seen = { state: stateOf(info.state), ...(info.pid > 0 ? { pid: info.pid } : {}), restarts: info.restartCount, ...(usage ? { usage } : {}) };
       if (role === "model") {
         replicas.push({
           name: c.labels[LABEL.modelName] ?? "", version: c.labels[LABEL.modelVersion] ?? "", replica: Number(c.labels[LABEL.replica]), ...seen,
@@ -287,6 +296,16 @@ export class DockerContainerManager implements ContainerManager {
     components.sort((a, b) => a.component.localeCompare(b.component));
     replicas.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version) || a.replica - b.replica);
     return { addresses, components, replicas };
+  }
+
+  /** A running container's uptime, CPU and memory (the engine's one-shot stats). */
+  private async usageOf(info: ContainerDetails): Promise<ResourceUsage | undefined> {
+    if (info.state !== "running") return undefined;
+    const stats = await this.call("reading a container's stats", () => this.engine.containerStats(info.id));
+    return {
+      ...(info.startedAt ? { uptimeSeconds: Math.max(0, Math.round((Date.now() - info.startedAt.getTime()) / 1000)) } : {}),
+      ...stats,
+    };
   }
 
   /** The containers whose logs match `component`, in the grammar of common/log-components.ts. */
@@ -302,6 +321,12 @@ export class DockerContainerManager implements ContainerManager {
         lines: await this.call(`reading the log of ${c}`, () => this.engine.containerLogs(id, tail)),
       })),
     );
+  }
+
+  async streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
+    const keyed = async () => (await this.logContainers(component)).map((c) => ({ ...c, key: c.id }));
+    await streamEach(await keyed(), keyed, options, ({ component: c, id }, start) =>
+      this.call(`reading the log of ${c}`, () => this.engine.streamContainerLogs(id, start, (line) => onLine({ component: c, line }))));
   }
 
   // ---- internals: starting ---------------------------------------------------------------------

@@ -3,14 +3,18 @@
  * imports the SDK. Every dockerode failure leaves as EngineError with the daemon's status, so the
  * manager maps errors in one place and never sees an SDK type.
  */
+import type { Readable } from "node:stream";
 import type Dockerode from "dockerode";
 import { dockerClient } from "../../docker/client.js";
 import type { BuildProgress } from "../../images/types.js";
-import { logLines } from "./logs.js";
+import { LogStreamLines, logLines } from "./logs.js";
 import { fileArchive, firstFileOf } from "./file-archive.js";
+import { usageFromStats, type EngineStats } from "./stats.js";
 import {
   EngineError,
   type ContainerDetails,
+  type ContainerLogOptions,
+  type ContainerUsage,
   type ContainerSpec,
   type ContainerState,
   type ContainerSummary,
@@ -83,6 +87,7 @@ export class DockerodeEngine implements DockerEngine {
       pid: info.State.Pid,
       exitCode: info.State.ExitCode,
       restartCount: info.RestartCount ?? 0,
+      ...(info.State.StartedAt && !info.State.StartedAt.startsWith("0001-") ? { startedAt: new Date(info.State.StartedAt) } : {}),
       ports: publishedPorts(info),
     };
   }
@@ -112,6 +117,45 @@ export class DockerodeEngine implements DockerEngine {
       this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: Math.max(0, Math.floor(tail)), follow: false }),
     );
     return logLines(Buffer.isBuffer(answer) ? answer : Buffer.from(String(answer)), tail);
+  }
+
+  async streamContainerLogs(id: string, options: ContainerLogOptions, onLine: (line: string) => void): Promise<void> {
+    const query = {
+      stdout: true, stderr: true,
+      tail: options.tail === undefined ? "all" : String(Math.max(0, Math.floor(options.tail))),
+      // The daemon takes fractional seconds, so a resumed stream does not repeat a whole second.
+      ...(options.since ? { since: (options.since.getTime() / 1000).toFixed(3) } : {}),
+    };
+    const lines = new LogStreamLines(onLine);
+    if (!options.follow) {
+      const answer = await must(() => this.docker.getContainer(id).logs({ ...query, follow: false } as unknown as Dockerode.ContainerLogsOptions & { follow: false }));
+      lines.push(Buffer.isBuffer(answer) ? answer : Buffer.from(String(answer)));
+      lines.end();
+      return;
+    }
+    if (options.signal?.aborted) return;
+    const stream = await must(() => this.docker.getContainer(id).logs({ ...query, follow: true } as unknown as Dockerode.ContainerLogsOptions & { follow: true })) as unknown as Readable;
+    await new Promise<void>((resolve) => {
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        options.signal?.removeEventListener("abort", finish);
+        stream.destroy();
+        lines.end();
+        resolve();
+      };
+      options.signal?.addEventListener("abort", finish, { once: true });
+      stream.on("data", (chunk: Buffer) => lines.push(chunk));
+      stream.once("end", finish);
+      stream.once("close", finish);
+      stream.once("error", finish);
+    });
+  }
+
+  async containerStats(id: string): Promise<ContainerUsage | undefined> {
+    const stats = await engineCall(() => this.docker.getContainer(id).stats({ stream: false }), 404, 409);
+    return stats ? usageFromStats(stats as EngineStats) : undefined;
   }
 
   async putFile(id: string, path: string, content: string): Promise<void> {

@@ -64,6 +64,8 @@ export interface ContainerDetails extends ContainerSummary {
   pid: number;
   exitCode: number;
   restartCount: number;
+  /** When it last started (absent when it never did). */
+  startedAt?: Date;
   /** Published host port by the container's TCP port, for ports published now. */
   ports: Record<number, number>;
 }
@@ -73,6 +75,21 @@ export interface NamedObject {
   id: string;
   name: string;
   labels: Record<string, string>;
+}
+
+/** What a running container uses, as the engine's stats say. */
+export interface ContainerUsage {
+  /** Percent of one CPU core since the engine's previous sample. */
+  cpuPercent?: number;
+  /** Memory without the page cache (what `docker stats` shows). */
+  memoryBytes?: number;
+}
+
+export interface ContainerLogOptions {
+  tail?: number;
+  since?: Date;
+  follow: boolean;
+  signal?: AbortSignal;
 }
 
 export interface DockerEngine {
@@ -92,6 +109,14 @@ export interface DockerEngine {
   renameContainer(id: string, name: string): Promise<void>;
   /** The last `tail` lines of its stdout and stderr. */
   containerLogs(id: string, tail: number): Promise<string[]>;
+  /**
+   * Hands its stdout and stderr lines to `onLine`: those written since `since` (the last `tail` of
+   * them; all when `tail` is absent), then with `follow` new ones. Resolves when they are out, the
+   * container stops (its log ends), or `signal` aborts.
+   */
+  streamContainerLogs(id: string, options: ContainerLogOptions, onLine: (line: string) => void): Promise<void>;
+  /** CPU and memory now (one sample, not a stream); undefined when it is not running. */
+  containerStats(id: string): Promise<ContainerUsage | undefined>;
   /** Writes a file (mode 0444, parent directories created) into a container, started or not. */
   putFile(id: string, path: string, content: string): Promise<void>;
   /** A file's text, or undefined when the container has no such file. */

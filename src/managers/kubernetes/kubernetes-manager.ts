@@ -15,7 +15,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
 import { AdminClient } from "../../admin-client.js";
 import type { BuildProgress } from "../../images/types.js";
 import { clusterLabels, INTERNAL_PORTS, LABEL, rpcAuthOf, TOKEN_DIR } from "../cluster-spec.js";
@@ -27,16 +27,21 @@ import type {
   ClusterStatus,
   ContainerManager,
   KubernetesLocation,
+  LogLine,
   LogSource,
+  LogStreamOptions,
+  StatusOptions,
   LogTail,
   ModelDeployment,
 } from "../container-manager.js";
-import { checkReplicas, chosenVersion, noDeployment, sameDeployment, selectLogs, stopInOrder, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
+import { checkReplicas, chosenVersion, noDeployment, sameDeployment, selectLogs, stopInOrder, streamEach, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
 import { ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, modelRpcSecret, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { isKept, kept, keptReplicas, restored } from "./kept-replicas.js";
 import { k8sNames } from "./names.js";
 import { NamespaceApi, retryOnConflict } from "./namespace-api.js";
+import { streamPodLog } from "./pod-logs.js";
+import { podMetrics, podUptimeSeconds } from "./pod-usage.js";
 import { labelSelector, logCandidates, podStatuses, stopRoleOf } from "./pods.js";
 import { plainObjects } from "./render.js";
 import { apiServerHostOf, openServiceProxy, type ServiceProxy } from "./service-proxy.js";
@@ -446,10 +451,17 @@ export class KubernetesContainerManager implements ContainerManager {
 
   // ---- inspection -------------------------------------------------------------------------------
 
-  async status(): Promise<ClusterStatus> {
+  async status(options: StatusOptions = {}): Promise<ClusterStatus> {
     // What connect found in this process still holds (its proxies, token and registry do not change).
     const addresses = this.known ?? await this.connect();
-    return { addresses, ...podStatuses(await this.api.pods(clusterLabels(this.cluster))) };
+    const pods = await this.api.pods(clusterLabels(this.cluster));
+    if (!options.usage) return { addresses, ...podStatuses(pods) };
+    const metrics = await podMetrics(this.kc.makeApiClient(CustomObjectsApi), this.namespace, labelSelector(clusterLabels(this.cluster)));
+    const usageOf = (pod: V1Pod) => {
+      const uptimeSeconds = podUptimeSeconds(pod);
+      return { ...(uptimeSeconds === undefined ? {} : { uptimeSeconds }), ...("usage" in metrics ? metrics.usage.get(pod.metadata!.name!) : {}) };
+    };
+    return { addresses, ...podStatuses(pods, usageOf), ...("unavailable" in metrics ? { usageNote: metrics.unavailable } : {}) };
   }
 
   async logs(component?: string): Promise<LogSource[]> {
@@ -463,6 +475,12 @@ export class KubernetesContainerManager implements ContainerManager {
         this.api.core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: this.namespace, tailLines: tail }));
       return { component: p.metadata!.name!, lines: String(text).split("\n").filter((l, i, all) => l !== "" || i < all.length - 1) };
     }));
+  }
+
+  async streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
+    const keyed = async () => (await this.logPods(component)).map((pod) => ({ key: pod.metadata!.name!, component: pod.metadata!.name!, pod }));
+    await streamEach(await keyed(), keyed, options, ({ component: c, pod }, start) =>
+      this.api.call(`reading the log of ${c}`, () => streamPodLog(this.kc, this.namespace, pod, start, (line) => onLine({ component: c, line }))));
   }
 
   // ---- pieces -----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { LABEL, type Role } from "../cluster-spec.js";
 import type { LogCandidate, LogRole, StopRole } from "../common/index.js";
-import type { ComponentStatus, ReplicaStatus } from "../container-manager.js";
+import type { ComponentStatus, ReplicaStatus, ResourceUsage } from "../container-manager.js";
 
 /** Pods with their replica number: model pods numbered per version in name order, others 0. */
 export function numberReplicas(pods: readonly V1Pod[]): { pod: V1Pod; replica: number }[] {
@@ -21,7 +21,10 @@ export function numberReplicas(pods: readonly V1Pod[]): { pod: V1Pod; replica: n
 }
 
 /** `clipper status` of the cluster's pods: model pods as replicas, the others as components. */
-export function podStatuses(pods: readonly V1Pod[]): { components: ComponentStatus[]; replicas: ReplicaStatus[] } {
+export function podStatuses(
+  pods: readonly V1Pod[],
+  usageOf: (pod: V1Pod) => ResourceUsage | undefined = () => undefined,
+): { components: ComponentStatus[]; replicas: ReplicaStatus[] } {
   const components: ComponentStatus[] = [];
   const replicas: ReplicaStatus[] = [];
   for (const { pod, replica } of numberReplicas(pods)) {
@@ -30,10 +33,12 @@ export function podStatuses(pods: readonly V1Pod[]): { components: ComponentStat
     const state = podState(pod);
     const ready = podReady(pod);
     const restarts = (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
+    const usage = usageOf(pod);
+    const measured = usage ? { usage } : {};
     if (role === "model") {
-      replicas.push({ name: labels[LABEL.modelName] ?? "", version: labels[LABEL.modelVersion] ?? "", replica, state, restarts, pod: pod.metadata?.name ?? "", ready });
+      replicas.push({ name: labels[LABEL.modelName] ?? "", version: labels[LABEL.modelVersion] ?? "", replica, state, restarts, pod: pod.metadata?.name ?? "", ready, ...measured });
     } else if (role) {
-      components.push({ component: `${role}/${pod.metadata?.name}`, state, restarts, ready });
+      components.push({ component: `${role}/${pod.metadata?.name}`, state, restarts, ready, ...measured });
     }
   }
   return { components, replicas };

@@ -13,10 +13,15 @@ import type {
   ClusterOptions,
   ClusterStatus,
   ContainerManager,
+  LogLine,
   LogSource,
+  LogStreamOptions,
   LogTail,
   ModelDeployment,
+  StatusOptions,
 } from "../container-manager.js";
+import { streamLogFiles } from "./log-follow.js";
+import { processUsage, procAvailable } from "./proc-usage.js";
 import { httpProblem } from "../../http-fetch.js";
 import { readLogTail } from "../../log-tail.js";
 import {
@@ -25,6 +30,7 @@ import {
   clusterPaths,
   ensureClusterDirs,
   ensureToken,
+  listLogFiles,
   logCandidates,
   logFileOf,
   readJsonFile,
@@ -355,9 +361,12 @@ export class LocalContainerManager implements ContainerManager {
 
   // ---- inspection ------------------------------------------------------------------------------
 
-  async status(): Promise<ClusterStatus> {
+  async status(options: StatusOptions = {}): Promise<ClusterStatus> {
     const { record, client } = await this.running();
     const status = await client.call<StatusResponse>("GET", "/status");
+    const pids = [...status.components, ...status.replicas].flatMap((p) => (p.pid === undefined ? [] : [p.pid]));
+    const usage = options.usage ? await processUsage(pids) : undefined;
+    const usageOf = (pid: number | undefined) => (usage && pid !== undefined && usage.has(pid) ? { usage: usage.get(pid)! } : {});
     return {
       addresses: this.addressesOf(record),
       components: status.components.map((c) => ({
@@ -365,6 +374,7 @@ export class LocalContainerManager implements ContainerManager {
         state: c.state,
         ...(c.pid !== undefined ? { pid: c.pid } : {}),
         restarts: c.restarts,
+        ...usageOf(c.pid),
       })),
       replicas: status.replicas.map((r) => ({
         name: r.name,
@@ -373,7 +383,9 @@ export class LocalContainerManager implements ContainerManager {
         state: r.state,
         ...(r.pid !== undefined ? { pid: r.pid } : {}),
         restarts: r.restarts,
+        ...usageOf(r.pid),
       })),
+      ...(options.usage && !procAvailable() ? { usageNote: "uptime, CPU and memory come from /proc, which this system does not have" } : {}),
     };
   }
 
@@ -386,6 +398,10 @@ export class LocalContainerManager implements ContainerManager {
   /** Log files of the cluster; readable from disk even when the cluster is not running. */
   async readLogs(component: string | undefined, tail: number): Promise<LogTail[]> {
     return (await this.logs(component)).map((source) => ({ ...source, lines: source.path ? readLogTail(source.path, tail) : [] }));
+  }
+
+  async streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
+    return streamLogFiles(() => this.logs(component), () => listLogFiles(this.paths), options, onLine);
   }
 
   async logs(component?: string): Promise<LogSource[]> {

@@ -1,0 +1,72 @@
+/**
+ * Uptime, CPU and memory of local processes from Linux's /proc (`clipper status`). CPU is the
+ * share of one core over a short sample, as `top` shows it; memory is the resident set.
+ */
+import { readFileSync } from "node:fs";
+import type { ResourceUsage } from "../container-manager.js";
+import { pause } from "../common/index.js";
+
+/** Clock ticks per second of /proc's times: USER_HZ, fixed at 100 by the kernel's user ABI. */
+const USER_HZ = 100;
+const DEFAULT_SAMPLE_MS = 250;
+
+interface ProcTimes {
+  /** utime + stime, in ticks. */
+  cpuTicks: number;
+  /** Start, in ticks after boot. */
+  startTicks: number;
+}
+
+/** Fields 14, 15 and 22 of /proc/PID/stat; the name (field 2) may hold spaces and parentheses. */
+export function parseProcStat(text: string): ProcTimes | undefined {
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const [utime, stime, start] = [Number(fields[11]), Number(fields[12]), Number(fields[19])];
+  if (![utime, stime, start].every(Number.isFinite)) return undefined;
+  return { cpuTicks: utime + stime, startTicks: start };
+}
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+function times(pid: number): ProcTimes | undefined {
+  const text = read(`/proc/${pid}/stat`);
+  return text === undefined ? undefined : parseProcStat(text);
+}
+
+function residentBytes(pid: number): number | undefined {
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(read(`/proc/${pid}/status`) ?? "")?.[1];
+  return kb === undefined ? undefined : Number(kb) * 1024;
+}
+
+/** Whether this system has /proc to read (Linux); elsewhere status says so instead of guessing. */
+export function procAvailable(): boolean {
+  return /^btime \d+$/m.test(read("/proc/stat") ?? "");
+}
+
+/** Each live pid's usage; a pid that is gone (or unreadable) is absent from the answer. */
+export async function processUsage(pids: readonly number[], sampleMs = DEFAULT_SAMPLE_MS): Promise<Map<number, ResourceUsage>> {
+  const usage = new Map<number, ResourceUsage>();
+  const bootSeconds = Number(/^btime (\d+)$/m.exec(read("/proc/stat") ?? "")?.[1]);
+  if (!Number.isFinite(bootSeconds) || pids.length === 0) return usage;
+  const before = new Map(pids.map((pid) => [pid, times(pid)]));
+  const startedMs = performance.now();
+  await pause(sampleMs, undefined);
+  const elapsedSeconds = (performance.now() - startedMs) / 1000;
+  for (const pid of pids) {
+    const [first, second] = [before.get(pid), times(pid)];
+    // A different start time is a different process that got the same pid.
+    if (!first || !second || first.startTicks !== second.startTicks) continue;
+    const memoryBytes = residentBytes(pid);
+    usage.set(pid, {
+      uptimeSeconds: Math.max(0, Math.round(Date.now() / 1000 - (bootSeconds + second.startTicks / USER_HZ))),
+      cpuPercent: Math.round(((second.cpuTicks - first.cpuTicks) / USER_HZ / elapsedSeconds) * 1000) / 10,
+      ...(memoryBytes === undefined ? {} : { memoryBytes }),
+    });
+  }
+  return usage;
+}
