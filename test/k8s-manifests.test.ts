@@ -68,6 +68,19 @@ describe("clipper --manager kubernetes --dry-run", () => {
     expect(d!.spec.template.spec.containers[0].env).toEqual(expect.arrayContaining([
       { name: "CLIPPER_WARMUP_INPUT", value: "[1,2.5]" }, { name: "CLIPPER_WARMUP_BATCHES", value: "3" },
     ]));
+    // The HPA alternative to `clipper autoscale` follows, commented out: applying the output creates no HPA.
+    const commented = r.stdout.split("\n").filter((l) => l.startsWith("# ")).map((l) => l.slice(2));
+    const hpa = parseAllDocuments(commented.slice(commented.indexOf("---")).join("\n"))
+      .map((doc) => (doc as { toJS(): Json }).toJS()).find((o) => o?.kind === "HorizontalPodAutoscaler");
+    expect(commented.join("\n")).toMatch(/metrics adapter .* never both/s);
+    expect(hpa).toMatchObject({
+      apiVersion: "autoscaling/v2",
+      spec: {
+        scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "clipper-prod-sum-model-3" },
+        minReplicas: 2, maxReplicas: 8,
+        metrics: [{ type: "External", external: { metric: { name: "clipper_model_queue_depth", selector: { matchLabels: { model: "sum-model:3" } } } } }],
+      },
+    });
   });
 
   it("prints a JSON List with -o json", async () => {

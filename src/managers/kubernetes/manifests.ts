@@ -17,6 +17,7 @@
  * the frontends' RPC port (the query port stays open).
  */
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
+import type { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IEnvVar } from "kubernetes-models/v1/EnvVar";
 import type { ILocalObjectReference } from "kubernetes-models/v1/LocalObjectReference";
@@ -128,7 +129,8 @@ export interface KubernetesModelSpec {
   labels?: Record<string, string>;
 }
 
-export type KubernetesObject = Namespace | Secret | PersistentVolumeClaim | Deployment | Service | NetworkPolicy;
+/** What we render; a HorizontalPodAutoscaler is only ever printed (commented out, hpa.ts), never applied. */
+export type KubernetesObject = Namespace | Secret | PersistentVolumeClaim | Deployment | Service | NetworkPolicy | HorizontalPodAutoscaler;
 
 export const DEFAULT_RESOURCES = {
   management: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "1", memory: "512Mi" } },
