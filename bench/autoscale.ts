@@ -102,6 +102,8 @@ writeReport("autoscale", [
     `**${rows[0]!.ratio.toFixed(1)}×**, **${closed.downAfterS ?? "-"} s**, **${rows[0]!.failed} failed, ${rows[0]!.defaults} default outputs**.`,
   "- The open loop offers 3× one replica's capacity from the first second: until the new replicas are up, admission answers",
   "  what cannot make the SLO with the default output at once (its count is in the table); afterwards the model answers all of it.",
+  "- A step down while the open loop still runs is the controller's low-load rule at work: 150/s is exactly three",
+  "  replicas' capacity, and the queue stayed under half the target on one replica fewer for the scale-down delay.",
   "",
   "![closed loop](autoscale-closed.svg)",
   "",
