@@ -19,7 +19,7 @@ import { refuseForeignOrigin, requireJsonContentType } from "./browser-guard.js"
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { AUTOSCALE_READ_OPERATIONS, AUTOSCALE_WRITE_OPERATIONS } from "./autoscale-operations.js";
-import { AUTOSCALER_EVENTS_PATH, AutoscaleDecisionEventSchema, type AutoscaleEventInput, RECORD_AUTOSCALER_EVENT_PATH } from "../shared/autoscaling.js";
+import { AUTOSCALER_EVENTS_PATH, AutoscaleDecisionEventSchema, RECORD_AUTOSCALER_EVENT_PATH } from "../shared/autoscaling.js";
 import { AutoscaleEventLog } from "../autoscaler/event-log.js";
 import { ReplicaRegistry } from "./replicas.js";
 import { StateInvalidError, StatePersistError, StateStore } from "./store.js";
@@ -71,6 +71,9 @@ const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = {
   ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS,
 };
 const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
+/** A scale decision the autoscaler loop acted on (configuration events come from the writes only). */
+const DECISION_EVENT = spec(AutoscaleDecisionEventSchema,
+  `{"kind" := "scale_up"|"scale_down", "model_name" := string, "model_version" := string, "from" := int, "to" := int, "reason" := string}`);
 const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS };
 
 type Route =
@@ -152,7 +155,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
         return sendReply(res, { kind: "json", value: autoscaleEvents.page(since, limit) });
       }
       case "record_event": {
-        const event = parseDecisionEvent(await readTextBody(req, maxBodyBytes));
+        const event = parseBody(await readTextBody(req, maxBodyBytes), DECISION_EVENT);
         return sendReply(res, { kind: "json", value: { seq: autoscaleEvents.record(event).seq } });
       }
       case "report": {
@@ -319,19 +322,4 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
 /** A header sent more than once arrives as an array: only the first value counts. */
 function firstValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** A scale decision the autoscaler loop reports; anything else is a 400 saying what was expected. */
-function parseDecisionEvent(text: string): AutoscaleEventInput {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  const result = AutoscaleDecisionEventSchema.safeParse(parsed);
-  if (!result.success) {
-    throw new AdminError("bad_request", `Expected {"kind" := "scale_up"|"scale_down", "model_name", "model_version", "from", "to", "reason"}; ${result.error.issues[0]?.message ?? "invalid body"}`);
-  }
-  return result.data;
 }

@@ -6,7 +6,6 @@
 import { describe, expect, it } from "vitest";
 import { AutoscaleEventLog } from "../../runtime/autoscaler/event-log.js";
 import { getAutoscaling, setAutoscaling } from "../../runtime/management/autoscale-operations.js";
-import { AdminError } from "../../runtime/management/errors.js";
 import { deleteVersionedModel, getAllModels, type WriteOperation } from "../../runtime/management/operations.js";
 import { MAX_AUTOSCALE_REPLICAS } from "../../runtime/shared/autoscaling.js";
 import { dict } from "../../runtime/shared/dict.js";
@@ -14,6 +13,7 @@ import { describeViolation, stateViolations } from "../../runtime/shared/state-i
 import { type ClusterState, ClusterStateSchema } from "../../runtime/shared/state.js";
 import { MAX_REPLICAS } from "../../src/managers/common/replicas.js";
 import { consistent } from "../support/state-fixtures.js";
+import { refusal } from "../support/admin-refusal.js";
 
 /** Applies a write like the store does: the next state must be consistent and load back as it is. */
 function apply(state: ClusterState, op: WriteOperation, body: unknown): { state: ClusterState; text: string; event?: unknown } {
@@ -25,16 +25,6 @@ function apply(state: ClusterState, op: WriteOperation, body: unknown): { state:
   return { state: { ...reloaded, revision: state.revision + 1 }, text: outcome.text, event: outcome.event };
 }
 
-function refusal(run: () => unknown): string {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(AdminError);
-    expect((err as AdminError).status).toBe(400);
-    return (err as AdminError).message;
-  }
-  throw new Error("expected a 400");
-}
 
 const read = (state: ClusterState, body: unknown = {}) => getAutoscaling({ state, replicas: [] }, JSON.stringify(body));
 

@@ -4,7 +4,6 @@
  * The in-process cluster end to end is in test/prototype-names.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { AdminError } from "../../runtime/management/errors.js";
 import {
   addApp, addModel, addModelLinks, deleteApp, deleteModelLinks, deleteVersionedModel, getApplication, getLinkedModels,
   getModel, getState, setModelVersion, type WriteOperation,
@@ -14,6 +13,7 @@ import { canonicalInputType } from "../../runtime/shared/input-types.js";
 import { stateViolations } from "../../runtime/shared/state-invariants.js";
 import { type ClusterState, ClusterStateSchema, emptyState } from "../../runtime/shared/state.js";
 import { parsePolicySpec } from "../../src/policy-spec.js";
+import { refusal } from "../support/admin-refusal.js";
 
 /** As a plain string: TypeScript itself types `record.constructor` as Object's Function. */
 const CONSTRUCTOR: string = "constructor";
@@ -36,17 +36,6 @@ function apply(state: ClusterState, op: WriteOperation, body: unknown): ClusterS
   return { ...reloaded, revision: state.revision + 1 };
 }
 
-/** The 400 an operation throws, or a failure when it throws anything else (a 500 in the daemon). */
-function refusal(run: () => unknown): string {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(AdminError);
-    expect((err as AdminError).status).toBe(400);
-    return (err as AdminError).message;
-  }
-  throw new Error("expected a 400");
-}
 
 describe("prototype names through the admin operations", () => {
   it("are not input types", () => {
