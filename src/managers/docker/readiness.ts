@@ -39,6 +39,13 @@ export async function publishedPorts(r: Readiness, containers: Frontends): Promi
     if (info.state === "exited" || info.state === "dead") throw await startupError(r.engine, component, info.id, `exited with code ${info.exitCode}`);
   }
   const ports = { query: f.ports[INTERNAL_PORTS.query] ?? 0, management: m.ports[INTERNAL_PORTS.management] ?? 0 };
+  // Between an exit and Docker's restart a container publishes nothing: that too is a failed start.
+  for (const [component, info, port] of [["management", m, ports.management], ["frontend", f, ports.query]] as const) {
+    if (!port && (info.state === "restarting" || info.restartCount > 0)) {
+      throw await startupError(r.engine, component, info.id,
+        `keeps exiting (exit code ${info.exitCode}; Docker restarted it ${info.restartCount} time${info.restartCount === 1 ? "" : "s"})`);
+    }
+  }
   if (!ports.query || !ports.management) {
     throw new ManagerError(`Docker did not publish the cluster's ports (${m.name} ${m.state}, ${f.name} ${f.state})`, "STARTUP_FAILED");
   }
