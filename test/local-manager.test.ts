@@ -565,7 +565,9 @@ describe("LocalContainerManager", () => {
     const m = manager({ componentCommands: { frontend: fixture("silent.mjs") }, clock });
     const error = await m.startClipper(options({ startupTimeoutMs: 3_600_000 })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StartupError);
-    expect((error as Error).message).toMatch(/^the (query frontend did not answer|supervisor did not report).* within 3600000 ms/);
+    // Which part is named first depends on how far the real processes got in those few real steps
+    // (a loaded machine may not have the daemon up yet); the hour-long timeout is what is tested.
+    expect((error as Error).message).toMatch(/^the (query frontend did not answer|management daemon did not answer|supervisor did not report).* within 3600000 ms/);
     expect(existsSync(m.paths.supervisorFile)).toBe(false);
   });
 
