@@ -12,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ManagementServer, startManagementServer } from "../runtime/management/server.js";
 import { STATE_FILE, StateFileError, StateStore } from "../runtime/management/store.js";
 import { WatchHub } from "../runtime/management/watch.js";
-import { emptyState, REPORT_REPLICAS_PATH, type ReplicaRecord, WATCH_PATH } from "../runtime/shared/state.js";
+import { emptyState, REPORT_REPLICAS_PATH, WATCH_PATH } from "../runtime/shared/state.js";
 import { ensureDaemonBuilt, killHard, LineReader, runDaemon, startDaemon } from "./support/management-daemon.js";
+import { replicaRecord } from "./support/state-fixtures.js";
 import { tempDirs } from "./support/temp-dirs.js";
 
 const silent = pino({ level: "silent" });
@@ -497,13 +498,7 @@ describe("the daemon process", () => {
 });
 
 describe("replica reports", () => {
-  const replica = (name: string, version: string, id: number): ReplicaRecord => ({
-    model_id: `${name}:${version}`,
-    model_name: name,
-    model_version: version,
-    model_replica_id: id,
-    input_type: "doubles",
-  });
+  const replica = replicaRecord;
   it("shows the union of the frontends' reports in get_all_containers and get_container", async () => {
     const { server } = await startServer();
     try {

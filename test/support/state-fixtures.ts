@@ -1,6 +1,6 @@
 /** Small cluster states for the state store's tests (files and daemon). */
 import { dict } from "../../runtime/shared/dict.js";
-import { type AppRecord, type ClusterState, emptyState, type ModelVersionRecord } from "../../runtime/shared/state.js";
+import { type AppRecord, type ClusterState, emptyState, type ModelVersionRecord, type ReplicaRecord } from "../../runtime/shared/state.js";
 
 export const appRecord = (name: string, linked: string[] = [], inputType: AppRecord["input_type"] = "doubles"): AppRecord => ({
   name, input_type: inputType, default_output: "-1", latency_slo_micros: 1000, linked_models: linked,
@@ -17,3 +17,8 @@ export function consistent(): ClusterState {
   state.models.m = { name: "m", current_version: "2", versions: dict([["1", versionRecord("m", "1")], ["2", versionRecord("m", "2")]]) };
   return state;
 }
+
+/** A replica record as a frontend reports it. */
+export const replicaRecord = (name: string, version: string, id: number): ReplicaRecord => ({
+  model_id: `${name}:${version}`, model_name: name, model_version: version, model_replica_id: id, input_type: "doubles",
+});

@@ -11,19 +11,13 @@ import { isAuthorized, isOpenEndpoint } from "../../runtime/management/auth.js";
 import { ADMIN_ERROR_STATUS, AdminError, type AdminErrorCode } from "../../runtime/management/errors.js";
 import { FlagError, parseFlags } from "../../runtime/management/flags.js";
 import { ReplicaRegistry } from "../../runtime/management/replicas.js";
-import { type ReplicaRecord } from "../../runtime/shared/state.js";
+import { replicaRecord } from "../support/state-fixtures.js";
 import { tempDirs } from "../support/temp-dirs.js";
 
 const tempDir = tempDirs("clipper-mgmt-");
 
 describe("replica reports", () => {
-  const replica = (name: string, version: string, id: number): ReplicaRecord => ({
-    model_id: `${name}:${version}`,
-    model_name: name,
-    model_version: version,
-    model_replica_id: id,
-    input_type: "doubles",
-  });
+  const replica = replicaRecord;
 
   it("forgets a frontend that stopped reporting", () => {
     let now = 1_000;
