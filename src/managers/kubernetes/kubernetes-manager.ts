@@ -52,6 +52,8 @@ export interface KubernetesManagerOptions {
   cluster: string;
   /** A kubeconfig file; absent: $KUBECONFIG or ~/.kube/config (or in-cluster). */
   kubeconfig?: string;
+  /** A configuration already loaded (the autoscaler host's in-cluster one); kubeconfig and context are then not read. */
+  kubeConfig?: KubeConfig;
   context?: string;
   /** Absent: the context's namespace, else "default". */
   namespace?: string;
@@ -103,16 +105,19 @@ export class KubernetesContainerManager implements ContainerManager {
     this.cluster = options.cluster;
     this.clock = options.clock ?? systemClock;
     this.pollMs = options.pollMs ?? 1000;
-    const kc = new KubeConfig();
+    const kc = options.kubeConfig ?? new KubeConfig();
     this.kc = kc;
     try {
-      if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
-      else kc.loadFromDefault();
-      if (options.context) kc.setCurrentContext(options.context);
+      // A configuration the caller loaded is used as it is.
+      if (!options.kubeConfig) {
+        if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
+        else kc.loadFromDefault();
+        if (options.context) kc.setCurrentContext(options.context);
+      }
     } catch (err) {
       throw new ManagerError(`cannot load the kubeconfig${options.kubeconfig ? ` ${options.kubeconfig}` : ""}: ${(err as Error).message}`, "INVALID_ARGUMENT");
     }
-    if (options.context && !kc.getContextObject(options.context)) {
+    if (options.context && !options.kubeConfig && !kc.getContextObject(options.context)) {
       throw new ManagerError(`the kubeconfig has no context named ${options.context}`, "INVALID_ARGUMENT");
     }
     if (!kc.getCurrentCluster()) throw new ManagerError("the kubeconfig names no cluster for its current context", "INVALID_ARGUMENT");
@@ -392,9 +397,17 @@ export class KubernetesContainerManager implements ContainerManager {
   }
 
   async setNumReplicas(name: string, version: string, replicas: number): Promise<void> {
+    await this.requestReplicas(name, version, replicas);
+    await this.api.waitForRollout([k8sNames.model(this.cluster, name, version)]);
+  }
+
+  /**
+   * Sets the version's scale subresource, as setNumReplicas does, without waiting for the rollout:
+   * the autoscaler's controller waits for the replicas to connect itself (src/autoscaler/host.ts).
+   */
+  async requestReplicas(name: string, version: string, replicas: number): Promise<void> {
     checkReplicas(replicas);
     await this.scale(name, version, replicas);
-    await this.api.waitForRollout([k8sNames.model(this.cluster, name, version)]);
   }
 
   /** Sets the version's scale subresource (at the resourceVersion read with it: a concurrent change is read again). */
