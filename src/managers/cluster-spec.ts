@@ -14,7 +14,7 @@ import { DEFAULT_RPC_AUTH, RPC_SECRET_ENV, versionSecret, type RpcAuthMode, type
 export const LABEL = {
   /** `<cluster>`, on everything a manager creates. */
   cluster: "ai.clipper.container.label",
-  /** The role: management | query_frontend | model | model_deployment. */
+  /** The role: management | query_frontend | autoscaler | model | model_deployment. */
   role: "ai.clipper.name",
   /** `<name>_<version>` on model replicas (`_` cannot occur in either, so it splits unambiguously). */
   modelContainer: "ai.clipper.model_container.label",
@@ -36,7 +36,7 @@ export const LABEL = {
   registry: "ai.clipper.registry",
 } as const;
 
-export type Role = "management" | "query_frontend" | "model" | "model_deployment";
+export type Role = "management" | "query_frontend" | "autoscaler" | "model" | "model_deployment";
 
 /** Ports the runtimes listen on inside their containers (Clipper's defaults). */
 export const INTERNAL_PORTS = { query: 1337, management: 1338, rpc: 7000 } as const;
@@ -88,6 +88,25 @@ export function frontendCommand(input: { managementUrl: string; token: boolean; 
     ...frontendTuningFlags(o, RPC_KEY_FILE),
     ...allowedHostsFlags(input.allowedHosts),
   ];
+}
+
+/** The autoscaler host's command line inside the runtime image (src/autoscaler/host-main.ts). */
+export const AUTOSCALER_COMMAND: readonly string[] = ["node", "dist/src/autoscaler/host-main.js"];
+
+/**
+ * The autoscaler host's environment (src/autoscaler/host.ts HOST_ENV): where it reads the cluster
+ * (the daemon's in-cluster address), the token file when the cluster has a token, and the manager.
+ */
+export function autoscalerEnv(input: {
+  cluster: string; managementUrl: string; token: boolean; manager: { kind: "docker" } | { kind: "kubernetes"; namespace: string };
+}): Record<string, string> {
+  return {
+    CLIPPER_CLUSTER: input.cluster,
+    CLIPPER_MANAGER: input.manager.kind,
+    CLIPPER_ADMIN_URL: input.managementUrl,
+    ...(input.token ? { CLIPPER_ADMIN_TOKEN_FILE: TOKEN_FILE } : {}),
+    ...(input.manager.kind === "kubernetes" ? { CLIPPER_NAMESPACE: input.manager.namespace } : {}),
+  };
 }
 
 /**

@@ -80,6 +80,12 @@ export interface ClusterOptions {
   rpcAuth?: RpcAuthMode;
   /** Largest RPC frame the frontends accept from a replica; absent: the frontend's default. */
   maxRpcFrameBytes?: number;
+  /**
+   * Run the autoscaler (docs/autoscaling.md); default on. Off (`--no-autoscaler`): no process scales
+   * autoscaled versions, and on Docker and Kubernetes no autoscaler container, Deployment or
+   * credential to scale is created.
+   */
+  autoscaler?: boolean;
 }
 
 /** Runtimes a predict function runs on. `python` and `node` run anywhere; the framework flavours

@@ -151,8 +151,8 @@ export class FakeDockerEngine implements DockerEngine {
       throw new EngineError(`network ${network} not found`, 404);
     }
     for (const mount of spec.HostConfig.Mounts ?? []) {
-      // Docker creates a named volume a container mounts when it does not exist yet.
-      if (!this.volumes.has(mount.Source)) this.volumes.set(mount.Source, { id: mount.Source, name: mount.Source, labels: {} });
+      // Docker creates a named volume a container mounts when it does not exist yet (a bind mount is a host path).
+      if (mount.Type === "volume" && !this.volumes.has(mount.Source)) this.volumes.set(mount.Source, { id: mount.Source, name: mount.Source, labels: {} });
     }
     const id = `c${String(this.nextId++).padStart(11, "0")}`;
     this.containers.set(id, {
@@ -168,6 +168,7 @@ export class FakeDockerEngine implements DockerEngine {
     if (c.state === "running") return;
     const behaviour = this.onStart.find((b) => b.when(c.spec))?.then;
     if (behaviour && "fail" in behaviour) throw new EngineError(behaviour.fail, 500);
+    this.events.push(`start ${c.name}`);
     const ports: Record<number, number> = {};
     for (const [key, bindings] of Object.entries(c.spec.HostConfig.PortBindings ?? {})) {
       const wanted = Number(bindings[0]?.HostPort || 0);
@@ -322,7 +323,7 @@ export class FakeDockerEngine implements DockerEngine {
 
   async removeVolume(name: string): Promise<void> {
     this.check("removeVolume");
-    const users = [...this.containers.values()].filter((c) => (c.spec.HostConfig.Mounts ?? []).some((m) => m.Source === name));
+    const users = [...this.containers.values()].filter((c) => (c.spec.HostConfig.Mounts ?? []).some((m) => m.Type === "volume" && m.Source === name));
     if (users.length) throw new EngineError(`remove ${name}: volume is in use - [${users.map((c) => c.id).join(", ")}]`, 409);
     this.volumes.delete(name);
   }

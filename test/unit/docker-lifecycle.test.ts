@@ -136,7 +136,7 @@ describe("the Docker manager on a fake engine", () => {
     expect((await failure(manager.startClipper(options))).reason).toBe("CLUSTER_ALREADY_RUNNING");
   });
 
-  it("stops replicas, then the frontend, then the management daemon, and only this cluster's containers", async () => {
+  it("stops the autoscaler, then replicas, then the frontend, then the management daemon, and only this cluster's containers", async () => {
     const { fake, manager, options } = setup("order");
     await manager.startClipper(options);
     await manager.deployModel(deployment("m", "1"), 2);
@@ -145,8 +145,10 @@ describe("the Docker manager on a fake engine", () => {
     fake.events.length = 0;
     await manager.stopAll({ keepState: false });
     const removed = fake.events.filter((e) => e.startsWith("remove "));
-    expect(removed.slice(0, 3).sort()).toEqual(["remove clipper-order-m-1-0", "remove clipper-order-m-1-1", "remove clipper-order-m-1-deployment"]);
-    expect(removed.slice(3)).toEqual(["remove clipper-order-query-frontend", "remove clipper-order-management"]);
+    // The autoscaler goes first: nothing may scale a replica up while the cluster stops.
+    expect(removed[0]).toBe("remove clipper-order-autoscaler");
+    expect(removed.slice(1, 4).sort()).toEqual(["remove clipper-order-m-1-0", "remove clipper-order-m-1-1", "remove clipper-order-m-1-deployment"]);
+    expect(removed.slice(4)).toEqual(["remove clipper-order-query-frontend", "remove clipper-order-management"]);
     expect([...fake.containers.values()].map((c) => c.name).sort()).toEqual(["other-cluster", "unlabelled"]);
     expect(fake.networks.size + fake.volumes.size).toBe(0);
   });
@@ -279,6 +281,35 @@ describe("the Docker manager on a fake engine", () => {
     await manager.deployModel(deployment("m", "1"), 1);
     fake.byName("clipper-logs-m-1-0")!.logs.push("one", "two", "three");
     expect(await manager.readLogs("m-1", 2)).toEqual([{ component: "m-1-0", lines: ["two", "three"] }]);
-    expect((await manager.logs()).map((l) => l.component)).toEqual(["frontend", "m-1-0", "management"]);
+    expect((await manager.logs()).map((l) => l.component)).toEqual(["autoscaler", "frontend", "m-1-0", "management"]);
+  });
+
+  it("runs the autoscaler last, with the cluster's token and the engine socket, and shows it in status and logs", async () => {
+    const { fake, manager } = setup("auto");
+    const addresses = await manager.startClipper(clusterOptions("auto", { host: "0.0.0.0" }));
+    const started = fake.events.filter((e) => e.startsWith("start "));
+    expect(started.at(-1)).toBe(`start ${names.autoscaler("auto")}`);
+    const autoscaler = fake.byName(names.autoscaler("auto"))!;
+    expect(autoscaler.state).toBe("running");
+    expect(autoscaler.files.get(TOKEN_FILE)?.trim()).toBe(addresses.token);
+    expect(autoscaler.files.has(RPC_KEY_FILE)).toBe(false);
+    expect(autoscaler.spec.HostConfig?.Mounts).toEqual([{ Type: "bind", Source: "/var/run/docker.sock", Target: "/var/run/docker.sock" }]);
+    expect((await manager.status()).components.map((c) => c.component)).toEqual(["autoscaler", "frontend", "management"]);
+    autoscaler.logs.push('{"msg":"autoscaler running"}');
+    expect(await manager.readLogs("autoscaler", 5)).toEqual([{ component: "autoscaler", lines: ['{"msg":"autoscaler running"}'] }]);
+    // An autoscaler that cannot start fails the start, which removes everything it created.
+    const broken = setup("auto-broken");
+    broken.fake.onStart.push({ when: (spec) => spec.name === names.autoscaler("auto-broken"), then: { fail: "mounts denied: /var/run/docker.sock" } });
+    expect((await failure(broken.manager.startClipper(broken.options))).message).toContain("mounts denied");
+    expect(broken.fake.containers.size + broken.fake.networks.size + broken.fake.volumes.size).toBe(0);
+  });
+
+  it("autoscaler: false (--no-autoscaler) runs no autoscaler container", async () => {
+    const { fake, manager, options } = setup("manual");
+    await manager.startClipper({ ...options, autoscaler: false });
+    expect(fake.byName(names.autoscaler("manual"))).toBeUndefined();
+    expect(fake.namesWith({ [LABEL.role]: "autoscaler" })).toEqual([]);
+    expect((await manager.status()).components.map((c) => c.component)).toEqual(["frontend", "management"]);
+    expect((await failure(manager.readLogs("autoscaler", 5))).reason).toBe("NOT_FOUND");
   });
 });

@@ -8,7 +8,7 @@ import type { ClusterOptions } from "../../src/managers/container-manager.js";
 import { checkClusterOptions } from "../../src/managers/docker/docker-manager.js";
 import { LABEL, readStoredDeployment, RECORD_LABEL, storedDeployment } from "../../src/managers/docker/labels.js";
 import { demuxLogs, logLines } from "../../src/managers/docker/logs.js";
-import { daemonHostName, deploymentRecordSpec, deviceRequests, frontendSpec, managementSpec, replicaSpec } from "../../src/managers/docker/specs.js";
+import { autoscalerSpec, daemonHostName, deploymentRecordSpec, deviceRequests, frontendSpec, managementSpec, replicaSpec } from "../../src/managers/docker/specs.js";
 import { versionSecret } from "../../runtime/shared/rpc-auth.js";
 
 describe("Docker manager specs (no daemon needed)", () => {
@@ -58,6 +58,27 @@ describe("Docker manager specs (no daemon needed)", () => {
     expect(m.HostConfig?.PortBindings).toEqual({ "1338/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] });
     expect(m.Labels).toMatchObject({ [LABEL.managementPort]: "0", [LABEL.queryPort]: "1337", [LABEL.host]: "localhost" });
     expect(m.Labels?.[LABEL.tokenFile]).toBeUndefined();
+  });
+
+  it("runs the autoscaler host with the engine socket, reaching the daemon by a name the daemon admits", () => {
+    const a = autoscalerSpec({ cluster: "c1", options, image: "rt", token: true });
+    expect(a.name).toBe("clipper-c1-autoscaler");
+    expect(a.Image).toBe("rt");
+    expect(a.Cmd).toEqual(["node", "dist/src/autoscaler/host-main.js"]);
+    expect(a.Env?.sort()).toEqual([
+      "CLIPPER_ADMIN_TOKEN_FILE=/etc/clipper/token", "CLIPPER_ADMIN_URL=http://clipper-c1-management:1338", "CLIPPER_CLUSTER=c1", "CLIPPER_MANAGER=docker",
+    ]);
+    expect(a.Labels).toEqual({ [LABEL.cluster]: "c1", [LABEL.role]: "autoscaler", [LABEL.tokenFile]: "/etc/clipper/token" });
+    // The engine API is served on the socket: connecting needs it writable, so no ReadOnly.
+    expect(a.HostConfig).toEqual({
+      NetworkMode: "clipper-c1", RestartPolicy: { Name: "unless-stopped" },
+      Mounts: [{ Type: "bind", Source: "/var/run/docker.sock", Target: "/var/run/docker.sock" }],
+    });
+    expect(a.ExposedPorts).toBeUndefined();
+    const host = new URL(a.Env!.find((e) => e.startsWith("CLIPPER_ADMIN_URL="))!.split("=")[1]!).hostname;
+    const m = managementSpec({ cluster: "c1", options, image: "rt", token: true });
+    expect(m.Cmd?.at(-1)?.split(",")).toContain(host);
+    expect(autoscalerSpec({ cluster: "c1", options, image: "rt", token: false }).Env).not.toContainEqual(expect.stringMatching(/TOKEN_FILE/));
   });
 
   it("admits the remote Docker daemon's hostname, which this client reaches the published ports by", () => {

@@ -3,6 +3,7 @@
  *   (nothing)                 every component
  *   an exact component name   as `clipper status` and `clipper logs` list them (a pod name on Kubernetes)
  *   management | frontend     the role (also query_frontend, query-frontend)
+ *   autoscaler                the autoscaler host (Docker and Kubernetes)
  *   <model>                   every replica of every version of the model
  *   <model>-<version>         every replica of that version
  *   <model>-<version>-<n>     one replica, numbered as `clipper status` numbers them
@@ -10,7 +11,7 @@
  */
 import { ManagerError } from "../errors.js";
 
-export type LogRole = "management" | "frontend" | "model" | "other";
+export type LogRole = "management" | "frontend" | "autoscaler" | "model" | "other";
 
 export interface LogCandidate {
   component: string;
@@ -24,6 +25,7 @@ const ROLE_ALIASES: Record<string, LogRole> = {
   frontend: "frontend",
   query_frontend: "frontend",
   "query-frontend": "frontend",
+  autoscaler: "autoscaler",
 };
 
 export function selectLogs<T extends LogCandidate>(candidates: readonly T[], query: string | undefined): T[] {

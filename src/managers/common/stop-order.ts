@@ -1,11 +1,12 @@
 /**
- * The order in which a cluster's parts stop, on every manager: model replicas first (they hold
- * connections to the frontends), then the query frontends, then the management daemon (which the
- * frontends read their configuration from).
+ * The order in which a cluster's parts stop, on every manager: the autoscaler first (so nothing
+ * scales a cluster that is going), then model replicas (they hold connections to the frontends),
+ * then the query frontends, then the management daemon (which the frontends read their
+ * configuration from).
  */
-export type StopRole = "model" | "frontend" | "management";
+export type StopRole = "autoscaler" | "model" | "frontend" | "management";
 
-export const STOP_ORDER: readonly StopRole[] = ["model", "frontend", "management"];
+export const STOP_ORDER: readonly StopRole[] = ["autoscaler", "model", "frontend", "management"];
 
 /** Runs `stop` on each item, one role at a time in STOP_ORDER, items of a role in parallel. */
 export async function stopInOrder<T>(items: readonly T[], roleOf: (item: T) => StopRole, stop: (item: T) => Promise<void>): Promise<void> {

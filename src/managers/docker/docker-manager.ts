@@ -5,6 +5,8 @@
  *   container clipper-<c>-management      node dist/runtime/management/main.js, 1338 published
  *   container clipper-<c>-query-frontend  node dist/runtime/frontend/main.js, 1337 published (7000, the
  *                                         model RPC port, only on the network)
+ *   container clipper-<c>-autoscaler      node dist/src/autoscaler/host-main.js, the Docker socket mounted
+ *                                         (not with `autoscaler: false`); scales autoscaled versions
  *   container clipper-<c>-<m>-<v>-<i>     model replicas: the model image's own command; they reach
  *                                         the frontend over the network (CLIPPER_IP=<frontend name>)
  *   container clipper-<c>-<m>-<v>-deployment  created, never started: the deployment's record
@@ -93,7 +95,7 @@ import {
 } from "./labels.js";
 import { modelNames, records, roleOf, versionsOf, type VersionContainers } from "./records.js";
 import { publishedPorts, waitUntilUp, type Probe, type PublishedPorts, type Readiness } from "./readiness.js";
-import { daemonHostName, deploymentRecordSpec, frontendSpec, managementSpec, replicaSpec } from "./specs.js";
+import { autoscalerSpec, daemonHostName, deploymentRecordSpec, frontendSpec, managementSpec, replicaSpec } from "./specs.js";
 import { newToken } from "./token.js";
 
 export { MAX_REPLICAS } from "../common/index.js";
@@ -179,6 +181,8 @@ export class DockerContainerManager implements ContainerManager {
       const addresses = this.addressesFor(options.host, await publishedPorts(this.readiness, containers), token);
       await waitUntilUp(this.readiness, addresses, containers, options.startupTimeoutMs);
       await this.restoreReplicas(existing, rpcKey);
+      // Last: it scales what is running, and retries until the daemon answers.
+      if (options.autoscaler !== false) await this.createAndStart(autoscalerSpec(input), created, [[TOKEN_FILE, token]]);
       return addresses;
     } catch (err) {
       await this.undoStart(created);
@@ -289,7 +293,7 @@ export class DockerContainerManager implements ContainerManager {
         replicas.push({
           name: c.labels[LABEL.modelName] ?? "", version: c.labels[LABEL.modelVersion] ?? "", replica: Number(c.labels[LABEL.replica]), ...seen,
         });
-      } else if (role === "management" || role === "query_frontend") {
+      } else if (role === "management" || role === "query_frontend" || role === "autoscaler") {
         components.push({ component: componentOf(c.labels)!, ...seen });
       }
     }
@@ -578,7 +582,7 @@ export class DockerContainerManager implements ContainerManager {
         const model = { name: c.labels[LABEL.modelName]!, version: c.labels[LABEL.modelVersion]!, replica: Number(c.labels[LABEL.replica]) };
         return [{ component: name, role: "model", model, id: c.id }];
       }
-      return [{ component: name, role: role === "management" ? "management" : "frontend", id: c.id }];
+      return [{ component: name, role: role === "management" ? "management" : role === "autoscaler" ? "autoscaler" : "frontend", id: c.id }];
     });
     return selectLogs(candidates, component);
   }
@@ -645,6 +649,7 @@ function notOurs(what: string, name: string): ManagerError {
 
 function stopRoleOf(c: ContainerSummary): StopRole {
   const role = roleOf(c);
+  if (role === "autoscaler") return "autoscaler";
   return role === "management" ? "management" : role === "query_frontend" ? "frontend" : "model";
 }
 

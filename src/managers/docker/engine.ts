@@ -43,7 +43,7 @@ export interface ContainerSpec {
     NetworkMode?: string;
     PortBindings?: Record<string, PortBinding[]>;
     RestartPolicy?: { Name: string };
-    Mounts?: { Type: "volume"; Source: string; Target: string }[];
+    Mounts?: ({ Type: "volume"; Source: string; Target: string } | { Type: "bind"; Source: string; Target: string; ReadOnly?: boolean })[];
     DeviceRequests?: DeviceRequest[];
   };
 }

@@ -25,6 +25,7 @@ export const names = {
   volume: (cluster: string) => `clipper-${cluster}-state`,
   management: (cluster: string) => `clipper-${cluster}-management`,
   frontend: (cluster: string) => `clipper-${cluster}-query-frontend`,
+  autoscaler: (cluster: string) => `clipper-${cluster}-autoscaler`,
   replica: (cluster: string, name: string, version: string, replica: number) => `clipper-${cluster}-${name}-${version}-${replica}`,
   deployment: (cluster: string, name: string, version: string) => `clipper-${cluster}-${name}-${version}-deployment`,
 };
@@ -36,6 +37,8 @@ export function componentOf(labels: Record<string, string> | undefined): string 
       return "management";
     case "query_frontend":
       return "frontend";
+    case "autoscaler":
+      return "autoscaler";
     case "model": {
       const name = labels[LABEL.modelName];
       const version = labels[LABEL.modelVersion];

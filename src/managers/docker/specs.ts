@@ -6,6 +6,8 @@ import { isIP } from "node:net";
 import type { ClusterOptions, GpuRequest } from "../container-manager.js";
 import {
   allowedHostsOf,
+  AUTOSCALER_COMMAND,
+  autoscalerEnv,
   clusterLabels,
   frontendCommand,
   INTERNAL_PORTS,
@@ -128,6 +130,35 @@ export function frontendSpec(input: FrontendSpecInput): ContainerSpec {
       NetworkMode: names.network(cluster),
       PortBindings: { [query]: binding(o.host, o.queryPort) },
       RestartPolicy: { Name: "unless-stopped" },
+    },
+  };
+}
+
+/** Where the Docker engine's socket is, on the engine's host and inside the autoscaler container. */
+export const DOCKER_SOCKET = "/var/run/docker.sock";
+
+/**
+ * The autoscaler host (src/autoscaler/host-main.ts): it reads the cluster through the daemon's
+ * container name on the cluster's network and scales through the Docker engine, whose socket is
+ * bind-mounted. Read-write: the engine API is served over the socket, and connecting to a socket
+ * needs write permission; whatever holds it can do anything the engine can (docs/security.md).
+ * Nothing is published.
+ */
+export function autoscalerSpec(input: FrontendSpecInput): ContainerSpec {
+  const { cluster, image, token } = input;
+  const env = autoscalerEnv({
+    cluster, token, manager: { kind: "docker" }, managementUrl: `http://${names.management(cluster)}:${INTERNAL_PORTS.management}`,
+  });
+  return {
+    name: names.autoscaler(cluster),
+    Image: image,
+    Cmd: [...AUTOSCALER_COMMAND],
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: { ...clusterLabels(cluster, "autoscaler"), ...(token ? { [LABEL.tokenFile]: TOKEN_FILE } : {}) },
+    HostConfig: {
+      NetworkMode: names.network(cluster),
+      RestartPolicy: { Name: "unless-stopped" },
+      Mounts: [{ Type: "bind", Source: DOCKER_SOCKET, Target: DOCKER_SOCKET }],
     },
   };
 }

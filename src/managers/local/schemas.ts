@@ -77,6 +77,7 @@ export const ClusterOptionsSchema = z.object({
   queryAuth: z.enum(QUERY_AUTH_MODES).optional(),
   rpcAuth: z.enum(RPC_AUTH_MODES).optional(),
   maxRpcFrameBytes: z.number().int().min(MIN_RPC_FRAME_BYTES).optional(),
+  autoscaler: z.boolean().optional(),
 }) satisfies z.ZodType<ClusterOptions>;
 
 /**

@@ -165,7 +165,7 @@ export class Supervisor {
       if (state) await this.scale(state, entry.replicas);
     }
     if (saved?.deployments.length) this.log.info({ deployments: saved.deployments.length }, "restored deployments");
-    this.startAutoscaler();
+    if (this.config.options.autoscaler !== false) this.startAutoscaler();
   }
 
   /** The autoscaler loop, acting on this supervisor's deployments through the manager's replica calls. */
