@@ -25,6 +25,7 @@ import {
 import { BuildContext } from "../src/images/context.js";
 import { runDockerBuild } from "../src/images/docker-build.js";
 import { bundleNodeModel } from "../src/images/node-bundle.js";
+import { RUNTIME_IMAGE_EXTRA_ENTRIES } from "../src/images/build-runtime-image.js";
 import { runtimeFiles } from "../src/images/node-runtime.js";
 import { PYTHON, pythonHas } from "./support/python.js";
 import { containerLogs, dockerSkipReason, IN_CI, removeByLabel, runInImage, TEST_BASE_IMAGE } from "./support/docker.js";
@@ -291,6 +292,17 @@ describe("image builder pieces (no daemon)", () => {
     for (const name of ["zeromq", "pino", "zod", "cmake-ts", "sonic-boom"]) expect(names, name).toContain(name);
     // esbuild is imported dynamically (TypeScript at run time) and the CLI's SDKs not at all.
     for (const name of ["esbuild", "dockerode", "commander", "prom-client"]) expect(names, name).not.toContain(name);
+  });
+
+  it("the runtime image's autoscaler entry brings the Docker and Kubernetes clients; the frontend and daemon load neither", async () => {
+    const host = await runtimeFiles([], undefined, [...RUNTIME_IMAGE_EXTRA_ENTRIES]);
+    expect(host.files).toContain("dist/src/autoscaler/host-main.js");
+    const hostPackages = new Set(host.packages.values());
+    for (const name of ["dockerode", "@kubernetes/client-node", "zod", "pino"]) expect(hostPackages, name).toContain(name);
+    const servers = await runtimeFiles(["frontend/main.js", "management/main.js"]);
+    expect(servers.files.filter((f) => f.startsWith("dist/src/"))).toEqual([]);
+    const serverPackages = new Set(servers.packages.values());
+    for (const name of ["dockerode", "@kubernetes/client-node", "kubernetes-models"]) expect(serverPackages, name).not.toContain(name);
   });
 
   it("bundles a Node module, keeping packages with native addons external; a missing package is a hint", async () => {

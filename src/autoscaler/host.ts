@@ -5,12 +5,14 @@
  * manager that starts the cluster runs it as a container or a Deployment (docs/autoscaling.md) and
  * configures it through the environment, checked here before anything runs.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig } from "@kubernetes/client-node";
 import { z } from "zod";
 import { readTokenFile } from "../../runtime/shared/runtime-flags.js";
 import { nameProblem } from "../../runtime/shared/names.js";
 import { AdminClient } from "../admin-client.js";
+import { DockerContainerManager } from "../managers/docker/docker-manager.js";
 import type { DockerEngine } from "../managers/docker/engine.js";
+import { KubernetesContainerManager } from "../managers/kubernetes/kubernetes-manager.js";
 import { AdminAutoscaleSource } from "./admin-source.js";
 import { AutoscaleLoop, DEFAULT_AUTOSCALE_INTERVAL_MS, type Scaler } from "./loop.js";
 
@@ -75,13 +77,10 @@ export interface HostDeps {
  * rollout is not waited for: the controller waits for replicas to connect itself, and a loop
  * blocked on one version's rollout would decide nothing for the others.
  */
-export async function hostScaler(config: HostConfig, deps: HostDeps): Promise<Scaler> {
+export function hostScaler(config: HostConfig, deps: HostDeps): Scaler {
   if (config.manager === "docker") {
-    const { DockerContainerManager } = await import("../managers/docker/docker-manager.js");
     return new DockerContainerManager({ cluster: config.cluster, ...(deps.engine ? { engine: deps.engine } : {}) });
   }
-  const { KubeConfig } = await import("@kubernetes/client-node");
-  const { KubernetesContainerManager } = await import("../managers/kubernetes/kubernetes-manager.js");
   let kubeConfig = deps.kubeConfig;
   if (!kubeConfig) {
     kubeConfig = new KubeConfig();
@@ -100,7 +99,7 @@ export async function startAutoscalerHost(config: HostConfig, deps: HostDeps): P
   const admin = new AdminClient({ managementUrl: config.adminUrl, timeoutMs: 5_000, ...(token ? { token } : {}) });
   const loop = new AutoscaleLoop({
     source: new AdminAutoscaleSource(admin),
-    scaler: await hostScaler(config, deps),
+    scaler: hostScaler(config, deps),
     intervalMs: config.intervalMs ?? DEFAULT_AUTOSCALE_INTERVAL_MS,
     log: (message, fields) => deps.log("warn", message, fields),
   });

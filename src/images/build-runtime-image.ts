@@ -18,6 +18,13 @@ import type { BuildProgress, RuntimeImageOptions } from "./types.js";
 
 export { RUNTIME_REPOSITORY };
 
+/**
+ * What the runtime image runs besides dist/runtime (relative to dist): the autoscaler host, which
+ * holds the Docker and Kubernetes clients. An entry of its own, so that only it imports them: the
+ * frontend and the daemon load nothing more than before, and model images never contain them.
+ */
+export const RUNTIME_IMAGE_EXTRA_ENTRIES: readonly string[] = ["src/autoscaler/host-main.js"];
+
 /** Path of a compiled runtime entry inside the runtime image, e.g. runtimeImageEntry("frontend/main.js"). */
 export function runtimeImageEntry(relative: string): string {
   return `${CLIPPER_ROOT}/dist/runtime/${relative}`;
@@ -39,7 +46,7 @@ export async function buildRuntimeImage(docker: Docker, options: RuntimeImageOpt
   const version = readPackageJson(root).version ?? "0.0.0";
   const platform = await daemonPlatform(docker);
   const context = new BuildContext();
-  await addNodeRuntime(context, { target: "clipper", platform, root });
+  await addNodeRuntime(context, { target: "clipper", platform, root, extraEntries: [...RUNTIME_IMAGE_EXTRA_ENTRIES] });
   const unlabelled = runtimeDockerfile({ baseImage: options.baseImage, version });
   const hash = await context.hash(unlabelled.text);
   const name = options.tag ?? `${RUNTIME_REPOSITORY}:${version}-${hash.slice(0, 12)}`;

@@ -143,10 +143,10 @@ export interface RuntimeFiles {
   packages: Map<string, string>;
 }
 
-/** Paths of the compiled entry points under dist/runtime, checked to exist. */
-function compiledEntries(root: string, entries: string[]): string[] {
+/** Paths of the compiled entry points under dist/<under>, checked to exist. */
+function compiledEntries(root: string, entries: string[], under = "runtime"): string[] {
   return entries.map((e) => {
-    const path = join(root, "dist", "runtime", e);
+    const path = join(root, "dist", under, e);
     if (!existsSync(path)) {
       throw new ClipperError("BUILD_FAILED", `the compiled runtime is missing: ${path} does not exist`,
         `build the package first: \`npm run build\` in ${root}`);
@@ -156,11 +156,12 @@ function compiledEntries(root: string, entries: string[]): string[] {
 }
 
 /**
- * The compiled files and packages the given entry points (relative to dist/runtime) load at run
- * time. Dynamic imports (optional features, such as esbuild for TypeScript models) are left out.
+ * The compiled files and packages the given entry points (relative to dist/runtime; `extraEntries`
+ * relative to dist) load at run time. Dynamic imports (optional features, such as esbuild for
+ * TypeScript models) are left out.
  */
-export async function runtimeFiles(entries: string[], root = packageRoot()): Promise<RuntimeFiles> {
-  const entryPoints = compiledEntries(root, entries);
+export async function runtimeFiles(entries: string[], root = packageRoot(), extraEntries: string[] = []): Promise<RuntimeFiles> {
+  const entryPoints = [...compiledEntries(root, entries), ...compiledEntries(root, extraEntries, ".")];
   const esbuild = await import("esbuild");
   const result = await esbuild.build({
     entryPoints,
@@ -206,17 +207,18 @@ function allCompiledRuntime(root: string): string[] {
 
 
 /**
- * Adds the runtime for `entries` (relative to dist/runtime; all of dist/runtime when omitted) to the
+ * Adds the runtime for `entries` (relative to dist/runtime; all of dist/runtime when omitted) and
+ * `extraEntries` (relative to dist: processes outside the runtime that the image also runs) to the
  * context under `target`: the compiled files, a minimal package.json (the runtime finds its root by
  * it; `"type": "module"`) and the production packages, pruned to the target platform.
  */
 export async function addNodeRuntime(
   ctx: BuildContext,
-  options: { target: string; platform: TargetPlatform; entries?: string[]; root?: string },
+  options: { target: string; platform: TargetPlatform; entries?: string[]; extraEntries?: string[]; root?: string },
 ): Promise<RuntimeFiles> {
   const root = options.root ?? packageRoot();
   const entries = options.entries ?? allCompiledRuntime(root);
-  const found = await runtimeFiles(entries, root);
+  const found = await runtimeFiles(entries, root, options.extraEntries);
   for (const file of found.files) {
     const path = join(root, file);
     ctx.addFile(`${options.target}/${file}`, path, statSync(path));

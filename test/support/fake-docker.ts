@@ -73,7 +73,7 @@ export class FakeDockerEngine implements DockerEngine {
   readonly registry = new Set<string>();
   /** Every runtime image build, with its options. */
   readonly builds: { baseImage?: string }[] = [];
-  /** Containers stopped or removed, by name, in order (`stop NAME`, `remove NAME`). */
+  /** Containers started, stopped or removed, by name, in order (`start NAME`, `stop NAME`, `remove NAME`). */
   readonly events: string[] = [];
   /** What a container does when started, by a test on its spec (first match wins). */
   readonly onStart: { when: (spec: ContainerSpec) => boolean; then: StartBehaviour }[] = [];
