@@ -36,6 +36,9 @@ const RESOURCES: Resource[] = [
   { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true },
   { group: "apps", version: "v1", kind: "Deployment", plural: "deployments", namespaced: true },
   { group: "networking.k8s.io", version: "v1", kind: "NetworkPolicy", plural: "networkpolicies", namespaced: true },
+  { group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true },
+  { group: "rbac.authorization.k8s.io", version: "v1", kind: "Role", plural: "roles", namespaced: true },
+  { group: "rbac.authorization.k8s.io", version: "v1", kind: "RoleBinding", plural: "rolebindings", namespaced: true },
 ];
 
 class ApiError extends Error {

@@ -52,6 +52,7 @@ const variants: [string, KubernetesObject[]][] = [
   ["a cluster with every option", clusterManifests(CLUSTER)],
   ["a minimal cluster", clusterManifests({ cluster: "default", namespace: "default", options: { ...OPTIONS, rpcAuth: "none" }, runtimeImage: "clipper-runtime:0.1.0" })],
   ["a cluster with an existing token secret", clusterManifests({ ...CLUSTER, createNamespace: false, token: { existingSecret: "clipper-token" } })],
+  ["a cluster without an autoscaler", clusterManifests({ ...CLUSTER, options: { ...OPTIONS, autoscaler: false } })],
   ["a CPU model", modelManifests(MODEL)],
   ["a GPU model", modelManifests(GPU_MODEL)],
   ["a model whose Secret a live deploy creates", modelManifests({ ...MODEL, rpcCredential: {} })],
@@ -91,6 +92,9 @@ function unknownFieldErrors(objects: Json[]): string[] {
     Namespace: ["kubernetes-models/v1/Namespace", "INamespace"],
     PersistentVolumeClaim: ["kubernetes-models/v1/PersistentVolumeClaim", "IPersistentVolumeClaim"],
     NetworkPolicy: ["kubernetes-models/networking.k8s.io/v1/NetworkPolicy", "INetworkPolicy"],
+    ServiceAccount: ["kubernetes-models/v1/ServiceAccount", "IServiceAccount"],
+    Role: ["kubernetes-models/rbac.authorization.k8s.io/v1/Role", "IRole"],
+    RoleBinding: ["kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding", "IRoleBinding"],
   };
   const dir = mkdtempSync(join(ROOT, "test", ".k8s-typecheck-"));
   try {
@@ -197,8 +201,11 @@ describe("the design in the objects", () => {
     });
     for (const d of [...deployments(cluster), ...deployments(plainObjects(modelManifests(MODEL)))]) {
       for (const c of containersOf(d)) {
-        expect(c.readinessProbe, d.metadata.name).toBeDefined();
-        expect(c.livenessProbe, d.metadata.name).toBeDefined();
+        // The autoscaler serves nothing to probe: a failure it cannot retry exits the process, which the kubelet restarts.
+        if (d.metadata.name !== "clipper-prod-autoscaler") {
+          expect(c.readinessProbe, d.metadata.name).toBeDefined();
+          expect(c.livenessProbe, d.metadata.name).toBeDefined();
+        }
         expect(c.resources.requests && c.resources.limits, d.metadata.name).toBeTruthy();
       }
       expect(d.spec.template.spec.imagePullSecrets).toEqual([{ name: "regcred" }]);
@@ -320,5 +327,36 @@ describe("the design in the objects", () => {
     const [cpu] = deployments(plainObjects(modelManifests(MODEL)));
     expect(JSON.stringify(cpu)).not.toContain(GPU_RESOURCE);
     for (const d of deployments(cluster)) expect(JSON.stringify(d), d.metadata.name).not.toContain("nvidia");
+  });
+
+  it("runs the autoscaler under its own ServiceAccount, allowed only to read and set Deployments' scale", () => {
+    const name = "clipper-prod-autoscaler";
+    expect(cluster.filter((o) => o.metadata.name === name).map((o) => o.kind)).toEqual(["ServiceAccount", "Role", "RoleBinding", "Deployment"]);
+    expect(byName("Role", name).rules).toEqual([{ apiGroups: ["apps"], resources: ["deployments/scale"], verbs: ["get", "update"] }]);
+    expect(byName("RoleBinding", name)).toMatchObject({
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+      subjects: [{ kind: "ServiceAccount", name, namespace: "ml" }],
+    });
+    const d = byName("Deployment", name);
+    expect(d.spec).toMatchObject({ replicas: 1, strategy: { type: "Recreate" } });
+    expect(d.spec.template.spec.serviceAccountName).toBe(name);
+    const [c] = containersOf(d);
+    expect(c!.image).toBe("reg.example.com/clipper-runtime:0.1.0");
+    expect(c!.command).toEqual(["node", "dist/src/autoscaler/host-main.js"]);
+    expect(c!.env).toEqual([
+      { name: "CLIPPER_CLUSTER", value: "prod" }, { name: "CLIPPER_MANAGER", value: "kubernetes" },
+      { name: "CLIPPER_ADMIN_URL", value: "http://clipper-prod-management.ml.svc:1338" },
+      { name: "CLIPPER_ADMIN_TOKEN_FILE", value: "/etc/clipper/token" }, { name: "CLIPPER_NAMESPACE", value: "ml" },
+    ]);
+    expect(c!.volumeMounts).toEqual([{ name: "token", mountPath: "/etc/clipper", readOnly: true }]);
+    // It reaches the daemon by a name the daemon admits in Host, and holds neither the RPC key nor a port.
+    const management = containersOf(byName("Deployment", "clipper-prod-management"))[0]!.command as string[];
+    expect(management[management.indexOf("--allowed-hosts") + 1]!.split(",")).toContain("clipper-prod-management.ml.svc");
+    expect(JSON.stringify(d)).not.toContain("rpc-key");
+    expect(c!.ports).toBeUndefined();
+    // --no-autoscaler: none of the four, so no credential to scale exists in the namespace.
+    const without = plainObjects(clusterManifests({ ...CLUSTER, options: { ...OPTIONS, autoscaler: false } }));
+    expect(without.filter((o) => o.metadata.name === name)).toEqual([]);
+    expect(without.some((o) => ["ServiceAccount", "Role", "RoleBinding"].includes(o.kind))).toBe(false);
   });
 });

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
 import { AdminClient } from "../../admin-client.js";
 import type { BuildProgress } from "../../images/types.js";
 import { clusterLabels, INTERNAL_PORTS, LABEL, rpcAuthOf, TOKEN_DIR } from "../cluster-spec.js";
@@ -122,7 +122,7 @@ export class KubernetesContainerManager implements ContainerManager {
     }
     if (!kc.getCurrentCluster()) throw new ManagerError("the kubeconfig names no cluster for its current context", "INVALID_ARGUMENT");
     this.namespace = options.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
-    this.api = new NamespaceApi(kc.makeApiClient(CoreV1Api), kc.makeApiClient(AppsV1Api), kc.makeApiClient(NetworkingV1Api), {
+    this.api = new NamespaceApi(kc.makeApiClient(CoreV1Api), kc.makeApiClient(AppsV1Api), kc.makeApiClient(NetworkingV1Api), kc.makeApiClient(RbacAuthorizationV1Api), {
       cluster: this.cluster, namespace: this.namespace, clock: this.clock, pollMs: this.pollMs,
       rolloutTimeoutMs: options.rolloutTimeoutMs ?? 300_000, ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
@@ -296,18 +296,22 @@ export class KubernetesContainerManager implements ContainerManager {
     const keepState = options?.keepState ?? true;
     const selector = labelSelector(clusterLabels(this.cluster));
     const ns = this.namespace;
-    const [deployments, services, secrets, claims, policies] = await Promise.all([
+    const [deployments, services, secrets, claims, policies, accounts, roles, bindings] = await Promise.all([
       this.api.deployments(clusterLabels(this.cluster)),
       this.api.call("listing services", () => this.api.core.listNamespacedService({ namespace: ns, labelSelector: selector })),
       this.api.secrets(clusterLabels(this.cluster)).then((items) => ({ items })),
       keepState ? Promise.resolve({ items: [] as Obj[] }) : this.api.call("listing claims", () => this.api.core.listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: selector })),
       this.api.call("listing network policies", () => this.api.networking.listNamespacedNetworkPolicy({ namespace: ns, labelSelector: selector })),
+      this.api.call("listing service accounts", () => this.api.core.listNamespacedServiceAccount({ namespace: ns, labelSelector: selector })),
+      this.api.call("listing roles", () => this.api.rbac.listNamespacedRole({ namespace: ns, labelSelector: selector })),
+      this.api.call("listing role bindings", () => this.api.rbac.listNamespacedRoleBinding({ namespace: ns, labelSelector: selector })),
     ]);
     const names = (list: { items: Obj[] }) => list.items.map((o) => o.metadata?.name as string);
     const models = deployments.filter((d) => stopRoleOf(d) === "model");
-    const running = deployments.length > models.length || services.items.length > 0 || policies.items.length > 0
+    const permissions = accounts.items.length + roles.items.length + bindings.items.length;
+    const running = deployments.length > models.length || services.items.length > 0 || policies.items.length > 0 || permissions > 0
       || models.some((d) => !isKept(d) && (d.spec?.replicas ?? 1) > 0);
-    if (keepState ? !running : !deployments.length && !services.items.length && !secrets.items.length && !claims.items.length) throw this.notRunning();
+    if (keepState ? !running : !deployments.length && !services.items.length && !secrets.items.length && !claims.items.length && !permissions) throw this.notRunning();
     await stopInOrder(deployments, stopRoleOf, async (d) => {
       const name = d.metadata!.name!;
       if (keepState && stopRoleOf(d) === "model") await unlessGone(() => this.api.modifyDeployment(name, kept));
@@ -318,6 +322,10 @@ export class KubernetesContainerManager implements ContainerManager {
       ...(keepState ? [] : names(secrets)).map((name) => this.api.gone(() => this.api.core.deleteNamespacedSecret({ name, namespace: ns }))),
       ...names(claims).map((name) => this.api.gone(() => this.api.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: ns }))),
       ...names(policies).map((name) => this.api.gone(() => this.api.networking.deleteNamespacedNetworkPolicy({ name, namespace: ns }))),
+      // The autoscaler's scale permission goes with it (its Deployment went first, in STOP_ORDER).
+      ...names(bindings).map((name) => this.api.gone(() => this.api.rbac.deleteNamespacedRoleBinding({ name, namespace: ns }))),
+      ...names(roles).map((name) => this.api.gone(() => this.api.rbac.deleteNamespacedRole({ name, namespace: ns }))),
+      ...names(accounts).map((name) => this.api.gone(() => this.api.core.deleteNamespacedServiceAccount({ name, namespace: ns }))),
     ]);
   }
 

@@ -29,6 +29,9 @@ import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
 import type { IToleration } from "kubernetes-models/v1/Toleration";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import type { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import type { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import type { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import { RPC_SECRET_ENV } from "../../../runtime/shared/rpc-auth.js";
 import { ClipperError } from "../../errors.js";
 import {
@@ -50,6 +53,7 @@ import {
 } from "../cluster-spec.js";
 import type { ClusterOptions, GpuRequest, ModelFramework } from "../container-manager.js";
 import { checkReplicas } from "../common/index.js";
+import { autoscalerManifests } from "./autoscaler-manifests.js";
 import { checkName, k8sNames } from "./names.js";
 
 export type ServiceType = "ClusterIP" | "NodePort" | "LoadBalancer";
@@ -130,7 +134,8 @@ export interface KubernetesModelSpec {
 }
 
 /** What we render; a HorizontalPodAutoscaler is only ever printed (commented out, hpa.ts), never applied. */
-export type KubernetesObject = Namespace | Secret | PersistentVolumeClaim | Deployment | Service | NetworkPolicy | HorizontalPodAutoscaler;
+export type KubernetesObject = Namespace | Secret | PersistentVolumeClaim | Deployment | Service | NetworkPolicy | HorizontalPodAutoscaler
+  | ServiceAccount | Role | RoleBinding;
 
 export const DEFAULT_RESOURCES = {
   management: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "1", memory: "512Mi" } },
@@ -158,6 +163,7 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
   for (const name of [k8sNames.management(cluster), k8sNames.frontend(cluster), k8sNames.frontendRpc(cluster)]) {
     checkName("service", name, "service name");
   }
+  checkName("object", k8sNames.autoscaler(cluster), "autoscaler name");
   const replicas = spec.frontendReplicas ?? 1;
   if (!Number.isInteger(replicas) || replicas < 1) throw new ClipperError("USAGE", `frontend replicas must be a whole number of at least 1, got ${replicas}`);
   const extra = spec.labels ?? {};
@@ -304,6 +310,13 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
       ],
     },
   }));
+  // The autoscaler (autoscaler-manifests.ts); `--no-autoscaler` leaves it and its scale permission out.
+  if (spec.options.autoscaler !== false) {
+    objects.push(...autoscalerManifests({
+      cluster, namespace, runtimeImage: spec.runtimeImage, labels: extra,
+      ...(tokenSecret ? { tokenSecret } : {}), ...(pullSecrets ? { imagePullSecrets: pullSecrets } : {}),
+    }));
+  }
   return objects;
 }
 

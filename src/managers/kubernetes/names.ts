@@ -61,6 +61,8 @@ export const k8sNames = {
   frontend: (cluster: string) => `clipper-${cluster}-query-frontend`,
   /** The headless Service whose DNS name resolves to every frontend pod (model RPC). */
   frontendRpc: (cluster: string) => `clipper-${cluster}-frontend-rpc`,
+  /** The autoscaler's Deployment, ServiceAccount, Role and RoleBinding. */
+  autoscaler: (cluster: string) => `clipper-${cluster}-autoscaler`,
   model: (cluster: string, name: string, version: string) => `clipper-${cluster}-${name}-${version}`,
   /** The Secret holding one model version's RPC credential (CLIPPER_RPC_SECRET of its pods). */
   modelRpcSecret: (cluster: string, name: string, version: string) => `clipper-${cluster}-${name}-${version}-rpc`,

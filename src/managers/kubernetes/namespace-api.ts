@@ -5,7 +5,7 @@
  * a stale resourceVersion, and rollouts waited for on an injected clock with a failure that names
  * the pods that are not ready and why.
  */
-import type { AppsV1Api, CoreV1Api, CoreV1Event, NetworkingV1Api, V1Deployment, V1Pod, V1Secret } from "@kubernetes/client-node";
+import type { AppsV1Api, CoreV1Api, CoreV1Event, NetworkingV1Api, RbacAuthorizationV1Api, V1Deployment, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { ClipperError } from "../../errors.js";
 import { clusterLabels, LABEL } from "../cluster-spec.js";
 import { apiCallError, isReason, unlessGone, waitUntil, type Clock } from "../common/index.js";
@@ -33,7 +33,10 @@ export class NamespaceApi implements KubernetesApis {
   private readonly clock: Clock;
   private readonly pollMs: number;
 
-  constructor(readonly core: CoreV1Api, readonly apps: AppsV1Api, readonly networking: NetworkingV1Api, private readonly options: NamespaceApiOptions) {
+  constructor(
+    readonly core: CoreV1Api, readonly apps: AppsV1Api, readonly networking: NetworkingV1Api, readonly rbac: RbacAuthorizationV1Api,
+    private readonly options: NamespaceApiOptions,
+  ) {
     this.namespace = options.namespace;
     this.cluster = options.cluster;
     this.clock = options.clock;

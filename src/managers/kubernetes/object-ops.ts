@@ -2,7 +2,7 @@
  * Create, read and replace for each kind of object the manager applies, so that `apply` is written
  * once over every kind instead of once per client method.
  */
-import type { AppsV1Api, CoreV1Api, NetworkingV1Api } from "@kubernetes/client-node";
+import type { AppsV1Api, CoreV1Api, NetworkingV1Api, RbacAuthorizationV1Api, V1RoleBinding } from "@kubernetes/client-node";
 import { ManagerError } from "../errors.js";
 
 type Obj = Record<string, any>;
@@ -17,9 +17,10 @@ export interface KubernetesApis {
   core: CoreV1Api;
   apps: AppsV1Api;
   networking: NetworkingV1Api;
+  rbac: RbacAuthorizationV1Api;
 }
 
-export function objectOps({ core, apps, networking }: KubernetesApis, kind: string): ObjectOps {
+export function objectOps({ core, apps, networking, rbac }: KubernetesApis, kind: string): ObjectOps {
   switch (kind) {
     case "Namespace": return {
       create: (_ns, body) => core.createNamespace({ body }),
@@ -50,6 +51,21 @@ export function objectOps({ core, apps, networking }: KubernetesApis, kind: stri
       create: (namespace, body) => networking.createNamespacedNetworkPolicy({ namespace, body }),
       read: (namespace, name) => networking.readNamespacedNetworkPolicy({ namespace, name }),
       replace: (namespace, name, body) => networking.replaceNamespacedNetworkPolicy({ namespace, name, body }),
+    };
+    case "ServiceAccount": return {
+      create: (namespace, body) => core.createNamespacedServiceAccount({ namespace, body }),
+      read: (namespace, name) => core.readNamespacedServiceAccount({ namespace, name }),
+      replace: (namespace, name, body) => core.replaceNamespacedServiceAccount({ namespace, name, body }),
+    };
+    case "Role": return {
+      create: (namespace, body) => rbac.createNamespacedRole({ namespace, body }),
+      read: (namespace, name) => rbac.readNamespacedRole({ namespace, name }),
+      replace: (namespace, name, body) => rbac.replaceNamespacedRole({ namespace, name, body }),
+    };
+    case "RoleBinding": return {
+      create: (namespace, body) => rbac.createNamespacedRoleBinding({ namespace, body: body as V1RoleBinding }),
+      read: (namespace, name) => rbac.readNamespacedRoleBinding({ namespace, name }),
+      replace: (namespace, name, body) => rbac.replaceNamespacedRoleBinding({ namespace, name, body: body as V1RoleBinding }),
     };
     default: throw new ManagerError(`the Kubernetes manager cannot apply a ${kind}`, "INVALID_ARGUMENT");
   }

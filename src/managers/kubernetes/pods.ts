@@ -44,7 +44,7 @@ export function podStatuses(
   return { components, replicas };
 }
 
-const LOG_ROLES: Record<string, LogRole> = { management: "management", query_frontend: "frontend", model: "model" };
+const LOG_ROLES: Record<string, LogRole> = { management: "management", query_frontend: "frontend", autoscaler: "autoscaler", model: "model" };
 
 /** Each pod as the logs grammar (common/log-components.ts) sees it: its name, role and replica. */
 export function logCandidates(pods: readonly V1Pod[]): (LogCandidate & { pod: V1Pod })[] {
@@ -65,6 +65,7 @@ export function logCandidates(pods: readonly V1Pod[]): (LogCandidate & { pod: V1
 /** Where a Deployment stops in STOP_ORDER (anything unlabelled goes with the models, first). */
 export function stopRoleOf(d: V1Deployment): StopRole {
   const role = d.metadata?.labels?.[LABEL.role];
+  if (role === "autoscaler") return "autoscaler";
   return role === "management" ? "management" : role === "query_frontend" ? "frontend" : "model";
 }
 
