@@ -78,7 +78,8 @@ describe("the CLI on Kubernetes (fake API server, real daemon, frontend and mode
       kubernetes: { kubeconfig, namespace: "ml" },
       applicationQueryUrls: ["http://clipper-demo-query-frontend.ml.svc:1337"],
     });
-    expect(api.list("deployments", "ml").map((d) => d.metadata.name).sort()).toEqual(["clipper-demo-management", "clipper-demo-query-frontend"]);
+    expect(api.list("deployments", "ml").map((d) => d.metadata.name).sort())
+      .toEqual(["clipper-demo-autoscaler", "clipper-demo-management", "clipper-demo-query-frontend"]);
     // The key was kept, mounted into the frontends only; the RPC port is closed to all but model pods.
     expect(Buffer.from(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key, "base64").toString()).toBe(cluster.rpcKey);
     const frontend = api.get("deployments", "clipper-demo-query-frontend", "ml")!.spec.template.spec;
@@ -118,7 +119,7 @@ describe("the CLI on Kubernetes (fake API server, real daemon, frontend and mode
     expect(s.code).toBe(0);
     expect(s.json.replicas).toHaveLength(2);
     expect(s.json.replicas.every((r: any) => r.ready === true && r.restarts === 0 && r.pod.startsWith("clipper-demo-sum-1-"))).toBe(true);
-    expect(s.json.components.map((c: any) => [c.component.split("/")[0], c.ready])).toEqual([["management", true], ["query_frontend", true]]);
+    expect(s.json.components.map((c: any) => [c.component.split("/")[0], c.ready])).toEqual([["autoscaler", true], ["management", true], ["query_frontend", true]]);
     const text = await cli(["status"]);
     expect(text.stdout).toMatch(/MODEL\s+VERSION\s+REPLICA\s+POD\s+STATE\s+READY\s+RESTARTS/);
     const logs = await cli(["logs", "sum-1-0", "--tail", "50", "--json"]);

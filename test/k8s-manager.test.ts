@@ -67,7 +67,11 @@ describe("KubernetesContainerManager against the fake API", () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(settled).toBe(false);
     expect(api.get("namespaces", "ml")).toBeDefined();
-    expect(api.list("deployments", "ml").map((d) => d.metadata.name).sort()).toEqual(["clipper-demo-management", "clipper-demo-query-frontend"]);
+    expect(api.list("deployments", "ml").map((d) => d.metadata.name).sort())
+      .toEqual(["clipper-demo-autoscaler", "clipper-demo-management", "clipper-demo-query-frontend"]);
+    for (const plural of ["serviceaccounts", "roles", "rolebindings"]) {
+      expect(api.list(plural, "ml").map((o) => o.metadata.name), plural).toEqual(["clipper-demo-autoscaler"]);
+    }
     expect(api.list("services", "ml")).toHaveLength(3);
     expect(api.get("persistentvolumeclaims", "clipper-demo-state", "ml")).toBeDefined();
     api.markReady("clipper-demo-management", "ml");
@@ -128,7 +132,7 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(status.replicas.filter((r) => r.version === "1")).toHaveLength(4);
     expect(status.replicas.every((r) => r.state === "running")).toBe(true);
     expect(status.components.map((c) => c.component.split("/")[0]).sort())
-      .toEqual(["management", "query_frontend", "query_frontend", "query_frontend"]);
+      .toEqual(["autoscaler", "management", "query_frontend", "query_frontend", "query_frontend"]);
 
     // logs COMPONENT by the shared grammar: a version, one replica as status numbers it, a role; a
     // part of a pod name or a name from Object.prototype names what exists instead.
@@ -221,6 +225,8 @@ describe("KubernetesContainerManager against the fake API", () => {
       .toEqual([["clipper-demo-sum-4", 0, "2"]]);
     expect(api.list("services", "ml")).toHaveLength(0);
     expect(api.list("networkpolicies", "ml")).toHaveLength(0);
+    // The autoscaler and its permission to scale go too: a stopped cluster holds no credential to scale.
+    for (const plural of ["serviceaccounts", "roles", "rolebindings"]) expect(api.list(plural, "ml"), plural).toHaveLength(0);
     expect(api.list("secrets", "ml").map((s) => s.metadata.name).sort())
       .toEqual(["clipper-demo-rpc-key", "clipper-demo-sum-4-rpc", "clipper-demo-token", "someone-else"]);
     expect(api.get("persistentvolumeclaims", "clipper-demo-state", "ml")).toBeDefined();

@@ -47,9 +47,18 @@ describe("clipper --manager kubernetes --dry-run", () => {
       "Deployment/clipper-prod-management", "Service/clipper-prod-management",
       "Deployment/clipper-prod-query-frontend", "Service/clipper-prod-query-frontend", "Service/clipper-prod-frontend-rpc",
       "NetworkPolicy/clipper-prod-frontend-rpc",
+      "ServiceAccount/clipper-prod-autoscaler", "Role/clipper-prod-autoscaler", "RoleBinding/clipper-prod-autoscaler", "Deployment/clipper-prod-autoscaler",
     ]);
     expect(r.stderr).toMatch(/freshly generated RPC key in the Secret clipper-prod-rpc-key/);
     expect(r.stdout).toContain("image: reg.example.com/team/clipper-runtime:0.1.0");
+  });
+
+  it("--no-autoscaler prints no autoscaler and no credential to scale", async () => {
+    const r = await runCli(["start", "--manager", "kubernetes", "--dry-run", "-o", "yaml", "--cluster", "prod", "--namespace", "ml", "--no-autoscaler"], env);
+    expect(r.code).toBe(0);
+    const kinds = kindsAndNames(r.stdout);
+    expect(kinds.filter((k) => k.includes("autoscaler") || /^(ServiceAccount|Role|RoleBinding)\//.test(k))).toEqual([]);
+    expect(kinds).toContain("Deployment/clipper-prod-management");
   });
 
   it("prints a model version's Deployment, image named as it would be tagged, GPU in limits", async () => {

@@ -87,6 +87,8 @@ export function buildProgram(): Command {
     .option("--max-batch <n>", "largest batch for models without a fixed batch size", intArg(1), DEFAULT_MAX_BATCH)
     .option("--batch-budget-ms <n>", "batch latency budget for models no application links", intArg(1), DEFAULT_BATCH_BUDGET_MS)
     .option("--no-admission", "never shed queries that cannot meet their SLO (Clipper's behaviour)")
+    .option("--no-autoscaler", "run no autoscaler (`clipper autoscale` settings are kept but nothing acts on them); docker and kubernetes " +
+      "then create no autoscaler container or Deployment and no credential to scale (docs/autoscaling.md)")
     .option("--oip-timeout-ms <n>", "deadline of Open Inference Protocol requests to models no application links", intArg(1), DEFAULT_OIP_TIMEOUT_MS)
     .addOption(new Option("--rpc-auth <mode>", "who may register as a model replica: plain (replicas with their version's credential, " +
       "handed out by the manager) or none (any process reaching the RPC port; for Clipper's own container images)")
