@@ -5,6 +5,7 @@
  * makes is one its Role (autoscaler-manifests.ts) allows, and nothing scales after it stops. The
  * host is given a KubeConfig for the fake server where a pod would load its in-cluster one.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +18,7 @@ import { startAutoscalerHost } from "../src/autoscaler/host.js";
 import type { AutoscaleLoop } from "../src/autoscaler/loop.js";
 import { AUTOSCALER_RULES } from "../src/managers/kubernetes/autoscaler-manifests.js";
 import { waitFor } from "./support/cluster-in-process.js";
+import { ROOT } from "./support/management-daemon.js";
 import { startFakeKubeApi, writeKubeconfig, type FakeKubeApi } from "./support/fake-kube-api.js";
 
 const MODEL = {
@@ -107,5 +109,38 @@ describe("the autoscaler host on Kubernetes (fake API server, real management da
     await new Promise((r) => setTimeout(r, 400));
     expect(api.requests.length).toBe(stoppedAt);
     expect(api.get("deployments", "clipper-demo-sum-1", "ml")?.spec.replicas).toBe(2);
+  });
+});
+
+describe("the autoscaler host's entry point (dist/src/autoscaler/host-main.js)", () => {
+  const ENTRY = join(ROOT, "dist", "src", "autoscaler", "host-main.js");
+
+  function run(env: Record<string, string>, signalAfter?: (line: string) => boolean) {
+    const child = spawn(process.execPath, [ENTRY], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (signalAfter && out.split("\n").some(signalAfter)) child.kill("SIGTERM");
+    });
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    return new Promise<{ code: number | null; lines: Record<string, unknown>[] }>((resolve) => child.once("close", (code) => resolve({
+      code, lines: out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    })));
+  }
+
+  it("exits 2 with a JSON line naming a bad variable", async () => {
+    const r = await run({ CLIPPER_MANAGER: "docker", CLIPPER_CLUSTER: "c1", CLIPPER_ADMIN_URL: "ftp://x" });
+    expect(r.code).toBe(2);
+    expect(r.lines).toEqual([expect.objectContaining({ component: "autoscaler", msg: expect.stringMatching(/CLIPPER_ADMIN_URL: must be an http\(s\) URL/) })]);
+  });
+
+  it("runs until SIGTERM, logging JSON lines, then exits 0", async () => {
+    const r = await run(
+      { CLIPPER_MANAGER: "docker", CLIPPER_CLUSTER: "c1", CLIPPER_ADMIN_URL: daemon.url, CLIPPER_AUTOSCALE_INTERVAL_MS: "100" },
+      (line) => line.includes("autoscaler running"),
+    );
+    expect(r.code).toBe(0);
+    expect(r.lines.map((l) => l.msg)).toEqual(["autoscaler running", "signal received; stopping the autoscaler"]);
+    expect(r.lines[0]).toMatchObject({ component: "autoscaler", cluster: "c1", manager: "docker" });
   });
 });
