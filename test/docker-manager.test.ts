@@ -212,7 +212,7 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
     expect(left.map((c) => c.Labels[LABEL.replica])).toEqual(["0"]);
 
     const status = await manager.status();
-    expect(status.components.map((c) => [c.component, c.state])).toEqual([["frontend", "running"], ["management", "running"]]);
+    expect(status.components.map((c) => [c.component, c.state])).toEqual([["autoscaler", "running"], ["frontend", "running"], ["management", "running"]]);
     expect(status.replicas).toEqual([expect.objectContaining({ name: "sum-model", version: "1", replica: 0, state: "running", restarts: 0 })]);
     expect(status.replicas[0]!.pid).toBeGreaterThan(0);
     await waitFor(async () => (await replicasConnected("sum-model", "1")) === 1, 20_000, "the removed replicas to be dropped");
@@ -225,7 +225,7 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
     const replicas = await manager.readLogs("sum-model", 20);
     expect(replicas.map((l) => l.component)).toEqual(["sum-model-1-0"]);
     expect((await manager.readLogs("management", 1))[0]!.lines).toHaveLength(1);
-    expect((await manager.logs()).map((l) => l.component)).toEqual(["frontend", "management", "sum-model-1-0"]);
+    expect((await manager.logs()).map((l) => l.component)).toEqual(["autoscaler", "frontend", "management", "sum-model-1-0"]);
     await expect(manager.readLogs("nothing-here", 5)).rejects.toMatchObject({ reason: "NOT_FOUND" });
   });
 
