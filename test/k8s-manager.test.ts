@@ -278,4 +278,23 @@ describe("KubernetesContainerManager against the fake API", () => {
     expect(connected.registry).toBe("registry.example:5000");
     await m.stopAll({ keepState: false });
   });
+
+  it("a user who may not create Roles is told to ask for it or pass --no-autoscaler, and can then start and stop", async () => {
+    api.setAutoReady(true);
+    api.forbid(["roles", "rolebindings"]);
+    try {
+      const err = await manager().startClipper(OPTIONS).then(() => undefined, (e: unknown) => e as Error);
+      expect(err?.message).toMatch(/answered 403: .*roles.*ask for create and update on roles, rolebindings and serviceaccounts .* or start with --no-autoscaler/);
+      const m = manager();
+      await m.startClipper({ ...OPTIONS, autoscaler: false });
+      expect(api.get("deployments", "clipper-demo-autoscaler", "ml")).toBeUndefined();
+      // Stop lists the autoscaler's permissions too; one it may not list it cannot have created.
+      await m.stopAll({ keepState: false });
+      expect(api.list("deployments", "ml")).toEqual([]);
+      // The ServiceAccount the refused start created (before its Role) is gone with the rest.
+      expect(api.list("serviceaccounts", "ml")).toEqual([]);
+    } finally {
+      api.forbid([]);
+    }
+  });
 });

@@ -70,6 +70,8 @@ export interface FakeKubeApi {
   /** Called after every Deployment create, change and delete (a test's stand-in for the kubelet). */
   /** Serves metrics.k8s.io pod usage from this source (until set, the API server has no metrics API: 404). */
   setPodMetrics(source: (pod: Obj) => { cpu: string; memory: string } | undefined): void;
+  /** Requests on these resources (plurals) are refused 403 Forbidden, as RBAC refuses a user without the verb. */
+  forbid(plurals: string[]): void;
   onDeployment(listener: (event: DeploymentEvent, deployment: Obj) => void): void;
   /** Reports the Deployment as a controller would once its pods are ready (all namespaces, or one). */
   markReady(name: string, namespace?: string): void;
@@ -99,6 +101,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const problems = new Map<string, PodProblem>(); // key: namespace/name of a Deployment
   const requests: { method: string; path: string; authorization: boolean }[] = [];
   const backends = new Map<string, string>(); // key: namespace/service
+  const forbidden = new Set<string>();
   const deploymentListeners: ((event: DeploymentEvent, deployment: Obj) => void)[] = [];
   let podLogs: (pod: Obj) => string | undefined = () => undefined;
   let podMetrics: ((pod: Obj) => { cpu: string; memory: string } | undefined) | undefined;
@@ -487,6 +490,9 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     let ns: string | undefined;
     if (rest[0] === "namespaces" && rest.length >= 3) { ns = rest[1]; rest = rest.slice(2); }
     const [plural, name, sub] = rest;
+    if (plural !== undefined && forbidden.has(plural)) {
+      throw new ApiError(403, "Forbidden", `${plural} is forbidden: User "test" cannot ${method.toLowerCase()} resource "${plural}" in namespace "${ns ?? ""}"`);
+    }
 
     // The service proxy: /api/v1/namespaces/NS/services/[scheme:]NAME[:PORT]/proxy/PATH
     if (group === "" && version === "v1" && plural === "services" && sub === "proxy" && name !== undefined && ns !== undefined) {
@@ -701,6 +707,10 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     },
     setPodMetrics(source) {
       podMetrics = source;
+    },
+    forbid(plurals) {
+      forbidden.clear();
+      for (const p of plurals) forbidden.add(p);
     },
     onDeployment(listener) {
       deploymentListeners.push(listener);

@@ -34,7 +34,7 @@ import type {
   LogTail,
   ModelDeployment,
 } from "../container-manager.js";
-import { checkReplicas, chosenVersion, noDeployment, sameDeployment, selectLogs, stopInOrder, streamEach, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
+import { checkReplicas, chosenVersion, isReason, noDeployment, sameDeployment, selectLogs, stopInOrder, streamEach, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
 import { ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, modelRpcSecret, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { isKept, kept, keptReplicas, restored } from "./kept-replicas.js";
@@ -169,7 +169,12 @@ export class KubernetesContainerManager implements ContainerManager {
     });
     plainObjects(objects(this.options.runtimeImage ?? "clipper-runtime:check"));
     const runtimeImage = this.options.runtimeImage ?? await this.buildRuntimeImage(registry);
-    await this.api.apply(objects(runtimeImage));
+    await this.api.apply(objects(runtimeImage)).catch((err: unknown) => {
+      throw options.autoscaler !== false && isReason(err, "CONTROL_API") && / 403: .*\b(roles|rolebindings|serviceaccounts)\b/.test((err as Error).message)
+        ? new ManagerError(`${(err as Error).message}; the autoscaler needs its own ServiceAccount, Role and RoleBinding: ` +
+          "ask for create and update on roles, rolebindings and serviceaccounts in the namespace, or start with --no-autoscaler", "CONTROL_API")
+        : err;
+    });
     const deadline = this.clock.now() + options.startupTimeoutMs;
     await this.api.waitForRollout([k8sNames.management(this.cluster), k8sNames.frontend(this.cluster)], options.startupTimeoutMs);
     // What connect() would read back (the Deployments, the token Secret) is what was just applied.
@@ -302,9 +307,10 @@ export class KubernetesContainerManager implements ContainerManager {
       this.api.secrets(clusterLabels(this.cluster)).then((items) => ({ items })),
       keepState ? Promise.resolve({ items: [] as Obj[] }) : this.api.call("listing claims", () => this.api.core.listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: selector })),
       this.api.call("listing network policies", () => this.api.networking.listNamespacedNetworkPolicy({ namespace: ns, labelSelector: selector })),
-      this.api.call("listing service accounts", () => this.api.core.listNamespacedServiceAccount({ namespace: ns, labelSelector: selector })),
-      this.api.call("listing roles", () => this.api.rbac.listNamespacedRole({ namespace: ns, labelSelector: selector })),
-      this.api.call("listing role bindings", () => this.api.rbac.listNamespacedRoleBinding({ namespace: ns, labelSelector: selector })),
+      // A user who may not list them cannot have created them (a cluster started with --no-autoscaler).
+      this.unlessForbidden("listing service accounts", () => this.api.core.listNamespacedServiceAccount({ namespace: ns, labelSelector: selector })),
+      this.unlessForbidden("listing roles", () => this.api.rbac.listNamespacedRole({ namespace: ns, labelSelector: selector })),
+      this.unlessForbidden("listing role bindings", () => this.api.rbac.listNamespacedRoleBinding({ namespace: ns, labelSelector: selector })),
     ]);
     const names = (list: { items: Obj[] }) => list.items.map((o) => o.metadata?.name as string);
     const models = deployments.filter((d) => stopRoleOf(d) === "model");
@@ -327,6 +333,16 @@ export class KubernetesContainerManager implements ContainerManager {
       ...names(roles).map((name) => this.api.gone(() => this.api.rbac.deleteNamespacedRole({ name, namespace: ns }))),
       ...names(accounts).map((name) => this.api.gone(() => this.api.core.deleteNamespacedServiceAccount({ name, namespace: ns }))),
     ]);
+  }
+
+  /** A list that RBAC refuses (403) is an empty one; any other failure is the call's error. */
+  private async unlessForbidden(doing: string, list: () => Promise<{ items: Obj[] }>): Promise<{ items: Obj[] }> {
+    try {
+      return await list();
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 403) return { items: [] };
+      return this.api.call(doing, () => Promise.reject(err));
+    }
   }
 
   // ---- models -----------------------------------------------------------------------------------
