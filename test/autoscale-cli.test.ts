@@ -5,6 +5,7 @@
  * bad input is refused with a clear message. The controller's decisions: test/unit/autoscaler.test.ts.
  */
 import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { startManagementServer } from "../runtime/management/server.js";
@@ -134,4 +135,18 @@ describe("autoscaling in the daemon's state", () => {
       await second.close();
     }
   });
+});
+
+describe("clipper start --no-autoscaler on the local manager", () => {
+  const SUM = fileURLToPath(new URL("./fixtures/node-models/sum.mjs", import.meta.url));
+  const { ok } = cliCluster("clipper-no-autoscaler-", { startFlags: ["--no-autoscaler"] });
+
+  it("keeps the configuration but scales nothing: a version below its min stays as deployed", async () => {
+    await ok("deploy-model", "sum", "--version", "1", "--input-type", "doubles", "--framework", "node", "--predict", SUM, "--replicas", "1");
+    await ok("autoscale", "sum", "--min", "2", "--max", "3");
+    // With the loop running, a count below min moves up within a round or two (1 s each).
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect((await ok("status")).replicas.filter((r: any) => r.name === "sum")).toHaveLength(1);
+    expect((await ok("events")).events.map((e: any) => e.kind)).toEqual(["config"]);
+  }, 60_000);
 });
