@@ -134,6 +134,12 @@ describe("the autoscaler host's entry point (dist/src/autoscaler/host-main.js)",
     expect(r.lines).toEqual([expect.objectContaining({ component: "autoscaler", msg: expect.stringMatching(/CLIPPER_ADMIN_URL: must be an http\(s\) URL/) })]);
   });
 
+  it("refuses the Kubernetes manager outside a pod, where there is no in-cluster API server", async () => {
+    const r = await run({ CLIPPER_MANAGER: "kubernetes", CLIPPER_CLUSTER: "c1", CLIPPER_NAMESPACE: "ml", CLIPPER_ADMIN_URL: daemon.url });
+    expect(r.code).toBe(2);
+    expect(r.lines.at(-1)?.msg).toMatch(/KUBERNETES_SERVICE_HOST is not set/);
+  });
+
   it("runs until SIGTERM, logging JSON lines, then exits 0", async () => {
     const r = await run(
       { CLIPPER_MANAGER: "docker", CLIPPER_CLUSTER: "c1", CLIPPER_ADMIN_URL: daemon.url, CLIPPER_AUTOSCALE_INTERVAL_MS: "100" },

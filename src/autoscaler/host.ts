@@ -77,12 +77,16 @@ export interface HostDeps {
  * rollout is not waited for: the controller waits for replicas to connect itself, and a loop
  * blocked on one version's rollout would decide nothing for the others.
  */
-export function hostScaler(config: HostConfig, deps: HostDeps): Scaler {
+function hostScaler(config: HostConfig, deps: HostDeps): Scaler {
   if (config.manager === "docker") {
     return new DockerContainerManager({ cluster: config.cluster, ...(deps.engine ? { engine: deps.engine } : {}) });
   }
   let kubeConfig = deps.kubeConfig;
   if (!kubeConfig) {
+    // Outside a pod the in-cluster configuration would point at "undefined:undefined".
+    if (!process.env.KUBERNETES_SERVICE_HOST) {
+      throw new HostConfigError("CLIPPER_MANAGER=kubernetes runs in a pod: KUBERNETES_SERVICE_HOST is not set, so there is no in-cluster API server");
+    }
     kubeConfig = new KubeConfig();
     kubeConfig.loadFromCluster();
   }
