@@ -300,7 +300,8 @@ describe("the Docker manager on a fake engine", () => {
     // An autoscaler that cannot start fails the start, which removes everything it created.
     const broken = setup("auto-broken");
     broken.fake.onStart.push({ when: (spec) => spec.name === names.autoscaler("auto-broken"), then: { fail: "mounts denied: /var/run/docker.sock" } });
-    expect((await failure(broken.manager.startClipper(broken.options))).message).toContain("mounts denied");
+    expect((await failure(broken.manager.startClipper(broken.options))).message)
+      .toMatch(/mounts denied.*the autoscaler mounts the Docker host's \/var\/run\/docker\.sock; start with --no-autoscaler/);
     expect(broken.fake.containers.size + broken.fake.networks.size + broken.fake.volumes.size).toBe(0);
   });
 

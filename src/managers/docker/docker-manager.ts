@@ -95,7 +95,7 @@ import {
 } from "./labels.js";
 import { modelNames, records, roleOf, versionsOf, type VersionContainers } from "./records.js";
 import { publishedPorts, waitUntilUp, type Probe, type PublishedPorts, type Readiness } from "./readiness.js";
-import { autoscalerSpec, daemonHostName, deploymentRecordSpec, frontendSpec, managementSpec, replicaSpec } from "./specs.js";
+import { autoscalerSpec, daemonHostName, deploymentRecordSpec, DOCKER_SOCKET, frontendSpec, managementSpec, replicaSpec } from "./specs.js";
 import { newToken } from "./token.js";
 
 export { MAX_REPLICAS } from "../common/index.js";
@@ -182,7 +182,14 @@ export class DockerContainerManager implements ContainerManager {
       await waitUntilUp(this.readiness, addresses, containers, options.startupTimeoutMs);
       await this.restoreReplicas(existing, rpcKey);
       // Last: it scales what is running, and retries until the daemon answers.
-      if (options.autoscaler !== false) await this.createAndStart(autoscalerSpec(input), created, [[TOKEN_FILE, token]]);
+      if (options.autoscaler !== false) {
+        await this.createAndStart(autoscalerSpec(input), created, [[TOKEN_FILE, token]]).catch((err: unknown) => {
+          // A daemon whose socket is elsewhere (rootless Docker) cannot mount it: say how to start without.
+          if (!(err instanceof ManagerError)) throw err;
+          throw new ManagerError(`${err.message} (the autoscaler mounts the Docker host's ${DOCKER_SOCKET}; ` +
+            "start with --no-autoscaler to run without it)", err.reason);
+        });
+      }
       return addresses;
     } catch (err) {
       await this.undoStart(created);
