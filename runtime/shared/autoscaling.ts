@@ -126,3 +126,10 @@ export const ScaleRequestCompletionSchema = z.union([
   z.object({ ...completionBase, error: z.string().min(1).max(2_000) }).strict(),
 ]);
 export type ScaleRequestCompletion = z.infer<typeof ScaleRequestCompletionSchema>;
+
+/** The completion body for a request and its outcome (an error's text bounded like the schema's). */
+export function scaleRequestCompletion(request: ScaleRequest, outcome: { from: number } | { error: string }): ScaleRequestCompletion {
+  const { seq, model_name, model_version, num_replicas } = request;
+  const reported = "error" in outcome ? { error: (outcome.error || "unknown error").slice(0, 2_000) } : { from: outcome.from };
+  return { seq, model_name, model_version, num_replicas, ...reported };
+}
