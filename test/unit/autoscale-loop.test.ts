@@ -48,6 +48,12 @@ describe("versionSignals", () => {
     expect(notRouted).toMatchObject({ degradedShare: 0, requestsPerS: 0 });
     expect(notRouted.sloMs).toBeUndefined();
   });
+
+  it("counts answers from the prediction cache as served, not degraded (older frontends send no cache count)", () => {
+    const withCache = sample(T0, 0, 1, { model: 2, cache: 4, shed: 2, default: [{ reason: "slo_missed", count: 2 }] } as never);
+    const s = versionSignals({ model: "m", version: "1", apps: [{ name: "app", sloMs: 100 }], replicas: 1, now: T0, stats: stats([withCache]) });
+    expect(s.degradedShare).toBeCloseTo(0.4);
+  });
 });
 
 /** A cluster in memory: one autoscaled version whose queue the test sets. */

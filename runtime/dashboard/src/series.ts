@@ -85,6 +85,8 @@ export function appCharts(stats: LiveStats): AppCharts[] {
         }
         if (a.slo_ms !== null) acc.add(key(a.app, "slo"), b, a.slo_ms, Math.max);
         acc.add(key(a.app, "answers", "model"), b, a.answers.model * perSecond);
+        // Older frontends send no cache count (their model count includes cache answers).
+        if (a.answers.cache !== undefined) acc.add(key(a.app, "answers", "cache"), b, a.answers.cache * perSecond);
         acc.add(key(a.app, "answers", "shed"), b, a.answers.shed * perSecond);
         for (const d of a.answers.default) acc.add(key(a.app, "answers", `default: ${d.reason}`), b, d.count * perSecond);
       }
