@@ -240,27 +240,28 @@ describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? 
     expect(await conn.getScaleRequests()).toEqual([]);
 
     // An autoscaled version: no Scale button (the autoscaler would undo it) but its bounds, which the page changes.
-    await conn.setAutoscaling("sum", { version: "2", min: 0, max: 2 });
+    await conn.setAutoscaling("sum", { version: "2", min: 0, max: 2, targetQueuePerReplica: 2 });
     await until(`document.querySelector('[data-model="sum:2"] [data-action="bounds:sum:2"]') !== null &&
       document.querySelector('[data-model="sum:2"] [data-action="scale:sum:2"]') === null`, "sum:2's bounds offered");
     await page.evaluate(`(() => { document.querySelector('[data-field="max:sum:2"]').value = "3";
       document.querySelector('[data-action="bounds:sum:2"]').click(); })()`);
-    await waitFor(async () => (await conn.getAutoscaling("sum")).some((e) => e.model_version === "2" && e.autoscaling.max_replicas === 3),
-      10_000, "the new bounds stored");
+    // The new bounds, with the version's tuning kept.
+    await waitFor(async () => (await conn.getAutoscaling("sum")).some((e) => e.model_version === "2" && e.autoscaling.max_replicas === 3 &&
+      e.autoscaling.target_queue_per_replica === 2), 10_000, "the new bounds stored");
     await until(`[...document.querySelectorAll('#events tbody tr[data-version="sum:2"]')].some((r) => r.textContent.includes("config min 0 max 3"))`,
       "the configuration event shown");
-    // A bad count is refused with the daemon's reason, shown on the page.
-    await page.evaluate(`(() => { document.querySelector('[data-field="scale:sum:1"]').value = "65";
-      document.querySelector('[data-action="scale:sum:1"]').click(); })()`);
-    await until(`document.getElementById("notice").textContent.includes("num_replicas must be a whole number from 0 to 64, got 65")`, "the refusal shown");
-    await conn.close();
-
-    // The picture for the README: tables, events and charts of a cluster that just scaled.
+    // The picture for the README: tables, events and charts of a cluster that just scaled (before the refusal below fills the notice).
     const png = await browser.send("Page.captureScreenshot", { format: "png", captureBeyondViewport: true }, page.session);
     const image = Buffer.from(png.data, "base64");
     expect(image.subarray(1, 4).toString()).toBe("PNG");
     expect(image.length).toBeGreaterThan(20_000);
     writeFileSync(SCREENSHOT, image);
+
+    // A bad count is refused with the daemon's reason, shown on the page.
+    await page.evaluate(`(() => { document.querySelector('[data-field="scale:sum:1"]').value = "65";
+      document.querySelector('[data-action="scale:sum:1"]').click(); })()`);
+    await until(`document.getElementById("notice").textContent.includes("num_replicas must be a whole number from 0 to 64, got 65")`, "the refusal shown");
+    await conn.close();
   }, 120_000);
 });
 

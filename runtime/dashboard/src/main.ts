@@ -24,7 +24,7 @@ interface ModelVersion {
   model_version: string;
   input_type: string;
   is_current_version: boolean;
-  autoscaling?: { min_replicas: number; max_replicas: number };
+  autoscaling?: { min_replicas: number; max_replicas: number; target_queue_per_replica: number; scale_down_delay_s: number };
 }
 interface Replica {
   model_name: string;
@@ -138,11 +138,16 @@ function wholeNumber(input: HTMLInputElement, what: string): number {
 function scaleControls(v: ModelVersion, connected: number, pending: ScaleRequest | undefined): HTMLElement[] {
   const key = `${v.model_name}:${v.model_version}`;
   const target = { model_name: v.model_name, model_version: v.model_version };
-  if (v.autoscaling) {
-    const min = numberField(`min:${key}`, v.autoscaling.min_replicas, 0, "fewest replicas");
-    const max = numberField(`max:${key}`, v.autoscaling.max_replicas, 1, "most replicas");
+  const auto = v.autoscaling;
+  if (auto) {
+    const min = numberField(`min:${key}`, auto.min_replicas, 0, "fewest replicas");
+    const max = numberField(`max:${key}`, auto.max_replicas, 1, "most replicas");
     return [el("span", "autoscaled", "badge auto"), min, el("span", "–"), max, button("Set bounds", async () => {
-      const text = await post(SET_AUTOSCALING_PATH, { ...target, min_replicas: wholeNumber(min, "min"), max_replicas: wholeNumber(max, "max") });
+      // A setting replaces the version's whole configuration: its tuning goes along unchanged.
+      const text = await post(SET_AUTOSCALING_PATH, {
+        ...target, min_replicas: wholeNumber(min, "min"), max_replicas: wholeNumber(max, "max"),
+        target_queue_per_replica: auto.target_queue_per_replica, scale_down_delay_s: auto.scale_down_delay_s,
+      });
       drafts.delete(`min:${key}`);
       drafts.delete(`max:${key}`);
       notice(text);
