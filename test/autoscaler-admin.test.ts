@@ -15,6 +15,7 @@ import {
   SET_NUM_REPLICAS_PATH,
 } from "../runtime/shared/autoscaling.js";
 import { dict } from "../runtime/shared/dict.js";
+import { describeChange } from "../runtime/shared/event-change.js";
 import { emptyState } from "../runtime/shared/state.js";
 import type { ScaleRequest } from "../runtime/shared/autoscaling.js";
 import { versionRecord } from "./support/state-fixtures.js";
@@ -180,5 +181,18 @@ describe("AutoscalerMetrics", () => {
     // Every sample is one line: no raw newline inside a label.
     for (const line of text.split("\n").filter((l) => l.startsWith("clipper_autoscaler_decisions_total"))) expect(line).toMatch(/ \d+$/);
     expect(Object.prototype).not.toHaveProperty("up");
+  });
+});
+
+describe("an event's change in words (clipper events and the dashboard)", () => {
+  it("names each kind, with a manual request's missing `from` left blank", () => {
+    expect([
+      describeChange({ kind: "scale_up", from: 1, to: 4 }),
+      describeChange({ kind: "scale_down", from: 4, to: 3 }),
+      describeChange({ kind: "config", from: 0, to: 2 }),
+      describeChange({ kind: "off" }),
+      describeChange({ kind: "manual", to: 3 }),
+      describeChange({ kind: "manual", from: 2, to: 3 }),
+    ]).toEqual(["scale up 1→4", "scale down 4→3", "config min 0 max 2", "off", "manual →3", "manual 2→3"]);
   });
 });
