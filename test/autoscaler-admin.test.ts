@@ -6,6 +6,7 @@
  * applying requests: test/unit/autoscale-loop.test.ts; the dashboard's button: test/dashboard-browser.test.ts.
  */
 import { get } from "node:http";
+import { networkInterfaces } from "node:os";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AutoscalerMetrics } from "../runtime/management/autoscaler-metrics.js";
@@ -194,5 +195,31 @@ describe("an event's change in words (clipper events and the dashboard)", () => 
       describeChange({ kind: "manual", to: 3 }),
       describeChange({ kind: "manual", from: 2, to: 3 }),
     ]).toEqual(["scale up 1→4", "scale down 4→3", "config min 0 max 2", "off", "manual →3", "manual 2→3"]);
+  });
+});
+
+/** An address of this machine other than loopback, if it has one: a client there is "off loopback". */
+const outsideAddress = Object.values(networkInterfaces()).flat().find((a) => a?.family === "IPv4" && !a.internal)?.address;
+
+describe.skipIf(!outsideAddress)("the daemon's metrics and scale requests off loopback", () => {
+  const tempDir = tempDirs("clipper-autoscaler-token-");
+
+  it("want the token like the rest of the admin plane", async () => {
+    const server = await startManagementServer({ host: "0.0.0.0", port: 0, stateDir: await tempDir(), token: "s3cret", logger: pino({ level: "silent" }) });
+    try {
+      const base = `http://${outsideAddress}:${server.port}`;
+      const scale = (headers: Record<string, string>) => fetch(base + SET_NUM_REPLICAS_PATH, {
+        method: "POST", headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify({ model_name: "m", num_replicas: 1 }),
+      });
+      expect((await fetch(`${base}/metrics`)).status).toBe(401);
+      expect((await scale({})).status).toBe(401);
+      expect((await fetch(base + SCALE_REQUESTS_PATH)).status).toBe(401);
+      const auth = { authorization: "Bearer s3cret" };
+      expect((await fetch(`${base}/metrics`, { headers: auth })).status).toBe(200);
+      // With the token the request is read, and refused for what it says (no such model).
+      expect((await scale(auth)).status).toBe(400);
+    } finally {
+      await server.close();
+    }
   });
 });

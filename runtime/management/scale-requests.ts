@@ -63,6 +63,8 @@ export class ScaleRequests {
       throw badRequest(`${where} is autoscaled (min ${autoscaling.min_replicas}, max ${autoscaling.max_replicas}): ` +
         "change its bounds with clipper autoscale");
     }
+    // Stale requests go first, so the map never holds more than one per version that exists.
+    this.list(state);
     const at = this.now();
     const request: ScaleRequest = {
       seq: this.nextSeq++, model_name: b.model_name, model_version: version, num_replicas: replicas,
