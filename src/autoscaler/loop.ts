@@ -2,8 +2,9 @@
  * The autoscaler's loop: every interval it reads which versions are autoscaled, the frontends' live
  * stats and the applications, asks each version's controller (runtime/autoscaler/controller.ts)
  * what to do, scales through the ContainerManager interface and records each decision as an event
- * in the daemon's log. It runs where a ContainerManager lives (docs/autoscaling.md): the local
- * manager's supervisor hosts one per cluster.
+ * in the daemon's log. Being where the manager is, it also applies the replica counts asked for
+ * through the daemon (the dashboard's Scale button). It runs where a ContainerManager lives
+ * (docs/autoscaling.md): the local manager's supervisor hosts one per cluster.
  *
  * A failed read or a failed scale is logged and tried again next tick: the loop never stops on an
  * error, and never acts on signals it could not read.
