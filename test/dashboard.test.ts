@@ -20,7 +20,7 @@ import {
   LIVE_STATS_PATH, LiveStatsReportSchema, LiveStatsSchema, REPORT_LIVE_STATS_PATH, type LiveStats, type LiveStatsSample,
 } from "../runtime/shared/live-stats.js";
 import { REPORT_REPLICAS_PATH } from "../runtime/shared/state.js";
-import { appCharts, versionCharts } from "../runtime/dashboard/src/series.js";
+import { appCharts, eventMarkers, versionCharts } from "../runtime/dashboard/src/series.js";
 import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
 import { tempDirs } from "./support/temp-dirs.js";
 import { cliFor } from "./support/cli.js";
@@ -186,6 +186,16 @@ describe("the dashboard's chart series", () => {
     expect(v!.queue.series[0]!.values).toEqual([3, null]);
     expect(v!.cacheHitRate.series[0]!.values).toEqual([50, null]);
     expect(v!.batches.series.map((s) => [s.label, s.values])).toEqual([["replica 0 batch", [6, null]], ["replica 0 cap", [8, null]]]);
+  });
+
+  it("marks a version's autoscaler events on its charts: its own only, from the window's start on", () => {
+    const event = (seq: number, at: number, version: string) => ({
+      seq, at: new Date(at * 1000).toISOString(), kind: "manual" as const, model_name: "m", model_version: version, to: 2, reason: `r${seq}`,
+    });
+    const markers = eventMarkers([event(1, 9, "1"), event(2, 12, "1"), event(3, 12, "2"), event(4, 30, "1")], "m:1", [10, 20]);
+    // Before the first point: left out; after the last: kept (chart.ts draws it at the right edge).
+    expect(markers).toEqual([{ t: 12, kind: "manual", label: "manual →2: r2" }, { t: 30, kind: "manual", label: "manual →2: r4" }]);
+    expect(eventMarkers([event(1, 12, "1")], "m:1", [])).toEqual([]);
   });
 
   it("shows cache answers apart from model answers, and reads an older frontend's sample (no cache count) as before", () => {
