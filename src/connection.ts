@@ -35,7 +35,7 @@ import {
 } from "../runtime/shared/state.js";
 import {
   AUTOSCALER_EVENTS_PATH, type AutoscaleEventPage, AutoscaleEventPageSchema, type AutoscalingConfig, type AutoscalingEntry, GET_AUTOSCALING_PATH,
-  SET_AUTOSCALING_PATH,
+  SCALE_REQUESTS_PATH, type ScaleRequest, ScaleRequestListSchema, ScaleRequestReplySchema, SET_AUTOSCALING_PATH, SET_NUM_REPLICAS_PATH,
 } from "../runtime/shared/autoscaling.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
@@ -631,6 +631,24 @@ export class ClipperConnection {
       ...(options.targetQueuePerReplica === undefined ? {} : { target_queue_per_replica: options.targetQueuePerReplica }),
       ...(options.scaleDownDelayS === undefined ? {} : { scale_down_delay_s: options.scaleDownDelayS }),
     });
+  }
+
+  /**
+   * Asks the cluster's manager, through the daemon, for `replicas` replicas of a version (the current
+   * one unless named): what the dashboard's Scale button does. It returns once the daemon accepted
+   * the request; the autoscaler loop's host applies it within seconds (`getScaleRequests` lists
+   * those not yet applied, `getEvents` the outcome). `setNumReplicas` scales directly instead.
+   */
+  async requestReplicas(name: string, replicas: number, options: { version?: string } = {}): Promise<{ message: string; request: ScaleRequest }> {
+    const body = { model_name: name, num_replicas: replicas, ...(options.version === undefined ? {} : { model_version: options.version }) };
+    const reply = ScaleRequestReplySchema.safeParse(await this.admin.postJson(SET_NUM_REPLICAS_PATH, body));
+    if (!reply.success) throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${SET_NUM_REPLICAS_PATH} with an unexpected body`);
+    return reply.data;
+  }
+
+  /** Replica counts asked for through the daemon and not yet applied by the cluster's manager. */
+  async getScaleRequests(): Promise<ScaleRequest[]> {
+    return (await this.admin.getValidated(SCALE_REQUESTS_PATH, ScaleRequestListSchema)).requests;
   }
 
   /** Every autoscaled version, or those of one model. */

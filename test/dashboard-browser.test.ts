@@ -3,8 +3,11 @@
  * on a pipe (--remote-debugging-pipe: no port, no WebSocket library), against a local cluster
  * started, deployed and scaled with the CLI (Node model replicas). It checks that `clipper
  * dashboard` gives the page's URL, that the page lists the deployed app and model, that a chart
- * moves under load, that link, unlink and set-current change the state, that the scale button gives
- * the command that scales, whose effect the page then shows, and saves docs/dashboard.png.
+ * moves under load, that link, unlink and set-current change the state, that the Scale button
+ * changes the replica count (the local supervisor's autoscaler loop applies the request) and the
+ * events panel and the version's charts show it, that an autoscaled version offers its bounds
+ * instead, and takes a screenshot: into a temporary directory, or into docs/dashboard.png when
+ * CLIPPER_UPDATE_SCREENSHOT=1 (docs/dashboard.md), so a plain test run leaves the tree as it was.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -16,6 +19,7 @@ import { ROOT } from "./support/management-daemon.js";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { AdminClient } from "../src/admin-client.js";
+import { ClipperConnection } from "../src/connection.js";
 import { startManagementServer, type ManagementServer } from "../runtime/management/server.js";
 import { cliCluster } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
@@ -23,7 +27,9 @@ import { waitFor } from "./support/cluster-in-process.js";
 const CHROMIUM = "/usr/bin/chromium";
 const IN_CI = process.env.CI === "true";
 const skip = existsSync(CHROMIUM) || IN_CI ? undefined : `${CHROMIUM} is absent`;
-const SCREENSHOT = join(ROOT, "docs", "dashboard.png");
+const SCREENSHOT = process.env.CLIPPER_UPDATE_SCREENSHOT === "1"
+  ? join(ROOT, "docs", "dashboard.png")
+  : join(mkdtempSync(join(tmpdir(), "clipper-dash-shot-")), "dashboard.png");
 const MODEL = join(fileURLToPath(new URL("./fixtures/node-models/", import.meta.url)), "sum.mjs");
 
 /** A DevTools protocol client over chromium's pipe: NUL-separated JSON messages on fds 3 (in) and 4 (out). */
@@ -168,14 +174,9 @@ describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? 
       load = false;
       expect(await sent).toBeGreaterThan(0);
     }
-    const png = await browser.send("Page.captureScreenshot", { format: "png" }, page.session);
-    const image = Buffer.from(png.data, "base64");
-    expect(image.subarray(1, 4).toString()).toBe("PNG");
-    expect(image.length).toBeGreaterThan(20_000);
-    writeFileSync(SCREENSHOT, image);
   }, 60_000);
 
-  it("unlinks and links models and sets the current version through the admin API, and says where scaling happens", async () => {
+  it("unlinks and links models and sets the current version through the admin API", async () => {
     const linked = () => admin.postJson<string[]>("/admin/get_linked_models", { app_name: "sum-app" });
     const notice = () => page.evaluate<string>(`document.getElementById("notice").textContent`);
     const stored = (check: (links: string[]) => boolean, what: string) =>
@@ -211,13 +212,57 @@ describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? 
     }, 10_000, "sum:2 to become current");
     await until(`document.querySelector('[data-model="sum:2"] .badge.current') !== null &&
       !document.querySelector('[data-model="sum:2"] [data-action^="set-current"]')`, "sum:2 shown as current");
-
-    await page.evaluate(`document.querySelector('[data-action="scale:sum:1"]').click()`);
-    await until(`document.getElementById("notice").textContent.includes("clipper replicas sum 3 --version 1")`, "the scale hint");
-    // The command the page gives, run as the operator would: the page shows the new replica count.
-    await cluster.ok("replicas", "sum", "3", "--version", "1");
-    await until(`document.querySelector('[data-model="sum:1"] [data-replicas]')?.dataset.replicas === "3"`, "sum:1 with 3 replicas");
   }, 90_000);
+
+  it("scales a version from its Scale button, shows the events with their reasons, and offers an autoscaled version's bounds instead", async () => {
+    const rows = (version: string) => page.evaluate<Array<{ kind: string; text: string }>>(`[...document.querySelectorAll('#events tbody tr[data-version="${version}"]')]
+      .map((r) => ({ kind: r.dataset.kind, text: r.textContent }))`);
+    // Typed into the field and clicked, as an operator would: the daemon keeps the request, the
+    // local supervisor's loop starts the replica, the frontends see it connect.
+    await page.evaluate(`(() => { document.querySelector('[data-field="scale:sum:1"]').value = "3";
+      document.querySelector('[data-action="scale:sum:1"]').click(); })()`);
+    await until(`document.getElementById("notice").textContent.includes("Requested 3 replicas of sum:1")`, "the request accepted");
+    await until(`document.querySelector('[data-model="sum:1"] [data-replicas]')?.dataset.replicas === "3"`, "sum:1 with 3 replicas", 30_000);
+    await until(`[...document.querySelectorAll('#events tbody tr[data-version="sum:1"]')].some((r) => r.textContent.includes("applied the request for 3 replicas"))`,
+      "the applied request in the events panel");
+    // Newest first: the outcome above the request.
+    expect((await rows("sum:1")).slice(0, 2)).toEqual([
+      { kind: "manual", text: expect.stringMatching(/manual 2→3applied the request for 3 replicas$/) },
+      { kind: "manual", text: expect.stringMatching(/manual →3requested 3 replicas through the admin API$/) },
+    ]);
+    // The version's charts mark the events.
+    await until(`Number(document.querySelector('[data-chart="queue:sum:1"]')?.dataset.markers) >= 2`, "event markers on sum:1's queue chart");
+
+    // The library's way to the same request; the page shows the count going back down.
+    const conn = await ClipperConnection.connect({ home: cluster.home });
+    expect((await conn.requestReplicas("sum", 2, { version: "1" })).request).toMatchObject({ model_version: "1", num_replicas: 2 });
+    await until(`document.querySelector('[data-model="sum:1"] [data-replicas]')?.dataset.replicas === "2"`, "sum:1 back to 2 replicas", 30_000);
+    expect(await conn.getScaleRequests()).toEqual([]);
+
+    // An autoscaled version: no Scale button (the autoscaler would undo it) but its bounds, which the page changes.
+    await conn.setAutoscaling("sum", { version: "2", min: 0, max: 2, targetQueuePerReplica: 2 });
+    await until(`document.querySelector('[data-model="sum:2"] [data-action="bounds:sum:2"]') !== null &&
+      document.querySelector('[data-model="sum:2"] [data-action="scale:sum:2"]') === null`, "sum:2's bounds offered");
+    await page.evaluate(`(() => { document.querySelector('[data-field="max:sum:2"]').value = "3";
+      document.querySelector('[data-action="bounds:sum:2"]').click(); })()`);
+    // The new bounds, with the version's tuning kept.
+    await waitFor(async () => (await conn.getAutoscaling("sum")).some((e) => e.model_version === "2" && e.autoscaling.max_replicas === 3 &&
+      e.autoscaling.target_queue_per_replica === 2), 10_000, "the new bounds stored");
+    await until(`[...document.querySelectorAll('#events tbody tr[data-version="sum:2"]')].some((r) => r.textContent.includes("config min 0 max 3"))`,
+      "the configuration event shown");
+    // The picture for the README: tables, events and charts of a cluster that just scaled (before the refusal below fills the notice).
+    const png = await browser.send("Page.captureScreenshot", { format: "png", captureBeyondViewport: true }, page.session);
+    const image = Buffer.from(png.data, "base64");
+    expect(image.subarray(1, 4).toString()).toBe("PNG");
+    expect(image.length).toBeGreaterThan(20_000);
+    writeFileSync(SCREENSHOT, image);
+
+    // A bad count is refused with the daemon's reason, shown on the page.
+    await page.evaluate(`(() => { document.querySelector('[data-field="scale:sum:1"]').value = "65";
+      document.querySelector('[data-action="scale:sum:1"]').click(); })()`);
+    await until(`document.getElementById("notice").textContent.includes("num_replicas must be a whole number from 0 to 64, got 65")`, "the refusal shown");
+    await conn.close();
+  }, 120_000);
 });
 
 /** An address of this machine other than loopback, if it has one: a browser there is "off loopback". */

@@ -17,10 +17,10 @@ import { LiveStatsReporter } from "../runtime/frontend/live-stats-reporter.js";
 import { LiveStatsStore } from "../runtime/management/live-stats-store.js";
 import { startManagementServer, type ManagementServer } from "../runtime/management/server.js";
 import {
-  LIVE_STATS_PATH, LiveStatsSchema, REPORT_LIVE_STATS_PATH, type LiveStats, type LiveStatsSample,
+  LIVE_STATS_PATH, LiveStatsReportSchema, LiveStatsSchema, REPORT_LIVE_STATS_PATH, type LiveStats, type LiveStatsSample,
 } from "../runtime/shared/live-stats.js";
 import { REPORT_REPLICAS_PATH } from "../runtime/shared/state.js";
-import { appCharts, versionCharts } from "../runtime/dashboard/src/series.js";
+import { appCharts, eventMarkers, versionCharts } from "../runtime/dashboard/src/series.js";
 import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
 import { tempDirs } from "./support/temp-dirs.js";
 import { cliFor } from "./support/cli.js";
@@ -44,6 +44,8 @@ describe("the frontend's live stats collector", () => {
     c.query("a", 0.2, "slo_missed");
     c.query("a", 0.2, "slo_missed");
     c.query("__proto__", 0.001, "no_connected_models");
+    c.query("a", 0.0001, undefined, true);
+    c.query("a", 0.0001, undefined, true);
     c.batchSent("m:1", 4, 0);
     c.batchSent("m:1", 6, 0);
     c.cacheLookup("m:1", true);
@@ -54,11 +56,11 @@ describe("the frontend's live stats collector", () => {
     expect(s.at).toBe(12_000);
     expect(s.interval_ms).toBe(2_000);
     const a = s.apps.find((x) => x.app === "a")!;
-    expect(a.requests_per_s).toBeCloseTo(103 / 2);
-    expect(a.p50_ms).toBeCloseTo(52); // nearest rank over 103 latencies
+    expect(a.requests_per_s).toBeCloseTo(105 / 2);
+    expect(a.p50_ms).toBeCloseTo(51); // nearest rank over 105 latencies
     expect(a.p99_ms).toBeCloseTo(200);
     expect(a.slo_ms).toBe(100);
-    expect(a.answers).toEqual({ model: 100, shed: 1, default: [{ reason: "slo_missed", count: 2 }] });
+    expect(a.answers).toEqual({ model: 100, cache: 2, shed: 1, default: [{ reason: "slo_missed", count: 2 }] });
     expect(s.apps.find((x) => x.app === "__proto__")).toMatchObject({ slo_ms: null, answers: { model: 0, default: [{ reason: "no_connected_models", count: 1 }] } });
     expect(s.versions).toEqual([{
       model_name: "m", model_version: "1", queue_depth: 3, cache_hits: 1, cache_misses: 2,
@@ -185,6 +187,28 @@ describe("the dashboard's chart series", () => {
     expect(v!.cacheHitRate.series[0]!.values).toEqual([50, null]);
     expect(v!.batches.series.map((s) => [s.label, s.values])).toEqual([["replica 0 batch", [6, null]], ["replica 0 cap", [8, null]]]);
   });
+
+  it("marks a version's autoscaler events on its charts: its own only, from the window's start on", () => {
+    const event = (seq: number, at: number, version: string) => ({
+      seq, at: new Date(at * 1000).toISOString(), kind: "manual" as const, model_name: "m", model_version: version, to: 2, reason: `r${seq}`,
+    });
+    const markers = eventMarkers([event(1, 9, "1"), event(2, 12, "1"), event(3, 12, "2"), event(4, 30, "1")], "m:1", [10, 20]);
+    // Before the first point: left out; after the last: kept (chart.ts draws it at the right edge).
+    expect(markers).toEqual([{ t: 12, kind: "manual", label: "manual →2: r2" }, { t: 30, kind: "manual", label: "manual →2: r4" }]);
+    expect(eventMarkers([event(1, 12, "1")], "m:1", [])).toEqual([]);
+  });
+
+  it("shows cache answers apart from model answers, and reads an older frontend's sample (no cache count) as before", () => {
+    const answers = (cache?: number) => ({
+      app: "a", requests_per_s: 1, p50_ms: 1, p99_ms: 1, slo_ms: 100, answers: { model: 4, ...(cache === undefined ? {} : { cache }), shed: 0, default: [] },
+    });
+    const report = { frontend_id: "f1", samples: [sample(2000, { apps: [answers(6)] })] };
+    expect(LiveStatsReportSchema.parse(report)).toEqual(report);
+    const older = { frontend_id: "f2", samples: [sample(2000, { apps: [answers()] })] };
+    expect(LiveStatsReportSchema.parse(older)).toEqual(older);
+    const [a] = appCharts({ interval_ms: 2000, frontends: [report, older] });
+    expect(a!.answers.series.map((s) => [s.label, s.values])).toEqual([["cache", [3]], ["model", [4]], ["shed", [0]]]);
+  });
 });
 
 describe("the live stats endpoints and the dashboard's files", () => {
@@ -269,7 +293,7 @@ describe("the live stats endpoints and the dashboard's files", () => {
 describe("the live stats feed in a running cluster", () => {
   let c: InProcessCluster;
   beforeAll(async () => {
-    c = await startInProcessCluster();
+    c = await startInProcessCluster({ cacheBytes: 1_000_000 });
     await c.admin.postText("/admin/add_app", { name: "app1", input_type: "doubles", default_output: "-1", latency_slo_micros: 500_000 });
     await c.admin.postText("/admin/add_model", {
       model_name: "m", model_version: "1", labels: [], input_type: "doubles", container_name: "x", model_data_path: "x", batch_size: -1,
@@ -280,7 +304,8 @@ describe("the live stats feed in a running cluster", () => {
   }, 30_000);
   afterAll(async () => c?.close());
 
-  it("reports each app's rate and latency against its SLO, and each version's replicas, to the daemon", async () => {
+  it("reports each app's rate, latency against its SLO and answers by source, and each version's replicas, to the daemon", async () => {
+    // The same input 20 times in a row: the model answers the first, the prediction cache the rest.
     for (let i = 0; i < 20; i++) expect((await c.predict("app1", { input: [1, 2, 3] })).body.output).toBe(6);
     let stats: LiveStats | undefined;
     await waitFor(async () => {
@@ -289,7 +314,8 @@ describe("the live stats feed in a running cluster", () => {
     }, 10_000, "a live stats sample with app1");
     const samples = stats!.frontends[0]!.samples;
     const answered = samples.flatMap((s) => s.apps).filter((a) => a.app === "app1");
-    expect(answered.reduce((n, a) => n + a.answers.model, 0)).toBe(20);
+    expect(answered.reduce((n, a) => n + a.answers.model, 0)).toBe(1);
+    expect(answered.reduce((n, a) => n + (a.answers.cache ?? 0), 0)).toBe(19);
     expect(answered[0]!.slo_ms).toBe(500);
     expect(answered[0]!.p99_ms).toBeGreaterThan(0);
     const version = samples[samples.length - 1]!.versions.find((v) => v.model_name === "m")!;

@@ -20,7 +20,8 @@ export interface LiveStatsSources {
 
 /** What the query path reports: one answered query, and prediction-cache lookups. */
 export interface LiveStatsSink {
-  query(app: string, seconds: number, defaultReason?: DefaultReason): void;
+  /** `cached`: a model's answer from the prediction cache (no model call). */
+  query(app: string, seconds: number, defaultReason?: DefaultReason, cached?: boolean): void;
   batchSent(versionKey: string, size: number, replicaId: number): void;
   cacheLookup(versionKey: string, hit: boolean): void;
 }
@@ -29,6 +30,7 @@ interface AppWindow {
   queries: number;
   latenciesMs: number[];
   model: number;
+  cache: number;
   shed: number;
   defaults: Map<string, number>;
 }
@@ -48,9 +50,9 @@ export class LiveStatsCollector implements LiveStatsSink {
     this.windowStart = now();
   }
 
-  query(app: string, seconds: number, defaultReason?: DefaultReason): void {
+  query(app: string, seconds: number, defaultReason?: DefaultReason, cached = false): void {
     let w = this.apps.get(app);
-    if (!w) this.apps.set(app, (w = { queries: 0, latenciesMs: [], model: 0, shed: 0, defaults: new Map() }));
+    if (!w) this.apps.set(app, (w = { queries: 0, latenciesMs: [], model: 0, cache: 0, shed: 0, defaults: new Map() }));
     w.queries++;
     // Reservoir sampling: every latency of the interval has the same chance to be kept.
     if (w.latenciesMs.length < RESERVOIR_SIZE) w.latenciesMs.push(seconds * 1000);
@@ -58,7 +60,10 @@ export class LiveStatsCollector implements LiveStatsSink {
       const slot = Math.floor(this.random() * w.queries);
       if (slot < RESERVOIR_SIZE) w.latenciesMs[slot] = seconds * 1000;
     }
-    if (defaultReason === undefined) w.model++;
+    if (defaultReason === undefined) {
+      if (cached) w.cache++;
+      else w.model++;
+    }
     else if (defaultReason === "overloaded") w.shed++;
     else w.defaults.set(defaultReason, (w.defaults.get(defaultReason) ?? 0) + 1);
   }
@@ -91,7 +96,9 @@ export class LiveStatsCollector implements LiveStatsSink {
         p50_ms: percentile(sorted, 0.5),
         p99_ms: percentile(sorted, 0.99),
         slo_ms: this.sources.sloMs(app),
-        answers: { model: w.model, shed: w.shed, default: [...w.defaults].map(([reason, count]) => ({ reason, count })) },
+        answers: {
+          model: w.model, cache: w.cache, shed: w.shed, default: [...w.defaults].map(([reason, count]) => ({ reason, count })),
+        },
       };
     });
     const versions: VersionSample[] = this.sources.versions().map((v) => {

@@ -176,12 +176,13 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     return series;
   }
 
-  query(app: string, seconds: number, defaultReason?: DefaultReason): void {
+  /** One answered query: by a model, from the cache (`cached`), or the default output with its reason. */
+  query(app: string, seconds: number, defaultReason?: DefaultReason, cached = false): void {
     const series = this.appSeries(app);
     series.requests.inc();
     series.latency.observe(seconds);
     if (defaultReason) this.defaults.inc({ app, reason: defaultReason });
-    this.live?.query(app, seconds, defaultReason);
+    this.live?.query(app, seconds, defaultReason, cached);
   }
 
   batchSent(model: string, size: number, detail?: BatchSendDetail): void {

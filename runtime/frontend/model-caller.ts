@@ -13,8 +13,11 @@ export interface ModelRef {
 }
 
 export type CallOutcome =
-  /** `replica`: the key of the replica that answered, when one did (not on a cache hit). */
-  | { kind: "output"; output: string; replica?: string }
+  /**
+   * `replica`: the key of the replica that answered, when one did (not on a cache hit); `cached`:
+   * answered from the prediction cache, with no model call.
+   */
+  | { kind: "output"; output: string; replica?: string; cached?: true }
   /** The model ran and failed on this input's batch. */
   | { kind: "failed"; reason: string }
   /** The deadline passed before the model answered. */

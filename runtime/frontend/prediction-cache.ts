@@ -124,7 +124,7 @@ export class PredictionCache {
     const entry = this.lru.get(key);
     if (entry && entry.input.equals(input)) {
       this.observer.hit?.(label);
-      return Promise.resolve({ kind: "output", output: entry.output });
+      return Promise.resolve({ kind: "output", output: entry.output, cached: true });
     }
     const shared = this.pending.get(key);
     if (shared && shared.input.equals(input)) {

@@ -129,7 +129,7 @@ export class QueryProcessor {
     const queryId = this.nextQueryId++;
     const seconds = (this.now() - started) / 1000;
     if (answer.kind === "output") {
-      this.options.metrics.query(app.name, seconds);
+      this.options.metrics.query(app.name, seconds, undefined, answer.cached);
       return { query_id: queryId, output: embedOutput(answer.output), default: false, ...answer.extra };
     }
     this.options.metrics.query(app.name, seconds, answer.reason);

@@ -39,7 +39,7 @@ const BODIES = {
   get: spec(z.object({ model_name: z.string().optional() }), `{"model_name" := string (optional)}`),
 };
 
-function wholeNumber(key: string, value: number | undefined, min: number, max: number): number {
+export function wholeNumber(key: string, value: number | undefined, min: number, max: number): number {
   if (value === undefined) throw badRequest(`${key} is required (or send "off": true to switch autoscaling off)`);
   if (!Number.isInteger(value) || value < min || value > max) throw badRequest(`${key} must be a whole number from ${min} to ${max}, got ${value}`);
   return value;
@@ -66,7 +66,7 @@ export function describeAutoscaling(c: AutoscalingConfig): string {
 }
 
 /** The version a request names, or the model's current one; a 400 naming what is missing otherwise. */
-function versionOf(state: ClusterState, modelName: string, version: string | undefined): string {
+export function versionOf(state: ClusterState, modelName: string, version: string | undefined): string {
   const model = own(state.models, modelName);
   if (!model) throw badRequest(`No model with name '${modelName}' exists.`);
   if (version === undefined) {

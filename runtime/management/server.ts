@@ -19,7 +19,12 @@ import { refuseForeignOrigin, requireJsonContentType } from "./browser-guard.js"
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { AUTOSCALE_READ_OPERATIONS, AUTOSCALE_WRITE_OPERATIONS } from "./autoscale-operations.js";
-import { AUTOSCALER_EVENTS_PATH, AutoscaleDecisionEventSchema, RECORD_AUTOSCALER_EVENT_PATH } from "../shared/autoscaling.js";
+import {
+  AUTOSCALER_EVENTS_PATH, AutoscaleDecisionEventSchema, type AutoscaleEventInput, COMPLETE_SCALE_REQUEST_PATH, RECORD_AUTOSCALER_EVENT_PATH,
+  SCALE_REQUESTS_PATH, SET_NUM_REPLICAS_PATH,
+} from "../shared/autoscaling.js";
+import { AutoscalerMetrics } from "./autoscaler-metrics.js";
+import { ScaleRequests } from "./scale-requests.js";
 import { AutoscaleEventLog } from "../autoscaler/event-log.js";
 import { ReplicaRegistry } from "./replicas.js";
 import { StateInvalidError, StatePersistError, StateStore } from "./store.js";
@@ -51,6 +56,8 @@ export interface ManagementServerOptions {
   dashboardDir?: string;
   /** Defaults to createLogger("management"). */
   logger?: Logger;
+  /** The clock of manual scale requests' expiry (scale-requests.ts); injected by tests. */
+  now?: () => number;
 }
 
 export interface ManagementServer {
@@ -62,6 +69,8 @@ export interface ManagementServer {
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_WATCH_KEEPALIVE_MS = 10_000;
 export const DEFAULT_REPLICA_REPORT_TTL_MS = 60_000;
+/** Prometheus' conventional path: the daemon's own metrics (autoscaling, docs/autoscaling.md). */
+export const METRICS_PATH = "/metrics";
 /** Bounds on how long a client may take to send its headers, and its whole request. */
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -77,8 +86,8 @@ const DECISION_EVENT = spec(AutoscaleDecisionEventSchema,
 const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS };
 
 type Route =
-  | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" | "live_stats" }
-  | { method: "POST"; kind: "report" | "live_report" | "record_event" }
+  | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" | "live_stats" | "scale_requests" | "metrics" }
+  | { method: "POST"; kind: "report" | "live_report" | "record_event" | "scale_request" | "complete_scale_request" }
   | { method: "POST"; kind: "write"; path: string }
   | { method: "POST"; kind: "read"; path: string };
 
@@ -92,6 +101,10 @@ function buildRoutes(): Map<string, Route> {
     [REPORT_LIVE_STATS_PATH, { method: "POST", kind: "live_report" }],
     [LIVE_STATS_PATH, { method: "GET", kind: "live_stats" }],
     [RECORD_AUTOSCALER_EVENT_PATH, { method: "POST", kind: "record_event" }],
+    [SET_NUM_REPLICAS_PATH, { method: "POST", kind: "scale_request" }],
+    [SCALE_REQUESTS_PATH, { method: "GET", kind: "scale_requests" }],
+    [COMPLETE_SCALE_REQUEST_PATH, { method: "POST", kind: "complete_scale_request" }],
+    [METRICS_PATH, { method: "GET", kind: "metrics" }],
   ]);
   for (const path of Object.keys(WRITE_OPERATIONS)) routes.set(path, { method: "POST", kind: "write", path });
   for (const path of Object.keys(READ_OPERATIONS)) routes.set(path, { method: "POST", kind: "read", path });
@@ -111,7 +124,12 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const storeReady = new Promise<StateStore>((resolve) => (storeOpened = resolve));
   const replicas = new ReplicaRegistry(options.replicaReportTtlMs ?? DEFAULT_REPLICA_REPORT_TTL_MS);
   const watch = new WatchHub(options.watchKeepaliveMs ?? DEFAULT_WATCH_KEEPALIVE_MS);
-  const autoscaleEvents = new AutoscaleEventLog();
+  const autoscaleEvents = new AutoscaleEventLog(undefined, options.now);
+  const scaleRequests = new ScaleRequests((input) => recordEvent(input), options.now);
+  // Collected only once requests are served, which is after the state is opened.
+  const autoscalerMetrics = new AutoscalerMetrics(() => store.state, () => scaleRequests.size);
+  // Every event goes through here, so the metrics count what the log recorded.
+  const recordEvent = (input: AutoscaleEventInput) => autoscalerMetrics.observe(autoscaleEvents.record(input));
   const liveStats = new LiveStatsStore(options.replicaReportTtlMs ?? DEFAULT_REPLICA_REPORT_TTL_MS);
   const dashboard = new DashboardAssets(options.dashboardDir);
 
@@ -156,8 +174,17 @@ export async function startManagementServer(options: ManagementServerOptions): P
       }
       case "record_event": {
         const event = parseBody(await readTextBody(req, maxBodyBytes), DECISION_EVENT);
-        return sendReply(res, { kind: "json", value: { seq: autoscaleEvents.record(event).seq } });
+        return sendReply(res, { kind: "json", value: { seq: recordEvent(event).seq } });
       }
+      case "scale_request":
+        // Not a state write: a request for the manager to act on, kept in memory (scale-requests.ts).
+        return sendReply(res, { kind: "json", value: scaleRequests.request(store.state, await readTextBody(req, maxBodyBytes)) });
+      case "scale_requests":
+        return sendReply(res, { kind: "json", value: { requests: scaleRequests.list(store.state) } }, { "cache-control": "no-store" });
+      case "complete_scale_request":
+        return sendReply(res, { kind: "json", value: scaleRequests.complete(await readTextBody(req, maxBodyBytes)) });
+      case "metrics":
+        return send(res, 200, autoscalerMetrics.contentType, await autoscalerMetrics.text(), { "cache-control": "no-store" });
       case "report": {
         const report = parseReplicaReport(await readTextBody(req, maxBodyBytes));
         replicas.report(report);
@@ -190,7 +217,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
         // The log gets the text; the reply may hold more (a created API key).
         log.info({ path, revision: store.state.revision }, outcome.text);
         // Recorded once durable: a refused or failed write is no event.
-        if (outcome.event) autoscaleEvents.record(outcome.event);
+        if (outcome.event) recordEvent(outcome.event);
         // Clipper's body unchanged; the headers let a client wait until every frontend applied the change.
         return sendReply(res, outcome.reply ?? { kind: "text", text: outcome.text }, {
           [REVISION_HEADER]: String(store.state.revision),

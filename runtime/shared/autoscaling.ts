@@ -24,8 +24,11 @@ export const AutoscalingConfigSchema = z.object({
 });
 export type AutoscalingConfig = z.infer<typeof AutoscalingConfigSchema>;
 
-/** What a change of direction or a configuration change did; `config` and `off` come from the admin API. */
-export const AUTOSCALE_EVENT_KINDS = ["scale_up", "scale_down", "config", "off"] as const;
+/**
+ * What a change of direction or a configuration change did; `config` and `off` come from the admin
+ * API, `manual` from a replica count asked for through it (set_num_replicas) and from its outcome.
+ */
+export const AUTOSCALE_EVENT_KINDS = ["scale_up", "scale_down", "config", "off", "manual"] as const;
 export type AutoscaleEventKind = (typeof AUTOSCALE_EVENT_KINDS)[number];
 
 /** One entry of the daemon's autoscaler event log. */
@@ -37,7 +40,7 @@ export const AutoscaleEventSchema = z.object({
   kind: z.enum(AUTOSCALE_EVENT_KINDS),
   model_name: z.string(),
   model_version: z.string(),
-  /** Replicas before and after (scale events), or the configured bounds (config events). */
+  /** Replicas before and after (scale and applied manual events), or the configured bounds (config events). */
   from: z.number().int().nonnegative().optional(),
   to: z.number().int().nonnegative().optional(),
   reason: z.string(),
@@ -79,3 +82,54 @@ export const AutoscaleDecisionEventSchema = z.object({
 }).strict();
 /** GET with `?since=SEQ` (default 0) and `&limit=N` (default and most: the log's bound). */
 export const AUTOSCALER_EVENTS_PATH = "/admin/get_autoscaler_events";
+
+/**
+ * Replica counts asked for through the admin API (the dashboard's Scale button): the daemon holds
+ * no container manager, so it keeps each request until the process that does (the autoscaler
+ * loop's host) applies it and reports back by sequence number. docs/autoscaling.md.
+ */
+export const SET_NUM_REPLICAS_PATH = "/admin/set_num_replicas";
+/** GET: the requests not yet applied, oldest first. */
+export const SCALE_REQUESTS_PATH = "/admin/get_scale_requests";
+/** POST by the loop once it applied (or failed to apply) one request. */
+export const COMPLETE_SCALE_REQUEST_PATH = "/admin/complete_scale_request";
+
+/** One pending request; a newer request for the same version replaces it (and takes a new seq). */
+export const ScaleRequestSchema = z.object({
+  seq: z.number().int().positive(),
+  model_name: z.string(),
+  model_version: z.string(),
+  num_replicas: z.number().int().min(0).max(MAX_AUTOSCALE_REPLICAS),
+  /** ISO time the daemon accepted it. */
+  requested_at: z.string(),
+});
+export type ScaleRequest = z.infer<typeof ScaleRequestSchema>;
+
+export const ScaleRequestListSchema = z.object({ requests: z.array(ScaleRequestSchema) });
+
+/** The answer of SET_NUM_REPLICAS_PATH. */
+export const ScaleRequestReplySchema = z.object({ message: z.string(), request: ScaleRequestSchema });
+
+/**
+ * The body of COMPLETE_SCALE_REQUEST_PATH: the request as the loop read it (all of it: a daemon
+ * that restarted numbers its requests afresh, so a seq alone could name another one), and the
+ * replica count before (applied) or why it failed.
+ */
+const completionBase = {
+  seq: z.number().int().positive(),
+  model_name: z.string().min(1).max(256),
+  model_version: z.string().min(1).max(256),
+  num_replicas: z.number().int().min(0).max(MAX_AUTOSCALE_REPLICAS),
+};
+export const ScaleRequestCompletionSchema = z.union([
+  z.object({ ...completionBase, from: z.number().int().nonnegative().max(MAX_AUTOSCALE_REPLICAS * 4) }).strict(),
+  z.object({ ...completionBase, error: z.string().min(1).max(2_000) }).strict(),
+]);
+export type ScaleRequestCompletion = z.infer<typeof ScaleRequestCompletionSchema>;
+
+/** The completion body for a request and its outcome (an error's text bounded like the schema's). */
+export function scaleRequestCompletion(request: ScaleRequest, outcome: { from: number } | { error: string }): ScaleRequestCompletion {
+  const { seq, model_name, model_version, num_replicas } = request;
+  const reported = "error" in outcome ? { error: (outcome.error || "unknown error").slice(0, 2_000) } : { from: outcome.from };
+  return { seq, model_name, model_version, num_replicas, ...reported };
+}

@@ -35,8 +35,14 @@ const quantity = z.number().nonnegative().finite();
 
 /** Answers given in the interval, by where they came from. */
 export const AnswerCountsSchema = z.object({
-  /** Answered by a model (a cache hit included: the cache holds model answers). */
+  /** Answered by a model call (a query that joined an identical call in flight included). */
   model: count,
+  /**
+   * Answered from the prediction cache, with no model call (single-model policies: default, canary,
+   * exp3). Absent from frontends older than this field, which counted those answers in `model`;
+   * read it as 0 then.
+   */
+  cache: count.optional(),
   /** Refused at admission: the query could not have been answered by its deadline. */
   shed: count,
   /** Answered with the application's default output, by reason (docs/metrics.md), shed excluded. */
@@ -107,6 +113,6 @@ export type LiveStats = z.infer<typeof LiveStatsSchema>;
 /** The text of the report's schema, for the 400 answer to a body that does not fit it. */
 export const LIVE_STATS_REPORT_TEXT =
   `{"frontend_id" := string, "samples" := [{"at" := int, "interval_ms" := number, ` +
-  `"apps" := [{"app", "requests_per_s", "p50_ms", "p99_ms", "slo_ms", "answers" := {"model", "shed", "default" := [{"reason", "count"}]}}], ` +
+  `"apps" := [{"app", "requests_per_s", "p50_ms", "p99_ms", "slo_ms", "answers" := {"model", "cache" (optional), "shed", "default" := [{"reason", "count"}]}}], ` +
   `"versions" := [{"model_name", "model_version", "queue_depth", "replicas" := [{"replica_id", "batch_size", "batch_cap"}], ` +
   `"cache_hits", "cache_misses"}]}] (1 to ${MAX_SAMPLES_PER_REPORT})}`;

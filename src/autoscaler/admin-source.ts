@@ -1,7 +1,8 @@
 /** The autoscaler's view of a cluster through the management daemon's admin API, every answer checked. */
 import { z } from "zod";
 import {
-  AutoscalingConfigSchema, type AutoscaleEventInput, RECORD_AUTOSCALER_EVENT_PATH,
+  AutoscalingConfigSchema, type AutoscaleEventInput, COMPLETE_SCALE_REQUEST_PATH, RECORD_AUTOSCALER_EVENT_PATH, type ScaleRequest,
+  scaleRequestCompletion, ScaleRequestListSchema, SCALE_REQUESTS_PATH,
 } from "../../runtime/shared/autoscaling.js";
 import { LIVE_STATS_PATH, type LiveStats, LiveStatsSchema } from "../../runtime/shared/live-stats.js";
 import type { AdminClient } from "../admin-client.js";
@@ -50,5 +51,13 @@ export class AdminAutoscaleSource implements AutoscaleSource {
 
   async recordEvent(event: AutoscaleEventInput): Promise<void> {
     await this.admin.postText(RECORD_AUTOSCALER_EVENT_PATH, event);
+  }
+
+  async scaleRequests(): Promise<ScaleRequest[]> {
+    return (await this.admin.getValidated(SCALE_REQUESTS_PATH, ScaleRequestListSchema)).requests;
+  }
+
+  async completeScaleRequest(request: ScaleRequest, outcome: { from: number } | { error: string }): Promise<void> {
+    await this.admin.postText(COMPLETE_SCALE_REQUEST_PATH, scaleRequestCompletion(request, outcome));
   }
 }

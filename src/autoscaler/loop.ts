@@ -2,14 +2,15 @@
  * The autoscaler's loop: every interval it reads which versions are autoscaled, the frontends' live
  * stats and the applications, asks each version's controller (runtime/autoscaler/controller.ts)
  * what to do, scales through the ContainerManager interface and records each decision as an event
- * in the daemon's log. It runs where a ContainerManager lives (docs/autoscaling.md): the local
- * manager's supervisor hosts one per cluster.
+ * in the daemon's log. Being where the manager is, it also applies the replica counts asked for
+ * through the daemon (the dashboard's Scale button). It runs where a ContainerManager lives
+ * (docs/autoscaling.md): the local manager's supervisor hosts one per cluster.
  *
  * A failed read or a failed scale is logged and tried again next tick: the loop never stops on an
  * error, and never acts on signals it could not read.
  */
 import { decisionEvent, type ScaleDecision, VersionAutoscaler } from "../../runtime/autoscaler/controller.js";
-import type { AutoscaleEventInput, AutoscalingConfig } from "../../runtime/shared/autoscaling.js";
+import type { AutoscaleEventInput, AutoscalingConfig, ScaleRequest } from "../../runtime/shared/autoscaling.js";
 import type { LiveStats } from "../../runtime/shared/live-stats.js";
 import type { ContainerManager } from "../managers/container-manager.js";
 import { versionSignals, type RoutedApp } from "./signals.js";
@@ -29,6 +30,13 @@ export interface AutoscaleSource {
   applications(): Promise<{ name: string; sloMs: number; linkedModels: string[] }[]>;
   liveStats(): Promise<LiveStats>;
   recordEvent(event: AutoscaleEventInput): Promise<void>;
+  /**
+   * Replica counts asked for through the admin API (the dashboard's Scale button), and where the
+   * loop reports each outcome back. Optional so that a source without them (an older daemon, a
+   * test) still runs the autoscaler.
+   */
+  scaleRequests?(): Promise<ScaleRequest[]>;
+  completeScaleRequest?(request: ScaleRequest, outcome: { from: number } | { error: string }): Promise<void>;
 }
 
 export type Scaler = Pick<ContainerManager, "getNumReplicas" | "setNumReplicas">;
@@ -52,12 +60,45 @@ export class AutoscaleLoop {
   private stopped = false;
   private lastFailure: string | undefined;
   private readonly scaleFailures = new Map<string, string>();
+  private requestFailure: string | undefined;
 
   constructor(private readonly options: AutoscaleLoopOptions) {}
 
-  /** One round: every autoscaled version's decision, acted on and recorded. */
+  /**
+   * Applies the replica counts asked for through the admin API, each reported back by its sequence
+   * number (the daemon keeps a newer request for the same version pending: runtime/management/
+   * scale-requests.ts). Never throws: a failure is logged once and the round goes on.
+   */
+  async applyScaleRequests(): Promise<number> {
+    const { source, scaler } = this.options;
+    let applied = 0;
+    try {
+      for (const request of (await source.scaleRequests?.()) ?? []) {
+        const { model_name: model, model_version: version, num_replicas: to } = request;
+        let outcome: { from: number } | { error: string };
+        try {
+          const from = await scaler.getNumReplicas(model, version);
+          await scaler.setNumReplicas(model, version, to);
+          outcome = { from };
+          applied++;
+        } catch (err) {
+          outcome = { error: (err as Error).message };
+        }
+        await source.completeScaleRequest?.(request, outcome);
+      }
+      this.requestFailure = undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message !== this.requestFailure) this.options.log?.("autoscaler could not apply scale requests", { error: message });
+      this.requestFailure = message;
+    }
+    return applied;
+  }
+
+  /** One round: the requested replica counts, then every autoscaled version's decision, acted on and recorded. */
   async tick(): Promise<ScaleDecision[]> {
     const { source, scaler } = this.options;
+    await this.applyScaleRequests();
     const versions = await source.autoscaled();
     const keys = new Set(versions.map((v) => key(v.model, v.version)));
     // A version no longer autoscaled starts afresh if it is autoscaled again.

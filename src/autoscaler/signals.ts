@@ -53,7 +53,7 @@ export function versionSignals(input: SignalInputs): VersionSignals {
       if (!routed.has(app.app)) continue;
       requestsPerS += app.requests_per_s;
       const defaults = app.answers.default.reduce((n, d) => n + d.count, 0);
-      answered += app.answers.model + app.answers.shed + defaults;
+      answered += app.answers.model + (app.answers.cache ?? 0) + app.answers.shed + defaults;
       degraded += app.answers.shed + defaults;
       if (app.p99_ms !== null) p99Ms = Math.max(p99Ms ?? 0, app.p99_ms);
     }

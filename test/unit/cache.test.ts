@@ -129,7 +129,7 @@ describe("prediction cache: storage", () => {
     expect(await ask(a)).toEqual({ kind: "output", output: "out:010101" });
     expect(await ask(b)).toEqual({ kind: "output", output: "out:020202" });
     expect(await ask(a)).toEqual({ kind: "output", output: "out:010101" });
-    expect(await ask(a)).toEqual({ kind: "output", output: "out:010101" }); // now a hit
+    expect(await ask(a)).toEqual({ kind: "output", output: "out:010101", cached: true }); // now a hit
     expect(model.seen.map((x) => x.toString("hex"))).toEqual(["010101", "020202", "010101"]);
     // Colliding inputs in flight at once do not share a call either.
     const [ra, rb] = await Promise.all([ask(bytes(3)), ask(bytes(4))]);
@@ -169,7 +169,7 @@ describe("prediction cache: storage", () => {
     const x = bytes(5, 5);
     await cache.call(M, "bytes", x, Infinity, model.make(bytes(5, 5)));
     x.fill(6);
-    expect(await cache.call(M, "bytes", bytes(5, 5), Infinity, model.make(bytes(5, 5)))).toEqual({ kind: "output", output: "out:0505" });
+    expect(await cache.call(M, "bytes", bytes(5, 5), Infinity, model.make(bytes(5, 5)))).toEqual({ kind: "output", output: "out:0505", cached: true });
     expect(model.seen).toHaveLength(1);
   });
 
@@ -206,7 +206,7 @@ describe("prediction cache through the model caller", () => {
     tasks[0]!.resolve({ ok: true, output: "3.0" });
     expect(await first).toEqual({ kind: "output", output: "3.0" });
     expect(await second).toEqual({ kind: "output", output: "3.0" });
-    expect(await caller.call(M, "doubles", bytes(1, 2), deadline)).toEqual({ kind: "output", output: "3.0" });
+    expect(await caller.call(M, "doubles", bytes(1, 2), deadline)).toEqual({ kind: "output", output: "3.0", cached: true });
     expect(tasks).toHaveLength(1);
     expect(await metricValue(registry, "clipper_cache_misses_total", "m:1")).toBe(1);
     expect(await metricValue(registry, "clipper_cache_inflight_joins_total", "m:1")).toBe(1);
@@ -222,7 +222,7 @@ describe("prediction cache through the model caller", () => {
     tasks[0]!.resolve({ ok: true, output: "seven" });
     await pending;
     // No timers are advanced: the answer arrives on promise resolution alone.
-    expect(await caller.call(M, "bytes", bytes(7), Date.now() + 100)).toEqual({ kind: "output", output: "seven" });
+    expect(await caller.call(M, "bytes", bytes(7), Date.now() + 100)).toEqual({ kind: "output", output: "seven", cached: true });
     expect(tasks).toHaveLength(1);
     // With no replica the version has no model, so Clipper's "no connected models" wins over the cache.
     const noReplica = new ModelCaller({ dispatcher: fakeDispatcher(0).dispatcher, cache, now: () => Date.now() });
@@ -404,7 +404,7 @@ describe("prediction cache: invalidation", () => {
     expect(cache.entries).toBe(0);
     tasks[1]!.resolve({ ok: true, output: "new" });
     expect(await fresh).toEqual({ kind: "output", output: "new" });
-    expect(await caller.call(M, "bytes", bytes(1), deadline)).toEqual({ kind: "output", output: "new" });
+    expect(await caller.call(M, "bytes", bytes(1), deadline)).toEqual({ kind: "output", output: "new", cached: true });
     expect(tasks).toHaveLength(2);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * A small SVG line chart: enough for a few series over the last minutes, with no library to ship.
- * Each chart element carries its newest values in data attributes (`data-points`, `data-last`),
- * which is what the browser test reads to see a chart move.
+ * Each chart element carries its newest values in data attributes (`data-points`, `data-last`,
+ * `data-markers`), which is what the browser test reads to see a chart move.
+ * Autoscaler events are vertical lines (green up, orange down, blue manual or configuration) with
+ * the event as their tooltip.
  */
 import type { Chart } from "./series.js";
 
@@ -44,6 +46,7 @@ export function renderChart(host: HTMLElement, chart: Chart): void {
     if (s.label === "SLO") poly.setAttribute("stroke-dasharray", "4 3");
     svg.append(poly);
   });
+  const drawn = drawMarkers(svg, chart, x);
   host.append(svg);
 
   const legend = document.createElement("div");
@@ -58,7 +61,27 @@ export function renderChart(host: HTMLElement, chart: Chart): void {
   });
   host.append(legend);
   host.dataset.points = String(chart.t.length);
+  host.dataset.markers = String(drawn);
   host.dataset.last = JSON.stringify(chart.series.map((s) => s.values[s.values.length - 1] ?? null));
+}
+
+const MARKER_COLORS: Record<string, string> = { scale_up: "#1f9d55", scale_down: "#e8772e" };
+
+/** Draws the chart's event markers; returns how many. Later than the last point: at the right edge. */
+function drawMarkers(svg: SVGSVGElement, chart: Chart, x: (t: number) => number): number {
+  const right = WIDTH - PAD.right;
+  for (const m of chart.markers ?? []) {
+    const at = Math.min(right, x(m.t));
+    const mark = line(at, PAD.top, at, HEIGHT - PAD.bottom, MARKER_COLORS[m.kind] ?? "#2f6fed");
+    mark.setAttribute("stroke-dasharray", "2 2");
+    mark.setAttribute("stroke-width", "1.5");
+    mark.classList.add("marker");
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = m.label;
+    mark.append(title);
+    svg.append(mark);
+  }
+  return chart.markers?.length ?? 0;
 }
 
 function line(x1: number, y1: number, x2: number, y2: number, stroke: string): SVGLineElement {

@@ -1,12 +1,16 @@
 /**
- * The dashboard page: polls the admin API every two seconds, renders the tables and the live
- * charts, and offers the safe actions (link, unlink, set the current version). Every name shown is
- * set as text, never as HTML: names come from whoever can write to the admin API.
+ * The dashboard page: polls the admin API every two seconds, renders the tables, the live charts
+ * and the autoscaler's events, and offers the safe actions (link, unlink, set the current version,
+ * scale a version or change an autoscaled version's bounds), each through the admin endpoint the
+ * CLI and the library use. Every name shown is set as text, never as HTML: names come from whoever
+ * can write to the admin API.
  */
+import type { AutoscaleEvent, AutoscaleEventPage, ScaleRequest } from "../../shared/autoscaling.js";
+import { describeChange } from "../../shared/event-change.js";
 import type { LiveStats } from "../../shared/live-stats.js";
 import { AdminCallError, getJson, post, postJson, savedToken, saveToken } from "./api.js";
 import { renderChart } from "./chart.js";
-import { appCharts, versionCharts, type Chart } from "./series.js";
+import { appCharts, eventMarkers, versionCharts, type Chart } from "./series.js";
 
 interface App {
   name: string;
@@ -20,6 +24,7 @@ interface ModelVersion {
   model_version: string;
   input_type: string;
   is_current_version: boolean;
+  autoscaling?: { min_replicas: number; max_replicas: number; target_queue_per_replica: number; scale_down_delay_s: number };
 }
 interface Replica {
   model_name: string;
@@ -28,6 +33,15 @@ interface Replica {
 }
 
 const POLL_MS = 2_000;
+/** Events the page keeps and shows, newest first. */
+const EVENTS_SHOWN = 50;
+/** The most replicas the daemon accepts (shared/autoscaling.ts MAX_AUTOSCALE_REPLICAS; not imported: it would bundle zod). */
+const MAX_REPLICAS = 64;
+// Admin paths (shared/autoscaling.ts), spelled out for the same reason.
+const SET_NUM_REPLICAS_PATH = "/admin/set_num_replicas";
+const SCALE_REQUESTS_PATH = "/admin/get_scale_requests";
+const SET_AUTOSCALING_PATH = "/admin/set_autoscaling";
+const AUTOSCALER_EVENTS_PATH = "/admin/get_autoscaler_events";
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {
@@ -90,7 +104,66 @@ function renderApps(apps: App[], models: ModelVersion[]): void {
   }
 }
 
-function renderModels(models: ModelVersion[], replicas: Replica[], queues: Map<string, number>): void {
+/**
+ * What the operator typed into a number field, kept across the page's re-renders (every poll
+ * rebuilds the tables) until an action that used it succeeds.
+ */
+const drafts = new Map<string, string>();
+
+function numberField(id: string, value: number, min: number, title: string): HTMLInputElement {
+  const input = el("input");
+  input.type = "number";
+  input.min = String(min);
+  input.max = String(MAX_REPLICAS);
+  input.step = "1";
+  input.title = title;
+  input.value = drafts.get(id) ?? String(value);
+  input.dataset.field = id;
+  input.addEventListener("input", () => drafts.set(id, input.value));
+  return input;
+}
+
+/** A whole number from a field, or an error the notice shows (the daemon checks the range). */
+function wholeNumber(input: HTMLInputElement, what: string): number {
+  const n = Number(input.value);
+  if (input.value.trim() === "" || !Number.isInteger(n)) throw new Error(`${what} must be a whole number, got '${input.value}'`);
+  return n;
+}
+
+/**
+ * Scale: a version asks for a replica count through POST /admin/set_num_replicas; the cluster's
+ * manager (the autoscaler loop's host) applies it within seconds. An autoscaled version offers its
+ * bounds instead (set_autoscaling): a count set by hand would be undone by the next decision.
+ */
+function scaleControls(v: ModelVersion, connected: number, pending: ScaleRequest | undefined): HTMLElement[] {
+  const key = `${v.model_name}:${v.model_version}`;
+  const target = { model_name: v.model_name, model_version: v.model_version };
+  const auto = v.autoscaling;
+  if (auto) {
+    const min = numberField(`min:${key}`, auto.min_replicas, 0, "fewest replicas");
+    const max = numberField(`max:${key}`, auto.max_replicas, 1, "most replicas");
+    return [el("span", "autoscaled", "badge auto"), min, el("span", "–"), max, button("Set bounds", async () => {
+      // A setting replaces the version's whole configuration: its tuning goes along unchanged.
+      const text = await post(SET_AUTOSCALING_PATH, {
+        ...target, min_replicas: wholeNumber(min, "min"), max_replicas: wholeNumber(max, "max"),
+        target_queue_per_replica: auto.target_queue_per_replica, scale_down_delay_s: auto.scale_down_delay_s,
+      });
+      drafts.delete(`min:${key}`);
+      drafts.delete(`max:${key}`);
+      notice(text);
+    }, `bounds:${key}`)];
+  }
+  const count = numberField(`scale:${key}`, pending?.num_replicas ?? connected, 0, "replicas");
+  const controls: HTMLElement[] = [count, button("Scale", async () => {
+    const reply = JSON.parse(await post(SET_NUM_REPLICAS_PATH, { ...target, num_replicas: wholeNumber(count, "the replica count") })) as { message: string };
+    drafts.delete(`scale:${key}`);
+    notice(reply.message);
+  }, `scale:${key}`)];
+  if (pending) controls.push(el("span", `→ ${pending.num_replicas} pending`, "badge pending"));
+  return controls;
+}
+
+function renderModels(models: ModelVersion[], replicas: Replica[], queues: Map<string, number>, pending: ScaleRequest[]): void {
   const body = $("models").querySelector("tbody")!;
   body.replaceChildren();
   if (models.length === 0) body.append(emptyRow(7, "No model yet: clipper deploy-model ..."));
@@ -107,7 +180,8 @@ function renderModels(models: ModelVersion[], replicas: Replica[], queues: Map<s
       actions.append(button("Set current", () => post("/admin/set_model_version", { model_name: v.model_name, model_version: v.model_version }),
         `set-current:${key}`));
     }
-    actions.append(button("Scale…", () => scaleHint(v, connected), `scale:${key}`));
+    const request = pending.find((r) => r.model_name === v.model_name && r.model_version === v.model_version);
+    actions.append(...scaleControls(v, connected, request));
     const replicasCell = el("td", String(connected));
     replicasCell.dataset.replicas = String(connected);
     row.append(el("td", v.model_name), el("td", v.model_version), el("td", v.input_type), state, replicasCell,
@@ -116,17 +190,40 @@ function renderModels(models: ModelVersion[], replicas: Replica[], queues: Map<s
   }
 }
 
+/** The events read so far (newest last) and where to read on from. */
+let events: AutoscaleEvent[] = [];
+let eventsSince = 0;
+
 /**
- * The management daemon stores the configuration and has no container manager: replicas are
- * started where the cluster is managed (the CLI, the local supervisor, Kubernetes). So scaling
- * from the page says what to run instead of pretending.
+ * Reads the events after the last one seen. A daemon that restarted numbers its events afresh (and
+ * answers from its start): the list starts afresh too. Two reads at once (a click during a poll)
+ * add each event once.
  */
-function scaleHint(v: ModelVersion, connected: number): void {
-  const command = `clipper replicas ${v.model_name} ${connected + 1} --version ${v.model_version}`;
-  notice([
-    document.createTextNode("The management daemon does not start or stop replicas (it has no container manager). To scale, run: "),
-    el("code", command),
-  ]);
+async function readEvents(): Promise<AutoscaleEvent[]> {
+  const page = await getJson<AutoscaleEventPage>(`${AUTOSCALER_EVENTS_PATH}?since=${eventsSince}`);
+  if (page.next_seq < eventsSince) {
+    events = [];
+    eventsSince = 0;
+  }
+  const newest = events[events.length - 1]?.seq ?? 0;
+  events = [...events, ...page.events.filter((e) => e.seq > newest)].slice(-EVENTS_SHOWN);
+  eventsSince = Math.max(eventsSince, page.next_seq);
+  return events;
+}
+
+function renderEvents(list: readonly AutoscaleEvent[]): void {
+  const body = $("events").querySelector("tbody")!;
+  body.replaceChildren();
+  if (list.length === 0) body.append(emptyRow(4, "No autoscaler event yet: scale a version, or clipper autoscale NAME --min N --max N"));
+  for (const e of [...list].reverse()) {
+    const row = el("tr");
+    row.dataset.event = String(e.seq);
+    row.dataset.kind = e.kind;
+    row.dataset.version = `${e.model_name}:${e.model_version}`;
+    row.append(el("td", new Date(e.at).toLocaleTimeString()), el("td", `${e.model_name}:${e.model_version}`),
+      el("td", describeChange(e), `change ${e.kind}`), el("td", e.reason));
+    body.append(row);
+  }
 }
 
 function emptyRow(columns: number, text: string): HTMLTableRowElement {
@@ -155,11 +252,13 @@ function renderCharts(container: HTMLElement, charts: Array<[string, Chart]>): v
 }
 
 async function refresh(): Promise<void> {
-  const [apps, models, replicas, stats] = await Promise.all([
+  const [apps, models, replicas, stats, pending, recent] = await Promise.all([
     postJson<App[]>("/admin/get_all_applications", { verbose: true }),
     postJson<ModelVersion[]>("/admin/get_all_models", { verbose: true }),
     postJson<Replica[]>("/admin/get_all_containers", { verbose: true }),
     getJson<LiveStats>("/admin/live_stats"),
+    getJson<{ requests: ScaleRequest[] }>(SCALE_REQUESTS_PATH),
+    readEvents(),
   ]);
   const queues = new Map<string, number>();
   for (const f of stats.frontends) {
@@ -170,13 +269,18 @@ async function refresh(): Promise<void> {
     }
   }
   renderApps(apps, models);
-  renderModels(models, replicas, queues);
+  renderModels(models, replicas, queues, pending.requests);
+  renderEvents(recent);
   renderCharts($("app-charts"), appCharts(stats).flatMap((a) => [
     [`requests:${a.app}`, a.requests], [`latency:${a.app}`, a.latency], [`answers:${a.app}`, a.answers],
   ] as Array<[string, Chart]>));
-  renderCharts($("version-charts"), versionCharts(stats).flatMap((v) => [
-    [`queue:${v.model}`, v.queue], [`batches:${v.model}`, v.batches], [`cache:${v.model}`, v.cacheHitRate],
-  ] as Array<[string, Chart]>));
+  renderCharts($("version-charts"), versionCharts(stats).flatMap((v) => {
+    const markers = eventMarkers(recent, v.model, v.queue.t);
+    return [
+      [`queue:${v.model}`, { ...v.queue, markers }], [`batches:${v.model}`, { ...v.batches, markers }],
+      [`cache:${v.model}`, { ...v.cacheHitRate, markers }],
+    ] as Array<[string, Chart]>;
+  }));
   const status = $("status");
   status.textContent = `updated ${new Date().toLocaleTimeString()} · ${stats.frontends.length} frontend(s) reporting`;
   status.classList.remove("error");

@@ -6,11 +6,21 @@
  * Across frontends: rates and counts add up, the p99 is the worst frontend's (a percentile cannot
  * be added), the p50 is the frontends' p50s weighted by their request rates.
  */
+import type { AutoscaleEvent } from "../../shared/autoscaling.js";
 import type { LiveStats } from "../../shared/live-stats.js";
+import { describeChange } from "../../shared/event-change.js";
 
 export interface Series {
   label: string;
   values: Array<number | null>;
+}
+
+/** A moment drawn across a chart: an autoscaler event of the chart's version. */
+export interface Marker {
+  /** Seconds since the epoch. */
+  t: number;
+  kind: AutoscaleEvent["kind"];
+  label: string;
 }
 
 export interface Chart {
@@ -19,6 +29,7 @@ export interface Chart {
   /** Seconds since the epoch, one per point. */
   t: number[];
   series: Series[];
+  markers?: Marker[];
 }
 
 export interface AppCharts {
@@ -85,6 +96,8 @@ export function appCharts(stats: LiveStats): AppCharts[] {
         }
         if (a.slo_ms !== null) acc.add(key(a.app, "slo"), b, a.slo_ms, Math.max);
         acc.add(key(a.app, "answers", "model"), b, a.answers.model * perSecond);
+        // Older frontends send no cache count (their model count includes cache answers).
+        if (a.answers.cache !== undefined) acc.add(key(a.app, "answers", "cache"), b, a.answers.cache * perSecond);
         acc.add(key(a.app, "answers", "shed"), b, a.answers.shed * perSecond);
         for (const d of a.answers.default) acc.add(key(a.app, "answers", `default: ${d.reason}`), b, d.count * perSecond);
       }
@@ -153,5 +166,18 @@ export function versionCharts(stats: LiveStats): VersionCharts[] {
         series: [{ label: "hit rate", values: lookups.map((n, i) => (n ? (100 * hits[i]!) / n : null)) }],
       },
     };
+  });
+}
+
+/**
+ * The events of one version ("model:version") since a chart's first point, as markers (one newer
+ * than the last point is drawn at the right edge: it happened after the last sample).
+ */
+export function eventMarkers(events: readonly AutoscaleEvent[], version: string, t: readonly number[]): Marker[] {
+  if (t.length === 0) return [];
+  return events.flatMap((e) => {
+    const at = Date.parse(e.at) / 1000;
+    if (`${e.model_name}:${e.model_version}` !== version || !(at >= t[0]!)) return [];
+    return [{ t: at, kind: e.kind, label: `${describeChange(e)}: ${e.reason}` }];
   });
 }

@@ -11,7 +11,7 @@ export const QUERY_LATE = "Query dropped: the model's measured batch latency lea
 export function outcomeToAnswer(outcome: CallOutcome): PolicyAnswer {
   switch (outcome.kind) {
     case "output":
-      return { kind: "output", output: outcome.output };
+      return outcome.cached ? { kind: "output", output: outcome.output, cached: true } : { kind: "output", output: outcome.output };
     case "unavailable":
       return { kind: "default", reason: "no_connected_models", explanation: NO_CONNECTED_MODELS };
     case "timeout":

@@ -24,7 +24,11 @@ export interface PolicyQuery {
 
 /** What a policy decided for one input. */
 export type PolicyAnswer =
-  | { kind: "output"; output: string; extra?: Record<string, unknown> }
+  /**
+   * `cached`: the one model answer it is came from the prediction cache (policies that combine or
+   * compare several answers never set it: such an answer counts as the models').
+   */
+  | { kind: "output"; output: string; extra?: Record<string, unknown>; cached?: true }
   | {
     kind: "default"; reason: DefaultReason; explanation: string; extra?: Record<string, unknown>;
     /** For reason "overloaded": when to retry (an application with shed_with_503 answers 503 with it). */

@@ -1,6 +1,7 @@
 /** events: the management daemon's autoscaler events, once or as they come (--follow). */
 import { ClipperConnection } from "../../connection.js";
 import type { AutoscaleEvent } from "../../../runtime/shared/autoscaling.js";
+import { describeChange } from "../../../runtime/shared/event-change.js";
 import { emit, style, warn, type OutputOptions } from "../output.js";
 
 export interface EventsFlags extends OutputOptions {
@@ -14,10 +15,7 @@ const FOLLOW_POLL_MS = 1_000;
 
 /** One event as one line of text: time, version, what changed, why. */
 export function formatEvent(e: AutoscaleEvent): string {
-  const change = e.kind === "config" ? `config min ${e.from} max ${e.to}`
-    : e.kind === "off" ? "off"
-      : `${e.kind.replace("_", " ")} ${e.from}→${e.to}`;
-  return `${style.dim(e.at)}  ${e.model_name}:${e.model_version}  ${style.bold(change)}  ${e.reason}`;
+  return `${style.dim(e.at)}  ${e.model_name}:${e.model_version}  ${style.bold(describeChange(e))}  ${e.reason}`;
 }
 
 export async function events(flags: EventsFlags): Promise<void> {
