@@ -19,7 +19,7 @@ import { refuseForeignOrigin, requireJsonContentType } from "./browser-guard.js"
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { AUTOSCALE_READ_OPERATIONS, AUTOSCALE_WRITE_OPERATIONS } from "./autoscale-operations.js";
-import { AUTOSCALER_EVENTS_PATH, AutoscaleDecisionEventSchema, RECORD_AUTOSCALER_EVENT_PATH } from "../shared/autoscaling.js";
+import { AUTOSCALER_EVENTS_PATH, AutoscaleLoopEventSchema, RECORD_AUTOSCALER_EVENT_PATH } from "../shared/autoscaling.js";
 import { AutoscaleEventLog } from "../autoscaler/event-log.js";
 import { ReplicaRegistry } from "./replicas.js";
 import { StateInvalidError, StatePersistError, StateStore } from "./store.js";
@@ -71,9 +71,13 @@ const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = {
   ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS,
 };
 const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
-/** A scale decision the autoscaler loop acted on (configuration events come from the writes only). */
-const DECISION_EVENT = spec(AutoscaleDecisionEventSchema,
-  `{"kind" := "scale_up"|"scale_down", "model_name" := string, "model_version" := string, "from" := int, "to" := int, "reason" := string}`);
+/**
+ * A scale decision the autoscaler loop acted on, or the first replica after a scale from zero it
+ * saw connect (configuration events come from the writes only).
+ */
+const DECISION_EVENT = spec(AutoscaleLoopEventSchema,
+  `{"kind" := "scale_up"|"scale_down", "model_name" := string, "model_version" := string, "from" := int, "to" := int, "reason" := string}`
+  + ` or {"kind" := "first_replica", "model_name" := string, "model_version" := string, "start_ms" := number, "reason" := string}`);
 const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS };
 
 type Route =

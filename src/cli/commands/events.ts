@@ -16,7 +16,8 @@ const FOLLOW_POLL_MS = 1_000;
 export function formatEvent(e: AutoscaleEvent): string {
   const change = e.kind === "config" ? `config min ${e.from} max ${e.to}`
     : e.kind === "off" ? "off"
-      : `${e.kind.replace("_", " ")} ${e.from}→${e.to}`;
+      : e.kind === "first_replica" ? "first replica"
+        : `${e.kind.replace("_", " ")} ${e.from}→${e.to}`;
   return `${style.dim(e.at)}  ${e.model_name}:${e.model_version}  ${style.bold(change)}  ${e.reason}`;
 }
 
