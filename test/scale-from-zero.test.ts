@@ -1,0 +1,131 @@
+/**
+ * Scale from zero through a real management daemon and query frontend, with replicas speaking RPC v3
+ * (in process): a query for a version autoscaled with min 0 and no replica waits for the first one,
+ * is counted in the version's queue depth in the live stats meanwhile (what the autoscaler reads),
+ * and is answered by the replica once it connects; with no replica by the SLO it gets the default
+ * output with the starting-from-zero reason, counted apart in the answers by source. A version at
+ * zero that is not autoscaled answers "no connected models" at once. Attacks: 50 clients racing on a
+ * cold version, a replica that connects and dies at once, the app unlinked while queries wait.
+ * The replicas here are started by the test; the supervisor's loop starting them is in
+ * test/scale-from-zero-e2e.test.ts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NO_CONNECTED_MODELS } from "../runtime/frontend/query-processor.js";
+import { LIVE_STATS_PATH, LiveStatsSchema } from "../runtime/shared/live-stats.js";
+import type { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
+import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
+
+describe("queries for a version at zero", { timeout: 60_000 }, () => {
+  let c: InProcessCluster;
+
+  beforeAll(async () => {
+    c = await startInProcessCluster({ liveStatsIntervalMs: 200 });
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+
+  /** An application linked to a new model version with no replica; autoscaled with min 0 unless `autoscaled` is false. */
+  async function coldVersion(model: string, sloMs: number, autoscaled = true): Promise<string> {
+    const app = `${model}-app`;
+    await c.admin.postText("/admin/add_app", { name: app, input_type: "doubles", default_output: "-1", latency_slo_micros: sloMs * 1000 });
+    await c.admin.postText("/admin/add_model", {
+      model_name: model, model_version: "1", labels: [], input_type: "doubles", container_name: "c", model_data_path: "p", batch_size: -1,
+    });
+    await c.admin.postText("/admin/add_model_links", { app_name: app, model_names: [model] });
+    if (autoscaled) await c.admin.postText("/admin/set_autoscaling", { model_name: model, model_version: "1", min_replicas: 0, max_replicas: 2 });
+    await c.waitForConfig((f) => {
+      const state = f.state();
+      return state !== undefined && Object.hasOwn(state.applications, app) && state.applications[app]!.linked_models.includes(model) &&
+        (!autoscaled || Object.hasOwn(state.autoscaling ?? {}, model));
+    });
+    return app;
+  }
+
+  /** The newest live stats sample the daemon holds from our frontend. */
+  async function latestSample() {
+    const stats = await c.admin.getValidated(LIVE_STATS_PATH, LiveStatsSchema);
+    return stats.frontends[0]?.samples.at(-1);
+  }
+  const queueDepth = async (model: string) => (await latestSample())?.versions.find((v) => v.model_name === model)?.queue_depth ?? 0;
+
+  it("answers 'no connected models' at once for a version that is not autoscaled from zero", async () => {
+    const app = await coldVersion("plain", 5_000, false);
+    const r = await c.predict(app, { input: [1, 2] });
+    expect(r.body).toMatchObject({ default: true, output: -1, default_explanation: NO_CONNECTED_MODELS });
+    expect(r.ms).toBeLessThan(1_000);
+  });
+
+  it("holds a query until the first replica connects, counting it in the live stats, and answers it from the model", async () => {
+    const app = await coldVersion("cold", 15_000);
+    const pending = c.predict(app, { input: [1, 2] });
+    await waitFor(async () => (await queueDepth("cold")) === 1, 5_000, "the waiting query in the live stats");
+    await c.addContainer("cold", "1", "doubles", sumHandler);
+    const r = await pending;
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ default: false, output: 3 });
+    await waitFor(async () => (await queueDepth("cold")) === 0, 5_000, "the queue to empty in the live stats");
+  });
+
+  it("answers the default output with the starting-from-zero reason when no replica connects within the SLO", async () => {
+    const app = await coldVersion("tiny", 150);
+    const r = await c.predict(app, { input: [1, 2] });
+    expect(r.body).toMatchObject({ default: true, output: -1, default_explanation: "No replica of tiny:1 yet: starting from zero" });
+    expect(r.ms).toBeGreaterThanOrEqual(140);
+    expect(r.ms).toBeLessThan(2_000);
+    // Distinct in the answers by source, which is what tells the autoscaler the version is asked for.
+    await waitFor(async () => {
+      const answers = (await latestSample())?.apps.find((a) => a.app === app)?.answers;
+      return answers?.default.some((d) => d.reason === "starting_from_zero" && d.count === 1) === true;
+    }, 5_000, "the starting-from-zero answer in the live stats");
+    expect(await queueDepth("tiny")).toBe(0);
+  });
+
+  it("serves 50 clients racing on a cold version from the first replica, each its own answer", async () => {
+    const app = await coldVersion("race", 15_000);
+    const answers = Promise.all(Array.from({ length: 50 }, (_, i) => c.predict(app, { input: [i, 1] })));
+    await waitFor(async () => (await queueDepth("race")) === 50, 5_000, "50 waiting queries in the live stats");
+    await c.addContainer("race", "1", "doubles", sumHandler);
+    const results = await answers;
+    expect(results.map((r) => [r.status, r.body.default, r.body.output])).toEqual(Array.from({ length: 50 }, (_, i) => [200, false, i + 1]));
+  });
+
+  it("puts a batch back in the queue when the first replica dies at once, and the next replica answers it", async () => {
+    const app = await coldVersion("flaky", 15_000);
+    const pending = Promise.all([c.predict(app, { input: [2, 2] }), c.predict(app, { input: [3, 3] })]);
+    await waitFor(async () => (await queueDepth("flaky")) === 2, 5_000, "2 waiting queries in the live stats");
+    // Gets a batch (the waiting queries go out as soon as it registers), then disconnects without answering.
+    let started!: (client: ContainerRpcClient) => void;
+    const dying = new Promise<ContainerRpcClient>((resolve) => (started = resolve));
+    let batches = 0;
+    started(await c.addContainer("flaky", "1", "doubles", () => {
+      batches++;
+      void dying.then((client) => client.stop());
+      return new Promise<string[]>(() => undefined);
+    }));
+    await waitFor(() => batches > 0, 5_000, "the first replica to get a batch");
+    await waitFor(async () => (await queueDepth("flaky")) === 2, 5_000, "the batch back in the queue");
+    await c.addContainer("flaky", "1", "doubles", sumHandler);
+    const results = await pending;
+    expect(results.map((r) => [r.body.default, r.body.output])).toEqual([[false, 4], [false, 6]]);
+  });
+
+  it("answers queries that wait while their app is unlinked by their deadline, and keeps serving", async () => {
+    const app = await coldVersion("unlinked", 1_500);
+    const started = performance.now();
+    const pending = Promise.all(Array.from({ length: 5 }, (_, i) => c.predict(app, { input: [i] })));
+    await waitFor(async () => (await queueDepth("unlinked")) === 5, 5_000, "5 waiting queries in the live stats");
+    await c.admin.postText("/admin/delete_model_links", { app_name: app, model_names: ["unlinked"] });
+    await c.waitForConfig((f) => f.state()!.applications[app]!.linked_models.length === 0);
+    const results = await pending;
+    expect(performance.now() - started).toBeLessThan(5_000);
+    for (const r of results) {
+      expect(r.body).toMatchObject({ default: true, default_explanation: "No replica of unlinked:1 yet: starting from zero" });
+    }
+    // The app now links nothing: answered at once, as any app with no model.
+    const after = await c.predict(app, { input: [1] });
+    expect(after.body).toMatchObject({ default: true, default_explanation: NO_CONNECTED_MODELS });
+    expect(after.ms).toBeLessThan(1_000);
+    await waitFor(async () => (await queueDepth("unlinked")) === 0, 5_000, "the queue to empty in the live stats");
+  });
+});
