@@ -110,6 +110,25 @@ describe("queries for a version at zero", { timeout: 60_000 }, () => {
     expect(results.map((r) => [r.body.default, r.body.output])).toEqual([[false, 4], [false, 6]]);
   });
 
+  it("holds an Open Inference Protocol request too: 503 with the reason when no replica comes in time, the model's answer when one does", async () => {
+    const inferOn = (model: string) => fetch(`${c.frontend.queryUrl}/v2/models/${model}/infer`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ inputs: [{ name: "x", shape: [2], datatype: "FP64", data: [1, 2] }] }),
+    });
+    await coldVersion("oip-tiny", 150);
+    const late = await inferOn("oip-tiny");
+    expect(late.status).toBe(503);
+    expect(((await late.json()) as { error: string }).error).toMatch(/oip-tiny.* has no replica yet: starting from zero/);
+
+    await coldVersion("oip-cold", 15_000);
+    const pending = inferOn("oip-cold");
+    await waitFor(async () => (await queueDepth("oip-cold")) === 1, 5_000, "the waiting request in the live stats");
+    await c.addContainer("oip-cold", "1", "doubles", sumHandler);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { outputs: Array<{ data: unknown[] }> }).outputs[0]!.data).toEqual([3]);
+  });
+
   it("answers queries that wait while their app is unlinked by their deadline, and keeps serving", async () => {
     const app = await coldVersion("unlinked", 1_500);
     const started = performance.now();
