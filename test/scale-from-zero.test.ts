@@ -15,6 +15,29 @@ import { LIVE_STATS_PATH, LiveStatsSchema } from "../runtime/shared/live-stats.j
 import type { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
 import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
 
+/** An application linked to a new model version with no replica; autoscaled with min 0 unless `autoscaled` is false. */
+async function coldVersionOf(c: InProcessCluster, model: string, sloMs: number, autoscaled = true): Promise<string> {
+  const app = `${model}-app`;
+  await c.admin.postText("/admin/add_app", { name: app, input_type: "doubles", default_output: "-1", latency_slo_micros: sloMs * 1000 });
+  await c.admin.postText("/admin/add_model", {
+    model_name: model, model_version: "1", labels: [], input_type: "doubles", container_name: "c", model_data_path: "p", batch_size: -1,
+  });
+  await c.admin.postText("/admin/add_model_links", { app_name: app, model_names: [model] });
+  if (autoscaled) await c.admin.postText("/admin/set_autoscaling", { model_name: model, model_version: "1", min_replicas: 0, max_replicas: 2 });
+  await c.waitForConfig((f) => {
+    const state = f.state();
+    return state !== undefined && Object.hasOwn(state.applications, app) && state.applications[app]!.linked_models.includes(model) &&
+      (!autoscaled || Object.hasOwn(state.autoscaling ?? {}, model));
+  });
+  return app;
+}
+
+/** The newest live stats sample the daemon holds from the cluster's frontend. */
+async function latestSampleOf(c: InProcessCluster) {
+  const stats = await c.admin.getValidated(LIVE_STATS_PATH, LiveStatsSchema);
+  return stats.frontends[0]?.samples.at(-1);
+}
+
 describe("queries for a version at zero", { timeout: 60_000 }, () => {
   let c: InProcessCluster;
 
@@ -25,28 +48,8 @@ describe("queries for a version at zero", { timeout: 60_000 }, () => {
     await c?.close();
   });
 
-  /** An application linked to a new model version with no replica; autoscaled with min 0 unless `autoscaled` is false. */
-  async function coldVersion(model: string, sloMs: number, autoscaled = true): Promise<string> {
-    const app = `${model}-app`;
-    await c.admin.postText("/admin/add_app", { name: app, input_type: "doubles", default_output: "-1", latency_slo_micros: sloMs * 1000 });
-    await c.admin.postText("/admin/add_model", {
-      model_name: model, model_version: "1", labels: [], input_type: "doubles", container_name: "c", model_data_path: "p", batch_size: -1,
-    });
-    await c.admin.postText("/admin/add_model_links", { app_name: app, model_names: [model] });
-    if (autoscaled) await c.admin.postText("/admin/set_autoscaling", { model_name: model, model_version: "1", min_replicas: 0, max_replicas: 2 });
-    await c.waitForConfig((f) => {
-      const state = f.state();
-      return state !== undefined && Object.hasOwn(state.applications, app) && state.applications[app]!.linked_models.includes(model) &&
-        (!autoscaled || Object.hasOwn(state.autoscaling ?? {}, model));
-    });
-    return app;
-  }
-
-  /** The newest live stats sample the daemon holds from our frontend. */
-  async function latestSample() {
-    const stats = await c.admin.getValidated(LIVE_STATS_PATH, LiveStatsSchema);
-    return stats.frontends[0]?.samples.at(-1);
-  }
+  const coldVersion = (model: string, sloMs: number, autoscaled = true) => coldVersionOf(c, model, sloMs, autoscaled);
+  const latestSample = () => latestSampleOf(c);
   const queueDepth = async (model: string) => (await latestSample())?.versions.find((v) => v.model_name === model)?.queue_depth ?? 0;
 
   it("answers 'no connected models' at once for a version that is not autoscaled from zero", async () => {
@@ -146,5 +149,36 @@ describe("queries for a version at zero", { timeout: 60_000 }, () => {
     expect(after.body).toMatchObject({ default: true, default_explanation: NO_CONNECTED_MODELS });
     expect(after.ms).toBeLessThan(1_000);
     await waitFor(async () => (await queueDepth("unlinked")) === 0, 5_000, "the queue to empty in the live stats");
+  });
+});
+
+describe("a version at zero with the prediction cache on", { timeout: 60_000 }, () => {
+  let c: InProcessCluster;
+
+  beforeAll(async () => {
+    c = await startInProcessCluster({ liveStatsIntervalMs: 200, cacheBytes: 1024 * 1024 });
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+
+  it("answers a repeated input from the cache at once, and waits for the replica only for a new one", async () => {
+    const app = await coldVersionOf(c, "cached", 300);
+    const replica = await c.addContainer("cached", "1", "doubles", sumHandler);
+    expect((await c.predict(app, { input: [1, 2] })).body).toMatchObject({ default: false, output: 3 });
+    await replica.stop();
+    await waitFor(async () => (await latestSampleOf(c))?.versions.find((v) => v.model_name === "cached")?.replicas.length === 0,
+      5_000, "the replica gone from the live stats");
+
+    // The model's own answer for that exact input of that exact version: no replica is needed for it.
+    const repeat = await c.predict(app, { input: [1, 2] });
+    expect(repeat.body).toMatchObject({ default: false, output: 3 });
+    expect(repeat.ms).toBeLessThan(250);
+    const fresh = await c.predict(app, { input: [5, 5] });
+    expect(fresh.body).toMatchObject({ default: true, default_explanation: "No replica of cached:1 yet: starting from zero" });
+
+    // Identical queries share one wait (one queued call, the others join it): each hears the same reason.
+    const joined = await Promise.all(Array.from({ length: 10 }, () => c.predict(app, { input: [8, 8] })));
+    for (const r of joined) expect(r.body).toMatchObject({ default: true, default_explanation: "No replica of cached:1 yet: starting from zero" });
   });
 });

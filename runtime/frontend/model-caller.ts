@@ -9,7 +9,8 @@
  * for and starts a replica — and is served when one connects; if none is connected by its deadline
  * it is answered `cold_start`. The queries waiting so are bounded (`maxWaitingForFirstReplica`):
  * with no replica, admission has no batch latency to refuse on, and a storm on a cold version must
- * not grow the queue without end.
+ * not grow the queue without end. Such a version still answers a repeated input from the prediction
+ * cache: the answer is the model's own for that exact version, whether a replica runs or not.
  */
 import type { InputType } from "../shared/input-types.js";
 import { modelKey, type DispatchTimers, type Dispatcher, type ModelResult } from "./dispatcher.js";
