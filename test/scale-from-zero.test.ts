@@ -6,12 +6,15 @@
  * output with the starting-from-zero reason, counted apart in the answers by source. A version at
  * zero that is not autoscaled answers "no connected models" at once. Attacks: 50 clients racing on a
  * cold version, a replica that connects and dies at once, the app unlinked while queries wait.
+ * Also: the cache answering repeats at zero, the Open Inference Protocol, and the daemon's checks
+ * on the loop's first_replica event.
  * The replicas here are started by the test; the supervisor's loop starting them is in
  * test/scale-from-zero-e2e.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NO_CONNECTED_MODELS } from "../runtime/frontend/query-processor.js";
 import { LIVE_STATS_PATH, LiveStatsSchema } from "../runtime/shared/live-stats.js";
+import { AUTOSCALER_EVENTS_PATH, AutoscaleEventPageSchema, RECORD_AUTOSCALER_EVENT_PATH } from "../runtime/shared/autoscaling.js";
 import type { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
 import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
 
@@ -51,6 +54,23 @@ describe("queries for a version at zero", { timeout: 60_000 }, () => {
   const coldVersion = (model: string, sloMs: number, autoscaled = true) => coldVersionOf(c, model, sloMs, autoscaled);
   const latestSample = () => latestSampleOf(c);
   const queueDepth = async (model: string) => (await latestSample())?.versions.find((v) => v.model_name === model)?.queue_depth ?? 0;
+
+  it("records the loop's first_replica event as it records decisions, and refuses a malformed one with 400", async () => {
+    const record = (body: unknown) => fetch(c.management.url + RECORD_AUTOSCALER_EVENT_PATH, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+    });
+    const event = { kind: "first_replica", model_name: "m", model_version: "1", start_ms: 2400, reason: "first replica of m:1 ready 2.4 s after the scale from zero" };
+    for (const bad of [
+      { ...event, start_ms: -1 }, { ...event, start_ms: "2400" }, { ...event, start_ms: 1e12 }, { ...event, from: 0 },
+      { kind: "first_replica", model_name: "m", model_version: "1", reason: "no time" }, { ...event, kind: "warm" },
+    ]) {
+      const res = await record(bad);
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+    }
+    expect((await record(event)).status).toBe(200);
+    const page = AutoscaleEventPageSchema.parse(await (await fetch(c.management.url + AUTOSCALER_EVENTS_PATH)).json());
+    expect(page.events.filter((e) => e.kind === "first_replica")).toEqual([expect.objectContaining(event)]);
+  });
 
   it("answers 'no connected models' at once for a version that is not autoscaled from zero", async () => {
     const app = await coldVersion("plain", 5_000, false);
