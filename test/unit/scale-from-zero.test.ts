@@ -9,6 +9,8 @@
 import { describe, expect, it } from "vitest";
 import { ModelCaller, type CallOutcome, type ModelRef } from "../../runtime/frontend/model-caller.js";
 import { outcomeToAnswer } from "../../runtime/frontend/policies/answers.js";
+import { scalesFromZero, type AutoscalingConfig } from "../../runtime/shared/autoscaling.js";
+import { dict } from "../../runtime/shared/dict.js";
 import { harness, type Harness } from "../support/fake-dispatch.js";
 
 const M: ModelRef = { name: "m", version: "1" };
@@ -147,5 +149,23 @@ describe("a query for a version with no replica", () => {
     await answerAll(h, new Set());
     expect(outcomes.map((o) => (o.kind === "output" ? o.output : o.kind))).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
     expect(depth(h)).toBe(0);
+  });
+});
+
+describe("scalesFromZero", () => {
+  const config = (min: number): AutoscalingConfig => ({ min_replicas: min, max_replicas: 2, target_queue_per_replica: 4, scale_down_delay_s: 30 });
+
+  it("is true only for a version configured with min 0, whatever the names", () => {
+    const section = dict([
+      ["__proto__", dict([["1", config(0)]])],
+      ["m", dict([["1", config(1)], ["constructor", config(0)]])],
+    ]);
+    expect(scalesFromZero(section, "__proto__", "1")).toBe(true);
+    expect(scalesFromZero(section, "m", "constructor")).toBe(true);
+    expect(scalesFromZero(section, "m", "1")).toBe(false);
+    expect(scalesFromZero(section, "m", "2")).toBe(false);
+    expect(scalesFromZero(section, "constructor", "1")).toBe(false);
+    expect(scalesFromZero(section, "m", "toString")).toBe(false);
+    expect(scalesFromZero(undefined, "m", "1")).toBe(false);
   });
 });
