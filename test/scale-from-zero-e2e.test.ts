@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClipperConnection } from "../src/connection.js";
+import { LIVE_STATS_PATH, LiveStatsSchema } from "../runtime/shared/live-stats.js";
 import { cliCluster } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
 
@@ -62,6 +63,13 @@ describe("scaling a model from zero on the local manager", { timeout: 180_000 },
   it("answers a query with a tiny SLO by the default output with the reason, and the replica still comes up", async () => {
     // Idle for the scale-down delay: back to zero.
     await waitFor(slowly(async () => (await conn.getNumReplicas("zero", "1")) === 0 && (await running()) === 0), 60_000, "zero replicas");
+    // And the frontend has let it go (a sample taken since): else the query would go to a replica on its way out.
+    const stoppedAt = Date.now();
+    await waitFor(slowly(async () => {
+      const stats = LiveStatsSchema.parse(await (await fetch(urls.managementUrl + LIVE_STATS_PATH)).json());
+      const sample = stats.frontends[0]?.samples.at(-1);
+      return sample !== undefined && sample.at > stoppedAt && sample.versions.some((v) => v.model_name === "zero" && v.replicas.length === 0);
+    }), 15_000, "the frontend to see no replica");
     // An input never asked before: the prediction cache would answer a repeat without the model.
     const r = await predict("hasty", [3, 4]);
     expect(r.body).toMatchObject({ default: true, output: -1, default_explanation: "No replica of zero:1 yet: starting from zero" });

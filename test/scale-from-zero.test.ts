@@ -16,6 +16,10 @@ import { NO_CONNECTED_MODELS } from "../runtime/frontend/query-processor.js";
 import { LIVE_STATS_PATH, LiveStatsSchema } from "../runtime/shared/live-stats.js";
 import { AUTOSCALER_EVENTS_PATH, AutoscaleEventPageSchema, RECORD_AUTOSCALER_EVENT_PATH } from "../runtime/shared/autoscaling.js";
 import type { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pino } from "pino";
+import { LiveStatsReporter } from "../runtime/frontend/live-stats-reporter.js";
 import { startInProcessCluster, sumHandler, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
 
 /** An application linked to a new model version with no replica; autoscaled with min 0 unless `autoscaled` is false. */
@@ -186,19 +190,69 @@ describe("a version at zero with the prediction cache on", { timeout: 60_000 }, 
     const app = await coldVersionOf(c, "cached", 300);
     const replica = await c.addContainer("cached", "1", "doubles", sumHandler);
     expect((await c.predict(app, { input: [1, 2] })).body).toMatchObject({ default: false, output: 3 });
+    const stoppedAt = Date.now();
     await replica.stop();
-    await waitFor(async () => (await latestSampleOf(c))?.versions.find((v) => v.model_name === "cached")?.replicas.length === 0,
-      5_000, "the replica gone from the live stats");
+    // A sample taken after the stop, showing the frontend has let the replica go.
+    await waitFor(async () => {
+      const sample = await latestSampleOf(c);
+      return sample !== undefined && sample.at > stoppedAt && sample.versions.find((v) => v.model_name === "cached")?.replicas.length === 0;
+    }, 5_000, "the replica gone from the live stats");
 
     // The model's own answer for that exact input of that exact version: no replica is needed for it.
     const repeat = await c.predict(app, { input: [1, 2] });
     expect(repeat.body).toMatchObject({ default: false, output: 3 });
     expect(repeat.ms).toBeLessThan(250);
     const fresh = await c.predict(app, { input: [5, 5] });
-    expect(fresh.body).toMatchObject({ default: true, default_explanation: "No replica of cached:1 yet: starting from zero" });
+    expect(fresh.body, JSON.stringify(fresh.body)).toMatchObject({ default: true, default_explanation: "No replica of cached:1 yet: starting from zero" });
 
     // Identical queries share one wait (one queued call, the others join it): each hears the same reason.
     const joined = await Promise.all(Array.from({ length: 10 }, () => c.predict(app, { input: [8, 8] })));
     for (const r of joined) expect(r.body).toMatchObject({ default: true, default_explanation: "No replica of cached:1 yet: starting from zero" });
+  });
+});
+
+describe("the live stats reporter's early sample", () => {
+  it("sends a sample at once when asked, and no more often than a quarter interval", async () => {
+    const bodies: Array<{ samples: Array<{ at: number }> }> = [];
+    const read = async (req: IncomingMessage) => {
+      let text = "";
+      for await (const chunk of req) text += chunk;
+      return JSON.parse(text);
+    };
+    const server = createServer((req, res) => void read(req).then((body) => {
+      bodies.push(body);
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    }));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    let now = 1_000_000;
+    let taken = 0;
+    const reporter = new LiveStatsReporter({
+      managementUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, log: pino({ level: "silent" }), frontendId: "f",
+      intervalMs: 60_000, now: () => now,
+      collector: { take: () => ({ at: ++taken, interval_ms: 1, apps: [], versions: [] }) },
+    });
+    try {
+      reporter.reportSoon(); // not started: nothing
+      reporter.start();
+      reporter.reportSoon();
+      await waitFor(() => bodies.length === 1, 5_000, "the early report");
+      now += 14_000;
+      reporter.reportSoon(); // within a quarter interval of the last sample
+      await new Promise((r) => setTimeout(r, 200));
+      expect(bodies).toHaveLength(1);
+      now += 1_000;
+      reporter.reportSoon();
+      await waitFor(() => bodies.length === 2, 5_000, "the second early report");
+      expect(bodies.map((b) => b.samples.map((s) => s.at))).toEqual([[1], [2]]);
+      reporter.close();
+      now += 60_000;
+      reporter.reportSoon(); // closed: nothing
+      await new Promise((r) => setTimeout(r, 100));
+      expect(bodies).toHaveLength(2);
+    } finally {
+      reporter.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

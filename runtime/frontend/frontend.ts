@@ -130,6 +130,8 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
         dispatcher.configure(replica.name, replica.version, modelBatchConfig(state, replica.name, replica.version, budgets));
         dispatcher.replicaAdded(replica);
         reporter.changed();
+        // A version's first replica: the autoscaler times a scale from zero by the sample that shows it.
+        if (dispatcher.liveReplicaCount(replica.name, replica.version) === 1) liveReporter.reportSoon();
       },
       replicaRemoved: (replica) => {
         dispatcher.replicaRemoved(replica);
@@ -188,6 +190,8 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     dispatcher, cache, maxWaitingForFirstReplica: options.maxWaitingForFirstReplica,
     // Read from the state the daemon publishes, beside the version records (whose text is the cache's fingerprint).
     scalesFromZero: (model) => scalesFromZero(state?.autoscaling, model.name, model.version),
+    // The autoscaler learns of it from the live stats: at once rather than up to an interval later.
+    firstWaiting: () => liveReporter.reportSoon(),
   });
   const policies = new PolicyRegistry({ weights: policyState, metrics, random: options.random });
   const processor = new QueryProcessor({ caller, metrics, state: () => state, policies });

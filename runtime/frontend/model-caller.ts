@@ -56,6 +56,8 @@ export interface ModelCallerOptions {
   maxWaitingForFirstReplica?: number;
   /** The SLO timers, injectable so tests run on a fake clock (default: the system's). */
   timers?: DispatchTimers;
+  /** A query began waiting for the first replica of a version at zero that had none waiting (the live stats report it early). */
+  firstWaiting?: (model: ModelRef) => void;
 }
 
 export class ModelCaller {
@@ -90,10 +92,13 @@ export class ModelCaller {
   private async waitForFirstReplica(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
     const { dispatcher } = this.options;
     const bound = this.options.maxWaitingForFirstReplica ?? DEFAULT_MAX_WAITING_FOR_FIRST_REPLICA;
-    if (dispatcher.queueDepth(model.name, model.version) >= bound) {
+    const waiting = dispatcher.queueDepth(model.name, model.version);
+    if (waiting >= bound) {
       return { kind: "shed", retryAfterSeconds: dispatcher.retryAfterSeconds(model.name, model.version) };
     }
-    const outcome = await this.viaCache(model, inputType, input, deadline);
+    const call = this.viaCache(model, inputType, input, deadline);
+    if (waiting === 0) this.options.firstWaiting?.(model);
+    const outcome = await call;
     // A deadline that passed with a replica connected is an SLO missed like any other; with none
     // connected (none came, or the one that came is gone again) the version is still starting.
     return outcome.kind === "timeout" && !this.available(model) ? { kind: "cold_start", model: modelKey(model.name, model.version) } : outcome;

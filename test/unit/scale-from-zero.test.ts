@@ -17,10 +17,12 @@ const M: ModelRef = { name: "m", version: "1" };
 
 function setup(options: { fromZero?: boolean; maxWaiting?: number } = {}) {
   const h = harness();
+  const firstWaiting: string[] = [];
   const caller = new ModelCaller({
     dispatcher: h.dispatcher, now: h.clock.now, timers: h.clock,
     scalesFromZero: (model) => (options.fromZero ?? true) && model.name === M.name && model.version === M.version,
     maxWaitingForFirstReplica: options.maxWaiting,
+    firstWaiting: (model) => firstWaiting.push(`${model.name}:${model.version}`),
   });
   const outcomes: CallOutcome[] = [];
   /** Asks the version about `value` with the deadline `slo` ms from now; the outcome lands in `outcomes[i]`. */
@@ -32,7 +34,7 @@ function setup(options: { fromZero?: boolean; maxWaiting?: number } = {}) {
     void caller.call(M, "doubles", input, h.clock.t + slo).then((o) => (outcomes[i] = o));
     return i;
   };
-  return { h, caller, outcomes, ask };
+  return { h, caller, outcomes, ask, firstWaiting };
 }
 
 /** Lets promise callbacks run. */
@@ -75,6 +77,21 @@ describe("a query for a version with no replica", () => {
     await flush();
     expect(outcomes[0]).toMatchObject({ kind: "output", output: "7" });
     expect(depth(h)).toBe(0);
+  });
+
+  it("tells the frontend when the first query starts waiting (to report it early), not for every one", async () => {
+    const { h, ask, firstWaiting } = setup();
+    ask(1, 500);
+    ask(2, 500);
+    ask(3, 500);
+    expect(firstWaiting).toEqual(["m:1"]);
+    h.clock.advance(500);
+    await flush();
+    ask(4, 500); // the queue emptied: news again
+    expect(firstWaiting).toEqual(["m:1", "m:1"]);
+    const other = setup({ fromZero: false });
+    other.ask(1, 500);
+    expect(other.firstWaiting).toEqual([]);
   });
 
   it("gets cold_start when no replica connected by its deadline, and stops counting as waiting", async () => {
