@@ -75,7 +75,7 @@ const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
  * A scale decision the autoscaler loop acted on, or the first replica after a scale from zero it
  * saw connect (configuration events come from the writes only).
  */
-const DECISION_EVENT = spec(AutoscaleLoopEventSchema,
+const LOOP_EVENT = spec(AutoscaleLoopEventSchema,
   `{"kind" := "scale_up"|"scale_down", "model_name" := string, "model_version" := string, "from" := int, "to" := int, "reason" := string}`
   + ` or {"kind" := "first_replica", "model_name" := string, "model_version" := string, "start_ms" := number, "reason" := string}`);
 const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS };
@@ -159,7 +159,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
         return sendReply(res, { kind: "json", value: autoscaleEvents.page(since, limit) });
       }
       case "record_event": {
-        const event = parseBody(await readTextBody(req, maxBodyBytes), DECISION_EVENT);
+        const event = parseBody(await readTextBody(req, maxBodyBytes), LOOP_EVENT);
         return sendReply(res, { kind: "json", value: { seq: autoscaleEvents.record(event).seq } });
       }
       case "report": {

@@ -4,6 +4,7 @@
  * Shared by the daemon, the library and the CLI.
  */
 import { z } from "zod";
+import { own } from "./dict.js";
 
 /** The most replicas one model version may have on every manager (src/managers/common MAX_REPLICAS). */
 export const MAX_AUTOSCALE_REPLICAS = 64;
@@ -33,9 +34,7 @@ export type AutoscalingSection = Readonly<Record<string, Readonly<Record<string,
  * Own properties only: names are user input (`constructor` is an ordinary model name).
  */
 export function scalesFromZero(autoscaling: AutoscalingSection | undefined, model: string, version: string): boolean {
-  const versions = autoscaling && Object.hasOwn(autoscaling, model) ? autoscaling[model] : undefined;
-  const config = versions && Object.hasOwn(versions, version) ? versions[version] : undefined;
-  return config?.min_replicas === 0;
+  return own(own(autoscaling, model), version)?.min_replicas === 0;
 }
 
 /**
