@@ -186,10 +186,13 @@ describe("a version at zero with the prediction cache on", { timeout: 60_000 }, 
     await c?.close();
   });
 
-  it("answers a repeated input from the cache at once, and waits for the replica only for a new one", async () => {
+  it("answers a repeated input from the cache at once (kept across a change of autoscaling), and waits for the replica only for a new one", async () => {
     const app = await coldVersionOf(c, "cached", 300);
     const replica = await c.addContainer("cached", "1", "doubles", sumHandler);
     expect((await c.predict(app, { input: [1, 2] })).body).toMatchObject({ default: false, output: 3 });
+    // A change of autoscaling is no change of the version's record: the cached answer stays.
+    await c.admin.postText("/admin/set_autoscaling", { model_name: "cached", model_version: "1", min_replicas: 0, max_replicas: 3 });
+    await c.waitForConfig((f) => f.state()?.autoscaling?.["cached"]?.["1"]?.max_replicas === 3);
     const stoppedAt = Date.now();
     await replica.stop();
     // A sample taken after the stop, showing the frontend has let the replica go.
