@@ -138,6 +138,7 @@ describe("the daemon's manual scale requests and autoscaler metrics", () => {
     for (const [model_name, kind, from, to] of [["constructor", "scale_up", 1, 3], ["constructor", "scale_down", 3, 2], ["m", "scale_up", 1, 4]] as const) {
       await ok(RECORD_AUTOSCALER_EVENT_PATH, { kind, model_name, model_version: "1", from, to, reason: "test" });
     }
+    await ok(RECORD_AUTOSCALER_EVENT_PATH, { kind: "first_replica", model_name: "m", model_version: "1", start_ms: 2500, reason: "test" });
     const lines = await metrics();
     expect(lines).toEqual(expect.arrayContaining([
       'clipper_autoscaler_decisions_total{model="constructor",version="1",direction="up"} 1',
@@ -150,7 +151,10 @@ describe("the daemon's manual scale requests and autoscaler metrics", () => {
       'clipper_autoscaler_max_replicas{model="m",version="1"} 4',
       `clipper_autoscaler_last_decision_timestamp_seconds{model="m",version="1"} ${now / 1000}`,
       "clipper_autoscaler_pending_scale_requests 0",
+      'clipper_autoscaler_first_replica_start_seconds{model="m",version="1"} 2.5',
     ]));
+    // A first replica's start is no decision.
+    expect(lines).toContain('clipper_autoscaler_decisions_total{model="m",version="1",direction="up"} 1');
     // The version that failed to scale made no decision.
     expect(lines.filter((l) => l.includes('version="2"'))).toEqual([]);
 

@@ -173,12 +173,13 @@ export class Dispatcher {
   }
 
   queueDepth(name: string, version: string): number {
-    return this.versions.get(modelKey(name, version))?.queue.size ?? 0;
+    const vq = this.versions.get(modelKey(name, version));
+    return vq ? this.liveDepth(vq) : 0;
   }
 
   /** Queue depth per model version, for metrics. */
   queueDepths(): Map<string, number> {
-    return new Map([...this.versions].map(([key, vq]) => [key, vq.queue.size]));
+    return new Map([...this.versions].map(([key, vq]) => [key, this.liveDepth(vq)]));
   }
 
   /** Connected replicas per model version, for metrics. */
@@ -197,7 +198,7 @@ export class Dispatcher {
   liveVersions(): Array<{ key: string; queueDepth: number; replicas: Array<{ replicaId: number; cap: number }> }> {
     return [...this.versions.values()].map((vq) => ({
       key: vq.key,
-      queueDepth: vq.queue.size,
+      queueDepth: this.liveDepth(vq),
       replicas: [...vq.replicas.values()].map((s) => ({ replicaId: s.replica.replicaId, cap: s.controller.cap })),
     }));
   }
@@ -303,6 +304,15 @@ export class Dispatcher {
       this.versions.set(key, vq);
     }
     return vq;
+  }
+
+  /**
+   * Queued tasks still awaited. Settled and expired ones are dropped first: a version with no
+   * replica has no pump to drop them, and a query that gave up waiting must not keep counting.
+   */
+  private liveDepth(vq: VersionQueue): number {
+    vq.queue.dropDead(this.now());
+    return vq.queue.size;
   }
 
   private admissionView(vq: VersionQueue, ahead: number, now: number): AdmissionView {

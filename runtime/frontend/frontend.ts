@@ -34,6 +34,7 @@ import { ReplicaReporter } from "./replica-reporter.js";
 import { LiveStatsCollector } from "./live-stats-collector.js";
 import { LiveStatsReporter } from "./live-stats-reporter.js";
 import { DEFAULT_LIVE_STATS_INTERVAL_MS } from "../shared/live-stats.js";
+import { scalesFromZero } from "../shared/autoscaling.js";
 
 export interface QueryFrontendOptions {
   host: string;
@@ -73,6 +74,8 @@ export interface QueryFrontendOptions {
   rpcKey?: string;
   /** Largest frame a container may send (default DEFAULT_MAX_RPC_FRAME_BYTES, 64 MiB). */
   maxRpcFrameBytes?: number;
+  /** Queries a version scaled to zero may hold waiting for its first replica (default 1024; model-caller.ts). */
+  maxWaitingForFirstReplica?: number;
 }
 
 export interface RunningFrontend {
@@ -127,6 +130,8 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
         dispatcher.configure(replica.name, replica.version, modelBatchConfig(state, replica.name, replica.version, budgets));
         dispatcher.replicaAdded(replica);
         reporter.changed();
+        // A version's first replica: the autoscaler times a scale from zero by the sample that shows it.
+        if (dispatcher.liveReplicaCount(replica.name, replica.version) === 1) liveReporter.reportSoon();
       },
       replicaRemoved: (replica) => {
         dispatcher.replicaRemoved(replica);
@@ -181,7 +186,13 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     onApplied: () => reporter.reportNow(),
   });
 
-  const caller = new ModelCaller({ dispatcher, cache });
+  const caller = new ModelCaller({
+    dispatcher, cache, maxWaitingForFirstReplica: options.maxWaitingForFirstReplica,
+    // Read from the state the daemon publishes, beside the version records (whose text is the cache's fingerprint).
+    scalesFromZero: (model) => scalesFromZero(state?.autoscaling, model.name, model.version),
+    // The autoscaler learns of it from the live stats: at once rather than up to an interval later.
+    firstWaiting: () => liveReporter.reportSoon(),
+  });
   const policies = new PolicyRegistry({ weights: policyState, metrics, random: options.random });
   const processor = new QueryProcessor({ caller, metrics, state: () => state, policies });
   const http = createQueryServer({

@@ -4,6 +4,12 @@
  * the next report, up to the report's bound: older ones are dropped, the feed is for the present.
  * Samples the daemon refused are dropped, and the refusal is logged once, not every interval (a
  * daemon from before the feed answers 404: serving goes on, without live charts).
+ *
+ * `reportSoon` takes the sample at once instead of at the end of the interval, and the interval
+ * starts again from there: a query waiting for the first replica of a version at zero, and that
+ * first replica connecting, are news the autoscaler should not hear up to an interval late (it
+ * starts the replica on the one, and times the start by the other). Early samples are spaced by a
+ * quarter interval at least, so a storm of them cannot crowd the daemon's bounded history.
  */
 import { MAX_SAMPLES_PER_REPORT, REPORT_LIVE_STATS_PATH, type LiveStatsSample } from "../shared/live-stats.js";
 import { postToManagement, type ManagementTarget } from "./management-post.js";
@@ -13,6 +19,8 @@ export interface LiveStatsReporterOptions extends ManagementTarget {
   frontendId: string;
   collector: Pick<LiveStatsCollector, "take">;
   intervalMs: number;
+  /** The clock that spaces early samples (default Date.now). */
+  now?: () => number;
 }
 
 const MAX_PENDING = MAX_SAMPLES_PER_REPORT;
@@ -22,20 +30,34 @@ export class LiveStatsReporter {
   private pending: LiveStatsSample[] = [];
   private sending = false;
   private refusalLogged = false;
+  private lastTakenAt = Number.NEGATIVE_INFINITY;
+  private closed = false;
 
   constructor(private readonly options: LiveStatsReporterOptions) {}
 
   start(): void {
+    this.closed = false;
     this.timer = setInterval(() => void this.tick(), this.options.intervalMs);
     this.timer.unref();
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
+  }
+
+  /** Takes and sends a sample now, unless one was taken less than a quarter interval ago. */
+  reportSoon(): void {
+    if (this.closed || this.timer === undefined) return;
+    if ((this.options.now ?? Date.now)() - this.lastTakenAt < this.options.intervalMs / 4) return;
+    clearInterval(this.timer);
+    this.start();
+    void this.tick();
   }
 
   /** Takes a sample and sends what is pending (one report in flight at a time). */
   async tick(): Promise<void> {
+    this.lastTakenAt = (this.options.now ?? Date.now)();
     this.pending.push(this.options.collector.take());
     if (this.pending.length > MAX_PENDING) this.pending.splice(0, this.pending.length - MAX_PENDING);
     if (this.sending) return;

@@ -8,10 +8,12 @@ import type { LiveStatsSink } from "./live-stats-collector.js";
  * `overloaded`: shed at admission, the query could not be answered within the SLO (admission.ts).
  * `dropped_late`: left out of a batch at dispatch, the measured batch latency would bring it back
  * past its deadline (dispatcher.ts); `slo_missed` is only for a deadline that passed while waiting.
+ * `starting_from_zero`: the version was scaled to zero and no replica connected by the deadline
+ * (model-caller.ts); `no_connected_models` is for a version at zero that does not scale from zero.
  */
 export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error" | "overloaded" | "dropped_late"
   /** A combining policy's confidence was below the application's threshold (docs/policies.md). */
-  | "unsure";
+  | "unsure" | "starting_from_zero";
 
 // Fine below 25 ms, where a low-latency serving path lives, coarse above.
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

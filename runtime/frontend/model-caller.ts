@@ -2,9 +2,18 @@
  * One question to one model version: queue the input, and answer with the model's output or why
  * there is none (no replica, deadline passed, model failed). Selection policies and the Open
  * Inference Protocol both ask models through this, so queues, batching and caching are shared.
+ *
+ * Scale from zero (docs/autoscaling.md): a version with no connected replica is answered "no
+ * connected models" at once, unless it is autoscaled with `min 0`. Then the query waits in the
+ * version's queue — where the live stats count it, so the autoscaler sees a version at zero asked
+ * for and starts a replica — and is served when one connects; if none is connected by its deadline
+ * it is answered `cold_start`. The queries waiting so are bounded (`maxWaitingForFirstReplica`):
+ * with no replica, admission has no batch latency to refuse on, and a storm on a cold version must
+ * not grow the queue without end. Such a version still answers a repeated input from the prediction
+ * cache: the answer is the model's own for that exact version, whether a replica runs or not.
  */
 import type { InputType } from "../shared/input-types.js";
-import type { Dispatcher, ModelResult } from "./dispatcher.js";
+import { modelKey, type DispatchTimers, type Dispatcher, type ModelResult } from "./dispatcher.js";
 import type { PredictionCache } from "./prediction-cache.js";
 
 export interface ModelRef {
@@ -27,20 +36,40 @@ export type CallOutcome =
   /** Refused at admission: it could not be answered by the deadline with the work queued ahead (admission.ts). */
   | { kind: "shed"; retryAfterSeconds: number }
   /** Left out of a batch at dispatch: the measured batch latency (ms) would bring it back past the deadline. */
-  | { kind: "late"; latencyMs: number };
+  | { kind: "late"; latencyMs: number }
+  /** Waited for the first replica of a version scaled to zero (`model`: "name:version"); none was connected by the deadline. */
+  | { kind: "cold_start"; model: string };
+
+/** Queries one version at zero may hold waiting for its first replica, unless configured. */
+export const DEFAULT_MAX_WAITING_FOR_FIRST_REPLICA = 1_024;
+
+const systemTimers: DispatchTimers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
 
 export interface ModelCallerOptions {
   dispatcher: Dispatcher;
   now?: () => number;
   /** Answers repeated inputs from memory and shares identical calls in flight (absent: disabled). */
   cache?: PredictionCache;
+  /** Whether a version may scale to zero, so a query finding no replica waits for one (absent: none may). */
+  scalesFromZero?: (model: ModelRef) => boolean;
+  /** Queries one version at zero may hold waiting (default DEFAULT_MAX_WAITING_FOR_FIRST_REPLICA). */
+  maxWaitingForFirstReplica?: number;
+  /** The SLO timers, injectable so tests run on a fake clock (default: the system's). */
+  timers?: DispatchTimers;
+  /** A query began waiting for the first replica of a version at zero that had none waiting (the live stats report it early). */
+  firstWaiting?: (model: ModelRef) => void;
 }
 
 export class ModelCaller {
   private readonly now: () => number;
+  private readonly timers: DispatchTimers;
 
   constructor(private readonly options: ModelCallerOptions) {
     this.now = options.now ?? (() => performance.now());
+    this.timers = options.timers ?? systemTimers;
   }
 
   /** Whether a replica of the version is connected now. */
@@ -48,11 +77,37 @@ export class ModelCaller {
     return this.options.dispatcher.liveReplicaCount(model.name, model.version) > 0;
   }
 
+  /** Whether a query for the version would be served or wait for a replica (not answered "unavailable"). */
+  servable(model: ModelRef): boolean {
+    return this.available(model) || this.options.scalesFromZero?.(model) === true;
+  }
+
   /** Asks a model version about one input; never rejects, and settles by the deadline. */
   call(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
+    if (this.available(model)) return this.viaCache(model, inputType, input, deadline);
     // A version with no replica has no model to answer for it, cached answers included: Clipper's
-    // "No connected models" stays true when a version is scaled to zero.
-    if (!this.available(model)) return Promise.resolve({ kind: "unavailable" });
+    // "No connected models" stays true when a version that does not scale from zero has none.
+    if (this.options.scalesFromZero?.(model) !== true) return Promise.resolve({ kind: "unavailable" });
+    return this.waitForFirstReplica(model, inputType, input, deadline);
+  }
+
+  /** A query for a version at zero: queued (bounded) until a replica connects or the deadline passes. */
+  private async waitForFirstReplica(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
+    const { dispatcher } = this.options;
+    const bound = this.options.maxWaitingForFirstReplica ?? DEFAULT_MAX_WAITING_FOR_FIRST_REPLICA;
+    const waiting = dispatcher.queueDepth(model.name, model.version);
+    if (waiting >= bound) {
+      return { kind: "shed", retryAfterSeconds: dispatcher.retryAfterSeconds(model.name, model.version) };
+    }
+    const call = this.viaCache(model, inputType, input, deadline);
+    if (waiting === 0) this.options.firstWaiting?.(model);
+    const outcome = await call;
+    // A deadline that passed with a replica connected is an SLO missed like any other; with none
+    // connected (none came, or the one that came is gone again) the version is still starting.
+    return outcome.kind === "timeout" && !this.available(model) ? { kind: "cold_start", model: modelKey(model.name, model.version) } : outcome;
+  }
+
+  private viaCache(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
     const { cache } = this.options;
     if (cache) return cache.call(model, inputType, input, deadline, (d) => this.callModel(model, inputType, input, d));
     return this.callModel(model, inputType, input, deadline);
@@ -74,18 +129,18 @@ export class ModelCaller {
         resolve: (r: ModelResult) => {
           if (task.settled) return;
           task.settled = true;
-          clearTimeout(timer);
+          this.timers.clearTimeout(timer);
           resolve(outcomeOf(r));
         },
       };
       // The SLO timer answers whatever the model is doing; the queue drops the settled task.
-      const timer = setTimeout(() => {
+      const timer = this.timers.setTimeout(() => {
         task.settled = true;
         resolve({ kind: "timeout" });
       }, Math.max(0, deadline - this.now()));
       if (!dispatcher.submit(model.name, model.version, task)) {
         task.settled = true;
-        clearTimeout(timer);
+        this.timers.clearTimeout(timer);
         resolve({ kind: "shed", retryAfterSeconds: dispatcher.retryAfterSeconds(model.name, model.version) });
       }
     });

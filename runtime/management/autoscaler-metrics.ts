@@ -22,6 +22,8 @@ interface VersionRecord {
   desired?: number;
   /** Seconds since the epoch of the last decision. */
   lastAt?: number;
+  /** Seconds the last first replica after a scale from zero took to connect. */
+  firstReplicaSeconds?: number;
 }
 
 export class AutoscalerMetrics {
@@ -80,6 +82,15 @@ export class AutoscalerMetrics {
       });
     }
     new Gauge({
+      name: "clipper_autoscaler_first_replica_start_seconds",
+      help: "How long the last first replica after a scale from zero took to connect, per model version",
+      labelNames, registers,
+      collect() {
+        this.reset();
+        for (const r of records()) if (r.firstReplicaSeconds !== undefined) this.set({ model: r.model, version: r.version }, r.firstReplicaSeconds);
+      },
+    });
+    new Gauge({
       name: "clipper_autoscaler_pending_scale_requests", help: "Replica counts asked for through the admin API and not yet applied",
       registers,
       collect() {
@@ -88,22 +99,34 @@ export class AutoscalerMetrics {
     });
   }
 
-  /** Counts an event the daemon's log recorded (a decision, or an applied manual request: one with `from`) and returns it. */
+  /**
+   * Counts an event the daemon's log recorded (a decision, an applied manual request: one with
+   * `from`, or a first replica's start time) and returns it.
+   */
   observe(event: AutoscaleEvent): AutoscaleEvent {
+    if (event.kind === "first_replica" && event.start_ms !== undefined) {
+      this.record(event).firstReplicaSeconds = event.start_ms / 1000;
+      return event;
+    }
     const direction: Direction | undefined = event.kind === "scale_up" ? "up"
       : event.kind === "scale_down" ? "down"
         : event.kind === "manual" && event.from !== undefined ? "manual" : undefined;
     if (direction === undefined || event.to === undefined) return event;
+    const r = this.record(event);
+    r.decisions[direction]++;
+    r.desired = event.to;
+    r.lastAt = Date.parse(event.at) / 1000;
+    return event;
+  }
+
+  private record(event: AutoscaleEvent): VersionRecord {
     const key = JSON.stringify([event.model_name, event.model_version]);
     let r = this.versions.get(key);
     if (!r) {
       r = { model: event.model_name, version: event.model_version, decisions: { up: 0, down: 0, manual: 0 } };
       this.versions.set(key, r);
     }
-    r.decisions[direction]++;
-    r.desired = event.to;
-    r.lastAt = Date.parse(event.at) / 1000;
-    return event;
+    return r;
   }
 
   /** Prometheus' text format. */

@@ -20,7 +20,7 @@ import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { AUTOSCALE_READ_OPERATIONS, AUTOSCALE_WRITE_OPERATIONS } from "./autoscale-operations.js";
 import {
-  AUTOSCALER_EVENTS_PATH, AutoscaleDecisionEventSchema, type AutoscaleEventInput, COMPLETE_SCALE_REQUEST_PATH, RECORD_AUTOSCALER_EVENT_PATH,
+  AUTOSCALER_EVENTS_PATH, AutoscaleLoopEventSchema, type AutoscaleEventInput, COMPLETE_SCALE_REQUEST_PATH, RECORD_AUTOSCALER_EVENT_PATH,
   SCALE_REQUESTS_PATH, SET_NUM_REPLICAS_PATH,
 } from "../shared/autoscaling.js";
 import { AutoscalerMetrics } from "./autoscaler-metrics.js";
@@ -80,9 +80,13 @@ const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = {
   ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS,
 };
 const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
-/** A scale decision the autoscaler loop acted on (configuration events come from the writes only). */
-const DECISION_EVENT = spec(AutoscaleDecisionEventSchema,
-  `{"kind" := "scale_up"|"scale_down", "model_name" := string, "model_version" := string, "from" := int, "to" := int, "reason" := string}`);
+/**
+ * A scale decision the autoscaler loop acted on, or the first replica after a scale from zero it
+ * saw connect (configuration events come from the writes only).
+ */
+const LOOP_EVENT = spec(AutoscaleLoopEventSchema,
+  `{"kind" := "scale_up"|"scale_down", "model_name" := string, "model_version" := string, "from" := int, "to" := int, "reason" := string}`
+  + ` or {"kind" := "first_replica", "model_name" := string, "model_version" := string, "start_ms" := number, "reason" := string}`);
 const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS };
 
 type Route =
@@ -173,7 +177,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
         return sendReply(res, { kind: "json", value: autoscaleEvents.page(since, limit) });
       }
       case "record_event": {
-        const event = parseBody(await readTextBody(req, maxBodyBytes), DECISION_EVENT);
+        const event = parseBody(await readTextBody(req, maxBodyBytes), LOOP_EVENT);
         return sendReply(res, { kind: "json", value: { seq: recordEvent(event).seq } });
       }
       case "scale_request":

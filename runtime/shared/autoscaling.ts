@@ -4,6 +4,7 @@
  * Shared by the daemon, the library and the CLI.
  */
 import { z } from "zod";
+import { own } from "./dict.js";
 
 /** The most replicas one model version may have on every manager (src/managers/common MAX_REPLICAS). */
 export const MAX_AUTOSCALE_REPLICAS = 64;
@@ -24,11 +25,24 @@ export const AutoscalingConfigSchema = z.object({
 });
 export type AutoscalingConfig = z.infer<typeof AutoscalingConfigSchema>;
 
+/** The state's autoscaling section: model → version → configuration (null-prototype records). */
+export type AutoscalingSection = Readonly<Record<string, Readonly<Record<string, AutoscalingConfig>>>>;
+
+/**
+ * Whether a version may scale to zero (min 0): a query for it that finds no replica waits for the
+ * first one (the autoscaler starts it) instead of being answered "no connected models" at once.
+ * Own properties only: names are user input (`constructor` is an ordinary model name).
+ */
+export function scalesFromZero(autoscaling: AutoscalingSection | undefined, model: string, version: string): boolean {
+  return own(own(autoscaling, model), version)?.min_replicas === 0;
+}
+
 /**
  * What a change of direction or a configuration change did; `config` and `off` come from the admin
- * API, `manual` from a replica count asked for through it (set_num_replicas) and from its outcome.
+ * API, `manual` from a replica count asked for through it (set_num_replicas) and from its outcome;
+ * `first_replica`: the first replica after a scale from zero connected (`start_ms` after it).
  */
-export const AUTOSCALE_EVENT_KINDS = ["scale_up", "scale_down", "config", "off", "manual"] as const;
+export const AUTOSCALE_EVENT_KINDS = ["scale_up", "scale_down", "config", "off", "manual", "first_replica"] as const;
 export type AutoscaleEventKind = (typeof AUTOSCALE_EVENT_KINDS)[number];
 
 /** One entry of the daemon's autoscaler event log. */
@@ -43,6 +57,8 @@ export const AutoscaleEventSchema = z.object({
   /** Replicas before and after (scale and applied manual events), or the configured bounds (config events). */
   from: z.number().int().nonnegative().optional(),
   to: z.number().int().nonnegative().optional(),
+  /** first_replica events: ms from the scale from zero until the first replica was seen connected. */
+  start_ms: z.number().nonnegative().optional(),
   reason: z.string(),
 });
 export type AutoscaleEvent = z.infer<typeof AutoscaleEventSchema>;
@@ -80,6 +96,21 @@ export const AutoscaleDecisionEventSchema = z.object({
   to: z.number().int().nonnegative().max(MAX_AUTOSCALE_REPLICAS),
   reason: z.string().min(1).max(2_000),
 }).strict();
+
+/** Longest first-replica start a body may carry: a day (a replica that took longer is no start to report). */
+export const MAX_FIRST_REPLICA_START_MS = 86_400_000;
+
+/** The body of RECORD_AUTOSCALER_EVENT_PATH for the first replica after a scale from zero. */
+export const AutoscaleFirstReplicaEventSchema = z.object({
+  kind: z.literal("first_replica"),
+  model_name: z.string().min(1).max(256),
+  model_version: z.string().min(1).max(256),
+  start_ms: z.number().nonnegative().max(MAX_FIRST_REPLICA_START_MS),
+  reason: z.string().min(1).max(2_000),
+}).strict();
+
+/** Every body the autoscaler loop may record. */
+export const AutoscaleLoopEventSchema = z.discriminatedUnion("kind", [AutoscaleDecisionEventSchema, AutoscaleFirstReplicaEventSchema]);
 /** GET with `?since=SEQ` (default 0) and `&limit=N` (default and most: the log's bound). */
 export const AUTOSCALER_EVENTS_PATH = "/admin/get_autoscaler_events";
 

@@ -1,6 +1,6 @@
 /**
  * An autoscaler event's change in a few words ("scale up 1→3", "manual →2", "config min 1 max 4",
- * "off"), as `clipper events` and the dashboard show it. Free of zod so the dashboard's bundle
+ * "off", "first replica"), as `clipper events` and the dashboard show it. Free of zod so the dashboard's bundle
  * stays small.
  */
 import type { AutoscaleEvent } from "./autoscaling.js";
@@ -8,6 +8,7 @@ import type { AutoscaleEvent } from "./autoscaling.js";
 export function describeChange(e: Pick<AutoscaleEvent, "kind" | "from" | "to">): string {
   if (e.kind === "config") return `config min ${e.from} max ${e.to}`;
   if (e.kind === "off") return "off";
+  if (e.kind === "first_replica") return "first replica";
   // A manual request has no `from` until the manager applied it.
   return `${e.kind.replace("_", " ")} ${e.from ?? ""}→${e.to}`;
 }

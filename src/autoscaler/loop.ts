@@ -2,18 +2,19 @@
  * The autoscaler's loop: every interval it reads which versions are autoscaled, the frontends' live
  * stats and the applications, asks each version's controller (runtime/autoscaler/controller.ts)
  * what to do, scales through the ContainerManager interface and records each decision as an event
- * in the daemon's log. Being where the manager is, it also applies the replica counts asked for
- * through the daemon (the dashboard's Scale button). It runs where a ContainerManager lives
- * (docs/autoscaling.md): the local manager's supervisor hosts one per cluster.
+ * in the daemon's log, as well as how long the first replica took after a scale from zero. Being
+ * where the manager is, it also applies the replica counts asked for through the daemon (the
+ * dashboard's Scale button). It runs where a ContainerManager lives (docs/autoscaling.md): the local
+ * manager's supervisor, or the autoscaler container / Deployment on Docker and Kubernetes.
  *
  * A failed read or a failed scale is logged and tried again next tick: the loop never stops on an
  * error, and never acts on signals it could not read.
  */
 import { decisionEvent, type ScaleDecision, VersionAutoscaler } from "../../runtime/autoscaler/controller.js";
-import type { AutoscaleEventInput, AutoscalingConfig, ScaleRequest } from "../../runtime/shared/autoscaling.js";
+import { MAX_FIRST_REPLICA_START_MS, type AutoscaleEventInput, type AutoscalingConfig, type ScaleRequest } from "../../runtime/shared/autoscaling.js";
 import type { LiveStats } from "../../runtime/shared/live-stats.js";
 import type { ContainerManager } from "../managers/container-manager.js";
-import { versionSignals, type RoutedApp } from "./signals.js";
+import { firstReadyAt, versionSignals, type RoutedApp } from "./signals.js";
 
 /** An autoscaled version as the admin API lists it. */
 export interface AutoscaledVersion {
@@ -61,6 +62,8 @@ export class AutoscaleLoop {
   private lastFailure: string | undefined;
   private readonly scaleFailures = new Map<string, string>();
   private requestFailure: string | undefined;
+  /** Versions scaled up from zero whose first replica has not been seen yet: when the scale was made. */
+  private readonly startsFromZero = new Map<string, number>();
 
   constructor(private readonly options: AutoscaleLoopOptions) {}
 
@@ -104,6 +107,7 @@ export class AutoscaleLoop {
     // A version no longer autoscaled starts afresh if it is autoscaled again.
     for (const k of [...this.controllers.keys()]) if (!keys.has(k)) this.controllers.delete(k);
     for (const k of [...this.scaleFailures.keys()]) if (!keys.has(k)) this.scaleFailures.delete(k);
+    for (const k of [...this.startsFromZero.keys()]) if (!keys.has(k)) this.startsFromZero.delete(k);
     if (versions.length === 0) return [];
     const [stats, apps] = await Promise.all([source.liveStats(), source.applications()]);
     const now = (this.options.now ?? Date.now)();
@@ -112,6 +116,7 @@ export class AutoscaleLoop {
       const routed: RoutedApp[] = v.current ? apps.filter((a) => a.linkedModels.includes(v.model)).map((a) => ({ name: a.name, sloMs: a.sloMs })) : [];
       const replicas = await scaler.getNumReplicas(v.model, v.version);
       const signals = versionSignals({ model: v.model, version: v.version, apps: routed, stats, replicas, now });
+      await this.reportFirstReplica(v, stats, now);
       let controller = this.controllers.get(key(v.model, v.version));
       if (!controller) this.controllers.set(key(v.model, v.version), (controller = new VersionAutoscaler()));
       const decision = controller.observe(v.config, signals);
@@ -120,6 +125,8 @@ export class AutoscaleLoop {
       try {
         await scaler.setNumReplicas(v.model, v.version, decision.to);
         this.scaleFailures.delete(k);
+        if (decision.from === 0 && decision.to > 0) this.startsFromZero.set(k, now);
+        else if (decision.to === 0) this.startsFromZero.delete(k);
       } catch (err) {
         // Logged once per distinct failure (a version autoscaled before it is deployed fails every round).
         const message = (err as Error).message;
@@ -134,6 +141,23 @@ export class AutoscaleLoop {
         this.options.log?.("autoscaler could not record an event", { error: (err as Error).message }));
     }
     return decisions;
+  }
+
+  /** Records how long the first replica after a scale from zero took, once the live stats show it connected. */
+  private async reportFirstReplica(v: AutoscaledVersion, stats: LiveStats, now: number): Promise<void> {
+    const k = key(v.model, v.version);
+    const since = this.startsFromZero.get(k);
+    if (since === undefined) return;
+    const readyAt = firstReadyAt(stats, v.model, v.version, since);
+    if (readyAt === undefined) return;
+    this.startsFromZero.delete(k);
+    const startMs = Math.min(Math.max(0, readyAt - since), MAX_FIRST_REPLICA_START_MS);
+    const event: AutoscaleEventInput = {
+      kind: "first_replica", model_name: v.model, model_version: v.version, start_ms: startMs,
+      reason: `first replica of ${v.model}:${v.version} ready ${(startMs / 1000).toFixed(1)} s after the scale from zero`,
+    };
+    await this.options.source.recordEvent(event).catch((err: unknown) =>
+      this.options.log?.("autoscaler could not record an event", { error: (err as Error).message }));
   }
 
   /** Runs `tick` every interval until `stop`; a round that fails is logged and the next one runs. */

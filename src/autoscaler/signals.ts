@@ -70,3 +70,18 @@ export function versionSignals(input: SignalInputs): VersionSignals {
     ...(slos.length ? { sloMs: Math.min(...slos) } : {}),
   };
 }
+
+/**
+ * When a frontend's live stats first showed a replica of the version connected at or after `since`
+ * (the earliest such sample over every frontend, ms on the samples' clock), or undefined when none
+ * has yet. A sample closes an interval, so this is at most one interval after the replica connected.
+ */
+export function firstReadyAt(stats: LiveStats, model: string, version: string, since: number): number | undefined {
+  let first: number | undefined;
+  for (const frontend of stats.frontends) {
+    const seen = frontend.samples.find((sample) => sample.at >= since &&
+      sample.versions.some((v) => v.model_name === model && v.model_version === version && v.replicas.length > 0));
+    if (seen && (first === undefined || seen.at < first)) first = seen.at;
+  }
+  return first;
+}

@@ -321,7 +321,7 @@ export function buildProgram(): Command {
     .action((model, opts) => run(opts.json, async () => (await import("./commands/autoscale.js")).autoscale(model, opts)));
 
   program.command("events")
-    .description("show the autoscaler's events: scale decisions with their reasons, and configuration changes")
+    .description("show the autoscaler's events: scale decisions with their reasons, configuration changes, and how long a first replica took after a scale from zero")
     .option("--follow", "keep printing events as they happen (--json: one JSON object per line)")
     .option("--since <seq>", "only events after this sequence number", intArg(0))
     .addOption(clusterOption()).addOption(jsonOption())

@@ -55,6 +55,8 @@ export async function startInProcessCluster(
     rpcKey?: string;
     /** The frontend's and daemon's logger (default: silent, or CLIPPER_TEST_LOG's level). */
     log?: Logger;
+    /** How often the frontend reports its live stats to the daemon (default: the frontend's, 2 s). */
+    liveStatsIntervalMs?: number;
   } = {},
 ): Promise<InProcessCluster> {
   const rpcKey = options.rpcKey ?? generateRpcKey();
@@ -66,7 +68,7 @@ export async function startInProcessCluster(
     host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: management.url, log,
     replicaTimeoutMs: options.replicaTimeoutMs, maxBodyBytes: options.frontendMaxBody, reportIntervalMs: 500,
     cacheBytes: options.cacheBytes, queryAuth: options.queryAuth, allowedHosts: options.allowedHosts,
-    rpcAuth, rpcKey, maxRpcFrameBytes: options.maxRpcFrameBytes,
+    rpcAuth, rpcKey, maxRpcFrameBytes: options.maxRpcFrameBytes, liveStatsIntervalMs: options.liveStatsIntervalMs,
     // The policies' draws are seeded, so a statistical assertion on their choices gives the same
     // answer on every run instead of failing now and then.
     random: seededRandom(1),

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { type AutoscaleEventInput, type AutoscalingConfig, scaleRequestCompletion } from "../../runtime/shared/autoscaling.js";
 import type { LiveStats, LiveStatsSample } from "../../runtime/shared/live-stats.js";
 import { AutoscaleLoop, type AutoscaleSource } from "../../src/autoscaler/loop.js";
-import { versionSignals } from "../../src/autoscaler/signals.js";
+import { firstReadyAt, versionSignals } from "../../src/autoscaler/signals.js";
 import { ScaleRequests } from "../../runtime/management/scale-requests.js";
 import { dict } from "../../runtime/shared/dict.js";
 import { consistent } from "../support/state-fixtures.js";
@@ -29,6 +29,18 @@ function sample(at: number, queue: number, replicas: number, answers = { model: 
 
 const stats = (...frontends: LiveStatsSample[][]): LiveStats => ({
   interval_ms: 2000, frontends: frontends.map((samples, i) => ({ frontend_id: `f${i}`, samples })),
+});
+
+describe("firstReadyAt", () => {
+  it("is the earliest sample at or after the scale that shows a replica, over every frontend", () => {
+    const s = stats(
+      [sample(T0 - 2000, 0, 1), sample(T0, 0, 0), sample(T0 + 2000, 0, 0), sample(T0 + 4000, 0, 1)],
+      [sample(T0 + 1000, 0, 0), sample(T0 + 3000, 0, 1), sample(T0 + 5000, 0, 1)],
+    );
+    expect(firstReadyAt(s, "m", "1", T0)).toBe(T0 + 3000);
+    expect(firstReadyAt(s, "m", "2", T0)).toBeUndefined();
+    expect(firstReadyAt(s, "m", "1", T0 + 6000)).toBeUndefined();
+  });
 });
 
 describe("versionSignals", () => {
@@ -56,17 +68,22 @@ describe("versionSignals", () => {
   });
 });
 
-/** A cluster in memory: one autoscaled version whose queue the test sets. */
-function cluster(config: AutoscalingConfig, current = true) {
+/**
+ * A cluster in memory: one autoscaled version whose queue the test sets. Replicas connect as soon
+ * as they are asked for, unless the test holds the connected count (`setConnected`).
+ */
+function cluster(config: AutoscalingConfig, current = true, initialReplicas = 1) {
   let now = T0;
   let queue = 0;
-  let replicas = 1;
+  let replicas = initialReplicas;
+  let connected: number | undefined;
+  let autoscaled = true;
   const events: AutoscaleEventInput[] = [];
   let failScale = false;
   const source: AutoscaleSource = {
-    autoscaled: async () => [{ model: "m", version: "1", current, config }],
+    autoscaled: async () => (autoscaled ? [{ model: "m", version: "1", current, config }] : []),
     applications: async () => [{ name: "app", sloMs: 2000, linkedModels: ["m"] }],
-    liveStats: async () => stats([sample(now, queue, replicas)]),
+    liveStats: async () => stats([sample(now, queue, connected ?? replicas)]),
     recordEvent: async (e) => void events.push(e),
   };
   const loop = new AutoscaleLoop({
@@ -90,6 +107,8 @@ function cluster(config: AutoscalingConfig, current = true) {
   return {
     loop, events, run,
     setQueue: (q: number) => (queue = q),
+    setConnected: (n: number | undefined) => (connected = n),
+    setAutoscaled: (on: boolean) => (autoscaled = on),
     replicas: () => replicas,
     failScaling: (fail: boolean) => (failScale = fail),
   };
@@ -286,5 +305,48 @@ describe("AutoscaleLoop applying replica counts asked for through the admin API"
     await loop.tick();
     await loop.tick();
     expect(logged).toEqual(["autoscaler could not apply scale requests"]);
+  });
+});
+
+describe("AutoscaleLoop: the first replica after a scale from zero", () => {
+  const FROM_ZERO: AutoscalingConfig = { min_replicas: 0, max_replicas: 2, target_queue_per_replica: 2, scale_down_delay_s: 5 };
+
+  it("records how long the first replica took to connect, once", async () => {
+    const c = cluster(FROM_ZERO, true, 0);
+    c.setConnected(0);
+    c.setQueue(3);
+    await c.run(1); // T0+1 s: the scale from zero
+    expect(c.events).toEqual([expect.objectContaining({ kind: "scale_up", from: 0, to: 2 })]);
+    await c.run(2);
+    expect(c.events).toHaveLength(1); // asked for, not connected yet
+    c.setConnected(1);
+    await c.run(1); // T0+4 s: the live stats show it
+    expect(c.events.slice(1)).toEqual([{
+      kind: "first_replica", model_name: "m", model_version: "1", start_ms: 3000,
+      reason: "first replica of m:1 ready 3.0 s after the scale from zero",
+    }]);
+    await c.run(3);
+    expect(c.events.filter((e) => e.kind === "first_replica")).toHaveLength(1);
+  });
+
+  it("records nothing for a scale-up that did not start from zero", async () => {
+    const c = cluster({ ...FROM_ZERO, max_replicas: 4 });
+    c.setQueue(16);
+    await c.run(10);
+    expect(c.replicas()).toBe(4);
+    expect(c.events.map((e) => e.kind)).toEqual(["scale_up"]);
+  });
+
+  it("forgets a start from zero when the version stops being autoscaled before its replica connects", async () => {
+    const c = cluster(FROM_ZERO, true, 0);
+    c.setConnected(0);
+    c.setQueue(1);
+    await c.run(1);
+    c.setAutoscaled(false);
+    await c.run(1);
+    c.setConnected(1);
+    c.setAutoscaled(true);
+    await c.run(2);
+    expect(c.events.map((e) => e.kind)).toEqual(["scale_up"]);
   });
 });

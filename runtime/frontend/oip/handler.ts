@@ -275,7 +275,7 @@ export class OipHandler {
     const inputType = target.version.input_type;
     const rows = tensorToInputs(parseInputTensor(inputs[0], "inputs[0]"), inputType, "inputs[0]");
     const label = `model '${model.name}' version '${model.version}'`;
-    if (!this.options.caller.available(model)) throw new OipError(503, `${label} has no connected replica`);
+    if (!this.options.caller.servable(model)) throw new OipError(503, `${label} has no connected replica`);
 
     const { ms, source } = this.timeout(model.name);
     const deadline = started + ms;
@@ -289,6 +289,9 @@ export class OipHandler {
       else if (outcome.kind === "timeout") timedOut++;
       else if (outcome.kind === "failed") throw new OipError(500, `${label} failed on row ${i}: ${outcome.reason}`);
       else if (outcome.kind === "unavailable") throw new OipError(503, `${label} has no connected replica`);
+      else if (outcome.kind === "cold_start") {
+        throw new OipError(503, `${label} has no replica yet: starting from zero (none connected within ${ms} ms, ${source})`, { "retry-after": "1" });
+      }
       else if (outcome.kind === "late") {
         throw new OipError(503, `${label} could not answer row ${i} within its deadline of ${ms} ms (${source}): `
           + `its measured batch latency is ${Math.round(outcome.latencyMs)} ms`, { "retry-after": "1" });

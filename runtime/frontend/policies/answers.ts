@@ -8,6 +8,11 @@ export const MODEL_FAILED = "The model failed to produce a prediction";
 export const QUERY_SHED = "Query shed: the model cannot answer within the latency SLO with the work queued ahead of it";
 export const QUERY_LATE = "Query dropped: the model's measured batch latency leaves no time to answer within the latency SLO";
 
+/** Ours: a version scaled to zero had no replica connected by the deadline (docs/autoscaling.md). */
+export function startingFromZero(model: string): string {
+  return `No replica of ${model} yet: starting from zero`;
+}
+
 export function outcomeToAnswer(outcome: CallOutcome): PolicyAnswer {
   switch (outcome.kind) {
     case "output":
@@ -22,5 +27,7 @@ export function outcomeToAnswer(outcome: CallOutcome): PolicyAnswer {
       return { kind: "default", reason: "overloaded", explanation: QUERY_SHED, retryAfterSeconds: outcome.retryAfterSeconds };
     case "late":
       return { kind: "default", reason: "dropped_late", explanation: `${QUERY_LATE} (${Math.round(outcome.latencyMs)} ms)` };
+    case "cold_start":
+      return { kind: "default", reason: "starting_from_zero", explanation: startingFromZero(outcome.model) };
   }
 }
