@@ -91,12 +91,12 @@ describe("Docker manager specs (no daemon needed)", () => {
   });
 
   it("gives replicas the runtime's environment, their version's credential, labels, device requests and restart policy", () => {
-    const r = replicaSpec("c1", d, 3, "the-cluster-key");
+    const r = replicaSpec("c1", d, 3, "the-cluster-key", 30);
     const secret = versionSecret("the-cluster-key", { name: "m", version: "2", inputType: "floats" });
     expect(r.Env).toContain(`CLIPPER_RPC_SECRET=${secret}`);
     expect(JSON.stringify(r.Labels)).not.toContain(secret);
     expect(JSON.stringify(r)).not.toContain("the-cluster-key");
-    expect(replicaSpec("c1", d, 3, undefined).Env?.some((e) => e.startsWith("CLIPPER_RPC_SECRET="))).toBe(false);
+    expect(replicaSpec("c1", d, 3, undefined, 30).Env?.some((e) => e.startsWith("CLIPPER_RPC_SECRET="))).toBe(false);
     // Nothing from this process's environment: the deployment's own variables and the runtime's only.
     expect(r.Env!.map((e) => e.split("=")[0]!).filter((n) => !n.startsWith("CLIPPER_"))).toEqual(["A"]);
     expect(r.name).toBe("clipper-c1-m-2-3");
