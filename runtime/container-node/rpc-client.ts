@@ -219,6 +219,7 @@ export class ContainerRpcClient {
       await this.idle();
       // Everything the frontend sent came before its acknowledgement and is answered now.
       if (await this.drainRoundTrip(connection, ackTimeoutMs)) outcome = "drained";
+      else this.log.warn({ model: this.model, address: this.address, timeoutMs: ackTimeoutMs }, "the query frontend did not acknowledge the end of the drain; stopping");
     } else {
       this.log.warn({ model: this.model, address: this.address, timeoutMs: ackTimeoutMs }, "the query frontend did not acknowledge the drain; stopping after the batches held");
       // A frontend that does not know DRAIN keeps sending: what comes now is left to it.
