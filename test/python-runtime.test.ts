@@ -533,11 +533,13 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
 
     const invalid = startRuntime({
       CLIPPER_MODEL_NAME: "sum", CLIPPER_MODEL_VERSION: "1", CLIPPER_PORT: "70000", CLIPPER_INPUT_TYPE: "tensor",
+      CLIPPER_DRAIN_TIMEOUT_MS: "soon",
     });
     expect(await waitExit(invalid)).toEqual({ code: 2, signal: null });
     expect(invalid.stderr().trim().split("\n")).toHaveLength(1);
     expect(invalid.stderr()).toMatch(/CLIPPER_PORT must be an integer from 1 to 65535, got '70000'/);
     expect(invalid.stderr()).toMatch(/CLIPPER_INPUT_TYPE 'tensor' is not one of/);
+    expect(invalid.stderr()).toMatch(/CLIPPER_DRAIN_TIMEOUT_MS must be an integer from 0 to 600000, got 'soon'/);
   });
 
   it("predicts the warm-up batches, decoded as real batches are, before it first says hello", async () => {
