@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Router } from "zeromq";
 import { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
 import { Dispatcher, type DispatchObserver, type ModelResult, type PredictTask } from "../runtime/frontend/dispatcher.js";
-import { MessageType, u32 } from "../runtime/rpc/codec.js";
+import { decodeContainerMessage, encodeFrontendMessage, MessageType, u32 } from "../runtime/rpc/codec.js";
 import { RpcServer } from "../runtime/rpc/rpc-server.js";
 import { versionSecret, type RpcPrincipal } from "../runtime/shared/rpc-auth.js";
 import { waitFor } from "./support/cluster-in-process.js";
@@ -254,6 +254,23 @@ describe("the Node runtime's client draining", () => {
     expect(f.dispatcher.liveReplicaCount("m", "1")).toBe(0);
   });
 
+  it("stops at once, sending no drain, when it never registered (no batch can be on its way)", async () => {
+    const router = new Router({ linger: 0 });
+    await router.bind("tcp://127.0.0.1:0");
+    cleanups.push(() => router.close());
+    const c = new ContainerRpcClient({ address: router.lastEndpoint!, metadata: doubles("m"), handleBatch: () => [], heartbeatIntervalMs: 5000 });
+    c.start();
+    cleanups.push(() => c.stop());
+    router.receiveTimeout = 5000;
+    const [, ...hello] = await router.receive();
+    expect(decodeContainerMessage(hello).kind).toBe("heartbeat");
+    const began = Date.now();
+    expect(await c.drainAndStop(5000)).toBe("stopped");
+    expect(Date.now() - began).toBeLessThan(1000);
+    router.receiveTimeout = 300;
+    await expect(router.receive()).rejects.toThrow();
+  });
+
   it("stops within its bound against a frontend that never acknowledges, answering what it held", async () => {
     // A ROUTER that registers the container and sends one batch, as Clipper's frontend would, and
     // ignores DRAIN.
@@ -267,7 +284,6 @@ describe("the Node runtime's client draining", () => {
     c.start();
     cleanups.push(() => c.stop());
     const received: string[] = [];
-    const { encodeFrontendMessage, decodeContainerMessage } = await import("../runtime/rpc/codec.js");
     const serve = (async () => {
       for await (const [identity, ...frames] of router) {
         const m = decodeContainerMessage(frames);

@@ -301,6 +301,14 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
     expect(child.stderr()).toMatch(/did not acknowledge the drain within 1000 ms/);
   });
 
+  it("stops at once on SIGTERM, sending no drain, before any frontend asked for its metadata", async () => {
+    const { frontend, child } = await setup();
+    await frontend.next("heartbeat");
+    child.proc.kill("SIGTERM");
+    expect(await waitExit(child, 3000)).toEqual({ code: 0, signal: null });
+    expect(child.stderr()).toMatch(/drain finished: 0 of 1 frontend\(s\) acknowledged/);
+  });
+
   it("with CLIPPER_DRAIN_TIMEOUT_MS=0 stops at once on SIGTERM, sending no drain", async () => {
     const { frontend, child } = await setup({ env: { CLIPPER_DRAIN_TIMEOUT_MS: "0" } });
     await frontend.handshake();

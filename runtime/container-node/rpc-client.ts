@@ -127,6 +127,8 @@ interface Connection {
   sending: Promise<void>;
   lastReceived: number;
   lastHeartbeat: number;
+  /** Whether the frontend was sent our metadata on this connection (only then may it send batches). */
+  registered?: boolean;
 }
 
 interface Queued {
@@ -208,7 +210,8 @@ export class ContainerRpcClient {
    */
   async drainAndStop(ackTimeoutMs: number): Promise<DrainOutcome> {
     const connection = this.current;
-    if (this.stopped || this.drainStarted || !connection) {
+    // A connection that never registered has no batch to wait for, and its frontend would not answer.
+    if (this.stopped || this.drainStarted || !connection?.registered) {
       await this.stop();
       return "stopped";
     }
@@ -382,6 +385,7 @@ export class ContainerRpcClient {
   private sendMetadata(connection: Connection): void {
     const { name, version, inputType } = this.metadata;
     this.send(connection, encodeContainerMessage({ kind: "metadata", name, version, inputType, rpcVersion: RPC_VERSION }));
+    connection.registered = true;
     this.log.info({ model: this.model, address: this.address, inputType, connection: connection.id }, "sent container metadata");
     try {
       this.onRegistered?.();

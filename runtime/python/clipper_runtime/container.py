@@ -432,8 +432,9 @@ class FrontendConnection(object):
     # ---- stopping by draining -----------------------------------------------------------------
 
     def start_drain(self):
-        """Sends DRAIN; a connection that cannot send it (not connected) is done at once."""
-        self.drain_phase = "asked" if self._send_drain() else "done"
+        """Sends DRAIN; a connection that never registered (the frontend would not answer, and sent
+        no batch) or cannot send it (not connected) is done at once."""
+        self.drain_phase = "asked" if self.metadata_sent > 0 and self._send_drain() else "done"
 
     def on_drain_ack(self):
         if self.drain_phase == "asked":
