@@ -271,9 +271,6 @@ export class ContainerRpcClient {
   }
 
   private reconnect(): void {
-    // A draining client keeps its connection: its batches can only be answered there, and the
-    // drain's own timeouts bound how long a silent frontend is waited for.
-    if (this.drainStarted) return;
     const old = this.current;
     if (old) closeQuietly(old.socket);
     // Requests from the old connection cannot be answered on a new one.
@@ -292,7 +289,9 @@ export class ContainerRpcClient {
     const c = this.current;
     if (!c) return;
     const now = this.clock.now();
-    const reconnectAt = c.lastReceived + this.reconnectAfterMs;
+    // A draining client keeps its connection (its batches can only be answered there; the drain's
+    // own timeouts bound the wait for a silent frontend): only heartbeats are due.
+    const reconnectAt = this.drainStarted ? Infinity : c.lastReceived + this.reconnectAfterMs;
     const heartbeatAt = Math.max(c.lastReceived, c.lastHeartbeat) + this.heartbeatIntervalMs;
     const wait = Math.max(1, Math.min(reconnectAt, heartbeatAt) - now);
     this.timer = this.clock.setTimeout(() => this.tick(), wait);
@@ -304,7 +303,7 @@ export class ContainerRpcClient {
     const c = this.current;
     if (!c) return;
     const now = this.clock.now();
-    if (now - c.lastReceived >= this.reconnectAfterMs) {
+    if (now - c.lastReceived >= this.reconnectAfterMs && !this.drainStarted) {
       this.reconnect();
     } else if (now - Math.max(c.lastReceived, c.lastHeartbeat) >= this.heartbeatIntervalMs) {
       c.lastHeartbeat = now;
