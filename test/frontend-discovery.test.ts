@@ -16,6 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PYTHON, assertPythonHas, cleanEnv, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { LoopbackFrontend, freePortOn } from "./support/loopback-frontend.js";
 import { sleep, testRpcEnv } from "./support/test-frontend.js";
+import { encodeFrontendMessage } from "../runtime/rpc/codec.js";
 import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -226,7 +227,14 @@ describe.each([python, node])("$name", (runtime) => {
 
       await until("the readiness file", () => existsSync(p.readyFile), 5_000, p.output);
       p.proc.kill("SIGTERM");
-      expect(await within(p.exited, 10_000, "the runtime to exit")).toEqual({ code: 0, signal: null });
+      // Each connection drains on its own: DRAIN, the acknowledgement, DRAIN again and its acknowledgement.
+      await Promise.all(([[a, idA], [b, idB]] as const).map(async ([f, id]) => {
+        for (let round = 0; round < 2; round++) {
+          await f.next("drain", 5000);
+          await f.send(id, encodeFrontendMessage({ kind: "drainAck" }));
+        }
+      }));
+      expect(await within(p.exited, 5_000, "the runtime to exit")).toEqual({ code: 0, signal: null });
       expect(existsSync(p.readyFile)).toBe(false);
     });
 
@@ -319,6 +327,8 @@ describe.skipIf(pythonSkip !== undefined)(`python runtime with a scripted resolv
       CLIPPER_FRONTEND_DISCOVERY: "dns",
       CLIPPER_RECONNECT_AFTER_MS: "1000",
       CLIPPER_DISCOVERY_INTERVAL_MS: "100",
+      // Its frontends here never acknowledge a drain: do not wait the default 5 s at the end.
+      CLIPPER_DRAIN_TIMEOUT_MS: "300",
     };
     p = spawnTracked(
       PYTHON,

@@ -26,7 +26,7 @@ import { loadPredict } from "../runtime/container-node/load-predict.js";
 import { createPredictHandler } from "../runtime/container-node/predict-handler.js";
 import { ContainerRpcClient, type RpcLogger } from "../runtime/container-node/rpc-client.js";
 import { within } from "./support/within.js";
-import { assertRoutingIdProves, testRpcEnv, testZapJudge } from "./support/test-frontend.js";
+import { assertRoutingIdProves, sleep, testRpcEnv, testZapJudge } from "./support/test-frontend.js";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const FIXTURES = join(ROOT, "test", "fixtures", "node-models");
@@ -416,8 +416,46 @@ describe("main.js", () => {
     expect(await f.predict(identity, "doubles", [[1, 2, 3], [2, 3], []])).toEqual(["6", "5", "0"]);
     await until(() => existsSync(c.readyFile), 5000, "the readiness file");
     c.child.kill("SIGTERM");
+    // It drains: DRAIN, and after the acknowledgement a second one proving its answers arrived.
+    for (let round = 0; round < 2; round++) {
+      const drain = await f.next("drain", 5000);
+      await f.send(drain.identity, { kind: "drainAck" });
+    }
     expect(await within(c.exited, 5000, "the container to exit")).toBe(0);
     expect(existsSync(c.readyFile)).toBe(false);
+  });
+
+  it("on SIGTERM answers the batches sent before the drain acknowledgement, then proves it and exits", async () => {
+    const f = await frontend();
+    const c = startContainer({ CLIPPER_PORT: String(f.port), CLIPPER_PREDICT: "async.mjs", CLIPPER_DRAIN_TIMEOUT_MS: "1000" });
+    const { identity } = await f.handshake(15000);
+    await f.send(identity, { kind: "predict", msgId: 41, inputType: "doubles", inputs: [encodeInput("doubles", [400])] });
+    await sleep(50);
+    c.child.kill("SIGTERM");
+    await f.next("drain", 5000);
+    // A batch the frontend sent before it learned of the drain, then the acknowledgement.
+    await f.send(identity, { kind: "predict", msgId: 42, inputType: "doubles", inputs: [encodeInput("doubles", [100])] });
+    await f.send(identity, { kind: "drainAck" });
+    const kinds: string[] = [];
+    for (;;) {
+      const m = await f.next(undefined, 5000);
+      if (m.message.kind === "heartbeat") continue;
+      kinds.push(m.message.kind === "response" ? `response ${m.message.msgId}` : m.message.kind);
+      if (m.message.kind === "drain") break;
+    }
+    expect(kinds).toEqual(["response 41", "response 42", "drain"]);
+    // Exits 0 without the second acknowledgement too, after CLIPPER_DRAIN_TIMEOUT_MS.
+    expect(await within(c.exited, 5000, "the container to exit")).toBe(0);
+    expect(c.stdout()).toMatch(/did not acknowledge the end of the drain/);
+  });
+
+  it("with CLIPPER_DRAIN_TIMEOUT_MS=0 exits at once on SIGTERM, sending no drain", async () => {
+    const f = await frontend();
+    const c = startContainer({ CLIPPER_PORT: String(f.port), CLIPPER_PREDICT: "sum.mjs", CLIPPER_DRAIN_TIMEOUT_MS: "0" });
+    await f.handshake(15000);
+    c.child.kill("SIGTERM");
+    expect(await within(c.exited, 3000, "the container to exit")).toBe(0);
+    await expect(f.next("drain", 300)).rejects.toThrow();
   });
 
   it("serves strings with the context, and an async predict", async () => {

@@ -130,6 +130,11 @@ def flaky(batch):
     if first == 6:
         return ["caf\\u00e9", "\\ud800"]  # a lone surrogate has no UTF-8 form
     return [str(total(x)) for x in batch]
+
+def sleepy(batch):
+    import time
+    time.sleep(batch[0][0] / 1000.0)  # the first value: milliseconds
+    return [str(total(x)) for x in batch]
 `;
 
 // ---- helpers -------------------------------------------------------------------------------------
@@ -257,10 +262,59 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
     await waitFor("the readiness file", () => existsSync(readyFile), 10_000, child.stderr);
 
     child.proc.kill("SIGTERM");
+    // It drains: DRAIN, and after the acknowledgement a second one proving its answers arrived.
+    for (let round = 0; round < 2; round++) {
+      const drain = await frontend.next("drain", 5000);
+      await frontend.send(drain.identity, encodeFrontendMessage({ kind: "drainAck" }));
+    }
     const exit = await waitExit(child);
     expect(exit).toEqual({ code: 0, signal: null });
     expect(existsSync(readyFile)).toBe(false);
     expect(child.stderr()).toMatch(/stopping on SIGTERM/);
+    expect(child.stderr()).toMatch(/drain finished: 1 of 1 frontend\(s\) acknowledged/);
+  });
+
+  it("on SIGTERM answers the batches sent before the drain acknowledgement, registers no more, and exits", async () => {
+    const { frontend, child } = await setup({ func: "sleepy", env: { CLIPPER_DRAIN_TIMEOUT_MS: "1000" } });
+    const meta = await frontend.handshake();
+    const send = (msgId: number, ms: number) =>
+      frontend.send(meta.identity, encodeFrontendMessage({ kind: "predict", msgId, inputType: "doubles", inputs: [encodeInput("doubles", [ms, 1])] }));
+    await send(41, 400);
+    await sleep(100);
+    child.proc.kill("SIGTERM");
+    await send(42, 50); // sent before the frontend learned of the drain
+    // A frontend that restarted would ask for metadata: a draining runtime does not register again.
+    await frontend.send(meta.identity, encodeFrontendMessage({ kind: "heartbeat", requestMetadata: true }));
+    await frontend.send(meta.identity, encodeFrontendMessage({ kind: "drainAck" }));
+    const order: string[] = [];
+    for (;;) {
+      const r = await frontend.receive(5000);
+      if (r.message.kind === "heartbeat") continue;
+      order.push(r.message.kind === "response" ? `response ${r.message.msgId} ${r.message.outputs.join()}` : r.message.kind);
+      if (order.filter((k) => k === "drain").length === 2) break;
+    }
+    // The first DRAIN may go out before or after the answer to 41 (SIGTERM comes mid-batch).
+    expect(order.filter((k) => k !== "drain")).toEqual(["response 41 401.0", "response 42 51.0"]);
+    expect(order.at(-1)).toBe("drain");
+    // No second acknowledgement: it stops after CLIPPER_DRAIN_TIMEOUT_MS anyway.
+    expect(await waitExit(child)).toEqual({ code: 0, signal: null });
+    expect(child.stderr()).toMatch(/did not acknowledge the drain within 1000 ms/);
+  });
+
+  it("stops at once on SIGTERM, sending no drain, before any frontend asked for its metadata", async () => {
+    const { frontend, child } = await setup();
+    await frontend.next("heartbeat");
+    child.proc.kill("SIGTERM");
+    expect(await waitExit(child, 3000)).toEqual({ code: 0, signal: null });
+    expect(child.stderr()).toMatch(/drain finished: 0 of 1 frontend\(s\) acknowledged/);
+  });
+
+  it("with CLIPPER_DRAIN_TIMEOUT_MS=0 stops at once on SIGTERM, sending no drain", async () => {
+    const { frontend, child } = await setup({ env: { CLIPPER_DRAIN_TIMEOUT_MS: "0" } });
+    await frontend.handshake();
+    child.proc.kill("SIGTERM");
+    expect(await waitExit(child)).toEqual({ code: 0, signal: null });
+    expect(child.stderr()).not.toMatch(/draining/);
   });
 
   it("answers doubles batches: equal-length inputs arrive as a 2-D array, unequal as a list of 1-D arrays", async () => {
@@ -487,11 +541,13 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
 
     const invalid = startRuntime({
       CLIPPER_MODEL_NAME: "sum", CLIPPER_MODEL_VERSION: "1", CLIPPER_PORT: "70000", CLIPPER_INPUT_TYPE: "tensor",
+      CLIPPER_DRAIN_TIMEOUT_MS: "soon",
     });
     expect(await waitExit(invalid)).toEqual({ code: 2, signal: null });
     expect(invalid.stderr().trim().split("\n")).toHaveLength(1);
     expect(invalid.stderr()).toMatch(/CLIPPER_PORT must be an integer from 1 to 65535, got '70000'/);
     expect(invalid.stderr()).toMatch(/CLIPPER_INPUT_TYPE 'tensor' is not one of/);
+    expect(invalid.stderr()).toMatch(/CLIPPER_DRAIN_TIMEOUT_MS must be an integer from 0 to 600000, got 'soon'/);
   });
 
   it("predicts the warm-up batches, decoded as real batches are, before it first says hello", async () => {

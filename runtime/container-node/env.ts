@@ -37,6 +37,8 @@ export interface ContainerConfig {
   readyFile: string;
   heartbeatIntervalMs: number;
   reconnectAfterMs: number;
+  /** CLIPPER_DRAIN_TIMEOUT_MS: how long a stopping container waits for each drain acknowledgement; 0: no drain. */
+  drainTimeoutMs: number;
   /** CLIPPER_RPC_SECRET: this model version's RPC credential (rpc-auth.ts); undefined: none (NULL mechanism). Never logged. */
   rpcSecret: string | undefined;
   /** CLIPPER_WARMUP_INPUT / CLIPPER_WARMUP_BATCHES (shared/warmup.ts): predicted before connecting; undefined: none. */
@@ -49,6 +51,8 @@ export class EnvError extends Error {
 }
 
 export const DEFAULT_PREDICT_EXPORT = "predict";
+/** A frontend that has not acknowledged a drain within this long does not know the message (Clipper's). */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 5000;
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /** Splits CLIPPER_PREDICT "file[:exportName]"; a suffix that is not an identifier stays in the path. */
@@ -131,6 +135,7 @@ const EnvSchema = z.object({
   CLIPPER_READY_FILE: optionalText.transform((v) => v ?? "/model_is_ready.check"),
   CLIPPER_HEARTBEAT_INTERVAL_MS: integerVar(5000, 1, 2_147_483_647),
   CLIPPER_RECONNECT_AFTER_MS: integerVar(30000, 1, 2_147_483_647),
+  CLIPPER_DRAIN_TIMEOUT_MS: integerVar(DEFAULT_DRAIN_TIMEOUT_MS, 0, 600_000),
   [RPC_SECRET_ENV]: optionalText,
 });
 
@@ -174,6 +179,7 @@ export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): Contain
     readyFile: e.CLIPPER_READY_FILE,
     heartbeatIntervalMs: e.CLIPPER_HEARTBEAT_INTERVAL_MS,
     reconnectAfterMs: e.CLIPPER_RECONNECT_AFTER_MS,
+    drainTimeoutMs: e.CLIPPER_DRAIN_TIMEOUT_MS,
     rpcSecret: e[RPC_SECRET_ENV],
     warmup,
   };

@@ -21,6 +21,8 @@ export const systemLookup: Lookup = async (host) => (await dns.lookup(host, { al
 export interface FrontendClient {
   start(): void;
   stop(): Promise<void>;
+  /** Stops by draining (ContainerRpcClient.drainAndStop); resolves once stopped. */
+  drainAndStop(ackTimeoutMs: number): Promise<unknown>;
 }
 
 export interface FrontendSetOptions {
@@ -85,13 +87,23 @@ export class FrontendSet implements FrontendClient {
 
   /** Stops resolving and closes every connection. */
   async stop(): Promise<void> {
-    if (this.stopped) return;
+    await Promise.all(this.stopResolving().map((c) => c.stop()));
+  }
+
+  /** Stops resolving and drains every connection, each on its own (a frontend per connection). */
+  async drainAndStop(ackTimeoutMs: number): Promise<void> {
+    await Promise.all(this.stopResolving().map((c) => c.drainAndStop(ackTimeoutMs)));
+  }
+
+  /** Stops the lookups (once) and hands over the clients to close. */
+  private stopResolving(): FrontendClient[] {
+    if (this.stopped) return [];
     this.stopped = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     const clients = [...this.known.values()].map((k) => k.client);
     this.known.clear();
-    await Promise.all(clients.map((c) => c.stop()));
+    return clients;
   }
 
   /** The endpoints connected to now, e.g. ["tcp://10.0.0.7:7000"]. */

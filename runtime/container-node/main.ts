@@ -1,7 +1,9 @@
 /**
  * Entry of the Node model container: `node dist/runtime/container-node/main.js`.
  * Exit codes: 2 bad environment, 1 the predict module cannot be loaded, 3 the predict function
- * fails its warm-up (CLIPPER_WARMUP_INPUT, warmup.ts), 0 after SIGTERM/SIGINT. With a warm-up, it
+ * fails its warm-up (CLIPPER_WARMUP_INPUT, warmup.ts), 0 after SIGTERM/SIGINT. A stop signal drains
+ * (rpc-client.ts drainAndStop, bounded by CLIPPER_DRAIN_TIMEOUT_MS per acknowledgement; 0 stops at
+ * once); a second signal stops at once. With a warm-up, it
  * predicts the warm-up batches before it connects to any frontend.
  * With CLIPPER_FRONTEND_DISCOVERY=dns it keeps one connection per address CLIPPER_IP resolves to
  * (frontend-discovery.ts); otherwise one, to CLIPPER_IP:CLIPPER_PORT.
@@ -99,22 +101,28 @@ async function main(): Promise<void> {
         })
       : connect(frontendAddress(config));
 
+  const exit = (): void => {
+    try {
+      if (ready) rmSync(config.readyFile, { force: true });
+    } catch (err) {
+      log.warn({ readyFile: config.readyFile, reason: (err as Error).message }, "cannot remove the readiness file");
+    }
+    process.exit(0);
+  };
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
+    if (stopping) {
+      log.warn({ signal }, "second stop signal: stopping without waiting for the batches held");
+      void client.stop().finally(exit);
+      return;
+    }
     stopping = true;
-    log.info({ signal }, "shutting down");
-    void client.stop().finally(() => {
-      try {
-        if (ready) rmSync(config.readyFile, { force: true });
-      } catch (err) {
-        log.warn({ readyFile: config.readyFile, reason: (err as Error).message }, "cannot remove the readiness file");
-      }
-      process.exit(0);
-    });
+    log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, "shutting down");
+    const stopped = config.drainTimeoutMs > 0 ? client.drainAndStop(config.drainTimeoutMs) : client.stop();
+    void stopped.finally(exit);
   };
-  process.once("SIGTERM", shutdown);
-  process.once("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
 
   client.start();
 }

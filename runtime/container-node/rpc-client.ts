@@ -3,6 +3,13 @@
  * made: connect, heartbeat, send metadata when the frontend asks for it, then answer predict
  * requests one batch at a time, in order. An idle connection heartbeats; a silent one is replaced
  * by a fresh DEALER (new identity), which is how a container finds a restarted frontend again.
+ *
+ * Stopping by draining (`drainAndStop`, our extension of RPC v3, docs/compatibility.md): the
+ * container sends DRAIN and keeps answering; the frontend's acknowledgement comes after every batch
+ * it sent us, and no batch follows it. Once those are answered, a second DRAIN and its
+ * acknowledgement prove that the answers arrived (ZeroMQ keeps order on a connection), and the
+ * socket closes. A frontend that never acknowledges (Clipper's, or one that went away) is waited
+ * for at most the drain timeout; then the container answers what it holds and stops.
  */
 import { Dealer } from "zeromq";
 import type { Logger } from "pino";
@@ -78,6 +85,13 @@ export interface DealerLike {
   readonly events?: { on(type: "connect", listener: () => void): unknown };
 }
 
+/**
+ * How a drain ended: `drained` (acknowledged, every answer delivered), `unacknowledged` (the
+ * frontend did not answer in time; what was held was answered, delivery unknown), `stopped` (no
+ * connection, or stopped already).
+ */
+export type DrainOutcome = "drained" | "unacknowledged" | "stopped";
+
 /** The logging calls the client makes (a pino Logger fits). */
 export type RpcLogger = Pick<Logger, "info" | "warn" | "error" | "debug">;
 
@@ -113,6 +127,8 @@ interface Connection {
   sending: Promise<void>;
   lastReceived: number;
   lastHeartbeat: number;
+  /** Whether the frontend was sent our metadata on this connection (only then may it send batches). */
+  registered?: boolean;
 }
 
 interface Queued {
@@ -142,8 +158,16 @@ export class ContainerRpcClient {
   private stopped = false;
   private started = false;
   private readonly queue: Queued[] = [];
-  private draining: Promise<void> | undefined;
+  /** The loop answering queued batches, while it runs. */
+  private serving: Promise<void> | undefined;
   private batchesServed = 0;
+  /** Set once a drain began: no reconnect, no new registration. */
+  private drainStarted = false;
+  /** Drain acknowledgements received on the current connection, and who waits for the next. */
+  private drainAcks = 0;
+  private ackWaiters: Array<() => void> = [];
+  /** Set when a drain went unacknowledged: batches arriving after that are not taken. */
+  private refuseBatches = false;
 
   constructor(options: ContainerRpcClientOptions) {
     this.address = options.address;
@@ -177,6 +201,37 @@ export class ContainerRpcClient {
     const connection = this.current;
     this.current = undefined;
     if (connection) closeQuietly(connection.socket);
+  }
+
+  /**
+   * Stops by draining: DRAIN, answer every batch received until the acknowledgement, prove their
+   * delivery with a second DRAIN, then close. Each acknowledgement is waited for at most
+   * `ackTimeoutMs`; without the first, what is held is answered and the client stops as `stop` does.
+   */
+  async drainAndStop(ackTimeoutMs: number): Promise<DrainOutcome> {
+    const connection = this.current;
+    // A connection that never registered has no batch to wait for, and its frontend would not answer.
+    if (this.stopped || this.drainStarted || !connection?.registered) {
+      await this.stop();
+      return "stopped";
+    }
+    this.drainStarted = true;
+    this.log.info({ model: this.model, address: this.address, connection: connection.id }, "draining: asking the query frontend for no new batches");
+    let outcome: DrainOutcome = "unacknowledged";
+    if (await this.drainRoundTrip(connection, ackTimeoutMs)) {
+      await this.idle();
+      // Everything the frontend sent came before its acknowledgement and is answered now.
+      if (await this.drainRoundTrip(connection, ackTimeoutMs)) outcome = "drained";
+      else this.log.warn({ model: this.model, address: this.address, timeoutMs: ackTimeoutMs }, "the query frontend did not acknowledge the end of the drain; stopping");
+    } else {
+      this.log.warn({ model: this.model, address: this.address, timeoutMs: ackTimeoutMs }, "the query frontend did not acknowledge the drain; stopping after the batches held");
+      // A frontend that does not know DRAIN keeps sending: what comes now is left to it.
+      this.refuseBatches = true;
+      await this.idle();
+    }
+    if (outcome === "drained") this.log.info({ model: this.model, address: this.address, batches: this.batchesServed }, "drained: every batch answered");
+    await this.stop();
+    return outcome;
   }
 
   /** How many connections have been opened (1 + reconnects). */
@@ -234,7 +289,9 @@ export class ContainerRpcClient {
     const c = this.current;
     if (!c) return;
     const now = this.clock.now();
-    const reconnectAt = c.lastReceived + this.reconnectAfterMs;
+    // A draining client keeps its connection (its batches can only be answered there; the drain's
+    // own timeouts bound the wait for a silent frontend): only heartbeats are due.
+    const reconnectAt = this.drainStarted ? Infinity : c.lastReceived + this.reconnectAfterMs;
     const heartbeatAt = Math.max(c.lastReceived, c.lastHeartbeat) + this.heartbeatIntervalMs;
     const wait = Math.max(1, Math.min(reconnectAt, heartbeatAt) - now);
     this.timer = this.clock.setTimeout(() => this.tick(), wait);
@@ -246,7 +303,7 @@ export class ContainerRpcClient {
     const c = this.current;
     if (!c) return;
     const now = this.clock.now();
-    if (now - c.lastReceived >= this.reconnectAfterMs) {
+    if (now - c.lastReceived >= this.reconnectAfterMs && !this.drainStarted) {
       this.reconnect();
     } else if (now - Math.max(c.lastReceived, c.lastHeartbeat) >= this.heartbeatIntervalMs) {
       c.lastHeartbeat = now;
@@ -281,18 +338,53 @@ export class ContainerRpcClient {
       return;
     }
     if (message.kind === "heartbeat") {
-      if (message.requestMetadata) this.sendMetadata(connection);
+      // Registering again while draining would bring new batches (a frontend that restarted).
+      if (message.requestMetadata && !this.drainStarted) this.sendMetadata(connection);
+      return;
+    }
+    if (message.kind === "drainAck") {
+      if (connection !== this.current) return;
+      this.drainAcks += 1;
+      this.ackWaiters.splice(0).forEach((wake) => wake());
+      return;
+    }
+    if (this.refuseBatches) {
+      this.log.warn({ model: this.model, msgId: message.msgId }, "stopping: a batch that arrived after the drain timed out is left unanswered");
       return;
     }
     this.queue.push({ batch: { msgId: message.msgId, inputType: message.inputType, inputs: message.inputs }, connection });
-    this.draining ??= this.drain().finally(() => {
-      this.draining = undefined;
+    this.serving ??= this.serveQueue().finally(() => {
+      this.serving = undefined;
     });
+  }
+
+  /** Sends DRAIN and waits for one more acknowledgement than before, at most `timeoutMs`. */
+  private drainRoundTrip(connection: Connection, timeoutMs: number): Promise<boolean> {
+    const wanted = this.drainAcks + 1;
+    this.send(connection, encodeContainerMessage({ kind: "drain" }));
+    return new Promise<boolean>((resolve) => {
+      const timer = this.clock.setTimeout(() => {
+        this.ackWaiters = this.ackWaiters.filter((w) => w !== check);
+        resolve(false);
+      }, timeoutMs);
+      const check = (): void => {
+        if (this.drainAcks < wanted) return void this.ackWaiters.push(check);
+        this.clock.clearTimeout(timer);
+        resolve(true);
+      };
+      check();
+    });
+  }
+
+  /** Resolves once no batch is queued or running. */
+  private async idle(): Promise<void> {
+    while (this.serving) await this.serving;
   }
 
   private sendMetadata(connection: Connection): void {
     const { name, version, inputType } = this.metadata;
     this.send(connection, encodeContainerMessage({ kind: "metadata", name, version, inputType, rpcVersion: RPC_VERSION }));
+    connection.registered = true;
     this.log.info({ model: this.model, address: this.address, inputType, connection: connection.id }, "sent container metadata");
     try {
       this.onRegistered?.();
@@ -301,7 +393,7 @@ export class ContainerRpcClient {
     }
   }
 
-  private async drain(): Promise<void> {
+  private async serveQueue(): Promise<void> {
     for (let next = this.queue.shift(); next; next = this.queue.shift()) {
       if (next.connection !== this.current) continue;
       const outputs = await this.run(next.batch);

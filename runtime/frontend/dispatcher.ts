@@ -2,6 +2,8 @@
  * Routes queries to model replicas. Each model version has one earliest-deadline-first queue shared
  * by its replicas; a replica pulls its next batch as soon as it is free. A batch in flight to a
  * replica that dies goes back to the queue, so another replica can answer it while deadlines allow.
+ * A replica that drains (it is stopping, rpc-server.ts) gets no new batch and stops counting as a
+ * replica of its version, but its batch in flight is still answered by it: nothing is re-queued.
  *
  * Batching (see batch-controller.ts): each replica has an AIMD controller that sets its batch cap
  * from the measured batch latencies against the model's budget. When a free replica finds fewer
@@ -67,6 +69,8 @@ export interface DispatchObserver {
   batchSent?(model: string, size: number, detail?: BatchSendDetail): void;
   batchDone?(model: string, seconds: number): void;
   requeued?(model: string, count: number): void;
+  /** A replica began to drain: it gets no new batch. */
+  drained?(model: string): void;
   /** A task refused at submit: it could not be answered by its deadline. */
   shed?(model: string): void;
   /** Tasks left out of a batch at dispatch: the measured batch latency said they would be late. */
@@ -95,6 +99,8 @@ interface Slot {
   replica: ReplicaConnection;
   controller: BatchController;
   inFlight?: InFlight;
+  /** Stopping: answers its batch in flight, takes no new one. */
+  draining?: boolean;
 }
 
 interface Hold {
@@ -113,6 +119,11 @@ class VersionQueue {
 
   constructor(readonly key: string, public config: ModelBatchConfig, alpha: number, halfLifeMs?: number) {
     this.latency = new LatencyEstimate(alpha, halfLifeMs);
+  }
+
+  /** The replicas that take batches: every one but those draining. */
+  active(): Slot[] {
+    return [...this.replicas.values()].filter((s) => !s.draining);
   }
 }
 
@@ -169,7 +180,7 @@ export class Dispatcher {
   }
 
   liveReplicaCount(name: string, version: string): number {
-    return this.versions.get(modelKey(name, version))?.replicas.size ?? 0;
+    return this.versions.get(modelKey(name, version))?.active().length ?? 0;
   }
 
   queueDepth(name: string, version: string): number {
@@ -184,13 +195,13 @@ export class Dispatcher {
 
   /** Connected replicas per model version, for metrics. */
   replicaCounts(): Map<string, number> {
-    return new Map([...this.versions].map(([key, vq]) => [key, vq.replicas.size]));
+    return new Map([...this.versions].map(([key, vq]) => [key, vq.active().length]));
   }
 
   /** The current batch cap of every live replica, for metrics. */
   batchCaps(): Array<{ model: string; replica: string; cap: number }> {
     return [...this.versions.values()].flatMap((vq) =>
-      [...vq.replicas.values()].map((s) => ({ model: vq.key, replica: String(s.replica.replicaId), cap: s.controller.cap })),
+      vq.active().map((s) => ({ model: vq.key, replica: String(s.replica.replicaId), cap: s.controller.cap })),
     );
   }
 
@@ -199,7 +210,7 @@ export class Dispatcher {
     return [...this.versions.values()].map((vq) => ({
       key: vq.key,
       queueDepth: this.liveDepth(vq),
-      replicas: [...vq.replicas.values()].map((s) => ({ replicaId: s.replica.replicaId, cap: s.controller.cap })),
+      replicas: vq.active().map((s) => ({ replicaId: s.replica.replicaId, cap: s.controller.cap })),
     }));
   }
 
@@ -245,6 +256,18 @@ export class Dispatcher {
       step: this.options.batchStep,
     });
     vq.replicas.set(replica.key, { replica, controller });
+    this.pump(vq);
+  }
+
+  /** Takes a stopping replica out of rotation; its batch in flight stays its own to answer. */
+  replicaDraining(replica: ReplicaConnection): void {
+    const vq = this.versions.get(modelKey(replica.name, replica.version));
+    const slot = vq?.replicas.get(replica.key);
+    if (!vq || !slot || slot.draining) return;
+    slot.draining = true;
+    this.options.observer?.drained?.(vq.key);
+    // A batch it was holding to fill goes to the next free replica instead.
+    if (vq.hold?.slot === slot) this.endHold(vq);
     this.pump(vq);
   }
 
@@ -321,7 +344,7 @@ export class Dispatcher {
       latencyMs: vq.latency.ms,
       jitterMs: vq.latency.deviationMs,
       ahead,
-      replicas: [...vq.replicas.values()].map((s) => ({ cap: s.controller.cap, busySince: s.inFlight?.sentAt })),
+      replicas: vq.active().map((s) => ({ cap: s.controller.cap, busySince: s.inFlight?.sentAt })),
     };
   }
 
@@ -334,7 +357,7 @@ export class Dispatcher {
       return;
     }
     // The holding replica first: once its batch is full and gone, the others may take the rest.
-    const slots = [...vq.replicas.values()];
+    const slots = vq.active();
     if (vq.hold) slots.sort((a, b) => Number(b === vq.hold?.slot) - Number(a === vq.hold?.slot));
     for (const slot of slots) {
       if (vq.queue.size === 0) return;

@@ -137,6 +137,10 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
         dispatcher.replicaRemoved(replica);
         reporter.changed();
       },
+      replicaDraining: (replica) => {
+        dispatcher.replicaDraining(replica);
+        reporter.changed();
+      },
       response: (replica, msgId, outputs) => dispatcher.response(replica, msgId, outputs),
       // Answers a lying replica gave must not outlive it.
       replicaBanned: (replica) => cache?.evictReplica(replica.key),

@@ -31,6 +31,7 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   private readonly batchSize: Histogram<"model">;
   private readonly batchLatency: Histogram<"model">;
   private readonly requeuedQueries: Counter<"model">;
+  private readonly drainedReplicas: Counter<"model">;
   readonly queueDepth: Gauge<"model">;
   readonly replicas: Gauge<"model">;
   private readonly queueWait: Histogram<"model">;
@@ -69,6 +70,10 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     });
     this.requeuedQueries = new Counter({
       name: "clipper_model_requeued_queries_total", help: "Queries re-queued after their replica was lost", labelNames: ["model"], registers,
+    });
+    this.drainedReplicas = new Counter({
+      name: "clipper_model_drained_replicas_total", help: "Replicas that stopped by draining: no new batch after they asked, their last one answered by them",
+      labelNames: ["model"], registers,
     });
     this.queueDepth = new Gauge({
       name: "clipper_model_queue_depth", help: "Queries waiting in a model version's queue", labelNames: ["model"], registers,
@@ -210,5 +215,9 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
 
   requeued(model: string, count: number): void {
     this.requeuedQueries.inc({ model }, count);
+  }
+
+  drained(model: string): void {
+    this.drainedReplicas.inc({ model });
   }
 }

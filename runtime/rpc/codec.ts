@@ -7,19 +7,28 @@ import { INPUT_TYPE_CODES, type InputType, inputTypeFromCode } from "../shared/i
 
 export const RPC_VERSION = 3;
 
-export const MessageType = { NewContainer: 0, ContainerContent: 1, Heartbeat: 2 } as const;
+/**
+ * Drain (3) is our extension (docs/compatibility.md): a container that is stopping sends it, and the
+ * frontend answers it with the same type once the container gets no new batch from it. Clipper's
+ * frontend reads and ignores a type it does not know, so a container must not count on the answer.
+ */
+export const MessageType = { NewContainer: 0, ContainerContent: 1, Heartbeat: 2, Drain: 3 } as const;
 export const HeartbeatType = { KeepAlive: 0, RequestContainerMetadata: 1 } as const;
 export const RequestType = { Predict: 0, Feedback: 1 } as const;
 
 /** What a model container sends to the query frontend. */
 export type ContainerMessage =
   | { kind: "heartbeat" }
+  /** The container is stopping: send it no new batch (answered with a drain acknowledgement). */
+  | { kind: "drain" }
   | { kind: "metadata"; name: string; version: string; inputType: InputType; rpcVersion: number }
   | { kind: "response"; msgId: number; outputs: string[] };
 
 /** What the query frontend sends to a model container. */
 export type FrontendMessage =
   | { kind: "heartbeat"; requestMetadata: boolean }
+  /** Every batch for the container was sent before this message; none will follow it. */
+  | { kind: "drainAck" }
   | { kind: "predict"; msgId: number; inputType: InputType; inputs: Buffer[] };
 
 export class RpcFrameError extends Error {}
@@ -73,6 +82,8 @@ export function encodeContainerMessage(m: ContainerMessage): Buffer[] {
   switch (m.kind) {
     case "heartbeat":
       return [EMPTY, u32(MessageType.Heartbeat)];
+    case "drain":
+      return [EMPTY, u32(MessageType.Drain)];
     case "metadata":
       return [
         EMPTY,
@@ -96,6 +107,10 @@ export function decodeContainerMessage(frames: Buffer[]): ContainerMessage {
   switch (type) {
     case MessageType.Heartbeat:
       return { kind: "heartbeat" };
+    case MessageType.Drain:
+      // Our own message: exactly the two frames, so that nothing can hide behind it.
+      if (frames.length !== 2) throw new RpcFrameError(`drain: expected 2 frames, got ${frames.length}`);
+      return { kind: "drain" };
     case MessageType.NewContainer: {
       if (frames.length < 5) throw new RpcFrameError("container metadata: expected name, version and input type frames");
       const name = frames[2]!.toString("utf8");
@@ -134,6 +149,8 @@ export function encodeFrontendMessage(m: FrontendMessage): Buffer[] {
         u32(MessageType.Heartbeat),
         u32(m.requestMetadata ? HeartbeatType.RequestContainerMetadata : HeartbeatType.KeepAlive),
       ];
+    case "drainAck":
+      return [EMPTY, u32(RPC_VERSION), u32(MessageType.Drain)];
     case "predict": {
       const header = u64Array([INPUT_TYPE_CODES[m.inputType], m.inputs.length, ...m.inputs.map((b) => b.length)]);
       return [
@@ -158,6 +175,10 @@ export function decodeFrontendMessage(frames: Buffer[]): FrontendMessage {
   if (type === MessageType.Heartbeat) {
     const hb = readU32(frames[3], "heartbeat type");
     return { kind: "heartbeat", requestMetadata: hb === HeartbeatType.RequestContainerMetadata };
+  }
+  if (type === MessageType.Drain) {
+    if (frames.length !== 3) throw new RpcFrameError(`drain acknowledgement: expected 3 frames, got ${frames.length}`);
+    return { kind: "drainAck" };
   }
   if (type !== MessageType.ContainerContent) throw new RpcFrameError(`unknown message type ${type}`);
   const msgId = readU32(frames[3], "message id");

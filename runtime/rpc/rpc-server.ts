@@ -3,6 +3,11 @@
  * heartbeats, registers replicas from their metadata, hands predict responses to the dispatcher,
  * and drops replicas that disconnect or fall silent.
  *
+ * A replica that is stopping sends DRAIN (our extension, docs/compatibility.md): it is marked
+ * draining, gets no new batch, no longer counts as connected, and is answered DRAIN at once on the
+ * same connection. A batch it holds is still answered and accepted; ZeroMQ keeps the order of one
+ * connection, so the replica receives every batch sent to it before the answer, and none after.
+ *
  * Who may register (docs/security.md, runtime/shared/rpc-auth.ts): with auth "plain", a peer must
  * pass the PLAIN handshake with a credential derived from the cluster's RPC key, and its routing id
  * must prove the very model version, and input type, its metadata names. In every mode a replica
@@ -37,12 +42,16 @@ export interface ReplicaConnection {
   /** Small integer, unique among the live replicas of this model version. */
   readonly replicaId: number;
   lastSeen: number;
+  /** Set when the replica said it is stopping: it gets no new batch and is not counted as connected. */
+  draining?: boolean;
 }
 
 export interface RpcServerHandlers {
   replicaAdded(replica: ReplicaConnection): void;
   replicaRemoved(replica: ReplicaConnection, reason: string): void;
   response(replica: ReplicaConnection, msgId: number, outputs: string[]): void;
+  /** Once per replica, when it asks to drain; the acknowledgement is sent after this returns. */
+  replicaDraining?(replica: ReplicaConnection): void;
   /** After `replicaRemoved`, when the replica was removed for breaking the protocol. */
   replicaBanned?(replica: ReplicaConnection, reason: string): void;
 }
@@ -119,8 +128,9 @@ export class RpcServer {
     this.sweeper.unref();
   }
 
+  /** The registered replicas that take batches (draining ones excluded). */
   liveReplicas(): ReplicaConnection[] {
-    return [...this.replicas.values()];
+    return [...this.replicas.values()].filter((r) => !r.draining);
   }
 
   /** Sends a predict request; rejects when the replica is no longer reachable. */
@@ -231,6 +241,9 @@ export class RpcServer {
         // An unknown sender is asked for its metadata: that is how a container (re)registers.
         void this.send(identity, encodeFrontendMessage({ kind: "heartbeat", requestMetadata: !known })).catch(() => undefined);
         return;
+      case "drain":
+        this.drain(identity, known);
+        return;
       case "metadata":
         this.register(identity, key, decoded);
         return;
@@ -247,6 +260,28 @@ export class RpcServer {
         this.options.handlers.response(known, decoded.msgId, decoded.outputs);
         return;
     }
+  }
+
+  /**
+   * Marks a replica draining and acknowledges. Acknowledged again when asked again: a container
+   * sends a second DRAIN after its last answer, and the second acknowledgement tells it that every
+   * answer before it arrived. A peer that is not a registered replica gets nothing.
+   */
+  private drain(identity: Buffer, known: ReplicaConnection | undefined): void {
+    if (!known) {
+      if (this.refusals.shouldLog("drain from an unregistered container")) {
+        this.options.log.warn("drain from an unregistered container ignored");
+      }
+      return;
+    }
+    if (!known.draining) {
+      // Out of rotation before the acknowledgement is queued behind its last batch; a handler that
+      // throws leaves it in rotation and unacknowledged (the container then stops as without drain).
+      this.options.handlers.replicaDraining?.(known);
+      known.draining = true;
+      this.options.log.info({ model: `${known.name}:${known.version}`, replica: known.replicaId }, "replica draining: no new batches");
+    }
+    void this.send(identity, encodeFrontendMessage({ kind: "drainAck" })).catch(() => undefined);
   }
 
   private register(identity: Buffer, key: string, meta: Extract<ContainerMessage, { kind: "metadata" }>): void {

@@ -75,6 +75,8 @@ export class FakeDockerEngine implements DockerEngine {
   readonly builds: { baseImage?: string }[] = [];
   /** Containers started, stopped or removed, by name, in order (`start NAME`, `stop NAME`, `remove NAME`). */
   readonly events: string[] = [];
+  /** Each stopContainer call: the container's name and the grace it was given (seconds). */
+  readonly stops: { name: string; graceSeconds: number }[] = [];
   /** What a container does when started, by a test on its spec (first match wins). */
   readonly onStart: { when: (spec: ContainerSpec) => boolean; then: StartBehaviour }[] = [];
   /** A failure of the next call of a method. */
@@ -192,11 +194,13 @@ export class FakeDockerEngine implements DockerEngine {
     return [...this.containers.values()].find((c) => c.state === "running" && Object.values(c.ports).includes(port));
   }
 
-  async stopContainer(id: string): Promise<void> {
+  /** A test stopping a container by hand gives Docker's own default grace (10 s). */
+  async stopContainer(id: string, graceSeconds = 10): Promise<void> {
     this.check("stopContainer");
     const c = this.find(id);
     if (!c) return;
     this.events.push(`stop ${c.name}`);
+    this.stops.push({ name: c.name, graceSeconds });
     if (c.state === "running") {
       c.state = "exited";
       c.ports = {};

@@ -17,6 +17,7 @@ import { LABEL, names, RECORD_LABEL, storedDeployment } from "../../src/managers
 import { deploymentRecordSpec } from "../../src/managers/docker/specs.js";
 import { RPC_SECRET_ENV, versionSecret } from "../../runtime/shared/rpc-auth.js";
 import { describeLifecycle } from "../support/lifecycle-contract.js";
+import { STOP_GRACE_SECONDS } from "../../src/managers/common/index.js";
 import { FakeClock, FakeDockerEngine } from "../support/fake-docker.js";
 
 const IMAGES = ["model:1", "model:2"];
@@ -162,6 +163,24 @@ describe("the Docker manager on a fake engine", () => {
     const record = fake.byName(names.deployment("scale", "m", "1"))!;
     expect(record.state).toBe("created");
     expect(record.spec.Labels[RECORD_LABEL.replicas]).toBe("1");
+  });
+
+  it("gives a replica it removes 30 s to drain by default, and creates replicas with that StopTimeout", async () => {
+    const { fake, manager, options } = setup("grace", { stopGraceSeconds: undefined });
+    await manager.startClipper(options);
+    await manager.deployModel(deployment("m", "1"), 2);
+    expect(fake.byName("clipper-grace-m-1-1")!.spec.StopTimeout).toBe(STOP_GRACE_SECONDS);
+    await manager.setNumReplicas("m", "1", 1);
+    expect(STOP_GRACE_SECONDS).toBe(30);
+    const replicaStops = () => fake.stops.filter((s) => !s.name.endsWith("-deployment")); // not the record's rewrite
+    expect(replicaStops()).toEqual([{ name: "clipper-grace-m-1-1", graceSeconds: 30 }]);
+    // The grace stays configurable.
+    const quick = setup("quick", { stopGraceSeconds: 2 });
+    await quick.manager.startClipper(quick.options);
+    await quick.manager.deployModel(deployment("m", "1"), 1);
+    expect(quick.fake.byName("clipper-quick-m-1-0")!.spec.StopTimeout).toBe(2);
+    await quick.manager.setNumReplicas("m", "1", 0);
+    expect(quick.fake.stops.filter((s) => !s.name.endsWith("-deployment"))).toEqual([{ name: "clipper-quick-m-1-0", graceSeconds: 2 }]);
   });
 
   it("replicas brought back by start hold the new cluster's RPC credential; a count of 0 stays stopped", async () => {

@@ -112,15 +112,16 @@ describe("Docker manager specs (no daemon needed)", () => {
   });
 
   it("gives replicas the runtime's environment, their version's credential, labels, device requests and restart policy", () => {
-    const r = replicaSpec("c1", d, 3, "the-cluster-key");
+    const r = replicaSpec("c1", d, 3, "the-cluster-key", 30);
     const secret = versionSecret("the-cluster-key", { name: "m", version: "2", inputType: "floats" });
     expect(r.Env).toContain(`CLIPPER_RPC_SECRET=${secret}`);
     expect(JSON.stringify(r.Labels)).not.toContain(secret);
     expect(JSON.stringify(r)).not.toContain("the-cluster-key");
-    expect(replicaSpec("c1", d, 3, undefined).Env?.some((e) => e.startsWith("CLIPPER_RPC_SECRET="))).toBe(false);
+    expect(replicaSpec("c1", d, 3, undefined, 30).Env?.some((e) => e.startsWith("CLIPPER_RPC_SECRET="))).toBe(false);
     // Nothing from this process's environment: the deployment's own variables and the runtime's only.
     expect(r.Env!.map((e) => e.split("=")[0]!).filter((n) => !n.startsWith("CLIPPER_"))).toEqual(["A"]);
     expect(r.name).toBe("clipper-c1-m-2-3");
+    expect(r.StopTimeout).toBe(30); // `docker stop` by hand gives it the time to drain too
     expect(r.Env).toEqual(expect.arrayContaining(["A=1", "CLIPPER_IP=clipper-c1-query-frontend", "CLIPPER_PORT=7000", "CLIPPER_INPUT_TYPE=floats", "CLIPPER_REPLICA_ID=3"]));
     expect(r.Env).not.toContain("CLIPPER_IP=wrong");
     expect(r.Labels).toMatchObject({ [LABEL.cluster]: "c1", [LABEL.role]: "model", [LABEL.modelContainer]: "m_2", [LABEL.replica]: "3" });

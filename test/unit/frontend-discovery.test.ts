@@ -16,6 +16,11 @@ describe("FrontendSet (Node runtime), with a scripted lookup and clock", () => {
     async stop(): Promise<void> {
       this.stopped = true;
     }
+    drainedWithin?: number;
+    async drainAndStop(ackTimeoutMs: number): Promise<void> {
+      this.drainedWithin = ackTimeoutMs;
+      this.stopped = true;
+    }
   }
 
   function recordingLogger(): RpcLogger & { lines: Array<{ level: string; obj: Record<string, unknown>; msg?: string }> } {
@@ -56,6 +61,22 @@ describe("FrontendSet (Node runtime), with a scripted lookup and clock", () => {
     const live = () => clients.filter((c) => !c.stopped).map((c) => c.endpoint).sort();
     return { set, answers, clients, log, live, advance: (ms: number) => (now += ms) };
   }
+
+  it("drains every connection on its own when stopping by draining, and resolves nothing after", async () => {
+    const h = harness(["frontend-rpc"]);
+    h.answers.set("frontend-rpc", ["10.0.0.1", "10.0.0.2"]);
+    h.set.start();
+    await h.set.refresh();
+    await h.set.drainAndStop(1234);
+    expect(h.clients.map((c) => c.drainedWithin)).toEqual([1234, 1234]);
+    // A lookup after the stop connects nothing new.
+    h.answers.set("frontend-rpc", ["10.0.0.3"]);
+    await h.set.refresh();
+    expect(h.clients).toHaveLength(2);
+    // A second stop does not stop the clients again.
+    await h.set.stop();
+    expect(h.clients).toHaveLength(2);
+  });
 
   it("connects to every address of every host, once per distinct address:port", async () => {
     const h = harness(["frontend-rpc", "10.0.0.2", "other"]);

@@ -171,6 +171,14 @@ describe("what the schemas miss", () => {
     expect(JSON.parse(d!.metadata.annotations[LABEL.deployment])).toMatchObject({ name: "resnet", version: "v2-1", gpu: { count: 1 } });
   });
 
+  it("gives model pods 30 s after SIGTERM to drain (no preStop hook: SIGTERM starts the drain), or the grace asked for", () => {
+    const [d] = deployments(plainObjects(modelManifests(MODEL)));
+    expect(d!.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
+    expect(d!.spec.template.spec.containers[0].lifecycle).toBeUndefined();
+    const [quick] = deployments(plainObjects(modelManifests({ ...MODEL, stopGraceSeconds: 5 })));
+    expect(quick!.spec.template.spec.terminationGracePeriodSeconds).toBe(5);
+  });
+
   it("refuses names Kubernetes would reject, with a usage error", () => {
     const usage = (f: () => unknown) => {
       try {

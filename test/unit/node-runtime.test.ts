@@ -23,8 +23,12 @@ describe("Node runtime pieces", () => {
       readyFile: "/model_is_ready.check",
       heartbeatIntervalMs: 5000,
       reconnectAfterMs: 30000,
+      drainTimeoutMs: 5000,
       predict: { file: undefined, exportName: "predict" },
     });
+    const named = { CLIPPER_MODEL_NAME: "m", CLIPPER_MODEL_VERSION: "1" };
+    expect(parseContainerEnv({ ...named, CLIPPER_DRAIN_TIMEOUT_MS: "0" }).drainTimeoutMs).toBe(0);
+    expect(() => parseContainerEnv({ ...named, CLIPPER_DRAIN_TIMEOUT_MS: "-1" })).toThrow(/CLIPPER_DRAIN_TIMEOUT_MS must be an integer from 0 to 600000/);
     expect(() => parseContainerEnv({ CLIPPER_MODEL_VERSION: "1" })).toThrow(/CLIPPER_MODEL_NAME is required/);
     expect(() => parseContainerEnv({ CLIPPER_MODEL_NAME: "m", CLIPPER_MODEL_VERSION: "1", CLIPPER_PORT: "x" })).toThrow(
       /CLIPPER_PORT must be an integer/,

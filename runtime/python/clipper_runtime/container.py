@@ -12,6 +12,12 @@ CLIPPER_FRONTEND_DISCOVERY picks how the frontends are found: `none` (the defaul
 connection to CLIPPER_IP:CLIPPER_PORT; `dns` resolves CLIPPER_IP (one host or a comma-separated
 list) to all its addresses every CLIPPER_DISCOVERY_INTERVAL_MS and keeps one connection per address.
 
+A stop signal drains (our extension of RPC v3, docs/compatibility.md): each connection sends DRAIN and
+keeps answering; the frontend acknowledges after the last batch it sends us, and a second DRAIN and
+acknowledgement prove every answer arrived; then the runtime exits 0. A frontend that does not
+acknowledge within CLIPPER_DRAIN_TIMEOUT_MS (default 5000; 0: no drain) does not know the message
+(Clipper's) or went away: the connection closes then. A second signal stops at once.
+
 CLIPPER_RPC_SECRET, when set, is this model version's RPC credential: every connection authenticates
 with PLAIN and carries a routing id proving the model version, with a fresh nonce per socket
 (runtime/shared/rpc-auth.ts). Without it the NULL mechanism is used (a frontend with --rpc-auth none).
@@ -42,6 +48,8 @@ _MAX_NAME = 63
 _MAX_REASON = 1000
 # Longest wait in one poll, so that a stop signal is acted on promptly.
 _MAX_POLL_S = 0.25
+# How long a closing socket may take to deliver what is queued on it (answers, the last DRAIN).
+_CLOSE_LINGER_MS = 1000
 
 DEFAULTS = {
     "CLIPPER_IP": "127.0.0.1",
@@ -55,6 +63,7 @@ DEFAULTS = {
     "CLIPPER_FRAMEWORK": "python",
     "CLIPPER_FRONTEND_DISCOVERY": "none",
     "CLIPPER_DISCOVERY_INTERVAL_MS": "5000",
+    "CLIPPER_DRAIN_TIMEOUT_MS": "5000",
 }
 
 FRONTEND_DISCOVERY_MODES = ("none", "dns")
@@ -68,7 +77,7 @@ class Config(object):
     def __init__(self, name, version, ip, port, input_type, model_path, predict, ready_file,
                  heartbeat_interval_ms, reconnect_after_ms, framework="python", model_file=None,
                  predict_explicit=True, frontend_discovery="none", hosts=None, discovery_interval_ms=5000,
-                 rpc_secret=None, warmup=None):
+                 rpc_secret=None, warmup=None, drain_timeout_ms=5000):
         self.name = name
         self.version = version
         self.ip = ip
@@ -91,6 +100,8 @@ class Config(object):
         self.rpc_secret = rpc_secret
         # (raw input bytes, batches) from CLIPPER_WARMUP_INPUT / CLIPPER_WARMUP_BATCHES, or None.
         self.warmup = warmup
+        # CLIPPER_DRAIN_TIMEOUT_MS: the wait for each drain acknowledgement; 0 stops without draining.
+        self.drain_timeout_ms = drain_timeout_ms
 
     @property
     def address(self):
@@ -173,6 +184,7 @@ def config_from_env(environ):
     ready_file = get("CLIPPER_READY_FILE")
     heartbeat = integer("CLIPPER_HEARTBEAT_INTERVAL_MS", 1, None)
     reconnect = integer("CLIPPER_RECONNECT_AFTER_MS", 1, None)
+    drain_timeout = integer("CLIPPER_DRAIN_TIMEOUT_MS", 0, 600000)
     if heartbeat is not None and reconnect is not None and reconnect <= heartbeat:
         problems.append("CLIPPER_RECONNECT_AFTER_MS (%d) must be greater than CLIPPER_HEARTBEAT_INTERVAL_MS (%d)"
                         % (reconnect, heartbeat))
@@ -194,7 +206,7 @@ def config_from_env(environ):
         raise ConfigError("; ".join(problems))
     return Config(name, version, ip, port, input_type, model_path, predict, ready_file, heartbeat, reconnect,
                   framework, model_file, predict_explicit, discovery, hosts, discovery_interval, rpc_secret,
-                  warmup)
+                  warmup, drain_timeout)
 
 
 class Log(object):
@@ -354,6 +366,11 @@ class FrontendConnection(object):
         self.metadata_sent = 0
         # With DNS discovery: when the address was last among those the frontend hosts resolve to.
         self.last_resolved = 0.0
+        # Stopping by draining: None (serving), "asked" (DRAIN sent, waiting for the acknowledgement),
+        # "proving" (a second DRAIN sent after the last answer), "done"; and until when to wait.
+        self.drain_phase = None
+        self.drain_deadline = 0.0
+        self.drained = False
 
     @property
     def log(self):
@@ -390,7 +407,7 @@ class FrontendConnection(object):
         self.heartbeat_pending = True
         self._try_heartbeat()
 
-    def close(self):
+    def close(self, linger_ms=0):
         if self.monitor is not None:
             try:
                 self.socket.disable_monitor()
@@ -399,7 +416,7 @@ class FrontendConnection(object):
             self.monitor.close(0)
             self.monitor = None
         if self.socket is not None:
-            self.socket.close(0)
+            self.socket.close(linger_ms)
             self.socket = None
 
     def _try_heartbeat(self):
@@ -412,11 +429,43 @@ class FrontendConnection(object):
         self.close()
         self.open()
 
+    # ---- stopping by draining -----------------------------------------------------------------
+
+    def start_drain(self):
+        """Sends DRAIN; a connection that never registered (the frontend would not answer, and sent
+        no batch) or cannot send it (not connected) is done at once."""
+        self.drain_phase = "asked" if self.metadata_sent > 0 and self._send_drain() else "done"
+
+    def on_drain_ack(self):
+        if self.drain_phase == "asked":
+            # The batches sent before the acknowledgement were answered as they came (one thread, in
+            # order); a second round trip proves that the answers arrived.
+            self.drain_phase = "proving" if self._send_drain() else "done"
+        elif self.drain_phase == "proving":
+            self.drain_phase = "done"
+            self.drained = True
+            self.log.info("drained from the frontend at %s: every batch answered" % self.address)
+
+    def _send_drain(self):
+        self.drain_deadline = self.container.clock() + self.container.config.drain_timeout_ms / 1000.0
+        return self.send(rpc.encode_drain(), "the drain request")
+
+    def _drain_due(self, now):
+        if self.drain_phase in ("asked", "proving") and now >= self.drain_deadline:
+            self.log.warn("the frontend at %s did not acknowledge the drain within %d ms; closing the connection"
+                          % (self.address, self.container.config.drain_timeout_ms))
+            self.drain_phase = "done"
+
     def due(self, now):
-        """Acts on the timers that are due (reconnect, heartbeat); returns when the next one is."""
+        """Acts on the timers that are due (reconnect, heartbeat, drain); returns when the next one is."""
         config = self.container.config
         reconnect_at = self.last_received + config.reconnect_after_ms / 1000.0
-        if now >= reconnect_at:
+        if self.drain_phase is not None:
+            # A draining connection is never replaced (its batches can only be answered on it); the
+            # drain's own deadline bounds the wait for a silent frontend.
+            self._drain_due(now)
+            reconnect_at = self.drain_deadline if self.drain_phase != "done" else now + _MAX_POLL_S
+        elif now >= reconnect_at:
             self._reconnect()
             return now
         heartbeat_at = max(self.last_received, self.last_heartbeat) + config.heartbeat_interval_ms / 1000.0
@@ -606,15 +655,34 @@ class Container(object):
                 self._step()
             name = signal.Signals(self.stop_signal).name if hasattr(signal, "Signals") else self.stop_signal
             self.log.info("stopping on %s" % name)
+            if self.config.drain_timeout_ms > 0:
+                self._drain()
             return EXIT_OK
         finally:
             if self.resolver is not None:
                 self.resolver.stop()
             for connection in self.connections.values():
-                connection.close()
+                # What a drained connection queued last goes out before the context ends.
+                connection.close(_CLOSE_LINGER_MS if connection.drain_phase == "done" else 0)
             self.connections.clear()
             self.context.term()
             self._remove_ready_file()
+
+    def _drain(self):
+        """Asks every frontend for no new batches and serves until each has acknowledged twice (or
+        its deadline passed): what a frontend sent before its acknowledgement is answered."""
+        if self.resolver is not None:
+            # No new frontend while stopping.
+            self.resolver.stop()
+            self.resolver = None
+        connections = list(self.connections.values())
+        self.log.info("draining: asking %d frontend(s) for no new batches" % len(connections))
+        for connection in connections:
+            connection.start_drain()
+        while any(c.drain_phase != "done" for c in connections):
+            self._step()
+        drained = sum(1 for c in connections if c.drained)
+        self.log.info("drain finished: %d of %d frontend(s) acknowledged" % (drained, len(connections)))
 
     def next_monitor_address(self):
         # A fresh inproc address per socket: a closed socket's address may take a moment to free.
@@ -701,8 +769,11 @@ class Container(object):
                           % (connection.address, len(frames), e))
             return
         if message.kind == "heartbeat":
-            if message.request_metadata and connection.send_metadata():
+            # Registering again while draining would bring new batches (a frontend that restarted).
+            if message.request_metadata and connection.drain_phase is None and connection.send_metadata():
                 self._write_ready_file()
+        elif message.kind == "drain_ack":
+            connection.on_drain_ack()
         elif message.kind == "predict":
             self._handle_predict(connection, message)
         else:

@@ -17,6 +17,9 @@ RPC_VERSION = 3
 MSG_NEW_CONTAINER = 0
 MSG_CONTAINER_CONTENT = 1
 MSG_HEARTBEAT = 2
+# Our extension (docs/compatibility.md): a stopping container sends it; the frontend answers with the
+# same type once it sends the container no new batch. Clipper's frontend ignores it without an answer.
+MSG_DRAIN = 3
 
 # Heartbeat types
 HEARTBEAT_KEEPALIVE = 0
@@ -119,6 +122,10 @@ def encode_heartbeat():
     return [b"", u32(MSG_HEARTBEAT)]
 
 
+def encode_drain():
+    return [b"", u32(MSG_DRAIN)]
+
+
 def encode_metadata(name, version, input_type, rpc_version=RPC_VERSION):
     return [
         b"",
@@ -151,6 +158,14 @@ class HeartbeatReply(object):
         return "HeartbeatReply(request_metadata=%r)" % self.request_metadata
 
 
+class DrainAck(object):
+    """Every batch for this container was sent before it; none follows."""
+    kind = "drain_ack"
+
+    def __repr__(self):
+        return "DrainAck()"
+
+
 class PredictRequest(object):
     kind = "predict"
 
@@ -175,7 +190,7 @@ class FeedbackRequest(object):
 def decode_frontend_message(frames):
     """Decodes the frames a DEALER receives from the frontend (delimiter first).
 
-    Returns a HeartbeatReply, PredictRequest or FeedbackRequest; raises RpcFrameError.
+    Returns a HeartbeatReply, DrainAck, PredictRequest or FeedbackRequest; raises RpcFrameError.
     """
     frames = [bytes(f) for f in frames]
     if not frames or len(frames[0]) != 0:
@@ -189,6 +204,10 @@ def decode_frontend_message(frames):
         if hb not in (HEARTBEAT_KEEPALIVE, HEARTBEAT_REQUEST_METADATA):
             raise RpcFrameError("unknown heartbeat type %d" % hb)
         return HeartbeatReply(hb == HEARTBEAT_REQUEST_METADATA)
+    if msg_type == MSG_DRAIN:
+        if len(frames) != 3:
+            raise RpcFrameError("drain acknowledgement: expected 3 frames, got %d" % len(frames))
+        return DrainAck()
     if msg_type != MSG_CONTAINER_CONTENT:
         raise RpcFrameError("unknown message type %d" % msg_type)
     _read_u32(frames, 3, "message id")

@@ -2,6 +2,7 @@
 export * from "./replicas.js";
 export * from "./wait.js";
 export * from "./stop-order.js";
+export * from "./stop-grace.js";
 export * from "./log-components.js";
 export * from "./deployment-equality.js";
 export * from "./api-errors.js";

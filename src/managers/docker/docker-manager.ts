@@ -72,6 +72,7 @@ import {
   noDeployment,
   sameDeployment,
   selectLogs,
+  STOP_GRACE_SECONDS,
   stopInOrder,
   streamEach,
   systemClock,
@@ -110,7 +111,7 @@ export interface DockerManagerOptions {
   runtimeBaseImage?: string;
   /** A runtime image that already exists: skips building one. */
   runtimeImage?: string;
-  /** Seconds a stopping container gets after SIGTERM before SIGKILL (default 5). */
+  /** Seconds a stopping container gets after SIGTERM before SIGKILL (default 30: a replica drains, common/stop-grace.ts). */
   stopGraceSeconds?: number;
   /** Progress of the runtime image build. */
   onProgress?: BuildProgress;
@@ -143,7 +144,7 @@ export class DockerContainerManager implements ContainerManager {
     if (problem) throw new ManagerError(problem, "INVALID_ARGUMENT");
     this.cluster = cluster;
     this.engine = options.engine ?? new DockerodeEngine();
-    this.stopGraceSeconds = options.stopGraceSeconds ?? 5;
+    this.stopGraceSeconds = options.stopGraceSeconds ?? STOP_GRACE_SECONDS;
     this.readiness = {
       engine: this.engine, probe: options.probe ?? httpProblem, clock: options.clock ?? systemClock, inspect: (id) => this.inspect(id),
     };
@@ -466,7 +467,7 @@ export class DockerContainerManager implements ContainerManager {
           if (existing.state !== "running" && existing.state !== "restarting") await this.call(doing, () => this.engine.startContainer(existing.id));
           return;
         }
-        const id = await this.createContainer(replicaSpec(this.cluster, d, i, rpcKey), d);
+        const id = await this.createContainer(replicaSpec(this.cluster, d, i, rpcKey, this.stopGraceSeconds), d);
         added.push(id);
         await this.call(doing, () => this.engine.startContainer(id));
       }),

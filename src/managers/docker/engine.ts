@@ -39,6 +39,8 @@ export interface ContainerSpec {
   Env?: string[];
   Labels: Record<string, string>;
   ExposedPorts?: Record<string, object>;
+  /** Seconds `docker stop` (and the daemon's own shutdown) waits after SIGTERM before SIGKILL. */
+  StopTimeout?: number;
   HostConfig: {
     NetworkMode?: string;
     PortBindings?: Record<string, PortBinding[]>;

@@ -197,11 +197,15 @@ function modelEnv(cluster: string, d: StoredDeployment, replica: number | undefi
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
-/** One replica; the image's own entrypoint and command run the model runtime. */
-export function replicaSpec(cluster: string, d: StoredDeployment, replica: number, rpcKey: string | undefined): ContainerSpec {
+/**
+ * One replica; the image's own entrypoint and command run the model runtime. `stopGraceSeconds` is
+ * its StopTimeout, so that a `docker stop` by hand gives it the time to drain as the manager does.
+ */
+export function replicaSpec(cluster: string, d: StoredDeployment, replica: number, rpcKey: string | undefined, stopGraceSeconds: number): ContainerSpec {
   return {
     name: names.replica(cluster, d.name, d.version, replica),
     Image: d.image,
+    StopTimeout: stopGraceSeconds,
     Env: modelEnv(cluster, d, replica, rpcKey),
     Labels: {
       ...modelLabels(cluster, d),

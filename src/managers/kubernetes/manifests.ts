@@ -52,7 +52,7 @@ import {
   TOKEN_FILE,
 } from "../cluster-spec.js";
 import type { ClusterOptions, GpuRequest, ModelFramework } from "../container-manager.js";
-import { checkReplicas } from "../common/index.js";
+import { checkReplicas, STOP_GRACE_SECONDS } from "../common/index.js";
 import { autoscalerManifests } from "./autoscaler-manifests.js";
 import { checkName, k8sNames } from "./names.js";
 
@@ -130,6 +130,8 @@ export interface KubernetesModelSpec {
   resources?: ResourceSpec;
   /** How long a replica may take to load its model and register before it is restarted (default 300 s). */
   startupSeconds?: number;
+  /** Seconds a terminating replica gets after SIGTERM to drain before SIGKILL (default STOP_GRACE_SECONDS). */
+  stopGraceSeconds?: number;
   labels?: Record<string, string>;
 }
 
@@ -388,6 +390,9 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
         metadata: { labels: podLabels },
         spec: {
           ...(pullSecrets ? { imagePullSecrets: pullSecrets } : {}),
+          // SIGTERM makes the runtime drain (no preStop hook needed): however the pod goes (a scale
+          // down, a rolling update, a deleted pod), it finishes its batch within this grace.
+          terminationGracePeriodSeconds: spec.stopGraceSeconds ?? STOP_GRACE_SECONDS,
           containers: [container],
           ...(spec.nodeSelector && Object.keys(spec.nodeSelector).length ? { nodeSelector: { ...spec.nodeSelector } } : {}),
           ...(tolerations.length ? { tolerations: tolerations.map((t): IToleration => ({ ...t })) } : {}),

@@ -73,7 +73,7 @@ export interface LocalManagerOptions {
   home?: string;
   /** Python interpreter for Python models that name none (default $CLIPPER_PYTHON, else python3). */
   python?: string;
-  /** How long a stopping child gets after SIGTERM before SIGKILL (default 5000 ms). */
+  /** How long a stopping child gets after SIGTERM before SIGKILL (default 30 000 ms: a replica drains, common/stop-grace.ts). */
   stopGraceMs?: number;
   /**
    * FOR TESTS AND DEVELOPMENT ONLY: replaces the program run for the management daemon, the

@@ -21,6 +21,7 @@ import {
   type ReplicaStatus,
 } from "../container-manager.js";
 import { MAX_REPLICAS } from "../common/replicas.js";
+import { STOP_GRACE_SECONDS } from "../common/stop-grace.js";
 
 const nameOf = (kind: string) =>
   z.string().superRefine((value, ctx) => {
@@ -101,7 +102,8 @@ export const RestartPolicySchema = z.strictObject({
 export type RestartPolicy = z.infer<typeof RestartPolicySchema>;
 
 export const DEFAULT_RESTART_POLICY: RestartPolicy = { initialDelayMs: 250, maxDelayMs: 10_000, resetAfterMs: 30_000 };
-export const DEFAULT_STOP_GRACE_MS = 5_000;
+/** Long enough for a replica to drain (common/stop-grace.ts). */
+export const DEFAULT_STOP_GRACE_MS = STOP_GRACE_SECONDS * 1000;
 
 /** What the manager hands the supervisor (a JSON file named on its command line). */
 export const SupervisorConfigSchema = z.strictObject({
