@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClipperConnection } from "../src/connection.js";
 import { cliCluster } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
+import { closedLoopLoad } from "./support/closed-loop.js";
 
 /** A check for waitFor that asks the cluster at most twice a second. */
 const slowly = (check: () => Promise<boolean>) => async () => (await check()) || (await new Promise<boolean>((r) => setTimeout(() => r(false), 500)));
@@ -35,26 +36,10 @@ describe("autoscaling a model under load on the local manager", { timeout: 180_0
   });
 
   it("scales up under load, serves more, scales back down, and fails no query", async () => {
-    const done: number[] = [];
-    const failures: string[] = [];
-    let loading = true;
-    let sent = 0;
-    const client = async () => {
-      while (loading) {
-        try {
-          // Distinct inputs: the prediction cache would answer repeats without the model.
-          const res = await fetch(`${urls.queryUrl}/load/predict`, { method: "POST", body: JSON.stringify({ input: [sent++, 2] }) });
-          const body = (await res.json()) as { default?: boolean; output?: unknown };
-          if (res.status !== 200 || body.default !== false) failures.push(`${res.status} ${JSON.stringify(body)}`);
-          else done.push(Date.now());
-        } catch (err) {
-          failures.push(String(err));
-        }
-      }
-    };
     const start = Date.now();
-    const clients = Array.from({ length: 16 }, client);
-    const rate = (from: number, to: number) => done.filter((t) => t >= from && t < to).length / ((to - from) / 1000);
+    const load = closedLoopLoad(`${urls.queryUrl}/load/predict`, 16, (n) => [n, 2]);
+    const { failures } = load;
+    const rate = (from: number, to: number) => load.answered.filter((a) => a.at >= from && a.at < to).length / ((to - from) / 1000);
 
     let scaledAt: number;
     try {
@@ -62,8 +47,7 @@ describe("autoscaling a model under load on the local manager", { timeout: 180_0
       scaledAt = Date.now();
       await new Promise((r) => setTimeout(r, 4_000));
     } finally {
-      loading = false;
-      await Promise.all(clients);
+      await load.stop();
     }
     const first = rate(start, start + 3_000);
     const last = rate(scaledAt + 1_000, scaledAt + 4_000);

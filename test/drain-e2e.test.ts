@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClipperConnection } from "../src/connection.js";
 import { cliCluster } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
+import { closedLoopLoad } from "./support/closed-loop.js";
 import { assertPythonHas, PYTHON, pythonSkipReason } from "./support/python.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url));
@@ -45,25 +46,9 @@ describe.each(runtimes)("scale-down by draining: $name", (runtime) => {
     });
 
     it("answers every query by the model and re-sends no batch while a busy replica is removed", async () => {
-      const answered: unknown[] = [];
-      const failures: string[] = [];
-      let loading = true;
-      let sent = 0;
-      const client = async () => {
-        while (loading) {
-          try {
-            // Distinct inputs: the prediction cache would answer repeats without the model.
-            const res = await fetch(`${urls.queryUrl}/drain/predict`, { method: "POST", body: JSON.stringify({ input: [BATCH_MS, sent++] }) });
-            const body = (await res.json()) as { default?: boolean; output?: unknown };
-            if (res.status !== 200 || body.default !== false) failures.push(`${res.status} ${JSON.stringify(body)}`);
-            else answered.push(body.output);
-          } catch (err) {
-            failures.push(String(err));
-          }
-        }
-      };
       // Four clients on two replicas: both are always busy, so the one that goes holds a batch.
-      const clients = Array.from({ length: 4 }, client);
+      const load = closedLoopLoad(`${urls.queryUrl}/drain/predict`, 4, (n) => [BATCH_MS, n]);
+      const { answered, failures } = load;
       const metrics = async () => (await fetch(`${urls.queryUrl}/metrics`)).text();
       try {
         await waitFor(() => answered.length >= 6, 30_000, "both replicas to serve");
@@ -71,8 +56,7 @@ describe.each(runtimes)("scale-down by draining: $name", (runtime) => {
         const after = answered.length;
         await waitFor(() => answered.length >= after + 4, 30_000, "the remaining replica to serve");
       } finally {
-        loading = false;
-        await Promise.all(clients);
+        await load.stop();
       }
       expect(failures).toEqual([]);
       const text = await metrics();

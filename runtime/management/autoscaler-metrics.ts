@@ -53,22 +53,21 @@ export class AutoscalerMetrics {
         }
       },
     });
-    new Gauge({
-      name: "clipper_autoscaler_desired_replicas", help: "Replica count of the last decision (or applied manual request) per model version",
-      labelNames, registers,
+    // One gauge per model version from a field of its record; versions without a value have no series.
+    const perVersion = (name: string, help: string, value: (r: VersionRecord) => number | undefined) => new Gauge({
+      name, help, labelNames, registers,
       collect() {
         this.reset();
-        for (const r of records()) if (r.desired !== undefined) this.set({ model: r.model, version: r.version }, r.desired);
+        for (const r of records()) {
+          const v = value(r);
+          if (v !== undefined) this.set({ model: r.model, version: r.version }, v);
+        }
       },
     });
-    new Gauge({
-      name: "clipper_autoscaler_last_decision_timestamp_seconds", help: "When the last decision (or applied manual request) was recorded",
-      labelNames, registers,
-      collect() {
-        this.reset();
-        for (const r of records()) if (r.lastAt !== undefined) this.set({ model: r.model, version: r.version }, r.lastAt);
-      },
-    });
+    perVersion("clipper_autoscaler_desired_replicas", "Replica count of the last decision (or applied manual request) per model version", (r) => r.desired);
+    perVersion("clipper_autoscaler_last_decision_timestamp_seconds", "When the last decision (or applied manual request) was recorded", (r) => r.lastAt);
+    perVersion("clipper_autoscaler_first_replica_start_seconds",
+      "How long the last first replica after a scale from zero took to connect, per model version", (r) => r.firstReplicaSeconds);
     for (const [bound, key] of [["min", "min_replicas"], ["max", "max_replicas"]] as const) {
       new Gauge({
         name: `clipper_autoscaler_${bound}_replicas`, help: `Configured ${bound}imum replicas of each autoscaled model version`,
@@ -81,15 +80,6 @@ export class AutoscalerMetrics {
         },
       });
     }
-    new Gauge({
-      name: "clipper_autoscaler_first_replica_start_seconds",
-      help: "How long the last first replica after a scale from zero took to connect, per model version",
-      labelNames, registers,
-      collect() {
-        this.reset();
-        for (const r of records()) if (r.firstReplicaSeconds !== undefined) this.set({ model: r.model, version: r.version }, r.firstReplicaSeconds);
-      },
-    });
     new Gauge({
       name: "clipper_autoscaler_pending_scale_requests", help: "Replica counts asked for through the admin API and not yet applied",
       registers,
