@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClipperConnection, LocalContainerManager, type DeployModelOptions } from "../../src/index.js";
+import type { RpcAuthMode } from "../../runtime/shared/rpc-auth.js";
 
 export const BENCH_MODELS = fileURLToPath(new URL("../../../bench/models/", import.meta.url));
 export const PYTHON = process.env.CLIPPER_PYTHON ?? "/usr/bin/python3";
@@ -11,6 +12,8 @@ export const PYTHON = process.env.CLIPPER_PYTHON ?? "/usr/bin/python3";
 export interface BenchCluster {
   conn: ClipperConnection;
   queryUrl: string;
+  /** Where replicas reach the frontend's RPC port (tcp://127.0.0.1:PORT). */
+  rpcAddress: string;
   /** Registers an app and deploys a Python model from bench/models linked to it. */
   pythonModel(app: string, sloMs: number, model: Omit<DeployModelOptions, "framework" | "predict" | "inputType" | "link"> & { file: string }): Promise<void>;
   stop(): Promise<void>;
@@ -23,6 +26,8 @@ export interface BenchClusterOptions {
   env?: Record<string, string>;
   /** Replaces the frontend's program (for example to run it under `node --cpu-prof`). */
   frontendCommand?: string[];
+  /** RPC authentication (default: the cluster default, plain); "none" admits Clipper's own containers. */
+  rpcAuth?: RpcAuthMode;
 }
 
 export async function startBenchCluster(options: BenchClusterOptions = {}): Promise<BenchCluster> {
@@ -41,6 +46,7 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
       cluster: "bench", queryPort: 0, managementPort: 0, rpcPort: 0,
       ...(options.cacheBytes === undefined ? {} : { cacheBytes: options.cacheBytes }),
       ...(options.admission === undefined ? {} : { admission: options.admission }),
+      ...(options.rpcAuth === undefined ? {} : { rpcAuth: options.rpcAuth }),
     });
   } finally {
     for (const key of Object.keys(options.env ?? {})) {
@@ -51,6 +57,7 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
   return {
     conn,
     queryUrl: addresses.queryUrl,
+    rpcAddress: addresses.rpcAddress,
     async pythonModel(app, sloMs, model) {
       await conn.registerApplication({ name: app, inputType: "doubles", defaultOutput: "-1", sloMicros: sloMs * 1000 });
       const { file, ...rest } = model;

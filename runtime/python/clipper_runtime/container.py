@@ -50,6 +50,11 @@ _MAX_REASON = 1000
 _MAX_POLL_S = 0.25
 # How long a closing socket may take to deliver what is queued on it (answers, the last DRAIN).
 _CLOSE_LINGER_MS = 1000
+# ZeroMQ's flag and option values (zmq.h), as ints: pyzmq's enums cost more to combine than a send.
+_NOBLOCK = 1
+_SNDMORE = 2
+_NOBLOCK_SNDMORE = _NOBLOCK | _SNDMORE
+_RCVMORE = 13
 
 DEFAULTS = {
     "CLIPPER_IP": "127.0.0.1",
@@ -267,15 +272,18 @@ def to_batch(np, input_type, inputs):
                 raise BatchError("input %d is not valid UTF-8: %s" % (i, e))
         return batch
     dtype = np.dtype(_DTYPES[input_type])
-    arrays = []
     for i, raw in enumerate(inputs):
         if len(raw) % dtype.itemsize != 0:
             raise BatchError("input %d is %d bytes, not a whole number of %d-byte %s"
                              % (i, len(raw), dtype.itemsize, input_type))
-        arrays.append(np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")))
-    if arrays and all(len(a) == len(arrays[0]) for a in arrays):
-        return np.stack(arrays)
-    return arrays
+    native = dtype.newbyteorder("=")
+    size = len(inputs[0]) if inputs else 0
+    if inputs and all(len(raw) == size for raw in inputs):
+        # One join and one conversion for the whole batch: a per-input frombuffer and a stack cost
+        # more than the model does for small inputs. astype copies, so the array is writable.
+        joined = np.frombuffer(b"".join(inputs), dtype=dtype)
+        return joined.astype(native).reshape(len(inputs), size // dtype.itemsize)
+    return [np.frombuffer(raw, dtype=dtype).astype(native) for raw in inputs]
 
 
 def _json_default(np):
@@ -490,10 +498,14 @@ class FrontendConnection(object):
             self._read_monitor()
         if self.socket is None or not ready.get(self.socket, 0) & zmq.POLLIN:
             return None
+        # Frame by frame with plain int flags: pyzmq's recv_multipart combines enum flags per frame.
+        socket = self.socket
         try:
-            frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            frames = [socket.recv(_NOBLOCK)]
         except zmq.Again:
             return None
+        while socket.getsockopt(_RCVMORE):
+            frames.append(socket.recv(_NOBLOCK))
         self.last_received = self.container.clock()
         return frames
 
@@ -524,8 +536,13 @@ class FrontendConnection(object):
 
     def send(self, frames, what, quiet_when_unconnected=False):
         zmq = self.container.zmq
+        socket = self.socket
         try:
-            self.socket.send_multipart(frames, zmq.NOBLOCK)
+            # A multipart message is queued whole or not at all: only its first frame can meet a full
+            # queue. Plain int flags, as in receive().
+            for frame in frames[:-1]:
+                socket.send(frame, _NOBLOCK_SNDMORE)
+            socket.send(frames[-1], _NOBLOCK)
             return True
         except zmq.Again:
             if not quiet_when_unconnected:
