@@ -264,7 +264,11 @@ def to_batch(np, input_type, inputs):
     """The batch the predict function receives: a 2-D array when all inputs have the same length,
     else a list of 1-D arrays; strings as a list of str. Arrays are writable copies."""
     if input_type == "strings":
-        batch = []
+        try:
+            return [raw.decode("utf-8") for raw in inputs]
+        except UnicodeDecodeError:
+            pass
+        batch = []  # again, one by one, to name the input that is not UTF-8
         for i, raw in enumerate(inputs):
             try:
                 batch.append(raw.decode("utf-8"))
@@ -272,13 +276,14 @@ def to_batch(np, input_type, inputs):
                 raise BatchError("input %d is not valid UTF-8: %s" % (i, e))
         return batch
     dtype = np.dtype(_DTYPES[input_type])
-    for i, raw in enumerate(inputs):
-        if len(raw) % dtype.itemsize != 0:
-            raise BatchError("input %d is %d bytes, not a whole number of %d-byte %s"
-                             % (i, len(raw), dtype.itemsize, input_type))
+    sizes = set(map(len, inputs))
+    if any(size % dtype.itemsize != 0 for size in sizes):
+        i, raw = next((i, raw) for i, raw in enumerate(inputs) if len(raw) % dtype.itemsize != 0)
+        raise BatchError("input %d is %d bytes, not a whole number of %d-byte %s"
+                         % (i, len(raw), dtype.itemsize, input_type))
     native = dtype.newbyteorder("=")
-    size = len(inputs[0]) if inputs else 0
-    if inputs and all(len(raw) == size for raw in inputs):
+    if len(sizes) == 1:
+        size = sizes.pop()
         # One join and one conversion for the whole batch: a per-input frombuffer and a stack cost
         # more than the model does for small inputs. astype copies, so the array is writable.
         joined = np.frombuffer(b"".join(inputs), dtype=dtype)
@@ -307,6 +312,9 @@ def to_outputs(np, result, n):
                          % type(result).__name__)
     if len(items) != n:
         raise BatchError("predict returned %d outputs for a batch of %d inputs" % (len(items), n))
+    # The common case, checked for the whole batch at once: strings that are all ASCII.
+    if all(type(item) is str for item in items) and "".join(items).isascii():
+        return items
     default = _json_default(np)
     outputs = []
     for i, item in enumerate(items):

@@ -228,7 +228,7 @@ def decode_frontend_message(frames):
         raise RpcFrameError("predict: header announces %d inputs with %d sizes, got %d input frames"
                             % (n, len(sizes), len(frames) - 7))
     inputs = frames[7:]
-    for i, (frame, size) in enumerate(zip(inputs, sizes)):
-        if len(frame) != size:
-            raise RpcFrameError("predict: input %d is %d bytes, header says %d" % (i, len(frame), size))
+    if list(map(len, inputs)) != sizes:
+        i, frame, size = next((i, f, s) for i, (f, s) in enumerate(zip(inputs, sizes)) if len(f) != s)
+        raise RpcFrameError("predict: input %d is %d bytes, header says %d" % (i, len(frame), size))
     return PredictRequest(msg_id_bytes, input_type, inputs)
