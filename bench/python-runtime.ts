@@ -18,8 +18,8 @@ import { histogramQuantile, meanBatch, scrape } from "./lib/metrics.js";
 import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";
 
 const CONNECTIONS = 32;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 11);
 const SLO_MS = 1000;
 const NOOP = "noop_model.py:predict";
 const STAND_IN = fileURLToPath(new URL("../../test/fixtures/foreign_container.py", import.meta.url));
