@@ -13,7 +13,7 @@ import {
   BATCH_ERROR_PREFIX,
   encodeFrontendMessage,
 } from "../runtime/rpc/codec.js";
-import { encodeInput } from "../runtime/shared/input-types.js";
+import { encodeInput, type InputType } from "../runtime/shared/input-types.js";
 import { plainUsername, replicaRoutingId, RPC_SECRET_ENV } from "../runtime/shared/rpc-auth.js";
 import { PYTHON, assertPythonHas, cleanEnv, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { freePort } from "./support/cli.js";
@@ -367,6 +367,30 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
     const r = await frontend.next("response", 10_000, (x) => x.message.msgId === 8);
     expect(r.message.outputs).toEqual(["str:HI", "str:CAT"]);
     expect(await frontend.predict(meta.identity, 9, "strings", ["héllo ✓", ""])).toEqual(["str:HÉLLO ✓", "str:"]);
+  });
+
+  it("fails a batch naming the input that is not whole numbers or not UTF-8, and still serves equal-length batches", async () => {
+    const failed = async (frontend: Frontend, identity: Buffer, msgId: number, inputType: InputType, inputs: Buffer[]) => {
+      await frontend.send(identity, encodeFrontendMessage({ kind: "predict", msgId, inputType, inputs }));
+      const outputs = (await frontend.next("response", 10_000, (x) => x.message.msgId === msgId)).message.outputs;
+      expect(outputs).toHaveLength(inputs.length);
+      expect(new Set(outputs).size).toBe(1);
+      expect(outputs[0]!.startsWith(BATCH_ERROR_PREFIX)).toBe(true);
+      return outputs[0]!.slice(BATCH_ERROR_PREFIX.length);
+    };
+    const doubles = await setup();
+    const d = await doubles.frontend.handshake();
+    const ragged = [encodeInput("doubles", [1]), Buffer.alloc(7), encodeInput("doubles", [2])];
+    expect(await failed(doubles.frontend, d.identity, 50, "doubles", ragged)).toBe("input 1 is 7 bytes, not a whole number of 8-byte doubles");
+    expect(await failed(doubles.frontend, d.identity, 51, "doubles", [Buffer.alloc(12), Buffer.alloc(12)]))
+      .toBe("input 0 is 12 bytes, not a whole number of 8-byte doubles");
+    expect(await doubles.frontend.predict(d.identity, 52, "doubles", [[1, 2], [3, 4], [5, 6]])).toEqual(["3.0", "7.0", "11.0"]);
+
+    const strings = await setup({ func: "strings", inputType: "strings" });
+    const s = await strings.frontend.handshake();
+    expect(await failed(strings.frontend, s.identity, 53, "strings", [Buffer.from("ok"), Buffer.from([0x68, 0xff])]))
+      .toMatch(/^input 1 is not valid UTF-8: /);
+    expect(await strings.frontend.predict(s.identity, 54, "strings", ["ok", "fine"])).toEqual(["str:OK", "str:FINE"]);
   });
 
   it("JSON-encodes non-string outputs: numpy scalars, bools, dicts, arrays, None; 2-D array results by row", async () => {
