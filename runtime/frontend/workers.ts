@@ -10,11 +10,11 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
 import { FlagError, type Running } from "../shared/runtime-flags.js";
+import { MAX_FRONTEND_WORKERS } from "../shared/frontend-defaults.js";
 
 /** The environment variable that tells a forked worker its index (0..N-1). */
 export const WORKER_INDEX_ENV = "CLIPPER_FRONTEND_WORKER";
-/** More workers than this would only share the same cores; the CLI caps its default here too. */
-export const MAX_FRONTEND_WORKERS = 8;
+export { MAX_FRONTEND_WORKERS };
 
 const FIRST_RESTART_DELAY_MS = 250;
 const MAX_RESTART_DELAY_MS = 10_000;
