@@ -30,6 +30,6 @@ export const MIN_RPC_FRAME_BYTES = 1024;
 
 /**
  * Most query frontend worker processes on one query port (`--workers`, `--frontend-workers`): more
- * would only share the same cores. The CLI's default is the number of cores up to this.
+ * would only share the same cores.
  */
 export const MAX_FRONTEND_WORKERS = 8;

@@ -2,7 +2,6 @@
  * The `clipper` command line: definitions only. Each command's module is imported when the command
  * runs, so `clipper --help` stays fast and never loads a container SDK.
  */
-import { availableParallelism } from "node:os";
 import { Command, InvalidArgumentError, Option, type OptionValues } from "@commander-js/extra-typings";
 import { ClipperError } from "../errors.js";
 import { MODEL_FRAMEWORKS } from "../managers/container-manager.js";
@@ -59,11 +58,6 @@ async function run(json: boolean | undefined, body: () => Promise<void>): Promis
   }
 }
 
-/** `clipper start`'s default number of frontend workers (local manager): one per core, at most 8. */
-function defaultFrontendWorkers(): number {
-  return Math.max(1, Math.min(availableParallelism(), MAX_FRONTEND_WORKERS));
-}
-
 export function buildProgram(): Command {
   const program = new Command()
     .name("clipper")
@@ -88,7 +82,7 @@ export function buildProgram(): Command {
     .option("--management-port <n>", "management REST port", portArg, 1338)
     .option("--rpc-port <n>", "model RPC port (local; docker and kubernetes keep it inside the cluster's network)", portArg, 7000)
     .option("--frontend-workers <n>", `local: query frontend processes sharing the query port, worker i on RPC port rpc-port + i ` +
-      `(default: the number of cores, at most ${MAX_FRONTEND_WORKERS}; docker and kubernetes: 1, scale with frontend replicas)`, intArg(1, MAX_FRONTEND_WORKERS))
+      `(1 to ${MAX_FRONTEND_WORKERS}; each has its own cache, batches and /metrics; docker and kubernetes: 1, scale with frontend replicas)`, intArg(1, MAX_FRONTEND_WORKERS), 1)
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), DEFAULT_MAX_BODY_BYTES)
     .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer (default 60000; kubernetes 300000)", intArg(1))
     .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), DEFAULT_REPLICA_TIMEOUT_MS)
@@ -134,7 +128,6 @@ export function buildProgram(): Command {
       const { serviceTypes } = await import("./commands/manifests.js");
       return (await import("./commands/cluster.js")).start({
         ...rest, startupTimeoutMs, manager,
-        ...(manager === "local" ? { frontendWorkers: rest.frontendWorkers ?? defaultFrontendWorkers() } : {}),
         ...(!kubernetes && runtimeImage ? { runtimeImage } : {}),
         ...(kubernetes ? {
           kubernetes: {

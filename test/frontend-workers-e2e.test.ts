@@ -1,0 +1,122 @@
+/**
+ * `clipper start --frontend-workers 2` on the local manager, with the real CLI, supervisor, daemon,
+ * frontend workers and a Node replica: queries on fresh connections reach both workers; the one
+ * replica is connected to both (each worker's live stats show it); a link and an unlink reach both
+ * (their applied revisions and their answers); a killed worker is forked again and reconnected.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { request } from "node:http";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { cliCluster } from "./support/cli.js";
+import { waitFor } from "./support/cluster-in-process.js";
+import { LiveStatsSchema, LIVE_STATS_PATH } from "../runtime/shared/live-stats.js";
+import { APPLIED_REVISIONS_PATH, AppliedRevisionsSchema } from "../runtime/shared/state.js";
+
+const SUM = join(fileURLToPath(new URL("./fixtures/node-models/", import.meta.url)), "sum.mjs");
+
+/** One predict on its own connection (no keep-alive): the primary hands each connection to the next worker. */
+function predictOnNewConnection(queryUrl: string, app: string, input: number[]): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${queryUrl}/${app}/predict`, { method: "POST", agent: false, headers: { connection: "close" } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on("error", reject);
+    req.end(JSON.stringify({ input }));
+  });
+}
+
+describe("two frontend workers on the local manager", { timeout: 240_000 }, () => {
+  const { home, ok, urls } = cliCluster("clipper-workers-e2e-", { startFlags: ["--frontend-workers", "2"] });
+
+  const admin = async (path: string) => (await fetch(`${urls.managementUrl}${path}`)).json();
+  /** Per worker frontend id: the replicas of sum:1 in its latest live stats sample, and when it was taken. */
+  const liveReplicas = async () => {
+    const stats = LiveStatsSchema.parse(await admin(LIVE_STATS_PATH));
+    return new Map(stats.frontends.map((f) => {
+      const last = f.samples.at(-1);
+      const version = last?.versions.find((v) => v.model_name === "sum" && v.model_version === "1");
+      return [f.frontend_id, { replicas: version?.replicas.length ?? 0, at: last?.at ?? 0 }];
+    }));
+  };
+  const applied = async () => AppliedRevisionsSchema.parse(await admin(APPLIED_REVISIONS_PATH));
+  /** The frontend primary's pid (the supervisor's children.json) and its worker pids. */
+  const workerPids = (): number[] => {
+    const children = JSON.parse(readFileSync(join(home, "clusters", "default", "children.json"), "utf8")) as {
+      children: Array<{ component: string; pid: number }>;
+    };
+    const primary = children.children.find((c) => c.component === "frontend")!.pid;
+    return execFileSync("ps", ["-o", "pid=", "--ppid", String(primary)], { encoding: "utf8" })
+      .split("\n").map((l) => Number(l.trim())).filter((n) => n > 0).sort();
+  };
+
+  it("serves queries from both workers, each connected to the replica, and a link or unlink reaches both", async () => {
+    await ok("register-app", "w", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "5000");
+    await ok("deploy-model", "sum", "--version", "1", "--input-type", "doubles", "--framework", "node", "--predict", `${SUM}:predict`);
+    // Two worker processes under the frontend primary, reporting as two frontends.
+    expect(workerPids()).toHaveLength(2);
+    await waitFor(async () => {
+      const live = await liveReplicas();
+      return [...live.values()].filter((w) => w.replicas === 1).length === 2;
+    }, 30_000, "both workers' live stats to show the replica");
+    const ids = [...(await liveReplicas()).keys()].sort();
+    expect(ids).toHaveLength(2);
+    expect(ids[0]).toMatch(/#w0$/);
+    expect(ids[1]).toMatch(/#w1$/);
+
+    // Not linked yet: the default output, on every connection (whichever worker takes it).
+    for (let i = 0; i < 4; i++) expect((await predictOnNewConnection(urls.queryUrl, "w", [i])).body.default).toBe(true);
+    const linked = await ok("link", "w", "sum");
+    const linkRevision = (await applied()).revision;
+    expect(linked).toBeDefined();
+    await waitFor(async () => {
+      const a = await applied();
+      return a.frontends.length === 2 && a.frontends.every((f) => (f.revision ?? -1) >= linkRevision);
+    }, 20_000, "both workers to apply the link");
+    // Round-robin over new connections: eight queries reach both workers; all answered by the model.
+    for (let i = 0; i < 8; i++) {
+      const r = await predictOnNewConnection(urls.queryUrl, "w", [i, 1]);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ output: i + 1, default: false });
+    }
+    // Each worker answered some of them by the model (its own live stats count them).
+    await waitFor(async () => {
+      const stats = LiveStatsSchema.parse(await admin(LIVE_STATS_PATH));
+      const answeredBy = stats.frontends.filter((f) =>
+        f.samples.some((sample) => sample.apps.some((a) => a.app === "w" && a.answers.model > 0)));
+      return answeredBy.length === 2;
+    }, 10_000, "both workers' live stats to count model answers");
+
+    await ok("unlink", "w", "sum");
+    const unlinkRevision = (await applied()).revision;
+    await waitFor(async () => (await applied()).frontends.every((f) => (f.revision ?? -1) >= unlinkRevision), 20_000, "both workers to apply the unlink");
+    for (let i = 0; i < 4; i++) expect((await predictOnNewConnection(urls.queryUrl, "w", [i])).body.default).toBe(true);
+    await ok("link", "w", "sum");
+  });
+
+  it("forks a killed worker again, which reconnects to the replica and answers", async () => {
+    const before = workerPids();
+    expect(before).toHaveLength(2);
+    const killedAt = Date.now();
+    process.kill(before[0]!, "SIGKILL");
+    await waitFor(() => {
+      const now = workerPids();
+      return now.length === 2 && !now.includes(before[0]!);
+    }, 20_000, "the primary to fork the worker again");
+    // The new worker reports under the same frontend id, with the replica connected again.
+    await waitFor(async () => {
+      const live = await liveReplicas();
+      return live.size === 2 && [...live.values()].every((w) => w.replicas === 1 && w.at > killedAt);
+    }, 30_000, "the new worker's live stats to show the replica");
+    for (let i = 0; i < 8; i++) {
+      const r = await predictOnNewConnection(urls.queryUrl, "w", [i, 2]);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ output: i + 2, default: false });
+    }
+  });
+});
