@@ -4,17 +4,19 @@
  * replica is connected to both (each worker's live stats show it); a link and an unlink reach both
  * (their applied revisions and their answers); a killed worker is forked again and reconnected.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { createServer } from "node:net";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { cliCluster } from "./support/cli.js";
+import { cliCluster, freePort } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
 import { LiveStatsSchema, LIVE_STATS_PATH } from "../runtime/shared/live-stats.js";
 import { APPLIED_REVISIONS_PATH, AppliedRevisionsSchema } from "../runtime/shared/state.js";
 
+const FRONTEND_MAIN = join(fileURLToPath(new URL("..", import.meta.url)), "dist", "runtime", "frontend", "main.js");
 const SUM = join(fileURLToPath(new URL("./fixtures/node-models/", import.meta.url)), "sum.mjs");
 
 /** One predict on its own connection (no keep-alive): the primary hands each connection to the next worker. */
@@ -117,6 +119,48 @@ describe("two frontend workers on the local manager", { timeout: 240_000 }, () =
       const r = await predictOnNewConnection(urls.queryUrl, "w", [i, 2]);
       expect(r.status).toBe(200);
       expect(r.body).toMatchObject({ output: i + 2, default: false });
+    }
+  });
+});
+
+describe("the frontend's --workers flag", { timeout: 60_000 }, () => {
+  const frontend = (...args: string[]) =>
+    spawnSync(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none", ...args], {
+      encoding: "utf8", timeout: 20_000,
+    });
+
+  it("refuses a bad count, and several workers without a fixed RPC port, with exit 2 and one line", () => {
+    for (const [args, message] of [
+      [["--workers", "0"], /--workers must be an integer from 1 to 8, got '0'/],
+      [["--workers", "9"], /--workers must be an integer from 1 to 8, got '9'/],
+      [["--workers", "two"], /--workers must be an integer from 1 to 8/],
+      [["--workers", "2", "--rpc-port", "0"], /--rpc-port must be a fixed port with --workers 2/],
+      [["--workers", "2", "--rpc-port", "65535"], /leaves no room for 2 workers/],
+    ] as const) {
+      const r = frontend(...args);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
+  it("exits 1, leaving no worker behind, when a worker cannot bind its RPC port", async () => {
+    const rpcPort = await freePort();
+    // The second worker's port is taken: that worker fails at startup, so the whole start fails.
+    const blocker = createServer();
+    await new Promise<void>((resolve, reject) => blocker.once("error", reject).listen(rpcPort + 1, "127.0.0.1", resolve));
+    try {
+      const child = spawn(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none",
+        "--port", "0", "--rpc-port", String(rpcPort), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
+      let output = "";
+      child.stdout.on("data", (d) => (output += d));
+      child.stderr.on("data", (d) => (output += d));
+      const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+      expect(code, output).toBe(1);
+      expect(output).toMatch(/frontend worker 1 exited during startup/);
+      expect(execFileSync("ps", ["-eo", "ppid="], { encoding: "utf8" }).split("\n").map((l) => Number(l.trim()))).not.toContain(child.pid);
+    } finally {
+      blocker.close();
     }
   });
 });
