@@ -23,6 +23,8 @@ export interface BenchClusterOptions {
   env?: Record<string, string>;
   /** Replaces the frontend's program (for example to run it under `node --cpu-prof`). */
   frontendCommand?: string[];
+  /** Query frontend worker processes (`--frontend-workers`; default 1). */
+  frontendWorkers?: number;
 }
 
 export async function startBenchCluster(options: BenchClusterOptions = {}): Promise<BenchCluster> {
@@ -41,6 +43,7 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
       cluster: "bench", queryPort: 0, managementPort: 0, rpcPort: 0,
       ...(options.cacheBytes === undefined ? {} : { cacheBytes: options.cacheBytes }),
       ...(options.admission === undefined ? {} : { admission: options.admission }),
+      ...(options.frontendWorkers === undefined ? {} : { frontendWorkers: options.frontendWorkers }),
     });
   } finally {
     for (const key of Object.keys(options.env ?? {})) {
