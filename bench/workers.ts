@@ -98,7 +98,9 @@ try {
 const results = WORKER_COUNTS.map((n) => ({ n, ...median(rounds.get(n)!), errors: rounds.get(n)!.reduce((s, r) => s + r.errors, 0) }));
 const base = results[0]!.rps;
 const cores = availableParallelism();
-const command = `npm run build && BENCH_WORKERS=${WORKER_COUNTS.join(",")}${CLIENT_THREADS > 1 ? ` BENCH_CLIENT_THREADS=${CLIENT_THREADS}` : ""} node dist/bench/workers.js`;
+const settings = ["BENCH_ROUNDS", "BENCH_SECONDS", "BENCH_CONNECTIONS", "BENCH_CLIENT_THREADS"]
+  .filter((name) => process.env[name] !== undefined).map((name) => ` ${name}=${process.env[name]}`).join("");
+const command = `npm run build && BENCH_WORKERS=${WORKER_COUNTS.join(",")}${settings} node dist/bench/workers.js`;
 writeReport("workers", [
   "# Frontend workers benchmark",
   "",
