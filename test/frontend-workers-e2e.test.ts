@@ -3,6 +3,8 @@
  * frontend workers and a Node replica: queries on fresh connections reach both workers; the one
  * replica is connected to both (each worker's live stats show it); a link and an unlink reach both
  * (their applied revisions and their answers); a killed worker is forked again and reconnected.
+ * Then the frontend process alone: bad --workers flags, a worker that cannot bind its RPC port,
+ * SIGTERM and SIGKILL of the primary.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
@@ -162,5 +164,47 @@ describe("the frontend's --workers flag", { timeout: 60_000 }, () => {
     } finally {
       blocker.close();
     }
+  });
+
+  it("stops every worker and exits 0 on SIGTERM", async () => {
+    const rpcPort = await freePort();
+    const child = spawn(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none",
+      "--port", "0", "--rpc-port", String(rpcPort), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    await waitFor(() => output.includes("query frontend workers listening"), 20_000, "the workers to listen");
+    const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(child.pid)], { encoding: "utf8" })
+      .split("\n").map((l) => Number(l.trim())).filter((n) => n > 0);
+    expect(workers).toHaveLength(2);
+    child.kill("SIGTERM");
+    expect(await exited, output).toBe(0);
+    // The primary waited for each worker's exit: none is left.
+    for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
+    expect(output).not.toMatch(/worker died; restarting/);
+  });
+
+  it("leaves no worker behind when the primary is killed with SIGKILL (the supervisor's leftover cleanup kills only the primary)", async () => {
+    const rpcPort = await freePort();
+    const child = spawn(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none",
+      "--port", "0", "--rpc-port", String(rpcPort), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    await waitFor(() => output.includes("query frontend workers listening"), 20_000, "the workers to listen");
+    const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(child.pid)], { encoding: "utf8" })
+      .split("\n").map((l) => Number(l.trim())).filter((n) => n > 0);
+    expect(workers).toHaveLength(2);
+    child.kill("SIGKILL");
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => workers.every((pid) => !alive(pid)), 10_000, "the workers to exit with their primary");
   });
 });
