@@ -4,7 +4,7 @@
  * replica is connected to both (each worker's live stats show it); a link and an unlink reach both
  * (their applied revisions and their answers); a killed worker is forked again and reconnected.
  * Then the frontend process alone: bad --workers flags, a worker that cannot bind its RPC port,
- * SIGTERM and SIGKILL of the primary.
+ * SIGTERM and SIGKILL of the primary; `clipper status` counting a primary's workers in its usage.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { cliCluster, freePort } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
+import { processUsage } from "../src/managers/local/proc-usage.js";
 import { LiveStatsSchema, LIVE_STATS_PATH } from "../runtime/shared/live-stats.js";
 import { APPLIED_REVISIONS_PATH, AppliedRevisionsSchema } from "../runtime/shared/state.js";
 
@@ -207,4 +208,22 @@ describe("the frontend's --workers flag", { timeout: 60_000 }, () => {
     };
     await waitFor(() => workers.every((pid) => !alive(pid)), 10_000, "the workers to exit with their primary");
   });
+
+  it("counts a process's direct children in its CPU and memory (a frontend primary's workers)", async () => {
+    // A child that keeps one core busy for the whole sample.
+    const child = spawn(process.execPath, ["-e", "const end = Date.now() + 5000; while (Date.now() < end);"], { stdio: "ignore" });
+    try {
+      await new Promise((resolve) => child.once("spawn", resolve));
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const alone = (await processUsage([child.pid!], 300)).get(child.pid!)!;
+      const withChild = (await processUsage([process.pid], 300)).get(process.pid)!;
+      expect(alone.cpuPercent).toBeGreaterThan(20);
+      // This process idles in the sample; its child's busy core is what shows.
+      expect(withChild.cpuPercent).toBeGreaterThan(20);
+      expect(withChild.memoryBytes!).toBeGreaterThan(alone.memoryBytes!);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
 });
