@@ -71,6 +71,15 @@ describe("errors", () => {
     const smallFrame = await runCli(["start", "--max-rpc-frame-bytes", "512"], env);
     expect(smallFrame.code).toBe(2);
     expect(smallFrame.stderr).toContain("expected a number between 1024 and");
-    for (const r of [badType, badPort, badBatch, badEnv, noValue, twice, badAuth, badFrame, smallFrame]) expect(r.stderr).not.toMatch(/\x1b\[|\n\s+at /);
+    const manyWorkers = await runCli(["start", "--frontend-workers", "9"], env);
+    expect(manyWorkers.code).toBe(2);
+    expect(manyWorkers.stderr).toContain("expected a number between 1 and 8");
+    // Only the local manager hands replicas every worker's port; Kubernetes scales frontends by pods.
+    const podWorkers = await runCli(["start", "--manager", "kubernetes", "--dry-run", "--frontend-workers", "2"], env);
+    expect(podWorkers.code).toBe(2);
+    expect(podWorkers.stderr).toContain("--frontend-workers above 1 is for the local manager");
+    for (const r of [badType, badPort, badBatch, badEnv, noValue, twice, badAuth, badFrame, smallFrame, manyWorkers, podWorkers]) {
+      expect(r.stderr).not.toMatch(/\x1b\[|\n\s+at /);
+    }
   });
 });

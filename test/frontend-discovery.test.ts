@@ -284,6 +284,34 @@ describe.each([python, node])("$name", (runtime) => {
       expect(runtime.logged(p, "added", f.endpoint)).toBe(false);
     });
 
+    it("connects to every port CLIPPER_PORT lists (one per frontend worker) and answers each", async () => {
+      const first = await freePortOn(["127.0.0.1"]);
+      let p: Proc | undefined;
+      const a = await bindFrontend("127.0.0.1", first, () => p);
+      const second = await freePortOn(["127.0.0.1"]);
+      const b = await bindFrontend("127.0.0.1", second, () => p);
+      p = runtime.start({ CLIPPER_IP: "127.0.0.1", CLIPPER_PORT: `${first}, ${second}` });
+      const [ma, mb] = await Promise.all([a.handshake(10_000), b.handshake(10_000)]);
+      const [fromA, fromB] = await Promise.all([
+        a.predict(ma.identity, 1, "doubles", [[1, 2]]),
+        b.predict(mb.identity, 1, "doubles", [[5, 5]]),
+      ]);
+      expect([fromA, fromB]).toEqual([["3"], ["10"]]);
+    });
+
+    it("exits 2 with one clear line for a bad CLIPPER_PORT list", async () => {
+      for (const [value, message] of [
+        ["7000,,7001", /CLIPPER_PORT must be a port from 1 to 65535, or a comma-separated list/],
+        ["7000,70000", /CLIPPER_PORT must be a port from 1 to 65535, or a comma-separated list/],
+        ["7000,7000", /CLIPPER_PORT lists port 7000 twice/],
+      ] as const) {
+        const bad = runtime.start({ CLIPPER_PORT: value });
+        expect(await within(bad.exited, 10_000, "exit")).toEqual({ code: 2, signal: null });
+        expect(bad.output().trim().split("\n"), bad.output()).toHaveLength(1);
+        expect(bad.output()).toMatch(message);
+      }
+    });
+
     it("exits 2 with one clear line for an unknown CLIPPER_FRONTEND_DISCOVERY, a short interval, or a list without dns", async () => {
       const unknown = runtime.start({ CLIPPER_FRONTEND_DISCOVERY: "consul" });
       expect(await within(unknown.exited, 10_000, "exit")).toEqual({ code: 2, signal: null });

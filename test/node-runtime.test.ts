@@ -593,7 +593,7 @@ describe("main.js", () => {
     const bad = startContainer({ CLIPPER_PORT: "seventy" });
     expect(await within(bad.exited, 10000, "exit")).toBe(2);
     expect(bad.stderr().trim().split("\n")).toHaveLength(1);
-    expect(bad.stderr()).toMatch(/CLIPPER_PORT must be an integer from 1 to 65535, got 'seventy'/);
+    expect(bad.stderr()).toMatch(/CLIPPER_PORT must be a port from 1 to 65535, or a comma-separated list of them \(one per frontend worker\), got 'seventy'/);
 
     const missing = startContainer({ CLIPPER_MODEL_NAME: "" });
     expect(await within(missing.exited, 10000, "exit")).toBe(2);

@@ -569,7 +569,7 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
     });
     expect(await waitExit(invalid)).toEqual({ code: 2, signal: null });
     expect(invalid.stderr().trim().split("\n")).toHaveLength(1);
-    expect(invalid.stderr()).toMatch(/CLIPPER_PORT must be an integer from 1 to 65535, got '70000'/);
+    expect(invalid.stderr()).toMatch(/CLIPPER_PORT must be a port from 1 to 65535, or a comma-separated list of them \(one per frontend worker\), got '70000'/);
     expect(invalid.stderr()).toMatch(/CLIPPER_INPUT_TYPE 'tensor' is not one of/);
     expect(invalid.stderr()).toMatch(/CLIPPER_DRAIN_TIMEOUT_MS must be an integer from 0 to 600000, got 'soon'/);
   });

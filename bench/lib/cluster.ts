@@ -28,6 +28,8 @@ export interface BenchClusterOptions {
   frontendCommand?: string[];
   /** RPC authentication (default: the cluster default, plain); "none" admits Clipper's own containers. */
   rpcAuth?: RpcAuthMode;
+  /** Query frontend worker processes (`--frontend-workers`; default 1). */
+  frontendWorkers?: number;
 }
 
 export async function startBenchCluster(options: BenchClusterOptions = {}): Promise<BenchCluster> {
@@ -47,6 +49,7 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
       ...(options.cacheBytes === undefined ? {} : { cacheBytes: options.cacheBytes }),
       ...(options.admission === undefined ? {} : { admission: options.admission }),
       ...(options.rpcAuth === undefined ? {} : { rpcAuth: options.rpcAuth }),
+      ...(options.frontendWorkers === undefined ? {} : { frontendWorkers: options.frontendWorkers }),
     });
   } finally {
     for (const key of Object.keys(options.env ?? {})) {

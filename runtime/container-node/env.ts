@@ -26,7 +26,10 @@ export interface ContainerConfig {
   ip: string;
   /** The hosts in CLIPPER_IP: exactly one with discovery "none", one or more with "dns". */
   hosts: string[];
+  /** The first of `ports` (Clipper's single CLIPPER_PORT). */
   port: number;
+  /** CLIPPER_PORT as a comma-separated list: one port per frontend worker (`--frontend-workers`); each gets a connection. */
+  ports: number[];
   /** "none": one connection to CLIPPER_IP:CLIPPER_PORT; "dns": one per address the hosts resolve to. */
   frontendDiscovery: FrontendDiscovery;
   /** With "dns": how often the hosts are resolved again (CLIPPER_DISCOVERY_INTERVAL_MS). */
@@ -109,7 +112,14 @@ const EnvSchema = z.object({
     }
     return hosts.map((h) => (h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h));
   }),
-  CLIPPER_PORT: integerVar(7000, 1, 65535),
+  CLIPPER_PORT: optionalText.transform((v, ctx) => {
+    const ports = parsePortList(v ?? "7000");
+    if (typeof ports === "string") {
+      ctx.addIssue({ code: "custom", message: ports });
+      return z.NEVER;
+    }
+    return ports;
+  }),
   CLIPPER_FRONTEND_DISCOVERY: optionalText.transform((v, ctx) => {
     const mode = (v ?? "none").toLowerCase();
     if (!(FRONTEND_DISCOVERY_MODES as readonly string[]).includes(mode)) {
@@ -170,7 +180,8 @@ export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): Contain
     modelVersion: e.CLIPPER_MODEL_VERSION,
     ip: e.CLIPPER_IP.join(","),
     hosts: e.CLIPPER_IP,
-    port: e.CLIPPER_PORT,
+    port: e.CLIPPER_PORT[0]!,
+    ports: e.CLIPPER_PORT,
     frontendDiscovery: e.CLIPPER_FRONTEND_DISCOVERY,
     discoveryIntervalMs: e.CLIPPER_DISCOVERY_INTERVAL_MS,
     inputType: e.CLIPPER_INPUT_TYPE,
@@ -183,6 +194,28 @@ export function parseContainerEnv(env: NodeJS.ProcessEnv = process.env): Contain
     rpcSecret: e[RPC_SECRET_ENV],
     warmup,
   };
+}
+
+/** A frontend runs at most this many workers (runtime/frontend/workers.ts); a longer list is a mistake. */
+export const MAX_FRONTEND_PORTS = 64;
+
+/**
+ * CLIPPER_PORT: one port (Clipper's), or a comma-separated list of distinct ports, one per
+ * frontend worker. Returns the ports, or a message saying what is wrong.
+ */
+export function parsePortList(text: string): number[] | string {
+  const parts = text.split(",").map((p) => p.trim());
+  const ports: number[] = [];
+  for (const part of parts) {
+    const n = /^\d+$/.test(part) ? Number(part) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1 || n > 65535) {
+      return `must be a port from 1 to 65535, or a comma-separated list of them (one per frontend worker), got '${text}'`;
+    }
+    if (ports.includes(n)) return `lists port ${n} twice, got '${text}'`;
+    ports.push(n);
+  }
+  if (ports.length > MAX_FRONTEND_PORTS) return `lists ${ports.length} ports; at most ${MAX_FRONTEND_PORTS}`;
+  return ports;
 }
 
 /** The ZeroMQ endpoint of a query frontend (IPv6 literals in brackets). */

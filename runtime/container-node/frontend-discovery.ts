@@ -1,7 +1,8 @@
 /**
  * CLIPPER_FRONTEND_DISCOVERY=dns: one connection per query frontend. The hosts in CLIPPER_IP (on
  * Kubernetes, the frontends' headless Service) are resolved to all their addresses every
- * CLIPPER_DISCOVERY_INTERVAL_MS; each distinct address:port gets its own client (its own DEALER,
+ * CLIPPER_DISCOVERY_INTERVAL_MS; each distinct address and each port in CLIPPER_PORT (one per
+ * frontend worker) make an endpoint, and each endpoint gets its own client (its own DEALER,
  * heartbeat, handshake and reconnect timer: a ContainerRpcClient). A new address is connected at
  * once; one missing from DNS for longer than `goneAfterMs` (the reconnect timeout) is closed, so a
  * DNS blip does not drop a live frontend. A failed lookup is logged and retried, and its host
@@ -17,6 +18,12 @@ export type Lookup = (host: string) => Promise<string[]>;
 /** The system resolver (getaddrinfo, as ZeroMQ and the rest of the process use): IPv4 and IPv6. */
 export const systemLookup: Lookup = async (host) => (await dns.lookup(host, { all: true })).map((a) => a.address);
 
+/**
+ * No discovery (CLIPPER_FRONTEND_DISCOVERY=none) with several ports: the host as given, one
+ * frontend with several workers; ZeroMQ resolves a name itself, as with a single port.
+ */
+export const staticLookup: Lookup = async (host) => [host];
+
 /** What the set needs from one frontend's connection (a ContainerRpcClient fits). */
 export interface FrontendClient {
   start(): void;
@@ -27,7 +34,8 @@ export interface FrontendClient {
 
 export interface FrontendSetOptions {
   hosts: string[];
-  port: number;
+  /** Every frontend worker's RPC port on each address (CLIPPER_PORT). */
+  ports: number[];
   /** Resolve the hosts again this often. */
   intervalMs: number;
   /** Close a connection whose address has been missing from DNS for longer than this. */
@@ -68,6 +76,7 @@ export class FrontendSet implements FrontendClient {
 
   constructor(options: FrontendSetOptions) {
     if (options.hosts.length === 0) throw new RangeError("FrontendSet needs at least one host");
+    if (options.ports.length === 0) throw new RangeError("FrontendSet needs at least one port");
     this.opts = options;
     this.lookup = options.lookup ?? systemLookup;
     this.clock = options.clock ?? systemClock;
@@ -79,8 +88,8 @@ export class FrontendSet implements FrontendClient {
     if (this.started) throw new Error("FrontendSet already started");
     this.started = true;
     this.log.info(
-      { model: this.opts.model, hosts: this.opts.hosts, port: this.opts.port, intervalMs: this.opts.intervalMs },
-      "discovering query frontends by DNS",
+      { model: this.opts.model, hosts: this.opts.hosts, ports: this.opts.ports, intervalMs: this.opts.intervalMs },
+      this.lookup === staticLookup ? "connecting to every worker of the query frontend" : "discovering query frontends by DNS",
     );
     void this.cycle();
   }
@@ -147,7 +156,7 @@ export class FrontendSet implements FrontendClient {
   }
 
   private apply(results: HostResult[]): void {
-    const { model, port } = this.opts;
+    const { model, ports } = this.opts;
     const now = this.clock.now();
     /** endpoint -> the hosts that resolved to it */
     const present = new Map<string, string[]>();
@@ -168,10 +177,12 @@ export class FrontendSet implements FrontendClient {
         this.lastAddresses.set(r.host, addresses);
       }
       for (const address of addresses) {
-        const endpoint = frontendAddress({ ip: address, port });
-        const hosts = present.get(endpoint) ?? [];
-        if (!hosts.includes(r.host)) hosts.push(r.host);
-        present.set(endpoint, hosts);
+        for (const port of ports) {
+          const endpoint = frontendAddress({ ip: address, port });
+          const hosts = present.get(endpoint) ?? [];
+          if (!hosts.includes(r.host)) hosts.push(r.host);
+          present.set(endpoint, hosts);
+        }
       }
     }
     for (const [endpoint, hosts] of present) {

@@ -13,7 +13,7 @@ import { createLogger } from "../shared/logger.js";
 import { EnvError, frontendAddress, parseContainerEnv, type ContainerConfig } from "./env.js";
 import { PredictLoadError, loadPredict } from "./load-predict.js";
 import { createPredictHandler } from "./predict-handler.js";
-import { FrontendSet, type FrontendClient } from "./frontend-discovery.js";
+import { FrontendSet, staticLookup, type FrontendClient } from "./frontend-discovery.js";
 import { ContainerRpcClient, oneAtATime } from "./rpc-client.js";
 import { WarmupError, warmUp } from "./warmup.js";
 
@@ -88,11 +88,13 @@ async function main(): Promise<void> {
         }
       },
     });
+  // One connection per frontend worker and, with DNS discovery, per frontend address.
   const client: FrontendClient =
-    config.frontendDiscovery === "dns"
+    config.frontendDiscovery === "dns" || config.ports.length > 1
       ? new FrontendSet({
           hosts: config.hosts,
-          port: config.port,
+          ports: config.ports,
+          ...(config.frontendDiscovery === "none" ? { lookup: staticLookup } : {}),
           intervalMs: config.discoveryIntervalMs,
           goneAfterMs: config.reconnectAfterMs,
           createClient: connect,

@@ -249,7 +249,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
  * that crashed and came back replaces its own entry at the daemon instead of leaving a silent one
  * that writes would wait for until the report TTL forgets it. Port 0 (tests): a fresh id.
  */
-function defaultFrontendId(port: number): string {
+export function defaultFrontendId(port: number): string {
   return port === 0 ? randomUUID() : `${hostname()}:${port}`;
 }
 

@@ -14,10 +14,12 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   MIN_RPC_FRAME_BYTES,
 } from "../shared/frontend-defaults.js";
-import { startQueryFrontend } from "./frontend.js";
+import { defaultFrontendId, startQueryFrontend } from "./frontend.js";
+import { MAX_FRONTEND_WORKERS, superviseWorkers, workerFrontendId, workerIndex, workerRpcPorts } from "./workers.js";
 
 const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1337] [--rpc-port 7000]
   [--token-file FILE] [--max-body-bytes N] [--request-timeout-ms N] [--replica-timeout-ms N]
+  [--workers N (frontend processes on the query port, 1 to ${MAX_FRONTEND_WORKERS}; default 1; worker i takes RPC port rpc-port + i)]
   [--max-batch N] [--frontend-id ID] [--cache-bytes N (prediction cache bound, default ${DEFAULT_CACHE_BYTES / 2 ** 20} MiB; 0 disables)]
   [--oip-timeout-ms N (deadline of /v2 inference on a model no application links; default ${DEFAULT_OIP_TIMEOUT_MS})]
   [--batch-budget-ms N (batch latency budget of a model no application links; default ${DEFAULT_BATCH_BUDGET_MS})]
@@ -34,6 +36,7 @@ await runMain("clipper frontend", async () => {
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string" },
     "rpc-port": { type: "string" },
+    workers: { type: "string" },
     "management-url": { type: "string" },
     "token-file": { type: "string" },
     "max-body-bytes": { type: "string" },
@@ -57,20 +60,31 @@ await runMain("clipper frontend", async () => {
   }
   const rpcAuth = choiceFlag("rpc-auth", flags["rpc-auth"], RPC_AUTH_MODES, DEFAULT_RPC_AUTH);
   const rpcKey = rpcAuth === "plain" ? readTokenFile(requireFlag("rpc-key-file", flags["rpc-key-file"]), "rpc-key-file") : undefined;
-  const log = createLogger("frontend");
   const host = flags.host ?? "127.0.0.1";
   const queryAuth = choiceFlag("query-auth", flags["query-auth"], QUERY_AUTH_MODES, defaultQueryAuth(host));
+  const port = intFlag("port", flags.port, 1337, 0, 65535);
+  const workers = intFlag("workers", flags.workers, 1, 1, MAX_FRONTEND_WORKERS);
+  const rpcPorts = workerRpcPorts(intFlag("rpc-port", flags["rpc-port"], 7000, 0, 65535), workers);
+  const worker = workers > 1 ? workerIndex() : undefined;
+  if (workers > 1 && worker === undefined) {
+    // The primary: validated the flags above, so a bad one fails here once rather than in every worker.
+    return superviseWorkers({ workers, log: createLogger("frontend") });
+  }
+  const log = worker === undefined ? createLogger("frontend") : createLogger("frontend").child({ worker });
+  const frontendId = worker === undefined
+    ? flags["frontend-id"]
+    : workerFrontendId(flags["frontend-id"] ?? defaultFrontendId(port), worker);
   const frontend = await startQueryFrontend({
     host,
-    port: intFlag("port", flags.port, 1337, 0, 65535),
-    rpcPort: intFlag("rpc-port", flags["rpc-port"], 7000, 0, 65535),
+    port,
+    rpcPort: rpcPorts[worker ?? 0]!,
     managementUrl: requireFlag("management-url", flags["management-url"]),
     token: readTokenFile(flags["token-file"]),
     maxBodyBytes: intFlag("max-body-bytes", flags["max-body-bytes"], DEFAULT_MAX_BODY_BYTES, 1),
     requestTimeoutMs: intFlag("request-timeout-ms", flags["request-timeout-ms"], DEFAULT_REQUEST_TIMEOUT_MS, 1),
     replicaTimeoutMs: intFlag("replica-timeout-ms", flags["replica-timeout-ms"], DEFAULT_REPLICA_TIMEOUT_MS, 100),
     defaultMaxBatch: intFlag("max-batch", flags["max-batch"], DEFAULT_MAX_BATCH, 1),
-    frontendId: flags["frontend-id"],
+    frontendId,
     cacheBytes: intFlag("cache-bytes", flags["cache-bytes"], DEFAULT_CACHE_BYTES, 0),
     oipTimeoutMs: intFlag("oip-timeout-ms", flags["oip-timeout-ms"], DEFAULT_OIP_TIMEOUT_MS, 1),
     defaultBatchBudgetMs: intFlag("batch-budget-ms", flags["batch-budget-ms"], DEFAULT_BATCH_BUDGET_MS, 1),
@@ -82,6 +96,6 @@ await runMain("clipper frontend", async () => {
     maxRpcFrameBytes: intFlag("max-rpc-frame-bytes", flags["max-rpc-frame-bytes"], DEFAULT_MAX_RPC_FRAME_BYTES, MIN_RPC_FRAME_BYTES),
     log,
   });
-  log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort, queryAuth }, "query frontend listening");
+  log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort, queryAuth, frontendId }, "query frontend listening");
   return { stop: () => frontend.close() };
 });

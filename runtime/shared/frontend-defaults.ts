@@ -27,3 +27,9 @@ export const DEFAULT_MAX_RPC_FRAME_BYTES = 64 * 1024 * 1024;
  * that exits at start.
  */
 export const MIN_RPC_FRAME_BYTES = 1024;
+
+/**
+ * Most query frontend worker processes on one query port (`--workers`, `--frontend-workers`): more
+ * would only share the same cores.
+ */
+export const MAX_FRONTEND_WORKERS = 8;

@@ -49,6 +49,11 @@ export interface ClusterOptions {
   queryPort: number;
   managementPort: number;
   rpcPort: number;
+  /**
+   * Query frontend processes on the query port (local manager; default 1): worker i takes RPC port
+   * `rpcPort + i`, and every replica connects to each (docs/architecture.md, "Frontend workers").
+   */
+  frontendWorkers?: number;
   /** Largest accepted request body, in bytes, on both HTTP APIs. */
   maxBodyBytes: number;
   /** How long start waits for the frontends to answer. */

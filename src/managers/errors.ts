@@ -4,6 +4,7 @@
  * be shown to a user as it is.
  */
 import { ClipperError, type ErrorCode } from "../errors.js";
+import { MAX_FRONTEND_WORKERS } from "../../runtime/shared/frontend-defaults.js";
 
 export type ManagerErrorCode =
   | "INVALID_ARGUMENT"
@@ -86,7 +87,7 @@ export class StartupError extends ManagerError {
 }
 
 /** The three cluster ports: whole numbers in 0..65535 (0: any free port), any fixed ones distinct. */
-export function checkClusterPorts(options: { queryPort: number; managementPort: number; rpcPort: number }): void {
+export function checkClusterPorts(options: { queryPort: number; managementPort: number; rpcPort: number; frontendWorkers?: number }): void {
   for (const [key, value] of [
     ["queryPort", options.queryPort],
     ["managementPort", options.managementPort],
@@ -96,8 +97,32 @@ export function checkClusterPorts(options: { queryPort: number; managementPort: 
       throw new ManagerError(`${key} must be an integer from 0 to 65535 (got ${value})`, "INVALID_ARGUMENT");
     }
   }
-  const fixed = [options.queryPort, options.managementPort, options.rpcPort].filter((p) => p !== 0);
+  const workers = options.frontendWorkers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_FRONTEND_WORKERS) {
+    throw new ManagerError(`frontendWorkers must be an integer from 1 to ${MAX_FRONTEND_WORKERS} (got ${workers})`, "INVALID_ARGUMENT");
+  }
+  // Worker i listens on rpcPort + i: the whole range must fit and miss the other two ports.
+  const rpcPorts = options.rpcPort === 0 ? [] : Array.from({ length: workers }, (_, i) => options.rpcPort + i);
+  if (rpcPorts.some((p) => p > 65535)) {
+    throw new ManagerError(`rpcPort ${options.rpcPort} leaves no room for ${workers} frontend workers (worker i listens on rpcPort + i)`, "INVALID_ARGUMENT");
+  }
+  const fixed = [options.queryPort, options.managementPort, ...rpcPorts].filter((p) => p !== 0);
   if (new Set(fixed).size !== fixed.length) {
-    throw new ManagerError("the query, management and RPC ports must differ", "INVALID_ARGUMENT");
+    throw new ManagerError(
+      workers > 1
+        ? `the query and management ports must differ from each other and from the RPC ports ${rpcPorts[0]}-${rpcPorts.at(-1)} (one per frontend worker)`
+        : "the query, management and RPC ports must differ",
+      "INVALID_ARGUMENT",
+    );
+  }
+}
+
+/**
+ * Several frontend workers need every replica to know each worker's RPC port; only the local
+ * manager hands replicas that list so far. Docker and Kubernetes scale frontends by replicas.
+ */
+export function requireOneFrontendWorker(options: { frontendWorkers?: number }, manager: string, instead: string): void {
+  if ((options.frontendWorkers ?? 1) > 1) {
+    throw new ManagerError(`--frontend-workers above 1 is for the local manager; ${manager} runs one worker per frontend (${instead})`, "INVALID_ARGUMENT");
   }
 }

@@ -1,7 +1,7 @@
 /** The Node runtime's FrontendSet in-process, with a scripted resolver and clock: addresses that come and go from DNS, lookups that fail. */
 import { describe, expect, it, vi } from "vitest";
 import { parseContainerEnv } from "../../runtime/container-node/env.js";
-import { FrontendSet, type FrontendClient, type Lookup } from "../../runtime/container-node/frontend-discovery.js";
+import { FrontendSet, staticLookup, type FrontendClient, type Lookup } from "../../runtime/container-node/frontend-discovery.js";
 import { oneAtATime, type RpcClock, type RpcLogger } from "../../runtime/container-node/rpc-client.js";
 import { sleep } from "../support/test-frontend.js";
 
@@ -31,7 +31,7 @@ describe("FrontendSet (Node runtime), with a scripted lookup and clock", () => {
     return { lines, info: at("info"), warn: at("warn"), error: at("error"), debug: at("debug") } as never;
   }
 
-  function harness(hosts: string[]) {
+  function harness(hosts: string[], ports = [7000]) {
     let now = 1_000_000;
     const answers = new Map<string, string[] | Error>();
     const lookup: Lookup = async (host) => {
@@ -45,7 +45,7 @@ describe("FrontendSet (Node runtime), with a scripted lookup and clock", () => {
     const log = recordingLogger();
     const set = new FrontendSet({
       hosts,
-      port: 7000,
+      ports,
       intervalMs: 5000,
       goneAfterMs: 30_000,
       model: "sum:1",
@@ -93,6 +93,34 @@ describe("FrontendSet (Node runtime), with a scripted lookup and clock", () => {
     expect(added[0]!.obj).toMatchObject({ model: "sum:1", hosts: ["frontend-rpc", "other"] });
     await h.set.stop();
     expect(h.clients.every((c) => c.stopped)).toBe(true);
+  });
+
+  it("connects to every port (one per frontend worker) of every address, and closes them together", async () => {
+    const h = harness(["frontend-rpc"], [7000, 7001]);
+    h.answers.set("frontend-rpc", ["10.0.0.1", "10.0.0.2"]);
+    h.set.start();
+    await h.set.refresh();
+    expect(h.live()).toEqual(["tcp://10.0.0.1:7000", "tcp://10.0.0.1:7001", "tcp://10.0.0.2:7000", "tcp://10.0.0.2:7001"]);
+    h.answers.set("frontend-rpc", ["10.0.0.2"]);
+    h.advance(30_001);
+    await h.set.refresh();
+    expect(h.live()).toEqual(["tcp://10.0.0.2:7000", "tcp://10.0.0.2:7001"]);
+    await h.set.stop();
+  });
+
+  it("without discovery, connects to each worker port of the host as given", async () => {
+    const clients: string[] = [];
+    const set = new FrontendSet({
+      hosts: ["localhost"], ports: [7000, 7001, 7002], intervalMs: 5000, goneAfterMs: 30_000, model: "sum:1", lookup: staticLookup,
+      clock: { now: () => 0, setTimeout: () => 0, clearTimeout: () => {} },
+      createClient: (endpoint) => {
+        clients.push(endpoint);
+        return { start() {}, async stop() {}, async drainAndStop() {} };
+      },
+    });
+    await set.refresh();
+    expect(clients).toEqual(["tcp://localhost:7000", "tcp://localhost:7001", "tcp://localhost:7002"]);
+    expect(() => new FrontendSet({ ...{ hosts: ["h"], ports: [], intervalMs: 1, goneAfterMs: 1, model: "m:1", createClient: () => { throw new Error("unused"); } } })).toThrow(/at least one port/);
   });
 
   it("closes an address only once it has been gone from DNS for longer than the timeout, and adds new ones", async () => {
@@ -184,5 +212,18 @@ describe("FrontendSet (Node runtime), with a scripted lookup and clock", () => {
     expect(() => parseContainerEnv({ ...base, CLIPPER_DISCOVERY_INTERVAL_MS: "99" })).toThrow(/CLIPPER_DISCOVERY_INTERVAL_MS must be an integer from 100/);
     expect(() => parseContainerEnv({ ...base, CLIPPER_IP: "a,b" })).toThrow(/CLIPPER_IP lists 2 hosts, but CLIPPER_FRONTEND_DISCOVERY is none/);
     expect(() => parseContainerEnv({ ...base, CLIPPER_FRONTEND_DISCOVERY: "dns", CLIPPER_IP: "a,,b" })).toThrow(/CLIPPER_IP must be a host name/);
+  });
+
+  it("parses CLIPPER_PORT as one port or a list of distinct ports, and names a bad list", () => {
+    const base = { CLIPPER_MODEL_NAME: "m", CLIPPER_MODEL_VERSION: "1" };
+    expect(parseContainerEnv(base)).toMatchObject({ port: 7000, ports: [7000] });
+    expect(parseContainerEnv({ ...base, CLIPPER_PORT: "7100" })).toMatchObject({ port: 7100, ports: [7100] });
+    expect(parseContainerEnv({ ...base, CLIPPER_PORT: " 7100, 7101,7102 " })).toMatchObject({ port: 7100, ports: [7100, 7101, 7102] });
+    for (const bad of ["7000,", ",7000", "7000,,7001", "7000;7001", "0", "65536", "7000,abc", "-1", "7000 7001", "0x1b58", "7e3"]) {
+      expect(() => parseContainerEnv({ ...base, CLIPPER_PORT: bad }), bad).toThrow(/CLIPPER_PORT must be a port from 1 to 65535, or a comma-separated list/);
+    }
+    expect(() => parseContainerEnv({ ...base, CLIPPER_PORT: "7000,7001,7000" })).toThrow(/CLIPPER_PORT lists port 7000 twice/);
+    const tooMany = Array.from({ length: 65 }, (_, i) => 8000 + i).join(",");
+    expect(() => parseContainerEnv({ ...base, CLIPPER_PORT: tooMany })).toThrow(/CLIPPER_PORT lists 65 ports; at most 64/);
   });
 });

@@ -31,7 +31,7 @@ describe("Node runtime pieces", () => {
     expect(() => parseContainerEnv({ ...named, CLIPPER_DRAIN_TIMEOUT_MS: "-1" })).toThrow(/CLIPPER_DRAIN_TIMEOUT_MS must be an integer from 0 to 600000/);
     expect(() => parseContainerEnv({ CLIPPER_MODEL_VERSION: "1" })).toThrow(/CLIPPER_MODEL_NAME is required/);
     expect(() => parseContainerEnv({ CLIPPER_MODEL_NAME: "m", CLIPPER_MODEL_VERSION: "1", CLIPPER_PORT: "x" })).toThrow(
-      /CLIPPER_PORT must be an integer/,
+      /CLIPPER_PORT must be a port from 1 to 65535/,
     );
     expect(() => parseContainerEnv({ CLIPPER_MODEL_NAME: "m", CLIPPER_MODEL_VERSION: "1", CLIPPER_INPUT_TYPE: "nope" })).toThrow(
       /unknown input type 'nope'/,

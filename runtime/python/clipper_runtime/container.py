@@ -11,6 +11,8 @@ input before it connects to any frontend, so that the first query does not pay t
 CLIPPER_FRONTEND_DISCOVERY picks how the frontends are found: `none` (the default) opens one
 connection to CLIPPER_IP:CLIPPER_PORT; `dns` resolves CLIPPER_IP (one host or a comma-separated
 list) to all its addresses every CLIPPER_DISCOVERY_INTERVAL_MS and keeps one connection per address.
+CLIPPER_PORT may list several ports (`7000,7001`), one per worker of a frontend (--frontend-workers):
+each address gets one connection per port.
 
 A stop signal drains (our extension of RPC v3, docs/compatibility.md): each connection sends DRAIN and
 keeps answering; the frontend acknowledges after the last batch it sends us, and a second DRAIN and
@@ -82,11 +84,13 @@ class Config(object):
     def __init__(self, name, version, ip, port, input_type, model_path, predict, ready_file,
                  heartbeat_interval_ms, reconnect_after_ms, framework="python", model_file=None,
                  predict_explicit=True, frontend_discovery="none", hosts=None, discovery_interval_ms=5000,
-                 rpc_secret=None, warmup=None, drain_timeout_ms=5000):
+                 rpc_secret=None, warmup=None, drain_timeout_ms=5000, ports=None):
         self.name = name
         self.version = version
         self.ip = ip
         self.port = port
+        # Every frontend worker's RPC port (CLIPPER_PORT as a list); `port` is the first.
+        self.ports = list(ports) if ports else [port]
         self.input_type = input_type
         self.model_path = model_path
         self.predict = predict
@@ -110,15 +114,21 @@ class Config(object):
 
     @property
     def address(self):
-        """The one frontend endpoint of CLIPPER_FRONTEND_DISCOVERY=none."""
+        """The first frontend endpoint of CLIPPER_FRONTEND_DISCOVERY=none."""
         return endpoint_address(self.ip, self.port)
 
     @property
+    def addresses(self):
+        """Every frontend endpoint of CLIPPER_FRONTEND_DISCOVERY=none: one per worker port."""
+        return [endpoint_address(self.ip, p) for p in self.ports]
+
+    @property
     def frontends(self):
-        """The frontend endpoint, or with DNS discovery the hosts resolved, for the start-up log line."""
+        """The frontend endpoints, or with DNS discovery the hosts resolved, for the start-up log line."""
         if self.frontend_discovery == "dns":
-            return "every address of %s, port %d (CLIPPER_FRONTEND_DISCOVERY=dns)" % (",".join(self.hosts), self.port)
-        return self.address
+            return "every address of %s, port %s (CLIPPER_FRONTEND_DISCOVERY=dns)" % (
+                ",".join(self.hosts), ",".join(str(p) for p in self.ports))
+        return ", ".join(self.addresses)
 
 
 def endpoint_address(host, port):
@@ -159,7 +169,8 @@ def config_from_env(environ):
     name = model_name("CLIPPER_MODEL_NAME")
     version = model_name("CLIPPER_MODEL_VERSION")
     ip = get("CLIPPER_IP")
-    port = integer("CLIPPER_PORT", 1, 65535)
+    ports = port_list(get("CLIPPER_PORT"), problems)
+    port = ports[0] if ports else None
     discovery_text = get("CLIPPER_FRONTEND_DISCOVERY")
     discovery = discovery_text.lower()
     if discovery not in FRONTEND_DISCOVERY_MODES:
@@ -211,7 +222,30 @@ def config_from_env(environ):
         raise ConfigError("; ".join(problems))
     return Config(name, version, ip, port, input_type, model_path, predict, ready_file, heartbeat, reconnect,
                   framework, model_file, predict_explicit, discovery, hosts, discovery_interval, rpc_secret,
-                  warmup, drain_timeout)
+                  warmup, drain_timeout, ports)
+
+
+# A frontend runs at most 8 workers; a longer list is a mistake (the Node runtime's bound too).
+MAX_FRONTEND_PORTS = 64
+
+
+def port_list(text, problems):
+    """CLIPPER_PORT: one port (Clipper's) or a comma-separated list of distinct ports, one per
+    frontend worker. Appends to `problems` and returns None when the text is not that."""
+    ports = []
+    for part in (p.strip() for p in text.split(",")):
+        if not re.match(r"^[0-9]+$", part) or not 1 <= int(part, 10) <= 65535:
+            problems.append("CLIPPER_PORT must be a port from 1 to 65535, or a comma-separated list of them "
+                            "(one per frontend worker), got '%s'" % text)
+            return None
+        if int(part, 10) in ports:
+            problems.append("CLIPPER_PORT lists port %s twice, got '%s'" % (part, text))
+            return None
+        ports.append(int(part, 10))
+    if len(ports) > MAX_FRONTEND_PORTS:
+        problems.append("CLIPPER_PORT lists %d ports; at most %d" % (len(ports), MAX_FRONTEND_PORTS))
+        return None
+    return ports
 
 
 class Log(object):
@@ -668,14 +702,17 @@ class Container(object):
         self.context = self.zmq.Context()
         try:
             if self.config.frontend_discovery == "dns":
-                self.log.info("discovering frontends: resolving %s every %d ms (port %d)"
-                              % (",".join(self.config.hosts), self.config.discovery_interval_ms, self.config.port))
+                self.log.info("discovering frontends: resolving %s every %d ms (port %s)"
+                              % (",".join(self.config.hosts), self.config.discovery_interval_ms,
+                                 ",".join(str(p) for p in self.config.ports)))
                 self.resolver = Resolver(self.config.hosts, self.config.discovery_interval_ms / 1000.0)
                 self.resolver.start()
             else:
-                connection = FrontendConnection(self, self.config.address)
-                self.connections[connection.address] = connection
-                connection.open()
+                # One connection per frontend worker (CLIPPER_PORT lists their ports).
+                for address in self.config.addresses:
+                    connection = FrontendConnection(self, address)
+                    self.connections[connection.address] = connection
+                    connection.open()
             while self.stop_signal is None:
                 self._step()
             name = signal.Signals(self.stop_signal).name if hasattr(signal, "Signals") else self.stop_signal
@@ -762,14 +799,15 @@ class Container(object):
                     self.log.info("resolved the frontend host %s again" % host)
                 self.addresses_by_host[host] = addresses
             for address in addresses:
-                endpoint = endpoint_address(address, self.config.port)
-                if endpoint not in present:
-                    present.append(endpoint)
+                for port in self.config.ports:
+                    endpoint = endpoint_address(address, port)
+                    if endpoint not in present:
+                        present.append(endpoint)
         for endpoint in present:
             connection = self.connections.get(endpoint)
             if connection is None:
                 hosts = [h for h, a, _e in results if a is not None and any(
-                    endpoint_address(x, self.config.port) == endpoint for x in a)]
+                    endpoint_address(x, p) == endpoint for x in a for p in self.config.ports)]
                 self.log.info("frontend address %s added (resolved from %s); connecting"
                               % (endpoint, ",".join(hosts) or "an earlier lookup"))
                 connection = FrontendConnection(self, endpoint)

@@ -62,7 +62,7 @@ import type {
   ResourceUsage,
   StatusOptions,
 } from "../container-manager.js";
-import { checkClusterPorts, ManagerError } from "../errors.js";
+import { checkClusterPorts, ManagerError, requireOneFrontendWorker } from "../errors.js";
 import { connectHost, RPC_KEY_FILE, rpcAuthOf, urlHost } from "../cluster-spec.js";
 import {
   apiCallError,
@@ -689,5 +689,6 @@ export function checkClusterOptions(cluster: string, options: ClusterOptions): v
   // Docker does not publish the RPC port (replicas use the frontend's internal one), so the rpcPort
   // option names no port of this cluster and cannot clash with the published two.
   checkClusterPorts({ queryPort: options.queryPort, managementPort: options.managementPort, rpcPort: 0 });
+  requireOneFrontendWorker(options, "Docker", "one frontend container");
   if (!options.host.trim()) throw new ManagerError("the cluster host must not be empty", "INVALID_ARGUMENT");
 }

@@ -35,7 +35,7 @@ import type {
   ModelDeployment,
 } from "../container-manager.js";
 import { checkReplicas, chosenVersion, isReason, noDeployment, sameDeployment, selectLogs, stopInOrder, streamEach, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
-import { ManagerError } from "../errors.js";
+import { ManagerError, requireOneFrontendWorker } from "../errors.js";
 import { clusterManifests, modelManifests, modelRpcSecret, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { isKept, kept, keptReplicas, restored } from "./kept-replicas.js";
 import { k8sNames } from "./names.js";
@@ -140,6 +140,7 @@ export class KubernetesContainerManager implements ContainerManager {
   // ---- the cluster ------------------------------------------------------------------------------
 
   async startClipper(options: ClusterOptions): Promise<ClusterAddresses> {
+    requireOneFrontendWorker(options, "Kubernetes", "scale frontend pods with --frontend-replicas");
     const { registry, tokenSecret } = this.options;
     await this.api.ensureNamespace(this.options.createNamespace ?? false);
     // The token the daemon will mount: the user's Secret's, or ours (kept from an earlier start, else new).

@@ -43,7 +43,7 @@ import { rpcAuthOf } from "../cluster-spec.js";
 import { ControlClient, ControlUnavailableError } from "./control-client.js";
 import { checkClusterPorts, ClusterAlreadyRunningError, ClusterNotRunningError, ManagerError, StartupError } from "../errors.js";
 import { describeExit } from "./managed-process.js";
-import { assertPortsFree, findFreePorts } from "./ports.js";
+import { assertPortsFree, findFreePortRun, findFreePorts, frontendRpcPorts } from "./ports.js";
 import { acquireStartLock } from "./start-lock.js";
 import { commandLine, pidAlive, signalGroup, stopLeftovers, waitForExit } from "./processes.js";
 import { checkReplicas, selectLogs, systemClock, waitUntil, type Clock } from "../common/index.js";
@@ -151,7 +151,7 @@ export class LocalContainerManager implements ContainerManager {
     await assertPortsFree(resolved.host, [
       { port: resolved.queryPort, flag: "--query-port" },
       { port: resolved.managementPort, flag: "--management-port" },
-      { port: resolved.rpcPort, flag: "--rpc-port" },
+      ...frontendRpcPorts(resolved).map((port, i) => ({ port, flag: i === 0 ? "--rpc-port" : `--rpc-port (+${i}, frontend worker ${i})` })),
     ]);
     const entry = supervisorEntry();
     if (!this.componentCommands?.management) requireBuilt(runtimeEntry("management/main.js"), "the management daemon");
@@ -495,16 +495,17 @@ export class LocalContainerManager implements ContainerManager {
 
   private async resolvePorts(options: ClusterOptions): Promise<ClusterOptions> {
     checkClusterPorts(options);
-    const wanted = [options.queryPort, options.managementPort, options.rpcPort].filter((p) => p === 0).length;
-    if (wanted === 0) return { ...options };
-    const free = await findFreePorts(options.host, wanted);
+    // Several workers need a run of free RPC ports (worker i on rpcPort + i), found after the others.
+    const runOfRpcPorts = options.rpcPort === 0 && (options.frontendWorkers ?? 1) > 1;
+    const wanted = [options.queryPort, options.managementPort, runOfRpcPorts ? 1 : options.rpcPort].filter((p) => p === 0).length;
+    const free = wanted === 0 ? [] : await findFreePorts(options.host, wanted);
     const next = () => free.shift()!;
-    return {
-      ...options,
-      queryPort: options.queryPort || next(),
-      managementPort: options.managementPort || next(),
-      rpcPort: options.rpcPort || next(),
-    };
+    const queryPort = options.queryPort || next();
+    const managementPort = options.managementPort || next();
+    const rpcPort = runOfRpcPorts
+      ? await findFreePortRun(options.host, options.frontendWorkers ?? 1, [queryPort, managementPort])
+      : options.rpcPort || next();
+    return { ...options, queryPort, managementPort, rpcPort };
   }
 }
 

@@ -73,6 +73,38 @@ export async function findFreePorts(host: string, count: number): Promise<number
   }
 }
 
+/**
+ * The first of `count` consecutive ports that are all free on `host` right now and none of them in
+ * `avoid`: the RPC ports of the frontend workers (worker i on first + i).
+ */
+export async function findFreePortRun(host: string, count: number, avoid: readonly number[] = []): Promise<number> {
+  const range = ephemeralRange();
+  const low = 15_000;
+  const high = (range?.[0] ?? 32_768) - count;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const first = high - low >= 1000 ? low + Math.floor(Math.random() * (high - low + 1)) : 20_000 + attempt * count;
+    const run = Array.from({ length: count }, (_, i) => first + i);
+    if (run.some((p) => avoid.includes(p) || p > 65535)) continue;
+    const held: Server[] = [];
+    try {
+      for (const port of run) {
+        const server = await holdPort(host, port);
+        if (!server) break;
+        held.push(server);
+      }
+      if (held.length === count) return first;
+    } finally {
+      await Promise.all(held.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    }
+  }
+  throw new ManagerError(`cannot find ${count} consecutive free ports on ${host} for the frontend workers; choose them with --rpc-port`, "INVALID_ARGUMENT");
+}
+
+/** The RPC port of each frontend worker: rpcPort, rpcPort + 1, ... (runtime/frontend/workers.ts). */
+export function frontendRpcPorts(options: { rpcPort: number; frontendWorkers?: number }): number[] {
+  return Array.from({ length: options.frontendWorkers ?? 1 }, (_, i) => options.rpcPort + i);
+}
+
 function holdPort(host: string, port: number): Promise<Server | undefined> {
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -1,8 +1,10 @@
 /**
  * Uptime, CPU and memory of local processes from Linux's /proc (`clipper status`). CPU is the
- * share of one core over a short sample, as `top` shows it; memory is the resident set.
+ * share of one core over a short sample, as `top` shows it; memory is the resident set. Both
+ * include the process's direct children: a frontend with `--frontend-workers N` is a primary whose
+ * workers do the work.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import type { ResourceUsage } from "../container-manager.js";
 import { pause } from "../common/index.js";
 
@@ -38,6 +40,28 @@ function times(pid: number): ProcTimes | undefined {
   return text === undefined ? undefined : parseProcStat(text);
 }
 
+/** The direct children of `pid`, whichever of its threads forked them. */
+function childrenOf(pid: number): number[] {
+  let threads: string[];
+  try {
+    threads = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  return threads.flatMap((tid) =>
+    (read(`/proc/${pid}/task/${tid}/children`) ?? "").split(" ").map(Number).filter((n) => Number.isSafeInteger(n) && n > 0));
+}
+
+/** A process and its direct children, each with its times (the children's start tells a reused pid). */
+function family(pid: number): Map<number, ProcTimes> {
+  const members = new Map<number, ProcTimes>();
+  for (const member of [pid, ...childrenOf(pid)]) {
+    const t = times(member);
+    if (t) members.set(member, t);
+  }
+  return members;
+}
+
 function residentBytes(pid: number): number | undefined {
   const kb = /^VmRSS:\s+(\d+) kB$/m.exec(read(`/proc/${pid}/status`) ?? "")?.[1];
   return kb === undefined ? undefined : Number(kb) * 1024;
@@ -53,18 +77,27 @@ export async function processUsage(pids: readonly number[], sampleMs = DEFAULT_S
   const usage = new Map<number, ResourceUsage>();
   const bootSeconds = Number(/^btime (\d+)$/m.exec(read("/proc/stat") ?? "")?.[1]);
   if (!Number.isFinite(bootSeconds) || pids.length === 0) return usage;
-  const before = new Map(pids.map((pid) => [pid, times(pid)]));
+  const before = new Map(pids.map((pid) => [pid, family(pid)]));
   const startedMs = performance.now();
   await pause(sampleMs, undefined);
   const elapsedSeconds = (performance.now() - startedMs) / 1000;
   for (const pid of pids) {
-    const [first, second] = [before.get(pid), times(pid)];
+    const [firstFamily, secondFamily] = [before.get(pid)!, family(pid)];
+    const [first, second] = [firstFamily.get(pid), secondFamily.get(pid)];
     // A different start time is a different process that got the same pid.
     if (!first || !second || first.startTicks !== second.startTicks) continue;
-    const memoryBytes = residentBytes(pid);
+    let ticks = 0;
+    let memoryBytes: number | undefined;
+    for (const [member, now] of secondFamily) {
+      const then = firstFamily.get(member);
+      // A child forked during the sample (a worker restarted): all of its time falls within it.
+      ticks += now.cpuTicks - (then && then.startTicks === now.startTicks ? then.cpuTicks : 0);
+      const rss = residentBytes(member);
+      if (rss !== undefined) memoryBytes = (memoryBytes ?? 0) + rss;
+    }
     usage.set(pid, {
       uptimeSeconds: Math.max(0, Math.round(Date.now() / 1000 - (bootSeconds + second.startTicks / USER_HZ))),
-      cpuPercent: Math.round(((second.cpuTicks - first.cpuTicks) / USER_HZ / elapsedSeconds) * 1000) / 10,
+      cpuPercent: Math.round((ticks / USER_HZ / elapsedSeconds) * 1000) / 10,
       ...(memoryBytes === undefined ? {} : { memoryBytes }),
     });
   }

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { INPUT_TYPES } from "../../../runtime/shared/input-types.js";
 import { nameProblem } from "../../../runtime/shared/names.js";
 import { hostnameOf } from "../../../runtime/shared/host-check.js";
+import { MAX_FRONTEND_WORKERS } from "../../../runtime/shared/frontend-defaults.js";
 import { QUERY_AUTH_MODES } from "../../../runtime/shared/api-keys.js";
 import { RPC_AUTH_MODES } from "../../../runtime/shared/rpc-auth.js";
 import { MIN_RPC_FRAME_BYTES } from "../../../runtime/shared/frontend-defaults.js";
@@ -66,6 +67,7 @@ export const ClusterOptionsSchema = z.object({
   queryPort: port,
   managementPort: port,
   rpcPort: port,
+  frontendWorkers: z.number().int().min(1).max(MAX_FRONTEND_WORKERS).optional(),
   maxBodyBytes: z.number().int().positive(),
   startupTimeoutMs: z.number().int().positive(),
   replicaTimeoutMs: z.number().int().positive(),

@@ -45,6 +45,7 @@ import {
 } from "./cluster-home.js";
 import { ManagedProcess, type ProcessSpec } from "./managed-process.js";
 import { inheritedEnv } from "./replica-env.js";
+import { frontendRpcPorts } from "./ports.js";
 import { stopLeftovers } from "./processes.js";
 import { chosenVersion, isReason, noDeployment, sameDeployment, selectLogs, stopInOrder, type StopRole } from "../common/index.js";
 import {
@@ -211,6 +212,8 @@ export class Supervisor {
       "--host", o.host,
       "--port", String(o.queryPort),
       "--rpc-port", String(o.rpcPort),
+      // One worker is today's single process: no flag, no primary.
+      ...((o.frontendWorkers ?? 1) > 1 ? ["--workers", String(o.frontendWorkers)] : []),
       "--management-url", addressesFor(o).managementUrl,
       ...this.tokenArgs(),
       ...frontendTuningFlags(o, this.paths.rpcKeyFile),
@@ -241,7 +244,8 @@ export class Supervisor {
       CLIPPER_MODEL_VERSION: d.version,
       CLIPPER_INPUT_TYPE: d.inputType,
       CLIPPER_IP: connectHost(this.config.options.host),
-      CLIPPER_PORT: String(this.config.options.rpcPort),
+      // Every frontend worker's RPC port: the replica connects to each.
+      CLIPPER_PORT: frontendRpcPorts(this.config.options).join(","),
       CLIPPER_MODEL_PATH: d.modelPath,
       CLIPPER_PREDICT: `${d.predictFile}:${d.predictFunction}`,
       CLIPPER_READY_FILE: readyFile,
