@@ -7,6 +7,9 @@
  * Writes docs/bench/storm.md and docs/bench/storm.svg.
  *
  *   npm run build && node dist/bench/storm.js   (needs /usr/bin/python3 with numpy and zmq)
+ *
+ * BENCH_BASELINE_FRONTEND=/other/build/dist/runtime/frontend/main.js adds the same storm against
+ * another build's frontend (an older commit, say), in rounds interleaved with this build's.
  */
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,19 +46,36 @@ async function measured(cluster: BenchCluster, app: string, sloMs: number, conne
   return { ...result, batchMs: (1000 * d("clipper_model_batch_latency_seconds_sum")) / Math.max(1, d("clipper_model_batch_latency_seconds_count")) };
 }
 
+const BASELINE = process.env.BENCH_BASELINE_FRONTEND;
+
+/** The storm (64 clients that ask again as soon as any answer comes, a 100 ms SLO) on a fresh cluster. */
+async function stormOn(frontendCommand?: string[]): Promise<Measured> {
+  const cluster = await startBenchCluster({ cacheBytes: 0, frontendCommand });
+  try {
+    const storm = await measured(cluster, "storm", SLO_MS, CONNECTIONS, SECONDS);
+    process.stdout.write(`storm${frontendCommand ? " (baseline)" : ""}: ${storm.modelRps.toFixed(0)} model answers/s, ${(storm.defaults / SECONDS).toFixed(0)} defaults/s\n`);
+    return storm;
+  } finally {
+    await cluster.stop();
+  }
+}
+
 let capacity: Measured;
-let storm: Measured;
 const cluster = await startBenchCluster({ cacheBytes: 0 });
 try {
   // Capacity: a few clients and a generous SLO keep the model busy without any default output.
   capacity = await measured(cluster, "capacity", 10_000, 4, SECONDS);
   process.stdout.write(`capacity: ${capacity.modelRps.toFixed(0)} answers/s\n`);
-  // The storm: 64 clients that ask again as soon as any answer comes, a 100 ms SLO.
-  storm = await measured(cluster, "storm", SLO_MS, CONNECTIONS, SECONDS);
-  process.stdout.write(`storm: ${storm.modelRps.toFixed(0)} model answers/s, ${(storm.defaults / SECONDS).toFixed(0)} defaults/s\n`);
 } finally {
   await cluster.stop();
 }
+const storms: Measured[] = [];
+const baselines: Measured[] = [];
+for (let round = 0; round < (BASELINE ? 2 : 1); round++) {
+  storms.push(await stormOn());
+  if (BASELINE) baselines.push(await stormOn([process.execPath, BASELINE]));
+}
+const storm = storms.reduce((a, b) => (b.modelRps < a.modelRps ? b : a));
 
 // A separate, profiled storm: the profiler's own cost stays out of the figures above.
 async function profiledStorm(): Promise<ProfileSummary | undefined> {
@@ -77,11 +97,14 @@ async function profiledStorm(): Promise<ProfileSummary | undefined> {
 }
 const profile = await profiledStorm();
 
-const share = (100 * storm.modelRps) / capacity.modelRps;
+const percentOfCapacity = (r: LoadResult) => (100 * r.modelRps) / capacity.modelRps;
+const share = percentOfCapacity(storm);
+const stormRow = (name: string, r: Measured) =>
+  [name, r.modelRps, `${percentOfCapacity(r).toFixed(0)}%`, r.defaults / SECONDS, r.p50, r.p99, r.batchMs];
 writeReport("storm", [
   "# Retry-storm benchmark",
   "",
-  runContext("npm run build && node dist/bench/storm.js"),
+  runContext(`npm run build && ${BASELINE ? "BENCH_BASELINE_FRONTEND=<baseline build>/dist/runtime/frontend/main.js " : ""}node dist/bench/storm.js`),
   "",
   `A Python model with a fixed batch size of 1 and ${COST_MS} ms per query (bench/models/cost_model.py), one replica.`,
   `Its capacity is measured first with 4 clients and a generous SLO; then ${CONNECTIONS} closed-loop clients`,
@@ -90,13 +113,15 @@ writeReport("storm", [
   "",
   markdownTable(["run", "model answers/s", "% of capacity", "default outputs/s", "p50 ms", "p99 ms", "batch send→response ms"], [
     ["capacity (4 clients, no SLO pressure)", capacity.modelRps, "100%", capacity.defaults / SECONDS, capacity.p50, capacity.p99, capacity.batchMs],
-    [`storm: ${CONNECTIONS} clients, ${SLO_MS} ms SLO`, storm.modelRps, `${share.toFixed(0)}%`, storm.defaults / SECONDS, storm.p50, storm.p99, storm.batchMs],
+    ...storms.map((r, i) => stormRow(`storm: ${CONNECTIONS} clients, ${SLO_MS} ms SLO${BASELINE ? `, round ${i + 1}` : ""}`, r)),
+    ...baselines.map((r, i) => stormRow(`same storm, baseline frontend, round ${i + 1}`, r)),
   ]),
+  ...(BASELINE ? ["", `The baseline frontend is another build (\`BENCH_BASELINE_FRONTEND=${BASELINE.replace(/^.*?\/dist\//, ".../dist/")}\`), in rounds interleaved with this build's.`] : []),
   "",
   "The last column is the frontend's own measure of a batch round trip (`clipper_model_batch_latency_seconds`,",
   `mean): the model's ${COST_MS} ms plus the time for the replica to be scheduled and for the frontend to read its answer.`,
   "",
-  `- model answers under the storm: **${share.toFixed(0)}%** of capacity (target ≥ 90%).`,
+  `- model answers under the storm: **${share.toFixed(0)}%** of capacity (target ≥ 90%${storms.length > 1 ? "; the lower of this build's rounds" : ""}).`,
   `- A query refused at admission is answered at its deadline, not at once (runtime/frontend/model-caller.ts),`,
   `  so each client asks at most once per SLO: at most ${CONNECTIONS} / ${SLO_MS} ms = ${(CONNECTIONS * 1000) / SLO_MS} refusals a second here.`,
   "  Answered at once, the same clients asked ~10,000 times a second, the frontend and the load generator took",
@@ -119,5 +144,6 @@ writeReport("storm", [
   "storm.svg": barChartSvg(`Model answers/s, ${COST_MS} ms/query, batch size 1`, "/s", [
     { label: "capacity", value: capacity.modelRps },
     { label: `${CONNECTIONS}-client storm`, value: storm.modelRps, note: `${(storm.defaults / SECONDS).toFixed(0)} defaults/s` },
+    ...baselines.map((r, i) => ({ label: `baseline, round ${i + 1}`, value: r.modelRps, note: `${(r.defaults / SECONDS).toFixed(0)} defaults/s` })),
   ]),
 });
