@@ -101,7 +101,7 @@ writeReport("autoscale", [
   `- Target (issue 12): closed loop ≥ 3× after 30 s, back to 1 replica within 90 s, no failed query: ` +
     `**${rows[0]!.ratio.toFixed(1)}×**, **${closed.downAfterS ?? "-"} s**, **${rows[0]!.failed} failed, ${rows[0]!.defaults} default outputs**.`,
   "- The open loop offers 3× one replica's capacity from the first second: until the new replicas are up, admission answers",
-  "  what cannot make the SLO with the default output at once (its count is in the table); afterwards the model answers all of it.",
+  "  what cannot make the SLO with the default output at its deadline (its count is in the table); afterwards the model answers all of it.",
   "- A step down while the open loop still runs, when the chart shows one, is the controller's low-load rule at work:",
   "  150/s is exactly three replicas' capacity, so the queue can stay under half the target on one replica fewer.",
   "- Each scale-down drains the replica that goes (docs/autoscaling.md): it answers what it holds and gets no new batch.",

@@ -163,7 +163,7 @@ describe("admission under overload, end to end", () => {
     await c?.close();
   });
 
-  it("keeps answering from the model at capacity, sheds fast with an explanation, and answers 503 where asked", async () => {
+  it("keeps answering from the model at capacity, sheds at the deadline with an explanation, and answers 503 where asked", async () => {
     const admin = c.admin;
     await admin.postText("/admin/add_app", { name: "busy", input_type: "doubles", default_output: "-1.0", latency_slo_micros: 100_000 });
     await admin.postText("/admin/add_app", {
@@ -207,10 +207,13 @@ describe("admission under overload, end to end", () => {
     expect(answered.length, JSON.stringify(summary)).toBeGreaterThanOrEqual(20);
     expect(answered.length / batches, JSON.stringify(summary)).toBeGreaterThanOrEqual(0.65);
     expect(missed.length, JSON.stringify(summary)).toBeLessThan(answered.length / 2);
-    // and the rest is refused at once rather than left to time out.
+    // The rest is refused without taking model time, and the refusal is answered at the deadline
+    // (Clipper's time for a default output), not at once: an instant refusal is asked again at once
+    // by a closed-loop client, and such a storm starves the model (docs/bench/storm.md).
     expect(shed.length).toBeGreaterThan(answered.length);
     const shedMs = shed.map((r) => r.ms).sort((a, b) => a - b);
-    expect(shedMs[Math.floor(shedMs.length / 2)]!, "median latency of a shed query").toBeLessThan(50);
+    expect(shedMs[0]!, "fastest shed query, ms").toBeGreaterThanOrEqual(95);
+    expect(shedMs[Math.floor(shedMs.length / 2)]!, "median latency of a shed query").toBeLessThan(200);
     expect(unavailable.length).toBeGreaterThan(0);
     for (const u of unavailable) {
       expect(Number(u.retryAfter)).toBeGreaterThanOrEqual(1);

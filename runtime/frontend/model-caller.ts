@@ -133,15 +133,20 @@ export class ModelCaller {
           resolve(outcomeOf(r));
         },
       };
+      /** Set when admission refuses the task: what the SLO timer answers instead of a timeout. */
+      let refused: CallOutcome | undefined;
       // The SLO timer answers whatever the model is doing; the queue drops the settled task.
       const timer = this.timers.setTimeout(() => {
         task.settled = true;
-        resolve({ kind: "timeout" });
+        resolve(refused ?? { kind: "timeout" });
       }, Math.max(0, deadline - this.now()));
       if (!dispatcher.submit(model.name, model.version, task)) {
+        // A refusal is answered at the deadline, as Clipper answered every default, not at once: a
+        // closed-loop client asks again as soon as it has an answer, and instant refusals let a few
+        // dozen of them take the machine's CPU from the model they are waiting for (a retry storm,
+        // docs/bench/storm.md). At the deadline each client asks at most once per SLO.
         task.settled = true;
-        this.timers.clearTimeout(timer);
-        resolve({ kind: "shed", retryAfterSeconds: dispatcher.retryAfterSeconds(model.name, model.version) });
+        refused = { kind: "shed", retryAfterSeconds: dispatcher.retryAfterSeconds(model.name, model.version) };
       }
     });
   }
