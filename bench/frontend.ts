@@ -7,15 +7,11 @@
  *   npm run build && node dist/bench/frontend.js   (needs /usr/bin/python3 with numpy and zmq)
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { distinctDoubles, startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { runLoad, warmUp, type LoadResult } from "./lib/load.js";
 import { histogramQuantile, metricValue, scrape } from "./lib/metrics.js";
-import { summarizeProfile, type ProfileSummary } from "./lib/profile.js";
-import { runtimeEntry } from "../runtime/shared/package-root.js";
+import { profileFrontend, type ProfileSummary } from "./lib/profile.js";
 import { barChartSvg, formatNumber, markdownTable, runContext, writeReport } from "./lib/report.js";
 
 const CONNECTIONS = 32;
@@ -93,21 +89,8 @@ const hits = median(runs.hits);
 const distinct = median(runs.distinct);
 
 // Separate, profiled runs (one per load): the profiler's own cost stays out of the figures above.
-async function profilePhase(body: () => string): Promise<ProfileSummary | undefined> {
-  const dir = mkdtempSync(join(tmpdir(), "clipper-prof-"));
-  const profiled = await noopCluster([process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, runtimeEntry("frontend/main.js")]);
-  let pid = 0;
-  try {
-    pid = (await profiled.conn.inspectInstance()).components.find((c) => c.component === "frontend")?.pid ?? 0;
-    await measure(profiled.queryUrl, "/noop/predict", body);
-  } finally {
-    await profiled.stop();
-  }
-  const file = readdirSync(dir).find((f) => f.includes(`.${pid}.`));
-  const summary = file ? summarizeProfile(join(dir, file)) : undefined;
-  rmSync(dir, { recursive: true, force: true });
-  return summary;
-}
+const profilePhase = (body: () => string): Promise<ProfileSummary | undefined> =>
+  profileFrontend(noopCluster, (profiled) => measure(profiled.queryUrl, "/noop/predict", body));
 const hitProfile = await profilePhase(fixedBody);
 const distinctProfile = await profilePhase(distinctDoubles());
 

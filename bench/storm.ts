@@ -11,15 +11,11 @@
  * BENCH_BASELINE_FRONTEND=/other/build/dist/runtime/frontend/main.js adds the same storm against
  * another build's frontend (an older commit, say), in rounds interleaved with this build's.
  */
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { distinctDoubles, startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { runLoad, warmUp, type LoadResult } from "./lib/load.js";
 import { metricValue, scrape } from "./lib/metrics.js";
-import { summarizeProfile, type ProfileSummary } from "./lib/profile.js";
+import { profileFrontend } from "./lib/profile.js";
 import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";
-import { runtimeEntry } from "../runtime/shared/package-root.js";
 
 const COST_MS = 4;
 const SLO_MS = 100;
@@ -78,24 +74,8 @@ for (let round = 0; round < (BASELINE ? 2 : 1); round++) {
 const storm = storms.reduce((a, b) => (b.modelRps < a.modelRps ? b : a));
 
 // A separate, profiled storm: the profiler's own cost stays out of the figures above.
-async function profiledStorm(): Promise<ProfileSummary | undefined> {
-  const dir = mkdtempSync(join(tmpdir(), "clipper-prof-"));
-  const profiled = await startBenchCluster({
-    cacheBytes: 0, frontendCommand: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, runtimeEntry("frontend/main.js")],
-  });
-  let pid = 0;
-  try {
-    pid = (await profiled.conn.inspectInstance()).components.find((c) => c.component === "frontend")?.pid ?? 0;
-    await measured(profiled, "storm", SLO_MS, CONNECTIONS, 5);
-  } finally {
-    await profiled.stop();
-  }
-  const file = readdirSync(dir).find((f) => f.includes(`.${pid}.`));
-  const summary = file ? summarizeProfile(join(dir, file)) : undefined;
-  rmSync(dir, { recursive: true, force: true });
-  return summary;
-}
-const profile = await profiledStorm();
+const profile = await profileFrontend((frontendCommand) => startBenchCluster({ cacheBytes: 0, frontendCommand }),
+  (profiled) => measured(profiled, "storm", SLO_MS, CONNECTIONS, 5));
 
 const percentOfCapacity = (r: LoadResult) => (100 * r.modelRps) / capacity.modelRps;
 const share = percentOfCapacity(storm);

@@ -36,6 +36,21 @@ function predictOnNewConnection(queryUrl: string, app: string, input: number[]):
   });
 }
 
+/** A frontend primary with two workers, on its own (no daemon answers), once both listen; with its worker pids. */
+async function twoWorkerPrimary() {
+  const rpcPort = await freePort();
+  const child = spawn(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none",
+    "--port", "0", "--rpc-port", String(rpcPort), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  await waitFor(() => output.includes("query frontend workers listening"), 20_000, "the workers to listen");
+  const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(child.pid)], { encoding: "utf8" })
+    .split("\n").map((l) => Number(l.trim())).filter((n) => n > 0);
+  return { child, workers, exited, output: () => output };
+}
+
 describe("two frontend workers on the local manager", { timeout: 240_000 }, () => {
   const { home, ok, urls } = cliCluster("clipper-workers-e2e-", { startFlags: ["--frontend-workers", "2"] });
 
@@ -168,34 +183,17 @@ describe("the frontend's --workers flag", { timeout: 60_000 }, () => {
   });
 
   it("stops every worker and exits 0 on SIGTERM", async () => {
-    const rpcPort = await freePort();
-    const child = spawn(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none",
-      "--port", "0", "--rpc-port", String(rpcPort), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-    await waitFor(() => output.includes("query frontend workers listening"), 20_000, "the workers to listen");
-    const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(child.pid)], { encoding: "utf8" })
-      .split("\n").map((l) => Number(l.trim())).filter((n) => n > 0);
+    const { child, workers, exited, output } = await twoWorkerPrimary();
     expect(workers).toHaveLength(2);
     child.kill("SIGTERM");
-    expect(await exited, output).toBe(0);
+    expect(await exited, output()).toBe(0);
     // The primary waited for each worker's exit: none is left.
     for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
-    expect(output).not.toMatch(/worker died; restarting/);
+    expect(output()).not.toMatch(/worker died; restarting/);
   });
 
   it("leaves no worker behind when the primary is killed with SIGKILL (the supervisor's leftover cleanup kills only the primary)", async () => {
-    const rpcPort = await freePort();
-    const child = spawn(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none",
-      "--port", "0", "--rpc-port", String(rpcPort), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    await waitFor(() => output.includes("query frontend workers listening"), 20_000, "the workers to listen");
-    const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(child.pid)], { encoding: "utf8" })
-      .split("\n").map((l) => Number(l.trim())).filter((n) => n > 0);
+    const { child, workers } = await twoWorkerPrimary();
     expect(workers).toHaveLength(2);
     child.kill("SIGKILL");
     const alive = (pid: number) => {

@@ -1,5 +1,9 @@
 /** Summarizes a V8 .cpuprofile: self time by function and by area of the code, for "where the time goes". */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runtimeEntry } from "../../runtime/shared/package-root.js";
+import type { BenchCluster } from "./cluster.js";
 
 interface ProfileNode {
   id: number;
@@ -57,4 +61,27 @@ export function summarizeProfile(path: string, top = 15): ProfileSummary {
       .map((e) => ({ name: e.name, where: e.where, percent: (100 * e.hits) / total })),
     byArea: [...areaTotals].sort((a, b) => b[1] - a[1]).map(([a, h]) => ({ area: a, percent: (100 * h) / total })),
   };
+}
+
+/**
+ * Runs `load` on a cluster whose query frontend runs under `node --cpu-prof`, and summarizes that
+ * frontend's profile. A separate cluster, so the profiler's own cost stays out of measured figures.
+ */
+export async function profileFrontend(
+  start: (frontendCommand: string[]) => Promise<BenchCluster>,
+  load: (cluster: BenchCluster) => Promise<unknown>,
+): Promise<ProfileSummary | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), "clipper-prof-"));
+  const profiled = await start([process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, runtimeEntry("frontend/main.js")]);
+  let pid = 0;
+  try {
+    pid = (await profiled.conn.inspectInstance()).components.find((c) => c.component === "frontend")?.pid ?? 0;
+    await load(profiled);
+  } finally {
+    await profiled.stop();
+  }
+  const file = readdirSync(dir).find((f) => f.includes(`.${pid}.`));
+  const summary = file ? summarizeProfile(join(dir, file)) : undefined;
+  rmSync(dir, { recursive: true, force: true });
+  return summary;
 }
