@@ -17,6 +17,7 @@ export class CacheMetrics implements CacheObserver {
   private readonly invalidations: Counter<"model">;
 
   constructor(registry: Registry, sample: () => CacheSample, private readonly live?: Pick<LiveStatsSink, "cacheLookup">) {
+    // Every series sums across --workers N (prom-client's default aggregator): each worker holds its own cache.
     const registers = [registry];
     this.hits = new Counter({
       name: "clipper_cache_hits_total", help: "Queries answered from the prediction cache, per model version",

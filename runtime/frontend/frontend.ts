@@ -26,6 +26,7 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
 } from "../shared/frontend-defaults.js";
 import { CacheMetrics } from "./cache-metrics.js";
+import { PrimaryMetricsClient } from "./cluster-metrics.js";
 import { PredictionCache } from "./prediction-cache.js";
 import { httpPolicyStateSender, PolicyRegistry, PolicyStateSync } from "./policies/index.js";
 import { QueryAuth } from "./query-auth.js";
@@ -74,6 +75,8 @@ export interface QueryFrontendOptions {
   rpcKey?: string;
   /** Largest frame a container may send (default DEFAULT_MAX_RPC_FRAME_BYTES, 64 MiB). */
   maxRpcFrameBytes?: number;
+  /** A worker under a --workers primary (workers.ts): GET /metrics answers all workers, aggregated by the primary. */
+  clusterWorker?: boolean;
   /** Queries a version scaled to zero may hold waiting for its first replica (default 1024; model-caller.ts). */
   maxWaitingForFirstReplica?: number;
 }
@@ -199,9 +202,11 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   });
   const policies = new PolicyRegistry({ weights: policyState, metrics, random: options.random });
   const processor = new QueryProcessor({ caller, metrics, state: () => state, policies });
+  const workerMetrics = options.clusterWorker ? new PrimaryMetricsClient(metrics.registry) : undefined;
   const http = createQueryServer({
     processor,
     metrics,
+    scrapeMetrics: workerMetrics && (() => workerMetrics.scrape()),
     log,
     maxBodyBytes,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
@@ -238,6 +243,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
       await reporter.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
+      workerMetrics?.close();
       await rpc.close();
       await policyState.close(); // a last attempt to save learned weights
     },

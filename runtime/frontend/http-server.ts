@@ -9,6 +9,7 @@ import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody }
 import { type AllowedHosts, hostRefusal, isForeignOrigin, isHostAllowed } from "../shared/host-check.js";
 import { presentsToken, TOKEN_HEADER } from "../shared/secrets.js";
 import type { FrontendMetrics } from "./metrics.js";
+import type { MetricsScrape } from "./cluster-metrics.js";
 import type { QueryAuth } from "./query-auth.js";
 import { QueryError, type QueryProcessor } from "./query-processor.js";
 
@@ -26,6 +27,8 @@ export interface QueryHttpOptions {
   token?: string;
   /** API keys on predict, update and OIP model routes (query-auth.ts). */
   auth: QueryAuth;
+  /** GET /metrics of a worker under a --workers primary: the whole frontend's (cluster-metrics.ts). Default: this process's registry. */
+  scrapeMetrics?(): Promise<MetricsScrape>;
   /** The Open Inference Protocol (oip/handler.ts): paths under /v2 that are not Clipper's routes. */
   oip?: { handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> };
 }
@@ -76,9 +79,12 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     if (path === "/metrics" || path === "/health") {
       if (req.method !== "GET") return sendError(res, 405, "Method not allowed", `${path} accepts GET`);
       if (path === "/health") return sendJson(res, 200, options.health());
-      const text = await metrics.registry.metrics();
-      res.writeHead(200, { "content-type": metrics.registry.contentType });
-      res.end(text);
+      const scrape: MetricsScrape = options.scrapeMetrics
+        ? await options.scrapeMetrics()
+        : { ok: true, contentType: metrics.registry.contentType, text: await metrics.registry.metrics() };
+      if (!scrape.ok) return sendError(res, 503, "Service unavailable", scrape.reason);
+      res.writeHead(200, { "content-type": scrape.contentType });
+      res.end(scrape.text);
       return;
     }
     const match = ROUTE.exec(path);

@@ -94,6 +94,7 @@ await runMain("clipper frontend", async () => {
     rpcAuth,
     rpcKey,
     maxRpcFrameBytes: intFlag("max-rpc-frame-bytes", flags["max-rpc-frame-bytes"], DEFAULT_MAX_RPC_FRAME_BYTES, MIN_RPC_FRAME_BYTES),
+    clusterWorker: worker !== undefined,
     log,
   });
   log.info({ query: frontend.queryUrl, rpcPort: frontend.rpcPort, queryAuth, frontendId }, "query frontend listening");

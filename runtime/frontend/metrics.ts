@@ -49,6 +49,9 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     /** Application-wide bandit weights (selection policies). */
     policyWeights?(): Array<{ app: string; model: string; weight: number }>;
   }) {
+    // With --workers N the primary merges the workers' registries (cluster-metrics.ts), each metric
+    // by its `aggregator`: what one worker counts alone (queries, batches, queues) is summed, the
+    // default; what every worker sees alike (replicas connect to each) takes the max, not N times it.
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({ name: "clipper_app_requests_total", help: "Queries received per application", labelNames: ["app"], registers });
@@ -73,17 +76,17 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     });
     this.drainedReplicas = new Counter({
       name: "clipper_model_drained_replicas_total", help: "Replicas that stopped by draining: no new batch after they asked, their last one answered by them",
-      labelNames: ["model"], registers,
+      labelNames: ["model"], registers, aggregator: "max", // a replica drains from every worker
     });
     this.queueDepth = new Gauge({
-      name: "clipper_model_queue_depth", help: "Queries waiting in a model version's queue", labelNames: ["model"], registers,
+      name: "clipper_model_queue_depth", help: "Queries waiting in a model version's queue", labelNames: ["model"], registers, aggregator: "sum",
       collect() {
         this.reset();
         for (const [model, depth] of sample.queueDepths()) this.set({ model }, depth);
       },
     });
     this.replicas = new Gauge({
-      name: "clipper_model_replicas", help: "Connected replicas per model version", labelNames: ["model"], registers,
+      name: "clipper_model_replicas", help: "Connected replicas per model version", labelNames: ["model"], registers, aggregator: "max",
       collect() {
         this.reset();
         for (const [model, count] of sample.replicaCounts()) this.set({ model }, count);
@@ -109,7 +112,8 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     });
     this.batchCap = new Gauge({
       name: "clipper_model_batch_cap", help: "Current batch size cap per replica (adaptive, or the model's fixed batch size)",
-      labelNames: ["model", "replica"], registers,
+      // Each worker adapts its own cap for a replica: merged, their mean.
+      labelNames: ["model", "replica"], registers, aggregator: "average",
       collect() {
         this.reset();
         for (const { model, replica, cap } of sample.batchCaps?.() ?? []) this.set({ model, replica }, cap);
@@ -143,7 +147,8 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     };
     new Gauge({
       name: "clipper_policy_weight", help: "Application-wide learned weight of each linked model (exp3, exp4; normalized, largest 1)",
-      labelNames: ["app", "model"], registers,
+      // Each worker learns from the feedback it takes and syncs through the daemon: merged, their mean.
+      labelNames: ["app", "model"], registers, aggregator: "average",
       collect() {
         this.reset();
         for (const { app, model, weight } of sample.policyWeights?.() ?? []) this.set({ app, model }, weight);

@@ -5,12 +5,14 @@
  * own RPC port, `--rpc-port + index`, because a ZeroMQ ROUTER cannot be shared between processes;
  * replicas connect to every worker (CLIPPER_PORT lists the ports). The primary only supervises: a
  * worker that dies after it started is forked again, and a stop signal stops every worker (each
- * closes as a single frontend does).
+ * closes as a single frontend does). The primary also answers a worker's GET /metrics with every
+ * worker's registry merged (cluster-metrics.ts).
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
 import { FlagError, type Running } from "../shared/runtime-flags.js";
 import { MAX_FRONTEND_WORKERS } from "../shared/frontend-defaults.js";
+import { WorkerMetricsAggregator } from "./cluster-metrics.js";
 
 /** The environment variable that tells a forked worker its index (0..N-1). */
 export const WORKER_INDEX_ENV = "CLIPPER_FRONTEND_WORKER";
@@ -67,12 +69,15 @@ export async function superviseWorkers(options: WorkerSupervisorOptions): Promis
   let started = false;
   let failStart: (err: Error) => void = () => undefined;
   const restarts = new Map<number, { delayMs: number }>();
+  // GET /metrics on any worker answers them all (cluster-metrics.ts).
+  const metrics = new WorkerMetricsAggregator({ workers: () => live, expected: workers });
 
   const fork = (index: number): void => {
     const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index) });
     const forkedAt = Date.now();
     let listened = false;
     live.set(index, worker);
+    metrics.attach(index, worker);
     worker.on("listening", () => {
       // The query port, shared through the primary; the worker bound its RPC port just before.
       if (listened) return;
