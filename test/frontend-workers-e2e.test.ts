@@ -2,7 +2,8 @@
  * `clipper start --frontend-workers 2` on the local manager, with the real CLI, supervisor, daemon,
  * frontend workers and a Node replica: queries on fresh connections reach both workers; the one
  * replica is connected to both (each worker's live stats show it); a link and an unlink reach both
- * (their applied revisions and their answers); a killed worker is forked again and reconnected.
+ * (their applied revisions and their answers); one /metrics scrape, whichever worker takes it,
+ * counts every worker's queries and the replica once; a killed worker is forked again and reconnected.
  * Then the frontend process alone: bad --workers flags, a worker that cannot bind its RPC port,
  * SIGTERM and SIGKILL of the primary; `clipper status` counting a primary's workers in its usage.
  */
@@ -18,6 +19,7 @@ import { waitFor } from "./support/cluster-in-process.js";
 import { processUsage } from "../src/managers/local/proc-usage.js";
 import { LiveStatsSchema, LIVE_STATS_PATH } from "../runtime/shared/live-stats.js";
 import { APPLIED_REVISIONS_PATH, AppliedRevisionsSchema } from "../runtime/shared/state.js";
+import { parsePrometheusText } from "../src/frontend-metrics.js";
 
 const FRONTEND_MAIN = join(fileURLToPath(new URL("..", import.meta.url)), "dist", "runtime", "frontend", "main.js");
 const SUM = join(fileURLToPath(new URL("./fixtures/node-models/", import.meta.url)), "sum.mjs");
@@ -34,6 +36,22 @@ function predictOnNewConnection(queryUrl: string, app: string, input: number[]):
     req.on("error", reject);
     req.end(JSON.stringify({ input }));
   });
+}
+
+/** GET /metrics on its own connection (so the scrapes of a loop reach both workers in turn). */
+async function scrapeOnNewConnection(queryUrl: string): Promise<(name: string, labels: Record<string, string>) => number | undefined> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request(`${queryUrl}/metrics`, { agent: false, headers: { connection: "close" } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (body += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics answered ${res.statusCode}: ${body}`))));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+  const samples = parsePrometheusText(text);
+  return (name, labels) => samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
 /** A frontend primary with two workers, on its own (no daemon answers), once both listen; with its worker pids. */
@@ -111,6 +129,18 @@ describe("two frontend workers on the local manager", { timeout: 240_000 }, () =
         f.samples.some((sample) => sample.apps.some((a) => a.app === "w" && a.answers.model > 0)));
       return answeredBy.length === 2;
     }, 10_000, "both workers' live stats to count model answers");
+
+    // One scrape answers for the whole frontend, whichever worker takes it: all 12 queries sent to
+    // "w" (4 default, 8 by the model), the 8 model answers' batches, and the one replica not doubled.
+    for (let i = 0; i < 4; i++) {
+      const metric = await scrapeOnNewConnection(urls.queryUrl);
+      expect(metric("clipper_frontend_scraped_workers", { state: "answered" })).toBe(2);
+      expect(metric("clipper_frontend_scraped_workers", { state: "missing" })).toBe(0);
+      expect(metric("clipper_app_requests_total", { app: "w" })).toBe(12);
+      expect(metric("clipper_app_request_latency_seconds_count", { app: "w" })).toBe(12);
+      expect(metric("clipper_model_batch_size_sum", { model: "sum:1" })).toBe(8);
+      expect(metric("clipper_model_replicas", { model: "sum:1" })).toBe(1);
+    }
 
     await ok("unlink", "w", "sum");
     const unlinkRevision = (await applied()).revision;
