@@ -125,13 +125,12 @@ export class WorkerMetricsAggregator {
         resolve(entry.arrived);
       };
       this.pending.set(id, entry);
-      for (const [index, worker] of this.options.workers()) {
-        if (!worker.isConnected()) continue;
-        entry.waiting.add(index);
-        // A worker whose channel closed meanwhile (it is exiting) will not answer: stop waiting for it.
-        sendToWorker(worker, { type: COLLECT, id }, () => this.settle(index, id));
-      }
-      if (entry.waiting.size === 0) entry.finish();
+      // Every worker is waited for before the first send, so an early failure cannot finish the collect.
+      const asked = [...this.options.workers()].filter(([, worker]) => worker.isConnected());
+      for (const [index] of asked) entry.waiting.add(index);
+      if (asked.length === 0) return entry.finish();
+      // A worker whose channel closed meanwhile (it is exiting) will not answer: stop waiting for it.
+      for (const [index, worker] of asked) sendToWorker(worker, { type: COLLECT, id }, () => this.settle(index, id));
     });
     if (arrived.length === 0) throw new Error(`no frontend worker sent its metrics within ${timeoutMs} ms`);
     return aggregateWorkerRegistries(arrived, Math.max(0, this.options.expected - arrived.length));
