@@ -55,8 +55,7 @@ export type MetricsScrape = { ok: true; contentType: string; text: string } | { 
  * adds how many workers are in the merge and how many are missing from it.
  */
 export async function aggregateWorkerRegistries(registries: RegistryJson[], missing: number): Promise<string> {
-  // aggregate() takes prom-client's own object type; MetricJson is that shape, checked.
-  const merged = AggregatorRegistry.aggregate(registries as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+  const merged = AggregatorRegistry.aggregate(registries);
   const scraped = new Gauge({
     name: SCRAPED_WORKERS_METRIC, help: "Frontend workers whose metrics this scrape holds (answered), and those that did not answer in time (missing)",
     labelNames: ["state"], registers: [merged],
