@@ -39,8 +39,10 @@ const MetricJson = z.object({
   type: z.enum(["counter", "gauge", "histogram", "summary"]),
   aggregator: z.enum(["omit", "sum", "first", "min", "max", "average"]),
   values: z.array(z.object({
-    value: z.number(),
-    labels: z.record(z.string(), z.union([z.string(), z.number()])),
+    // The IPC channel's JSON turns NaN and ±Infinity into null: Prometheus writes them NaN.
+    value: z.number().nullable().transform((v) => v ?? NaN),
+    // Only hashed and written back out; a label the worker left undefined is no reason to drop its registry.
+    labels: z.record(z.string(), z.unknown()),
     metricName: z.string().optional(),
   })),
 });
