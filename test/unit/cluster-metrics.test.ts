@@ -58,6 +58,22 @@ describe("the workers' merged metrics", () => {
     expect(value(text, SCRAPED_WORKERS_METRIC, { state: "missing" })).toBe(0);
   });
 
+  it("writes a value the IPC JSON turned into null as NaN, keeping that worker's other series", async () => {
+    const timer = manualTimer();
+    const fakes = new Map([[0, new FakeWorker()]]);
+    const aggregator = new WorkerMetricsAggregator({ workers: () => fakes, expected: 1, setTimer: timer.setTimer });
+    aggregator.attach(0, fakes.get(0)! as never);
+    const collected = aggregator.collect();
+    const metrics = JSON.parse(JSON.stringify([
+      ...(await workerMetrics(2, 0).registry.getMetricsAsJSON()),
+      { name: "lag", help: "h", type: "gauge", aggregator: "min", values: [{ value: Infinity, labels: {} }] },
+    ]));
+    fakes.get(0)!.emit("message", { type: "clipper:metrics-collected", id: fakes.get(0)!.sent[0]!.id, metrics });
+    const text = await collected;
+    expect(text).toMatch(/^lag NaN$/m);
+    expect(value(text, "clipper_app_requests_total", { app: "a" })).toBe(2);
+  });
+
   it("answers at the deadline with the workers that answered, counting the silent one missing", async () => {
     const timer = manualTimer();
     const fakes = new Map([[0, new FakeWorker()], [1, new FakeWorker()]]);
