@@ -209,7 +209,7 @@ export class PrimaryMetricsClient {
  */
 function sendToWorker(worker: Pick<Worker, "send" | "isConnected">, message: object, failed: () => void): void {
   if (!worker.isConnected()) return failed();
-  worker.send(message, undefined, (err) => {
+  worker.send(message, (err) => {
     if (err) failed();
   });
 }

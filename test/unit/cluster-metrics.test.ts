@@ -32,7 +32,7 @@ class FakeWorker extends EventEmitter {
   isConnected(): boolean {
     return this.connected;
   }
-  send(message: object, _handle?: unknown, callback?: (err: Error | null) => void): boolean {
+  send(message: object, callback?: (err: Error | null) => void): boolean {
     this.sent.push(message as { type: string; id: number });
     callback?.(null);
     return true;
@@ -61,7 +61,7 @@ describe("the workers' merged metrics", () => {
   it("writes a value the IPC JSON turned into null as NaN, keeping that worker's other series", async () => {
     const timer = manualTimer();
     const fakes = new Map([[0, new FakeWorker()]]);
-    const aggregator = new WorkerMetricsAggregator({ workers: () => fakes, expected: 1, setTimer: timer.setTimer });
+    const aggregator = new WorkerMetricsAggregator({ workers: () => fakes as never, expected: 1, setTimer: timer.setTimer });
     aggregator.attach(0, fakes.get(0)! as never);
     const collected = aggregator.collect();
     const metrics = JSON.parse(JSON.stringify([
@@ -77,7 +77,7 @@ describe("the workers' merged metrics", () => {
   it("answers at the deadline with the workers that answered, counting the silent one missing", async () => {
     const timer = manualTimer();
     const fakes = new Map([[0, new FakeWorker()], [1, new FakeWorker()]]);
-    const aggregator = new WorkerMetricsAggregator({ workers: () => fakes, expected: 2, setTimer: timer.setTimer });
+    const aggregator = new WorkerMetricsAggregator({ workers: () => fakes as never, expected: 2, setTimer: timer.setTimer });
     for (const [index, worker] of fakes) aggregator.attach(index, worker as never);
     const collected = aggregator.collect();
     const request = fakes.get(0)!.sent[0]!;
@@ -99,7 +99,7 @@ describe("the workers' merged metrics", () => {
   it("fails with the reason when no worker answers, and ignores a registry that is not one", async () => {
     const timer = manualTimer();
     const fakes = new Map([[0, new FakeWorker()]]);
-    const aggregator = new WorkerMetricsAggregator({ workers: () => fakes, expected: 1, timeoutMs: 2000, setTimer: timer.setTimer });
+    const aggregator = new WorkerMetricsAggregator({ workers: () => fakes as never, expected: 1, timeoutMs: 2000, setTimer: timer.setTimer });
     aggregator.attach(0, fakes.get(0)! as never);
     const collected = aggregator.collect();
     const id = fakes.get(0)!.sent[0]!.id;
@@ -112,7 +112,7 @@ describe("the workers' merged metrics", () => {
   it("does not wait for a worker whose channel is closed", async () => {
     const fakes = new Map([[0, new FakeWorker()], [1, new FakeWorker()]]);
     fakes.get(1)!.connected = false;
-    const aggregator = new WorkerMetricsAggregator({ workers: () => fakes, expected: 2, setTimer: () => () => undefined });
+    const aggregator = new WorkerMetricsAggregator({ workers: () => fakes as never, expected: 2, setTimer: () => () => undefined });
     for (const [index, worker] of fakes) aggregator.attach(index, worker as never);
     const collected = aggregator.collect();
     expect(fakes.get(1)!.sent).toHaveLength(0);
