@@ -39,8 +39,9 @@ const MetricJson = z.object({
   type: z.enum(["counter", "gauge", "histogram", "summary"]),
   aggregator: z.enum(["omit", "sum", "first", "min", "max", "average"]),
   values: z.array(z.object({
-    // The IPC channel's JSON turns NaN and ±Infinity into null: Prometheus writes them NaN.
-    value: z.number().nullable().transform((v) => v ?? NaN),
+    // Any number, ±Infinity included (z.number() refuses them). The IPC channel's JSON turns NaN and
+    // ±Infinity into null: written out as NaN.
+    value: z.custom<number>((v) => typeof v === "number").nullable().transform((v) => v ?? NaN),
     // Only hashed and written back out; a label the worker left undefined is no reason to drop its registry.
     labels: z.record(z.string(), z.unknown()),
     metricName: z.string().optional(),
