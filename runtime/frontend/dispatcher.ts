@@ -121,9 +121,18 @@ class VersionQueue {
     this.latency = new LatencyEstimate(alpha, halfLifeMs);
   }
 
+  /** Replicas draining: kept as a count so the per-query replica check stays O(1). */
+  draining = 0;
+
   /** The replicas that take batches: every one but those draining. */
   active(): Slot[] {
-    return [...this.replicas.values()].filter((s) => !s.draining);
+    const slots = [...this.replicas.values()];
+    return this.draining === 0 ? slots : slots.filter((s) => !s.draining);
+  }
+
+  /** How many replicas take batches, without building the list. */
+  activeCount(): number {
+    return this.replicas.size - this.draining;
   }
 }
 
@@ -180,7 +189,7 @@ export class Dispatcher {
   }
 
   liveReplicaCount(name: string, version: string): number {
-    return this.versions.get(modelKey(name, version))?.active().length ?? 0;
+    return this.versions.get(modelKey(name, version))?.activeCount() ?? 0;
   }
 
   queueDepth(name: string, version: string): number {
@@ -195,7 +204,7 @@ export class Dispatcher {
 
   /** Connected replicas per model version, for metrics. */
   replicaCounts(): Map<string, number> {
-    return new Map([...this.versions].map(([key, vq]) => [key, vq.active().length]));
+    return new Map([...this.versions].map(([key, vq]) => [key, vq.activeCount()]));
   }
 
   /** The current batch cap of every live replica, for metrics. */
@@ -255,6 +264,8 @@ export class Dispatcher {
       maxCap: this.options.defaultMaxBatch,
       step: this.options.batchStep,
     });
+    // A replica registering again under the same key replaces its old slot, draining or not.
+    if (vq.replicas.get(replica.key)?.draining) vq.draining--;
     vq.replicas.set(replica.key, { replica, controller });
     this.pump(vq);
   }
@@ -265,6 +276,7 @@ export class Dispatcher {
     const slot = vq?.replicas.get(replica.key);
     if (!vq || !slot || slot.draining) return;
     slot.draining = true;
+    vq.draining++;
     this.options.observer?.drained?.(vq.key);
     // A batch it was holding to fill goes to the next free replica instead.
     if (vq.hold?.slot === slot) this.endHold(vq);
@@ -276,6 +288,7 @@ export class Dispatcher {
     const slot = vq?.replicas.get(replica.key);
     if (!vq || !slot) return;
     vq.replicas.delete(replica.key);
+    if (slot.draining) vq.draining--;
     if (vq.hold?.slot === slot) this.endHold(vq);
     if (slot.inFlight) {
       const alive = slot.inFlight.tasks.filter((t) => !t.settled && t.deadline > this.now());
