@@ -8,7 +8,8 @@
  *
  *   npm run build && node dist/bench/autoscale.js   (needs /usr/bin/python3 with numpy and zmq)
  */
-import { distinctDoubles, startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { distinctDoubles } from "./lib/body.js";
 import { lineChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";
 import { startTimelineLoad, type Second } from "./lib/timeline.js";
 

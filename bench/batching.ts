@@ -5,7 +5,8 @@
  *
  *   npm run build && node dist/bench/batching.js   (needs /usr/bin/python3 with numpy and zmq)
  */
-import { distinctDoubles, startBenchCluster } from "./lib/cluster.js";
+import { startBenchCluster } from "./lib/cluster.js";
+import { distinctDoubles } from "./lib/body.js";
 import { runLoad, warmUp } from "./lib/load.js";
 import { meanBatch, scrape } from "./lib/metrics.js";
 import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";

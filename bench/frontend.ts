@@ -8,7 +8,8 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { distinctDoubles, startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { distinctDoubles, fixedBody, type LoadBody } from "./lib/body.js";
 import { runLoad, warmUp, type LoadResult } from "./lib/load.js";
 import { histogramQuantile, metricValue, scrape } from "./lib/metrics.js";
 import { profileFrontend, type ProfileSummary } from "./lib/profile.js";
@@ -17,8 +18,7 @@ import { barChartSvg, formatNumber, markdownTable, runContext, writeReport } fro
 const CONNECTIONS = 32;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const FIXED_BODY = JSON.stringify({ input: [1, 2, 3, 4, 5, 6, 7, 8] });
-const fixedBody = () => FIXED_BODY;
+const FIXED = fixedBody();
 
 async function bareServer(): Promise<{ url: string; stop(): void }> {
   const entry = fileURLToPath(new URL("./servers/bare-http.js", import.meta.url));
@@ -30,7 +30,7 @@ async function bareServer(): Promise<{ url: string; stop(): void }> {
   return { url: `http://127.0.0.1:${port}`, stop: () => child.kill("SIGTERM") };
 }
 
-async function measure(url: string, path: string, body: () => string): Promise<LoadResult> {
+async function measure(url: string, path: string, body: LoadBody): Promise<LoadResult> {
   const load = { url, path, connections: CONNECTIONS, durationSec: SECONDS, body };
   await warmUp(load, 3);
   return runLoad(load);
@@ -58,8 +58,8 @@ let hitRatio = 0;
 const serverSide: Record<string, { p50: number; p99: number }> = {};
 try {
   const loads = {
-    ceiling: { url: bare.url, path: "/noop/predict", connections: CONNECTIONS, durationSec: SECONDS, body: fixedBody },
-    hits: { url: cluster.queryUrl, path: "/hits/predict", connections: CONNECTIONS, durationSec: SECONDS, body: fixedBody },
+    ceiling: { url: bare.url, path: "/noop/predict", connections: CONNECTIONS, durationSec: SECONDS, body: FIXED },
+    hits: { url: cluster.queryUrl, path: "/hits/predict", connections: CONNECTIONS, durationSec: SECONDS, body: FIXED },
     distinct: { url: cluster.queryUrl, path: "/noop/predict", connections: CONNECTIONS, durationSec: SECONDS, body: distinctDoubles() },
   };
   for (const load of Object.values(loads)) await warmUp(load, 3);
@@ -89,9 +89,9 @@ const hits = median(runs.hits);
 const distinct = median(runs.distinct);
 
 // Separate, profiled runs (one per load): the profiler's own cost stays out of the figures above.
-const profilePhase = (body: () => string): Promise<ProfileSummary | undefined> =>
+const profilePhase = (body: LoadBody): Promise<ProfileSummary | undefined> =>
   profileFrontend(noopCluster, (profiled) => measure(profiled.queryUrl, "/noop/predict", body));
-const hitProfile = await profilePhase(fixedBody);
+const hitProfile = await profilePhase(FIXED);
 const distinctProfile = await profilePhase(distinctDoubles());
 
 function profileSection(title: string, profile: ProfileSummary | undefined): string {

@@ -6,7 +6,8 @@
  *
  *   npm run build && node dist/bench/overload.js   (needs /usr/bin/python3 with numpy and zmq)
  */
-import { distinctDoubles, startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { distinctDoubles } from "./lib/body.js";
 import { runLoad, warmUp, type LoadResult } from "./lib/load.js";
 import { runOpenLoop } from "./lib/open-loop.js";
 import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";

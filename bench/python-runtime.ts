@@ -12,7 +12,8 @@ import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BENCH_MODELS, PYTHON, distinctDoubles, startBenchCluster } from "./lib/cluster.js";
+import { BENCH_MODELS, PYTHON, startBenchCluster } from "./lib/cluster.js";
+import { distinctDoubles } from "./lib/body.js";
 import { runLoad, warmUp, type LoadOptions, type LoadResult } from "./lib/load.js";
 import { histogramQuantile, meanBatch, scrape } from "./lib/metrics.js";
 import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";

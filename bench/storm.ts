@@ -11,7 +11,8 @@
  * BENCH_BASELINE_FRONTEND=/other/build/dist/runtime/frontend/main.js adds the same storm against
  * another build's frontend (an older commit, say), in rounds interleaved with this build's.
  */
-import { distinctDoubles, startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { distinctDoubles } from "./lib/body.js";
 import { runLoad, warmUp, type LoadResult } from "./lib/load.js";
 import { metricValue, scrape } from "./lib/metrics.js";
 import { profileFrontend } from "./lib/profile.js";

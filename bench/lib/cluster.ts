@@ -73,7 +73,3 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
   };
 }
 
-/** A body with a fresh random input each call, so the cache cannot answer. */
-export function distinctDoubles(width = 8): () => string {
-  return () => JSON.stringify({ input: Array.from({ length: width }, () => Math.random()) });
-}

@@ -1,8 +1,20 @@
 /**
- * A closed- or open-loop HTTP load on loopback (autocannon), counting which answers came from a
- * model (`"default":false`) and which were default outputs, with latency percentiles.
+ * A closed- or open-loop HTTP load on loopback, counting which answers came from a model
+ * (`"default":false`) and which were default outputs, with latency percentiles. Closed loops run
+ * on wrk when it is installed (the issue's load generator, and far cheaper per request than a Node
+ * client on two shared cores); open loops (a fixed rate) and machines without wrk use autocannon.
+ * `BENCH_LOAD=autocannon` forces autocannon for a comparison with older tables.
  */
 import autocannon from "autocannon";
+import { bodyFunction, type LoadBody } from "./body.js";
+import { runWrk, wrkAvailable } from "./wrk.js";
+
+export type LoadGenerator = "wrk" | "autocannon" | "node open loop";
+
+/** The generator a closed-loop load uses on this machine (printed under every table). */
+export function closedLoopGenerator(): LoadGenerator {
+  return process.env.BENCH_LOAD !== "autocannon" && wrkAvailable() ? "wrk" : "autocannon";
+}
 
 export interface LoadOptions {
   url: string;
@@ -10,7 +22,7 @@ export interface LoadOptions {
   connections: number;
   durationSec: number;
   /** A fresh body per request (distinct inputs defeat the cache) or a fixed one. */
-  body: () => string;
+  body: LoadBody;
   /** Requests per second across all connections (open loop); none: as fast as answers come. */
   overallRate?: number;
 }
@@ -28,9 +40,23 @@ export interface LoadResult {
   p50: number;
   p90: number;
   p99: number;
+  generator: LoadGenerator;
 }
 
+/** wrk threads: two, as the issue measures (one per core here). */
+const WRK_THREADS = 2;
+
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  if (options.overallRate === undefined && closedLoopGenerator() === "wrk") {
+    const threads = Math.min(WRK_THREADS, options.connections);
+    const r = await runWrk({ ...options, threads });
+    const seconds = options.durationSec;
+    return {
+      requests: r.requests, seconds, rps: r.ok / seconds, modelRps: r.fromModel / seconds, defaults: r.defaults,
+      non2xx: r.non2xx, errors: r.errors, p50: r.p50, p90: r.p90, p99: r.p99, generator: "wrk",
+    };
+  }
+  const body = bodyFunction(options.body);
   let fromModel = 0;
   let defaults = 0;
   const result = await autocannon({
@@ -43,7 +69,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       method: "POST",
       path: options.path,
       headers: { "content-type": "application/json" },
-      setupRequest: (req) => ({ ...req, body: options.body() }),
+      setupRequest: (req) => ({ ...req, body: body() }),
       onResponse: (status: number, body: string) => {
         if (status !== 200) return;
         // Cheaper than JSON.parse per answer, and both shapes carry the flag once per prediction.
@@ -65,6 +91,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     p50: result.latency.p50,
     p90: result.latency.p90,
     p99: result.latency.p99,
+    generator: "autocannon",
   };
 }
 

@@ -7,6 +7,7 @@
  */
 import { Agent, request } from "node:http";
 import type { LoadResult } from "./load.js";
+import { bodyFunction, type LoadBody } from "./body.js";
 
 export interface OpenLoopOptions {
   url: string;
@@ -14,10 +15,11 @@ export interface OpenLoopOptions {
   /** Requests per second. */
   rate: number;
   durationSec: number;
-  body: () => string;
+  body: LoadBody;
 }
 
 export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadResult> {
+  const makeBody = bodyFunction(options.body);
   const agent = new Agent({ keepAlive: true, maxSockets: 512 });
   const target = new URL(options.path, options.url);
   const latencies: number[] = [];
@@ -30,7 +32,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadResult>
   const start = performance.now();
 
   const send = (scheduled: number): void => {
-    const body = options.body();
+    const body = makeBody();
     const done = new Promise<void>((resolve) => {
       const req = request(target, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
         let text = "";
@@ -73,5 +75,6 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadResult>
   return {
     requests: sent, seconds: options.durationSec, rps: ok / options.durationSec, modelRps: fromModel / options.durationSec,
     defaults, non2xx, errors, p50: Math.round(at(0.5)), p90: Math.round(at(0.9)), p99: Math.round(at(0.99)),
+    generator: "node open loop",
   };
 }

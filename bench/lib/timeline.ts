@@ -4,6 +4,8 @@
  * ask again as soon as they are answered (a retry storm). Open loop: requests started at an even
  * `rate` whatever the answers do (independent users).
  */
+import { bodyFunction, type LoadBody } from "./body.js";
+
 export interface Second {
   model: number;
   defaults: number;
@@ -17,7 +19,7 @@ export interface TimelineLoad {
   stop(): Promise<void>;
 }
 
-type Load = { url: string; body: () => string } & ({ connections: number } | { rate: number });
+type Load = { url: string; body: LoadBody } & ({ connections: number } | { rate: number });
 
 export function startTimelineLoad(load: Load): TimelineLoad {
   const start = Date.now();
@@ -27,11 +29,12 @@ export function startTimelineLoad(load: Load): TimelineLoad {
     while (seconds.length <= i) seconds.push({ model: 0, defaults: 0, failed: 0 });
     return seconds[i]!;
   };
+  const makeBody = bodyFunction(load.body);
   let running = true;
   const inFlight = new Set<Promise<void>>();
   const once = async (): Promise<void> => {
     try {
-      const res = await fetch(load.url, { method: "POST", headers: { "content-type": "application/json" }, body: load.body() });
+      const res = await fetch(load.url, { method: "POST", headers: { "content-type": "application/json" }, body: makeBody() });
       const text = await res.text();
       if (res.status !== 200) bucket().failed++;
       else if (text.includes("\"default\":false")) bucket().model++;
