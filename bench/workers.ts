@@ -1,26 +1,29 @@
 /**
- * Frontend workers benchmark: cache-hit throughput of one cluster per worker count
- * (`--frontend-workers N`), measured in interleaved rounds in one run, so each N is compared with
- * N=1 under the same machine load. Every cluster serves the same no-op Python model (one replica,
- * connected to every worker); the load repeats one input, so after the warm-up each worker answers
- * from its own cache. Writes docs/bench/workers.md and docs/bench/workers.svg.
+ * Frontend workers benchmark: throughput of one cluster per worker count (`--frontend-workers N`),
+ * measured in interleaved rounds in one run, so each N is compared with N=1 under the same machine
+ * load. Every cluster serves the same no-op Python model (one replica, connected to every worker).
+ * Two closed-loop loads: cache hits (one repeated input, answered from each worker's own cache after
+ * the warm-up) and distinct inputs (through the model). Besides throughput, each round records how
+ * the answers spread over the workers (their live stats) and the CPU each frontend process used
+ * (/proc), so a regression can be told apart from an uneven split or a busy primary.
+ * Writes docs/bench/workers.md and docs/bench/workers.svg.
  *
  *   npm run build && BENCH_WORKERS=1,2 node dist/bench/workers.js     (needs /usr/bin/python3 with numpy and zmq)
- *   BENCH_WORKERS=1,2,4,8 BENCH_CLIENT_THREADS=4 node dist/bench/workers.js   (a machine with 16 cores or more)
+ *   BENCH_WORKERS=1,2,4,8 BENCH_CONNECTIONS=128 node dist/bench/workers.js   (a machine with 16 cores or more)
  */
 import { availableParallelism } from "node:os";
-import autocannon from "autocannon";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { distinctDoubles, fixedBody, type LoadBody } from "./lib/body.js";
+import { closedLoopGenerator, runLoad, warmUp, type LoadResult } from "./lib/load.js";
 import { barChartSvg, formatNumber, markdownTable, runContext, writeReport } from "./lib/report.js";
 import { MAX_FRONTEND_WORKERS } from "../runtime/shared/frontend-defaults.js";
+import { LIVE_STATS_PATH, LiveStatsSchema, type LiveStats } from "../runtime/shared/live-stats.js";
+import { processFamily, USER_HZ } from "../src/managers/local/proc-usage.js";
 
 const SECONDS = positive("BENCH_SECONDS", 5);
-const ROUNDS = positive("BENCH_ROUNDS", 3);
+const ROUNDS = positive("BENCH_ROUNDS", 5);
 const CONNECTIONS = positive("BENCH_CONNECTIONS", 32);
-/** Load generator threads (autocannon workers): one thread saturates near one frontend worker's rate. */
-const CLIENT_THREADS = positive("BENCH_CLIENT_THREADS", 1);
 const WORKER_COUNTS = workerCounts(process.env.BENCH_WORKERS ?? "1,2");
-const BODY = JSON.stringify({ input: [1, 2, 3, 4, 5, 6, 7, 8] });
 
 function positive(name: string, fallback: number): number {
   const text = process.env[name];
@@ -39,80 +42,178 @@ function workerCounts(text: string): number[] {
   return [...new Set([1, ...counts])].sort((a, b) => a - b);
 }
 
-interface Round {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
+const LOADS = {
+  hits: { app: "hits", body: fixedBody(), title: "cache hits (one repeated input)" },
+  distinct: { app: "noop", body: distinctDoubles(), title: "distinct inputs through the no-op Python model" },
+} satisfies Record<string, { app: string; body: LoadBody; title: string }>;
+type LoadName = keyof typeof LOADS;
+
+interface Round extends LoadResult {
+  /** When the load ran (ms since the epoch), to pick the workers' live-stats samples of this round. */
+  startedAt: number;
+  endedAt: number;
+  /** CPU seconds per second of load: the frontend primary (N > 1) and each worker, by pid. */
+  primaryCpu: number;
+  workerCpu: number[];
+  /** Share of the answers each worker gave (live stats), filled in after the last round. */
+  shares: number[];
 }
 
-/** A closed loop of the fixed body (no per-request function, so autocannon can use threads). */
-async function hits(queryUrl: string, durationSec: number): Promise<Round> {
-  const r = await autocannon({
-    url: `${queryUrl}/hits/predict`,
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: BODY,
-    connections: CONNECTIONS,
-    duration: durationSec,
-    ...(CLIENT_THREADS > 1 ? { workers: CLIENT_THREADS } : {}),
+/** The frontend's processes: with N > 1 the primary and its children (the workers); N = 1 is one process. */
+function frontendCpuTicks(cluster: BenchCluster, workers: number): { primary: number; workers: Map<number, number> } {
+  const pid = cluster.frontendPid();
+  const family = processFamily(pid);
+  const primary = family.get(pid)?.cpuTicks ?? 0;
+  if (workers === 1) return { primary: 0, workers: new Map([[pid, primary]]) };
+  family.delete(pid);
+  return { primary, workers: new Map([...family].map(([child, t]) => [child, t.cpuTicks])) };
+}
+
+async function measure(cluster: BenchCluster, workers: number, load: LoadName): Promise<Round> {
+  const before = frontendCpuTicks(cluster, workers);
+  const startedAt = Date.now();
+  const r = await runLoad({ url: cluster.queryUrl, path: `/${LOADS[load].app}/predict`, connections: CONNECTIONS, durationSec: SECONDS, body: LOADS[load].body });
+  const endedAt = Date.now();
+  const after = frontendCpuTicks(cluster, workers);
+  const seconds = (endedAt - startedAt) / 1000;
+  const cpu = (ticks: number) => ticks / USER_HZ / seconds;
+  return {
+    ...r, startedAt, endedAt, shares: [],
+    primaryCpu: cpu(after.primary - before.primary),
+    workerCpu: [...after.workers].map(([pid, t]) => cpu(t - (before.workers.get(pid) ?? 0))).sort((a, b) => b - a),
+  };
+}
+
+/** Every worker's live-stats samples so far (the daemon keeps five minutes of them), merged by frontend and time. */
+async function collectLiveStats(cluster: BenchCluster, into: Map<string, Map<number, LiveStats["frontends"][number]["samples"][number]>>): Promise<void> {
+  const stats = LiveStatsSchema.parse(await (await fetch(new URL(LIVE_STATS_PATH, cluster.managementUrl))).json());
+  for (const frontend of stats.frontends) {
+    const samples = into.get(frontend.frontend_id) ?? new Map();
+    for (const sample of frontend.samples) samples.set(sample.at, sample);
+    into.set(frontend.frontend_id, samples);
+  }
+}
+
+/** Each worker's share of one round's answers: its samples that ended within the round's window. */
+function sharesOf(round: Round, app: string, samples: Map<string, Map<number, LiveStats["frontends"][number]["samples"][number]>>): number[] {
+  const answered = [...samples.values()].map((byTime) => {
+    let n = 0;
+    for (const sample of byTime.values()) {
+      // A sample that ended up to one interval after the round still counts the round's last answers.
+      if (sample.at <= round.startedAt || sample.at > round.endedAt + sample.interval_ms) continue;
+      const a = sample.apps.find((s) => s.app === app);
+      if (a) n += (a.requests_per_s * sample.interval_ms) / 1000;
+    }
+    return n;
   });
-  return { rps: r["2xx"] / durationSec, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
+  const total = answered.reduce((s, n) => s + n, 0);
+  return total === 0 ? [] : answered.map((n) => n / total).sort((a, b) => b - a);
 }
 
-/** Warms every worker's cache and JIT; fails when the answers are defaults rather than the model's. */
-async function warm(cluster: BenchCluster): Promise<void> {
-  await hits(cluster.queryUrl, 3);
-  for (let i = 0; i < 2 * MAX_FRONTEND_WORKERS; i++) {
-    // A fresh connection each: the primary hands connections to the workers in turn.
-    const res = await fetch(`${cluster.queryUrl}/hits/predict`, { method: "POST", body: BODY, headers: { connection: "close" } });
+/** Fails when the answers are defaults rather than the model's (a replica not connected to a worker). */
+async function checkAnswers(cluster: BenchCluster, workers: number): Promise<void> {
+  for (let i = 0; i < 4 * workers; i++) {
+    // A fresh connection each: the connections are spread over the workers.
+    const res = await fetch(`${cluster.queryUrl}/hits/predict`, { method: "POST", body: JSON.stringify({ input: [i] }), headers: { connection: "close" } });
     const answer = (await res.json()) as { default?: boolean };
-    if (res.status !== 200 || answer.default !== false) throw new Error(`the warm-up got ${res.status} ${JSON.stringify(answer)}`);
+    if (res.status !== 200 || answer.default !== false) throw new Error(`N=${workers}: a query got ${res.status} ${JSON.stringify(answer)}`);
   }
 }
 
 const median = (values: Round[]) => [...values].sort((a, b) => a.rps - b.rps)[Math.floor(values.length / 2)]!;
 
 const clusters = new Map<number, BenchCluster>();
-const rounds = new Map<number, Round[]>(WORKER_COUNTS.map((n) => [n, []]));
+const rounds = new Map<string, Round[]>();
+const key = (n: number, load: LoadName) => `${n}/${load}`;
+const samples = new Map<number, Map<string, Map<number, LiveStats["frontends"][number]["samples"][number]>>>();
 try {
   for (const n of WORKER_COUNTS) {
     const cluster = await startBenchCluster({ frontendWorkers: n });
     clusters.set(n, cluster);
-    await cluster.pythonModel("hits", 1000, { name: "noop", version: "1", file: "noop_model.py:predict" });
-    await warm(cluster);
+    await cluster.pythonModel("noop", 1000, { name: "noop", version: "1", file: "noop_model.py:predict" });
+    await cluster.conn.registerApplication({ name: "hits", inputType: "doubles", defaultOutput: "-1", sloMicros: 1_000_000 });
+    await cluster.conn.linkModelToApp("hits", "noop");
+    await checkAnswers(cluster, n);
+    samples.set(n, new Map());
+  }
+  // Warm-up: every worker's cache holds the input, JIT settled, on every cluster.
+  for (const [, cluster] of clusters) {
+    for (const load of Object.values(LOADS)) {
+      await warmUp({ url: cluster.queryUrl, path: `/${load.app}/predict`, connections: CONNECTIONS, durationSec: 3, body: load.body }, 3);
+    }
   }
   for (let round = 0; round < ROUNDS; round++) {
     // Interleaved, and the order turns each round, so drift on a shared machine hits every N alike.
     const order = WORKER_COUNTS.map((_, i) => WORKER_COUNTS[(i + round) % WORKER_COUNTS.length]!);
-    for (const n of order) {
-      const r = await hits(clusters.get(n)!.queryUrl, SECONDS);
-      rounds.get(n)!.push(r);
-      process.stdout.write(`round ${round + 1} N=${n}: ${r.rps.toFixed(0)}/s, p99 ${r.p99} ms, errors ${r.errors}\n`);
+    for (const load of Object.keys(LOADS) as LoadName[]) {
+      for (const n of order) {
+        const r = await measure(clusters.get(n)!, n, load);
+        rounds.set(key(n, load), [...(rounds.get(key(n, load)) ?? []), r]);
+        process.stdout.write(`round ${round + 1} ${load} N=${n}: ${r.rps.toFixed(0)}/s, p99 ${r.p99.toFixed(1)} ms, ` +
+          `cpu primary ${r.primaryCpu.toFixed(2)} workers ${r.workerCpu.map((c) => c.toFixed(2)).join("/")}, errors ${r.errors + r.non2xx}\n`);
+      }
     }
+    for (const [n, cluster] of clusters) await collectLiveStats(cluster, samples.get(n)!);
   }
+  // The last samples reach the daemon within one live-stats interval.
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  for (const [n, cluster] of clusters) await collectLiveStats(cluster, samples.get(n)!);
 } finally {
   for (const cluster of clusters.values()) await cluster.stop();
 }
+for (const [k, list] of rounds) {
+  const [n, load] = k.split("/") as [string, LoadName];
+  for (const r of list) r.shares = sharesOf(r, LOADS[load].app, samples.get(Number(n))!);
+}
 
-const results = WORKER_COUNTS.map((n) => ({ n, ...median(rounds.get(n)!), errors: rounds.get(n)!.reduce((s, r) => s + r.errors, 0) }));
-const base = results[0]!.rps;
 const cores = availableParallelism();
-const settings = ["BENCH_ROUNDS", "BENCH_SECONDS", "BENCH_CONNECTIONS", "BENCH_CLIENT_THREADS"]
+const pct = (v: number) => `${Math.round(100 * v)}%`;
+function table(load: LoadName): { text: string; results: Array<{ n: number; rps: number; ratio: number; p99: number }> } {
+  const base = median(rounds.get(key(1, load))!).rps;
+  const results = WORKER_COUNTS.map((n) => {
+    const list = rounds.get(key(n, load))!;
+    const m = median(list);
+    const errors = list.reduce((s, r) => s + r.errors + r.non2xx, 0);
+    return { n, m, errors, rps: m.rps, ratio: m.rps / base, p99: m.p99 };
+  });
+  // Ratio of each round against N=1 in the same round: the spread a single number hides.
+  const roundRatios = (n: number) => rounds.get(key(n, load))!.map((r, i) => r.rps / rounds.get(key(1, load))![i]!.rps);
+  const text = markdownTable(
+    ["workers", "answers/s", "× N=1", "per-round × N=1 (min–max)", "target", "client p50 ms", "client p99 ms", "frontend CPU (primary + workers), cores", "answers per worker", "errors"],
+    results.map(({ n, m, rps, ratio, errors }) => {
+      const ratios = roundRatios(n).sort((a, b) => a - b);
+      return [n, rps, ratio.toFixed(2), n === 1 ? "-" : `${formatNumber(ratios[0]!)}–${formatNumber(ratios.at(-1)!)}`, target(n),
+        m.p50, m.p99, `${n > 1 ? `${m.primaryCpu.toFixed(2)} + ` : ""}${m.workerCpu.map((c) => c.toFixed(2)).join(" + ")}`,
+        n === 1 ? "-" : m.shares.length === 0 ? "(no live stats)" : m.shares.map(pct).join(" / "), errors];
+    }));
+  return { text, results };
+}
+const hits = table("hits");
+const distinct = table("distinct");
+
+const settings = ["BENCH_ROUNDS", "BENCH_SECONDS", "BENCH_CONNECTIONS", "BENCH_LOAD"]
   .filter((name) => process.env[name] !== undefined).map((name) => ` ${name}=${process.env[name]}`).join("");
 const command = `npm run build && BENCH_WORKERS=${WORKER_COUNTS.join(",")}${settings} node dist/bench/workers.js`;
+const generator = closedLoopGenerator();
 writeReport("workers", [
   "# Frontend workers benchmark",
   "",
   runContext(command),
   "",
-  `Cache hits (one repeated input) at ${CONNECTIONS} connections, closed loop (autocannon, ${CLIENT_THREADS} client thread${CLIENT_THREADS > 1 ? "s" : ""}),`,
-  `against one cluster per worker count, all started before the first round. ${ROUNDS} interleaved rounds of ${SECONDS} s`,
+  `Closed loops of ${CONNECTIONS} connections (${generator}${generator === "wrk" ? ", 2 threads" : ""}) against one cluster per worker count,`,
+  `all started before the first round. ${ROUNDS} interleaved rounds of ${SECONDS} s (the order of the clusters turns each round)`,
   "after a warm-up that fills every worker's cache; each row is the round with the median throughput, and the",
-  "ratio is against N=1 in the same run. The clients run on the same cores as the servers.",
+  "ratio is against N=1's median in the same run; the per-round column divides each round by N=1's round of the",
+  "same number. The frontend CPU is that row's round, from /proc; the answers per worker come from the workers' own",
+  "live stats. The clients run on the same cores as the servers.",
   "",
-  markdownTable(["workers", "answers/s", "× N=1", "target", "client p50 ms", "client p99 ms", "errors"],
-    results.map((r) => [r.n, r.rps, (r.rps / base).toFixed(2), target(r.n), r.p50, r.p99, r.errors])),
+  `## ${LOADS.hits.title}`,
+  "",
+  hits.text,
+  "",
+  `## ${LOADS.distinct.title}`,
+  "",
+  distinct.text,
   "",
   `This machine has ${cores} cores, shared by the load generator and every cluster. The target is no regression`,
   "(≥ 1.0× N=1) where the workers outnumber the cores left over after the client, and ≥ 0.7×N beyond.",
@@ -120,12 +221,14 @@ writeReport("workers", [
   "![answers per second](workers.svg)",
   "",
 ].join("\n"), {
-  "workers.svg": barChartSvg(`Cache-hit answers/s at ${CONNECTIONS} connections`, "/s",
-    results.map((r) => ({ label: `N=${r.n}`, value: r.rps, note: `${formatNumber(r.rps / base)}×, p99 ${r.p99} ms` }))),
+  "workers.svg": barChartSvg(`Answers/s at ${CONNECTIONS} connections`, "/s", [
+    ...hits.results.map((r) => ({ label: `hits N=${r.n}`, value: r.rps, note: `${formatNumber(r.ratio)}×, p99 ${formatNumber(r.p99)} ms` })),
+    ...distinct.results.map((r) => ({ label: `distinct N=${r.n}`, value: r.rps, note: `${formatNumber(r.ratio)}×, p99 ${formatNumber(r.p99)} ms` })),
+  ]),
 });
 
-/** What N workers should reach on this machine: linear scaling needs a core per worker besides the client's. */
+/** What N workers should reach on this machine: linear scaling needs a core per worker besides the client's two threads. */
 function target(n: number): string {
   if (n === 1) return "-";
-  return n + CLIENT_THREADS <= cores ? `≥ ${(0.7 * n).toFixed(1)}×` : "≥ 1.0×";
+  return n + 2 <= cores ? `≥ ${(0.7 * n).toFixed(1)}×` : "≥ 1.0×";
 }

@@ -1,10 +1,12 @@
 /** A real cluster for a benchmark: local manager, real processes, a private CLIPPER_HOME, free ports. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClipperConnection, LocalContainerManager, type DeployModelOptions } from "../../src/index.js";
 import type { RpcAuthMode } from "../../runtime/shared/rpc-auth.js";
+import { clusterPaths } from "../../src/managers/local/cluster-home.js";
+import { ChildrenFileSchema } from "../../src/managers/local/schemas.js";
 
 export const BENCH_MODELS = fileURLToPath(new URL("../../../bench/models/", import.meta.url));
 export const PYTHON = process.env.CLIPPER_PYTHON ?? "/usr/bin/python3";
@@ -12,6 +14,9 @@ export const PYTHON = process.env.CLIPPER_PYTHON ?? "/usr/bin/python3";
 export interface BenchCluster {
   conn: ClipperConnection;
   queryUrl: string;
+  managementUrl: string;
+  /** The query frontend's process (with --frontend-workers N > 1, the primary whose children are the workers). */
+  frontendPid(): number;
   /** Where replicas reach the frontend's RPC port (tcp://127.0.0.1:PORT). */
   rpcAddress: string;
   /** Registers an app and deploys a Python model from bench/models linked to it. */
@@ -60,6 +65,13 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
   return {
     conn,
     queryUrl: addresses.queryUrl,
+    managementUrl: addresses.managementUrl,
+    frontendPid() {
+      const children = ChildrenFileSchema.parse(JSON.parse(readFileSync(clusterPaths(home, "bench").childrenFile, "utf8")));
+      const frontend = children.children.find((c) => c.component === "frontend");
+      if (!frontend) throw new Error("the bench cluster has no frontend process");
+      return frontend.pid;
+    },
     rpcAddress: addresses.rpcAddress,
     async pythonModel(app, sloMs, model) {
       await conn.registerApplication({ name: app, inputType: "doubles", defaultOutput: "-1", sloMicros: sloMs * 1000 });

@@ -9,10 +9,10 @@ import type { ResourceUsage } from "../container-manager.js";
 import { pause } from "../common/index.js";
 
 /** Clock ticks per second of /proc's times: USER_HZ, fixed at 100 by the kernel's user ABI. */
-const USER_HZ = 100;
+export const USER_HZ = 100;
 const DEFAULT_SAMPLE_MS = 250;
 
-interface ProcTimes {
+export interface ProcTimes {
   /** utime + stime, in ticks. */
   cpuTicks: number;
   /** Start, in ticks after boot. */
@@ -53,7 +53,7 @@ function childrenOf(pid: number): number[] {
 }
 
 /** A process and its direct children, each with its times (the children's start tells a reused pid). */
-function family(pid: number): Map<number, ProcTimes> {
+export function processFamily(pid: number): Map<number, ProcTimes> {
   const members = new Map<number, ProcTimes>();
   for (const member of [pid, ...childrenOf(pid)]) {
     const t = times(member);
@@ -77,12 +77,12 @@ export async function processUsage(pids: readonly number[], sampleMs = DEFAULT_S
   const usage = new Map<number, ResourceUsage>();
   const bootSeconds = Number(/^btime (\d+)$/m.exec(read("/proc/stat") ?? "")?.[1]);
   if (!Number.isFinite(bootSeconds) || pids.length === 0) return usage;
-  const before = new Map(pids.map((pid) => [pid, family(pid)]));
+  const before = new Map(pids.map((pid) => [pid, processFamily(pid)]));
   const startedMs = performance.now();
   await pause(sampleMs, undefined);
   const elapsedSeconds = (performance.now() - startedMs) / 1000;
   for (const pid of pids) {
-    const [firstFamily, secondFamily] = [before.get(pid)!, family(pid)];
+    const [firstFamily, secondFamily] = [before.get(pid)!, processFamily(pid)];
     const [first, second] = [firstFamily.get(pid), secondFamily.get(pid)];
     // A different start time is a different process that got the same pid.
     if (!first || !second || first.startTicks !== second.startTicks) continue;
