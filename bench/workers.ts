@@ -23,7 +23,7 @@ import { processFamily, USER_HZ } from "../src/managers/local/proc-usage.js";
 const SECONDS = positive("BENCH_SECONDS", 5);
 const ROUNDS = positive("BENCH_ROUNDS", 5);
 const CONNECTIONS = positive("BENCH_CONNECTIONS", 32);
-const WORKER_COUNTS = workerCounts(process.env.BENCH_WORKERS ?? "1,2");
+const VARIANTS = variants(process.env.BENCH_WORKERS ?? "1,2");
 
 function positive(name: string, fallback: number): number {
   const text = process.env[name];
@@ -33,13 +33,30 @@ function positive(name: string, fallback: number): number {
   return n;
 }
 
-function workerCounts(text: string): number[] {
-  const counts = text.split(",").map((p) => Number(p.trim()));
-  if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > MAX_FRONTEND_WORKERS)) {
-    throw new Error(`BENCH_WORKERS must list worker counts from 1 to ${MAX_FRONTEND_WORKERS}, e.g. 1,2,4,8; got '${text}'`);
-  }
+/**
+ * A cluster to measure: N workers, and for N > 1 how the primary spreads connections over them
+ * (node:cluster's round-robin handoff, or "none": every worker accepts, the kernel picks).
+ */
+interface Variant {
+  label: string;
+  workers: number;
+  sched?: "rr" | "none";
+}
+
+/** BENCH_WORKERS: "1,2" or "1,2,2:none,2:rr" (N, or N:policy for NODE_CLUSTER_SCHED_POLICY). */
+function variants(text: string): Variant[] {
+  const parsed = text.split(",").map((part): Variant => {
+    const m = /^\s*(\d+)(?::(rr|none))?\s*$/.exec(part);
+    const n = m ? Number(m[1]) : NaN;
+    if (!m || !Number.isInteger(n) || n < 1 || n > MAX_FRONTEND_WORKERS || (n === 1 && m[2] !== undefined)) {
+      throw new Error(`BENCH_WORKERS must list worker counts from 1 to ${MAX_FRONTEND_WORKERS}, each above 1 optionally with :rr or :none, e.g. 1,2,4,8 or 1,2:none; got '${text}'`);
+    }
+    const sched = m[2] as Variant["sched"];
+    return { label: sched ? `${n} (${sched})` : String(n), workers: n, ...(sched ? { sched } : {}) };
+  });
   // N=1 is the baseline every ratio is taken against.
-  return [...new Set([1, ...counts])].sort((a, b) => a - b);
+  const all = [{ label: "1", workers: 1 }, ...parsed];
+  return all.filter((v, i) => all.findIndex((w) => w.label === v.label) === i).sort((a, b) => a.workers - b.workers);
 }
 
 const LOADS = {
@@ -85,7 +102,7 @@ async function measure(cluster: BenchCluster, workers: number, load: LoadName): 
 }
 
 /** Every worker's live-stats samples so far (the daemon keeps five minutes of them), merged by frontend and time. */
-async function collectLiveStats(cluster: BenchCluster, into: Map<string, Map<number, LiveStats["frontends"][number]["samples"][number]>>): Promise<void> {
+async function collectLiveStats(cluster: BenchCluster, into: Map<string, Map<number, Sample>>): Promise<void> {
   const stats = LiveStatsSchema.parse(await (await fetch(new URL(LIVE_STATS_PATH, cluster.managementUrl))).json());
   for (const frontend of stats.frontends) {
     const samples = into.get(frontend.frontend_id) ?? new Map();
@@ -95,7 +112,7 @@ async function collectLiveStats(cluster: BenchCluster, into: Map<string, Map<num
 }
 
 /** Each worker's share of one round's answers: its samples that ended within the round's window. */
-function sharesOf(round: Round, app: string, samples: Map<string, Map<number, LiveStats["frontends"][number]["samples"][number]>>): number[] {
+function sharesOf(round: Round, app: string, samples: Map<string, Map<number, Sample>>): number[] {
   const answered = [...samples.values()].map((byTime) => {
     let n = 0;
     for (const sample of byTime.values()) {
@@ -122,67 +139,71 @@ async function checkAnswers(cluster: BenchCluster, workers: number): Promise<voi
 
 const median = (values: Round[]) => [...values].sort((a, b) => a.rps - b.rps)[Math.floor(values.length / 2)]!;
 
-const clusters = new Map<number, BenchCluster>();
-const rounds = new Map<string, Round[]>();
-const key = (n: number, load: LoadName) => `${n}/${load}`;
-const samples = new Map<number, Map<string, Map<number, LiveStats["frontends"][number]["samples"][number]>>>();
+type Sample = LiveStats["frontends"][number]["samples"][number];
+/** Per variant: the cluster, its rounds per load, and its workers' live-stats samples by frontend and time. */
+const runs = new Map<string, { variant: Variant; cluster: BenchCluster; rounds: Record<LoadName, Round[]>; samples: Map<string, Map<number, Sample>> }>();
 try {
-  for (const n of WORKER_COUNTS) {
-    const cluster = await startBenchCluster({ frontendWorkers: n });
-    clusters.set(n, cluster);
+  for (const variant of VARIANTS) {
+    const cluster = await startBenchCluster({
+      frontendWorkers: variant.workers, ...(variant.sched ? { env: { NODE_CLUSTER_SCHED_POLICY: variant.sched } } : {}),
+    });
+    runs.set(variant.label, { variant, cluster, rounds: { hits: [], distinct: [] }, samples: new Map() });
     await cluster.pythonModel("noop", 1000, { name: "noop", version: "1", file: "noop_model.py:predict" });
     await cluster.conn.registerApplication({ name: "hits", inputType: "doubles", defaultOutput: "-1", sloMicros: 1_000_000 });
     await cluster.conn.linkModelToApp("hits", "noop");
-    await checkAnswers(cluster, n);
-    samples.set(n, new Map());
+    await checkAnswers(cluster, variant.workers);
   }
   // Warm-up: every worker's cache holds the input, JIT settled, on every cluster.
-  for (const [, cluster] of clusters) {
+  for (const { cluster } of runs.values()) {
     for (const load of Object.values(LOADS)) {
       await warmUp({ url: cluster.queryUrl, path: `/${load.app}/predict`, connections: CONNECTIONS, durationSec: 3, body: load.body }, 3);
     }
   }
+  const all = [...runs.values()];
   for (let round = 0; round < ROUNDS; round++) {
-    // Interleaved, and the order turns each round, so drift on a shared machine hits every N alike.
-    const order = WORKER_COUNTS.map((_, i) => WORKER_COUNTS[(i + round) % WORKER_COUNTS.length]!);
+    // Interleaved, and the order turns each round, so drift on a shared machine hits every variant alike.
+    const order = all.map((_, i) => all[(i + round) % all.length]!);
     for (const load of Object.keys(LOADS) as LoadName[]) {
-      for (const n of order) {
-        const r = await measure(clusters.get(n)!, n, load);
-        rounds.set(key(n, load), [...(rounds.get(key(n, load)) ?? []), r]);
-        process.stdout.write(`round ${round + 1} ${load} N=${n}: ${r.rps.toFixed(0)}/s, p99 ${r.p99.toFixed(1)} ms, ` +
+      for (const run of order) {
+        const r = await measure(run.cluster, run.variant.workers, load);
+        run.rounds[load].push(r);
+        process.stdout.write(`round ${round + 1} ${load} N=${run.variant.label}: ${r.rps.toFixed(0)}/s, p99 ${r.p99.toFixed(1)} ms, ` +
           `cpu primary ${r.primaryCpu.toFixed(2)} workers ${r.workerCpu.map((c) => c.toFixed(2)).join("/")}, errors ${r.errors + r.non2xx}\n`);
       }
     }
-    for (const [n, cluster] of clusters) await collectLiveStats(cluster, samples.get(n)!);
+    for (const run of all) await collectLiveStats(run.cluster, run.samples);
   }
   // The last samples reach the daemon within one live-stats interval.
   await new Promise((resolve) => setTimeout(resolve, 2_500));
-  for (const [n, cluster] of clusters) await collectLiveStats(cluster, samples.get(n)!);
+  for (const run of all) await collectLiveStats(run.cluster, run.samples);
 } finally {
-  for (const cluster of clusters.values()) await cluster.stop();
+  for (const { cluster } of runs.values()) await cluster.stop();
 }
-for (const [k, list] of rounds) {
-  const [n, load] = k.split("/") as [string, LoadName];
-  for (const r of list) r.shares = sharesOf(r, LOADS[load].app, samples.get(Number(n))!);
+for (const run of runs.values()) {
+  for (const load of Object.keys(LOADS) as LoadName[]) {
+    for (const r of run.rounds[load]) r.shares = sharesOf(r, LOADS[load].app, run.samples);
+  }
 }
 
 const cores = availableParallelism();
 const pct = (v: number) => `${Math.round(100 * v)}%`;
-function table(load: LoadName): { text: string; results: Array<{ n: number; rps: number; ratio: number; p99: number }> } {
-  const base = median(rounds.get(key(1, load))!).rps;
-  const results = WORKER_COUNTS.map((n) => {
-    const list = rounds.get(key(n, load))!;
+function table(load: LoadName): { text: string; results: Array<{ label: string; rps: number; ratio: number; p99: number }> } {
+  const baseRounds = runs.get("1")!.rounds[load];
+  const base = median(baseRounds).rps;
+  const results = [...runs.values()].map(({ variant, rounds }) => {
+    const list = rounds[load];
     const m = median(list);
+    // Each round against N=1's round of the same number: the spread one median hides.
+    const ratios = list.map((r, i) => r.rps / baseRounds[i]!.rps).sort((a, b) => a - b);
     const errors = list.reduce((s, r) => s + r.errors + r.non2xx, 0);
-    return { n, m, errors, rps: m.rps, ratio: m.rps / base, p99: m.p99 };
+    return { variant, label: variant.label, m, ratios, errors, rps: m.rps, ratio: m.rps / base, p99: m.p99 };
   });
-  // Ratio of each round against N=1 in the same round: the spread a single number hides.
-  const roundRatios = (n: number) => rounds.get(key(n, load))!.map((r, i) => r.rps / rounds.get(key(1, load))![i]!.rps);
   const text = markdownTable(
-    ["workers", "answers/s", "× N=1", "per-round × N=1 (min–max)", "target", "client p50 ms", "client p99 ms", "frontend CPU (primary + workers), cores", "answers per worker", "errors"],
-    results.map(({ n, m, rps, ratio, errors }) => {
-      const ratios = roundRatios(n).sort((a, b) => a - b);
-      return [n, rps, ratio.toFixed(2), n === 1 ? "-" : `${formatNumber(ratios[0]!)}–${formatNumber(ratios.at(-1)!)}`, target(n),
+    ["workers", "answers/s", "× N=1", "per-round × N=1 (min–median–max)", "target", "client p50 ms", "client p99 ms", "frontend CPU (primary + workers), cores", "answers per worker", "errors"],
+    results.map(({ variant, m, rps, ratio, ratios, errors }) => {
+      const n = variant.workers;
+      return [variant.label, rps, ratio.toFixed(2),
+        n === 1 ? "-" : [ratios[0]!, ratios[Math.floor(ratios.length / 2)]!, ratios.at(-1)!].map((x) => x.toFixed(2)).join("–"), target(n),
         m.p50, m.p99, `${n > 1 ? `${m.primaryCpu.toFixed(2)} + ` : ""}${m.workerCpu.map((c) => c.toFixed(2)).join(" + ")}`,
         n === 1 ? "-" : m.shares.length === 0 ? "(no live stats)" : m.shares.map(pct).join(" / "), errors];
     }));
@@ -193,7 +214,7 @@ const distinct = table("distinct");
 
 const settings = ["BENCH_ROUNDS", "BENCH_SECONDS", "BENCH_CONNECTIONS", "BENCH_LOAD"]
   .filter((name) => process.env[name] !== undefined).map((name) => ` ${name}=${process.env[name]}`).join("");
-const command = `npm run build && BENCH_WORKERS=${WORKER_COUNTS.join(",")}${settings} node dist/bench/workers.js`;
+const command = `npm run build && BENCH_WORKERS=${VARIANTS.map((v) => v.sched ? `${v.workers}:${v.sched}` : v.workers).join(",")}${settings} node dist/bench/workers.js`;
 const generator = closedLoopGenerator();
 writeReport("workers", [
   "# Frontend workers benchmark",
@@ -222,8 +243,8 @@ writeReport("workers", [
   "",
 ].join("\n"), {
   "workers.svg": barChartSvg(`Answers/s at ${CONNECTIONS} connections`, "/s", [
-    ...hits.results.map((r) => ({ label: `hits N=${r.n}`, value: r.rps, note: `${formatNumber(r.ratio)}×, p99 ${formatNumber(r.p99)} ms` })),
-    ...distinct.results.map((r) => ({ label: `distinct N=${r.n}`, value: r.rps, note: `${formatNumber(r.ratio)}×, p99 ${formatNumber(r.p99)} ms` })),
+    ...hits.results.map((r) => ({ label: `hits N=${r.label}`, value: r.rps, note: `${formatNumber(r.ratio)}×, p99 ${formatNumber(r.p99)} ms` })),
+    ...distinct.results.map((r) => ({ label: `distinct N=${r.label}`, value: r.rps, note: `${formatNumber(r.ratio)}×, p99 ${formatNumber(r.p99)} ms` })),
   ]),
 });
 

@@ -8,6 +8,7 @@ import { defaultQueryAuth } from "../../runtime/shared/api-keys.js";
 import { parseAllowedHosts } from "../../runtime/shared/host-check.js";
 import type { ClusterOptions } from "./container-manager.js";
 import { ManagerError } from "./errors.js";
+import { MAX_FRONTEND_WORKERS } from "../../runtime/shared/frontend-defaults.js";
 import { DEFAULT_RPC_AUTH, RPC_SECRET_ENV, versionSecret, type RpcAuthMode, type RpcPrincipal } from "../../runtime/shared/rpc-auth.js";
 
 /** Clipper's label keys (clipper_admin's container_manager.py), plus ours under the same prefix. */
@@ -30,6 +31,11 @@ export const LABEL = {
   host: "ai.clipper.host",
   /** Path of the management token inside the frontends, when the cluster has one. */
   tokenFile: "ai.clipper.token.file",
+  /**
+   * On the query frontend: how many worker processes it runs (`--frontend-workers`), so replicas
+   * created later are told every worker's RPC port; absent on clusters started before workers (1).
+   */
+  frontendWorkers: "ai.clipper.query_frontend.workers",
   /** On the query frontend: `plain` or `none` (see rpc-auth.ts); absent on clusters started before RPC auth (none). */
   rpcAuth: "ai.clipper.rpc.auth",
   /** Kubernetes: the registry model images go to by default (an annotation on the management Deployment). */
@@ -75,6 +81,36 @@ export function managementCommand(input: { token: boolean; maxBodyBytes: number;
   ];
 }
 
+/** The RPC port of each frontend worker: rpcPort, rpcPort + 1, ... (runtime/frontend/workers.ts). */
+export function frontendRpcPorts(options: { rpcPort: number; frontendWorkers?: number }): number[] {
+  return Array.from({ length: options.frontendWorkers ?? 1 }, (_, i) => options.rpcPort + i);
+}
+
+/** The frontend workers' RPC ports inside a frontend container or pod (worker i on 7000 + i). */
+export function internalRpcPorts(frontendWorkers: number | undefined): number[] {
+  return frontendRpcPorts({ rpcPort: INTERNAL_PORTS.rpc, ...(frontendWorkers === undefined ? {} : { frontendWorkers }) });
+}
+
+/**
+ * The worker count a frontend container or pod was started with, from the label or annotation
+ * that records it (LABEL.frontendWorkers): 1 when absent (a cluster from before workers); a value
+ * that is not a count from 1 to MAX_FRONTEND_WORKERS (edited by hand) is refused rather than guessed.
+ */
+export function recordedFrontendWorkers(value: string | undefined, where: string): number {
+  if (value === undefined) return 1;
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_FRONTEND_WORKERS) {
+    throw new ManagerError(`${where} says ${LABEL.frontendWorkers}=${JSON.stringify(value)}, not a worker count from 1 to ${MAX_FRONTEND_WORKERS}; ` +
+      "stop the cluster and start it again", "CONTROL_API");
+  }
+  return n;
+}
+
+/** The frontend's `--workers N`; one worker is a single process (no flag, no primary), as before workers. */
+export function frontendWorkersFlags(o: Pick<ClusterOptions, "frontendWorkers">): string[] {
+  return (o.frontendWorkers ?? 1) > 1 ? ["--workers", String(o.frontendWorkers)] : [];
+}
+
 /** The query frontend's command line inside the runtime image. */
 export function frontendCommand(input: { managementUrl: string; token: boolean; options: ClusterOptions; allowedHosts: string[] }): string[] {
   const o = input.options;
@@ -83,6 +119,7 @@ export function frontendCommand(input: { managementUrl: string; token: boolean; 
     "--host", "0.0.0.0",
     "--port", String(INTERNAL_PORTS.query),
     "--rpc-port", String(INTERNAL_PORTS.rpc),
+    ...frontendWorkersFlags(o),
     "--management-url", input.managementUrl,
     ...(input.token ? ["--token-file", TOKEN_FILE] : []),
     ...frontendTuningFlags(o, RPC_KEY_FILE),
@@ -177,6 +214,8 @@ export function modelRuntimeEnv(input: {
   env?: Record<string, string>;
   /** Where the frontends' RPC port is (CLIPPER_IP). */
   frontendHost: string;
+  /** Every frontend worker's RPC port (CLIPPER_PORT, a list); default: Clipper's one port. */
+  rpcPorts?: readonly number[];
   replica?: number;
 }): Record<string, string> {
   return {
@@ -186,7 +225,7 @@ export function modelRuntimeEnv(input: {
     CLIPPER_MODEL_VERSION: input.version,
     CLIPPER_INPUT_TYPE: input.inputType,
     CLIPPER_IP: input.frontendHost,
-    CLIPPER_PORT: String(INTERNAL_PORTS.rpc),
+    CLIPPER_PORT: (input.rpcPorts ?? [INTERNAL_PORTS.rpc]).join(","),
     ...(input.replica === undefined ? {} : { CLIPPER_REPLICA_ID: String(input.replica) }),
   };
 }

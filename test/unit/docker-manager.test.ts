@@ -10,6 +10,7 @@ import { LABEL, readStoredDeployment, RECORD_LABEL, storedDeployment } from "../
 import { demuxLogs, logLines } from "../../src/managers/docker/logs.js";
 import { autoscalerSpec, daemonHostName, deploymentRecordSpec, deviceRequests, frontendSpec, managementSpec, replicaSpec } from "../../src/managers/docker/specs.js";
 import { versionSecret } from "../../runtime/shared/rpc-auth.js";
+import { recordedFrontendWorkers } from "../../src/managers/cluster-spec.js";
 
 describe("Docker manager specs (no daemon needed)", () => {
   const options: ClusterOptions = {
@@ -39,7 +40,9 @@ describe("Docker manager specs (no daemon needed)", () => {
       "--query-auth", "keys", "--allowed-hosts", "clipper-c1-management,clipper-c1-query-frontend",
     ]);
     expect(f.HostConfig?.PortBindings).toEqual({ "1337/tcp": [{ HostIp: "0.0.0.0", HostPort: "1337" }] });
+    expect(f.ExposedPorts).toEqual({ "1337/tcp": {}, "7000/tcp": {} });
     expect(f.Labels?.[LABEL.rpcAuth]).toBe("plain");
+    expect(f.Labels?.[LABEL.frontendWorkers]).toBe("1");
     const open = frontendSpec({ cluster: "c1", options: { ...options, rpcAuth: "none", maxRpcFrameBytes: 1 << 20 }, image: "rt", token: false });
     expect(open.Cmd).toEqual(expect.arrayContaining(["--rpc-auth", "none", "--max-rpc-frame-bytes", "1048576"]));
     expect(open.Cmd).not.toContain("--rpc-key-file");
@@ -104,6 +107,30 @@ describe("Docker manager specs (no daemon needed)", () => {
       .toEqual(["--allowed-hosts", "*"]);
   });
 
+  it("runs N frontend workers in the frontend container, one exposed (not published) RPC port each, and tells replicas every port", () => {
+    const f = frontendSpec({ cluster: "c1", options: { ...options, frontendWorkers: 3 }, image: "rt", token: false });
+    expect(f.Cmd?.slice(0, 10)).toEqual([
+      "node", "dist/runtime/frontend/main.js", "--host", "0.0.0.0", "--port", "1337", "--rpc-port", "7000", "--workers", "3",
+    ]);
+    expect(f.ExposedPorts).toEqual({ "1337/tcp": {}, "7000/tcp": {}, "7001/tcp": {}, "7002/tcp": {} });
+    expect(f.HostConfig?.PortBindings).toEqual({ "1337/tcp": [{ HostIp: "0.0.0.0", HostPort: "1337" }] });
+    expect(f.Labels?.[LABEL.frontendWorkers]).toBe("3");
+    const r = replicaSpec("c1", d, 0, { rpcPorts: [7000, 7001, 7002] }, 30);
+    expect(r.Env).toContain("CLIPPER_PORT=7000,7001,7002");
+    expect(() => checkClusterOptions("c1", { ...options, frontendWorkers: 8 })).not.toThrow();
+    for (const bad of [0, 9, 1.5]) {
+      expect(() => checkClusterOptions("c1", { ...options, frontendWorkers: bad }), String(bad)).toThrow(/frontendWorkers must be an integer from 1 to 8/);
+    }
+  });
+
+  it("reads a frontend's recorded worker count back, refusing one edited into nonsense", () => {
+    expect(recordedFrontendWorkers(undefined, "f")).toBe(1);
+    expect(recordedFrontendWorkers("4", "f")).toBe(4);
+    for (const bad of ["0", "9", "2.5", "", " 2", "constructor", "1e1"]) {
+      expect(() => recordedFrontendWorkers(bad, "the query frontend f"), bad).toThrow(/the query frontend f says ai\.clipper\.query_frontend\.workers=.* not a worker count from 1 to 8/);
+    }
+  });
+
   it("checks only the published ports for clashes: the RPC port is not published", () => {
     expect(() => checkClusterOptions("c1", { ...options, queryPort: 7000, rpcPort: 7000 })).not.toThrow();
     expect(() => checkClusterOptions("c1", { ...options, managementPort: 7000, rpcPort: 7000 })).not.toThrow();
@@ -112,12 +139,12 @@ describe("Docker manager specs (no daemon needed)", () => {
   });
 
   it("gives replicas the runtime's environment, their version's credential, labels, device requests and restart policy", () => {
-    const r = replicaSpec("c1", d, 3, "the-cluster-key", 30);
+    const r = replicaSpec("c1", d, 3, { rpcKey: "the-cluster-key", rpcPorts: [7000] }, 30);
     const secret = versionSecret("the-cluster-key", { name: "m", version: "2", inputType: "floats" });
     expect(r.Env).toContain(`CLIPPER_RPC_SECRET=${secret}`);
     expect(JSON.stringify(r.Labels)).not.toContain(secret);
     expect(JSON.stringify(r)).not.toContain("the-cluster-key");
-    expect(replicaSpec("c1", d, 3, undefined, 30).Env?.some((e) => e.startsWith("CLIPPER_RPC_SECRET="))).toBe(false);
+    expect(replicaSpec("c1", d, 3, { rpcPorts: [7000] }, 30).Env?.some((e) => e.startsWith("CLIPPER_RPC_SECRET="))).toBe(false);
     // Nothing from this process's environment: the deployment's own variables and the runtime's only.
     expect(r.Env!.map((e) => e.split("=")[0]!).filter((n) => !n.startsWith("CLIPPER_"))).toEqual(["A"]);
     expect(r.name).toBe("clipper-c1-m-2-3");

@@ -3,8 +3,9 @@
  *   network   clipper-<c>                 user-defined bridge; containers find each other by name
  *   volume    clipper-<c>-state           the management daemon's --state-dir /state
  *   container clipper-<c>-management      node dist/runtime/management/main.js, 1338 published
- *   container clipper-<c>-query-frontend  node dist/runtime/frontend/main.js, 1337 published (7000, the
- *                                         model RPC port, only on the network)
+ *   container clipper-<c>-query-frontend  node dist/runtime/frontend/main.js [--workers N], 1337 published
+ *                                         (7000..7000+N-1, one model RPC port per frontend worker, only
+ *                                         on the network)
  *   container clipper-<c>-autoscaler      node dist/src/autoscaler/host-main.js, the Docker socket mounted
  *                                         (not with `autoscaler: false`); scales autoscaled versions
  *   container clipper-<c>-<m>-<v>-<i>     model replicas: the model image's own command; they reach
@@ -39,6 +40,11 @@
  * its version's credential as CLIPPER_RPC_SECRET, derived at deploy, scale or start from the key
  * read back from the frontend. The deployment label holds no credential. The frontend's
  * `ai.clipper.rpc.auth` label says which mode it runs in.
+ *
+ * Frontend workers (`frontendWorkers` N > 1): the frontend container runs N worker processes on
+ * its query port, worker i on RPC port 7000 + i; its `ai.clipper.query_frontend.workers` label
+ * records N, and each replica created later gets every port in CLIPPER_PORT (7000,7001,...) and
+ * connects to each worker. A restart with another N creates the replicas again with the new list.
  */
 import { dockerError } from "../../docker/client.js";
 import { httpProblem } from "../../http-fetch.js";
@@ -62,8 +68,8 @@ import type {
   ResourceUsage,
   StatusOptions,
 } from "../container-manager.js";
-import { checkClusterPorts, ManagerError, requireOneFrontendWorker } from "../errors.js";
-import { connectHost, RPC_KEY_FILE, rpcAuthOf, urlHost } from "../cluster-spec.js";
+import { checkClusterPorts, ManagerError } from "../errors.js";
+import { connectHost, internalRpcPorts, recordedFrontendWorkers, RPC_KEY_FILE, rpcAuthOf, urlHost } from "../cluster-spec.js";
 import {
   apiCallError,
   checkModelNames,
@@ -96,7 +102,7 @@ import {
 } from "./labels.js";
 import { modelNames, records, roleOf, versionsOf, type VersionContainers } from "./records.js";
 import { publishedPorts, waitUntilUp, type Probe, type PublishedPorts, type Readiness } from "./readiness.js";
-import { autoscalerSpec, daemonHostName, deploymentRecordSpec, DOCKER_SOCKET, frontendSpec, managementSpec, replicaSpec } from "./specs.js";
+import { autoscalerSpec, daemonHostName, deploymentRecordSpec, DOCKER_SOCKET, frontendSpec, managementSpec, replicaSpec, type FrontendLink } from "./specs.js";
 import { newToken } from "./token.js";
 
 export { MAX_REPLICAS } from "../common/index.js";
@@ -181,7 +187,7 @@ export class DockerContainerManager implements ContainerManager {
       const containers = { management, frontend };
       const addresses = this.addressesFor(options.host, await publishedPorts(this.readiness, containers), token);
       await waitUntilUp(this.readiness, addresses, containers, options.startupTimeoutMs);
-      await this.restoreReplicas(existing, rpcKey);
+      await this.restoreReplicas(existing, { ...(rpcKey === undefined ? {} : { rpcKey }), rpcPorts: internalRpcPorts(options.frontendWorkers) });
       // Last: it scales what is running, and retries until the daemon answers.
       if (options.autoscaler !== false) {
         await this.createAndStart(autoscalerSpec(input), created, [[TOKEN_FILE, token]]).catch((err: unknown) => {
@@ -233,7 +239,7 @@ export class DockerContainerManager implements ContainerManager {
         "INVALID_ARGUMENT",
       );
     }
-    const rpcKey = await this.frontendRpcKey();
+    const link = await this.frontendLink();
     await this.ensureImage(deployment.image);
     const wanted = storedDeployment({ ...deployment, image: deployment.image });
     let current = await this.versionContainers(deployment.name, deployment.version);
@@ -242,7 +248,7 @@ export class DockerContainerManager implements ContainerManager {
       await Promise.all([...current.replicas, ...records(current)].map((c) => this.removeContainer(c.id)));
       current = { staleRecords: [], replicas: [] };
     }
-    await this.scale(wanted, current.replicas, replicas, rpcKey);
+    await this.scale(wanted, current.replicas, replicas, link);
     await this.writeRecord(wanted, replicas, current);
   }
 
@@ -251,7 +257,7 @@ export class DockerContainerManager implements ContainerManager {
     checkModelNames(name, version);
     const current = await this.versionContainers(name, version);
     if (!current.stored) throw noDeployment(name, version, `the Docker cluster ${this.cluster}`);
-    await this.scale(current.stored, current.replicas, replicas, await this.frontendRpcKey());
+    await this.scale(current.stored, current.replicas, replicas, await this.frontendLink());
     await this.writeRecord(current.stored, replicas, current);
   }
 
@@ -390,14 +396,14 @@ export class DockerContainerManager implements ContainerManager {
   }
 
   /** Brings each recorded version back to its recorded count (replicas were removed by the stop). */
-  private async restoreReplicas(existing: ContainerSummary[], rpcKey: string | undefined): Promise<void> {
+  private async restoreReplicas(existing: ContainerSummary[], link: FrontendLink): Promise<void> {
     for (const v of versionsOf(existing)) {
       const wanted = v.record ? recordNumber(v.record.labels, RECORD_LABEL.replicas) : 0;
       if (!v.stored || wanted === 0) continue;
       try {
         checkReplicas(wanted); // a record edited by hand may ask for anything
         await this.ensureImage(v.stored.image);
-        await this.scale(v.stored, [], wanted, rpcKey);
+        await this.scale(v.stored, [], wanted, link);
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
         throw new ManagerError(
@@ -456,7 +462,7 @@ export class DockerContainerManager implements ContainerManager {
    * ones (all or none: if one cannot start, the new ones are removed again), starts stopped ones,
    * and removes the highest-numbered ones beyond `desired`.
    */
-  private async scale(d: StoredDeployment, replicas: ContainerSummary[], desired: number, rpcKey: string | undefined): Promise<void> {
+  private async scale(d: StoredDeployment, replicas: ContainerSummary[], desired: number, link: FrontendLink): Promise<void> {
     const byIndex = new Map(replicas.map((r) => [Number(r.labels[LABEL.replica]), r]));
     const added: string[] = [];
     const results = await Promise.allSettled(
@@ -467,7 +473,7 @@ export class DockerContainerManager implements ContainerManager {
           if (existing.state !== "running" && existing.state !== "restarting") await this.call(doing, () => this.engine.startContainer(existing.id));
           return;
         }
-        const id = await this.createContainer(replicaSpec(this.cluster, d, i, rpcKey, this.stopGraceSeconds), d);
+        const id = await this.createContainer(replicaSpec(this.cluster, d, i, link, this.stopGraceSeconds), d);
         added.push(id);
         await this.call(doing, () => this.engine.startContainer(id));
       }),
@@ -518,19 +524,21 @@ export class DockerContainerManager implements ContainerManager {
   }
 
   /**
-   * The cluster's RPC key, read back from the query frontend, when it authenticates replicas
-   * (undefined when it admits any peer); throws when the cluster has no frontend.
+   * What a replica needs from the running query frontend: the cluster's RPC key, read back from it,
+   * when it authenticates replicas (undefined when it admits any peer), and its workers' RPC ports
+   * (its label); throws when the cluster has no frontend.
    */
-  private async frontendRpcKey(): Promise<string | undefined> {
+  private async frontendLink(): Promise<FrontendLink> {
     const [frontend] = await this.containers({ [LABEL.role]: "query_frontend" });
     if (!frontend) throw notRunning(this.cluster);
-    if (frontend.labels[LABEL.rpcAuth] !== "plain") return undefined;
+    const rpcPorts = internalRpcPorts(recordedFrontendWorkers(frontend.labels[LABEL.frontendWorkers], `the query frontend ${frontend.name}`));
+    if (frontend.labels[LABEL.rpcAuth] !== "plain") return { rpcPorts };
     const key = (await this.call("reading the RPC key", () => this.engine.readFile(frontend.id, RPC_KEY_FILE)))?.trim();
     if (!key) {
       throw new ManagerError(`the query frontend ${frontend.name} has lost its RPC key ${RPC_KEY_FILE}; ` +
         "stop the cluster and start it again", "CONTROL_API");
     }
-    return key;
+    return { rpcKey: key, rpcPorts };
   }
 
   // ---- internals: docker -----------------------------------------------------------------------
@@ -686,9 +694,11 @@ export function checkClusterOptions(cluster: string, options: ClusterOptions): v
       "INVALID_ARGUMENT",
     );
   }
-  // Docker does not publish the RPC port (replicas use the frontend's internal one), so the rpcPort
-  // option names no port of this cluster and cannot clash with the published two.
-  checkClusterPorts({ queryPort: options.queryPort, managementPort: options.managementPort, rpcPort: 0 });
-  requireOneFrontendWorker(options, "Docker", "one frontend container");
+  // Docker does not publish the RPC ports (replicas use the frontend's internal ones, 7000 + worker),
+  // so the rpcPort option names no port of this cluster and cannot clash with the published two.
+  checkClusterPorts({
+    queryPort: options.queryPort, managementPort: options.managementPort, rpcPort: 0,
+    ...(options.frontendWorkers === undefined ? {} : { frontendWorkers: options.frontendWorkers }),
+  });
   if (!options.host.trim()) throw new ManagerError("the cluster host must not be empty", "INVALID_ARGUMENT");
 }

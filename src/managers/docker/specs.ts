@@ -11,6 +11,7 @@ import {
   clusterLabels,
   frontendCommand,
   INTERNAL_PORTS,
+  internalRpcPorts,
   LABEL,
   managementCommand,
   modelContainerLabel,
@@ -112,6 +113,8 @@ export function frontendSpec(input: FrontendSpecInput): ContainerSpec {
   const { cluster, options, image, token } = input;
   const query = `${INTERNAL_PORTS.query}/tcp`;
   const o = options;
+  // Exposed (not published): worker i's RPC port is 7000 + i, reached on the cluster's network.
+  const rpcPorts = internalRpcPorts(o.frontendWorkers).map((p) => `${p}/tcp`);
   return {
     name: names.frontend(cluster),
     Image: image,
@@ -124,8 +127,9 @@ export function frontendSpec(input: FrontendSpecInput): ContainerSpec {
       ...portLabels(options),
       ...(token ? { [LABEL.tokenFile]: TOKEN_FILE } : {}),
       [LABEL.rpcAuth]: rpcAuthOf(o),
+      [LABEL.frontendWorkers]: String(o.frontendWorkers ?? 1),
     },
-    ExposedPorts: { [query]: {} },
+    ExposedPorts: Object.fromEntries([query, ...rpcPorts].map((p) => [p, {}])),
     HostConfig: {
       NetworkMode: names.network(cluster),
       PortBindings: { [query]: binding(o.host, o.queryPort) },
@@ -181,18 +185,28 @@ function modelHostConfig(cluster: string, d: StoredDeployment): ContainerSpec["H
   };
 }
 
+/** What a replica is told about the running query frontend (docker-manager.ts reads it back from there). */
+export interface FrontendLink {
+  /** The cluster's RPC key, when the frontend authenticates replicas. */
+  rpcKey?: string;
+  /** Every frontend worker's RPC port (CLIPPER_PORT). */
+  rpcPorts: readonly number[];
+}
+
 /**
- * The environment of a replica: the deployment's own, then what the runtime must get right, then
- * its version's RPC credential (derived from the cluster's key; none when the cluster has no key).
- * Nothing else: a container starts from an empty environment, whatever the CLI's holds.
+ * The environment of a replica: the deployment's own, then what the runtime must get right (with
+ * every frontend worker's RPC port), then its version's RPC credential (derived from the cluster's
+ * key; none when the cluster has no key). Nothing else: a container starts from an empty
+ * environment, whatever the CLI's holds.
  */
-function modelEnv(cluster: string, d: StoredDeployment, replica: number | undefined, rpcKey: string | undefined): string[] {
+function modelEnv(cluster: string, d: StoredDeployment, replica: number | undefined, link: FrontendLink | undefined): string[] {
   const env = {
     ...modelRuntimeEnv({
       cluster, name: d.name, version: d.version, inputType: d.inputType, env: d.env,
       frontendHost: names.frontend(cluster), ...(replica === undefined ? {} : { replica }),
+      ...(link ? { rpcPorts: link.rpcPorts } : {}),
     }),
-    ...rpcSecretEnv(rpcKey, d),
+    ...rpcSecretEnv(link?.rpcKey, d),
   };
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
@@ -201,12 +215,12 @@ function modelEnv(cluster: string, d: StoredDeployment, replica: number | undefi
  * One replica; the image's own entrypoint and command run the model runtime. `stopGraceSeconds` is
  * its StopTimeout, so that a `docker stop` by hand gives it the time to drain as the manager does.
  */
-export function replicaSpec(cluster: string, d: StoredDeployment, replica: number, rpcKey: string | undefined, stopGraceSeconds: number): ContainerSpec {
+export function replicaSpec(cluster: string, d: StoredDeployment, replica: number, link: FrontendLink, stopGraceSeconds: number): ContainerSpec {
   return {
     name: names.replica(cluster, d.name, d.version, replica),
     Image: d.image,
     StopTimeout: stopGraceSeconds,
-    Env: modelEnv(cluster, d, replica, rpcKey),
+    Env: modelEnv(cluster, d, replica, link),
     Labels: {
       ...modelLabels(cluster, d),
       [LABEL.role]: "model",
@@ -228,7 +242,8 @@ export interface RecordState {
  * its labels (Docker has no other object with labels that outlives its replicas), so that a model
  * scaled to zero can be scaled up again from another process. It is configured as its replicas
  * are, which also lets `docker inspect` show what a replica will get (device requests included),
- * except the RPC credential, which only the replicas themselves hold.
+ * except the RPC credential, which only the replicas themselves hold, and the frontend workers' RPC
+ * ports, which each replica reads from the frontend running when it is created (the record says 7000).
  * Holding the image reference keeps `docker image prune` from removing the model's image.
  * It also carries the version's desired replica count and a generation (see docker-manager.ts).
  */

@@ -100,10 +100,7 @@ export async function findFreePortRun(host: string, count: number, avoid: readon
   throw new ManagerError(`cannot find ${count} consecutive free ports on ${host} for the frontend workers; choose them with --rpc-port`, "INVALID_ARGUMENT");
 }
 
-/** The RPC port of each frontend worker: rpcPort, rpcPort + 1, ... (runtime/frontend/workers.ts). */
-export function frontendRpcPorts(options: { rpcPort: number; frontendWorkers?: number }): number[] {
-  return Array.from({ length: options.frontendWorkers ?? 1 }, (_, i) => options.rpcPort + i);
-}
+export { frontendRpcPorts } from "../cluster-spec.js";
 
 function holdPort(host: string, port: number): Promise<Server | undefined> {
   return new Promise((resolve, reject) => {

@@ -16,7 +16,7 @@
  *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
  * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
  */
-import { allowedHostsFlags, allowedHostsOf, connectHost, frontendTuningFlags, rpcAuthOf, rpcSecretEnv } from "../cluster-spec.js";
+import { allowedHostsFlags, allowedHostsOf, connectHost, frontendTuningFlags, frontendWorkersFlags, rpcAuthOf, rpcSecretEnv } from "../cluster-spec.js";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -212,8 +212,7 @@ export class Supervisor {
       "--host", o.host,
       "--port", String(o.queryPort),
       "--rpc-port", String(o.rpcPort),
-      // One worker is today's single process: no flag, no primary.
-      ...((o.frontendWorkers ?? 1) > 1 ? ["--workers", String(o.frontendWorkers)] : []),
+      ...frontendWorkersFlags(o),
       "--management-url", addressesFor(o).managementUrl,
       ...this.tokenArgs(),
       ...frontendTuningFlags(o, this.paths.rpcKeyFile),
