@@ -15,6 +15,7 @@ import { availableParallelism } from "node:os";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { distinctDoubles, fixedBody, type LoadBody } from "./lib/body.js";
 import { closedLoopGenerator, runLoad, warmUp, type LoadResult } from "./lib/load.js";
+import { meanBatch, scrape } from "./lib/metrics.js";
 import { barChartSvg, formatNumber, markdownTable, runContext, writeReport } from "./lib/report.js";
 import { MAX_FRONTEND_WORKERS } from "../runtime/shared/frontend-defaults.js";
 import { LIVE_STATS_PATH, LiveStatsSchema, type LiveStats } from "../runtime/shared/live-stats.js";
@@ -74,6 +75,8 @@ interface Round extends LoadResult {
   workerCpu: number[];
   /** Share of the answers each worker gave (live stats), filled in after the last round. */
   shares: number[];
+  /** Mean batch the replica was sent (all workers' batches), 0 with no model call (cache hits). */
+  meanBatch: number;
 }
 
 /** The frontend's processes: with N > 1 the primary and its children (the workers); N = 1 is one process. */
@@ -87,15 +90,17 @@ function frontendCpuTicks(cluster: BenchCluster, workers: number): { primary: nu
 }
 
 async function measure(cluster: BenchCluster, workers: number, load: LoadName): Promise<Round> {
+  const scrapeBefore = load === "distinct" ? await scrape(cluster.queryUrl) : "";
   const before = frontendCpuTicks(cluster, workers);
   const startedAt = Date.now();
   const r = await runLoad({ url: cluster.queryUrl, path: `/${LOADS[load].app}/predict`, connections: CONNECTIONS, durationSec: SECONDS, body: LOADS[load].body });
   const endedAt = Date.now();
   const after = frontendCpuTicks(cluster, workers);
+  const batch = load === "distinct" ? meanBatch(scrapeBefore, await scrape(cluster.queryUrl), "noop:1") : 0;
   const seconds = (endedAt - startedAt) / 1000;
   const cpu = (ticks: number) => ticks / USER_HZ / seconds;
   return {
-    ...r, startedAt, endedAt, shares: [],
+    ...r, startedAt, endedAt, shares: [], meanBatch: batch,
     primaryCpu: cpu(after.primary - before.primary),
     workerCpu: [...after.workers].map(([pid, t]) => cpu(t - (before.workers.get(pid) ?? 0))).sort((a, b) => b - a),
   };
@@ -168,7 +173,8 @@ try {
         const r = await measure(run.cluster, run.variant.workers, load);
         run.rounds[load].push(r);
         process.stdout.write(`round ${round + 1} ${load} N=${run.variant.label}: ${r.rps.toFixed(0)}/s, p99 ${r.p99.toFixed(1)} ms, ` +
-          `cpu primary ${r.primaryCpu.toFixed(2)} workers ${r.workerCpu.map((c) => c.toFixed(2)).join("/")}, errors ${r.errors + r.non2xx}\n`);
+          `cpu primary ${r.primaryCpu.toFixed(2)} workers ${r.workerCpu.map((c) => c.toFixed(2)).join("/")}` +
+          `${load === "distinct" ? `, mean batch ${r.meanBatch.toFixed(1)}` : ""}, errors ${r.errors + r.non2xx}\n`);
       }
     }
     for (const run of all) await collectLiveStats(run.cluster, run.samples);
@@ -199,13 +205,15 @@ function table(load: LoadName): { text: string; results: Array<{ label: string; 
     return { variant, label: variant.label, m, ratios, errors, rps: m.rps, ratio: m.rps / base, p99: m.p99 };
   });
   const text = markdownTable(
-    ["workers", "answers/s", "× N=1", "per-round × N=1 (min–median–max)", "target", "client p50 ms", "client p99 ms", "frontend CPU (primary + workers), cores", "answers per worker", "errors"],
+    ["workers", "answers/s", "× N=1", "per-round × N=1 (min–median–max)", "target", "client p50 ms", "client p99 ms", "frontend CPU (primary + workers), cores", "answers per worker",
+      ...(load === "distinct" ? ["mean batch"] : []), "errors"],
     results.map(({ variant, m, rps, ratio, ratios, errors }) => {
       const n = variant.workers;
       return [variant.label, rps, ratio.toFixed(2),
         n === 1 ? "-" : [ratios[0]!, ratios[Math.floor(ratios.length / 2)]!, ratios.at(-1)!].map((x) => x.toFixed(2)).join("–"), target(n),
         m.p50, m.p99, `${n > 1 ? `${m.primaryCpu.toFixed(2)} + ` : ""}${m.workerCpu.map((c) => c.toFixed(2)).join(" + ")}`,
-        n === 1 ? "-" : m.shares.length === 0 ? "(no live stats)" : m.shares.map(pct).join(" / "), errors];
+        n === 1 ? "-" : m.shares.length === 0 ? "(no live stats)" : m.shares.map(pct).join(" / "),
+        ...(load === "distinct" ? [m.meanBatch.toFixed(1)] : []), errors];
     }));
   return { text, results };
 }

@@ -97,10 +97,7 @@ export function checkClusterPorts(options: { queryPort: number; managementPort: 
       throw new ManagerError(`${key} must be an integer from 0 to 65535 (got ${value})`, "INVALID_ARGUMENT");
     }
   }
-  const workers = options.frontendWorkers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_FRONTEND_WORKERS) {
-    throw new ManagerError(`frontendWorkers must be an integer from 1 to ${MAX_FRONTEND_WORKERS} (got ${workers})`, "INVALID_ARGUMENT");
-  }
+  const workers = checkFrontendWorkers(options);
   // Worker i listens on rpcPort + i: the whole range must fit and miss the other two ports.
   const rpcPorts = options.rpcPort === 0 ? [] : Array.from({ length: workers }, (_, i) => options.rpcPort + i);
   if (rpcPorts.some((p) => p > 65535)) {
@@ -117,12 +114,11 @@ export function checkClusterPorts(options: { queryPort: number; managementPort: 
   }
 }
 
-/**
- * Several frontend workers need every replica to know each worker's RPC port; only the local
- * manager hands replicas that list so far. Docker and Kubernetes scale frontends by replicas.
- */
-export function requireOneFrontendWorker(options: { frontendWorkers?: number }, manager: string, instead: string): void {
-  if ((options.frontendWorkers ?? 1) > 1) {
-    throw new ManagerError(`--frontend-workers above 1 is for the local manager; ${manager} runs one worker per frontend (${instead})`, "INVALID_ARGUMENT");
+/** The frontend worker count (absent: 1), refused unless a whole number from 1 to MAX_FRONTEND_WORKERS. */
+export function checkFrontendWorkers(options: { frontendWorkers?: number }): number {
+  const workers = options.frontendWorkers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_FRONTEND_WORKERS) {
+    throw new ManagerError(`frontendWorkers must be an integer from 1 to ${MAX_FRONTEND_WORKERS} (got ${workers})`, "INVALID_ARGUMENT");
   }
+  return workers;
 }

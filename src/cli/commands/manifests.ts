@@ -11,7 +11,7 @@ import { generateRpcKey } from "../../../runtime/shared/rpc-auth.js";
 import { RPC_AUTH_NONE_WARNING, rpcAuthOf } from "../../managers/cluster-spec.js";
 import { k8sNames } from "../../managers/kubernetes/names.js";
 import { ClipperError } from "../../errors.js";
-import { requireOneFrontendWorker } from "../../managers/errors.js";
+import { checkFrontendWorkers } from "../../managers/errors.js";
 import { deploymentEnv } from "../../deployment-env.js";
 import type { InputType } from "../../../runtime/shared/input-types.js";
 import { modelImageTag, runtimeImageName } from "../../images/layout.js";
@@ -112,7 +112,7 @@ export type StartManifestOptions = KubernetesFlags & ClusterOptions & {
 
 export async function startDryRun(options: StartManifestOptions): Promise<void> {
   requireDryRun(options);
-  requireOneFrontendWorker(options, "Kubernetes", "scale frontend pods with --frontend-replicas");
+  checkFrontendWorkers(options);
   const { cluster } = options;
   const token: TokenSource = options.tokenSecret ? { existingSecret: options.tokenSecret } : { value: randomBytes(24).toString("base64url") };
   const plainRpc = rpcAuthOf(options) === "plain";

@@ -4,7 +4,8 @@
  * and its model Deployments, each scaled to 0 with the replica count it had recorded in an
  * annotation; only what runs or routes (the management and frontend Deployments, the Services,
  * the NetworkPolicy) is deleted. `start` scales each kept Deployment back to its count once the
- * frontends are up and drops the annotation; the kept RPC key keeps the version credentials valid.
+ * frontends are up and drops the annotation; the kept RPC key keeps the version credentials valid,
+ * and CLIPPER_PORT is set to the new start's frontend worker ports (withRpcPorts).
  */
 import type { V1Deployment } from "@kubernetes/client-node";
 import { MAX_REPLICAS } from "../common/index.js";
@@ -40,4 +41,27 @@ export function restored(d: V1Deployment): V1Deployment {
   const count = (d.spec?.replicas ?? 0) > 0 ? d.spec!.replicas! : keptReplicas(d) ?? 0;
   const { [KEPT_REPLICAS_ANNOTATION]: _kept, ...annotations } = d.metadata?.annotations ?? {};
   return { ...d, metadata: { ...d.metadata, annotations }, spec: { ...d.spec!, replicas: count } };
+}
+
+/** The Deployment with its containers' CLIPPER_PORT set to `rpcPorts` (every frontend worker's RPC port); nothing else changes. */
+export function withRpcPorts(d: V1Deployment, rpcPorts: readonly number[]): V1Deployment {
+  const template = d.spec?.template;
+  const containers = template?.spec?.containers;
+  if (!template || !containers) return d;
+  const value = rpcPorts.join(",");
+  return {
+    ...d,
+    spec: {
+      ...d.spec!,
+      template: {
+        ...template,
+        spec: {
+          ...template.spec!,
+          containers: containers.map((c) => ({
+            ...c, env: c.env?.map((e) => (e.name === "CLIPPER_PORT" && e.valueFrom === undefined ? { name: e.name, value } : e)),
+          })),
+        },
+      },
+    },
+  };
 }

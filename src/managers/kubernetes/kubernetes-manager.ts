@@ -18,7 +18,7 @@ import { resolve } from "node:path";
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
 import { AdminClient } from "../../admin-client.js";
 import type { BuildProgress } from "../../images/types.js";
-import { clusterLabels, INTERNAL_PORTS, LABEL, rpcAuthOf, TOKEN_DIR } from "../cluster-spec.js";
+import { clusterLabels, INTERNAL_PORTS, internalRpcPorts, LABEL, recordedFrontendWorkers, rpcAuthOf, TOKEN_DIR } from "../cluster-spec.js";
 import { INPUT_TYPES, type InputType } from "../../../runtime/shared/input-types.js";
 import { generateRpcKey, versionSecret } from "../../../runtime/shared/rpc-auth.js";
 import type {
@@ -35,9 +35,9 @@ import type {
   ModelDeployment,
 } from "../container-manager.js";
 import { checkReplicas, chosenVersion, isReason, noDeployment, sameDeployment, selectLogs, stopInOrder, streamEach, systemClock, unlessGone, waitUntil, type Clock } from "../common/index.js";
-import { ManagerError, requireOneFrontendWorker } from "../errors.js";
+import { checkFrontendWorkers, ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, modelRpcSecret, type KubernetesObject, type ServiceType } from "./manifests.js";
-import { isKept, kept, keptReplicas, restored } from "./kept-replicas.js";
+import { isKept, kept, keptReplicas, restored, withRpcPorts } from "./kept-replicas.js";
 import { k8sNames } from "./names.js";
 import { NamespaceApi, retryOnConflict } from "./namespace-api.js";
 import { streamPodLog } from "./pod-logs.js";
@@ -140,7 +140,7 @@ export class KubernetesContainerManager implements ContainerManager {
   // ---- the cluster ------------------------------------------------------------------------------
 
   async startClipper(options: ClusterOptions): Promise<ClusterAddresses> {
-    requireOneFrontendWorker(options, "Kubernetes", "scale frontend pods with --frontend-replicas");
+    checkFrontendWorkers(options);
     const { registry, tokenSecret } = this.options;
     await this.api.ensureNamespace(this.options.createNamespace ?? false);
     // The token the daemon will mount: the user's Secret's, or ours (kept from an earlier start, else new).
@@ -181,15 +181,16 @@ export class KubernetesContainerManager implements ContainerManager {
     // What connect() would read back (the Deployments, the token Secret) is what was just applied.
     const addresses = await this.addresses(token, registry);
     await this.waitForManagement(addresses, deadline);
-    await this.restoreKeptModels(keptModels, rpcKey);
+    await this.restoreKeptModels(keptModels, rpcKey, internalRpcPorts(options.frontendWorkers));
     return addresses;
   }
 
   /** Scales the Deployments a `stop --keep-state` kept back to their recorded counts, once the frontends are up. */
-  private async restoreKeptModels(keptModels: V1Deployment[], rpcKey: string | undefined): Promise<void> {
+  private async restoreKeptModels(keptModels: V1Deployment[], rpcKey: string | undefined, rpcPorts: readonly number[]): Promise<void> {
     // The key is new when its Secret went missing since the stop: each version's credential is derived again from it.
     if (rpcKey) await this.api.apply(keptModels.flatMap((d) => this.credentialSecret(d, rpcKey)));
-    const changed = await Promise.all(keptModels.map((d) => this.api.modifyDeployment(d.metadata!.name!, restored)));
+    // This start's frontend workers may differ from the last: the replicas are told this start's RPC ports.
+    const changed = await Promise.all(keptModels.map((d) => this.api.modifyDeployment(d.metadata!.name!, (k) => withRpcPorts(restored(k), rpcPorts))));
     const running = changed.filter((d) => (d.spec?.replicas ?? 0) > 0).map((d) => d.metadata!.name!);
     if (running.length) this.options.onProgress?.(`bringing back the kept model versions: ${running.join(", ")}`);
     await this.api.waitForRollout(running);
@@ -369,7 +370,7 @@ export class KubernetesContainerManager implements ContainerManager {
       replicas,
       ...(deployment.gpu ? { gpu: deployment.gpu } : {}),
       ...(deployment.env ? { env: deployment.env } : {}),
-      ...await this.rpcCredential(deployment),
+      ...await this.frontendLink(deployment),
       imagePullSecrets: this.options.imagePullSecrets ?? await this.clusterPullSecrets(),
     });
     const name = k8sNames.model(this.cluster, deployment.name, deployment.version);
@@ -390,17 +391,22 @@ export class KubernetesContainerManager implements ContainerManager {
     }
   }
 
-  /** The version's RPC credential when the cluster's frontends authenticate replicas (their Deployment says so). */
-  private async rpcCredential(d: ModelDeployment): Promise<{ rpcCredential?: { secret: string } }> {
+  /**
+   * What the version's replicas need from the cluster's frontends, as their Deployment records it:
+   * the version's RPC credential when they authenticate replicas, and their worker count per pod.
+   */
+  private async frontendLink(d: ModelDeployment): Promise<{ rpcCredential?: { secret: string }; frontendWorkers: number }> {
     const frontend = (await this.api.deployments(clusterLabels(this.cluster, "query_frontend")))[0];
     if (!frontend) throw this.notRunning();
-    if (frontend.metadata?.annotations?.[LABEL.rpcAuth] !== "plain") return {};
+    const annotations = frontend.metadata?.annotations ?? {};
+    const frontendWorkers = recordedFrontendWorkers(annotations[LABEL.frontendWorkers], `the Deployment ${frontend.metadata?.name}`);
+    if (annotations[LABEL.rpcAuth] !== "plain") return { frontendWorkers };
     const key = await this.readRpcKey();
     if (!key) {
       throw new ManagerError(`the Kubernetes cluster ${this.cluster} authenticates replicas but its Secret ${k8sNames.rpcKey(this.cluster)} ` +
         `in namespace ${this.namespace} is missing or has no key \`key\`; stop the cluster and start it again`, "NOT_FOUND");
     }
-    return { rpcCredential: { secret: versionSecret(key, { name: d.name, version: d.version, inputType: d.inputType }) } };
+    return { rpcCredential: { secret: versionSecret(key, { name: d.name, version: d.version, inputType: d.inputType }) }, frontendWorkers };
   }
 
   /** The credential Secret of a model Deployment's version under this key (none when its record names no input type). */

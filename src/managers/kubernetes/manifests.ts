@@ -38,6 +38,7 @@ import {
   clusterLabels,
   frontendCommand,
   INTERNAL_PORTS,
+  internalRpcPorts,
   LABEL,
   managementCommand,
   allowedHostsOf,
@@ -126,6 +127,12 @@ export interface KubernetesModelSpec {
    * key, only references it). Absent: the cluster admits any peer.
    */
   rpcCredential?: { secret?: string };
+  /**
+   * The cluster's frontend workers per pod (`--frontend-workers`, recorded on the frontend
+   * Deployment): each replica connects to every worker of every frontend pod (CLIPPER_PORT lists
+   * their RPC ports). Default 1.
+   */
+  frontendWorkers?: number;
   imagePullSecrets?: string[];
   resources?: ResourceSpec;
   /** How long a replica may take to load its model and register before it is restarted (default 300 s). */
@@ -256,8 +263,13 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
     ...(rpcKeySecret ? [{ name: "rpc-key", mountPath: RPC_KEY_DIR, readOnly: true }] : []),
   ];
   const frontendVolumes = [...tokenVolume(tokenSecret), ...rpcKeyVolume(rpcKeySecret)];
+  // Each frontend worker's RPC port (worker i on 7000 + i), declared on the container and the headless Service.
+  const rpcPorts = internalRpcPorts(spec.options.frontendWorkers).map((port, i) => ({ name: rpcPortName(i), port }));
   objects.push(new Deployment({
-    metadata: { ...meta(k8sNames.frontend(cluster), "query_frontend"), annotations: { [LABEL.rpcAuth]: rpcAuth } },
+    metadata: {
+      ...meta(k8sNames.frontend(cluster), "query_frontend"),
+      annotations: { [LABEL.rpcAuth]: rpcAuth, [LABEL.frontendWorkers]: String(rpcPorts.length) },
+    },
     spec: {
       replicas,
       strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
@@ -276,7 +288,7 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
             env: [{ name: "CLIPPER_CLUSTER", value: cluster }],
             ports: [
               { name: "query", containerPort: INTERNAL_PORTS.query, protocol: "TCP" },
-              { name: "rpc", containerPort: INTERNAL_PORTS.rpc, protocol: "TCP" },
+              ...rpcPorts.map(({ name, port }) => ({ name, containerPort: port, protocol: "TCP" as const })),
             ],
             readinessProbe: httpProbe("/health", "query", { period: 5, failures: 3 }),
             livenessProbe: httpProbe("/health", "query", { period: 10, failures: 6, initialDelay: 10 }),
@@ -297,7 +309,7 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
       // A frontend is listed as soon as it has an address: replicas connect and register while it warms up.
       publishNotReadyAddresses: true,
       selector: frontendSelector,
-      ports: [{ name: "rpc", port: INTERNAL_PORTS.rpc, targetPort: "rpc", protocol: "TCP" }],
+      ports: rpcPorts.map(({ name, port }) => ({ name, port, targetPort: name, protocol: "TCP" as const })),
     },
   }));
   // Only this cluster's model pods reach the RPC port; queries come from anywhere the Service allows.
@@ -307,7 +319,7 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
       podSelector: { matchLabels: frontendSelector },
       policyTypes: ["Ingress"],
       ingress: [
-        { from: [{ podSelector: { matchLabels: clusterLabels(cluster, "model") } }], ports: [{ port: INTERNAL_PORTS.rpc, protocol: "TCP" }] },
+        { from: [{ podSelector: { matchLabels: clusterLabels(cluster, "model") } }], ports: rpcPorts.map(({ port }) => ({ port, protocol: "TCP" as const })) },
         { ports: [{ port: INTERNAL_PORTS.query, protocol: "TCP" }] },
       ],
     },
@@ -345,7 +357,7 @@ export function modelManifests(spec: KubernetesModelSpec): KubernetesObject[] {
   const secretName = checkName("object", k8sNames.modelRpcSecret(cluster, name, version), "RPC secret name");
   const env: IEnvVar[] = [
     ...Object.entries({
-      ...modelRuntimeEnv({ cluster, name, version, inputType: spec.inputType, env: spec.env, frontendHost }),
+      ...modelRuntimeEnv({ cluster, name, version, inputType: spec.inputType, env: spec.env, frontendHost, rpcPorts: internalRpcPorts(spec.frontendWorkers) }),
       [FRONTEND_DISCOVERY_ENV]: "dns",
     }).filter(([k]) => !(spec.rpcCredential && k === RPC_SECRET_ENV)).map(([k, v]) => ({ name: k, value: v })),
     ...(spec.rpcCredential ? [{ name: RPC_SECRET_ENV, valueFrom: { secretKeyRef: { name: secretName, key: "secret" } } }] : []),
@@ -427,6 +439,11 @@ export function gpuCount(gpu: GpuRequest | undefined): number | undefined {
 }
 
 // ---- pieces -------------------------------------------------------------------------------------
+
+/** Worker 0's RPC port keeps Clipper's name `rpc`; worker i's is `rpc-i` (port names: 15 characters at most). */
+function rpcPortName(worker: number): string {
+  return worker === 0 ? "rpc" : `rpc-${worker}`;
+}
 
 function httpProbe(path: string, port: string, t: { period: number; failures: number; initialDelay?: number }): IProbe {
   return {
