@@ -298,3 +298,44 @@ describe("KubernetesContainerManager against the fake API", () => {
     }
   });
 });
+
+describe("frontend workers per pod on Kubernetes", () => {
+  it("declares every worker's RPC port, tells replicas the list, and gives kept versions the ports of the next start", async () => {
+    api.setAutoReady(true);
+    api.setServiceBackend("clipper-wk-management", `http://127.0.0.1:${(daemon.address() as AddressInfo).port}`, "ml");
+    const options: ClusterOptions = { ...OPTIONS, cluster: "wk", frontendWorkers: 2 };
+    const m = manager({ cluster: "wk" });
+    await m.startClipper(options);
+    const frontend = api.get("deployments", "clipper-wk-query-frontend", "ml")!;
+    expect(frontend.metadata.annotations["ai.clipper.query_frontend.workers"]).toBe("2");
+    const container = frontend.spec.template.spec.containers[0];
+    expect(container.command.join(" ")).toContain("--rpc-port 7000 --workers 2 ");
+    expect(container.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]))
+      .toEqual([["query", 1337], ["rpc", 7000], ["rpc-1", 7001]]);
+    const headless = api.get("services", "clipper-wk-frontend-rpc", "ml")!;
+    expect(headless.spec.ports.map((p: { name: string; port: number; targetPort: string }) => [p.name, p.port, p.targetPort]))
+      .toEqual([["rpc", 7000, "rpc"], ["rpc-1", 7001, "rpc-1"]]);
+    expect(api.get("networkpolicies", "clipper-wk-frontend-rpc", "ml")!.spec.ingress[0].ports).toEqual([{ port: 7000, protocol: "TCP" }, { port: 7001, protocol: "TCP" }]);
+
+    await m.deployModel(MODEL, 1);
+    const portEnv = () => api.get("deployments", "clipper-wk-sum-1", "ml")!.spec.template.spec.containers[0].env
+      .filter((e: { name: string }) => e.name === "CLIPPER_PORT");
+    expect(portEnv()).toEqual([{ name: "CLIPPER_PORT", value: "7000,7001" }]);
+    // Kept by a stop, then started with three workers: the version's pods are told the three ports.
+    await m.stopAll({ keepState: true });
+    const restarted = manager({ cluster: "wk" });
+    await restarted.startClipper({ ...options, frontendWorkers: 3 });
+    expect(portEnv()).toEqual([{ name: "CLIPPER_PORT", value: "7000,7001,7002" }]);
+    expect(api.get("deployments", "clipper-wk-sum-1", "ml")!.spec.replicas).toBe(1);
+
+    // A worker count edited into nonsense on the frontend Deployment is refused, not guessed.
+    const current = api.get("deployments", "clipper-wk-query-frontend", "ml")!;
+    await fetch(`${api.url}/apis/apps/v1/namespaces/ml/deployments/clipper-wk-query-frontend`, {
+      method: "PUT", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...current, metadata: { ...current.metadata, annotations: { ...current.metadata.annotations, "ai.clipper.query_frontend.workers": "9" } } }),
+    });
+    await expect(restarted.deployModel({ ...MODEL, version: "2" }, 1)).rejects.toThrow(/ai\.clipper\.query_frontend\.workers="9", not a worker count from 1 to 8/);
+    expect(api.get("deployments", "clipper-wk-sum-2", "ml")).toBeUndefined();
+    await restarted.stopAll({ keepState: false });
+  });
+});

@@ -256,8 +256,13 @@ export function buildProgram(): Command {
     .addOption(new Option("--manager <kind>", "print this manager's objects instead of deploying (with --dry-run; a live deploy uses the cluster's manager)").choices(["kubernetes"] as const))
     .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption()).addOption(pullSecretOption())
     .option("--node-selector <key=value>", "kubernetes: schedule replicas only on nodes with this label (repeatable)", collect)
+    .option("--frontend-workers <n>", "kubernetes --dry-run: the cluster's frontend workers per pod (its `start --frontend-workers`, default 1), " +
+      "so the replicas are told every worker's RPC port; a live deploy reads it from the cluster", intArg(1, MAX_FRONTEND_WORKERS))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((name, opts) => run(opts.json, async () => {
+      if (opts.frontendWorkers !== undefined && !(opts.manager === "kubernetes" && opts.dryRun)) {
+        throw new ClipperError("USAGE", "--frontend-workers on deploy-model is for --manager kubernetes --dry-run; a live deploy reads it from the cluster");
+      }
       if (opts.manager === "kubernetes") {
         const { gpuRequest } = await import("./commands/models.js");
         const { gpu: _flag, ...rest } = opts;

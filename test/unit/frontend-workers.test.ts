@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { workerFrontendId, workerRpcPorts } from "../../runtime/frontend/workers.js";
 import { FlagError } from "../../runtime/shared/runtime-flags.js";
-import { checkClusterPorts, ManagerError, requireOneFrontendWorker } from "../../src/managers/errors.js";
+import { checkClusterPorts, checkFrontendWorkers, ManagerError } from "../../src/managers/errors.js";
 import { frontendRpcPorts } from "../../src/managers/local/ports.js";
 
 describe("frontend workers' RPC ports", () => {
@@ -46,12 +46,12 @@ describe("cluster options with frontend workers", () => {
     expect(() => checkClusterPorts({ ...ports, rpcPort: 65535, frontendWorkers: 2 })).toThrow(/leaves no room for 2 frontend workers/);
   });
 
-  it("keeps Docker and Kubernetes at one worker per frontend, with a message that says what to do", () => {
-    expect(() => requireOneFrontendWorker({}, "Docker", "one frontend container")).not.toThrow();
-    expect(() => requireOneFrontendWorker({ frontendWorkers: 1 }, "Docker", "one frontend container")).not.toThrow();
-    expect(() => requireOneFrontendWorker({ frontendWorkers: 2 }, "Kubernetes", "scale frontend pods with --frontend-replicas")).toThrow(ManagerError);
-    expect(() => requireOneFrontendWorker({ frontendWorkers: 2 }, "Kubernetes", "scale frontend pods with --frontend-replicas")).toThrow(
-      /--frontend-workers above 1 is for the local manager; Kubernetes runs one worker per frontend \(scale frontend pods with --frontend-replicas\)/,
-    );
+  it("checks the count alone where no RPC port is published (Docker, Kubernetes), returning it", () => {
+    expect(checkFrontendWorkers({})).toBe(1);
+    expect(checkFrontendWorkers({ frontendWorkers: 8 })).toBe(8);
+    for (const bad of [0, 9, 1.5, Number.NaN]) {
+      expect(() => checkFrontendWorkers({ frontendWorkers: bad }), String(bad)).toThrow(ManagerError);
+      expect(() => checkFrontendWorkers({ frontendWorkers: bad }), String(bad)).toThrow(/frontendWorkers must be an integer from 1 to 8/);
+    }
   });
 });

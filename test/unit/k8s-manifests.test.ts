@@ -53,6 +53,8 @@ const variants: [string, KubernetesObject[]][] = [
   ["a minimal cluster", clusterManifests({ cluster: "default", namespace: "default", options: { ...OPTIONS, rpcAuth: "none" }, runtimeImage: "clipper-runtime:0.1.0" })],
   ["a cluster with an existing token secret", clusterManifests({ ...CLUSTER, createNamespace: false, token: { existingSecret: "clipper-token" } })],
   ["a cluster without an autoscaler", clusterManifests({ ...CLUSTER, options: { ...OPTIONS, autoscaler: false } })],
+  ["a cluster with 8 frontend workers per pod", clusterManifests({ ...CLUSTER, options: { ...OPTIONS, frontendWorkers: 8 } })],
+  ["a model of a cluster with 8 frontend workers per pod", modelManifests({ ...MODEL, frontendWorkers: 8 })],
   ["a CPU model", modelManifests(MODEL)],
   ["a GPU model", modelManifests(GPU_MODEL)],
   ["a model whose Secret a live deploy creates", modelManifests({ ...MODEL, rpcCredential: {} })],
@@ -233,6 +235,30 @@ describe("the design in the objects", () => {
     const env = containersOf(deployments(plainObjects(modelManifests(MODEL)))[0]!)[0]!.env as { name: string; value: string }[];
     expect(env).toContainEqual({ name: "CLIPPER_IP", value: "clipper-prod-frontend-rpc.ml.svc" });
     expect(env).toContainEqual({ name: "CLIPPER_PORT", value: "7000" });
+  });
+
+  it("runs N frontend workers per pod: every worker's RPC port on the container, the headless Service and the NetworkPolicy; replicas told each", () => {
+    const objects = plainObjects(clusterManifests({ ...CLUSTER, options: { ...OPTIONS, frontendWorkers: 3 } }));
+    const pick = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+    const f = pick("Deployment", "clipper-prod-query-frontend");
+    expect(f.metadata.annotations[LABEL.frontendWorkers]).toBe("3");
+    const command = containersOf(f)[0]!.command as string[];
+    expect(command.slice(command.indexOf("--rpc-port"), command.indexOf("--rpc-port") + 4)).toEqual(["--rpc-port", "7000", "--workers", "3"]);
+    expect(containersOf(f)[0]!.ports).toEqual([
+      { name: "query", containerPort: 1337, protocol: "TCP" }, { name: "rpc", containerPort: 7000, protocol: "TCP" },
+      { name: "rpc-1", containerPort: 7001, protocol: "TCP" }, { name: "rpc-2", containerPort: 7002, protocol: "TCP" },
+    ]);
+    expect(pick("Service", "clipper-prod-frontend-rpc").spec.ports).toEqual([
+      { name: "rpc", port: 7000, targetPort: "rpc", protocol: "TCP" }, { name: "rpc-1", port: 7001, targetPort: "rpc-1", protocol: "TCP" },
+      { name: "rpc-2", port: 7002, targetPort: "rpc-2", protocol: "TCP" },
+    ]);
+    expect(pick("NetworkPolicy", "clipper-prod-frontend-rpc").spec.ingress[0].ports.map((p: Json) => p.port)).toEqual([7000, 7001, 7002]);
+    // One worker: no --workers flag, Clipper's one `rpc` port, as before workers.
+    const single = byName("Deployment", "clipper-prod-query-frontend");
+    expect(containersOf(single)[0]!.command).not.toContain("--workers");
+    expect(single.metadata.annotations[LABEL.frontendWorkers]).toBe("1");
+    const env = containersOf(deployments(plainObjects(modelManifests({ ...MODEL, frontendWorkers: 3 })))[0]!)[0]!.env as { name: string; value: string }[];
+    expect(env.filter((e) => e.name === "CLIPPER_PORT")).toEqual([{ name: "CLIPPER_PORT", value: "7000,7001,7002" }]);
   });
 
   it("admits the Services' DNS names and the API server's name in Host, and sets the query API's auth", () => {

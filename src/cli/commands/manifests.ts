@@ -154,6 +154,8 @@ export interface DeployManifestOptions extends KubernetesFlags {
   env?: Record<string, string>;
   warmupInput?: unknown;
   warmupBatches?: number;
+  /** The cluster's frontend workers per pod (default 1): the replicas connect to each worker's RPC port. */
+  frontendWorkers?: number;
 }
 
 export async function deployModelDryRun(name: string, options: DeployManifestOptions): Promise<void> {
@@ -170,6 +172,7 @@ export async function deployModelDryRun(name: string, options: DeployManifestOpt
     ...(env ? { env } : {}),
     // No cluster key here: the Deployment references the version's Secret, which a live deploy creates.
     rpcCredential: {},
+    ...(options.frontendWorkers === undefined ? {} : { frontendWorkers: options.frontendWorkers }),
     imagePullSecrets: options.imagePullSecret,
   });
   const secret = k8sNames.modelRpcSecret(cluster, name, options.version);
