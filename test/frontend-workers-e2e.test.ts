@@ -20,23 +20,10 @@ import { processUsage } from "../src/managers/local/proc-usage.js";
 import { LiveStatsSchema, LIVE_STATS_PATH } from "../runtime/shared/live-stats.js";
 import { APPLIED_REVISIONS_PATH, AppliedRevisionsSchema } from "../runtime/shared/state.js";
 import { parsePrometheusText } from "../src/frontend-metrics.js";
+import { liveReplicasByWorker, predictOnNewConnection } from "./support/frontend-workers.js";
 
 const FRONTEND_MAIN = join(fileURLToPath(new URL("..", import.meta.url)), "dist", "runtime", "frontend", "main.js");
 const SUM = join(fileURLToPath(new URL("./fixtures/node-models/", import.meta.url)), "sum.mjs");
-
-/** One predict on its own connection (no keep-alive): the primary hands each connection to the next worker. */
-function predictOnNewConnection(queryUrl: string, app: string, input: number[]): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${queryUrl}/${app}/predict`, { method: "POST", agent: false, headers: { connection: "close" } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (d) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-    });
-    req.on("error", reject);
-    req.end(JSON.stringify({ input }));
-  });
-}
 
 /** GET /metrics on its own connection (so the scrapes of a loop reach both workers in turn). */
 async function scrapeOnNewConnection(queryUrl: string): Promise<(name: string, labels: Record<string, string>) => number | undefined> {
@@ -74,14 +61,7 @@ describe("two frontend workers on the local manager", { timeout: 240_000 }, () =
 
   const admin = async (path: string) => (await fetch(`${urls.managementUrl}${path}`)).json();
   /** Per worker frontend id: the replicas of sum:1 in its latest live stats sample, and when it was taken. */
-  const liveReplicas = async () => {
-    const stats = LiveStatsSchema.parse(await admin(LIVE_STATS_PATH));
-    return new Map(stats.frontends.map((f) => {
-      const last = f.samples.at(-1);
-      const version = last?.versions.find((v) => v.model_name === "sum" && v.model_version === "1");
-      return [f.frontend_id, { replicas: version?.replicas.length ?? 0, at: last?.at ?? 0 }];
-    }));
-  };
+  const liveReplicas = () => liveReplicasByWorker(urls.managementUrl, "sum", "1");
   const applied = async () => AppliedRevisionsSchema.parse(await admin(APPLIED_REVISIONS_PATH));
   /** The frontend primary's pid (the supervisor's children.json) and its worker pids. */
   const workerPids = (): number[] => {

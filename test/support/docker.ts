@@ -109,12 +109,12 @@ export async function removeByLabel(docker: Docker, label: string, value: string
 
 /**
  * Starts a cluster on Docker through the CLI, with ports Docker picks and the runtime image built
- * on the test base; returns what `start --json` printed (its queryUrl among it).
+ * on the test base, and any further `start` flags; returns what `start --json` printed (its queryUrl among it).
  */
-export async function startDockerTestCluster(env: Record<string, string>, cluster: string): Promise<any> {
+export async function startDockerTestCluster(env: Record<string, string>, cluster: string, flags: string[] = []): Promise<any> {
   const { runCli } = await import("./cli.js");
   const started = await runCli(["start", "--manager", "docker", "--cluster", cluster, "--runtime-base-image", TEST_BASE_IMAGE,
-    "--query-port", "0", "--management-port", "0", "--rpc-port", "0", "--json"], env, 300_000);
+    "--query-port", "0", "--management-port", "0", "--rpc-port", "0", ...flags, "--json"], env, 300_000);
   if (started.code !== 0) throw new Error(`clipper start --manager docker failed:\n${started.stdout}\n${started.stderr}`);
   return started.json;
 }
