@@ -53,6 +53,35 @@ describe("clipper --manager kubernetes --dry-run", () => {
     expect(r.stdout).toContain("image: reg.example.com/team/clipper-runtime:0.1.0");
   });
 
+  it("--frontend-workers N: N workers per frontend pod, each RPC port declared; deploy-model --frontend-workers tells the replicas every port", async () => {
+    const r = await runCli(["start", "--manager", "kubernetes", "--dry-run", "-o", "json", "--cluster", "prod", "--frontend-workers", "2"], env);
+    expect(r.code, r.stderr).toBe(0);
+    const objects = JSON.parse(r.stdout).items as Json[];
+    const frontend = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "clipper-prod-query-frontend")!;
+    const container = frontend.spec.template.spec.containers[0];
+    expect(container.command.join(" ")).toContain("--rpc-port 7000 --workers 2 ");
+    expect(container.ports.map((p: Json) => p.containerPort)).toEqual([1337, 7000, 7001]);
+    const headless = objects.find((o) => o.kind === "Service" && o.metadata.name === "clipper-prod-frontend-rpc")!;
+    expect(headless.spec.ports.map((p: Json) => p.port)).toEqual([7000, 7001]);
+
+    const deploy = (...extra: string[]) => runCli(["deploy-model", "sum-model", "--version", "3", "--input-type", "doubles", "--framework", "python",
+      "--predict", "predict.py", "--cluster", "prod", "--manager", "kubernetes", "--dry-run", "-o", "json", ...extra], env);
+    const portOf = (text: string) => (JSON.parse(text).items as Json[]).find((o) => o.kind === "Deployment")!
+      .spec.template.spec.containers[0].env.find((e: Json) => e.name === "CLIPPER_PORT").value;
+    expect(portOf((await deploy("--frontend-workers", "2")).stdout)).toBe("7000,7001");
+    expect(portOf((await deploy()).stdout)).toBe("7000");
+    for (const bad of ["0", "9", "two"]) {
+      const refused = await deploy("--frontend-workers", bad);
+      expect(refused.code, bad).toBe(2);
+      expect(refused.stderr).toMatch(/--frontend-workers <n>. argument .* is invalid/);
+    }
+    // A live deploy reads the count from the cluster: the flag is for printing manifests only.
+    const live = await runCli(["deploy-model", "sum-model", "--version", "3", "--input-type", "doubles", "--framework", "python",
+      "--predict", "predict.py", "--frontend-workers", "2"], env);
+    expect(live.code).toBe(2);
+    expect(live.stderr).toContain("--frontend-workers on deploy-model is for --manager kubernetes --dry-run");
+  });
+
   it("--no-autoscaler prints no autoscaler and no credential to scale", async () => {
     const r = await runCli(["start", "--manager", "kubernetes", "--dry-run", "-o", "yaml", "--cluster", "prod", "--namespace", "ml", "--no-autoscaler"], env);
     expect(r.code).toBe(0);
