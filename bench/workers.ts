@@ -146,6 +146,9 @@ const median = (values: Round[]) => [...values].sort((a, b) => a.rps - b.rps)[Ma
 
 type Sample = LiveStats["frontends"][number]["samples"][number];
 /** Per variant: the cluster, its rounds per load, and its workers' live-stats samples by frontend and time. */
+/** Frontend CPU (cores) of each variant while nothing queries it. */
+const idleCpu = new Map<string, number>();
+const IDLE_SECONDS = 10;
 const runs = new Map<string, { variant: Variant; cluster: BenchCluster; rounds: Record<LoadName, Round[]>; samples: Map<string, Map<number, Sample>> }>();
 try {
   for (const variant of VARIANTS) {
@@ -165,6 +168,14 @@ try {
     }
   }
   const all = [...runs.values()];
+  // What the workers cost with no query at all (config watch, live stats, heartbeats), all clusters idle.
+  const idleBefore = all.map((run) => frontendCpuTicks(run.cluster, run.variant.workers));
+  await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+  all.forEach((run, i) => {
+    const after = frontendCpuTicks(run.cluster, run.variant.workers);
+    const ticks = after.primary - idleBefore[i]!.primary + [...after.workers].reduce((sum, [pid, t]) => sum + t - (idleBefore[i]!.workers.get(pid) ?? 0), 0);
+    idleCpu.set(run.variant.label, ticks / USER_HZ / IDLE_SECONDS);
+  });
   for (let round = 0; round < ROUNDS; round++) {
     // Interleaved, and the order turns each round, so drift on a shared machine hits every variant alike.
     const order = all.map((_, i) => all[(i + round) % all.length]!);
@@ -243,6 +254,9 @@ writeReport("workers", [
   `## ${LOADS.distinct.title}`,
   "",
   distinct.text,
+  "",
+  `With no query at all (config watch, live stats, heartbeats; ${IDLE_SECONDS} s, every cluster idle), the frontend used ` +
+    [...idleCpu].map(([label, cpu]) => `${(100 * cpu).toFixed(1)}% of a core at N=${label}`).join(", ") + ".",
   "",
   `This machine has ${cores} cores, shared by the load generator and every cluster. The target is no regression`,
   "(≥ 1.0× N=1) where the workers outnumber the cores left over after the client, and ≥ 0.7×N beyond.",
