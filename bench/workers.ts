@@ -9,12 +9,13 @@
  * Writes docs/bench/workers.md and docs/bench/workers.svg.
  *
  *   npm run build && BENCH_WORKERS=1,2 node dist/bench/workers.js     (needs /usr/bin/python3 with numpy and zmq)
- *   BENCH_WORKERS=1,2,4,8 BENCH_CONNECTIONS=128 node dist/bench/workers.js   (a machine with 16 cores or more)
+ *   BENCH_WORKERS=1,2,4,8 BENCH_CONNECTIONS=128 BENCH_WRK_THREADS=4 node dist/bench/workers.js   (a machine with 16 cores or more)
  */
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { distinctDoubles, fixedBody, type LoadBody } from "./lib/body.js";
-import { closedLoopGenerator, runLoad, warmUp, type LoadResult } from "./lib/load.js";
+import { closedLoopGenerator, closedLoopThreads, runLoad, warmUp, type LoadResult } from "./lib/load.js";
 import { meanBatch, scrape } from "./lib/metrics.js";
 import { barChartSvg, formatNumber, markdownTable, runContext, writeReport } from "./lib/report.js";
 import { MAX_FRONTEND_WORKERS } from "../runtime/shared/frontend-defaults.js";
@@ -73,6 +74,11 @@ interface Round extends LoadResult {
   /** CPU seconds per second of load: the frontend primary (N > 1) and each worker, by pid. */
   primaryCpu: number;
   workerCpu: number[];
+  /**
+   * Milliseconds per second each worker's main thread (its event loop) was runnable but waited for
+   * a core (/proc/PID/schedstat): the CPU scheduler's share of the latency.
+   */
+  workerWaitMs: number[];
   /** Share of the answers each worker gave (live stats), filled in after the last round. */
   shares: number[];
   /** Mean batch the replica was sent (all workers' batches), 0 with no model call (cache hits). */
@@ -89,13 +95,29 @@ function frontendCpuTicks(cluster: BenchCluster, workers: number): { primary: nu
   return { primary, workers: new Map([...family].map(([child, t]) => [child, t.cpuTicks])) };
 }
 
+/** Each process's main thread: nanoseconds spent runnable but waiting for a core (the second field of /proc/PID/schedstat). */
+function runQueueWaitNs(pids: Iterable<number>): Map<number, number> {
+  const waits = new Map<number, number>();
+  for (const pid of pids) {
+    try {
+      const wait = Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]);
+      if (Number.isFinite(wait)) waits.set(pid, wait);
+    } catch {
+      // gone (a worker forked again) or no schedstat on this kernel: left out
+    }
+  }
+  return waits;
+}
+
 async function measure(cluster: BenchCluster, workers: number, load: LoadName): Promise<Round> {
   const scrapeBefore = load === "distinct" ? await scrape(cluster.queryUrl) : "";
   const before = frontendCpuTicks(cluster, workers);
+  const waitBefore = runQueueWaitNs(before.workers.keys());
   const startedAt = Date.now();
   const r = await runLoad({ url: cluster.queryUrl, path: `/${LOADS[load].app}/predict`, connections: CONNECTIONS, durationSec: SECONDS, body: LOADS[load].body });
   const endedAt = Date.now();
   const after = frontendCpuTicks(cluster, workers);
+  const waitAfter = runQueueWaitNs(after.workers.keys());
   const batch = load === "distinct" ? meanBatch(scrapeBefore, await scrape(cluster.queryUrl), "noop:1") : 0;
   const seconds = (endedAt - startedAt) / 1000;
   const cpu = (ticks: number) => ticks / USER_HZ / seconds;
@@ -103,6 +125,7 @@ async function measure(cluster: BenchCluster, workers: number, load: LoadName): 
     ...r, startedAt, endedAt, shares: [], meanBatch: batch,
     primaryCpu: cpu(after.primary - before.primary),
     workerCpu: [...after.workers].map(([pid, t]) => cpu(t - (before.workers.get(pid) ?? 0))).sort((a, b) => b - a),
+    workerWaitMs: [...waitAfter].map(([pid, ns]) => (ns - (waitBefore.get(pid) ?? ns)) / 1e6 / seconds).sort((a, b) => b - a),
   };
 }
 
@@ -185,6 +208,7 @@ try {
         run.rounds[load].push(r);
         process.stdout.write(`round ${round + 1} ${load} N=${run.variant.label}: ${r.rps.toFixed(0)}/s, p99 ${r.p99.toFixed(1)} ms, ` +
           `cpu primary ${r.primaryCpu.toFixed(2)} workers ${r.workerCpu.map((c) => c.toFixed(2)).join("/")}` +
+          ` run-queue wait ${r.workerWaitMs.map((w) => w.toFixed(0)).join("/")} ms/s` +
           `${load === "distinct" ? `, mean batch ${r.meanBatch.toFixed(1)}` : ""}, errors ${r.errors + r.non2xx}\n`);
       }
     }
@@ -216,13 +240,14 @@ function table(load: LoadName): { text: string; results: Array<{ label: string; 
     return { variant, label: variant.label, m, ratios, errors, rps: m.rps, ratio: m.rps / base, p99: m.p99 };
   });
   const text = markdownTable(
-    ["workers", "answers/s", "× N=1", "per-round × N=1 (min–median–max)", "target", "client p50 ms", "client p99 ms", "frontend CPU (primary + workers), cores", "answers per worker",
+    ["workers", "answers/s", "× N=1", "per-round × N=1 (min–median–max)", "target", "client p50 ms", "client p99 ms", "frontend CPU (primary + workers), cores", "workers' wait for a core, ms/s", "answers per worker",
       ...(load === "distinct" ? ["mean batch"] : []), "errors"],
     results.map(({ variant, m, rps, ratio, ratios, errors }) => {
       const n = variant.workers;
       return [variant.label, rps, ratio.toFixed(2),
         n === 1 ? "-" : [ratios[0]!, ratios[Math.floor(ratios.length / 2)]!, ratios.at(-1)!].map((x) => x.toFixed(2)).join("–"), target(n),
         m.p50, m.p99, `${n > 1 ? `${m.primaryCpu.toFixed(2)} + ` : ""}${m.workerCpu.map((c) => c.toFixed(2)).join(" + ")}`,
+        m.workerWaitMs.map((w) => w.toFixed(0)).join(" / "),
         n === 1 ? "-" : m.shares.length === 0 ? "(no live stats)" : m.shares.map(pct).join(" / "),
         ...(load === "distinct" ? [m.meanBatch.toFixed(1)] : []), errors];
     }));
@@ -231,7 +256,7 @@ function table(load: LoadName): { text: string; results: Array<{ label: string; 
 const hits = table("hits");
 const distinct = table("distinct");
 
-const settings = ["BENCH_ROUNDS", "BENCH_SECONDS", "BENCH_CONNECTIONS", "BENCH_LOAD"]
+const settings = ["BENCH_ROUNDS", "BENCH_SECONDS", "BENCH_CONNECTIONS", "BENCH_WRK_THREADS", "BENCH_LOAD"]
   .filter((name) => process.env[name] !== undefined).map((name) => ` ${name}=${process.env[name]}`).join("");
 const command = `npm run build && BENCH_WORKERS=${VARIANTS.map((v) => v.sched ? `${v.workers}:${v.sched}` : v.workers).join(",")}${settings} node dist/bench/workers.js`;
 const generator = closedLoopGenerator();
@@ -240,7 +265,7 @@ writeReport("workers", [
   "",
   runContext(command),
   "",
-  `Closed loops of ${CONNECTIONS} connections (${generator}${generator === "wrk" ? ", 2 threads" : ""}) against one cluster per worker count,`,
+  `Closed loops of ${CONNECTIONS} connections (${generator}${generator === "wrk" ? `, ${closedLoopThreads()} threads` : ""}) against one cluster per worker count,`,
   `all started before the first round. ${ROUNDS} interleaved rounds of ${SECONDS} s (the order of the clusters turns each round)`,
   "after a warm-up that fills every worker's cache; each row is the round with the median throughput, and the",
   "ratio is against N=1's median in the same run; the per-round column divides each round by N=1's round of the",
@@ -270,8 +295,8 @@ writeReport("workers", [
   ]),
 });
 
-/** What N workers should reach on this machine: linear scaling needs a core per worker besides the client's two threads. */
+/** What N workers should reach on this machine: linear scaling needs a core per worker besides the client's threads. */
 function target(n: number): string {
   if (n === 1) return "-";
-  return n + 2 <= cores ? `≥ ${(0.7 * n).toFixed(1)}×` : "≥ 1.0×";
+  return n + closedLoopThreads() <= cores ? `≥ ${(0.7 * n).toFixed(1)}×` : "≥ 1.0×";
 }
