@@ -50,8 +50,9 @@ export interface ClusterOptions {
   managementPort: number;
   rpcPort: number;
   /**
-   * Query frontend processes on the query port (local manager; default 1): worker i takes RPC port
-   * `rpcPort + i`, and every replica connects to each (docs/architecture.md, "Frontend workers").
+   * Query frontend processes on the query port (default 1; Docker: in the frontend container,
+   * Kubernetes: in each frontend pod): worker i takes RPC port `rpcPort + i` (7000 + i inside a
+   * container), and every replica connects to each (docs/architecture.md, "Frontend workers").
    */
   frontendWorkers?: number;
   /** Largest accepted request body, in bytes, on both HTTP APIs. */
