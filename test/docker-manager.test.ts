@@ -127,8 +127,9 @@ describe.skipIf(reason !== undefined)(`the Docker container manager${reason ? ` 
     const frontend = await container(names.frontend(cluster));
     expect(management.Config.Labels).toMatchObject({ [LABEL.cluster]: cluster, [LABEL.role]: "management", [LABEL.managementPort]: "0" });
     expect(frontend.Config.Labels).toMatchObject({ [LABEL.cluster]: cluster, [LABEL.role]: "query_frontend", [LABEL.queryPort]: "0", [LABEL.rpcAuth]: "plain" });
-    // The RPC port is not published: only containers on the cluster's network reach it.
-    expect(Object.keys(frontend.NetworkSettings.Ports ?? {})).toEqual(["1337/tcp"]);
+    // The RPC port is exposed, not published: only containers on the cluster's network reach it.
+    expect(Object.entries(frontend.NetworkSettings.Ports ?? {}).filter(([, bindings]) => bindings?.length).map(([port]) => port)).toEqual(["1337/tcp"]);
+    expect(Object.keys(frontend.Config.ExposedPorts ?? {}).sort()).toEqual(["1337/tcp", "7000/tcp"]);
     expect(addresses.rpcAddress).toBe(`tcp://${names.frontend(cluster)}:7000`);
     expect(frontend.Config.Cmd).toEqual(expect.arrayContaining(["--rpc-auth", "plain", "--rpc-key-file", "/etc/clipper-rpc/key"]));
     expect(JSON.stringify(frontend.Config.Env)).not.toContain("RPC");
