@@ -16,6 +16,8 @@ import type { ClusterOptions } from "../../src/managers/container-manager.js";
 import { isLabelValue } from "../../src/managers/kubernetes/names.js";
 import {
   clusterManifests,
+  DEFAULT_RESOURCES,
+  frontendResources,
   GPU_RESOURCE,
   modelManifests,
   type KubernetesClusterSpec,
@@ -257,6 +259,14 @@ describe("the design in the objects", () => {
     const single = byName("Deployment", "clipper-prod-query-frontend");
     expect(containersOf(single)[0]!.command).not.toContain("--workers");
     expect(single.metadata.annotations[LABEL.frontendWorkers]).toBe("1");
+    // Each worker requests what one frontend does, and has a core under the limit.
+    expect(containersOf(f)[0]!.resources).toEqual({ requests: { cpu: "1500m", memory: "768Mi" }, limits: { cpu: "3", memory: "3Gi" } });
+    expect(frontendResources(1)).toEqual(DEFAULT_RESOURCES.frontend);
+    expect(frontendResources(8).limits).toEqual({ cpu: "8", memory: "8Gi" });
+    const own = { requests: { cpu: "4" }, limits: { cpu: "4" } };
+    const chosen = plainObjects(clusterManifests({ ...CLUSTER, options: { ...OPTIONS, frontendWorkers: 3 }, resources: { frontend: own } }))
+      .find((o) => o.kind === "Deployment" && o.metadata.name === "clipper-prod-query-frontend")!;
+    expect(containersOf(chosen)[0]!.resources).toEqual(own);
     const env = containersOf(deployments(plainObjects(modelManifests({ ...MODEL, frontendWorkers: 3 })))[0]!)[0]!.env as { name: string; value: string }[];
     expect(env.filter((e) => e.name === "CLIPPER_PORT")).toEqual([{ name: "CLIPPER_PORT", value: "7000,7001,7002" }]);
   });

@@ -292,7 +292,7 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
             ],
             readinessProbe: httpProbe("/health", "query", { period: 5, failures: 3 }),
             livenessProbe: httpProbe("/health", "query", { period: 10, failures: 6, initialDelay: 10 }),
-            resources: resources(spec.resources?.frontend ?? DEFAULT_RESOURCES.frontend),
+            resources: resources(spec.resources?.frontend ?? frontendResources(rpcPorts.length)),
             ...(frontendMounts.length ? { volumeMounts: frontendMounts } : {}),
           }],
           ...(frontendVolumes.length ? { volumes: frontendVolumes } : {}),
@@ -439,6 +439,20 @@ export function gpuCount(gpu: GpuRequest | undefined): number | undefined {
 }
 
 // ---- pieces -------------------------------------------------------------------------------------
+
+/**
+ * The frontend pod's default resources for N workers: what one frontend requests, per worker (each
+ * worker is a whole event loop), and a CPU limit of at least one core per worker; memory as for one,
+ * times N (each worker holds its own cache).
+ */
+export function frontendResources(workers: number): ResourceSpec {
+  const one = DEFAULT_RESOURCES.frontend;
+  if (workers === 1) return one;
+  return {
+    requests: { cpu: `${workers * 500}m`, memory: `${workers * 256}Mi` },
+    limits: { cpu: String(Math.max(2, workers)), memory: `${workers}Gi` },
+  };
+}
 
 /** Worker 0's RPC port keeps Clipper's name `rpc`; worker i's is `rpc-i` (port names: 15 characters at most). */
 function rpcPortName(worker: number): string {
