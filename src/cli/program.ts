@@ -83,7 +83,7 @@ export function buildProgram(): Command {
     .option("--rpc-port <n>", "model RPC port (local; docker and kubernetes keep it inside the cluster's network)", portArg, 7000)
     .option("--frontend-workers <n>", `query frontend processes sharing the query port, worker i on RPC port rpc-port + i ` +
       `(1 to ${MAX_FRONTEND_WORKERS}; each has its own cache and batches; every replica connects to each); docker: in the frontend ` +
-      "container, kubernetes: in each frontend pod (give the pod a CPU request of N cores)", intArg(1, MAX_FRONTEND_WORKERS), 1)
+      "container, kubernetes: in each frontend pod (which requests half a core per worker)", intArg(1, MAX_FRONTEND_WORKERS), 1)
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), DEFAULT_MAX_BODY_BYTES)
     .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer (default 60000; kubernetes 300000)", intArg(1))
     .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), DEFAULT_REPLICA_TIMEOUT_MS)
