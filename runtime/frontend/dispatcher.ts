@@ -328,10 +328,10 @@ export class Dispatcher {
       return;
     }
     const now = this.now();
-    const { tasks, sentAt, serviceMs } = slot.inFlight.answer(msgId, now)!;
+    const { tasks, sentAt, serviceMs, cap } = slot.inFlight.answer(msgId, now)!;
     // The model's own time on the batch, not its wait behind the batch before it (in-flight.ts).
     vq.latency.observe(serviceMs, now);
-    slot.controller.observe(tasks.length, serviceMs);
+    slot.controller.observe(tasks.length, serviceMs, cap);
     this.options.observer?.batchDone?.(vq.key, (now - sentAt) / 1000);
     tasks.forEach((task, i) => {
       const output = outputs[i]!;
@@ -467,7 +467,7 @@ export class Dispatcher {
     if (!rpc) throw new Error("dispatcher used before an rpc server was attached");
     const msgId = this.nextMsgId;
     this.nextMsgId = (this.nextMsgId + 1) >>> 0;
-    slot.inFlight.add({ msgId, tasks, sentAt: how.now });
+    slot.inFlight.add({ msgId, tasks, sentAt: how.now, cap: how.cap });
     this.options.observer?.batchSent?.(vq.key, tasks.length, {
       reason: how.reason,
       cap: how.cap,

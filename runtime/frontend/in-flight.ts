@@ -17,6 +17,8 @@ export interface SentBatch<T> {
   readonly tasks: T[];
   /** When it was sent (the dispatcher's clock, ms). */
   readonly sentAt: number;
+  /** The replica's batch cap when it was formed (AIMD judges whether it was full against it). */
+  readonly cap: number;
 }
 
 export interface AnsweredBatch<T> extends SentBatch<T> {
