@@ -52,7 +52,7 @@ describe("in-flight batches of one replica", () => {
 describe("dispatcher with batches in flight (fake clock)", () => {
   it("sends a busy replica its next batch at once, but only after every idle replica has one", () => {
     const h = harness({ maxInFlight: 2, admission: false });
-    h.dispatcher.configure("m", "1", { batchSize: 2, batchWaitMicros: 0, budgetMs: 50 });
+    h.dispatcher.configure("m", "1", { batchSize: 1, batchWaitMicros: 0, budgetMs: 50 });
     const a = h.replica(0);
     const b = h.replica(1);
     h.dispatcher.replicaAdded(a);
@@ -65,7 +65,7 @@ describe("dispatcher with batches in flight (fake clock)", () => {
     expect(h.dispatcher.queueDepth("m", "1")).toBe(3);
     h.answer(h.sent[0]!);
     expect(h.sent.map((s) => s.replica.replicaId)).toEqual([0, 1, 0, 1, 0]); // a has room again
-    expect(values(h.sent[4]!)).toEqual([4, 5]);
+    expect(values(h.sent[4]!)).toEqual([4]);
   });
 
   it("with maxInFlight 1, waits for the answer as before", () => {
@@ -165,6 +165,21 @@ describe("dispatcher with batches in flight (fake clock)", () => {
     ]);
   });
 
+  it("sends a busy replica only full batches: what is queued meanwhile waits for the answer and goes as one batch", () => {
+    const h = harness({ maxInFlight: 2, admission: false });
+    h.dispatcher.configure("m", "1", { batchSize: 4, batchWaitMicros: 0, budgetMs: 50 });
+    const a = h.replica(0);
+    h.dispatcher.replicaAdded(a);
+    for (let i = 0; i < 3; i++) h.dispatcher.submit("m", "1", h.task(1e9, i));
+    expect(h.sent.map(values)).toEqual([[0]]); // an idle replica takes what there is; then it is busy
+    h.answer(h.sent[0]!);
+    expect(h.sent.map(values)).toEqual([[0], [1, 2]]);
+    for (let i = 3; i < 6; i++) h.dispatcher.submit("m", "1", h.task(1e9, i));
+    expect(h.sent).toHaveLength(2); // three queued, the cap is four: they wait
+    h.dispatcher.submit("m", "1", h.task(1e9, 6));
+    expect(h.sent.map(values)).toEqual([[0], [1, 2], [3, 4, 5, 6]]); // a full batch goes behind the busy one
+  });
+
   it("sends a busy replica only full batches when the model has a batch wait", () => {
     const h = harness({ maxInFlight: 2, admission: false });
     h.dispatcher.configure("m", "1", { batchSize: 3, batchWaitMicros: 5_000, budgetMs: 50 });
@@ -181,7 +196,7 @@ describe("dispatcher with batches in flight (fake clock)", () => {
 
   it("drops as late what would come back past its deadline behind the batch in flight", () => {
     const h = harness({ maxInFlight: 2 });
-    h.dispatcher.configure("m", "1", { batchSize: 2, batchWaitMicros: 0, budgetMs: 50 });
+    h.dispatcher.configure("m", "1", { batchSize: 1, batchWaitMicros: 0, budgetMs: 50 });
     const a = h.replica(0);
     h.dispatcher.replicaAdded(a);
     h.dispatcher.submit("m", "1", h.task(1e9, 0));

@@ -5,8 +5,11 @@
  * Pipelining (in-flight.ts): a replica may have up to `maxInFlight` batches sent and unanswered, so
  * that it finds its next batch waiting when it finishes one rather than idling while its answer goes
  * through the frontend's event loop and the next batch comes back. Idle replicas are served first; a
- * busy one is sent another batch only when none is idle, and (with a batch wait configured) only a
- * full one: queries that wait in the queue meanwhile make bigger batches, not smaller ones. A
+ * busy one is sent another batch only when none is idle, and only a full one (its cap): a partial
+ * batch sent behind another splits the queue into small batches that each pay the per-batch cost
+ * (docs/bench/python-runtime.md measured mean batches halve and container CPU per answer double),
+ * while queries left to wait for the answer make one bigger batch. So pipelining acts when the queue
+ * holds more than one batch, and a closed loop that never fills a batch is served as with one. A
  * replica still reads one message at a time, so Clipper's containers work unchanged. Batch latencies
  * (AIMD, admission) are service times: a batch queued behind another starts when that one is answered.
  *
@@ -401,12 +404,12 @@ export class Dispatcher {
     if (vq.hold && vq.hold.slot !== slot) return; // another replica is filling a batch
     const cap = slot.controller.cap;
     const waitMs = vq.config.batchWaitMicros / 1000;
-    if (vq.queue.size >= cap || waitMs <= 0) {
+    // A busy replica is sent only full batches: the queries wait in the queue for its answer
+    // instead, and make a bigger batch then (see the file comment).
+    if (vq.queue.size >= cap || (waitMs <= 0 && slot.inFlight.size === 0)) {
       this.dispatch(vq, slot, "queue_drained");
       return;
     }
-    // A busy replica is sent only full batches when the model asks for batch waits: the queries
-    // wait in the queue for it to finish instead, and make a bigger batch then.
     if (slot.inFlight.size > 0) return;
     // Fewer than the cap, and a wait configured: hold, but never past the point where the earliest
     // query could still be answered in time.
