@@ -32,7 +32,7 @@ const STAND_IN = fileURLToPath(new URL("../../test/fixtures/foreign_container.py
 const TARGET = 1.5;
 /** The container-bound rounds: batches of the mean size seen through the frontend, two queued at the container. */
 const DRIVEN_BATCH = 8;
-const DRIVEN_IN_FLIGHT = 2;
+const DRIVEN_IN_FLIGHT = 4;
 /** Batches in flight per replica: Clipper's one, and the frontend's default. */
 const PIPELINES = [...new Set([1, DEFAULT_MAX_IN_FLIGHT])];
 
