@@ -2,9 +2,16 @@
  * Pipelining: the dispatcher keeps up to `maxInFlight` batches in flight per replica (in-flight.ts),
  * on a fake clock. Idle replicas come first; batch latencies are service times (a batch queued behind
  * another is timed from that one's answer); a lost replica gives back every batch it had; a draining
- * one answers them all; admission and late-dropping count the batches ahead in the replica.
+ * one answers them all; admission and late-dropping count the batches ahead in the replica. Then the
+ * setting's way from `clipper start` to the frontend's command line, validated at each step.
  */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_CLUSTER_OPTIONS } from "../src/connection.js";
+import { frontendTuningFlags } from "../src/managers/cluster-spec.js";
+import { ClusterOptionsSchema } from "../src/managers/local/schemas.js";
 import { estimateCompletion } from "../runtime/frontend/admission.js";
 import { Dispatcher } from "../runtime/frontend/dispatcher.js";
 import { InFlightBatches } from "../runtime/frontend/in-flight.js";
@@ -225,5 +232,32 @@ describe("admission with batches in flight", () => {
     // The second batch ends at −4 + 2·10 = 16; the query's own batch then takes 10.
     expect(estimateCompletion(view)).toBe(26);
     expect(estimateCompletion({ ...view, replicas: [{ cap: 4, busySince: -4 }] })).toBe(16);
+  });
+});
+
+describe("the --max-in-flight setting", { timeout: 60_000 }, () => {
+  const FRONTEND_MAIN = join(fileURLToPath(new URL("..", import.meta.url)), "dist", "runtime", "frontend", "main.js");
+
+  it("reaches the frontend's command line from the cluster options, and is left to the frontend when absent", () => {
+    const flags = frontendTuningFlags({ ...DEFAULT_CLUSTER_OPTIONS, maxInFlight: 3 }, "/key");
+    expect(flags.slice(flags.indexOf("--max-in-flight"), flags.indexOf("--max-in-flight") + 2)).toEqual(["--max-in-flight", "3"]);
+    expect(frontendTuningFlags(DEFAULT_CLUSTER_OPTIONS, "/key")).not.toContain("--max-in-flight");
+  });
+
+  it("is refused out of 1 to 16 in a local cluster's saved options", () => {
+    const base = { ...DEFAULT_CLUSTER_OPTIONS };
+    for (const bad of [0, 17, 1.5, "2"]) expect(ClusterOptionsSchema.safeParse({ ...base, maxInFlight: bad }).success, String(bad)).toBe(false);
+    expect(ClusterOptionsSchema.safeParse({ ...base, maxInFlight: 16 }).success).toBe(true);
+  });
+
+  it("is refused by the frontend out of 1 to 16, with exit 2 and one line", () => {
+    for (const bad of ["0", "17", "two", "1.5"]) {
+      const r = spawnSync(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none", "--max-in-flight", bad], {
+        encoding: "utf8", timeout: 20_000,
+      });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/--max-in-flight must be an integer from 1 to 16/);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    }
   });
 });
