@@ -42,7 +42,21 @@ const LABEL: Record<Runtime, string> = {
   clipper: "Clipper's rpc.py loop (stand-in)",
 };
 
+/**
+ * The applications behind each frontend: the two runtimes with adaptive batching, and our runtime
+ * with a fixed batch size of FIXED_BATCH, where 32 clients keep more than one batch queued: the case
+ * pipelining is for (a busy replica is only sent full batches, dispatcher.ts).
+ */
+type App = "ours" | "clipper" | "fixed";
+const FIXED_BATCH = 4;
+const APP_LABEL: Record<App, string> = {
+  ours: LABEL.ours,
+  clipper: LABEL.clipper,
+  fixed: `${LABEL.ours}, batch size ${FIXED_BATCH}`,
+};
+
 interface Side {
+  app: App;
   runtime: Runtime;
   inFlight: number;
   cluster: BenchCluster;
@@ -138,6 +152,7 @@ async function startPair(inFlight: number): Promise<void> {
   const cluster = await startBenchCluster({ rpcAuth: "none", maxInFlight: inFlight });
   clusters.push(cluster);
   await cluster.pythonModel("ours", SLO_MS, { name: "ours", version: "1", file: NOOP });
+  await cluster.pythonModel("fixed", SLO_MS, { name: "fixed", version: "1", file: NOOP, batchSize: FIXED_BATCH });
   const { conn } = cluster;
   await conn.registerApplication({ name: "clipper", inputType: "doubles", defaultOutput: "-1", sloMicros: SLO_MS * 1000 });
   await conn.registerModel({ name: "clipper", version: "1", inputType: "doubles" });
@@ -153,12 +168,16 @@ async function startPair(inFlight: number): Promise<void> {
     .catch((e: Error) => {
       throw new Error(`${e.message}; its log:\n${readFileSync(logFile, "utf8")}`);
     });
-  const oursPid = (await conn.inspectInstance()).replicas.find((r) => r.name === "ours")?.pid;
-  if (!oursPid || !standIn.pid) throw new Error("no pid for a replica");
-  for (const runtime of ["ours", "clipper"] as Runtime[]) {
+  const replicas = (await conn.inspectInstance()).replicas;
+  const pids: Record<App, number | undefined> = {
+    ours: replicas.find((r) => r.name === "ours")?.pid, fixed: replicas.find((r) => r.name === "fixed")?.pid, clipper: standIn.pid,
+  };
+  for (const app of ["ours", "clipper", "fixed"] as App[]) {
+    const pid = pids[app];
+    if (!pid) throw new Error(`no pid for the replica of ${app}`);
     sides.push({
-      runtime, inFlight, cluster, pid: runtime === "ours" ? oursPid : standIn.pid,
-      load: { url: cluster.queryUrl, path: `/${runtime}/predict`, connections: CONNECTIONS, durationSec: SECONDS, body: distinctDoubles() },
+      app, runtime: app === "clipper" ? "clipper" : "ours", inFlight, cluster, pid,
+      load: { url: cluster.queryUrl, path: `/${app}/predict`, connections: CONNECTIONS, durationSec: SECONDS, body: distinctDoubles() },
       runs: [], cpuPerAnswerUs: [], batch: 0, frontendMs: { p50: 0, p99: 0 },
     });
   }
@@ -177,15 +196,15 @@ try {
       const answers = r.modelRps * r.seconds;
       side.cpuPerAnswerUs.push(answers > 0 ? (1000 * (cpuMs(side.pid) - cpuBefore)) / answers : NaN);
       side.runs.push(r);
-      process.stdout.write(`round ${round + 1} ${side.runtime} (${side.inFlight} in flight): ${r.rps.toFixed(0)}/s ` +
+      process.stdout.write(`round ${round + 1} ${side.app} (${side.inFlight} in flight): ${r.rps.toFixed(0)}/s ` +
         `(model ${r.modelRps.toFixed(0)}/s, ${r.defaults} defaults, ${r.non2xx + r.errors} errors), p99 ${r.p99} ms\n`);
     }
   }
   const after = await Promise.all(clusters.map((c) => scrape(c.queryUrl)));
   for (const side of sides) {
     const i = clusters.indexOf(side.cluster);
-    side.batch = meanBatch(before[i]!, after[i]!, `${side.runtime}:1`);
-    const q = (x: number) => 1000 * histogramQuantile(before[i]!, after[i]!, "clipper_app_request_latency_seconds", { app: side.runtime }, x);
+    side.batch = meanBatch(before[i]!, after[i]!, `${side.app}:1`);
+    const q = (x: number) => 1000 * histogramQuantile(before[i]!, after[i]!, "clipper_app_request_latency_seconds", { app: side.app }, x);
     side.frontendMs = { p50: q(0.5), p99: q(0.99) };
   }
 } finally {
@@ -202,7 +221,7 @@ try {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const medianRun = (rs: LoadResult[]) => [...rs].sort((a, b) => a.modelRps - b.modelRps)[Math.floor(rs.length / 2)]!;
-const side = (runtime: Runtime, inFlight: number) => sides.find((s) => s.runtime === runtime && s.inFlight === inFlight)!;
+const side = (app: App, inFlight: number) => sides.find((s) => s.app === app && s.inFlight === inFlight)!;
 /** Per round, one side's answers over another's (each pair measured in the same round). */
 const roundRatios = (a: Side, b: Side) => a.runs.map((r, i) => r.modelRps / b.runs[i]!.modelRps);
 const ratioLine = (what: string, a: Side, b: Side, target?: number) => {
@@ -228,7 +247,8 @@ writeReport("python-runtime", [
   `to its own application: our runtime, and a stand-in of Clipper's container loop`,
   "(test/fixtures/foreign_container.py: frame-by-frame receives, numpy parsing into reused buffers and",
   "per-message log lines as in Clipper's containers/python/rpc.py; without its Redis metrics, which",
-  "would only slow it down). Two such frontends run side by side: one sends a replica its next batch",
+  `would only slow it down); and our runtime once more with a fixed batch size of ${FIXED_BATCH}, where the 32 clients keep`,
+  "more than one batch queued. Two such frontends run side by side: one sends a replica its next batch",
   "only after its answer (`--max-in-flight 1`, Clipper's way), the other keeps the default",
   `${deflt} batches in flight per replica (pipelining). ${CONNECTIONS} concurrent clients`,
   `(closed loop, ${closedLoopGenerator()}, 2 threads) send distinct inputs (8 random doubles) to one application at a time, in`,
@@ -239,7 +259,7 @@ writeReport("python-runtime", [
     "frontend p50 ms", "frontend p99 ms", "mean batch", "container CPU µs / answer"],
   sides.map((s) => {
     const r = medianRun(s.runs);
-    return [LABEL[s.runtime], s.inFlight, r.modelRps, r.defaults, r.non2xx + r.errors, r.p50, r.p99,
+    return [APP_LABEL[s.app], s.inFlight, r.modelRps, r.defaults, r.non2xx + r.errors, r.p50, r.p99,
       s.frontendMs.p50, s.frontendMs.p99, s.batch, median(s.cpuPerAnswerUs)];
   })),
   "",
@@ -248,6 +268,7 @@ writeReport("python-runtime", [
     ratioLine("our runtime / Clipper's loop at 1 in flight", side("ours", 1), side("clipper", 1)),
     ratioLine(`our runtime, ${deflt} in flight / 1 in flight`, side("ours", deflt), side("ours", 1)),
     ratioLine(`Clipper's loop, ${deflt} in flight / 1 in flight`, side("clipper", deflt), side("clipper", 1)),
+    ratioLine(`our runtime with batch size ${FIXED_BATCH}, ${deflt} in flight / 1 in flight`, side("fixed", deflt), side("fixed", 1)),
   ]),
   "",
   "## Container-bound: the RPC driven directly",
@@ -281,7 +302,8 @@ writeReport("python-runtime", [
   "python-runtime.svg": barChartSvg(`Model answers/s, no-op model, ${CONNECTIONS} connections`, "/s",
     sides.map((s) => {
       const r = medianRun(s.runs);
-      return { label: `${s.runtime === "ours" ? "our runtime" : "Clipper's loop"}, ${s.inFlight} in flight`, value: r.modelRps, note: `p99 ${r.p99} ms` };
+      const who = s.app === "ours" ? "our runtime" : s.app === "clipper" ? "Clipper's loop" : `ours, batch ${FIXED_BATCH}`;
+      return { label: `${who}, ${s.inFlight} in flight`, value: r.modelRps, note: `p99 ${r.p99} ms` };
     })),
 });
 process.stdout.write(`ours / clipper at ${deflt} in flight: ${headline.toFixed(2)}×; container-bound ${drivenRatio.toFixed(2)}×\n`);
