@@ -10,6 +10,7 @@
  *
  *   npm run build && node dist/bench/latency.js     (needs /usr/bin/python3 with numpy and zmq; wrk)
  */
+import { loadavg } from "node:os";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { distinctDoubles } from "./lib/body.js";
 import { closedLoopGenerator, runLoad, warmUp, type LoadOptions } from "./lib/load.js";
@@ -53,6 +54,8 @@ interface Setup {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const setups: Setup[] = [];
+/** The machine's 1-minute load average after each round: what else competed for the two cores. */
+const loads: number[] = [];
 try {
   for (const workers of WORKERS) {
     for (const inFlight of PIPELINES) {
@@ -77,6 +80,7 @@ try {
         rps: r.modelRps, errors: r.non2xx + r.errors + r.defaults, clientP50: r.p50, clientP99: r.p99, frontendP50: q(0.5), frontendP99: q(0.99),
       };
       s.rounds.push(result);
+      loads.push(loadavg()[0]!);
       process.stdout.write(`round ${round + 1} N=${s.workers} K=${s.inFlight}: ${r.modelRps.toFixed(0)}/s, client p99 ${r.p99} ms, ` +
         `frontend p99 ${result.frontendP99.toFixed(2)} ms, ${result.errors} defaults or errors\n`);
     }
@@ -110,6 +114,8 @@ writeReport("latency", [
   "turning every round. Client percentiles are wrk's; frontend percentiles are from the frontend's",
   "`clipper_app_request_latency_seconds` histogram (all workers), scraped just before and after each round and",
   "interpolated within its buckets (…, 7.5, 10, 15 ms, …). Every figure is the median over the rounds.",
+  `The machine's 1-minute load average after the rounds: median ${median(loads).toFixed(1)}, ${Math.min(...loads).toFixed(1)} to ${Math.max(...loads).toFixed(1)}`,
+  "(2 cores; the benchmark itself — wrk, one frontend, one Python replica — accounts for about 2).",
   "",
   markdownTable(["setup", "model answers/s", "client p50 ms", "client p99 ms", "frontend p50 ms", "frontend p99 ms",
     "defaults + errors", `p99 < ${TARGET_P99_MS} ms (both)`],
