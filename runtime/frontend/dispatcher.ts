@@ -38,10 +38,9 @@ import { BATCH_ERROR_PREFIX } from "../rpc/codec.js";
 import type { ReplicaConnection, RpcServer } from "../rpc/rpc-server.js";
 import { admits, LatencyEstimate, retryAfterSeconds, type AdmissionView } from "./admission.js";
 import { BatchController, type ModelBatchConfig } from "./batch-controller.js";
-import { DEFAULT_BATCH_BUDGET_MS } from "../shared/frontend-defaults.js";
+import { DEFAULT_BATCH_BUDGET_MS, DEFAULT_MAX_IN_FLIGHT } from "../shared/frontend-defaults.js";
 import { DeadlineQueue, type QueuedTask } from "./deadline-queue.js";
-import { InFlightBatches } from "./in-flight.js";
-import { DEFAULT_MAX_IN_FLIGHT } from "../shared/frontend-defaults.js";
+import { checkInFlightLimit, InFlightBatches } from "./in-flight.js";
 
 /**
  * `replica`: the key of the replica that answered (the cache forgets a banned replica's answers).
@@ -177,9 +176,8 @@ export class Dispatcher {
   constructor(private readonly options: DispatcherOptions) {
     this.now = options.now ?? (() => performance.now());
     this.timers = options.timers ?? systemTimers;
-    this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    // Checked here once rather than per replica: a bad setting fails at start, not at a replica's arrival.
-    void new InFlightBatches(this.maxInFlight);
+    // Checked here, not when a replica arrives: a bad setting fails at start.
+    this.maxInFlight = checkInFlightLimit(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
   }
 
   setObserver(observer: DispatchObserver): void {

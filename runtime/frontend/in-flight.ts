@@ -26,13 +26,19 @@ export interface AnsweredBatch<T> extends SentBatch<T> {
   readonly serviceMs: number;
 }
 
+/** The limit itself, when it is an integer ≥ 1; a RangeError otherwise. */
+export function checkInFlightLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`the batches in flight per replica must be an integer ≥ 1, not ${limit}`);
+  return limit;
+}
+
 export class InFlightBatches<T> {
   private readonly batches: Array<SentBatch<T>> = [];
   /** When the replica last answered a batch (the dispatcher's clock, ms). */
   private lastAnswerAt = -Infinity;
 
   constructor(readonly limit: number) {
-    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`the batches in flight per replica must be an integer ≥ 1, not ${limit}`);
+    checkInFlightLimit(limit);
   }
 
   get size(): number {
