@@ -311,6 +311,25 @@ describe("ContainerRpcClient", () => {
     expect(maxRunning).toBe(1);
   });
 
+  it("answers both of two batches sent back to back, however they arrive against its serving loop", async () => {
+    const f = await frontend();
+    // A synchronous handler: the serving loop ends within a few microtasks of the first batch.
+    client(f, (batch) => batch.inputs.map((raw) => String(raw.readDoubleLE(0))));
+    const { identity } = await f.handshake();
+    const send = (msgId: number) => f.send(identity, { kind: "predict", msgId, inputType: "doubles", inputs: [encodeInput("doubles", [msgId])] });
+    // A frontend keeping two batches in flight (--max-in-flight 2) sends the second while the first
+    // is served; one arriving as the loop ends must still be answered (it once was not).
+    for (let round = 0; round < 50; round++) {
+      await Promise.all([send(2 * round), send(2 * round + 1)]);
+      const answered: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await f.next("response", 2000);
+        if (r.message.kind === "response") answered.push(r.message.msgId);
+      }
+      expect(answered).toEqual([2 * round, 2 * round + 1]);
+    }
+  });
+
   it("logs and ignores malformed frames", async () => {
     const f = await frontend();
     const log = recordingLogger();

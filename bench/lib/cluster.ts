@@ -35,6 +35,8 @@ export interface BenchClusterOptions {
   rpcAuth?: RpcAuthMode;
   /** Query frontend worker processes (`--frontend-workers`; default 1). */
   frontendWorkers?: number;
+  /** Batches in flight per replica (`--max-in-flight`; default: the frontend's). */
+  maxInFlight?: number;
 }
 
 export async function startBenchCluster(options: BenchClusterOptions = {}): Promise<BenchCluster> {
@@ -55,6 +57,7 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
       ...(options.admission === undefined ? {} : { admission: options.admission }),
       ...(options.rpcAuth === undefined ? {} : { rpcAuth: options.rpcAuth }),
       ...(options.frontendWorkers === undefined ? {} : { frontendWorkers: options.frontendWorkers }),
+      ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
     });
   } finally {
     for (const key of Object.keys(options.env ?? {})) {

@@ -353,8 +353,18 @@ export class ContainerRpcClient {
       return;
     }
     this.queue.push({ batch: { msgId: message.msgId, inputType: message.inputType, inputs: message.inputs }, connection });
-    this.serving ??= this.serveQueue().finally(() => {
+    this.serve();
+  }
+
+  /** Starts the loop answering queued batches, unless it runs. */
+  private serve(): void {
+    if (this.serving) return;
+    this.serving = this.serveQueue().finally(() => {
       this.serving = undefined;
+      // A batch that arrived after the loop found the queue empty, but before this ran, saw the loop
+      // still running and did not start it: a frontend keeping several batches in flight sends the
+      // next one as soon as it reads an answer, so this happens, and that batch would never be answered.
+      if (this.queue.length > 0) this.serve();
     });
   }
 

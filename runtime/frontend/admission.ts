@@ -21,7 +21,8 @@
  *   jittery one (a loaded machine, a garbage-collecting runtime) the mean alone is optimistic and the
  *   queries admitted last — those with the least slack — would miss their deadline about half the
  *   time, while padding every round by the full deviation refuses queries that would have made it;
- * - `firstFree`: 0 when a replica is free, else until the earliest in-flight batch should be back;
+ * - `firstFree`: 0 when a replica is free, else until the soonest a replica should be done with the
+ *   batches it has in flight (pipelining: each after the one before it, from when the first began);
  * - the last `latency` is the query's own batch.
  *
  * Refused only when that is past the deadline. Never refused without a latency estimate, without a
@@ -36,8 +37,10 @@
 export interface ReplicaLoad {
   /** Its current batch cap. */
   cap: number;
-  /** When its batch in flight was sent (the dispatcher's clock, ms); undefined when it is free. */
+  /** When it began on the batch it is serving (the dispatcher's clock, ms); undefined when it is free. */
   busySince?: number;
+  /** Batches it has been sent and has not answered, that one included (default 1 when busy). */
+  batchesInFlight?: number;
 }
 
 export interface AdmissionView {
@@ -83,7 +86,7 @@ function firstFreeIn({ now, latencyMs, replicas }: AdmissionView): number {
   const latency = latencyMs ?? 0;
   let soonest = Infinity;
   for (const r of replicas) {
-    const left = r.busySince === undefined ? 0 : Math.max(0, r.busySince + latency - now);
+    const left = r.busySince === undefined ? 0 : Math.max(0, r.busySince + Math.max(1, r.batchesInFlight ?? 1) * latency - now);
     soonest = Math.min(soonest, left);
   }
   return soonest === Infinity ? 0 : soonest;

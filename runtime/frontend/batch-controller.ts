@@ -4,7 +4,9 @@
  *
  * - A batch answered within the model's latency budget, and sent full (size = cap), raises the cap by
  *   a step (additive increase). A batch that was not full says nothing about a larger one, so it leaves
- *   the cap alone: a slow trickle of queries cannot push the cap up on tiny batches.
+ *   the cap alone: a slow trickle of queries cannot push the cap up on tiny batches. "Full" is against
+ *   the cap the batch was sent with: with batches pipelined (dispatcher.ts), the one behind was formed
+ *   before the answer ahead of it raised the cap, and is no less full for that.
  * - A batch answered over the budget lowers the cap by 10%: cap = max(1, floor(cap × 0.9))
  *   (multiplicative decrease), whatever its size.
  * - A model version with a fixed `batch_size` (> 0) pins the cap there: no adaptation, never more.
@@ -72,13 +74,16 @@ export class BatchController {
     return this.budget;
   }
 
-  /** Feeds back one answered batch: how many queries it held and how long it took (ms). */
-  observe(batchSize: number, latencyMs: number): void {
+  /**
+   * Feeds back one answered batch: how many queries it held, how long the model took (ms), and the
+   * cap it was sent with (default: the cap now).
+   */
+  observe(batchSize: number, latencyMs: number, capAtSend = this.current): void {
     if (this.fixed !== undefined) return;
     if (latencyMs > this.budget) {
       // The epsilon keeps floor(10 × 0.9) at 9 despite binary fractions.
       this.current = Math.max(1, Math.floor(this.current * this.backoff + 1e-9));
-    } else if (batchSize >= this.current) {
+    } else if (batchSize >= Math.min(capAtSend, this.current)) {
       this.current = Math.min(this.maxCap, this.current + this.step);
     }
   }

@@ -1,9 +1,22 @@
 /**
  * Routes queries to model replicas. Each model version has one earliest-deadline-first queue shared
- * by its replicas; a replica pulls its next batch as soon as it is free. A batch in flight to a
- * replica that dies goes back to the queue, so another replica can answer it while deadlines allow.
- * A replica that drains (it is stopping, rpc-server.ts) gets no new batch and stops counting as a
- * replica of its version, but its batch in flight is still answered by it: nothing is re-queued.
+ * by its replicas; a replica pulls its next batch as soon as it has room for one.
+ *
+ * Pipelining (in-flight.ts): a replica may have up to `maxInFlight` batches sent and unanswered, so
+ * that it finds its next batch waiting when it finishes one rather than idling while its answer goes
+ * through the frontend's event loop and the next batch comes back. Idle replicas are served first; a
+ * busy one is sent another batch only when none is idle, and only a full one (its cap): a partial
+ * batch sent behind another splits the queue into small batches that each pay the per-batch cost
+ * (docs/bench/python-runtime.md measured mean batches halve and container CPU per answer double),
+ * while queries left to wait for the answer make one bigger batch. So pipelining acts when the queue
+ * holds more than one batch, and a closed loop that never fills a batch is served as with one. A
+ * replica still reads one message at a time, so Clipper's containers work unchanged. Batch latencies
+ * (AIMD, admission) are service times: a batch queued behind another starts when that one is answered.
+ *
+ * Every batch in flight to a replica that dies goes back to the queue, so another replica can answer
+ * it while deadlines allow. A replica that drains (it is stopping, rpc-server.ts) gets no new batch
+ * and stops counting as a replica of its version, but its batches in flight are still answered by it:
+ * nothing is re-queued (the drain acknowledgement follows them on the same socket).
  *
  * Batching (see batch-controller.ts): each replica has an AIMD controller that sets its batch cap
  * from the measured batch latencies against the model's budget. When a free replica finds fewer
@@ -25,8 +38,9 @@ import { BATCH_ERROR_PREFIX } from "../rpc/codec.js";
 import type { ReplicaConnection, RpcServer } from "../rpc/rpc-server.js";
 import { admits, LatencyEstimate, retryAfterSeconds, type AdmissionView } from "./admission.js";
 import { BatchController, type ModelBatchConfig } from "./batch-controller.js";
-import { DEFAULT_BATCH_BUDGET_MS } from "../shared/frontend-defaults.js";
+import { DEFAULT_BATCH_BUDGET_MS, DEFAULT_MAX_IN_FLIGHT } from "../shared/frontend-defaults.js";
 import { DeadlineQueue, type QueuedTask } from "./deadline-queue.js";
+import { checkInFlightLimit, InFlightBatches } from "./in-flight.js";
 
 /**
  * `replica`: the key of the replica that answered (the cache forgets a banned replica's answers).
@@ -56,12 +70,6 @@ export interface BatchSendDetail {
   queueWaitSeconds: number[];
   /** The replica the batch went to. */
   replicaId: number;
-}
-
-interface InFlight {
-  msgId: number;
-  tasks: PredictTask[];
-  sentAt: number;
 }
 
 /** Hooks for metrics; all optional so tests can omit them. */
@@ -98,8 +106,8 @@ export function modelKey(name: string, version: string): string {
 interface Slot {
   replica: ReplicaConnection;
   controller: BatchController;
-  inFlight?: InFlight;
-  /** Stopping: answers its batch in flight, takes no new one. */
+  inFlight: InFlightBatches<PredictTask>;
+  /** Stopping: answers its batches in flight, takes no new one. */
   draining?: boolean;
 }
 
@@ -153,6 +161,8 @@ export interface DispatcherOptions {
   latencyHalfLifeMs?: number;
   /** Deadline-aware admission (default on). */
   admission?: boolean;
+  /** Batches one replica may have sent and unanswered (an integer ≥ 1; 1: no pipelining; default DEFAULT_MAX_IN_FLIGHT). */
+  maxInFlight?: number;
 }
 
 export class Dispatcher {
@@ -161,10 +171,13 @@ export class Dispatcher {
   private readonly now: () => number;
   private readonly timers: DispatchTimers;
   private rpc?: BatchSender;
+  private readonly maxInFlight: number;
 
   constructor(private readonly options: DispatcherOptions) {
     this.now = options.now ?? (() => performance.now());
     this.timers = options.timers ?? systemTimers;
+    // Checked here, not when a replica arrives: a bad setting fails at start.
+    this.maxInFlight = checkInFlightLimit(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
   }
 
   setObserver(observer: DispatchObserver): void {
@@ -266,11 +279,11 @@ export class Dispatcher {
     });
     // A replica registering again under the same key replaces its old slot, draining or not.
     if (vq.replicas.get(replica.key)?.draining) vq.draining--;
-    vq.replicas.set(replica.key, { replica, controller });
+    vq.replicas.set(replica.key, { replica, controller, inFlight: new InFlightBatches(this.maxInFlight) });
     this.pump(vq);
   }
 
-  /** Takes a stopping replica out of rotation; its batch in flight stays its own to answer. */
+  /** Takes a stopping replica out of rotation; its batches in flight stay its own to answer. */
   replicaDraining(replica: ReplicaConnection): void {
     const vq = this.versions.get(modelKey(replica.name, replica.version));
     const slot = vq?.replicas.get(replica.key);
@@ -290,13 +303,13 @@ export class Dispatcher {
     vq.replicas.delete(replica.key);
     if (slot.draining) vq.draining--;
     if (vq.hold?.slot === slot) this.endHold(vq);
-    if (slot.inFlight) {
-      const alive = slot.inFlight.tasks.filter((t) => !t.settled && t.deadline > this.now());
-      for (const task of alive) vq.queue.push(task);
-      if (alive.length > 0) {
-        this.options.log.warn({ model: vq.key, count: alive.length }, "re-queued a batch from a lost replica");
-        this.options.observer?.requeued?.(vq.key, alive.length);
-      }
+    // Every batch it had, not only the one it was serving: the ones queued behind it were never read.
+    const now = this.now();
+    const alive = slot.inFlight.takeAll().flatMap((b) => b.tasks).filter((t) => !t.settled && t.deadline > now);
+    for (const task of alive) vq.queue.push(task);
+    if (alive.length > 0) {
+      this.options.log.warn({ model: vq.key, count: alive.length }, "re-queued the batches in flight to a lost replica");
+      this.options.observer?.requeued?.(vq.key, alive.length);
     }
     this.pump(vq);
   }
@@ -304,23 +317,23 @@ export class Dispatcher {
   response(replica: ReplicaConnection, msgId: number, outputs: string[]): void {
     const vq = this.versions.get(modelKey(replica.name, replica.version));
     const slot = vq?.replicas.get(replica.key);
-    if (!vq || !slot?.inFlight || slot.inFlight.msgId !== msgId) {
+    const expected = slot?.inFlight.find(msgId);
+    if (!vq || !slot || !expected) {
       this.options.log.warn({ model: replica.name, msgId }, "unexpected response ignored");
       return;
     }
-    const { tasks, sentAt } = slot.inFlight;
-    if (outputs.length !== tasks.length) {
-      // A replica that lies about its batch is not trusted with more: banning it re-queues this
-      // batch as when a replica dies (replicaRemoved), and the cache forgets its earlier answers.
-      this.rpc?.ban(replica, `answered ${outputs.length} outputs for a batch of ${tasks.length}`);
+    if (outputs.length !== expected.tasks.length) {
+      // A replica that lies about its batch is not trusted with more: banning it re-queues its
+      // batches as when a replica dies (replicaRemoved), and the cache forgets its earlier answers.
+      this.rpc?.ban(replica, `answered ${outputs.length} outputs for a batch of ${expected.tasks.length}`);
       return;
     }
-    slot.inFlight = undefined;
     const now = this.now();
-    const latencyMs = now - sentAt;
-    vq.latency.observe(latencyMs, now);
-    slot.controller.observe(tasks.length, latencyMs);
-    this.options.observer?.batchDone?.(vq.key, latencyMs / 1000);
+    const { tasks, sentAt, serviceMs, cap } = slot.inFlight.answer(msgId, now)!;
+    // The model's own time on the batch, not its wait behind the batch before it (in-flight.ts).
+    vq.latency.observe(serviceMs, now);
+    slot.controller.observe(tasks.length, serviceMs, cap);
+    this.options.observer?.batchDone?.(vq.key, (now - sentAt) / 1000);
     tasks.forEach((task, i) => {
       const output = outputs[i]!;
       if (output.startsWith(BATCH_ERROR_PREFIX)) {
@@ -357,11 +370,14 @@ export class Dispatcher {
       latencyMs: vq.latency.ms,
       jitterMs: vq.latency.deviationMs,
       ahead,
-      replicas: vq.active().map((s) => ({ cap: s.controller.cap, busySince: s.inFlight?.sentAt })),
+      replicas: vq.active().map((s) => ({ cap: s.controller.cap, busySince: s.inFlight.busySince, batchesInFlight: s.inFlight.size })),
     };
   }
 
-  /** Gives each free replica its next batch, or lets one of them hold a small batch to fill it. */
+  /**
+   * Gives each replica with room its next batch, idle replicas first, or lets one idle replica hold
+   * a small batch to fill it.
+   */
   private pump(vq: VersionQueue): void {
     const now = this.now();
     vq.queue.dropDead(now);
@@ -372,28 +388,38 @@ export class Dispatcher {
     // The holding replica first: once its batch is full and gone, the others may take the rest.
     const slots = vq.active();
     if (vq.hold) slots.sort((a, b) => Number(b === vq.hold?.slot) - Number(a === vq.hold?.slot));
-    for (const slot of slots) {
-      if (vq.queue.size === 0) return;
-      if (slot.inFlight) continue;
-      if (vq.hold && vq.hold.slot !== slot) continue; // another replica is filling a batch
-      const cap = slot.controller.cap;
-      const waitMs = vq.config.batchWaitMicros / 1000;
-      if (vq.queue.size >= cap || waitMs <= 0) {
-        this.dispatch(vq, slot, "queue_drained");
-        continue;
+    // By level of batches in flight: every idle replica gets a batch before a busy one gets its second.
+    for (let level = 0; level < this.maxInFlight; level++) {
+      for (const slot of slots) {
+        if (vq.queue.size === 0) return;
+        if (slot.inFlight.size === level) this.offer(vq, slot, now);
       }
-      // Fewer than the cap, and a wait configured: hold, but never past the point where the earliest
-      // query could still be answered in time.
-      const startedAt = vq.hold?.startedAt ?? now;
-      const earliest = vq.queue.peek()!.deadline;
-      const until = Math.min(startedAt + waitMs, earliest - (vq.latency.paddedMs ?? 0));
-      if (until <= now) {
-        this.dispatch(vq, slot, "wait_expired");
-        continue;
-      }
-      if (vq.hold && vq.hold.until === until) continue;
-      this.startHold(vq, slot, startedAt, until, now);
     }
+  }
+
+  /** Sends one replica with room for a batch its next batch, or lets it hold a small one to fill it. */
+  private offer(vq: VersionQueue, slot: Slot, now: number): void {
+    if (vq.hold && vq.hold.slot !== slot) return; // another replica is filling a batch
+    const cap = slot.controller.cap;
+    const waitMs = vq.config.batchWaitMicros / 1000;
+    // A busy replica is sent only full batches: the queries wait in the queue for its answer
+    // instead, and make a bigger batch then (see the file comment).
+    if (vq.queue.size >= cap || (waitMs <= 0 && slot.inFlight.size === 0)) {
+      this.dispatch(vq, slot, "queue_drained");
+      return;
+    }
+    if (slot.inFlight.size > 0) return;
+    // Fewer than the cap, and a wait configured: hold, but never past the point where the earliest
+    // query could still be answered in time.
+    const startedAt = vq.hold?.startedAt ?? now;
+    const earliest = vq.queue.peek()!.deadline;
+    const until = Math.min(startedAt + waitMs, earliest - (vq.latency.paddedMs ?? 0));
+    if (until <= now) {
+      this.dispatch(vq, slot, "wait_expired");
+      return;
+    }
+    if (vq.hold && vq.hold.until === until) return;
+    this.startHold(vq, slot, startedAt, until, now);
   }
 
   private startHold(vq: VersionQueue, slot: Slot, startedAt: number, until: number, now: number): void {
@@ -402,7 +428,7 @@ export class Dispatcher {
     hold.timer = this.timers.setTimeout(() => {
       if (vq.hold !== hold) return;
       vq.hold = undefined;
-      if (vq.replicas.get(slot.replica.key) === slot && !slot.inFlight) this.dispatch(vq, slot, "wait_expired");
+      if (vq.replicas.get(slot.replica.key) === slot && !slot.inFlight.full) this.dispatch(vq, slot, "wait_expired");
       this.pump(vq);
     }, until - now);
     vq.hold = hold;
@@ -414,16 +440,17 @@ export class Dispatcher {
     vq.hold = undefined;
   }
 
-  /** Sends a free replica up to its cap; `otherwise` is the reason when the batch is not full. */
+  /** Sends a replica with room up to its cap; `otherwise` is the reason when the batch is not full. */
   private dispatch(vq: VersionQueue, slot: Slot, otherwise: Exclude<SendReason, "full">): void {
     if (vq.hold?.slot === slot) this.endHold(vq);
     const now = this.now();
     const cap = slot.controller.cap;
     // With admission on, a task whose deadline falls before a batch could come back is left out
-    // too, and answered at once: the model's time goes to queries that can still succeed.
+    // too, and answered at once: the model's time goes to queries that can still succeed. A batch
+    // sent behind others in flight comes back after them too.
     // (Deadlines at or before the cutoff are late; one due exactly when its batch returns makes it.)
     const latencyMs = vq.latency.ms ?? 0;
-    const cutoff = this.options.admission === false ? now : now + Math.max(0, latencyMs - 0.001);
+    const cutoff = this.options.admission === false ? now : slot.inFlight.startsAt(now, latencyMs) + Math.max(0, latencyMs - 0.001);
     const { batch: tasks, late } = vq.queue.takeBatchBefore(cap, now, cutoff);
     // An idle replica is taken from nobody: rather than stay idle, it tries the late query with the
     // most slack, whose answer tells the estimate whether the model is still that slow.
@@ -441,7 +468,7 @@ export class Dispatcher {
     if (!rpc) throw new Error("dispatcher used before an rpc server was attached");
     const msgId = this.nextMsgId;
     this.nextMsgId = (this.nextMsgId + 1) >>> 0;
-    slot.inFlight = { msgId, tasks, sentAt: how.now };
+    slot.inFlight.add({ msgId, tasks, sentAt: how.now, cap: how.cap });
     this.options.observer?.batchSent?.(vq.key, tasks.length, {
       reason: how.reason,
       cap: how.cap,

@@ -48,6 +48,8 @@ export interface QueryFrontendOptions {
   requestTimeoutMs?: number;
   replicaTimeoutMs?: number;
   defaultMaxBatch?: number;
+  /** Batches kept in flight to one replica (dispatcher.ts; default DEFAULT_MAX_IN_FLIGHT). */
+  maxInFlight?: number;
   /** Batch latency budget of a model version no application links, ms (default 50; see batch-controller.ts). */
   defaultBatchBudgetMs?: number;
   /** Deadline-aware admission: shed queries that cannot meet their SLO (default true; see admission.ts). */
@@ -96,6 +98,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   const budgets = { defaultBudgetMs: options.defaultBatchBudgetMs ?? DEFAULT_BATCH_BUDGET_MS };
   const dispatcher = new Dispatcher({
     defaultMaxBatch: options.defaultMaxBatch ?? DEFAULT_MAX_BATCH, log, defaultBudgetMs: budgets.defaultBudgetMs, admission: options.admission,
+    maxInFlight: options.maxInFlight,
   });
   // Learned bandit weights, saved in the management daemon and restored from its snapshots.
   const policyState = new PolicyStateSync({

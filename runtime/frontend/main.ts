@@ -7,6 +7,8 @@ import {
   DEFAULT_BATCH_BUDGET_MS,
   DEFAULT_CACHE_BYTES,
   DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_IN_FLIGHT,
+  MAX_MAX_IN_FLIGHT,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_RPC_FRAME_BYTES,
   DEFAULT_OIP_TIMEOUT_MS,
@@ -20,7 +22,7 @@ import { MAX_FRONTEND_WORKERS, superviseWorkers, workerFrontendId, workerIndex, 
 const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1337] [--rpc-port 7000]
   [--token-file FILE] [--max-body-bytes N] [--request-timeout-ms N] [--replica-timeout-ms N]
   [--workers N (frontend processes on the query port, 1 to ${MAX_FRONTEND_WORKERS}; default 1; worker i takes RPC port rpc-port + i)]
-  [--max-batch N] [--frontend-id ID] [--cache-bytes N (prediction cache bound, default ${DEFAULT_CACHE_BYTES / 2 ** 20} MiB; 0 disables)]
+  [--max-batch N] [--max-in-flight N (batches in flight to one replica, 1 to ${MAX_MAX_IN_FLIGHT}; default ${DEFAULT_MAX_IN_FLIGHT})] [--frontend-id ID] [--cache-bytes N (prediction cache bound, default ${DEFAULT_CACHE_BYTES / 2 ** 20} MiB; 0 disables)]
   [--oip-timeout-ms N (deadline of /v2 inference on a model no application links; default ${DEFAULT_OIP_TIMEOUT_MS})]
   [--batch-budget-ms N (batch latency budget of a model no application links; default ${DEFAULT_BATCH_BUDGET_MS})]
   [--no-admission (queue every query, even one that cannot meet its SLO)]
@@ -43,6 +45,7 @@ await runMain("clipper frontend", async () => {
     "request-timeout-ms": { type: "string" },
     "replica-timeout-ms": { type: "string" },
     "max-batch": { type: "string" },
+    "max-in-flight": { type: "string" },
     "frontend-id": { type: "string" },
     "cache-bytes": { type: "string" },
     "oip-timeout-ms": { type: "string" },
@@ -84,6 +87,7 @@ await runMain("clipper frontend", async () => {
     requestTimeoutMs: intFlag("request-timeout-ms", flags["request-timeout-ms"], DEFAULT_REQUEST_TIMEOUT_MS, 1),
     replicaTimeoutMs: intFlag("replica-timeout-ms", flags["replica-timeout-ms"], DEFAULT_REPLICA_TIMEOUT_MS, 100),
     defaultMaxBatch: intFlag("max-batch", flags["max-batch"], DEFAULT_MAX_BATCH, 1),
+    maxInFlight: intFlag("max-in-flight", flags["max-in-flight"], DEFAULT_MAX_IN_FLIGHT, 1, MAX_MAX_IN_FLIGHT),
     frontendId,
     cacheBytes: intFlag("cache-bytes", flags["cache-bytes"], DEFAULT_CACHE_BYTES, 0),
     oipTimeoutMs: intFlag("oip-timeout-ms", flags["oip-timeout-ms"], DEFAULT_OIP_TIMEOUT_MS, 1),

@@ -33,3 +33,11 @@ export const MIN_RPC_FRAME_BYTES = 1024;
  * would only share the same cores.
  */
 export const MAX_FRONTEND_WORKERS = 8;
+
+/**
+ * Batches the frontend keeps in flight to one replica (--max-in-flight, pipelining; dispatcher.ts):
+ * with 2 a replica finds its next batch waiting when it answers one, instead of idling for the
+ * round trip through the frontend. 1 sends the next batch only after the answer (Clipper's way).
+ */
+export const DEFAULT_MAX_IN_FLIGHT = 2;
+export const MAX_MAX_IN_FLIGHT = 16;

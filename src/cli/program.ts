@@ -13,6 +13,8 @@ import {
   DEFAULT_OIP_TIMEOUT_MS,
   DEFAULT_REPLICA_TIMEOUT_MS,
   MIN_RPC_FRAME_BYTES,
+  DEFAULT_MAX_IN_FLIGHT,
+  MAX_MAX_IN_FLIGHT,
   MAX_FRONTEND_WORKERS,
 } from "../../runtime/shared/frontend-defaults.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
@@ -89,6 +91,8 @@ export function buildProgram(): Command {
     .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), DEFAULT_REPLICA_TIMEOUT_MS)
     .option("--cache-bytes <n>", "prediction cache bound per frontend, in bytes (0 disables)", intArg(0), DEFAULT_CACHE_BYTES)
     .option("--max-batch <n>", "largest batch for models without a fixed batch size", intArg(1), DEFAULT_MAX_BATCH)
+    .option("--max-in-flight <n>", "batches a frontend keeps in flight to one replica, so it finds the next one waiting " +
+      `when it answers one (1 to ${MAX_MAX_IN_FLIGHT}; 1: the next batch only after the answer)`, intArg(1, MAX_MAX_IN_FLIGHT), DEFAULT_MAX_IN_FLIGHT)
     .option("--batch-budget-ms <n>", "batch latency budget for models no application links", intArg(1), DEFAULT_BATCH_BUDGET_MS)
     .option("--no-admission", "never shed queries that cannot meet their SLO (Clipper's behaviour)")
     .option("--no-autoscaler", "run no autoscaler (`clipper autoscale` settings are kept but nothing acts on them); docker and kubernetes " +

@@ -189,6 +189,7 @@ export function frontendTuningFlags(o: ClusterOptions, rpcKeyFile: string): stri
     "--replica-timeout-ms", String(o.replicaTimeoutMs),
     ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
     ...(o.maxBatch === undefined ? [] : ["--max-batch", String(o.maxBatch)]),
+    ...(o.maxInFlight === undefined ? [] : ["--max-in-flight", String(o.maxInFlight)]),
     ...(o.batchBudgetMs === undefined ? [] : ["--batch-budget-ms", String(o.batchBudgetMs)]),
     ...(o.oipTimeoutMs === undefined ? [] : ["--oip-timeout-ms", String(o.oipTimeoutMs)]),
     ...(o.admission === false ? ["--no-admission"] : []),

@@ -65,6 +65,8 @@ export interface ClusterOptions {
   cacheBytes?: number;
   /** Largest batch the frontend forms for a model without a fixed batch size (default 64). */
   maxBatch?: number;
+  /** Batches the frontend keeps in flight to one replica (1 to 16; default 2; 1: none queued behind another). */
+  maxInFlight?: number;
   /** Batch latency budget for a model no application links yet, in ms (default 50). */
   batchBudgetMs?: number;
   /** Deadline-aware admission: shed queries that cannot meet their SLO (default on). */

@@ -78,6 +78,7 @@ export interface Harness {
 
 let nextKey = 0;
 
+/** `maxInFlight` defaults to 1 here (one batch per replica at a time): tests of pipelining pass more. */
 export function harness(options: Partial<DispatcherOptions> = {}): Harness {
   const clock = new FakeClock();
   const sent: SentBatch[] = [];
@@ -88,7 +89,7 @@ export function harness(options: Partial<DispatcherOptions> = {}): Harness {
     dropped: (_model, count) => { h.dropped += count; },
   };
   const dispatcher = new Dispatcher({
-    defaultMaxBatch: 64, log: pino({ level: "silent" }), now: clock.now, timers: clock, observer, ...options,
+    defaultMaxBatch: 64, log: pino({ level: "silent" }), now: clock.now, timers: clock, observer, maxInFlight: 1, ...options,
   });
   dispatcher.attach({
     sendPredict: async (replica, msgId, _type, inputs) => {

@@ -50,6 +50,11 @@ _MAX_NAME = 63
 _MAX_REASON = 1000
 # Longest wait in one poll, so that a stop signal is acted on promptly.
 _MAX_POLL_S = 0.25
+# Messages read from one connection after a poll before polling again: a frontend keeping several
+# batches in flight (--max-in-flight) has the next one waiting, and a poll per message (a Poller
+# built, every socket registered, a system call) costs about as much as reading it. Bounded, so the
+# other connections and the timers (heartbeats, drain) are still served between bursts.
+_MAX_BURST = 16
 # How long a closing socket may take to deliver what is queued on it (answers, the last DRAIN).
 _CLOSE_LINGER_MS = 1000
 # ZeroMQ's flag and option values (zmq.h), as ints: pyzmq's enums cost more to combine than a send.
@@ -540,8 +545,15 @@ class FrontendConnection(object):
             self._read_monitor()
         if self.socket is None or not ready.get(self.socket, 0) & zmq.POLLIN:
             return None
+        return self.receive_waiting()
+
+    def receive_waiting(self):
+        """Reads one message if one is waiting on the socket (no poll); returns its frames, or None."""
+        zmq = self.container.zmq
         # Frame by frame with plain int flags: pyzmq's recv_multipart combines enum flags per frame.
         socket = self.socket
+        if socket is None:
+            return None
         try:
             frames = [socket.recv(_NOBLOCK)]
         except zmq.Again:
@@ -773,8 +785,13 @@ class Container(object):
         ready = dict(poller.poll(timeout_ms))
         for connection in connections:
             frames = connection.receive(ready)
-            if frames is not None:
+            burst = 1
+            while frames is not None:
                 self._handle(connection, frames)
+                if burst >= _MAX_BURST or self.stop_signal is not None:
+                    break
+                frames = connection.receive_waiting()
+                burst += 1
 
     # ---- frontend discovery (CLIPPER_FRONTEND_DISCOVERY=dns) ---------------------------------
 

@@ -10,7 +10,7 @@ import { hostnameOf } from "../../../runtime/shared/host-check.js";
 import { MAX_FRONTEND_WORKERS } from "../../../runtime/shared/frontend-defaults.js";
 import { QUERY_AUTH_MODES } from "../../../runtime/shared/api-keys.js";
 import { RPC_AUTH_MODES } from "../../../runtime/shared/rpc-auth.js";
-import { MIN_RPC_FRAME_BYTES } from "../../../runtime/shared/frontend-defaults.js";
+import { MAX_MAX_IN_FLIGHT, MIN_RPC_FRAME_BYTES } from "../../../runtime/shared/frontend-defaults.js";
 import {
   ENV_NAME_PATTERN,
   MODEL_FRAMEWORKS,
@@ -73,6 +73,7 @@ export const ClusterOptionsSchema = z.object({
   replicaTimeoutMs: z.number().int().positive(),
   cacheBytes: z.number().int().nonnegative().optional(),
   maxBatch: z.number().int().positive().optional(),
+  maxInFlight: z.number().int().min(1).max(MAX_MAX_IN_FLIGHT).optional(),
   batchBudgetMs: z.number().int().positive().optional(),
   admission: z.boolean().optional(),
   oipTimeoutMs: z.number().int().positive().optional(),
