@@ -9,7 +9,10 @@ export interface CacheSample {
   maxBytes: number;
 }
 
+type Counts = { inc(): void };
+
 export class CacheMetrics implements CacheObserver {
+  private readonly perModel = new Map<string, { hits: Counts; misses: Counts }>();
   private readonly hits: Counter<"model">;
   private readonly misses: Counter<"model">;
   private readonly joins: Counter<"model">;
@@ -60,13 +63,23 @@ export class CacheMetrics implements CacheObserver {
   }
 
   hit(model: string): void {
-    this.hits.inc({ model });
+    this.lookups(model).hits.inc();
     this.live?.cacheLookup(model, true);
   }
 
   miss(model: string): void {
-    this.misses.inc({ model });
+    this.lookups(model).misses.inc();
     this.live?.cacheLookup(model, false);
+  }
+
+  /** A model version's hit and miss series, bound once: a hit is counted per query, and an unbound inc builds and validates a label object every time. */
+  private lookups(model: string): { hits: Counts; misses: Counts } {
+    let series = this.perModel.get(model);
+    if (!series) {
+      series = { hits: this.hits.labels({ model }), misses: this.misses.labels({ model }) };
+      this.perModel.set(model, series);
+    }
+    return series;
   }
 
   joined(model: string): void {
