@@ -44,10 +44,12 @@ async function bareServer(nodeFlags: string[] = []): Promise<{ url: string; stop
   };
 }
 
-async function measure(url: string, path: string, body: LoadBody): Promise<LoadResult> {
+/** A profiled run: warm-up and measured load, and how many requests both made (the profile covers both). */
+async function profiledLoad(url: string, path: string, body: LoadBody): Promise<number> {
   const load = { url, path, connections: CONNECTIONS, durationSec: SECONDS, body };
-  await warmUp(load, 3);
-  return runLoad(load);
+  const warm = await runLoad({ ...load, durationSec: 3 });
+  const measured = await runLoad(load);
+  return warm.requests + measured.requests;
 }
 
 async function noopCluster(frontendCommand?: string[]): Promise<BenchCluster> {
@@ -113,35 +115,46 @@ const hits = median(runs.hits);
 const distinct = median(runs.distinct);
 
 // Separate, profiled runs (one per load): the profiler's own cost stays out of the figures above.
-const profilePhase = (body: LoadBody): Promise<ProfileSummary | undefined> =>
-  profileFrontend(noopCluster, (profiled) => measure(profiled.queryUrl, "/noop/predict", body));
+type Profiled = { summary: ProfileSummary | undefined; requests: number };
+async function profilePhase(body: LoadBody): Promise<Profiled> {
+  let requests = 0;
+  const summary = await profileFrontend(noopCluster, async (profiled) => {
+    requests = await profiledLoad(profiled.queryUrl, "/noop/predict", body);
+  });
+  return { summary, requests };
+}
 const hitProfile = await profilePhase(FIXED);
 const distinctProfile = await profilePhase(distinctDoubles());
 const bareProfile = await profileBare();
 
 /** The ceiling server under `node --cpu-prof` and the same load as the cache hits: what the frontend adds is the difference. */
-async function profileBare(): Promise<ProfileSummary | undefined> {
+async function profileBare(): Promise<Profiled> {
   const dir = mkdtempSync(join(tmpdir(), "clipper-prof-bare-"));
   try {
     const profiled = await bareServer(["--cpu-prof", `--cpu-prof-dir=${dir}`]);
+    let requests = 0;
     try {
-      await measure(profiled.url, "/noop/predict", FIXED);
+      requests = await profiledLoad(profiled.url, "/noop/predict", FIXED);
     } finally {
       await profiled.stop();
     }
     const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
-    return file ? summarizeProfile(join(dir, file)) : undefined;
+    return { summary: file ? summarizeProfile(join(dir, file)) : undefined, requests };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function profileSection(title: string, profile: ProfileSummary | undefined): string {
+/** CPU per answer of a profiled run, µs (start-up included: it is small beside 8 s of load). */
+const busyMicrosPerAnswer = (p: Profiled) => (p.summary && p.requests > 0 ? (1000 * p.summary.busyMs) / p.requests : NaN);
+
+function profileSection(title: string, { summary: profile, requests }: Profiled): string {
   if (!profile) return `### ${title}\n\n(no profile was written: the server did not exit cleanly)\n`;
   return [
     `### ${title}`,
     "",
-    `${profile.totalSamples} samples; self time by area, then the top functions:`,
+    `${profile.totalSamples} samples, ${formatNumber(profile.busyMs)} ms of them not idle, over ${requests} requests: ` +
+      `**${formatNumber(busyMicrosPerAnswer({ summary: profile, requests }))} µs of CPU per request** (profiler overhead included). Self time by area, then the top functions:`,
     "",
     markdownTable(["area", "% of samples"], profile.byArea.map((a) => [a.area, a.percent])),
     "",
@@ -209,8 +222,12 @@ writeReport("frontend", [
   "## Where the time goes",
   "",
   "CPU profiles (`node --cpu-prof`) during separate runs of the same loads: the bare server under the",
-  "cache-hit load, then the frontend under each load. Samples include idle time; compare what each",
-  "spends besides `writev` (sending the answers, the same system call in both).",
+  "cache-hit load, then the frontend under each load. Percentages include idle time; the CPU per request",
+  "compares the servers whatever their throughput in that run (the machine is shared). Both spend most",
+  "in `writev`, the system call that sends an answer over loopback.",
+  "",
+  `CPU per request: bare server **${formatNumber(busyMicrosPerAnswer(bareProfile))} µs**, frontend cache hits **${formatNumber(busyMicrosPerAnswer(hitProfile))} µs** ` +
+    `(${formatNumber(busyMicrosPerAnswer(hitProfile) / busyMicrosPerAnswer(bareProfile))}×), frontend distinct inputs **${formatNumber(busyMicrosPerAnswer(distinctProfile))} µs**.`,
   "",
   profileSection("Bare node:http server, same load as the cache hits", bareProfile),
   profileSection("Frontend, cache hits", hitProfile),
