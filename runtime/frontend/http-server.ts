@@ -67,26 +67,34 @@ function parseJson(raw: Buffer): unknown {
 export function createQueryServer(options: QueryHttpOptions): Server {
   const { processor, metrics, log, maxBodyBytes } = options;
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Host headers found admitted: a client sends the same one on each request, and the check parses it every time. */
+  const admittedHosts = new Set<string>();
+  function hostAdmitted(host: string | undefined): boolean {
+    if (host !== undefined && admittedHosts.has(host)) return true;
+    if (!isHostAllowed(host, options.allowedHosts)) return false;
+    if (host !== undefined) {
+      // Bounded whatever Host headers clients make up; only admitted ones are remembered.
+      if (admittedHosts.size >= 64) admittedHosts.clear();
+      admittedHosts.add(host);
+    }
+    return true;
+  }
+
+  /** Routes a request; synchronous up to the route's own work (a promise only from the routes that wait). */
+  function handle(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
     const url = req.url ?? "/";
     const question = url.indexOf("?");
     const path = question < 0 ? url : url.slice(0, question);
     const host = Array.isArray(req.headers.host) ? req.headers.host[0] : req.headers.host;
     // The cluster's token also admits an unknown Host, as on the management API: a page cannot know
     // it, and a Kubernetes API server's proxy forwards whatever name the caller's kubeconfig uses.
-    if (!isHostAllowed(host, options.allowedHosts) && !presentsToken(options.token, req.headers.authorization, req.headers[TOKEN_HEADER])) {
+    if (!hostAdmitted(host) && !presentsToken(options.token, req.headers.authorization, req.headers[TOKEN_HEADER])) {
       return sendError(res, 403, "Forbidden", hostRefusal(host ?? ""));
     }
     if (path === "/metrics" || path === "/health") {
       if (req.method !== "GET") return sendError(res, 405, "Method not allowed", `${path} accepts GET`);
       if (path === "/health") return sendJson(res, 200, options.health());
-      const scrape: MetricsScrape = options.scrapeMetrics
-        ? await options.scrapeMetrics()
-        : { ok: true, contentType: metrics.registry.contentType, text: await metrics.registry.metrics() };
-      if (!scrape.ok) return sendError(res, 503, "Service unavailable", scrape.reason);
-      res.writeHead(200, { "content-type": scrape.contentType });
-      res.end(scrape.text);
-      return;
+      return serveMetrics(res);
     }
     const match = ROUTE.exec(path);
     if (!match) {
@@ -111,7 +119,20 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     }
     options.auth.check(req.headers, { app });
     if (match[2] === "predict") return predict(req, res, app);
-    return sendJson(res, 200, await processor.update(app, parseJson(await readBody(req, maxBodyBytes))));
+    return update(req, res, app);
+  }
+
+  async function serveMetrics(res: ServerResponse): Promise<void> {
+    const scrape: MetricsScrape = options.scrapeMetrics
+      ? await options.scrapeMetrics()
+      : { ok: true, contentType: metrics.registry.contentType, text: await metrics.registry.metrics() };
+    if (!scrape.ok) return sendError(res, 503, "Service unavailable", scrape.reason);
+    res.writeHead(200, { "content-type": scrape.contentType });
+    res.end(scrape.text);
+  }
+
+  async function update(req: IncomingMessage, res: ServerResponse, app: string): Promise<void> {
+    sendJson(res, 200, await processor.update(app, parseJson(await readBody(req, maxBodyBytes))));
   }
 
   /**
@@ -145,7 +166,11 @@ export function createQueryServer(options: QueryHttpOptions): Server {
   }
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => fail(req, res, err));
+    try {
+      handle(req, res)?.catch((err: unknown) => fail(req, res, err));
+    } catch (err) {
+      fail(req, res, err);
+    }
   });
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(options.requestTimeoutMs, 60_000);
