@@ -20,6 +20,7 @@ import { histogramQuantile, metricValue, scrape } from "./lib/metrics.js";
 import { profileFrontend, summarizeProfile, type ProfileSummary } from "./lib/profile.js";
 import { barChartSvg, formatNumber, markdownTable, runContext, writeReport } from "./lib/report.js";
 import { countingRetransmissions } from "./lib/tcp-stats.js";
+import { cpuPressureMicros } from "./lib/cpu-pressure.js";
 
 const CONNECTIONS = 32;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -78,6 +79,10 @@ const cluster = await noopCluster();
 const runs: Record<LoadName, LoadResult[]> = { ceiling: [], hits: [], distinct: [] };
 /** Per round and load: TCP segments the machine retransmitted during it (undefined: not Linux). */
 const retransmitted: Record<LoadName, Array<number | undefined>> = { ceiling: [], hits: [], distinct: [] };
+/** Per round and load: share of the round some task waited for a CPU, machine-wide (PSI; undefined: unknown). */
+const cpuPressure: Record<LoadName, Array<number | undefined>> = { ceiling: [], hits: [], distinct: [] };
+/** Per round of the frontend's loads: its largest event-loop delay (ms; prom-client resets it at each scrape). */
+const loopLagMax: Record<LoadName, Array<number | undefined>> = { ceiling: [], hits: [], distinct: [] };
 let hitRatio = 0;
 /** Latency inside the frontend (request parsed → answer written), from its own histogram. */
 const serverSide: Record<string, { p50: number; p99: number }> = {};
@@ -91,10 +96,16 @@ try {
   const before = await scrape(cluster.queryUrl);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, load] of Object.entries(loads) as Array<[LoadName, (typeof loads)["hits"]]>) {
+      const frontend = name !== "ceiling";
+      if (frontend) await scrape(cluster.queryUrl); // resets the event-loop delay's max
+      const waitedBefore = cpuPressureMicros();
       const { result: r, retransmitted: lost } = await countingRetransmissions(() => runLoad(load));
+      const waitedAfter = cpuPressureMicros();
       runs[name].push(r);
       retransmitted[name].push(lost);
-      process.stdout.write(`round ${round + 1} ${name}: ${r.rps.toFixed(0)}/s, p99 ${r.p99} ms, max ${r.max ?? "?"} ms, RetransSegs +${lost ?? "?"}\n`);
+      cpuPressure[name].push(waitedBefore === undefined || waitedAfter === undefined ? undefined : (waitedAfter - waitedBefore) / (10_000 * SECONDS));
+      loopLagMax[name].push(frontend ? 1000 * metricValue(await scrape(cluster.queryUrl), "nodejs_eventloop_lag_max_seconds") : undefined);
+      process.stdout.write(`round ${round + 1} ${name}: ${r.rps.toFixed(0)}/s, p99 ${r.p99} ms, max ${r.max ?? "?"} ms, RetransSegs +${lost ?? "?"}, CPU pressure ${cpuPressure[name].at(-1)?.toFixed(0) ?? "?"}%, loop lag max ${loopLagMax[name].at(-1)?.toFixed(0) ?? "-"} ms\n`);
     }
   }
   const after = await scrape(cluster.queryUrl);
@@ -175,7 +186,8 @@ const roundRows: Array<Array<string | number>> = [];
 for (let round = 0; round < ROUNDS; round++) {
   for (const name of ["ceiling", "hits", "distinct"] as const) {
     const r = runs[name][round]!;
-    roundRows.push([round + 1, name, r.generator, r.rps, `${((100 * r.rps) / runs.ceiling[round]!.rps).toFixed(0)}%`, r.p50, r.p99, r.max ?? "-", retransText(retransmitted[name][round])]);
+    roundRows.push([round + 1, name, r.generator, r.rps, `${((100 * r.rps) / runs.ceiling[round]!.rps).toFixed(0)}%`, r.p50, r.p99, r.max ?? "-", retransText(retransmitted[name][round]),
+      cpuPressure[name][round] === undefined ? "unknown" : `${cpuPressure[name][round]!.toFixed(0)}%`, loopLagMax[name][round] ?? "-"]);
   }
 }
 const slowRounds = (Object.keys(runs) as LoadName[]).flatMap((name) =>
@@ -215,10 +227,12 @@ writeReport("frontend", [
   "",
   "## Every round",
   "",
-  "`RetransSegs`: TCP segments the whole machine retransmitted during the round (`/proc/net/snmp`, line `Tcp:`).",
-  "A lost loopback segment is resent after Linux's minimum RTO, 200 ms.",
+  "`RetransSegs`: TCP segments the whole machine retransmitted during the round (`/proc/net/snmp`, line `Tcp:`);",
+  "a lost loopback segment is resent after Linux's minimum RTO, 200 ms. CPU pressure: the share of the round",
+  "during which some runnable task on the machine waited for a CPU (`/proc/pressure/cpu`, `some`). Event-loop",
+  "delay: the largest delay of the frontend's event loop during the round (`nodejs_eventloop_lag_max_seconds`).",
   "",
-  markdownTable(["round", "load", "load generator", "answers/s", "% of the round's ceiling", "client p50 ms", "client p99 ms", "client max ms", "RetransSegs"], roundRows),
+  markdownTable(["round", "load", "load generator", "answers/s", "% of the round's ceiling", "client p50 ms", "client p99 ms", "client max ms", "RetransSegs", "CPU pressure", "frontend event-loop delay max ms"], roundRows),
   "",
   "## Where the time goes",
   "",

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseRetransSegs, retransSegs } from "../../bench/lib/tcp-stats.js";
+import { parseCpuPressureMicros } from "../../bench/lib/cpu-pressure.js";
 
 const SNMP = [
   "Ip: Forwarding DefaultTTL InReceives",
@@ -27,5 +28,13 @@ describe("RetransSegs from /proc/net/snmp", () => {
     const value = retransSegs();
     if (process.platform === "linux") expect(Number.isSafeInteger(value)).toBe(true);
     else expect(value).toBeUndefined();
+  });
+});
+
+describe("CPU pressure from /proc/pressure/cpu", () => {
+  it("reads the total of the `some` line", () => {
+    expect(parseCpuPressureMicros("some avg10=51.58 avg60=52.56 avg300=64.88 total=10819010121\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")).toBe(10819010121);
+    expect(parseCpuPressureMicros("full avg10=0.00 avg60=0.00 avg300=0.00 total=5\n")).toBeUndefined();
+    expect(parseCpuPressureMicros("")).toBeUndefined();
   });
 });
