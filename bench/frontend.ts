@@ -21,6 +21,7 @@ import { profileFrontend, summarizeProfile, type ProfileSummary } from "./lib/pr
 import { barChartSvg, formatNumber, markdownTable, runContext, writeReport } from "./lib/report.js";
 import { countingRetransmissions } from "./lib/tcp-stats.js";
 import { cpuPressureMicros } from "./lib/cpu-pressure.js";
+import { processCpuMs } from "./lib/process-cpu.js";
 
 const CONNECTIONS = 32;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -28,7 +29,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const FIXED = fixedBody();
 
 /** The ceiling server in its own process; `nodeFlags` e.g. to run it under `--cpu-prof`. */
-async function bareServer(nodeFlags: string[] = []): Promise<{ url: string; stop(): Promise<void> }> {
+async function bareServer(nodeFlags: string[] = []): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const entry = fileURLToPath(new URL("./servers/bare-http.js", import.meta.url));
   const child = spawn(process.execPath, [...nodeFlags, entry], { stdio: ["ignore", "pipe", "inherit"] });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -38,6 +39,7 @@ async function bareServer(nodeFlags: string[] = []): Promise<{ url: string; stop
   });
   return {
     url: `http://127.0.0.1:${port}`,
+    pid: child.pid ?? 0,
     async stop() {
       child.kill("SIGTERM");
       await exited; // a profile is written on exit
@@ -83,6 +85,8 @@ const retransmitted: Record<LoadName, Array<number | undefined>> = { ceiling: []
 const cpuPressure: Record<LoadName, Array<number | undefined>> = { ceiling: [], hits: [], distinct: [] };
 /** Per round of the frontend's loads: its largest event-loop delay (ms; prom-client resets it at each scrape). */
 const loopLagMax: Record<LoadName, Array<number | undefined>> = { ceiling: [], hits: [], distinct: [] };
+/** Per round and load: CPU the server process used per request, µs (/proc; undefined: unknown). */
+const cpuPerRequest: Record<LoadName, Array<number | undefined>> = { ceiling: [], hits: [], distinct: [] };
 let hitRatio = 0;
 /** Latency inside the frontend (request parsed → answer written), from its own histogram. */
 const serverSide: Record<string, { p50: number; p99: number }> = {};
@@ -93,19 +97,24 @@ try {
     distinct: { url: cluster.queryUrl, path: "/noop/predict", connections: CONNECTIONS, durationSec: SECONDS, body: distinctDoubles() },
   };
   for (const load of Object.values(loads)) await warmUp(load, 3);
+  const frontendPid = (await cluster.conn.inspectInstance()).components.find((c) => c.component === "frontend")?.pid ?? 0;
   const before = await scrape(cluster.queryUrl);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, load] of Object.entries(loads) as Array<[LoadName, (typeof loads)["hits"]]>) {
       const frontend = name !== "ceiling";
       if (frontend) await scrape(cluster.queryUrl); // resets the event-loop delay's max
+      const pid = frontend ? frontendPid : bare.pid;
       const waitedBefore = cpuPressureMicros();
+      const cpuBefore = processCpuMs(pid);
       const { result: r, retransmitted: lost } = await countingRetransmissions(() => runLoad(load));
+      const cpuAfter = processCpuMs(pid);
       const waitedAfter = cpuPressureMicros();
+      cpuPerRequest[name].push(cpuBefore === undefined || cpuAfter === undefined || r.requests === 0 ? undefined : (1000 * (cpuAfter - cpuBefore)) / r.requests);
       runs[name].push(r);
       retransmitted[name].push(lost);
       cpuPressure[name].push(waitedBefore === undefined || waitedAfter === undefined ? undefined : (waitedAfter - waitedBefore) / (10_000 * SECONDS));
       loopLagMax[name].push(frontend ? 1000 * metricValue(await scrape(cluster.queryUrl), "nodejs_eventloop_lag_max_seconds") : undefined);
-      process.stdout.write(`round ${round + 1} ${name}: ${r.rps.toFixed(0)}/s, p99 ${r.p99} ms, max ${r.max ?? "?"} ms, RetransSegs +${lost ?? "?"}, CPU pressure ${cpuPressure[name].at(-1)?.toFixed(0) ?? "?"}%, loop lag max ${loopLagMax[name].at(-1)?.toFixed(0) ?? "-"} ms\n`);
+      process.stdout.write(`round ${round + 1} ${name}: ${r.rps.toFixed(0)}/s, p99 ${r.p99} ms, max ${r.max ?? "?"} ms, RetransSegs +${lost ?? "?"}, CPU pressure ${cpuPressure[name].at(-1)?.toFixed(0) ?? "?"}%, server CPU ${cpuPerRequest[name].at(-1)?.toFixed(1) ?? "?"} µs/request, loop lag max ${loopLagMax[name].at(-1)?.toFixed(0) ?? "-"} ms\n`);
     }
   }
   const after = await scrape(cluster.queryUrl);
@@ -156,16 +165,12 @@ async function profileBare(): Promise<Profiled> {
   }
 }
 
-/** CPU per answer of a profiled run, µs (start-up included: it is small beside 8 s of load). */
-const busyMicrosPerAnswer = (p: Profiled) => (p.summary && p.requests > 0 ? (1000 * p.summary.busyMs) / p.requests : NaN);
-
 function profileSection(title: string, { summary: profile, requests }: Profiled): string {
   if (!profile) return `### ${title}\n\n(no profile was written: the server did not exit cleanly)\n`;
   return [
     `### ${title}`,
     "",
-    `${profile.totalSamples} samples, ${formatNumber(profile.busyMs)} ms of them not idle, over ${requests} requests: ` +
-      `**${formatNumber(busyMicrosPerAnswer({ summary: profile, requests }))} µs of CPU per request** (profiler overhead included). Self time by area, then the top functions:`,
+    `${profile.totalSamples} samples over ${requests} requests (start-up included); self time by area, then the top functions:`,
     "",
     markdownTable(["area", "% of samples"], profile.byArea.map((a) => [a.area, a.percent])),
     "",
@@ -175,6 +180,7 @@ function profileSection(title: string, { summary: profile, requests }: Profiled)
 }
 
 const generator = closedLoopGenerator();
+const defined = (xs: Array<number | undefined>) => xs.filter((x): x is number => x !== undefined);
 const rows: Array<[string, LoadResult]> = [["bare node:http (ceiling)", ceiling], ["frontend, cache hits", hits], ["frontend, distinct inputs, no-op model", distinct]];
 const pct = (r: LoadResult) => (100 * r.rps) / ceiling.rps;
 // Side by side within each round: the machine's drift between rounds cancels out of these.
@@ -186,7 +192,7 @@ const roundRows: Array<Array<string | number>> = [];
 for (let round = 0; round < ROUNDS; round++) {
   for (const name of ["ceiling", "hits", "distinct"] as const) {
     const r = runs[name][round]!;
-    roundRows.push([round + 1, name, r.generator, r.rps, `${((100 * r.rps) / runs.ceiling[round]!.rps).toFixed(0)}%`, r.p50, r.p99, r.max ?? "-", retransText(retransmitted[name][round]),
+    roundRows.push([round + 1, name, r.generator, r.rps, `${((100 * r.rps) / runs.ceiling[round]!.rps).toFixed(0)}%`, r.p50, r.p99, r.max ?? "-", cpuPerRequest[name][round] ?? "unknown", retransText(retransmitted[name][round]),
       cpuPressure[name][round] === undefined ? "unknown" : `${cpuPressure[name][round]!.toFixed(0)}%`, loopLagMax[name][round] ?? "-"]);
   }
 }
@@ -219,6 +225,7 @@ writeReport("frontend", [
   "written), interpolated within its buckets.",
   "",
   `- cache hits: **${medianOf(hitShares).toFixed(0)}%** of the ceiling, median of the per-round ratios (${hitShares.map((x) => `${x.toFixed(0)}%`).join(", ")}; target ≥ 95%); hit ratio during the run ${formatNumber(hitRatio)}`,
+  `- server CPU per request (from /proc, in the same rounds): bare **${formatNumber(medianOf(defined(cpuPerRequest.ceiling)))} µs**, frontend cache hits **${formatNumber(medianOf(defined(cpuPerRequest.hits)))} µs**, distinct inputs **${formatNumber(medianOf(defined(cpuPerRequest.distinct)))} µs** (medians over the rounds)`,
   `- cache hits, client p99 / the ceiling's in the same round: **${formatNumber(medianOf(hitP99Ratios))}×** median (${hitP99Ratios.map((x) => `${formatNumber(x)}×`).join(", ")}; target ≤ 2×)`,
   `- distinct inputs: **${medianOf(distinctShares).toFixed(0)}%** of the ceiling, median of the per-round ratios (target ≥ 35%), p99 **${distinct.p99} ms** at the client and **${formatNumber(serverSide.distinct?.p99 ?? NaN)} ms** inside the frontend (target < 10 ms)`,
   tailLine,
@@ -232,17 +239,15 @@ writeReport("frontend", [
   "during which some runnable task on the machine waited for a CPU (`/proc/pressure/cpu`, `some`). Event-loop",
   "delay: the largest delay of the frontend's event loop during the round (`nodejs_eventloop_lag_max_seconds`).",
   "",
-  markdownTable(["round", "load", "load generator", "answers/s", "% of the round's ceiling", "client p50 ms", "client p99 ms", "client max ms", "RetransSegs", "CPU pressure", "frontend event-loop delay max ms"], roundRows),
+  markdownTable(["round", "load", "load generator", "answers/s", "% of the round's ceiling", "client p50 ms", "client p99 ms", "client max ms", "server CPU µs per request", "RetransSegs", "CPU pressure", "frontend event-loop delay max ms"], roundRows),
   "",
   "## Where the time goes",
   "",
   "CPU profiles (`node --cpu-prof`) during separate runs of the same loads: the bare server under the",
-  "cache-hit load, then the frontend under each load. Percentages include idle time; the CPU per request",
-  "compares the servers whatever their throughput in that run (the machine is shared). Both spend most",
-  "in `writev`, the system call that sends an answer over loopback.",
-  "",
-  `CPU per request: bare server **${formatNumber(busyMicrosPerAnswer(bareProfile))} µs**, frontend cache hits **${formatNumber(busyMicrosPerAnswer(hitProfile))} µs** ` +
-    `(${formatNumber(busyMicrosPerAnswer(hitProfile) / busyMicrosPerAnswer(bareProfile))}×), frontend distinct inputs **${formatNumber(busyMicrosPerAnswer(distinctProfile))} µs**.`,
+  "cache-hit load, then the frontend under each load. The profiler samples wall time: percentages include",
+  "idle time, and `writev` (the system call that sends an answer over loopback, the largest item in both)",
+  "also holds the time the process was preempted in it. The server CPU per request in the rounds above is",
+  "the fair comparison of the two servers' costs.",
   "",
   profileSection("Bare node:http server, same load as the cache hits", bareProfile),
   profileSection("Frontend, cache hits", hitProfile),

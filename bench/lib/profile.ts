@@ -13,8 +13,6 @@ interface ProfileNode {
 
 export interface ProfileSummary {
   totalSamples: number;
-  /** Sampled time outside `(idle)`, in ms: the process's CPU time, roughly (per answer: divide by the answers of the profiled run). */
-  busyMs: number;
   byFunction: Array<{ name: string; where: string; percent: number }>;
   byArea: Array<{ area: string; percent: number }>;
 }
@@ -38,14 +36,9 @@ function area(url: string, fn: string): string {
 }
 
 export function summarizeProfile(path: string, top = 15): ProfileSummary {
-  const profile = JSON.parse(readFileSync(path, "utf8")) as { nodes: ProfileNode[]; samples?: number[]; timeDeltas?: number[] };
+  const profile = JSON.parse(readFileSync(path, "utf8")) as { nodes: ProfileNode[]; samples?: number[] };
   const hits = new Map<number, number>();
   for (const id of profile.samples ?? []) hits.set(id, (hits.get(id) ?? 0) + 1);
-  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
-  let busyMicros = 0;
-  (profile.samples ?? []).forEach((id, i) => {
-    if (!idle.has(id)) busyMicros += profile.timeDeltas?.[i] ?? 0;
-  });
   const total = [...hits.values()].reduce((a, b) => a + b, 0) || 1;
   const fnTotals = new Map<string, { name: string; where: string; hits: number }>();
   const areaTotals = new Map<string, number>();
@@ -64,7 +57,6 @@ export function summarizeProfile(path: string, top = 15): ProfileSummary {
   }
   return {
     totalSamples: total,
-    busyMs: busyMicros / 1000,
     byFunction: [...fnTotals.values()].sort((a, b) => b.hits - a.hits).slice(0, top)
       .map((e) => ({ name: e.name, where: e.where, percent: (100 * e.hits) / total })),
     byArea: [...areaTotals].sort((a, b) => b[1] - a[1]).map(([a, h]) => ({ area: a, percent: (100 * h) / total })),

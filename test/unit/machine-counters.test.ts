@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseRetransSegs, retransSegs } from "../../bench/lib/tcp-stats.js";
 import { parseCpuPressureMicros } from "../../bench/lib/cpu-pressure.js";
+import { parseProcessCpuMs, processCpuMs } from "../../bench/lib/process-cpu.js";
 
 const SNMP = [
   "Ip: Forwarding DefaultTTL InReceives",
@@ -36,5 +37,19 @@ describe("CPU pressure from /proc/pressure/cpu", () => {
     expect(parseCpuPressureMicros("some avg10=51.58 avg60=52.56 avg300=64.88 total=10819010121\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")).toBe(10819010121);
     expect(parseCpuPressureMicros("full avg10=0.00 avg60=0.00 avg300=0.00 total=5\n")).toBeUndefined();
     expect(parseCpuPressureMicros("")).toBeUndefined();
+  });
+});
+
+describe("a process's CPU time from /proc/<pid>/stat", () => {
+  it("adds utime and stime, in ms, after a command name with spaces and parentheses", () => {
+    const stat = "4919 (node (x) y) S 1 4919 4919 0 -1 4194560 12000 0 0 0 250 31 0 0 20 0 11 0 1234 0 0";
+    expect(parseProcessCpuMs(stat)).toBe((250 + 31) * 10);
+    expect(parseProcessCpuMs("1 (x) S 1 2")).toBeUndefined();
+  });
+
+  it("reads this process's own", () => {
+    if (process.platform !== "linux") return;
+    expect(processCpuMs(process.pid)).toBeGreaterThanOrEqual(0);
+    expect(processCpuMs(2 ** 30)).toBeUndefined();
   });
 });
