@@ -40,6 +40,8 @@ export interface LoadResult {
   p50: number;
   p90: number;
   p99: number;
+  /** The slowest answer, ms (closed loops; a lost loopback segment's 200 ms shows here, not in p99). */
+  max?: number;
   generator: LoadGenerator;
 }
 
@@ -68,7 +70,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const seconds = options.durationSec;
     return {
       requests: r.requests, seconds, rps: r.ok / seconds, modelRps: r.fromModel / seconds, defaults: r.defaults,
-      non2xx: r.non2xx, errors: r.errors, p50: r.p50, p90: r.p90, p99: r.p99, generator: "wrk",
+      non2xx: r.non2xx, errors: r.errors, p50: r.p50, p90: r.p90, p99: r.p99, max: r.max, generator: "wrk",
     };
   }
   const body = bodyFunction(options.body);
@@ -106,6 +108,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     p50: result.latency.p50,
     p90: result.latency.p90,
     p99: result.latency.p99,
+    max: result.latency.max,
     generator: "autocannon",
   };
 }

@@ -1,6 +1,7 @@
 /** Prometheus series of the prediction cache, registered on the frontend's registry (docs/metrics.md). */
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { CacheObserver } from "./prediction-cache.js";
+import { type CountChild, DeferredCounter } from "./deferred-counter.js";
 import type { LiveStatsSink } from "./live-stats-collector.js";
 
 export interface CacheSample {
@@ -10,8 +11,9 @@ export interface CacheSample {
 }
 
 export class CacheMetrics implements CacheObserver {
-  private readonly hits: Counter<"model">;
-  private readonly misses: Counter<"model">;
+  private readonly perModel = new Map<string, { hits: CountChild; misses: CountChild }>();
+  private readonly hits: DeferredCounter<"model">;
+  private readonly misses: DeferredCounter<"model">;
   private readonly joins: Counter<"model">;
   private readonly evictions: Counter<"model">;
   private readonly invalidations: Counter<"model">;
@@ -19,11 +21,11 @@ export class CacheMetrics implements CacheObserver {
   constructor(registry: Registry, sample: () => CacheSample, private readonly live?: Pick<LiveStatsSink, "cacheLookup">) {
     // Every series sums across --workers N (prom-client's default aggregator): each worker holds its own cache.
     const registers = [registry];
-    this.hits = new Counter({
+    this.hits = new DeferredCounter({
       name: "clipper_cache_hits_total", help: "Queries answered from the prediction cache, per model version",
       labelNames: ["model"], registers,
     });
-    this.misses = new Counter({
+    this.misses = new DeferredCounter({
       name: "clipper_cache_misses_total", help: "Queries with no cached answer and no identical call in flight (they ask the model), per model version",
       labelNames: ["model"], registers,
     });
@@ -60,13 +62,23 @@ export class CacheMetrics implements CacheObserver {
   }
 
   hit(model: string): void {
-    this.hits.inc({ model });
+    this.lookups(model).hits.inc();
     this.live?.cacheLookup(model, true);
   }
 
   miss(model: string): void {
-    this.misses.inc({ model });
+    this.lookups(model).misses.inc();
     this.live?.cacheLookup(model, false);
+  }
+
+  /** A model version's hit and miss series, bound once (a hit is counted per query: DeferredCounter). */
+  private lookups(model: string): { hits: CountChild; misses: CountChild } {
+    let series = this.perModel.get(model);
+    if (!series) {
+      series = { hits: this.hits.child(model, { model }), misses: this.misses.child(model, { model }) };
+      this.perModel.set(model, series);
+    }
+    return series;
   }
 
   joined(model: string): void {

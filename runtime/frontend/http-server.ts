@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, collectBody, readBody, utf8Text } from "../shared/http-body.js";
 import { type AllowedHosts, hostRefusal, isForeignOrigin, isHostAllowed } from "../shared/host-check.js";
 import { presentsToken, TOKEN_HEADER } from "../shared/secrets.js";
 import type { FrontendMetrics } from "./metrics.js";
@@ -48,10 +48,11 @@ function sendError(res: ServerResponse, status: number, error: string, cause: st
   sendJson(res, status, { error, cause }, headers);
 }
 
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+/** A body as JSON, or the QueryError to answer (400 "Json error", as Clipper's). */
+function parseJson(raw: Buffer): unknown {
   let text: string;
   try {
-    text = await readTextBody(req, limit);
+    text = utf8Text(raw);
   } catch (err) {
     if (err instanceof BodyNotUtf8Error) throw new QueryError(400, "Json error", `Error parsing JSON: ${err.message}`);
     throw err;
@@ -66,26 +67,34 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
 export function createQueryServer(options: QueryHttpOptions): Server {
   const { processor, metrics, log, maxBodyBytes } = options;
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Host headers found admitted: a client sends the same one on each request, and the check parses it every time. */
+  const admittedHosts = new Set<string>();
+  function hostAdmitted(host: string | undefined): boolean {
+    if (host !== undefined && admittedHosts.has(host)) return true;
+    if (!isHostAllowed(host, options.allowedHosts)) return false;
+    if (host !== undefined) {
+      // Bounded whatever Host headers clients make up; only admitted ones are remembered.
+      if (admittedHosts.size >= 64) admittedHosts.clear();
+      admittedHosts.add(host);
+    }
+    return true;
+  }
+
+  /** Routes a request; synchronous up to the route's own work (a promise only from the routes that wait). */
+  function handle(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
     const url = req.url ?? "/";
     const question = url.indexOf("?");
     const path = question < 0 ? url : url.slice(0, question);
     const host = Array.isArray(req.headers.host) ? req.headers.host[0] : req.headers.host;
     // The cluster's token also admits an unknown Host, as on the management API: a page cannot know
     // it, and a Kubernetes API server's proxy forwards whatever name the caller's kubeconfig uses.
-    if (!isHostAllowed(host, options.allowedHosts) && !presentsToken(options.token, req.headers.authorization, req.headers[TOKEN_HEADER])) {
+    if (!hostAdmitted(host) && !presentsToken(options.token, req.headers.authorization, req.headers[TOKEN_HEADER])) {
       return sendError(res, 403, "Forbidden", hostRefusal(host ?? ""));
     }
     if (path === "/metrics" || path === "/health") {
       if (req.method !== "GET") return sendError(res, 405, "Method not allowed", `${path} accepts GET`);
       if (path === "/health") return sendJson(res, 200, options.health());
-      const scrape: MetricsScrape = options.scrapeMetrics
-        ? await options.scrapeMetrics()
-        : { ok: true, contentType: metrics.registry.contentType, text: await metrics.registry.metrics() };
-      if (!scrape.ok) return sendError(res, 503, "Service unavailable", scrape.reason);
-      res.writeHead(200, { "content-type": scrape.contentType });
-      res.end(scrape.text);
-      return;
+      return serveMetrics(res);
     }
     const match = ROUTE.exec(path);
     if (!match) {
@@ -109,23 +118,59 @@ export function createQueryServer(options: QueryHttpOptions): Server {
       return sendError(res, 403, "Forbidden", `feedback from web pages is refused: Origin '${req.headers.origin!.slice(0, 200)}' is not this server's own`);
     }
     options.auth.check(req.headers, { app });
-    const body = await readJson(req, maxBodyBytes);
-    if (match[2] === "predict") return sendJson(res, 200, await processor.predict(app, body));
-    return sendJson(res, 200, await processor.update(app, body));
+    if (match[2] === "predict") return predict(req, res, app);
+    return update(req, res, app);
+  }
+
+  async function serveMetrics(res: ServerResponse): Promise<void> {
+    const scrape: MetricsScrape = options.scrapeMetrics
+      ? await options.scrapeMetrics()
+      : { ok: true, contentType: metrics.registry.contentType, text: await metrics.registry.metrics() };
+    if (!scrape.ok) return sendError(res, 503, "Service unavailable", scrape.reason);
+    res.writeHead(200, { "content-type": scrape.contentType });
+    res.end(scrape.text);
+  }
+
+  async function update(req: IncomingMessage, res: ServerResponse, app: string): Promise<void> {
+    sendJson(res, 200, await processor.update(app, parseJson(await readBody(req, maxBodyBytes))));
+  }
+
+  /**
+   * Predict, without async functions: a query the cache answers (QueryProcessor.answerNow) is
+   * answered on the tick its body ends, with no promise; anything else goes on asynchronously.
+   */
+  function predict(req: IncomingMessage, res: ServerResponse, app: string): void {
+    const onError = (err: unknown) => fail(req, res, err);
+    collectBody(req, maxBodyBytes, (raw) => {
+      try {
+        const prepared = processor.prepare(app, parseJson(raw));
+        const now = processor.answerNow(prepared);
+        if (now) return sendJson(res, 200, now);
+        processor.answer(prepared).then((answer) => sendJson(res, 200, answer)).catch(onError);
+      } catch (err) {
+        onError(err);
+      }
+    }, onError);
+  }
+
+  function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    if (res.headersSent) return void res.destroy();
+    if (err instanceof QueryError) return sendError(res, err.status, err.error, err.cause_, err.headers);
+    if (err instanceof BodyTooLargeError) {
+      // Say so, then close after a bounded drain: the rest of the body is not worth reading.
+      closeAfterTooLarge(req, res);
+      return sendError(res, 413, "Payload too large", err.message);
+    }
+    log.error({ err, url: req.url }, "query request failed");
+    sendError(res, 500, "Internal error", err instanceof Error ? err.message : String(err));
   }
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (res.headersSent) return void res.destroy();
-      if (err instanceof QueryError) return sendError(res, err.status, err.error, err.cause_, err.headers);
-      if (err instanceof BodyTooLargeError) {
-        // Say so, then close after a bounded drain: the rest of the body is not worth reading.
-        closeAfterTooLarge(req, res);
-        return sendError(res, 413, "Payload too large", err.message);
-      }
-      log.error({ err, url: req.url }, "query request failed");
-      sendError(res, 500, "Internal error", err instanceof Error ? err.message : String(err));
-    });
+    try {
+      handle(req, res)?.catch((err: unknown) => fail(req, res, err));
+    } catch (err) {
+      fail(req, res, err);
+    }
   });
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(options.requestTimeoutMs, 60_000);

@@ -107,6 +107,15 @@ export class ModelCaller {
     return outcome.kind === "timeout" && !this.available(model) ? { kind: "cold_start", model: modelKey(model.name, model.version) } : outcome;
   }
 
+  /**
+   * What `call` would answer at once from the prediction cache, else undefined (ask `call`). Only
+   * for a connected version: one at zero goes through its bounded wait first (waitForFirstReplica).
+   */
+  cachedOutcome(model: ModelRef, inputType: InputType, input: Buffer): CallOutcome | undefined {
+    const { cache } = this.options;
+    return cache && this.available(model) ? cache.lookup(model, inputType, input) : undefined;
+  }
+
   private viaCache(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
     const { cache } = this.options;
     if (cache) return cache.call(model, inputType, input, deadline, (d) => this.callModel(model, inputType, input, d));

@@ -7,7 +7,8 @@
  *   the entry keeps its own copy of the input and a lookup compares it with `Buffer.equals`, so two
  *   inputs that share a map key (a hash collision) never share an answer.
  * - Only `output` outcomes are stored: failures, timeouts, unavailable or shed answers never are.
- * - A hit answers from memory on the caller's own tick: no dispatcher, no timer.
+ * - A hit answers from memory on the caller's own tick: no dispatcher, no timer; `lookup` answers
+ *   it synchronously (the query path's fast path, query-processor.ts).
  * - In-flight sharing: the first caller of a key submits the model call under ITS deadline; later
  *   identical callers join that call and never submit one of their own. Each joiner races the shared
  *   call against its own deadline, so nobody waits past their deadline; a joiner whose deadline is
@@ -120,12 +121,9 @@ export class PredictionCache {
    */
   call(model: ModelRef, inputType: InputType, input: Buffer, deadline: number, callModel: ModelCall): Promise<CallOutcome> {
     const label = modelKey(model.name, model.version);
-    const key = `${label}\0${inputType}\0${this.hash(input)}`;
-    const entry = this.lru.get(key);
-    if (entry && entry.input.equals(input)) {
-      this.observer.hit?.(label);
-      return Promise.resolve({ kind: "output", output: entry.output, cached: true });
-    }
+    const key = this.keyOf(label, inputType, input);
+    const hit = this.hit(key, label, input);
+    if (hit) return Promise.resolve(hit);
     const shared = this.pending.get(key);
     if (shared && shared.input.equals(input)) {
       this.observer.joined?.(label);
@@ -134,6 +132,15 @@ export class PredictionCache {
     this.observer.miss?.(label);
     // A call whose key is taken by a different input in flight (a collision) runs unshared.
     return this.start(key, label, input, callModel(deadline), shared === undefined);
+  }
+
+  /**
+   * A stored answer, counted as a hit, or undefined (nothing is counted then: `call` will count
+   * the miss or the join). The synchronous half of `call`, for the query path's fast path.
+   */
+  lookup(model: ModelRef, inputType: InputType, input: Buffer): CallOutcome | undefined {
+    const label = modelKey(model.name, model.version);
+    return this.hit(this.keyOf(label, inputType, input), label, input);
   }
 
   /** Drops a model version's entries and detaches its calls in flight; returns how many entries went. */
@@ -198,6 +205,17 @@ export class PredictionCache {
     for (const key of doomed) this.lru.delete(key);
     if (doomed.length > 0) this.observer.invalidated?.(label, doomed.length);
     return doomed.length;
+  }
+
+  private keyOf(label: string, inputType: InputType, input: Buffer): string {
+    return `${label}\0${inputType}\0${this.hash(input)}`;
+  }
+
+  private hit(key: string, label: string, input: Buffer): CallOutcome | undefined {
+    const entry = this.lru.get(key);
+    if (!entry || !entry.input.equals(input)) return undefined;
+    this.observer.hit?.(label);
+    return { kind: "output", output: entry.output, cached: true };
   }
 
   private start(key: string, label: string, input: Buffer, call: Promise<CallOutcome>, share: boolean): Promise<CallOutcome> {

@@ -10,7 +10,7 @@ import type { FrontendMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";
 import { QUERY_SHED } from "./policies/answers.js";
 import { PolicyRegistry } from "./policies/index.js";
-import type { PolicyAnswer } from "./policies/policy.js";
+import type { PolicyAnswer, PolicyQuery, SelectionPolicy } from "./policies/policy.js";
 import { QueryError } from "./query-errors.js";
 
 export { QueryError } from "./query-errors.js";
@@ -76,6 +76,19 @@ export function parsePredictBody(body: unknown): ParsedQuery {
   throw new QueryError(400, "Json error", "the request body must have an \"input\" or an \"input_batch\" key");
 }
 
+export type PredictAnswer = QueryResult | { batch_predictions: QueryResult[] };
+
+/** A predict request validated, its inputs encoded: what `answerNow` and `answer` take. */
+export interface PreparedQuery {
+  app: AppRecord;
+  query: ParsedQuery;
+  inputs: Buffer[];
+  /** When processing began (the processor's clock, ms): deadlines and latency count from here. */
+  started: number;
+  models: ClusterState["models"];
+  policy: SelectionPolicy;
+}
+
 export interface QueryProcessorOptions {
   caller: ModelCaller;
   metrics: FrontendMetrics;
@@ -102,20 +115,49 @@ export class QueryProcessor {
   }
 
   /** Answers one predict request: a single result, or several for input_batch. */
-  async predict(appName: string, body: unknown): Promise<QueryResult | { batch_predictions: QueryResult[] }> {
+  async predict(appName: string, body: unknown): Promise<PredictAnswer> {
+    const prepared = this.prepare(appName, body);
+    return this.answerNow(prepared) ?? this.answer(prepared);
+  }
+
+  /** Validates a predict request and encodes its inputs (throws the QueryError to answer). */
+  prepare(appName: string, body: unknown): PreparedQuery {
     const started = this.now();
     const app = this.application(appName);
     const query = parsePredictBody(body);
     const inputs = query.inputs.map((input, i) => encodeFor(app.input_type, input, query.batch ? `input_batch[${i}]: ` : ""));
-    const models = this.options.state()?.models ?? {};
-    const policy = this.policies.forApp(app);
-    const deadline = started + app.latency_slo_micros / 1000;
-    const ask = (input: Buffer) => policy.predict({
-      app, models, inputType: app.input_type, input, deadline,
-      pinnedVersion: query.version, uid: query.uid, caller: this.options.caller,
-    });
+    return { app, query, inputs, started, models: this.options.state()?.models ?? {}, policy: this.policies.forApp(app) };
+  }
+
+  /**
+   * The fast path: `answer`'s result, when the policy knows it at once (a single input answered
+   * from the prediction cache), with no promise and no tick; undefined otherwise (call `answer`).
+   * Throws what `answer` would reject with.
+   */
+  answerNow(prepared: PreparedQuery): PredictAnswer | undefined {
+    const { policy, inputs } = prepared;
+    if (inputs.length !== 1 || !policy.answerNow) return undefined;
+    const answer = policy.answerNow(this.policyQuery(prepared, inputs[0]!));
+    return answer && this.finish(prepared, [answer]);
+  }
+
+  /** The answer to a prepared query, asking its policy (and so the models) for each input. */
+  async answer(prepared: PreparedQuery): Promise<PredictAnswer> {
+    const { policy, inputs } = prepared;
+    const ask = (input: Buffer) => policy.predict(this.policyQuery(prepared, input));
     // One input is the common case: skip Promise.all's extra allocation and tick.
     const answers = inputs.length === 1 ? [await ask(inputs[0]!)] : await Promise.all(inputs.map(ask));
+    return this.finish(prepared, answers);
+  }
+
+  private policyQuery({ app, models, query, started }: PreparedQuery, input: Buffer): PolicyQuery {
+    return {
+      app, models, inputType: app.input_type, input, deadline: started + app.latency_slo_micros / 1000,
+      pinnedVersion: query.version, uid: query.uid, caller: this.options.caller,
+    };
+  }
+
+  private finish({ app, query, started }: PreparedQuery, answers: PolicyAnswer[]): PredictAnswer {
     const results = answers.map((answer) => this.toResult(app, answer, started));
     // An application that asked for it hears 503 + Retry-After when every input was shed at admission.
     if (app.shed_with_503 && answers.every((a) => a.kind === "default" && a.reason === "overloaded")) {

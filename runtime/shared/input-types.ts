@@ -50,25 +50,27 @@ function numberArray(value: unknown, type: InputType): number[] {
 
 /**
  * Encodes one JSON input into the raw bytes of one RPC input frame (ints int32, floats float32,
- * doubles float64, bytes raw, strings UTF-8), all little-endian.
+ * doubles float64, bytes raw, strings UTF-8), all little-endian. Number arrays are encoded into
+ * Buffer.allocUnsafe (pooled for small inputs: one query's input costs no allocation of its own);
+ * every byte is written, and who keeps an input longer (the prediction cache) copies it.
  */
 export function encodeInput(type: InputType, value: unknown): Buffer {
   switch (type) {
     case "doubles": {
       const xs = numberArray(value, type);
-      const buf = Buffer.alloc(xs.length * 8);
+      const buf = Buffer.allocUnsafe(xs.length * 8);
       xs.forEach((x, i) => buf.writeDoubleLE(x, i * 8));
       return buf;
     }
     case "floats": {
       const xs = numberArray(value, type);
-      const buf = Buffer.alloc(xs.length * 4);
+      const buf = Buffer.allocUnsafe(xs.length * 4);
       xs.forEach((x, i) => buf.writeFloatLE(x, i * 4));
       return buf;
     }
     case "integers": {
       const xs = numberArray(value, type);
-      const buf = Buffer.alloc(xs.length * 4);
+      const buf = Buffer.allocUnsafe(xs.length * 4);
       xs.forEach((x, i) => {
         if (!Number.isInteger(x) || x < INT32_MIN || x > INT32_MAX) {
           throw new InputTypeError(`element ${i} of the input is not a 32-bit integer (input type integers)`);

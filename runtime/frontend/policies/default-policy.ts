@@ -2,26 +2,40 @@
 import { hasOwn, own } from "../../shared/dict.js";
 import { QueryError } from "../query-errors.js";
 import { NO_CONNECTED_MODELS, outcomeToAnswer } from "./answers.js";
+import type { ModelRef } from "../model-caller.js";
 import type { PolicyAnswer, PolicyQuery, SelectionPolicy } from "./policy.js";
+
+const noModel = (): PolicyAnswer => ({ kind: "default", reason: "no_connected_models", explanation: NO_CONNECTED_MODELS });
+
+/** The version to ask: the pinned one (Clipper's error when it does not exist), else the current one; none when there is no such model or version. */
+function targetOf(query: PolicyQuery): ModelRef | undefined {
+  const modelName = query.app.linked_models[0];
+  const model = modelName === undefined ? undefined : own(query.models, modelName);
+  let version: string | null | undefined = model?.current_version;
+  if (query.pinnedVersion !== undefined) {
+    if (!model || !hasOwn(model.versions, query.pinnedVersion)) {
+      throw new QueryError(400, "Query processing error",
+        `Requested version: ${query.pinnedVersion} does not exist for model: ${modelName ?? ""}`);
+    }
+    version = query.pinnedVersion;
+  }
+  return !model || version === null || version === undefined ? undefined : { name: model.name, version };
+}
 
 export class DefaultPolicy implements SelectionPolicy {
   readonly name = "default";
 
   async predict(query: PolicyQuery): Promise<PolicyAnswer> {
-    const modelName = query.app.linked_models[0];
-    const model = modelName === undefined ? undefined : own(query.models, modelName);
-    let version: string | null | undefined = model?.current_version;
-    if (query.pinnedVersion !== undefined) {
-      if (!model || !hasOwn(model.versions, query.pinnedVersion)) {
-        throw new QueryError(400, "Query processing error",
-          `Requested version: ${query.pinnedVersion} does not exist for model: ${modelName ?? ""}`);
-      }
-      version = query.pinnedVersion;
-    }
-    if (!model || version === null || version === undefined) {
-      return { kind: "default", reason: "no_connected_models", explanation: NO_CONNECTED_MODELS };
-    }
-    return outcomeToAnswer(await query.caller.call({ name: model.name, version }, query.inputType, query.input, query.deadline));
+    const target = targetOf(query);
+    if (!target) return noModel();
+    return outcomeToAnswer(await query.caller.call(target, query.inputType, query.input, query.deadline));
+  }
+
+  answerNow(query: PolicyQuery): PolicyAnswer | undefined {
+    const target = targetOf(query);
+    if (!target) return noModel();
+    const cached = query.caller.cachedOutcome(target, query.inputType, query.input);
+    return cached && outcomeToAnswer(cached);
   }
 
   async feedback(): Promise<void> {}

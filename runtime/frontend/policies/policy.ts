@@ -49,6 +49,12 @@ export interface PolicyFeedback {
 export interface SelectionPolicy {
   readonly name: string;
   predict(query: PolicyQuery): Promise<PolicyAnswer>;
+  /**
+   * The same answer as `predict`, when it is known at once (a cache hit), or undefined: then ask
+   * `predict`. Only for a policy whose answer can be synchronous; its metrics and answers must be
+   * `predict`'s exactly (the query path's fast path, query-processor.ts).
+   */
+  answerNow?(query: PolicyQuery): PolicyAnswer | undefined;
   /** Learns from `/update`; policies that do not learn accept and ignore it, as Clipper did. */
   feedback(feedback: PolicyFeedback): Promise<void>;
 }
