@@ -8,6 +8,7 @@
  *
  *   npm run build && node dist/bench/autoscale.js   (needs /usr/bin/python3 with numpy and zmq)
  */
+import { positiveEnv } from "./lib/env.js";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { distinctDoubles } from "./lib/body.js";
 import { lineChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";
@@ -15,7 +16,7 @@ import { startTimelineLoad, type Second } from "./lib/timeline.js";
 
 const COST_MS = 20;
 const SLO_MS = 2_000;
-const LOAD_SECONDS = Number(process.env.BENCH_SECONDS ?? 40);
+const LOAD_SECONDS = positiveEnv("BENCH_SECONDS", 40);
 /** How long the run waits, after the load, for the autoscaler to return to one replica. */
 const SETTLE_LIMIT_S = 120;
 

@@ -5,6 +5,7 @@
  *
  *   npm run build && node dist/bench/batching.js   (needs /usr/bin/python3 with numpy and zmq)
  */
+import { positiveEnv } from "./lib/env.js";
 import { startBenchCluster } from "./lib/cluster.js";
 import { distinctDoubles } from "./lib/body.js";
 import { runLoad, warmUp } from "./lib/load.js";
@@ -15,7 +16,7 @@ const A_MS = 10;
 const B_MS = 1;
 const SLO_MS = 500;
 const CONNECTIONS = 64;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = positiveEnv("BENCH_SECONDS", 8);
 const FIXED = [1, 4, 16, 32, 64];
 
 interface Row { name: string; batchSize: number; modelRps: number; meanBatch: number; p50: number; p99: number; defaults: number }

@@ -10,6 +10,7 @@
  *
  *   npm run build && node dist/bench/latency.js     (needs /usr/bin/python3 with numpy and zmq; wrk)
  */
+import { positiveEnv } from "./lib/env.js";
 import { loadavg } from "node:os";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { distinctDoubles } from "./lib/body.js";
@@ -19,20 +20,13 @@ import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/repor
 import { DEFAULT_MAX_IN_FLIGHT } from "../runtime/shared/frontend-defaults.js";
 
 const CONNECTIONS = 32;
-const SECONDS = positive("BENCH_SECONDS", 5);
-const ROUNDS = positive("BENCH_ROUNDS", 7);
+const SECONDS = positiveEnv("BENCH_SECONDS", 5);
+const ROUNDS = positiveEnv("BENCH_ROUNDS", 7);
 const SLO_MS = 1000;
 const TARGET_P99_MS = 10;
 const WORKERS = [1, 2];
 const PIPELINES = [...new Set([1, DEFAULT_MAX_IN_FLIGHT])];
 
-function positive(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined) return fallback;
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${text}'`);
-  return n;
-}
 
 interface Round {
   rps: number;

@@ -6,6 +6,7 @@
  *
  *   npm run build && node dist/bench/overload.js   (needs /usr/bin/python3 with numpy and zmq)
  */
+import { positiveEnv } from "./lib/env.js";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { distinctDoubles } from "./lib/body.js";
 import { runLoad, warmUp, type LoadResult } from "./lib/load.js";
@@ -14,7 +15,7 @@ import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/repor
 
 const COST_MS = 4;
 const SLO_MS = 100;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = positiveEnv("BENCH_SECONDS", 10);
 
 const model = { version: "1", file: "cost_model.py:predict", batchSize: 1, env: { BENCH_A_MS: String(COST_MS), BENCH_B_MS: "0" } };
 

@@ -9,6 +9,7 @@
  *
  *   npm run build && node dist/bench/python-runtime.js   (needs /usr/bin/python3 with numpy and zmq)
  */
+import { positiveEnv } from "./lib/env.js";
 import { spawn } from "node:child_process";
 import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,8 +25,8 @@ import { RpcDriver, type DriverRound } from "./lib/rpc-driver.js";
 import { withPythonRuntimePath } from "../runtime/shared/package-root.js";
 
 const CONNECTIONS = 32;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+const SECONDS = positiveEnv("BENCH_SECONDS", 3);
+const ROUNDS = positiveEnv("BENCH_ROUNDS", 9);
 const SLO_MS = 1000;
 const NOOP = "noop_model.py:predict";
 const STAND_IN = fileURLToPath(new URL("../../test/fixtures/foreign_container.py", import.meta.url));

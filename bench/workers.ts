@@ -11,6 +11,7 @@
  *   npm run build && BENCH_WORKERS=1,2 node dist/bench/workers.js     (needs /usr/bin/python3 with numpy and zmq)
  *   BENCH_WORKERS=1,2,4,8 BENCH_CONNECTIONS=128 BENCH_WRK_THREADS=4 node dist/bench/workers.js   (a machine with 16 cores or more)
  */
+import { positiveEnv } from "./lib/env.js";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
@@ -22,18 +23,11 @@ import { MAX_FRONTEND_WORKERS } from "../runtime/shared/frontend-defaults.js";
 import { LIVE_STATS_PATH, LiveStatsSchema, type LiveStats } from "../runtime/shared/live-stats.js";
 import { processFamily, USER_HZ } from "../src/managers/local/proc-usage.js";
 
-const SECONDS = positive("BENCH_SECONDS", 5);
-const ROUNDS = positive("BENCH_ROUNDS", 5);
-const CONNECTIONS = positive("BENCH_CONNECTIONS", 32);
+const SECONDS = positiveEnv("BENCH_SECONDS", 5);
+const ROUNDS = positiveEnv("BENCH_ROUNDS", 5);
+const CONNECTIONS = positiveEnv("BENCH_CONNECTIONS", 32);
 const VARIANTS = variants(process.env.BENCH_WORKERS ?? "1,2");
 
-function positive(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined) return fallback;
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${text}'`);
-  return n;
-}
 
 /**
  * A cluster to measure: N workers, and for N > 1 how the primary spreads connections over them

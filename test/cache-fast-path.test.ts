@@ -7,7 +7,7 @@
 import { request } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { metricValue } from "../bench/lib/metrics.js";
-import { startInProcessCluster, sumHandler, type InProcessCluster } from "./support/cluster-in-process.js";
+import { addLinkedModel, startInProcessCluster, sumHandler, type InProcessCluster } from "./support/cluster-in-process.js";
 
 describe("cache hits answered synchronously", () => {
   let c: InProcessCluster | undefined;
@@ -20,13 +20,7 @@ describe("cache hits answered synchronously", () => {
     const asked: number[] = [];
     const cluster = await startInProcessCluster({ cacheBytes: 1 << 20, frontendMaxBody: 4096 });
     c = cluster;
-    await cluster.admin.postText("/admin/add_app", { name: "app", input_type: "doubles", default_output: "-1.0", latency_slo_micros: 5_000_000 });
-    await cluster.admin.postText("/admin/add_model", {
-      model_name: "m", model_version: "1", labels: [], input_type: "doubles",
-      container_name: "NO_CONTAINER", model_data_path: "x", batch_size: -1,
-    });
-    await cluster.admin.postText("/admin/add_model_links", { app_name: "app", model_names: ["m"] });
-    await cluster.waitForConfig((f) => f.state()?.models.m?.current_version === "1");
+    await addLinkedModel(cluster);
     await cluster.addContainer("m", "1", "doubles", (batch) => {
       asked.push(batch.inputs.length);
       return sumHandler(batch);

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { BATCH_ERROR_PREFIX } from "../runtime/rpc/codec.js";
-import { startInProcessCluster, sumHandler, type InProcessCluster } from "./support/cluster-in-process.js";
+import { addLinkedModel, startInProcessCluster, sumHandler, type InProcessCluster } from "./support/cluster-in-process.js";
 
 describe("prediction cache in a running frontend (in-process cluster)", () => {
   let c: InProcessCluster | undefined;
@@ -16,13 +16,7 @@ describe("prediction cache in a running frontend (in-process cluster)", () => {
   async function setup(cacheBytes: number | undefined, asked: number[]): Promise<InProcessCluster> {
     const cluster = await startInProcessCluster({ cacheBytes });
     c = cluster;
-    await cluster.admin.postText("/admin/add_app", { name: "app", input_type: "doubles", default_output: "-1.0", latency_slo_micros: 5_000_000 });
-    await cluster.admin.postText("/admin/add_model", {
-      model_name: "m", model_version: "1", labels: [], input_type: "doubles",
-      container_name: "NO_CONTAINER", model_data_path: "x", batch_size: -1,
-    });
-    await cluster.admin.postText("/admin/add_model_links", { app_name: "app", model_names: ["m"] });
-    await cluster.waitForConfig((f) => f.state()?.models.m?.current_version === "1");
+    await addLinkedModel(cluster);
     await cluster.addContainer("m", "1", "doubles", async (batch) => {
       asked.push(batch.inputs.length);
       await new Promise((r) => setTimeout(r, 50));

@@ -40,6 +40,20 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   }
 }
 
+/**
+ * The set-up of most query-path tests: application "app" (doubles, 5 s SLO) linked to model "m"
+ * version 1 (no container: the test adds one), once the frontend has seen the link.
+ */
+export async function addLinkedModel(cluster: InProcessCluster): Promise<void> {
+  await cluster.admin.postText("/admin/add_app", { name: "app", input_type: "doubles", default_output: "-1.0", latency_slo_micros: 5_000_000 });
+  await cluster.admin.postText("/admin/add_model", {
+    model_name: "m", model_version: "1", labels: [], input_type: "doubles",
+    container_name: "NO_CONTAINER", model_data_path: "x", batch_size: -1,
+  });
+  await cluster.admin.postText("/admin/add_model_links", { app_name: "app", model_names: ["m"] });
+  await cluster.waitForConfig((f) => f.state()?.models.m?.current_version === "1");
+}
+
 /** Sums each doubles input, as Clipper's examples do, answering "6.0"-style strings. */
 export const sumHandler: BatchHandler = (batch) =>
   batch.inputs.map((raw) => {

@@ -1,0 +1,8 @@
+/** Benchmark settings from the environment, validated: a typo must stop the run, not measure NaN seconds. */
+export function positiveEnv(name: string, fallback: number): number {
+  const text = process.env[name];
+  if (text === undefined) return fallback;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${text}'`);
+  return n;
+}
