@@ -89,8 +89,14 @@ describe("the autoscaler host on Kubernetes (fake API server, real management da
     );
     await waitFor(() => api.get("deployments", "clipper-demo-sum-1", "ml")?.spec.replicas === 2, 10_000, "the Deployment to be scaled to 2");
 
-    const events = await (await fetch(`${daemon.url}${AUTOSCALER_EVENTS_PATH}`)).json() as { events: Record<string, unknown>[] };
-    expect(events.events.find((e) => e.kind === "scale_up")).toMatchObject({ model_name: "sum", model_version: "1", from: 1, to: 2 });
+    // The loop records its event after the scale call returns, which is after the API server applied it.
+    let scaleUp: Record<string, unknown> | undefined;
+    await waitFor(async () => {
+      const events = await (await fetch(`${daemon.url}${AUTOSCALER_EVENTS_PATH}`)).json() as { events: Record<string, unknown>[] };
+      scaleUp = events.events.find((e) => e.kind === "scale_up");
+      return scaleUp !== undefined;
+    }, 10_000, "the scale_up event");
+    expect(scaleUp).toMatchObject({ model_name: "sum", model_version: "1", from: 1, to: 2 });
     expect(logs.filter((l) => l.startsWith("warn"))).toEqual([]);
 
     const calls = api.requests.slice(before);
