@@ -131,9 +131,9 @@ const steps: Array<[string, () => unknown]> = [
   ["frontend: body to text (UTF-8 checked), JSON.parse", () => JSON.parse(utf8Text(BODY))],
   ["frontend: prepare (validate, encode the input)", () => processor.prepare("hits", body)],
   ["  of which encodeInput (8 doubles)", () => encodeInput("doubles", INPUT)],
-  ["frontend: answerNow (policy, cache lookup, metrics, answer object)", () => processor.answerNow(prepared)],
+  ["frontend: answerNowJson (policy, cache lookup, metrics, answer text)", () => processor.answerNowJson(prepared)],
   ["  of which the cache lookup", () => cache.lookup(model, "doubles", encoded)],
-  ["frontend: whole query path, text in, JSON text out", () => JSON.stringify(processor.answerNow(processor.prepare("hits", JSON.parse(utf8Text(BODY)))))],
+  ["frontend: whole query path, body in, answer text out", () => processor.answerNowJson(processor.prepare("hits", JSON.parse(utf8Text(BODY))))],
 ];
 const rows = steps.map(([name, fn]) => {
   const ns = nanos(fn);
