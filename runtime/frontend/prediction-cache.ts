@@ -33,7 +33,7 @@ import type { CallOutcome, ModelRef } from "./model-caller.js";
 const DIRECT_HASH_MAX_BYTES = 1024;
 /** Rough per-entry cost beyond the bytes we count (entry object, LRU slots, key). */
 export const ENTRY_OVERHEAD_BYTES = 168;
-/** Seeds are 20 bits and counted up: past that many (model version, input type) pairs, everything starts over. */
+/** Seeds are counted up: past this many (model version, input type) pairs, everything starts over. */
 const MAX_SEEDS = 1 << 20;
 
 /**
@@ -80,6 +80,8 @@ export interface PredictionCacheOptions {
   hash?: (seed: number, input: Buffer) => number;
   now?: () => number;
   observer?: CacheObserver;
+  /** Hash seeds handed out before the cache starts over (default 2^20; tests make it small). */
+  maxSeeds?: number;
 }
 
 interface Entry {
@@ -113,6 +115,7 @@ export class PredictionCache {
    */
   private readonly versions = new Map<string, Map<string, VersionSlot>>();
   private nextSeed = 0;
+  private readonly maxSeeds: number;
   /** Bumped by invalidation: a call started under an older generation does not store its answer. */
   private readonly generations = new Map<string, number>();
   private readonly hash: (seed: number, input: Buffer) => number;
@@ -128,6 +131,8 @@ export class PredictionCache {
     }
     this.maxBytes = options.maxBytes;
     this.hash = options.hash ?? defaultInputHash;
+    this.maxSeeds = options.maxSeeds ?? MAX_SEEDS;
+    if (!Number.isSafeInteger(this.maxSeeds) || this.maxSeeds < 1) throw new RangeError(`maxSeeds must be a positive integer, not ${this.maxSeeds}`);
     this.now = options.now ?? (() => performance.now());
     this.observer = options.observer ?? {};
     this.lru = new LRUCache<number, Entry>({
@@ -255,7 +260,7 @@ export class PredictionCache {
     if (!slot) versions.set(model.version, (slot = { label: modelKey(model.name, model.version), seeds: {} }));
     let seed = slot.seeds[inputType];
     if (seed === undefined) {
-      if (this.nextSeed === MAX_SEEDS) this.reseed();
+      if (this.nextSeed >= this.maxSeeds) this.reseed();
       seed = slot.seeds[inputType] = this.nextSeed++;
     }
     return { label: slot.label, key: this.hash(seed, input) };

@@ -171,6 +171,22 @@ describe("prediction cache: storage", () => {
     expect(cache.entries).toBe(0);
   });
 
+  it("starts over when its hash seeds run out, and still answers each version only its own outputs", async () => {
+    const cache = new PredictionCache({ maxBytes: 1 << 20, maxSeeds: 2 });
+    const x = bytes(5);
+    const ask = (version: string) => cache.call({ name: "m", version }, "bytes", x, Infinity, async () => ({ kind: "output", output: `v${version}` }));
+    await ask("1");
+    await ask("2");
+    expect(cache.entries).toBe(2);
+    await ask("3"); // a third seed: everything goes, then version 3 is stored
+    expect(cache.entries).toBe(1);
+    expect(cache.lookup({ name: "m", version: "1" }, "bytes", x)).toBeUndefined();
+    expect(cache.lookup({ name: "m", version: "3" }, "bytes", x)).toEqual({ kind: "output", output: "v3", cached: true });
+    await ask("1"); // seeded again, next to version 3
+    expect(cache.lookup({ name: "m", version: "1" }, "bytes", x)).toEqual({ kind: "output", output: "v1", cached: true });
+    expect(cache.lookup({ name: "m", version: "3" }, "bytes", x)).toEqual({ kind: "output", output: "v3", cached: true });
+  });
+
   it("hashes into safe integers that tell apart seeds, single bytes, lengths and word order", () => {
     const inputs = [bytes(), bytes(0), bytes(0, 0), bytes(0, 0, 0, 0), bytes(0, 0, 0, 0, 0), bytes(1, 0, 0, 0), bytes(0, 0, 0, 1),
       bytes(1, 2, 3, 4, 5, 6, 7, 8), bytes(5, 6, 7, 8, 1, 2, 3, 4), Buffer.alloc(2000), Buffer.alloc(2001), Buffer.alloc(2000, 1)];
