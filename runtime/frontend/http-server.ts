@@ -38,7 +38,10 @@ const ROUTE = /^\/([^/]+)\/(predict|update)\/?$/;
 const OPEN_OIP = /^\/v2(\/health\/(live|ready))?\/?$/;
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
-  const text = JSON.stringify(body);
+  sendJsonText(res, status, JSON.stringify(body), headers);
+}
+
+function sendJsonText(res: ServerResponse, status: number, text: string, headers?: Record<string, string>): void {
   const base = { "content-type": "application/json", "content-length": Buffer.byteLength(text) };
   res.writeHead(status, headers ? { ...headers, ...base } : base);
   res.end(text);
@@ -136,7 +139,7 @@ export function createQueryServer(options: QueryHttpOptions): Server {
   }
 
   /**
-   * Predict, without async functions: a query the cache answers (QueryProcessor.answerNow) is
+   * Predict, without async functions: a query the cache answers (QueryProcessor.answerNowJson) is
    * answered on the tick its body ends, with no promise; anything else goes on asynchronously.
    */
   function predict(req: IncomingMessage, res: ServerResponse, app: string): void {
@@ -144,8 +147,8 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     collectBody(req, maxBodyBytes, (raw) => {
       try {
         const prepared = processor.prepare(app, parseJson(raw));
-        const now = processor.answerNow(prepared);
-        if (now) return sendJson(res, 200, now);
+        const now = processor.answerNowJson(prepared);
+        if (now !== undefined) return sendJsonText(res, 200, now);
         processor.answer(prepared).then((answer) => sendJson(res, 200, answer)).catch(onError);
       } catch (err) {
         onError(err);

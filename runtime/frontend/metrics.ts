@@ -4,6 +4,7 @@ import type { BatchSendDetail, DispatchObserver } from "./dispatcher.js";
 import type { PolicyMetrics } from "./policies/policy.js";
 import type { LiveStatsSink } from "./live-stats-collector.js";
 import { DeferredCounter } from "./deferred-counter.js";
+import { DeferredHistogram } from "./deferred-histogram.js";
 
 /**
  * `overloaded`: shed at admission, the query could not be answered within the SLO (admission.ts).
@@ -27,7 +28,7 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   private readonly perModel = new Map<string, { batchSize: Observes; queueWait: Observes }>();
   readonly registry = new Registry();
   private readonly requests: DeferredCounter<"app">;
-  private readonly latency: Histogram<"app">;
+  private readonly latency: DeferredHistogram<"app">;
   private readonly defaults: Counter<"app" | "reason">;
   private readonly batchSize: Histogram<"model">;
   private readonly batchLatency: Histogram<"model">;
@@ -56,7 +57,7 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.requests = new DeferredCounter({ name: "clipper_app_requests_total", help: "Queries received per application", labelNames: ["app"], registers });
-    this.latency = new Histogram({
+    this.latency = new DeferredHistogram({
       name: "clipper_app_request_latency_seconds", help: "End-to-end query latency per application",
       labelNames: ["app"], buckets: LATENCY_BUCKETS, registers,
     });
@@ -168,13 +169,13 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
 
   /**
    * Per-application series, bound once: saves building and validating a label object per query.
-   * The request count is a DeferredCounter (no hashing per query); prom-client (15) still hashes
-   * the labels on every observe of a bound histogram child.
+   * The request count and the latency are DeferredCounter and DeferredHistogram: no label hashing
+   * per query, as prom-client (15) does on every inc and observe of a bound child.
    */
   private appSeries(app: string): { requests: Counts; latency: Observes } {
     let series = this.perApp.get(app);
     if (!series) {
-      series = { requests: this.requests.child(app, { app }), latency: this.latency.labels({ app }) };
+      series = { requests: this.requests.child(app, { app }), latency: this.latency.child(app, { app }) };
       this.perApp.set(app, series);
     }
     return series;

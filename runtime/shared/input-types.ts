@@ -40,11 +40,13 @@ function numberArray(value: unknown, type: InputType): number[] {
   if (!Array.isArray(value)) {
     throw new InputTypeError(`input of type ${type} must be a JSON array of numbers`);
   }
-  value.forEach((x, i) => {
+  // Plain loops here and below, not forEach: no closure per element (a third of an input's encoding).
+  for (let i = 0; i < value.length; i++) {
+    const x: unknown = value[i];
     if (typeof x !== "number" || !Number.isFinite(x)) {
       throw new InputTypeError(`element ${i} of the input is not a finite number (input type ${type})`);
     }
-  });
+  }
   return value as number[];
 }
 
@@ -59,24 +61,25 @@ export function encodeInput(type: InputType, value: unknown): Buffer {
     case "doubles": {
       const xs = numberArray(value, type);
       const buf = Buffer.allocUnsafe(xs.length * 8);
-      xs.forEach((x, i) => buf.writeDoubleLE(x, i * 8));
+      for (let i = 0; i < xs.length; i++) buf.writeDoubleLE(xs[i]!, i * 8);
       return buf;
     }
     case "floats": {
       const xs = numberArray(value, type);
       const buf = Buffer.allocUnsafe(xs.length * 4);
-      xs.forEach((x, i) => buf.writeFloatLE(x, i * 4));
+      for (let i = 0; i < xs.length; i++) buf.writeFloatLE(xs[i]!, i * 4);
       return buf;
     }
     case "integers": {
       const xs = numberArray(value, type);
       const buf = Buffer.allocUnsafe(xs.length * 4);
-      xs.forEach((x, i) => {
+      for (let i = 0; i < xs.length; i++) {
+        const x = xs[i]!;
         if (!Number.isInteger(x) || x < INT32_MIN || x > INT32_MAX) {
           throw new InputTypeError(`element ${i} of the input is not a 32-bit integer (input type integers)`);
         }
         buf.writeInt32LE(x, i * 4);
-      });
+      }
       return buf;
     }
     case "strings": {

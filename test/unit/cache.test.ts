@@ -7,7 +7,7 @@ import { Registry } from "prom-client";
 import { CacheMetrics } from "../../runtime/frontend/cache-metrics.js";
 import type { Dispatcher, PredictTask } from "../../runtime/frontend/dispatcher.js";
 import { ModelCaller, type CallOutcome, type ModelRef } from "../../runtime/frontend/model-caller.js";
-import { ENTRY_OVERHEAD_BYTES, PredictionCache, type ModelCall } from "../../runtime/frontend/prediction-cache.js";
+import { defaultInputHash, ENTRY_OVERHEAD_BYTES, PredictionCache, type ModelCall } from "../../runtime/frontend/prediction-cache.js";
 import type { ClusterState, ModelVersionRecord } from "../../runtime/shared/state.js";
 import { pino } from "pino";
 import { tmpdir } from "node:os";
@@ -121,7 +121,7 @@ describe("prediction cache: storage", () => {
   });
 
   it("never answers one input with another's output, even when their keys collide", async () => {
-    const cache = new PredictionCache({ maxBytes: 1 << 20, hash: () => "same" });
+    const cache = new PredictionCache({ maxBytes: 1 << 20, hash: () => 7 });
     const model = countingModel();
     const a = bytes(1, 1, 1);
     const b = bytes(2, 2, 2);
@@ -146,6 +146,63 @@ describe("prediction cache: storage", () => {
     await cache.call(M, "strings", x, Infinity, model.make(x));
     await cache.call(M, "bytes", x, Infinity, model.make(x));
     expect(model.seen).toHaveLength(3);
+  });
+
+  it("keeps model versions and input types apart when every key collides, in storage, in flight and on invalidation", async () => {
+    const cache = new PredictionCache({ maxBytes: 1 << 20, hash: () => 7 });
+    const model = countingModel();
+    const x = bytes(9);
+    const M2: ModelRef = { name: "m", version: "2" };
+    const ask = (ref: ModelRef, type: "bytes" | "strings") => cache.call(ref, type, x, Infinity, model.make(x));
+    // At once: all three in flight, none may join another's call.
+    await Promise.all([ask(M, "bytes"), ask(M2, "bytes"), ask(M, "strings")]);
+    expect(model.seen).toHaveLength(3);
+    // One slot per key: the last stored holds it, and only its own query hits.
+    expect(cache.lookup(M, "strings", x)).toEqual({ kind: "output", output: "out:09", cached: true });
+    expect(cache.lookup(M, "bytes", x)).toBeUndefined();
+    expect(cache.lookup(M2, "bytes", x)).toBeUndefined();
+    await ask(M, "bytes");
+    expect(cache.lookup(M2, "bytes", x)).toBeUndefined(); // same input and type, another version
+    expect(cache.lookup(M, "strings", x)).toBeUndefined();
+    await ask(M2, "bytes");
+    expect(cache.invalidate("m", "1")).toBe(0); // the slot is version 2's now
+    expect(cache.lookup(M2, "bytes", x)).toEqual({ kind: "output", output: "out:09", cached: true });
+    expect(cache.invalidate("m", "2")).toBe(1);
+    expect(cache.entries).toBe(0);
+  });
+
+  it("starts over when its hash seeds run out, and still answers each version only its own outputs", async () => {
+    const cache = new PredictionCache({ maxBytes: 1 << 20, maxSeeds: 2 });
+    const x = bytes(5);
+    const ask = (version: string) => cache.call({ name: "m", version }, "bytes", x, Infinity, async () => ({ kind: "output", output: `v${version}` }));
+    await ask("1");
+    await ask("2");
+    expect(cache.entries).toBe(2);
+    await ask("3"); // a third seed: everything goes, then version 3 is stored
+    expect(cache.entries).toBe(1);
+    expect(cache.lookup({ name: "m", version: "1" }, "bytes", x)).toBeUndefined();
+    expect(cache.lookup({ name: "m", version: "3" }, "bytes", x)).toEqual({ kind: "output", output: "v3", cached: true });
+    await ask("1"); // seeded again, next to version 3
+    expect(cache.lookup({ name: "m", version: "1" }, "bytes", x)).toEqual({ kind: "output", output: "v1", cached: true });
+    expect(cache.lookup({ name: "m", version: "3" }, "bytes", x)).toEqual({ kind: "output", output: "v3", cached: true });
+  });
+
+  it("hashes into safe integers that tell apart seeds, single bytes, lengths and word order", () => {
+    const inputs = [bytes(), bytes(0), bytes(0, 0), bytes(0, 0, 0, 0), bytes(0, 0, 0, 0, 0), bytes(1, 0, 0, 0), bytes(0, 0, 0, 1),
+      bytes(1, 2, 3, 4, 5, 6, 7, 8), bytes(5, 6, 7, 8, 1, 2, 3, 4), Buffer.alloc(2000), Buffer.alloc(2001), Buffer.alloc(2000, 1)];
+    const seen = new Set<number>();
+    for (const seed of [0, 1, 1 << 19]) {
+      for (const input of inputs) {
+        const h = defaultInputHash(seed, input);
+        expect(Number.isSafeInteger(h) && h >= 0).toBe(true);
+        expect(defaultInputHash(seed, Buffer.from(input))).toBe(h); // a function of the bytes, not the buffer
+        seen.add(h);
+      }
+    }
+    expect(seen.size).toBe(3 * inputs.length);
+    // A view into a larger buffer at an odd offset hashes as its own bytes.
+    const pooled = Buffer.from([9, 1, 2, 3, 4, 5, 6, 7, 8]).subarray(1);
+    expect(defaultInputHash(0, pooled)).toBe(defaultInputHash(0, bytes(1, 2, 3, 4, 5, 6, 7, 8)));
   });
 
   it("forgets the answers of one replica (a banned one) and keeps the others'", async () => {

@@ -79,3 +79,46 @@ describe("QueryProcessor.answerNow", () => {
     expect(await count("clipper_app_requests_total", { app: "app" })).toBe(1);
   });
 });
+
+describe("QueryProcessor.answerNowJson", () => {
+  /** A processor whose cache holds `output` for input [1] of app "app" (model m:1, one replica). */
+  async function cachedOutput(output: string) {
+    const h = harness();
+    const state = emptyState();
+    state.applications.app = { ...appRecord("app", ["m"]), latency_slo_micros: 100_000 };
+    state.models.m = { name: "m", current_version: "1", versions: dict([["1", versionRecord("m", "1")]]) };
+    const metrics = new FrontendMetrics({ queueDepths: () => new Map(), replicaCounts: () => new Map() });
+    const cache = new PredictionCache({ maxBytes: 1 << 20 });
+    const caller = new ModelCaller({ dispatcher: h.dispatcher, cache, now: h.clock.now, timers: h.clock });
+    h.dispatcher.replicaAdded(h.replica(0));
+    await cache.call({ name: "m", version: "1" }, "doubles", Buffer.from(new Float64Array([1]).buffer), Infinity, async () => ({ kind: "output", output }));
+    const processor = new QueryProcessor({ caller, metrics, state: () => state, now: h.clock.now });
+    return { processor, metrics };
+  }
+
+  it("sends the bytes JSON.stringify gives answerNow's answer, whatever the output, and counts alike", async () => {
+    const outputs = ["8", " [1, 2.50, {\"a\": null}] ", "not json", "\"quoted\"", "1e400", "{\"query_id\":7}", "\u2028\ud800", "x".repeat(2000), ""];
+    for (const output of outputs) {
+      const json = await cachedOutput(output);
+      const object = await cachedOutput(output);
+      for (let i = 0; i < 2; i++) { // the second time from the remembered tail
+        const text = json.processor.answerNowJson(json.processor.prepare("app", { input: [1] }));
+        expect(text).toBe(JSON.stringify(object.processor.answerNow(object.processor.prepare("app", { input: [1] }))));
+      }
+      const ours = async (m: FrontendMetrics) => (await m.registry.metrics()).split("\n").filter((line) => line.startsWith("clipper_app_")).join("\n");
+      expect(await ours(json.metrics)).toBe(await ours(object.metrics));
+      expect(metricValue(await json.metrics.registry.metrics(), "clipper_app_requests_total", { app: "app" })).toBe(2);
+    }
+  });
+
+  it("is undefined, counting nothing, where answerNow is; a default answer is its JSON", async () => {
+    const { processor, metrics } = await cachedOutput("8");
+    expect(processor.answerNowJson(processor.prepare("app", { input: [2] }))).toBeUndefined();
+    expect(processor.answerNowJson(processor.prepare("app", { input_batch: [[1], [1]] }))).toBeUndefined();
+    expect(metricValue(await metrics.registry.metrics(), "clipper_app_requests_total", { app: "app" })).toBe(0);
+    const state = emptyState();
+    state.applications.lonely = appRecord("lonely", []);
+    const lonely = new QueryProcessor({ caller: {} as ModelCaller, metrics: new FrontendMetrics({ queueDepths: () => new Map(), replicaCounts: () => new Map() }), state: () => state });
+    expect(JSON.parse(lonely.answerNowJson(lonely.prepare("lonely", { input: [1] }))!)).toMatchObject({ query_id: 0, output: -1, default: true });
+  });
+});
