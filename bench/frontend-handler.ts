@@ -7,6 +7,7 @@
  *
  *   npm run build && node dist/bench/frontend-handler.js
  */
+import { positiveEnv } from "./lib/env.js";
 import { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { Writable } from "node:stream";
@@ -28,8 +29,8 @@ import { bareHandler } from "./servers/bare-handler.js";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const REQUESTS = positiveEnv("BENCH_REQUESTS", 20_000);
+const ROUNDS = positiveEnv("BENCH_ROUNDS", 5);
 const INPUT = [1, 2, 3, 4, 5, 6, 7, 8];
 const BODY = Buffer.from(JSON.stringify({ input: INPUT })); // bench/lib/body.ts fixedBody()
 

@@ -8,6 +8,7 @@
  *
  *   npm run build && node dist/bench/frontend.js   (needs /usr/bin/python3 with numpy and zmq)
  */
+import { positiveEnv } from "./lib/env.js";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,8 +25,8 @@ import { cpuPressureMicros } from "./lib/cpu-pressure.js";
 import { processCpuMs } from "./lib/process-cpu.js";
 
 const CONNECTIONS = 32;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = positiveEnv("BENCH_SECONDS", 5);
+const ROUNDS = positiveEnv("BENCH_ROUNDS", 5);
 const FIXED = fixedBody();
 
 /** The ceiling server in its own process; `nodeFlags` e.g. to run it under `--cpu-prof`. */

@@ -7,6 +7,7 @@
  */
 import autocannon from "autocannon";
 import { bodyFunction, type LoadBody } from "./body.js";
+import { positiveEnv } from "./env.js";
 import { runWrk, wrkAvailable } from "./wrk.js";
 
 export type LoadGenerator = "wrk" | "autocannon" | "node open loop";
@@ -49,14 +50,7 @@ export interface LoadResult {
  * wrk threads: two, as the issue measures (one per core here); BENCH_WRK_THREADS for a machine
  * with cores to spare (two threads cannot saturate eight frontend workers).
  */
-const WRK_THREADS = wrkThreads(process.env.BENCH_WRK_THREADS);
-
-function wrkThreads(text: string | undefined): number {
-  if (text === undefined) return 2;
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > 64) throw new Error(`BENCH_WRK_THREADS must be a thread count from 1 to 64, got '${text}'`);
-  return n;
-}
+const WRK_THREADS = positiveEnv("BENCH_WRK_THREADS", 2, 64);
 
 /** The wrk threads a closed loop uses (reported under a table). */
 export function closedLoopThreads(): number {

@@ -1,27 +1,20 @@
 /**
- * CPU time a process has used (user + system, ms), from /proc/<pid>/stat: read around a round, it
- * gives a server's CPU per answer, which compares two servers whatever share of the shared cores
- * each got (throughput alone swings with the other work on the machine).
+ * CPU time a process has used (user + system, ms), from /proc/<pid>/stat (read by the local
+ * manager's proc-usage.ts): read around a round, it gives a server's CPU per answer, which compares
+ * two servers whatever share of the shared cores each got (throughput alone swings with the other
+ * work on the machine).
  */
-import { readFileSync } from "node:fs";
+import { parseProcStat, processTimes, USER_HZ, type ProcTimes } from "../../src/managers/local/proc-usage.js";
 
-/** /proc counts in USER_HZ ticks, 100 per second on Linux whatever the kernel's own HZ. */
-const TICK_MS = 10;
+const cpuMs = (times: ProcTimes | undefined): number | undefined =>
+  times === undefined ? undefined : (times.cpuTicks * 1000) / USER_HZ;
 
-/** Parses utime + stime (ms) out of /proc/<pid>/stat's text (the command name may hold spaces and parentheses). */
+/** Parses utime + stime (ms) out of /proc/<pid>/stat's text. */
 export function parseProcessCpuMs(stat: string): number | undefined {
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // After the name: state is field 3 of the file, utime 14 and stime 15.
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return Number.isSafeInteger(utime) && Number.isSafeInteger(stime) ? (utime + stime) * TICK_MS : undefined;
+  return cpuMs(parseProcStat(stat));
 }
 
 /** The process's CPU time now, or undefined where /proc cannot tell (not Linux, process gone). */
 export function processCpuMs(pid: number): number | undefined {
-  try {
-    return parseProcessCpuMs(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return undefined;
-  }
+  return cpuMs(processTimes(pid));
 }

@@ -35,7 +35,8 @@ function read(path: string): string | undefined {
   }
 }
 
-function times(pid: number): ProcTimes | undefined {
+/** A process's times now, or undefined where /proc cannot tell (not Linux, process gone). */
+export function processTimes(pid: number): ProcTimes | undefined {
   const text = read(`/proc/${pid}/stat`);
   return text === undefined ? undefined : parseProcStat(text);
 }
@@ -56,7 +57,7 @@ function childrenOf(pid: number): number[] {
 export function processFamily(pid: number): Map<number, ProcTimes> {
   const members = new Map<number, ProcTimes>();
   for (const member of [pid, ...childrenOf(pid)]) {
-    const t = times(member);
+    const t = processTimes(member);
     if (t) members.set(member, t);
   }
   return members;
