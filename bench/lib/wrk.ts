@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LoadBody } from "./body.js";
+import type { LoadResult } from "./load.js";
 
 
 export interface WrkOptions {
@@ -21,20 +22,12 @@ export interface WrkOptions {
   body: LoadBody;
 }
 
-export interface WrkResult {
-  requests: number;
+/** wrk's counts (the shape of a LoadResult's counts and latencies, ms); ok and fromModel are answers, not rates. */
+export type WrkResult = Pick<LoadResult, "requests" | "defaults" | "non2xx" | "errors" | "p50" | "p90" | "p99"> & {
   ok: number;
   fromModel: number;
-  defaults: number;
-  non2xx: number;
-  errors: number;
-  /** Client latency percentiles in milliseconds. */
-  p50: number;
-  p90: number;
-  p99: number;
-  /** The slowest answer, ms: a single answer delayed by a TCP retransmission (200 ms) shows here, not in p99. */
   max: number;
-}
+};
 
 let available: boolean | undefined;
 
