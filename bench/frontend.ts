@@ -7,6 +7,10 @@
  * Writes docs/bench/frontend.md and docs/bench/frontend.svg.
  *
  *   npm run build && node dist/bench/frontend.js   (needs /usr/bin/python3 with numpy and zmq)
+ *
+ * BENCH_BASELINE_FRONTEND=/other/build/dist/runtime/frontend/main.js adds, to every round, the cache-hit
+ * load against a second cluster whose frontend is that build: the side-by-side figure of what a change
+ * to the query path gave (CPU per hit and share of the ceiling, same rounds).
  */
 import { positiveEnv } from "./lib/env.js";
 import { spawn } from "node:child_process";
@@ -80,6 +84,10 @@ type LoadName = "ceiling" | "hits" | "distinct";
 const bare = await bareServer();
 const cluster = await noopCluster();
 const runs: Record<LoadName, LoadResult[]> = { ceiling: [], hits: [], distinct: [] };
+const BASELINE = process.env.BENCH_BASELINE_FRONTEND;
+const baselineCluster = BASELINE ? await noopCluster([process.execPath, BASELINE]) : undefined;
+/** Per round, cache hits on the baseline build: answers/s and its frontend's CPU per request (µs). */
+const baselineRounds: Array<{ rps: number; cpu: number | undefined }> = [];
 /** Per round and load: TCP segments the machine retransmitted during it (undefined: not Linux). */
 const retransmitted: Record<LoadName, Array<number | undefined>> = { ceiling: [], hits: [], distinct: [] };
 /** Per round and load: share of the round some task waited for a CPU, machine-wide (PSI; undefined: unknown). */
@@ -98,7 +106,11 @@ try {
     distinct: { url: cluster.queryUrl, path: "/noop/predict", connections: CONNECTIONS, durationSec: SECONDS, body: distinctDoubles() },
   };
   for (const load of Object.values(loads)) await warmUp(load, 3);
-  const frontendPid = (await cluster.conn.inspectInstance()).components.find((c) => c.component === "frontend")?.pid ?? 0;
+  const pidOf = async (c: BenchCluster) => (await c.conn.inspectInstance()).components.find((x) => x.component === "frontend")?.pid ?? 0;
+  const frontendPid = await pidOf(cluster);
+  const baselineLoad = baselineCluster && { ...loads.hits, url: baselineCluster.queryUrl };
+  const baselinePid = baselineCluster ? await pidOf(baselineCluster) : 0;
+  if (baselineLoad) await warmUp(baselineLoad, 3);
   const before = await scrape(cluster.queryUrl);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, load] of Object.entries(loads) as Array<[LoadName, (typeof loads)["hits"]]>) {
@@ -117,6 +129,14 @@ try {
       loopLagMax[name].push(frontend ? 1000 * metricValue(await scrape(cluster.queryUrl), "nodejs_eventloop_lag_max_seconds") : undefined);
       process.stdout.write(`round ${round + 1} ${name}: ${r.rps.toFixed(0)}/s, p99 ${r.p99} ms, max ${r.max ?? "?"} ms, RetransSegs +${lost ?? "?"}, CPU pressure ${cpuPressure[name].at(-1)?.toFixed(0) ?? "?"}%, server CPU ${cpuPerRequest[name].at(-1)?.toFixed(1) ?? "?"} µs/request, loop lag max ${loopLagMax[name].at(-1)?.toFixed(0) ?? "-"} ms\n`);
     }
+    if (baselineLoad) {
+      const cpuBefore = processCpuMs(baselinePid);
+      const r = await runLoad(baselineLoad);
+      const cpuAfter = processCpuMs(baselinePid);
+      const cpu = cpuBefore === undefined || cpuAfter === undefined || r.requests === 0 ? undefined : (1000 * (cpuAfter - cpuBefore)) / r.requests;
+      baselineRounds.push({ rps: r.rps, cpu });
+      process.stdout.write(`round ${round + 1} baseline hits: ${r.rps.toFixed(0)}/s, server CPU ${cpu?.toFixed(1) ?? "?"} µs/request\n`);
+    }
   }
   const after = await scrape(cluster.queryUrl);
   const d = (name: string) => metricValue(after, name) - metricValue(before, name);
@@ -130,6 +150,7 @@ try {
 } finally {
   await bare.stop();
   await cluster.stop();
+  await baselineCluster?.stop();
 }
 const ceiling = median(runs.ceiling);
 const hits = median(runs.hits);
@@ -206,7 +227,7 @@ const tailLine = slowRounds.length === 0
 writeReport("frontend", [
   "# Frontend benchmark",
   "",
-  runContext("npm run build && node dist/bench/frontend.js"),
+  runContext(`npm run build && ${BASELINE ? "BENCH_BASELINE_FRONTEND=<baseline build>/dist/runtime/frontend/main.js " : ""}node dist/bench/frontend.js`),
   "",
   `${CONNECTIONS} concurrent clients (closed loop, ${generator}${generator === "wrk" ? ", 2 threads" : ""}). The three loads run in ${ROUNDS} interleaved rounds of`,
   `${SECONDS} s each after a 3 s warm-up, and each row is the round with the median throughput. The ceiling`,
@@ -230,6 +251,9 @@ writeReport("frontend", [
   `- cache hits, client p99 / the ceiling's in the same round: **${formatNumber(medianOf(hitP99Ratios))}×** median (${hitP99Ratios.map((x) => `${formatNumber(x)}×`).join(", ")}; target ≤ 2×)`,
   `- distinct inputs: **${medianOf(distinctShares).toFixed(0)}%** of the ceiling, median of the per-round ratios (target ≥ 35%), p99 **${distinct.p99} ms** at the client and **${formatNumber(serverSide.distinct?.p99 ?? NaN)} ms** inside the frontend (target < 10 ms)`,
   tailLine,
+  ...(baselineRounds.length === 0 ? [] : [
+    `- baseline build (\`BENCH_BASELINE_FRONTEND\`), cache hits in the same rounds: **${(medianOf(baselineRounds.map((b, i) => (100 * b.rps) / runs.ceiling[i]!.rps))).toFixed(0)}%** of the ceiling, server CPU **${formatNumber(medianOf(defined(baselineRounds.map((b) => b.cpu))))} µs** per request (medians over the rounds)`,
+  ]),
   "",
   "![answers per second](frontend.svg)",
   "",
