@@ -42,6 +42,13 @@ const LABEL: Record<Runtime, string> = {
   ours: "our runtime (clipper_runtime)",
   clipper: "Clipper's rpc.py loop (stand-in)",
 };
+/**
+ * Container-bound rounds also drive our runtime over pyzmq (CLIPPER_RPC_TRANSPORT=pyzmq), beside its
+ * default built-in ZMTP DEALER: the measure behind that default.
+ */
+type Driven = Runtime | "pyzmq";
+const DRIVEN: Driven[] = ["ours", "pyzmq", "clipper"];
+const DRIVEN_LABEL: Record<Driven, string> = { ...LABEL, ours: `${LABEL.ours}, built-in ZMTP (the default)`, pyzmq: `${LABEL.ours}, pyzmq` };
 
 /**
  * The applications behind each frontend: the two runtimes with adaptive batching, and our runtime
@@ -90,7 +97,7 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
  * Starts one runtime's container against an RPC driver (no frontend, no HTTP): our runtime as the
  * local manager starts it, or the stand-in of Clipper's loop.
  */
-function spawnContainer(runtime: Runtime, port: number, logFile: string): ReturnType<typeof spawn> {
+function spawnContainer(runtime: Driven, port: number, logFile: string): ReturnType<typeof spawn> {
   const log = openSync(logFile, "a");
   if (runtime === "clipper") {
     return spawn(PYTHON, [STAND_IN, "--ip", "127.0.0.1", "--port", String(port), "--name", "clipper", "--version", "1",
@@ -102,18 +109,19 @@ function spawnContainer(runtime: Runtime, port: number, logFile: string): Return
     env: withPythonRuntimePath({
       ...env, CLIPPER_MODEL_NAME: "ours", CLIPPER_MODEL_VERSION: "1", CLIPPER_IP: "127.0.0.1", CLIPPER_PORT: String(port),
       CLIPPER_INPUT_TYPE: "doubles", CLIPPER_MODEL_PATH: BENCH_MODELS, CLIPPER_PREDICT: NOOP,
+      ...(runtime === "pyzmq" ? { CLIPPER_RPC_TRANSPORT: "pyzmq" } : {}),
     }),
   });
 }
 
-/** Both runtimes driven over RPC at full speed, in interleaved rounds: answers/s and CPU per answer. */
-async function containerBound(): Promise<Record<Runtime, { rounds: DriverRound[]; cpuPerAnswerUs: number[] }>> {
-  const result: Record<Runtime, { rounds: DriverRound[]; cpuPerAnswerUs: number[] }> = {
-    ours: { rounds: [], cpuPerAnswerUs: [] }, clipper: { rounds: [], cpuPerAnswerUs: [] },
+/** The runtimes driven over RPC at full speed, in interleaved rounds: answers/s and CPU per answer. */
+async function containerBound(): Promise<Record<Driven, { rounds: DriverRound[]; cpuPerAnswerUs: number[] }>> {
+  const result: Record<Driven, { rounds: DriverRound[]; cpuPerAnswerUs: number[] }> = {
+    ours: { rounds: [], cpuPerAnswerUs: [] }, pyzmq: { rounds: [], cpuPerAnswerUs: [] }, clipper: { rounds: [], cpuPerAnswerUs: [] },
   };
-  const driven: Array<{ runtime: Runtime; driver: RpcDriver; child: ReturnType<typeof spawn> }> = [];
+  const driven: Array<{ runtime: Driven; driver: RpcDriver; child: ReturnType<typeof spawn> }> = [];
   try {
-    for (const runtime of ["ours", "clipper"] as Runtime[]) {
+    for (const runtime of DRIVEN) {
       const driver = new RpcDriver({ model: runtime, batchSize: DRIVEN_BATCH, inFlight: DRIVEN_IN_FLIGHT });
       const port = await driver.listen();
       const logFile = join(logDir, `driven-${runtime}.log`);
@@ -233,7 +241,7 @@ const ratioLine = (what: string, a: Side, b: Side, target?: number) => {
 };
 const deflt = DEFAULT_MAX_IN_FLIGHT;
 const headline = medianRun(side("ours", deflt).runs).modelRps / medianRun(side("clipper", deflt).runs).modelRps;
-const drivenRps = (runtime: Runtime) => median(driven[runtime].rounds.map((r) => r.answersPerSec));
+const drivenRps = (runtime: Driven) => median(driven[runtime].rounds.map((r) => r.answersPerSec));
 const drivenRatio = drivenRps("ours") / drivenRps("clipper");
 const drivenPerRound = driven.ours.rounds.map((r, i) => r.answersPerSec / driven.clipper.rounds[i]!.answersPerSec);
 const verdict = (ratio: number) => (ratio >= TARGET ? `meets the target (≥ ${TARGET}×)` : `misses the target (≥ ${TARGET}×)`);
@@ -281,10 +289,12 @@ writeReport("python-runtime", [
   `one sent as each answer comes), the two containers in ${ROUNDS} interleaved rounds of ${SECONDS} s after the HTTP rounds.`,
   "",
   markdownTable(["container", "answers/s (median round)", "container CPU µs / answer"],
-    (["ours", "clipper"] as Runtime[]).map((r) => [LABEL[r], drivenRps(r), median(driven[r].cpuPerAnswerUs)])),
+    DRIVEN.map((r) => [DRIVEN_LABEL[r], drivenRps(r), median(driven[r].cpuPerAnswerUs)])),
   "",
   `- our runtime / Clipper's loop, container-bound answers per second (medians): **${drivenRatio.toFixed(2)}×**; ` +
     `per round ${drivenPerRound.map((x) => `${x.toFixed(2)}×`).join(", ")}, their median ${median(drivenPerRound).toFixed(2)}×`,
+  `- our runtime, built-in ZMTP / pyzmq, container-bound answers per second (medians): **${(drivenRps("ours") / drivenRps("pyzmq")).toFixed(2)}×**; ` +
+    `per round ${driven.ours.rounds.map((r, i) => `${(r.answersPerSec / driven.pyzmq.rounds[i]!.answersPerSec).toFixed(2)}×`).join(", ")}`,
   "",
   "## Against the target",
   "",

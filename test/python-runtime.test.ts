@@ -15,15 +15,26 @@ import {
 } from "../runtime/rpc/codec.js";
 import { encodeInput, type InputType } from "../runtime/shared/input-types.js";
 import { plainUsername, replicaRoutingId, RPC_SECRET_ENV } from "../runtime/shared/rpc-auth.js";
-import { PYTHON, assertPythonHas, cleanEnv, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
+import { PYTHON, assertPythonHas, cleanEnv, pythonPathWithoutPyzmq, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { freePort } from "./support/cli.js";
 import { Frontend, sleep, testRpcEnv, type Received } from "./support/test-frontend.js";
 import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FOREIGN = join(REPO, "test", "fixtures", "foreign_container.py");
-const MODULES = ["numpy", "zmq"];
-const skipReason = pythonSkipReason(MODULES);
+const skipReason = pythonSkipReason(["numpy", "zmq"]);
+
+/**
+ * The runtime's two DEALERs (transport.py) pass the same tests: the built-in ZMTP one on an
+ * interpreter where pyzmq cannot be imported (as on a machine with numpy only; `auto` picks it),
+ * and pyzmq's.
+ */
+const TRANSPORTS = [
+  { name: "the built-in ZMTP DEALER, pyzmq unimportable", modules: ["numpy"], env: () => ({ PYTHONPATH: pythonPathWithoutPyzmq() }) },
+  { name: "pyzmq", modules: ["numpy", "zmq"], env: () => ({ CLIPPER_RPC_TRANSPORT: "pyzmq" }) },
+];
+/** The transport environment of the suite running now (set by its beforeAll). */
+let transportEnv: Record<string, string> = {};
 
 // ---- RPC v3 test vectors -------------------------------------------------------------------------
 
@@ -188,7 +199,7 @@ function modelDir(): string {
 /** The process environment without any CLIPPER_* settings of the machine running the tests. */
 function startRuntime(env: Record<string, string | undefined>): Child {
   const proc = spawn(PYTHON, ["-m", "clipper_runtime"], {
-    env: pythonRuntimeEnv(env),
+    env: pythonRuntimeEnv({ ...transportEnv, ...env }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   return track(proc);
@@ -234,8 +245,19 @@ afterAll(() => {
   for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipReason ? ` (${skipReason})` : ""}`, () => {
-  beforeAll(() => assertPythonHas(MODULES));
+for (const transport of TRANSPORTS) {
+const transportSkip = pythonSkipReason(transport.modules);
+describe.skipIf(transportSkip !== undefined)(`python model-container runtime over ${transport.name}${transportSkip ? ` (${transportSkip})` : ""}`, () => {
+  beforeAll(() => {
+    assertPythonHas(transport.modules);
+    transportEnv = transport.env();
+  });
+
+  it("says which DEALER it uses", async () => {
+    const { frontend, child } = await setup();
+    await frontend.handshake();
+    await waitForLog(child, transport.modules.includes("zmq") ? /RPC over pyzmq \(libzmq\)/ : /RPC over the built-in ZMTP 3\.0 DEALER/);
+  });
 
   it("sends exactly the RPC v3 vector frames: heartbeat, metadata, and the response to msg 7", async () => {
     const { frontend } = await setup();
@@ -627,6 +649,37 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
     const absent = startRuntime({ ...env, CLIPPER_PREDICT: "absent.py" });
     expect((await waitExit(absent)).code).toBe(1);
     expect(absent.stderr()).toMatch(/predict file .*absent\.py does not exist/);
+  });
+});
+}
+
+describe.skipIf(pythonSkipReason(["numpy"]) !== undefined)("choosing the runtime's DEALER", () => {
+  beforeAll(() => {
+    assertPythonHas(["numpy"]);
+    transportEnv = {};
+  });
+
+  it("really hides pyzmq where the tests say it is unimportable", () => {
+    const r = spawnSync(PYTHON, ["-c", "import zmq"], { env: pythonRuntimeEnv({ PYTHONPATH: pythonPathWithoutPyzmq() }), encoding: "utf8", timeout: 30_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/No module named 'zmq'/);
+  });
+
+  it("exits 1 with one line naming the install command when CLIPPER_RPC_TRANSPORT=pyzmq has no pyzmq", async () => {
+    const child = startRuntime({
+      CLIPPER_MODEL_NAME: "sum", CLIPPER_MODEL_VERSION: "1", CLIPPER_MODEL_PATH: modelDir(),
+      CLIPPER_RPC_TRANSPORT: "pyzmq", PYTHONPATH: pythonPathWithoutPyzmq(),
+    });
+    expect(await waitExit(child)).toEqual({ code: 1, signal: null });
+    const lines = child.stderr().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/CLIPPER_RPC_TRANSPORT=pyzmq, but pyzmq cannot be imported .*apt-get install python3-zmq/);
+  });
+
+  it("exits 2 for a CLIPPER_RPC_TRANSPORT it does not know", async () => {
+    const child = startRuntime({ CLIPPER_MODEL_NAME: "sum", CLIPPER_MODEL_VERSION: "1", CLIPPER_RPC_TRANSPORT: "curve" });
+    expect(await waitExit(child)).toEqual({ code: 2, signal: null });
+    expect(child.stderr()).toMatch(/CLIPPER_RPC_TRANSPORT 'curve' is not one of auto, builtin, pyzmq/);
   });
 });
 

@@ -3,6 +3,9 @@
  * Debian's numpy/zmq live under /usr/bin/python3; the `python3` first on PATH may lack them.
  */
 import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
 import { pythonRuntimeDir } from "../../runtime/shared/package-root.js";
 
 export const PYTHON = process.env.CLIPPER_TEST_PYTHON ?? "/usr/bin/python3";
@@ -60,4 +63,26 @@ export function cleanEnv(): NodeJS.ProcessEnv {
 /** cleanEnv with only the package's Python runtime on PYTHONPATH, unbuffered, then `extra`. */
 export function pythonRuntimeEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...cleanEnv(), PYTHONPATH: pythonRuntimeDir(), PYTHONUNBUFFERED: "1", ...extra };
+}
+
+let pyzmqBlocker: string | undefined;
+
+/**
+ * A directory whose `zmq` package fails to import as a missing one does: first on PYTHONPATH, it
+ * makes PYTHON behave as an interpreter without pyzmq (the runtime then needs numpy only).
+ */
+export function pyzmqBlockerDir(): string {
+  if (pyzmqBlocker === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), "clipper-no-pyzmq-"));
+    mkdirSync(join(dir, "zmq"));
+    writeFileSync(join(dir, "zmq", "__init__.py"), 'raise ModuleNotFoundError("No module named \'zmq\'", name="zmq")\n');
+    pyzmqBlocker = dir;
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return pyzmqBlocker;
+}
+
+/** PYTHONPATH for the package's runtime with pyzmq unimportable. */
+export function pythonPathWithoutPyzmq(): string {
+  return [pyzmqBlockerDir(), pythonRuntimeDir()].join(delimiter);
 }

@@ -23,6 +23,9 @@ acknowledge within CLIPPER_DRAIN_TIMEOUT_MS (default 5000; 0: no drain) does not
 CLIPPER_RPC_SECRET, when set, is this model version's RPC credential: every connection authenticates
 with PLAIN and carries a routing id proving the model version, with a fresh nonce per socket
 (runtime/shared/rpc-auth.ts). Without it the NULL mechanism is used (a frontend with --rpc-auth none).
+
+CLIPPER_RPC_TRANSPORT picks the DEALER (transport.py): `builtin` (ZMTP 3.0 in plain Python, zmtp.py;
+numpy is then the runtime's only dependency), `pyzmq` (libzmq), or `auto`, the default: builtin.
 """
 
 import json
@@ -36,6 +39,7 @@ import time
 import traceback
 
 from . import rpc
+from .transport import TRANSPORTS, TransportError, choose as choose_transport
 from .warmup import WarmupSpecError, warmup_from_env
 from .loader import LoadError, load_predict_function, model_parameter, parse_predict_spec, resolve_predict_file
 
@@ -57,11 +61,6 @@ _MAX_POLL_S = 0.25
 _MAX_BURST = 16
 # How long a closing socket may take to deliver what is queued on it (answers, the last DRAIN).
 _CLOSE_LINGER_MS = 1000
-# ZeroMQ's flag and option values (zmq.h), as ints: pyzmq's enums cost more to combine than a send.
-_NOBLOCK = 1
-_SNDMORE = 2
-_NOBLOCK_SNDMORE = _NOBLOCK | _SNDMORE
-_RCVMORE = 13
 
 DEFAULTS = {
     "CLIPPER_IP": "127.0.0.1",
@@ -76,6 +75,7 @@ DEFAULTS = {
     "CLIPPER_FRONTEND_DISCOVERY": "none",
     "CLIPPER_DISCOVERY_INTERVAL_MS": "5000",
     "CLIPPER_DRAIN_TIMEOUT_MS": "5000",
+    "CLIPPER_RPC_TRANSPORT": "auto",
 }
 
 FRONTEND_DISCOVERY_MODES = ("none", "dns")
@@ -89,7 +89,7 @@ class Config(object):
     def __init__(self, name, version, ip, port, input_type, model_path, predict, ready_file,
                  heartbeat_interval_ms, reconnect_after_ms, framework="python", model_file=None,
                  predict_explicit=True, frontend_discovery="none", hosts=None, discovery_interval_ms=5000,
-                 rpc_secret=None, warmup=None, drain_timeout_ms=5000, ports=None):
+                 rpc_secret=None, warmup=None, drain_timeout_ms=5000, ports=None, transport="auto"):
         self.name = name
         self.version = version
         self.ip = ip
@@ -116,6 +116,8 @@ class Config(object):
         self.warmup = warmup
         # CLIPPER_DRAIN_TIMEOUT_MS: the wait for each drain acknowledgement; 0 stops without draining.
         self.drain_timeout_ms = drain_timeout_ms
+        # CLIPPER_RPC_TRANSPORT: auto, builtin or pyzmq (transport.py).
+        self.transport = transport
 
     @property
     def address(self):
@@ -223,11 +225,15 @@ def config_from_env(environ):
             warmup = warmup_from_env(input_type, environ)
         except WarmupSpecError as e:
             problems.append(str(e))
+    transport_text = get("CLIPPER_RPC_TRANSPORT")
+    transport = transport_text.lower()
+    if transport not in TRANSPORTS:
+        problems.append("CLIPPER_RPC_TRANSPORT '%s' is not one of %s" % (transport_text, ", ".join(TRANSPORTS)))
     if problems:
         raise ConfigError("; ".join(problems))
     return Config(name, version, ip, port, input_type, model_path, predict, ready_file, heartbeat, reconnect,
                   framework, model_file, predict_explicit, discovery, hosts, discovery_interval, rpc_secret,
-                  warmup, drain_timeout, ports)
+                  warmup, drain_timeout, ports, transport)
 
 
 # A frontend runs at most 8 workers; a longer list is a mistake (the Node runtime's bound too).
@@ -412,8 +418,7 @@ class FrontendConnection(object):
         self.container = container
         self.address = address
         self.socket = None
-        # A PAIR socket receiving the DEALER's EVENT_CONNECTED events, and how many it has seen.
-        self.monitor = None
+        # Connections the transport completed on this socket (the first needs no extra greeting).
         self.connects = 0
         self.last_received = 0.0
         self.last_heartbeat = 0.0
@@ -433,29 +438,19 @@ class FrontendConnection(object):
 
     def open(self):
         c = self.container
-        zmq = c.zmq
-        self.socket = c.context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        # Queue messages only on a completed connection: heartbeats sent while the frontend is down
-        # are not piled up and replayed at it (each would be answered with a metadata request).
-        # A due heartbeat waits instead, and goes out as soon as the connection is up.
-        self.socket.setsockopt(zmq.IMMEDIATE, 1)
         config = c.config
+        routing_id = plain = None
         if config.rpc_secret is not None:
-            # A new socket, a new nonce: libzmq admits one connection per routing id.
-            self.socket.setsockopt(zmq.PLAIN_USERNAME,
-                                   rpc.plain_username(config.name, config.version, config.input_type).encode("utf-8"))
-            self.socket.setsockopt(zmq.PLAIN_PASSWORD, config.rpc_secret.encode("utf-8"))
-            self.socket.setsockopt(zmq.IDENTITY, rpc.replica_routing_id(
-                config.name, config.version, config.input_type, config.rpc_secret).encode("utf-8"))
-        if self.address.startswith("tcp://["):
-            self.socket.setsockopt(zmq.IPV6, 1)
-        # ZeroMQ reconnects the DEALER by itself when the frontend restarts on the same address,
-        # but the new frontend does not know us until we say something. Watch the connections so
-        # that every one after the first is greeted with a heartbeat at once (see _on_connected).
+            # A new socket, a new nonce: a ROUTER admits one connection per routing id.
+            plain = (rpc.plain_username(config.name, config.version, config.input_type).encode("utf-8"),
+                     config.rpc_secret.encode("utf-8"))
+            routing_id = rpc.replica_routing_id(
+                config.name, config.version, config.input_type, config.rpc_secret).encode("utf-8")
+        # Both transports reconnect by themselves when the frontend restarts on the same address,
+        # but the new frontend does not know us until we say something: every connection after the
+        # first is greeted with a heartbeat at once (see _on_connected).
         self.connects = 0
-        self.monitor = self.socket.get_monitor_socket(zmq.EVENT_CONNECTED, c.next_monitor_address())
-        self.socket.connect(self.address)
+        self.socket = c.transport.dealer(self.address, routing_id, plain)
         now = c.clock()
         self.last_received = now
         self.last_heartbeat = now
@@ -463,13 +458,6 @@ class FrontendConnection(object):
         self._try_heartbeat()
 
     def close(self, linger_ms=0):
-        if self.monitor is not None:
-            try:
-                self.socket.disable_monitor()
-            except self.container.zmq.ZMQError:
-                pass
-            self.monitor.close(0)
-            self.monitor = None
         if self.socket is not None:
             self.socket.close(linger_ms)
             self.socket = None
@@ -532,48 +520,19 @@ class FrontendConnection(object):
             self._try_heartbeat()
         return min(heartbeat_at, reconnect_at)
 
-    def register(self, poller):
-        zmq = self.container.zmq
-        poller.register(self.socket, zmq.POLLIN | (zmq.POLLOUT if self.heartbeat_pending else 0))
-        if self.monitor is not None:
-            poller.register(self.monitor, zmq.POLLIN)
-
-    def receive(self, ready):
-        """Reads what the poll found for this connection; returns one message's frames, or None."""
-        zmq = self.container.zmq
-        if self.monitor is not None and ready.get(self.monitor, 0) & zmq.POLLIN:
-            self._read_monitor()
-        if self.socket is None or not ready.get(self.socket, 0) & zmq.POLLIN:
-            return None
-        return self.receive_waiting()
-
     def receive_waiting(self):
-        """Reads one message if one is waiting on the socket (no poll); returns its frames, or None."""
-        zmq = self.container.zmq
-        # Frame by frame with plain int flags: pyzmq's recv_multipart combines enum flags per frame.
-        socket = self.socket
-        if socket is None:
+        """Reads one message if one is waiting (no poll); returns its frames, or None."""
+        if self.socket is None:
             return None
-        try:
-            frames = [socket.recv(_NOBLOCK)]
-        except zmq.Again:
-            return None
-        while socket.getsockopt(_RCVMORE):
-            frames.append(socket.recv(_NOBLOCK))
-        self.last_received = self.container.clock()
+        frames = self.socket.recv()
+        if frames is not None:
+            self.last_received = self.container.clock()
         return frames
 
-    def _read_monitor(self):
-        from zmq.utils.monitor import recv_monitor_message
-
-        zmq = self.container.zmq
-        while True:
-            try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if event["event"] == zmq.EVENT_CONNECTED:
-                self._on_connected()
+    def take_connects(self):
+        """Greets the frontend of every connection the transport completed since the last call."""
+        for _ in range(self.socket.take_connects() if self.socket is not None else 0):
+            self._on_connected()
 
     def _on_connected(self):
         # The first connection carries the opening heartbeat. A later one is a new frontend behind
@@ -589,20 +548,13 @@ class FrontendConnection(object):
         self._try_heartbeat()
 
     def send(self, frames, what, quiet_when_unconnected=False):
-        zmq = self.container.zmq
-        socket = self.socket
         try:
-            # A multipart message is queued whole or not at all: only its first frame can meet a full
-            # queue. Plain int flags, as in receive().
-            for frame in frames[:-1]:
-                socket.send(frame, _NOBLOCK_SNDMORE)
-            socket.send(frames[-1], _NOBLOCK)
-            return True
-        except zmq.Again:
+            if self.socket.send(frames):
+                return True
             if not quiet_when_unconnected:
                 self.log.warn("could not send %s: not connected to the frontend at %s (or its queue is full)"
                               % (what, self.address))
-        except zmq.ZMQError as e:
+        except TransportError as e:
             self.log.warn("could not send %s to %s: %s" % (what, self.address, e))
         return False
 
@@ -682,17 +634,16 @@ class Container(object):
     on this thread, so the predict function never runs two batches at once; each response goes
     back on the connection its request came from."""
 
-    def __init__(self, config, predict, zmq, np, log, clock=time.monotonic):
+    def __init__(self, config, predict, transport, np, log, clock=time.monotonic):
         self.config = config
         self.predict = predict
-        self.zmq = zmq
+        # transport.py: pyzmq's DEALER or the built-in one (CLIPPER_RPC_TRANSPORT).
+        self.transport = transport
         self.np = np
         self.log = log
         self.clock = clock
-        self.context = None
         # endpoint ("tcp://host:port") -> FrontendConnection
         self.connections = {}
-        self.sockets_opened = 0
         self.stop_signal = None
         self.ready_written = False
         self.resolver = None
@@ -711,7 +662,6 @@ class Container(object):
         self.stop_signal = signum
 
     def run(self):
-        self.context = self.zmq.Context()
         try:
             if self.config.frontend_discovery == "dns":
                 self.log.info("discovering frontends: resolving %s every %d ms (port %s)"
@@ -739,7 +689,7 @@ class Container(object):
                 # What a drained connection queued last goes out before the context ends.
                 connection.close(_CLOSE_LINGER_MS if connection.drain_phase == "done" else 0)
             self.connections.clear()
-            self.context.term()
+            self.transport.close()
             self._remove_ready_file()
 
     def _drain(self):
@@ -758,11 +708,6 @@ class Container(object):
         drained = sum(1 for c in connections if c.drained)
         self.log.info("drain finished: %d of %d frontend(s) acknowledged" % (drained, len(connections)))
 
-    def next_monitor_address(self):
-        # A fresh inproc address per socket: a closed socket's address may take a moment to free.
-        self.sockets_opened += 1
-        return "inproc://clipper-runtime-monitor-%d-%d" % (os.getpid(), self.sockets_opened)
-
     def _step(self):
         if self.resolver is not None:
             results = self.resolver.take()
@@ -770,21 +715,23 @@ class Container(object):
                 self._apply_resolution(results)
         now = self.clock()
         wake_at = now + _MAX_POLL_S
-        poller = self.zmq.Poller()
         connections = list(self.connections.values())
         for connection in connections:
             wake_at = min(wake_at, connection.due(now))
-            connection.register(poller)
-        timeout_ms = int(max(1.0, min(wake_at - now, _MAX_POLL_S) * 1000))
+        timeout_s = max(0.001, min(wake_at - now, _MAX_POLL_S))
         if not connections:
             if self.resolver is not None:
-                self.resolver.wait(timeout_ms / 1000.0)
+                self.resolver.wait(timeout_s)
             else:
-                time.sleep(timeout_ms / 1000.0)
+                time.sleep(timeout_s)
             return
-        ready = dict(poller.poll(timeout_ms))
+        ready = self.transport.poll([c.socket for c in connections if c.socket is not None], timeout_s)
+        ready = set(id(dealer) for dealer in ready)
         for connection in connections:
-            frames = connection.receive(ready)
+            if id(connection.socket) not in ready:
+                continue
+            connection.take_connects()
+            frames = connection.receive_waiting()
             burst = 1
             while frames is not None:
                 self._handle(connection, frames)
@@ -974,10 +921,8 @@ def main(environ=None):
     except ImportError as e:
         log.error("the Python runtime needs numpy (%s); install it (pip install numpy, or apt python3-numpy)" % e)
         return EXIT_LOAD_ERROR
-    try:
-        import zmq
-    except ImportError as e:
-        log.error("the Python runtime needs pyzmq (%s); install it (pip install pyzmq, or apt python3-zmq)" % e)
+    transport = choose_transport(config.transport, log)
+    if transport is None:
         return EXIT_LOAD_ERROR
     try:
         sys.stdout.reconfigure(line_buffering=True)  # the model's own prints reach the logs promptly
@@ -996,7 +941,8 @@ def main(environ=None):
             log.error(e.reason)
             return EXIT_WARMUP_ERROR
         log.info("warmed up; connecting")
-    container = Container(config, predict, zmq, np, log)
+    log.info("RPC over %s" % ("pyzmq (libzmq)" if transport.name == "pyzmq" else "the built-in ZMTP 3.0 DEALER"))
+    container = Container(config, predict, transport, np, log)
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, container.request_stop)
