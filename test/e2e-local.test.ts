@@ -14,7 +14,7 @@ import { assertPythonHas, PYTHON, pythonSkipReason } from "./support/python.js";
 import { waitFor } from "./support/cluster-in-process.js";
 
 const fixtures = fileURLToPath(new URL("./fixtures/e2e/", import.meta.url));
-const skipReason = pythonSkipReason(["numpy", "zmq"]);
+const skipReason = pythonSkipReason(["numpy"]);
 
 describe.skipIf(skipReason !== undefined)(`end to end on the local manager${skipReason ? ` (${skipReason})` : ""}`, () => {
   const home = mkdtempSync(join(tmpdir(), "clipper-e2e-"));
@@ -42,7 +42,7 @@ describe.skipIf(skipReason !== undefined)(`end to end on the local manager${skip
   const status = async () => ok("status");
 
   beforeAll(async () => {
-    assertPythonHas(["numpy", "zmq"]);
+    assertPythonHas(["numpy"]);
     const [q, m, r] = [await freePort(), await freePort(), await freePort()];
     const started = await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r));
     queryUrl = started.queryUrl;

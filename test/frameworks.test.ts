@@ -27,7 +27,7 @@ const FIXTURES = join(REPO, "test", "fixtures", "frameworks");
 const MAKE_MODELS = join(FIXTURES, "make_models.py");
 const FAKES = join(FIXTURES, "fakes");
 
-const BASE = ["numpy", "zmq"];
+const BASE = ["numpy"];
 const SKLEARN = [...BASE, "sklearn", "joblib"];
 const XGBOOST = [...BASE, "xgboost", "joblib"];
 const TORCH = [...BASE, "torch"];

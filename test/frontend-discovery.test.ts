@@ -21,7 +21,7 @@ import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const NODE_MAIN = join(REPO, "dist", "runtime", "container-node", "main.js");
-const pythonSkip = pythonSkipReason(["numpy", "zmq"]);
+const pythonSkip = pythonSkipReason(["numpy"]);
 
 // Both models answer the sum of each input, "%g"-formatted: [1, 2, 3] -> "6".
 const PREDICT_PY = `
@@ -188,7 +188,7 @@ describe.each([python, node])("$name", (runtime) => {
   const skip = runtime.skip;
   describe.skipIf(skip !== undefined)(`frontend discovery${skip ? ` (${skip})` : ""}`, () => {
     beforeAll(() => {
-      if (runtime === python) assertPythonHas(["numpy", "zmq"]);
+      if (runtime === python) assertPythonHas(["numpy"]);
       if (runtime === node && !existsSync(NODE_MAIN)) throw new Error(`${NODE_MAIN} is missing: run \`npm run build\` first`);
     });
 
@@ -332,7 +332,7 @@ describe.each([python, node])("$name", (runtime) => {
 // ---- addresses that come and go: the Python runtime with a scripted getaddrinfo -----------------
 
 describe.skipIf(pythonSkip !== undefined)(`python runtime with a scripted resolver${pythonSkip ? ` (${pythonSkip})` : ""}`, () => {
-  beforeAll(() => assertPythonHas(["numpy", "zmq"]));
+  beforeAll(() => assertPythonHas(["numpy"]));
 
   it("closes an address gone from DNS for longer than the reconnect timeout, keeps connections when lookups fail, and reconnects when it returns", async () => {
     const dir = tempDir();

@@ -115,13 +115,13 @@ export function pipIfMissingStep(name: string, comment: string, imports: string[
   };
 }
 
-/** pyzmq and numpy: the runtime's own dependencies. */
+/** numpy: the runtime's only dependency (it speaks ZMTP itself; pyzmq is optional, CLIPPER_RPC_TRANSPORT=pyzmq). */
 export function pythonRuntimeDependenciesStep(): DockerfileStep {
   return pipIfMissingStep(
-    "the runtime's Python dependencies (pyzmq, numpy)",
-    "The runtime's dependencies, installed only if the base image lacks them",
-    ["zmq", "numpy"],
-    ["pyzmq", "numpy"],
+    "the runtime's Python dependency (numpy)",
+    "The runtime's dependency, installed only if the base image lacks it",
+    ["numpy"],
+    ["numpy"],
   );
 }
 

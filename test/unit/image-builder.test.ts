@@ -40,8 +40,8 @@ function pythonGolden(from: string, frameworkLines: string, framework: string): 
   return `${HEADER_PY}
 FROM ${from}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1
-# The runtime's dependencies, installed only if the base image lacks them
-RUN python3 -c "import zmq, numpy" 2>/dev/null || python3 -m pip install --no-cache-dir --retries 0 --timeout 5 pyzmq numpy
+# The runtime's dependency, installed only if the base image lacks it
+RUN python3 -c "import numpy" 2>/dev/null || python3 -m pip install --no-cache-dir --retries 0 --timeout 5 numpy
 ${frameworkLines}# The Clipper Python runtime
 COPY clipper/python /clipper/python
 ENV PYTHONPATH=/clipper/python\${PYTHONPATH:+:$PYTHONPATH}
@@ -97,8 +97,8 @@ describe("Dockerfiles (golden text, no daemon)", () => {
     expect(rendered.text).toBe(`${HEADER_PY}
 FROM registry.example.com/ml/python:3.12
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1
-# The runtime's dependencies, installed only if the base image lacks them
-RUN python3 -c "import zmq, numpy" 2>/dev/null || python3 -m pip install --no-cache-dir --retries 0 --timeout 5 pyzmq numpy
+# The runtime's dependency, installed only if the base image lacks it
+RUN python3 -c "import numpy" 2>/dev/null || python3 -m pip install --no-cache-dir --retries 0 --timeout 5 numpy
 # The model's requirements (requirements-prod.txt)
 COPY clipper/requirements.txt /clipper/requirements.txt
 RUN ["python3", "-m", "pip", "install", "--no-cache-dir", "--retries", "0", "--timeout", "5", "-r", "/clipper/requirements.txt"]
@@ -118,7 +118,7 @@ CMD ["python3", "-m", "clipper_runtime"]
     expect(rendered.instructions.map((i) => i.step)).toEqual([
       "base image registry.example.com/ml/python:3.12",
       "Python environment",
-      "the runtime's Python dependencies (pyzmq, numpy)",
+      "the runtime's Python dependency (numpy)",
       "the model's requirements (requirements-prod.txt, pip install -r)",
       "the model's requirements (requirements-prod.txt, pip install -r)",
       "the model's packages (pip install pandas>=2 scipy)",
