@@ -135,10 +135,23 @@ class FrameReader(object):
         frames = self._frames
         need = 0
         while pos < end:
+            flags = buf[pos]
+            if flags <= _FLAG_MORE and pos + 1 < end:
+                # The common case first: a short message frame (flags 0 or MORE, a one-byte size).
+                stop = pos + 2 + buf[pos + 1]
+                if stop > end:
+                    need = stop - pos
+                    break
+                frames.append(buf[pos + 2:stop])
+                pos = stop
+                if not flags:
+                    self._frames = []
+                    on_message(frames)
+                    frames = self._frames
+                continue
             if end - pos < 2:
                 need = 2
                 break
-            flags = buf[pos]
             if flags & ~(_FLAG_MORE | _FLAG_LONG | _FLAG_COMMAND):
                 raise ZmtpError("frame with reserved flag bits set (0x%02x)" % flags)
             if flags & _FLAG_LONG:
