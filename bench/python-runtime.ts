@@ -122,7 +122,7 @@ async function containerBound(): Promise<Record<Driven, { rounds: DriverRound[];
   const driven: Array<{ runtime: Driven; driver: RpcDriver; child: ReturnType<typeof spawn> }> = [];
   try {
     for (const runtime of DRIVEN) {
-      const driver = new RpcDriver({ model: runtime, batchSize: DRIVEN_BATCH, inFlight: DRIVEN_IN_FLIGHT });
+      const driver = new RpcDriver({ model: runtime === "clipper" ? "clipper" : "ours", batchSize: DRIVEN_BATCH, inFlight: DRIVEN_IN_FLIGHT });
       const port = await driver.listen();
       const logFile = join(logDir, `driven-${runtime}.log`);
       const child = spawnContainer(runtime, port, logFile);
