@@ -34,7 +34,15 @@ async function start(): Promise<{ peer: ZmtpPeer; stderr: () => string; child: C
   const port = await peer.listen();
   const dir = mkdtempSync(join(tmpdir(), "clipper-zmtp-"));
   dirs.push(dir);
-  writeFileSync(join(dir, "predict.py"), "def predict(batch):\n    return [str(float(sum(x))) for x in batch]\n");
+  // A negative first value: sleep that many milliseconds first (a slow batch).
+  writeFileSync(join(dir, "predict.py"), [
+    "import time",
+    "def predict(batch):",
+    "    if batch[0][0] < 0:",
+    "        time.sleep(-batch[0][0] / 1000.0)",
+    "    return [str(float(sum(x))) for x in batch]",
+    "",
+  ].join("\n"));
   const child = spawn(PYTHON, ["-m", "clipper_runtime"], {
     env: pythonRuntimeEnv({
       PYTHONPATH: pythonPathWithoutPyzmq(),
@@ -100,6 +108,21 @@ describe.skipIf(skipReason !== undefined)(`the Python runtime's built-in ZMTP DE
     const answers = [decodeContainerMessage(await c.nextMessage()), decodeContainerMessage(await c.nextMessage())]
       .filter((m) => m.kind === "response");
     expect(answers).toEqual([{ kind: "response", msgId: 9, outputs: ["4.0"] }, { kind: "response", msgId: 10, outputs: ["5.0"] }]);
+  });
+
+  it("sends a slow batch's answer before it predicts the next one, though both arrived together", async () => {
+    const { peer } = await start();
+    const c = await peer.connection(0);
+    await register(c);
+    const slow = (msgId: number) => message(encodeFrontendMessage({ kind: "predict", msgId, inputType: "doubles", inputs: [encodeInput("doubles", [-300])] }));
+    c.socket.write(Buffer.concat([slow(1), slow(2)]));
+    const arrivals: number[] = [];
+    while (arrivals.length < 2) {
+      const m = decodeContainerMessage(await c.nextMessage());
+      if (m.kind === "response") arrivals.push(performance.now());
+    }
+    // Held back until the second batch was predicted, both would arrive together.
+    expect(arrivals[1]! - arrivals[0]!).toBeGreaterThan(200);
   });
 
   it("answers a PING with a PONG carrying its context", async () => {
