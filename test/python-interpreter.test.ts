@@ -12,6 +12,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ClipperError } from "../src/errors.js";
 import { describePython, findPython, PythonInterpreterError, type FindPythonOptions } from "../src/python/interpreter.js";
 import { checkPickledPython } from "../src/python/pickled-header.js";
+import { runCli } from "./support/cli.js";
+import { FALLBACK_PYTHON } from "../src/python/interpreter.js";
 import { PYTHON, pythonSkipReason } from "./support/python.js";
 
 const root = mkdtempSync(join(tmpdir(), "clipper-python-rule-"));
@@ -180,6 +182,39 @@ describe("the Python interpreter rule", () => {
     // As --python, and as the fallback when PATH has no python3.
     expect(await findPython({ python: PYTHON, env: { PATH: dir() } })).toEqual({ path: PYTHON, source: "--python", version, numpy });
     expect(await findPython({ env: { PATH: dir() }, fallback: PYTHON })).toEqual({ path: PYTHON, source: "fallback", version, numpy });
+  });
+});
+
+describe("the CLI says which interpreter it chose", () => {
+  const sum = join(root, "sum.py");
+  writeFileSync(sum, "def predict(xs):\n    return [str(sum(x)) for x in xs]\n");
+  // CLIPPER_PYTHON "" counts as unset, whatever the machine's environment says.
+  const env = (path: string) => ({ PATH: `${path}:${process.env.PATH ?? ""}`, CLIPPER_PYTHON: "", CLIPPER_HOME: join(root, "home"), FORCE_COLOR: "0" });
+
+  const usable = PYTHON === FALLBACK_PYTHON && pythonSkipReason(["numpy"]) === undefined;
+  it.skipIf(!usable)(`test-predict passes over a python3 on PATH without numpy to ${FALLBACK_PYTHON}, and says so${usable ? "" : ` (skipped: needs numpy in ${FALLBACK_PYTHON})`}`, async () => {
+    const d = dir();
+    fake(d, "python3", "no-numpy");
+    const args = ["test-predict", "--predict", sum, "--input-type", "doubles", "--input", "[1, 2.5]"];
+    const human = await runCli(args, env(d));
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toBe("3.5\n");
+    expect(human.stderr).toMatch(new RegExp(`^Python: ${FALLBACK_PYTHON} \\(Python 3\\.\\d+\\.\\d+, numpy \\S+; from the fallback\\)$`, "m"));
+    const json = await runCli([...args, "--json"], env(d));
+    expect(json.json).toMatchObject({ outputs: ["3.5"], interpreter: { path: FALLBACK_PYTHON, source: "fallback" } });
+    expect(calls(d)).toBe(2); // one probe per process
+  });
+
+  it("save-function and test-predict refuse a --python without numpy: one line, exit 2, the fix named", async () => {
+    const d = dir();
+    const python = fake(d, "python", "no-numpy");
+    const saved = await runCli(["save-function", sum, join(d, "out.pkl"), "--python", python], env(dir()));
+    expect(saved.code).toBe(2);
+    expect(saved.stderr.split("\n")[0]).toBe(`error: --python ${python} cannot import numpy: install numpy for it (${python} -m pip install numpy), or name another interpreter`);
+    expect(existsSync(join(d, "out.pkl"))).toBe(false);
+    const tried = await runCli(["test-predict", "--predict", sum, "--input-type", "doubles", "--input", "[1]", "--python", python, "--json"], env(dir()));
+    expect(tried.code).toBe(2);
+    expect(tried.json).toMatchObject({ code: "USAGE", error: expect.stringMatching(/^--python .* cannot import numpy: /) });
   });
 });
 
