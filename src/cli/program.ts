@@ -104,7 +104,7 @@ export function buildProgram(): Command {
       "handed out by the manager) or none (any process reaching the RPC port; for Clipper's own container images)")
       .choices(RPC_AUTH_MODES).default(DEFAULT_RPC_AUTH))
     .option("--max-rpc-frame-bytes <n>", "largest RPC frame the frontends accept from a replica (default: the frontend's)", intArg(MIN_RPC_FRAME_BYTES))
-    .option("--python <path>", `local: Python interpreter for Python models that name none (must import numpy; default: chosen at each deploy, ${PYTHON_RULE})`)
+    .option("--python <path>", `local: Python interpreter for Python models that name none (must import numpy; default: chosen at each deploy: ${PYTHON_RULE})`)
     .option("--allowed-hosts <names>", "host names both HTTP APIs answer to besides loopback names and IP addresses " +
       "(comma list; '*': any, e.g. behind a load balancer); the manager's own container and Service names are added", allowedHostsArg)
     .addOption(new Option("--query-auth <mode>", "API keys on predict/update/OIP (`clipper api-key`): default none when --host is loopback, keys otherwise")
