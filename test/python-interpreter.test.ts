@@ -12,12 +12,19 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ClipperError } from "../src/errors.js";
 import { describePython, findPython, PythonInterpreterError, type FindPythonOptions } from "../src/python/interpreter.js";
 import { checkPickledPython } from "../src/python/pickled-header.js";
+import { fileURLToPath } from "node:url";
 import { runCli } from "./support/cli.js";
+import { LocalContainerManager } from "../src/managers/local/index.js";
+import { clusterPaths, ensureClusterDirs } from "../src/managers/local/cluster-home.js";
+import type { ModelDeployment } from "../src/managers/container-manager.js";
 import { FALLBACK_PYTHON } from "../src/python/interpreter.js";
 import { PYTHON, pythonSkipReason } from "./support/python.js";
 
 const root = mkdtempSync(join(tmpdir(), "clipper-python-rule-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
+/** A Python predict file. */
+const sum = join(root, "sum.py");
+writeFileSync(sum, "def predict(xs):\n    return [str(sum(x)) for x in xs]\n");
 
 let dirs = 0;
 /** A fresh directory (fresh paths: the probe cache keys on the path). */
@@ -186,8 +193,6 @@ describe("the Python interpreter rule", () => {
 });
 
 describe("the CLI says which interpreter it chose", () => {
-  const sum = join(root, "sum.py");
-  writeFileSync(sum, "def predict(xs):\n    return [str(sum(x)) for x in xs]\n");
   // CLIPPER_PYTHON "" counts as unset, whatever the machine's environment says.
   const env = (path: string) => ({ PATH: `${path}:${process.env.PATH ?? ""}`, CLIPPER_PYTHON: "", CLIPPER_HOME: join(root, "home"), FORCE_COLOR: "0" });
 
@@ -216,6 +221,86 @@ describe("the CLI says which interpreter it chose", () => {
     expect(tried.code).toBe(2);
     expect(tried.json).toMatchObject({ code: "USAGE", error: expect.stringMatching(/^--python .* cannot import numpy: /) });
   });
+});
+
+describe("the local manager records the interpreter it chose", () => {
+  const fixture = (name: string) => [process.execPath, fileURLToPath(new URL(`./fixtures/local-manager/${name}`, import.meta.url))];
+
+  /**
+   * Runs `body` with PATH starting at `dir` and no CLIPPER_PYTHON, the environment the manager
+   * probes in and hands the supervisor (it spawns with process.env).
+   */
+  async function withPath<T>(d: string, body: () => Promise<T>): Promise<T> {
+    const saved = { PATH: process.env.PATH, CLIPPER_PYTHON: process.env.CLIPPER_PYTHON };
+    process.env.PATH = `${d}:${saved.PATH ?? ""}`;
+    delete process.env.CLIPPER_PYTHON;
+    try {
+      return await body();
+    } finally {
+      process.env.PATH = saved.PATH;
+      if (saved.CLIPPER_PYTHON !== undefined) process.env.CLIPPER_PYTHON = saved.CLIPPER_PYTHON;
+    }
+  }
+
+  /** A python3 that answers the probe with numpy and otherwise stays up as a replica would. */
+  function replicaPython(d: string): string {
+    const path = join(d, "python3");
+    writeFileSync(path, [
+      "#!/bin/sh",
+      `echo "$*" >> "${join(d, "calls")}"`,
+      'if [ "$1" = "-c" ]; then echo "3.11.4 1.26.0"; exit 0; fi',
+      "exec /bin/sleep 60",
+      "",
+    ].join("\n"));
+    chmodSync(path, 0o755);
+    return path;
+  }
+
+  const deployment: ModelDeployment = {
+    name: "sum", version: "1", inputType: "doubles", framework: "python", predictFile: sum, predictFunction: "predict", modelPath: root,
+  };
+
+  async function replicaArgv(m: LocalContainerManager): Promise<string[] | undefined> {
+    const paths = clusterPaths(m.home, m.cluster);
+    for (let i = 0; i < 100; i++) {
+      const children = existsSync(paths.childrenFile)
+        ? (JSON.parse(readFileSync(paths.childrenFile, "utf8")) as { children: { component: string; argv: string[] }[] }).children : [];
+      const replica = children.find((c) => c.component === "sum-1-0");
+      if (replica) return replica.argv;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return undefined;
+  }
+
+  it("deploy-model's choice is recorded by absolute path and is what the replica runs; a restored deployment recorded without one gets the rule too", async () => {
+    const d = dir();
+    const python = replicaPython(d);
+    const home = dir();
+    const m = new LocalContainerManager({
+      cluster: "py", home, stopGraceMs: 2000, componentCommands: { management: fixture("fake-management.mjs"), frontend: fixture("fake-frontend.mjs") },
+    });
+    const options = { cluster: "py", host: "127.0.0.1", queryPort: 0, managementPort: 0, rpcPort: 0, maxBodyBytes: 1 << 20, startupTimeoutMs: 15_000, replicaTimeoutMs: 30_000 };
+    try {
+      await withPath(d, async () => {
+        await m.startClipper(options);
+        const deployed = await m.deployModel(deployment, 1);
+        expect(deployed.interpreter).toEqual({ path: python, source: "PATH", version: "3.11.4", numpy: "1.26.0" });
+        expect(await replicaArgv(m)).toEqual([python, "-m", "clipper_runtime"]);
+        const recorded = JSON.parse(readFileSync(clusterPaths(home, "py").deploymentsFile, "utf8")) as { deployments: { deployment: ModelDeployment }[] };
+        expect(recorded.deployments[0]!.deployment.python).toBe(python);
+        await m.stopAll({ keepState: true });
+
+        // deployments.json as an older version wrote it, with no interpreter: the supervisor applies the rule.
+        const paths = clusterPaths(home, "py");
+        ensureClusterDirs(paths);
+        writeFileSync(paths.deploymentsFile, JSON.stringify({ version: 1, deployments: [{ deployment, replicas: 1 }] }));
+        await m.startClipper(options);
+        expect(await replicaArgv(m)).toEqual([python, "-m", "clipper_runtime"]);
+      });
+    } finally {
+      await m.stopAll({ keepState: false }).catch(() => undefined);
+    }
+  }, 60_000);
 });
 
 describe("a .pkl and the interpreter that loads it", () => {
