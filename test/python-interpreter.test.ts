@@ -100,6 +100,7 @@ describe("the Python interpreter rule", () => {
     const d = dir();
     expect((await failure(find({ python: join(d, "nope"), env: { PATH: d } }))).message).toBe(`--python ${join(d, "nope")}: no such executable file`);
     expect((await failure(find({ python: "python3.99", env: { PATH: d } }))).message).toBe("--python python3.99: not found on PATH");
+    expect((await failure(find({ python: "", env: { PATH: d } }))).message).toBe("--python is empty: name an interpreter, e.g. --python /usr/bin/python3");
     writeFileSync(join(d, "plain"), "#!/bin/sh\n");
     expect((await failure(find({ python: join(d, "plain"), env: { PATH: d } }))).message).toContain("no such executable file");
     expect((await failure(find({ python: d, env: { PATH: d } }))).message).toContain("no such executable file");
@@ -220,6 +221,16 @@ describe("the CLI says which interpreter it chose", () => {
     const tried = await runCli(["test-predict", "--predict", sum, "--input-type", "doubles", "--input", "[1]", "--python", python, "--json"], env(dir()));
     expect(tried.code).toBe(2);
     expect(tried.json).toMatchObject({ code: "USAGE", error: expect.stringMatching(/^--python .* cannot import numpy: /) });
+  });
+
+  it("start checks its --python before starting anything", async () => {
+    const d = dir();
+    const python = fake(d, "python", "no-numpy");
+    const home = dir();
+    const r = await runCli(["start", "--python", python, "--query-port", "0", "--management-port", "0", "--rpc-port", "0", "--json"], { ...env(dir()), CLIPPER_HOME: home });
+    expect(r.code).toBe(2);
+    expect(r.json).toMatchObject({ code: "USAGE", error: `--python ${python} cannot import numpy: install numpy for it (${python} -m pip install numpy), or name another interpreter` });
+    expect(existsSync(join(home, "clusters", "default", "supervisor.json"))).toBe(false);
   });
 });
 

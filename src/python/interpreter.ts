@@ -70,6 +70,7 @@ const probes = new Map<string, Promise<Probed>>();
 export async function findPython(options: FindPythonOptions = {}): Promise<PythonInterpreter> {
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
+  if (options.python === "") throw new PythonInterpreterError(`${options.pythonFrom ?? "--python"} is empty: name an interpreter, e.g. --python /usr/bin/python3`);
   const explicit = nonEmpty(options.python)
     ? { name: options.python!, from: options.pythonFrom ?? "--python", source: "--python" as const }
     : nonEmpty(env.CLIPPER_PYTHON)
