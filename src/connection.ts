@@ -113,7 +113,7 @@ export interface DeployModelOptions {
   /** Hold a short batch up to this many microseconds to fill it (delayed batching; default 0). */
   batchWaitMicros?: number;
   labels?: string[];
-  /** Python interpreter for python models (local manager; default: the first with numpy of CLIPPER_PYTHON, python3 on PATH, /usr/bin/python3). */
+  /** Python interpreter for python models (local manager; default: CLIPPER_PYTHON, else the first of python3 on PATH and /usr/bin/python3 that imports numpy). */
   python?: string;
   /** Link the model to this application once it is live. */
   link?: string;
@@ -432,8 +432,8 @@ export class ClipperConnection {
    * Starts the replicas first and registers the version second, so that the new version is live
    * when it becomes current and no query falls through to the default output during a rollout.
    * Answers what the manager tells about the replicas: on the local manager, a Python version's
-   * `interpreter` (chosen as src/python/interpreter.ts says: --python, CLIPPER_PYTHON, python3 on
-   * PATH, /usr/bin/python3, the first with numpy).
+   * `interpreter` (chosen as src/python/interpreter.ts says: --python, else CLIPPER_PYTHON, else the
+   * first of python3 on PATH and /usr/bin/python3 that imports numpy).
    */
   async deployModel(options: DeployModelOptions): Promise<DeployedReplicas> {
     const inputType = parseInputType(options.inputType);

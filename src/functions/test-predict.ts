@@ -44,7 +44,7 @@ export interface TestPredictOptions {
   projectDir?: string;
   /** CLIPPER_MODEL_PATH (default: the predict file's directory). */
   modelPath?: string;
-  /** Python interpreter (default: $CLIPPER_PYTHON, python3 on PATH, /usr/bin/python3: the first with numpy; src/python/interpreter.ts). */
+  /** Python interpreter (default: $CLIPPER_PYTHON, else the first of python3 on PATH and /usr/bin/python3 that imports numpy; src/python/interpreter.ts). */
   python?: string;
   /** Default 120000. */
   timeoutMs?: number;

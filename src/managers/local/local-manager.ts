@@ -77,7 +77,7 @@ export interface LocalManagerOptions {
   home?: string;
   /**
    * Python interpreter for Python models that name none; unset, the rule of src/python/interpreter.ts
-   * (the cluster's `start --python`, $CLIPPER_PYTHON, python3 on PATH, /usr/bin/python3: the first with numpy).
+   * (the cluster's `start --python`, else $CLIPPER_PYTHON, else the first of python3 on PATH and /usr/bin/python3 that imports numpy).
    */
   python?: string;
   /** How long a stopping child gets after SIGTERM before SIGKILL (default 30 000 ms: a replica drains, common/stop-grace.ts). */
