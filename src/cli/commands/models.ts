@@ -1,6 +1,6 @@
 /** deploy-model, set-version, replicas, models: model versions and their replicas. */
 import { ClipperConnection } from "../../connection.js";
-import type { GpuRequest, ModelFramework } from "../../managers/container-manager.js";
+import type { DeployedReplicas, GpuRequest, ModelFramework } from "../../managers/container-manager.js";
 import { emit, style, table, warn, type OutputOptions } from "../output.js";
 import { progress, type Progress } from "../progress.js";
 import type { BuildEvent } from "../../images/types.js";
@@ -86,7 +86,7 @@ export async function deployModel(name: string, options: DeployOptions): Promise
   if (conn.manager.capabilities.pullsFromRegistry && !options.image && !options.registry && !addresses.registry) {
     warn((await import("./cluster.js")).LOCAL_IMAGES_WARNING);
   }
-  let deployed;
+  let deployed: DeployedReplicas;
   try {
     deployed = await conn.deployModel({
       ...buildInputs(name, options, spinner),
