@@ -30,7 +30,9 @@ ${exitCodes}
 - 1: anything unexpected (set \`CLIPPER_DEBUG=1\` for a stack trace)
 
 Environment: \`CLIPPER_HOME\` (default \`~/.clipper\`), \`CLIPPER_PYTHON\` (interpreter for Python
-models, default \`python3\`), \`CLIPPER_API_KEY\` (the query API key \`predict\` sends).
+models, \`save-function\` and \`test-predict\` when no \`--python\` is given; unset, the first of
+\`python3\` on PATH and \`/usr/bin/python3\` that imports numpy: docs/quickstart.md, "Which Python
+runs a model"), \`CLIPPER_API_KEY\` (the query API key \`predict\` sends).
 
 \`\`\`
 ${top.trimEnd()}

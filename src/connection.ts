@@ -17,6 +17,7 @@ import type {
   ClusterOptions,
   ClusterStatus,
   ContainerManager,
+  DeployedReplicas,
   LogSource,
   GpuRequest,
   LogLine,
@@ -112,7 +113,7 @@ export interface DeployModelOptions {
   /** Hold a short batch up to this many microseconds to fill it (delayed batching; default 0). */
   batchWaitMicros?: number;
   labels?: string[];
-  /** Python interpreter for python models. */
+  /** Python interpreter for python models (local manager; default: CLIPPER_PYTHON, else the first of python3 on PATH and /usr/bin/python3 that imports numpy). */
   python?: string;
   /** Link the model to this application once it is live. */
   link?: string;
@@ -430,8 +431,11 @@ export class ClipperConnection {
   /**
    * Starts the replicas first and registers the version second, so that the new version is live
    * when it becomes current and no query falls through to the default output during a rollout.
+   * Answers what the manager tells about the replicas: on the local manager, a Python version's
+   * `interpreter` (chosen as src/python/interpreter.ts says: --python, else CLIPPER_PYTHON, else the
+   * first of python3 on PATH and /usr/bin/python3 that imports numpy).
    */
-  async deployModel(options: DeployModelOptions): Promise<void> {
+  async deployModel(options: DeployModelOptions): Promise<DeployedReplicas> {
     const inputType = parseInputType(options.inputType);
     const env = deploymentEnv(inputType, options);
     const replicas = options.replicas ?? 1;
@@ -449,8 +453,9 @@ export class ClipperConnection {
     const modelPath = options.modelPath ? resolve(options.modelPath) : spec ? dirname(spec.file) : "/model";
     const readyTimeoutMs = options.readyTimeoutMs ?? defaultReadyTimeoutMs;
     const containerName = image ?? `local:${options.framework}:${spec?.file}:${spec?.fn}`.replace(/,/g, "");
+    let deployed: DeployedReplicas;
     try {
-      await this.manager.deployModel({
+      deployed = (await this.manager.deployModel({
         name: options.name,
         version: options.version,
         inputType,
@@ -463,7 +468,7 @@ export class ClipperConnection {
         readyTimeoutMs,
         ...(image ? { image } : {}),
         ...(options.gpu ? { gpu: options.gpu } : {}),
-      }, replicas);
+      }, replicas)) ?? {};
       await this.waitForReplicas(options.name, options.version, replicas, readyTimeoutMs);
       await this.registerModel({
         name: options.name, version: options.version, inputType, labels: options.labels,
@@ -479,6 +484,7 @@ export class ClipperConnection {
       const linked = await this.getLinkedModels(options.link);
       if (!linked.includes(options.name)) await this.linkModelToApp(options.link, options.name);
     }
+    return deployed;
   }
 
   /**
@@ -564,8 +570,8 @@ export class ClipperConnection {
   }
 
   /** Clipper's build_and_deploy_model: the same as deployModel, which builds when the manager runs images. */
-  async buildAndDeployModel(options: DeployModelOptions): Promise<void> {
-    await this.deployModel(options);
+  async buildAndDeployModel(options: DeployModelOptions): Promise<DeployedReplicas> {
+    return this.deployModel(options);
   }
 
   async setModelVersion(name: string, version: string, numReplicas?: number): Promise<string> {

@@ -8,6 +8,8 @@ export { contextFile } from "./functions/context-value.js";
 export type { ContextFile } from "./functions/context-value.js";
 export { testPredictFunction } from "./functions/test-predict.js";
 export type { PredictFunctionValue, TestPredictOptions, TestPredictResult } from "./functions/test-predict.js";
+export { describePython, findPython, PythonInterpreterError } from "./python/interpreter.js";
+export type { FindPythonOptions, PythonInterpreter, PythonSource } from "./python/interpreter.js";
 export { ALLOWED_GLOBALS, checkFunction } from "./functions/closure-check.js";
 export { formatPolicy, parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 export { AdminClient } from "./admin-client.js";

@@ -80,6 +80,8 @@ describe("test-predict without a cluster", () => {
       const fake = join(dir, "python");
       writeFileSync(fake, `#!${process.execPath}
 const args = process.argv.slice(2);
+// The interpreter probe (src/python/interpreter.ts): a Python with numpy.
+if (args[0] === "-c") { console.log("3.11.4 1.26.0"); process.exit(0); }
 const input = require("node:fs").readFileSync(0, "utf8");
 const mode = process.env.FAKE_MODE;
 process.stderr.write("runtime log line\\n");

@@ -333,7 +333,9 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
     mkdirSync(join(work, "model"));
     // `clipper save-function` runs the same helper with the runtime on PYTHONPATH; --json shows the header.
     const saved = await ok("save-function", `${join(src, "closure_model.py")}:predict`, join(work, "model", "func.pkl"), "--python", PYTHON);
-    expect(saved).toMatchObject({ file: join(work, "model", "func.pkl"), format: "clipper-closure", function: "predict", by_value: ["closure_model", "scaling"] });
+    expect(saved).toMatchObject({ file: join(work, "model", "func.pkl"), format: "clipper-closure", function: "predict", by_value: ["closure_model", "scaling"],
+      interpreter: { path: PYTHON, source: "--python" } });
+    expect(saved.interpreter.version.startsWith(`${saved.python.split(".").slice(0, 2).join(".")}.`)).toBe(true);
     rmSync(src, { recursive: true });
     const [q, m, r] = [await freePort(), await freePort(), await freePort()];
     await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r));
@@ -354,8 +356,10 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
   it("deploys func.pkl with --framework python and answers clipper predict, as test-predict does", async () => {
     const pkl = join(work, "model", "func.pkl");
     await ok("register-app", "closure", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "5000");
-    await ok("deploy-model", "closure-model", "--version", "1", "--input-type", "doubles", "--framework", "python",
+    const deployed = await ok("deploy-model", "closure-model", "--version", "1", "--input-type", "doubles", "--framework", "python",
       "--predict", pkl, "--python", PYTHON, "--link", "closure");
+    // The interpreter the replicas run, and that the .pkl's header agrees with (save-function used it too).
+    expect(deployed.interpreter).toMatchObject({ path: PYTHON, source: "--python" });
     const answers: unknown[] = [];
     for (const input of BATCH) {
       const reply = await ok("predict", "closure", JSON.stringify(input));
@@ -370,6 +374,22 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
     // ... and so does `clipper test-predict`, which answers as the query API would.
     const tried = await ok("test-predict", "--framework", "python", "--predict", pkl, "--input-type", "doubles",
       "--input", JSON.stringify(BATCH), "--batch", "--python", PYTHON);
-    expect(tried).toEqual({ outputs: EXPECTED, answers });
+    expect(tried).toEqual({ outputs: EXPECTED, answers, interpreter: deployed.interpreter });
   }, 120_000);
+
+  it("refuses, before any replica starts, a .pkl saved by another Python than the interpreter chosen to load it", async () => {
+    // The header clipper_runtime.save writes (closure.py), recording a Python no interpreter here has.
+    const json = Buffer.from(JSON.stringify({ format: "clipper-closure", format_version: 1, cloudpickle: "2.2.0", python: "2.7.18", function: "predict" }));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(json.length);
+    const file = join(work, "model", "old-python.pkl");
+    writeFileSync(file, Buffer.concat([Buffer.from([0x80, 0x02, 0x58]), length, json, Buffer.from(".")]));
+    const r = await cli("deploy-model", "old-python", "--version", "1", "--input-type", "doubles", "--framework", "python",
+      "--predict", file, "--python", PYTHON);
+    expect(r.code, r.stderr).toBe(2);
+    const line = r.stderr.split("\n").find((l) => l.startsWith("error: ")) ?? r.stderr;
+    expect(line.startsWith(`error: ${file} was saved by Python 2.7.18, but the interpreter chosen to load it, ${PYTHON}, is Python `), line).toBe(true);
+    expect(line).toMatch(/is Python 3\.\d+\.\d+$/);
+    expect((await ok("status")).replicas.filter((x: { name: string }) => x.name === "old-python")).toEqual([]);
+  });
 });

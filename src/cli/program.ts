@@ -34,6 +34,8 @@ const namespaceOption = () => new Option("--namespace <name>", "kubernetes: name
 const kubeconfigOption = () => new Option("--kubeconfig <file>", "kubernetes: kubeconfig file (default: $KUBECONFIG or ~/.kube/config)");
 const kubeContextOption = () => new Option("--context <name>", "kubernetes: kubeconfig context (default: its current one)");
 const pullSecretOption = () => new Option("--image-pull-secret <name>", "kubernetes: a Secret the pods pull their images with (repeatable)").argParser(collect);
+/** The interpreter rule of src/python/interpreter.ts, as the --python flags describe it. */
+const PYTHON_RULE = "$CLIPPER_PYTHON, else the first of python3 on PATH and /usr/bin/python3 that imports numpy";
 
 function dryRunNeedsKubernetes(): never {
   throw new ClipperError("USAGE", "--dry-run is available with --manager kubernetes only");
@@ -102,7 +104,7 @@ export function buildProgram(): Command {
       "handed out by the manager) or none (any process reaching the RPC port; for Clipper's own container images)")
       .choices(RPC_AUTH_MODES).default(DEFAULT_RPC_AUTH))
     .option("--max-rpc-frame-bytes <n>", "largest RPC frame the frontends accept from a replica (default: the frontend's)", intArg(MIN_RPC_FRAME_BYTES))
-    .option("--python <path>", "Python interpreter for Python models (default: $CLIPPER_PYTHON or python3)")
+    .option("--python <path>", `local: Python interpreter for Python models that name none (must import numpy; default: chosen at each deploy: ${PYTHON_RULE})`)
     .option("--allowed-hosts <names>", "host names both HTTP APIs answer to besides loopback names and IP addresses " +
       "(comma list; '*': any, e.g. behind a load balancer); the manager's own container and Service names are added", allowedHostsArg)
     .addOption(new Option("--query-auth <mode>", "API keys on predict/update/OIP (`clipper api-key`): default none when --host is loopback, keys otherwise")
@@ -252,7 +254,7 @@ export function buildProgram(): Command {
     .option("--label <label>", "a label (repeatable)", collect)
     .option("--env <KEY=VALUE>", "an environment variable of the replicas (repeatable); local replicas get these and a few basics " +
       "(PATH, HOME, locale: docs/security.md), never the rest of your environment", envArg)
-    .option("--python <path>", "local: Python interpreter (default: $CLIPPER_PYTHON or python3)")
+    .option("--python <path>", `local: the replicas' Python interpreter (must import numpy; default: start's --python, else ${PYTHON_RULE})`)
     .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect (default 60000; kubernetes 300000)", intArg(1))
     .option("--warmup-input <json>", "a query input (JSON, as `predict` takes it) every new replica predicts before it takes traffic " +
       "(first deploy, scale-up, restart), so no query pays the cold start", jsonArg)
@@ -394,7 +396,7 @@ export function buildProgram(): Command {
     .option("--batch", "the JSON is an array of inputs, run as one batch")
     .addOption(new Option("--framework <kind>", "runtime (default: python for a .py file, else node)").choices(MODEL_FRAMEWORKS))
     .option("--model-path <dir>", "directory given to the model as CLIPPER_MODEL_PATH (default: the predict file's)")
-    .option("--python <path>", "Python interpreter (default: $CLIPPER_PYTHON or python3)")
+    .option("--python <path>", `Python interpreter (must import numpy; default: ${PYTHON_RULE})`)
     .option("--timeout-ms <n>", "give up on a function that runs longer", intArg(1), 120_000)
     .addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/test-predict.js")).testPredict(opts)));
@@ -405,7 +407,7 @@ export function buildProgram(): Command {
       "version, and a replica says so when versions differ (docs/deploy-from-code.md).")
     .argument("<file[:function]>", "the .py file and its function (default function: predict)")
     .argument("<out.pkl>", "where to write it")
-    .option("--python <path>", "Python interpreter with cloudpickle (default: $CLIPPER_PYTHON or python3)")
+    .option("--python <path>", `Python interpreter with cloudpickle (must import numpy; default: ${PYTHON_RULE}, as deploy-model chooses)`)
     .addOption(jsonOption())
     .action((spec, out, opts) => run(opts.json, async () => (await import("./commands/save-function.js")).saveFunction(spec, out, opts)));
 

@@ -15,6 +15,7 @@ import { packageRoot, pythonRuntimeDir, withPythonRuntimePath } from "../../runt
 import { canonicalInputType, encodeInput, type InputType } from "../../runtime/shared/input-types.js";
 import { ClipperError, PredictFailedError } from "../errors.js";
 import { parsePredictSpec } from "../predict-spec.js";
+import { findPython, type PythonInterpreter } from "../python/interpreter.js";
 import type { ModelFramework } from "../managers/container-manager.js";
 import { checkFunction } from "./closure-check.js";
 import { serializeContext } from "./context-value.js";
@@ -43,7 +44,7 @@ export interface TestPredictOptions {
   projectDir?: string;
   /** CLIPPER_MODEL_PATH (default: the predict file's directory). */
   modelPath?: string;
-  /** Python interpreter (default: $CLIPPER_PYTHON, else python3). */
+  /** Python interpreter (default: $CLIPPER_PYTHON, else the first of python3 on PATH and /usr/bin/python3 that imports numpy; src/python/interpreter.ts). */
   python?: string;
   /** Default 120000. */
   timeoutMs?: number;
@@ -56,6 +57,8 @@ export interface TestPredictResult {
   answers: unknown[];
   /** What the function printed (stdout and stderr). */
   log: string;
+  /** Python functions: the interpreter that ran it, the one a local deployment in this environment would run. */
+  interpreter?: PythonInterpreter;
 }
 
 /** The built child that runs Node modules (dist/src/functions/test-predict-child.js). */
@@ -146,11 +149,12 @@ async function runChild(run: ChildRun): Promise<TestPredictResult> {
   const flags = ["--predict", `${run.file}:${run.fn}`, "--input-type", run.inputType, "--model-path", run.modelPath];
   const env: NodeJS.ProcessEnv = { ...process.env, CLIPPER_MODEL_PATH: run.modelPath };
   let argv: string[];
+  let interpreter: PythonInterpreter | undefined;
   if (run.framework === "node") {
     argv = [process.execPath, nodeRunner(), ...flags];
   } else {
-    const python = run.python ?? process.env.CLIPPER_PYTHON ?? "python3";
-    argv = [python, "-m", "clipper_runtime.test_predict", ...flags, "--framework", run.framework];
+    interpreter = await findPython({ python: run.python });
+    argv = [interpreter.path, "-m", "clipper_runtime.test_predict", ...flags, "--framework", run.framework];
     Object.assign(env, withPythonRuntimePath(env));
     env.PYTHONUNBUFFERED = "1";
   }
@@ -216,5 +220,5 @@ async function runChild(run: ChildRun): Promise<TestPredictResult> {
     throw new PredictFailedError(`the test runner answered ${JSON.stringify(outputs)?.slice(0, 200)}, not ${run.inputs.length} output strings`, undefined, log);
   }
   const { embedOutput } = await import("../../runtime/frontend/query-processor.js");
-  return { outputs: outputs as string[], answers: (outputs as string[]).map(embedOutput), log };
+  return { outputs: outputs as string[], answers: (outputs as string[]).map(embedOutput), log, ...(interpreter ? { interpreter } : {}) };
 }

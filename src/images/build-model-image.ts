@@ -4,12 +4,12 @@
  */
 import { hasOwn } from "../../runtime/shared/dict.js";
 import type Docker from "dockerode";
-import { closeSync, openSync, readSync } from "node:fs";
 import { basename, extname } from "node:path";
 import { canonicalInputType } from "../../runtime/shared/input-types.js";
 import { nameProblem } from "../../runtime/shared/names.js";
 import { ClipperError } from "../errors.js";
 import { PYTHON_FRAMEWORKS, type ModelFramework } from "../managers/container-manager.js";
+import { readPickledFunctionHeader } from "../python/pickled-header.js";
 import { DEFAULT_BASE_IMAGES } from "./base-images.js";
 import { BuildContext } from "./context.js";
 import { daemonPlatform, pushImage, runDockerBuild } from "./docker-build.js";
@@ -18,6 +18,9 @@ import { modelImageTag, modelLayout, REGISTRY_ADDRESS } from "./layout.js";
 import { addNodeModel, addPythonModel, checkModelPaths } from "./model-files.js";
 import { addNodeRuntime } from "./node-runtime.js";
 import type { BuildProgress, BuiltImage, ModelImageRequest } from "./types.js";
+
+/** The .pkl header reader lives with the other Python interpreter checks; images read it to pin cloudpickle. */
+export { readPickledFunctionHeader, type PickledFunctionHeader } from "../python/pickled-header.js";
 
 const NODE_EXTENSIONS = new Set([".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".tsx", ".jsx"]);
 /** Python predict files: source, or a callable pickled with cloudpickle (runtime/python/clipper_runtime/closure.py). */
@@ -58,43 +61,6 @@ export function checkModelImageRequest(request: ModelImageRequest): void {
   }
   for (const spec of [...(request.packages ?? []), ...(request.npmDependencies ?? [])]) {
     if (!PACKAGE_SPEC.test(spec)) usage(`'${spec}' is not a package specifier`);
-  }
-}
-
-/** What the header of a pickled predict function written by clipper_runtime.save records. */
-export interface PickledFunctionHeader {
-  format: "clipper-closure";
-  format_version: number;
-  cloudpickle?: string;
-  python?: string;
-  function?: string;
-  [key: string]: unknown;
-}
-
-const HEADER_MAGIC = Buffer.from([0x80, 0x02, 0x58]); // pickle PROTO 2, BINUNICODE
-const HEADER_MAX_BYTES = 1 << 20;
-
-/**
- * The header at the start of a `.pkl` saved by `python3 -m clipper_runtime.save` (a protocol-2
- * pickled str of JSON: 0x80 0x02 'X', a little-endian u32 length, the JSON, '.'), read without
- * Python; undefined for a pickle without one (Clipper's deployers wrote plain cloudpickle.dumps).
- */
-export function readPickledFunctionHeader(file: string): PickledFunctionHeader | undefined {
-  const fd = openSync(file, "r");
-  try {
-    const head = Buffer.alloc(7);
-    if (readSync(fd, head, 0, 7, 0) !== 7 || !head.subarray(0, 3).equals(HEADER_MAGIC)) return undefined;
-    const length = head.readUInt32LE(3);
-    if (length > HEADER_MAX_BYTES) return undefined;
-    const body = Buffer.alloc(length + 1);
-    if (readSync(fd, body, 0, length + 1, 7) !== length + 1 || body[length] !== 0x2e) return undefined;
-    const header: unknown = JSON.parse(body.subarray(0, length).toString("utf8"));
-    if (typeof header !== "object" || header === null || (header as { format?: unknown }).format !== "clipper-closure") return undefined;
-    return header as PickledFunctionHeader;
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -5,6 +5,7 @@
 import type { InputType } from "../../runtime/shared/input-types.js";
 import type { QueryAuthMode } from "../../runtime/shared/api-keys.js";
 import type { RpcAuthMode } from "../../runtime/shared/rpc-auth.js";
+import type { PythonInterpreter } from "../python/interpreter.js";
 
 export type ManagerKind = "local" | "docker" | "kubernetes";
 
@@ -121,7 +122,10 @@ export interface ModelDeployment {
   predictFunction: string;
   /** Directory exposed to the model as CLIPPER_MODEL_PATH. */
   modelPath: string;
-  /** Python interpreter for python models (local manager). */
+  /**
+   * Python interpreter for python models (local manager): a path or a name on PATH. Unset, the
+   * manager chooses one by the rule in src/python/interpreter.ts and records its absolute path.
+   */
   python?: string;
   /** Variables the replicas get on top of what the manager sets (names match ENV_NAME_PATTERN). */
   env?: Record<string, string>;
@@ -225,6 +229,12 @@ export interface ManagerCapabilities {
   reportsPods: boolean;
 }
 
+/** What a manager tells about replicas it started. */
+export interface DeployedReplicas {
+  /** Local Python models: the interpreter the replicas run (src/python/interpreter.ts chose it). */
+  interpreter?: PythonInterpreter;
+}
+
 export interface ContainerManager {
   readonly kind: ManagerKind;
   readonly cluster: string;
@@ -233,8 +243,11 @@ export interface ContainerManager {
   startClipper(options: ClusterOptions): Promise<ClusterAddresses>;
   /** Finds an already running cluster. */
   connect(): Promise<ClusterAddresses>;
-  /** Starts `replicas` replicas of a model version (recorded so the manager can restart them). */
-  deployModel(deployment: ModelDeployment, replicas: number): Promise<void>;
+  /**
+   * Starts `replicas` replicas of a model version (recorded so the manager can restart them). The
+   * local manager answers which Python interpreter a Python version's replicas run.
+   */
+  deployModel(deployment: ModelDeployment, replicas: number): Promise<DeployedReplicas | void>;
   setNumReplicas(name: string, version: string, replicas: number): Promise<void>;
   getNumReplicas(name: string, version: string): Promise<number>;
   /**

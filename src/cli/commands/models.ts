@@ -1,9 +1,10 @@
 /** deploy-model, set-version, replicas, models: model versions and their replicas. */
 import { ClipperConnection } from "../../connection.js";
-import type { GpuRequest, ModelFramework } from "../../managers/container-manager.js";
+import type { DeployedReplicas, GpuRequest, ModelFramework } from "../../managers/container-manager.js";
 import { emit, style, table, warn, type OutputOptions } from "../output.js";
 import { progress, type Progress } from "../progress.js";
 import type { BuildEvent } from "../../images/types.js";
+import { describePython } from "../../python/interpreter.js";
 
 type Common = OutputOptions & { cluster?: string };
 
@@ -85,8 +86,9 @@ export async function deployModel(name: string, options: DeployOptions): Promise
   if (conn.manager.capabilities.pullsFromRegistry && !options.image && !options.registry && !addresses.registry) {
     warn((await import("./cluster.js")).LOCAL_IMAGES_WARNING);
   }
+  let deployed: DeployedReplicas;
   try {
-    await conn.deployModel({
+    deployed = await conn.deployModel({
       ...buildInputs(name, options, spinner),
       replicas: options.replicas, batchSize: options.batchSize, batchWaitMicros: options.batchWaitUs, link: options.link,
       labels: options.label, env: options.env, python: options.python, readyTimeoutMs: options.readyTimeoutMs,
@@ -98,9 +100,15 @@ export async function deployModel(name: string, options: DeployOptions): Promise
     throw err;
   }
   spinner.succeed(`${name}:${options.version} is live and current`);
-  emit(options, { model_name: name, model_version: options.version, replicas: options.replicas, linked_to: options.link ?? null },
+  const { interpreter } = deployed;
+  emit(options, {
+    model_name: name, model_version: options.version, replicas: options.replicas, linked_to: options.link ?? null,
+    ...(interpreter ? { interpreter } : {}),
+  }, [
+    ...(interpreter ? [style.dim(`Python: ${describePython(interpreter)}`)] : []),
     options.link ? `Linked to '${options.link}'. Try: ${style.cmd(`clipper predict ${options.link} '<input JSON>'`)}`
-      : `Next: ${style.cmd(`clipper link APP ${name}`)}`);
+      : `Next: ${style.cmd(`clipper link APP ${name}`)}`,
+  ]);
 }
 
 export async function setVersion(model: string, version: string, options: Common & { replicas?: number }): Promise<void> {

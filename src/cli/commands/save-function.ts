@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { withPythonRuntimePath } from "../../../runtime/shared/package-root.js";
 import { ClipperError, PredictFailedError } from "../../errors.js";
 import { emit, type OutputOptions } from "../output.js";
+import { describePython, findPython } from "../../python/interpreter.js";
 
 interface Ran {
   code: number | null;
@@ -30,7 +31,9 @@ function runPython(python: string, args: string[]): Promise<Ran> {
 }
 
 export async function saveFunction(spec: string, out: string, options: OutputOptions & { python?: string }): Promise<void> {
-  const python = options.python ?? process.env.CLIPPER_PYTHON ?? "python3";
+  // The rule a local deployment applies too, so the file is pickled by the Python that will load it.
+  const interpreter = await findPython({ python: options.python });
+  const python = interpreter.path;
   const saved = await runPython(python, [spec, out]);
   if (saved.code !== 0) {
     // The helper's last line says what went wrong; a traceback above it, when there is one, is the detail.
@@ -46,5 +49,5 @@ export async function saveFunction(spec: string, out: string, options: OutputOpt
   } catch {
     // The file was written; the header is only shown.
   }
-  emit(options, { file: resolve(out), ...header }, saved.stdout.trim());
+  emit(options, { file: resolve(out), ...header, interpreter }, [saved.stdout.trim(), `Python: ${describePython(interpreter)}`]);
 }

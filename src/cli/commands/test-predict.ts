@@ -2,6 +2,7 @@
 import { ClipperError, PredictFailedError } from "../../errors.js";
 import type { ModelFramework } from "../../managers/container-manager.js";
 import { emit, style, type OutputOptions } from "../output.js";
+import { describePython } from "../../python/interpreter.js";
 
 export interface TestPredictFlags extends OutputOptions {
   framework?: ModelFramework;
@@ -36,5 +37,7 @@ export async function testPredict(options: TestPredictFlags): Promise<void> {
     throw err;
   }
   if (result.log && !options.json) process.stderr.write(`${style.dim(result.log)}\n`);
-  emit(options, { outputs: result.outputs, answers: result.answers }, result.outputs);
+  // stdout holds only the outputs; which Python ran them goes to stderr.
+  if (result.interpreter && !options.json) process.stderr.write(`${style.dim(`Python: ${describePython(result.interpreter)}`)}\n`);
+  emit(options, { outputs: result.outputs, answers: result.answers, ...(result.interpreter ? { interpreter: result.interpreter } : {}) }, result.outputs);
 }

@@ -13,6 +13,7 @@ import type {
   ClusterOptions,
   ClusterStatus,
   ContainerManager,
+  DeployedReplicas,
   LogLine,
   LogSource,
   LogStreamOptions,
@@ -54,6 +55,7 @@ import {
   DEFAULT_STOP_GRACE_MS,
   DeploymentsFileSchema,
   describeIssues,
+  SupervisorConfigSchema,
   SupervisorRecordSchema,
   type ComponentCommands,
   type DeploymentsResponse,
@@ -65,13 +67,18 @@ import {
 } from "./schemas.js";
 import type { z } from "zod";
 import { isDirectory, isFile } from "../../../runtime/shared/path-kind.js";
+import { findPython, type PythonInterpreter } from "../../python/interpreter.js";
+import { checkPickledPython } from "../../python/pickled-header.js";
 
 export interface LocalManagerOptions {
   /** Cluster name (default "default"); several clusters can run side by side on other ports. */
   cluster?: string;
   /** Where clusters keep their files (default $CLIPPER_HOME, else ~/.clipper). */
   home?: string;
-  /** Python interpreter for Python models that name none (default $CLIPPER_PYTHON, else python3). */
+  /**
+   * Python interpreter for Python models that name none; unset, the rule of src/python/interpreter.ts
+   * (the cluster's `start --python`, else $CLIPPER_PYTHON, else the first of python3 on PATH and /usr/bin/python3 that imports numpy).
+   */
   python?: string;
   /** How long a stopping child gets after SIGTERM before SIGKILL (default 30 000 ms: a replica drains, common/stop-grace.ts). */
   stopGraceMs?: number;
@@ -157,6 +164,9 @@ export class LocalContainerManager implements ContainerManager {
     if (!this.componentCommands?.management) requireBuilt(runtimeEntry("management/main.js"), "the management daemon");
     if (!this.componentCommands?.frontend) requireBuilt(runtimeEntry("frontend/main.js"), "the query frontend");
 
+    // Checked now rather than at the first deploy, and made absolute: the supervisor runs in the cluster's directory.
+    const python = this.python && !this.componentCommands?.python ? (await findPython({ python: this.python })).path : this.python;
+
     ensureClusterDirs(this.paths);
     const token = isLoopbackHost(resolved.host) ? undefined : ensureToken(this.paths);
     if (rpcAuthOf(resolved) === "plain") writeRpcKey(this.paths);
@@ -166,7 +176,7 @@ export class LocalContainerManager implements ContainerManager {
       clusterDir: this.paths.dir,
       options: resolved,
       ...(token ? { tokenFile: this.paths.tokenFile } : {}),
-      ...(this.python ? { python: this.python } : {}),
+      ...(python ? { python } : {}),
       stopGraceMs: this.stopGraceMs,
       ...(this.componentCommands ? { componentCommands: this.componentCommands } : {}),
     };
@@ -297,7 +307,7 @@ export class LocalContainerManager implements ContainerManager {
 
   // ---- models ----------------------------------------------------------------------------------
 
-  async deployModel(deployment: ModelDeployment, replicas: number): Promise<void> {
+  async deployModel(deployment: ModelDeployment, replicas: number): Promise<DeployedReplicas> {
     checkReplicas(replicas);
     const predictFile = resolve(deployment.predictFile);
     const modelPath = resolve(deployment.modelPath);
@@ -309,8 +319,10 @@ export class LocalContainerManager implements ContainerManager {
     if (deployment.framework !== "node" && !this.componentCommands?.python) {
       requireBuilt(join(pythonRuntimeDir(), "clipper_runtime"), "the Python model runtime");
     }
-    const python =
-      deployment.framework !== "node" ? (deployment.python ?? this.python ?? process.env.CLIPPER_PYTHON) : undefined;
+    const { client } = await this.running();
+    const interpreter = deployment.framework !== "node" && !this.componentCommands?.python ? await this.pythonFor(deployment) : undefined;
+    if (interpreter) checkPickledPython(predictFile, interpreter);
+    const python = interpreter?.path ?? (deployment.framework !== "node" ? deployment.python ?? this.python : undefined);
     const body = {
       deployment: {
         name: deployment.name,
@@ -326,8 +338,20 @@ export class LocalContainerManager implements ContainerManager {
       },
       replicas,
     };
-    const { client } = await this.running();
     await client.call("POST", "/deployments", body, this.mutationTimeout());
+    return interpreter ? { interpreter } : {};
+  }
+
+  /**
+   * The interpreter a Python deployment's replicas run, chosen here (in the deploying process, whose
+   * PATH and CLIPPER_PYTHON `save-function` saw too) and recorded by its absolute path. The
+   * deployment's own --python first, then this manager's, then the cluster's `start --python`.
+   */
+  private async pythonFor(deployment: ModelDeployment): Promise<PythonInterpreter> {
+    if (deployment.python) return findPython({ python: deployment.python });
+    if (this.python) return findPython({ python: this.python });
+    const started = readJsonFileQuiet(this.paths.configFile, SupervisorConfigSchema)?.python;
+    return findPython(started ? { python: started, pythonFrom: "the cluster's --python (clipper start)" } : {});
   }
 
   async setNumReplicas(name: string, version: string, replicas: number): Promise<void> {

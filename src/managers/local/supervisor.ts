@@ -26,6 +26,7 @@ import type { z } from "zod";
 import type { Logger } from "../../../runtime/shared/logger.js";
 import { runtimeEntry, withPythonRuntimePath } from "../../../runtime/shared/package-root.js";
 import type { ModelDeployment } from "../container-manager.js";
+import { findPython, PythonInterpreterError } from "../../python/interpreter.js";
 import { AdminClient } from "../../admin-client.js";
 import { AdminAutoscaleSource } from "../../autoscaler/admin-source.js";
 import { AutoscaleLoop } from "../../autoscaler/loop.js";
@@ -163,7 +164,9 @@ export class Supervisor {
     }
     for (const entry of saved?.deployments ?? []) {
       const state = this.deployments.get(keyOf(entry.deployment.name, entry.deployment.version));
-      if (state) await this.scale(state, entry.replicas);
+      // One deployment that cannot start (its interpreter gone) must not keep the others down.
+      if (state) await this.scale(state, entry.replicas).catch((err: unknown) => this.log.error(
+        { model: entry.deployment.name, version: entry.deployment.version }, `cannot restore replicas: ${(err as Error).message}`));
     }
     if (saved?.deployments.length) this.log.info({ deployments: saved.deployments.length }, "restored deployments");
     if (this.config.options.autoscaler !== false) this.startAutoscaler();
@@ -220,7 +223,21 @@ export class Supervisor {
     ];
   }
 
-  replicaSpec(d: ModelDeployment, replica: number): ProcessSpec {
+  /**
+   * The interpreter of a Python deployment's replicas: the one the deploying process chose and
+   * recorded, or (a deployment recorded without one) the same rule, applied here once.
+   */
+  private async pythonOf(d: ModelDeployment): Promise<string | undefined> {
+    if (d.framework === "node" || d.python || this.config.componentCommands?.python) return d.python;
+    try {
+      return (await findPython({ python: this.config.python, pythonFrom: "the cluster's --python (clipper start)", env: this.env })).path;
+    } catch (err) {
+      if (err instanceof PythonInterpreterError) throw new HttpError(400, err.message);
+      throw err;
+    }
+  }
+
+  replicaSpec(d: ModelDeployment, replica: number, python = d.python): ProcessSpec {
     const component = replicaComponent(d.name, d.version, replica);
     const readyFile = readyFileOf(this.paths, component);
     const commands = this.config.componentCommands;
@@ -231,8 +248,8 @@ export class Supervisor {
     if (gpus !== undefined) env.CUDA_VISIBLE_DEVICES = gpus;
     if (d.framework !== "node") {
       env.CLIPPER_FRAMEWORK = d.framework;
-      const python = d.python ?? this.config.python ?? this.env.CLIPPER_PYTHON ?? "python3";
-      argv = commands?.python ?? [python, "-m", "clipper_runtime"];
+      if (!commands?.python && !python) throw new Error(`no Python interpreter for ${d.name}:${d.version} (pythonOf chooses one)`);
+      argv = commands?.python ?? [python!, "-m", "clipper_runtime"];
       Object.assign(env, withPythonRuntimePath(env));
     } else {
       argv = commands?.node ?? [process.execPath, runtimeEntry("container-node/main.js")];
@@ -318,9 +335,10 @@ export class Supervisor {
 
   private async scale(state: DeploymentState, desired: number): Promise<void> {
     state.desired = desired;
+    const python = state.replicas.size < desired ? await this.pythonOf(state.deployment) : undefined;
     for (let i = 0; i < desired; i++) {
       if (state.replicas.has(i)) continue;
-      const proc = this.newProcess(this.replicaSpec(state.deployment, i));
+      const proc = this.newProcess(this.replicaSpec(state.deployment, i, python));
       state.replicas.set(i, proc);
       proc.start();
     }
