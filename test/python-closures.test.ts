@@ -22,7 +22,7 @@ import { Frontend, testRpcEnv } from "./support/test-frontend.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FIXTURES = join(REPO, "test", "fixtures", "python-closures");
-const MODULES = ["numpy", "zmq", "cloudpickle"];
+const MODULES = ["numpy", "cloudpickle"];
 const skipReason = pythonSkipReason(MODULES);
 const title = (what: string) => `${what}${skipReason ? ` (${skipReason})` : ""}`;
 

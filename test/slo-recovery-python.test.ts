@@ -13,7 +13,7 @@ import { RPC_SECRET_ENV, versionSecret } from "../runtime/shared/rpc-auth.js";
 import { assertPythonHas, PYTHON, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { startInProcessCluster, waitFor, type InProcessCluster } from "./support/cluster-in-process.js";
 
-const MODULES = ["numpy", "zmq"];
+const MODULES = ["numpy"];
 const skipReason = pythonSkipReason(MODULES);
 const SLO_MS = 200;
 

@@ -14,10 +14,10 @@ import { assertPythonHas, PYTHON, pythonSkipReason } from "./support/python.js";
 import { waitFor } from "./support/cluster-in-process.js";
 
 const fixtures = fileURLToPath(new URL("./fixtures/e2e/", import.meta.url));
-const skipReason = pythonSkipReason(["numpy", "zmq"]);
+const skipReason = pythonSkipReason(["numpy"]);
 
 describe.skipIf(skipReason !== undefined)(`warm-up on the local manager${skipReason ? ` (${skipReason})` : ""}`, () => {
-  const { cli, ok, urls } = cliCluster("clipper-warmup-e2e-", { env: { CLIPPER_PYTHON: PYTHON }, before: () => assertPythonHas(["numpy", "zmq"]) });
+  const { cli, ok, urls } = cliCluster("clipper-warmup-e2e-", { env: { CLIPPER_PYTHON: PYTHON }, before: () => assertPythonHas(["numpy"]) });
   const deployCold = (name: string, ...flags: string[]) =>
     ok("deploy-model", name, "--version", "1", "--input-type", "doubles", "--framework", "python",
       "--predict", join(fixtures, "cold_start.py:predict"), ...flags);
