@@ -181,6 +181,7 @@ describe.skipIf(skipReason !== undefined)(`the Python runtime's built-in ZMTP DE
       c.socket.write(command("READY", properties({ "Socket-Type": "PUB" })));
     }, /the peer is a PUB socket, not a ROUTER/],
     ["ZMTP 2", (c: PeerConnection) => c.socket.write(greeting("NULL", 2)), /speaks ZMTP 2\.0; 3\.0 or later is needed/],
+    ["CURVE", (c: PeerConnection) => c.socket.write(greeting("CURVE")), /wants the CURVE mechanism, we use NULL \(this runtime speaks NULL and PLAIN only/],
   ])("refuses %s, naming it, and keeps retrying", async (_what, misbehave, pattern) => {
     const { peer, stderr, child } = await start();
     const c = await peer.connection(0);

@@ -436,7 +436,8 @@ class Dealer(object):
             raise ZmtpError("the peer wants the %s mechanism, we use %s (%s)" % (
                 mechanism.decode("ascii", "replace"), self.mechanism.decode("ascii"),
                 "set CLIPPER_RPC_SECRET" if mechanism == b"PLAIN" else
-                "CURVE needs pyzmq (CLIPPER_RPC_TRANSPORT=pyzmq)" if mechanism == b"CURVE" else
+                "this runtime speaks NULL and PLAIN only; a Clipper frontend uses --rpc-auth plain or none"
+                if mechanism == b"CURVE" else
                 "the frontend's --rpc-auth decides"))
 
     def _metadata(self):
