@@ -101,7 +101,8 @@ export interface DeployModelOptions {
   name: string;
   version: string;
   inputType: string;
-  framework: ModelFramework;
+  /** The runtime; needed unless `image` names a prebuilt image (which brings its own). */
+  framework?: ModelFramework;
   /** `path/to/file[:function]` (optional with `image`) */
   predict?: string;
   /** Directory given to the model as CLIPPER_MODEL_PATH; defaults to the predict file's directory. */
@@ -179,8 +180,8 @@ export type ModelInfo = Omit<ModelVersionRecord, "batch_size"> & {
 
 /** What `buildModel` needs: a deployment's build inputs. */
 export type BuildModelOptions = Pick<DeployModelOptions,
-  "name" | "version" | "inputType" | "framework" | "predict" | "modelPath" | "packages" | "requirementsFile" |
-  "npmDependencies" | "baseImage" | "registry" | "gpu" | "onBuildProgress">;
+  "name" | "version" | "inputType" | "predict" | "modelPath" | "packages" | "requirementsFile" |
+  "npmDependencies" | "baseImage" | "registry" | "gpu" | "onBuildProgress"> & { framework: ModelFramework };
 
 /** `clipper status`: the manager's view with usage, plus load per model version and links per app. */
 export interface ClusterOverview extends ClusterStatus {
@@ -439,22 +440,27 @@ export class ClipperConnection {
     const { runsImages, pullsFromRegistry, defaultReadyTimeoutMs } = this.manager.capabilities;
     if (!runsImages && options.image) throw new ClipperError("USAGE", "--image needs a manager that runs images (start the cluster with --manager docker)");
     if (!options.image && !options.predict) throw new ClipperError("USAGE", "give --predict FILE[:FUNCTION] (or --image IMAGE with --manager docker)");
-    const spec = options.predict ? parsePredictSpec(options.predict, options.framework) : undefined;
+    const { framework } = options;
+    // A prebuilt image brings its own runtime; anything this deploy runs or builds needs one named.
+    if (!options.image && !framework) {
+      throw new ClipperError("USAGE", "give --framework (python, node, ...) for the predict file", "or deploy a prebuilt image with --image IMAGE");
+    }
+    const spec = options.predict ? parsePredictSpec(options.predict, framework) : undefined;
     const existing = await this.getModelInfo(options.name, options.version);
     if (existing) throw new ClipperError("ADMIN_REJECTED", `model with name '${options.name}' and version '${options.version}' already exists`);
     // A cluster elsewhere pulls images from a registry: the one named here, or the cluster's default.
     const registry = options.registry ?? (pullsFromRegistry ? this.cluster.registry : undefined);
     // Images are built before anything starts: a failed build leaves no replica behind.
-    const image = options.image ?? (runsImages ? await this.buildModel({ ...options, ...(registry ? { registry } : {}) }) : undefined);
+    const image = options.image ?? (runsImages && framework ? await this.buildModel({ ...options, framework, ...(registry ? { registry } : {}) }) : undefined);
     const modelPath = options.modelPath ? resolve(options.modelPath) : spec ? dirname(spec.file) : "/model";
     const readyTimeoutMs = options.readyTimeoutMs ?? defaultReadyTimeoutMs;
-    const containerName = image ?? `local:${options.framework}:${spec?.file}:${spec?.fn}`.replace(/,/g, "");
+    const containerName = image ?? `local:${framework}:${spec?.file}:${spec?.fn}`.replace(/,/g, "");
     try {
       await this.manager.deployModel({
         name: options.name,
         version: options.version,
         inputType,
-        framework: options.framework,
+        ...(framework ? { framework } : {}),
         predictFile: spec?.file ?? `${modelPath}/predict`,
         predictFunction: spec?.fn ?? "predict",
         modelPath,

@@ -28,10 +28,13 @@ export class ClipperError extends Error {
   }
 }
 
-/** The management daemon answered 4xx/5xx; `message` is its text. */
+/**
+ * The management daemon answered 4xx/5xx; `message` is its text. A name it refuses is a USAGE error,
+ * as when the CLI refuses the name itself; anything else it refuses is ADMIN_REJECTED.
+ */
 export class AdminApiError extends ClipperError {
-  constructor(readonly status: number, message: string) {
-    super("ADMIN_REJECTED", message);
+  constructor(readonly status: number, message: string, code: "ADMIN_REJECTED" | "USAGE" = "ADMIN_REJECTED") {
+    super(code, message);
   }
 }
 
