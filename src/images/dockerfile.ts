@@ -126,7 +126,7 @@ export const NO_PIP_HINT = `use a base image that has pip (${MODEL_BASE_IMAGE.fl
  * without it the build would fail several steps later, in the middle of pip's own output.
  */
 export function pipCheckStep(): DockerfileStep {
-  const message = "the base image has no pip (python3 -m pip), which installing the model's packages needs";
+  const message = "the base image has no pip (python3 -m pip), needed to install the model packages";
   return {
     name: "pip in the base image, for the model's packages",
     comment: "The model's packages are installed with pip: stop here if the base image has none",

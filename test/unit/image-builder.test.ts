@@ -15,6 +15,7 @@ import {
   modelDockerfile,
   modelImageTag,
   modelLayout,
+  NO_PIP_HINT,
   runtimeDockerfile,
   type ModelImageRequest,
 } from "../../src/images/index.js";
@@ -97,6 +98,8 @@ describe("Dockerfiles (golden text, no daemon)", () => {
     expect(rendered.text).toBe(`${HEADER_PY}
 FROM registry.example.com/ml/python:3.12
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1
+# The model's packages are installed with pip: stop here if the base image has none
+RUN python3 -m pip --version >/dev/null 2>&1 || (echo 'the base image has no pip (python3 -m pip), needed to install the model packages' >&2; exit 1)
 # The runtime's dependencies, installed only if the base image lacks them
 RUN python3 -c "import zmq, numpy" 2>/dev/null || python3 -m pip install --no-cache-dir --retries 0 --timeout 5 pyzmq numpy
 # The model's requirements (requirements-prod.txt)
@@ -118,6 +121,7 @@ CMD ["python3", "-m", "clipper_runtime"]
     expect(rendered.instructions.map((i) => i.step)).toEqual([
       "base image registry.example.com/ml/python:3.12",
       "Python environment",
+      "pip in the base image, for the model's packages",
       "the runtime's Python dependencies (pyzmq, numpy)",
       "the model's requirements (requirements-prod.txt, pip install -r)",
       "the model's requirements (requirements-prod.txt, pip install -r)",
@@ -130,6 +134,12 @@ CMD ["python3", "-m", "clipper_runtime"]
       "labels",
       "command",
     ]);
+    // Without pip the build stops at the third step, in words, with what to do (not in pip's output steps later).
+    expect(rendered.instructions[2]!.hint).toBe(NO_PIP_HINT);
+    expect(NO_PIP_HINT).toMatch(/has pip \(--base-image.*apt-get install python3-pip/);
+    // Only packages to install need pip: a base that has everything gets no such step.
+    expect(modelDockerfile(BASE_REQUEST).text).not.toContain("pip --version");
+    expect(modelDockerfile({ ...BASE_REQUEST, requirementsFile: "/r/requirements.txt" }).text).toContain("pip --version");
   });
 
   it("node: a TypeScript module in a subdirectory of the model path, with npm dependencies", () => {
