@@ -10,6 +10,7 @@ import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
 import { fetchModelVersionLoads, type ModelVersionLoad } from "./frontend-metrics.js";
 import type { BuildProgress } from "./images/types.js";
+import type { ImageRemoval } from "./images/remove-images.js";
 import { createManager, type ManagerOptions } from "./managers/index.js";
 import { systemClock, waitUntil } from "./managers/common/index.js";
 import type {
@@ -286,11 +287,23 @@ export class ClipperConnection {
     return this.addresses;
   }
 
-  /** Stops the whole cluster; its apps and models are deleted too unless keepState is set. */
-  async stopAll(options: { keepState?: boolean } = {}): Promise<void> {
+  /**
+   * Stops the whole cluster; its apps and models are deleted too unless keepState is set. With
+   * removeImages, then removes the model images the cluster built from the local Docker daemon
+   * (exactly those: images/remove-images.ts) and says which; not with keepState, whose next start
+   * brings back replicas of those images.
+   */
+  async stopAll(options: { keepState?: boolean; removeImages?: boolean } = {}): Promise<{ images?: ImageRemoval }> {
+    if (options.keepState && options.removeImages) {
+      throw new ClipperError("USAGE", "--remove-images would remove the images the kept state deploys again at the next start",
+        "stop with --keep-state and keep the images, or stop without it to remove them");
+    }
     await this.manager.stopAll({ keepState: options.keepState ?? false });
     forgetCluster(this.manager.cluster, this.home);
     this.addresses = undefined;
+    if (!options.removeImages) return {};
+    const [{ removeBuiltImages }, { dockerClient }] = await Promise.all([import("./images/remove-images.js"), import("./docker/client.js")]);
+    return { images: await removeBuiltImages(dockerClient(), this.manager.cluster) };
   }
 
   /** Lets go of the cluster in this process (the cluster keeps running); connect() again to use it. */

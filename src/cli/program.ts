@@ -162,6 +162,8 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .description("stop every process of the cluster")
     .addOption(clusterOption())
     .option("--keep-state", "keep the management daemon's state for the next start")
+    .addOption(new Option("--remove-images", "then remove the model images this cluster built (build-model, deploy-model) from the " +
+      "Docker daemon, and no other image (docs/docker.md)").conflicts("keepState"))
     .addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).stop(opts)));
 

@@ -331,12 +331,20 @@ export function modelEnv(request: ModelImageRequest): Record<string, string> {
   };
 }
 
+/** The labels of a model image: what it holds and which cluster built it (stop --remove-images reads them). */
+export const MODEL_IMAGE_LABEL = {
+  name: "ai.clipper.model.name",
+  version: "ai.clipper.model.version",
+  framework: "ai.clipper.framework",
+  cluster: "ai.clipper.cluster",
+} as const;
+
 export function modelLabels(request: ModelImageRequest): Record<string, string> {
   return {
-    "ai.clipper.model.name": request.name,
-    "ai.clipper.model.version": request.version,
-    "ai.clipper.framework": request.framework,
-    "ai.clipper.cluster": request.cluster,
+    [MODEL_IMAGE_LABEL.name]: request.name,
+    [MODEL_IMAGE_LABEL.version]: request.version,
+    [MODEL_IMAGE_LABEL.framework]: request.framework,
+    [MODEL_IMAGE_LABEL.cluster]: request.cluster,
   };
 }
 

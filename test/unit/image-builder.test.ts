@@ -21,6 +21,8 @@ import {
 } from "../../src/images/index.js";
 import { pickledPredict, readPickledFunctionHeader } from "../../src/images/build-model-image.js";
 import { BuildContext } from "../../src/images/context.js";
+import { modelLabels as modelDockerfileLabels } from "../../src/images/dockerfile.js";
+import { builtImageTags } from "../../src/images/remove-images.js";
 import { isForeignPlatformDir } from "../../src/images/node-runtime.js";
 
 const HEADER_PY = `# Clipper model image: a Python predict function served by the RPC v3 runtime (clipper_runtime).
@@ -278,6 +280,26 @@ describe("image builder pieces (no daemon)", () => {
       expect((error as ClipperError).code).toBe("USAGE");
       expect((error as Error).message).toMatch(message);
     }
+  });
+
+  it("stop --remove-images chooses exactly the tags the cluster's builds made", () => {
+    const labels = (cluster: string, name = "m", version = "1") => modelDockerfileLabels({ ...BASE_REQUEST, cluster, name, version });
+    const images = [
+      // Built by cluster prod: its local tag and the same pushed under a registry.
+      { id: "a", tags: ["prod-m:1", "registry.local:5000/team/prod-m:1"], labels: labels("prod") },
+      // A user's image FROM a model image: Docker copied our labels, but the tag is the user's.
+      { id: "b", tags: ["my-derived:latest"], labels: labels("prod") },
+      // Our tag moved onto an image without our labels (docker tag): not ours.
+      { id: "c", tags: ["prod-n:1"], labels: {} },
+      // Another cluster's image, and one whose tag names another cluster.
+      { id: "d", tags: ["staging-m:1"], labels: labels("staging") },
+      { id: "e", tags: ["prod-m:2", "staging-m:2"], labels: labels("prod", "m", "2") },
+      // Labels of another version than the tag: a tag moved between our own images is left alone.
+      { id: "f", tags: ["prod-m:3"], labels: labels("prod", "m", "4") },
+    ];
+    expect(builtImageTags("prod", images)).toEqual(["prod-m:1", "prod-m:2", "registry.local:5000/team/prod-m:1"]);
+    expect(builtImageTags("staging", images)).toEqual(["staging-m:1"]);
+    expect(builtImageTags("nobody", images)).toEqual([]);
   });
 
   it("has an exit code for build failures", () => {

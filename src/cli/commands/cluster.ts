@@ -1,6 +1,7 @@
 /** start, stop, status, logs: a cluster's lifecycle. */
 import { ClipperConnection } from "../../connection.js";
 import type { BuildEvent } from "../../images/types.js";
+import type { ImageRemoval } from "../../images/remove-images.js";
 import type { ClusterAddresses, ClusterOptions, ManagerKind, ResourceUsage } from "../../managers/container-manager.js";
 import type { KubernetesSettings } from "../../managers/index.js";
 import { RPC_AUTH_NONE_WARNING } from "../../managers/cluster-spec.js";
@@ -91,19 +92,23 @@ export async function attach(options: OutputOptions & { manager: ManagerKind; cl
   emit(options, { ...shown, tokenRequired: token !== undefined }, [`Attached to cluster '${addresses.cluster}' (${addresses.manager})`, ...addressLines(addresses)]);
 }
 
-export async function stop(options: OutputOptions & { cluster?: string; keepState?: boolean }): Promise<void> {
+export async function stop(options: OutputOptions & { cluster?: string; keepState?: boolean; removeImages?: boolean }): Promise<void> {
   // Not connect(): a cluster whose supervisor or daemon died must still be stoppable.
   const conn = await ClipperConnection.locate({ cluster: options.cluster });
   const name = conn.manager.cluster;
   const spinner = progress(`Stopping cluster '${name}'`, options);
+  let images: ImageRemoval | undefined;
   try {
-    await conn.stopAll({ keepState: options.keepState });
+    ({ images } = await conn.stopAll({ keepState: options.keepState, removeImages: options.removeImages }));
   } catch (err) {
     spinner.fail(`Cluster '${name}' was not stopped`);
     throw err;
   }
   spinner.succeed(`Cluster '${name}' stopped${options.keepState ? " (state kept)" : ""}`);
-  if (options.json) emit(options, { stopped: name, keepState: Boolean(options.keepState) }, []);
+  for (const kept of images?.kept ?? []) warn(`image ${kept.image} was kept: ${kept.reason}`);
+  emit(options, { stopped: name, keepState: Boolean(options.keepState), ...(images ? { images } : {}) }, images
+    ? [images.removed.length === 0 ? "No model images of this cluster to remove" : `Removed ${images.removed.join(", ")}`]
+    : []);
 }
 
 export async function status(options: OutputOptions & { cluster?: string }): Promise<void> {
