@@ -4,7 +4,7 @@
  */
 
 export const ERROR_CODES = {
-  USAGE: { exitCode: 2, summary: "a command-line flag or argument is invalid" },
+  USAGE: { exitCode: 2, summary: "a command-line flag or argument is invalid (a bad name too, whether the CLI or the management daemon refuses it)" },
   NO_CLUSTER: { exitCode: 3, summary: "no running cluster could be found" },
   ADMIN_REJECTED: { exitCode: 4, summary: "the management daemon refused the request" },
   UNREACHABLE: { exitCode: 5, summary: "a cluster component did not answer" },
