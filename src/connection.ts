@@ -301,9 +301,16 @@ export class ClipperConnection {
     await this.manager.stopAll({ keepState: options.keepState ?? false });
     forgetCluster(this.manager.cluster, this.home);
     this.addresses = undefined;
-    if (!options.removeImages) return {};
+    return options.removeImages ? { images: await this.removeBuiltImages() } : {};
+  }
+
+  /**
+   * Removes the model images this cluster built from the local Docker daemon, and no other image
+   * (images/remove-images.ts); an image a container still uses is kept, with the daemon's reason.
+   */
+  async removeBuiltImages(): Promise<ImageRemoval> {
     const [{ removeBuiltImages }, { dockerClient }] = await Promise.all([import("./images/remove-images.js"), import("./docker/client.js")]);
-    return { images: await removeBuiltImages(dockerClient(), this.manager.cluster) };
+    return removeBuiltImages(dockerClient(), this.manager.cluster);
   }
 
   /** Lets go of the cluster in this process (the cluster keeps running); connect() again to use it. */

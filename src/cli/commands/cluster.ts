@@ -97,18 +97,27 @@ export async function stop(options: OutputOptions & { cluster?: string; keepStat
   const conn = await ClipperConnection.locate({ cluster: options.cluster });
   const name = conn.manager.cluster;
   const spinner = progress(`Stopping cluster '${name}'`, options);
-  let images: ImageRemoval | undefined;
   try {
-    ({ images } = await conn.stopAll({ keepState: options.keepState, removeImages: options.removeImages }));
+    await conn.stopAll({ keepState: options.keepState });
   } catch (err) {
     spinner.fail(`Cluster '${name}' was not stopped`);
     throw err;
   }
   spinner.succeed(`Cluster '${name}' stopped${options.keepState ? " (state kept)" : ""}`);
+  // After the stop, on its own: a daemon that cannot remove them does not make the stop a failure to report as one.
+  let images: ImageRemoval | undefined;
+  if (options.removeImages) {
+    const removing = progress(`Removing the model images of cluster '${name}'`, options);
+    try {
+      images = await conn.removeBuiltImages();
+    } catch (err) {
+      removing.fail(`Cluster '${name}' stopped, but its model images were not removed`);
+      throw err;
+    }
+    removing.succeed(images.removed.length === 0 ? `No model images of cluster '${name}' to remove` : `Removed ${images.removed.join(", ")}`);
+  }
   for (const kept of images?.kept ?? []) warn(`image ${kept.image} was kept: ${kept.reason}`);
-  emit(options, { stopped: name, keepState: Boolean(options.keepState), ...(images ? { images } : {}) }, images
-    ? [images.removed.length === 0 ? "No model images of this cluster to remove" : `Removed ${images.removed.join(", ")}`]
-    : []);
+  if (options.json) emit(options, { stopped: name, keepState: Boolean(options.keepState), ...(images ? { images } : {}) }, []);
 }
 
 export async function status(options: OutputOptions & { cluster?: string }): Promise<void> {

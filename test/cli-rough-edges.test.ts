@@ -1,13 +1,15 @@
 /**
- * A bad name is a usage error whoever refuses it: the CLI before it sends anything (delete-model
- * checks the name itself) or the management daemon (register-app sends the name as it is, and the
- * daemon marks its refusal). Same exit code, same JSON shape; other refusals stay ADMIN_REJECTED.
- * Also: deploy-model without --image still needs --framework, said as a usage error.
+ * Rough edges of the CLI against a local cluster. A bad name is a usage error whoever refuses it: the
+ * CLI before it sends anything (delete-model checks the name itself) or the management daemon
+ * (register-app sends the name as it is, and the daemon marks its refusal). Same exit code, same
+ * JSON shape; other refusals stay ADMIN_REJECTED. deploy-model without --image still needs
+ * --framework. `stop --remove-images` with no Docker daemon stops the cluster and says that only the
+ * images were not removed (their removal on a daemon: stop-remove-images-docker.test.ts).
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { cliCluster } from "./support/cli.js";
+import { cliCluster, runCli } from "./support/cli.js";
 import { ERROR_CODES } from "../src/errors.js";
 
 const fixtures = fileURLToPath(new URL("./fixtures/e2e/", import.meta.url));
@@ -41,5 +43,19 @@ describe("a bad name is refused alike by the CLI and by the daemon", () => {
     const r = await cli("deploy-model", "m", "--version", "1", "--input-type", "doubles", "--predict", join(fixtures, "sum_v1.py"), "--json");
     expect(r.code).toBe(2);
     expect(r.json).toEqual({ error: "give --framework (python, node, ...) for the predict file", code: "USAGE", hint: "or deploy a prebuilt image with --image IMAGE" });
+  });
+});
+
+describe("stop --remove-images without a Docker daemon", () => {
+  const { home } = cliCluster("clipper-rmimg-local-");
+
+  it("stops the cluster, then fails only the image removal, saying so (exit 5)", async () => {
+    const r = await runCli(["stop", "--remove-images"], { CLIPPER_HOME: home, DOCKER_HOST: `unix://${home}/no-docker.sock` });
+    expect(r.code, r.stderr).toBe(5);
+    expect(r.stderr).toContain("done: Cluster 'default' stopped");
+    expect(r.stderr).toContain("failed: Cluster 'default' stopped, but its model images were not removed");
+    expect(r.stderr).toMatch(/error: listing the images of cluster default: cannot reach the Docker daemon/);
+    const status = await runCli(["status"], { CLIPPER_HOME: home });
+    expect(status.code).toBe(3);
   });
 });
