@@ -19,7 +19,8 @@ const intro = `# CLI reference
 \`clipper <command> [options]\` — generated from the CLI's own \`--help\` by
 \`node scripts/gen-cli-docs.mjs\`.
 
-Every command (in a group such as \`api-key\`, every subcommand) takes \`--json\` (one JSON document on stdout, errors as \`{"error", "code", "hint"}\`)
+Every command (in a group such as \`api-key\`, every subcommand) takes \`--json\` (one JSON document on stdout, errors as \`{"error", "code", "hint"}\`,
+the argument errors of the command line itself too: an unknown option, a missing argument, a bad value)
 and \`--cluster NAME\` (default: the current cluster, the one \`clipper start\` last started; see
 \`$CLIPPER_HOME/context.json\`). Colours and spinners appear only on a terminal.
 

@@ -2,6 +2,7 @@
 import type { z } from "zod";
 import { AdminApiError, ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
+import { INVALID_NAME_REFUSAL, REFUSAL_HEADER } from "../runtime/shared/names.js";
 import type { WrittenRevision } from "./revision-wait.js";
 import {
   APPLIED_REVISIONS_PATH, AppliedRevisionsSchema, DAEMON_INSTANCE_HEADER, REVISION_HEADER, type AppliedRevisions,
@@ -94,7 +95,10 @@ export class AdminClient {
       throw new ClipperError("UNREACHABLE", `cannot reach the management daemon at ${this.options.managementUrl}: ${reason}`,
         "is the cluster running? try `clipper status`");
     }
-    if (!res.ok) throw new AdminApiError(res.status, res.text.trim() || `HTTP ${res.status}`);
+    if (!res.ok) {
+      const badName = res.headers.get(REFUSAL_HEADER) === INVALID_NAME_REFUSAL;
+      throw new AdminApiError(res.status, res.text.trim() || `HTTP ${res.status}`, badName ? "USAGE" : "ADMIN_REJECTED");
+    }
     return res;
   }
 }

@@ -10,6 +10,7 @@ import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
 import { fetchModelVersionLoads, type ModelVersionLoad } from "./frontend-metrics.js";
 import type { BuildProgress } from "./images/types.js";
+import type { ImageRemoval } from "./images/remove-images.js";
 import { createManager, type ManagerOptions } from "./managers/index.js";
 import { systemClock, waitUntil } from "./managers/common/index.js";
 import type {
@@ -102,7 +103,8 @@ export interface DeployModelOptions {
   name: string;
   version: string;
   inputType: string;
-  framework: ModelFramework;
+  /** The runtime; needed unless `image` names a prebuilt image (which brings its own). */
+  framework?: ModelFramework;
   /** `path/to/file[:function]` (optional with `image`) */
   predict?: string;
   /** Directory given to the model as CLIPPER_MODEL_PATH; defaults to the predict file's directory. */
@@ -180,8 +182,8 @@ export type ModelInfo = Omit<ModelVersionRecord, "batch_size"> & {
 
 /** What `buildModel` needs: a deployment's build inputs. */
 export type BuildModelOptions = Pick<DeployModelOptions,
-  "name" | "version" | "inputType" | "framework" | "predict" | "modelPath" | "packages" | "requirementsFile" |
-  "npmDependencies" | "baseImage" | "registry" | "gpu" | "onBuildProgress">;
+  "name" | "version" | "inputType" | "predict" | "modelPath" | "packages" | "requirementsFile" |
+  "npmDependencies" | "baseImage" | "registry" | "gpu" | "onBuildProgress"> & { framework: ModelFramework };
 
 /** `clipper status`: the manager's view with usage, plus load per model version and links per app. */
 export interface ClusterOverview extends ClusterStatus {
@@ -286,11 +288,30 @@ export class ClipperConnection {
     return this.addresses;
   }
 
-  /** Stops the whole cluster; its apps and models are deleted too unless keepState is set. */
-  async stopAll(options: { keepState?: boolean } = {}): Promise<void> {
+  /**
+   * Stops the whole cluster; its apps and models are deleted too unless keepState is set. With
+   * removeImages, then removes the model images the cluster built from the local Docker daemon
+   * (exactly those: images/remove-images.ts) and says which; not with keepState, whose next start
+   * brings back replicas of those images.
+   */
+  async stopAll(options: { keepState?: boolean; removeImages?: boolean } = {}): Promise<{ images?: ImageRemoval }> {
+    if (options.keepState && options.removeImages) {
+      throw new ClipperError("USAGE", "--remove-images would remove the images the kept state deploys again at the next start",
+        "stop with --keep-state and keep the images, or stop without it to remove them");
+    }
     await this.manager.stopAll({ keepState: options.keepState ?? false });
     forgetCluster(this.manager.cluster, this.home);
     this.addresses = undefined;
+    return options.removeImages ? { images: await this.removeBuiltImages() } : {};
+  }
+
+  /**
+   * Removes the model images this cluster built from the local Docker daemon, and no other image
+   * (images/remove-images.ts); an image a container still uses is kept, with the daemon's reason.
+   */
+  async removeBuiltImages(): Promise<ImageRemoval> {
+    const [{ removeBuiltImages }, { dockerClient }] = await Promise.all([import("./images/remove-images.js"), import("./docker/client.js")]);
+    return removeBuiltImages(dockerClient(), this.manager.cluster);
   }
 
   /** Lets go of the cluster in this process (the cluster keeps running); connect() again to use it. */
@@ -443,23 +464,28 @@ export class ClipperConnection {
     const { runsImages, pullsFromRegistry, defaultReadyTimeoutMs } = this.manager.capabilities;
     if (!runsImages && options.image) throw new ClipperError("USAGE", "--image needs a manager that runs images (start the cluster with --manager docker)");
     if (!options.image && !options.predict) throw new ClipperError("USAGE", "give --predict FILE[:FUNCTION] (or --image IMAGE with --manager docker)");
-    const spec = options.predict ? parsePredictSpec(options.predict, options.framework) : undefined;
+    const { framework } = options;
+    // A prebuilt image brings its own runtime; anything this deploy runs or builds needs one named.
+    if (!options.image && !framework) {
+      throw new ClipperError("USAGE", "give --framework (python, node, ...) for the predict file", "or deploy a prebuilt image with --image IMAGE");
+    }
+    const spec = options.predict ? parsePredictSpec(options.predict, framework) : undefined;
     const existing = await this.getModelInfo(options.name, options.version);
     if (existing) throw new ClipperError("ADMIN_REJECTED", `model with name '${options.name}' and version '${options.version}' already exists`);
     // A cluster elsewhere pulls images from a registry: the one named here, or the cluster's default.
     const registry = options.registry ?? (pullsFromRegistry ? this.cluster.registry : undefined);
     // Images are built before anything starts: a failed build leaves no replica behind.
-    const image = options.image ?? (runsImages ? await this.buildModel({ ...options, ...(registry ? { registry } : {}) }) : undefined);
+    const image = options.image ?? (runsImages && framework ? await this.buildModel({ ...options, framework, ...(registry ? { registry } : {}) }) : undefined);
     const modelPath = options.modelPath ? resolve(options.modelPath) : spec ? dirname(spec.file) : "/model";
     const readyTimeoutMs = options.readyTimeoutMs ?? defaultReadyTimeoutMs;
-    const containerName = image ?? `local:${options.framework}:${spec?.file}:${spec?.fn}`.replace(/,/g, "");
+    const containerName = image ?? `local:${framework}:${spec?.file}:${spec?.fn}`.replace(/,/g, "");
     let deployed: DeployedReplicas;
     try {
       deployed = (await this.manager.deployModel({
         name: options.name,
         version: options.version,
         inputType,
-        framework: options.framework,
+        ...(framework ? { framework } : {}),
         predictFile: spec?.file ?? `${modelPath}/predict`,
         predictFunction: spec?.fn ?? "predict",
         modelPath,

@@ -4,7 +4,7 @@
  */
 
 export const ERROR_CODES = {
-  USAGE: { exitCode: 2, summary: "a command-line flag or argument is invalid" },
+  USAGE: { exitCode: 2, summary: "a command-line flag or argument is invalid (a bad name too, whether the CLI or the management daemon refuses it)" },
   NO_CLUSTER: { exitCode: 3, summary: "no running cluster could be found" },
   ADMIN_REJECTED: { exitCode: 4, summary: "the management daemon refused the request" },
   UNREACHABLE: { exitCode: 5, summary: "a cluster component did not answer" },
@@ -28,10 +28,13 @@ export class ClipperError extends Error {
   }
 }
 
-/** The management daemon answered 4xx/5xx; `message` is its text. */
+/**
+ * The management daemon answered 4xx/5xx; `message` is its text. A name it refuses is a USAGE error,
+ * as when the CLI refuses the name itself; anything else it refuses is ADMIN_REJECTED.
+ */
 export class AdminApiError extends ClipperError {
-  constructor(readonly status: number, message: string) {
-    super("ADMIN_REJECTED", message);
+  constructor(readonly status: number, message: string, code: "ADMIN_REJECTED" | "USAGE" = "ADMIN_REJECTED") {
+    super(code, message);
   }
 }
 

@@ -81,4 +81,39 @@ describe("errors", () => {
       expect(r.stderr).not.toMatch(/\x1b\[|\n\s+at /);
     }
   });
+
+  it("--json covers commander's own usage errors: { error, code, hint } on stdout, nothing on stderr, exit 2", async () => {
+    const cases: [string[], string, string][] = [
+      [["start", "--bogus"], "unknown option '--bogus'", "clipper start"],
+      [["link", "app"], "missing required argument 'model'", "clipper link"],
+      [["start", "--query-port", "70000"], "option '--query-port <n>' argument '70000' is invalid. expected a number between 0 and 65535, got 70000", "clipper start"],
+      [["api-key", "create", "--rate", "fast"], "option '--rate <n>' argument 'fast' is invalid", "clipper api-key create"],
+      [["build-model", "m", "--version", "1", "--input-type", "d"], "required option '--framework <kind>' not specified", "clipper build-model"],
+      [["stop", "--keep-state", "--remove-images"], "option '--remove-images' cannot be used with option '--keep-state'", "clipper stop"],
+      [["no-such-command"], "unknown command 'no-such-command'", "clipper"],
+    ];
+    for (const [args, error, help] of cases) {
+      const r = await runCli([...args, "--json"], env);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr, args.join(" ")).toBe("");
+      expect(Object.keys(r.json).sort(), args.join(" ")).toEqual(["code", "error", "hint"]);
+      expect(r.json.error, args.join(" ")).toContain(error);
+      expect(r.json).toMatchObject({ code: "USAGE", hint: `run \`${help} --help\` for usage` });
+      // Without --json: commander's text on stderr, as before.
+      const text = await runCli(args, env);
+      expect(text.code).toBe(2);
+      expect(text.stdout).toBe("");
+      expect(text.stderr).toContain(`error: ${error.split(" argument")[0]}`);
+    }
+    // A --json after `--` is an argument, not the option.
+    const after = await runCli(["start", "--bogus", "--", "--json"], env);
+    expect(after.code).toBe(2);
+    expect(after.stdout).toBe("");
+  });
+
+  it("deploy-model --image needs no --framework: it parses and goes on to find the cluster (build-model still needs one, above)", async () => {
+    const r = await runCli(["deploy-model", "m", "--version", "1", "--input-type", "d", "--image", "prebuilt:1"], env);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).not.toContain("--framework");
+  });
 });

@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { cloneData, dict, own } from "../shared/dict.js";
 import { canonicalInputType, INPUT_TYPES, type InputType } from "../shared/input-types.js";
-import { nameProblem, prohibitedCharsProblem } from "../shared/names.js";
+import { INVALID_NAME_REFUSAL, REFUSAL_HEADER, nameProblem, prohibitedCharsProblem } from "../shared/names.js";
 import {
   type AppRecord,
   cloneState,
@@ -21,7 +21,7 @@ import {
 } from "../shared/state.js";
 import type { AutoscaleEventInput } from "../shared/autoscaling.js";
 import { removeAutoscaling } from "./autoscale-state.js";
-import { badRequest } from "./errors.js";
+import { AdminError, badRequest } from "./errors.js";
 import { linkLimitFor, parsePolicyConfig, policyNameOf } from "./policy-config.js";
 
 /** A 200 answer: plain text, or a JSON value. */
@@ -168,7 +168,7 @@ function inputType(value: string): InputType {
 /** Clipper's prohibited-characters message first (for its exact text), then our name pattern. */
 function checkName(kind: string, value: string): void {
   const problem = prohibitedCharsProblem(kind, value) ?? nameProblem(kind, value);
-  if (problem) throw badRequest(problem);
+  if (problem) throw new AdminError("bad_request", problem, { [REFUSAL_HEADER]: INVALID_NAME_REFUSAL });
 }
 
 function checkInt32(key: string, value: number, rule: (v: number) => boolean, ruleText: string): void {

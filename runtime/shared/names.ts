@@ -13,6 +13,13 @@ export function nameProblem(kind: string, value: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Response header with which the admin API marks a 400 that refuses a name: a client reports it as
+ * the usage error it is, exactly as when it refuses the name itself (same code, same exit code).
+ */
+export const REFUSAL_HEADER = "x-clipper-refusal";
+export const INVALID_NAME_REFUSAL = "invalid-name";
+
 /** Clipper's own message for names and labels containing its separators. */
 export function prohibitedCharsProblem(kind: string, value: string): string | undefined {
   return /[,:]/.test(value) ? `Invalid ${kind} supplied: ${value}. Contains one of: ',', ':'` : undefined;

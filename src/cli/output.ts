@@ -4,6 +4,7 @@
  */
 import chalk from "chalk";
 import { ClipperError } from "../errors.js";
+import { errorDetails, errorJson } from "./error-json.js";
 
 export interface OutputOptions {
   json?: boolean;
@@ -38,12 +39,9 @@ export function reportError(err: unknown, options: OutputOptions): number {
   const known = err instanceof ClipperError;
   const message = err instanceof Error ? err.message : String(err);
   const code = known ? err.exitCode : 1;
-  // Some errors carry what the failing thing printed (a build step's pip error, for one).
-  const details = known && "details" in err && typeof err.details === "string" ? err.details.trim() : "";
+  const details = errorDetails(err);
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({
-      error: message, code: known ? err.code : "INTERNAL", hint: known ? err.hint : undefined, details: details || undefined,
-    })}\n`);
+    process.stdout.write(errorJson(err));
   } else {
     process.stderr.write(`${chalk.red("error:")} ${message.split("\n")[0]}\n`);
     if (details) process.stderr.write(`${details.split("\n").map((l) => `  ${chalk.dim("|")} ${l}`).join("\n")}\n`);

@@ -3,7 +3,7 @@
  * runs, so `clipper --help` stays fast and never loads a container SDK.
  */
 import { Command, InvalidArgumentError, Option, type OptionValues } from "@commander-js/extra-typings";
-import { ClipperError } from "../errors.js";
+import { ClipperError, ERROR_CODES } from "../errors.js";
 import { MODEL_FRAMEWORKS } from "../managers/container-manager.js";
 import {
   DEFAULT_BATCH_BUDGET_MS,
@@ -18,6 +18,8 @@ import {
   MAX_FRONTEND_WORKERS,
 } from "../../runtime/shared/frontend-defaults.js";
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
+import { errorJson } from "./error-json.js";
+import { commandPathOf, commanderUsageError, jsonRequested } from "./usage-errors.js";
 import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, positiveArg, rateArg, registryArg, sinceArg } from "./parse.js";
 import {
   DEFAULT_SCALE_DOWN_DELAY_S, DEFAULT_TARGET_QUEUE_PER_REPLICA, MAX_AUTOSCALE_REPLICAS, MAX_SCALE_DOWN_DELAY_S, MAX_TARGET_QUEUE_PER_REPLICA,
@@ -62,7 +64,9 @@ async function run(json: boolean | undefined, body: () => Promise<void>): Promis
   }
 }
 
-export function buildProgram(): Command {
+/** The command line; `argv` (as process.argv) only decides how commander's own usage errors are reported. */
+export function buildProgram(argv: readonly string[] = []): Command {
+  const json = jsonRequested(argv);
   const program = new Command()
     .name("clipper")
     .description("Serve models behind a low-latency REST API (Clipper-compatible)")
@@ -70,10 +74,12 @@ export function buildProgram(): Command {
     // Subcommands have their own --version (a model version): program options must come first.
     .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ outputError: (str, write) => write(str) })
-    // Usage errors exit 2 (help and --version exit 0); commander's default would be 1.
+    // Under --json commander's text (and its help after an error) gives way to the JSON below.
+    .configureOutput({ outputError: (str, write) => (json ? undefined : write(str)), ...(json ? { writeErr: () => undefined } : {}) })
+    // Usage errors exit as every other usage error (help and --version exit 0); commander's default would be 1.
     .exitOverride((err) => {
-      process.exit(err.exitCode === 0 ? 0 : 2);
+      if (err.exitCode !== 0 && json) process.stdout.write(errorJson(commanderUsageError(err.message, commandPathOf(program, argv))));
+      process.exit(err.exitCode === 0 ? 0 : ERROR_CODES.USAGE.exitCode);
     });
 
   program.command("start")
@@ -158,6 +164,8 @@ export function buildProgram(): Command {
     .description("stop every process of the cluster")
     .addOption(clusterOption())
     .option("--keep-state", "keep the management daemon's state for the next start")
+    .addOption(new Option("--remove-images", "then remove the model images this cluster built (build-model, deploy-model) from the " +
+      "Docker daemon, and no other image (docs/docker.md)").conflicts("keepState"))
     .addOption(jsonOption())
     .action((opts) => run(opts.json, async () => (await import("./commands/cluster.js")).stop(opts)));
 
@@ -226,7 +234,6 @@ export function buildProgram(): Command {
   const withBuildFlags = <Opts extends OptionValues>(command: Command<[string], Opts>) => command
     .requiredOption("--version <v>", "model version")
     .requiredOption("--input-type <type>", "bytes | integers | floats | doubles | strings", inputTypeArg)
-    .addOption(new Option("--framework <kind>", "runtime (and, for images, base image and artifact loaders)").choices(MODEL_FRAMEWORKS).makeOptionMandatory())
     .option("--predict <file[:function]>", "predict file and function (default function: predict)")
     .option("--model-path <dir>", "directory given to the model as CLIPPER_MODEL_PATH, with its artifacts (default: the predict file's)")
     .option("--pkg <name>", "docker: a pip package to install in the image (repeatable)", collect)
@@ -239,13 +246,17 @@ export function buildProgram(): Command {
 
   withBuildFlags(program.command("build-model")
     .description("build a model version's image (docker), tagged <cluster>-<name>:<version>")
-    .argument("<name>"))
+    .argument("<name>")
+    .addOption(new Option("--framework <kind>", "runtime, base image and artifact loaders").choices(MODEL_FRAMEWORKS).makeOptionMandatory()))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((name, opts) => run(opts.json, async () => (await import("./commands/models.js")).buildModel(name, opts)));
 
   withBuildFlags(program.command("deploy-model")
     .description("start replicas of a model and make the version current (building its image under docker)")
-    .argument("<name>"))
+    .argument("<name>")
+    // Not mandatory to commander: a prebuilt --image builds nothing (connection.deployModel asks for it otherwise).
+    .addOption(new Option("--framework <kind>", "runtime (and, for images, base image and artifact loaders); not needed with --image")
+      .choices(MODEL_FRAMEWORKS)))
     .option("--image <image>", "docker: deploy this prebuilt image (it must speak Clipper's RPC v3)")
     .option("--replicas <n>", "replicas to start", intArg(0), 1)
     .option("--batch-size <n>", "fixed batch size (-1: let the frontend choose)", batchSizeArg, -1)
@@ -415,5 +426,5 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  await buildProgram().parseAsync(argv);
+  await buildProgram(argv).parseAsync(argv);
 }

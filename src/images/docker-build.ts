@@ -11,7 +11,7 @@ import { ClipperError } from "../errors.js";
 import { dockerError } from "../docker/client.js";
 import { findRegistryCredentials, loginCommand, registryHost } from "./docker-credentials.js";
 import type { BuildContext } from "./context.js";
-import type { RenderedDockerfile, RenderedInstruction } from "./dockerfile.js";
+import { NO_PIP_HINT, type RenderedDockerfile, type RenderedInstruction } from "./dockerfile.js";
 import { ImageBuildError, type FailedStep } from "./errors.js";
 import { nodePlatform, type TargetPlatform } from "./node-runtime.js";
 import type { BuildProgress, RegistryAuth } from "./types.js";
@@ -175,7 +175,7 @@ function buildFailure(
   const details = output.length > 0 ? output.join("\n") : errorMessage.trim();
   let hint = info?.hint ?? "the failing step's output is shown above; fix its cause and build again";
   if (/No module named pip|pip: not found/.test(details)) {
-    hint = "the base image has no pip: use one that has pip (the official python images do) or that already holds the packages (--base-image)";
+    hint = NO_PIP_HINT;
   }
   return new ImageBuildError(`building ${what} ${tag} failed${where}: ${reason}`, hint, details, step, tag);
 }

@@ -63,11 +63,23 @@ function keyValues(pairs: Record<string, string>): string {
 // ---------------------------------------------------------------------------------------------
 // Steps shared by every image
 
-export function baseStep(image: string): DockerfileStep {
+/**
+ * How a user chooses an image's base: the library option and the CLI flag, which differ between model
+ * images (build-model, deploy-model) and the runtime image (start). Hints name both, so each must be real.
+ */
+export interface BaseImageChoice {
+  option: string;
+  flag: string;
+}
+
+export const MODEL_BASE_IMAGE: BaseImageChoice = { option: "baseImage", flag: "--base-image" };
+export const RUNTIME_BASE_IMAGE: BaseImageChoice = { option: "runtimeBaseImage", flag: "--runtime-base-image" };
+
+export function baseStep(image: string, choice: BaseImageChoice): DockerfileStep {
   return {
     name: `base image ${image}`,
     instructions: [`FROM ${image}`],
-    hint: `check the base image name, that the Docker daemon can pull it (docker login for a private registry), or choose a local image with baseImage (--base-image)`,
+    hint: `check the base image name, that the Docker daemon can pull it (docker login for a private registry), or choose a local image with ${choice.option} (${choice.flag})`,
   };
 }
 
@@ -102,6 +114,24 @@ export function pythonEnvStep(): DockerfileStep {
     instructions: [
       "ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1",
     ],
+  };
+}
+
+/** What to do about a base image without pip (a Debian image with python3 alone, for one). */
+export const NO_PIP_HINT = `use a base image that has pip (${MODEL_BASE_IMAGE.flag}; the official python images have it) or install pip in yours ` +
+  "(Debian and Ubuntu: apt-get install python3-pip); a base image that already holds the packages needs no pip (leave out --pkg and --requirements)";
+
+/**
+ * Fails the build at once, in words, when packages are to be installed and the base image has no pip:
+ * without it the build would fail several steps later, in the middle of pip's own output.
+ */
+export function pipCheckStep(): DockerfileStep {
+  const message = "the base image has no pip (python3 -m pip), needed to install the model packages";
+  return {
+    name: "pip in the base image, for the model's packages",
+    comment: "The model's packages are installed with pip: stop here if the base image has none",
+    hint: NO_PIP_HINT,
+    instructions: [`RUN python3 -m pip --version >/dev/null 2>&1 || (echo ${shellWord(message)} >&2; exit 1)`],
   };
 }
 
@@ -210,11 +240,11 @@ export function nodeEnvStep(): DockerfileStep {
   return { name: "Node environment", instructions: ["ENV NODE_ENV=production"] };
 }
 
-export function nodeVersionCheckStep(): DockerfileStep {
+export function nodeVersionCheckStep(choice: BaseImageChoice): DockerfileStep {
   return {
     name: "Node.js 20 or newer in the base image",
     comment: "The runtime needs Node.js 20 or newer",
-    hint: "use a base image with Node.js 20 or newer (--base-image), such as node:20-bookworm-slim",
+    hint: `use a base image with Node.js 20 or newer (${choice.flag}), such as node:20-bookworm-slim`,
     instructions: [
       `RUN node -e "process.exit(+process.versions.node.split('.')[0] >= 20 ? 0 : 1)" || (echo "the base image needs Node.js 20 or newer, found: $(node --version 2>&1)" >&2; exit 1)`,
     ],
@@ -301,12 +331,20 @@ export function modelEnv(request: ModelImageRequest): Record<string, string> {
   };
 }
 
+/** The labels of a model image: what it holds and which cluster built it (stop --remove-images reads them). */
+export const MODEL_IMAGE_LABEL = {
+  name: "ai.clipper.model.name",
+  version: "ai.clipper.model.version",
+  framework: "ai.clipper.framework",
+  cluster: "ai.clipper.cluster",
+} as const;
+
 export function modelLabels(request: ModelImageRequest): Record<string, string> {
   return {
-    "ai.clipper.model.name": request.name,
-    "ai.clipper.model.version": request.version,
-    "ai.clipper.framework": request.framework,
-    "ai.clipper.cluster": request.cluster,
+    [MODEL_IMAGE_LABEL.name]: request.name,
+    [MODEL_IMAGE_LABEL.version]: request.version,
+    [MODEL_IMAGE_LABEL.framework]: request.framework,
+    [MODEL_IMAGE_LABEL.cluster]: request.cluster,
   };
 }
 
@@ -317,7 +355,7 @@ export function modelLabels(request: ModelImageRequest): Record<string, string> 
  */
 export function modelDockerfile(request: ModelImageRequest, pickled?: PickledPredict): RenderedDockerfile {
   const gpu = request.gpu ?? false;
-  const base = baseStep(request.baseImage?.trim() || defaultBaseImage(request.framework, gpu));
+  const base = baseStep(request.baseImage?.trim() || defaultBaseImage(request.framework, gpu), MODEL_BASE_IMAGE);
   const common = {
     base,
     model: modelFilesStep(),
@@ -329,7 +367,7 @@ export function modelDockerfile(request: ModelImageRequest, pickled?: PickledPre
     return renderTemplate(readTemplate("node"), {
       ...common,
       node_env: nodeEnvStep(),
-      node_version_check: nodeVersionCheckStep(),
+      node_version_check: nodeVersionCheckStep(MODEL_BASE_IMAGE),
       runtime: nodeRuntimeStep(),
       npm_dependencies: deps.length > 0 ? npmDependenciesStep(deps) : undefined,
       command: commandStep(NODE_MODEL_COMMAND),
@@ -339,6 +377,7 @@ export function modelDockerfile(request: ModelImageRequest, pickled?: PickledPre
   return renderTemplate(readTemplate("python"), {
     ...common,
     python_env: pythonEnvStep(),
+    pip_check: packages.length > 0 || request.requirementsFile ? pipCheckStep() : undefined,
     runtime_dependencies: pythonRuntimeDependenciesStep(),
     framework_dependencies: [frameworkDependenciesStep(request.framework, gpu), pickled ? cloudpickleStep(pickled) : undefined],
     requirements: request.requirementsFile ? requirementsStep(basename(request.requirementsFile)) : undefined,
@@ -356,9 +395,9 @@ export function runtimeDockerfile(options: { baseImage?: string; version: string
   const labels: Record<string, string> = { [RUNTIME_VERSION_LABEL]: options.version };
   if (options.hash) labels[RUNTIME_HASH_LABEL] = options.hash;
   return renderTemplate(readTemplate("runtime"), {
-    base: baseStep(options.baseImage?.trim() || NODE_BASE_IMAGE),
+    base: baseStep(options.baseImage?.trim() || NODE_BASE_IMAGE, RUNTIME_BASE_IMAGE),
     node_env: nodeEnvStep(),
-    node_version_check: nodeVersionCheckStep(),
+    node_version_check: nodeVersionCheckStep(RUNTIME_BASE_IMAGE),
     runtime: { ...nodeRuntimeStep(), instructions: [`COPY clipper ${CLIPPER_ROOT}`, `WORKDIR ${CLIPPER_ROOT}`] },
     labels: labelsStep(labels),
     command: commandStep(["node", `${CLIPPER_ROOT}/dist/runtime/management/main.js`]),

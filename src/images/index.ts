@@ -6,7 +6,7 @@
 export { buildModelImage, checkModelImageRequest } from "./build-model-image.js";
 export { buildRuntimeImage, runtimeImageEntry, RUNTIME_REPOSITORY } from "./build-runtime-image.js";
 export { DEFAULT_BASE_IMAGES, NODE_BASE_IMAGE, defaultBaseImage, frameworkPackages } from "./base-images.js";
-export { modelDockerfile, runtimeDockerfile, RUNTIME_HASH_LABEL, RUNTIME_VERSION_LABEL, type DockerfileStep, type RenderedDockerfile } from "./dockerfile.js";
+export { modelDockerfile, NO_PIP_HINT, runtimeDockerfile, RUNTIME_HASH_LABEL, RUNTIME_VERSION_LABEL, type DockerfileStep, type RenderedDockerfile } from "./dockerfile.js";
 export { pushImage } from "./docker-build.js";
 export { buildEventText } from "./progress.js";
 export { ImageBuildError, type FailedStep } from "./errors.js";

@@ -104,6 +104,9 @@ export type ModelFramework = (typeof MODEL_FRAMEWORKS)[number];
 
 export const PYTHON_FRAMEWORKS: readonly ModelFramework[] = MODEL_FRAMEWORKS.filter((f) => f !== "node");
 
+/** A deployment whose runtime is named: what running a predict file itself (the local manager) needs. */
+export type RuntimeDeployment = ModelDeployment & { framework: ModelFramework };
+
 /** GPUs for a model's replicas: all of them, a number of them, or specific device ids. */
 export type GpuRequest = { count: number | "all" } | { deviceIds: string[] };
 
@@ -115,7 +118,8 @@ export interface ModelDeployment {
   name: string;
   version: string;
   inputType: InputType;
-  framework: ModelFramework;
+  /** The runtime the replicas run the predict file on; absent for a prebuilt image (`--image`), which brings its own. */
+  framework?: ModelFramework;
   /** Absolute path of the predict file (predict.py, model.mjs, model.ts, ...). */
   predictFile: string;
   /** Exported function to call; defaults to `predict`. */

@@ -2,6 +2,7 @@
 # Generated from templates/docker/python.Dockerfile; each step is a function in src/images/dockerfile.ts.
 {{base}}
 {{python_env}}
+{{pip_check}}
 {{runtime_dependencies}}
 {{framework_dependencies}}
 {{requirements}}

@@ -15,11 +15,14 @@ import {
   modelDockerfile,
   modelImageTag,
   modelLayout,
+  NO_PIP_HINT,
   runtimeDockerfile,
   type ModelImageRequest,
 } from "../../src/images/index.js";
 import { pickledPredict, readPickledFunctionHeader } from "../../src/images/build-model-image.js";
 import { BuildContext } from "../../src/images/context.js";
+import { modelLabels as modelDockerfileLabels } from "../../src/images/dockerfile.js";
+import { builtImageTags } from "../../src/images/remove-images.js";
 import { isForeignPlatformDir } from "../../src/images/node-runtime.js";
 
 const HEADER_PY = `# Clipper model image: a Python predict function served by the RPC v3 runtime (clipper_runtime).
@@ -97,6 +100,8 @@ describe("Dockerfiles (golden text, no daemon)", () => {
     expect(rendered.text).toBe(`${HEADER_PY}
 FROM registry.example.com/ml/python:3.12
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1
+# The model's packages are installed with pip: stop here if the base image has none
+RUN python3 -m pip --version >/dev/null 2>&1 || (echo 'the base image has no pip (python3 -m pip), needed to install the model packages' >&2; exit 1)
 # The runtime's dependency, installed only if the base image lacks it
 RUN python3 -c "import numpy" 2>/dev/null || python3 -m pip install --no-cache-dir --retries 0 --timeout 5 numpy
 # The model's requirements (requirements-prod.txt)
@@ -118,6 +123,7 @@ CMD ["python3", "-m", "clipper_runtime"]
     expect(rendered.instructions.map((i) => i.step)).toEqual([
       "base image registry.example.com/ml/python:3.12",
       "Python environment",
+      "pip in the base image, for the model's packages",
       "the runtime's Python dependency (numpy)",
       "the model's requirements (requirements-prod.txt, pip install -r)",
       "the model's requirements (requirements-prod.txt, pip install -r)",
@@ -130,6 +136,12 @@ CMD ["python3", "-m", "clipper_runtime"]
       "labels",
       "command",
     ]);
+    // Without pip the build stops at the third step, in words, with what to do (not in pip's output steps later).
+    expect(rendered.instructions[2]!.hint).toBe(NO_PIP_HINT);
+    expect(NO_PIP_HINT).toMatch(/has pip \(--base-image.*apt-get install python3-pip/);
+    // Only packages to install need pip: a base that has everything gets no such step.
+    expect(modelDockerfile(BASE_REQUEST).text).not.toContain("pip --version");
+    expect(modelDockerfile({ ...BASE_REQUEST, requirementsFile: "/r/requirements.txt" }).text).toContain("pip --version");
   });
 
   it("node: a TypeScript module in a subdirectory of the model path, with npm dependencies", () => {
@@ -268,6 +280,26 @@ describe("image builder pieces (no daemon)", () => {
       expect((error as ClipperError).code).toBe("USAGE");
       expect((error as Error).message).toMatch(message);
     }
+  });
+
+  it("stop --remove-images chooses exactly the tags the cluster's builds made", () => {
+    const labels = (cluster: string, name = "m", version = "1") => modelDockerfileLabels({ ...BASE_REQUEST, cluster, name, version });
+    const images = [
+      // Built by cluster prod: its local tag and the same pushed under a registry.
+      { id: "a", tags: ["prod-m:1", "registry.local:5000/team/prod-m:1"], labels: labels("prod") },
+      // A user's image FROM a model image: Docker copied our labels, but the tag is the user's.
+      { id: "b", tags: ["my-derived:latest"], labels: labels("prod") },
+      // Our tag moved onto an image without our labels (docker tag): not ours.
+      { id: "c", tags: ["prod-n:1"], labels: {} },
+      // Another cluster's image, and one whose tag names another cluster.
+      { id: "d", tags: ["staging-m:1"], labels: labels("staging") },
+      { id: "e", tags: ["prod-m:2", "staging-m:2"], labels: labels("prod", "m", "2") },
+      // Labels of another version than the tag: a tag moved between our own images is left alone.
+      { id: "f", tags: ["prod-m:3"], labels: labels("prod", "m", "4") },
+    ];
+    expect(builtImageTags("prod", images)).toEqual(["prod-m:1", "prod-m:2", "registry.local:5000/team/prod-m:1"]);
+    expect(builtImageTags("staging", images)).toEqual(["staging-m:1"]);
+    expect(builtImageTags("nobody", images)).toEqual([]);
   });
 
   it("has an exit code for build failures", () => {

@@ -1,6 +1,7 @@
 /** start, stop, status, logs: a cluster's lifecycle. */
 import { ClipperConnection } from "../../connection.js";
 import type { BuildEvent } from "../../images/types.js";
+import type { ImageRemoval } from "../../images/remove-images.js";
 import type { ClusterAddresses, ClusterOptions, ManagerKind, ResourceUsage } from "../../managers/container-manager.js";
 import type { KubernetesSettings } from "../../managers/index.js";
 import { RPC_AUTH_NONE_WARNING } from "../../managers/cluster-spec.js";
@@ -91,7 +92,7 @@ export async function attach(options: OutputOptions & { manager: ManagerKind; cl
   emit(options, { ...shown, tokenRequired: token !== undefined }, [`Attached to cluster '${addresses.cluster}' (${addresses.manager})`, ...addressLines(addresses)]);
 }
 
-export async function stop(options: OutputOptions & { cluster?: string; keepState?: boolean }): Promise<void> {
+export async function stop(options: OutputOptions & { cluster?: string; keepState?: boolean; removeImages?: boolean }): Promise<void> {
   // Not connect(): a cluster whose supervisor or daemon died must still be stoppable.
   const conn = await ClipperConnection.locate({ cluster: options.cluster });
   const name = conn.manager.cluster;
@@ -103,7 +104,20 @@ export async function stop(options: OutputOptions & { cluster?: string; keepStat
     throw err;
   }
   spinner.succeed(`Cluster '${name}' stopped${options.keepState ? " (state kept)" : ""}`);
-  if (options.json) emit(options, { stopped: name, keepState: Boolean(options.keepState) }, []);
+  // After the stop, on its own: a daemon that cannot remove them does not make the stop a failure to report as one.
+  let images: ImageRemoval | undefined;
+  if (options.removeImages) {
+    const removing = progress(`Removing the model images of cluster '${name}'`, options);
+    try {
+      images = await conn.removeBuiltImages();
+    } catch (err) {
+      removing.fail(`Cluster '${name}' stopped, but its model images were not removed`);
+      throw err;
+    }
+    removing.succeed(images.removed.length === 0 ? `No model images of cluster '${name}' to remove` : `Removed ${images.removed.join(", ")}`);
+  }
+  for (const kept of images?.kept ?? []) warn(`image ${kept.image} was kept: ${kept.reason}`);
+  if (options.json) emit(options, { stopped: name, keepState: Boolean(options.keepState), ...(images ? { images } : {}) }, []);
 }
 
 export async function status(options: OutputOptions & { cluster?: string }): Promise<void> {

@@ -146,7 +146,8 @@ export interface DeployManifestOptions extends KubernetesFlags {
   cluster?: string;
   version: string;
   inputType: InputType;
-  framework: ModelFramework;
+  /** Not needed with --image. */
+  framework?: ModelFramework;
   image?: string;
   replicas: number;
   gpu?: GpuRequest;
@@ -166,7 +167,7 @@ export async function deployModelDryRun(name: string, options: DeployManifestOpt
   const env = deploymentEnv(options.inputType, options);
   const objects = modelManifests({
     cluster, namespace: options.namespace, name, version: options.version, inputType: options.inputType,
-    framework: options.framework, image, replicas: options.replicas,
+    ...(options.framework ? { framework: options.framework } : {}), image, replicas: options.replicas,
     ...(options.gpu ? { gpu: options.gpu } : {}),
     ...(nodeSelector ? { nodeSelector } : {}),
     ...(env ? { env } : {}),

@@ -30,7 +30,7 @@ export function gpuRequest(options: { gpu?: true | number; gpuIds?: string }): G
   return undefined;
 }
 
-function buildInputs(name: string, options: BuildFlags, spinner: Progress) {
+function buildInputs(name: string, options: Omit<BuildFlags, "framework"> & { framework?: ModelFramework }, spinner: Progress) {
   return {
     name, version: options.version, inputType: options.inputType, framework: options.framework, predict: options.predict,
     modelPath: options.modelPath, packages: options.pkg, requirementsFile: options.requirements, npmDependencies: options.npm,
@@ -47,7 +47,7 @@ export async function buildModel(name: string, options: BuildFlags & { gpu?: tru
   const spinner = progress(`Building ${name}:${options.version}`, options);
   let tag: string;
   try {
-    tag = await conn.buildModel({ ...buildInputs(name, options, spinner), gpu: gpuRequest(options) });
+    tag = await conn.buildModel({ ...buildInputs(name, options, spinner), framework: options.framework, gpu: gpuRequest(options) });
   } catch (err) {
     spinner.fail(`Building ${name}:${options.version} failed`);
     throw err;
@@ -56,7 +56,9 @@ export async function buildModel(name: string, options: BuildFlags & { gpu?: tru
   emit(options, { image: tag }, `Deploy it with: ${style.cmd(`clipper deploy-model ${name} --version ${options.version} --input-type ${options.inputType} --framework ${options.framework} --image ${tag}`)}`);
 }
 
-export interface DeployOptions extends BuildFlags {
+export interface DeployOptions extends Omit<BuildFlags, "framework"> {
+  /** Not needed with --image. */
+  framework?: ModelFramework;
   image?: string;
   gpu?: true | number;
   gpuIds?: string;

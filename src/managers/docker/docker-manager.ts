@@ -169,7 +169,7 @@ export class DockerContainerManager implements ContainerManager {
     if (running.length > 0) {
       throw new ManagerError(
         `a Docker cluster named ${this.cluster} already exists (containers: ${running.map((c) => c.name).join(", ")}); ` +
-          "stop it with `clipper stop --manager docker` or choose another cluster name",
+          `stop it with \`clipper stop --cluster ${this.cluster}\` or choose another cluster name`,
         "CLUSTER_ALREADY_RUNNING",
       );
     }
@@ -562,7 +562,7 @@ export class DockerContainerManager implements ContainerManager {
       if (!management && !frontend) throw notRunning(this.cluster);
       throw new ManagerError(
         `the Docker cluster ${this.cluster} has no container for ${management ? "the query frontend" : "the management daemon"}; ` +
-          "stop it with `clipper stop --manager docker` and start it again",
+          `stop it with \`clipper stop --cluster ${this.cluster}\` and start it again`,
         "CLUSTER_NOT_RUNNING",
       );
     }

@@ -71,7 +71,7 @@ export interface StoredDeployment {
   name: string;
   version: string;
   inputType: ModelDeployment["inputType"];
-  framework: ModelFramework;
+  framework?: ModelFramework;
   image: string;
   env?: Record<string, string>;
   gpu?: GpuRequest;
@@ -81,7 +81,8 @@ const StoredDeploymentSchema = z.object({
   name: z.string().min(1),
   version: z.string().min(1),
   inputType: z.enum(INPUT_TYPES),
-  framework: z.enum(MODEL_FRAMEWORKS),
+  /** Absent for a prebuilt image deployed without one (it brings its own runtime). */
+  framework: z.enum(MODEL_FRAMEWORKS).optional(),
   image: z.string().min(1),
   env: z.record(z.string(), z.string()).optional(),
   gpu: z
@@ -97,7 +98,7 @@ export function storedDeployment(d: ModelDeployment & { image: string }): Stored
     name: d.name,
     version: d.version,
     inputType: d.inputType,
-    framework: d.framework,
+    ...(d.framework ? { framework: d.framework } : {}),
     image: d.image,
     ...(d.env && Object.keys(d.env).length ? { env: { ...d.env } } : {}),
     ...(d.gpu ? { gpu: d.gpu } : {}),

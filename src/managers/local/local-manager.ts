@@ -313,6 +313,7 @@ export class LocalContainerManager implements ContainerManager {
     const modelPath = resolve(deployment.modelPath);
     if (!isFile(predictFile)) throw new ManagerError(`predict file ${predictFile} does not exist`, "INVALID_ARGUMENT");
     if (!isDirectory(modelPath)) throw new ManagerError(`model path ${modelPath} is not a directory`, "INVALID_ARGUMENT");
+    if (!deployment.framework) throw new ManagerError("the local manager runs the predict file itself and needs its framework", "INVALID_ARGUMENT");
     if (deployment.framework === "node" && !this.componentCommands?.node) {
       requireBuilt(runtimeEntry("container-node/main.js"), "the Node model runtime");
     }

@@ -18,7 +18,7 @@ import {
   type ClusterOptions,
   type ComponentStatus,
   type LogSource,
-  type ModelDeployment,
+  type RuntimeDeployment,
   type ReplicaStatus,
 } from "../container-manager.js";
 import { MAX_REPLICAS } from "../common/replicas.js";
@@ -57,7 +57,7 @@ export const ModelDeploymentSchema = z.strictObject({
     z.strictObject({ count: z.union([z.number().int().positive(), z.literal("all")]) }),
     z.strictObject({ deviceIds: z.array(z.string().regex(/^[\w-]+$/)).min(1) }),
   ]).optional(),
-}) satisfies z.ZodType<ModelDeployment>;
+}) satisfies z.ZodType<RuntimeDeployment>;
 
 const port = z.number().int().min(1).max(65535);
 
@@ -206,7 +206,7 @@ export interface ReplicaReport extends ReplicaStatus {
 export interface DeploymentReport {
   name: string;
   version: string;
-  framework: ModelDeployment["framework"];
+  framework: RuntimeDeployment["framework"];
   replicas: number;
 }
 

@@ -25,7 +25,7 @@ import { dirname } from "node:path";
 import type { z } from "zod";
 import type { Logger } from "../../../runtime/shared/logger.js";
 import { runtimeEntry, withPythonRuntimePath } from "../../../runtime/shared/package-root.js";
-import type { ModelDeployment } from "../container-manager.js";
+import type { ModelDeployment, RuntimeDeployment } from "../container-manager.js";
 import { findPython, PythonInterpreterError } from "../../python/interpreter.js";
 import { AdminClient } from "../../admin-client.js";
 import { AdminAutoscaleSource } from "../../autoscaler/admin-source.js";
@@ -85,7 +85,7 @@ class HttpError extends Error {
 }
 
 interface DeploymentState {
-  deployment: ModelDeployment;
+  deployment: RuntimeDeployment;
   desired: number;
   replicas: Map<number, ManagedProcess>;
 }
@@ -237,7 +237,7 @@ export class Supervisor {
     }
   }
 
-  replicaSpec(d: ModelDeployment, replica: number, python = d.python): ProcessSpec {
+  replicaSpec(d: RuntimeDeployment, replica: number, python = d.python): ProcessSpec {
     const component = replicaComponent(d.name, d.version, replica);
     const readyFile = readyFileOf(this.paths, component);
     const commands = this.config.componentCommands;
@@ -358,7 +358,7 @@ export class Supervisor {
     this.writeChildren();
   }
 
-  setDeployment(deployment: ModelDeployment, replicas: number): Promise<void> {
+  setDeployment(deployment: RuntimeDeployment, replicas: number): Promise<void> {
     return this.exclusive(async () => {
       this.assertRunning();
       const key = keyOf(deployment.name, deployment.version);
