@@ -131,8 +131,14 @@ describe("clipper --manager kubernetes --dry-run", () => {
   it("refuses, in one line, a live start without a kubeconfig, --manager on deploy-model without --dry-run, and --dry-run elsewhere", async () => {
     const live = await runCli(["start", "--manager", "kubernetes", "--runtime-image", "reg/rt:1"], env);
     expect(live.code).toBe(2);
-    expect(live.stderr.split("\n").filter((l) => l.startsWith("error:"))).toEqual([expect.stringMatching(/^error: (cannot load the kubeconfig|the kubeconfig names no cluster)/)]);
+    expect(live.stderr.split("\n").filter((l) => l.startsWith("error:"))).toEqual([`error: the kubeconfig ${env.KUBECONFIG} (from $KUBECONFIG) does not exist`]);
     expect(live.stdout).toBe("");
+    // No kubeconfig anywhere: said in words, with the fix, not the client's "HTTP protocol is not allowed ...".
+    const none = await runCli(["start", "--manager", "kubernetes", "--runtime-image", "reg/rt:1"], { ...env, KUBECONFIG: "", HOME: home });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(`error: no kubeconfig found: --kubeconfig is not given, $KUBECONFIG is not set and ${join(home, ".kube", "config")} does not exist\n`);
+    expect(none.stderr).toMatch(/^hint: point at a kubeconfig with --kubeconfig FILE or KUBECONFIG=FILE .*--context NAME/m);
+    expect(none.stderr).not.toMatch(/skipTLSVerify/);
     const deploy = await runCli(["deploy-model", "m", "--version", "1", "--input-type", "d", "--framework", "node",
       "--image", "reg/m:1", "--manager", "kubernetes"], env);
     expect(deploy.code).toBe(2);
