@@ -39,7 +39,7 @@ import {
 } from "../runtime/shared/autoscaling.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
-import { parsePredictSpec } from "./predict-spec.js";
+import { deployPredictSpec, parsePredictSpec } from "./predict-spec.js";
 import { DEFAULT_RPC_AUTH } from "../runtime/shared/rpc-auth.js";
 import { deploymentEnv } from "./deployment-env.js";
 import type { DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
@@ -438,8 +438,7 @@ export class ClipperConnection {
     if (!Number.isInteger(replicas) || replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number ≥ 0, got ${replicas}`);
     const { runsImages, pullsFromRegistry, defaultReadyTimeoutMs } = this.manager.capabilities;
     if (!runsImages && options.image) throw new ClipperError("USAGE", "--image needs a manager that runs images (start the cluster with --manager docker)");
-    if (!options.image && !options.predict) throw new ClipperError("USAGE", "give --predict FILE[:FUNCTION] (or --image IMAGE with --manager docker)");
-    const spec = options.predict ? parsePredictSpec(options.predict, options.framework) : undefined;
+    const spec = deployPredictSpec(options);
     const existing = await this.getModelInfo(options.name, options.version);
     if (existing) throw new ClipperError("ADMIN_REJECTED", `model with name '${options.name}' and version '${options.version}' already exists`);
     // A cluster elsewhere pulls images from a registry: the one named here, or the cluster's default.

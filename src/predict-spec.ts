@@ -36,3 +36,13 @@ export function parsePredictSpec(spec: string, framework?: ModelFramework): { fi
   }
   return { file: absolute, fn, framework };
 }
+
+/**
+ * What a deploy runs: the checked `--predict` (checked even beside `--image`, as it is used for the
+ * model's path), or undefined with a prebuilt image; neither is a usage error. A live deploy and a
+ * Kubernetes dry run call this alike, so a dry run fails wherever the deploy would.
+ */
+export function deployPredictSpec(options: { image?: string; predict?: string; framework?: ModelFramework }): ReturnType<typeof parsePredictSpec> | undefined {
+  if (!options.image && !options.predict) throw new ClipperError("USAGE", "give --predict FILE[:FUNCTION] (or --image IMAGE with --manager docker)");
+  return options.predict ? parsePredictSpec(options.predict, options.framework) : undefined;
+}
