@@ -8,6 +8,7 @@ import { DEFAULT_APPLY_TIMEOUT_MS, waitUntilApplied } from "./revision-wait.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
+import { lastLogMessage } from "./log-lines.js";
 import { fetchModelVersionLoads, type ModelVersionLoad } from "./frontend-metrics.js";
 import type { BuildProgress } from "./images/types.js";
 import { createManager, type ManagerOptions } from "./managers/index.js";
@@ -491,9 +492,9 @@ export class ClipperConnection {
     /** The failure, told with the last line of the first replica's log where `describe` wants it. */
     const failed = async (describe: (lastLine: string) => string): Promise<ClipperError> => {
       const log = (await this.manager.readLogs(`${name}-${version}-0`, 20).catch(() => []))[0];
-      // The supervisor's own "--- ..." lines say that it exited; the line before says why.
-      const last = log?.lines.filter((l) => !l.startsWith("--- ")).at(-1);
-      return new ClipperError("DEPLOY_FAILED", describe(last ? ` (last log line: ${last.trim()})` : ""),
+      // The supervisor's own lines say that it exited; the line before says why.
+      const last = log ? lastLogMessage(log.lines) : undefined;
+      return new ClipperError("DEPLOY_FAILED", describe(last ? ` (last log line: ${last})` : ""),
         `see the replica's log: \`clipper logs ${name}-${version}-0\`${log?.path ? ` (${log.path})` : ""}`);
     };
     await waitUntil({
