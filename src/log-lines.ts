@@ -9,16 +9,41 @@
 /** The component name of the supervisor's lines, in its own log and in its children's. */
 export const SUPERVISOR_COMPONENT = "supervisor";
 
+export interface LogRecord {
+  level: number;
+  time: number;
+  component: string;
+  msg: string;
+  /** A stack trace or traceback, when the line carries one. */
+  stack?: string;
+}
+
+/** pino's level numbers, as a person reads them. */
+const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
+
 /** A line as the runtime writes it; undefined for anything else (a print, a traceback, a partial line). */
-export function parseLogLine(line: string): { level: number; time: number; component: string; msg: string } | undefined {
+export function parseLogLine(line: string): LogRecord | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
     const o = JSON.parse(line) as Record<string, unknown>;
     if (typeof o.level !== "number" || typeof o.time !== "number" || typeof o.component !== "string" || typeof o.msg !== "string") return undefined;
-    return { level: o.level, time: o.time, component: o.component, msg: o.msg };
+    return { level: o.level, time: o.time, component: o.component, msg: o.msg, ...(typeof o.stack === "string" ? { stack: o.stack } : {}) };
   } catch {
     return undefined;
   }
+}
+
+/** A runtime line as a person reads it, `WARN msg` and then its stack; any other line as it is. */
+export function readableLogLine(line: string): string {
+  const record = parseLogLine(line);
+  if (!record) return line;
+  const text = `${LEVEL_NAMES[record.level] ?? `LEVEL${record.level}`} ${record.msg}`;
+  return record.stack ? `${text}\n${record.stack}` : text;
+}
+
+/** Every line of a text through readableLogLine. */
+export function readableLog(text: string): string {
+  return text.split("\n").map(readableLogLine).join("\n");
 }
 
 /** The supervisor's lines in a child's log (and the "--- ..." ones of older versions, still in old logs). */

@@ -1,7 +1,9 @@
 /**
- * Checks on the runtime's JSON log lines that JSON.parse cannot make: it keeps the last of two
- * equal keys silently, so a line like {"component":"supervisor","component":"frontend"} parses.
+ * Checks on the runtime's JSON log lines, including what JSON.parse cannot see: it keeps the last
+ * of two equal keys silently, so a line like {"component":"supervisor","component":"frontend"} parses.
  */
+import { expect } from "vitest";
+import { parseLogLine } from "../../src/log-lines.js";
 
 /** The keys that appear more than once in the same object of a JSON text (any depth), in order. */
 export function duplicateKeys(json: string): string[] {
@@ -28,4 +30,20 @@ export function jsonLogLines(text: string): { line: string; value: Record<string
   return text.split("\n").filter((l) => l.startsWith("{")).map((line) => ({
     line, value: JSON.parse(line) as Record<string, unknown>, duplicates: duplicateKeys(line),
   }));
+}
+
+/**
+ * A runtime's whole log output, checked line by line: every line one JSON object in the shape every
+ * Clipper process logs in (level, time, component, msg: src/log-lines.ts), no key twice, all from
+ * `component`. Returns the parsed objects.
+ */
+export function runtimeLog(text: string, component: string): Record<string, unknown>[] {
+  const lines = text.split("\n").filter((l) => l !== "");
+  for (const line of lines) {
+    expect(parseLogLine(line), `not a runtime log line: ${line}`).toBeDefined();
+    expect(duplicateKeys(line), line).toEqual([]);
+  }
+  const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(records.filter((r) => r.component !== component)).toEqual([]);
+  return records;
 }
