@@ -353,6 +353,17 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
     expect(r.stderr.split("\n")[0]).toMatch(/^error: saving .*closure_model\.py:nope failed: .*defines no 'nope'/);
   });
 
+  it("a replica that cannot load its predict file fails the deploy quoting what the runtime said (its msg, not its JSON)", async () => {
+    const broken = join(work, "broken.py");
+    writeFileSync(broken, "raise ImportError('the weights are gone')\n\ndef predict(inputs):\n    return inputs\n");
+    const r = await cli("deploy-model", "broken", "--version", "1", "--input-type", "doubles", "--framework", "python",
+      "--predict", broken, "--python", PYTHON, "--ready-timeout-ms", "60000");
+    expect(r.code, r.stderr).toBe(6);
+    const line = r.stderr.split("\n").find((l) => l.startsWith("error:"));
+    expect(line).toMatch(/^error: replicas of broken:1 keep exiting before they connect \(last log line: cannot load the predict function: .*the weights are gone/);
+    expect(line).not.toMatch(/"level"|supervisor/);
+  }, 120_000);
+
   it("deploys func.pkl with --framework python and answers clipper predict, as test-predict does", async () => {
     const pkl = join(work, "model", "func.pkl");
     await ok("register-app", "closure", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "5000");
