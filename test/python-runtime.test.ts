@@ -20,6 +20,7 @@ import { freePort } from "./support/cli.js";
 import { Frontend, sleep, testRpcEnv, type Received } from "./support/test-frontend.js";
 import { readableLog } from "../src/log-lines.js";
 import { runtimeLog } from "./support/json-lines.js";
+import { lineTime } from "../src/managers/local/log-follow.js";
 import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -562,6 +563,28 @@ describe.skipIf(skipReason !== undefined)(`python model-container runtime${skipR
     const meta = await frontend.handshake();
     expect(await frontend.predict(meta.identity, 1, "doubles", [[1, 2, 3]])).toEqual(["6.0"]);
     expect(child.stderr()).not.toContain(secret);
+  });
+
+  it("logs one JSON line per event in the shape of every process: newlines, quotes and non-ASCII inside it, the time --since reads", () => {
+    const script = [
+      "from clipper_runtime.container import Log",
+      "Log('m:1').warn('two\\nlines \\u00e9 \\\"q\\\"', 'Traceback (most recent call last):\\n  boom\\n')",
+      "Log().info('no model yet')",
+    ].join("\n");
+    const before = Date.now();
+    const r = spawnSync(PYTHON, ["-c", script], { env: pythonRuntimeEnv(), encoding: "utf8", timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toHaveLength(2);
+    const [warn, info] = runtimeLog(r.stderr, "container-python");
+    expect(warn).toEqual({
+      level: 40, time: expect.any(Number), component: "container-python", model: "m:1",
+      stack: "Traceback (most recent call last):\n  boom", msg: 'two\nlines \u00e9 "q"',
+    });
+    expect(info).toEqual({ level: 30, time: expect.any(Number), component: "container-python", msg: "no model yet" });
+    expect(lineTime(lines[0]!)).toBe(warn!.time);
+    expect(Number(warn!.time)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Number(warn!.time)).toBeLessThanOrEqual(Date.now() + 1000);
   });
 
   it("exits 2 with one line for a missing or invalid environment", async () => {
