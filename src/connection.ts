@@ -8,6 +8,7 @@ import { DEFAULT_APPLY_TIMEOUT_MS, waitUntilApplied } from "./revision-wait.js";
 import { clipperHome, findCluster, forgetCluster, saveCluster } from "./context.js";
 import { ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
+import { lastLogMessage } from "./log-lines.js";
 import { fetchModelVersionLoads, type ModelVersionLoad } from "./frontend-metrics.js";
 import type { BuildProgress } from "./images/types.js";
 import type { ImageRemoval } from "./images/remove-images.js";
@@ -41,7 +42,7 @@ import {
 } from "../runtime/shared/autoscaling.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
-import { parsePredictSpec } from "./predict-spec.js";
+import { deployPredictSpec, parsePredictSpec } from "./predict-spec.js";
 import { DEFAULT_RPC_AUTH } from "../runtime/shared/rpc-auth.js";
 import { deploymentEnv } from "./deployment-env.js";
 import type { DeployFunctionOptions, DeployModuleOptions } from "./functions/deploy.js";
@@ -463,13 +464,8 @@ export class ClipperConnection {
     if (!Number.isInteger(replicas) || replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number ≥ 0, got ${replicas}`);
     const { runsImages, pullsFromRegistry, defaultReadyTimeoutMs } = this.manager.capabilities;
     if (!runsImages && options.image) throw new ClipperError("USAGE", "--image needs a manager that runs images (start the cluster with --manager docker)");
-    if (!options.image && !options.predict) throw new ClipperError("USAGE", "give --predict FILE[:FUNCTION] (or --image IMAGE with --manager docker)");
     const { framework } = options;
-    // A prebuilt image brings its own runtime; anything this deploy runs or builds needs one named.
-    if (!options.image && !framework) {
-      throw new ClipperError("USAGE", "give --framework (python, node, ...) for the predict file", "or deploy a prebuilt image with --image IMAGE");
-    }
-    const spec = options.predict ? parsePredictSpec(options.predict, framework) : undefined;
+    const spec = deployPredictSpec(options);
     const existing = await this.getModelInfo(options.name, options.version);
     if (existing) throw new ClipperError("ADMIN_REJECTED", `model with name '${options.name}' and version '${options.version}' already exists`);
     // A cluster elsewhere pulls images from a registry: the one named here, or the cluster's default.
@@ -524,9 +520,9 @@ export class ClipperConnection {
     /** The failure, told with the last line of the first replica's log where `describe` wants it. */
     const failed = async (describe: (lastLine: string) => string): Promise<ClipperError> => {
       const log = (await this.manager.readLogs(`${name}-${version}-0`, 20).catch(() => []))[0];
-      // The supervisor's own "--- ..." lines say that it exited; the line before says why.
-      const last = log?.lines.filter((l) => !l.startsWith("--- ")).at(-1);
-      return new ClipperError("DEPLOY_FAILED", describe(last ? ` (last log line: ${last.trim()})` : ""),
+      // The supervisor's own lines say that it exited; the line before says why.
+      const last = log ? lastLogMessage(log.lines) : undefined;
+      return new ClipperError("DEPLOY_FAILED", describe(last ? ` (last log line: ${last})` : ""),
         `see the replica's log: \`clipper logs ${name}-${version}-0\`${log?.path ? ` (${log.path})` : ""}`);
     };
     await waitUntil({

@@ -36,3 +36,17 @@ export function parsePredictSpec(spec: string, framework?: ModelFramework): { fi
   }
   return { file: absolute, fn, framework };
 }
+
+/**
+ * What a deploy runs: the checked `--predict` (checked even beside `--image`, as it is used for the
+ * model's path), or undefined with a prebuilt image; neither is a usage error. A live deploy and a
+ * Kubernetes dry run call this alike, so a dry run fails wherever the deploy would.
+ */
+export function deployPredictSpec(options: { image?: string; predict?: string; framework?: ModelFramework }): ReturnType<typeof parsePredictSpec> | undefined {
+  if (!options.image && !options.predict) throw new ClipperError("USAGE", "give --predict FILE[:FUNCTION] (or --image IMAGE with --manager docker)");
+  // A prebuilt image brings its own runtime; anything this deploy runs or builds needs one named.
+  if (!options.image && !options.framework) {
+    throw new ClipperError("USAGE", "give --framework (python, node, ...) for the predict file", "or deploy a prebuilt image with --image IMAGE");
+  }
+  return options.predict ? parsePredictSpec(options.predict, options.framework) : undefined;
+}

@@ -21,6 +21,7 @@ import { PYTHON, assertPythonHas, cleanEnv, pythonHas, pythonRuntimeEnv, pythonS
 import { freePort } from "./support/cli.js";
 import { Frontend, sleep, testRpcEnv } from "./support/test-frontend.js";
 import { within } from "./support/within.js";
+import { readableLog } from "../src/log-lines.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FIXTURES = join(REPO, "test", "fixtures", "frameworks");
@@ -184,7 +185,7 @@ describe.skipIf(sk.skip)(sk.name, () => {
     expect(models.info.expected).toEqual(["low", "high"]);
     expect(await predict(1, [[0.5, 0.5], [9.5, 9.5]])).toEqual(["low", "high"]);
     expect(await predict(2, [[10, 10], [0, 0], [0, 1]])).toEqual(["high", "low", "low"]);
-    const log = child.stderr();
+    const log = readableLog(child.stderr());
     expect(log).toMatch(/INFO framework sklearn: loaded LogisticRegression from .*model\.joblib \(device: cpu\)/);
     expect(log).toMatch(/no predict function given: serving the sklearn default predict, model\.predict\(X\)/);
   });

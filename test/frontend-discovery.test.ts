@@ -18,6 +18,7 @@ import { LoopbackFrontend, freePortOn } from "./support/loopback-frontend.js";
 import { sleep, testRpcEnv } from "./support/test-frontend.js";
 import { encodeFrontendMessage } from "../runtime/rpc/codec.js";
 import { within } from "./support/within.js";
+import { readableLog } from "../src/log-lines.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const NODE_MAIN = join(REPO, "dist", "runtime", "container-node", "main.js");
@@ -157,7 +158,7 @@ const python: Runtime = {
     );
   },
   logged(p, event, endpoint) {
-    return new RegExp(`INFO frontend address ${escape(endpoint)} ${event}\\b`).test(p.output());
+    return new RegExp(`INFO frontend address ${escape(endpoint)} ${event}\\b`).test(readableLog(p.output()));
   },
   unknownDiscovery: /invalid environment: CLIPPER_FRONTEND_DISCOVERY 'consul' is not one of none, dns/,
 };

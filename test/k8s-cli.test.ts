@@ -170,6 +170,23 @@ describe("the CLI on Kubernetes (fake API server, real daemon, frontend and mode
     expect((await cli(["models", "--json"])).json.map((m: any) => m.model_name)).toEqual(["sum"]);
   });
 
+  it("a dry run with a missing --predict file (or none) fails as the live deploy does: same error line, same exit code", async () => {
+    const missing = join(dir, "no-such-predict.py");
+    const flags = (...more: string[]) => ["deploy-model", "ghost", "--version", "1", "--input-type", "doubles", "--framework", "python", ...more];
+    const dry = ["--manager", "kubernetes", "--dry-run", "--cluster", "demo"];
+    const firstError = (r: CliResult) => r.stderr.split("\n").find((l) => l.startsWith("error:"));
+    for (const source of [["--predict", missing], []]) {
+      const before = api.requests.length;
+      const live = await cli(flags(...source));
+      const printed = await cli(flags(...source, ...dry));
+      expect(firstError(live)).toBe(source.length ? `error: predict file ${missing} does not exist` : "error: give --predict FILE[:FUNCTION] (or --image IMAGE with --manager docker)");
+      expect([printed.code, firstError(printed), printed.stdout]).toEqual([live.code, firstError(live), ""]);
+      expect(live.code).toBe(2);
+      // Nothing was created or changed on the cluster.
+      expect(api.requests.slice(before).filter((r) => r.method !== "GET")).toEqual([]);
+    }
+  });
+
   it("refuses a registry that is no registry address before anything is done", async () => {
     const before = api.requests.length;
     const r = await cli(["start", "--manager", "kubernetes", "--kubeconfig", kubeconfig, "--cluster", "demo", "--registry", "not a registry"]);

@@ -3,9 +3,10 @@
  * manifests the library renders. The manifests themselves are checked in
  * test/unit/k8s-manifests.test.ts.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import {
@@ -29,6 +30,9 @@ describe("clipper --manager kubernetes --dry-run", () => {
   // No cluster, no kubeconfig, no registry, no Docker.
   const env = { CLIPPER_HOME: home, KUBECONFIG: join(home, "no-such-kubeconfig"), DOCKER_HOST: "unix:///nonexistent.sock" };
   afterAll(() => rmSync(home, { recursive: true, force: true }));
+  // The model's source: a dry run checks it as a live deploy would, though it builds nothing.
+  const predict = join(home, "predict.py");
+  writeFileSync(predict, "def predict(inputs):\n    return [str(len(x)) for x in inputs]\n");
 
   const kindsAndNames = (text: string) => {
     const docs = parseAllDocuments(text);
@@ -65,7 +69,7 @@ describe("clipper --manager kubernetes --dry-run", () => {
     expect(headless.spec.ports.map((p: Json) => p.port)).toEqual([7000, 7001]);
 
     const deploy = (...extra: string[]) => runCli(["deploy-model", "sum-model", "--version", "3", "--input-type", "doubles", "--framework", "python",
-      "--predict", "predict.py", "--cluster", "prod", "--manager", "kubernetes", "--dry-run", "-o", "json", ...extra], env);
+      "--predict", predict, "--cluster", "prod", "--manager", "kubernetes", "--dry-run", "-o", "json", ...extra], env);
     const portOf = (text: string) => (JSON.parse(text).items as Json[]).find((o) => o.kind === "Deployment")!
       .spec.template.spec.containers[0].env.find((e: Json) => e.name === "CLIPPER_PORT").value;
     expect(portOf((await deploy("--frontend-workers", "2")).stdout)).toBe("7000,7001");
@@ -77,7 +81,7 @@ describe("clipper --manager kubernetes --dry-run", () => {
     }
     // A live deploy reads the count from the cluster: the flag is for printing manifests only.
     const live = await runCli(["deploy-model", "sum-model", "--version", "3", "--input-type", "doubles", "--framework", "python",
-      "--predict", "predict.py", "--frontend-workers", "2"], env);
+      "--predict", predict, "--frontend-workers", "2"], env);
     expect(live.code).toBe(2);
     expect(live.stderr).toContain("--frontend-workers on deploy-model is for --manager kubernetes --dry-run");
   });
@@ -92,7 +96,7 @@ describe("clipper --manager kubernetes --dry-run", () => {
 
   it("prints a model version's Deployment, image named as it would be tagged, GPU in limits", async () => {
     const r = await runCli(["deploy-model", "sum-model", "--version", "3", "--input-type", "doubles", "--framework", "pytorch",
-      "--predict", "predict.py", "--gpu", "1", "--replicas", "2", "--registry", "reg.example.com", "--cluster", "prod", "--env", "MODE=fast",
+      "--predict", predict, "--gpu", "1", "--replicas", "2", "--registry", "reg.example.com", "--cluster", "prod", "--env", "MODE=fast",
       "--warmup-input", "[1, 2.5]", "--manager", "kubernetes", "--dry-run", "-o", "yaml"], env);
     expect(r.stderr).toMatch(/^warning: the replicas read CLIPPER_RPC_SECRET from the Secret clipper-prod-sum-model-3-rpc \(key `secret`\)/);
     expect(r.code).toBe(0);
@@ -121,6 +125,38 @@ describe("clipper --manager kubernetes --dry-run", () => {
     });
   });
 
+  it("checks the model's files as the image build would: --model-path a directory, --requirements a file", async () => {
+    const deploy = (...extra: string[]) => runCli(["deploy-model", "m", "--version", "1", "--input-type", "doubles", "--framework", "python",
+      "--predict", predict, ...extra, "--manager", "kubernetes", "--dry-run"], env);
+    const notDir = await deploy("--model-path", predict);
+    expect([notDir.code, notDir.stderr.split("\n")[0], notDir.stdout]).toEqual([2, `error: model path ${predict} is not a directory`, ""]);
+    const noReqs = await deploy("--requirements", join(home, "requirements.txt"));
+    expect([noReqs.code, noReqs.stderr.split("\n")[0], noReqs.stdout]).toEqual([2, `error: requirements file ${join(home, "requirements.txt")} does not exist`, ""]);
+    // With --image nothing is built: only --predict, when given, is checked (a live deploy does the same).
+    const image = await runCli(["deploy-model", "m", "--version", "1", "--input-type", "doubles", "--framework", "python",
+      "--image", "reg/m:1", "--requirements", join(home, "requirements.txt"), "--manager", "kubernetes", "--dry-run"], env);
+    expect(image.code, image.stderr).toBe(0);
+  });
+
+  it("docs/kubernetes.md's GitOps example: the model's pods pull with the same secrets as the cluster's", async () => {
+    const doc = readFileSync(fileURLToPath(new URL("../docs/kubernetes.md", import.meta.url)), "utf8");
+    const section = doc.slice(doc.indexOf("## GitOps: the dry run"));
+    const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+    // Each `clipper ...` command, continuations joined, comments and the `> file` redirect dropped.
+    const commands = block.replace(/\\\n\s*/g, " ").split("\n").map((l) => l.replace(/#.*$/, "").trim())
+      .filter((l) => l.startsWith("clipper ")).map((l) => l.replace(/\s*>.*$/, "").split(/\s+/).slice(1));
+    expect(commands.map((c) => c[0])).toEqual(["start", "deploy-model"]);
+    const pullSecrets = async (args: string[]) => {
+      const r = await runCli([...args.map((a) => (a === "./predict.py" ? predict : a)), "-o", "json"], env);
+      expect(r.code, r.stderr).toBe(0);
+      const deployments = (JSON.parse(r.stdout).items as Json[]).filter((o) => o.kind === "Deployment");
+      return deployments.map((d) => (d.spec.template.spec.imagePullSecrets ?? []).map((x: Json) => x.name));
+    };
+    const [cluster, model] = [await pullSecrets(commands[0]!), await pullSecrets(commands[1]!)];
+    expect(cluster[0]).toEqual(["regcred"]);
+    expect(model).toEqual([cluster[0]]);
+  });
+
   it("prints a JSON List with -o json", async () => {
     const r = await runCli(["deploy-model", "m", "--version", "1", "--input-type", "d", "--framework", "node",
       "--image", "reg/m:1", "--manager", "kubernetes", "--dry-run", "-o", "json"], env);
@@ -131,8 +167,14 @@ describe("clipper --manager kubernetes --dry-run", () => {
   it("refuses, in one line, a live start without a kubeconfig, --manager on deploy-model without --dry-run, and --dry-run elsewhere", async () => {
     const live = await runCli(["start", "--manager", "kubernetes", "--runtime-image", "reg/rt:1"], env);
     expect(live.code).toBe(2);
-    expect(live.stderr.split("\n").filter((l) => l.startsWith("error:"))).toEqual([expect.stringMatching(/^error: (cannot load the kubeconfig|the kubeconfig names no cluster)/)]);
+    expect(live.stderr.split("\n").filter((l) => l.startsWith("error:"))).toEqual([`error: the kubeconfig ${env.KUBECONFIG} (from $KUBECONFIG) does not exist`]);
     expect(live.stdout).toBe("");
+    // No kubeconfig anywhere: said in words, with the fix, not the client's "HTTP protocol is not allowed ...".
+    const none = await runCli(["start", "--manager", "kubernetes", "--runtime-image", "reg/rt:1"], { ...env, KUBECONFIG: "", HOME: home });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(`error: no kubeconfig found: --kubeconfig is not given, $KUBECONFIG is not set and ${join(home, ".kube", "config")} does not exist\n`);
+    expect(none.stderr).toMatch(/^hint: point at a kubeconfig with --kubeconfig FILE or KUBECONFIG=FILE .*--context NAME/m);
+    expect(none.stderr).not.toMatch(/skipTLSVerify/);
     const deploy = await runCli(["deploy-model", "m", "--version", "1", "--input-type", "d", "--framework", "node",
       "--image", "reg/m:1", "--manager", "kubernetes"], env);
     expect(deploy.code).toBe(2);

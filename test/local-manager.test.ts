@@ -13,6 +13,8 @@ import { pythonRuntimeDir, runtimeEntry } from "../runtime/shared/package-root.j
 import { RPC_SECRET_ENV, versionSecret } from "../runtime/shared/rpc-auth.js";
 import { MIN_RPC_FRAME_BYTES } from "../runtime/shared/frontend-defaults.js";
 import { INHERITED_ENV } from "../src/managers/local/replica-env.js";
+import { isSupervisorLine } from "../src/log-lines.js";
+import { jsonLogLines } from "./support/json-lines.js";
 import type { ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
 import {
   ClusterAlreadyRunningError,
@@ -270,7 +272,21 @@ describe("LocalContainerManager", () => {
     expect(alive(after.pid!)).toBe(true);
     expect(alive(before!.grandchild)).toBe(false);
     await readyReplicas(m, "sum-model", "1", 1);
-    expect(readFileSync(join(m.paths.logsDir, "sum-model-1-0.log"), "utf8")).toMatch(/was killed by SIGKILL; restarting in 250 ms/);
+    // The supervisor's lines, in its own log and in the replica's: one JSON object each, no key twice
+    // (the supervised component is `child`; `component` stays the writer's name).
+    const replicaLog = jsonLogLines(readFileSync(join(m.paths.logsDir, "sum-model-1-0.log"), "utf8"));
+    const supervisorLog = jsonLogLines(readFileSync(join(m.paths.logsDir, "supervisor.log"), "utf8"));
+    for (const { line, duplicates } of [...replicaLog, ...supervisorLog]) expect(duplicates, line).toEqual([]);
+    expect(supervisorLog.map((l) => l.value)).toContainEqual(expect.objectContaining({
+      level: 40, component: "supervisor", child: "sum-model-1-0", signal: "SIGKILL", msg: "exited unexpectedly; restarting",
+    }));
+    const ours = replicaLog.filter((l) => l.value.component === "supervisor").map((l) => l.value);
+    expect(ours).toEqual([
+      { level: 30, time: expect.any(Number), component: "supervisor", child: "sum-model-1-0", msg: expect.stringMatching(/^starting sum-model-1-0: /) },
+      { level: 40, time: expect.any(Number), component: "supervisor", child: "sum-model-1-0", msg: "sum-model-1-0 was killed by SIGKILL; restarting in 250 ms" },
+      { level: 30, time: expect.any(Number), component: "supervisor", child: "sum-model-1-0", msg: expect.stringMatching(/^starting sum-model-1-0: /) },
+    ]);
+    expect(readFileSync(join(m.paths.logsDir, "sum-model-1-0.log"), "utf8").split("\n").filter(isSupervisorLine)).toHaveLength(3);
   });
 
   it("stops every process it started, keeps state unless asked not to", async () => {

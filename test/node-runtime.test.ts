@@ -20,6 +20,8 @@ import {
   type FrontendMessage,
 } from "../runtime/rpc/codec.js";
 import { canonicalInputType, encodeInput, type InputType } from "../runtime/shared/input-types.js";
+import { parseLogLine } from "../src/log-lines.js";
+import { jsonLogLines } from "./support/json-lines.js";
 import { RPC_SECRET_ENV } from "../runtime/shared/rpc-auth.js";
 import { registerZapDomain } from "../runtime/rpc/zap-handler.js";
 import { loadPredict } from "../runtime/container-node/load-predict.js";
@@ -427,6 +429,15 @@ describe("main.js", () => {
     return { child, stdout: () => out, stderr: () => err, exited, readyFile };
   }
 
+  /** The container's last log line, once it is clear that it wrote nothing but lines in the runtime's log shape. */
+  function lastWords(c: Started): Record<string, unknown> {
+    expect(c.stderr()).toBe("");
+    const lines = c.stdout().trim().split("\n");
+    for (const line of lines) expect(parseLogLine(line), line).toBeDefined();
+    for (const { line, duplicates } of jsonLogLines(c.stdout())) expect(duplicates, line).toEqual([]);
+    return JSON.parse(lines.at(-1)!) as Record<string, unknown>;
+  }
+
   it("serves a doubles model, writes the readiness file, and removes it on SIGTERM", async () => {
     const f = await frontend();
     const c = startContainer({ CLIPPER_PORT: String(f.port), CLIPPER_PREDICT: "sum.mjs" });
@@ -596,7 +607,7 @@ describe("main.js", () => {
       CLIPPER_PORT: String(f.port), CLIPPER_PREDICT: "counting.mjs", CALLS_FILE: callsFile, CLIPPER_WARMUP_INPUT: "[-1]",
     });
     expect(await within(c.exited, 10000, "exit")).toBe(3);
-    expect(c.stderr()).toMatch(/warm-up batch 1 of 3 failed: predict threw Error: the weights are missing/);
+    expect(lastWords(c)).toMatchObject({ level: 50, model: "sum:1", msg: expect.stringMatching(/^warm-up batch 1 of 3 failed: predict threw Error: the weights are missing/) });
     expect(readFileSync(callsFile, "utf8").trim().split("\n")).toHaveLength(1);
     await expect(f.next("heartbeat", 300)).rejects.toThrow();
     expect(existsSync(c.readyFile)).toBe(false);
@@ -605,22 +616,25 @@ describe("main.js", () => {
   it("exits 2 for a warm-up input that does not fit the input type", async () => {
     const bad = startContainer({ CLIPPER_INPUT_TYPE: "strings", CLIPPER_PREDICT: "sum.mjs", CLIPPER_WARMUP_INPUT: "[1]" });
     expect(await within(bad.exited, 10000, "exit")).toBe(2);
-    expect(bad.stderr()).toMatch(/the warm-up input does not fit input type strings: input of type strings must be a JSON string/);
+    expect(lastWords(bad).msg).toMatch(/the warm-up input does not fit input type strings: input of type strings must be a JSON string/);
   });
 
-  it("exits 2 with one line for a bad environment, and 1 when the export is not a function", async () => {
+  it("exits 2 with one log line for a bad environment, and 1 when the export is not a function: JSON lines only, nothing else", async () => {
     const bad = startContainer({ CLIPPER_PORT: "seventy" });
     expect(await within(bad.exited, 10000, "exit")).toBe(2);
-    expect(bad.stderr().trim().split("\n")).toHaveLength(1);
-    expect(bad.stderr()).toMatch(/CLIPPER_PORT must be a port from 1 to 65535, or a comma-separated list of them \(one per frontend worker\), got 'seventy'/);
+    expect(bad.stdout().trim().split("\n")).toHaveLength(1);
+    expect(lastWords(bad)).toEqual({
+      level: 50, time: expect.any(Number), component: "container-node",
+      msg: "invalid environment: CLIPPER_PORT must be a port from 1 to 65535, or a comma-separated list of them (one per frontend worker), got 'seventy'",
+    });
 
     const missing = startContainer({ CLIPPER_MODEL_NAME: "" });
     expect(await within(missing.exited, 10000, "exit")).toBe(2);
-    expect(missing.stderr()).toMatch(/CLIPPER_MODEL_NAME/);
+    expect(lastWords(missing).msg).toMatch(/CLIPPER_MODEL_NAME/);
 
     const notFn = startContainer({ CLIPPER_PREDICT: "not-a-function.mjs" });
     expect(await within(notFn.exited, 10000, "exit")).toBe(1);
-    expect(notFn.stderr()).toMatch(/not-a-function\.mjs export is a number, not a function: 'predict' \(exports found: other, predict\)/);
+    expect(lastWords(notFn)).toMatchObject({ level: 50, model: "sum:1", msg: expect.stringMatching(/not-a-function\.mjs export is a number, not a function: 'predict' \(exports found: other, predict\)/) });
   });
 });
 

@@ -19,6 +19,8 @@ import { pickledPredict, readPickledFunctionHeader } from "../src/images/build-m
 import { cliFor, freePort } from "./support/cli.js";
 import { assertPythonHas, PYTHON, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { Frontend, testRpcEnv } from "./support/test-frontend.js";
+import { parseLogLine, readableLog } from "../src/log-lines.js";
+import { duplicateKeys } from "./support/json-lines.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FIXTURES = join(REPO, "test", "fixtures", "python-closures");
@@ -154,8 +156,8 @@ describe.skipIf(skipReason !== undefined)(title("Python closures saved with clip
     const { runtime, predict } = await serve(join(out, "func.pkl"), out);
     expect(await predict(1, BATCH)).toEqual(EXPECTED);
     expect(await predict(2, [[2, 1, 0]])).toEqual(["0.0"]);
-    expect(runtime.stderr()).toMatch(/INFO loaded predict from .*func\.pkl;/);
-    expect(runtime.stderr()).not.toMatch(/WARN/);
+    expect(readableLog(runtime.stderr())).toMatch(/^INFO loaded predict from .*func\.pkl;/m);
+    expect(readableLog(runtime.stderr())).not.toMatch(/^WARN/m);
   });
 
   it("ignores a :function part after the .pkl, and serves a lambda saved with the importable save()", async () => {
@@ -166,7 +168,7 @@ describe.skipIf(skipReason !== undefined)(title("Python closures saved with clip
   it("warns naming both versions when the pickle was saved with another cloudpickle and Python, and still serves it", async () => {
     const { runtime, predict } = await serve(join(out, "mismatch.pkl"), out);
     expect(await predict(1, BATCH)).toEqual(EXPECTED);
-    const warnings = runtime.stderr().split("\n").filter((l) => l.includes(" WARN "));
+    const warnings = readableLog(runtime.stderr()).split("\n").filter((l) => l.startsWith("WARN "));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/mismatch\.pkl was saved with cloudpickle 3\.0\.0 on Python 3\.12\.1, but this runtime has cloudpickle [\d.]+ on Python 3\.\d+\.\d+: it may fail to load or misbehave; re-save it with cloudpickle [\d.]+ .*or pin cloudpickle==3\.0\.0 and Python 3\.12 where it runs/);
   });
@@ -174,7 +176,7 @@ describe.skipIf(skipReason !== undefined)(title("Python closures saved with clip
   it("fails to start, naming both versions and what to do, when a mismatched pickle cannot load", async () => {
     const { code, stderr } = await failsToLoad(join(out, "mismatch-broken.pkl"), out);
     expect(code).toBe(1);
-    const error = stderr.split("\n").find((l) => l.includes(" ERROR "));
+    const error = readableLog(stderr).split("\n").find((l) => l.startsWith("ERROR "));
     expect(error).toMatch(/ERROR cannot load the predict function: cannot unpickle the function in .*mismatch-broken\.pkl: (AttributeError|TypeError): .*; it was saved with cloudpickle 3\.0\.0 on Python 3\.12\.1 and this runtime has cloudpickle [\d.]+ on Python 3\.\d+\.\d+: re-save it with cloudpickle [\d.]+ on Python 3\.\d+ \(python3 -m clipper_runtime\.save .*\), or pin cloudpickle==3\.0\.0 and Python 3\.12 where it runs$/);
     expect(stderr).toMatch(/Traceback \(most recent call last\):/);
   });
@@ -182,7 +184,7 @@ describe.skipIf(skipReason !== undefined)(title("Python closures saved with clip
   it("loads a plain cloudpickle.dumps(fn), as Clipper's deployers wrote it", async () => {
     const { runtime, predict } = await serve(join(out, "plain.pkl"), out);
     expect(await predict(1, [[1, 1], [0, 0]])).toEqual(["5.0", "3.0"]);
-    expect(runtime.stderr()).not.toMatch(/WARN/);
+    expect(readableLog(runtime.stderr())).not.toMatch(/^WARN/m);
   });
 
   it("refuses non-callables: in save, and a pickled dict in the runtime", async () => {
@@ -195,7 +197,7 @@ describe.skipIf(skipReason !== undefined)(title("Python closures saved with clip
     expect(api.stdout.trim()).toBe("save() needs the predict function (a callable), got an int");
     const { code, stderr } = await failsToLoad(join(out, "dict.pkl"), out);
     expect(code).toBe(1);
-    expect(stderr).toMatch(/ERROR cannot load the predict function: the object pickled in .*dict\.pkl is a dict, not a callable/);
+    expect(readableLog(stderr)).toMatch(/^ERROR cannot load the predict function: the object pickled in .*dict\.pkl is a dict, not a callable/m);
     const usage = python(["-m", "clipper_runtime.save", "only-one-argument.py"]);
     expect(usage.code).toBe(2);
   });
@@ -353,6 +355,17 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
     expect(r.stderr.split("\n")[0]).toMatch(/^error: saving .*closure_model\.py:nope failed: .*defines no 'nope'/);
   });
 
+  it("a replica that cannot load its predict file fails the deploy quoting what the runtime said (its msg, not its JSON)", async () => {
+    const broken = join(work, "broken.py");
+    writeFileSync(broken, "raise ImportError('the weights are gone')\n\ndef predict(inputs):\n    return inputs\n");
+    const r = await cli("deploy-model", "broken", "--version", "1", "--input-type", "doubles", "--framework", "python",
+      "--predict", broken, "--python", PYTHON, "--ready-timeout-ms", "60000");
+    expect(r.code, r.stderr).toBe(6);
+    const line = r.stderr.split("\n").find((l) => l.startsWith("error:"));
+    expect(line).toMatch(/^error: replicas of broken:1 keep exiting before they connect \(last log line: cannot load the predict function: .*the weights are gone/);
+    expect(line).not.toMatch(/"level"|supervisor/);
+  }, 120_000);
+
   it("deploys func.pkl with --framework python and answers clipper predict, as test-predict does", async () => {
     const pkl = join(work, "model", "func.pkl");
     await ok("register-app", "closure", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "5000");
@@ -375,6 +388,24 @@ describe.skipIf(skipReason !== undefined)(title("a pickled closure deployed thro
     const tried = await ok("test-predict", "--framework", "python", "--predict", pkl, "--input-type", "doubles",
       "--input", JSON.stringify(BATCH), "--batch", "--python", PYTHON);
     expect(tried).toEqual({ outputs: EXPECTED, answers, interpreter: deployed.interpreter });
+    // Without --json, the runtime's log lines (JSON on the child's stderr) are shown as a person reads them.
+    const shown = await cli("test-predict", "--framework", "python", "--predict", pkl, "--input-type", "doubles",
+      "--input", JSON.stringify(BATCH[0]), "--python", PYTHON);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stderr).toMatch(/^INFO loaded predict from .*func\.pkl/m);
+    expect(shown.stderr).not.toContain('"level"');
+
+    // `clipper logs` of the Python replica: JSON lines in the shape every process writes (the
+    // supervisor's lines in it included), so they filter alike.
+    const [log] = await ok("logs", "closure-model-1-0") as { component: string; lines: string[] }[];
+    const records = log!.lines.map((line) => {
+      expect(parseLogLine(line), line).toBeDefined();
+      expect(duplicateKeys(line), line).toEqual([]);
+      return JSON.parse(line) as Record<string, unknown>;
+    });
+    expect(new Set(records.map((r) => r.component))).toEqual(new Set(["supervisor", "container-python"]));
+    expect(records).toContainEqual({ level: 30, time: expect.any(Number), component: "container-python", model: "closure-model:1",
+      msg: expect.stringMatching(/^loaded predict from .*func\.pkl/) });
   }, 120_000);
 
   it("refuses, before any replica starts, a .pkl saved by another Python than the interpreter chosen to load it", async () => {

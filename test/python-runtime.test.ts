@@ -18,6 +18,9 @@ import { plainUsername, replicaRoutingId, RPC_SECRET_ENV } from "../runtime/shar
 import { PYTHON, assertPythonHas, cleanEnv, pythonPathWithoutPyzmq, pythonRuntimeEnv, pythonSkipReason } from "./support/python.js";
 import { freePort } from "./support/cli.js";
 import { Frontend, sleep, testRpcEnv, type Received } from "./support/test-frontend.js";
+import { readableLog } from "../src/log-lines.js";
+import { runtimeLog } from "./support/json-lines.js";
+import { lineTime } from "../src/managers/local/log-follow.js";
 import { within } from "./support/within.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -183,9 +186,9 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000, d
   }
 }
 
-/** Waits until the child's stderr matches `pattern` (log lines may trail the RPC messages). */
+/** Waits until the child's log, read as `LEVEL msg` lines, matches `pattern` (log lines may trail the RPC messages). */
 async function waitForLog(child: Child, pattern: RegExp, timeoutMs = 5_000): Promise<void> {
-  await waitFor(`a log line matching ${pattern}`, () => pattern.test(child.stderr()), timeoutMs, child.stderr);
+  await waitFor(`a log line matching ${pattern}`, () => pattern.test(readableLog(child.stderr())), timeoutMs, child.stderr);
 }
 
 function modelDir(): string {
@@ -459,10 +462,15 @@ describe.skipIf(transportSkip !== undefined)(`python model-container runtime ove
 
     expect(await frontend.predict(identity, 41, "doubles", [[7], [8, 1]])).toEqual(["7.0", "9.0"]);
     await waitForLog(child, /ERROR msg 34: /);
-    const log = child.stderr();
-    expect(log).toMatch(/\[clipper_runtime sum:1\] ERROR msg 21: batch of 2 inputs failed: predict raised ValueError: the model refuses ones/);
-    expect(log).toMatch(/Traceback \(most recent call last\)/);
-    expect(log).toMatch(/ERROR msg 32: .*returned 1 outputs/);
+    // One JSON line per event, the traceback inside it: the shape of every Clipper process's log.
+    const records = runtimeLog(child.stderr(), "container-python");
+    expect(records.find((r) => String(r.msg).startsWith("msg 21: "))).toEqual({
+      level: 50, time: expect.any(Number), component: "container-python", model: "sum:1",
+      stack: expect.stringMatching(/^Traceback \(most recent call last\):\n[\s\S]*ValueError: the model refuses ones$/),
+      msg: "msg 21: batch of 2 inputs failed: predict raised ValueError: the model refuses ones",
+    });
+    expect(records.every((r) => Math.abs(Number(r.time) - Date.now()) < 120_000)).toBe(true);
+    expect(readableLog(child.stderr())).toMatch(/ERROR msg 32: .*returned 1 outputs/);
     expect(child.proc.exitCode).toBeNull();
   });
 
@@ -579,11 +587,34 @@ describe.skipIf(transportSkip !== undefined)(`python model-container runtime ove
     expect(child.stderr()).not.toContain(secret);
   });
 
+  it("logs one JSON line per event in the shape of every process: newlines, quotes and non-ASCII inside it, the time --since reads", () => {
+    const script = [
+      "from clipper_runtime.container import Log",
+      "Log('m:1').warn('two\\nlines \\u00e9 \\\"q\\\"', 'Traceback (most recent call last):\\n  boom\\n')",
+      "Log().info('no model yet')",
+    ].join("\n");
+    const before = Date.now();
+    const r = spawnSync(PYTHON, ["-c", script], { env: pythonRuntimeEnv(), encoding: "utf8", timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toHaveLength(2);
+    const [warn, info] = runtimeLog(r.stderr, "container-python");
+    expect(warn).toEqual({
+      level: 40, time: expect.any(Number), component: "container-python", model: "m:1",
+      stack: "Traceback (most recent call last):\n  boom", msg: 'two\nlines \u00e9 "q"',
+    });
+    expect(info).toEqual({ level: 30, time: expect.any(Number), component: "container-python", msg: "no model yet" });
+    expect(lineTime(lines[0]!)).toBe(warn!.time);
+    expect(Number(warn!.time)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Number(warn!.time)).toBeLessThanOrEqual(Date.now() + 1000);
+  });
+
   it("exits 2 with one line for a missing or invalid environment", async () => {
     const missing = startRuntime({ CLIPPER_MODEL_VERSION: "1" });
     expect(await waitExit(missing)).toEqual({ code: 2, signal: null });
-    expect(missing.stderr().trim().split("\n")).toHaveLength(1);
-    expect(missing.stderr()).toMatch(/invalid environment: CLIPPER_MODEL_NAME is required/);
+    expect(runtimeLog(missing.stderr(), "container-python")).toEqual([{
+      level: 50, time: expect.any(Number), component: "container-python", msg: expect.stringMatching(/^invalid environment: CLIPPER_MODEL_NAME is required/),
+    }]);
 
     const invalid = startRuntime({
       CLIPPER_MODEL_NAME: "sum", CLIPPER_MODEL_VERSION: "1", CLIPPER_PORT: "70000", CLIPPER_INPUT_TYPE: "tensor",

@@ -1,5 +1,7 @@
 /**
- * Entry of the Node model container: `node dist/runtime/container-node/main.js`.
+ * Entry of the Node model container: `node dist/runtime/container-node/main.js`. It logs JSON lines
+ * on stdout (level, time, component "container-node", model, msg), its reasons to exit included,
+ * in the same shape as the Python runtime and every other process.
  * Exit codes: 2 bad environment, 1 the predict module cannot be loaded, 3 the predict function
  * fails its warm-up (CLIPPER_WARMUP_INPUT, warmup.ts), 0 after SIGTERM/SIGINT. A stop signal drains
  * (rpc-client.ts drainAndStop, bounded by CLIPPER_DRAIN_TIMEOUT_MS per acknowledgement; 0 stops at
@@ -9,7 +11,7 @@
  * (frontend-discovery.ts); otherwise one, to CLIPPER_IP:CLIPPER_PORT.
  */
 import { rmSync, writeFileSync } from "node:fs";
-import { createLogger } from "../shared/logger.js";
+import { createLogger, type Logger } from "../shared/logger.js";
 import { EnvError, frontendAddress, parseContainerEnv, type ContainerConfig } from "./env.js";
 import { PredictLoadError, loadPredict } from "./load-predict.js";
 import { createPredictHandler } from "./predict-handler.js";
@@ -17,7 +19,14 @@ import { FrontendSet, staticLookup, type FrontendClient } from "./frontend-disco
 import { ContainerRpcClient, oneAtATime } from "./rpc-client.js";
 import { WarmupError, warmUp } from "./warmup.js";
 
-const PROGRAM = "clipper node model container";
+/** Every line this process writes, its last words included: the log's JSON shape (runtime/shared/logger.ts). */
+const baseLog = createLogger("container-node");
+
+/** Says why the container cannot go on, as one log line, and exits (pino flushes on exit). */
+function exitWith(log: Logger, code: number, message: string, stack?: string): never {
+  log.error(stack ? { stack } : {}, message);
+  process.exit(code);
+}
 
 async function main(): Promise<void> {
   let config: ContainerConfig;
@@ -25,12 +34,10 @@ async function main(): Promise<void> {
     config = parseContainerEnv(process.env);
   } catch (err) {
     if (!(err instanceof EnvError)) throw err;
-    process.stderr.write(`${PROGRAM}: ${err.message}\n`);
-    process.exit(2);
+    exitWith(baseLog, 2, err.message);
   }
 
   const model = `${config.modelName}:${config.modelVersion}`;
-  const baseLog = createLogger("container-node");
   // The RPC client puts the model on its own lines.
   const log = baseLog.child({ model });
 
@@ -40,9 +47,7 @@ async function main(): Promise<void> {
   } catch (err) {
     const message = err instanceof PredictLoadError ? err.message : `cannot load the predict module: ${String(err)}`;
     const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
-    log.error({ ...(cause?.stack ? { stack: cause.stack } : {}) }, message);
-    process.stderr.write(`${PROGRAM}: ${message}\n`);
-    process.exit(1);
+    exitWith(log, 1, message, cause?.stack);
   }
   log.info({ file: loaded.file, export: loaded.exportName, inputType: config.inputType }, "loaded the predict function");
 
@@ -61,9 +66,7 @@ async function main(): Promise<void> {
       await warmUp({ handleBatch, warmup: config.warmup, inputType: config.inputType, log });
     } catch (err) {
       if (!(err instanceof WarmupError)) throw err;
-      log.error({}, err.message);
-      process.stderr.write(`${PROGRAM}: ${err.message}\n`);
-      process.exit(3);
+      exitWith(log, 3, err.message);
     }
     log.info({ batches: config.warmup.batches }, "warmed up; connecting");
   }
@@ -130,6 +133,5 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`${PROGRAM}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
+  exitWith(baseLog, 1, `the container failed: ${err instanceof Error ? err.message : String(err)}`, err instanceof Error ? err.stack : undefined);
 });

@@ -16,6 +16,7 @@ import { canonicalInputType, encodeInput, type InputType } from "../../runtime/s
 import { ClipperError, PredictFailedError } from "../errors.js";
 import { parsePredictSpec } from "../predict-spec.js";
 import { findPython, type PythonInterpreter } from "../python/interpreter.js";
+import { readableLog } from "../log-lines.js";
 import type { ModelFramework } from "../managers/container-manager.js";
 import { checkFunction } from "./closure-check.js";
 import { serializeContext } from "./context-value.js";
@@ -199,7 +200,8 @@ async function runChild(run: ChildRun): Promise<TestPredictResult> {
       // not the answer
     }
   }
-  const log = [...lines.filter((_, i) => i !== at), stderr].join("\n").replace(/\n{2,}/g, "\n").trim();
+  // The runtime's own log lines (JSON, as a replica writes them) shown as a person reads them.
+  const log = [...lines.filter((_, i) => i !== at), readableLog(stderr)].join("\n").replace(/\n{2,}/g, "\n").trim();
   if (timedOut) throw new PredictFailedError(`predict did not finish within ${run.timeoutMs} ms`, log || undefined, log);
   if (!answer) {
     const noModule = /No module named '?clipper_runtime.test_predict/.test(stderr);

@@ -24,7 +24,7 @@ export const modelFilter: PathFilter = (relPath, isDirectory) => {
 };
 
 /** Checks the request's paths before anything is sent; a bad one is a usage error. */
-export function checkModelPaths(request: ModelImageRequest, layout: ModelLayout): void {
+export function checkModelPaths(request: Pick<ModelImageRequest, "predictFile" | "requirementsFile">, layout: Pick<ModelLayout, "modelDir">): void {
   if (!isFile(request.predictFile)) throw new ClipperError("USAGE", `predict file ${request.predictFile} does not exist`);
   if (!existsSync(layout.modelDir) || !statSync(layout.modelDir).isDirectory()) {
     throw new ClipperError("USAGE", `model path ${layout.modelDir} is not a directory`);

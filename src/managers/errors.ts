@@ -35,8 +35,9 @@ export class ManagerError extends ClipperError {
   constructor(
     message: string,
     readonly reason: ManagerErrorCode = "CONTROL_API",
+    hint?: string,
   ) {
-    super(CLIPPER_CODES[reason], message);
+    super(CLIPPER_CODES[reason], message, hint);
   }
 }
 

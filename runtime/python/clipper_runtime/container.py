@@ -260,32 +260,42 @@ def port_list(text, problems):
 
 
 class Log(object):
-    """One human-readable line per event on stderr: time, prefix, level, message."""
+    """One JSON object per line on stderr, in the shape every Clipper process logs in (pino's, as the
+    Node runtime writes it), so `clipper logs` output filters alike (`jq 'select(.level >= 40)'`):
+    level (pino's numbers), time (ms since the epoch), component, model ("name:version") when known,
+    msg; a traceback goes in `stack`, so one event stays one line."""
+
+    COMPONENT = "container-python"
+    LEVELS = {"info": 30, "warn": 40, "error": 50}
 
     def __init__(self, model=None, stream=None):
-        self.prefix = "[clipper_runtime %s]" % model if model else "[clipper_runtime]"
+        self.model = model
         self.stream = stream or sys.stderr
 
     def _write(self, level, message, detail=None):
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % int((now % 1) * 1000)
-        lines = ["%s %s %s %s" % (stamp, self.prefix, level, " ".join(str(message).splitlines()))]
+        record = {"level": self.LEVELS[level], "time": int(time.time() * 1000), "component": self.COMPONENT}
+        if self.model:
+            record["model"] = self.model
         if detail:
-            lines.extend("%s %s   %s" % (stamp, self.prefix, line) for line in detail.rstrip().splitlines())
+            record["stack"] = str(detail).rstrip()
+        record["msg"] = str(message)  # last, as pino writes it
+        # Compact separators as pino's (`"time":<ms>` is what `clipper logs --since` reads); ASCII
+        # escapes, so a stderr that is not UTF-8 still takes every line whole.
+        line = json.dumps(record, ensure_ascii=True, separators=(",", ":"))
         try:
-            self.stream.write("\n".join(lines) + "\n")
+            self.stream.write(line + "\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass
 
     def info(self, message):
-        self._write("INFO", message)
+        self._write("info", message)
 
     def warn(self, message, detail=None):
-        self._write("WARN", message, detail)
+        self._write("warn", message, detail)
 
     def error(self, message, detail=None):
-        self._write("ERROR", message, detail)
+        self._write("error", message, detail)
 
 
 def _shorten(text):

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { packageRoot } from "../../../runtime/shared/package-root.js";
 import { generateRpcKey } from "../../../runtime/shared/rpc-auth.js";
 import { RPC_AUTH_NONE_WARNING, rpcAuthOf } from "../../managers/cluster-spec.js";
@@ -14,7 +14,9 @@ import { ClipperError } from "../../errors.js";
 import { checkFrontendWorkers } from "../../managers/errors.js";
 import { deploymentEnv } from "../../deployment-env.js";
 import type { InputType } from "../../../runtime/shared/input-types.js";
-import { modelImageTag, runtimeImageName } from "../../images/layout.js";
+import { modelImageTag, modelLayout, runtimeImageName } from "../../images/layout.js";
+import { checkModelPaths } from "../../images/model-files.js";
+import { deployPredictSpec } from "../../predict-spec.js";
 import type { ClusterOptions, GpuRequest, ModelFramework } from "../../managers/container-manager.js";
 import {
   clusterManifests,
@@ -149,6 +151,10 @@ export interface DeployManifestOptions extends KubernetesFlags {
   /** Not needed with --image. */
   framework?: ModelFramework;
   image?: string;
+  /** What the image would be built from: checked as a live deploy checks them, though nothing is built. */
+  predict?: string;
+  modelPath?: string;
+  requirements?: string;
   replicas: number;
   gpu?: GpuRequest;
   nodeSelector?: string[];
@@ -159,8 +165,22 @@ export interface DeployManifestOptions extends KubernetesFlags {
   frontendWorkers?: number;
 }
 
+/**
+ * The checks a live deploy makes of its files before anything is built (deployPredictSpec, then the
+ * image build's checkModelPaths), so a dry run with a missing --predict, --model-path or
+ * --requirements fails with the same error and exit code instead of printing manifests.
+ */
+function checkModelFiles(options: DeployManifestOptions): void {
+  const spec = deployPredictSpec(options);
+  const { framework } = options;
+  if (options.image || !spec || !framework) return; // no framework without an image: deployPredictSpec refused it
+  const predict = { framework, predictFile: spec.file, predictFunction: spec.fn, modelPath: options.modelPath };
+  checkModelPaths({ ...predict, ...(options.requirements ? { requirementsFile: resolve(options.requirements) } : {}) }, modelLayout(predict));
+}
+
 export async function deployModelDryRun(name: string, options: DeployManifestOptions): Promise<void> {
   requireDryRun(options);
+  checkModelFiles(options);
   const cluster = options.cluster ?? "default";
   const image = options.image ?? modelImageTag({ cluster, name, version: options.version, registry: options.registry });
   const nodeSelector = keyValues(options.nodeSelector, "--node-selector");

@@ -44,6 +44,7 @@ import { streamPodLog } from "./pod-logs.js";
 import { podMetrics, podUptimeSeconds } from "./pod-usage.js";
 import { labelSelector, logCandidates, podStatuses, stopRoleOf } from "./pods.js";
 import { plainObjects } from "./render.js";
+import { loadKubeConfig } from "./kubeconfig.js";
 import { apiServerHostOf, openServiceProxy, type ServiceProxy } from "./service-proxy.js";
 
 type Obj = Record<string, any>;
@@ -105,22 +106,9 @@ export class KubernetesContainerManager implements ContainerManager {
     this.cluster = options.cluster;
     this.clock = options.clock ?? systemClock;
     this.pollMs = options.pollMs ?? 1000;
-    const kc = options.kubeConfig ?? new KubeConfig();
+    // A configuration the caller loaded is used as it is.
+    const kc = options.kubeConfig ?? loadKubeConfig(options);
     this.kc = kc;
-    try {
-      // A configuration the caller loaded is used as it is.
-      if (!options.kubeConfig) {
-        if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
-        else kc.loadFromDefault();
-        if (options.context) kc.setCurrentContext(options.context);
-      }
-    } catch (err) {
-      throw new ManagerError(`cannot load the kubeconfig${options.kubeconfig ? ` ${options.kubeconfig}` : ""}: ${(err as Error).message}`, "INVALID_ARGUMENT");
-    }
-    if (options.context && !options.kubeConfig && !kc.getContextObject(options.context)) {
-      throw new ManagerError(`the kubeconfig has no context named ${options.context}`, "INVALID_ARGUMENT");
-    }
-    if (!kc.getCurrentCluster()) throw new ManagerError("the kubeconfig names no cluster for its current context", "INVALID_ARGUMENT");
     this.namespace = options.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
     this.api = new NamespaceApi(kc.makeApiClient(CoreV1Api), kc.makeApiClient(AppsV1Api), kc.makeApiClient(NetworkingV1Api), kc.makeApiClient(RbacAuthorizationV1Api), {
       cluster: this.cluster, namespace: this.namespace, clock: this.clock, pollMs: this.pollMs,

@@ -25,6 +25,7 @@ import { streamLogFiles } from "./log-follow.js";
 import { processUsage, procAvailable } from "./proc-usage.js";
 import { httpProblem } from "../../http-fetch.js";
 import { readLogTail } from "../../log-tail.js";
+import { lastLogMessage } from "../../log-lines.js";
 import {
   addressesFor,
   clipperHome,
@@ -266,7 +267,7 @@ export class LocalContainerManager implements ContainerManager {
     } catch {
       // the explanation stays shorter
     }
-    const last = lastLogLine(logFile);
+    const last = lastLogMessage(readLogTail(logFile, 50));
     if (last) detail += `; last log line: ${last}`;
     return new StartupError(
       `${COMPONENT_TITLES[failing]} did not answer GET ${check.url} within ${timeoutMs} ms (${detail}); see its log: ${logFile}`,
@@ -558,14 +559,4 @@ function supervisorEntry(): string {
   const built = join(packageRoot(), "dist", "src", "managers", "local", "supervisor-main.js");
   requireBuilt(built, "the cluster supervisor");
   return built;
-}
-
-/** The last line a component wrote to its log (not the supervisor's own markers), shortened. */
-function lastLogLine(file: string): string | undefined {
-  const line = readLogTail(file, 50)
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith("--- "))
-    .pop();
-  if (!line) return undefined;
-  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }

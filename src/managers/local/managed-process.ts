@@ -1,11 +1,13 @@
 /**
  * One supervised child process: started in its own process group with stdout and stderr appended
- * to its log file, restarted with capped exponential backoff when it exits unexpectedly, and
+ * to its log file (between the supervisor's own lines when it starts or exits), restarted with capped exponential backoff when it exits unexpectedly, and
  * stopped with SIGTERM to the whole group, then SIGKILL after a grace period.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { pino } from "pino";
 import type { Logger } from "../../../runtime/shared/logger.js";
+import { SUPERVISOR_COMPONENT } from "../../log-lines.js";
 import { signalGroup } from "./processes.js";
 import type { LastExit, RestartPolicy } from "./schemas.js";
 
@@ -97,7 +99,7 @@ export class ManagedProcess {
     }
     let child: ChildProcess;
     try {
-      writeSync(fd, `--- ${new Date().toISOString()} supervisor: starting ${spec.component}: ${spec.argv.join(" ")}\n`);
+      writeSync(fd, supervisorLine("info", this.clock.now(), spec.component, `starting ${spec.component}: ${spec.argv.join(" ")}`));
       const [program, ...args] = spec.argv as [string, ...string[]];
       // detached: the child leads a new session and process group, so a stop reaches its own children too.
       child = spawn(program, args, { cwd: spec.cwd, env: spec.env, stdio: ["ignore", fd, fd], detached: true });
@@ -110,7 +112,7 @@ export class ManagedProcess {
     let settled = false;
     child.once("error", (err) => {
       if (settled || child.pid !== undefined) {
-        this.log.warn({ component: spec.component, err: err.message }, "child process error");
+        this.log.warn({ child: spec.component, err: err.message }, "child process error");
         return;
       }
       settled = true;
@@ -125,7 +127,7 @@ export class ManagedProcess {
     this.child = child;
     this.pidValue = child.pid;
     this.startedAtMs = this.clock.now();
-    this.log.info({ component: spec.component, pid: child.pid, restarts: this.restartCount }, "started");
+    this.log.info({ child: spec.component, pid: child.pid, restarts: this.restartCount }, "started");
     this.onChange();
   }
 
@@ -138,7 +140,7 @@ export class ManagedProcess {
     if (pid !== undefined) signalGroup(pid, "SIGKILL");
     if (this.spec.readyFile) rmSync(this.spec.readyFile, { force: true });
     if (!this.wanted) {
-      this.log.info({ component: this.spec.component, code, signal }, "stopped");
+      this.log.info({ child: this.spec.component, code, signal }, "stopped");
       this.settleStop();
       this.onChange();
       return;
@@ -147,10 +149,10 @@ export class ManagedProcess {
     this.failures += 1;
     const delay = Math.min(this.policy.initialDelayMs * 2 ** (this.failures - 1), this.policy.maxDelayMs);
     this.log.warn(
-      { component: this.spec.component, code, signal, error, ranMs, restartInMs: delay },
+      { child: this.spec.component, code, signal, error, ranMs, restartInMs: delay },
       "exited unexpectedly; restarting",
     );
-    appendLine(this.spec.logFile, `--- ${this.last.at} supervisor: ${this.spec.component} ${describeExit(this.last)}; restarting in ${delay} ms\n`);
+    appendLine(this.spec.logFile, supervisorLine("warn", this.clock.now(), this.spec.component, `${this.spec.component} ${describeExit(this.last)}; restarting in ${delay} ms`));
     this.restartTimer = this.clock.setTimeout(() => {
       this.restartTimer = undefined;
       if (!this.wanted) return;
@@ -173,7 +175,7 @@ export class ManagedProcess {
     const done = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
     signalGroup(pid, "SIGTERM");
     const kill = this.clock.setTimeout(() => {
-      this.log.warn({ component: this.spec.component, pid, graceMs }, "did not stop in time; killing");
+      this.log.warn({ child: this.spec.component, pid, graceMs }, "did not stop in time; killing");
       signalGroup(pid, "SIGKILL");
     }, graceMs);
     // Should the exit event never come, do not hang a shutdown forever.
@@ -202,6 +204,15 @@ export function describeExit(exit: LastExit): string {
   if (exit.error) return `could not be started (${exit.error})`;
   if (exit.signal) return `was killed by ${exit.signal}`;
   return `exited with code ${exit.code}`;
+}
+
+/**
+ * The supervisor's line in a child's log, shaped as the supervisor's own (pino's): so every line of
+ * a local log is one JSON object with level, time, component and msg, and filters alike. `child`
+ * names the supervised component (`component` is the writer, as everywhere).
+ */
+export function supervisorLine(level: "info" | "warn", timeMs: number, child: string, msg: string): string {
+  return `${JSON.stringify({ level: pino.levels.values[level], time: timeMs, component: SUPERVISOR_COMPONENT, child, msg })}\n`;
 }
 
 function rotateIfLarge(file: string): void {

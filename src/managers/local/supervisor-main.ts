@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createLogger } from "../../../runtime/shared/logger.js";
+import { SUPERVISOR_COMPONENT } from "../../log-lines.js";
 import { describeIssues, SupervisorConfigSchema } from "./schemas.js";
 import { Supervisor } from "./supervisor.js";
 
@@ -29,7 +30,7 @@ function readConfig(argv: string[]) {
 }
 
 const config = readConfig(process.argv.slice(2));
-const log = createLogger("supervisor");
+const log = createLogger(SUPERVISOR_COMPONENT);
 const supervisor = new Supervisor(config, { log, exit: (code) => process.exit(code) });
 
 let stopping = false;
