@@ -5,7 +5,7 @@
  * manager that starts the cluster runs it as a container or a Deployment (docs/autoscaling.md) and
  * configures it through the environment, checked here before anything runs.
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { z } from "zod";
 import { readTokenFile } from "../../runtime/shared/runtime-flags.js";
 import { nameProblem } from "../../runtime/shared/names.js";
@@ -77,7 +77,7 @@ export interface HostDeps {
  * rollout is not waited for: the controller waits for replicas to connect itself, and a loop
  * blocked on one version's rollout would decide nothing for the others.
  */
-function hostScaler(config: HostConfig, deps: HostDeps): Scaler {
+async function hostScaler(config: HostConfig, deps: HostDeps): Promise<Scaler> {
   if (config.manager === "docker") {
     return new DockerContainerManager({ cluster: config.cluster, ...(deps.engine ? { engine: deps.engine } : {}) });
   }
@@ -87,10 +87,11 @@ function hostScaler(config: HostConfig, deps: HostDeps): Scaler {
     if (!process.env.KUBERNETES_SERVICE_HOST) {
       throw new HostConfigError("CLIPPER_MANAGER=kubernetes runs in a pod: KUBERNETES_SERVICE_HOST is not set, so there is no in-cluster API server");
     }
+    const { KubeConfig } = await import("../managers/kubernetes/kube-client.js");
     kubeConfig = new KubeConfig();
     kubeConfig.loadFromCluster();
   }
-  const manager = new KubernetesContainerManager({ cluster: config.cluster, namespace: config.namespace, kubeConfig });
+  const manager = await KubernetesContainerManager.create({ cluster: config.cluster, namespace: config.namespace, kubeConfig });
   return {
     getNumReplicas: (name, version) => manager.getNumReplicas(name, version),
     setNumReplicas: (name, version, replicas) => manager.requestReplicas(name, version, replicas),
@@ -103,7 +104,7 @@ export async function startAutoscalerHost(config: HostConfig, deps: HostDeps): P
   const admin = new AdminClient({ managementUrl: config.adminUrl, timeoutMs: 5_000, ...(token ? { token } : {}) });
   const loop = new AutoscaleLoop({
     source: new AdminAutoscaleSource(admin),
-    scaler: hostScaler(config, deps),
+    scaler: await hostScaler(config, deps),
     intervalMs: config.intervalMs ?? DEFAULT_AUTOSCALE_INTERVAL_MS,
     log: (message, fields) => deps.log("warn", message, fields),
   });

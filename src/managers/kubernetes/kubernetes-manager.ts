@@ -15,7 +15,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import type { KubeConfig, V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
 import { AdminClient } from "../../admin-client.js";
 import type { BuildProgress } from "../../images/types.js";
 import { clusterLabels, INTERNAL_PORTS, internalRpcPorts, LABEL, recordedFrontendWorkers, rpcAuthOf, TOKEN_DIR } from "../cluster-spec.js";
@@ -38,6 +38,7 @@ import { checkReplicas, chosenVersion, isReason, noDeployment, sameDeployment, s
 import { checkFrontendWorkers, ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, modelRpcSecret, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { isKept, kept, keptReplicas, restored, withRpcPorts } from "./kept-replicas.js";
+import type { KubeSdk } from "./kube-client.js";
 import { k8sNames } from "./names.js";
 import { NamespaceApi, retryOnConflict } from "./namespace-api.js";
 import { streamPodLog } from "./pod-logs.js";
@@ -94,6 +95,7 @@ export class KubernetesContainerManager implements ContainerManager {
   readonly namespace: string;
   private readonly api: NamespaceApi;
   private readonly kc: KubeConfig;
+  private readonly sdk: KubeSdk;
   /** Loopback proxies to the cluster's services, opened by connect() and reused. */
   private proxies?: Promise<{ management: ServiceProxy; query: ServiceProxy }>;
   /** The addresses start or connect found, for status (polled during deploys) to reuse. */
@@ -101,11 +103,20 @@ export class KubernetesContainerManager implements ContainerManager {
   private readonly clock: Clock;
   private readonly pollMs: number;
 
-  constructor(private readonly options: KubernetesManagerOptions) {
+  /**
+   * A manager for the cluster `options` name. The Kubernetes SDK is loaded here, not when the
+   * library is imported; a kubeconfig that cannot be read, or names no such context, fails here.
+   */
+  static async create(options: KubernetesManagerOptions): Promise<KubernetesContainerManager> {
+    return new KubernetesContainerManager(options, await import("./kube-client.js"));
+  }
+
+  private constructor(private readonly options: KubernetesManagerOptions, sdk: KubeSdk) {
+    this.sdk = sdk;
     this.cluster = options.cluster;
     this.clock = options.clock ?? systemClock;
     this.pollMs = options.pollMs ?? 1000;
-    const kc = options.kubeConfig ?? new KubeConfig();
+    const kc = options.kubeConfig ?? new sdk.KubeConfig();
     this.kc = kc;
     try {
       // A configuration the caller loaded is used as it is.
@@ -122,7 +133,7 @@ export class KubernetesContainerManager implements ContainerManager {
     }
     if (!kc.getCurrentCluster()) throw new ManagerError("the kubeconfig names no cluster for its current context", "INVALID_ARGUMENT");
     this.namespace = options.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
-    this.api = new NamespaceApi(kc.makeApiClient(CoreV1Api), kc.makeApiClient(AppsV1Api), kc.makeApiClient(NetworkingV1Api), kc.makeApiClient(RbacAuthorizationV1Api), {
+    this.api = new NamespaceApi(kc.makeApiClient(sdk.CoreV1Api), kc.makeApiClient(sdk.AppsV1Api), kc.makeApiClient(sdk.NetworkingV1Api), kc.makeApiClient(sdk.RbacAuthorizationV1Api), {
       cluster: this.cluster, namespace: this.namespace, clock: this.clock, pollMs: this.pollMs,
       rolloutTimeoutMs: options.rolloutTimeoutMs ?? 300_000, ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
@@ -500,7 +511,7 @@ export class KubernetesContainerManager implements ContainerManager {
     const addresses = this.known ?? await this.connect();
     const pods = await this.api.pods(clusterLabels(this.cluster));
     if (!options.usage) return { addresses, ...podStatuses(pods) };
-    const metrics = await podMetrics(this.kc.makeApiClient(CustomObjectsApi), this.namespace, labelSelector(clusterLabels(this.cluster)));
+    const metrics = await podMetrics(this.kc.makeApiClient(this.sdk.CustomObjectsApi), this.namespace, labelSelector(clusterLabels(this.cluster)));
     const usageOf = (pod: V1Pod) => {
       const uptimeSeconds = podUptimeSeconds(pod);
       return { ...(uptimeSeconds === undefined ? {} : { uptimeSeconds }), ...("usage" in metrics ? metrics.usage.get(pod.metadata!.name!) : {}) };
@@ -524,7 +535,7 @@ export class KubernetesContainerManager implements ContainerManager {
   async streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
     const keyed = async () => (await this.logPods(component)).map((pod) => ({ key: pod.metadata!.name!, component: pod.metadata!.name!, pod }));
     await streamEach(await keyed(), keyed, options, ({ component: c, pod }, start) =>
-      this.api.call(`reading the log of ${c}`, () => streamPodLog(this.kc, this.namespace, pod, start, (line) => onLine({ component: c, line }))));
+      this.api.call(`reading the log of ${c}`, () => streamPodLog(new this.sdk.Log(this.kc), this.namespace, pod, start, (line) => onLine({ component: c, line }))));
   }
 
   // ---- pieces -----------------------------------------------------------------------------------
