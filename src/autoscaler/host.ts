@@ -5,7 +5,6 @@
  * manager that starts the cluster runs it as a container or a Deployment (docs/autoscaling.md) and
  * configures it through the environment, checked here before anything runs.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
 import { z } from "zod";
 import { readTokenFile } from "../../runtime/shared/runtime-flags.js";
 import { nameProblem } from "../../runtime/shared/names.js";
@@ -65,8 +64,8 @@ export function hostConfigFromEnv(env: NodeJS.ProcessEnv): HostConfig {
 }
 
 export interface HostDeps {
-  /** Kubernetes: the API server to scale through (default: in-cluster, from the pod's ServiceAccount). */
-  kubeConfig?: KubeConfig;
+  /** Kubernetes: a kubeconfig file naming the API server to scale through (default: in-cluster, from the pod's ServiceAccount). */
+  kubeconfig?: string;
   /** Docker: the engine to scale through (default: dockerode on the mounted socket). */
   engine?: DockerEngine;
   log: (level: "info" | "warn", message: string, fields?: Record<string, unknown>) => void;
@@ -81,17 +80,13 @@ async function hostScaler(config: HostConfig, deps: HostDeps): Promise<Scaler> {
   if (config.manager === "docker") {
     return new DockerContainerManager({ cluster: config.cluster, ...(deps.engine ? { engine: deps.engine } : {}) });
   }
-  let kubeConfig = deps.kubeConfig;
-  if (!kubeConfig) {
-    // Outside a pod the in-cluster configuration would point at "undefined:undefined".
-    if (!process.env.KUBERNETES_SERVICE_HOST) {
-      throw new HostConfigError("CLIPPER_MANAGER=kubernetes runs in a pod: KUBERNETES_SERVICE_HOST is not set, so there is no in-cluster API server");
-    }
-    const { KubeConfig } = await import("../managers/kubernetes/kube-client.js");
-    kubeConfig = new KubeConfig();
-    kubeConfig.loadFromCluster();
+  // Outside a pod the in-cluster configuration would point at "undefined:undefined".
+  if (!deps.kubeconfig && !process.env.KUBERNETES_SERVICE_HOST) {
+    throw new HostConfigError("CLIPPER_MANAGER=kubernetes runs in a pod: KUBERNETES_SERVICE_HOST is not set, so there is no in-cluster API server");
   }
-  const manager = await KubernetesContainerManager.create({ cluster: config.cluster, namespace: config.namespace, kubeConfig });
+  const manager = await KubernetesContainerManager.create({
+    cluster: config.cluster, namespace: config.namespace, ...(deps.kubeconfig ? { kubeconfig: deps.kubeconfig } : { inCluster: true }),
+  });
   return {
     getNumReplicas: (name, version) => manager.getNumReplicas(name, version),
     setNumReplicas: (name, version, replicas) => manager.requestReplicas(name, version, replicas),

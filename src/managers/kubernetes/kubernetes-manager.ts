@@ -53,8 +53,12 @@ export interface KubernetesManagerOptions {
   cluster: string;
   /** A kubeconfig file; absent: $KUBECONFIG or ~/.kube/config (or in-cluster). */
   kubeconfig?: string;
-  /** A configuration already loaded (the autoscaler host's in-cluster one); kubeconfig and context are then not read. */
-  kubeConfig?: KubeConfig;
+  /**
+   * Use the in-cluster configuration (a pod's ServiceAccount: the autoscaler host's); kubeconfig and
+   * context are then not read. An option, not a KubeConfig object, so the library's types do not
+   * include the SDK's.
+   */
+  inCluster?: boolean;
   context?: string;
   /** Absent: the context's namespace, else "default". */
   namespace?: string;
@@ -116,11 +120,11 @@ export class KubernetesContainerManager implements ContainerManager {
     this.cluster = options.cluster;
     this.clock = options.clock ?? systemClock;
     this.pollMs = options.pollMs ?? 1000;
-    const kc = options.kubeConfig ?? new sdk.KubeConfig();
+    const kc = new sdk.KubeConfig();
     this.kc = kc;
     try {
-      // A configuration the caller loaded is used as it is.
-      if (!options.kubeConfig) {
+      if (options.inCluster) kc.loadFromCluster();
+      else {
         if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
         else kc.loadFromDefault();
         if (options.context) kc.setCurrentContext(options.context);
@@ -128,7 +132,7 @@ export class KubernetesContainerManager implements ContainerManager {
     } catch (err) {
       throw new ManagerError(`cannot load the kubeconfig${options.kubeconfig ? ` ${options.kubeconfig}` : ""}: ${(err as Error).message}`, "INVALID_ARGUMENT");
     }
-    if (options.context && !options.kubeConfig && !kc.getContextObject(options.context)) {
+    if (options.context && !options.inCluster && !kc.getContextObject(options.context)) {
       throw new ManagerError(`the kubeconfig has no context named ${options.context}`, "INVALID_ARGUMENT");
     }
     if (!kc.getCurrentCluster()) throw new ManagerError("the kubeconfig names no cluster for its current context", "INVALID_ARGUMENT");
