@@ -110,7 +110,9 @@ describe("the packed package, installed into an empty project", () => {
     }, null, 2)}\n`);
     writeFileSync(join(project, "src", "script.ts"), [
       `import { ClipperConnection, ClipperError, type PredictReply } from "${PACKAGE_NAME}";`,
+      `import type { ModelImageRequest } from "${PACKAGE_NAME}/images";`,
       "",
+      'const request: Pick<ModelImageRequest, "name" | "version"> = { name: "sum-model", version: "1" };',
       "const conn = await ClipperConnection.connect();",
       "try {",
       "  // The library's types are there (not `any`): a call without an input type does not compile.",
@@ -118,7 +120,7 @@ describe("the packed package, installed into an empty project", () => {
       '  if (process.argv.includes("--never")) await conn.registerApplication({ name: "typo" });',
       '  const reply: PredictReply = await conn.predict("sum", { input: [4, 5, 6] });',
       "  const apps = await conn.getAllApps(false);",
-      "  console.log(JSON.stringify({ status: reply.status, body: reply.body, apps }));",
+      "  console.log(JSON.stringify({ status: reply.status, body: reply.body, apps, image: request.name }));",
       "} catch (err) {",
       "  if (err instanceof ClipperError) console.error(`${err.code}: ${err.message}`);",
       "  throw err;",
@@ -131,7 +133,7 @@ describe("the packed package, installed into an empty project", () => {
     const ran = succeeded("the compiled script", await runCommand(process.execPath, [join(project, "out", "script.js")], {
       cwd: project, env: { ...process.env, CLIPPER_HOME: cluster.home }, timeoutMs: 60_000,
     }));
-    expect(JSON.parse(ran.stdout.trim())).toEqual({ status: 200, body: { query_id: expect.any(Number), output: 15, default: false }, apps: ["sum"] });
+    expect(JSON.parse(ran.stdout.trim())).toEqual({ status: 200, body: { query_id: expect.any(Number), output: 15, default: false }, apps: ["sum"], image: "sum-model" });
   }, 180_000);
 
   it("exports every name the docs import, under the package's name", async () => {
