@@ -99,7 +99,6 @@ export class KubernetesContainerManager implements ContainerManager {
   readonly namespace: string;
   private readonly api: NamespaceApi;
   private readonly kc: KubeConfig;
-  private readonly sdk: KubeSdk;
   /** Loopback proxies to the cluster's services, opened by connect() and reused. */
   private proxies?: Promise<{ management: ServiceProxy; query: ServiceProxy }>;
   /** The addresses start or connect found, for status (polled during deploys) to reuse. */
@@ -115,8 +114,7 @@ export class KubernetesContainerManager implements ContainerManager {
     return new KubernetesContainerManager(options, await import("./kube-client.js"));
   }
 
-  private constructor(private readonly options: KubernetesManagerOptions, sdk: KubeSdk) {
-    this.sdk = sdk;
+  private constructor(private readonly options: KubernetesManagerOptions, private readonly sdk: KubeSdk) {
     this.cluster = options.cluster;
     this.clock = options.clock ?? systemClock;
     this.pollMs = options.pollMs ?? 1000;
