@@ -1,4 +1,4 @@
-/** The library: `import { ClipperConnection } from "clipper"`. */
+/** The library: `import { ClipperConnection } from "clipper-serve"` (the package's npm name; its command is `clipper`). */
 export { ClipperConnection, DEFAULT_CLUSTER_OPTIONS } from "./connection.js";
 export { parsePredictSpec } from "./predict-spec.js";
 export type { AutoscalingOptions, ConnectOptions, DeletedModel, DeleteModelOptions, DeployModelOptions, ModelInfo, PolicyInput, RegisterApplicationOptions, PredictReply, Feedback, ClusterOverview } from "./connection.js";
@@ -19,10 +19,16 @@ export type { WrittenRevision } from "./revision-wait.js";
 export { ClipperError, AdminApiError, ERROR_CODES, PredictFailedError } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
 export { createManager, MANAGER_KINDS } from "./managers/index.js";
+export type { KubernetesSettings, ManagerOptions } from "./managers/index.js";
 export { LocalContainerManager } from "./managers/local/local-manager.js";
+export type { LocalManagerOptions } from "./managers/local/local-manager.js";
+// The managers load their SDKs (dockerode, @kubernetes/client-node) when first used, not here.
 export { DockerContainerManager } from "./managers/docker/docker-manager.js";
+export type { DockerManagerOptions } from "./managers/docker/docker-manager.js";
 export { DockerodeEngine } from "./managers/docker/dockerode-engine.js";
 export type { DockerEngine } from "./managers/docker/engine.js";
+export { KubernetesContainerManager } from "./managers/kubernetes/kubernetes-manager.js";
+export type { KubernetesManagerOptions } from "./managers/kubernetes/kubernetes-manager.js";
 export type * from "./managers/container-manager.js";
 export { INPUT_TYPES, canonicalInputType } from "../runtime/shared/input-types.js";
 export type { InputType } from "../runtime/shared/input-types.js";

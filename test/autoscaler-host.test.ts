@@ -3,13 +3,12 @@
  * and a real management daemon: a version autoscaled to min 2 that runs 1 replica is scaled through
  * the Deployment's scale subresource, the decision is in the daemon's event log, every call the host
  * makes is one its Role (autoscaler-manifests.ts) allows, and nothing scales after it stops. The
- * host is given a KubeConfig for the fake server where a pod would load its in-cluster one.
+ * host is given a kubeconfig for the fake server where a pod would load its in-cluster one.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startManagementServer, type ManagementServer } from "../runtime/management/server.js";
@@ -77,15 +76,14 @@ describe("the autoscaler host on Kubernetes (fake API server, real management da
     expect((await post("/admin/add_model", MODEL)).status).toBe(200);
     expect((await post(SET_AUTOSCALING_PATH, { model_name: "sum", min_replicas: 2, max_replicas: 3 })).status).toBe(200);
 
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(writeKubeconfig(join(dir, "kubeconfig"), api.url, "ml"));
+    const kubeconfig = writeKubeconfig(join(dir, "kubeconfig"), api.url, "ml");
     const tokenFile = join(dir, "token");
     writeFileSync(tokenFile, `${TOKEN}\n`);
     const logs: string[] = [];
     const before = api.requests.length;
     loop = await startAutoscalerHost(
       { manager: "kubernetes", cluster: "demo", namespace: "ml", adminUrl: daemon.url, tokenFile, intervalMs: 100 },
-      { kubeConfig, log: (level, message, fields) => logs.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`) },
+      { kubeconfig, log: (level, message, fields) => logs.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`) },
     );
     await waitFor(() => api.get("deployments", "clipper-demo-sum-1", "ml")?.spec.replicas === 2, 10_000, "the Deployment to be scaled to 2");
 

@@ -37,7 +37,7 @@ describeLifecycle("Kubernetes (fake API server and kubelet)", async () => {
   await create("/api/v1/namespaces/ml/secrets", {
     metadata: { name: k8sNames.rpcKey("life"), labels: { "ai.clipper.container.label": "life" } }, stringData: { key: cluster.rpcKey },
   });
-  const manager = new KubernetesContainerManager({
+  const manager = await KubernetesContainerManager.create({
     cluster: "life", kubeconfig: writeKubeconfig(join(dir, "kubeconfig"), api.url, "ml"),
     runtimeImage: "registry.example/clipper-runtime:1", pollMs: 20, rolloutTimeoutMs: 20_000,
   });

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KubernetesContainerManager } from "../src/managers/kubernetes/kubernetes-manager.js";
+import { KubernetesContainerManager, type KubernetesManagerOptions } from "../src/managers/kubernetes/kubernetes-manager.js";
 import type { ClusterOptions, ModelDeployment } from "../src/managers/container-manager.js";
 import { waitFor } from "./support/cluster-in-process.js";
 import { versionSecret } from "../runtime/shared/rpc-auth.js";
@@ -44,8 +44,8 @@ const MODEL: ModelDeployment = {
 };
 
 const managers: KubernetesContainerManager[] = [];
-function manager(extra: Partial<ConstructorParameters<typeof KubernetesContainerManager>[0]> = {}) {
-  const m = new KubernetesContainerManager({
+async function manager(extra: Partial<KubernetesManagerOptions> = {}) {
+  const m = await KubernetesContainerManager.create({
     cluster: "demo", kubeconfig, createNamespace: true, runtimeImage: "registry.example/clipper-runtime:0.1.0",
     frontendReplicas: 2, pollMs: 10, rolloutTimeoutMs: 3000, ...extra,
   });
@@ -55,7 +55,7 @@ function manager(extra: Partial<ConstructorParameters<typeof KubernetesContainer
 
 describe("KubernetesContainerManager against the fake API", () => {
   it("starts a cluster: namespace from the context, objects created, waits until the fake marks it ready", async () => {
-    const m = manager();
+    const m = await manager();
     expect(m.namespace).toBe("ml");
     const before = api.requests.length;
     let settled = false;
@@ -93,9 +93,9 @@ describe("KubernetesContainerManager against the fake API", () => {
   it("applies again: 409 on create becomes a replace at the current resourceVersion, keeping the token", async () => {
     api.setAutoReady(true);
     const before = api.get("deployments", "clipper-demo-query-frontend", "ml")!;
-    const token = (await manager().connect()).token;
+    const token = (await (await manager()).connect()).token;
     const rpcKey = api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key;
-    const again = await manager({ frontendReplicas: 3 }).startClipper(OPTIONS);
+    const again = await (await manager({ frontendReplicas: 3 })).startClipper(OPTIONS);
     expect(again.token).toBe(token);
     // The RPC key is kept too: credentials of running model versions stay valid.
     expect(api.get("secrets", "clipper-demo-rpc-key", "ml")!.data.key).toBe(rpcKey);
@@ -107,7 +107,7 @@ describe("KubernetesContainerManager against the fake API", () => {
   });
 
   it("deploys, scales through the scale subresource, reports status, stops versions (kept) and deletes them", async () => {
-    const m = manager();
+    const m = await manager();
     await m.deployModel(MODEL, 2);
     await m.deployModel({ ...MODEL, version: "2" }, 1);
     expect(await m.getNumReplicas("sum", "1")).toBe(2);
@@ -193,7 +193,7 @@ describe("KubernetesContainerManager against the fake API", () => {
     // The rollout waits on a scripted clock: each pause moves it on, so five minutes pass at once.
     let now = 0;
     const clock = { now: () => now, sleep: async (ms: number) => { now += ms; } };
-    const m = manager({ rolloutTimeoutMs: 300_000, pollMs: 60_000, clock });
+    const m = await manager({ rolloutTimeoutMs: 300_000, pollMs: 60_000, clock });
     // The image cannot be pulled: the kubelet reports it as soon as the Deployment's pods exist.
     api.onDeployment((event, dep) => {
       if (event === "ADDED" && dep.metadata.name === "clipper-demo-sum-3") {
@@ -217,7 +217,7 @@ describe("KubernetesContainerManager against the fake API", () => {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ metadata: { name: "someone-else" } }),
     });
-    const m = manager();
+    const m = await manager();
     await m.deployModel({ ...MODEL, version: "4" }, 2);
     await m.stopAll({ keepState: true });
     // What runs or routes is gone; the model version is kept at 0, its count recorded.
@@ -240,7 +240,7 @@ describe("KubernetesContainerManager against the fake API", () => {
       body: JSON.stringify({ ...sum4, metadata: { ...sum4.metadata, annotations: { ...sum4.metadata.annotations, "ai.clipper.kept_replicas": "65" } } }),
     });
     const writes = api.requests.filter((r) => r.method !== "GET").length;
-    await expect(manager().startClipper(OPTIONS)).rejects.toThrow(/records "65" kept replicas .*no count from 0 to 64/);
+    await expect((await manager()).startClipper(OPTIONS)).rejects.toThrow(/records "65" kept replicas .*no count from 0 to 64/);
     expect(api.requests.filter((r) => r.method !== "GET").length).toBe(writes);
     // Start brings the kept version back to its count. Its RPC key Secret went missing meanwhile: the
     // new key's credential replaces the version's, so its pods can still register.
@@ -250,7 +250,7 @@ describe("KubernetesContainerManager against the fake API", () => {
       body: JSON.stringify({ ...annotated, metadata: { ...annotated.metadata, annotations: { ...annotated.metadata.annotations, "ai.clipper.kept_replicas": "2" } } }),
     });
     await fetch(`${api.url}/api/v1/namespaces/ml/secrets/clipper-demo-rpc-key`, { method: "DELETE" });
-    const restarted = manager();
+    const restarted = await manager();
     await restarted.startClipper(OPTIONS);
     const back = api.get("deployments", "clipper-demo-sum-4", "ml")!;
     expect([back.spec.replicas, back.metadata.annotations["ai.clipper.kept_replicas"]]).toEqual([2, undefined]);
@@ -264,16 +264,16 @@ describe("KubernetesContainerManager against the fake API", () => {
   });
 
   it("starts with the user's token Secret, and refuses one that does not exist", async () => {
-    await expect(manager({ tokenSecret: "absent" }).startClipper(OPTIONS)).rejects.toThrow(/the Secret absent in namespace ml does not exist or has no key `token`/);
+    await expect((await manager({ tokenSecret: "absent" })).startClipper(OPTIONS)).rejects.toThrow(/the Secret absent in namespace ml does not exist or has no key `token`/);
     await fetch(`${api.url}/api/v1/namespaces/ml/secrets`, {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ metadata: { name: "my-token" }, data: { token: Buffer.from("s3cret").toString("base64") } }),
     });
-    const m = manager({ tokenSecret: "my-token", registry: "registry.example:5000" });
+    const m = await manager({ tokenSecret: "my-token", registry: "registry.example:5000" });
     const started = await m.startClipper(OPTIONS);
     expect(started.token).toBe("s3cret");
     expect(started.registry).toBe("registry.example:5000");
-    const connected = await manager().connect();
+    const connected = await (await manager()).connect();
     expect(connected.token).toBe("s3cret");
     expect(connected.registry).toBe("registry.example:5000");
     await m.stopAll({ keepState: false });
@@ -283,9 +283,9 @@ describe("KubernetesContainerManager against the fake API", () => {
     api.setAutoReady(true);
     api.forbid(["roles", "rolebindings"]);
     try {
-      const err = await manager().startClipper(OPTIONS).then(() => undefined, (e: unknown) => e as Error);
+      const err = await (await manager()).startClipper(OPTIONS).then(() => undefined, (e: unknown) => e as Error);
       expect(err?.message).toMatch(/answered 403: .*roles.*ask for create and update on roles, rolebindings and serviceaccounts .* or start with --no-autoscaler/);
-      const m = manager();
+      const m = await manager();
       await m.startClipper({ ...OPTIONS, autoscaler: false });
       expect(api.get("deployments", "clipper-demo-autoscaler", "ml")).toBeUndefined();
       // Stop lists the autoscaler's permissions too; one it may not list it cannot have created.
@@ -304,7 +304,7 @@ describe("frontend workers per pod on Kubernetes", () => {
     api.setAutoReady(true);
     api.setServiceBackend("clipper-wk-management", `http://127.0.0.1:${(daemon.address() as AddressInfo).port}`, "ml");
     const options: ClusterOptions = { ...OPTIONS, cluster: "wk", frontendWorkers: 2 };
-    const m = manager({ cluster: "wk" });
+    const m = await manager({ cluster: "wk" });
     await m.startClipper(options);
     const frontend = api.get("deployments", "clipper-wk-query-frontend", "ml")!;
     expect(frontend.metadata.annotations["ai.clipper.query_frontend.workers"]).toBe("2");
@@ -323,7 +323,7 @@ describe("frontend workers per pod on Kubernetes", () => {
     expect(portEnv()).toEqual([{ name: "CLIPPER_PORT", value: "7000,7001" }]);
     // Kept by a stop, then started with three workers: the version's pods are told the three ports.
     await m.stopAll({ keepState: true });
-    const restarted = manager({ cluster: "wk" });
+    const restarted = await manager({ cluster: "wk" });
     await restarted.startClipper({ ...options, frontendWorkers: 3 });
     expect(portEnv()).toEqual([{ name: "CLIPPER_PORT", value: "7000,7001,7002" }]);
     expect(api.get("deployments", "clipper-wk-sum-1", "ml")!.spec.replicas).toBe(1);

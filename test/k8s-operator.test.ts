@@ -31,7 +31,7 @@ beforeAll(async () => {
   api.setAutoReady(true);
   api.setPodLogs((pod) => (String(pod.metadata.name).includes("-sum-") ? written.get("model")?.join("\n") : undefined));
   dir = mkdtempSync(join(tmpdir(), "k8s-logs-"));
-  m = new KubernetesContainerManager({
+  m = await KubernetesContainerManager.create({
     cluster: "flw", kubeconfig: writeKubeconfig(join(dir, "config"), api.url, "ml"), createNamespace: true,
     runtimeImage: "registry.example/clipper-runtime:0.1.0", frontendReplicas: 1, pollMs: 10, rolloutTimeoutMs: 3000,
   });

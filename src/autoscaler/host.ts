@@ -5,7 +5,6 @@
  * manager that starts the cluster runs it as a container or a Deployment (docs/autoscaling.md) and
  * configures it through the environment, checked here before anything runs.
  */
-import { KubeConfig } from "@kubernetes/client-node";
 import { z } from "zod";
 import { readTokenFile } from "../../runtime/shared/runtime-flags.js";
 import { nameProblem } from "../../runtime/shared/names.js";
@@ -65,8 +64,8 @@ export function hostConfigFromEnv(env: NodeJS.ProcessEnv): HostConfig {
 }
 
 export interface HostDeps {
-  /** Kubernetes: the API server to scale through (default: in-cluster, from the pod's ServiceAccount). */
-  kubeConfig?: KubeConfig;
+  /** Kubernetes: a kubeconfig file naming the API server to scale through (default: in-cluster, from the pod's ServiceAccount). */
+  kubeconfig?: string;
   /** Docker: the engine to scale through (default: dockerode on the mounted socket). */
   engine?: DockerEngine;
   log: (level: "info" | "warn", message: string, fields?: Record<string, unknown>) => void;
@@ -77,20 +76,17 @@ export interface HostDeps {
  * rollout is not waited for: the controller waits for replicas to connect itself, and a loop
  * blocked on one version's rollout would decide nothing for the others.
  */
-function hostScaler(config: HostConfig, deps: HostDeps): Scaler {
+async function hostScaler(config: HostConfig, deps: HostDeps): Promise<Scaler> {
   if (config.manager === "docker") {
     return new DockerContainerManager({ cluster: config.cluster, ...(deps.engine ? { engine: deps.engine } : {}) });
   }
-  let kubeConfig = deps.kubeConfig;
-  if (!kubeConfig) {
-    // Outside a pod the in-cluster configuration would point at "undefined:undefined".
-    if (!process.env.KUBERNETES_SERVICE_HOST) {
-      throw new HostConfigError("CLIPPER_MANAGER=kubernetes runs in a pod: KUBERNETES_SERVICE_HOST is not set, so there is no in-cluster API server");
-    }
-    kubeConfig = new KubeConfig();
-    kubeConfig.loadFromCluster();
+  // Outside a pod the in-cluster configuration would point at "undefined:undefined".
+  if (!deps.kubeconfig && !process.env.KUBERNETES_SERVICE_HOST) {
+    throw new HostConfigError("CLIPPER_MANAGER=kubernetes runs in a pod: KUBERNETES_SERVICE_HOST is not set, so there is no in-cluster API server");
   }
-  const manager = new KubernetesContainerManager({ cluster: config.cluster, namespace: config.namespace, kubeConfig });
+  const manager = await KubernetesContainerManager.create({
+    cluster: config.cluster, namespace: config.namespace, ...(deps.kubeconfig ? { kubeconfig: deps.kubeconfig } : { inCluster: true }),
+  });
   return {
     getNumReplicas: (name, version) => manager.getNumReplicas(name, version),
     setNumReplicas: (name, version, replicas) => manager.requestReplicas(name, version, replicas),
@@ -103,7 +99,7 @@ export async function startAutoscalerHost(config: HostConfig, deps: HostDeps): P
   const admin = new AdminClient({ managementUrl: config.adminUrl, timeoutMs: 5_000, ...(token ? { token } : {}) });
   const loop = new AutoscaleLoop({
     source: new AdminAutoscaleSource(admin),
-    scaler: hostScaler(config, deps),
+    scaler: await hostScaler(config, deps),
     intervalMs: config.intervalMs ?? DEFAULT_AUTOSCALE_INTERVAL_MS,
     log: (message, fields) => deps.log("warn", message, fields),
   });

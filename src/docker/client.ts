@@ -1,9 +1,9 @@
 /**
- * The one place that talks to the Docker daemon's connection: a dockerode client from DOCKER_HOST or
- * the default socket, and daemon errors turned into our own typed errors with hints.
+ * The one place that loads the Docker SDK: a dockerode client from DOCKER_HOST or the default socket.
+ * Library code reaches this module only through `await import(...)` when it talks to a daemon, so
+ * importing the library does not load dockerode (test/lazy-sdks.test.ts); errors.ts maps daemon errors.
  */
 import Docker from "dockerode";
-import { ClipperError } from "../errors.js";
 
 /**
  * A dockerode client for DOCKER_HOST (unix:// or tcp://) or /var/run/docker.sock. For tcp the
@@ -25,21 +25,4 @@ export async function dockerAvailable(docker = dockerClient(), timeoutMs = 3000)
   } catch {
     return false;
   }
-}
-
-/** Maps a daemon error to a ClipperError with a hint; other errors pass through. */
-export function dockerError(err: unknown, doing: string): Error {
-  const message = err instanceof Error ? err.message : String(err);
-  if (/could not select device driver|nvidia/i.test(message) && /device/i.test(message)) {
-    return new ClipperError("MANAGER", `${doing}: the Docker daemon has no GPU runtime (${message.trim()})`,
-      "install the NVIDIA Container Toolkit on the Docker host, or deploy without --gpu");
-  }
-  if (/ECONNREFUSED|ENOENT.*docker\.sock|connect EACCES/.test(message)) {
-    return new ClipperError("UNREACHABLE", `${doing}: cannot reach the Docker daemon (${message.trim()})`,
-      "is dockerd running? (DOCKER_HOST selects another daemon)");
-  }
-  if (/No such image|pull access denied|manifest unknown/i.test(message)) {
-    return new ClipperError("MANAGER", `${doing}: ${message.trim()}`, "build the image first, or check the image name and registry");
-  }
-  return err instanceof Error ? err : new Error(message);
 }

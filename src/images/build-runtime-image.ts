@@ -7,7 +7,7 @@
  */
 import type Docker from "dockerode";
 import { packageRoot } from "../../runtime/shared/package-root.js";
-import { dockerError } from "../docker/client.js";
+import { dockerError } from "../docker/errors.js";
 import { ClipperError } from "../errors.js";
 import { BuildContext } from "./context.js";
 import { daemonPlatform, pushImage, runDockerBuild, splitTag } from "./docker-build.js";

@@ -8,7 +8,7 @@
 import { StringDecoder } from "node:string_decoder";
 import type Docker from "dockerode";
 import { ClipperError } from "../errors.js";
-import { dockerError } from "../docker/client.js";
+import { dockerError } from "../docker/errors.js";
 import { findRegistryCredentials, loginCommand, registryHost } from "./docker-credentials.js";
 import type { BuildContext } from "./context.js";
 import { NO_PIP_HINT, type RenderedDockerfile, type RenderedInstruction } from "./dockerfile.js";

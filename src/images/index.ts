@@ -1,7 +1,8 @@
 /**
  * The image builder: model images per framework (Python flavours and Node) and the runtime image,
  * from the Dockerfile templates in templates/docker/, sent to the daemon as a tar-stream context.
- * docs/images.md describes the layout, the base images and the failure messages.
+ * docs/images.md describes the layout, the base images and the failure messages. The package's
+ * `clipper-serve/images` entry; unlike the main entry it loads dockerode, for dockerClient().
  */
 export { buildModelImage, checkModelImageRequest } from "./build-model-image.js";
 export { buildRuntimeImage, runtimeImageEntry, RUNTIME_REPOSITORY } from "./build-runtime-image.js";
@@ -12,3 +13,4 @@ export { buildEventText } from "./progress.js";
 export { ImageBuildError, type FailedStep } from "./errors.js";
 export { CLIPPER_ROOT, MODEL_ROOT, modelImageTag, modelLayout } from "./layout.js";
 export type { BuildEvent, BuildProgress, BuiltImage, ModelImageRequest, RegistryAuth, RuntimeImageOptions } from "./types.js";
+export { dockerClient } from "../docker/client.js";

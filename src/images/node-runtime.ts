@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { isBuiltin } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
-import { packageRoot } from "../../runtime/shared/package-root.js";
+import { PACKAGE_NAME, packageRoot } from "../../runtime/shared/package-root.js";
 import { ClipperError } from "../errors.js";
 import type { BuildContext, PathFilter } from "./context.js";
 
@@ -111,7 +111,7 @@ export function packageClosure(roots: { name: string; from: string }[]): Map<str
     const dir = resolvePackageDir(name, from);
     if (!dir) {
       if (required) {
-        throw new ClipperError("BUILD_FAILED", `package '${name}' (needed by ${by}) is not installed`, "run `npm install` in the clipper package");
+        throw new ClipperError("BUILD_FAILED", `package '${name}' (needed by ${by}) is not installed`, `run \`npm install\` in the ${PACKAGE_NAME} package`);
       }
       continue;
     }

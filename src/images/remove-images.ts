@@ -11,7 +11,7 @@
  * every cluster of the Docker host (found by content hash), so it is never this cluster's to remove.
  */
 import type Docker from "dockerode";
-import { dockerError } from "../docker/client.js";
+import { dockerError } from "../docker/errors.js";
 import { ClipperError } from "../errors.js";
 import { MODEL_IMAGE_LABEL } from "./dockerfile.js";
 import { modelImageTag } from "./layout.js";

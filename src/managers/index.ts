@@ -41,7 +41,7 @@ export async function createManager(kind: ManagerKind, options: ManagerOptions):
     }
     case "kubernetes": {
       const { KubernetesContainerManager } = await import("./kubernetes/kubernetes-manager.js");
-      return new KubernetesContainerManager({ ...options.kubernetes, cluster: options.cluster });
+      return KubernetesContainerManager.create({ ...options.kubernetes, cluster: options.cluster });
     }
   }
 }

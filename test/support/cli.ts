@@ -16,17 +16,32 @@ export interface CliResult {
   json: any;
 }
 
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<CliResult> {
+/** How the CLI is started: the built repository's entry by default; `npx clipper` in a project that installed the package. */
+export interface CliLauncher {
+  command: string;
+  args: string[];
+  cwd?: string;
+}
+
+export const REPO_CLI: CliLauncher = { command: process.execPath, args: [CLI] };
+
+/** Runs a command to its end (killed after `timeoutMs`); `json` is its stdout parsed, when it parses. */
+export function runCommand(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`clipper ${args.join(" ")} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
+      reject(new Error(`${command} ${args.join(" ")} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
     }, timeoutMs);
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     child.on("close", (code) => {
       clearTimeout(timer);
       let json: unknown;
@@ -38,6 +53,10 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
       resolve({ code: code ?? -1, stdout, stderr, json });
     });
   });
+}
+
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000, launcher: CliLauncher = REPO_CLI): Promise<CliResult> {
+  return runCommand(launcher.command, [...launcher.args, ...args], { env: { ...process.env, ...env }, ...(launcher.cwd ? { cwd: launcher.cwd } : {}), timeoutMs });
 }
 
 /** A port that was free a moment ago (the OS picks it). */
@@ -56,11 +75,11 @@ export function freePort(): Promise<number> {
  * The CLI bound to one CLIPPER_HOME (and, for `ok`, one cluster): `cli` returns what a command did;
  * `ok` adds `--json`, asserts exit 0 (showing the output otherwise) and returns the parsed JSON.
  */
-export function cliFor(env: Record<string, string>, options: { cluster?: string; timeoutMs?: number } = {}) {
+export function cliFor(env: Record<string, string>, options: { cluster?: string; timeoutMs?: number; launcher?: CliLauncher } = {}) {
   const cluster = options.cluster ? ["--cluster", options.cluster] : [];
-  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env, options.timeoutMs);
+  const cli = (...args: string[]): Promise<CliResult> => runCli(args, env, options.timeoutMs, options.launcher);
   const ok = async (...args: string[]): Promise<any> => {
-    const r = await runCli([...args, ...cluster, "--json"], env, options.timeoutMs);
+    const r = await runCli([...args, ...cluster, "--json"], env, options.timeoutMs, options.launcher);
     expect(r.code, `clipper ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
     return r.json;
   };
@@ -72,9 +91,9 @@ export function cliFor(env: Record<string, string>, options: { cluster?: string;
  * ports before its first test (after `before`), stopped and removed after its last. `urls` is
  * filled in by the start.
  */
-export function cliCluster(prefix: string, options: { env?: Record<string, string>; startFlags?: string[]; before?: () => void } = {}) {
+export function cliCluster(prefix: string, options: { env?: Record<string, string>; startFlags?: string[]; before?: () => void; launcher?: CliLauncher } = {}) {
   const home = mkdtempSync(join(tmpdir(), prefix));
-  const { cli, ok } = cliFor({ CLIPPER_HOME: home, FORCE_COLOR: "0", ...options.env });
+  const { cli, ok } = cliFor({ CLIPPER_HOME: home, FORCE_COLOR: "0", ...options.env }, options.launcher ? { launcher: options.launcher } : {});
   const urls = { queryUrl: "", managementUrl: "" };
   beforeAll(async () => {
     options.before?.();

@@ -62,7 +62,7 @@ function matches(labels: Record<string, string>, wanted: Record<string, string>)
 }
 
 export class FakeDockerEngine implements DockerEngine {
-  readonly remoteHost: string | undefined;
+  private readonly remote: string | undefined;
   readonly containers = new Map<string, FakeContainer>();
   readonly networks = new Map<string, NamedObject>();
   readonly volumes = new Map<string, NamedObject>();
@@ -85,8 +85,12 @@ export class FakeDockerEngine implements DockerEngine {
   private nextPort = FIRST_EPHEMERAL_PORT;
 
   constructor(options: { remoteHost?: string; images?: string[] } = {}) {
-    this.remoteHost = options.remoteHost;
+    this.remote = options.remoteHost;
     for (const image of options.images ?? []) this.images.add(image);
+  }
+
+  async remoteHost(): Promise<string | undefined> {
+    return this.remote;
   }
 
   /** Makes the next call of `method` throw `error`. */

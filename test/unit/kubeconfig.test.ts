@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ClipperError } from "../../src/errors.js";
+import * as sdk from "@kubernetes/client-node";
 import { loadKubeConfig, type KubeconfigChoice } from "../../src/managers/kubernetes/kubeconfig.js";
 import { KubernetesContainerManager } from "../../src/managers/kubernetes/kubernetes-manager.js";
 import { writeKubeconfig } from "../support/fake-kube-api.js";
@@ -19,7 +20,7 @@ const NO_POD_TOKEN = "/nonexistent/serviceaccount/token";
 /** The refusal loadKubeConfig throws: a USAGE ClipperError (exit 2) with a hint. */
 function refusal(choice: KubeconfigChoice, env: NodeJS.ProcessEnv): ClipperError {
   try {
-    loadKubeConfig(choice, env, NO_POD_TOKEN);
+    loadKubeConfig(sdk, choice, env, NO_POD_TOKEN);
   } catch (err) {
     expect(err).toBeInstanceOf(ClipperError);
     const e = err as ClipperError;
@@ -79,7 +80,7 @@ describe("loadKubeConfig", () => {
     const e = refusal({}, { HOME: home });
     expect(e.message).toBe(`the kubeconfig ${file} (from ~/.kube/config) has no current context (its contexts: a, b)`);
     expect(e.hint).toBe("pick one with --context NAME, or make it the default with `kubectl config use-context NAME`");
-    expect(loadKubeConfig({ context: "a" }, { HOME: home }, NO_POD_TOKEN).getCurrentCluster()?.server).toBe("https://10.0.0.1:6443");
+    expect(loadKubeConfig(sdk, { context: "a" }, { HOME: home }, NO_POD_TOKEN).getCurrentCluster()?.server).toBe("https://10.0.0.1:6443");
     // A name that only an object's prototype has is no context either.
     for (const name of ["zz", "constructor", "__proto__"]) {
       expect(refusal({ context: name }, { HOME: home }).message).toBe(`the kubeconfig ${file} (from ~/.kube/config) has no context named ${name} (its contexts: a, b)`);
@@ -110,14 +111,14 @@ describe("loadKubeConfig", () => {
     expect(e.hint).toContain("https://");
     // The test API server's kubeconfig says insecure-skip-tls-verify: accepted, namespace and all.
     writeKubeconfig(file, "http://127.0.0.1:8080", "ml");
-    expect(loadKubeConfig({}, { KUBECONFIG: file }, NO_POD_TOKEN).getCurrentCluster()?.server).toBe("http://127.0.0.1:8080");
+    expect(loadKubeConfig(sdk, {}, { KUBECONFIG: file }, NO_POD_TOKEN).getCurrentCluster()?.server).toBe("http://127.0.0.1:8080");
   });
 
-  it("is what the Kubernetes manager loads: its constructor refuses the same way, and reads the context's namespace", async () => {
+  it("is what the Kubernetes manager loads: creating it refuses the same way, and reads the context's namespace", async () => {
     const dir = await tempDir();
     const missing = join(dir, "nope");
-    expect(() => new KubernetesContainerManager({ cluster: "c", kubeconfig: missing })).toThrow(`the kubeconfig ${missing} (from --kubeconfig) does not exist`);
+    await expect(KubernetesContainerManager.create({ cluster: "c", kubeconfig: missing })).rejects.toThrow(`the kubeconfig ${missing} (from --kubeconfig) does not exist`);
     const file = writeKubeconfig(join(dir, "fake"), "http://127.0.0.1:8080", "ml");
-    expect(new KubernetesContainerManager({ cluster: "c", kubeconfig: file }).namespace).toBe("ml");
+    expect((await KubernetesContainerManager.create({ cluster: "c", kubeconfig: file })).namespace).toBe("ml");
   });
 });

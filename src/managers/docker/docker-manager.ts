@@ -46,7 +46,7 @@
  * records N, and each replica created later gets every port in CLIPPER_PORT (7000,7001,...) and
  * connects to each worker. A restart with another N creates the replicas again with the new list.
  */
-import { dockerError } from "../../docker/client.js";
+import { dockerError } from "../../docker/errors.js";
 import { httpProblem } from "../../http-fetch.js";
 import { ClipperError } from "../../errors.js";
 import type { BuildProgress } from "../../images/types.js";
@@ -179,13 +179,13 @@ export class DockerContainerManager implements ContainerManager {
       await this.ensureNetwork(created);
       await this.ensureVolume(created);
       const token = isLoopbackHost(publishAddress(options.host)) ? undefined : newToken();
-      const daemonHost = daemonHostName(this.engine.remoteHost);
+      const daemonHost = daemonHostName(await this.engine.remoteHost());
       const input = { cluster: this.cluster, options, image, token: token !== undefined, ...(daemonHost === undefined ? {} : { daemonHost }) };
       const rpcKey = rpcAuthOf(options) === "plain" ? generateRpcKey() : undefined;
       const management = await this.createAndStart(managementSpec(input), created, [[TOKEN_FILE, token]]);
       const frontend = await this.createAndStart(frontendSpec(input), created, [[TOKEN_FILE, token], [RPC_KEY_FILE, rpcKey]]);
       const containers = { management, frontend };
-      const addresses = this.addressesFor(options.host, await publishedPorts(this.readiness, containers), token);
+      const addresses = await this.addressesFor(options.host, await publishedPorts(this.readiness, containers), token);
       await waitUntilUp(this.readiness, addresses, containers, options.startupTimeoutMs);
       await this.restoreReplicas(existing, { ...(rpcKey === undefined ? {} : { rpcKey }), rpcPorts: internalRpcPorts(options.frontendWorkers) });
       // Last: it scales what is running, and retries until the daemon answers.
@@ -584,7 +584,7 @@ export class DockerContainerManager implements ContainerManager {
     if (tokenFile && !token) {
       throw new ManagerError(`the management container ${m.name} has lost its token file ${tokenFile}`, "CONTROL_API");
     }
-    return this.addressesFor(f.labels[LABEL.host] ?? "127.0.0.1", ports, token);
+    return await this.addressesFor(f.labels[LABEL.host] ?? "127.0.0.1", ports, token);
   }
 
   private async logContainers(component: string | undefined): Promise<(LogCandidate & { id: string })[]> {
@@ -626,8 +626,8 @@ export class DockerContainerManager implements ContainerManager {
     }
   }
 
-  private addressesFor(host: string, ports: PublishedPorts, token: string | undefined): ClusterAddresses {
-    const h = urlHost(this.clientHost(publishAddress(host)));
+  private async addressesFor(host: string, ports: PublishedPorts, token: string | undefined): Promise<ClusterAddresses> {
+    const h = urlHost(await this.clientHost(publishAddress(host)));
     const queryUrl = `http://${h}:${ports.query}`;
     return {
       cluster: this.cluster,
@@ -642,8 +642,8 @@ export class DockerContainerManager implements ContainerManager {
   }
 
   /** Where this client reaches ports published on `host`: the daemon's host when it is remote. */
-  private clientHost(host: string): string {
-    const remote = this.engine.remoteHost;
+  private async clientHost(host: string): Promise<string> {
+    const remote = await this.engine.remoteHost();
     if (remote && (host === "0.0.0.0" || host === "::")) return remote;
     return connectHost(host);
   }

@@ -1,11 +1,11 @@
 /**
  * DockerEngine over a real daemon, through dockerode: the one file of the Docker manager that
- * imports the SDK. Every dockerode failure leaves as EngineError with the daemon's status, so the
- * manager maps errors in one place and never sees an SDK type.
+ * uses the SDK. Every dockerode failure leaves as EngineError with the daemon's status, so the
+ * manager maps errors in one place and never sees an SDK type. Without a client given, dockerode is
+ * loaded at the first call, not when the library is imported.
  */
 import type { Readable } from "node:stream";
 import type Dockerode from "dockerode";
-import { dockerClient } from "../../docker/client.js";
 import type { BuildProgress } from "../../images/types.js";
 import { LogStreamLines, logLines } from "./logs.js";
 import { fileArchive, firstFileOf } from "./file-archive.js";
@@ -60,14 +60,23 @@ function publishedPorts(info: Dockerode.ContainerInspectInfo): Record<number, nu
 }
 
 export class DockerodeEngine implements DockerEngine {
-  constructor(private readonly docker: Dockerode = dockerClient()) {}
+  private client: Promise<Dockerode> | undefined;
 
-  get remoteHost(): string | undefined {
-    return (this.docker.modem as { host?: string } | undefined)?.host;
+  /** `docker`: the client to use; absent, one for DOCKER_HOST or the default socket, made at the first call. */
+  constructor(private readonly given?: Dockerode) {}
+
+  private docker(): Promise<Dockerode> {
+    this.client ??= this.given ? Promise.resolve(this.given) : import("../../docker/client.js").then(({ dockerClient }) => dockerClient());
+    return this.client;
+  }
+
+  async remoteHost(): Promise<string | undefined> {
+    return ((await this.docker()).modem as { host?: string } | undefined)?.host;
   }
 
   async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
-    const found = await must(() => this.docker.listContainers({ all: true, filters: labelFilters(labels) }));
+    const docker = await this.docker();
+    const found = await must(() => docker.listContainers({ all: true, filters: labelFilters(labels) }));
     return found.map((c) => ({
       id: c.Id,
       name: (c.Names?.[0] ?? c.Id.slice(0, 12)).replace(/^\//, ""),
@@ -77,7 +86,8 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async inspectContainer(id: string): Promise<ContainerDetails | undefined> {
-    const info = await engineCall(() => this.docker.getContainer(id).inspect(), 404);
+    const docker = await this.docker();
+    const info = await engineCall(() => docker.getContainer(id).inspect(), 404);
     if (!info) return undefined;
     return {
       id: info.Id,
@@ -93,33 +103,40 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
-    return (await must(() => this.docker.createContainer(spec))).id;
+    const docker = await this.docker();
+    return (await must(() => docker.createContainer(spec))).id;
   }
 
   async startContainer(id: string): Promise<void> {
-    await engineCall(() => this.docker.getContainer(id).start(), 304);
+    const docker = await this.docker();
+    await engineCall(() => docker.getContainer(id).start(), 304);
   }
 
   async stopContainer(id: string, graceSeconds: number): Promise<void> {
-    await engineCall(() => this.docker.getContainer(id).stop({ t: graceSeconds }), 304, 404);
+    const docker = await this.docker();
+    await engineCall(() => docker.getContainer(id).stop({ t: graceSeconds }), 304, 404);
   }
 
   async removeContainer(id: string): Promise<void> {
-    await engineCall(() => this.docker.getContainer(id).remove({ force: true, v: false }), 404);
+    const docker = await this.docker();
+    await engineCall(() => docker.getContainer(id).remove({ force: true, v: false }), 404);
   }
 
   async renameContainer(id: string, name: string): Promise<void> {
-    await must(() => this.docker.getContainer(id).rename({ name }));
+    const docker = await this.docker();
+    await must(() => docker.getContainer(id).rename({ name }));
   }
 
   async containerLogs(id: string, tail: number): Promise<string[]> {
+    const docker = await this.docker();
     const answer = await must(() =>
-      this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: Math.max(0, Math.floor(tail)), follow: false }),
+      docker.getContainer(id).logs({ stdout: true, stderr: true, tail: Math.max(0, Math.floor(tail)), follow: false }),
     );
     return logLines(Buffer.isBuffer(answer) ? answer : Buffer.from(String(answer)), tail);
   }
 
   async streamContainerLogs(id: string, options: ContainerLogOptions, onLine: (line: string) => void): Promise<void> {
+    const docker = await this.docker();
     const query = {
       stdout: true, stderr: true,
       tail: options.tail === undefined ? "all" : String(Math.max(0, Math.floor(options.tail))),
@@ -128,13 +145,13 @@ export class DockerodeEngine implements DockerEngine {
     };
     const lines = new LogStreamLines(onLine);
     if (!options.follow) {
-      const answer = await must(() => this.docker.getContainer(id).logs({ ...query, follow: false } as unknown as Dockerode.ContainerLogsOptions & { follow: false }));
+      const answer = await must(() => docker.getContainer(id).logs({ ...query, follow: false } as unknown as Dockerode.ContainerLogsOptions & { follow: false }));
       lines.push(Buffer.isBuffer(answer) ? answer : Buffer.from(String(answer)));
       lines.end();
       return;
     }
     if (options.signal?.aborted) return;
-    const stream = await must(() => this.docker.getContainer(id).logs({ ...query, follow: true } as unknown as Dockerode.ContainerLogsOptions & { follow: true })) as unknown as Readable;
+    const stream = await must(() => docker.getContainer(id).logs({ ...query, follow: true } as unknown as Dockerode.ContainerLogsOptions & { follow: true })) as unknown as Readable;
     await new Promise<void>((resolve) => {
       let done = false;
       const finish = () => {
@@ -154,37 +171,44 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async containerStats(id: string): Promise<ContainerUsage | undefined> {
-    const stats = await engineCall(() => this.docker.getContainer(id).stats({ stream: false }), 404, 409);
+    const docker = await this.docker();
+    const stats = await engineCall(() => docker.getContainer(id).stats({ stream: false }), 404, 409);
     return stats ? usageFromStats(stats as EngineStats) : undefined;
   }
 
   async putFile(id: string, path: string, content: string): Promise<void> {
+    const docker = await this.docker();
     const archive = await fileArchive(path, content);
-    await must(() => this.docker.getContainer(id).putArchive(archive, { path: "/" }));
+    await must(() => docker.getContainer(id).putArchive(archive, { path: "/" }));
   }
 
   async readFile(id: string, path: string): Promise<string | undefined> {
-    const stream = await engineCall(() => this.docker.getContainer(id).getArchive({ path }), 404);
+    const docker = await this.docker();
+    const stream = await engineCall(() => docker.getContainer(id).getArchive({ path }), 404);
     return stream ? must(() => firstFileOf(stream)) : undefined;
   }
 
   async findNetwork(name: string): Promise<NamedObject | undefined> {
-    const info = await engineCall(() => this.docker.getNetwork(name).inspect() as Promise<Dockerode.NetworkInspectInfo>, 404);
+    const docker = await this.docker();
+    const info = await engineCall(() => docker.getNetwork(name).inspect() as Promise<Dockerode.NetworkInspectInfo>, 404);
     return info ? { id: info.Id, name: info.Name, labels: info.Labels ?? {} } : undefined;
   }
 
   async listNetworks(labels: Record<string, string>): Promise<NamedObject[]> {
-    const found = await must(() => this.docker.listNetworks({ filters: labelFilters(labels) }));
+    const docker = await this.docker();
+    const found = await must(() => docker.listNetworks({ filters: labelFilters(labels) }));
     return found.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} }));
   }
 
   async createNetwork(name: string, labels: Record<string, string>): Promise<NamedObject> {
-    const network = await must(() => this.docker.createNetwork({ Name: name, Driver: "bridge", CheckDuplicate: true, Labels: labels }));
+    const docker = await this.docker();
+    const network = await must(() => docker.createNetwork({ Name: name, Driver: "bridge", CheckDuplicate: true, Labels: labels }));
     return { id: network.id, name, labels };
   }
 
   async removeNetwork(id: string): Promise<void> {
-    const network = this.docker.getNetwork(id);
+    const docker = await this.docker();
+    const network = docker.getNetwork(id);
     const info = await engineCall(() => network.inspect() as Promise<Dockerode.NetworkInspectInfo>, 404);
     if (!info) return;
     // A container that is not ours but joined the network would block its removal.
@@ -195,33 +219,39 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async findVolume(name: string): Promise<NamedObject | undefined> {
-    const info = await engineCall(() => this.docker.getVolume(name).inspect(), 404);
+    const docker = await this.docker();
+    const info = await engineCall(() => docker.getVolume(name).inspect(), 404);
     return info ? { id: info.Name, name: info.Name, labels: info.Labels ?? {} } : undefined;
   }
 
   async listVolumes(labels: Record<string, string>): Promise<NamedObject[]> {
-    const found = await must(() => this.docker.listVolumes({ filters: labelFilters(labels) }));
+    const docker = await this.docker();
+    const found = await must(() => docker.listVolumes({ filters: labelFilters(labels) }));
     return (found.Volumes ?? []).map((v) => ({ id: v.Name, name: v.Name, labels: v.Labels ?? {} }));
   }
 
   async createVolume(name: string, labels: Record<string, string>): Promise<NamedObject> {
-    await must(() => this.docker.createVolume({ Name: name, Labels: labels }));
+    const docker = await this.docker();
+    await must(() => docker.createVolume({ Name: name, Labels: labels }));
     return { id: name, name, labels };
   }
 
   async removeVolume(name: string): Promise<void> {
-    await engineCall(() => this.docker.getVolume(name).remove(), 404);
+    const docker = await this.docker();
+    await engineCall(() => docker.getVolume(name).remove(), 404);
   }
 
   async imageExists(ref: string): Promise<boolean> {
-    return (await engineCall(() => this.docker.getImage(ref).inspect(), 404)) !== undefined;
+    const docker = await this.docker();
+    return (await engineCall(() => docker.getImage(ref).inspect(), 404)) !== undefined;
   }
 
   async pullImage(ref: string): Promise<void> {
-    const stream = await must(() => this.docker.pull(ref) as Promise<NodeJS.ReadableStream>);
+    const docker = await this.docker();
+    const stream = await must(() => docker.pull(ref) as Promise<NodeJS.ReadableStream>);
     // The pull's answer is a stream of events; a failure is an event, not a status.
     await must(() => new Promise<void>((resolve, reject) => {
-      this.docker.modem.followProgress(
+      docker.modem.followProgress(
         stream,
         (err: Error | null) => (err ? reject(err) : resolve()),
         (event: { error?: string; errorDetail?: { message?: string } }) => {
@@ -233,6 +263,6 @@ export class DockerodeEngine implements DockerEngine {
 
   async buildRuntimeImage(options: { baseImage?: string }, onProgress?: BuildProgress): Promise<string> {
     const { buildRuntimeImage } = await import("../../images/index.js");
-    return buildRuntimeImage(this.docker, options.baseImage ? { baseImage: options.baseImage } : {}, onProgress);
+    return buildRuntimeImage(await this.docker(), options.baseImage ? { baseImage: options.baseImage } : {}, onProgress);
   }
 }

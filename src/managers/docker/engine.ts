@@ -96,7 +96,7 @@ export interface ContainerLogOptions {
 
 export interface DockerEngine {
   /** The host of a daemon reached over TCP (DOCKER_HOST=tcp://…); undefined for a local socket. */
-  readonly remoteHost: string | undefined;
+  remoteHost(): Promise<string | undefined>;
 
   /** Containers in every state carrying all of `labels`. */
   listContainers(labels: Record<string, string>): Promise<ContainerSummary[]>;

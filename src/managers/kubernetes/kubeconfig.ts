@@ -5,7 +5,7 @@
  * when skipTLSVerify is not set or false"); a missing file, a context naming no cluster or a cluster
  * without a server surface later still, as errors about something else.
  */
-import { KubeConfig, type Cluster } from "@kubernetes/client-node";
+import type { Cluster, KubeConfig } from "@kubernetes/client-node";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -31,8 +31,13 @@ interface Source {
   load(kc: KubeConfig): void;
 }
 
+/** The SDK's KubeConfig class: passed in, so that only kube-client.ts loads the SDK (lazily). */
+export interface KubeConfigSdk {
+  KubeConfig: new () => KubeConfig;
+}
+
 /** The files the client library would read, in its order; undefined: none, and not in a pod. */
-function sourceOf(choice: KubeconfigChoice, env: NodeJS.ProcessEnv, inClusterToken: string): Source | undefined {
+function sourceOf(sdk: KubeConfigSdk, choice: KubeconfigChoice, env: NodeJS.ProcessEnv, inClusterToken: string): Source | undefined {
   const files = (paths: string[], from: string): Source => {
     const missing = paths.find((p) => !existsSync(p));
     if (missing !== undefined) throw kubeconfigError(`the kubeconfig ${missing} (from ${from}) does not exist`);
@@ -41,7 +46,7 @@ function sourceOf(choice: KubeconfigChoice, env: NodeJS.ProcessEnv, inClusterTok
       load: (kc) => {
         kc.loadFromFile(paths[0]!);
         for (const path of paths.slice(1)) {
-          const more = new KubeConfig();
+          const more = new sdk.KubeConfig();
           more.loadFromFile(path);
           kc.mergeConfig(more);
         }
@@ -73,12 +78,14 @@ function kubeconfigError(message: string, hint = HOW_TO_POINT): ManagerError {
  * reach: a server address, and HTTPS unless the cluster says insecure-skip-tls-verify. Every refusal is
  * a ManagerError (INVALID_ARGUMENT: exit code 2) whose hint says how to fix it.
  */
-export function loadKubeConfig(choice: KubeconfigChoice, env: NodeJS.ProcessEnv = process.env, inClusterToken = IN_CLUSTER_TOKEN): KubeConfig {
-  const source = sourceOf(choice, env, inClusterToken);
+export function loadKubeConfig(
+  sdk: KubeConfigSdk, choice: KubeconfigChoice, env: NodeJS.ProcessEnv = process.env, inClusterToken = IN_CLUSTER_TOKEN,
+): KubeConfig {
+  const source = sourceOf(sdk, choice, env, inClusterToken);
   if (!source) {
     throw kubeconfigError(`no kubeconfig found: --kubeconfig is not given, $KUBECONFIG is not set and ${homeKubeconfig(env)} does not exist`);
   }
-  const kc = new KubeConfig();
+  const kc = new sdk.KubeConfig();
   try {
     source.load(kc);
   } catch (err) {

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, type V1Deployment, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import type { KubeConfig, V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
 import { AdminClient } from "../../admin-client.js";
 import type { BuildProgress } from "../../images/types.js";
 import { clusterLabels, INTERNAL_PORTS, internalRpcPorts, LABEL, recordedFrontendWorkers, rpcAuthOf, TOKEN_DIR } from "../cluster-spec.js";
@@ -38,6 +38,7 @@ import { checkReplicas, chosenVersion, isReason, noDeployment, sameDeployment, s
 import { checkFrontendWorkers, ManagerError } from "../errors.js";
 import { clusterManifests, modelManifests, modelRpcSecret, type KubernetesObject, type ServiceType } from "./manifests.js";
 import { isKept, kept, keptReplicas, restored, withRpcPorts } from "./kept-replicas.js";
+import type { KubeSdk } from "./kube-client.js";
 import { k8sNames } from "./names.js";
 import { NamespaceApi, retryOnConflict } from "./namespace-api.js";
 import { streamPodLog } from "./pod-logs.js";
@@ -53,8 +54,12 @@ export interface KubernetesManagerOptions {
   cluster: string;
   /** A kubeconfig file; absent: $KUBECONFIG or ~/.kube/config (or in-cluster). */
   kubeconfig?: string;
-  /** A configuration already loaded (the autoscaler host's in-cluster one); kubeconfig and context are then not read. */
-  kubeConfig?: KubeConfig;
+  /**
+   * Use the in-cluster configuration (a pod's ServiceAccount: the autoscaler host's); kubeconfig and
+   * context are then not read. An option, not a KubeConfig object, so the library's types do not
+   * include the SDK's.
+   */
+  inCluster?: boolean;
   context?: string;
   /** Absent: the context's namespace, else "default". */
   namespace?: string;
@@ -102,15 +107,33 @@ export class KubernetesContainerManager implements ContainerManager {
   private readonly clock: Clock;
   private readonly pollMs: number;
 
-  constructor(private readonly options: KubernetesManagerOptions) {
+  /**
+   * A manager for the cluster `options` name. The Kubernetes SDK is loaded here, not when the
+   * library is imported; a kubeconfig that cannot be read, or names no such context, fails here.
+   */
+  static async create(options: KubernetesManagerOptions): Promise<KubernetesContainerManager> {
+    return new KubernetesContainerManager(options, await import("./kube-client.js"));
+  }
+
+  private constructor(private readonly options: KubernetesManagerOptions, private readonly sdk: KubeSdk) {
     this.cluster = options.cluster;
     this.clock = options.clock ?? systemClock;
     this.pollMs = options.pollMs ?? 1000;
-    // A configuration the caller loaded is used as it is.
-    const kc = options.kubeConfig ?? loadKubeConfig(options);
+    // Inside a pod (the autoscaler host): its service account; else the kubeconfig, checked up front.
+    let kc: KubeConfig;
+    if (options.inCluster) {
+      kc = new sdk.KubeConfig();
+      try {
+        kc.loadFromCluster();
+      } catch (err) {
+        throw new ManagerError(`cannot load the pod's service account configuration: ${(err as Error).message}`, "INVALID_ARGUMENT");
+      }
+    } else {
+      kc = loadKubeConfig(sdk, options);
+    }
     this.kc = kc;
     this.namespace = options.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
-    this.api = new NamespaceApi(kc.makeApiClient(CoreV1Api), kc.makeApiClient(AppsV1Api), kc.makeApiClient(NetworkingV1Api), kc.makeApiClient(RbacAuthorizationV1Api), {
+    this.api = new NamespaceApi(kc.makeApiClient(sdk.CoreV1Api), kc.makeApiClient(sdk.AppsV1Api), kc.makeApiClient(sdk.NetworkingV1Api), kc.makeApiClient(sdk.RbacAuthorizationV1Api), {
       cluster: this.cluster, namespace: this.namespace, clock: this.clock, pollMs: this.pollMs,
       rolloutTimeoutMs: options.rolloutTimeoutMs ?? 300_000, ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
@@ -488,7 +511,7 @@ export class KubernetesContainerManager implements ContainerManager {
     const addresses = this.known ?? await this.connect();
     const pods = await this.api.pods(clusterLabels(this.cluster));
     if (!options.usage) return { addresses, ...podStatuses(pods) };
-    const metrics = await podMetrics(this.kc.makeApiClient(CustomObjectsApi), this.namespace, labelSelector(clusterLabels(this.cluster)));
+    const metrics = await podMetrics(this.kc.makeApiClient(this.sdk.CustomObjectsApi), this.namespace, labelSelector(clusterLabels(this.cluster)));
     const usageOf = (pod: V1Pod) => {
       const uptimeSeconds = podUptimeSeconds(pod);
       return { ...(uptimeSeconds === undefined ? {} : { uptimeSeconds }), ...("usage" in metrics ? metrics.usage.get(pod.metadata!.name!) : {}) };
@@ -512,7 +535,7 @@ export class KubernetesContainerManager implements ContainerManager {
   async streamLogs(component: string | undefined, options: LogStreamOptions, onLine: (line: LogLine) => void): Promise<void> {
     const keyed = async () => (await this.logPods(component)).map((pod) => ({ key: pod.metadata!.name!, component: pod.metadata!.name!, pod }));
     await streamEach(await keyed(), keyed, options, ({ component: c, pod }, start) =>
-      this.api.call(`reading the log of ${c}`, () => streamPodLog(this.kc, this.namespace, pod, start, (line) => onLine({ component: c, line }))));
+      this.api.call(`reading the log of ${c}`, () => streamPodLog(new this.sdk.Log(this.kc), this.namespace, pod, start, (line) => onLine({ component: c, line }))));
   }
 
   // ---- pieces -----------------------------------------------------------------------------------
