@@ -20,7 +20,9 @@ import {
   ReplicaReportSchema,
 } from "../shared/state.js";
 import type { AutoscaleEventInput } from "../shared/autoscaling.js";
+import type { ShadowConfig, ShadowFigures } from "../shared/shadow.js";
 import { removeAutoscaling } from "./autoscale-state.js";
+import { endShadowOf } from "./shadow-state.js";
 import { badRequest } from "./errors.js";
 import { linkLimitFor, parsePolicyConfig, policyNameOf } from "./policy-config.js";
 
@@ -35,12 +37,15 @@ export interface WriteOutcome {
   event?: AutoscaleEventInput;
 }
 
-export type WriteOperation = (state: ClusterState, body: string) => WriteOutcome;
+/** `replicas`: those the frontends report now, for a write that needs a version to be served (set_shadow). */
+export type WriteOperation = (state: ClusterState, body: string, replicas: readonly ReplicaRecord[]) => WriteOutcome;
 
 export interface ReadView {
   state: ClusterState;
   /** Replicas currently reported by the query frontends. */
   replicas: readonly ReplicaRecord[];
+  /** The figures of a model's shadow setting, summed over the frontends (shadow-stats-store.ts). */
+  shadowFigures?: (modelName: string, shadow: ShadowConfig) => ShadowFigures;
 }
 
 export type ReadOperation = (view: ReadView, body: string) => Reply;
@@ -420,6 +425,8 @@ export const setModelVersion: WriteOperation = (state, body) => {
   if (model.current_version === b.model_version) return { text: reply };
   const next = cloneState(state);
   next.models[b.model_name]!.current_version = b.model_version;
+  // A shadow made current is promoted: there is no other version left to compare it with.
+  endShadowOf(next, b.model_name, b.model_version);
   return { next, text: reply };
 };
 
@@ -455,6 +462,7 @@ export const deleteVersionedModel: WriteOperation = (state, body) => {
   if (Object.keys(target.versions).length === 0) delete next.models[b.model_name];
   // Its autoscaling goes with it: a version registered again under the name starts unscaled.
   removeAutoscaling(next, b.model_name, b.model_version);
+  endShadowOf(next, b.model_name, b.model_version);
   return { next, text: `Successfully deleted model with name '${b.model_name}' and version '${b.model_version}'` };
 };
 
