@@ -37,8 +37,8 @@ export interface WriteOutcome {
   event?: AutoscaleEventInput;
 }
 
-/** `replicas`: those the frontends report now, for a write that needs a version to be served (set_shadow). */
-export type WriteOperation = (state: ClusterState, body: string, replicas: readonly ReplicaRecord[]) => WriteOutcome;
+/** `replicas`: those the frontends report now, for a write that needs a version to be served (set_shadow; absent: none). */
+export type WriteOperation = (state: ClusterState, body: string, replicas?: readonly ReplicaRecord[]) => WriteOutcome;
 
 export interface ReadView {
   state: ClusterState;

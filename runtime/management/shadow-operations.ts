@@ -49,7 +49,7 @@ export const setShadow: WriteOperation = (state, body, replicas) => {
   if (model.current_version === version) {
     throw badRequest(`Version '${version}' is the current version of '${b.model_name}': a shadow must be another version`);
   }
-  if (!replicas.some((r) => r.model_name === b.model_name && r.model_version === version)) {
+  if (!(replicas ?? []).some((r) => r.model_name === b.model_name && r.model_version === version)) {
     throw badRequest(`Version '${b.model_name}:${version}' has no connected replica: deploy it (or scale it up) first`);
   }
   const text = `Shadowing ${b.model_name}:${model.current_version} with version '${version}' on ${percent}% of its live queries`;
