@@ -61,13 +61,20 @@ export class ShadowMirror {
     return this.inFlight;
   }
 
-  /** The shadow of `model` when it is its model's current version and has one; undefined otherwise (the usual, cheap case). */
+  /**
+   * The shadow of `model` when it is its model's current version and has one that takes the same
+   * input type (the daemon refuses another when the shadow is set, but an unlinked model's current
+   * version may later change to one of another type);
+   * undefined otherwise (the usual, cheap case).
+   */
   shadowOf(model: ModelRef): ShadowConfig | undefined {
     const state = this.options.state();
     if (state?.shadows === undefined) return undefined;
     const shadow = own(state.shadows, model.name);
-    if (!shadow || own(state.models, model.name)?.current_version !== model.version) return undefined;
-    return shadow;
+    const record = own(state.models, model.name);
+    if (!shadow || record?.current_version !== model.version) return undefined;
+    const types = [model.version, shadow.model_version].map((v) => own(record.versions, v)?.input_type);
+    return types[0] !== undefined && types[0] === types[1] ? shadow : undefined;
   }
 
   /**

@@ -49,6 +49,12 @@ export const setShadow: WriteOperation = (state, body, replicas) => {
   if (model.current_version === version) {
     throw badRequest(`Version '${version}' is the current version of '${b.model_name}': a shadow must be another version`);
   }
+  const live = own(model.versions, model.current_version)!;
+  const candidate = own(model.versions, version)!;
+  if (candidate.input_type !== live.input_type) {
+    throw badRequest(`Version '${version}' takes '${candidate.input_type}' and the current version '${live.model_version}' takes ` +
+      `'${live.input_type}': a shadow must take the live queries' input type`);
+  }
   if (!(replicas ?? []).some((r) => r.model_name === b.model_name && r.model_version === version)) {
     throw badRequest(`Version '${b.model_name}:${version}' has no connected replica: deploy it (or scale it up) first`);
   }

@@ -59,6 +59,10 @@ describe("the shadow setting (admin operations)", () => {
     expect(set({ model_name: "m", model_version: "9" })).toMatch(/version '9' does not exist/);
     expect(set({ model_name: "m", model_version: "2" })).toMatch(/is the current version/);
     expect(set({ model_name: "m", model_version: "1" }, [replicaRecord("m", "2", 0)])).toMatch(/m:1' has no connected replica/);
+    const strings = cluster().state;
+    strings.models.m!.versions["1"] = versionRecord("m", "1", "strings");
+    expect(refusal(() => setShadow(strings, JSON.stringify({ model_name: "m", model_version: "1" }), replicas)))
+      .toMatch(/takes 'strings' and the current version '2' takes 'doubles'/);
     for (const percent of [0, 101, -5]) {
       expect(set({ model_name: "m", model_version: "1", percent })).toMatch(/^percent must be a number above 0 and at most 100, got/);
     }
@@ -154,6 +158,9 @@ describe("the shadow mirror", () => {
     expect(mirror.shadowOf({ name: "m", version: "1" })).toBeUndefined(); // the shadow itself, or a pinned old version
     expect(mirror.shadowOf({ name: "m", version: "3" })).toBeUndefined();
     expect(mirror.shadowOf({ name: "constructor", version: "2" })).toBeUndefined();
+    state.models.m!.versions["1"] = versionRecord("m", "1", "strings"); // as if the current version had changed to another input type
+    expect(mirror.shadowOf({ name: "m", version: "2" })).toBeUndefined();
+    state.models.m!.versions["1"] = versionRecord("m", "1");
     delete state.shadows;
     expect(mirror.shadowOf({ name: "m", version: "2" })).toBeUndefined();
   });
