@@ -252,7 +252,14 @@ function modelObject(state: ClusterState, v: ModelVersionRecord) {
     is_current_version: own(state.models, v.model_name)?.current_version === v.model_version,
     // Only when set, so Clipper's shapes stay exactly as they were.
     ...autoscalingOf(state, v),
+    ...shadowOf(state, v),
   };
+}
+
+/** On the verbose record of a model's shadow version only (docs/rollouts.md): its share and setting. */
+function shadowOf(state: ClusterState, v: ModelVersionRecord) {
+  const shadow = own(state.shadows, v.model_name);
+  return shadow?.model_version === v.model_version ? { shadow: { percent: shadow.percent, since_revision: shadow.since_revision } } : {};
 }
 
 function autoscalingOf(state: ClusterState, v: ModelVersionRecord) {
