@@ -36,6 +36,7 @@ import {
 import {
   APP_WIDE_STATE, type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
 } from "../runtime/shared/state.js";
+import { GET_SHADOW_STATUS_PATH, SET_SHADOW_PATH, type ShadowStatus, ShadowStatusSchema } from "../runtime/shared/shadow.js";
 import {
   AUTOSCALER_EVENTS_PATH, type AutoscaleEventPage, AutoscaleEventPageSchema, type AutoscalingConfig, type AutoscalingEntry, GET_AUTOSCALING_PATH,
   SCALE_REQUESTS_PATH, type ScaleRequest, ScaleRequestListSchema, ScaleRequestReplySchema, SET_AUTOSCALING_PATH, SET_NUM_REPLICAS_PATH,
@@ -694,6 +695,29 @@ export class ClipperConnection {
     if (options.limit !== undefined) query.set("limit", String(options.limit));
     const suffix = query.size > 0 ? `?${query}` : "";
     return this.admin.getValidated(`${AUTOSCALER_EVENTS_PATH}${suffix}`, AutoscaleEventPageSchema);
+  }
+
+  // --- shadow versions and rollouts (docs/rollouts.md) ---------------------------------------
+
+  /**
+   * Makes `version` of model `name` a shadow: it receives a copy of `percent`% (default 100) of the
+   * live queries the current version answers, and its answers are compared, never returned. The
+   * daemon refuses an unknown version, the current one, and one with no connected replica.
+   */
+  async setShadow(name: string, version: string, options: { percent?: number } = {}): Promise<string> {
+    return this.write(SET_SHADOW_PATH, { model_name: name, model_version: version, ...(options.percent === undefined ? {} : { percent: options.percent }) });
+  }
+
+  /** Ends model `name`'s shadow (the daemon refuses when it has none). */
+  async endShadow(name: string): Promise<string> {
+    return this.write(SET_SHADOW_PATH, { model_name: name, off: true });
+  }
+
+  /** Model `name`'s current version, its shadow and the shadow's figures summed over every frontend. */
+  async getRolloutStatus(name: string): Promise<ShadowStatus> {
+    const answer = ShadowStatusSchema.safeParse(await this.admin.postJson(GET_SHADOW_STATUS_PATH, { model_name: name }));
+    if (!answer.success) throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${GET_SHADOW_STATUS_PATH} with an unexpected body`);
+    return answer.data;
   }
 
   // --- processes ----------------------------------------------------------------------------

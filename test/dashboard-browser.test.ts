@@ -6,7 +6,7 @@
  * moves under load, that link, unlink and set-current change the state, that the Scale button
  * changes the replica count (the local supervisor's autoscaler loop applies the request) and the
  * events panel and the version's charts show it, that an autoscaled version offers its bounds
- * instead, and takes a screenshot: into a temporary directory, or into docs/dashboard.png when
+ * instead, that a shadow version shows its figures, and takes a screenshot: into a temporary directory, or into docs/dashboard.png when
  * CLIPPER_UPDATE_SCREENSHOT=1 (docs/dashboard.md), so a plain test run leaves the tree as it was.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -263,6 +263,22 @@ describe.skipIf(skip !== undefined)(`the dashboard in headless chromium${skip ? 
     await until(`document.getElementById("notice").textContent.includes("num_replicas must be a whole number from 0 to 64, got 65")`, "the refusal shown");
     await conn.close();
   }, 120_000);
+
+  it("shows a shadow version with its share and how it compares (docs/rollouts.md)", async () => {
+    const conn = await ClipperConnection.connect({ home: cluster.home });
+    await conn.setAutoscaling("sum", { version: "2", off: true });
+    await conn.setModelVersion("sum", "1");
+    await conn.setNumReplicas("sum", 1, "2");
+    await conn.setShadow("sum", "2", { percent: 100 });
+    await until(`document.querySelector('[data-shadow="sum:2"]') !== null`, "sum:2's shadow badge");
+    // Both versions run the same model: every copy agrees.
+    for (let i = 0; i < 5; i++) expect((await predict([100 + i, 1])).output).toBe(101 + i);
+    await until(`document.querySelector('[data-shadow="sum:2"]').textContent.startsWith("shadow 100%: agree 100.0% of 5")`,
+      "the shadow's figures on the page", 20_000);
+    await conn.endShadow("sum");
+    await until(`document.querySelector('[data-shadow="sum:2"]') === null`, "the badge gone with the shadow");
+    await conn.close();
+  }, 90_000);
 });
 
 /** An address of this machine other than loopback, if it has one: a browser there is "off loopback". */

@@ -36,6 +36,8 @@ import { LiveStatsCollector } from "./live-stats-collector.js";
 import { LiveStatsReporter } from "./live-stats-reporter.js";
 import { DEFAULT_LIVE_STATS_INTERVAL_MS } from "../shared/live-stats.js";
 import { scalesFromZero } from "../shared/autoscaling.js";
+import { ShadowMirror } from "./shadow-mirror.js";
+import { ShadowRecorder } from "./shadow-recorder.js";
 
 export interface QueryFrontendOptions {
   host: string;
@@ -111,7 +113,9 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     batchCaps: () => dispatcher.batchCaps(),
   });
   dispatcher.setObserver(metrics);
+  const shadowRecorder = new ShadowRecorder(metrics.registry);
   const live = new LiveStatsCollector({
+    shadows: () => shadowRecorder.take(),
     versions: () => dispatcher.liveVersions(),
     sloMs: (app) => {
       const record = state && Object.hasOwn(state.applications, app) ? state.applications[app] : undefined;
@@ -196,8 +200,13 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     onApplied: () => reporter.reportNow(),
   });
 
-  const caller = new ModelCaller({
-    dispatcher, cache, maxWaitingForFirstReplica: options.maxWaitingForFirstReplica,
+  // Shadow versions (docs/rollouts.md): copies go through the same caller, without being copied again.
+  const shadows = new ShadowMirror({
+    state: () => state, sink: shadowRecorder, random: options.random,
+    call: (model, inputType, input, deadline) => caller.callWithoutShadow(model, inputType, input, deadline),
+  });
+  const caller: ModelCaller = new ModelCaller({
+    dispatcher, cache, maxWaitingForFirstReplica: options.maxWaitingForFirstReplica, shadows,
     // Read from the state the daemon publishes, beside the version records (whose text is the cache's fingerprint).
     scalesFromZero: (model) => scalesFromZero(state?.autoscaling, model.name, model.version),
     // The autoscaler learns of it from the live stats: at once rather than up to an interval later.

@@ -6,6 +6,7 @@
  * interval are a fixed-size uniform sample (reservoir), whatever the load.
  */
 import type { AppSample, LiveStatsSample, VersionSample } from "../shared/live-stats.js";
+import type { ShadowSample } from "../shared/shadow.js";
 import type { DefaultReason } from "./metrics.js";
 
 /** Latencies kept per application and interval for its percentiles. */
@@ -16,6 +17,8 @@ export interface LiveStatsSources {
   versions(): Array<{ key: string; queueDepth: number; replicas: Array<{ replicaId: number; cap: number }> }>;
   /** An application's latency SLO in ms, null if unknown. */
   sloMs(app: string): number | null;
+  /** The shadow copies' figures of the interval, closing it (ShadowRecorder.take). */
+  shadows?(): ShadowSample[];
 }
 
 /** What the query path reports: one answered query, and prediction-cache lookups. */
@@ -121,7 +124,8 @@ export class LiveStatsCollector implements LiveStatsSink {
     this.batches = new Map();
     this.cache = new Map();
     this.windowStart = at;
-    return { at, interval_ms: intervalMs, apps, versions };
+    const shadows = this.sources.shadows?.() ?? [];
+    return { at, interval_ms: intervalMs, apps, versions, ...(shadows.length > 0 ? { shadows } : {}) };
   }
 }
 

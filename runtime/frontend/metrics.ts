@@ -18,7 +18,7 @@ export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error"
   | "unsure" | "starting_from_zero";
 
 // Fine below 25 ms, where a low-latency serving path lives, coarse above.
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 type Counts = { inc(): void };
 type Observes = { observe(v: number): void };

@@ -15,6 +15,7 @@
 import type { InputType } from "../shared/input-types.js";
 import { modelKey, type DispatchTimers, type Dispatcher, type ModelResult } from "./dispatcher.js";
 import type { PredictionCache } from "./prediction-cache.js";
+import type { ShadowMirror } from "./shadow-mirror.js";
 
 export interface ModelRef {
   name: string;
@@ -61,6 +62,8 @@ export interface ModelCallerOptions {
   timers?: DispatchTimers;
   /** A query began waiting for the first replica of a version at zero that had none waiting (the live stats report it early). */
   firstWaiting?: (model: ModelRef) => void;
+  /** Copies answers of a model's current version to its shadow version, if it has one (absent: none are). */
+  shadows?: Pick<ShadowMirror, "shadowOf" | "mirror">;
 }
 
 export class ModelCaller {
@@ -82,8 +85,23 @@ export class ModelCaller {
     return this.available(model) || this.options.scalesFromZero?.(model) === true;
   }
 
-  /** Asks a model version about one input; never rejects, and settles by the deadline. */
+  /**
+   * Asks a model version about one input; never rejects, and settles by the deadline. When the
+   * version is its model's current one and the model has a shadow, the answer is also handed to the
+   * shadow mirror, which copies the query later (the live answer never waits for the copy).
+   */
   call(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
+    const shadow = this.options.shadows?.shadowOf(model);
+    if (!shadow) return this.callWithoutShadow(model, inputType, input, deadline);
+    const started = this.now();
+    return this.callWithoutShadow(model, inputType, input, deadline).then((outcome) => {
+      this.options.shadows!.mirror(model, shadow, inputType, input, outcome, this.now() - started, deadline - started);
+      return outcome;
+    });
+  }
+
+  /** `call` with no copy to a shadow: how the shadow mirror asks the shadow version itself. */
+  callWithoutShadow(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {
     if (this.available(model)) return this.viaCache(model, inputType, input, deadline);
     // A version with no replica has no model to answer for it, cached answers included: Clipper's
     // "No connected models" stays true when a version that does not scale from zero has none.
@@ -110,10 +128,17 @@ export class ModelCaller {
   /**
    * What `call` would answer at once from the prediction cache, else undefined (ask `call`). Only
    * for a connected version: one at zero goes through its bounded wait first (waitForFirstReplica).
+   * A cached answer of a shadowed current version is copied to the shadow as `call` does (`deadline`
+   * gives the copy its time budget).
    */
-  cachedOutcome(model: ModelRef, inputType: InputType, input: Buffer): CallOutcome | undefined {
+  cachedOutcome(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): CallOutcome | undefined {
     const { cache } = this.options;
-    return cache && this.available(model) ? cache.lookup(model, inputType, input) : undefined;
+    const outcome = cache && this.available(model) ? cache.lookup(model, inputType, input) : undefined;
+    if (outcome) {
+      const shadow = this.options.shadows?.shadowOf(model);
+      if (shadow) this.options.shadows!.mirror(model, shadow, inputType, input, outcome, 0, deadline - this.now());
+    }
+    return outcome;
   }
 
   private viaCache(model: ModelRef, inputType: InputType, input: Buffer, deadline: number): Promise<CallOutcome> {

@@ -14,13 +14,13 @@ import {
   hashApiKey,
   REVOKE_API_KEY_PATH,
 } from "../shared/api-keys.js";
-import { cloneState, type ClusterState } from "../shared/state.js";
+import { cloneState } from "../shared/state.js";
 import { hasOwn } from "../shared/dict.js";
 import { badRequest } from "./errors.js";
-import { parseBody, type ReadOperation, type Reply, spec, type WriteOutcome } from "./operations.js";
+import { parseBody, type ReadOperation, type Reply, spec, type WriteOperation, type WriteOutcome } from "./operations.js";
 
 /** A write whose answer is not its log text (the created key must not reach the log). */
-export type RepliedWriteOperation = (state: ClusterState, body: string) => WriteOutcome & { reply?: Reply };
+export type RepliedWriteOperation = (...args: Parameters<WriteOperation>) => WriteOutcome & { reply?: Reply };
 
 /** Keeps the state (and every snapshot sent to the frontends) bounded. */
 export const MAX_API_KEYS = 10_000;

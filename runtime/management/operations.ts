@@ -20,7 +20,9 @@ import {
   ReplicaReportSchema,
 } from "../shared/state.js";
 import type { AutoscaleEventInput } from "../shared/autoscaling.js";
+import type { ShadowConfig, ShadowFigures } from "../shared/shadow.js";
 import { removeAutoscaling } from "./autoscale-state.js";
+import { endShadowOf } from "./shadow-state.js";
 import { AdminError, badRequest } from "./errors.js";
 import { linkLimitFor, parsePolicyConfig, policyNameOf } from "./policy-config.js";
 
@@ -35,12 +37,15 @@ export interface WriteOutcome {
   event?: AutoscaleEventInput;
 }
 
-export type WriteOperation = (state: ClusterState, body: string) => WriteOutcome;
+/** `replicas`: those the frontends report now, for a write that needs a version to be served (set_shadow; absent: none). */
+export type WriteOperation = (state: ClusterState, body: string, replicas?: readonly ReplicaRecord[]) => WriteOutcome;
 
 export interface ReadView {
   state: ClusterState;
   /** Replicas currently reported by the query frontends. */
   replicas: readonly ReplicaRecord[];
+  /** The figures of a model's shadow setting, summed over the frontends (shadow-stats-store.ts). */
+  shadowFigures?: (modelName: string, shadow: ShadowConfig) => ShadowFigures;
 }
 
 export type ReadOperation = (view: ReadView, body: string) => Reply;
@@ -247,7 +252,14 @@ function modelObject(state: ClusterState, v: ModelVersionRecord) {
     is_current_version: own(state.models, v.model_name)?.current_version === v.model_version,
     // Only when set, so Clipper's shapes stay exactly as they were.
     ...autoscalingOf(state, v),
+    ...shadowOf(state, v),
   };
+}
+
+/** On the verbose record of a model's shadow version only (docs/rollouts.md): its share and setting. */
+function shadowOf(state: ClusterState, v: ModelVersionRecord) {
+  const shadow = own(state.shadows, v.model_name);
+  return shadow?.model_version === v.model_version ? { shadow: { percent: shadow.percent, since_revision: shadow.since_revision } } : {};
 }
 
 function autoscalingOf(state: ClusterState, v: ModelVersionRecord) {
@@ -420,6 +432,8 @@ export const setModelVersion: WriteOperation = (state, body) => {
   if (model.current_version === b.model_version) return { text: reply };
   const next = cloneState(state);
   next.models[b.model_name]!.current_version = b.model_version;
+  // A shadow made current is promoted: there is no other version left to compare it with.
+  endShadowOf(next, b.model_name, b.model_version);
   return { next, text: reply };
 };
 
@@ -455,6 +469,7 @@ export const deleteVersionedModel: WriteOperation = (state, body) => {
   if (Object.keys(target.versions).length === 0) delete next.models[b.model_name];
   // Its autoscaling goes with it: a version registered again under the name starts unscaled.
   removeAutoscaling(next, b.model_name, b.model_version);
+  endShadowOf(next, b.model_name, b.model_version);
   return { next, text: `Successfully deleted model with name '${b.model_name}' and version '${b.model_version}'` };
 };
 

@@ -19,6 +19,8 @@ import { refuseForeignOrigin, requireJsonContentType } from "./browser-guard.js"
 import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE_OPERATIONS as CLIPPER_WRITES } from "./operations.js";
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { AUTOSCALE_READ_OPERATIONS, AUTOSCALE_WRITE_OPERATIONS } from "./autoscale-operations.js";
+import { SHADOW_READ_OPERATIONS, SHADOW_WRITE_OPERATIONS } from "./shadow-operations.js";
+import { ShadowStatsStore } from "./shadow-stats-store.js";
 import {
   AUTOSCALER_EVENTS_PATH, AutoscaleLoopEventSchema, type AutoscaleEventInput, COMPLETE_SCALE_REQUEST_PATH, RECORD_AUTOSCALER_EVENT_PATH,
   SCALE_REQUESTS_PATH, SET_NUM_REPLICAS_PATH,
@@ -75,9 +77,9 @@ export const METRICS_PATH = "/metrics";
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 
-// Clipper's operations plus ours for selection policies, query API keys and autoscaling.
+// Clipper's operations plus ours for selection policies, query API keys, autoscaling and shadow versions.
 const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = {
-  ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS,
+  ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS, ...SHADOW_WRITE_OPERATIONS,
 };
 const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
 /**
@@ -87,7 +89,9 @@ const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
 const LOOP_EVENT = spec(AutoscaleLoopEventSchema,
   `{"kind" := "scale_up"|"scale_down", "model_name" := string, "model_version" := string, "from" := int, "to" := int, "reason" := string}`
   + ` or {"kind" := "first_replica", "model_name" := string, "model_version" := string, "start_ms" := number, "reason" := string}`);
-const READ_OPERATIONS = { ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS };
+const READ_OPERATIONS = {
+  ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS, ...SHADOW_READ_OPERATIONS,
+};
 
 type Route =
   | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" | "live_stats" | "scale_requests" | "metrics" }
@@ -135,6 +139,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
   // Every event goes through here, so the metrics count what the log recorded.
   const recordEvent = (input: AutoscaleEventInput) => autoscalerMetrics.observe(autoscaleEvents.record(input));
   const liveStats = new LiveStatsStore(options.replicaReportTtlMs ?? DEFAULT_REPLICA_REPORT_TTL_MS);
+  const shadowStats = new ShadowStatsStore();
   const dashboard = new DashboardAssets(options.dashboardDir);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -201,6 +206,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
       case "live_report": {
         const report = parseBody(await readTextBody(req, maxBodyBytes), LIVE_STATS_REPORT);
         liveStats.report(report);
+        shadowStats.add(report.samples.flatMap((sample) => sample.shadows ?? []), store.state);
         return sendReply(res, { kind: "text", text: `Recorded ${report.samples.length} live stats samples for frontend '${report.frontend_id}'` });
       }
       case "live_stats":
@@ -208,14 +214,15 @@ export async function startManagementServer(options: ManagementServerOptions): P
       case "read": {
         const body = await readTextBody(req, maxBodyBytes);
         const operation = READ_OPERATIONS[route.path]!;
-        return sendReply(res, operation({ state: store.state, replicas: replicas.all() }, body));
+        const shadowFigures = shadowStats.figures.bind(shadowStats);
+        return sendReply(res, operation({ state: store.state, replicas: replicas.all(), shadowFigures }, body));
       }
       case "write": {
         const body = await readTextBody(req, maxBodyBytes);
         const operation = WRITE_OPERATIONS[route.path]!;
         // Resolves only after the change is on disk (or there was nothing to change).
         const outcome = await store.update((state) => {
-          const outcome = operation(state, body);
+          const outcome = operation(state, body, replicas.all());
           return { next: outcome.next, result: outcome };
         });
         // The log gets the text; the reply may hold more (a created API key).

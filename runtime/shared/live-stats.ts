@@ -8,6 +8,7 @@
  * keys, so `__proto__` or `constructor` is just another name.
  */
 import { z } from "zod";
+import { ShadowSampleSchema } from "./shadow.js";
 
 /** Where a frontend POSTs its samples. */
 export const REPORT_LIVE_STATS_PATH = "/admin/report_live_stats";
@@ -88,6 +89,8 @@ export const LiveStatsSampleSchema = z.object({
   interval_ms: z.number().positive().finite().max(3_600_000),
   apps: z.array(AppSampleSchema).max(MAX_ENTRIES),
   versions: z.array(VersionSampleSchema).max(MAX_ENTRIES),
+  /** Shadow versions' figures of the interval (shadow.ts); absent with none, and from older frontends. */
+  shadows: z.array(ShadowSampleSchema).max(MAX_ENTRIES).optional(),
 });
 
 /** The body a frontend POSTs to REPORT_LIVE_STATS_PATH. */
@@ -115,4 +118,4 @@ export const LIVE_STATS_REPORT_TEXT =
   `{"frontend_id" := string, "samples" := [{"at" := int, "interval_ms" := number, ` +
   `"apps" := [{"app", "requests_per_s", "p50_ms", "p99_ms", "slo_ms", "answers" := {"model", "cache" (optional), "shed", "default" := [{"reason", "count"}]}}], ` +
   `"versions" := [{"model_name", "model_version", "queue_depth", "replicas" := [{"replica_id", "batch_size", "batch_cap"}], ` +
-  `"cache_hits", "cache_misses"}]}] (1 to ${MAX_SAMPLES_PER_REPORT})}`;
+  `"cache_hits", "cache_misses"}], "shadows" (optional) := [{"model_name", "model_version", "since_revision", "counts", "shadow_latency", "live_latency"}]}] (1 to ${MAX_SAMPLES_PER_REPORT})}`;

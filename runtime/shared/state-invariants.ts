@@ -67,6 +67,13 @@ export function stateViolations(state: ClusterState): StateViolation[] {
     if (Object.keys(versions).length === 0) add(["autoscaling", modelName], "an autoscaling record must configure at least one version");
   }
 
+  for (const [modelName, shadow] of Object.entries(state.shadows ?? {})) {
+    const where = ["shadows", modelName];
+    const model = own(state.models, modelName);
+    if (!own(model?.versions, shadow.model_version)) add(where, `shadows version '${modelName}:${shadow.model_version}', which does not exist`);
+    else if (model!.current_version === shadow.model_version) add(where, `shadows version '${shadow.model_version}', which is the current version`);
+  }
+
   (state.api_keys ?? []).forEach((key, i) => {
     if (key.app !== undefined && !hasOwn(state.applications, key.app)) {
       add(["api_keys", String(i)], `key '${key.id}' is limited to application '${key.app}', which does not exist`);

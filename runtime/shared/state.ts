@@ -7,6 +7,7 @@ import { cloneData, dict, dictSchema } from "./dict.js";
 import { INPUT_TYPES } from "./input-types.js";
 import { ApiKeysSchema } from "./api-keys.js";
 import { AutoscalingConfigSchema } from "./autoscaling.js";
+import { ShadowConfigSchema } from "./shadow.js";
 
 /**
  * An application's selection policy (docs/policies.md). Absent means `default`, Clipper's single
@@ -117,6 +118,8 @@ export const ClusterStateSchema = z.object({
    * cache fingerprint, and changing a version's scaling must not flush its cached predictions.
    */
   autoscaling: dictSchema(dictSchema(AutoscalingConfigSchema)).optional(),
+  /** Shadow version per model (shadow.ts, docs/rollouts.md); absent until the first is set. Beside the version records, as autoscaling. */
+  shadows: dictSchema(ShadowConfigSchema).optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 

@@ -346,6 +346,23 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .addOption(clusterOption()).addOption(jsonOption())
     .action((model, opts) => run(opts.json, async () => (await import("./commands/autoscale.js")).autoscale(model, opts)));
 
+  program.command("shadow")
+    .description("copy a share of the live queries of a model's current version to another version, compare its answers, never return them (docs/rollouts.md)")
+    .argument("<model>")
+    .option("--version <v>", "the version to shadow with (registered, with replicas, not the current one)")
+    .option("--percent <p>", "share of the live queries copied, above 0 and at most 100 (default 100)", positiveArg(100))
+    .addOption(new Option("--off", "end the model's shadow").conflicts(["version", "percent"]))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((model, opts) => run(opts.json, async () => (await import("./commands/rollout.js")).shadow(model, opts)));
+
+  const rollout = program.command("rollout")
+    .description("rollouts of a new model version: what its shadow showed (docs/rollouts.md)");
+  rollout.command("status")
+    .description("a model's current version, its shadow version, and how the shadow compares: agreement, latency percentiles, errors")
+    .argument("<model>")
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((model, opts) => run(opts.json, async () => (await import("./commands/rollout.js")).rolloutStatus(model, opts)));
+
   program.command("events")
     .description("show the autoscaler's events: scale decisions with their reasons, configuration changes, and how long a first replica took after a scale from zero")
     .option("--follow", "keep printing events as they happen (--json: one JSON object per line)")

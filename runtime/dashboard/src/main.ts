@@ -8,6 +8,7 @@
 import type { AutoscaleEvent, AutoscaleEventPage, ScaleRequest } from "../../shared/autoscaling.js";
 import { describeChange } from "../../shared/event-change.js";
 import type { LiveStats } from "../../shared/live-stats.js";
+import type { ShadowStatus } from "../../shared/shadow.js";
 import { AdminCallError, getJson, post, postJson, savedToken, saveToken } from "./api.js";
 import { renderChart } from "./chart.js";
 import { appCharts, eventMarkers, versionCharts, type Chart } from "./series.js";
@@ -25,6 +26,8 @@ interface ModelVersion {
   input_type: string;
   is_current_version: boolean;
   autoscaling?: { min_replicas: number; max_replicas: number; target_queue_per_replica: number; scale_down_delay_s: number };
+  /** On a model's shadow version only (docs/rollouts.md). */
+  shadow?: { percent: number; since_revision: number };
 }
 interface Replica {
   model_name: string;
@@ -42,6 +45,7 @@ const SET_NUM_REPLICAS_PATH = "/admin/set_num_replicas";
 const SCALE_REQUESTS_PATH = "/admin/get_scale_requests";
 const SET_AUTOSCALING_PATH = "/admin/set_autoscaling";
 const AUTOSCALER_EVENTS_PATH = "/admin/get_autoscaler_events";
+const GET_SHADOW_STATUS_PATH = "/admin/get_shadow_status";
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {
@@ -163,7 +167,22 @@ function scaleControls(v: ModelVersion, connected: number, pending: ScaleRequest
   return controls;
 }
 
-function renderModels(models: ModelVersion[], replicas: Replica[], queues: Map<string, number>, pending: ScaleRequest[]): void {
+/** A shadow version's badge: its share of the live queries, and what the comparison shows so far. */
+function shadowBadge(v: ModelVersion, status: ShadowStatus | undefined): HTMLElement {
+  const f = status?.figures;
+  const ms = (value: number | null | undefined) => (value === null || value === undefined ? "-" : `${Math.round(value * 10) / 10} ms`);
+  const figures = !f || f.agreement === null
+    ? "no copy answered yet"
+    : `agree ${(f.agreement * 100).toFixed(1)}% of ${f.compared} · p99 ${ms(f.shadow_p99_ms)} vs live ${ms(f.live_p99_ms)}` +
+      (f.counts.error + f.counts.timeout + f.counts.skipped > 0 ? ` · ${f.counts.error} errors, ${f.counts.timeout} timeouts, ${f.counts.skipped} skipped` : "");
+  const badge = el("span", `shadow ${v.shadow!.percent}%: ${figures}`, "badge shadow");
+  badge.dataset.shadow = `${v.model_name}:${v.model_version}`;
+  return badge;
+}
+
+function renderModels(
+  models: ModelVersion[], replicas: Replica[], queues: Map<string, number>, pending: ScaleRequest[], shadows: Map<string, ShadowStatus>,
+): void {
   const body = $("models").querySelector("tbody")!;
   body.replaceChildren();
   if (models.length === 0) body.append(emptyRow(7, "No model yet: clipper deploy-model ..."));
@@ -175,6 +194,7 @@ function renderModels(models: ModelVersion[], replicas: Replica[], queues: Map<s
     const state = el("td");
     state.append(v.is_current_version ? el("span", "current", "badge current") : el("span", "not current", "badge"));
     if (connected === 0) state.append(" ", el("span", "no replica", "badge down"));
+    if (v.shadow) state.append(" ", shadowBadge(v, shadows.get(v.model_name)));
     const actions = el("td");
     if (!v.is_current_version) {
       actions.append(button("Set current", () => post("/admin/set_model_version", { model_name: v.model_name, model_version: v.model_version }),
@@ -269,7 +289,10 @@ async function refresh(): Promise<void> {
     }
   }
   renderApps(apps, models);
-  renderModels(models, replicas, queues, pending.requests);
+  // One status read per model with a shadow (there are few): its figures summed over the frontends.
+  const shadowed = [...new Set(models.filter((v) => v.shadow).map((v) => v.model_name))];
+  const statuses = await Promise.all(shadowed.map((model_name) => postJson<ShadowStatus>(GET_SHADOW_STATUS_PATH, { model_name })));
+  renderModels(models, replicas, queues, pending.requests, new Map(statuses.map((s) => [s.model_name, s])));
   renderEvents(recent);
   renderCharts($("app-charts"), appCharts(stats).flatMap((a) => [
     [`requests:${a.app}`, a.requests], [`latency:${a.app}`, a.latency], [`answers:${a.app}`, a.answers],

@@ -34,7 +34,7 @@ export class DefaultPolicy implements SelectionPolicy {
   answerNow(query: PolicyQuery): PolicyAnswer | undefined {
     const target = targetOf(query);
     if (!target) return noModel();
-    const cached = query.caller.cachedOutcome(target, query.inputType, query.input);
+    const cached = query.caller.cachedOutcome(target, query.inputType, query.input, query.deadline);
     return cached && outcomeToAnswer(cached);
   }
 
