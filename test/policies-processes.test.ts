@@ -44,7 +44,8 @@ describe("selection policies with real model processes", () => {
   }, 60_000);
 
   it("ensemble: votes, reports agreement, and answers unsure below the threshold", async () => {
-    await ok("register-app", "ens", "--input-type", "doubles", "--default-output", "\"unsure\"", "--policy", "ensemble:threshold=0.6");
+    // A generous SLO: the vote needs all three answers, and a fresh replica may be slow once on a busy machine.
+    await ok("register-app", "ens", "--input-type", "doubles", "--default-output", "\"unsure\"", "--policy", "ensemble:threshold=0.6", "--slo-ms", "5000");
     await deploy("m-cat", "cat", "ens");
     await deploy("m-cat2", "cat", "ens");
     await deploy("m-dog", "dog", "ens");
