@@ -67,6 +67,10 @@ export function stateViolations(state: ClusterState): StateViolation[] {
     if (Object.keys(versions).length === 0) add(["autoscaling", modelName], "an autoscaling record must configure at least one version");
   }
 
+  for (const appName of Object.keys(state.query_log ?? {})) {
+    if (!hasOwn(state.applications, appName)) add(["query_log", appName], `logs application '${appName}', which does not exist`);
+  }
+
   (state.api_keys ?? []).forEach((key, i) => {
     if (key.app !== undefined && !hasOwn(state.applications, key.app)) {
       add(["api_keys", String(i)], `key '${key.id}' is limited to application '${key.app}', which does not exist`);

@@ -7,6 +7,7 @@ import { cloneData, dict, dictSchema } from "./dict.js";
 import { INPUT_TYPES } from "./input-types.js";
 import { ApiKeysSchema } from "./api-keys.js";
 import { AutoscalingConfigSchema } from "./autoscaling.js";
+import { QueryLogConfigSchema } from "./query-log.js";
 
 /**
  * An application's selection policy (docs/policies.md). Absent means `default`, Clipper's single
@@ -117,6 +118,8 @@ export const ClusterStateSchema = z.object({
    * cache fingerprint, and changing a version's scaling must not flush its cached predictions.
    */
   autoscaling: dictSchema(dictSchema(AutoscalingConfigSchema)).optional(),
+  /** Query log settings per application (shared/query-log.ts); absent: no application logs. */
+  query_log: dictSchema(QueryLogConfigSchema).optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 
