@@ -37,6 +37,9 @@ import {
   AUTOSCALER_EVENTS_PATH, type AutoscaleEventPage, AutoscaleEventPageSchema, type AutoscalingConfig, type AutoscalingEntry, GET_AUTOSCALING_PATH,
   SCALE_REQUESTS_PATH, type ScaleRequest, ScaleRequestListSchema, ScaleRequestReplySchema, SET_AUTOSCALING_PATH, SET_NUM_REPLICAS_PATH,
 } from "../runtime/shared/autoscaling.js";
+import {
+  EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, type QueryLogStatus, QueryLogStatusSchema, SET_QUERY_LOG_PATH,
+} from "../runtime/shared/query-log.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
 import { parsePredictSpec } from "./predict-spec.js";
@@ -666,6 +669,31 @@ export class ClipperConnection {
     if (options.limit !== undefined) query.set("limit", String(options.limit));
     const suffix = query.size > 0 ? `?${query}` : "";
     return this.admin.getValidated(`${AUTOSCALER_EVENTS_PATH}${suffix}`, AutoscaleEventPageSchema);
+  }
+
+  // --- query log (docs/rollouts.md#query-log) ----------------------------------------------
+
+  /**
+   * Records a sample of an application's queries (`sample` in (0, 1]) in a log kept under `maxMb`
+   * MiB (default: the current bound, else 64), or stops recording (`off`; what was recorded stays).
+   */
+  async setQueryLog(app: string, options: { sample: number; maxMb?: number } | { off: true }): Promise<string> {
+    if ("off" in options) return this.write(SET_QUERY_LOG_PATH, { app_name: app, off: true });
+    return this.write(SET_QUERY_LOG_PATH, {
+      app_name: app, sample: options.sample, ...(options.maxMb === undefined ? {} : { max_mb: options.maxMb }),
+    });
+  }
+
+  /** An application's query log setting and what the log holds. */
+  async getQueryLog(app: string): Promise<QueryLogStatus> {
+    const status = QueryLogStatusSchema.safeParse(await this.admin.postJson(GET_QUERY_LOG_PATH, { app_name: app }));
+    if (!status.success) throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${GET_QUERY_LOG_PATH} with an unexpected body`);
+    return status.data;
+  }
+
+  /** Writes an application's query log into `file` as JSON lines, feedback joined; resolves with the number of queries. */
+  async exportQueryLog(app: string, file: string): Promise<number> {
+    return this.admin.postToFile(EXPORT_QUERY_LOG_PATH, { app_name: app }, file);
   }
 
   // --- processes ----------------------------------------------------------------------------

@@ -36,6 +36,8 @@ import { LiveStatsCollector } from "./live-stats-collector.js";
 import { LiveStatsReporter } from "./live-stats-reporter.js";
 import { DEFAULT_LIVE_STATS_INTERVAL_MS } from "../shared/live-stats.js";
 import { scalesFromZero } from "../shared/autoscaling.js";
+import { QueryLogRecorder } from "./query-log-recorder.js";
+import { QueryLogShipper } from "./query-log-shipper.js";
 
 export interface QueryFrontendOptions {
   host: string;
@@ -81,6 +83,8 @@ export interface QueryFrontendOptions {
   clusterWorker?: boolean;
   /** Queries a version scaled to zero may hold waiting for its first replica (default 1024; model-caller.ts). */
   maxWaitingForFirstReplica?: number;
+  /** How often sampled queries go to the daemon's query log, ms (default 1000; query-log-shipper.ts). */
+  queryLogFlushMs?: number;
 }
 
 export interface RunningFrontend {
@@ -159,6 +163,12 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     managementUrl: options.managementUrl, token: options.token, log, frontendId, collector: live,
     intervalMs: options.liveStatsIntervalMs ?? DEFAULT_LIVE_STATS_INTERVAL_MS,
   });
+  // Sampled queries and feedback for the daemon's query log (docs/rollouts.md#query-log).
+  const queryLog = new QueryLogRecorder({ frontendId });
+  const queryLogShipper = new QueryLogShipper({
+    managementUrl: options.managementUrl, token: options.token, log, frontendId, recorder: queryLog, registry: metrics.registry,
+    intervalMs: options.queryLogFlushMs,
+  });
   const reporter = new ReplicaReporter({
     managementUrl: options.managementUrl,
     token: options.token,
@@ -183,6 +193,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     onChange: (next) => {
       cache?.reconcile(next);
       queryAuth.onState(next);
+      queryLog.configure(next);
       state = next;
       rpc.recheckInputTypes();
       policyState.onSnapshot(next);
@@ -204,7 +215,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     firstWaiting: () => liveReporter.reportSoon(),
   });
   const policies = new PolicyRegistry({ weights: policyState, metrics, random: options.random });
-  const processor = new QueryProcessor({ caller, metrics, state: () => state, policies });
+  const processor = new QueryProcessor({ caller, metrics, state: () => state, policies, queryLog });
   const workerMetrics = options.clusterWorker ? new PrimaryMetricsClient(metrics.registry) : undefined;
   const http = createQueryServer({
     processor,
@@ -233,6 +244,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   watcher.start();
   reporter.start();
   liveReporter.start();
+  queryLogShipper.start();
   const port = (http.address() as AddressInfo).port;
   const shownHost = options.host === "0.0.0.0" ? "127.0.0.1" : options.host;
   return {
@@ -243,6 +255,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     async close() {
       watcher.close();
       liveReporter.close();
+      await queryLogShipper.close(); // the last sampled queries, while the daemon may still take them
       await reporter.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));

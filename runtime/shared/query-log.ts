@@ -32,7 +32,12 @@ export type QueryLogConfig = z.infer<typeof QueryLogConfigSchema>;
 
 /** Bounds on one report, so that a lying frontend cannot make the daemon hold much. */
 export const MAX_RECORDS_PER_REPORT = 5_000;
+/** A frontend keeps each report under this many bytes of JSON (about: the daemon's body limit is 1 MiB by default). */
+export const MAX_REPORT_BYTES = 512 * 1024;
 const MAX_NAME = 256;
+export const MAX_UID = 4096;
+/** Explanations longer than this are cut (a model's error text can be long). */
+export const MAX_EXPLANATION = 4096;
 const name = z.string().min(1).max(MAX_NAME);
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
@@ -50,14 +55,14 @@ export const QueryRecordSchema = z.object({
   default: z.boolean(),
   /** Why the default output was answered (metrics' reason label), and Clipper's explanation. */
   default_reason: z.string().max(64).optional(),
-  default_explanation: z.string().max(4096).optional(),
+  default_explanation: z.string().max(MAX_EXPLANATION).optional(),
   /** The model version that answered, when one did (absent for combined answers and most defaults). */
   model: name.optional(),
   model_version: name.optional(),
   /** Answered from the prediction cache. */
   cached: z.boolean(),
   latency_ms: z.number().nonnegative().finite(),
-  uid: z.string().max(MAX_NAME).optional(),
+  uid: z.string().max(MAX_UID).optional(),
 });
 export type QueryRecord = z.infer<typeof QueryRecordSchema>;
 
@@ -70,7 +75,7 @@ export const FeedbackRecordSchema = z.object({
   time: z.string().max(64),
   input: z.unknown(),
   label: z.union([z.number(), z.string()]),
-  uid: z.string().max(MAX_NAME).optional(),
+  uid: z.string().max(MAX_UID).optional(),
 });
 export type FeedbackRecord = z.infer<typeof FeedbackRecordSchema>;
 

@@ -1,0 +1,104 @@
+/**
+ * Sends the query log recorder's buffer (query-log-recorder.ts) to the management daemon every
+ * interval, in reports of at most MAX_RECORDS_PER_REPORT records and about MAX_REPORT_BYTES,
+ * authenticated as the live stats report is (management-post.ts). One report is in flight at a
+ * time; records the daemon did not take are counted as dropped (`undelivered`) rather than kept,
+ * so that a daemon away for a while costs the log those records, never the frontend's memory.
+ * Drop counts go to the daemon with the next report, and to Prometheus.
+ */
+import { Counter, type Registry } from "prom-client";
+import { MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES, type QueryLogLine, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
+import { postToManagement, type ManagementTarget } from "./management-post.js";
+import type { QueryLogRecorder } from "./query-log-recorder.js";
+
+export const DEFAULT_QUERY_LOG_FLUSH_MS = 1_000;
+/** Reports sent per interval at most: beyond, the buffer's bound decides what is kept. */
+const MAX_REPORTS_PER_TICK = 8;
+
+export interface QueryLogShipperOptions extends ManagementTarget {
+  frontendId: string;
+  recorder: QueryLogRecorder;
+  registry: Registry;
+  intervalMs?: number;
+}
+
+export class QueryLogShipper {
+  private timer?: NodeJS.Timeout;
+  private sending = false;
+  /** Drop counts not yet delivered to the daemon, per application. */
+  private unreported = new Map<string, number>();
+  private readonly droppedCounter: Counter<"app" | "reason">;
+  private readonly recordedCounter: Counter<"app">;
+
+  constructor(private readonly options: QueryLogShipperOptions) {
+    const registers = [options.registry];
+    this.droppedCounter = new Counter({
+      name: "clipper_query_log_dropped_total",
+      help: "Query log records dropped by the frontend: its buffer was full, or the management daemon did not take them",
+      labelNames: ["app", "reason"], registers,
+    });
+    this.recordedCounter = new Counter({
+      name: "clipper_query_log_records_total", help: "Query log records (queries and feedback) delivered to the management daemon",
+      labelNames: ["app"], registers,
+    });
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.options.intervalMs ?? DEFAULT_QUERY_LOG_FLUSH_MS);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and sends what is buffered (a last attempt, bounded like a tick). */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.tick();
+  }
+
+  /** Sends what is buffered, a few reports at most; one tick at a time. */
+  async tick(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      for (let i = 0; i < MAX_REPORTS_PER_TICK; i++) {
+        const records = this.options.recorder.take(MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES);
+        this.collectDrops();
+        if (records.length === 0 && this.unreported.size === 0) return;
+        const delivered = await this.send(records);
+        if (!delivered) return;
+        if (records.length === 0) return;
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  private async send(records: QueryLogLine[]): Promise<boolean> {
+    const dropped = [...this.unreported].map(([app, count]) => ({ app, count }));
+    const body = { frontend_id: this.options.frontendId, records, dropped };
+    const outcome = await postToManagement(this.options, REPORT_QUERY_LOG_PATH, body, 10_000, "query log report");
+    if (outcome !== "accepted") {
+      this.options.recorder.lost(records);
+      this.collectDrops();
+      return false;
+    }
+    for (const { app, count } of dropped) {
+      const left = (this.unreported.get(app) ?? 0) - count;
+      if (left > 0) this.unreported.set(app, left);
+      else this.unreported.delete(app);
+    }
+    const perApp = new Map<string, number>();
+    for (const record of records) perApp.set(record.app, (perApp.get(record.app) ?? 0) + 1);
+    for (const [app, count] of perApp) this.recordedCounter.inc({ app }, count);
+    return true;
+  }
+
+  /** Moves the recorder's new drops into Prometheus and into the counts owed to the daemon. */
+  private collectDrops(): void {
+    for (const [app, reasons] of this.options.recorder.takeDropped()) {
+      for (const [reason, count] of reasons) {
+        this.droppedCounter.inc({ app, reason }, count);
+        this.unreported.set(app, (this.unreported.get(app) ?? 0) + count);
+      }
+    }
+  }
+}
