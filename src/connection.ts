@@ -203,6 +203,8 @@ export interface Feedback {
   uid: string | number;
   input: unknown;
   label: number | string;
+  /** The query_id of the answer the feedback is about (ours, optional): the query log joins them. */
+  queryId?: number;
 }
 
 /** What is wrong with a feedback's fields, checked here so a bad one never reaches the frontend. */
@@ -213,6 +215,7 @@ function feedbackProblem(f: Feedback): string | undefined {
   if (!(typeof f.label === "number" && Number.isFinite(f.label)) && typeof f.label !== "string") {
     return "the feedback's label must be a finite number or a string";
   }
+  if (f.queryId !== undefined && !(Number.isSafeInteger(f.queryId) && f.queryId >= 0)) return "the feedback's query id must be a whole number ≥ 0";
   return undefined;
 }
 
@@ -828,7 +831,10 @@ export class ClipperConnection {
   async sendFeedback(app: string, feedback: Feedback, options: { apiKey?: string } = {}): Promise<{ feedback_accepted: true }> {
     const problem = feedbackProblem(feedback);
     if (problem) throw new ClipperError("USAGE", problem);
-    const reply = await this.postQuery(app, "update", { uid: feedback.uid, input: feedback.input, label: feedback.label }, options.apiKey);
+    const body = {
+      uid: feedback.uid, input: feedback.input, label: feedback.label, ...(feedback.queryId === undefined ? {} : { query_id: feedback.queryId }),
+    };
+    const reply = await this.postQuery(app, "update", body, options.apiKey);
     if (reply.status !== 200) throw queryRejected(reply);
     return reply.body as { feedback_accepted: true };
   }

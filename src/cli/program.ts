@@ -368,6 +368,7 @@ export function buildProgram(): Command {
     .requiredOption("--uid <uid>", "the user the feedback is for (0: no particular user, the application-wide weights)")
     .requiredOption("--input <json>", "the input the label is for, as JSON (as `predict` takes it)", jsonArg)
     .requiredOption("--label <json>", "the true label: a JSON number or string", jsonArg)
+    .option("--query-id <id>", "the query_id of the answer the feedback is about: the query log joins them (docs/rollouts.md#query-log)", intArg(0))
     .addOption(new Option("--api-key <key>", "query API key (clusters started with --query-auth keys)").env("CLIPPER_API_KEY"))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, opts) => run(opts.json, async () => (await import("./commands/feedback.js")).feedback(app, opts)));
