@@ -13,7 +13,7 @@ import type { QueryLogRecorder } from "./query-log-recorder.js";
 
 export const DEFAULT_QUERY_LOG_FLUSH_MS = 1_000;
 /** Reports sent per interval at most: beyond, the buffer's bound decides what is kept. */
-const MAX_REPORTS_PER_TICK = 8;
+const MAX_REPORTS_PER_TICK = 32;
 
 export interface QueryLogShipperOptions extends ManagementTarget {
   frontendId: string;
