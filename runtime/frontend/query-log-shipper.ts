@@ -7,9 +7,9 @@
  * Drop counts go to the daemon with the next report, and to Prometheus.
  */
 import { Counter, type Registry } from "prom-client";
-import { MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES, type QueryLogLine, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
+import { MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
 import { postToManagement, type ManagementTarget } from "./management-post.js";
-import type { QueryLogRecorder } from "./query-log-recorder.js";
+import type { AppLines, QueryLogRecorder } from "./query-log-recorder.js";
 
 export const DEFAULT_QUERY_LOG_FLUSH_MS = 1_000;
 /** Reports sent per interval at most: beyond, the buffer's bound decides what is kept. */
@@ -34,7 +34,7 @@ export class QueryLogShipper {
     const registers = [options.registry];
     this.droppedCounter = new Counter({
       name: "clipper_query_log_dropped_total",
-      help: "Query log records dropped by the frontend: its buffer was full, or the management daemon did not take them",
+      help: "Query log records dropped by the frontend: its buffer was full, the management daemon did not take them, or one was too large",
       labelNames: ["app", "reason"], registers,
     });
     this.recordedCounter = new Counter({
@@ -60,24 +60,23 @@ export class QueryLogShipper {
     this.sending = true;
     try {
       for (let i = 0; i < MAX_REPORTS_PER_TICK; i++) {
-        const records = this.options.recorder.take(MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES);
+        const logs = this.options.recorder.take(MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES);
         this.collectDrops();
-        if (records.length === 0 && this.unreported.size === 0) return;
-        const delivered = await this.send(records);
-        if (!delivered) return;
-        if (records.length === 0) return;
+        if (logs.length === 0 && this.unreported.size === 0) return;
+        const delivered = await this.send(logs);
+        if (!delivered || logs.length === 0) return;
       }
     } finally {
       this.sending = false;
     }
   }
 
-  private async send(records: QueryLogLine[]): Promise<boolean> {
+  private async send(logs: AppLines[]): Promise<boolean> {
     const dropped = [...this.unreported].map(([app, count]) => ({ app, count }));
-    const body = { frontend_id: this.options.frontendId, records, dropped };
+    const body = { frontend_id: this.options.frontendId, logs, dropped };
     const outcome = await postToManagement(this.options, REPORT_QUERY_LOG_PATH, body, 10_000, "query log report");
     if (outcome !== "accepted") {
-      this.options.recorder.lost(records);
+      this.options.recorder.lost(logs);
       this.collectDrops();
       return false;
     }
@@ -86,9 +85,7 @@ export class QueryLogShipper {
       if (left > 0) this.unreported.set(app, left);
       else this.unreported.delete(app);
     }
-    const perApp = new Map<string, number>();
-    for (const record of records) perApp.set(record.app, (perApp.get(record.app) ?? 0) + 1);
-    for (const [app, count] of perApp) this.recordedCounter.inc({ app }, count);
+    for (const { app, lines } of logs) this.recordedCounter.inc({ app }, lines.length);
     return true;
   }
 

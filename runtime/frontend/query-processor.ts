@@ -217,7 +217,7 @@ export class QueryProcessor {
     else this.options.metrics.query(app.name, seconds, answer.reason);
     const queryId = this.nextQueryId++;
     this.options.queryLog?.query({
-      app: app.name, queryId, input: prepared.query.inputs[index], inputBytes: prepared.inputs[index]!.length, answer,
+      app: app.name, queryId, input: prepared.query.inputs[index], answer,
       defaultOutput: app.default_output, latencyMs: seconds * 1000, uid: prepared.query.uid,
     });
     return queryId;
@@ -256,7 +256,7 @@ export class QueryProcessor {
     if (queryId !== undefined && !(typeof queryId === "number" && Number.isSafeInteger(queryId) && queryId >= 0)) {
       throw new QueryError(400, "Json error", "\"query_id\" must be a whole number ≥ 0 (the query_id of the answer)");
     }
-    if (queryId !== undefined) this.options.queryLog?.feedback(app.name, queryId, record.input, input.length, label, uid);
+    if (queryId !== undefined) this.options.queryLog?.feedback(app.name, queryId, record.input, label, uid);
     await this.policies.forApp(app).feedback({
       app, models: this.options.state()?.models ?? {}, inputType: app.input_type, input, uid, label,
       deadline: this.now() + app.latency_slo_micros / 1000, caller: this.options.caller,

@@ -142,7 +142,7 @@ export class QueryLogStore {
       const lines = await this.readSegment(app, segment.seq);
       lineCounts.set(segment.seq, lines.length);
       lines.forEach((line, i) => {
-        const record = parseLine(line);
+        const record = parseLine(line, app);
         if (!record) return;
         const key = joinKey(record);
         if (record.type === "query") latest.set(key, `${segment.seq}:${i}`);
@@ -159,7 +159,7 @@ export class QueryLogStore {
     for (const segment of segments) {
       const lines = (await this.readSegment(app, segment.seq)).slice(0, lineCounts.get(segment.seq));
       for (let i = 0; i < lines.length; i++) {
-        const record = parseLine(lines[i]!);
+        const record = parseLine(lines[i]!, app);
         if (record?.type === "query") yield { ...record, feedback: feedback.get(`${segment.seq}:${i}`) ?? [] };
       }
     }
@@ -244,10 +244,11 @@ export class QueryLogStore {
   }
 }
 
-function parseLine(line: string): QueryRecord | FeedbackRecord | undefined {
+/** A line's record, or undefined for a line that is not one of this application's records. */
+function parseLine(line: string, app: string): QueryRecord | FeedbackRecord | undefined {
   try {
     const parsed = QueryLogLineSchema.safeParse(JSON.parse(line));
-    return parsed.success ? parsed.data : undefined;
+    return parsed.success && parsed.data.app === app ? parsed.data : undefined;
   } catch {
     return undefined;
   }

@@ -161,11 +161,11 @@ export async function startManagementServer(options: ManagementServerOptions): P
   async function recordQueryLog(state: ClusterState, body: string): Promise<number> {
     const report = parseBody(body, QUERY_LOG_REPORT);
     const byApp = new Map<string, string[]>();
-    for (const record of report.records) {
-      if (!own(state.query_log, record.app)) continue;
-      const lines = byApp.get(record.app) ?? [];
-      lines.push(JSON.stringify(record));
-      byApp.set(record.app, lines);
+    for (const { app, lines } of report.logs) {
+      if (!own(state.query_log, app)) continue;
+      const kept = byApp.get(app) ?? [];
+      kept.push(...lines);
+      byApp.set(app, kept);
     }
     const dropped = (app: string, count: number) => {
       if (count > 0 && own(state.applications, app)) queryLogDropped.set(app, (queryLogDropped.get(app) ?? 0) + count);

@@ -82,15 +82,33 @@ export type FeedbackRecord = z.infer<typeof FeedbackRecordSchema>;
 export const QueryLogLineSchema = z.discriminatedUnion("type", [QueryRecordSchema, FeedbackRecordSchema]);
 export type QueryLogLine = z.infer<typeof QueryLogLineSchema>;
 
-/** What a frontend reports: records since its last report, and how many it dropped per application. */
+/** One record as the frontend serialized it: one line of JSON text, an object, no newline. */
+export const MAX_LINE_CHARS = 1024 * 1024;
+const ONE_LINE_OBJECT = /^\{[^\n\r]*\}$/;
+
+/**
+ * What a frontend reports: per application, the records since its last report as JSON lines, and
+ * how many it dropped per application. The daemon checks the framing (one line, an object, bounded)
+ * and appends the lines as they are, without parsing each record: on a 2-core machine parsing and
+ * validating every record cost the daemon more than the frontend spent answering it. Records are
+ * parsed and validated against QueryLogLineSchema where they are read (the export), which skips
+ * any that does not fit, or that names another application than its log's.
+ */
 export const QueryLogReportSchema = z.object({
   frontend_id: name,
-  records: z.array(QueryLogLineSchema).max(MAX_RECORDS_PER_REPORT),
+  logs: z.array(z.object({
+    app: name,
+    lines: z.array(z.string().max(MAX_LINE_CHARS).regex(ONE_LINE_OBJECT, { error: "each line must be one JSON object on one line" }))
+      .max(MAX_RECORDS_PER_REPORT),
+  })).max(1_000),
   dropped: z.array(z.object({ app: name, count })).max(10_000),
+}).refine((r) => r.logs.reduce((n, log) => n + log.lines.length, 0) <= MAX_RECORDS_PER_REPORT, {
+  error: `a report carries at most ${MAX_RECORDS_PER_REPORT} records`,
 });
 export type QueryLogReport = z.infer<typeof QueryLogReportSchema>;
 export const QUERY_LOG_REPORT_TEXT =
-  `{"frontend_id" := string, "records" := [query or feedback record] (at most ${MAX_RECORDS_PER_REPORT}), "dropped" := [{"app" := string, "count" := int}]}`;
+  `{"frontend_id" := string, "logs" := [{"app" := string, "lines" := [JSON record on one line]}] (at most ${MAX_RECORDS_PER_REPORT} lines), ` +
+  `"dropped" := [{"app" := string, "count" := int}]}`;
 
 /** The answer of GET_QUERY_LOG_PATH. */
 export const QueryLogStatusSchema = z.object({

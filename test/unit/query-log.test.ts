@@ -11,7 +11,9 @@ import { setQueryLog } from "../../runtime/management/query-log-operations.js";
 import { QueryLogStore, segmentBytes, segmentsToDrop, wholeLines } from "../../runtime/management/query-log-store.js";
 import { AdminError } from "../../runtime/management/errors.js";
 import { dict } from "../../runtime/shared/dict.js";
-import type { ExportedQuery, QueryLogLine, QueryRecord } from "../../runtime/shared/query-log.js";
+import {
+  type ExportedQuery, MAX_LINE_CHARS, MAX_RECORDS_PER_REPORT, type QueryLogLine, QueryLogLineSchema, QueryLogReportSchema, type QueryRecord,
+} from "../../runtime/shared/query-log.js";
 import { stateViolations } from "../../runtime/shared/state-invariants.js";
 import type { ClusterState } from "../../runtime/shared/state.js";
 import { appRecord, consistent } from "../support/state-fixtures.js";
@@ -29,7 +31,16 @@ function stateLogging(samples: Record<string, number>): ClusterState {
 const output = (text: string) => ({ kind: "output" as const, output: text, model: { name: "m", version: "1" } });
 
 function answered(recorder: QueryLogRecorder, app: string, queryId: number, input: unknown = [1]) {
-  recorder.query({ app, queryId, input, inputBytes: 8, answer: output("0.5"), defaultOutput: "-1", latencyMs: 2, uid: "u" });
+  recorder.query({ app, queryId, input, answer: output("0.5"), defaultOutput: "-1", latencyMs: 2, uid: "u" });
+}
+
+/** What `take` hands over, as the records the daemon will store (each checked against the schema). */
+function taken(recorder: QueryLogRecorder, maxRecords = 100, maxBytes = MIB): QueryLogLine[] {
+  return recorder.take(maxRecords, maxBytes).flatMap(({ app, lines }) => lines.map((line) => {
+    const record = QueryLogLineSchema.parse(JSON.parse(line));
+    expect(record.app).toBe(app);
+    return record;
+  }));
 }
 
 describe("QueryLogRecorder", () => {
@@ -39,25 +50,31 @@ describe("QueryLogRecorder", () => {
     recorder.configure(stateLogging({ a: 0.1 }));
     answered(recorder, "b", 0);
     for (let id = 1; id <= 4; id++) answered(recorder, "a", id);
-    expect(recorder.take(100, MIB).map((r) => r.query_id)).toEqual([2, 4]);
+    expect(taken(recorder).map((r) => r.query_id)).toEqual([2, 4]);
     expect(draws).toEqual([]); // the app that does not log drew nothing
   });
 
   it("records every query at sample 1 without drawing, as the log stores them", () => {
     const recorder = new QueryLogRecorder({ frontendId: "f#w1", random: () => { throw new Error("drew"); }, now: () => Date.UTC(2026, 0, 1) });
-    recorder.configure(stateLogging({ a: 1 }));
+    recorder.configure(stateLogging({ a: 1, "constructor": 1 }));
     answered(recorder, "a", 7, { x: [1, 2] });
     recorder.query({
-      app: "a", queryId: 8, input: [3], inputBytes: 8, defaultOutput: "\"none\"", latencyMs: 100,
+      app: "a", queryId: 8, input: [3], defaultOutput: "\"none\"", latencyMs: 100,
       answer: { kind: "default", reason: "slo_missed", explanation: "too slow", model: { name: "m", version: "2" } },
     });
-    recorder.feedback("a", 7, { x: [1, 2] }, 16, 1, "u");
-    const [query, slow, feedback] = recorder.take(100, MIB);
+    recorder.query({ app: "constructor", queryId: 9, input: "s\n\"", defaultOutput: "-1", latencyMs: 1, answer: { kind: "output", output: "not json", cached: true } });
+    recorder.feedback("a", 7, { x: [1, 2] }, 1, "u");
+    // Grouped by application, each in order.
+    const [query, slow, feedback, odd] = taken(recorder);
     expect(query).toEqual({
       type: "query", app: "a", query_id: 7, frontend_id: "f#w1", time: "2026-01-01T00:00:00.000Z", input: { x: [1, 2] },
       output: 0.5, default: false, model: "m", model_version: "1", cached: false, latency_ms: 2, uid: "u",
     });
     expect(slow).toMatchObject({ default: true, output: "none", default_reason: "slo_missed", default_explanation: "too slow", model_version: "2" });
+    expect(odd).toEqual({
+      type: "query", app: "constructor", query_id: 9, frontend_id: "f#w1", time: "2026-01-01T00:00:00.000Z", input: "s\n\"",
+      output: "not json", default: false, cached: true, latency_ms: 1,
+    });
     expect(feedback).toEqual({
       type: "feedback", app: "a", query_id: 7, frontend_id: "f#w1", time: "2026-01-01T00:00:00.000Z", input: { x: [1, 2] }, label: 1, uid: "u",
     });
@@ -70,26 +87,45 @@ describe("QueryLogRecorder", () => {
     expect(recorder.size).toBe(3);
     expect(recorder.takeDropped()).toEqual(new Map([["a", new Map([["buffer_full", 1]])], ["b", new Map([["buffer_full", 1]])]]));
     expect(recorder.takeDropped().size).toBe(0);
-    expect(recorder.take(2, MIB).map((r) => r.query_id)).toEqual([0, 1]);
+    expect(taken(recorder, 2).map((r) => r.query_id)).toEqual([0, 1]);
     // At least one record per take whatever its size, then only what fits.
     answered(recorder, "a", 9);
-    expect(recorder.take(10, 1).map((r) => r.query_id)).toEqual([2]);
-    const rest = recorder.take(10, MIB);
-    recorder.lost(rest);
+    expect(taken(recorder, 10, 1).map((r) => r.query_id)).toEqual([2]);
+    recorder.lost(recorder.take(10, MIB));
     expect(recorder.takeDropped()).toEqual(new Map([["a", new Map([["undelivered", 1]])]]));
   });
 
-  it("bounds the buffer's bytes too, and stops recording when the setting goes", () => {
+  it("bounds the buffer's bytes too, refuses a record over the daemon's line bound, and stops recording when the setting goes", () => {
     const recorder = new QueryLogRecorder({ frontendId: "f", maxBytes: 1000 });
     recorder.configure(stateLogging({ a: 1 }));
-    for (let id = 0; id < 10; id++) answered(recorder, "a", id);
-    expect(recorder.size).toBeLessThan(10);
-    expect(recorder.size).toBeGreaterThan(0);
-    recorder.configure(consistent());
+    for (let id = 0; id < 10; id++) answered(recorder, "a", id, "x".repeat(300));
+    const kept = recorder.size;
+    expect(kept).toBeLessThan(10);
+    expect(kept).toBeGreaterThan(0);
     recorder.take(100, MIB);
-    answered(recorder, "a", 99);
-    recorder.feedback("a", 99, [1], 8, 1, undefined);
+    answered(recorder, "a", 10, "x".repeat(MAX_LINE_CHARS));
     expect(recorder.size).toBe(0);
+    expect(recorder.takeDropped().get("a")).toEqual(new Map([["buffer_full", 10 - kept], ["too_large", 1]]));
+    recorder.configure(consistent());
+    answered(recorder, "a", 99);
+    recorder.feedback("a", 99, [1], 1, undefined);
+    expect(recorder.size).toBe(0);
+  });
+});
+
+describe("a frontend's report", () => {
+  const report = (lines: string[], app = "a") => QueryLogReportSchema.safeParse({ frontend_id: "f", logs: [{ app, lines }], dropped: [] }).success;
+
+  it("carries records as single-line JSON objects, bounded in number", () => {
+    expect(report(['{"type":"query"}', "{}"])).toBe(true);
+    expect(report(['{"a":1}\n{"b":2}'])).toBe(false); // two lines in one: would forge a record
+    expect(report(['{"a":"x"}\r'])).toBe(false);
+    expect(report(["[1]"])).toBe(false);
+    expect(report(['{"a":1'])).toBe(false);
+    expect(report(["{}"], "")).toBe(false);
+    expect(report(Array.from({ length: MAX_RECORDS_PER_REPORT + 1 }, () => "{}"))).toBe(false);
+    const split = { frontend_id: "f", dropped: [], logs: [0, 1].map(() => ({ app: "a", lines: Array.from({ length: MAX_RECORDS_PER_REPORT / 2 + 1 }, () => "{}") })) };
+    expect(QueryLogReportSchema.safeParse(split).success).toBe(false);
   });
 });
 
@@ -204,6 +240,9 @@ describe("query log files", () => {
     // A line that is garbage in the middle of a file is skipped too.
     await writeFile(join(root, "a", segment!), `${line(query(1))}\nnot json\n{"type":"query"}\n${line(query(2))}\n`);
     expect((await exported(new QueryLogStore(root))).map((q) => q.query_id)).toEqual([1, 2, 3]);
+    // A record that names another application than its log's is not this log's.
+    await store.append("a", [line({ ...query(4), app: "b" })], MIB);
+    expect((await exported(store)).map((q) => q.query_id)).toEqual([1, 2, 3]);
   });
 
   it("joins feedback to the latest query before it with the same id and input", async () => {
