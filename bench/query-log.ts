@@ -54,7 +54,8 @@ try {
   for (const load of Object.values(loads)) await warmUp(load, 3);
   const pid = cluster.frontendPid();
   for (let round = 0; round < ROUNDS; round++) {
-    for (const setting of SETTINGS) {
+    // Each round starts at another setting, so that none always follows the same one.
+    for (const setting of SETTINGS.map((_, i) => SETTINGS[(i + round) % SETTINGS.length]!)) {
       for (const app of ["hits", "noop"]) {
         await cluster.conn.setQueryLog(app, setting.sample === undefined ? { off: true } : { sample: setting.sample, maxMb: MAX_MB });
       }
@@ -98,7 +99,7 @@ writeReport("query-log", [
   `${CONNECTIONS} concurrent clients (closed loop, ${generator}). Cache hits repeat one input; distinct inputs go`,
   "through a no-op Python model (bench/models/noop_model.py), one replica. The query log of both applications is",
   `off, at 1% or at 100% sampling (bound ${MAX_MB} MiB), set through the admin API before each load; the settings`,
-  `run in ${ROUNDS} interleaved rounds of ${SECONDS} s per load after a 3 s warm-up. "vs off" is the median over the`,
+  `run in ${ROUNDS} interleaved rounds (each starting at the next setting) of ${SECONDS} s per load after a 3 s warm-up. "vs off" is the median over the`,
   "rounds of the throughput relative to logging off in the same round (each round's ratio listed after it).",
   "",
   markdownTable(["query log", "load", "answers/s (median)", "vs off", "vs off, per round", "client p99 ms (median)", "frontend CPU µs/request (median)"], rows),

@@ -68,18 +68,22 @@ export class QueryLogStore {
 
   /**
    * Appends `lines` (each one JSON record without its newline) to the application's log within
-   * `maxBytes`. Resolves with how many were written: a line larger than a segment is not.
+   * `maxBytes`, which is read when the append's turn comes (after the appends and removals queued
+   * before it): undefined then means the application no longer logs, and nothing is written.
+   * Resolves with how many were written: a line larger than a segment is not.
    */
-  append(app: string, lines: readonly string[], maxBytes: number): Promise<number> {
+  append(app: string, lines: readonly string[], maxBytes: () => number | undefined): Promise<number> {
     return this.serialized(app, async () => {
+      const bound = maxBytes();
+      if (bound === undefined) return 0;
       const segments = await this.load(app);
-      const limit = segmentBytes(maxBytes);
+      const limit = segmentBytes(bound);
       let written = 0;
       let chunk: string[] = [];
       let chunkBytes = 0;
       const flush = async () => {
         if (chunk.length === 0) return;
-        await this.appendChunk(app, segments, chunk, chunkBytes, limit, maxBytes);
+        await this.appendChunk(app, segments, chunk, chunkBytes, limit, bound);
         written += chunk.length;
         chunk = [];
         chunkBytes = 0;

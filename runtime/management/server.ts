@@ -157,9 +157,13 @@ export async function startManagementServer(options: ManagementServerOptions): P
   /** Records the frontends could not deliver, per application, since this daemon started. */
   const queryLogDropped = new Map<string, number>();
 
-  /** Appends a frontend's batch to the logs of the applications that log now; the rest is not kept. */
-  async function recordQueryLog(state: ClusterState, body: string): Promise<number> {
+  /**
+   * Appends a frontend's batch to the logs of the applications that log when each append's turn
+   * comes (a deletion committed meanwhile queues its log's removal first); the rest is not kept.
+   */
+  async function recordQueryLog(store: StateStore, body: string): Promise<number> {
     const report = parseBody(body, QUERY_LOG_REPORT);
+    const state = store.state;
     const byApp = new Map<string, string[]>();
     for (const { app, lines } of report.logs) {
       if (!own(state.query_log, app)) continue;
@@ -173,7 +177,10 @@ export async function startManagementServer(options: ManagementServerOptions): P
     for (const { app, count } of report.dropped) dropped(app, count);
     let written = 0;
     for (const [app, lines] of byApp) {
-      const wrote = await queryLogs.append(app, lines, own(state.query_log, app)!.max_mb * MIB);
+      const wrote = await queryLogs.append(app, lines, () => {
+        const config = own(store.state.query_log, app);
+        return config && config.max_mb * MIB;
+      });
       dropped(app, lines.length - wrote);
       written += wrote;
     }
@@ -269,13 +276,17 @@ export async function startManagementServer(options: ManagementServerOptions): P
         return sendReply(res, { kind: "text", text: `Recorded ${report.samples.length} live stats samples for frontend '${report.frontend_id}'` });
       }
       case "query_log_report": {
-        const written = await recordQueryLog(store.state, await readTextBody(req, maxBodyBytes));
+        const written = await recordQueryLog(store, await readTextBody(req, maxBodyBytes));
         return sendReply(res, { kind: "text", text: `Recorded ${written} query log records` });
       }
-      case "query_log_status":
-        return sendReply(res, { kind: "json", value: await queryLogStatus(store.state, await readTextBody(req, maxBodyBytes)) });
-      case "query_log_export":
-        return exportQueryLog(store.state, await readTextBody(req, maxBodyBytes), res);
+      case "query_log_status": {
+        const body = await readTextBody(req, maxBodyBytes);
+        return sendReply(res, { kind: "json", value: await queryLogStatus(store.state, body) });
+      }
+      case "query_log_export": {
+        const body = await readTextBody(req, maxBodyBytes);
+        return exportQueryLog(store.state, body, res);
+      }
       case "live_stats":
         return sendReply(res, { kind: "json", value: liveStats.snapshot() }, { "cache-control": "no-store" });
       case "read": {

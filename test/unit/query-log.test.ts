@@ -210,7 +210,7 @@ describe("query log files", () => {
     const maxBytes = 64 * 1024;
     const pad = "x".repeat(200);
     for (let batch = 0; batch < 40; batch++) {
-      await store.append("a", Array.from({ length: 10 }, (_, i) => line(query(batch * 10 + i, [0], undefined, pad))), maxBytes);
+      await store.append("a", Array.from({ length: 10 }, (_, i) => line(query(batch * 10 + i, [0], undefined, pad))), () => maxBytes);
     }
     const size = await store.size("a");
     expect(size.bytes).toBeLessThanOrEqual(maxBytes);
@@ -229,19 +229,19 @@ describe("query log files", () => {
 
   it("survives a torn last line: readable, and the next append starts a fresh segment", async () => {
     const root = await tempDir();
-    await new QueryLogStore(root).append("a", [line(query(1)), line(query(2))], MIB);
+    await new QueryLogStore(root).append("a", [line(query(1)), line(query(2))], () => MIB);
     const [segment] = await readdir(join(root, "a"));
     await appendFile(join(root, "a", segment!), "{\"type\":\"query\",\"app\":\"a\",\"qu"); // a kill mid-write
     const store = new QueryLogStore(root);
     expect(await store.size("a")).toMatchObject({ records: 2 });
-    await store.append("a", [line(query(3))], MIB);
+    await store.append("a", [line(query(3))], () => MIB);
     expect((await exported(store)).map((q) => q.query_id)).toEqual([1, 2, 3]);
     expect((await readdir(join(root, "a"))).length).toBe(2);
     // A line that is garbage in the middle of a file is skipped too.
     await writeFile(join(root, "a", segment!), `${line(query(1))}\nnot json\n{"type":"query"}\n${line(query(2))}\n`);
     expect((await exported(new QueryLogStore(root))).map((q) => q.query_id)).toEqual([1, 2, 3]);
     // A record that names another application than its log's is not this log's.
-    await store.append("a", [line({ ...query(4), app: "b" })], MIB);
+    await store.append("a", [line({ ...query(4), app: "b" })], () => MIB);
     expect((await exported(store)).map((q) => q.query_id)).toEqual([1, 2, 3]);
   });
 
@@ -254,7 +254,7 @@ describe("query log files", () => {
       feedback(5, [2], 10),
       line(query(5, [2])), // a restarted frontend numbering again
       feedback(5, [2], 20), feedback(5, [1], 30), feedback(6, [1], 40), // the last names no logged query
-    ], MIB);
+    ], () => MIB);
     const out = await exported(store);
     expect(out.map((q) => q.feedback.map((f) => f.label))).toEqual([[30], [10], [20]]);
   });
@@ -262,15 +262,18 @@ describe("query log files", () => {
   it("removes an application's log, and only applications' directories of valid names", async () => {
     const root = await tempDir();
     const store = new QueryLogStore(root);
-    await store.append("a", [line(query(1))], MIB);
-    await store.append("b", [line(query(1))], MIB);
+    await store.append("a", [line(query(1))], () => MIB);
+    await store.append("b", [line(query(1))], () => MIB);
     await store.removeAllBut(new Set(["b"]));
     expect(await readdir(root)).toEqual(["b"]);
     await store.remove("b");
     expect(await readdir(root)).toEqual([]);
     expect(await store.size("b")).toEqual({ bytes: 0, records: 0 });
-    expect(() => store.append("../x", [line(query(1))], MIB)).not.toThrow();
-    await expect(store.append("../x", [line(query(1))], MIB)).rejects.toThrow(/invalid name/);
+    expect(() => store.append("../x", [line(query(1))], () => MIB)).not.toThrow();
+    await expect(store.append("../x", [line(query(1))], () => MIB)).rejects.toThrow(/invalid name/);
     await expect(store.size("__proto__")).rejects.toThrow(/invalid name/);
+    // An append whose turn comes after logging stopped writes nothing.
+    expect(await store.append("c", [line(query(1))], () => undefined)).toBe(0);
+    expect(await readdir(root)).toEqual([]);
   });
 });
