@@ -256,11 +256,12 @@ export class QueryProcessor {
     if (queryId !== undefined && !(typeof queryId === "number" && Number.isSafeInteger(queryId) && queryId >= 0)) {
       throw new QueryError(400, "Json error", "\"query_id\" must be a whole number ≥ 0 (the query_id of the answer)");
     }
-    if (queryId !== undefined) this.options.queryLog?.feedback(app.name, queryId, record.input, label, uid);
     await this.policies.forApp(app).feedback({
       app, models: this.options.state()?.models ?? {}, inputType: app.input_type, input, uid, label,
       deadline: this.now() + app.latency_slo_micros / 1000, caller: this.options.caller,
     });
+    // Recorded once accepted: feedback the policy refused is no feedback.
+    if (queryId !== undefined) this.options.queryLog?.feedback(app.name, queryId, record.input, label, uid);
     return { feedback_accepted: true };
   }
 }
