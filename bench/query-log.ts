@@ -38,7 +38,8 @@ function median(values: number[]): number {
 }
 
 const cluster = await startBenchCluster();
-type Run = { result: LoadResult; cpuUs: number | undefined };
+/** The frontend's and the management daemon's CPU per answered request, µs (/proc; undefined: unknown). */
+type Run = { result: LoadResult; cpuUs: number | undefined; daemonCpuUs: number | undefined };
 const runs = new Map<string, Run[]>();
 const key = (setting: SettingName, load: LoadName) => `${setting}/${load}`;
 let recorded = 0;
@@ -53,6 +54,9 @@ try {
   };
   for (const load of Object.values(loads)) await warmUp(load, 3);
   const pid = cluster.frontendPid();
+  const daemonPid = (await cluster.conn.inspectInstance()).components.find((c) => c.component === "management")?.pid ?? 0;
+  const perRequest = (before: number | undefined, after: number | undefined, requests: number) =>
+    before === undefined || after === undefined || requests === 0 ? undefined : (1000 * (after - before)) / requests;
   for (let round = 0; round < ROUNDS; round++) {
     // Each round starts at another setting, so that none always follows the same one.
     for (const setting of SETTINGS.map((_, i) => SETTINGS[(i + round) % SETTINGS.length]!)) {
@@ -61,13 +65,14 @@ try {
       }
       for (const load of LOADS) {
         const cpuBefore = processCpuMs(pid);
+        const daemonBefore = processCpuMs(daemonPid);
         const result = await runLoad(loads[load]);
-        const cpuAfter = processCpuMs(pid);
-        const cpuUs = cpuBefore === undefined || cpuAfter === undefined || result.requests === 0 ? undefined : (1000 * (cpuAfter - cpuBefore)) / result.requests;
+        const cpuUs = perRequest(cpuBefore, processCpuMs(pid), result.requests);
+        const daemonCpuUs = perRequest(daemonBefore, processCpuMs(daemonPid), result.requests);
         const list = runs.get(key(setting.name, load)) ?? [];
-        list.push({ result, cpuUs });
+        list.push({ result, cpuUs, daemonCpuUs });
         runs.set(key(setting.name, load), list);
-        process.stdout.write(`round ${round + 1} ${setting.name} ${load}: ${result.rps.toFixed(0)}/s, p99 ${result.p99} ms, frontend CPU ${cpuUs?.toFixed(1) ?? "?"} µs/request\n`);
+        process.stdout.write(`round ${round + 1} ${setting.name} ${load}: ${result.rps.toFixed(0)}/s, p99 ${result.p99} ms, frontend CPU ${cpuUs?.toFixed(1) ?? "?"} µs/request, daemon ${daemonCpuUs?.toFixed(1) ?? "?"}\n`);
       }
     }
   }
@@ -85,9 +90,12 @@ const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const rows = SETTINGS.flatMap((s) => LOADS.map((load) => {
   const list = at(s.name, load);
   const rel = relative(s.name, load);
-  const cpu = list.map((r) => r.cpuUs).filter((x): x is number => x !== undefined);
+  const known = (xs: Array<number | undefined>) => xs.filter((x): x is number => x !== undefined);
+  const cpu = known(list.map((r) => r.cpuUs));
+  const daemonCpu = known(list.map((r) => r.daemonCpuUs));
   return [s.name, load === "hits" ? "cache hits" : "distinct inputs, no-op model", formatNumber(median(list.map((r) => r.result.rps))),
-    pct(median(rel)), rel.map(pct).join(", "), formatNumber(median(list.map((r) => r.result.p99))), cpu.length > 0 ? formatNumber(median(cpu)) : "unknown"];
+    pct(median(rel)), rel.map(pct).join(", "), formatNumber(median(list.map((r) => r.result.p99))), cpu.length > 0 ? formatNumber(median(cpu)) : "unknown",
+    daemonCpu.length > 0 ? formatNumber(median(daemonCpu)) : "unknown"];
 }));
 const hitsAtFull = median(relative("100%", "hits"));
 const generator = closedLoopGenerator();
@@ -102,11 +110,17 @@ writeReport("query-log", [
   `run in ${ROUNDS} interleaved rounds (each starting at the next setting) of ${SECONDS} s per load after a 3 s warm-up. "vs off" is the median over the`,
   "rounds of the throughput relative to logging off in the same round (each round's ratio listed after it).",
   "",
-  markdownTable(["query log", "load", "answers/s (median)", "vs off", "vs off, per round", "client p99 ms (median)", "frontend CPU µs/request (median)"], rows),
+  markdownTable(["query log", "load", "answers/s (median)", "vs off", "vs off, per round", "client p99 ms (median)", "frontend CPU µs/request (median)",
+    "daemon CPU µs/request (median)"], rows),
   "",
   `- cache hits with 100% sampling: **${pct(hitsAtFull)}** of the throughput with logging off (target ≥ 90%)`,
   `- distinct inputs with 100% sampling: **${pct(median(relative("100%", "distinct")))}** of off`,
   `- records delivered to the daemon during the run: ${formatNumber(recorded)}; dropped by the frontend: ${formatNumber(dropped)}`,
+  "",
+  "CPU per request is each process's user + system time during the load (/proc) over the answers. On two cores that",
+  "wrk, the frontend, the daemon and the model share (and other work on this machine), whatever CPU the daemon spends",
+  "appending records is taken from the frontend, which then answers fewer requests per event-loop turn (so its own CPU",
+  "per request rises too, with no more work per request).",
   "",
   "![answers per second](query-log.svg)",
   "",
