@@ -154,6 +154,20 @@ describe("the query log through the CLI", { timeout: 120_000 }, () => {
       });
       expect(res.status, JSON.stringify(body)).toBe(400);
     }
+    // The frontends' report: JSON lines only, each record one object on one line, for an app that logs.
+    const report = (body: string, type = "application/x-ndjson") => fetch(`${urls.managementUrl}/admin/report_query_log`, {
+      method: "POST", headers: { "content-type": type }, body,
+    });
+    expect((await report('{"frontend_id":"f","dropped":[]}\n', "application/json")).status).toBe(415);
+    expect((await report('{"frontend_id":"f","dropped":[]}\n', "text/plain")).status).toBe(415);
+    expect((await report('{"frontend_id":"f","app":"qlog","dropped":[]}\n{"a":1}\n{"b"\n')).status).toBe(400);
+    expect((await report('{"frontend_id":"f","dropped":[]}\n{"a":1}\n')).status).toBe(400); // records without an app
+    expect((await report('{"frontend_id":"f","app":"__proto__","dropped":[{"app":"constructor","count":5}]}\n{"a":1}\n')).status).toBe(200);
+    const before = await status("qlog");
+    expect((await report('{"frontend_id":"f","app":"qlog","dropped":[]}\n{"type":"query"}\n')).status).toBe(200);
+    expect(await status("qlog")).toEqual(before); // qlog's log is off: nothing appended
+    expect(existsSync(join(home, "clusters", "default", "state", "query-log", "__proto__"))).toBe(false);
+
     // Feedback with a query id that is not a whole number is refused by the frontend.
     const bad = await fetch(`${urls.queryUrl}/qlog/update`, {
       method: "POST", body: JSON.stringify({ uid: 1, input: [1], label: 1, query_id: -1 }),

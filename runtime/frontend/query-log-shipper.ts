@@ -7,7 +7,7 @@
  * Drop counts go to the daemon with the next report, and to Prometheus.
  */
 import { Counter, type Registry } from "prom-client";
-import { MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
+import { MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES, QUERY_LOG_REPORT_CONTENT_TYPE, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
 import { postToManagement, type ManagementTarget } from "./management-post.js";
 import type { AppLines, QueryLogRecorder } from "./query-log-recorder.js";
 
@@ -71,22 +71,35 @@ export class QueryLogShipper {
     }
   }
 
+  /** One report per application (shared/query-log.ts: a header line, then its records); drop counts ride on the first. */
   private async send(logs: AppLines[]): Promise<boolean> {
     const dropped = [...this.unreported].map(([app, count]) => ({ app, count }));
-    const body = { frontend_id: this.options.frontendId, logs, dropped };
-    const outcome = await postToManagement(this.options, REPORT_QUERY_LOG_PATH, body, 10_000, "query log report");
-    if (outcome !== "accepted") {
-      this.options.recorder.lost(logs);
-      this.collectDrops();
-      return false;
+    const reports: Array<AppLines | undefined> = logs.length > 0 ? logs : [undefined];
+    for (const [i, log] of reports.entries()) {
+      const header = { frontend_id: this.options.frontendId, ...(log ? { app: log.app } : {}), dropped: i === 0 ? dropped : [] };
+      const body = JSON.stringify(header) + "\n" + (log && log.lines.length > 0 ? log.lines.join("\n") + "\n" : "");
+      const outcome = await postToManagement(
+        this.options, REPORT_QUERY_LOG_PATH, body, 10_000, "query log report", false, QUERY_LOG_REPORT_CONTENT_TYPE,
+      );
+      if (outcome !== "accepted") {
+        this.options.recorder.lost(reports.slice(i).filter((l): l is AppLines => l !== undefined));
+        if (i > 0) this.forgetReported(dropped); // the first report carried them
+        this.collectDrops();
+        return false;
+      }
+      if (log) this.recordedCounter.inc({ app: log.app }, log.lines.length);
     }
+    this.forgetReported(dropped);
+    return true;
+  }
+
+  /** Drop counts the daemon took. */
+  private forgetReported(dropped: Array<{ app: string; count: number }>): void {
     for (const { app, count } of dropped) {
       const left = (this.unreported.get(app) ?? 0) - count;
       if (left > 0) this.unreported.set(app, left);
       else this.unreported.delete(app);
     }
-    for (const { app, lines } of logs) this.recordedCounter.inc({ app }, lines.length);
-    return true;
   }
 
   /** Moves the recorder's new drops into Prometheus and into the counts owed to the daemon. */

@@ -22,6 +22,7 @@ export const QUERY_LOG_DIR = "query-log";
 /** A log's bound is spread over this many segments, so that dropping the oldest frees an eighth. */
 export const SEGMENTS_PER_LOG = 8;
 const SEGMENT = /^(\d{10})\.jsonl$/;
+const NEWLINE = Buffer.from("\n");
 
 interface Segment {
   seq: number;
@@ -72,14 +73,14 @@ export class QueryLogStore {
    * before it): undefined then means the application no longer logs, and nothing is written.
    * Resolves with how many were written: a line larger than a segment is not.
    */
-  append(app: string, lines: readonly string[], maxBytes: () => number | undefined): Promise<number> {
+  append(app: string, lines: ReadonlyArray<string | Uint8Array>, maxBytes: () => number | undefined): Promise<number> {
     return this.serialized(app, async () => {
       const bound = maxBytes();
       if (bound === undefined) return 0;
       const segments = await this.load(app);
       const limit = segmentBytes(bound);
       let written = 0;
-      let chunk: string[] = [];
+      let chunk: Array<string | Uint8Array> = [];
       let chunkBytes = 0;
       const flush = async () => {
         if (chunk.length === 0) return;
@@ -89,7 +90,7 @@ export class QueryLogStore {
         chunkBytes = 0;
       };
       for (const line of lines) {
-        const bytes = Buffer.byteLength(line) + 1;
+        const bytes = (typeof line === "string" ? Buffer.byteLength(line) : line.length) + 1;
         if (bytes > limit) continue;
         if (chunkBytes + bytes > limit) await flush();
         chunk.push(line);
@@ -169,7 +170,9 @@ export class QueryLogStore {
     }
   }
 
-  private async appendChunk(app: string, segments: Segment[], chunk: string[], bytes: number, limit: number, maxBytes: number): Promise<void> {
+  private async appendChunk(
+    app: string, segments: Segment[], chunk: Array<string | Uint8Array>, bytes: number, limit: number, maxBytes: number,
+  ): Promise<void> {
     let current = segments.at(-1);
     if (!current || current.torn || current.bytes + bytes > limit) {
       current = { seq: (current?.seq ?? 0) + 1, bytes: 0, records: 0, torn: false };
@@ -181,7 +184,7 @@ export class QueryLogStore {
     const path = this.segmentPath(app, current.seq);
     const file = await open(path, "a", 0o600);
     try {
-      await file.writeFile(chunk.join("\n") + "\n", "utf8");
+      await file.writeFile(Buffer.concat(chunk.flatMap((line) => [typeof line === "string" ? Buffer.from(line) : line, NEWLINE]), bytes));
       await file.sync();
       current.bytes += bytes;
       current.records += chunk.length;

@@ -11,7 +11,8 @@ import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, R
 import { listen } from "../shared/listen.js";
 import { isAuthorized, isOpenEndpoint, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
 import { presentsToken } from "../shared/secrets.js";
-import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readBody, readTextBody } from "../shared/http-body.js";
+import { isUtf8 } from "node:buffer";
 import { AdminError, badRequest } from "./errors.js";
 import { type AllowedHosts, hostRefusal, isHostAllowed, parseAllowedHosts } from "../shared/host-check.js";
 import { API_KEY_READ_OPERATIONS, API_KEY_WRITE_OPERATIONS, type RepliedWriteOperation } from "./api-key-operations.js";
@@ -34,7 +35,8 @@ import { LiveStatsStore } from "./live-stats-store.js";
 import { DashboardAssets, isDashboardPath } from "./dashboard-assets.js";
 import { parseBody, spec } from "./operations.js";
 import {
-  EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, QUERY_LOG_REPORT_TEXT, QueryLogReportSchema, REPORT_QUERY_LOG_PATH, type QueryLogStatus,
+  EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, QUERY_LOG_REPORT_CONTENT_TYPE, QUERY_LOG_REPORT_TEXT, QueryLogReportHeaderSchema, REPORT_QUERY_LOG_PATH,
+  reportLines, type QueryLogStatus,
 } from "../shared/query-log.js";
 import { APP_NAME_BODY, QUERY_LOG_WRITE_OPERATIONS, requireApp } from "./query-log-operations.js";
 import { QUERY_LOG_DIR, QueryLogStore } from "./query-log-store.js";
@@ -88,7 +90,7 @@ const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = {
   ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS, ...QUERY_LOG_WRITE_OPERATIONS,
 };
 const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
-const QUERY_LOG_REPORT = spec(QueryLogReportSchema, QUERY_LOG_REPORT_TEXT);
+const QUERY_LOG_REPORT = spec(QueryLogReportHeaderSchema, QUERY_LOG_REPORT_TEXT);
 const MIB = 1024 * 1024;
 /**
  * A scale decision the autoscaler loop acted on, or the first replica after a scale from zero it
@@ -161,16 +163,16 @@ export async function startManagementServer(options: ManagementServerOptions): P
    * Appends a frontend's batch to the logs of the applications that log when each append's turn
    * comes (a deletion committed meanwhile queues its log's removal first); the rest is not kept.
    */
-  async function recordQueryLog(store: StateStore, body: string): Promise<number> {
-    const report = parseBody(body, QUERY_LOG_REPORT);
+  async function recordQueryLog(store: StateStore, body: Buffer): Promise<number> {
+    if (!isUtf8(body)) throw badRequest("Request body is not valid UTF-8");
+    const headerEnd = body.indexOf(0x0a);
+    const report = parseBody(body.toString("utf8", 0, headerEnd < 0 ? body.length : headerEnd), QUERY_LOG_REPORT);
+    const lines = headerEnd < 0 ? [] : reportLines(body, headerEnd + 1);
+    if (typeof lines === "string") throw badRequest(`Error parsing the query log report: ${lines}. Expected: ${QUERY_LOG_REPORT_TEXT}`);
+    if (lines.length > 0 && report.app === undefined) throw badRequest(`Records need the header's "app". Expected: ${QUERY_LOG_REPORT_TEXT}`);
     const state = store.state;
-    const byApp = new Map<string, string[]>();
-    for (const { app, lines } of report.logs) {
-      if (!own(state.query_log, app)) continue;
-      const kept = byApp.get(app) ?? [];
-      kept.push(...lines);
-      byApp.set(app, kept);
-    }
+    const byApp = new Map<string, Buffer[]>();
+    if (report.app !== undefined && lines.length > 0 && own(state.query_log, report.app)) byApp.set(report.app, lines);
     const dropped = (app: string, count: number) => {
       if (count > 0 && own(state.applications, app)) queryLogDropped.set(app, (queryLogDropped.get(app) ?? 0) + count);
     };
@@ -236,7 +238,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
         allow: route.method,
       });
     }
-    if (route.method === "POST") requireJsonContentType(req.headers);
+    if (route.method === "POST") requireJsonContentType(req.headers, route.kind === "query_log_report" ? QUERY_LOG_REPORT_CONTENT_TYPE : undefined);
     switch (route.kind) {
       case "ping":
         return sendReply(res, { kind: "text", text: "PONG" });
@@ -276,7 +278,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
         return sendReply(res, { kind: "text", text: `Recorded ${report.samples.length} live stats samples for frontend '${report.frontend_id}'` });
       }
       case "query_log_report": {
-        const written = await recordQueryLog(store, await readTextBody(req, maxBodyBytes));
+        const written = await recordQueryLog(store, await readBody(req, maxBodyBytes));
         return sendReply(res, { kind: "text", text: `Recorded ${written} query log records` });
       }
       case "query_log_status": {

@@ -82,33 +82,51 @@ export type FeedbackRecord = z.infer<typeof FeedbackRecordSchema>;
 export const QueryLogLineSchema = z.discriminatedUnion("type", [QueryRecordSchema, FeedbackRecordSchema]);
 export type QueryLogLine = z.infer<typeof QueryLogLineSchema>;
 
-/** One record as the frontend serialized it: one line of JSON text, an object, no newline. */
+/** A record as the frontend serialized it: one JSON object on one line, at most this long. */
 export const MAX_LINE_CHARS = 1024 * 1024;
-const ONE_LINE_OBJECT = /^\{[^\n\r]*\}$/;
+/** A report is JSON lines, not one JSON document (see below). */
+export const QUERY_LOG_REPORT_CONTENT_TYPE = "application/x-ndjson";
 
 /**
- * What a frontend reports: per application, the records since its last report as JSON lines, and
- * how many it dropped per application. The daemon checks the framing (one line, an object, bounded)
- * and appends the lines as they are, without parsing each record: on a 2-core machine parsing and
- * validating every record cost the daemon more than the frontend spent answering it. Records are
- * parsed and validated against QueryLogLineSchema where they are read (the export), which skips
- * any that does not fit, or that names another application than its log's.
+ * A frontend's report is JSON lines: this header first, then the records of the header's `app`,
+ * one JSON object per line, as the log stores them. The daemon parses the header, checks each
+ * record's framing (one line, an object, bounded) and appends the bytes as they came, without
+ * parsing each record: on a 2-core machine parsing and validating every record cost the daemon
+ * more CPU than the frontend spends answering it, CPU the frontend then lacked. Records are parsed
+ * and validated against QueryLogLineSchema where they are read (the export), which skips any
+ * that does not fit, or that names another application than its log's.
  */
-export const QueryLogReportSchema = z.object({
+export const QueryLogReportHeaderSchema = z.object({
   frontend_id: name,
-  logs: z.array(z.object({
-    app: name,
-    lines: z.array(z.string().max(MAX_LINE_CHARS).regex(ONE_LINE_OBJECT, { error: "each line must be one JSON object on one line" }))
-      .max(MAX_RECORDS_PER_REPORT),
-  })).max(1_000),
+  /** The application of the records that follow (required when any do). */
+  app: name.optional(),
   dropped: z.array(z.object({ app: name, count })).max(10_000),
-}).refine((r) => r.logs.reduce((n, log) => n + log.lines.length, 0) <= MAX_RECORDS_PER_REPORT, {
-  error: `a report carries at most ${MAX_RECORDS_PER_REPORT} records`,
 });
-export type QueryLogReport = z.infer<typeof QueryLogReportSchema>;
+export type QueryLogReportHeader = z.infer<typeof QueryLogReportHeaderSchema>;
 export const QUERY_LOG_REPORT_TEXT =
-  `{"frontend_id" := string, "logs" := [{"app" := string, "lines" := [JSON record on one line]}] (at most ${MAX_RECORDS_PER_REPORT} lines), ` +
-  `"dropped" := [{"app" := string, "count" := int}]}`;
+  `a first line {"frontend_id" := string, "app" := string (when records follow), "dropped" := [{"app" := string, "count" := int}]}, ` +
+  `then one JSON object per line (at most ${MAX_RECORDS_PER_REPORT})`;
+
+/**
+ * The record lines of a report body from `start` (after its header line), each a view of the
+ * body; or what is wrong with them. Every line ends with "\n", is a `{...}` of at most
+ * MAX_LINE_CHARS bytes, and no "\r" appears (a reader splitting on either must find the same lines).
+ */
+export function reportLines(body: Buffer, start: number): Buffer[] | string {
+  const lines: Buffer[] = [];
+  if (start >= body.length) return lines;
+  if (body[body.length - 1] !== 0x0a) return "the last record does not end with a newline";
+  if (body.indexOf(0x0d, start) >= 0) return "records must not contain a carriage return";
+  for (let at = start; at < body.length;) {
+    const end = body.indexOf(0x0a, at);
+    if (end - at < 2 || body[at] !== 0x7b || body[end - 1] !== 0x7d) return `record ${lines.length + 1} is not one JSON object on one line`;
+    if (end - at > MAX_LINE_CHARS) return `record ${lines.length + 1} is longer than ${MAX_LINE_CHARS} bytes`;
+    if (lines.length === MAX_RECORDS_PER_REPORT) return `a report carries at most ${MAX_RECORDS_PER_REPORT} records`;
+    lines.push(body.subarray(at, end));
+    at = end + 1;
+  }
+  return lines;
+}
 
 /** The answer of GET_QUERY_LOG_PATH. */
 export const QueryLogStatusSchema = z.object({

@@ -12,7 +12,8 @@ import { QueryLogStore, segmentBytes, segmentsToDrop, wholeLines } from "../../r
 import { AdminError } from "../../runtime/management/errors.js";
 import { dict } from "../../runtime/shared/dict.js";
 import {
-  type ExportedQuery, MAX_LINE_CHARS, MAX_RECORDS_PER_REPORT, type QueryLogLine, QueryLogLineSchema, QueryLogReportSchema, type QueryRecord,
+  type ExportedQuery, MAX_LINE_CHARS, MAX_RECORDS_PER_REPORT, type QueryLogLine, QueryLogLineSchema, QueryLogReportHeaderSchema, type QueryRecord,
+  reportLines,
 } from "../../runtime/shared/query-log.js";
 import { stateViolations } from "../../runtime/shared/state-invariants.js";
 import type { ClusterState } from "../../runtime/shared/state.js";
@@ -24,7 +25,7 @@ const MIB = 1024 * 1024;
 
 function stateLogging(samples: Record<string, number>): ClusterState {
   const state = consistent();
-  state.query_log = dict(Object.entries(samples).map(([app, sample]) => [app, { sample, max_mb: 1 }]));
+  state.query_log = dict(Object.entries(samples).map(([app, sample]): [string, { sample: number; max_mb: number }] => [app, { sample, max_mb: 1 }]));
   return state;
 }
 
@@ -114,18 +115,29 @@ describe("QueryLogRecorder", () => {
 });
 
 describe("a frontend's report", () => {
-  const report = (lines: string[], app = "a") => QueryLogReportSchema.safeParse({ frontend_id: "f", logs: [{ app, lines }], dropped: [] }).success;
+  const lines = (records: string) => {
+    const body = Buffer.from(`{"frontend_id":"f"}\n${records}`);
+    const out = reportLines(body, body.indexOf(0x0a) + 1);
+    return typeof out === "string" ? out : out.map((b) => b.toString());
+  };
 
-  it("carries records as single-line JSON objects, bounded in number", () => {
-    expect(report(['{"type":"query"}', "{}"])).toBe(true);
-    expect(report(['{"a":1}\n{"b":2}'])).toBe(false); // two lines in one: would forge a record
-    expect(report(['{"a":"x"}\r'])).toBe(false);
-    expect(report(["[1]"])).toBe(false);
-    expect(report(['{"a":1'])).toBe(false);
-    expect(report(["{}"], "")).toBe(false);
-    expect(report(Array.from({ length: MAX_RECORDS_PER_REPORT + 1 }, () => "{}"))).toBe(false);
-    const split = { frontend_id: "f", dropped: [], logs: [0, 1].map(() => ({ app: "a", lines: Array.from({ length: MAX_RECORDS_PER_REPORT / 2 + 1 }, () => "{}") })) };
-    expect(QueryLogReportSchema.safeParse(split).success).toBe(false);
+  it("carries records as single-line JSON objects, bounded in number and size", () => {
+    expect(lines("")).toEqual([]);
+    expect(lines('{"type":"query"}\n{}\n')).toEqual(['{"type":"query"}', "{}"]);
+    expect(lines('{"a":1}')).toMatch(/does not end with a newline/);
+    expect(lines('{"a":"x\r"}\n')).toMatch(/carriage return/);
+    expect(lines("[1]\n")).toMatch(/record 1 is not one JSON object/);
+    expect(lines('{"a":1}\n\n')).toMatch(/record 2 is not/);
+    expect(lines('{"a":1\n')).toMatch(/not one JSON object/);
+    expect(lines(`{"a":"${"x".repeat(MAX_LINE_CHARS)}"}\n`)).toMatch(/longer than/);
+    expect(lines("{}\n".repeat(MAX_RECORDS_PER_REPORT))).toHaveLength(MAX_RECORDS_PER_REPORT);
+    expect(lines("{}\n".repeat(MAX_RECORDS_PER_REPORT + 1))).toMatch(/at most/);
+  });
+
+  it("has a header that names the frontend, the records' application and drop counts", () => {
+    expect(QueryLogReportHeaderSchema.safeParse({ frontend_id: "f", app: "a", dropped: [{ app: "a", count: 3 }] }).success).toBe(true);
+    expect(QueryLogReportHeaderSchema.safeParse({ frontend_id: "f", app: "", dropped: [] }).success).toBe(false);
+    expect(QueryLogReportHeaderSchema.safeParse({ frontend_id: "f", dropped: [{ app: "a", count: -1 }] }).success).toBe(false);
   });
 });
 
