@@ -1,4 +1,5 @@
 /** HTTP client of the management daemon's admin API (Clipper's paths and bodies). */
+import { open } from "node:fs/promises";
 import type { z } from "zod";
 import { AdminApiError, ClipperError } from "./errors.js";
 import { fetchText, type FetchedText } from "./http-fetch.js";
@@ -80,20 +81,56 @@ export class AdminClient {
     }
   }
 
-  private async request(path: string, init: { method: string; body?: string }): Promise<FetchedText> {
+  /**
+   * POSTs a JSON body and writes the answer's body into `file` as it arrives (an answer that may be
+   * many MiB: the query log's export). Resolves with the number of lines written.
+   */
+  async postToFile(path: string, body: unknown, file: string, timeoutMs = 600_000): Promise<number> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.options.managementUrl), {
+        method: "POST", headers: this.headers(), body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (!res.ok) throw new AdminApiError(res.status, (await res.text()).trim() || `HTTP ${res.status}`);
+    const out = await open(file, "w");
+    let lines = 0;
+    try {
+      for await (const chunk of res.body ?? []) {
+        const bytes = chunk as Uint8Array;
+        for (const byte of bytes) if (byte === 0x0a) lines++;
+        await out.write(bytes);
+      }
+    } finally {
+      await out.close();
+    }
+    return lines;
+  }
+
+  private headers(): Record<string, string> {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.options.token) {
       headers.authorization = `Bearer ${this.options.token}`;
       // Also where a proxy that authenticates with Authorization itself (Kubernetes) leaves it alone.
       headers["x-clipper-token"] = this.options.token;
     }
+    return headers;
+  }
+
+  private unreachable(err: unknown): ClipperError {
+    const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+    return new ClipperError("UNREACHABLE", `cannot reach the management daemon at ${this.options.managementUrl}: ${reason}`,
+      "is the cluster running? try `clipper status`");
+  }
+
+  private async request(path: string, init: { method: string; body?: string }): Promise<FetchedText> {
     let res: FetchedText;
     try {
-      res = await fetchText(new URL(path, this.options.managementUrl), { ...init, headers }, this.options.timeoutMs ?? 30_000);
+      res = await fetchText(new URL(path, this.options.managementUrl), { ...init, headers: this.headers() }, this.options.timeoutMs ?? 30_000);
     } catch (err) {
-      const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-      throw new ClipperError("UNREACHABLE", `cannot reach the management daemon at ${this.options.managementUrl}: ${reason}`,
-        "is the cluster running? try `clipper status`");
+      throw this.unreachable(err);
     }
     if (!res.ok) {
       const badName = res.headers.get(REFUSAL_HEADER) === INVALID_NAME_REFUSAL;

@@ -41,6 +41,9 @@ import {
   AUTOSCALER_EVENTS_PATH, type AutoscaleEventPage, AutoscaleEventPageSchema, type AutoscalingConfig, type AutoscalingEntry, GET_AUTOSCALING_PATH,
   SCALE_REQUESTS_PATH, type ScaleRequest, ScaleRequestListSchema, ScaleRequestReplySchema, SET_AUTOSCALING_PATH, SET_NUM_REPLICAS_PATH,
 } from "../runtime/shared/autoscaling.js";
+import {
+  EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, type QueryLogStatus, QueryLogStatusSchema, SET_QUERY_LOG_PATH,
+} from "../runtime/shared/query-log.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
 import { deployPredictSpec, parsePredictSpec } from "./predict-spec.js";
@@ -205,6 +208,8 @@ export interface Feedback {
   uid: string | number;
   input: unknown;
   label: number | string;
+  /** The query_id of the answer the feedback is about (ours, optional): the query log joins them. */
+  queryId?: number;
 }
 
 /** What is wrong with a feedback's fields, checked here so a bad one never reaches the frontend. */
@@ -215,6 +220,7 @@ function feedbackProblem(f: Feedback): string | undefined {
   if (!(typeof f.label === "number" && Number.isFinite(f.label)) && typeof f.label !== "string") {
     return "the feedback's label must be a finite number or a string";
   }
+  if (f.queryId !== undefined && !(Number.isSafeInteger(f.queryId) && f.queryId >= 0)) return "the feedback's query id must be a whole number ≥ 0";
   return undefined;
 }
 
@@ -718,6 +724,29 @@ export class ClipperConnection {
     const answer = ShadowStatusSchema.safeParse(await this.admin.postJson(GET_SHADOW_STATUS_PATH, { model_name: name }));
     if (!answer.success) throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${GET_SHADOW_STATUS_PATH} with an unexpected body`);
     return answer.data;
+  // --- query log (docs/rollouts.md#query-log) ----------------------------------------------
+
+  /**
+   * Records a sample of an application's queries (`sample` in (0, 1]) in a log kept under `maxMb`
+   * MiB (default: the current bound, else 64), or stops recording (`off`; what was recorded stays).
+   */
+  async setQueryLog(app: string, options: { sample: number; maxMb?: number } | { off: true }): Promise<string> {
+    if ("off" in options) return this.write(SET_QUERY_LOG_PATH, { app_name: app, off: true });
+    return this.write(SET_QUERY_LOG_PATH, {
+      app_name: app, sample: options.sample, ...(options.maxMb === undefined ? {} : { max_mb: options.maxMb }),
+    });
+  }
+
+  /** An application's query log setting and what the log holds. */
+  async getQueryLog(app: string): Promise<QueryLogStatus> {
+    const status = QueryLogStatusSchema.safeParse(await this.admin.postJson(GET_QUERY_LOG_PATH, { app_name: app }));
+    if (!status.success) throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${GET_QUERY_LOG_PATH} with an unexpected body`);
+    return status.data;
+  }
+
+  /** Writes an application's query log into `file` as JSON lines, feedback joined; resolves with the number of queries. */
+  async exportQueryLog(app: string, file: string): Promise<number> {
+    return this.admin.postToFile(EXPORT_QUERY_LOG_PATH, { app_name: app }, file);
   }
 
   // --- processes ----------------------------------------------------------------------------
@@ -852,7 +881,10 @@ export class ClipperConnection {
   async sendFeedback(app: string, feedback: Feedback, options: { apiKey?: string } = {}): Promise<{ feedback_accepted: true }> {
     const problem = feedbackProblem(feedback);
     if (problem) throw new ClipperError("USAGE", problem);
-    const reply = await this.postQuery(app, "update", { uid: feedback.uid, input: feedback.input, label: feedback.label }, options.apiKey);
+    const body = {
+      uid: feedback.uid, input: feedback.input, label: feedback.label, ...(feedback.queryId === undefined ? {} : { query_id: feedback.queryId }),
+    };
+    const reply = await this.postQuery(app, "update", body, options.apiKey);
     if (reply.status !== 200) throw queryRejected(reply);
     return reply.body as { feedback_accepted: true };
   }

@@ -16,6 +16,16 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   return 0;
 }
 
+/** The sum of every series of a metric (all label sets). */
+export function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name) || (line[name.length] !== "{" && line[name.length] !== " ")) continue;
+    sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return sum;
+}
+
 /** Mean batch size of a model version between two scrapes. */
 export function meanBatch(before: string, after: string, model: string): number {
   const d = (name: string) => metricValue(after, name, { model }) - metricValue(before, name, { model });

@@ -38,6 +38,8 @@ import { DEFAULT_LIVE_STATS_INTERVAL_MS } from "../shared/live-stats.js";
 import { scalesFromZero } from "../shared/autoscaling.js";
 import { ShadowMirror } from "./shadow-mirror.js";
 import { ShadowRecorder } from "./shadow-recorder.js";
+import { QueryLogRecorder } from "./query-log-recorder.js";
+import { QueryLogShipper } from "./query-log-shipper.js";
 
 export interface QueryFrontendOptions {
   host: string;
@@ -83,6 +85,8 @@ export interface QueryFrontendOptions {
   clusterWorker?: boolean;
   /** Queries a version scaled to zero may hold waiting for its first replica (default 1024; model-caller.ts). */
   maxWaitingForFirstReplica?: number;
+  /** How often sampled queries go to the daemon's query log, ms (default 1000; query-log-shipper.ts). */
+  queryLogFlushMs?: number;
 }
 
 export interface RunningFrontend {
@@ -163,6 +167,12 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     managementUrl: options.managementUrl, token: options.token, log, frontendId, collector: live,
     intervalMs: options.liveStatsIntervalMs ?? DEFAULT_LIVE_STATS_INTERVAL_MS,
   });
+  // Sampled queries and feedback for the daemon's query log (docs/rollouts.md#query-log).
+  const queryLog = new QueryLogRecorder({ frontendId });
+  const queryLogShipper = new QueryLogShipper({
+    managementUrl: options.managementUrl, token: options.token, log, frontendId, recorder: queryLog, registry: metrics.registry,
+    intervalMs: options.queryLogFlushMs,
+  });
   const reporter = new ReplicaReporter({
     managementUrl: options.managementUrl,
     token: options.token,
@@ -187,6 +197,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     onChange: (next) => {
       cache?.reconcile(next);
       queryAuth.onState(next);
+      queryLog.configure(next);
       state = next;
       rpc.recheckInputTypes();
       policyState.onSnapshot(next);
@@ -213,7 +224,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     firstWaiting: () => liveReporter.reportSoon(),
   });
   const policies = new PolicyRegistry({ weights: policyState, metrics, random: options.random });
-  const processor = new QueryProcessor({ caller, metrics, state: () => state, policies });
+  const processor = new QueryProcessor({ caller, metrics, state: () => state, policies, queryLog });
   const workerMetrics = options.clusterWorker ? new PrimaryMetricsClient(metrics.registry) : undefined;
   const http = createQueryServer({
     processor,
@@ -242,6 +253,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   watcher.start();
   reporter.start();
   liveReporter.start();
+  queryLogShipper.start();
   const port = (http.address() as AddressInfo).port;
   const shownHost = options.host === "0.0.0.0" ? "127.0.0.1" : options.host;
   return {
@@ -252,6 +264,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     async close() {
       watcher.close();
       liveReporter.close();
+      await queryLogShipper.close(); // the last sampled queries, while the daemon may still take them
       await reporter.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));

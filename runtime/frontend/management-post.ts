@@ -17,14 +17,16 @@ export type PostOutcome = "accepted" | "refused" | "unreachable";
  */
 export async function postToManagement(
   target: ManagementTarget, path: string, body: unknown, timeoutMs: number, what: string, quietRefusal = false,
+  /** Sends `body`, a string, as it is with this Content-Type (default: `body` as JSON). */
+  contentType?: string,
 ): Promise<PostOutcome> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
+  const headers: Record<string, string> = { "content-type": contentType ?? "application/json" };
   if (target.token) headers.authorization = `Bearer ${target.token}`;
   try {
     const res = await fetch(new URL(path, target.managementUrl), {
       method: "POST",
       headers,
-      body: JSON.stringify(body),
+      body: contentType === undefined ? JSON.stringify(body) : (body as string),
       signal: AbortSignal.timeout(timeoutMs),
     });
     if (!res.ok) {

@@ -12,6 +12,7 @@ import { QUERY_SHED } from "./policies/answers.js";
 import { PolicyRegistry } from "./policies/index.js";
 import type { PolicyAnswer, PolicyQuery, SelectionPolicy } from "./policies/policy.js";
 import { QueryError } from "./query-errors.js";
+import type { QueryLogRecorder } from "./query-log-recorder.js";
 
 export { QueryError } from "./query-errors.js";
 export { MODEL_FAILED, NO_CONNECTED_MODELS, QUERY_LATE, QUERY_SHED, SLO_MISSED } from "./policies/answers.js";
@@ -96,6 +97,8 @@ export interface QueryProcessorOptions {
   now?: () => number;
   /** The selection policies and their learned state (absent: in-memory state only). */
   policies?: PolicyRegistry;
+  /** Where answered queries and feedback with a query id are offered to the query log (absent: none is logged). */
+  queryLog?: QueryLogRecorder;
 }
 
 /** Outputs up to this long have their answer's JSON tail remembered (answerNowJson). */
@@ -155,7 +158,7 @@ export class QueryProcessor {
     const answer = this.policyAnswerNow(prepared);
     if (!answer) return undefined;
     if (answer.kind !== "output" || answer.extra) return JSON.stringify(this.finish(prepared, [answer]));
-    const queryId = this.counted(prepared.app, answer, prepared.started);
+    const queryId = this.counted(prepared, 0, answer);
     return `{"query_id":${queryId}${this.answerTail(answer.output)}`;
   }
 
@@ -195,8 +198,9 @@ export class QueryProcessor {
     };
   }
 
-  private finish({ app, query, started }: PreparedQuery, answers: PolicyAnswer[]): PredictAnswer {
-    const results = answers.map((answer) => this.toResult(app, answer, started));
+  private finish(prepared: PreparedQuery, answers: PolicyAnswer[]): PredictAnswer {
+    const { app, query } = prepared;
+    const results = answers.map((answer, i) => this.toResult(prepared, i, answer));
     // An application that asked for it hears 503 + Retry-After when every input was shed at admission.
     if (app.shed_with_503 && answers.every((a) => a.kind === "default" && a.reason === "overloaded")) {
       const retry = Math.max(1, ...answers.map((a) => (a.kind === "default" ? a.retryAfterSeconds ?? 1 : 1)));
@@ -205,16 +209,23 @@ export class QueryProcessor {
     return query.batch && results.length > 1 ? { batch_predictions: results } : results[0]!;
   }
 
-  /** Takes the answer's query id and records the query in the metrics. */
-  private counted(app: AppRecord, answer: PolicyAnswer, started: number): number {
+  /** Takes the answer's query id and records the query in the metrics (and the query log, sampled). */
+  private counted(prepared: PreparedQuery, index: number, answer: PolicyAnswer): number {
+    const { app, started } = prepared;
     const seconds = (this.now() - started) / 1000;
     if (answer.kind === "output") this.options.metrics.query(app.name, seconds, undefined, answer.cached);
     else this.options.metrics.query(app.name, seconds, answer.reason);
-    return this.nextQueryId++;
+    const queryId = this.nextQueryId++;
+    this.options.queryLog?.query({
+      app: app.name, queryId, input: prepared.query.inputs[index], answer,
+      defaultOutput: app.default_output, latencyMs: seconds * 1000, uid: prepared.query.uid,
+    });
+    return queryId;
   }
 
-  private toResult(app: AppRecord, answer: PolicyAnswer, started: number): QueryResult {
-    const queryId = this.counted(app, answer, started);
+  private toResult(prepared: PreparedQuery, index: number, answer: PolicyAnswer): QueryResult {
+    const { app } = prepared;
+    const queryId = this.counted(prepared, index, answer);
     if (answer.kind === "output") {
       return { query_id: queryId, output: embedOutput(answer.output), default: false, ...answer.extra };
     }
@@ -240,10 +251,17 @@ export class QueryProcessor {
     if (typeof label !== "number" && typeof label !== "string") {
       throw new QueryError(400, "Json error", "\"label\" must be a number or a string");
     }
+    // Ours, optional: the query_id of the answer this feedback is about, so the query log can join them.
+    const queryId = record.query_id;
+    if (queryId !== undefined && !(typeof queryId === "number" && Number.isSafeInteger(queryId) && queryId >= 0)) {
+      throw new QueryError(400, "Json error", "\"query_id\" must be a whole number ≥ 0 (the query_id of the answer)");
+    }
     await this.policies.forApp(app).feedback({
       app, models: this.options.state()?.models ?? {}, inputType: app.input_type, input, uid, label,
       deadline: this.now() + app.latency_slo_micros / 1000, caller: this.options.caller,
     });
+    // Recorded once accepted: feedback the policy refused is no feedback.
+    if (queryId !== undefined) this.options.queryLog?.feedback(app.name, queryId, record.input, label, uid);
     return { feedback_accepted: true };
   }
 }

@@ -11,16 +11,20 @@ import { AdminError } from "./errors.js";
 import { isForeignOrigin } from "../shared/host-check.js";
 
 /** Whether a Content-Type header names JSON (`application/json`, parameters such as charset allowed). */
-export function isJsonContentType(value: string | undefined): boolean {
+export function isJsonContentType(value: string | undefined, type = "application/json"): boolean {
   if (value === undefined) return false;
-  return value.split(";")[0]!.trim().toLowerCase() === "application/json";
+  return value.split(";")[0]!.trim().toLowerCase() === type;
 }
 
-export function requireJsonContentType(headers: IncomingHttpHeaders): void {
-  if (isJsonContentType(headers["content-type"])) return;
+/**
+ * `type` is `application/json`, or `application/x-ndjson` for the frontends' query log reports:
+ * neither is a type a page may send without a preflight.
+ */
+export function requireJsonContentType(headers: IncomingHttpHeaders, type: "application/json" | "application/x-ndjson" = "application/json"): void {
+  if (isJsonContentType(headers["content-type"], type)) return;
   const given = headers["content-type"] === undefined ? "none" : `'${headers["content-type"].slice(0, 100)}'`;
   throw new AdminError("unsupported_media_type",
-    `Admin POST requests must send 'Content-Type: application/json' (got ${given}); with curl add -H 'Content-Type: application/json'`);
+    `Admin POST requests to this path must send 'Content-Type: ${type}' (got ${given}); with curl add -H 'Content-Type: ${type}'`);
 }
 
 /**

@@ -304,6 +304,8 @@ export const deleteApp: WriteOperation = (state, body) => {
   const next = cloneState(state);
   delete next.applications[b.name];
   if (next.policy_state) delete next.policy_state[b.name];
+  // Its query log setting goes too; the daemon deletes the log's files once this is committed.
+  if (next.query_log) delete next.query_log[b.name];
   // Keys limited to this application go with it: one must not open a new application of the same name.
   if (next.api_keys?.some((key) => key.app === b.name)) next.api_keys = next.api_keys.filter((key) => key.app !== b.name);
   return { next, text: `Successfully deleted application with name '${b.name}'` };

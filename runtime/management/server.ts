@@ -11,7 +11,8 @@ import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, R
 import { listen } from "../shared/listen.js";
 import { isAuthorized, isOpenEndpoint, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
 import { presentsToken } from "../shared/secrets.js";
-import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../shared/http-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readBody, readTextBody } from "../shared/http-body.js";
+import { isUtf8 } from "node:buffer";
 import { AdminError, badRequest } from "./errors.js";
 import { type AllowedHosts, hostRefusal, isHostAllowed, parseAllowedHosts } from "../shared/host-check.js";
 import { API_KEY_READ_OPERATIONS, API_KEY_WRITE_OPERATIONS, type RepliedWriteOperation } from "./api-key-operations.js";
@@ -35,6 +36,15 @@ import { LIVE_STATS_PATH, LIVE_STATS_REPORT_TEXT, LiveStatsReportSchema, REPORT_
 import { LiveStatsStore } from "./live-stats-store.js";
 import { DashboardAssets, isDashboardPath } from "./dashboard-assets.js";
 import { parseBody, spec } from "./operations.js";
+import {
+  EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, QUERY_LOG_REPORT_CONTENT_TYPE, QUERY_LOG_REPORT_TEXT, QueryLogReportHeaderSchema, REPORT_QUERY_LOG_PATH,
+  reportLines, type QueryLogStatus,
+} from "../shared/query-log.js";
+import { APP_NAME_BODY, QUERY_LOG_WRITE_OPERATIONS, requireApp } from "./query-log-operations.js";
+import { QUERY_LOG_DIR, QueryLogStore } from "./query-log-store.js";
+import { own } from "../shared/dict.js";
+import { join } from "node:path";
+import type { ClusterState } from "../shared/state.js";
 
 export interface ManagementServerOptions {
   host: string;
@@ -79,9 +89,11 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 // Clipper's operations plus ours for selection policies, query API keys, autoscaling and shadow versions.
 const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = {
-  ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS, ...SHADOW_WRITE_OPERATIONS,
+  ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS, ...SHADOW_WRITE_OPERATIONS, ...QUERY_LOG_WRITE_OPERATIONS,
 };
 const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
+const QUERY_LOG_REPORT = spec(QueryLogReportHeaderSchema, QUERY_LOG_REPORT_TEXT);
+const MIB = 1024 * 1024;
 /**
  * A scale decision the autoscaler loop acted on, or the first replica after a scale from zero it
  * saw connect (configuration events come from the writes only).
@@ -95,7 +107,11 @@ const READ_OPERATIONS = {
 
 type Route =
   | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" | "live_stats" | "scale_requests" | "metrics" }
-  | { method: "POST"; kind: "report" | "live_report" | "record_event" | "scale_request" | "complete_scale_request" }
+  | {
+    method: "POST";
+    kind: "report" | "live_report" | "record_event" | "scale_request" | "complete_scale_request" | "query_log_report" | "query_log_status"
+      | "query_log_export";
+  }
   | { method: "POST"; kind: "write"; path: string }
   | { method: "POST"; kind: "read"; path: string };
 
@@ -113,6 +129,9 @@ function buildRoutes(): Map<string, Route> {
     [SCALE_REQUESTS_PATH, { method: "GET", kind: "scale_requests" }],
     [COMPLETE_SCALE_REQUEST_PATH, { method: "POST", kind: "complete_scale_request" }],
     [METRICS_PATH, { method: "GET", kind: "metrics" }],
+    [REPORT_QUERY_LOG_PATH, { method: "POST", kind: "query_log_report" }],
+    [GET_QUERY_LOG_PATH, { method: "POST", kind: "query_log_status" }],
+    [EXPORT_QUERY_LOG_PATH, { method: "POST", kind: "query_log_export" }],
   ]);
   for (const path of Object.keys(WRITE_OPERATIONS)) routes.set(path, { method: "POST", kind: "write", path });
   for (const path of Object.keys(READ_OPERATIONS)) routes.set(path, { method: "POST", kind: "read", path });
@@ -141,6 +160,61 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const liveStats = new LiveStatsStore(options.replicaReportTtlMs ?? DEFAULT_REPLICA_REPORT_TTL_MS);
   const shadowStats = new ShadowStatsStore();
   const dashboard = new DashboardAssets(options.dashboardDir);
+  const queryLogs = new QueryLogStore(join(options.stateDir, QUERY_LOG_DIR));
+  /** Records the frontends could not deliver, per application, since this daemon started. */
+  const queryLogDropped = new Map<string, number>();
+
+  /**
+   * Appends a frontend's batch to the logs of the applications that log when each append's turn
+   * comes (a deletion committed meanwhile queues its log's removal first); the rest is not kept.
+   */
+  async function recordQueryLog(store: StateStore, body: Buffer): Promise<number> {
+    if (!isUtf8(body)) throw badRequest("Request body is not valid UTF-8");
+    const headerEnd = body.indexOf(0x0a);
+    const report = parseBody(body.toString("utf8", 0, headerEnd < 0 ? body.length : headerEnd), QUERY_LOG_REPORT);
+    const lines = headerEnd < 0 ? [] : reportLines(body, headerEnd + 1);
+    if (typeof lines === "string") throw badRequest(`Error parsing the query log report: ${lines}. Expected: ${QUERY_LOG_REPORT_TEXT}`);
+    if (lines.length > 0 && report.app === undefined) throw badRequest(`Records need the header's "app". Expected: ${QUERY_LOG_REPORT_TEXT}`);
+    const state = store.state;
+    const byApp = new Map<string, Buffer[]>();
+    if (report.app !== undefined && lines.length > 0 && own(state.query_log, report.app)) byApp.set(report.app, lines);
+    const dropped = (app: string, count: number) => {
+      if (count > 0 && own(state.applications, app)) queryLogDropped.set(app, (queryLogDropped.get(app) ?? 0) + count);
+    };
+    for (const { app, count } of report.dropped) dropped(app, count);
+    let written = 0;
+    for (const [app, lines] of byApp) {
+      const wrote = await queryLogs.append(app, lines, () => {
+        const config = own(store.state.query_log, app);
+        return config && config.max_mb * MIB;
+      });
+      dropped(app, lines.length - wrote);
+      written += wrote;
+    }
+    return written;
+  }
+
+  async function queryLogStatus(state: ClusterState, body: string): Promise<QueryLogStatus> {
+    const { app_name } = parseBody(body, APP_NAME_BODY);
+    requireApp(state, app_name);
+    const config = own(state.query_log, app_name);
+    const size = await queryLogs.size(app_name);
+    return {
+      app_name, sample: config?.sample ?? null, max_mb: config?.max_mb ?? null, ...size, dropped: queryLogDropped.get(app_name) ?? 0,
+    };
+  }
+
+  /** The log as JSON lines, written as it is read (a log may hold many MiB). */
+  async function exportQueryLog(state: ClusterState, body: string, res: ServerResponse): Promise<void> {
+    const { app_name } = parseBody(body, APP_NAME_BODY);
+    requireApp(state, app_name);
+    res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+    for await (const query of queryLogs.exportQueries(app_name)) {
+      if (res.destroyed) return;
+      if (!res.write(JSON.stringify(query) + "\n")) await new Promise((resolve) => res.once("drain", resolve));
+    }
+    res.end();
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = normalizePath(req.url);
@@ -169,7 +243,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
         allow: route.method,
       });
     }
-    if (route.method === "POST") requireJsonContentType(req.headers);
+    if (route.method === "POST") requireJsonContentType(req.headers, route.kind === "query_log_report" ? QUERY_LOG_REPORT_CONTENT_TYPE : undefined);
     switch (route.kind) {
       case "ping":
         return sendReply(res, { kind: "text", text: "PONG" });
@@ -208,6 +282,18 @@ export async function startManagementServer(options: ManagementServerOptions): P
         liveStats.report(report);
         shadowStats.add(report.samples.flatMap((sample) => sample.shadows ?? []), store.state);
         return sendReply(res, { kind: "text", text: `Recorded ${report.samples.length} live stats samples for frontend '${report.frontend_id}'` });
+      }
+      case "query_log_report": {
+        const written = await recordQueryLog(store, await readBody(req, maxBodyBytes));
+        return sendReply(res, { kind: "text", text: `Recorded ${written} query log records` });
+      }
+      case "query_log_status": {
+        const body = await readTextBody(req, maxBodyBytes);
+        return sendReply(res, { kind: "json", value: await queryLogStatus(store.state, body) });
+      }
+      case "query_log_export": {
+        const body = await readTextBody(req, maxBodyBytes);
+        return exportQueryLog(store.state, body, res);
       }
       case "live_stats":
         return sendReply(res, { kind: "json", value: liveStats.snapshot() }, { "cache-control": "no-store" });
@@ -267,7 +353,17 @@ export async function startManagementServer(options: ManagementServerOptions): P
       `${problem}; moved it aside and restored revision ${revision} from ${restoredFrom}: changes after that revision are lost`);
   }
   for (const repair of store.repairs) log.warn({ repair }, "repaired what an earlier release left in the state");
+  // A deleted application's log goes with it (and any left by a daemon killed before it removed them).
+  let loggedApps = new Set(Object.keys(store.state.applications));
+  await queryLogs.removeAllBut(loggedApps);
   store.onCommit((state) => {
+    const apps = new Set(Object.keys(state.applications));
+    for (const app of loggedApps) {
+      if (apps.has(app)) continue;
+      queryLogDropped.delete(app);
+      queryLogs.remove(app).catch((err: unknown) => log.error({ err, app }, "could not delete the query log of a deleted application"));
+    }
+    loggedApps = apps;
     try {
       watch.publish(state);
     } catch (err) {

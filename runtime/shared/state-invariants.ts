@@ -67,6 +67,10 @@ export function stateViolations(state: ClusterState): StateViolation[] {
     if (Object.keys(versions).length === 0) add(["autoscaling", modelName], "an autoscaling record must configure at least one version");
   }
 
+  for (const appName of Object.keys(state.query_log ?? {})) {
+    if (!hasOwn(state.applications, appName)) add(["query_log", appName], `logs application '${appName}', which does not exist`);
+  }
+
   for (const [modelName, shadow] of Object.entries(state.shadows ?? {})) {
     const where = ["shadows", modelName];
     const model = own(state.models, modelName);

@@ -8,6 +8,7 @@ import { INPUT_TYPES } from "./input-types.js";
 import { ApiKeysSchema } from "./api-keys.js";
 import { AutoscalingConfigSchema } from "./autoscaling.js";
 import { ShadowConfigSchema } from "./shadow.js";
+import { QueryLogConfigSchema } from "./query-log.js";
 
 /**
  * An application's selection policy (docs/policies.md). Absent means `default`, Clipper's single
@@ -120,6 +121,8 @@ export const ClusterStateSchema = z.object({
   autoscaling: dictSchema(dictSchema(AutoscalingConfigSchema)).optional(),
   /** Shadow version per model (shadow.ts, docs/rollouts.md); absent until the first is set. Beside the version records, as autoscaling. */
   shadows: dictSchema(ShadowConfigSchema).optional(),
+  /** Query log settings per application (shared/query-log.ts); absent: no application logs. */
+  query_log: dictSchema(QueryLogConfigSchema).optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 

@@ -26,6 +26,7 @@ import {
 } from "../../runtime/shared/autoscaling.js";
 import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
 import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../../runtime/shared/rpc-auth.js";
+import { DEFAULT_QUERY_LOG_MAX_MB, MAX_QUERY_LOG_MAX_MB } from "../../runtime/shared/query-log.js";
 import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES } from "../../runtime/shared/warmup.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
@@ -362,6 +363,17 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .argument("<model>")
     .addOption(clusterOption()).addOption(jsonOption())
     .action((model, opts) => run(opts.json, async () => (await import("./commands/rollout.js")).rolloutStatus(model, opts)));
+  program.command("query-log")
+    .description("record a sample of an application's queries (input, output, version, default reason, latency, feedback) " +
+      "in the cluster's state directory, show what is recorded, or export it as JSON lines (docs/rollouts.md#query-log)")
+    .argument("<app>")
+    .option("--sample <share>", "share of answered queries to record, above 0 and at most 1 (0.01: 1%)", positiveArg(1))
+    .option("--max-mb <n>", `bound of the log's files in MiB; the oldest records go first (default ${DEFAULT_QUERY_LOG_MAX_MB}, or the current bound)`,
+      intArg(1, MAX_QUERY_LOG_MAX_MB))
+    .addOption(new Option("--off", "stop recording (what was recorded is kept until the application is deleted)").conflicts(["sample", "maxMb"]))
+    .addOption(new Option("--export <file>", "write the log into FILE as JSON lines, feedback joined to its query").conflicts(["sample", "maxMb", "off"]))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, opts) => run(opts.json, async () => (await import("./commands/query-log.js")).queryLog(app, opts)));
 
   program.command("events")
     .description("show the autoscaler's events: scale decisions with their reasons, configuration changes, and how long a first replica took after a scale from zero")
@@ -385,6 +397,7 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .requiredOption("--uid <uid>", "the user the feedback is for (0: no particular user, the application-wide weights)")
     .requiredOption("--input <json>", "the input the label is for, as JSON (as `predict` takes it)", jsonArg)
     .requiredOption("--label <json>", "the true label: a JSON number or string", jsonArg)
+    .option("--query-id <id>", "the query_id of the answer the feedback is about: the query log joins them (docs/rollouts.md#query-log)", intArg(0))
     .addOption(new Option("--api-key <key>", "query API key (clusters started with --query-auth keys)").env("CLIPPER_API_KEY"))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, opts) => run(opts.json, async () => (await import("./commands/feedback.js")).feedback(app, opts)));

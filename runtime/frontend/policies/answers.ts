@@ -1,5 +1,5 @@
 /** Clipper's default-output explanations, and how a model call's outcome becomes an answer. */
-import type { CallOutcome } from "../model-caller.js";
+import type { CallOutcome, ModelRef } from "../model-caller.js";
 import type { PolicyAnswer } from "./policy.js";
 
 export const NO_CONNECTED_MODELS = "No connected models found for query";
@@ -13,7 +13,14 @@ export function startingFromZero(model: string): string {
   return `No replica of ${model} yet: starting from zero`;
 }
 
-export function outcomeToAnswer(outcome: CallOutcome): PolicyAnswer {
+/** `model`: the version that was asked, recorded on the answer (the query log says who answered). */
+export function outcomeToAnswer(outcome: CallOutcome, model?: ModelRef): PolicyAnswer {
+  const answer = answerOf(outcome);
+  if (model) answer.model = model;
+  return answer;
+}
+
+function answerOf(outcome: CallOutcome): PolicyAnswer {
   switch (outcome.kind) {
     case "output":
       return outcome.cached ? { kind: "output", output: outcome.output, cached: true } : { kind: "output", output: outcome.output };

@@ -81,7 +81,7 @@ export class CanaryPolicy implements SelectionPolicy {
     }
     const started = this.clock();
     const outcome = await query.caller.call({ name: modelName, version }, query.inputType, query.input, query.deadline);
-    const answer = outcomeToAnswer(outcome);
+    const answer = outcomeToAnswer(outcome, { name: modelName, version });
     this.deps.metrics?.policyChoice(query.app.name, this.name, modelName);
     this.deps.metrics?.canaryQuery(query.app.name, modelName, version, answer.kind, (this.clock() - started) / 1000);
     return { ...answer, extra: { ...answer.extra, version, ...extra } };

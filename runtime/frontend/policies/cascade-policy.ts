@@ -5,7 +5,7 @@
  * When no answer reaches the threshold, the most confident one answers (the earliest on ties).
  * `answered_by` names the model whose answer it is; `models` lists those that answered.
  */
-import type { CallOutcome } from "../model-caller.js";
+import type { CallOutcome, ModelRef } from "../model-caller.js";
 import { configOf, noOutputAnswer, resolveTargets } from "./common.js";
 import { type ParsedOutput, parseModelOutput, roundConfidence } from "./outputs.js";
 import type { PolicyAnswer, PolicyMetrics, PolicyQuery, SelectionPolicy } from "./policy.js";
@@ -22,7 +22,7 @@ export class CascadePolicy implements SelectionPolicy {
     const missing: string[] = [];
     const answered: string[] = [];
     const failures: CallOutcome[] = [];
-    let best: { model: string; output: ParsedOutput } | undefined;
+    let best: { model: string; target: ModelRef; output: ParsedOutput } | undefined;
     for (const name of order) {
       if (!query.app.linked_models.includes(name)) {
         missing.push(name);
@@ -41,7 +41,7 @@ export class CascadePolicy implements SelectionPolicy {
       }
       const output = parseModelOutput(outcome.output);
       answered.push(name);
-      if (!best || output.confidence > best.output.confidence) best = { model: name, output };
+      if (!best || output.confidence > best.output.confidence) best = { model: name, target, output };
       if (output.confidence >= threshold) break;
     }
     if (!best) return noOutputAnswer(failures, { models: answered, missing_models: missing });
@@ -49,6 +49,7 @@ export class CascadePolicy implements SelectionPolicy {
     return {
       kind: "output",
       output: JSON.stringify(best.output.value),
+      model: best.target,
       extra: { confidence: roundConfidence(best.output.confidence), answered_by: best.model, models: answered, missing_models: missing },
     };
   }

@@ -28,14 +28,14 @@ export class DefaultPolicy implements SelectionPolicy {
   async predict(query: PolicyQuery): Promise<PolicyAnswer> {
     const target = targetOf(query);
     if (!target) return noModel();
-    return outcomeToAnswer(await query.caller.call(target, query.inputType, query.input, query.deadline));
+    return outcomeToAnswer(await query.caller.call(target, query.inputType, query.input, query.deadline), target);
   }
 
   answerNow(query: PolicyQuery): PolicyAnswer | undefined {
     const target = targetOf(query);
     if (!target) return noModel();
     const cached = query.caller.cachedOutcome(target, query.inputType, query.input, query.deadline);
-    return cached && outcomeToAnswer(cached);
+    return cached && outcomeToAnswer(cached, target);
   }
 
   async feedback(): Promise<void> {}

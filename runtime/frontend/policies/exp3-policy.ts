@@ -73,7 +73,7 @@ export class Exp3Policy implements SelectionPolicy {
       arms: arms.live.length,
     });
     this.deps.metrics?.policyChoice(query.app.name, this.name, target.name);
-    const answer = outcomeToAnswer(outcome);
+    const answer = outcomeToAnswer(outcome, target);
     return { ...answer, extra: { ...answer.extra, answered_by: target.name } };
   }
 

@@ -6,7 +6,7 @@
 import type { InputType } from "../../shared/input-types.js";
 import type { AppRecord, ClusterState } from "../../shared/state.js";
 import type { DefaultReason } from "../metrics.js";
-import type { ModelCaller } from "../model-caller.js";
+import type { ModelCaller, ModelRef } from "../model-caller.js";
 
 export interface PolicyQuery {
   app: AppRecord;
@@ -26,11 +26,14 @@ export interface PolicyQuery {
 export type PolicyAnswer =
   /**
    * `cached`: the one model answer it is came from the prediction cache (policies that combine or
-   * compare several answers never set it: such an answer counts as the models').
+   * compare several answers never set it: such an answer counts as the models'). `model`: the one
+   * model version whose answer it is, when there is one.
    */
-  | { kind: "output"; output: string; extra?: Record<string, unknown>; cached?: true }
+  | { kind: "output"; output: string; extra?: Record<string, unknown>; cached?: true; model?: ModelRef }
   | {
     kind: "default"; reason: DefaultReason; explanation: string; extra?: Record<string, unknown>;
+    /** The one model version asked, when one was (the query log records which version answered). */
+    model?: ModelRef;
     /** For reason "overloaded": when to retry (an application with shed_with_503 answers 503 with it). */
     retryAfterSeconds?: number;
   };

@@ -6,14 +6,14 @@ import { emit, style, table, type OutputOptions } from "../output.js";
 /** `clipper feedback APP --uid U --input JSON --label JSON`: one `/update` through the query frontend. */
 export async function feedback(
   app: string,
-  options: OutputOptions & { cluster?: string; uid: string; input: unknown; label: unknown; apiKey?: string },
+  options: OutputOptions & { cluster?: string; uid: string; input: unknown; label: unknown; queryId?: number; apiKey?: string },
 ): Promise<void> {
   const label = options.label;
   if (typeof label !== "number" && typeof label !== "string") {
     throw new ClipperError("USAGE", "--label must be a JSON number or string, e.g. --label 1 or --label '\"cat\"'");
   }
   const conn = await ClipperConnection.connect({ cluster: options.cluster });
-  const answer = await conn.sendFeedback(app, { uid: uidValue(options.uid), input: options.input, label }, { apiKey: options.apiKey });
+  const answer = await conn.sendFeedback(app, { uid: uidValue(options.uid), input: options.input, label, queryId: options.queryId }, { apiKey: options.apiKey });
   emit(options, answer, `Feedback accepted by application '${app}'`);
 }
 

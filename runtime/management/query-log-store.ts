@@ -1,0 +1,272 @@
+/**
+ * The query logs on disk (docs/rollouts.md#query-log): one directory per application under
+ * `<state dir>/query-log/`, holding numbered segment files of JSON lines (`0000000001.jsonl`, ...).
+ * Appends go to the newest segment and are fsynced before they are acknowledged; a segment that
+ * would grow past an eighth of the bound is closed and a new one started, and the oldest segments
+ * are deleted so the files stay under the application's `max_mb` in all.
+ *
+ * A kill mid-append can leave the last line of the newest segment cut short. Nothing is ever
+ * appended after such a line (the next append starts a new segment), and the reader skips any line
+ * that does not parse, so the log stays readable whatever instant the daemon died at.
+ *
+ * Paths are built only from names that pass the application name rule (no `/`, `.`, `__proto__`);
+ * per-application bookkeeping is in Maps. Appends and removals of one application are serialized.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, open, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { nameProblem } from "../shared/names.js";
+import { type ExportedQuery, type FeedbackRecord, QueryLogLineSchema, type QueryRecord } from "../shared/query-log.js";
+
+export const QUERY_LOG_DIR = "query-log";
+/** A log's bound is spread over this many segments, so that dropping the oldest frees an eighth. */
+export const SEGMENTS_PER_LOG = 8;
+const SEGMENT = /^(\d{10})\.jsonl$/;
+const NEWLINE = Buffer.from("\n");
+
+interface Segment {
+  seq: number;
+  bytes: number;
+  records: number;
+  /** Its last line is cut short (a kill mid-write, a failed write): never append after it. */
+  torn: boolean;
+}
+
+export interface QueryLogSize {
+  bytes: number;
+  records: number;
+}
+
+/** The lines of a log's text that are whole: the text after the last newline is a torn line. */
+export function wholeLines(text: string): { lines: string[]; torn: boolean } {
+  const end = text.lastIndexOf("\n");
+  const torn = end !== text.length - 1;
+  if (end < 0) return { lines: [], torn: text.length > 0 };
+  return { lines: text.slice(0, end).split("\n"), torn };
+}
+
+/**
+ * Which segments to delete before appending `incoming` bytes so the total stays within `maxBytes`:
+ * the oldest first, never the one being appended to (the last).
+ */
+export function segmentsToDrop(sizes: readonly number[], incoming: number, maxBytes: number): number {
+  let total = sizes.reduce((a, b) => a + b, 0) + incoming;
+  let drop = 0;
+  while (total > maxBytes && drop < sizes.length - 1) total -= sizes[drop++]!;
+  return drop;
+}
+
+/** The size of a segment for a log bounded by `maxBytes`. */
+export function segmentBytes(maxBytes: number): number {
+  return Math.max(4096, Math.floor(maxBytes / SEGMENTS_PER_LOG));
+}
+
+export class QueryLogStore {
+  private readonly logs = new Map<string, Segment[]>();
+  private readonly chains = new Map<string, Promise<unknown>>();
+
+  constructor(readonly root: string) {}
+
+  /**
+   * Appends `lines` (each one JSON record without its newline) to the application's log within
+   * `maxBytes`, which is read when the append's turn comes (after the appends and removals queued
+   * before it): undefined then means the application no longer logs, and nothing is written.
+   * Resolves with how many were written: a line larger than a segment is not.
+   */
+  append(app: string, lines: ReadonlyArray<string | Uint8Array>, maxBytes: () => number | undefined): Promise<number> {
+    return this.serialized(app, async () => {
+      const bound = maxBytes();
+      if (bound === undefined) return 0;
+      const segments = await this.load(app);
+      const limit = segmentBytes(bound);
+      let written = 0;
+      let chunk: Array<string | Uint8Array> = [];
+      let chunkBytes = 0;
+      const flush = async () => {
+        if (chunk.length === 0) return;
+        await this.appendChunk(app, segments, chunk, chunkBytes, limit, bound);
+        written += chunk.length;
+        chunk = [];
+        chunkBytes = 0;
+      };
+      for (const line of lines) {
+        const bytes = (typeof line === "string" ? Buffer.byteLength(line) : line.length) + 1;
+        if (bytes > limit) continue;
+        if (chunkBytes + bytes > limit) await flush();
+        chunk.push(line);
+        chunkBytes += bytes;
+      }
+      await flush();
+      return written;
+    });
+  }
+
+  /** Deletes an application's log (the application was deleted). */
+  remove(app: string): Promise<void> {
+    return this.serialized(app, async () => {
+      this.logs.delete(app);
+      await rm(this.dirOf(app), { recursive: true, force: true });
+    });
+  }
+
+  /** Deletes the logs of applications not in `apps` (left by a daemon killed before it removed them). */
+  async removeAllBut(apps: ReadonlySet<string>): Promise<void> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.root);
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (nameProblem("application name", entry) === undefined && !apps.has(entry)) await this.remove(entry);
+    }
+  }
+
+  async size(app: string): Promise<QueryLogSize> {
+    return this.serialized(app, async () => {
+      const segments = await this.load(app);
+      return {
+        bytes: segments.reduce((a, s) => a + s.bytes, 0),
+        records: segments.reduce((a, s) => a + s.records, 0),
+      };
+    });
+  }
+
+  /**
+   * The log's queries, oldest first, each with the feedback that named it: feedback joins the
+   * latest query logged before it with the same query id and the same input (query ids count per
+   * frontend process, the input tells two apart). Feedback that names no logged query is left out.
+   * Segments deleted by rotation while this reads are skipped; lines appended meanwhile are not read.
+   */
+  async *exportQueries(app: string): AsyncGenerator<ExportedQuery> {
+    const segments = [...(await this.serialized(app, () => this.load(app)))];
+    const lineCounts = new Map<number, number>();
+    const latest = new Map<string, string>();
+    const feedback = new Map<string, ExportedQuery["feedback"]>();
+    for (const segment of segments) {
+      const lines = await this.readSegment(app, segment.seq);
+      lineCounts.set(segment.seq, lines.length);
+      lines.forEach((line, i) => {
+        const record = parseLine(line, app);
+        if (!record) return;
+        const key = joinKey(record);
+        if (record.type === "query") latest.set(key, `${segment.seq}:${i}`);
+        else {
+          const at = latest.get(key);
+          if (at === undefined) return;
+          const list = feedback.get(at) ?? [];
+          list.push(feedbackOf(record));
+          feedback.set(at, list);
+        }
+      });
+    }
+    latest.clear();
+    for (const segment of segments) {
+      const lines = (await this.readSegment(app, segment.seq)).slice(0, lineCounts.get(segment.seq));
+      for (let i = 0; i < lines.length; i++) {
+        const record = parseLine(lines[i]!, app);
+        if (record?.type === "query") yield { ...record, feedback: feedback.get(`${segment.seq}:${i}`) ?? [] };
+      }
+    }
+  }
+
+  private async appendChunk(
+    app: string, segments: Segment[], chunk: Array<string | Uint8Array>, bytes: number, limit: number, maxBytes: number,
+  ): Promise<void> {
+    let current = segments.at(-1);
+    if (!current || current.torn || current.bytes + bytes > limit) {
+      current = { seq: (current?.seq ?? 0) + 1, bytes: 0, records: 0, torn: false };
+      segments.push(current);
+    }
+    const drop = segmentsToDrop(segments.map((s) => s.bytes), bytes, maxBytes);
+    for (const old of segments.splice(0, drop)) await unlink(this.segmentPath(app, old.seq)).catch(() => undefined);
+    await mkdir(this.dirOf(app), { recursive: true, mode: 0o700 });
+    const path = this.segmentPath(app, current.seq);
+    const file = await open(path, "a", 0o600);
+    try {
+      await file.writeFile(Buffer.concat(chunk.flatMap((line) => [typeof line === "string" ? Buffer.from(line) : line, NEWLINE]), bytes));
+      await file.sync();
+      current.bytes += bytes;
+      current.records += chunk.length;
+    } catch (err) {
+      // Part of the chunk may be on disk: start the next append in a fresh segment.
+      current.torn = true;
+      current.bytes = (await stat(path).catch(() => undefined))?.size ?? current.bytes;
+      throw err;
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** The application's segments, read from disk on first use. */
+  private async load(app: string): Promise<Segment[]> {
+    const known = this.logs.get(app);
+    if (known) return known;
+    let files: string[] = [];
+    try {
+      files = await readdir(this.dirOf(app));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    const segments: Segment[] = [];
+    for (const file of files) {
+      const match = SEGMENT.exec(file);
+      if (!match) continue;
+      const text = await readFile(join(this.dirOf(app), file), "utf8");
+      const { lines, torn } = wholeLines(text);
+      segments.push({ seq: Number(match[1]), bytes: Buffer.byteLength(text), records: lines.length, torn });
+    }
+    segments.sort((a, b) => a.seq - b.seq);
+    this.logs.set(app, segments);
+    return segments;
+  }
+
+  private async readSegment(app: string, seq: number): Promise<string[]> {
+    try {
+      return wholeLines(await readFile(this.segmentPath(app, seq), "utf8")).lines;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+  }
+
+  private serialized<T>(app: string, work: () => Promise<T>): Promise<T> {
+    const run = (this.chains.get(app) ?? Promise.resolve()).then(work);
+    const tail = run.catch(() => undefined);
+    this.chains.set(app, tail);
+    void tail.then(() => {
+      if (this.chains.get(app) === tail) this.chains.delete(app);
+    });
+    return run;
+  }
+
+  private dirOf(app: string): string {
+    const problem = nameProblem("application name", app);
+    if (problem) throw new Error(`refusing a query log path for an invalid name: ${problem}`);
+    return join(this.root, app);
+  }
+
+  private segmentPath(app: string, seq: number): string {
+    return join(this.dirOf(app), `${String(seq).padStart(10, "0")}.jsonl`);
+  }
+}
+
+/** A line's record, or undefined for a line that is not one of this application's records. */
+function parseLine(line: string, app: string): QueryRecord | FeedbackRecord | undefined {
+  try {
+    const parsed = QueryLogLineSchema.safeParse(JSON.parse(line));
+    return parsed.success && parsed.data.app === app ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Query id and input: long inputs by their hash, so the join's index stays small. */
+function joinKey(record: { query_id: number; input: unknown }): string {
+  const input = JSON.stringify(record.input) ?? "";
+  return `${record.query_id}|${input.length > 128 ? createHash("sha256").update(input).digest("base64") : input}`;
+}
+
+function feedbackOf(record: FeedbackRecord): ExportedQuery["feedback"][number] {
+  return { label: record.label, time: record.time, ...(record.uid === undefined ? {} : { uid: record.uid }) };
+}

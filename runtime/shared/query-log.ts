@@ -1,0 +1,145 @@
+/**
+ * The query log (docs/rollouts.md#query-log): per application, a sample of the answered queries and
+ * the feedback sent about them, kept by the management daemon as JSON lines under the cluster's
+ * state directory. This module is the contract between the parts: the setting kept in the cluster
+ * state (and so published to every frontend on the watch stream), the admin paths, and the batch a
+ * frontend reports, which the daemon validates with these schemas.
+ *
+ * Names (applications) are user input: a report carries them as values, never as object keys.
+ */
+import { z } from "zod";
+
+/** Admin write: `{"app_name", "sample", "max_mb"}` or `{"app_name", "off": true}`. */
+export const SET_QUERY_LOG_PATH = "/admin/set_query_log";
+/** Admin read: one application's setting and what its log holds. */
+export const GET_QUERY_LOG_PATH = "/admin/get_query_log";
+/** Admin read: the whole log as JSON lines, feedback joined to its query. */
+export const EXPORT_QUERY_LOG_PATH = "/admin/export_query_log";
+/** Where a frontend POSTs its batches of sampled queries and feedback (internal). */
+export const REPORT_QUERY_LOG_PATH = "/admin/report_query_log";
+
+export const DEFAULT_QUERY_LOG_MAX_MB = 64;
+export const MAX_QUERY_LOG_MAX_MB = 16_384;
+
+/** An application's query log setting, as the cluster state keeps it (absent: off). */
+export const QueryLogConfigSchema = z.object({
+  /** Share of answered queries recorded, in (0, 1]. */
+  sample: z.number().gt(0).max(1),
+  /** The log's files stay under this many MiB in all; the oldest go first. */
+  max_mb: z.number().int().min(1).max(MAX_QUERY_LOG_MAX_MB),
+});
+export type QueryLogConfig = z.infer<typeof QueryLogConfigSchema>;
+
+/** Bounds on one report, so that a lying frontend cannot make the daemon hold much. */
+export const MAX_RECORDS_PER_REPORT = 5_000;
+/** A frontend keeps each report under this many bytes of JSON (about: the daemon's body limit is 1 MiB by default). */
+export const MAX_REPORT_BYTES = 512 * 1024;
+const MAX_NAME = 256;
+export const MAX_UID = 4096;
+/** Explanations longer than this are cut (a model's error text can be long). */
+export const MAX_EXPLANATION = 4096;
+const name = z.string().min(1).max(MAX_NAME);
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** One answered query, as the log stores it (`type: "query"`). */
+export const QueryRecordSchema = z.object({
+  type: z.literal("query"),
+  app: name,
+  query_id: count,
+  /** The frontend (worker) that answered: query ids count per frontend. */
+  frontend_id: name,
+  /** When the answer was final, ISO 8601. */
+  time: z.string().max(64),
+  input: z.unknown(),
+  output: z.unknown(),
+  default: z.boolean(),
+  /** Why the default output was answered (metrics' reason label), and Clipper's explanation. */
+  default_reason: z.string().max(64).optional(),
+  default_explanation: z.string().max(MAX_EXPLANATION).optional(),
+  /** The model version that answered, when one did (absent for combined answers and most defaults). */
+  model: name.optional(),
+  model_version: name.optional(),
+  /** Answered from the prediction cache. */
+  cached: z.boolean(),
+  latency_ms: z.number().nonnegative().finite(),
+  uid: z.string().max(MAX_UID).optional(),
+});
+export type QueryRecord = z.infer<typeof QueryRecordSchema>;
+
+/** Feedback (`/APP/update`) that named a query id (`type: "feedback"`). */
+export const FeedbackRecordSchema = z.object({
+  type: z.literal("feedback"),
+  app: name,
+  query_id: count,
+  frontend_id: name,
+  time: z.string().max(64),
+  input: z.unknown(),
+  label: z.union([z.number(), z.string()]),
+  uid: z.string().max(MAX_UID).optional(),
+});
+export type FeedbackRecord = z.infer<typeof FeedbackRecordSchema>;
+
+export const QueryLogLineSchema = z.discriminatedUnion("type", [QueryRecordSchema, FeedbackRecordSchema]);
+export type QueryLogLine = z.infer<typeof QueryLogLineSchema>;
+
+/** A record as the frontend serialized it: one JSON object on one line, at most this long. */
+export const MAX_LINE_CHARS = 1024 * 1024;
+/** A report is JSON lines, not one JSON document (see below). */
+export const QUERY_LOG_REPORT_CONTENT_TYPE = "application/x-ndjson";
+
+/**
+ * A frontend's report is JSON lines: this header first, then the records of the header's `app`,
+ * one JSON object per line, as the log stores them. The daemon parses the header, checks each
+ * record's framing (one line, an object, bounded) and appends the bytes as they came, without
+ * parsing each record: on a 2-core machine parsing and validating every record cost the daemon
+ * more CPU than the frontend spends answering it, CPU the frontend then lacked. Records are parsed
+ * and validated against QueryLogLineSchema where they are read (the export), which skips any
+ * that does not fit, or that names another application than its log's.
+ */
+export const QueryLogReportHeaderSchema = z.object({
+  frontend_id: name,
+  /** The application of the records that follow (required when any do). */
+  app: name.optional(),
+  dropped: z.array(z.object({ app: name, count })).max(10_000),
+});
+export type QueryLogReportHeader = z.infer<typeof QueryLogReportHeaderSchema>;
+export const QUERY_LOG_REPORT_TEXT =
+  `a first line {"frontend_id" := string, "app" := string (when records follow), "dropped" := [{"app" := string, "count" := int}]}, ` +
+  `then one JSON object per line (at most ${MAX_RECORDS_PER_REPORT})`;
+
+/**
+ * The record lines of a report body from `start` (after its header line), each a view of the
+ * body; or what is wrong with them. Every line ends with "\n", is a `{...}` of at most
+ * MAX_LINE_CHARS bytes, and no "\r" appears (a reader splitting on either must find the same lines).
+ */
+export function reportLines(body: Buffer, start: number): Buffer[] | string {
+  const lines: Buffer[] = [];
+  if (start >= body.length) return lines;
+  if (body[body.length - 1] !== 0x0a) return "the last record does not end with a newline";
+  if (body.indexOf(0x0d, start) >= 0) return "records must not contain a carriage return";
+  for (let at = start; at < body.length;) {
+    const end = body.indexOf(0x0a, at);
+    if (end - at < 2 || body[at] !== 0x7b || body[end - 1] !== 0x7d) return `record ${lines.length + 1} is not one JSON object on one line`;
+    if (end - at > MAX_LINE_CHARS) return `record ${lines.length + 1} is longer than ${MAX_LINE_CHARS} bytes`;
+    if (lines.length === MAX_RECORDS_PER_REPORT) return `a report carries at most ${MAX_RECORDS_PER_REPORT} records`;
+    lines.push(body.subarray(at, end));
+    at = end + 1;
+  }
+  return lines;
+}
+
+/** The answer of GET_QUERY_LOG_PATH. */
+export const QueryLogStatusSchema = z.object({
+  app_name: z.string(),
+  /** null: off. */
+  sample: z.number().nullable(),
+  max_mb: z.number().nullable(),
+  bytes: count,
+  records: count,
+  /** Records frontends could not deliver (a full buffer, the daemon away) since the daemon started. */
+  dropped: count,
+});
+export type QueryLogStatus = z.infer<typeof QueryLogStatusSchema>;
+
+/** An exported query: its record, with every feedback that named it. */
+export type ExportedQuery = QueryRecord & { feedback: Array<Pick<FeedbackRecord, "label" | "time" | "uid">> };

@@ -1,0 +1,291 @@
+/**
+ * The query log's parts with no server: the frontend's sampling and bounded buffer (injected draws
+ * and clock), the daemon's setting validation, and the store's rotation within its bound, its
+ * reader that survives a torn last line, and the export's join of feedback to its query.
+ */
+import { appendFile, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { QueryLogRecorder } from "../../runtime/frontend/query-log-recorder.js";
+import { setQueryLog } from "../../runtime/management/query-log-operations.js";
+import { QueryLogStore, segmentBytes, segmentsToDrop, wholeLines } from "../../runtime/management/query-log-store.js";
+import { AdminError } from "../../runtime/management/errors.js";
+import { dict } from "../../runtime/shared/dict.js";
+import {
+  type ExportedQuery, MAX_LINE_CHARS, MAX_RECORDS_PER_REPORT, type QueryLogLine, QueryLogLineSchema, QueryLogReportHeaderSchema, type QueryRecord,
+  reportLines,
+} from "../../runtime/shared/query-log.js";
+import { stateViolations } from "../../runtime/shared/state-invariants.js";
+import type { ClusterState } from "../../runtime/shared/state.js";
+import { appRecord, consistent } from "../support/state-fixtures.js";
+import { tempDirs } from "../support/temp-dirs.js";
+
+const tempDir = tempDirs("clipper-qlog-");
+const MIB = 1024 * 1024;
+
+function stateLogging(samples: Record<string, number>): ClusterState {
+  const state = consistent();
+  state.query_log = dict(Object.entries(samples).map(([app, sample]): [string, { sample: number; max_mb: number }] => [app, { sample, max_mb: 1 }]));
+  return state;
+}
+
+const output = (text: string) => ({ kind: "output" as const, output: text, model: { name: "m", version: "1" } });
+
+function answered(recorder: QueryLogRecorder, app: string, queryId: number, input: unknown = [1]) {
+  recorder.query({ app, queryId, input, answer: output("0.5"), defaultOutput: "-1", latencyMs: 2, uid: "u" });
+}
+
+/** What `take` hands over, as the records the daemon will store (each checked against the schema). */
+function taken(recorder: QueryLogRecorder, maxRecords = 100, maxBytes = MIB): QueryLogLine[] {
+  return recorder.take(maxRecords, maxBytes).flatMap(({ app, lines }) => lines.map((line) => {
+    const record = QueryLogLineSchema.parse(JSON.parse(line));
+    expect(record.app).toBe(app);
+    return record;
+  }));
+}
+
+describe("QueryLogRecorder", () => {
+  it("records nothing for an application that does not log, and a draw below the sample for one that does", () => {
+    const draws = [0.2, 0.05, 0.7, 0.01];
+    const recorder = new QueryLogRecorder({ frontendId: "f", random: () => draws.shift()!, now: () => 0 });
+    recorder.configure(stateLogging({ a: 0.1 }));
+    answered(recorder, "b", 0);
+    for (let id = 1; id <= 4; id++) answered(recorder, "a", id);
+    expect(taken(recorder).map((r) => r.query_id)).toEqual([2, 4]);
+    expect(draws).toEqual([]); // the app that does not log drew nothing
+  });
+
+  it("records every query at sample 1 without drawing, as the log stores them", () => {
+    const recorder = new QueryLogRecorder({ frontendId: "f#w1", random: () => { throw new Error("drew"); }, now: () => Date.UTC(2026, 0, 1) });
+    recorder.configure(stateLogging({ a: 1, "constructor": 1 }));
+    answered(recorder, "a", 7, { x: [1, 2] });
+    recorder.query({
+      app: "a", queryId: 8, input: [3], defaultOutput: "\"none\"", latencyMs: 100,
+      answer: { kind: "default", reason: "slo_missed", explanation: "too slow", model: { name: "m", version: "2" } },
+    });
+    recorder.query({ app: "constructor", queryId: 9, input: "s\n\"", defaultOutput: "-1", latencyMs: 1, answer: { kind: "output", output: "not json", cached: true } });
+    recorder.feedback("a", 7, { x: [1, 2] }, 1, "u");
+    // Grouped by application, each in order.
+    const [query, slow, feedback, odd] = taken(recorder);
+    expect(query).toEqual({
+      type: "query", app: "a", query_id: 7, frontend_id: "f#w1", time: "2026-01-01T00:00:00.000Z", input: { x: [1, 2] },
+      output: 0.5, default: false, model: "m", model_version: "1", cached: false, latency_ms: 2, uid: "u",
+    });
+    expect(slow).toMatchObject({ default: true, output: "none", default_reason: "slo_missed", default_explanation: "too slow", model_version: "2" });
+    expect(odd).toEqual({
+      type: "query", app: "constructor", query_id: 9, frontend_id: "f#w1", time: "2026-01-01T00:00:00.000Z", input: "s\n\"",
+      output: "not json", default: false, cached: true, latency_ms: 1,
+    });
+    expect(feedback).toEqual({
+      type: "feedback", app: "a", query_id: 7, frontend_id: "f#w1", time: "2026-01-01T00:00:00.000Z", input: { x: [1, 2] }, label: 1, uid: "u",
+    });
+  });
+
+  it("drops records beyond its bounds and counts them per application; take respects the batch bounds", () => {
+    const recorder = new QueryLogRecorder({ frontendId: "f", maxRecords: 3 });
+    recorder.configure(stateLogging({ a: 1, b: 1 }));
+    for (let id = 0; id < 5; id++) answered(recorder, id < 4 ? "a" : "b", id);
+    expect(recorder.size).toBe(3);
+    expect(recorder.takeDropped()).toEqual(new Map([["a", new Map([["buffer_full", 1]])], ["b", new Map([["buffer_full", 1]])]]));
+    expect(recorder.takeDropped().size).toBe(0);
+    expect(taken(recorder, 2).map((r) => r.query_id)).toEqual([0, 1]);
+    // At least one record per take whatever its size, then only what fits.
+    answered(recorder, "a", 9);
+    expect(taken(recorder, 10, 1).map((r) => r.query_id)).toEqual([2]);
+    recorder.lost(recorder.take(10, MIB));
+    expect(recorder.takeDropped()).toEqual(new Map([["a", new Map([["undelivered", 1]])]]));
+  });
+
+  it("bounds the buffer's bytes too, refuses a record over the daemon's line bound, and stops recording when the setting goes", () => {
+    const recorder = new QueryLogRecorder({ frontendId: "f", maxBytes: 1000 });
+    recorder.configure(stateLogging({ a: 1 }));
+    for (let id = 0; id < 10; id++) answered(recorder, "a", id, "x".repeat(300));
+    const kept = recorder.size;
+    expect(kept).toBeLessThan(10);
+    expect(kept).toBeGreaterThan(0);
+    recorder.take(100, MIB);
+    answered(recorder, "a", 10, "x".repeat(MAX_LINE_CHARS));
+    expect(recorder.size).toBe(0);
+    expect(recorder.takeDropped().get("a")).toEqual(new Map([["buffer_full", 10 - kept], ["too_large", 1]]));
+    recorder.configure(consistent());
+    answered(recorder, "a", 99);
+    recorder.feedback("a", 99, [1], 1, undefined);
+    expect(recorder.size).toBe(0);
+  });
+});
+
+describe("a frontend's report", () => {
+  const lines = (records: string) => {
+    const body = Buffer.from(`{"frontend_id":"f"}\n${records}`);
+    const out = reportLines(body, body.indexOf(0x0a) + 1);
+    return typeof out === "string" ? out : out.map((b) => b.toString());
+  };
+
+  it("carries records as single-line JSON objects, bounded in number and size", () => {
+    expect(lines("")).toEqual([]);
+    expect(lines('{"type":"query"}\n{}\n')).toEqual(['{"type":"query"}', "{}"]);
+    expect(lines('{"a":1}')).toMatch(/does not end with a newline/);
+    expect(lines('{"a":"x\r"}\n')).toMatch(/carriage return/);
+    expect(lines("[1]\n")).toMatch(/record 1 is not one JSON object/);
+    expect(lines('{"a":1}\n\n')).toMatch(/record 2 is not/);
+    expect(lines('{"a":1\n')).toMatch(/not one JSON object/);
+    expect(lines(`{"a":"${"x".repeat(MAX_LINE_CHARS)}"}\n`)).toMatch(/longer than/);
+    expect(lines("{}\n".repeat(MAX_RECORDS_PER_REPORT))).toHaveLength(MAX_RECORDS_PER_REPORT);
+    expect(lines("{}\n".repeat(MAX_RECORDS_PER_REPORT + 1))).toMatch(/at most/);
+  });
+
+  it("has a header that names the frontend, the records' application and drop counts", () => {
+    expect(QueryLogReportHeaderSchema.safeParse({ frontend_id: "f", app: "a", dropped: [{ app: "a", count: 3 }] }).success).toBe(true);
+    expect(QueryLogReportHeaderSchema.safeParse({ frontend_id: "f", app: "", dropped: [] }).success).toBe(false);
+    expect(QueryLogReportHeaderSchema.safeParse({ frontend_id: "f", dropped: [{ app: "a", count: -1 }] }).success).toBe(false);
+  });
+});
+
+describe("set_query_log", () => {
+  const state = () => { const s = consistent(); s.applications["constructor"] = appRecord("constructor"); return s; };
+  const refused = (body: unknown) => {
+    try {
+      setQueryLog(state(), JSON.stringify(body));
+    } catch (err) {
+      expect(err).toBeInstanceOf(AdminError);
+      expect((err as AdminError).status).toBe(400);
+      return (err as Error).message;
+    }
+    throw new Error("not refused");
+  };
+
+  it("refuses bad samples and bounds, unknown and inherited names, and settings with off", () => {
+    expect(refused({ app_name: "a", sample: 2 })).toMatch(/sample must be a number above 0 and at most 1, got 2/);
+    expect(refused({ app_name: "a", sample: -1 })).toMatch(/above 0/);
+    expect(refused({ app_name: "a", sample: 0 })).toMatch(/above 0/);
+    expect(refused({ app_name: "a", sample: "NaN" })).toMatch(/sample/);
+    expect(refused({ app_name: "a" })).toMatch(/sample is required/);
+    expect(refused({ app_name: "a", sample: 0.5, max_mb: 0 })).toMatch(/max_mb must be a whole number/);
+    expect(refused({ app_name: "a", sample: 0.5, max_mb: 1.5 })).toMatch(/max_mb/);
+    expect(refused({ app_name: "nope", sample: 0.5 })).toMatch(/Application 'nope' does not exist/);
+    expect(refused({ app_name: "__proto__", sample: 0.5 })).toMatch(/'__proto__' does not exist/);
+    expect(refused({ app_name: "toString", sample: 0.5 })).toMatch(/does not exist/);
+    expect(refused({ app_name: "a", off: true, sample: 0.5 })).toMatch(/takes no settings/);
+  });
+
+  it("sets, keeps the bound when only the sample changes, and switches off", () => {
+    let s = state();
+    const apply = (body: unknown) => {
+      const outcome = setQueryLog(s, JSON.stringify(body));
+      if (outcome.next) s = outcome.next;
+      return outcome;
+    };
+    expect(apply({ app_name: "constructor", sample: 0.01, max_mb: 8 }).text).toMatch(/sampling 1% of queries, at most 8 MiB/);
+    expect(Object.getPrototypeOf(s.query_log)).toBe(null);
+    expect(apply({ app_name: "constructor", sample: 1 }).next?.query_log?.constructor).toEqual({ sample: 1, max_mb: 8 });
+    expect(apply({ app_name: "constructor", sample: 1 }).next).toBeUndefined();
+    expect(stateViolations(s)).toEqual([]);
+    expect(apply({ app_name: "constructor", off: true }).next?.query_log).toBeUndefined();
+    expect(apply({ app_name: "constructor", off: true }).text).toMatch(/already off/);
+  });
+
+  it("is an invariant that a logged application exists", () => {
+    const s = stateLogging({ gone: 1 });
+    expect(stateViolations(s).map((v) => v.path.join("."))).toEqual(["query_log.gone"]);
+  });
+});
+
+describe("query log files", () => {
+  const query = (id: number, input: unknown = [id], time = "2026-01-01T00:00:00.000Z", pad = ""): QueryRecord => ({
+    type: "query", app: "a", query_id: id, frontend_id: "f", time, input, output: pad || 1, default: false, cached: false, latency_ms: 1,
+  });
+  const line = (r: QueryLogLine) => JSON.stringify(r);
+  const exported = async (store: QueryLogStore, app = "a") => {
+    const out: ExportedQuery[] = [];
+    for await (const q of store.exportQueries(app)) out.push(q);
+    return out;
+  };
+
+  it("splits lines whole, and says when the last one is torn", () => {
+    expect(wholeLines("")).toEqual({ lines: [], torn: false });
+    expect(wholeLines("{}\n{}\n")).toEqual({ lines: ["{}", "{}"], torn: false });
+    expect(wholeLines("{}\n{\"a")).toEqual({ lines: ["{}"], torn: true });
+    expect(wholeLines("{\"a")).toEqual({ lines: [], torn: true });
+  });
+
+  it("drops the oldest segments, never the newest, to stay within the bound", () => {
+    expect(segmentsToDrop([10, 10, 10], 15, 40)).toBe(1);
+    expect(segmentsToDrop([10, 10, 10], 10, 40)).toBe(0);
+    expect(segmentsToDrop([10, 10, 10], 5, 100)).toBe(0);
+    expect(segmentsToDrop([10, 10, 0], 50, 40)).toBe(2);
+    expect(segmentBytes(8 * MIB)).toBe(MIB);
+  });
+
+  it("keeps many appends under max bytes, oldest records first to go", async () => {
+    const root = await tempDir();
+    const store = new QueryLogStore(root);
+    const maxBytes = 64 * 1024;
+    const pad = "x".repeat(200);
+    for (let batch = 0; batch < 40; batch++) {
+      await store.append("a", Array.from({ length: 10 }, (_, i) => line(query(batch * 10 + i, [0], undefined, pad))), () => maxBytes);
+    }
+    const size = await store.size("a");
+    expect(size.bytes).toBeLessThanOrEqual(maxBytes);
+    expect(size.bytes).toBeGreaterThan(maxBytes / 2);
+    const files = await readdir(join(root, "a"));
+    let onDisk = 0;
+    for (const f of files) onDisk += (await readFile(join(root, "a", f))).length;
+    expect(onDisk).toBe(size.bytes);
+    const ids = (await exported(store)).map((q) => q.query_id);
+    expect(ids.length).toBe(size.records);
+    expect(ids.at(-1)).toBe(399);
+    expect(ids).toEqual([...ids].sort((x, y) => x - y));
+    // A fresh store (a restarted daemon) counts the same from the files.
+    expect(await new QueryLogStore(root).size("a")).toEqual(size);
+  });
+
+  it("survives a torn last line: readable, and the next append starts a fresh segment", async () => {
+    const root = await tempDir();
+    await new QueryLogStore(root).append("a", [line(query(1)), line(query(2))], () => MIB);
+    const [segment] = await readdir(join(root, "a"));
+    await appendFile(join(root, "a", segment!), "{\"type\":\"query\",\"app\":\"a\",\"qu"); // a kill mid-write
+    const store = new QueryLogStore(root);
+    expect(await store.size("a")).toMatchObject({ records: 2 });
+    await store.append("a", [line(query(3))], () => MIB);
+    expect((await exported(store)).map((q) => q.query_id)).toEqual([1, 2, 3]);
+    expect((await readdir(join(root, "a"))).length).toBe(2);
+    // A line that is garbage in the middle of a file is skipped too.
+    await writeFile(join(root, "a", segment!), `${line(query(1))}\nnot json\n{"type":"query"}\n${line(query(2))}\n`);
+    expect((await exported(new QueryLogStore(root))).map((q) => q.query_id)).toEqual([1, 2, 3]);
+    // A record that names another application than its log's is not this log's.
+    await store.append("a", [line({ ...query(4), app: "b" })], () => MIB);
+    expect((await exported(store)).map((q) => q.query_id)).toEqual([1, 2, 3]);
+  });
+
+  it("joins feedback to the latest query before it with the same id and input", async () => {
+    const store = new QueryLogStore(await tempDir());
+    const feedback = (id: number, input: unknown, label: number) =>
+      line({ type: "feedback", app: "a", query_id: id, frontend_id: "g", time: "2026-01-01T00:00:01.000Z", input, label });
+    await store.append("a", [
+      line(query(5, [1])), line(query(5, [2])), // two frontends' query 5, told apart by the input
+      feedback(5, [2], 10),
+      line(query(5, [2])), // a restarted frontend numbering again
+      feedback(5, [2], 20), feedback(5, [1], 30), feedback(6, [1], 40), // the last names no logged query
+    ], () => MIB);
+    const out = await exported(store);
+    expect(out.map((q) => q.feedback.map((f) => f.label))).toEqual([[30], [10], [20]]);
+  });
+
+  it("removes an application's log, and only applications' directories of valid names", async () => {
+    const root = await tempDir();
+    const store = new QueryLogStore(root);
+    await store.append("a", [line(query(1))], () => MIB);
+    await store.append("b", [line(query(1))], () => MIB);
+    await store.removeAllBut(new Set(["b"]));
+    expect(await readdir(root)).toEqual(["b"]);
+    await store.remove("b");
+    expect(await readdir(root)).toEqual([]);
+    expect(await store.size("b")).toEqual({ bytes: 0, records: 0 });
+    expect(() => store.append("../x", [line(query(1))], () => MIB)).not.toThrow();
+    await expect(store.append("../x", [line(query(1))], () => MIB)).rejects.toThrow(/invalid name/);
+    await expect(store.size("__proto__")).rejects.toThrow(/invalid name/);
+    // An append whose turn comes after logging stopped writes nothing.
+    expect(await store.append("c", [line(query(1))], () => undefined)).toBe(0);
+    expect(await readdir(root)).toEqual([]);
+  });
+});
