@@ -7,6 +7,7 @@ import { cloneData, dict, dictSchema } from "./dict.js";
 import { INPUT_TYPES } from "./input-types.js";
 import { ApiKeysSchema } from "./api-keys.js";
 import { AutoscalingConfigSchema } from "./autoscaling.js";
+import { RolloutSchema } from "./rollout.js";
 import { ShadowConfigSchema } from "./shadow.js";
 
 /**
@@ -120,6 +121,8 @@ export const ClusterStateSchema = z.object({
   autoscaling: dictSchema(dictSchema(AutoscalingConfigSchema)).optional(),
   /** Shadow version per model (shadow.ts, docs/rollouts.md); absent until the first is set. Beside the version records, as autoscaling. */
   shadows: dictSchema(ShadowConfigSchema).optional(),
+  /** Gated rollout per model, running or the last one ended (rollout.ts, docs/rollouts.md); absent until the first. */
+  rollouts: dictSchema(RolloutSchema).optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 
