@@ -359,7 +359,7 @@ export function buildProgram(argv: readonly string[] = []): Command {
   const rollout = program.command("rollout")
     .description("move a model's traffic to a new version through canary steps, judged on gates after each step, rolled back by itself when one fails; " +
       "or `rollout status` (docs/rollouts.md)")
-    .argument("[model]", "the model to roll out (a model named 'status' is addressed with `rollout status status`)")
+    .argument("[model]", "the model to roll out (`rollout status M` shows one: a model named 'status' is rolled out with the library)")
     .option("--to <v>", "the version to move the traffic to (registered, with replicas, not the current one)")
     .option("--steps <list>", `percent of the queries to the new version per step, increasing, the last 100 (default ${DEFAULT_ROLLOUT_STEPS.join(",")})`, stepsArg)
     .option("--step-s <s>", `seconds each step lasts before it is judged (default ${DEFAULT_ROLLOUT_STEP_S})`, positiveArg(MAX_ROLLOUT_STEP_S))
