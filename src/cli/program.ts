@@ -373,13 +373,13 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .addOption(clusterOption()).addOption(jsonOption())
     .action((model, opts) => run(opts.json, async () => (await import("./commands/rollout.js")).rollout(model, opts)));
   rollout.command("status")
-    .description("a model's current version, its shadow version, and how the shadow compares: agreement, latency percentiles, errors")
+    .description("a model's current version, its rollout (step, gates, progress, or how it ended), its shadow version, and how the shadow compares: agreement, latency percentiles, errors")
     .argument("<model>")
     .addOption(clusterOption()).addOption(jsonOption())
     .action((model, opts) => run(opts.json, async () => (await import("./commands/rollout.js")).rolloutStatus(model, opts)));
 
   program.command("events")
-    .description("show the autoscaler's events: scale decisions with their reasons, configuration changes, and how long a first replica took after a scale from zero")
+    .description("show the autoscaler's events: scale decisions with their reasons, configuration changes, how long a first replica took after a scale from zero, and gated rollouts' steps")
     .option("--follow", "keep printing events as they happen (--json: one JSON object per line)")
     .option("--since <seq>", "only events after this sequence number", intArg(0))
     .addOption(clusterOption()).addOption(jsonOption())
