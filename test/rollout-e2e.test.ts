@@ -9,7 +9,9 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { cliCluster, predictAt } from "./support/cli.js";
+import { spawn } from "node:child_process";
+import { CLI, cliCluster, predictAt } from "./support/cli.js";
+import { waitFor } from "./support/cluster-in-process.js";
 
 const MODEL = join(fileURLToPath(new URL("./fixtures/node-models/", import.meta.url)), "shadow-candidate.mjs");
 const SLOW_MS = 300;
@@ -17,7 +19,7 @@ const SLOW_MS = 300;
 const FAST_STEPS = ["--step-s", "1", "--min-queries", "5"];
 
 describe("gated rollouts through the CLI", { timeout: 180_000 }, () => {
-  const { cli, ok, urls } = cliCluster("clipper-rollout-");
+  const { cli, ok, urls, home } = cliCluster("clipper-rollout-");
 
   beforeAll(async () => {
     await ok("register-app", "app", "--input-type", "doubles", "--default-output", "-1", "--slo-ms", "5000");
@@ -101,5 +103,18 @@ describe("gated rollouts through the CLI", { timeout: 180_000 }, () => {
     const aborted = await ok("rollout", "m", "--abort");
     expect(aborted.message).toBe("Rolled back the rollout of m:1; version '3' answers every query");
     expect(aborted.status).toMatchObject({ current_version: "3", shadow: null, rollout: { phase: "rolled_back", reason: "aborted through the admin API" } });
+  });
+
+  it("(c) Ctrl-C in the CLI following a rollout rolls it back", async () => {
+    const child = spawn(process.execPath, [CLI, "rollout", "m", "--to", "1", "--step-s", "600", "--json"], {
+      env: { ...process.env, CLIPPER_HOME: home, FORCE_COLOR: "0" }, stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    await waitFor(async () => (await ok("rollout", "status", "m")).rollout?.phase === "running", 30_000, "the rollout to start");
+    child.kill("SIGINT");
+    expect(await exited).toBe(10);
+    expect(JSON.parse(stdout).status).toMatchObject({ current_version: "3", rollout: { phase: "rolled_back", to_version: "1", reason: "aborted through the admin API" } });
   });
 });
