@@ -12,6 +12,13 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { CLI, cliCluster, predictAt } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
+import { uidPoint } from "../runtime/frontend/policies/canary-policy.js";
+import type { AppRecord } from "../runtime/shared/state.js";
+
+/** The first uid whose split point (the canary's uid hash) satisfies `side`. */
+function uidOn(side: (point: number) => boolean, app: AppRecord): string {
+  for (let i = 0; ; i++) if (side(uidPoint(app, `user-${i}`))) return `user-${i}`;
+}
 
 const MODEL = join(fileURLToPath(new URL("./fixtures/node-models/", import.meta.url)), "shadow-candidate.mjs");
 const SLOW_MS = 300;
@@ -95,14 +102,20 @@ describe("gated rollouts through the CLI", { timeout: 180_000 }, () => {
     expect(steps).toEqual([["rollout_start", 0, 20], ["rollout_step", 20, 50], ["rollout_promoted", 50, 100]]);
   });
 
-  it("(c) --abort rolls back a detached rollout", async () => {
-    const started = await ok("rollout", "m", "--to", "1", "--step-s", "600", "--detach");
-    expect(started.status.rollout).toMatchObject({ phase: "running", percent: 1, from_version: "3", to_version: "1" });
+  it("(c) --abort rolls back a detached rollout; while it ran, a uid on the new side got the new version", async () => {
+    const started = await ok("rollout", "m", "--to", "2", "--steps", "50,100", "--step-s", "600", "--detach");
+    expect(started.status.rollout).toMatchObject({ phase: "running", percent: 50, from_version: "3", to_version: "2" });
+    // Users whose uid hashes below 0.5 are on version 2's side (it answers 0 + 1 for input 0); the others on 3's.
+    const app = { name: "app" } as AppRecord;
+    const [newSide, oldSide] = [uidOn((p) => p < 0.5, app), uidOn((p) => p >= 0.5, app)];
+    const ask = async (uid: string) => (await (await fetch(`${urls.queryUrl}/app/predict`, { method: "POST", body: JSON.stringify({ uid, input: [0] }) })).json() as any).output;
+    expect([await ask(newSide), await ask(oldSide)]).toEqual([1, 0]);
     const again = await cli("rollout", "m", "--to", "1", "--json");
     expect(again.json).toMatchObject({ code: "ADMIN_REJECTED", error: expect.stringContaining("already running") });
     const aborted = await ok("rollout", "m", "--abort");
-    expect(aborted.message).toBe("Rolled back the rollout of m:1; version '3' answers every query");
+    expect(aborted.message).toBe("Rolled back the rollout of m:2; version '3' answers every query");
     expect(aborted.status).toMatchObject({ current_version: "3", shadow: null, rollout: { phase: "rolled_back", reason: "aborted through the admin API" } });
+    expect(await ask(newSide)).toBe(0);
   });
 
   it("(c) Ctrl-C in the CLI following a rollout rolls it back", async () => {
