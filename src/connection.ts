@@ -37,6 +37,7 @@ import {
   APP_WIDE_STATE, type AppRecord, GET_POLICY_STATE_PATH, type ModelVersionRecord, type PolicyConfig, type ReplicaRecord, SET_APP_POLICY_PATH,
 } from "../runtime/shared/state.js";
 import { GET_SHADOW_STATUS_PATH, SET_SHADOW_PATH, type ShadowStatus, ShadowStatusSchema } from "../runtime/shared/shadow.js";
+import { ABORT_ROLLOUT_PATH, START_ROLLOUT_PATH } from "../runtime/shared/rollout.js";
 import {
   AUTOSCALER_EVENTS_PATH, type AutoscaleEventPage, AutoscaleEventPageSchema, type AutoscalingConfig, type AutoscalingEntry, GET_AUTOSCALING_PATH,
   SCALE_REQUESTS_PATH, type ScaleRequest, ScaleRequestListSchema, ScaleRequestReplySchema, SET_AUTOSCALING_PATH, SET_NUM_REPLICAS_PATH,
@@ -719,7 +720,21 @@ export class ClipperConnection {
     return this.write(SET_SHADOW_PATH, { model_name: name, off: true });
   }
 
-  /** Model `name`'s current version, its shadow and the shadow's figures summed over every frontend. */
+  /**
+   * Starts a gated rollout of model `name` to `version` (docs/rollouts.md#gated-rollouts); the daemon
+   * drives its steps. Resolves once every live frontend applied its first step.
+   */
+  async startRollout(name: string, version: string, options: RolloutOptions = {}): Promise<string> {
+    const body = { model_name: name, model_version: version, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    return this.write(START_ROLLOUT_PATH, body);
+  }
+
+  /** Rolls back model `name`'s running rollout (the daemon refuses when none runs). */
+  async abortRollout(name: string): Promise<string> {
+    return this.write(ABORT_ROLLOUT_PATH, { model_name: name });
+  }
+
+  /** Model `name`'s current version, its shadow and the shadow's figures summed over every frontend, and its rollout. */
   async getRolloutStatus(name: string): Promise<ShadowStatus> {
     const answer = ShadowStatusSchema.safeParse(await this.admin.postJson(GET_SHADOW_STATUS_PATH, { model_name: name }));
     if (!answer.success) throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${GET_SHADOW_STATUS_PATH} with an unexpected body`);
@@ -907,4 +922,14 @@ export class ClipperConnection {
       throw new ClipperError("QUERY_REJECTED", `the query frontend answered ${res.status} with a body that is not JSON: ${res.text.slice(0, 200)}`);
     }
   }
+}
+
+/** A gated rollout's settings (connection.startRollout); absent ones take the daemon's defaults. */
+export interface RolloutOptions {
+  steps?: number[];
+  step_s?: number;
+  min_queries?: number;
+  max_p99_ms?: number;
+  min_agreement?: number;
+  max_default_rate?: number;
 }

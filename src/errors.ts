@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   MANAGER: { exitCode: 7, summary: "the container manager failed" },
   BUILD_FAILED: { exitCode: 8, summary: "building or pushing a model or runtime image failed" },
   PREDICT_FAILED: { exitCode: 9, summary: "a predict function run here (test-predict, save-function) failed or could not be loaded" },
+  ROLLED_BACK: { exitCode: 10, summary: "a gated rollout the CLI followed rolled back (a gate failed, it was aborted, or its versions changed)" },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

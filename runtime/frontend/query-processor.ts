@@ -9,6 +9,8 @@ import type { AppRecord, ClusterState } from "../shared/state.js";
 import type { FrontendMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";
 import { QUERY_SHED } from "./policies/answers.js";
+import { uidPoint } from "./policies/canary-policy.js";
+import { userOf } from "./policies/common.js";
 import { PolicyRegistry } from "./policies/index.js";
 import type { PolicyAnswer, PolicyQuery, SelectionPolicy } from "./policies/policy.js";
 import { QueryError } from "./query-errors.js";
@@ -87,6 +89,9 @@ export interface PreparedQuery {
   /** When processing began (the processor's clock, ms): deadlines and latency count from here. */
   started: number;
   models: ClusterState["models"];
+  rollouts: ClusterState["rollouts"];
+  /** The request's point for a gated rollout's split (policies/common.ts liveVersionOf). */
+  rolloutPoint: number;
   policy: SelectionPolicy;
 }
 
@@ -135,7 +140,11 @@ export class QueryProcessor {
     const app = this.application(appName);
     const query = parsePredictBody(body);
     const inputs = query.inputs.map((input, i) => encodeFor(app.input_type, input, query.batch ? `input_batch[${i}]: ` : ""));
-    return { app, query, inputs, started, models: this.options.state()?.models ?? {}, policy: this.policies.forApp(app) };
+    const state = this.options.state();
+    const user = userOf(query.uid);
+    // Drawn once per request, so the cache fast path and the model call agree on the side.
+    const rolloutPoint = user !== undefined ? uidPoint(app, user) : Math.random();
+    return { app, query, inputs, started, models: state?.models ?? {}, rollouts: state?.rollouts, rolloutPoint, policy: this.policies.forApp(app) };
   }
 
   /**
@@ -191,10 +200,10 @@ export class QueryProcessor {
     return this.finish(prepared, answers);
   }
 
-  private policyQuery({ app, models, query, started }: PreparedQuery, input: Buffer): PolicyQuery {
+  private policyQuery({ app, models, rollouts, rolloutPoint, query, started }: PreparedQuery, input: Buffer): PolicyQuery {
     return {
       app, models, inputType: app.input_type, input, deadline: started + app.latency_slo_micros / 1000,
-      pinnedVersion: query.version, uid: query.uid, caller: this.options.caller,
+      pinnedVersion: query.version, uid: query.uid, caller: this.options.caller, rollouts, rolloutPoint,
     };
   }
 

@@ -20,8 +20,10 @@ import {
   ReplicaReportSchema,
 } from "../shared/state.js";
 import type { AutoscaleEventInput } from "../shared/autoscaling.js";
+import type { RolloutProgress } from "../shared/rollout.js";
 import type { ShadowConfig, ShadowFigures } from "../shared/shadow.js";
 import { removeAutoscaling } from "./autoscale-state.js";
+import { settleRolloutAfter } from "./rollout-state.js";
 import { endShadowOf } from "./shadow-state.js";
 import { AdminError, badRequest } from "./errors.js";
 import { linkLimitFor, parsePolicyConfig, policyNameOf } from "./policy-config.js";
@@ -46,6 +48,8 @@ export interface ReadView {
   replicas: readonly ReplicaRecord[];
   /** The figures of a model's shadow setting, summed over the frontends (shadow-stats-store.ts). */
   shadowFigures?: (modelName: string, shadow: ShadowConfig) => ShadowFigures;
+  /** How far a model's running rollout step has got (rollout-driver.ts). */
+  rolloutProgress?: (modelName: string) => RolloutProgress | null;
 }
 
 export type ReadOperation = (view: ReadView, body: string) => Reply;
@@ -436,7 +440,8 @@ export const setModelVersion: WriteOperation = (state, body) => {
   next.models[b.model_name]!.current_version = b.model_version;
   // A shadow made current is promoted: there is no other version left to compare it with.
   endShadowOf(next, b.model_name, b.model_version);
-  return { next, text: reply };
+  const event = settleRolloutAfter(next, b.model_name, `set-version ${b.model_version}`);
+  return { next, text: reply, ...(event ? { event } : {}) };
 };
 
 /**
@@ -472,7 +477,13 @@ export const deleteVersionedModel: WriteOperation = (state, body) => {
   // Its autoscaling goes with it: a version registered again under the name starts unscaled.
   removeAutoscaling(next, b.model_name, b.model_version);
   endShadowOf(next, b.model_name, b.model_version);
-  return { next, text: `Successfully deleted model with name '${b.model_name}' and version '${b.model_version}'` };
+  const event = settleRolloutAfter(next, b.model_name, `deleting version ${b.model_version}`);
+  // A rollout of a model that is gone entirely goes with it.
+  if (!own(next.models, b.model_name) && own(next.rollouts, b.model_name)) {
+    delete next.rollouts![b.model_name];
+    if (Object.keys(next.rollouts!).length === 0) delete next.rollouts;
+  }
+  return { next, text: `Successfully deleted model with name '${b.model_name}' and version '${b.model_version}'`, ...(event ? { event } : {}) };
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ import { parseReplicaReport, READ_OPERATIONS as CLIPPER_READS, type Reply, WRITE
 import { POLICY_READ_OPERATIONS, POLICY_WRITE_OPERATIONS } from "./policy-operations.js";
 import { AUTOSCALE_READ_OPERATIONS, AUTOSCALE_WRITE_OPERATIONS } from "./autoscale-operations.js";
 import { SHADOW_READ_OPERATIONS, SHADOW_WRITE_OPERATIONS } from "./shadow-operations.js";
+import { ROLLOUT_WRITE_OPERATIONS } from "./rollout-operations.js";
+import { RolloutDriver } from "./rollout-driver.js";
 import { ShadowStatsStore } from "./shadow-stats-store.js";
 import {
   AUTOSCALER_EVENTS_PATH, AutoscaleLoopEventSchema, type AutoscaleEventInput, COMPLETE_SCALE_REQUEST_PATH, RECORD_AUTOSCALER_EVENT_PATH,
@@ -68,8 +70,10 @@ export interface ManagementServerOptions {
   dashboardDir?: string;
   /** Defaults to createLogger("management"). */
   logger?: Logger;
-  /** The clock of manual scale requests' expiry (scale-requests.ts); injected by tests. */
+  /** The clock of manual scale requests' expiry (scale-requests.ts) and of rollout steps; injected by tests. */
   now?: () => number;
+  /** How often running rollouts are looked at (ms; default ROLLOUT_TICK_MS). */
+  rolloutTickMs?: number;
 }
 
 export interface ManagementServer {
@@ -90,6 +94,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 // Clipper's operations plus ours for selection policies, query API keys, autoscaling and shadow versions.
 const WRITE_OPERATIONS: Readonly<Record<string, RepliedWriteOperation>> = {
   ...CLIPPER_WRITES, ...POLICY_WRITE_OPERATIONS, ...API_KEY_WRITE_OPERATIONS, ...AUTOSCALE_WRITE_OPERATIONS, ...SHADOW_WRITE_OPERATIONS, ...QUERY_LOG_WRITE_OPERATIONS,
+  ...ROLLOUT_WRITE_OPERATIONS,
 };
 const LIVE_STATS_REPORT = spec(LiveStatsReportSchema, LIVE_STATS_REPORT_TEXT);
 const QUERY_LOG_REPORT = spec(QueryLogReportHeaderSchema, QUERY_LOG_REPORT_TEXT);
@@ -301,7 +306,8 @@ export async function startManagementServer(options: ManagementServerOptions): P
         const body = await readTextBody(req, maxBodyBytes);
         const operation = READ_OPERATIONS[route.path]!;
         const shadowFigures = shadowStats.figures.bind(shadowStats);
-        return sendReply(res, operation({ state: store.state, replicas: replicas.all(), shadowFigures }, body));
+        const rolloutProgress = rollouts.progress.bind(rollouts);
+        return sendReply(res, operation({ state: store.state, replicas: replicas.all(), shadowFigures, rolloutProgress }, body));
       }
       case "write": {
         const body = await readTextBody(req, maxBodyBytes);
@@ -370,6 +376,15 @@ export async function startManagementServer(options: ManagementServerOptions): P
       log.error({ err }, "could not publish a state change to watchers");
     }
   });
+  // Drives running rollouts (a daemon restart takes them up again: rollout-driver.ts).
+  const rollouts = new RolloutDriver({
+    state: () => store.state,
+    update: (change) => store.update(change),
+    figures: shadowStats.figures.bind(shadowStats),
+    recordEvent: (event) => void recordEvent(event),
+    now: options.now ?? Date.now,
+  });
+  rollouts.start(options.rolloutTickMs, (err) => log.error({ err }, "a rollout step could not be written"));
   storeOpened(store);
 
   const port = (server.address() as AddressInfo).port;
@@ -380,6 +395,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
     (closing ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       watch.close();
+      await rollouts.stop();
       server.closeIdleConnections();
       // Let writes already queued reach the disk and their answers go out before cutting connections.
       await store.drain();

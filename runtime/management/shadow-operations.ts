@@ -6,9 +6,10 @@
 import { z } from "zod";
 import { dict, own } from "../shared/dict.js";
 import { GET_SHADOW_STATUS_PATH, SET_SHADOW_PATH, type ShadowStatus } from "../shared/shadow.js";
-import { cloneState } from "../shared/state.js";
+import { cloneState, type ClusterState } from "../shared/state.js";
 import { badRequest } from "./errors.js";
-import { parseBody, type ReadOperation, spec, type WriteOperation } from "./operations.js";
+import { parseBody, type ReadOperation, type ReadView, spec, type WriteOperation } from "./operations.js";
+import { rolloutPercent, type RolloutStatus } from "../shared/rollout.js";
 import { endShadowOf } from "./shadow-state.js";
 
 const BODIES = {
@@ -30,6 +31,11 @@ export const setShadow: WriteOperation = (state, body, replicas) => {
   const model = own(state.models, b.model_name);
   if (!model) throw badRequest(`No model with name '${b.model_name}' exists.`);
   const current = own(state.shadows, b.model_name);
+  const rollout = own(state.rollouts, b.model_name);
+  if (rollout?.phase === "running") {
+    throw badRequest(`A rollout of '${b.model_name}' to version '${rollout.to_version}' is running and compares through its shadow: ` +
+      `abort the rollout first (clipper rollout ${b.model_name} --abort)`);
+  }
   if (b.off) {
     const extra = (["model_version", "percent"] as const).filter((k) => b[k] !== undefined);
     if (extra.length > 0) throw badRequest(`"off": true takes no settings; drop ${extra.join(", ")}`);
@@ -68,7 +74,7 @@ export const setShadow: WriteOperation = (state, body, replicas) => {
 };
 
 /** A model's shadow setting and figures; a model without one answers `shadow: null`. */
-export const getShadowStatus: ReadOperation = ({ state, shadowFigures }, body) => {
+export const getShadowStatus: ReadOperation = ({ state, shadowFigures, rolloutProgress }, body) => {
   const b = parseBody(body, BODIES.status);
   const model = own(state.models, b.model_name);
   if (!model) throw badRequest(`No model with name '${b.model_name}' exists.`);
@@ -78,9 +84,17 @@ export const getShadowStatus: ReadOperation = ({ state, shadowFigures }, body) =
     current_version: model.current_version,
     shadow: shadow ? { ...shadow } : null,
     figures: shadow && shadowFigures ? shadowFigures(b.model_name, shadow) : null,
+    rollout: rolloutStatusOf(state, b.model_name, rolloutProgress),
   };
   return { kind: "json", value: status };
 };
+
+function rolloutStatusOf(state: ClusterState, modelName: string, progress: ReadView["rolloutProgress"]): RolloutStatus | null {
+  const rollout = own(state.rollouts, modelName);
+  if (!rollout) return null;
+  const percent = rolloutPercent(rollout, own(state.models, modelName)?.current_version);
+  return { ...rollout, steps: [...rollout.steps], gates: { ...rollout.gates }, percent, progress: rollout.phase === "running" ? progress?.(modelName) ?? null : null };
+}
 
 export const SHADOW_WRITE_OPERATIONS: Readonly<Record<string, WriteOperation>> = {
   [SET_SHADOW_PATH]: setShadow,

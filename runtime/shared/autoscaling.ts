@@ -41,8 +41,13 @@ export function scalesFromZero(autoscaling: AutoscalingSection | undefined, mode
  * What a change of direction or a configuration change did; `config` and `off` come from the admin
  * API, `manual` from a replica count asked for through it (set_num_replicas) and from its outcome;
  * `first_replica`: the first replica after a scale from zero connected (`start_ms` after it).
+ * `rollout_*`: a gated rollout (docs/rollouts.md) of `model_version` started, moved from one step to
+ * the next (`from`, `to`: percent of the queries), was made current, or rolled back; `reason` says why.
  */
-export const AUTOSCALE_EVENT_KINDS = ["scale_up", "scale_down", "config", "off", "manual", "first_replica"] as const;
+export const AUTOSCALE_EVENT_KINDS = [
+  "scale_up", "scale_down", "config", "off", "manual", "first_replica",
+  "rollout_start", "rollout_step", "rollout_promoted", "rollout_rolled_back",
+] as const;
 export type AutoscaleEventKind = (typeof AUTOSCALE_EVENT_KINDS)[number];
 
 /** One entry of the daemon's autoscaler event log. */

@@ -9,6 +9,10 @@ export function describeChange(e: Pick<AutoscaleEvent, "kind" | "from" | "to">):
   if (e.kind === "config") return `config min ${e.from} max ${e.to}`;
   if (e.kind === "off") return "off";
   if (e.kind === "first_replica") return "first replica";
+  if (e.kind === "rollout_start") return `rollout start ${e.to}%`;
+  if (e.kind === "rollout_step") return `rollout ${e.from}%→${e.to}%`;
+  if (e.kind === "rollout_promoted") return "rollout promoted";
+  if (e.kind === "rollout_rolled_back") return `rollout rolled back at ${e.from}%`;
   // A manual request has no `from` until the manager applied it.
   return `${e.kind.replace("_", " ")} ${e.from ?? ""}→${e.to}`;
 }

@@ -9,6 +9,7 @@
  * intervals add up exactly, and percentiles are read from the sum (within one bucket, ±12%).
  */
 import { z } from "zod";
+import { RolloutStatusSchema } from "./rollout.js";
 
 /** Sets (or, with `off`, ends) a model's shadow (POST, a state write). */
 export const SET_SHADOW_PATH = "/admin/set_shadow";
@@ -122,6 +123,8 @@ export const ShadowStatusSchema = z.object({
   shadow: ShadowConfigSchema.nullable(),
   /** Summed over every frontend since the setting (null with no shadow). Kept in the daemon's memory: a restart starts them afresh. */
   figures: ShadowFiguresSchema.nullable(),
+  /** The model's gated rollout, running or the last one ended (rollout.ts); null when it never had one. */
+  rollout: RolloutStatusSchema.nullable(),
 });
 export type ShadowStatus = z.infer<typeof ShadowStatusSchema>;
 

@@ -78,6 +78,15 @@ export function stateViolations(state: ClusterState): StateViolation[] {
     else if (model!.current_version === shadow.model_version) add(where, `shadows version '${shadow.model_version}', which is the current version`);
   }
 
+  for (const [modelName, rollout] of Object.entries(state.rollouts ?? {})) {
+    const where = ["rollouts", modelName];
+    if (rollout.step >= rollout.steps.length) add(where, `step ${rollout.step} is beyond its ${rollout.steps.length} steps`);
+    if (rollout.phase !== "running") continue;
+    // A running rollout compares through its shadow: the driver ends it as soon as either goes.
+    const versions = own(state.models, modelName)?.versions;
+    if (!own(versions, rollout.to_version) || !own(versions, rollout.from_version)) add(where, `rolls out between versions that do not exist`);
+  }
+
   (state.api_keys ?? []).forEach((key, i) => {
     if (key.app !== undefined && !hasOwn(state.applications, key.app)) {
       add(["api_keys", String(i)], `key '${key.id}' is limited to application '${key.app}', which does not exist`);

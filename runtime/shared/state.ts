@@ -7,6 +7,7 @@ import { cloneData, dict, dictSchema } from "./dict.js";
 import { INPUT_TYPES } from "./input-types.js";
 import { ApiKeysSchema } from "./api-keys.js";
 import { AutoscalingConfigSchema } from "./autoscaling.js";
+import { RolloutSchema } from "./rollout.js";
 import { ShadowConfigSchema } from "./shadow.js";
 import { QueryLogConfigSchema } from "./query-log.js";
 
@@ -123,6 +124,8 @@ export const ClusterStateSchema = z.object({
   shadows: dictSchema(ShadowConfigSchema).optional(),
   /** Query log settings per application (shared/query-log.ts); absent: no application logs. */
   query_log: dictSchema(QueryLogConfigSchema).optional(),
+  /** Gated rollout per model, running or the last one ended (rollout.ts, docs/rollouts.md); absent until the first. */
+  rollouts: dictSchema(RolloutSchema).optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 

@@ -3,6 +3,7 @@ import { InvalidArgumentError } from "@commander-js/extra-typings";
 import { canonicalInputType, type InputType } from "../../runtime/shared/input-types.js";
 import { REGISTRY_ADDRESS } from "../images/layout.js";
 import { allowedHostsList } from "../../runtime/shared/host-check.js";
+import { stepsProblem } from "../../runtime/shared/rollout.js";
 import { ENV_NAME_PATTERN } from "../managers/container-manager.js";
 
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -23,6 +24,23 @@ export function positiveArg(max: number) {
     }
     return n;
   };
+}
+
+/** A number from 0 to 1 (a rate, a share). */
+export function fractionArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`expected a number from 0 to 1, got '${value}'`);
+  return n;
+}
+
+/** `--steps 1,10,50,100`: whole percents, increasing, the last 100 (runtime/shared/rollout.ts). */
+export function stepsArg(value: string): number[] {
+  const parts = value.split(",").map((p) => p.trim());
+  if (parts.some((p) => !/^\d{1,3}$/.test(p))) throw new InvalidArgumentError(`expected whole percents separated by commas, such as 1,10,50,100, got '${value}'`);
+  const steps = parts.map(Number);
+  const problem = stepsProblem(steps);
+  if (problem) throw new InvalidArgumentError(problem);
+  return steps;
 }
 
 /** A TCP port; 0 lets the manager pick a free one. */

@@ -20,7 +20,8 @@ import {
 import { parsePolicySpec, PolicySpecError } from "../policy-spec.js";
 import { errorJson } from "./error-json.js";
 import { commandPathOf, commanderUsageError, jsonRequested } from "./usage-errors.js";
-import { allowedHostsArg, batchSizeArg, collect, envArg, inputTypeArg, intArg, jsonArg, portArg, positiveArg, rateArg, registryArg, sinceArg } from "./parse.js";
+import { allowedHostsArg, batchSizeArg, collect, envArg, fractionArg, inputTypeArg, intArg, jsonArg, portArg, positiveArg, rateArg, registryArg, sinceArg, stepsArg } from "./parse.js";
+import { DEFAULT_ROLLOUT_MIN_QUERIES, DEFAULT_ROLLOUT_STEP_S, DEFAULT_ROLLOUT_STEPS, MAX_ROLLOUT_STEP_S } from "../../runtime/shared/rollout.js";
 import {
   DEFAULT_SCALE_DOWN_DELAY_S, DEFAULT_TARGET_QUEUE_PER_REPLICA, MAX_AUTOSCALE_REPLICAS, MAX_SCALE_DOWN_DELAY_S, MAX_TARGET_QUEUE_PER_REPLICA,
 } from "../../runtime/shared/autoscaling.js";
@@ -357,9 +358,23 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .action((model, opts) => run(opts.json, async () => (await import("./commands/rollout.js")).shadow(model, opts)));
 
   const rollout = program.command("rollout")
-    .description("rollouts of a new model version: what its shadow showed (docs/rollouts.md)");
+    .description("move a model's traffic to a new version through canary steps, judged on gates after each step, rolled back by itself when one fails; " +
+      "or `rollout status` (docs/rollouts.md)")
+    .argument("[model]", "the model to roll out (`rollout status M` shows one: a model named 'status' is rolled out with the library)")
+    .option("--to <v>", "the version to move the traffic to (registered, with replicas, not the current one)")
+    .option("--steps <list>", `percent of the queries to the new version per step, increasing, the last 100 (default ${DEFAULT_ROLLOUT_STEPS.join(",")})`, stepsArg)
+    .option("--step-s <s>", `seconds each step lasts before it is judged (default ${DEFAULT_ROLLOUT_STEP_S})`, positiveArg(MAX_ROLLOUT_STEP_S))
+    .option("--min-queries <n>", `compared queries a step must see before it is judged: a quiet step waits (default ${DEFAULT_ROLLOUT_MIN_QUERIES})`, intArg(1))
+    .option("--max-p99-ms <ms>", "gate: the new version's p99 latency at most this", positiveArg(1_000_000))
+    .option("--min-agreement <a>", "gate: its agreement with the current version at least this (0 to 1)", fractionArg)
+    .option("--max-default-rate <d>", "gate: its share of errors and timeouts at most this (0 to 1)", fractionArg)
+    .option("--detach", "return once the rollout started; the daemon drives it (follow it with `rollout status`)")
+    .addOption(new Option("--abort", "roll back the model's running rollout")
+      .conflicts(["to", "steps", "stepS", "minQueries", "maxP99Ms", "minAgreement", "maxDefaultRate", "detach"]))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((model, opts) => run(opts.json, async () => (await import("./commands/rollout.js")).rollout(model, opts)));
   rollout.command("status")
-    .description("a model's current version, its shadow version, and how the shadow compares: agreement, latency percentiles, errors")
+    .description("a model's current version, its rollout (step, gates, progress, or how it ended), its shadow version, and how the shadow compares: agreement, latency percentiles, errors")
     .argument("<model>")
     .addOption(clusterOption()).addOption(jsonOption())
     .action((model, opts) => run(opts.json, async () => (await import("./commands/rollout.js")).rolloutStatus(model, opts)));
@@ -376,7 +391,7 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .action((app, opts) => run(opts.json, async () => (await import("./commands/query-log.js")).queryLog(app, opts)));
 
   program.command("events")
-    .description("show the autoscaler's events: scale decisions with their reasons, configuration changes, and how long a first replica took after a scale from zero")
+    .description("show the autoscaler's events: scale decisions with their reasons, configuration changes, how long a first replica took after a scale from zero, and gated rollouts' steps")
     .option("--follow", "keep printing events as they happen (--json: one JSON object per line)")
     .option("--since <seq>", "only events after this sequence number", intArg(0))
     .addOption(clusterOption()).addOption(jsonOption())

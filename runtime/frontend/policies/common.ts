@@ -1,5 +1,7 @@
 /** What several policies share: which model versions to ask, and the answer when none answered. */
 import { hasOwn, own } from "../../shared/dict.js";
+import { rolloutPercent } from "../../shared/rollout.js";
+import type { ModelRecord } from "../../shared/state.js";
 import type { PolicyConfig } from "../../shared/state.js";
 import type { CallOutcome, ModelRef } from "../model-caller.js";
 import { QueryError } from "../query-errors.js";
@@ -19,13 +21,13 @@ export function configOf<N extends PolicyConfig["name"]>(query: { app: { policy?
  * otherwise) or the current one. Models with neither are `missing`.
  */
 export function resolveTargets(
-  query: Pick<PolicyQuery, "models" | "pinnedVersion">, names: readonly string[],
+  query: Pick<PolicyQuery, "models" | "pinnedVersion" | "rollouts" | "rolloutPoint">, names: readonly string[],
 ): { targets: ModelRef[]; missing: string[] } {
   const targets: ModelRef[] = [];
   const missing: string[] = [];
   for (const name of names) {
     const model = own(query.models, name);
-    let version = model?.current_version ?? undefined;
+    let version = model ? liveVersionOf(query, model) ?? undefined : undefined;
     if (query.pinnedVersion !== undefined) {
       if (!model || !hasOwn(model.versions, query.pinnedVersion)) {
         throw new QueryError(400, "Query processing error", `Requested version: ${query.pinnedVersion} does not exist for model: ${name}`);
@@ -36,6 +38,18 @@ export function resolveTargets(
     else targets.push({ name, version });
   }
   return { targets, missing };
+}
+
+/**
+ * The version that answers a query for `model` that pins none: its current version, or the new
+ * version of its running gated rollout for the query's share of the split (the rollout's step, in
+ * percent). A uid keeps its side while the share stays or grows, as a canary's does.
+ */
+export function liveVersionOf(query: Pick<PolicyQuery, "rollouts" | "rolloutPoint">, model: ModelRecord): string | null {
+  const rollout = own(query.rollouts, model.name);
+  const percent = rolloutPercent(rollout, model.current_version);
+  if (percent > 0 && hasOwn(model.versions, rollout!.to_version) && (query.rolloutPoint ?? 1) * 100 < percent) return rollout!.to_version;
+  return model.current_version;
 }
 
 /**

@@ -2,16 +2,17 @@
 import { hasOwn, own } from "../../shared/dict.js";
 import { QueryError } from "../query-errors.js";
 import { NO_CONNECTED_MODELS, outcomeToAnswer } from "./answers.js";
+import { liveVersionOf } from "./common.js";
 import type { ModelRef } from "../model-caller.js";
 import type { PolicyAnswer, PolicyQuery, SelectionPolicy } from "./policy.js";
 
 const noModel = (): PolicyAnswer => ({ kind: "default", reason: "no_connected_models", explanation: NO_CONNECTED_MODELS });
 
-/** The version to ask: the pinned one (Clipper's error when it does not exist), else the current one; none when there is no such model or version. */
+/** The version to ask: the pinned one (Clipper's error when it does not exist), else the current one (or a rollout's new one); none when there is no such model or version. */
 function targetOf(query: PolicyQuery): ModelRef | undefined {
   const modelName = query.app.linked_models[0];
   const model = modelName === undefined ? undefined : own(query.models, modelName);
-  let version: string | null | undefined = model?.current_version;
+  let version: string | null | undefined = model && liveVersionOf(query, model);
   if (query.pinnedVersion !== undefined) {
     if (!model || !hasOwn(model.versions, query.pinnedVersion)) {
       throw new QueryError(400, "Query processing error",

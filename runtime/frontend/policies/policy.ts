@@ -20,6 +20,10 @@ export interface PolicyQuery {
   /** Caller-supplied user id, for sticky canaries and per-user bandit state. */
   uid?: string;
   caller: ModelCaller;
+  /** Gated rollouts (docs/rollouts.md): a running one sends `rolloutPoint` below its share to its new version. */
+  rollouts?: ClusterState["rollouts"];
+  /** This query's point in [0, 1) for the rollout split: the uid's (sticky), else drawn once per request. */
+  rolloutPoint?: number;
 }
 
 /** What a policy decided for one input. */

@@ -1,4 +1,4 @@
-/** events: the management daemon's autoscaler events, once or as they come (--follow). */
+/** events: the management daemon's autoscaler and rollout events, once or as they come (--follow). */
 import { ClipperConnection } from "../../connection.js";
 import type { AutoscaleEvent } from "../../../runtime/shared/autoscaling.js";
 import { describeChange } from "../../../runtime/shared/event-change.js";
