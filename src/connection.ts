@@ -739,6 +739,8 @@ export class ClipperConnection {
     const answer = ShadowStatusSchema.safeParse(await this.admin.postJson(GET_SHADOW_STATUS_PATH, { model_name: name }));
     if (!answer.success) throw new ClipperError("ADMIN_REJECTED", `the management daemon answered ${GET_SHADOW_STATUS_PATH} with an unexpected body`);
     return answer.data;
+  }
+
   // --- query log (docs/rollouts.md#query-log) ----------------------------------------------
 
   /**
