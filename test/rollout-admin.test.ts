@@ -4,28 +4,16 @@
  * takes it up again (the step in force starts over) and drives it to the end on the figures the
  * frontends report to it.
  */
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { emptyHistogram, latencyBucket, type ShadowSample } from "../runtime/shared/shadow.js";
-import { type Daemon, ensureDaemonBuilt, killHard, startDaemon } from "./support/management-daemon.js";
+import { daemonsKilledAfterEach, ensureDaemonBuilt, killHard, postToDaemon } from "./support/management-daemon.js";
 import { replicaRecord } from "./support/state-fixtures.js";
 import { tempDirs } from "./support/temp-dirs.js";
 import { waitFor } from "./support/cluster-in-process.js";
 
 const tempDir = tempDirs("clipper-rollout-admin-");
 
-async function post(daemon: Daemon, path: string, body: unknown): Promise<{ status: number; text: string; json: any }> {
-  const res = await fetch(daemon.url + path, {
-    method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json };
-}
+const post = postToDaemon;
 
 const model = (version: string) => ({
   model_name: "m", model_version: version, labels: [], input_type: "doubles", container_name: "c", model_data_path: "p", batch_size: -1,
@@ -45,15 +33,7 @@ const liveReport = (shadows: unknown[]) => ({ frontend_id: "f1", samples: [{ at:
 
 describe("gated rollouts in the daemon", { timeout: 60_000 }, () => {
   beforeAll(() => ensureDaemonBuilt());
-  const running: Daemon[] = [];
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((d) => killHard(d.child)));
-  });
-  const start = async (stateDir: string) => {
-    const daemon = await startDaemon(["--state-dir", stateDir, "--port", "0"]);
-    running.push(daemon);
-    return daemon;
-  };
+  const start = daemonsKilledAfterEach();
 
   it("validates a start, keeps the rollout across kill -9, and the restarted daemon drives it to 100%", async () => {
     const stateDir = await tempDir();

@@ -3,27 +3,15 @@
  * (400 with the reason, never a 500), durable across kill -9, and the figures two frontends report
  * in their live stats are summed per setting; a report that lies about its shape is refused.
  */
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { emptyHistogram, latencyBucket, type ShadowSample } from "../runtime/shared/shadow.js";
-import { type Daemon, ensureDaemonBuilt, killHard, startDaemon } from "./support/management-daemon.js";
+import { daemonsKilledAfterEach, ensureDaemonBuilt, killHard, postToDaemon } from "./support/management-daemon.js";
 import { replicaRecord } from "./support/state-fixtures.js";
 import { tempDirs } from "./support/temp-dirs.js";
 
 const tempDir = tempDirs("clipper-shadow-admin-");
 
-async function post(daemon: Daemon, path: string, body: unknown): Promise<{ status: number; text: string; json: any }> {
-  const res = await fetch(daemon.url + path, {
-    method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json };
-}
+const post = postToDaemon;
 
 const model = (version: string) => ({
   model_name: "m", model_version: version, labels: [], input_type: "doubles", container_name: "c", model_data_path: "p", batch_size: -1,
@@ -46,15 +34,7 @@ const liveReport = (frontend: string, shadows: unknown[]) => ({
 
 describe("shadow versions in the daemon", { timeout: 60_000 }, () => {
   beforeAll(() => ensureDaemonBuilt());
-  const running: Daemon[] = [];
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((d) => killHard(d.child)));
-  });
-  const start = async (stateDir: string) => {
-    const daemon = await startDaemon(["--state-dir", stateDir, "--port", "0"]);
-    running.push(daemon);
-    return daemon;
-  };
+  const start = daemonsKilledAfterEach();
 
   it("validates the setting, sums the frontends' figures, and keeps the setting across kill -9", async () => {
     const stateDir = await tempDir();

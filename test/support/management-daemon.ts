@@ -7,6 +7,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { afterEach } from "vitest";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const DAEMON_ENTRY = join(ROOT, "dist", "runtime", "management", "main.js");
@@ -121,4 +122,32 @@ export class LineReader {
   async cancel(): Promise<void> {
     await this.reader.cancel().catch(() => undefined);
   }
+}
+
+/** A JSON POST to a daemon started by startDaemon: its status, text and (when JSON) parsed body. */
+export async function postToDaemon(daemon: Daemon, path: string, body: unknown): Promise<{ status: number; text: string; json: any }> {
+  const res = await fetch(daemon.url + path, {
+    method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, text, json };
+}
+
+/** For a describe block: starts a daemon on a state directory, each one killed (-9) after its test. */
+export function daemonsKilledAfterEach(): (stateDir: string) => Promise<Daemon> {
+  const running: Daemon[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((d) => killHard(d.child)));
+  });
+  return async (stateDir) => {
+    const daemon = await startDaemon(["--state-dir", stateDir, "--port", "0"]);
+    running.push(daemon);
+    return daemon;
+  };
 }
