@@ -108,7 +108,7 @@ function spawnContainer(runtime: Driven, port: number, logFile: string): ReturnT
     stdio: ["ignore", log, log],
     env: withPythonRuntimePath({
       ...env, CLIPPER_MODEL_NAME: "ours", CLIPPER_MODEL_VERSION: "1", CLIPPER_IP: "127.0.0.1", CLIPPER_PORT: String(port),
-      CLIPPER_INPUT_TYPE: "doubles", CLIPPER_MODEL_PATH: BENCH_MODELS, CLIPPER_PREDICT: NOOP,
+      CLIPPER_INPUT_TYPE: "doubles", CLIPPER_MODEL_PATH: BENCH_MODELS, CLIPPER_PREDICT: NOOP, CLIPPER_READY_FILE: `${logFile}.ready`,
       ...(runtime === "pyzmq" ? { CLIPPER_RPC_TRANSPORT: "pyzmq" } : {}),
     }),
   });
