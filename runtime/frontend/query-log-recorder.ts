@@ -13,13 +13,11 @@ import { embedOutput } from "./query-processor.js";
 import type { PolicyAnswer } from "./policies/policy.js";
 import type { ClusterState } from "../shared/state.js";
 import { MAX_EXPLANATION, MAX_LINE_CHARS, MAX_UID } from "../shared/query-log.js";
+import { TextMemo } from "./text-memo.js";
 
 /** Records held at most, and their bytes. */
 export const DEFAULT_BUFFER_RECORDS = 20_000;
 export const DEFAULT_BUFFER_BYTES = 16 * 1024 * 1024;
-/** Distinct output texts whose JSON is remembered (a cache hit repeats few outputs). */
-const MEMO_ENTRIES = 256;
-const MEMO_OUTPUT_MAX_CHARS = 1024;
 
 /** `too_large`: a record longer than the daemon takes (MAX_LINE_CHARS). */
 export type DropReason = "buffer_full" | "undelivered" | "too_large";
@@ -66,7 +64,7 @@ export class QueryLogRecorder {
   /** Dropped since the last `takeDropped`, per application and reason. */
   private dropped = new Map<string, Map<DropReason, number>>();
   /** Output text → its JSON in a record (outputs embedded as JSON when they parse, as in answers). */
-  private readonly outputs = new Map<string, string>();
+  private readonly outputs = new TextMemo((output) => JSON.stringify(embedOutput(output)));
   private lastTimeMs = Number.NaN;
   private lastTime = "";
   private readonly random: () => number;
@@ -97,6 +95,11 @@ export class QueryLogRecorder {
     return this.lines.length;
   }
 
+  /** Whether `app` logs at all: the query path asks before it gathers an AnsweredQuery. */
+  logs(app: string): boolean {
+    return this.samples.has(app);
+  }
+
   /** An answer became final: recorded if the application logs and the draw says so. */
   query(q: AnsweredQuery): void {
     const sample = this.samples.get(q.app);
@@ -105,9 +108,9 @@ export class QueryLogRecorder {
     const { answer } = q;
     let line = `{"type":"query",${this.prefixes.get(q.app)!},"query_id":${q.queryId},"time":"${this.time()}","input":${JSON.stringify(q.input)}`;
     if (answer.kind === "output") {
-      line += `,"output":${this.outputJson(answer.output)},"default":false`;
+      line += `,"output":${this.outputs.get(answer.output)},"default":false`;
     } else {
-      line += `,"output":${this.outputJson(q.defaultOutput)},"default":true,"default_reason":${JSON.stringify(answer.reason)}` +
+      line += `,"output":${this.outputs.get(q.defaultOutput)},"default":true,"default_reason":${JSON.stringify(answer.reason)}` +
         `,"default_explanation":${JSON.stringify(answer.explanation.slice(0, MAX_EXPLANATION))}`;
     }
     if (answer.model) line += `,"model":${JSON.stringify(answer.model.name)},"model_version":${JSON.stringify(answer.model.version)}`;
@@ -180,18 +183,6 @@ export class QueryLogRecorder {
       this.lastTime = new Date(ms).toISOString();
     }
     return this.lastTime;
-  }
-
-  private outputJson(output: string): string {
-    let json = this.outputs.get(output);
-    if (json === undefined) {
-      json = JSON.stringify(embedOutput(output));
-      if (output.length <= MEMO_OUTPUT_MAX_CHARS) {
-        if (this.outputs.size >= MEMO_ENTRIES) this.outputs.clear();
-        this.outputs.set(output, json);
-      }
-    }
-    return json;
   }
 
   private countDrop(app: string, reason: DropReason, count: number): void {
