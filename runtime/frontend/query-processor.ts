@@ -15,6 +15,7 @@ import { PolicyRegistry } from "./policies/index.js";
 import type { PolicyAnswer, PolicyQuery, SelectionPolicy } from "./policies/policy.js";
 import { QueryError } from "./query-errors.js";
 import type { QueryLogRecorder } from "./query-log-recorder.js";
+import { TextMemo } from "./text-memo.js";
 
 export { QueryError } from "./query-errors.js";
 export { MODEL_FAILED, NO_CONNECTED_MODELS, QUERY_LATE, QUERY_SHED, SLO_MISSED } from "./policies/answers.js";
@@ -90,8 +91,8 @@ export interface PreparedQuery {
   started: number;
   models: ClusterState["models"];
   rollouts: ClusterState["rollouts"];
-  /** The request's point for a gated rollout's split (policies/common.ts liveVersionOf). */
-  rolloutPoint: number;
+  /** The request's point for a gated rollout's split (policies/common.ts liveVersionOf), computed on first use. */
+  rolloutPoint: () => number;
   policy: SelectionPolicy;
 }
 
@@ -106,14 +107,11 @@ export interface QueryProcessorOptions {
   queryLog?: QueryLogRecorder;
 }
 
-/** Outputs up to this long have their answer's JSON tail remembered (answerNowJson). */
-const MEMO_OUTPUT_MAX_CHARS = 1024;
-const MEMO_ENTRIES = 256;
 
 export class QueryProcessor {
   private nextQueryId = 0;
-  /** Model output text -> the JSON of an answer with it, after the query id (see answerNowJson). */
-  private readonly answerTails = new Map<string, string>();
+  /** Model output text -> `,"output":…,"default":false}`: toResult's answer for it, after its query id (answerNowJson). */
+  private readonly answerTails = new TextMemo((output) => `,"output":${JSON.stringify(embedOutput(output))},"default":false}`);
   private readonly now: () => number;
   private readonly policies: PolicyRegistry;
 
@@ -141,9 +139,16 @@ export class QueryProcessor {
     const query = parsePredictBody(body);
     const inputs = query.inputs.map((input, i) => encodeFor(app.input_type, input, query.batch ? `input_batch[${i}]: ` : ""));
     const state = this.options.state();
-    const user = userOf(query.uid);
-    // Drawn once per request, so the cache fast path and the model call agree on the side.
-    const rolloutPoint = user !== undefined ? uidPoint(app, user) : Math.random();
+    // Drawn once per request, so the cache fast path and the model call agree on the side; only
+    // when a running rollout asks for it.
+    let point: number | undefined;
+    const rolloutPoint = () => {
+      if (point === undefined) {
+        const user = userOf(query.uid);
+        point = user !== undefined ? uidPoint(app, user) : Math.random();
+      }
+      return point;
+    };
     return { app, query, inputs, started, models: state?.models ?? {}, rollouts: state?.rollouts, rolloutPoint, policy: this.policies.forApp(app) };
   }
 
@@ -168,27 +173,13 @@ export class QueryProcessor {
     if (!answer) return undefined;
     if (answer.kind !== "output" || answer.extra) return JSON.stringify(this.finish(prepared, [answer]));
     const queryId = this.counted(prepared, 0, answer);
-    return `{"query_id":${queryId}${this.answerTail(answer.output)}`;
+    return `{"query_id":${queryId}${this.answerTails.get(answer.output)}`;
   }
 
   private policyAnswerNow(prepared: PreparedQuery): PolicyAnswer | undefined {
     const { policy, inputs } = prepared;
     if (inputs.length !== 1 || !policy.answerNow) return undefined;
     return policy.answerNow(this.policyQuery(prepared, inputs[0]!));
-  }
-
-  /** `,"output":…,"default":false}`: toResult's answer for an output, after its query id. */
-  private answerTail(output: string): string {
-    let tail = this.answerTails.get(output);
-    if (tail === undefined) {
-      tail = `,"output":${JSON.stringify(embedOutput(output))},"default":false}`;
-      if (output.length <= MEMO_OUTPUT_MAX_CHARS) {
-        // Bounded whatever the outputs: a full memo starts over (hits repeat few outputs).
-        if (this.answerTails.size >= MEMO_ENTRIES) this.answerTails.clear();
-        this.answerTails.set(output, tail);
-      }
-    }
-    return tail;
   }
 
   /** The answer to a prepared query, asking its policy (and so the models) for each input. */
@@ -225,10 +216,13 @@ export class QueryProcessor {
     if (answer.kind === "output") this.options.metrics.query(app.name, seconds, undefined, answer.cached);
     else this.options.metrics.query(app.name, seconds, answer.reason);
     const queryId = this.nextQueryId++;
-    this.options.queryLog?.query({
-      app: app.name, queryId, input: prepared.query.inputs[index], answer,
-      defaultOutput: app.default_output, latencyMs: seconds * 1000, uid: prepared.query.uid,
-    });
+    const queryLog = this.options.queryLog;
+    if (queryLog?.logs(app.name)) {
+      queryLog.query({
+        app: app.name, queryId, input: prepared.query.inputs[index], answer,
+        defaultOutput: app.default_output, latencyMs: seconds * 1000, uid: prepared.query.uid,
+      });
+    }
     return queryId;
   }
 

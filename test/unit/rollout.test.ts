@@ -205,7 +205,7 @@ describe("the rollout driver (injected clock, no servers)", () => {
     expect(daemon.state.models.m!.current_version).toBe("2");
     expect(daemon.state.rollouts!.m).toMatchObject({ phase: "rolled_back", reason: expect.stringMatching(/^gate failed at 1%: p99 latency [\d.]+ ms is above the gate of 50 ms$/) });
     expect(daemon.events).toEqual([expect.objectContaining({ kind: "rollout_rolled_back", from: 1, to: 0 })]);
-    expect(liveVersionOf({ rollouts: daemon.state.rollouts, rolloutPoint: 0 }, daemon.state.models.m!)).toBe("2");
+    expect(liveVersionOf({ rollouts: daemon.state.rollouts, rolloutPoint: () => 0 }, daemon.state.models.m!)).toBe("2");
   });
 
   it("after a restart of the daemon (a new driver, figures afresh) starts the step in force over", async () => {
@@ -232,10 +232,10 @@ describe("the frontends' split", () => {
     const { state, replicas } = cluster();
     const running = apply(state, startRollout, { model_name: "m", model_version: "3", steps: [10, 100] }, replicas).state;
     const model = running.models.m!;
-    const at = (rolloutPoint: number) => liveVersionOf({ rollouts: running.rollouts, rolloutPoint }, model);
+    const at = (point: number) => liveVersionOf({ rollouts: running.rollouts, rolloutPoint: () => point }, model);
     expect([at(0), at(0.0999), at(0.1), at(0.99)]).toEqual(["3", "3", "2", "2"]);
-    expect(liveVersionOf({ rollouts: undefined, rolloutPoint: 0 }, model)).toBe("2");
+    expect(liveVersionOf({ rollouts: undefined, rolloutPoint: () => 0 }, model)).toBe("2");
     // The current version changed since: the split no longer applies.
-    expect(liveVersionOf({ rollouts: running.rollouts, rolloutPoint: 0 }, { ...model, current_version: "1" })).toBe("1");
+    expect(liveVersionOf({ rollouts: running.rollouts, rolloutPoint: () => 0 }, { ...model, current_version: "1" })).toBe("1");
   });
 });

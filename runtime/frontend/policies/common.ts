@@ -48,7 +48,7 @@ export function resolveTargets(
 export function liveVersionOf(query: Pick<PolicyQuery, "rollouts" | "rolloutPoint">, model: ModelRecord): string | null {
   const rollout = own(query.rollouts, model.name);
   const percent = rolloutPercent(rollout, model.current_version);
-  if (percent > 0 && hasOwn(model.versions, rollout!.to_version) && (query.rolloutPoint ?? 1) * 100 < percent) return rollout!.to_version;
+  if (percent > 0 && hasOwn(model.versions, rollout!.to_version) && (query.rolloutPoint?.() ?? 1) * 100 < percent) return rollout!.to_version;
   return model.current_version;
 }
 

@@ -22,8 +22,11 @@ export interface PolicyQuery {
   caller: ModelCaller;
   /** Gated rollouts (docs/rollouts.md): a running one sends `rolloutPoint` below its share to its new version. */
   rollouts?: ClusterState["rollouts"];
-  /** This query's point in [0, 1) for the rollout split: the uid's (sticky), else drawn once per request. */
-  rolloutPoint?: number;
+  /**
+   * This query's point in [0, 1) for the rollout split: the uid's (sticky), else drawn once per
+   * request. A function, asked only while a rollout runs: hashing every uid would cost each query.
+   */
+  rolloutPoint?: () => number;
 }
 
 /** What a policy decided for one input. */
