@@ -13,6 +13,8 @@ drain, reconnects) is one code path:
   transport.close()
 """
 
+import os
+
 from . import zmtp
 
 TRANSPORTS = ("auto", "builtin", "pyzmq")
@@ -124,7 +126,6 @@ class PyzmqTransport(object):
     name = "pyzmq"
 
     def __init__(self, zmq):
-        import os
         self.zmq = zmq
         self.context = zmq.Context()
         self.sockets_opened = 0
