@@ -99,19 +99,35 @@ export const ModelRecordSchema = z.object({
 export type ModelRecord = z.infer<typeof ModelRecordSchema>;
 
 /**
+ * The schema of one entry of each name-keyed field of the state. The change feed (state-delta.ts)
+ * sends and checks changes per entry with these, so they are the single definition of each entry.
+ */
+export const STATE_ENTRY_SCHEMAS = {
+  applications: AppRecordSchema,
+  models: ModelRecordSchema,
+  /** Learned bandit weights of one application: uid (or "*" for application-wide) → model → weight. */
+  policy_state: dictSchema(dictSchema(z.number().min(0))),
+  /** Autoscaling of one model: version → settings. */
+  autoscaling: dictSchema(AutoscalingConfigSchema),
+  shadows: ShadowConfigSchema,
+  query_log: QueryLogConfigSchema,
+  rollouts: RolloutSchema,
+} as const;
+
+/**
  * The records keyed by names (applications, models, versions, policy-state levels) are
  * null-prototype objects (see dict.ts): `constructor` or `__proto__` is an ordinary key there.
  */
 export const ClusterStateSchema = z.object({
   /** Increases by one with every acknowledged write. */
   revision: z.number().int().nonnegative(),
-  applications: dictSchema(AppRecordSchema),
-  models: dictSchema(ModelRecordSchema),
+  applications: dictSchema(STATE_ENTRY_SCHEMAS.applications),
+  models: dictSchema(STATE_ENTRY_SCHEMAS.models),
   /**
    * Learned bandit weights: application → uid (or "*" for application-wide) → model → weight.
    * Written by query frontends through /admin/update_policy_state; absent until a policy learns.
    */
-  policy_state: dictSchema(dictSchema(dictSchema(z.number().min(0)))).optional(),
+  policy_state: dictSchema(STATE_ENTRY_SCHEMAS.policy_state).optional(),
   /** Query API keys, hashed (api-keys.ts); absent until the first key is created. */
   api_keys: ApiKeysSchema.optional(),
   /**
@@ -119,13 +135,13 @@ export const ClusterStateSchema = z.object({
    * beside the version records rather than in them: a version record's text is the frontends'
    * cache fingerprint, and changing a version's scaling must not flush its cached predictions.
    */
-  autoscaling: dictSchema(dictSchema(AutoscalingConfigSchema)).optional(),
+  autoscaling: dictSchema(STATE_ENTRY_SCHEMAS.autoscaling).optional(),
   /** Shadow version per model (shadow.ts, docs/rollouts.md); absent until the first is set. Beside the version records, as autoscaling. */
-  shadows: dictSchema(ShadowConfigSchema).optional(),
+  shadows: dictSchema(STATE_ENTRY_SCHEMAS.shadows).optional(),
   /** Query log settings per application (shared/query-log.ts); absent: no application logs. */
-  query_log: dictSchema(QueryLogConfigSchema).optional(),
+  query_log: dictSchema(STATE_ENTRY_SCHEMAS.query_log).optional(),
   /** Gated rollout per model, running or the last one ended (rollout.ts, docs/rollouts.md); absent until the first. */
-  rollouts: dictSchema(RolloutSchema).optional(),
+  rollouts: dictSchema(STATE_ENTRY_SCHEMAS.rollouts).optional(),
 });
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 
