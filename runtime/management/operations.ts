@@ -1,18 +1,18 @@
 /**
  * Clipper's admin operations as pure functions: parse and validate a request body, compute the
- * answer (and, for writes, the next state) from the current state, or throw an AdminError with the
- * text Clipper answered. Nothing here touches the network, the disk or the clock.
+ * answer (and, for writes, the entries they change) from the current state, or throw an AdminError
+ * with the text Clipper answered. Nothing here touches the network, the disk or the clock, and no
+ * write walks every application: the store's link index answers who links a model.
  *
  * Message texts are Clipper's where it had one (see shared/design/clipper-transcript.md); where
  * Clipper answered nothing or crashed, the text is ours and says what is wrong.
  */
 import { z } from "zod";
-import { cloneData, dict, own } from "../shared/dict.js";
+import { cloneData, dict, hasOwn, own } from "../shared/dict.js";
 import { canonicalInputType, INPUT_TYPES, type InputType } from "../shared/input-types.js";
 import { INVALID_NAME_REFUSAL, REFUSAL_HEADER, nameProblem, prohibitedCharsProblem } from "../shared/names.js";
 import {
   type AppRecord,
-  cloneState,
   type ClusterState,
   type ModelVersionRecord,
   type ReplicaRecord,
@@ -25,6 +25,7 @@ import type { ShadowConfig, ShadowFigures } from "../shared/shadow.js";
 import { removeAutoscaling } from "./autoscale-state.js";
 import { settleRolloutAfter } from "./rollout-state.js";
 import { endShadowOf } from "./shadow-state.js";
+import { editModelEntries } from "./model-entries.js";
 import { AdminError, badRequest } from "./errors.js";
 import type { LinkIndex } from "./link-index.js";
 import type { StateChange } from "../shared/state-delta.js";
@@ -221,17 +222,20 @@ function linkLimit(app: AppRecord): number {
   return linkLimitFor(app.policy);
 }
 
-/** The applications that link a model, in name order. */
-function appsLinking(state: ClusterState, modelName: string): string[] {
-  return Object.keys(state.applications).sort(byName).filter((n) => state.applications[n]!.linked_models.includes(modelName));
+/** The applications that link a model, in name order: from the store's index when given, else by a walk. */
+function appsLinking(state: ClusterState, modelName: string, links: LinkIndex | undefined): string[] {
+  const names = links
+    ? links.appsLinking(modelName)
+    : Object.keys(state.applications).filter((n) => state.applications[n]!.linked_models.includes(modelName));
+  return names.sort(byName);
 }
 
 /**
  * Keeps the invariant "a linked model's versions have the application's input type": Clipper's
  * check when a new version is added or made current.
  */
-function checkConsistentWithLinks(state: ClusterState, modelName: string, type: InputType): void {
-  for (const appName of appsLinking(state, modelName)) {
+function checkConsistentWithLinks(state: ClusterState, modelName: string, type: InputType, links: LinkIndex | undefined): void {
+  for (const appName of appsLinking(state, modelName, links)) {
     const app = state.applications[appName]!;
     if (app.input_type !== type) {
       throw badRequest(
@@ -300,8 +304,7 @@ export const addApp: WriteOperation = (state, body) => {
     `a positive integer number of microseconds no larger than ${INT32_MAX}`);
   const policy = b.policy === undefined ? undefined : parsePolicyConfig(b.policy);
   if (own(state.applications, b.name)) throw badRequest(`application '${b.name}' already exists`);
-  const next = cloneState(state);
-  next.applications[b.name] = {
+  const app: AppRecord = {
     name: b.name,
     input_type: type,
     default_output: b.default_output,
@@ -310,20 +313,19 @@ export const addApp: WriteOperation = (state, body) => {
     ...(policy && policy.name !== "default" ? { policy } : {}),
     ...(b.shed_with_503 ? { shed_with_503: true } : {}),
   };
-  return { next, text: `Successfully added application with name '${b.name}'` };
+  return { changes: [{ field: "applications", key: b.name, value: app }], text: `Successfully added application with name '${b.name}'` };
 };
 
 export const deleteApp: WriteOperation = (state, body) => {
   const b = parseBody(body, BODIES.appName);
   if (!own(state.applications, b.name)) throw badRequest(`Application '${b.name}' does not exist`);
-  const next = cloneState(state);
-  delete next.applications[b.name];
-  if (next.policy_state) delete next.policy_state[b.name];
+  const changes: StateChange[] = [{ field: "applications", key: b.name }];
+  if (hasOwn(state.policy_state, b.name)) changes.push({ field: "policy_state", key: b.name });
   // Its query log setting goes too; the daemon deletes the log's files once this is committed.
-  if (next.query_log) delete next.query_log[b.name];
+  if (hasOwn(state.query_log, b.name)) changes.push({ field: "query_log", key: b.name });
   // Keys limited to this application go with it: one must not open a new application of the same name.
-  if (next.api_keys?.some((key) => key.app === b.name)) next.api_keys = next.api_keys.filter((key) => key.app !== b.name);
-  return { next, text: `Successfully deleted application with name '${b.name}'` };
+  if (state.api_keys?.some((key) => key.app === b.name)) changes.push({ field: "api_keys", value: state.api_keys.filter((key) => key.app !== b.name) });
+  return { changes, text: `Successfully deleted application with name '${b.name}'` };
 };
 
 export const addModelLinks: WriteOperation = (state, body) => {
@@ -362,10 +364,8 @@ export const addModelLinks: WriteOperation = (state, body) => {
       `Applications must be linked with at most one model. Attempted to add links to ${names.length} models.`,
     );
   }
-  const next = cloneState(state);
-  next.applications[app.name]!.linked_models.push(...names);
   return {
-    next,
+    changes: [{ field: "applications", key: app.name, value: { ...app, linked_models: [...app.linked_models, ...names] } }],
     text:
       names.length === 1
         ? `Successfully linked model with name '${names[0]}' to application '${app.name}'`
@@ -384,13 +384,11 @@ export const deleteModelLinks: WriteOperation = (state, body) => {
     }
   }
   if (b.model_names.length === 0) return { text: "Success!" };
-  const next = cloneState(state);
-  const target = next.applications[app.name]!;
-  target.linked_models = target.linked_models.filter((m) => !b.model_names.includes(m));
-  return { next, text: "Success!" };
+  const linked = app.linked_models.filter((m) => !b.model_names.includes(m));
+  return { changes: [{ field: "applications", key: app.name, value: { ...app, linked_models: linked } }], text: "Success!" };
 };
 
-export const addModel: WriteOperation = (state, body) => {
+export const addModel: WriteOperation = (state, body, _replicas, links) => {
   const b = parseBody(body, BODIES.addModel);
   const type = inputType(b.input_type);
   if (!Number.isInteger(b.batch_size) || b.batch_size > INT32_MAX || (b.batch_size <= 0 && b.batch_size !== DEFAULT_BATCH_SIZE)) {
@@ -414,11 +412,10 @@ export const addModel: WriteOperation = (state, body) => {
   if (own(own(state.models, b.model_name)?.versions, b.model_version)) {
     throw badRequest(`model with name '${b.model_name}' and version '${b.model_version}' already exists`);
   }
-  checkConsistentWithLinks(state, b.model_name, type);
+  checkConsistentWithLinks(state, b.model_name, type, links);
 
-  const next = cloneState(state);
-  const model = (next.models[b.model_name] ??= { name: b.model_name, current_version: null, versions: dict() });
-  model.versions[b.model_version] = {
+  const versions = dict(own(state.models, b.model_name)?.versions ?? {});
+  versions[b.model_version] = {
     model_name: b.model_name,
     model_version: b.model_version,
     labels: b.labels,
@@ -430,11 +427,11 @@ export const addModel: WriteOperation = (state, body) => {
   };
   // As in Clipper, the newest registered version becomes current (clipper_admin deploys replicas
   // first and registers second, so the version is live when it becomes current).
-  model.current_version = b.model_version;
-  return { next, text: `Successfully added model with name '${b.model_name}' and input type '${type}'` };
+  const model = { name: b.model_name, current_version: b.model_version, versions };
+  return { changes: [{ field: "models", key: b.model_name, value: model }], text: `Successfully added model with name '${b.model_name}' and input type '${type}'` };
 };
 
-export const setModelVersion: WriteOperation = (state, body) => {
+export const setModelVersion: WriteOperation = (state, body, _replicas, links) => {
   const b = parseBody(body, BODIES.modelVersion);
   const model = own(state.models, b.model_name);
   if (!model || Object.keys(model.versions).length === 0) {
@@ -444,15 +441,16 @@ export const setModelVersion: WriteOperation = (state, body) => {
   if (!version) {
     throw badRequest(`Cannot set non-existent version '${b.model_version}' for model with name '${b.model_name}'`);
   }
-  checkConsistentWithLinks(state, b.model_name, version.input_type);
+  checkConsistentWithLinks(state, b.model_name, version.input_type, links);
   const reply = `Successfully set model with name '${b.model_name}' to version '${b.model_version}'`;
   if (model.current_version === b.model_version) return { text: reply };
-  const next = cloneState(state);
-  next.models[b.model_name]!.current_version = b.model_version;
-  // A shadow made current is promoted: there is no other version left to compare it with.
-  endShadowOf(next, b.model_name, b.model_version);
-  const event = settleRolloutAfter(next, b.model_name, `set-version ${b.model_version}`);
-  return { next, text: reply, ...(event ? { event } : {}) };
+  const { changes, result: event } = editModelEntries(state, b.model_name, (next) => {
+    next.models[b.model_name]!.current_version = b.model_version;
+    // A shadow made current is promoted: there is no other version left to compare it with.
+    endShadowOf(next, b.model_name, b.model_version);
+    return settleRolloutAfter(next, b.model_name, `set-version ${b.model_version}`);
+  });
+  return { changes, text: reply, ...(event ? { event } : {}) };
 };
 
 /**
@@ -464,14 +462,14 @@ export const setModelVersion: WriteOperation = (state, body) => {
  *   refused (400, naming them): a link always names an existing model, and a delete never changes
  *   an application behind the operator's back. Unlink first (delete_model_links).
  */
-export const deleteVersionedModel: WriteOperation = (state, body) => {
+export const deleteVersionedModel: WriteOperation = (state, body, _replicas, links) => {
   const b = parseBody(body, BODIES.modelVersion);
   const model = own(state.models, b.model_name);
   if (!model || !own(model.versions, b.model_version)) {
     throw badRequest(`model with name '${b.model_name}' and version '${b.model_version}' does not exist`);
   }
   if (Object.keys(model.versions).length === 1) {
-    const linking = appsLinking(state, b.model_name);
+    const linking = appsLinking(state, b.model_name, links);
     if (linking.length > 0) {
       throw badRequest(
         `Cannot delete version '${b.model_version}', the last version of model '${b.model_name}': ` +
@@ -480,21 +478,23 @@ export const deleteVersionedModel: WriteOperation = (state, body) => {
       );
     }
   }
-  const next = cloneState(state);
-  const target = next.models[b.model_name]!;
-  delete target.versions[b.model_version];
-  if (target.current_version === b.model_version) target.current_version = null;
-  if (Object.keys(target.versions).length === 0) delete next.models[b.model_name];
-  // Its autoscaling goes with it: a version registered again under the name starts unscaled.
-  removeAutoscaling(next, b.model_name, b.model_version);
-  endShadowOf(next, b.model_name, b.model_version);
-  const event = settleRolloutAfter(next, b.model_name, `deleting version ${b.model_version}`);
-  // A rollout of a model that is gone entirely goes with it.
-  if (!own(next.models, b.model_name) && own(next.rollouts, b.model_name)) {
-    delete next.rollouts![b.model_name];
-    if (Object.keys(next.rollouts!).length === 0) delete next.rollouts;
-  }
-  return { next, text: `Successfully deleted model with name '${b.model_name}' and version '${b.model_version}'`, ...(event ? { event } : {}) };
+  const { changes, result: event } = editModelEntries(state, b.model_name, (next) => {
+    const target = next.models[b.model_name]!;
+    delete target.versions[b.model_version];
+    if (target.current_version === b.model_version) target.current_version = null;
+    if (Object.keys(target.versions).length === 0) delete next.models[b.model_name];
+    // Its autoscaling goes with it: a version registered again under the name starts unscaled.
+    removeAutoscaling(next, b.model_name, b.model_version);
+    endShadowOf(next, b.model_name, b.model_version);
+    const event = settleRolloutAfter(next, b.model_name, `deleting version ${b.model_version}`);
+    // A rollout of a model that is gone entirely goes with it.
+    if (!own(next.models, b.model_name) && own(next.rollouts, b.model_name)) {
+      delete next.rollouts![b.model_name];
+      if (Object.keys(next.rollouts!).length === 0) delete next.rollouts;
+    }
+    return event;
+  });
+  return { changes, text: `Successfully deleted model with name '${b.model_name}' and version '${b.model_version}'`, ...(event ? { event } : {}) };
 };
 
 // ---------------------------------------------------------------------------------------------

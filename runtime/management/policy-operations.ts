@@ -5,11 +5,10 @@
  * Pure functions over the state, like operations.ts.
  */
 import { z } from "zod";
-import { cloneData, dict, dictSchema, hasOwn, own } from "../shared/dict.js";
+import { cloneData, type Dict, dict, dictSchema, hasOwn, own } from "../shared/dict.js";
+import type { StateChange } from "../shared/state-delta.js";
 import {
   APP_WIDE_STATE,
-  cloneState,
-  type ClusterState,
   GET_POLICY_STATE_PATH,
   MAX_POLICY_UIDS_PER_APP,
   SET_APP_POLICY_PATH,
@@ -66,13 +65,11 @@ export const setAppPolicy: WriteOperation = (state, body) => {
   }
   const stored = policy.name === "default" ? undefined : policy;
   if (JSON.stringify(stored) === JSON.stringify(app.policy)) return { text };
-  const next = cloneState(state);
-  const target = next.applications[app.name]!;
-  if (stored) target.policy = stored;
-  else delete target.policy;
+  const { policy: _old, ...rest } = app;
+  const changes: StateChange[] = [{ field: "applications", key: app.name, value: stored ? { ...rest, policy: stored } : rest }];
   // Weights learned under another policy mean something else: start afresh.
-  if (policyNameOf(app) !== policy.name && next.policy_state) delete next.policy_state[app.name];
-  return { next, text };
+  if (policyNameOf(app) !== policy.name && hasOwn(state.policy_state, app.name)) changes.push({ field: "policy_state", key: app.name });
+  return { changes, text };
 };
 
 /**
@@ -95,7 +92,8 @@ export const updatePolicyState: WriteOperation = (state, body) => {
   } else {
     entries = b.updates!;
   }
-  let next: ClusterState | undefined;
+  /** The new policy state of each application written to: a copy of its uids' weights (bounded), not of the state. */
+  const written = new Map<string, Dict<Dict<number>>>();
   let applied = 0;
   let skipped = 0;
   for (const entry of entries) {
@@ -112,13 +110,13 @@ export const updatePolicyState: WriteOperation = (state, body) => {
       continue;
     }
     const key = entry.uid === undefined ? APP_WIDE_STATE : String(entry.uid);
-    const current = own(own((next ?? state).policy_state, app.name), key);
+    const current = own(written.get(app.name) ?? own(state.policy_state, app.name), key);
     if (current && sameWeights(current, entry.weights)) {
       applied++;
       continue;
     }
-    next ??= cloneState(state);
-    const appState = ((next.policy_state ??= dict())[app.name] ??= dict());
+    let appState = written.get(app.name);
+    if (!appState) written.set(app.name, (appState = dict(own(state.policy_state, app.name) ?? {})));
     if (!hasOwn(appState, key)) {
       const uids = Object.keys(appState).filter((k) => k !== APP_WIDE_STATE);
       if (key !== APP_WIDE_STATE && uids.length >= MAX_POLICY_UIDS_PER_APP) delete appState[uids[0]!];
@@ -129,7 +127,8 @@ export const updatePolicyState: WriteOperation = (state, body) => {
   const text = single
     ? `Successfully updated the policy state of application '${entries[0]!.app_name}'`
     : `Successfully updated ${applied} policy states` + (skipped > 0 ? `; skipped ${skipped} of applications that do not exist or do not learn` : "");
-  return { next, text };
+  const changes = [...written].map(([appName, value]): StateChange => ({ field: "policy_state", key: appName, value }));
+  return { ...(changes.length > 0 ? { changes } : {}), text };
 };
 
 function sameWeights(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): boolean {

@@ -11,7 +11,9 @@ import type { AutoscaleEventInput } from "../shared/autoscaling.js";
 import { own } from "../shared/dict.js";
 import type { Rollout, RolloutGates, RolloutProgress } from "../shared/rollout.js";
 import type { ShadowConfig, ShadowFigures } from "../shared/shadow.js";
-import { cloneState, type ClusterState } from "../shared/state.js";
+import type { ClusterState } from "../shared/state.js";
+import type { StateChange } from "../shared/state-delta.js";
+import { editModelEntries } from "./model-entries.js";
 import type { Change } from "./store.js";
 import { endRollout } from "./rollout-state.js";
 
@@ -120,21 +122,22 @@ export class RolloutDriver {
     for (const name of this.watches.keys()) if (!running.some(([n]) => n === name)) this.watches.delete(name);
     if (running.length === 0) return;
     const events = await this.deps.update((state) => {
-      let next: ClusterState | undefined;
+      const changes: StateChange[] = [];
       const events: AutoscaleEventInput[] = [];
       for (const [name, rollout] of Object.entries(state.rollouts ?? {})) {
         if (rollout.phase !== "running") continue;
         const verdict = this.verdictFor(state, name, rollout);
         if (verdict.kind === "wait") continue;
-        next ??= cloneState(state);
-        const event = verdict.kind === "advance"
+        // Only this model's records change: no copy of the rest of the state.
+        const edited = editModelEntries(state, name, (next) => verdict.kind === "advance"
           ? advance(next, name, rollout)
           : verdict.kind === "promote"
             ? endRollout(next, name, "promoted", `every gate held through ${rollout.steps.slice(0, -1).map((s) => `${s}%`).join(", ")}`)
-            : endRollout(next, name, "rolled_back", verdict.reason);
-        if (event) events.push(event);
+            : endRollout(next, name, "rolled_back", verdict.reason));
+        changes.push(...edited.changes);
+        if (edited.result) events.push(edited.result);
       }
-      return { next, result: events };
+      return { changes, result: events };
     });
     for (const event of events) this.deps.recordEvent(event);
   }

@@ -12,6 +12,7 @@ import { emptyState, type ClusterState } from "../../runtime/shared/state.js";
 import { addApiKey } from "../../runtime/management/api-key-operations.js";
 import { addApp, deleteApp } from "../../runtime/management/operations.js";
 import { describeViolation, stateViolations } from "../../runtime/shared/state-invariants.js";
+import { stateAfter } from "../support/write-outcome.js";
 
 describe("TokenBucket", () => {
   it("allows a burst, then one request per 1/rate seconds, with Retry-After in whole seconds", () => {
@@ -94,11 +95,11 @@ describe("QueryAuth", () => {
 
 describe("API keys and the applications they are limited to", () => {
   it("go when their application is deleted, so a new application of that name is not opened to them", () => {
-    const withApp = addApp(emptyState(), JSON.stringify({ name: "a", input_type: "doubles", default_output: "-1", latency_slo_micros: 1000 })).next!;
+    const withApp = stateAfter(emptyState(), addApp(emptyState(), JSON.stringify({ name: "a", input_type: "doubles", default_output: "-1", latency_slo_micros: 1000 })))!;
     const scoped = addApiKey(withApp, JSON.stringify({ app: "a" })).next!;
     const everyApp = addApiKey(scoped, JSON.stringify({})).next!;
     expect(everyApp.api_keys!.map((k) => k.app)).toEqual(["a", undefined]);
-    const deleted = deleteApp(everyApp, JSON.stringify({ name: "a" })).next!;
+    const deleted = stateAfter(everyApp, deleteApp(everyApp, JSON.stringify({ name: "a" })))!;
     expect(deleted.api_keys!.map((k) => k.app)).toEqual([undefined]);
     expect(stateViolations(deleted)).toEqual([]);
     // And the invariant the store checks before every write would refuse a key left behind.

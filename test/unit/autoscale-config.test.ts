@@ -14,14 +14,16 @@ import { type ClusterState, ClusterStateSchema } from "../../runtime/shared/stat
 import { MAX_REPLICAS } from "../../src/managers/common/replicas.js";
 import { consistent } from "../support/state-fixtures.js";
 import { refusal } from "../support/admin-refusal.js";
+import { stateAfter } from "../support/write-outcome.js";
 
 /** Applies a write like the store does: the next state must be consistent and load back as it is. */
 function apply(state: ClusterState, op: WriteOperation, body: unknown): { state: ClusterState; text: string; event?: unknown } {
   const outcome = op(state, JSON.stringify(body));
-  if (!outcome.next) return { state, text: outcome.text, event: outcome.event };
-  expect(stateViolations(outcome.next).map(describeViolation)).toEqual([]);
-  const reloaded = ClusterStateSchema.parse(JSON.parse(JSON.stringify(outcome.next)));
-  expect(JSON.stringify(reloaded)).toBe(JSON.stringify(outcome.next));
+  const next = stateAfter(state, outcome);
+  if (!next) return { state, text: outcome.text, event: outcome.event };
+  expect(stateViolations(next).map(describeViolation)).toEqual([]);
+  const reloaded = ClusterStateSchema.parse(JSON.parse(JSON.stringify(next)));
+  expect(JSON.stringify(reloaded)).toBe(JSON.stringify(next));
   return { state: { ...reloaded, revision: state.revision + 1 }, text: outcome.text, event: outcome.event };
 }
 
@@ -56,11 +58,11 @@ describe("autoscaling configuration", () => {
     const off = apply(state, setAutoscaling, { model_name: "m", model_version: "1", off: true });
     expect(off.text).toMatch(/Switched autoscaling of m:1 off/);
     expect(off.event).toMatchObject({ kind: "off", model_version: "1" });
-    expect(off.state.autoscaling).toBeUndefined();
+    expect(off.state.autoscaling ?? {}).toEqual({});
     expect(setAutoscaling(off.state, JSON.stringify({ model_name: "m", off: true }))).toEqual({ text: "Autoscaling of m:2 is already off" });
 
     state = apply(state, deleteVersionedModel, { model_name: "m", model_version: "1" }).state;
-    expect(state.autoscaling).toBeUndefined();
+    expect(state.autoscaling ?? {}).toEqual({});
     expect(read(state)).toEqual({ kind: "json", value: [] });
   });
 
@@ -99,7 +101,7 @@ describe("autoscaling configuration", () => {
   it("keeps the state's invariants, and older state files load as they were", () => {
     const older = JSON.parse(JSON.stringify(consistent()));
     const loaded = ClusterStateSchema.parse(older);
-    expect(loaded.autoscaling).toBeUndefined();
+    expect(loaded.autoscaling ?? {}).toEqual({});
     expect(stateViolations(loaded)).toEqual([]);
 
     const broken = consistent();

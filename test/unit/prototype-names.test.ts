@@ -14,6 +14,7 @@ import { stateViolations } from "../../runtime/shared/state-invariants.js";
 import { type ClusterState, ClusterStateSchema, emptyState } from "../../runtime/shared/state.js";
 import { parsePolicySpec } from "../../src/policy-spec.js";
 import { refusal } from "../support/admin-refusal.js";
+import { stateAfter } from "../support/write-outcome.js";
 
 /** As a plain string: TypeScript itself types `record.constructor` as Object's Function. */
 const CONSTRUCTOR: string = "constructor";
@@ -28,7 +29,7 @@ const model = (name: string, version: string, inputType = "doubles") => JSON.str
 
 /** Applies a write like the store does: the next state must be consistent and load back as it is. */
 function apply(state: ClusterState, op: WriteOperation, body: unknown): ClusterState {
-  const { next } = op(state, typeof body === "string" ? body : JSON.stringify(body));
+  const next = stateAfter(state, op(state, typeof body === "string" ? body : JSON.stringify(body)));
   if (!next) return state;
   expect(stateViolations(next)).toEqual([]);
   const reloaded = ClusterStateSchema.parse(JSON.parse(JSON.stringify(next)));

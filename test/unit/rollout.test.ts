@@ -17,6 +17,7 @@ import { describeViolation, stateViolations } from "../../runtime/shared/state-i
 import { type ClusterState, ClusterStateSchema, type ReplicaRecord } from "../../runtime/shared/state.js";
 import { consistent, replicaRecord, versionRecord } from "../support/state-fixtures.js";
 import { refusal } from "../support/admin-refusal.js";
+import { stateAfter } from "../support/write-outcome.js";
 
 /** Figures of `agree`+`disagree` answered copies all at `latencyMs`, plus failed ones. */
 function figures(agree: number, disagree = 0, failed = 0, latencyMs = 5): ShadowFigures {
@@ -72,9 +73,10 @@ function cluster(name = "m"): { state: ClusterState; replicas: ReplicaRecord[] }
 /** Applies a write like the store does: the next state must be consistent and load back as it is. */
 function apply(state: ClusterState, op: WriteOperation, body: unknown, replicas: ReplicaRecord[] = []) {
   const outcome = op(state, JSON.stringify(body), replicas);
-  if (!outcome.next) return { state, text: outcome.text, event: outcome.event };
-  expect(stateViolations(outcome.next).map(describeViolation)).toEqual([]);
-  const reloaded = ClusterStateSchema.parse(JSON.parse(JSON.stringify(outcome.next)));
+  const next = stateAfter(state, outcome);
+  if (!next) return { state, text: outcome.text, event: outcome.event };
+  expect(stateViolations(next).map(describeViolation)).toEqual([]);
+  const reloaded = ClusterStateSchema.parse(JSON.parse(JSON.stringify(next)));
   return { state: { ...reloaded, revision: state.revision + 1 }, text: outcome.text, event: outcome.event };
 }
 
@@ -93,7 +95,7 @@ describe("starting and aborting a rollout (admin operations)", () => {
       const aborted = apply(started.state, abortRollout, { model_name: name });
       expect(aborted.event).toMatchObject({ kind: "rollout_rolled_back", from: 5, to: 0, reason: "aborted through the admin API" });
       expect(aborted.state.models[name]!.current_version).toBe("2");
-      expect(aborted.state.shadows).toBeUndefined();
+      expect(aborted.state.shadows ?? {}).toEqual({});
       expect(aborted.state.rollouts![name]).toMatchObject({ phase: "rolled_back", reason: "aborted through the admin API" });
       const status = getShadowStatus({ state: aborted.state, replicas }, JSON.stringify({ model_name: name }));
       expect(status.kind === "json" && status.value).toMatchObject({ rollout: { phase: "rolled_back", percent: 0, progress: null } });
@@ -131,7 +133,7 @@ describe("starting and aborting a rollout (admin operations)", () => {
     expect(byHand.state.rollouts!.m).toMatchObject({ phase: "promoted", reason: "set-version 3 made version '3' current" });
     const third = apply(running, setModelVersion, { model_name: "m", model_version: "1" });
     expect(third.state.rollouts!.m).toMatchObject({ phase: "rolled_back" });
-    expect(third.state.shadows).toBeUndefined();
+    expect(third.state.shadows ?? {}).toEqual({});
     const deleted = apply(running, deleteVersionedModel, { model_name: "m", model_version: "3" });
     expect(deleted.state.rollouts!.m).toMatchObject({ phase: "rolled_back", reason: "deleting version 3 changed the versions it rolls out between" });
     expect(deleted.event).toMatchObject({ kind: "rollout_rolled_back" });
@@ -147,7 +149,9 @@ function memoryDaemon(initial: ClusterState) {
   const deps = {
     state: () => state,
     update: async (change: (current: ClusterState) => Change<AutoscaleEventInput[]>) => {
-      const { next, result } = change(state);
+      const outcome = change(state);
+      const next = stateAfter(state, outcome);
+      const result = outcome.result;
       if (next) {
         expect(stateViolations(next).map(describeViolation)).toEqual([]);
         state = { ...ClusterStateSchema.parse(JSON.parse(JSON.stringify(next))), revision: state.revision + 1 };
@@ -189,7 +193,7 @@ describe("the rollout driver (injected clock, no servers)", () => {
     daemon.see(figures(20));
     await driver.tick();
     expect(daemon.state.models.m!.current_version).toBe("3");
-    expect(daemon.state.shadows).toBeUndefined();
+    expect(daemon.state.shadows ?? {}).toEqual({});
     expect(daemon.state.rollouts!.m).toMatchObject({ phase: "promoted", reason: "every gate held through 1%, 10%" });
     expect(daemon.events.at(-1)).toMatchObject({ kind: "rollout_promoted", from: 10, to: 100 });
   });

@@ -20,13 +20,15 @@ import { compareWithLive, ShadowMirror } from "../../runtime/frontend/shadow-mir
 import { ShadowRecorder } from "../../runtime/frontend/shadow-recorder.js";
 import { consistent, replicaRecord, versionRecord } from "../support/state-fixtures.js";
 import { refusal } from "../support/admin-refusal.js";
+import { stateAfter } from "../support/write-outcome.js";
 
 /** Applies a write like the store does: the next state must be consistent and load back as it is. */
 function apply(state: ClusterState, op: WriteOperation, body: unknown, replicas: ReplicaRecord[] = []): { state: ClusterState; text: string } {
   const outcome = op(state, JSON.stringify(body), replicas);
-  if (!outcome.next) return { state, text: outcome.text };
-  expect(stateViolations(outcome.next).map(describeViolation)).toEqual([]);
-  const reloaded = ClusterStateSchema.parse(JSON.parse(JSON.stringify(outcome.next)));
+  const next = stateAfter(state, outcome);
+  if (!next) return { state, text: outcome.text };
+  expect(stateViolations(next).map(describeViolation)).toEqual([]);
+  const reloaded = ClusterStateSchema.parse(JSON.parse(JSON.stringify(next)));
   return { state: { ...reloaded, revision: state.revision + 1 }, text: outcome.text };
 }
 
@@ -50,7 +52,7 @@ describe("the shadow setting (admin operations)", () => {
     expect(all.state.shadows!.m).toMatchObject({ percent: 100, since_revision: 9 });
     const off = apply(all.state, setShadow, { model_name: "m", off: true });
     expect(off.text).toMatch(/Ended the shadow of m:1/);
-    expect(off.state.shadows).toBeUndefined();
+    expect(off.state.shadows ?? {}).toEqual({});
   });
 
   it("refuses what cannot be shadowed, with a 400 that says why", () => {
@@ -94,8 +96,8 @@ describe("the shadow setting (admin operations)", () => {
   it("ends the shadow when its version is made current or deleted; the invariants refuse a stale one", () => {
     const { state, replicas } = cluster();
     const shadowed = apply(state, setShadow, { model_name: "m", model_version: "1" }, replicas).state;
-    expect(apply(shadowed, setModelVersion, { model_name: "m", model_version: "1" }).state.shadows).toBeUndefined();
-    expect(apply(shadowed, deleteVersionedModel, { model_name: "m", model_version: "1" }).state.shadows).toBeUndefined();
+    expect(apply(shadowed, setModelVersion, { model_name: "m", model_version: "1" }).state.shadows ?? {}).toEqual({});
+    expect(apply(shadowed, deleteVersionedModel, { model_name: "m", model_version: "1" }).state.shadows ?? {}).toEqual({});
     // Another version made current keeps the shadow, which now compares with that one.
     expect(apply(shadowed, setModelVersion, { model_name: "m", model_version: "3" }).state.shadows?.m?.model_version).toBe("1");
     const broken = cluster().state;
