@@ -4,9 +4,9 @@
  * durable as every write is and reaches every frontend on the watch stream.
  */
 import { z } from "zod";
-import { dict, own } from "../shared/dict.js";
+import { own } from "../shared/dict.js";
 import { DEFAULT_QUERY_LOG_MAX_MB, MAX_QUERY_LOG_MAX_MB, type QueryLogConfig, SET_QUERY_LOG_PATH } from "../shared/query-log.js";
-import { cloneState, type ClusterState } from "../shared/state.js";
+import type { ClusterState } from "../shared/state.js";
 import { badRequest } from "./errors.js";
 import { parseBody, spec, type WriteOperation } from "./operations.js";
 
@@ -40,10 +40,7 @@ export const setQueryLog: WriteOperation = (state, body) => {
     const given = (["sample", "max_mb"] as const).filter((k) => b[k] !== undefined);
     if (given.length > 0) throw badRequest(`"off": true takes no settings; drop ${given.join(", ")}`);
     if (!current) return { text: `The query log of '${b.app_name}' is already off` };
-    const next = cloneState(state);
-    delete next.query_log![b.app_name];
-    if (Object.keys(next.query_log!).length === 0) delete next.query_log;
-    return { next, text: `Switched the query log of '${b.app_name}' off; what it recorded is kept` };
+    return { changes: [{ field: "query_log", key: b.app_name }], text: `Switched the query log of '${b.app_name}' off; what it recorded is kept` };
   }
   if (b.sample === undefined) throw badRequest(`sample is required (or send "off": true to switch the query log off)`);
   if (!Number.isFinite(b.sample) || b.sample <= 0 || b.sample > 1) {
@@ -56,9 +53,7 @@ export const setQueryLog: WriteOperation = (state, body) => {
   const config: QueryLogConfig = { sample: b.sample, max_mb: maxMb };
   const text = `Set the query log of '${b.app_name}': ${describeQueryLog(config)}`;
   if (current && current.sample === config.sample && current.max_mb === config.max_mb) return { text };
-  const next = cloneState(state);
-  (next.query_log ??= dict())[b.app_name] = config;
-  return { next, text };
+  return { changes: [{ field: "query_log", key: b.app_name, value: config }], text };
 };
 
 export const QUERY_LOG_WRITE_OPERATIONS: Readonly<Record<string, WriteOperation>> = {

@@ -5,7 +5,7 @@
  * like operations.ts.
  */
 import { z } from "zod";
-import { dict, own } from "../shared/dict.js";
+import { own } from "../shared/dict.js";
 import {
   ABORT_ROLLOUT_PATH,
   DEFAULT_ROLLOUT_MIN_QUERIES,
@@ -17,7 +17,7 @@ import {
   START_ROLLOUT_PATH,
   stepsProblem,
 } from "../shared/rollout.js";
-import { cloneState } from "../shared/state.js";
+import { editModelEntries } from "./model-entries.js";
 import { badRequest } from "./errors.js";
 import { parseBody, spec, type WriteOperation } from "./operations.js";
 import { endRollout } from "./rollout-state.js";
@@ -64,18 +64,17 @@ export const startRollout: WriteOperation = (state, body, replicas) => {
   }
   // The new version is compared through a shadow of it on every live query of the current one: the
   // shadow's checks (registered, not current, same input type, a connected replica) are the rollout's.
-  const shadowed = setShadow(state, JSON.stringify({ model_name: b.model_name, model_version: b.model_version, percent: 100 }), replicas);
-  const next = shadowed.next ?? cloneState(state);
+  setShadow(state, JSON.stringify({ model_name: b.model_name, model_version: b.model_version, percent: 100 }), replicas);
   // Always a fresh setting: the gates judge only what the version did during this rollout.
-  next.shadows![b.model_name] = { model_version: b.model_version, percent: 100, since_revision: state.revision + 1 };
+  const shadow = { model_version: b.model_version, percent: 100, since_revision: state.revision + 1 };
   const rollout: Rollout = {
     from_version: model.current_version!, to_version: b.model_version, steps, step: 0, step_s: stepS,
     min_queries: minQueries, gates: gates.data, phase: "running",
   };
-  (next.rollouts ??= dict())[b.model_name] = rollout;
   const text = `Rolling out ${b.model_name}:${b.model_version} over ${model.current_version} through ${steps.map((s) => `${s}%`).join(", ")}`;
   return {
-    next, text,
+    changes: [{ field: "shadows", key: b.model_name, value: shadow }, { field: "rollouts", key: b.model_name, value: rollout }],
+    text,
     event: { kind: "rollout_start", model_name: b.model_name, model_version: b.model_version, from: 0, to: steps[0]!, reason: `started from version '${model.current_version}'` },
   };
 };
@@ -85,9 +84,8 @@ export const abortRollout: WriteOperation = (state, body) => {
   if (!own(state.models, b.model_name)) throw badRequest(`No model with name '${b.model_name}' exists.`);
   const rollout = own(state.rollouts, b.model_name);
   if (rollout?.phase !== "running") throw badRequest(`Model '${b.model_name}' has no rollout running`);
-  const next = cloneState(state);
-  const event = endRollout(next, b.model_name, "rolled_back", "aborted through the admin API")!;
-  return { next, event, text: `Rolled back the rollout of ${b.model_name}:${rollout.to_version}; version '${rollout.from_version}' answers every query` };
+  const { changes, result: event } = editModelEntries(state, b.model_name, (next) => endRollout(next, b.model_name, "rolled_back", "aborted through the admin API")!);
+  return { changes, event, text: `Rolled back the rollout of ${b.model_name}:${rollout.to_version}; version '${rollout.from_version}' answers every query` };
 };
 
 export const ROLLOUT_WRITE_OPERATIONS: Readonly<Record<string, WriteOperation>> = {

@@ -4,13 +4,14 @@
  * operations.ts.
  */
 import { z } from "zod";
-import { dict, own } from "../shared/dict.js";
+import { own } from "../shared/dict.js";
 import { GET_SHADOW_STATUS_PATH, SET_SHADOW_PATH, type ShadowStatus } from "../shared/shadow.js";
-import { cloneState, type ClusterState } from "../shared/state.js";
+import type { ClusterState } from "../shared/state.js";
 import { badRequest } from "./errors.js";
 import { parseBody, type ReadOperation, type ReadView, spec, type WriteOperation } from "./operations.js";
 import { rolloutPercent, type RolloutStatus } from "../shared/rollout.js";
 import { endShadowOf } from "./shadow-state.js";
+import { editModelEntries } from "./model-entries.js";
 
 const BODIES = {
   set: spec(
@@ -40,9 +41,8 @@ export const setShadow: WriteOperation = (state, body, replicas) => {
     const extra = (["model_version", "percent"] as const).filter((k) => b[k] !== undefined);
     if (extra.length > 0) throw badRequest(`"off": true takes no settings; drop ${extra.join(", ")}`);
     if (!current) throw badRequest(`Model '${b.model_name}' has no shadow version to end`);
-    const next = cloneState(state);
-    endShadowOf(next, b.model_name, current.model_version);
-    return { next, text: `Ended the shadow of ${b.model_name}:${current.model_version}; it receives no more copies of live queries` };
+    const { changes } = editModelEntries(state, b.model_name, (next) => endShadowOf(next, b.model_name, current.model_version));
+    return { changes, text: `Ended the shadow of ${b.model_name}:${current.model_version}; it receives no more copies of live queries` };
   }
   const version = b.model_version;
   if (version === undefined) throw badRequest(`model_version is required (or send "off": true to end the shadow)`);
@@ -67,10 +67,9 @@ export const setShadow: WriteOperation = (state, body, replicas) => {
   const text = `Shadowing ${b.model_name}:${model.current_version} with version '${version}' on ${percent}% of its live queries`;
   // The same setting again keeps its figures (and its revision).
   if (current && current.model_version === version && current.percent === percent) return { text };
-  const next = cloneState(state);
   // The revision this write will get (the store numbers each commit one above the state it changed).
-  (next.shadows ??= dict())[b.model_name] = { model_version: version, percent, since_revision: state.revision + 1 };
-  return { next, text };
+  const setting = { model_version: version, percent, since_revision: state.revision + 1 };
+  return { changes: [{ field: "shadows", key: b.model_name, value: setting }], text };
 };
 
 /** A model's shadow setting and figures; a model without one answers `shadow: null`. */

@@ -19,6 +19,7 @@ import { stateViolations } from "../../runtime/shared/state-invariants.js";
 import type { ClusterState } from "../../runtime/shared/state.js";
 import { appRecord, consistent } from "../support/state-fixtures.js";
 import { tempDirs } from "../support/temp-dirs.js";
+import { stateAfter } from "../support/write-outcome.js";
 
 const tempDir = tempDirs("clipper-qlog-");
 const MIB = 1024 * 1024;
@@ -172,15 +173,16 @@ describe("set_query_log", () => {
     let s = state();
     const apply = (body: unknown) => {
       const outcome = setQueryLog(s, JSON.stringify(body));
-      if (outcome.next) s = outcome.next;
-      return outcome;
+      const next = stateAfter(s, outcome);
+      if (next) s = next;
+      return { ...outcome, next };
     };
     expect(apply({ app_name: "constructor", sample: 0.01, max_mb: 8 }).text).toMatch(/sampling 1% of queries, at most 8 MiB/);
     expect(Object.getPrototypeOf(s.query_log)).toBe(null);
     expect(apply({ app_name: "constructor", sample: 1 }).next?.query_log?.constructor).toEqual({ sample: 1, max_mb: 8 });
     expect(apply({ app_name: "constructor", sample: 1 }).next).toBeUndefined();
     expect(stateViolations(s)).toEqual([]);
-    expect(apply({ app_name: "constructor", off: true }).next?.query_log).toBeUndefined();
+    expect(apply({ app_name: "constructor", off: true }).next?.query_log ?? {}).toEqual({});
     expect(apply({ app_name: "constructor", off: true }).text).toMatch(/already off/);
   });
 
