@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import {
   JOURNAL_BAD_PREFIX, JOURNAL_FILE, readDurableState, STATE_FILE, StateFileError, StateInvalidError, StateStore,
 } from "../../runtime/management/store.js";
+import { dict } from "../../runtime/shared/dict.js";
 import { diffStates, type StateDelta } from "../../runtime/shared/state-delta.js";
 import { stateViolations } from "../../runtime/shared/state-invariants.js";
 import type { ClusterState } from "../../runtime/shared/state.js";
@@ -168,6 +169,31 @@ describe("the state journal", () => {
     const before = (await readdir(dir)).sort();
     await expect(StateStore.open(dir)).rejects.toBeInstanceOf(StateFileError);
     expect((await readdir(dir)).sort()).toEqual(before);
+  });
+
+  it("journals and replays prototype names as ordinary keys", async () => {
+    const dir = await tempDir();
+    const store = await StateStore.open(dir);
+    const names = ["__proto__", "constructor", "toString"];
+    const template = consistent().models.m!;
+    for (const name of names) {
+      await store.update(() => ({
+        changes: [{ field: "models" as const, key: name, value: { ...template, name, versions: dict(Object.entries(template.versions).map(([v, r]) => [v, { ...r, model_name: name }])) } }],
+        result: 0,
+      }));
+      await store.update(addApp(name, [name]));
+    }
+    await store.update(() => ({ changes: [{ field: "policy_state" as const, key: "__proto__", value: dict([["__proto__", dict([["constructor", 1]])]]) }], result: 0 }));
+    // The link index answers for `__proto__` as for any name: the model cannot go while linked.
+    await expect(store.update(() => ({ changes: [{ field: "models" as const, key: "__proto__" }], result: 0 }))).rejects.toThrow(/applications\.__proto__\.linked_models\.0/);
+    const acknowledged = json(store.state);
+    await store.close();
+    const reopened = await StateStore.open(dir);
+    expect(json(reopened.state)).toEqual(acknowledged);
+    expect(Object.keys(reopened.state.applications).sort()).toEqual([...names].sort());
+    expect(Object.hasOwn(reopened.state.policy_state!.__proto__!, "__proto__")).toBe(true);
+    expect(Object.getPrototypeOf(reopened.state.applications)).toBeNull();
+    await reopened.close();
   });
 
   it("replays 10,000 journaled writes into the state that was acknowledged", async () => {
