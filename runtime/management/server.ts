@@ -399,10 +399,12 @@ export async function startManagementServer(options: ManagementServerOptions): P
       await rollouts.stop();
       server.closeIdleConnections();
       // Let writes already queued reach the disk and their answers go out before cutting connections.
-      await store.close();
+      await store.drain();
       await new Promise((resolve) => setImmediate(resolve));
       server.closeAllConnections();
       await closed;
+      // Last: a write that slipped in before the connections were cut still reaches the journal.
+      await store.close();
     })());
 
   return { url, port, close };
