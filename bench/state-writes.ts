@@ -197,6 +197,10 @@ ${markdownTable(["operation", "write path", "latency p50 ms", "latency p99 ms", 
 ${concurrent ? `${concurrent.writes} add-link writes issued at once through the journal (group commit: writes queued behind an fdatasync share the next one): ` +
   `${formatNumber(concurrent.ms)} ms in all, ${formatNumber((1000 * concurrent.writes) / concurrent.ms)} writes/s, ${formatNumber(concurrent.cpuMs / concurrent.writes)} ms CPU per write.` : ""}
 
+The state directories are under the OS temp directory (where this table was made: ext4 on a virtual disk, where an
+fdatasync takes well under a millisecond); on a disk with slower flushes both paths wait longer, the
+whole-state one also for the megabytes it writes.
+
 A snapshot (state.json rewritten whole, the journal restarted) still happens once per 10,000 journaled
 writes or once the journal outgrows the last state.json, off the acknowledgement path; it is not in these figures.
 
