@@ -202,7 +202,8 @@ fdatasync takes well under a millisecond); on a disk with slower flushes both pa
 whole-state one also for the megabytes it writes.
 
 A snapshot (state.json rewritten whole, the journal restarted) still happens once per 10,000 journaled
-writes or once the journal outgrows the last state.json, off the acknowledgement path; it is not in these figures.
+writes or once the journal outgrows the last state.json (and 1 MiB), after the write that crossed the line is
+acknowledged; writes that arrive meanwhile wait for it. It is not in these figures.
 
 ![latency p50 per write](state-writes.svg)
 `;
