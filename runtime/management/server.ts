@@ -360,18 +360,17 @@ export async function startManagementServer(options: ManagementServerOptions): P
   }
   for (const repair of store.repairs) log.warn({ repair }, "repaired what an earlier release left in the state");
   // A deleted application's log goes with it (and any left by a daemon killed before it removed them).
-  let loggedApps = new Set(Object.keys(store.state.applications));
-  await queryLogs.removeAllBut(loggedApps);
-  store.onCommit((state) => {
-    const apps = new Set(Object.keys(state.applications));
-    for (const app of loggedApps) {
-      if (apps.has(app)) continue;
+  await queryLogs.removeAllBut(new Set(Object.keys(store.state.applications)));
+  store.onCommit((_state, delta) => {
+    // From the delta, not by comparing every application name: a commit costs what it changed.
+    for (const change of delta.changes) {
+      if (change.field !== "applications" || change.value !== undefined) continue;
+      const app = change.key;
       queryLogDropped.delete(app);
       queryLogs.remove(app).catch((err: unknown) => log.error({ err, app }, "could not delete the query log of a deleted application"));
     }
-    loggedApps = apps;
     try {
-      watch.publish(state);
+      watch.publish(delta);
     } catch (err) {
       log.error({ err }, "could not publish a state change to watchers");
     }

@@ -15,6 +15,7 @@ import { copyFile, link, mkdir, open, readdir, readFile, rename, unlink } from "
 import { join } from "node:path";
 import { type ClusterState, ClusterStateSchema, emptyState } from "../shared/state.js";
 import { describeViolation, repairLegacyState, stateViolations } from "../shared/state-invariants.js";
+import { diffStates, type StateDelta } from "../shared/state-delta.js";
 
 export const STATE_FILE = "state.json";
 const TEMP_PREFIX = `${STATE_FILE}.tmp-`;
@@ -59,7 +60,8 @@ export interface Change<R> {
   result: R;
 }
 
-export type CommitListener = (state: ClusterState) => void;
+/** Called with each newly committed state and what the commit changed (the watch stream sends that). */
+export type CommitListener = (state: ClusterState, delta: StateDelta) => void;
 
 export class StateStore {
   private current: ClusterState;
@@ -174,12 +176,13 @@ export class StateStore {
       throw new StatePersistError(`could not save ${this.path}: ${(err as Error).message}`);
     }
     await this.pruneGenerations().catch(() => undefined); // spare files are harmless
+    const delta: StateDelta = { revision: committed.revision, base: this.current.revision, changes: diffStates(this.current, committed) };
     this.current = deepFreeze(committed);
     for (const listener of this.listeners) {
       // The change is durable and current whatever a listener does: its failure must not turn an
       // applied write into an error answer. Listeners report their own errors.
       try {
-        listener(this.current);
+        listener(this.current, delta);
       } catch {
         // ignored, see above
       }
