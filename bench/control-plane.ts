@@ -105,33 +105,32 @@ async function growTo(admin: Admin, fromApps: number, apps: number): Promise<voi
 /** Probe applications: each write adds or removes the probe model's link on one of them. */
 const PROBE_APPS = 100;
 
-/** Link writes on the probe applications, never two in flight on one application (each toggles its link). */
+/** Link writes on the probe applications in turn; one application's writes run one after another (each toggles its link). */
 class ProbeWriter {
   private readonly linked = new Set<number>();
-  private readonly busy = new Set<number>();
+  private readonly chains = new Map<number, Promise<unknown>>();
   private next = 0;
   errors = 0;
 
   constructor(private readonly admin: Admin) {}
 
-  async write(): Promise<Write | undefined> {
-    let app = this.next++ % PROBE_APPS;
-    for (let tries = 0; this.busy.has(app) && tries < PROBE_APPS; tries++) app = this.next++ % PROBE_APPS;
-    if (this.busy.has(app)) throw new Error("every probe application has a write in flight");
-    this.busy.add(app);
-    const linking = !this.linked.has(app);
-    try {
-      const write = await this.admin.post(linking ? "/admin/add_model_links" : "/admin/delete_model_links",
-        { app_name: `probe-${app}`, model_names: ["probe-model"] });
-      if (linking) this.linked.add(app);
-      else this.linked.delete(app);
-      return write;
-    } catch {
-      this.errors++;
-      return undefined;
-    } finally {
-      this.busy.delete(app);
-    }
+  write(): Promise<Write | undefined> {
+    const app = this.next++ % PROBE_APPS;
+    const run = (this.chains.get(app) ?? Promise.resolve()).then(async () => {
+      const linking = !this.linked.has(app);
+      try {
+        const write = await this.admin.post(linking ? "/admin/add_model_links" : "/admin/delete_model_links",
+          { app_name: `probe-${app}`, model_names: ["probe-model"] });
+        if (linking) this.linked.add(app);
+        else this.linked.delete(app);
+        return write;
+      } catch {
+        this.errors++;
+        return undefined;
+      }
+    });
+    this.chains.set(app, run);
+    return run;
   }
 }
 
