@@ -7,7 +7,7 @@
  * acknowledged write is reflected or was superseded by a later write, no request got a 5xx, and the
  * frontend still answers the original application from its model.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -15,10 +15,9 @@ import { seededRandom as rng } from "../runtime/frontend/policies/random.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startQueryFrontend, type RunningFrontend } from "../runtime/frontend/frontend.js";
 import { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
-import { STATE_FILE } from "../runtime/management/store.js";
+import { readDurableState } from "../runtime/management/store.js";
 import { hasOwn, own } from "../runtime/shared/dict.js";
 import { describeViolation, stateViolations } from "../runtime/shared/state-invariants.js";
-import { ClusterStateSchema } from "../runtime/shared/state.js";
 import { sumHandler, waitFor } from "./support/cluster-in-process.js";
 import { TEST_RPC_KEY } from "./support/test-frontend.js";
 import { versionSecret } from "../runtime/shared/rpc-auth.js";
@@ -98,7 +97,7 @@ describe("admin storm with a kill -9 in the middle", () => {
     expect(res, `${path} ${JSON.stringify(body)}`).toMatchObject({ status: 200 });
   };
   /** The state on disk, read as the daemon loads it (without touching the directory). */
-  const stateOnDisk = async () => ClusterStateSchema.parse(JSON.parse(await readFile(join(stateDir, STATE_FILE), "utf8")));
+  const stateOnDisk = () => readDurableState(stateDir);
   const predict = async () => {
     const res = await fetch(`${frontend.queryUrl}/${SERVED_APP}/predict`, {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: [1, 2, 3] }),

@@ -4,6 +4,7 @@
  * The parts that start nothing are in test/unit/api-keys.test.ts.
  */
 import { readFile } from "node:fs/promises";
+import { JOURNAL_FILE, STATE_FILE } from "../runtime/management/store.js";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADD_API_KEY_PATH, type CreatedApiKey, GET_API_KEYS_PATH, hashApiKey, REVOKE_API_KEY_PATH } from "../runtime/shared/api-keys.js";
@@ -39,7 +40,8 @@ describe("API keys end to end (admin API, state, a frontend with --query-auth ke
     const scoped = await c.admin.postJson<CreatedApiKey>(ADD_API_KEY_PATH, { app: "a", rate: 2 });
     expect(scoped).toMatchObject({ app: "a", rate: 2, id: expect.stringMatching(/^[0-9a-f]{12}$/) });
 
-    const file = await readFile(join(c.stateDir, "state.json"), "utf8");
+    // What the daemon keeps on disk: the last snapshot and the journal of the writes since.
+    const file = (await readFile(join(c.stateDir, STATE_FILE), "utf8")) + (await readFile(join(c.stateDir, JOURNAL_FILE), "utf8"));
     expect(file).not.toContain(all.key);
     expect(file).not.toContain(scoped.key);
     expect(file).toContain(hashApiKey(scoped.key));

@@ -10,7 +10,7 @@
  * a 75 s budget); CLIPPER_FUZZ_REPORT=FILE writes every failure there.
  */
 import { request } from "node:http";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -18,7 +18,7 @@ import { seededRandom as rng } from "../runtime/frontend/policies/random.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startQueryFrontend, type RunningFrontend } from "../runtime/frontend/frontend.js";
 import { ContainerRpcClient } from "../runtime/container-node/rpc-client.js";
-import { ClusterStateSchema } from "../runtime/shared/state.js";
+import { readDurableState } from "../runtime/management/store.js";
 import { ensureDaemonBuilt, startDaemon, type Daemon } from "./support/management-daemon.js";
 import { sumHandler, waitFor } from "./support/cluster-in-process.js";
 import { TEST_RPC_KEY } from "./support/test-frontend.js";
@@ -286,14 +286,14 @@ describe("fuzzing both HTTP APIs", () => {
     if (process.env.CLIPPER_FUZZ_REPORT) writeFileSync(process.env.CLIPPER_FUZZ_REPORT, failures.join("\n") + "\n");
 
     // The state file is whole and valid; a restarted daemon serves the same state from it.
-    const readState = () => ClusterStateSchema.parse(JSON.parse(readFileSync(join(stateDir, "state.json"), "utf8")));
+    const readState = () => readDurableState(stateDir);
     const before = await admin("/admin/get_all_applications", { verbose: true });
     const modelsBefore = await admin("/admin/get_all_models", { verbose: true });
-    const stored = readState();
+    const stored = await readState();
     daemon!.child.kill("SIGTERM");
     await new Promise((r) => daemon!.child.once("exit", r));
     daemon = await startDaemon(["--state-dir", stateDir, "--port", "0"]);
-    expect(readState()).toEqual(stored);
+    expect(await readState()).toEqual(stored);
     expect(await admin("/admin/get_all_applications", { verbose: true })).toEqual(before);
     expect(await admin("/admin/get_all_models", { verbose: true })).toEqual(modelsBefore);
     // Last, so that a run with failures still checked the state (CLIPPER_FUZZ_REPORT=FILE keeps them all).

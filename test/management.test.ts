@@ -10,11 +10,11 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ManagementServer, startManagementServer } from "../runtime/management/server.js";
-import { STATE_FILE, StateFileError, StateStore } from "../runtime/management/store.js";
+import { readDurableState, STATE_FILE, StateFileError, StateStore } from "../runtime/management/store.js";
 import { WatchHub } from "../runtime/management/watch.js";
 import { emptyState, REPORT_REPLICAS_PATH, WATCH_PATH } from "../runtime/shared/state.js";
 import { ensureDaemonBuilt, killHard, LineReader, runDaemon, startDaemon } from "./support/management-daemon.js";
-import { replicaRecord } from "./support/state-fixtures.js";
+import { appRecord, replicaRecord } from "./support/state-fixtures.js";
 import { tempDirs } from "./support/temp-dirs.js";
 
 const silent = pino({ level: "silent" });
@@ -306,15 +306,15 @@ describe("admin endpoints beyond the transcript", () => {
 });
 
 describe("state on disk", () => {
-  it("persists every acknowledged write in state.json with its revision", async () => {
+  it("persists every acknowledged write (state.json and the journal) with its revision", async () => {
     const { server, stateDir } = await startServer();
     try {
       await post(server.url, "/admin/add_app", APP_A1);
       await post(server.url, "/admin/add_model", MODEL_M1);
-      const onDisk = JSON.parse(await readFile(join(stateDir, STATE_FILE), "utf8"));
+      const onDisk = await readDurableState(stateDir);
       expect(onDisk.revision).toBe(2);
-      expect(onDisk.applications.a1.name).toBe("a1");
-      expect(onDisk.models.m.current_version).toBe("1");
+      expect(onDisk.applications.a1?.name).toBe("a1");
+      expect(onDisk.models.m?.current_version).toBe("1");
     } finally {
       await server.close();
     }
@@ -343,9 +343,13 @@ describe("state on disk", () => {
     const unchanged = await store.update(() => ({ result: "same" }));
     expect(unchanged).toBe("same");
     expect(store.state.revision).toBe(0);
+    // A next state equal to the current one changes nothing either.
     await store.update((s) => ({ next: { ...s, applications: {} }, result: 1 }));
+    expect(store.state.revision).toBe(0);
+    await store.update((s) => ({ next: { ...s, applications: { a: appRecord("a") } }, result: 1 }));
     expect(store.state.revision).toBe(1);
-    expect(Object.isFrozen(store.state)).toBe(true);
+    expect(Object.isFrozen(store.state.applications.a)).toBe(true);
+    await store.close();
   });
 });
 

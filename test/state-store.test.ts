@@ -19,19 +19,22 @@ import { appRecord, consistent } from "./support/state-fixtures.js";
 import { tempDirs } from "./support/temp-dirs.js";
 
 const tempDir = tempDirs("clipper-store-");
+/** A snapshot after every write, so that state.json and its generations hold each write, as these tests damage them. */
+const EVERY_WRITE = { snapshotAfterChanges: 1 };
 
 describe("the daemon process on a state it cannot load", () => {
   beforeAll(() => ensureDaemonBuilt());
 
   it("logs what is wrong, starts from the newest good generation, and serves it", async () => {
     const dir = await tempDir();
-    const store = await StateStore.open(dir);
+    const store = await StateStore.open(dir, EVERY_WRITE);
     await store.update(() => ({ next: consistent(), result: undefined }));
     await store.update((s) => {
       const next = cloneState(s);
       next.applications.b = appRecord("b");
       return { next, result: undefined };
     });
+    await store.close();
     await writeFile(join(dir, STATE_FILE), '{"revision": 2, "applications": {"b": {"name": "b"}}, "models": {}}');
     const daemon = await startDaemon(["--state-dir", dir, "--port", "0"]);
     try {
@@ -47,9 +50,10 @@ describe("the daemon process on a state it cannot load", () => {
 
   it("says in its log which file was wrong, where and why, and what it restored", async () => {
     const dir = await tempDir();
-    const store = await StateStore.open(dir);
+    const store = await StateStore.open(dir, EVERY_WRITE);
     await store.update(() => ({ next: consistent(), result: undefined }));
     await store.update((s) => ({ next: { ...cloneState(s), applications: dict() }, result: undefined }));
+    await store.close();
     await writeFile(join(dir, STATE_FILE), "{}");
     const lines: string[] = [];
     const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(line) });

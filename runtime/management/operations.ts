@@ -26,21 +26,32 @@ import { removeAutoscaling } from "./autoscale-state.js";
 import { settleRolloutAfter } from "./rollout-state.js";
 import { endShadowOf } from "./shadow-state.js";
 import { AdminError, badRequest } from "./errors.js";
+import type { LinkIndex } from "./link-index.js";
+import type { StateChange } from "../shared/state-delta.js";
 import { linkLimitFor, parsePolicyConfig, policyNameOf } from "./policy-config.js";
 
 /** A 200 answer: plain text, or a JSON value. */
 export type Reply = { kind: "text"; text: string } | { kind: "json"; value: unknown };
 
-/** A write's outcome: the next state (absent when nothing changes) and the success text. */
+/**
+ * A write's outcome: what it changes (absent when nothing changes) and the success text. Frequent
+ * writes answer `changes`, which cost what they touch; rare ones may answer the whole `next` state,
+ * which the store diffs (O(size)).
+ */
 export interface WriteOutcome {
+  changes?: StateChange[];
   next?: ClusterState;
   text: string;
   /** What the daemon's autoscaler event log records once the change is durable (autoscaling changes). */
   event?: AutoscaleEventInput;
 }
 
-/** `replicas`: those the frontends report now, for a write that needs a version to be served (set_shadow; absent: none). */
-export type WriteOperation = (state: ClusterState, body: string, replicas?: readonly ReplicaRecord[]) => WriteOutcome;
+/**
+ * `replicas`: those the frontends report now, for a write that needs a version to be served
+ * (set_shadow; absent: none). `links`: the store's index of which applications link a model
+ * (absent: the operation walks the applications, as tests that hold a bare state do).
+ */
+export type WriteOperation = (state: ClusterState, body: string, replicas?: readonly ReplicaRecord[], links?: LinkIndex) => WriteOutcome;
 
 export interface ReadView {
   state: ClusterState;

@@ -313,17 +313,17 @@ export async function startManagementServer(options: ManagementServerOptions): P
         const body = await readTextBody(req, maxBodyBytes);
         const operation = WRITE_OPERATIONS[route.path]!;
         // Resolves only after the change is on disk (or there was nothing to change).
-        const outcome = await store.update((state) => {
-          const outcome = operation(state, body, replicas.all());
-          return { next: outcome.next, result: outcome };
+        const { result: outcome, revision } = await store.updateWithRevision((state, links) => {
+          const outcome = operation(state, body, replicas.all(), links);
+          return { changes: outcome.changes, next: outcome.next, result: outcome };
         });
         // The log gets the text; the reply may hold more (a created API key).
-        log.info({ path, revision: store.state.revision }, outcome.text);
+        log.info({ path, revision }, outcome.text);
         // Recorded once durable: a refused or failed write is no event.
         if (outcome.event) recordEvent(outcome.event);
         // Clipper's body unchanged; the headers let a client wait until every frontend applied the change.
         return sendReply(res, outcome.reply ?? { kind: "text", text: outcome.text }, {
-          [REVISION_HEADER]: String(store.state.revision),
+          [REVISION_HEADER]: String(revision),
           [DAEMON_INSTANCE_HEADER]: watch.daemon,
         });
       }
@@ -354,11 +354,14 @@ export async function startManagementServer(options: ManagementServerOptions): P
     throw err;
   }
   if (store.recovery) {
-    const { problem, movedTo, restoredFrom, revision } = store.recovery;
-    log.error({ problem, movedTo, restoredFrom, revision },
+    const { problem, movedTo, journalMovedTo, restoredFrom, revision } = store.recovery;
+    log.error({ problem, movedTo, journalMovedTo, restoredFrom, revision },
       `${problem}; moved it aside and restored revision ${revision} from ${restoredFrom}: changes after that revision are lost`);
   }
   for (const repair of store.repairs) log.warn({ repair }, "repaired what an earlier release left in the state");
+  if (store.droppedTornBytes > 0) {
+    log.warn({ bytes: store.droppedTornBytes }, "dropped the state journal's torn last line (a write cut short by a crash, never acknowledged)");
+  }
   // A deleted application's log goes with it (and any left by a daemon killed before it removed them).
   await queryLogs.removeAllBut(new Set(Object.keys(store.state.applications)));
   store.onCommit((_state, delta) => {
@@ -397,7 +400,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
       await rollouts.stop();
       server.closeIdleConnections();
       // Let writes already queued reach the disk and their answers go out before cutting connections.
-      await store.drain();
+      await store.close();
       await new Promise((resolve) => setImmediate(resolve));
       server.closeAllConnections();
       await closed;

@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
-  BAD_PREFIX, GENERATION_PREFIX, KEPT_GENERATIONS, STATE_FILE, StateFileError, StateInvalidError, StateStore,
+  BAD_PREFIX, GENERATION_PREFIX, JOURNAL_FILE, KEPT_GENERATIONS, STATE_FILE, StateFileError, StateInvalidError, StateStore,
 } from "../../runtime/management/store.js";
 import { dict } from "../../runtime/shared/dict.js";
 import { describeViolation, stateViolations } from "../../runtime/shared/state-invariants.js";
@@ -17,6 +17,9 @@ import { appRecord, consistent, versionRecord } from "../support/state-fixtures.
 import { tempDirs } from "../support/temp-dirs.js";
 
 const tempDir = tempDirs("clipper-store-");
+
+/** A snapshot (state.json, and a generation of the one before) after every write, as the generation tests need. */
+const EVERY_WRITE = { snapshotAfterChanges: 1 };
 
 const problems = (state: ClusterState) => stateViolations(state).map(describeViolation);
 
@@ -71,6 +74,7 @@ describe("StateStore", () => {
     const store = await StateStore.open(dir);
     await store.update(() => ({ next: consistent(), result: undefined }));
     const before = await readFile(join(dir, STATE_FILE), "utf8");
+    const journalBefore = await readFile(join(dir, JOURNAL_FILE), "utf8");
     const dangling = cloneState(store.state);
     delete dangling.models.m;
     await expect(store.update(() => ({ next: dangling, result: undefined }))).rejects.toThrow(StateInvalidError);
@@ -81,6 +85,7 @@ describe("StateStore", () => {
     await expect(store.update(() => ({ next: broken, result: undefined }))).rejects.toThrow(/applications\.a\.input_type/);
     expect(store.state.revision).toBe(1);
     expect(await readFile(join(dir, STATE_FILE), "utf8")).toBe(before);
+    expect(await readFile(join(dir, JOURNAL_FILE), "utf8")).toBe(journalBefore);
     // The store goes on accepting good changes.
     await store.update((s) => {
       const next = cloneState(s);
@@ -90,9 +95,9 @@ describe("StateStore", () => {
     expect(store.state.revision).toBe(2);
   });
 
-  it(`keeps the last ${KEPT_GENERATIONS} committed states as generation files`, async () => {
+  it(`keeps the last ${KEPT_GENERATIONS} snapshots as generation files`, async () => {
     const dir = await tempDir();
-    const store = await StateStore.open(dir);
+    const store = await StateStore.open(dir, EVERY_WRITE);
     for (let i = 0; i < 9; i++) {
       await store.update((s) => {
         const next = cloneState(s);
@@ -100,6 +105,7 @@ describe("StateStore", () => {
         return { next, result: undefined };
       });
     }
+    await store.drain(); // snapshots are written after the acknowledgement
     const generations = (await readdir(dir)).filter((f) => f.startsWith(GENERATION_PREFIX)).sort();
     expect(generations).toEqual([4, 5, 6, 7, 8].map((r) => `${GENERATION_PREFIX}${r}`));
     const kept = JSON.parse(await readFile(join(dir, `${GENERATION_PREFIX}8`), "utf8")) as ClusterState;
@@ -109,7 +115,7 @@ describe("StateStore", () => {
 
   it("moves an unloadable state.json aside, says why, and starts from the newest good generation", async () => {
     const dir = await tempDir();
-    const store = await StateStore.open(dir);
+    const store = await StateStore.open(dir, EVERY_WRITE);
     for (const name of ["x", "y", "constructor"]) {
       await store.update((s) => {
         const next = cloneState(s);
@@ -117,6 +123,7 @@ describe("StateStore", () => {
         return { next, result: undefined };
       });
     }
+    await store.drain();
     // state.json (revision 3) damaged by hand: a function-less input type, as the old bug left it.
     const damaged = JSON.parse(await readFile(join(dir, STATE_FILE), "utf8"));
     delete damaged.applications.constructor.input_type;
@@ -150,7 +157,7 @@ describe("StateStore", () => {
 
   it("restores the newest generation when state.json is missing but history exists", async () => {
     const dir = await tempDir();
-    const store = await StateStore.open(dir);
+    const store = await StateStore.open(dir, EVERY_WRITE);
     for (const name of ["p", "q"]) {
       await store.update((s) => {
         const next = cloneState(s);
@@ -158,6 +165,7 @@ describe("StateStore", () => {
         return { next, result: undefined };
       });
     }
+    await store.drain();
     await rm(join(dir, STATE_FILE));
     const reopened = await StateStore.open(dir);
     expect(reopened.state.revision).toBe(1);
