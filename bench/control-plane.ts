@@ -15,15 +15,13 @@
  * BENCH_QUERY_RATE (default 500/s), BENCH_WRITE_RATE (default 100/s), BENCH_FRONTEND_WORKERS (default 2).
  */
 import { execSync } from "node:child_process";
-import { statSync } from "node:fs";
-import { join } from "node:path";
 import { positiveEnv } from "./lib/env.js";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { distinctDoubles } from "./lib/body.js";
 import { runOpenLoop } from "./lib/open-loop.js";
 import { histogramQuantile, metricValue, scrape } from "./lib/metrics.js";
 import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";
-import { APPLIED_REVISIONS_PATH, AppliedRevisionsSchema, REVISION_HEADER } from "../runtime/shared/state.js";
+import { APPLIED_REVISIONS_PATH, AppliedRevisionsSchema, REVISION_HEADER, WATCH_PATH } from "../runtime/shared/state.js";
 
 const SIZES = (process.env.BENCH_SIZES ?? "100,1000,5000,10000").split(",").map(Number);
 const SECONDS = positiveEnv("BENCH_SECONDS", 10);
@@ -55,6 +53,23 @@ class Admin {
     const text = await res.text();
     if (!res.ok) throw new Error(`${path} answered ${res.status}: ${text}`);
     return { ms: performance.now() - started, revision: Number(res.headers.get(REVISION_HEADER)) };
+  }
+
+  /** The size of the state as a frontend receives it: the watch stream's first line. */
+  async snapshotBytes(): Promise<number> {
+    const abort = new AbortController();
+    const res = await fetch(this.url + WATCH_PATH, { signal: abort.signal });
+    const reader = res.body!.getReader();
+    let bytes = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const newline = value.indexOf(10);
+      bytes += newline >= 0 ? newline : value.length;
+      if (newline >= 0) break;
+    }
+    abort.abort();
+    return bytes;
   }
 
   /** The revision every live frontend has applied (the least), and how many frontends there are. */
@@ -204,7 +219,7 @@ async function measureSize(cluster: BenchCluster, admin: Admin, probes: ProbeWri
   })();
   const busy = await runOpenLoop(load);
   await writer;
-  const stateKb = Math.round(statSync(join(cluster.stateDir, "state.json")).size / 1024);
+  const stateKb = Math.round((await admin.snapshotBytes()) / 1024);
   return {
     apps, versions: Math.ceil((apps * VERSIONS_PER_APP) / 2) * 2, stateKb,
     writeP50: quantile(writes, 0.5), writeP99: quantile(writes, 0.99),
@@ -265,7 +280,7 @@ writeReport("control-plane", [
   `  ${WRITE_RATE}/s (their latency under load in the last columns). Probe writes toggle the link of one of ${PROBE_APPS} probe applications.`,
   "",
   markdownTable([
-    "apps", "versions", "state.json KB", "write p50 ms", "write p99 ms", "applied p50 ms", "applied p99 ms",
+    "apps", "versions", "state KB (snapshot)", "write p50 ms", "write p99 ms", "applied p50 ms", "applied p99 ms",
     "apply CPU mean ms", "apply CPU p99 ms", "query p99 ms", `query p99 ms, ${WRITE_RATE} writes/s`, "ratio",
     "write p50 ms (load)", "write p99 ms (load)", "writes acked", "write errors", "non-model answers",
   ], results.map((r) => [
