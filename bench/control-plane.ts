@@ -36,6 +36,10 @@ const PROBES = 40;
 const GROWTH_CONCURRENCY = 8;
 const POLICIES = [undefined, { name: "exp3" }, { name: "ensemble", threshold: 0.5 }, { name: "exp4" }];
 
+/** The BENCH_* settings of this run, as the command to repeat it sets them. */
+const ENV_SET = ["BENCH_SIZES", "BENCH_SECONDS", "BENCH_QUERY_RATE", "BENCH_WRITE_RATE", "BENCH_FRONTEND_WORKERS"]
+  .filter((name) => process.env[name] !== undefined).map((name) => `${name}=${process.env[name]} `).join("");
+
 const pad = (n: number, width = 5) => String(n).padStart(width, "0");
 const modelName = (i: number) => `model-${pad(i)}`;
 
@@ -264,7 +268,7 @@ const verdict = (ok: boolean) => (ok ? "met" : "**not met**");
 writeReport("control-plane", [
   "# Control plane at scale",
   "",
-  runContext("npm run build && flock /tmp/clipper-bench.lock node dist/bench/control-plane.js"),
+  runContext(`npm run build && ${ENV_SET}flock /tmp/clipper-bench.lock node dist/bench/control-plane.js`),
   `Commit measured: \`${commit}\`.`,
   "",
   `The state grows through the admin REST API: applications \`app-NNNNN\`, each with a policy (default, exp3, ensemble, exp4 in turn)`,
