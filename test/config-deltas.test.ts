@@ -134,8 +134,8 @@ describe("the frontend on a watch stream of deltas", () => {
     const cluster = await startInProcessCluster();
     cleanups.push(() => cluster.close());
     const post = (path: string, body: unknown) => cluster.admin.postText(path, body);
-    await post("/admin/add_app", { name: "fast", input_type: "doubles", default_output: "-1", latency_slo_micros: 20_000 });
-    await post("/admin/add_app", { name: "slow", input_type: "doubles", default_output: "-1", latency_slo_micros: 200_000 });
+    await post("/admin/add_app", { name: "fast", input_type: "doubles", default_output: "-1", latency_slo_micros: 2_000_000 });
+    await post("/admin/add_app", { name: "slow", input_type: "doubles", default_output: "-1", latency_slo_micros: 5_000_000 });
     await post("/admin/add_model", { ...versionRecord("m", "1"), container_name: "NO_CONTAINER" });
     await post("/admin/add_model_links", { app_name: "slow", model_names: ["m"] });
     await cluster.addContainer("m", "1", "doubles", sumHandler);
