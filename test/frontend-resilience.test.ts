@@ -100,7 +100,8 @@ describe("the configuration watch", () => {
     let failOnce = true;
     const watcher = new ConfigWatcher({
       managementUrl: url, log,
-      onChange: (state) => {
+      onDelta: () => undefined,
+      onSnapshot: (state) => {
         const names = Object.keys(state.applications).join(",");
         if (names === "b" && failOnce) {
           failOnce = false;

@@ -354,7 +354,7 @@ describe("state on disk", () => {
 });
 
 describe("watch stream", () => {
-  it("sends the state at once and after every change", async () => {
+  it("sends the state at once, then what each change changed", async () => {
     const { server } = await startServer();
     try {
       const controller = new AbortController();
@@ -362,22 +362,32 @@ describe("watch stream", () => {
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toBe("application/x-ndjson");
       const lines = new LineReader(res.body!);
-      const first = await lines.nextSnapshot();
+      const first = await lines.nextUpdate();
       // The daemon instance: revisions compare only within one (docs/architecture.md).
       expect(first).toEqual({ revision: 0, daemon: expect.stringMatching(/^[0-9a-f-]{36}$/), state: emptyState() });
 
       await post(server.url, "/admin/add_app", APP_A1);
-      const second = await lines.nextSnapshot();
-      expect(second.revision).toBe(1);
-      expect(second.state.revision).toBe(1);
-      expect(second.state.applications.a1).toMatchObject({ name: "a1", input_type: "doubles" });
+      const second = await lines.nextUpdate();
+      // Only the application added, from the revision the snapshot held (state-delta.ts).
+      expect(second).toEqual({
+        revision: 1, base: 0, daemon: first.daemon,
+        changes: [{ field: "applications", key: "a1", value: expect.objectContaining({ name: "a1", input_type: "doubles" }) }],
+      });
 
       // A refused write publishes nothing; the next good one does.
       await post(server.url, "/admin/add_app", APP_A1);
       await post(server.url, "/admin/add_model", MODEL_M1);
-      const third = await lines.nextSnapshot();
-      expect(third.revision).toBe(2);
-      expect(third.state.models.m.current_version).toBe("1");
+      const third = await lines.nextUpdate();
+      expect(third).toMatchObject({ revision: 2, base: 1 });
+      expect(third.changes).toEqual([{ field: "models", key: "m", value: expect.objectContaining({ current_version: "1" }) }]);
+
+      // What a later client starts from: the whole state at the last revision.
+      const again = await fetch(server.url + WATCH_PATH);
+      const fresh = new LineReader(again.body!);
+      const snapshot = await fresh.nextUpdate();
+      expect(snapshot.revision).toBe(2);
+      expect(Object.keys(snapshot.state.applications)).toEqual(["a1"]);
+      await fresh.cancel();
       controller.abort();
       await lines.cancel();
     } finally {

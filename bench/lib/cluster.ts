@@ -15,6 +15,8 @@ export interface BenchCluster {
   conn: ClipperConnection;
   queryUrl: string;
   managementUrl: string;
+  /** The management daemon's --state-dir (its state.json). */
+  stateDir: string;
   /** The query frontend's process (with --frontend-workers N > 1, the primary whose children are the workers). */
   frontendPid(): number;
   /** Where replicas reach the frontend's RPC port (tcp://127.0.0.1:PORT). */
@@ -69,6 +71,7 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
     conn,
     queryUrl: addresses.queryUrl,
     managementUrl: addresses.managementUrl,
+    stateDir: clusterPaths(home, "bench").stateDir,
     frontendPid() {
       const children = ChildrenFileSchema.parse(JSON.parse(readFileSync(clusterPaths(home, "bench").childrenFile, "utf8")));
       const frontend = children.children.find((c) => c.component === "frontend");

@@ -23,7 +23,7 @@
  * e.g. over the Open Inference Protocol) gets `defaultBudgetMs`.
  */
 import { own } from "../shared/dict.js";
-import type { ClusterState } from "../shared/state.js";
+import type { ClusterState, ModelVersionRecord } from "../shared/state.js";
 
 export interface BatchControllerOptions {
   /** Largest batch latency (send to response, ms) the cap may grow under. */
@@ -120,19 +120,30 @@ export interface BatchBudgetDefaults {
 
 export const DEFAULT_BUDGET_FRACTION = 0.5;
 
-/** The batching configuration of one model version in a configuration snapshot. */
+/** The batching configuration of one model version in a configuration snapshot (walks every application). */
 export function modelBatchConfig(
   state: ClusterState | undefined,
   name: string,
   version: string,
   defaults: BatchBudgetDefaults,
 ): ModelBatchConfig {
-  const record = own(own(state?.models, name)?.versions, version);
   let tightestSloMicros: number | undefined;
   for (const app of Object.values(state?.applications ?? {})) {
     if (!app.linked_models.includes(name)) continue;
     tightestSloMicros = Math.min(tightestSloMicros ?? Infinity, app.latency_slo_micros);
   }
+  return batchConfig(own(own(state?.models, name)?.versions, version), tightestSloMicros, defaults);
+}
+
+/**
+ * The batching configuration of a version record, given the tightest SLO among the applications
+ * linking its model (µs; undefined: none links it). The frontend keeps that SLO indexed (frontend-config.ts).
+ */
+export function batchConfig(
+  record: ModelVersionRecord | undefined,
+  tightestSloMicros: number | undefined,
+  defaults: BatchBudgetDefaults,
+): ModelBatchConfig {
   const fraction = defaults.budgetFraction ?? DEFAULT_BUDGET_FRACTION;
   return {
     batchSize: record?.batch_size ?? -1,

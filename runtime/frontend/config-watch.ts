@@ -1,18 +1,29 @@
 /**
  * Keeps the frontend's copy of the cluster configuration current by following the management
- * daemon's watch stream (NDJSON snapshots). While the daemon is down the last known state stays
+ * daemon's watch stream (management/watch.ts): a snapshot first, then one delta per committed change.
+ * A delta is handed on only when its base is the revision held; otherwise (a line lost, a daemon
+ * that restarted) the watcher reconnects, and the new connection starts with a snapshot. A line
+ * that cannot be read or applied does the same. While the daemon is down the last known state stays
  * in force and the watcher reconnects with capped backoff.
  */
 import type { Logger } from "pino";
 import { AppliedRevisionSchema, ClusterStateSchema, WATCH_PATH, type AppliedRevision, type ClusterState } from "../shared/state.js";
+import { parseStateDelta, StateDeltaError, type StateDelta } from "../shared/state-delta.js";
+
+export type ConfigLineKind = "snapshot" | "delta";
 
 export interface ConfigWatcherOptions {
   managementUrl: string;
   token?: string;
   log: Logger;
-  onChange(state: ClusterState): void;
-  /** After a snapshot was applied (and after onChange): the frontend reports it to the daemon. */
+  /** A whole state: it replaces the frontend's copy. */
+  onSnapshot(state: ClusterState): void;
+  /** Changes whose base is the revision of the last snapshot or delta handed on. */
+  onDelta(delta: StateDelta): void;
+  /** After a snapshot or delta was applied (and after its callback): the frontend reports it to the daemon. */
   onApplied?(applied: AppliedRevision): void;
+  /** The CPU time (user + system, seconds) of reading and applying one line, for the apply-cost histogram. */
+  observeApply?(kind: ConfigLineKind, cpuSeconds: number, revision: number): void;
   /** No line (snapshot or keepalive) for this long means the connection is dead. */
   staleAfterMs?: number;
 }
@@ -88,19 +99,39 @@ export class ConfigWatcher {
     }
   }
 
+  /** Throws (and so reconnects for a snapshot) on a line it cannot read or apply. */
   private handleLine(line: string): void {
     if (line.trim() === "") return;
+    const started = process.cpuUsage();
     const parsed: unknown = JSON.parse(line);
-    if (typeof parsed !== "object" || parsed === null || !("state" in parsed)) return; // keepalive
-    const state = ClusterStateSchema.parse((parsed as { state: unknown }).state);
+    if (typeof parsed !== "object" || parsed === null) throw new StateDeltaError("watch line is not an object");
+    let kind: ConfigLineKind;
+    let revision: number;
+    if ("state" in parsed) {
+      const state = ClusterStateSchema.parse(parsed.state);
+      if (state.revision === this.revision) return;
+      this.options.onSnapshot(state);
+      kind = "snapshot";
+      revision = state.revision;
+    } else if ("changes" in parsed) {
+      const delta = parseStateDelta(parsed);
+      if (delta.base !== this.revision) {
+        throw new StateDeltaError(`a change from revision ${delta.base} arrived while revision ${this.revision} is held; reconnecting for a snapshot`);
+      }
+      this.options.onDelta(delta);
+      kind = "delta";
+      revision = delta.revision;
+    } else {
+      return; // keepalive
+    }
+    // Recorded only once applied: a line that could not be applied is not skipped later as seen.
+    this.revision = revision;
+    const cpu = process.cpuUsage(started);
+    this.options.observeApply?.(kind, (cpu.user + cpu.system) / 1e6, revision);
     // A daemon before the instance id existed sends none: its revisions cannot be reported.
     const daemon = AppliedRevisionSchema.shape.daemon.safeParse((parsed as { daemon?: unknown }).daemon);
-    if (state.revision === this.revision) return;
-    // Recorded only once applied: a snapshot that could not be applied is not skipped later as seen.
-    this.options.onChange(state);
-    this.revision = state.revision;
     if (daemon.success) {
-      this.applied = { daemon: daemon.data, revision: state.revision };
+      this.applied = { daemon: daemon.data, revision };
       this.options.onApplied?.(this.applied);
     }
   }

@@ -10,7 +10,9 @@ import { RpcServer, type RpcServerAuth } from "../rpc/rpc-server.js";
 import type { RpcAuthMode } from "../shared/rpc-auth.js";
 import type { ClusterState } from "../shared/state.js";
 import { ConfigWatcher } from "./config-watch.js";
-import { modelBatchConfig } from "./batch-controller.js";
+import { batchConfig } from "./batch-controller.js";
+import { type ConfigChange, FrontendConfig } from "./frontend-config.js";
+import { own } from "../shared/dict.js";
 import { Dispatcher } from "./dispatcher.js";
 import { createQueryServer } from "./http-server.js";
 import { FrontendMetrics } from "./metrics.js";
@@ -100,7 +102,9 @@ export interface RunningFrontend {
 export async function startQueryFrontend(options: QueryFrontendOptions): Promise<RunningFrontend> {
   const { log } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  let state: ClusterState | undefined;
+  // The frontend's own copy of the configuration, changed in place by each delta (frontend-config.ts).
+  const config = new FrontendConfig();
+  const state = (): ClusterState | undefined => config.state;
   const budgets = { defaultBudgetMs: options.defaultBatchBudgetMs ?? DEFAULT_BATCH_BUDGET_MS };
   const dispatcher = new Dispatcher({
     defaultMaxBatch: options.defaultMaxBatch ?? DEFAULT_MAX_BATCH, log, defaultBudgetMs: budgets.defaultBudgetMs, admission: options.admission,
@@ -122,7 +126,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     shadows: () => shadowRecorder.take(),
     versions: () => dispatcher.liveVersions(),
     sloMs: (app) => {
-      const record = state && Object.hasOwn(state.applications, app) ? state.applications[app] : undefined;
+      const record = own(config.state?.applications, app);
       return record ? record.latency_slo_micros / 1000 : null;
     },
   });
@@ -137,11 +141,12 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     replicaTimeoutMs: options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS,
     auth: rpcAuth(options),
     maxFrameBytes: options.maxRpcFrameBytes ?? DEFAULT_MAX_RPC_FRAME_BYTES,
-    expectedInputType: (name, version) => recordedVersion(state, name, version)?.input_type,
+    expectedInputType: (name, version) => recordedVersion(config.state, name, version)?.input_type,
     log,
     handlers: {
       replicaAdded: (replica) => {
-        dispatcher.configure(replica.name, replica.version, modelBatchConfig(state, replica.name, replica.version, budgets));
+        const record = recordedVersion(config.state, replica.name, replica.version);
+        dispatcher.configure(replica.name, replica.version, batchConfig(record, config.tightestSloMicros(replica.name), budgets));
         dispatcher.replicaAdded(replica);
         reporter.changed();
         // A version's first replica: the autoscaler times a scale from zero by the sample that shows it.
@@ -194,37 +199,51 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     managementUrl: options.managementUrl,
     token: options.token,
     log,
-    onChange: (next) => {
-      cache?.reconcile(next);
-      queryAuth.onState(next);
-      queryLog.configure(next);
-      state = next;
-      rpc.recheckInputTypes();
-      policyState.onSnapshot(next);
-      for (const model of Object.values(next.models)) {
-        for (const v of Object.values(model.versions)) {
-          dispatcher.configure(model.name, v.model_version, modelBatchConfig(next, model.name, v.model_version, budgets));
-        }
-      }
-      log.info({ revision: next.revision }, "configuration updated");
-    },
+    onSnapshot: (next) => applyConfig(config.replace(next)),
+    onDelta: (delta) => applyConfig(config.apply(delta)),
     onApplied: () => reporter.reportNow(),
+    observeApply: (kind, cpuSeconds, revision) => metrics.configApplied(kind, cpuSeconds, revision),
   });
+
+  /** Tells each component what a snapshot (everything) or a delta (only what it names) changed. */
+  function applyConfig(change: ConfigChange): void {
+    const next = change.state;
+    const affected = change.snapshot ? undefined : FrontendConfig.affectedModels(change);
+    if (change.snapshot) cache?.reconcile(next);
+    else cache?.reconcileModels(next, change.models);
+    if (change.apiKeys) queryAuth.onState(next);
+    if (change.snapshot) queryLog.configure(next);
+    else if (change.queryLogs.size > 0) queryLog.configureApps(next, change.queryLogs);
+    if (change.snapshot || change.models.size > 0) rpc.recheckInputTypes(change.snapshot ? undefined : new Set(change.models.keys()));
+    if (change.snapshot) policyState.onSnapshot(next);
+    else if (change.apps.size > 0 || change.policyStates.size > 0) policyState.onApps(next, new Set([...change.apps.keys(), ...change.policyStates]));
+    // A version's batching depends on its record and on the SLOs of the applications linking its model.
+    for (const name of affected ?? Object.keys(next.models)) configureVersions(name);
+    if (change.snapshot) log.info({ revision: next.revision }, "configuration updated");
+    else log.debug({ revision: next.revision, changes: change.apps.size + change.models.size }, "configuration changed");
+  }
+
+  function configureVersions(name: string): void {
+    const model = own(config.state?.models, name);
+    if (!model) return;
+    const tightest = config.tightestSloMicros(name);
+    for (const v of Object.values(model.versions)) dispatcher.configure(name, v.model_version, batchConfig(v, tightest, budgets));
+  }
 
   // Shadow versions (docs/rollouts.md): copies go through the same caller, without being copied again.
   const shadows = new ShadowMirror({
-    state: () => state, sink: shadowRecorder, random: options.random,
+    state, sink: shadowRecorder, random: options.random,
     call: (model, inputType, input, deadline) => caller.callWithoutShadow(model, inputType, input, deadline),
   });
   const caller: ModelCaller = new ModelCaller({
     dispatcher, cache, maxWaitingForFirstReplica: options.maxWaitingForFirstReplica, shadows,
     // Read from the state the daemon publishes, beside the version records (whose text is the cache's fingerprint).
-    scalesFromZero: (model) => scalesFromZero(state?.autoscaling, model.name, model.version),
+    scalesFromZero: (model) => scalesFromZero(config.state?.autoscaling, model.name, model.version),
     // The autoscaler learns of it from the live stats: at once rather than up to an interval later.
     firstWaiting: () => liveReporter.reportSoon(),
   });
   const policies = new PolicyRegistry({ weights: policyState, metrics, random: options.random });
-  const processor = new QueryProcessor({ caller, metrics, state: () => state, policies, queryLog });
+  const processor = new QueryProcessor({ caller, metrics, state, policies, queryLog });
   const workerMetrics = options.clusterWorker ? new PrimaryMetricsClient(metrics.registry) : undefined;
   const http = createQueryServer({
     processor,
@@ -236,9 +255,9 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     allowedHosts,
     token: options.token,
     auth: queryAuth,
-    health: () => ({ status: "ok", management_connected: watcher.connected, revision: state?.revision ?? null }),
+    health: () => ({ status: "ok", management_connected: watcher.connected, revision: config.state?.revision ?? null }),
     oip: new OipHandler({
-      caller, state: () => state, log, registry: metrics.registry,
+      caller, state, log, registry: metrics.registry,
       maxBodyBytes, defaultTimeoutMs: options.oipTimeoutMs ?? DEFAULT_OIP_TIMEOUT_MS,
     }),
   });
@@ -260,7 +279,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     queryUrl: `http://${shownHost}:${port}`,
     port,
     rpcPort: rpc.boundPort,
-    state: () => state,
+    state,
     async close() {
       watcher.close();
       liveReporter.close();
@@ -292,8 +311,7 @@ function rpcAuth(options: QueryFrontendOptions): RpcServerAuth {
 
 /** A version's record in the configuration; own properties only (names are user input). */
 function recordedVersion(state: ClusterState | undefined, name: string, version: string) {
-  const model = state && Object.hasOwn(state.models, name) ? state.models[name] : undefined;
-  return model && Object.hasOwn(model.versions, version) ? model.versions[version] : undefined;
+  return own(own(state?.models, name)?.versions, version);
 }
 
 function createCache(maxBytes: number, metrics: FrontendMetrics, live: LiveStatsCollector): PredictionCache | undefined {

@@ -25,7 +25,8 @@
 import { hash as digest } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { InputType } from "../shared/input-types.js";
-import type { ClusterState } from "../shared/state.js";
+import type { ClusterState, ModelRecord } from "../shared/state.js";
+import { own } from "../shared/dict.js";
 import { modelKey } from "./dispatcher.js";
 import type { CallOutcome, ModelRef } from "./model-caller.js";
 
@@ -217,6 +218,36 @@ export class PredictionCache {
       for (const version of versions.keys()) if (!next.has(modelKey(name, version))) versions.delete(version);
       if (versions.size === 0) this.versions.delete(name);
     }
+  }
+
+  /**
+   * Brings the cache in line with one change of the configuration (a watch-stream delta), comparing
+   * only the versions of the models it changed, given with their records before it. A revision that
+   * does not follow the one reconciled last falls back to the whole `reconcile`.
+   */
+  reconcileModels(state: ClusterState, changed: ReadonlyMap<string, ModelRecord | undefined>): void {
+    if (this.revision === undefined || state.revision !== this.revision + 1) {
+      this.reconcile(state);
+      return;
+    }
+    for (const [name, before] of changed) {
+      const after = own(state.models, name);
+      const next = new Map<string, string>();
+      for (const record of Object.values(after?.versions ?? {})) next.set(modelKey(record.model_name, record.model_version), JSON.stringify(record));
+      for (const record of Object.values(before?.versions ?? {})) {
+        const label = modelKey(record.model_name, record.model_version);
+        const fingerprint = this.known.get(label);
+        if (fingerprint !== undefined && next.get(label) !== fingerprint) this.invalidateLabel(label);
+        if (next.has(label)) continue;
+        this.known.delete(label);
+        // No slot for a version no longer configured (and a deleted one's label may come back).
+        const versions = this.versions.get(record.model_name);
+        versions?.delete(record.model_version);
+        if (versions?.size === 0) this.versions.delete(record.model_name);
+      }
+      for (const [label, fingerprint] of next) this.known.set(label, fingerprint);
+    }
+    this.revision = state.revision;
   }
 
   /** Drops the entries a replica produced; returns how many went. */

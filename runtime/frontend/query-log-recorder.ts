@@ -12,6 +12,7 @@
 import { embedOutput } from "./query-processor.js";
 import type { PolicyAnswer } from "./policies/policy.js";
 import type { ClusterState } from "../shared/state.js";
+import { own } from "../shared/dict.js";
 import { MAX_EXPLANATION, MAX_LINE_CHARS, MAX_UID } from "../shared/query-log.js";
 import { TextMemo } from "./text-memo.js";
 
@@ -81,14 +82,23 @@ export class QueryLogRecorder {
 
   /** Takes the applications' samples from a new configuration snapshot. */
   configure(state: ClusterState): void {
-    const samples = new Map<string, number>();
-    const prefixes = new Map<string, string>();
-    for (const [app, config] of Object.entries(state.query_log ?? {})) {
-      samples.set(app, config.sample);
-      prefixes.set(app, `"app":${JSON.stringify(app)},"frontend_id":${JSON.stringify(this.options.frontendId)}`);
+    this.samples = new Map();
+    this.prefixes = new Map();
+    this.configureApps(state, Object.keys(state.query_log ?? {}));
+  }
+
+  /** Takes in the settings of these applications only (a watch-stream delta changed them). */
+  configureApps(state: ClusterState, apps: Iterable<string>): void {
+    for (const app of apps) {
+      const config = own(state.query_log, app);
+      if (!config) {
+        this.samples.delete(app);
+        this.prefixes.delete(app);
+        continue;
+      }
+      this.samples.set(app, config.sample);
+      this.prefixes.set(app, `"app":${JSON.stringify(app)},"frontend_id":${JSON.stringify(this.options.frontendId)}`);
     }
-    this.samples = samples;
-    this.prefixes = prefixes;
   }
 
   get size(): number {

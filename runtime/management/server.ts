@@ -364,7 +364,8 @@ export async function startManagementServer(options: ManagementServerOptions): P
   }
   // A deleted application's log goes with it (and any left by a daemon killed before it removed them).
   await queryLogs.removeAllBut(new Set(Object.keys(store.state.applications)));
-  store.onCommit((state, delta) => {
+  store.onCommit((_state, delta) => {
+    // From the delta, not by comparing every application name: a commit costs what it changed.
     for (const change of delta.changes) {
       if (change.field !== "applications" || change.value !== undefined) continue;
       const app = change.key;
@@ -372,7 +373,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
       queryLogs.remove(app).catch((err: unknown) => log.error({ err, app }, "could not delete the query log of a deleted application"));
     }
     try {
-      watch.publish(state);
+      watch.publish(delta);
     } catch (err) {
       log.error({ err }, "could not publish a state change to watchers");
     }

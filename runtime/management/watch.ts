@@ -1,12 +1,16 @@
 /**
  * The watch stream query frontends follow (our extension of Clipper's admin API): one NDJSON line
- * `{"revision":n,"daemon":id,"state":{...}}` with the full state when a client connects and after every
- * committed change, and a `{}` keepalive line at a fixed interval so a client can tell a dead
- * connection from a quiet cluster. The state is small, so full snapshots keep clients simple.
+ * `{"revision":n,"daemon":id,"state":{...}}` with the full state when a client connects, then one
+ * delta line `{"revision":n,"base":n-1,"daemon":id,"changes":[...]}` per committed change
+ * (shared/state-delta.ts), and a `{}` keepalive line at a fixed interval so a client can tell a dead
+ * connection from a quiet cluster. Deltas make a change cost what it changes, not the size of the
+ * state (10,000 applications are megabytes); a client reconnects for a snapshot whenever a delta's
+ * base is not the revision it holds.
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ClusterState } from "../shared/state.js";
+import type { StateDelta } from "../shared/state-delta.js";
 
 export const WATCH_CONTENT_TYPE = "application/x-ndjson";
 const KEEPALIVE_LINE = "{}\n";
@@ -48,10 +52,13 @@ export class WatchHub {
     this.startKeepalive();
   }
 
-  /** Sends a committed state to every client. */
-  publish(state: ClusterState): void {
+  /**
+   * Sends what a commit changed to every client. A client subscribed with the state before it
+   * (commits are announced in order, subscribe() reads the current state) holds `delta.base`.
+   */
+  publish(delta: StateDelta): void {
     if (this.clients.size === 0) return;
-    const line = snapshotLine(state, this.daemon);
+    const line = deltaLine(delta, this.daemon);
     for (const res of this.clients) this.send(res, line);
   }
 
@@ -87,4 +94,8 @@ export class WatchHub {
 
 export function snapshotLine(state: ClusterState, daemon: string): string {
   return JSON.stringify({ revision: state.revision, daemon, state }) + "\n";
+}
+
+export function deltaLine(delta: StateDelta, daemon: string): string {
+  return JSON.stringify({ revision: delta.revision, base: delta.base, daemon, changes: delta.changes }) + "\n";
 }

@@ -149,10 +149,12 @@ export class RpcServer {
   /**
    * Applies the input-type check to the replicas already registered: one that registered before the
    * configuration recorded its version, or whose version was registered again with another input
-   * type, is removed and ignored until it reconnects.
+   * type, is removed and ignored until it reconnects. `models`: only replicas of these (a change
+   * touched only them).
    */
-  recheckInputTypes(): void {
+  recheckInputTypes(models?: ReadonlySet<string>): void {
     for (const replica of [...this.replicas.values()]) {
+      if (models && !models.has(replica.name)) continue;
       const expected = this.options.expectedInputType?.(replica.name, replica.version);
       if (expected === undefined || expected === replica.inputType) continue;
       this.banned.add(replica.key);

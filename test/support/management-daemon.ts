@@ -111,8 +111,8 @@ export class LineReader {
     }
   }
 
-  /** The next line that is not a `{}` keepalive. */
-  async nextSnapshot(): Promise<{ revision: number; state: any }> {
+  /** The next line that is not a `{}` keepalive: a snapshot (`state`) or a delta (`base`, `changes`). */
+  async nextUpdate(): Promise<{ revision: number; daemon?: string; state?: any; base?: number; changes?: any[] }> {
     for (;;) {
       const line = await this.next();
       if (line !== "{}") return JSON.parse(line);

@@ -430,6 +430,36 @@ describe("prediction cache: invalidation", () => {
     expect(model.seen).toHaveLength(3);
   });
 
+  it("on a delta compares only the changed models' versions, and falls back to the whole state after a gap", async () => {
+    const cache = new PredictionCache({ maxBytes: 1 << 20 });
+    const model = countingModel();
+    const ask = (name: string, version: string) => cache.call({ name, version }, "bytes", bytes(1), Infinity, model.make(bytes(1)));
+    const a1 = record("a", "1");
+    const b1 = record("b", "1");
+    const before = state(1, [a1, b1]);
+    cache.reconcile(before);
+    await ask("a", "1");
+    await ask("b", "1");
+    // Delta 1 -> 2 names model a (version 2 added, version 1 the same record parsed afresh): nothing dropped.
+    const a2 = state(2, [{ ...a1 }, record("a", "2"), b1]);
+    cache.reconcileModels(a2, new Map([["a", before.models.a]]));
+    expect(cache.entries).toBe(2);
+    // Delta 2 -> 3: a:1 registered again with another record; b unnamed, so untouched.
+    const a3 = state(3, [record("a", "1", { model_data_path: "p2" }), record("a", "2"), b1]);
+    cache.reconcileModels(a3, new Map([["a", a2.models.a]]));
+    expect(cache.entries).toBe(1);
+    await ask("b", "1");
+    expect(model.seen).toHaveLength(2);
+    // Delta 3 -> 4: model b deleted.
+    cache.reconcileModels(state(4, [record("a", "1", { model_data_path: "p2" })]), new Map([["b", a3.models.b]]));
+    expect(cache.entries).toBe(0);
+    await ask("a", "1");
+    expect(cache.entries).toBe(1);
+    // A revision that does not follow: reconciled against the whole state (revision gap: all dropped).
+    cache.reconcileModels(state(9, [record("a", "1", { model_data_path: "p2" })]), new Map());
+    expect(cache.entries).toBe(0);
+  });
+
   it("drops everything when snapshots were missed (a revision gap)", async () => {
     const cache = new PredictionCache({ maxBytes: 1 << 20 });
     const model = countingModel();

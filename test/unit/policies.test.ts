@@ -466,6 +466,24 @@ describe("the frontend's weight sync with the management daemon", () => {
     await sync.close();
   });
 
+  it("on a delta syncs only the applications it names", async () => {
+    const sync = new PolicyStateSync({ send: async () => "ok", flushDelayMs: 10_000 });
+    const both = snapshot({ "*": { a: 1, b: 0.5 } });
+    both.applications.other = appOf({ name: "exp3" }, ["a", "b"]);
+    both.policy_state!.other = { "*": { a: 0.2, b: 1 } };
+    sync.onSnapshot(both);
+    const next = snapshot({ "*": { a: 0.7, b: 1 } });
+    next.applications.other = appOf({ name: "exp3" }, ["a", "b"]);
+    next.policy_state!.other = { "*": { a: 0.9, b: 1 } }; // not named by the delta: left as it was
+    sync.onApps(next, ["app"]);
+    expect(sync.get("app", "*")).toEqual({ a: 0.7, b: 1 });
+    expect(sync.get("other", "*")).toEqual({ a: 0.2, b: 1 });
+    delete next.applications.other;
+    sync.onApps(next, ["other"]); // deleted: its learned state goes
+    expect(sync.get("other", "*")).toBeUndefined();
+    await sync.close();
+  });
+
   it("retries after a failed send", async () => {
     let fail = true;
     const sent: PolicyStateUpdate[][] = [];

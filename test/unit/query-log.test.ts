@@ -56,6 +56,14 @@ describe("QueryLogRecorder", () => {
     expect(draws).toEqual([]); // the app that does not log drew nothing
   });
 
+  it("takes a delta's applications only: others keep their settings, a removed one stops logging", () => {
+    const recorder = new QueryLogRecorder({ frontendId: "f", random: () => 0, now: () => 0 });
+    recorder.configure(stateLogging({ a: 1, b: 1 }));
+    const next = stateLogging({ a: 1, c: 1 }); // b removed, c added: the delta names b and c
+    recorder.configureApps(next, ["b", "c"]);
+    expect([recorder.logs("a"), recorder.logs("b"), recorder.logs("c")]).toEqual([true, false, true]);
+  });
+
   it("records every query at sample 1 without drawing, as the log stores them", () => {
     const recorder = new QueryLogRecorder({ frontendId: "f#w1", random: () => { throw new Error("drew"); }, now: () => Date.UTC(2026, 0, 1) });
     recorder.configure(stateLogging({ a: 1, "constructor": 1 }));

@@ -86,37 +86,46 @@ export class PolicyStateSync implements WeightStore {
 
   /** Takes in a configuration snapshot from the management daemon. */
   onSnapshot(state: ClusterState): void {
-    for (const [app, local] of this.apps) {
-      const record = own(state.applications, app);
-      if (!record || (local.policy !== undefined && local.policy !== (record.policy?.name ?? "default"))) this.apps.delete(app);
+    this.onApps(state, new Set([...this.apps.keys(), ...Object.keys(state.applications)]));
+  }
+
+  /** Takes in the records and stored weights of these applications only (a watch-stream delta changed them). */
+  onApps(state: ClusterState, apps: Iterable<string>): void {
+    for (const app of apps) this.syncApp(state, app);
+  }
+
+  private syncApp(state: ClusterState, app: string): void {
+    const record = own(state.applications, app);
+    let local = this.apps.get(app);
+    if (local && (!record || (local.policy !== undefined && local.policy !== (record.policy?.name ?? "default")))) {
+      this.apps.delete(app);
+      local = undefined;
     }
-    for (const [app, record] of Object.entries(state.applications)) {
-      const stored = own(state.policy_state, app);
-      const local = this.apps.get(app);
-      if (!local && !stored) continue;
-      const target = local ?? this.appEntries(app);
-      target.policy = record.policy?.name ?? "default";
-      for (const [key, weights] of Object.entries(stored ?? {})) {
-        const entry = target.entries.get(key);
-        if (!entry) {
-          target.entries.set(key, { weights: dict(weights), dirty: false });
-        } else if (entry.dirty || entry.inflight) {
-          continue;
-        } else if (entry.acked) {
-          if (sameWeights(entry.acked, weights)) {
-            entry.acked = undefined;
-            entry.weights = dict(weights);
-          }
-        } else {
+    if (!record) return;
+    const stored = own(state.policy_state, app);
+    if (!local && !stored) return;
+    const target = local ?? this.appEntries(app);
+    target.policy = record.policy?.name ?? "default";
+    for (const [key, weights] of Object.entries(stored ?? {})) {
+      const entry = target.entries.get(key);
+      if (!entry) {
+        target.entries.set(key, { weights: dict(weights), dirty: false });
+      } else if (entry.dirty || entry.inflight) {
+        continue;
+      } else if (entry.acked) {
+        if (sameWeights(entry.acked, weights)) {
+          entry.acked = undefined;
           entry.weights = dict(weights);
         }
+      } else {
+        entry.weights = dict(weights);
       }
-      // Confirmed entries the daemon no longer has (evicted, or reset) are dropped here too.
-      for (const [key, entry] of target.entries) {
-        if (!hasOwn(stored, key) && !entry.dirty && !entry.inflight && !entry.acked) target.entries.delete(key);
-      }
-      this.evict(target);
     }
+    // Confirmed entries the daemon no longer has (evicted, or reset) are dropped here too.
+    for (const [key, entry] of target.entries) {
+      if (!hasOwn(stored, key) && !entry.dirty && !entry.inflight && !entry.acked) target.entries.delete(key);
+    }
+    this.evict(target);
   }
 
   /** Sends every pending change now. */

@@ -1,0 +1,312 @@
+/**
+ * Control plane at scale (issue 16 §1): the state grows through the admin REST API to 10,000
+ * applications and 2,000 model versions (each application with a policy and a link), and at each size
+ * it measures what a configuration change costs:
+ *   - admin write latency (p50, p99) of link/unlink writes, alone and under query load;
+ *   - the time from a write's acknowledgement until every frontend has applied it (the daemon's
+ *     /admin/get_applied_revisions, which each frontend worker reports to as soon as it applied);
+ *   - the frontend's CPU per applied change (its clipper_frontend_config_apply_cpu_seconds histogram);
+ *   - the query p99 of a steady open-loop load, without and with admin writes at a steady rate.
+ * Writes docs/bench/control-plane.md and docs/bench/control-plane.svg.
+ *
+ *   npm run build && flock /tmp/clipper-bench.lock node dist/bench/control-plane.js
+ *
+ * BENCH_SIZES (default 100,1000,5000,10000 applications), BENCH_SECONDS (each load, default 10),
+ * BENCH_QUERY_RATE (default 500/s), BENCH_WRITE_RATE (default 100/s), BENCH_FRONTEND_WORKERS (default 2).
+ */
+import { execSync } from "node:child_process";
+import { positiveEnv } from "./lib/env.js";
+import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
+import { distinctDoubles } from "./lib/body.js";
+import { runOpenLoop } from "./lib/open-loop.js";
+import { histogramQuantile, metricValue, scrape } from "./lib/metrics.js";
+import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";
+import { APPLIED_REVISIONS_PATH, AppliedRevisionsSchema, REVISION_HEADER, WATCH_PATH } from "../runtime/shared/state.js";
+
+const SIZES = (process.env.BENCH_SIZES ?? "100,1000,5000,10000").split(",").map(Number);
+const SECONDS = positiveEnv("BENCH_SECONDS", 10);
+const QUERY_RATE = positiveEnv("BENCH_QUERY_RATE", 500);
+const WRITE_RATE = positiveEnv("BENCH_WRITE_RATE", 100);
+const WORKERS = positiveEnv("BENCH_FRONTEND_WORKERS", 2);
+/** Model versions per application: 2,000 at 10,000 applications (two versions per model). */
+const VERSIONS_PER_APP = 0.2;
+/** Sequential probe writes per size for the apply delay and the CPU per change. */
+const PROBES = 40;
+/** Growth writes in flight (the daemon serializes them; this only hides the HTTP round trips). */
+const GROWTH_CONCURRENCY = 8;
+const POLICIES = [undefined, { name: "exp3" }, { name: "ensemble", threshold: 0.5 }, { name: "exp4" }];
+
+/** The BENCH_* settings of this run, as the command to repeat it sets them. */
+const ENV_SET = ["BENCH_SIZES", "BENCH_SECONDS", "BENCH_QUERY_RATE", "BENCH_WRITE_RATE", "BENCH_FRONTEND_WORKERS"]
+  .filter((name) => process.env[name] !== undefined).map((name) => `${name}=${process.env[name]} `).join("");
+
+const pad = (n: number, width = 5) => String(n).padStart(width, "0");
+const modelName = (i: number) => `model-${pad(i)}`;
+
+interface Write {
+  ms: number;
+  revision: number;
+}
+
+class Admin {
+  constructor(private readonly url: string) {}
+
+  async post(path: string, body: unknown): Promise<Write> {
+    const started = performance.now();
+    const res = await fetch(this.url + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${path} answered ${res.status}: ${text}`);
+    return { ms: performance.now() - started, revision: Number(res.headers.get(REVISION_HEADER)) };
+  }
+
+  /** The size of the state as a frontend receives it: the watch stream's first line. */
+  async snapshotBytes(): Promise<number> {
+    const abort = new AbortController();
+    const res = await fetch(this.url + WATCH_PATH, { signal: abort.signal });
+    const reader = res.body!.getReader();
+    let bytes = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const newline = value.indexOf(10);
+      bytes += newline >= 0 ? newline : value.length;
+      if (newline >= 0) break;
+    }
+    abort.abort();
+    return bytes;
+  }
+
+  /** The revision every live frontend has applied (the least), and how many frontends there are. */
+  async applied(): Promise<{ least: number; frontends: number }> {
+    const res = await fetch(this.url + APPLIED_REVISIONS_PATH);
+    const applied = AppliedRevisionsSchema.parse(await res.json());
+    const revisions = applied.frontends.map((f) => f.revision ?? -1);
+    return { least: revisions.length === 0 ? -1 : Math.min(...revisions), frontends: revisions.length };
+  }
+}
+
+/** Runs `jobs` with at most `limit` in flight. */
+async function inParallel(jobs: Array<() => Promise<unknown>>, limit: number): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < jobs.length) await jobs[next++]!();
+  }));
+}
+
+/** Grows the state to `apps` applications and apps × VERSIONS_PER_APP model versions (two per model), each app linked, with a policy. */
+async function growTo(admin: Admin, fromApps: number, apps: number): Promise<void> {
+  const modelsBefore = Math.ceil((fromApps * VERSIONS_PER_APP) / 2);
+  const models = Math.ceil((apps * VERSIONS_PER_APP) / 2);
+  const modelJobs: Array<() => Promise<unknown>> = [];
+  for (let m = modelsBefore; m < models; m++) {
+    for (const version of ["1", "2"]) {
+      modelJobs.push(() => admin.post("/admin/add_model", {
+        model_name: modelName(m), model_version: version, labels: ["bench"], input_type: "doubles",
+        container_name: "NO_CONTAINER", model_data_path: "none", batch_size: -1,
+      }));
+    }
+  }
+  await inParallel(modelJobs, GROWTH_CONCURRENCY);
+  const appJobs: Array<() => Promise<unknown>> = [];
+  for (let a = fromApps; a < apps; a++) {
+    const name = `app-${pad(a)}`;
+    const policy = POLICIES[a % POLICIES.length];
+    appJobs.push(async () => {
+      await admin.post("/admin/add_app", {
+        name, input_type: "doubles", default_output: "-1", latency_slo_micros: 100_000 + (a % 50) * 1000, ...(policy ? { policy } : {}),
+      });
+      await admin.post("/admin/add_model_links", { app_name: name, model_names: [modelName(a % models)] });
+    });
+  }
+  await inParallel(appJobs, GROWTH_CONCURRENCY);
+}
+
+/** Probe applications: each write adds or removes the probe model's link on one of them. */
+const PROBE_APPS = 100;
+
+/** Link writes on the probe applications in turn; one application's writes run one after another (each toggles its link). */
+class ProbeWriter {
+  private readonly linked = new Set<number>();
+  private readonly chains = new Map<number, Promise<unknown>>();
+  private next = 0;
+  errors = 0;
+
+  constructor(private readonly admin: Admin) {}
+
+  write(): Promise<Write | undefined> {
+    const app = this.next++ % PROBE_APPS;
+    const run = (this.chains.get(app) ?? Promise.resolve()).then(async () => {
+      const linking = !this.linked.has(app);
+      try {
+        const write = await this.admin.post(linking ? "/admin/add_model_links" : "/admin/delete_model_links",
+          { app_name: `probe-${app}`, model_names: ["probe-model"] });
+        if (linking) this.linked.add(app);
+        else this.linked.delete(app);
+        return write;
+      } catch {
+        this.errors++;
+        return undefined;
+      }
+    });
+    this.chains.set(app, run);
+    return run;
+  }
+}
+
+/** Polls the daemon until every frontend has applied `revision`; ms after `since`. */
+async function appliedAfter(admin: Admin, revision: number, since: number): Promise<number> {
+  for (;;) {
+    if ((await admin.applied()).least >= revision) return performance.now() - since;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+const quantile = (values: number[], q: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+};
+
+interface SizeResult {
+  apps: number;
+  versions: number;
+  stateKb: number;
+  writeP50: number;
+  writeP99: number;
+  appliedP50: number;
+  appliedP99: number;
+  cpuMeanMs: number;
+  cpuP99Ms: number;
+  queryP99: number;
+  queryP99Writes: number;
+  writeP50Load: number;
+  writeP99Load: number;
+  writesDone: number;
+  writeErrors: number;
+  queryDefaults: number;
+}
+
+async function measureSize(cluster: BenchCluster, admin: Admin, probes: ProbeWriter, apps: number): Promise<SizeResult> {
+  // Sequential probes: each write's latency, then the time until every frontend applied it.
+  const before = await scrape(cluster.queryUrl);
+  const writes: number[] = [];
+  const applied: number[] = [];
+  for (let i = 0; i < PROBES; i++) {
+    const write = await probes.write();
+    if (!write) continue;
+    writes.push(write.ms);
+    applied.push(await appliedAfter(admin, write.revision, performance.now()));
+  }
+  const after = await scrape(cluster.queryUrl);
+  const d = (name: string) => metricValue(after, name, { kind: "delta" }) - metricValue(before, name, { kind: "delta" });
+  const cpuMeanMs = (1000 * d("clipper_frontend_config_apply_cpu_seconds_sum")) / Math.max(1, d("clipper_frontend_config_apply_cpu_seconds_count"));
+  const cpuP99Ms = 1000 * histogramQuantile(before, after, "clipper_frontend_config_apply_cpu_seconds", { kind: "delta" }, 0.99);
+
+  // Query p99 without, then with, admin writes at a steady rate (open loop: each write's latency
+  // counts from its scheduled time, so a store that falls behind shows).
+  const load = { url: cluster.queryUrl, path: "/hot/predict", rate: QUERY_RATE, durationSec: SECONDS, body: distinctDoubles() };
+  const quiet = await runOpenLoop(load);
+  const underLoad: number[] = [];
+  const errorsBefore = probes.errors;
+  const total = WRITE_RATE * SECONDS;
+  const writer = (async () => {
+    const start = performance.now();
+    const pending: Array<Promise<unknown>> = [];
+    for (let issued = 0; issued < total;) {
+      const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * WRITE_RATE));
+      for (; issued < due; issued++) {
+        const scheduled = start + (issued * 1000) / WRITE_RATE;
+        pending.push(probes.write().then((w) => w && underLoad.push(performance.now() - scheduled)));
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await Promise.all(pending);
+  })();
+  const busy = await runOpenLoop(load);
+  await writer;
+  const stateKb = Math.round((await admin.snapshotBytes()) / 1024);
+  return {
+    apps, versions: Math.ceil((apps * VERSIONS_PER_APP) / 2) * 2, stateKb,
+    writeP50: quantile(writes, 0.5), writeP99: quantile(writes, 0.99),
+    appliedP50: quantile(applied, 0.5), appliedP99: quantile(applied, 0.99),
+    cpuMeanMs, cpuP99Ms,
+    queryP99: quiet.p99, queryP99Writes: busy.p99,
+    writeP50Load: quantile(underLoad, 0.5), writeP99Load: quantile(underLoad, 0.99), writesDone: underLoad.length,
+    writeErrors: probes.errors - errorsBefore,
+    queryDefaults: quiet.defaults + busy.defaults + quiet.non2xx + busy.non2xx,
+  };
+}
+
+const results: SizeResult[] = [];
+const cluster = await startBenchCluster({ cacheBytes: 0, frontendWorkers: WORKERS });
+try {
+  const admin = new Admin(cluster.managementUrl);
+  // The queried application: a 1 ms Python model; the probe applications and model for link writes.
+  await cluster.pythonModel("hot", 1000, { name: "hot-model", version: "1", file: "cost_model.py:predict", env: { BENCH_A_MS: "1", BENCH_B_MS: "0" } });
+  await admin.post("/admin/add_model", {
+    model_name: "probe-model", model_version: "1", labels: [], input_type: "doubles", container_name: "NO_CONTAINER", model_data_path: "none", batch_size: -1,
+  });
+  const probes = new ProbeWriter(admin);
+  for (let i = 0; i < PROBE_APPS; i++) await admin.post("/admin/add_app", { name: `probe-${i}`, input_type: "doubles", default_output: "-1", latency_slo_micros: 100_000 });
+  await runOpenLoop({ url: cluster.queryUrl, path: "/hot/predict", rate: QUERY_RATE, durationSec: 3, body: distinctDoubles() }); // warm-up
+  let apps = 0;
+  for (const size of SIZES) {
+    const grown = performance.now();
+    await growTo(admin, apps, size);
+    apps = size;
+    process.stdout.write(`grew to ${size} applications in ${((performance.now() - grown) / 1000).toFixed(0)} s; measuring\n`);
+    const result = await measureSize(cluster, admin, probes, size);
+    results.push(result);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  }
+} finally {
+  await cluster.stop();
+}
+
+const commit = execSync("git rev-parse --short HEAD").toString().trim();
+const last = results.at(-1)!;
+const verdict = (ok: boolean) => (ok ? "met" : "**not met**");
+writeReport("control-plane", [
+  "# Control plane at scale",
+  "",
+  runContext(`npm run build && ${ENV_SET}flock /tmp/clipper-bench.lock node dist/bench/control-plane.js`),
+  `Commit measured: \`${commit}\`.`,
+  "",
+  `The state grows through the admin REST API: applications \`app-NNNNN\`, each with a policy (default, exp3, ensemble, exp4 in turn)`,
+  "and a link to one of the models; one model version per 5 applications, two versions per model (2,000 at 10,000 applications).",
+  `One local cluster, the frontend with ${WORKERS} workers (each one follows the watch stream and reports what it applied).`,
+  "At each size:",
+  `- ${PROBES} sequential probe writes (a link added to or removed from a probe application): the write's latency, and the time`,
+  "  from its acknowledgement until every frontend worker reports it applied (polling `/admin/get_applied_revisions`, which",
+  "  includes each worker's report round trip: an upper bound on when the change is in force);",
+  "- the frontend's CPU per applied delta: its `clipper_frontend_config_apply_cpu_seconds{kind=\"delta\"}` histogram",
+  "  (process.cpuUsage around reading and applying one watch line), mean and p99 over the probes;",
+  `- query p99 of a ${QUERY_RATE} req/s open-loop load on a 1 ms Python model for ${SECONDS} s, then again while probe writes run at`,
+  `  ${WRITE_RATE}/s (their latency under load in the last columns). Probe writes toggle the link of one of ${PROBE_APPS} probe applications.`,
+  "",
+  markdownTable([
+    "apps", "versions", "state KB (snapshot)", "write p50 ms", "write p99 ms", "applied p50 ms", "applied p99 ms",
+    "apply CPU mean ms", "apply CPU p99 ms", "query p99 ms", `query p99 ms, ${WRITE_RATE} writes/s`, "ratio",
+    "write p50 ms (load)", "write p99 ms (load)", "writes acked", "write errors", "non-model answers",
+  ], results.map((r) => [
+    r.apps, r.versions, r.stateKb, r.writeP50, r.writeP99, r.appliedP50, r.appliedP99, r.cpuMeanMs, r.cpuP99Ms,
+    r.queryP99, r.queryP99Writes, (r.queryP99Writes / Math.max(1, r.queryP99)).toFixed(2), r.writeP50Load, r.writeP99Load,
+    `${r.writesDone} / ${WRITE_RATE * SECONDS}`, r.writeErrors, r.queryDefaults,
+  ])),
+  "",
+  `Targets (issue 16) at ${last.apps} applications:`,
+  `- apply CPU per change < 5 ms: mean ${last.cpuMeanMs.toFixed(2)} ms, p99 ${last.cpuP99Ms.toFixed(2)} ms: ${verdict(last.cpuP99Ms < 5)}.`,
+  `- in force on every frontend < 100 ms after the ack: p99 ${last.appliedP99.toFixed(0)} ms: ${verdict(last.appliedP99 < 100)}.`,
+  `- query p99 under ${WRITE_RATE} writes/s within 1.5× of without: ${last.queryP99Writes} vs ${last.queryP99} ms: ${verdict(last.queryP99Writes <= 1.5 * Math.max(1, last.queryP99))}.`,
+  "",
+  `Write latency under load counts from each write's scheduled time (${WRITE_RATE}/s, open loop): a store that cannot keep`,
+  "that rate queues the writes, and their latency grows over the window.",
+  "",
+  "![control plane at scale](control-plane.svg)",
+  "",
+].join("\n"), {
+  "control-plane.svg": barChartSvg("Per state size: in force on every frontend, apply CPU, query p99 under writes", "ms", results.flatMap((r) => [
+    { label: `${r.apps} apps: in force p99`, value: r.appliedP99, note: "target < 100" },
+    { label: `${r.apps} apps: apply CPU p99`, value: r.cpuP99Ms, note: "target < 5" },
+    { label: `${r.apps} apps: query p99`, value: r.queryP99Writes, note: `${WRITE_RATE} writes/s; ${r.queryP99} ms without` },
+  ])),
+});
