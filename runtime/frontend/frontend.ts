@@ -14,6 +14,7 @@ import { modelBatchConfig } from "./batch-controller.js";
 import { Dispatcher } from "./dispatcher.js";
 import { createQueryServer } from "./http-server.js";
 import { FrontendMetrics } from "./metrics.js";
+import { MetricNames, type RemovedNames, removedNames, removesAnything } from "./metric-names.js";
 import { ModelCaller } from "./model-caller.js";
 import { OipHandler } from "./oip/handler.js";
 import {
@@ -110,12 +111,14 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   const policyState = new PolicyStateSync({
     send: httpPolicyStateSender(options.managementUrl, options.token), flushDelayMs: options.policyFlushMs, log,
   });
+  // Label values only from the configuration's names (docs/metrics.md, "Bounded labels").
+  const names = MetricNames.of(() => state);
   const metrics = new FrontendMetrics({
     policyWeights: () => policyState.appWideWeights(),
     queueDepths: () => dispatcher.queueDepths(),
     replicaCounts: () => dispatcher.replicaCounts(),
     batchCaps: () => dispatcher.batchCaps(),
-  });
+  }, names);
   dispatcher.setObserver(metrics);
   const shadowRecorder = new ShadowRecorder(metrics.registry);
   const live = new LiveStatsCollector({
@@ -127,7 +130,14 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     },
   });
   metrics.live = live;
-  const cache = createCache(options.cacheBytes ?? 0, metrics, live);
+  const caching = createCache(options.cacheBytes ?? 0, metrics, live, names);
+  const cache = caching?.cache;
+  /** Drops the series of names a configuration change removed (apps, versions, whole models). */
+  const forgetSeries = (removed: RemovedNames): void => {
+    if (!removesAnything(removed)) return;
+    caching?.metrics.forget(removed.versions);
+    void metrics.forget(removed);
+  };
   const allowedHosts = parseAllowedHosts(options.allowedHosts, options.host);
   const queryAuth = new QueryAuth(options.queryAuth ?? defaultQueryAuth(options.host));
 
@@ -198,7 +208,9 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
       cache?.reconcile(next);
       queryAuth.onState(next);
       queryLog.configure(next);
+      const removed = removedNames(state, next);
       state = next;
+      forgetSeries(removed);
       rpc.recheckInputTypes();
       policyState.onSnapshot(next);
       for (const model of Object.values(next.models)) {
@@ -296,9 +308,11 @@ function recordedVersion(state: ClusterState | undefined, name: string, version:
   return model && Object.hasOwn(model.versions, version) ? model.versions[version] : undefined;
 }
 
-function createCache(maxBytes: number, metrics: FrontendMetrics, live: LiveStatsCollector): PredictionCache | undefined {
+function createCache(
+  maxBytes: number, metrics: FrontendMetrics, live: LiveStatsCollector, names: MetricNames,
+): { cache: PredictionCache; metrics: CacheMetrics } | undefined {
   if (maxBytes <= 0) return undefined;
-  const observer = new CacheMetrics(metrics.registry, () => ({ bytes: cache.bytes, entries: cache.entries, maxBytes }), live);
+  const observer = new CacheMetrics(metrics.registry, () => ({ bytes: cache.bytes, entries: cache.entries, maxBytes }), live, names);
   const cache: PredictionCache = new PredictionCache({ maxBytes, observer });
-  return cache;
+  return { cache, metrics: observer };
 }
