@@ -44,6 +44,17 @@ async function clipperLines(): Promise<string[]> {
   return (await scrape()).split("\n").filter((line) => line.startsWith("clipper_"));
 }
 
+/** A raw DEALER, connecting again when a busy listener dropped the connection. */
+async function connectRetrying(port: number): Promise<RawDealer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await RawDealer.connect(port);
+    } catch (err) {
+      if (attempt === 5) throw err;
+    }
+  }
+}
+
 /** Our series once two scrapes in a row agree (peers of an earlier test may still be disconnecting). */
 async function settledClipperLines(): Promise<string[]> {
   let previous = await clipperLines();
@@ -122,7 +133,7 @@ describe("names the configuration does not hold", () => {
     try {
       // In rounds: the rpc port's listen backlog would drop a burst of 3,000 connects.
       for (let round = 0; round < 30; round++) {
-        const opened = await Promise.all(Array.from({ length: 100 }, () => RawDealer.connect(c.frontend.rpcPort)));
+        const opened = await Promise.all(Array.from({ length: 100 }, () => connectRetrying(c.frontend.rpcPort)));
         opened.forEach((peer, i) => {
           const n = round * 100 + i;
           peer.send(encodeContainerMessage({ kind: "metadata", name: `unknown-${n}`, version: `v${n}`, inputType: "doubles", rpcVersion: 3 }));

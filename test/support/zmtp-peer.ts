@@ -202,17 +202,35 @@ export class ZmtpPeer {
 export class RawDealer {
   private constructor(readonly socket: Socket) {}
 
-  static connect(port: number): Promise<RawDealer> {
+  /**
+   * Resolves once the ROUTER's greeting arrived (the handshake is under way, so what is sent next
+   * is read); rejects if the connection closes first, as when a busy listener's backlog dropped it.
+   */
+  static connect(port: number, timeoutMs = 10_000): Promise<RawDealer> {
     return new Promise((resolve, reject) => {
+      let received = 0;
+      const fail = (why: string) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(new Error(`raw DEALER to port ${port}: ${why}`));
+      };
+      const timer = setTimeout(() => fail(`no greeting within ${timeoutMs} ms`), timeoutMs);
       const socket = createConnection({ host: "127.0.0.1", port }, () => {
-        socket.off("error", reject);
         const clientGreeting = greeting();
         clientGreeting[32] = 0; // as-server: no
         socket.write(Buffer.concat([clientGreeting, command("READY", properties({ "Socket-Type": "DEALER" }))]));
-        socket.resume(); // what the ROUTER sends (its greeting, heartbeats) is not read
+      });
+      socket.on("error", (err) => fail(err.message));
+      socket.on("close", () => fail("closed before the greeting"));
+      socket.on("data", (data: Buffer) => {
+        received += data.length;
+        if (received < 64) return;
+        clearTimeout(timer);
+        socket.removeAllListeners("close").removeAllListeners("error").removeAllListeners("data");
+        socket.on("error", () => undefined);
+        socket.resume(); // what the ROUTER sends next (heartbeats) is not read
         resolve(new RawDealer(socket));
       });
-      socket.once("error", reject);
     });
   }
 
