@@ -31,10 +31,13 @@ function without(s: ClusterState, edit: (next: ClusterState) => void): ClusterSt
   const next = structuredClone(s);
   // structuredClone drops the null prototypes; the frontend's states always have them.
   next.applications = dict(Object.entries(next.applications));
-  next.models = dict(Object.entries(next.models).map(([k, m]) => [k, { ...m, versions: dict(Object.entries(m.versions)) }]));
+  next.models = dict(Object.entries(next.models).map(([k, m]) => [k, { ...m, versions: dict(Object.entries(m.versions)) }] as const));
   edit(next);
   return next;
 }
+
+/** `constructor` as a key (TypeScript reads `record.constructor` as Object's property). */
+const CTOR: string = "constructor";
 
 function series(text: string, name: string): Array<Record<string, string>> {
   return parsePrometheusText(text).filter((s) => s.name === name).map((s) => s.labels);
@@ -61,7 +64,7 @@ function serve(m: ReturnType<typeof frontendMetrics>, app: string, version = "1"
   const key = `${app}:${version}`;
   m.metrics.query(app, 0.002);
   m.metrics.query(app, 0.004, "slo_missed");
-  m.metrics.batchSent(key, 1, { replicaId: 0, reason: "queue_drained", queueWaitSeconds: [0.001] });
+  m.metrics.batchSent(key, 1, { replicaId: 0, reason: "queue_drained", queueWaitSeconds: [0.001], cap: 4 });
   m.metrics.batchDone(key, 0.001);
   m.metrics.policyChoice(app, "exp3", app);
   m.metrics.canaryQuery(app, app, version, "output", 0.001);
@@ -73,9 +76,9 @@ describe("removedNames", () => {
   it("lists applications, versions and whole models gone, `constructor` and `__proto__` like any name", () => {
     const before = state();
     const after = without(before, (next) => {
-      delete next.applications.constructor;
+      delete next.applications[CTOR];
       delete next.models.__proto__!.versions["2"];
-      delete next.models.constructor;
+      delete next.models[CTOR];
     });
     expect(removedNames(before, after)).toEqual({ apps: ["constructor"], versions: ["constructor:1", "constructor:2", "__proto__:2"], models: ["constructor"] });
     expect(removesAnything(removedNames(after, after))).toBe(false);
@@ -117,8 +120,8 @@ describe("FrontendMetrics and CacheMetrics", () => {
     }
 
     const next = without(current.state, (s) => {
-      delete s.applications.constructor;
-      delete s.models.constructor;
+      delete s.applications[CTOR];
+      delete s.models[CTOR];
       delete s.models.__proto__!.versions["2"];
     });
     const removed = removedNames(current.state, next);
@@ -149,8 +152,8 @@ describe("FrontendMetrics and CacheMetrics", () => {
 
     // Registered again, the name starts afresh.
     current.state = without(current.state, (s) => {
-      s.applications.constructor = appRecord("constructor", ["constructor"]);
-      s.models.constructor = { name: "constructor", current_version: "1", versions: dict([["1", versionRecord("constructor", "1")]]) };
+      s.applications[CTOR] = appRecord("constructor", ["constructor"]);
+      s.models[CTOR] = { name: "constructor", current_version: "1", versions: dict([["1", versionRecord("constructor", "1")]]) };
     });
     serve(m, "constructor");
     text = await m.metrics.registry.metrics();
@@ -190,7 +193,7 @@ describe("FrontendMetrics and CacheMetrics", () => {
     serve(m, "a");
     serve(m, "constructor");
     // Deleted, not yet forgotten (the change is still on its way): the collect's own sweep drops it.
-    current.state = without(current.state, (s) => delete s.applications.constructor);
+    current.state = without(current.state, (s) => delete s.applications[CTOR]);
     const channel = Object.assign(new EventEmitter(), {
       sent: [] as Array<{ type: string; id: number; metrics?: Array<{ name: string; values: Array<{ labels: Record<string, unknown> }> }> }>,
       send(message: object, _h: unknown, _o: unknown, callback?: (err: Error | null) => void) {
