@@ -185,8 +185,9 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
 
   /**
    * Drops the series of deleted names: the bound children now, the rest of the registry in one
-   * sweep shortly after (deletions in a burst share it). The frontend calls it with what a
-   * configuration change removed (removedNames in metric-names.ts).
+   * sweep on the next microtask (the calls of one change share it). The frontend calls it with
+   * what a configuration change removed (removedNames in metric-names.ts); without it, the next
+   * scrape's sweep still hides them, but memory would keep them until then.
    */
   forget(removed: RemovedNames): Promise<void> {
     for (const app of removed.apps) {
