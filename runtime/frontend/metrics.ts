@@ -18,6 +18,9 @@ export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error"
   /** A combining policy's confidence was below the application's threshold (docs/policies.md). */
   | "unsure" | "starting_from_zero";
 
+/** A sweep for deleted names waits this many times the previous one's duration: at most 1% of the time. */
+const SWEEP_SPACING = 100;
+
 // Fine below 25 ms, where a low-latency serving path lives, coarse above.
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -30,6 +33,8 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   /** Never shows a name the configuration does not hold (metric-names.ts). */
   readonly registry: SweepingRegistry;
   private pendingSweep?: Promise<void>;
+  /** performance.now() before which no sweep for deleted names starts (forget). */
+  private nextSweepAt = 0;
   private readonly requests: DeferredCounter<"app">;
   private readonly latency: DeferredHistogram<"app">;
   private readonly defaults: Counter<"app" | "reason">;
@@ -184,10 +189,12 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   }
 
   /**
-   * Drops the series of deleted names: the bound children now, the rest of the registry in one
-   * sweep on the next microtask (the calls of one change share it). The frontend calls it with
-   * what a configuration change removed (removedNames in metric-names.ts); without it, the next
-   * scrape's sweep still hides them, but memory would keep them until then.
+   * Drops the series of deleted names: the bound children now, the rest of the registry in a sweep
+   * that reads every series, so it is paced: it starts no sooner than SWEEP_SPACING times the last
+   * one's duration after it, and the deletions meanwhile share it (a delete storm at thousands of
+   * applications must not cost a full sweep per change). The frontend calls it with what a
+   * configuration change removed (removedNames in metric-names.ts); the promise settles once the
+   * sweep ran. Until then a scrape's own sweep hides them.
    */
   forget(removed: RemovedNames): Promise<void> {
     for (const app of removed.apps) {
@@ -196,9 +203,18 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
       this.latency.forget(app);
     }
     for (const key of removed.versions) this.perModel.delete(key);
-    this.pendingSweep ??= Promise.resolve().then(() => {
-      this.pendingSweep = undefined;
-      return this.registry.sweep();
+    this.pendingSweep ??= new Promise<void>((resolve) => {
+      const run = async () => {
+        this.pendingSweep = undefined;
+        const started = performance.now();
+        try {
+          await this.registry.sweep();
+        } finally {
+          this.nextSweepAt = performance.now() + SWEEP_SPACING * (performance.now() - started);
+          resolve();
+        }
+      };
+      setTimeout(run, Math.max(0, this.nextSweepAt - performance.now())).unref();
     });
     return this.pendingSweep;
   }

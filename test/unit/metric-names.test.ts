@@ -171,7 +171,9 @@ describe("FrontendMetrics and CacheMetrics", () => {
     expect(value(text, "clipper_model_replicas", { model: UNREGISTERED })).toBe(3_000);
     expect(value(text, "clipper_model_drained_replicas_total", { model: UNREGISTERED })).toBe(3_000);
 
-    // A deploy-and-delete loop, never scraped: the registry holds no series of the deleted apps.
+    // A deploy-and-delete loop, never scraped: the registry holds no series of the deleted apps
+    // once the last deletion's sweep ran (the deletions before it share sweeps, paced by their cost).
+    let swept: Promise<void> = Promise.resolve();
     for (let i = 0; i < 200; i++) {
       const app = `loop-${i}`;
       current.state = without(current.state, (s) => void (s.applications[app] = appRecord(app, ["a"])));
@@ -179,8 +181,10 @@ describe("FrontendMetrics and CacheMetrics", () => {
       const next = without(current.state, (s) => delete s.applications[app]);
       const removed = removedNames(current.state, next);
       current.state = next;
-      await m.metrics.forget(removed);
+      swept = m.metrics.forget(removed);
+      if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
+    await swept;
     // Read metric by metric: a read of the whole registry would sweep them itself.
     for (const name of ["clipper_app_requests_total", "clipper_app_request_latency_seconds", "clipper_app_default_outputs_total"]) {
       expect(JSON.stringify(await m.metrics.registry.getSingleMetric(name)!.get()), name).not.toMatch(/loop-/);
