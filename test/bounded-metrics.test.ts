@@ -58,11 +58,12 @@ async function connectRetrying(port: number): Promise<RawDealer> {
 /** Our series once two scrapes in a row agree (peers of an earlier test may still be disconnecting). */
 async function settledClipperLines(): Promise<string[]> {
   let previous = await clipperLines();
-  for (;;) {
+  for (let tries = 0; tries < 100; tries++) {
     const next = await clipperLines();
     if (next.join("\n") === previous.join("\n")) return next;
     previous = next;
   }
+  throw new Error("the frontend's series kept changing over 100 scrapes");
 }
 
 function value(text: string, name: string, labels: Record<string, string>): number | undefined {
