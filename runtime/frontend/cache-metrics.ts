@@ -3,6 +3,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { CacheObserver } from "./prediction-cache.js";
 import { type CountChild, DeferredCounter } from "./deferred-counter.js";
 import type { LiveStatsSink } from "./live-stats-collector.js";
+import { MetricNames } from "./metric-names.js";
 
 export interface CacheSample {
   bytes: number;
@@ -18,7 +19,13 @@ export class CacheMetrics implements CacheObserver {
   private readonly evictions: Counter<"model">;
   private readonly invalidations: Counter<"model">;
 
-  constructor(registry: Registry, sample: () => CacheSample, private readonly live?: Pick<LiveStatsSink, "cacheLookup">) {
+  constructor(
+    registry: Registry,
+    sample: () => CacheSample,
+    private readonly live?: Pick<LiveStatsSink, "cacheLookup">,
+    /** Label values come only from these names (metric-names.ts). */
+    private readonly names: MetricNames = MetricNames.any(),
+  ) {
     // Every series sums across --workers N (prom-client's default aggregator): each worker holds its own cache.
     const registers = [registry];
     this.hits = new DeferredCounter({
@@ -75,21 +82,34 @@ export class CacheMetrics implements CacheObserver {
   private lookups(model: string): { hits: CountChild; misses: CountChild } {
     let series = this.perModel.get(model);
     if (!series) {
-      series = { hits: this.hits.child(model, { model }), misses: this.misses.child(model, { model }) };
-      this.perModel.set(model, series);
+      const label = this.names.version(model);
+      series = this.perModel.get(label);
+      if (!series) {
+        series = { hits: this.hits.child(label, { model: label }), misses: this.misses.child(label, { model: label }) };
+        this.perModel.set(label, series);
+      }
     }
     return series;
   }
 
+  /** Drops the bound series of deleted versions (`name:version` keys); the registry's sweep does the rest. */
+  forget(versions: readonly string[]): void {
+    for (const key of versions) {
+      this.perModel.delete(key);
+      this.hits.forget(key);
+      this.misses.forget(key);
+    }
+  }
+
   joined(model: string): void {
-    this.joins.inc({ model });
+    this.joins.inc({ model: this.names.version(model) });
   }
 
   evicted(model: string): void {
-    this.evictions.inc({ model });
+    this.evictions.inc({ model: this.names.version(model) });
   }
 
   invalidated(model: string, entries: number): void {
-    this.invalidations.inc({ model }, entries);
+    this.invalidations.inc({ model: this.names.version(model) }, entries);
   }
 }

@@ -35,6 +35,14 @@ export class DeferredCounter<L extends string> {
     });
   }
 
+  /** Forgets the child bound under `key` and its series (its name was deleted). */
+  forget(key: string): void {
+    const child = this.children.get(key);
+    if (!child) return;
+    this.children.delete(key);
+    this.counter.remove(child.labels);
+  }
+
   /** The child for `labels`, created on first use; `key` names the label set (e.g. its one value). */
   child(key: string, labels: LabelValues<L>): CountChild {
     let child = this.children.get(key);

@@ -112,6 +112,18 @@ export class DeferredHistogram<L extends string> {
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
+  /** Forgets the child bound under `key` (its name was deleted); a later `child(key)` starts afresh. */
+  forget(key: string): void {
+    this.children.delete(key);
+  }
+
+  /** prom-client's remove(labels): forgets the child with exactly this label set. */
+  remove(labels: LabelValues<L>): void {
+    for (const [key, child] of this.children) {
+      if (this.labelNames.every((name) => String(child.labels[name]) === String(labels[name]))) this.children.delete(key);
+    }
+  }
+
   /** Registry.resetMetrics(): every count back to zero (children stay bound). */
   reset(): void {
     for (const child of this.children.values()) {

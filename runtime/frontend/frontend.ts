@@ -16,6 +16,7 @@ import { own } from "../shared/dict.js";
 import { Dispatcher } from "./dispatcher.js";
 import { createQueryServer } from "./http-server.js";
 import { FrontendMetrics } from "./metrics.js";
+import { MetricNames, type RemovedNames, removedByDelta, removedNames, removesAnything } from "./metric-names.js";
 import { ModelCaller } from "./model-caller.js";
 import { OipHandler } from "./oip/handler.js";
 import {
@@ -114,12 +115,14 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   const policyState = new PolicyStateSync({
     send: httpPolicyStateSender(options.managementUrl, options.token), flushDelayMs: options.policyFlushMs, log,
   });
+  // Label values only from the configuration's names (docs/metrics.md, "Bounded labels").
+  const names = MetricNames.of(state);
   const metrics = new FrontendMetrics({
     policyWeights: () => policyState.appWideWeights(),
     queueDepths: () => dispatcher.queueDepths(),
     replicaCounts: () => dispatcher.replicaCounts(),
     batchCaps: () => dispatcher.batchCaps(),
-  });
+  }, names);
   dispatcher.setObserver(metrics);
   const shadowRecorder = new ShadowRecorder(metrics.registry);
   const live = new LiveStatsCollector({
@@ -131,7 +134,14 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     },
   });
   metrics.live = live;
-  const cache = createCache(options.cacheBytes ?? 0, metrics, live);
+  const caching = createCache(options.cacheBytes ?? 0, metrics, live, names);
+  const cache = caching?.cache;
+  /** Drops the series of names a configuration change removed (apps, versions, whole models). */
+  const forgetSeries = (removed: RemovedNames): void => {
+    if (!removesAnything(removed)) return;
+    caching?.metrics.forget(removed.versions);
+    void metrics.forget(removed);
+  };
   const allowedHosts = parseAllowedHosts(options.allowedHosts, options.host);
   const queryAuth = new QueryAuth(options.queryAuth ?? defaultQueryAuth(options.host));
 
@@ -199,15 +209,22 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     managementUrl: options.managementUrl,
     token: options.token,
     log,
-    onSnapshot: (next) => applyConfig(config.replace(next)),
-    onDelta: (delta) => applyConfig(config.apply(delta)),
+    onSnapshot: (next) => {
+      const before = config.state;
+      applyConfig(config.replace(next), removedNames(before, next));
+    },
+    onDelta: (delta) => {
+      const change = config.apply(delta);
+      applyConfig(change, removedByDelta(change));
+    },
     onApplied: () => reporter.reportNow(),
     observeApply: (kind, cpuSeconds, revision) => metrics.configApplied(kind, cpuSeconds, revision),
   });
 
   /** Tells each component what a snapshot (everything) or a delta (only what it names) changed. */
-  function applyConfig(change: ConfigChange): void {
+  function applyConfig(change: ConfigChange, removed: RemovedNames): void {
     const next = change.state;
+    forgetSeries(removed);
     const affected = change.snapshot ? undefined : FrontendConfig.affectedModels(change);
     if (change.snapshot) cache?.reconcile(next);
     else cache?.reconcileModels(next, change.models);
@@ -314,9 +331,11 @@ function recordedVersion(state: ClusterState | undefined, name: string, version:
   return own(own(state?.models, name)?.versions, version);
 }
 
-function createCache(maxBytes: number, metrics: FrontendMetrics, live: LiveStatsCollector): PredictionCache | undefined {
+function createCache(
+  maxBytes: number, metrics: FrontendMetrics, live: LiveStatsCollector, names: MetricNames,
+): { cache: PredictionCache; metrics: CacheMetrics } | undefined {
   if (maxBytes <= 0) return undefined;
-  const observer = new CacheMetrics(metrics.registry, () => ({ bytes: cache.bytes, entries: cache.entries, maxBytes }), live);
+  const observer = new CacheMetrics(metrics.registry, () => ({ bytes: cache.bytes, entries: cache.entries, maxBytes }), live, names);
   const cache: PredictionCache = new PredictionCache({ maxBytes, observer });
-  return cache;
+  return { cache, metrics: observer };
 }

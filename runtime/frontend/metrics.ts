@@ -1,10 +1,11 @@
 /** The query frontend's Prometheus metrics (one registry per frontend, so tests can run several). */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, collectDefaultMetrics } from "prom-client";
 import type { BatchSendDetail, DispatchObserver } from "./dispatcher.js";
 import type { PolicyMetrics } from "./policies/policy.js";
 import type { LiveStatsSink } from "./live-stats-collector.js";
 import { DeferredCounter } from "./deferred-counter.js";
 import { DeferredHistogram } from "./deferred-histogram.js";
+import { MetricNames, type RemovedNames, SweepingRegistry, UNREGISTERED } from "./metric-names.js";
 
 /**
  * `overloaded`: shed at admission, the query could not be answered within the SLO (admission.ts).
@@ -16,6 +17,9 @@ import { DeferredHistogram } from "./deferred-histogram.js";
 export type DefaultReason = "no_connected_models" | "slo_missed" | "model_error" | "overloaded" | "dropped_late"
   /** A combining policy's confidence was below the application's threshold (docs/policies.md). */
   | "unsure" | "starting_from_zero";
+
+/** A sweep for deleted names waits this many times the previous one's duration: at most 1% of the time. */
+const SWEEP_SPACING = 100;
 
 // Fine below 25 ms, where a low-latency serving path lives, coarse above.
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -29,7 +33,11 @@ type Observes = { observe(v: number): void };
 export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   private readonly perApp = new Map<string, { requests: Counts; latency: Observes }>();
   private readonly perModel = new Map<string, { batchSize: Observes; queueWait: Observes }>();
-  readonly registry = new Registry();
+  /** Never shows a name the configuration does not hold (metric-names.ts). */
+  readonly registry: SweepingRegistry;
+  private pendingSweep?: Promise<void>;
+  /** performance.now() before which no sweep for deleted names starts (forget). */
+  private nextSweepAt = 0;
   private readonly requests: DeferredCounter<"app">;
   private readonly latency: DeferredHistogram<"app">;
   private readonly defaults: Counter<"app" | "reason">;
@@ -53,7 +61,10 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     batchCaps?(): Array<{ model: string; replica: string; cap: number }>;
     /** Application-wide bandit weights (selection policies). */
     policyWeights?(): Array<{ app: string; model: string; weight: number }>;
-  }) {
+  },
+  /** Label values come only from these names; others count under UNREGISTERED (docs/metrics.md). */
+  private readonly names: MetricNames = MetricNames.any()) {
+    this.registry = new SweepingRegistry(names);
     // With --workers N the primary merges the workers' registries (cluster-metrics.ts), each metric
     // by its `aggregator`: what one worker counts alone (queries, batches, queues) is summed, the
     // default; what every worker sees alike (replicas connect to each) takes the max, not N times it.
@@ -87,14 +98,14 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
       name: "clipper_model_queue_depth", help: "Queries waiting in a model version's queue", labelNames: ["model"], registers, aggregator: "sum",
       collect() {
         this.reset();
-        for (const [model, depth] of sample.queueDepths()) this.set({ model }, depth);
+        for (const [model, depth] of foldUnregistered(sample.queueDepths(), names)) this.set({ model }, depth);
       },
     });
     this.replicas = new Gauge({
       name: "clipper_model_replicas", help: "Connected replicas per model version", labelNames: ["model"], registers, aggregator: "max",
       collect() {
         this.reset();
-        for (const [model, count] of sample.replicaCounts()) this.set({ model }, count);
+        for (const [model, count] of foldUnregistered(sample.replicaCounts(), names)) this.set({ model }, count);
       },
     });
     // Batching and admission (dispatcher.ts, batch-controller.ts, admission.ts).
@@ -121,7 +132,11 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
       labelNames: ["model", "replica"], registers, aggregator: "average",
       collect() {
         this.reset();
-        for (const { model, replica, cap } of sample.batchCaps?.() ?? []) this.set({ model, replica }, cap);
+        // A replica of a version the configuration does not hold has no cap series: a cap per replica
+        // under one shared label would be neither bounded nor meaningful.
+        for (const { model, replica, cap } of sample.batchCaps?.() ?? []) {
+          if (names.keyKnown(model)) this.set({ model, replica }, cap);
+        }
       },
     });
     this.policySeries(sample);
@@ -155,6 +170,7 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
 
   private policySeries(sample: { policyWeights?(): Array<{ app: string; model: string; weight: number }> }): void {
     const registers = [this.registry];
+    const names = this.names;
     this.policyMetrics = {
       choices: new Counter({
         name: "clipper_policy_choices_total", help: "Models a selection policy used for an answer (chosen, or combined)",
@@ -175,18 +191,54 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
       labelNames: ["app", "model"], registers, aggregator: "average",
       collect() {
         this.reset();
-        for (const { app, model, weight } of sample.policyWeights?.() ?? []) this.set({ app, model }, weight);
+        for (const { app, model, weight } of sample.policyWeights?.() ?? []) {
+          if (names.appKnown(app) && names.modelKnown(model)) this.set({ app, model }, weight);
+        }
       },
     });
   }
 
   policyChoice(app: string, policy: string, model: string): void {
-    this.policyMetrics?.choices.inc({ app, policy, model });
+    this.policyMetrics?.choices.inc({ app: this.names.app(app), policy, model: this.names.model(model) });
   }
 
   canaryQuery(app: string, model: string, version: string, outcome: "output" | "default", seconds: number): void {
-    this.policyMetrics?.canary.inc({ app, model, version, outcome });
-    this.policyMetrics?.canaryLatency.observe({ app, model, version }, seconds);
+    const labels = this.names.versionKnown(model, version)
+      ? { app: this.names.app(app), model, version }
+      : { app: this.names.app(app), model: UNREGISTERED, version: UNREGISTERED };
+    this.policyMetrics?.canary.inc({ ...labels, outcome });
+    this.policyMetrics?.canaryLatency.observe(labels, seconds);
+  }
+
+  /**
+   * Drops the series of deleted names: the bound children now, the rest of the registry in a sweep
+   * that reads every series, so it is paced: it starts no sooner than SWEEP_SPACING times the last
+   * one's duration after it, and the deletions meanwhile share it (a delete storm at thousands of
+   * applications must not cost a full sweep per change). The frontend calls it with what a
+   * configuration change removed (removedNames in metric-names.ts); the promise settles once the
+   * sweep ran. Until then a scrape's own sweep hides them.
+   */
+  forget(removed: RemovedNames): Promise<void> {
+    for (const app of removed.apps) {
+      this.perApp.delete(app);
+      this.requests.forget(app);
+      this.latency.forget(app);
+    }
+    for (const key of removed.versions) this.perModel.delete(key);
+    this.pendingSweep ??= new Promise<void>((resolve) => {
+      const run = async () => {
+        this.pendingSweep = undefined;
+        const started = performance.now();
+        try {
+          await this.registry.sweep();
+        } finally {
+          this.nextSweepAt = performance.now() + SWEEP_SPACING * (performance.now() - started);
+          resolve();
+        }
+      };
+      setTimeout(run, Math.max(0, this.nextSweepAt - performance.now())).unref();
+    });
+    return this.pendingSweep;
   }
 
   /**
@@ -197,8 +249,13 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   private appSeries(app: string): { requests: Counts; latency: Observes } {
     let series = this.perApp.get(app);
     if (!series) {
-      series = { requests: this.requests.child(app, { app }), latency: this.latency.child(app, { app }) };
-      this.perApp.set(app, series);
+      // Only registered names are bound (and kept); UNREGISTERED is no valid name, so no app has its key.
+      const label = this.names.app(app);
+      series = this.perApp.get(label);
+      if (!series) {
+        series = { requests: this.requests.child(label, { app: label }), latency: this.latency.child(label, { app: label }) };
+        this.perApp.set(label, series);
+      }
     }
     return series;
   }
@@ -206,8 +263,12 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   private modelSeries(model: string): { batchSize: Observes; queueWait: Observes } {
     let series = this.perModel.get(model);
     if (!series) {
-      series = { batchSize: this.batchSize.labels({ model }), queueWait: this.queueWait.labels({ model }) };
-      this.perModel.set(model, series);
+      const label = this.names.version(model);
+      series = this.perModel.get(label);
+      if (!series) {
+        series = { batchSize: this.batchSize.labels({ model: label }), queueWait: this.queueWait.labels({ model: label }) };
+        this.perModel.set(label, series);
+      }
     }
     return series;
   }
@@ -217,7 +278,7 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     const series = this.appSeries(app);
     series.requests.inc();
     series.latency.observe(seconds);
-    if (defaultReason) this.defaults.inc({ app, reason: defaultReason });
+    if (defaultReason) this.defaults.inc({ app: this.names.app(app), reason: defaultReason });
     this.live?.query(app, seconds, defaultReason, cached);
   }
 
@@ -226,27 +287,38 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
     series.batchSize.observe(size);
     if (!detail) return;
     this.live?.batchSent(model, size, detail.replicaId);
-    this.batches.inc({ model, reason: detail.reason });
+    this.batches.inc({ model: this.names.version(model), reason: detail.reason });
     for (const seconds of detail.queueWaitSeconds) series.queueWait.observe(seconds);
   }
 
   shed(model: string): void {
-    this.shedQueries.inc({ model });
+    this.shedQueries.inc({ model: this.names.version(model) });
   }
 
   dropped(model: string, count: number): void {
-    this.droppedLateQueries.inc({ model }, count);
+    this.droppedLateQueries.inc({ model: this.names.version(model) }, count);
   }
 
   batchDone(model: string, seconds: number): void {
-    this.batchLatency.observe({ model }, seconds);
+    this.batchLatency.observe({ model: this.names.version(model) }, seconds);
   }
 
   requeued(model: string, count: number): void {
-    this.requeuedQueries.inc({ model }, count);
+    this.requeuedQueries.inc({ model: this.names.version(model) }, count);
   }
 
   drained(model: string): void {
-    this.drainedReplicas.inc({ model });
+    // A replica of any name may drain: one bounded label for those the configuration does not hold.
+    this.drainedReplicas.inc({ model: this.names.version(model) });
   }
+}
+
+/** Per version key, with the versions the configuration does not hold summed under UNREGISTERED. */
+function foldUnregistered(perVersion: ReadonlyMap<string, number>, names: MetricNames): Map<string, number> {
+  const folded = new Map<string, number>();
+  for (const [key, value] of perVersion) {
+    const label = names.version(key);
+    folded.set(label, (folded.get(label) ?? 0) + value);
+  }
+  return folded;
 }

@@ -3,6 +3,7 @@
  * type, let the application's selection policy answer, and shape the response exactly as Clipper
  * did (default outputs with Clipper's explanations, `batch_predictions` for several inputs).
  */
+import { MAX_NAME } from "../shared/names.js";
 import { own } from "../shared/dict.js";
 import { encodeInput, InputTypeError, type InputType } from "../shared/input-types.js";
 import type { AppRecord, ClusterState } from "../shared/state.js";
@@ -121,6 +122,10 @@ export class QueryProcessor {
   }
 
   application(name: string): AppRecord {
+    // No such name can be registered (shared/names.ts): refused without a lookup, and quoted clipped.
+    if (name.length > MAX_NAME) {
+      throw new QueryError(404, "Unknown application", `No application named '${name.slice(0, MAX_NAME)}…' is registered: names have at most ${MAX_NAME} characters`);
+    }
     const app = own(this.options.state()?.applications, name);
     if (!app) throw new QueryError(404, "Unknown application", `No application named '${name}' is registered`);
     return app;

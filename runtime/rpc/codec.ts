@@ -3,6 +3,7 @@
  * Every message starts with an empty delimiter frame; integers are little-endian.
  * Decoding validates every frame and throws RpcFrameError rather than trusting a peer.
  */
+import { MAX_NAME } from "../shared/names.js";
 import { INPUT_TYPE_CODES, type InputType, inputTypeFromCode } from "../shared/input-types.js";
 
 export const RPC_VERSION = 3;
@@ -101,6 +102,14 @@ export function encodeContainerMessage(m: ContainerMessage): Buffer[] {
   }
 }
 
+/** An input type code is a decimal number of one digit (shared/input-types.ts); a few bytes of slack. */
+const MAX_INPUT_TYPE_BYTES = 8;
+
+/** Names are ASCII (shared/names.ts): a frame over MAX_NAME bytes cannot hold a valid one. */
+function checkNameFrame(frame: Buffer, kind: string): void {
+  if (frame.length > MAX_NAME) throw new RpcFrameError(`container metadata: ${kind} of ${frame.length} bytes, over ${MAX_NAME}`);
+}
+
 export function decodeContainerMessage(frames: Buffer[]): ContainerMessage {
   checkDelimiter(frames);
   const type = readU32(frames[1], "message type");
@@ -113,6 +122,10 @@ export function decodeContainerMessage(frames: Buffer[]): ContainerMessage {
       return { kind: "drain" };
     case MessageType.NewContainer: {
       if (frames.length < 5) throw new RpcFrameError("container metadata: expected name, version and input type frames");
+      // Sizes first, before any text is decoded: a name becomes a label value and a log field.
+      checkNameFrame(frames[2]!, "model name");
+      checkNameFrame(frames[3]!, "model version");
+      if (frames[4]!.length > MAX_INPUT_TYPE_BYTES) throw new RpcFrameError(`container metadata: input type code of ${frames[4]!.length} bytes, over ${MAX_INPUT_TYPE_BYTES}`);
       const name = frames[2]!.toString("utf8");
       const version = frames[3]!.toString("utf8");
       const codeText = frames[4]!.toString("utf8");

@@ -11,7 +11,8 @@
  * Who may register (docs/security.md, runtime/shared/rpc-auth.ts): with auth "plain", a peer must
  * pass the PLAIN handshake with a credential derived from the cluster's RPC key, and its routing id
  * must prove the very model version, and input type, its metadata names. In every mode a replica
- * must state the input type the configuration records for its version. A peer that breaks the
+ * must state the input type the configuration records for its version, and a model name and version
+ * the admin API would accept (shared/names.ts: at most 63 characters). A peer that breaks the
  * protocol (a malformed or unknown message, a batch answered with the wrong number of outputs) is
  * banned until it disconnects: its messages are ignored and its heartbeats go unanswered, so our
  * runtimes and Clipper's replace it with a new socket.
@@ -19,6 +20,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { InputType } from "../shared/input-types.js";
+import { nameProblem } from "../shared/names.js";
 import { plainUsername, verifyPlain, verifyRoutingId, ZAP_DOMAIN } from "../shared/rpc-auth.js";
 import {
   decodeContainerMessage,
@@ -290,6 +292,13 @@ export class RpcServer {
     const claimed = { model: `${meta.name}:${meta.version}`, inputType: meta.inputType };
     if (meta.rpcVersion !== RPC_VERSION) {
       this.refuse(key, `container speaks rpc v${meta.rpcVersion}, not v${RPC_VERSION}`, claimed);
+      return;
+    }
+    // A name the admin API would refuse can never be a version of the configuration (the codec
+    // already refused any over MAX_NAME bytes, so the reason quotes at most that).
+    const badName = nameProblem("model name", meta.name) ?? nameProblem("model version", meta.version);
+    if (badName) {
+      this.refuse(key, badName, claimed);
       return;
     }
     const { auth } = this.options;

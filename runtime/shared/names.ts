@@ -1,12 +1,14 @@
 /** Name rules shared by the admin API, the CLI and the managers (Clipper's, plus app names). */
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const MAX_NAME = 63;
+/** The longest model name, version or application name (Clipper's, a Kubernetes label value's). */
+export const MAX_NAME = 63;
 
 /** Why a model name, version or application name is invalid, or undefined when it is valid. */
 export function nameProblem(kind: string, value: string): string | undefined {
   if (value.length === 0) return `${kind} must not be empty`;
-  if (value.length > MAX_NAME) return `${kind} '${value}' is longer than ${MAX_NAME} characters`;
+  // Shown clipped: the message goes back to the client and into logs, the value may be megabytes.
+  if (value.length > MAX_NAME) return `${kind} '${value.slice(0, MAX_NAME)}…' is longer than ${MAX_NAME} characters`;
   if (!NAME.test(value)) {
     return `${kind} '${value}' must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character`;
   }

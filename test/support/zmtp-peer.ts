@@ -2,9 +2,10 @@
  * A ZMTP 3.0 ROUTER-side peer written on raw TCP, for tests of the Python runtime's built-in DEALER
  * (runtime/python/clipper_runtime/zmtp.py): it can follow the protocol (NULL mechanism) or break it
  * on purpose — a bad greeting, a huge frame, bytes arriving one at a time — which a real libzmq
- * ROUTER never does. Frame layout: rfc.zeromq.org/spec/23.
+ * ROUTER never does; and RawDealer, a minimal DEALER for tests that need thousands of peers.
+ * Frame layout: rfc.zeromq.org/spec/23.
  */
-import { createServer, type Server, type Socket } from "node:net";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 
 const MORE = 0x01;
 const LONG = 0x02;
@@ -190,5 +191,54 @@ export class ZmtpPeer {
   async close(): Promise<void> {
     for (const c of this.connections) c.socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/**
+ * The other side: a DEALER on raw TCP (NULL mechanism) that connects to a ROUTER and sends whole
+ * messages, reading nothing back. Far lighter than a libzmq socket, for tests that need thousands
+ * of peers at once; `send` takes a message's frames (e.g. from encodeContainerMessage).
+ */
+export class RawDealer {
+  private constructor(readonly socket: Socket) {}
+
+  /**
+   * Resolves once the ROUTER's greeting arrived (the handshake is under way, so what is sent next
+   * is read); rejects if the connection closes first, as when a busy listener's backlog dropped it.
+   */
+  static connect(port: number, timeoutMs = 10_000): Promise<RawDealer> {
+    return new Promise((resolve, reject) => {
+      let received = 0;
+      const fail = (why: string) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(new Error(`raw DEALER to port ${port}: ${why}`));
+      };
+      const timer = setTimeout(() => fail(`no greeting within ${timeoutMs} ms`), timeoutMs);
+      const socket = createConnection({ host: "127.0.0.1", port }, () => {
+        const clientGreeting = greeting();
+        clientGreeting[32] = 0; // as-server: no
+        socket.write(Buffer.concat([clientGreeting, command("READY", properties({ "Socket-Type": "DEALER" }))]));
+      });
+      socket.on("error", (err) => fail(err.message));
+      socket.on("close", () => fail("closed before the greeting"));
+      socket.on("data", (data: Buffer) => {
+        received += data.length;
+        if (received < 64) return;
+        clearTimeout(timer);
+        socket.removeAllListeners("close").removeAllListeners("error").removeAllListeners("data");
+        socket.on("error", () => undefined);
+        socket.resume(); // what the ROUTER sends next (heartbeats) is not read
+        resolve(new RawDealer(socket));
+      });
+    });
+  }
+
+  send(frames: Buffer[]): void {
+    this.socket.write(message(frames));
+  }
+
+  close(): void {
+    this.socket.destroy();
   }
 }

@@ -17,6 +17,7 @@ import { packageRoot } from "../../shared/package-root.js";
 import type { ClusterState, ModelRecord, ModelVersionRecord } from "../../shared/state.js";
 import type { CallOutcome, ModelCaller } from "../model-caller.js";
 import { OipError } from "./errors.js";
+import { UNREGISTERED } from "../metric-names.js";
 import {
   OUTPUT_NAME, inputMetadata, outputMetadata, outputsToTensor, parseInputTensor, tensorToInputs, type OutputTensor,
 } from "./tensors.js";
@@ -135,7 +136,7 @@ export class OipHandler {
 
   /** Answers a request whose path starts with /v2; never rejects. */
   async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    let label = "unknown";
+    let label = UNREGISTERED; // until the path names a model version of the configuration
     const started = this.now();
     let infer = false;
     try {
@@ -175,7 +176,7 @@ export class OipHandler {
 
   private count(model: string, code: number, started: number): void {
     this.requests?.inc({ model, code: String(code) });
-    if (model !== "unknown") this.latency?.observe({ model }, (this.now() - started) / 1000);
+    if (model !== UNREGISTERED) this.latency?.observe({ model }, (this.now() - started) / 1000);
   }
 
   private answerGet(res: ServerResponse, route: Route): void {
