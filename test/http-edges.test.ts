@@ -36,6 +36,8 @@ interface ServerUnderTest {
 }
 
 let daemon: ManagementServer;
+/** The frontend's own daemon: its watch and report connections stay off the daemon under test. */
+let backing: ManagementServer;
 let frontend: RunningFrontend;
 const servers: Record<string, () => ServerUnderTest> = {};
 
@@ -43,8 +45,9 @@ beforeAll(async () => {
   daemon = await startManagementServer({
     host: "127.0.0.1", port: 0, stateDir: await tempDir(), logger: silent, maxConnections: CAP, maxBodyBytes: MAX_BODY,
   });
+  backing = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir: await tempDir(), logger: silent });
   frontend = await startQueryFrontend({
-    host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: daemon.url, log: silent, maxConnections: CAP, maxBodyBytes: MAX_BODY,
+    host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: backing.url, log: silent, maxConnections: CAP, maxBodyBytes: MAX_BODY,
     rpcAuth: "plain", rpcKey: generateRpcKey(), reportIntervalMs: 60_000,
   });
   const json = { "Content-Type": "application/json" };
@@ -63,6 +66,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await frontend?.close();
   await daemon?.close();
+  await backing?.close();
 });
 
 /** Every test's connections are closed after it, so the next one starts below the cap. */
@@ -173,7 +177,7 @@ describe.each(["management daemon", "query frontend"])("%s", { timeout: 30_000 }
 describe("early answers on the query API", { timeout: 30_000 }, () => {
   it("lets a client that keeps uploading read a 401 it got before its body", async () => {
     const keyed = await startQueryFrontend({
-      host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: daemon.url, log: silent, queryAuth: "keys",
+      host: "127.0.0.1", port: 0, rpcPort: 0, managementUrl: backing.url, log: silent, queryAuth: "keys",
       rpcAuth: "plain", rpcKey: generateRpcKey(), reportIntervalMs: 60_000,
     });
     try {
