@@ -25,7 +25,7 @@ const silent = pino({ level: "silent" });
 const tempDir = tempDirs("clipper-http-edges-");
 const CAP = 20;
 const MAX_BODY = 1024;
-const UPLOAD_CHUNK = Buffer.alloc(64 * 1024, "x");
+const UPLOAD_CHUNK = Buffer.alloc(2 ** 20, "x");
 
 interface ServerUnderTest {
   port: number;
