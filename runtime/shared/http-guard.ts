@@ -51,11 +51,11 @@ interface Connection {
   drainFrom: number;
   /** The answer to a malformed request, written once the requests before it are answered. */
   afterPending?: () => void;
+  /** The server's drain bounds. */
+  readonly drain: { readonly ms: number; readonly bytes: number };
 }
 
 const connections = new WeakMap<Socket, Connection>();
-/** The bounds of each guarded server's sockets (a socket belongs to one server). */
-const drainBounds = new WeakMap<Socket, { ms: number; bytes: number }>();
 
 /**
  * A response that, when an answer starts before the request's body was received, answers with
@@ -78,17 +78,16 @@ function bodyUnread(req: IncomingMessage): boolean {
 
 /**
  * Marks an answer as the connection's last: `Connection: close`, the rest of the request body
- * read and discarded within the drain bounds, then the socket closed. Called by GuardedResponse
- * for every early answer; callable before writeHead by a route that wants to close anyway.
+ * read and discarded within the drain bounds, then the socket closed.
  */
-export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
   if (!res.headersSent) res.setHeader("connection", "close");
   const socket = req.socket;
   const conn = connections.get(socket);
   if (conn === undefined || conn.closing) return;
   startDrain(socket, conn);
   discard(req, socket, conn);
-  res.once("finish", () => closeAfterDrain(socket));
+  res.once("finish", () => closeAfterDrain(socket, conn));
 }
 
 function startDrain(socket: Socket, conn: Connection): void {
@@ -101,8 +100,8 @@ function startDrain(socket: Socket, conn: Connection): void {
   };
 }
 
-function closeAfterDrain(socket: Socket): void {
-  setTimeout(() => socket.destroy(), drainBounds.get(socket)?.ms ?? DRAIN_MS).unref();
+function closeAfterDrain(socket: Socket, conn: Connection): void {
+  setTimeout(() => socket.destroy(), conn.drain.ms).unref();
 }
 
 /** Reads and drops a request's body on a closing connection, closing at once past the byte bound. */
@@ -112,7 +111,7 @@ function discard(req: IncomingMessage, socket: Socket, conn: Connection): void {
 }
 
 function checkDrainBytes(socket: Socket, conn: Connection): void {
-  if (socket.bytesRead - conn.drainFrom > (drainBounds.get(socket)?.bytes ?? DRAIN_BYTES)) socket.destroy();
+  if (socket.bytesRead - conn.drainFrom > conn.drain.bytes) socket.destroy();
 }
 
 /** A whole HTTP/1.1 answer, for what is answered outside a request handler. */
@@ -140,7 +139,7 @@ export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGua
   if (!Number.isSafeInteger(guard.maxConnections) || guard.maxConnections < 1) {
     throw new RangeError(`maxConnections must be a positive integer, got ${guard.maxConnections}`);
   }
-  const bounds = { ms: guard.drainMs ?? DRAIN_MS, bytes: guard.drainBytes ?? DRAIN_BYTES };
+  const drain = { ms: guard.drainMs ?? DRAIN_MS, bytes: guard.drainBytes ?? DRAIN_BYTES };
   const open = new Set<Socket>();
   /** Connections with no request in progress, idle the longest first, with their bytesRead then. */
   const idle = new Map<Socket, number>();
@@ -171,12 +170,11 @@ export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGua
     }
     refusing++;
     socket.once("close", () => refusing--);
-    const conn: Connection = { pending: 0, closing: false, drainFrom: 0 };
+    const conn: Connection = { pending: 0, closing: false, drainFrom: 0, drain };
     connections.set(socket, conn);
-    drainBounds.set(socket, bounds);
     startDrain(socket, conn);
     const answer = guard.errorAnswer(503, `the server is at its limit of ${guard.maxConnections} connections (--max-connections); try again`);
-    socket.end(rawAnswer(503, answer), () => closeAfterDrain(socket));
+    socket.end(rawAnswer(503, answer), () => closeAfterDrain(socket, conn));
   };
 
   const server = createServer({ ...serverOptions, ServerResponse: GuardedResponse }, (req, res) => {
@@ -202,8 +200,7 @@ export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGua
   server.prependListener("connection", (socket: Socket) => {
     if (open.size >= guard.maxConnections && !evictIdlest()) return refuse(socket);
     open.add(socket);
-    connections.set(socket, { pending: 0, closing: false, drainFrom: 0 });
-    drainBounds.set(socket, bounds);
+    connections.set(socket, { pending: 0, closing: false, drainFrom: 0, drain });
     markIdle(socket);
     socket.once("close", () => {
       open.delete(socket);
@@ -228,7 +225,7 @@ export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGua
     startDrain(socket, conn);
     conn.afterPending = () => {
       if (socket.writableEnded || socket.destroyed) return;
-      socket.end(rawAnswer(status, guard.errorAnswer(status, message)), () => closeAfterDrain(socket));
+      socket.end(rawAnswer(status, guard.errorAnswer(status, message)), () => closeAfterDrain(socket, conn));
     };
     if (conn.pending === 0) conn.afterPending();
   });
