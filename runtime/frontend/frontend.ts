@@ -53,6 +53,8 @@ export interface QueryFrontendOptions {
   log: Logger;
   maxBodyBytes?: number;
   requestTimeoutMs?: number;
+  /** Open query connections at most (shared/http-guard.ts); default below the descriptor limit (shared/connection-limit.ts). */
+  maxConnections?: number;
   replicaTimeoutMs?: number;
   defaultMaxBatch?: number;
   /** Batches kept in flight to one replica (dispatcher.ts; default DEFAULT_MAX_IN_FLIGHT). */
@@ -269,6 +271,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     log,
     maxBodyBytes,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    maxConnections: options.maxConnections,
     allowedHosts,
     token: options.token,
     auth: queryAuth,

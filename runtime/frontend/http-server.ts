@@ -3,9 +3,11 @@
  * /<app>/update, Prometheus text on /metrics, /health for managers and probes, and the Open
  * Inference Protocol under /v2 (handled by oip/handler.ts).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from "node:http";
 import type { Logger } from "pino";
-import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, collectBody, readBody, utf8Text } from "../shared/http-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, collectBody, readBody, utf8Text } from "../shared/http-body.js";
+import { createGuardedServer } from "../shared/http-guard.js";
+import { defaultMaxConnections } from "../shared/connection-limit.js";
 import { type AllowedHosts, hostRefusal, isForeignOrigin, isHostAllowed } from "../shared/host-check.js";
 import { presentsToken, TOKEN_HEADER } from "../shared/secrets.js";
 import type { FrontendMetrics } from "./metrics.js";
@@ -20,6 +22,8 @@ export interface QueryHttpOptions {
   maxBodyBytes: number;
   /** Bounds how long a client may take to send its request. */
   requestTimeoutMs: number;
+  /** Open connections at most (shared/http-guard.ts); default below the descriptor limit (shared/connection-limit.ts). */
+  maxConnections?: number;
   health(): Record<string, unknown>;
   /** Host names admitted besides loopback names and IP addresses (shared/host-check.ts). */
   allowedHosts: AllowedHosts;
@@ -49,6 +53,12 @@ function sendJsonText(res: ServerResponse, status: number, text: string, headers
 
 function sendError(res: ServerResponse, status: number, error: string, cause: string, headers?: Record<string, string>): void {
   sendJson(res, status, { error, cause }, headers);
+}
+
+/** An error answered outside a route (a malformed request, a connection over the cap), as the routes word theirs. */
+function errorAnswer(status: number, message: string): { contentType: string; body: string } {
+  const title = STATUS_CODES[status] ?? "Error";
+  return { contentType: "application/json", body: JSON.stringify({ error: title[0] + title.slice(1).toLowerCase(), cause: message }) };
 }
 
 /** A body as JSON, or the QueryError to answer (400 "Json error", as Clipper's). */
@@ -160,15 +170,14 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     if (res.headersSent) return void res.destroy();
     if (err instanceof QueryError) return sendError(res, err.status, err.error, err.cause_, err.headers);
     if (err instanceof BodyTooLargeError) {
-      // Say so, then close after a bounded drain: the rest of the body is not worth reading.
-      closeAfterTooLarge(req, res);
+      // The connection then closes after a bounded drain of the rest of the body (http-guard.ts).
       return sendError(res, 413, "Payload too large", err.message);
     }
     log.error({ err, url: req.url }, "query request failed");
     sendError(res, 500, "Internal error", err instanceof Error ? err.message : String(err));
   }
 
-  const server = createServer((req, res) => {
+  const server = createGuardedServer({}, { maxConnections: options.maxConnections ?? defaultMaxConnections(), errorAnswer }, (req, res) => {
     try {
       handle(req, res)?.catch((err: unknown) => fail(req, res, err));
     } catch (err) {

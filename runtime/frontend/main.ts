@@ -17,10 +17,12 @@ import {
   MIN_RPC_FRAME_BYTES,
 } from "../shared/frontend-defaults.js";
 import { defaultFrontendId, startQueryFrontend } from "./frontend.js";
+import { defaultMaxConnections, MAX_MAX_CONNECTIONS } from "../shared/connection-limit.js";
 import { MAX_FRONTEND_WORKERS, superviseWorkers, workerFrontendId, workerIndex, workerRpcPorts } from "./workers.js";
 
 const USAGE = `usage: frontend --management-url URL [--host 127.0.0.1] [--port 1337] [--rpc-port 7000]
   [--token-file FILE] [--max-body-bytes N] [--request-timeout-ms N] [--replica-timeout-ms N]
+  [--max-connections N (open query connections per process; default ${defaultMaxConnections()}: the descriptor limit less a tenth, at least 128)]
   [--workers N (frontend processes on the query port, 1 to ${MAX_FRONTEND_WORKERS}; default 1; worker i takes RPC port rpc-port + i)]
   [--max-batch N] [--max-in-flight N (batches in flight to one replica, 1 to ${MAX_MAX_IN_FLIGHT}; default ${DEFAULT_MAX_IN_FLIGHT})] [--frontend-id ID] [--cache-bytes N (prediction cache bound, default ${DEFAULT_CACHE_BYTES / 2 ** 20} MiB; 0 disables)]
   [--oip-timeout-ms N (deadline of /v2 inference on a model no application links; default ${DEFAULT_OIP_TIMEOUT_MS})]
@@ -43,6 +45,7 @@ await runMain("clipper frontend", async () => {
     "token-file": { type: "string" },
     "max-body-bytes": { type: "string" },
     "request-timeout-ms": { type: "string" },
+    "max-connections": { type: "string" },
     "replica-timeout-ms": { type: "string" },
     "max-batch": { type: "string" },
     "max-in-flight": { type: "string" },
@@ -67,6 +70,7 @@ await runMain("clipper frontend", async () => {
   const queryAuth = choiceFlag("query-auth", flags["query-auth"], QUERY_AUTH_MODES, defaultQueryAuth(host));
   const port = intFlag("port", flags.port, 1337, 0, 65535);
   const workers = intFlag("workers", flags.workers, 1, 1, MAX_FRONTEND_WORKERS);
+  const maxConnections = intFlag("max-connections", flags["max-connections"], defaultMaxConnections(), 1, MAX_MAX_CONNECTIONS);
   const rpcPorts = workerRpcPorts(intFlag("rpc-port", flags["rpc-port"], 7000, 0, 65535), workers);
   const worker = workers > 1 ? workerIndex() : undefined;
   if (workers > 1 && worker === undefined) {
@@ -85,6 +89,7 @@ await runMain("clipper frontend", async () => {
     token: readTokenFile(flags["token-file"]),
     maxBodyBytes: intFlag("max-body-bytes", flags["max-body-bytes"], DEFAULT_MAX_BODY_BYTES, 1),
     requestTimeoutMs: intFlag("request-timeout-ms", flags["request-timeout-ms"], DEFAULT_REQUEST_TIMEOUT_MS, 1),
+    maxConnections,
     replicaTimeoutMs: intFlag("replica-timeout-ms", flags["replica-timeout-ms"], DEFAULT_REPLICA_TIMEOUT_MS, 100),
     defaultMaxBatch: intFlag("max-batch", flags["max-batch"], DEFAULT_MAX_BATCH, 1),
     maxInFlight: intFlag("max-in-flight", flags["max-in-flight"], DEFAULT_MAX_IN_FLIGHT, 1, MAX_MAX_IN_FLIGHT),

@@ -4,14 +4,16 @@
  * Routing, auth, body limits and error answers live here; what each endpoint does lives in
  * operations.ts, durability in store.ts.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
+import { createGuardedServer } from "../shared/http-guard.js";
+import { defaultMaxConnections } from "../shared/connection-limit.js";
 import { isAuthorized, isOpenEndpoint, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
 import { presentsToken } from "../shared/secrets.js";
-import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readBody, readTextBody } from "../shared/http-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, readBody, readTextBody } from "../shared/http-body.js";
 import { isUtf8 } from "node:buffer";
 import { AdminError, badRequest } from "./errors.js";
 import { type AllowedHosts, hostRefusal, isHostAllowed, parseAllowedHosts } from "../shared/host-check.js";
@@ -62,6 +64,8 @@ export interface ManagementServerOptions {
   allowedHosts?: readonly string[];
   /** Largest accepted request body (default 1 MiB); larger ones get 413. */
   maxBodyBytes?: number;
+  /** Open HTTP connections at most (shared/http-guard.ts; default below the descriptor limit: shared/connection-limit.ts). */
+  maxConnections?: number;
   /** Interval of `{}` keepalive lines on watch streams (default 10 s). */
   watchKeepaliveMs?: number;
   /** A frontend that has not reported its replicas for this long is forgotten (default 60 s). */
@@ -330,8 +334,12 @@ export async function startManagementServer(options: ManagementServerOptions): P
     }
   }
 
-  const server = createServer(
+  const server = createGuardedServer(
     { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+    {
+      maxConnections: options.maxConnections ?? defaultMaxConnections(),
+      errorAnswer: (_status, message) => ({ contentType: "text/plain; charset=utf-8", body: message }),
+    },
     (req, res) => {
       handle(req, res).catch((err: unknown) => {
         const error = toAdminError(err);
@@ -461,8 +469,7 @@ function sendError(req: IncomingMessage, res: ServerResponse, error: AdminError)
     res.destroy();
     return;
   }
-  // Answer, then close the connection after a bounded drain of the rest of the upload.
-  if (error.code === "payload_too_large") closeAfterTooLarge(req, res);
+  // An answer before the whole upload arrived closes the connection after a bounded drain (http-guard.ts).
   for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
   send(res, error.status, "text/plain; charset=utf-8", error.message);
 }

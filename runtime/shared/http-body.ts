@@ -1,10 +1,11 @@
 /**
  * Request bodies for the runtime's HTTP servers (query frontend, management daemon): read with a
- * size limit, so an oversized body is refused rather than buffered, and the 413 answer is one the
- * client actually gets to read. Each server maps the errors below onto its own answer format.
+ * size limit, so an oversized body is refused rather than buffered. Each server maps the errors
+ * below onto its own answer format; http-guard.ts sees to it that the client reads the 413 (the
+ * connection closes after a bounded drain of the rest of the upload).
  */
 import { isUtf8 } from "node:buffer";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 
 /** The body is (declared or turned out) larger than the limit; nothing past the limit was kept. */
 export class BodyTooLargeError extends Error {
@@ -22,14 +23,11 @@ export class BodyNotUtf8Error extends Error {
   }
 }
 
-/** After a 413 we drain (and discard) the rest of the upload this long, so the client reads our answer. */
-export const LINGER_AFTER_413_MS = 1_000;
-
 /**
  * The whole body, to `onBody`, or why not, to `onError` (exactly one of them is called, never
  * before this returns). BodyTooLargeError without reading anything when the declared
  * Content-Length passes `limit`, and as soon as a streamed body does, without buffering the rest;
- * the caller answers with `closeAfterTooLarge`. Callbacks rather than a promise so the query path
+ * the caller answers 413. Callbacks rather than a promise so the query path
  * can answer a cache hit on the tick the body ends (http-server.ts). Listens for events instead of
  * async-iterating the request: leaving a `for await` early destroys the request, and with it the
  * socket, before the 413 can go out.
@@ -89,17 +87,4 @@ export function utf8Text(raw: Buffer): string {
 /** The body as UTF-8 text: `readBody`, then `utf8Text`. */
 export async function readTextBody(req: IncomingMessage, limit: number): Promise<string> {
   return utf8Text(await readBody(req, limit));
-}
-
-/**
- * Prepares the 413 answer to a body `readBody` refused; call it, then send the answer as usual.
- * The response says `Connection: close`; the rest of the upload is read and thrown away (not
- * buffered) until `lingerMs` after the answer went out, and then the socket is destroyed. Closing
- * at once, with unread input, resets the connection and the client could lose our answer.
- */
-export function closeAfterTooLarge(req: IncomingMessage, res: ServerResponse, lingerMs = LINGER_AFTER_413_MS): void {
-  if (!res.headersSent) res.setHeader("connection", "close");
-  req.on("data", () => undefined);
-  req.resume();
-  res.once("finish", () => setTimeout(() => req.socket.destroy(), lingerMs).unref());
 }

@@ -26,6 +26,7 @@ import {
   DEFAULT_SCALE_DOWN_DELAY_S, DEFAULT_TARGET_QUEUE_PER_REPLICA, MAX_AUTOSCALE_REPLICAS, MAX_SCALE_DOWN_DELAY_S, MAX_TARGET_QUEUE_PER_REPLICA,
 } from "../../runtime/shared/autoscaling.js";
 import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
+import { MAX_MAX_CONNECTIONS } from "../../runtime/shared/connection-limit.js";
 import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../../runtime/shared/rpc-auth.js";
 import { DEFAULT_QUERY_LOG_MAX_MB, MAX_QUERY_LOG_MAX_MB } from "../../runtime/shared/query-log.js";
 import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES } from "../../runtime/shared/warmup.js";
@@ -97,6 +98,9 @@ export function buildProgram(argv: readonly string[] = []): Command {
       `(1 to ${MAX_FRONTEND_WORKERS}; each has its own cache and batches; every replica connects to each); docker: in the frontend ` +
       "container, kubernetes: in each frontend pod (which requests half a core per worker)", intArg(1, MAX_FRONTEND_WORKERS), 1)
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", intArg(1), DEFAULT_MAX_BODY_BYTES)
+    .option("--max-connections <n>", "open HTTP connections per frontend process and on the management daemon; at the cap the " +
+      "idlest connection is closed, or the new one answered 503 (default: each process's file-descriptor limit less a tenth, at least 128)",
+      intArg(1, MAX_MAX_CONNECTIONS))
     .option("--startup-timeout-ms <n>", "how long to wait for the cluster to answer (default 60000; kubernetes 300000)", intArg(1))
     .option("--replica-timeout-ms <n>", "drop a replica silent for this long", intArg(100), DEFAULT_REPLICA_TIMEOUT_MS)
     .option("--cache-bytes <n>", "prediction cache bound per frontend, in bytes (0 disables)", intArg(0), DEFAULT_CACHE_BYTES)

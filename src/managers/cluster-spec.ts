@@ -69,7 +69,7 @@ export function modelContainerLabel(name: string, version: string): string {
 }
 
 /** The management daemon's command line inside the runtime image (its working directory). */
-export function managementCommand(input: { token: boolean; maxBodyBytes: number; allowedHosts: string[] }): string[] {
+export function managementCommand(input: { token: boolean; maxBodyBytes: number; maxConnections?: number; allowedHosts: string[] }): string[] {
   return [
     "node", "dist/runtime/management/main.js",
     "--host", "0.0.0.0",
@@ -77,6 +77,7 @@ export function managementCommand(input: { token: boolean; maxBodyBytes: number;
     "--state-dir", STATE_DIR,
     ...(input.token ? ["--token-file", TOKEN_FILE] : []),
     "--max-body-bytes", String(input.maxBodyBytes),
+    ...maxConnectionsFlags(input.maxConnections),
     ...allowedHostsFlags(input.allowedHosts),
   ];
 }
@@ -162,6 +163,11 @@ export function allowedHostsOf(options: ClusterOptions, managerNames: readonly s
   return [...new Set([...managerNames, ...user].map((n) => n.toLowerCase()))];
 }
 
+/** `--max-connections`, for the daemon and the frontends alike; absent: each process's own default. */
+export function maxConnectionsFlags(maxConnections: number | undefined): string[] {
+  return maxConnections === undefined ? [] : ["--max-connections", String(maxConnections)];
+}
+
 export function allowedHostsFlags(names: readonly string[]): string[] {
   return names.length === 0 ? [] : ["--allowed-hosts", names.join(",")];
 }
@@ -186,6 +192,7 @@ export function frontendTuningFlags(o: ClusterOptions, rpcKeyFile: string): stri
     ...(auth === "plain" ? ["--rpc-key-file", rpcKeyFile] : []),
     ...(o.maxRpcFrameBytes === undefined ? [] : ["--max-rpc-frame-bytes", String(o.maxRpcFrameBytes)]),
     "--max-body-bytes", String(o.maxBodyBytes),
+    ...maxConnectionsFlags(o.maxConnections),
     "--replica-timeout-ms", String(o.replicaTimeoutMs),
     ...(o.cacheBytes === undefined ? [] : ["--cache-bytes", String(o.cacheBytes)]),
     ...(o.maxBatch === undefined ? [] : ["--max-batch", String(o.maxBatch)]),

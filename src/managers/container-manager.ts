@@ -58,6 +58,12 @@ export interface ClusterOptions {
   frontendWorkers?: number;
   /** Largest accepted request body, in bytes, on both HTTP APIs. */
   maxBodyBytes: number;
+  /**
+   * Open HTTP connections at most, per process, on the query frontend and the management daemon
+   * (at the cap the idlest connection is closed, or the new one is answered 503); absent: each
+   * process's default, below its file-descriptor limit (docs/operations.md).
+   */
+  maxConnections?: number;
   /** How long start waits for the frontends to answer. */
   startupTimeoutMs: number;
   /** A replica silent for this long is dropped by the frontend. */

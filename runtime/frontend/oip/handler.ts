@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { BodyNotUtf8Error, BodyTooLargeError, closeAfterTooLarge, readTextBody } from "../../shared/http-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, readTextBody } from "../../shared/http-body.js";
 import { DEFAULT_OIP_TIMEOUT_MS } from "../../shared/frontend-defaults.js";
 import { packageRoot } from "../../shared/package-root.js";
 import type { ClusterState, ModelRecord, ModelVersionRecord } from "../../shared/state.js";
@@ -160,7 +160,6 @@ export class OipHandler {
     } catch (err) {
       if (res.headersSent) return void res.destroy();
       if (err instanceof BodyTooLargeError) {
-        closeAfterTooLarge(req, res);
         if (infer) this.count(label, 413, started);
         return sendJson(res, 413, { error: err.message });
       }

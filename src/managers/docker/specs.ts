@@ -86,7 +86,7 @@ export function managementSpec(input: FrontendSpecInput): ContainerSpec {
   return {
     name: names.management(cluster),
     Image: image,
-    Cmd: managementCommand({ token, maxBodyBytes: options.maxBodyBytes, allowedHosts: dockerAllowedHosts(input) }),
+    Cmd: managementCommand({ token, maxBodyBytes: options.maxBodyBytes, maxConnections: options.maxConnections, allowedHosts: dockerAllowedHosts(input) }),
     Env: [`CLIPPER_CLUSTER=${cluster}`],
     Labels: {
       ...clusterLabels(cluster, "management"),

@@ -233,7 +233,7 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
           containers: [{
             name: "management",
             image: spec.runtimeImage,
-            command: managementCommand({ token: tokenSecret !== undefined, maxBodyBytes: spec.options.maxBodyBytes, allowedHosts }),
+            command: managementCommand({ token: tokenSecret !== undefined, maxBodyBytes: spec.options.maxBodyBytes, maxConnections: spec.options.maxConnections, allowedHosts }),
             env: [{ name: "CLIPPER_CLUSTER", value: cluster }],
             ports: [{ name: "management", containerPort: INTERNAL_PORTS.management, protocol: "TCP" }],
             readinessProbe: httpProbe("/admin/ping", "management", { period: 5, failures: 3 }),

@@ -11,6 +11,7 @@ import { MAX_FRONTEND_WORKERS } from "../../../runtime/shared/frontend-defaults.
 import { QUERY_AUTH_MODES } from "../../../runtime/shared/api-keys.js";
 import { RPC_AUTH_MODES } from "../../../runtime/shared/rpc-auth.js";
 import { MAX_MAX_IN_FLIGHT, MIN_RPC_FRAME_BYTES } from "../../../runtime/shared/frontend-defaults.js";
+import { MAX_MAX_CONNECTIONS } from "../../../runtime/shared/connection-limit.js";
 import {
   ENV_NAME_PATTERN,
   MODEL_FRAMEWORKS,
@@ -69,6 +70,7 @@ export const ClusterOptionsSchema = z.object({
   rpcPort: port,
   frontendWorkers: z.number().int().min(1).max(MAX_FRONTEND_WORKERS).optional(),
   maxBodyBytes: z.number().int().positive(),
+  maxConnections: z.number().int().min(1).max(MAX_MAX_CONNECTIONS).optional(),
   startupTimeoutMs: z.number().int().positive(),
   replicaTimeoutMs: z.number().int().positive(),
   cacheBytes: z.number().int().nonnegative().optional(),

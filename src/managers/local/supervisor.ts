@@ -16,7 +16,7 @@
  *   POST /shutdown                   {keepState?} stop everything, then exit (keepState false: delete the cluster dir)
  * Errors answer {error: "<one line>"} with 400 (bad body), 401, 404, 405, 409, 413 or 503.
  */
-import { allowedHostsFlags, allowedHostsOf, connectHost, frontendTuningFlags, frontendWorkersFlags, rpcAuthOf, rpcSecretEnv } from "../cluster-spec.js";
+import { allowedHostsFlags, allowedHostsOf, maxConnectionsFlags, connectHost, frontendTuningFlags, frontendWorkersFlags, rpcAuthOf, rpcSecretEnv } from "../cluster-spec.js";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -203,6 +203,7 @@ export class Supervisor {
       "--state-dir", this.paths.stateDir,
       ...this.tokenArgs(),
       "--max-body-bytes", String(o.maxBodyBytes),
+      ...maxConnectionsFlags(o.maxConnections),
       ...allowedHostsFlags(allowedHostsOf(o)),
     ];
   }

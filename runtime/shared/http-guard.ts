@@ -1,0 +1,234 @@
+/**
+ * The connection handling both HTTP servers (query frontend, management daemon) share on top of
+ * node:http, for three edges Node leaves open (docs/operations.md, "HTTP connections"):
+ *
+ * - A malformed request pipelined behind well-formed ones: Node's default answers the 400 at once
+ *   and destroys the socket, losing the earlier requests' answers. Here the earlier requests are
+ *   answered in order, then the 400 (or 408, 413, 431) with `Connection: close`, then the close.
+ * - An answer sent before the request's body arrived (413, 401, 415, 404, ...): Node closes the
+ *   socket as soon as a `Connection: close` answer is flushed, with the upload still unread, and
+ *   the kernel then resets the connection, so a client still sending may read ECONNRESET instead
+ *   of our answer. Here the rest of the upload is read and discarded for at most DRAIN_MS and
+ *   DRAIN_BYTES after the answer, then the socket closes.
+ * - A connection cap (`--max-connections`): at the cap a new connection first closes the
+ *   connection idle the longest (no request in progress: a keep-alive connection between requests,
+ *   or one that never sent a byte), so idle clients cannot lock out new ones; when every
+ *   connection is busy the new one is answered 503 with `Connection: close` and closed (at most
+ *   MAX_REFUSING such answers at a time; beyond that a new connection is closed unanswered).
+ */
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, ServerResponse, STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+
+/** How long the rest of an upload is drained after an early answer before the socket closes. */
+export const DRAIN_MS = 1_000;
+/** How many bytes of it are drained at most (whichever bound comes first). */
+export const DRAIN_BYTES = 8 * 2 ** 20;
+/** Connections answered 503 at the cap at one time; more are closed unanswered. */
+export const MAX_REFUSING = 64;
+
+/** An error answer in the server's own format (JSON on the query API, text on the admin API). */
+export interface ErrorAnswer {
+  contentType: string;
+  body: string;
+}
+
+export interface HttpGuardOptions {
+  /** Open connections at most (connection-limit.ts has the default). */
+  maxConnections: number;
+  /** How this server words an error it answers outside a request handler. */
+  errorAnswer(status: number, message: string): ErrorAnswer;
+  /** Bounds of the drain after an early answer; tests shorten them. */
+  drainMs?: number;
+  drainBytes?: number;
+}
+
+interface Connection {
+  /** Requests received whose responses have not closed yet. */
+  pending: number;
+  /** An answer with `Connection: close` is out or on its way: nothing more is handled, input is drained. */
+  closing: boolean;
+  /** `socket.bytesRead` when the drain began. */
+  drainFrom: number;
+  /** The answer to a malformed request, written once the requests before it are answered. */
+  afterPending?: () => void;
+  /** The server's drain bounds. */
+  readonly drain: { readonly ms: number; readonly bytes: number };
+}
+
+const connections = new WeakMap<Socket, Connection>();
+
+/**
+ * A response that, when an answer starts before the request's body was received, answers with
+ * `Connection: close` and drains the rest (see the module comment). Every answer passes through
+ * writeHead (Node's implicit headers call it too), so no route can forget it.
+ */
+class GuardedResponse extends ServerResponse {
+  override writeHead(...args: unknown[]): this {
+    if (!this.headersSent && bodyUnread(this.req)) closeAfterAnswer(this.req, this);
+    return (ServerResponse.prototype.writeHead as (...a: unknown[]) => this).apply(this, args);
+  }
+}
+
+/** Whether the request announced a body that has not fully arrived. */
+function bodyUnread(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
+/**
+ * Marks an answer as the connection's last: `Connection: close`, the rest of the request body
+ * read and discarded within the drain bounds, then the socket closed.
+ */
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  if (!res.headersSent) res.setHeader("connection", "close");
+  const socket = req.socket;
+  const conn = connections.get(socket);
+  if (conn === undefined || conn.closing) return;
+  startDrain(socket, conn);
+  discard(req, socket, conn);
+  res.once("finish", () => closeAfterDrain(socket, conn));
+}
+
+function startDrain(socket: Socket, conn: Connection): void {
+  conn.closing = true;
+  conn.drainFrom = socket.bytesRead;
+  // Node ends a `Connection: close` answer with destroySoon(), which destroys the socket once the
+  // answer is flushed, unread upload and all (a reset): here it only half-closes; closeAfterDrain destroys.
+  socket.destroySoon = () => {
+    if (!socket.writableEnded) socket.end();
+  };
+}
+
+function closeAfterDrain(socket: Socket, conn: Connection): void {
+  setTimeout(() => socket.destroy(), conn.drain.ms).unref();
+}
+
+/** Reads and drops a request's body on a closing connection, closing at once past the byte bound. */
+function discard(req: IncomingMessage, socket: Socket, conn: Connection): void {
+  req.on("data", () => checkDrainBytes(socket, conn));
+  req.resume();
+}
+
+function checkDrainBytes(socket: Socket, conn: Connection): void {
+  if (socket.bytesRead - conn.drainFrom > conn.drain.bytes) socket.destroy();
+}
+
+/** A whole HTTP/1.1 answer, for what is answered outside a request handler. */
+function rawAnswer(status: number, answer: ErrorAnswer): string {
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nConnection: close\r\nContent-Type: ${answer.contentType}\r\n` +
+    `Content-Length: ${Buffer.byteLength(answer.body)}\r\n\r\n${answer.body}`;
+}
+
+/** The status and wording of a request Node's parser refused. */
+function parseFailure(err: NodeJS.ErrnoException & { reason?: string }): { status: number; message: string } {
+  switch (err.code) {
+    case "HPE_HEADER_OVERFLOW":
+      return { status: 431, message: "the request's headers are too large" };
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return { status: 413, message: "the request's chunk extensions are too large" };
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return { status: 408, message: "the request was not received in time" };
+    default:
+      return { status: 400, message: `malformed HTTP request: ${err.reason ?? err.message}` };
+  }
+}
+
+/** An HTTP server with the guards of the module comment around `handler`. */
+export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGuardOptions, handler: RequestListener): Server {
+  if (!Number.isSafeInteger(guard.maxConnections) || guard.maxConnections < 1) {
+    throw new RangeError(`maxConnections must be a positive integer, got ${guard.maxConnections}`);
+  }
+  const drain = { ms: guard.drainMs ?? DRAIN_MS, bytes: guard.drainBytes ?? DRAIN_BYTES };
+  const open = new Set<Socket>();
+  /** Connections with no request in progress, idle the longest first, with their bytesRead then. */
+  const idle = new Map<Socket, number>();
+  let refusing = 0;
+
+  const markIdle = (socket: Socket) => {
+    idle.delete(socket);
+    idle.set(socket, socket.bytesRead);
+  };
+
+  /** Closes the connection idle the longest; false when every connection is busy. */
+  const evictIdlest = (): boolean => {
+    for (const [socket, bytesRead] of idle) {
+      idle.delete(socket);
+      // Bytes since it went idle: a request is arriving; it goes back to idle once answered.
+      if (socket.bytesRead !== bytesRead || connections.get(socket)!.pending > 0) continue;
+      open.delete(socket);
+      socket.destroy();
+      return true;
+    }
+    return false;
+  };
+
+  const refuse = (socket: Socket): void => {
+    if (refusing >= MAX_REFUSING) {
+      socket.destroy();
+      return;
+    }
+    refusing++;
+    socket.once("close", () => refusing--);
+    const conn: Connection = { pending: 0, closing: false, drainFrom: 0, drain };
+    connections.set(socket, conn);
+    startDrain(socket, conn);
+    const answer = guard.errorAnswer(503, `the server is at its limit of ${guard.maxConnections} connections (--max-connections); try again`);
+    socket.end(rawAnswer(503, answer), () => closeAfterDrain(socket, conn));
+  };
+
+  const server = createServer({ ...serverOptions, ServerResponse: GuardedResponse }, (req, res) => {
+    const socket = req.socket;
+    const conn = connections.get(socket);
+    if (conn === undefined) return handler(req, res);
+    if (conn.closing) {
+      // After a last answer (or on a refused connection): read and drop, answer nothing.
+      discard(req, socket, conn);
+      return;
+    }
+    conn.pending++;
+    idle.delete(socket);
+    res.once("close", () => {
+      if (--conn.pending > 0) return;
+      if (conn.afterPending !== undefined) conn.afterPending();
+      else if (!conn.closing && open.has(socket)) markIdle(socket);
+    });
+    handler(req, res);
+  });
+
+  // Before Node's own listener, so that the answer to a refused connection goes first.
+  server.prependListener("connection", (socket: Socket) => {
+    if (open.size >= guard.maxConnections && !evictIdlest()) return refuse(socket);
+    open.add(socket);
+    connections.set(socket, { pending: 0, closing: false, drainFrom: 0, drain });
+    markIdle(socket);
+    socket.once("close", () => {
+      open.delete(socket);
+      idle.delete(socket);
+    });
+  });
+
+  server.on("clientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
+    const conn = connections.get(socket);
+    // Node's parser reports every chunk after a parse error again: those are drained input.
+    if (conn?.closing) return checkDrainBytes(socket, conn);
+    const { status, message } = parseFailure(err);
+    const broken = err.code === "ECONNRESET" || err.code === "EPIPE" || !socket.writable;
+    if (conn === undefined || broken || status === 408) {
+      // A broken socket cannot be answered; a client too slow to send its request is not waited for further.
+      if (!broken && !(socket as { _httpMessage?: ServerResponse })._httpMessage?.headersSent) {
+        socket.write(rawAnswer(status, guard.errorAnswer(status, message)));
+      }
+      socket.destroy();
+      return;
+    }
+    startDrain(socket, conn);
+    conn.afterPending = () => {
+      if (socket.writableEnded || socket.destroyed) return;
+      socket.end(rawAnswer(status, guard.errorAnswer(status, message)), () => closeAfterDrain(socket, conn));
+    };
+    if (conn.pending === 0) conn.afterPending();
+  });
+
+  return server;
+}
