@@ -29,6 +29,7 @@ import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
 import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../../runtime/shared/rpc-auth.js";
 import { DEFAULT_QUERY_LOG_MAX_MB, MAX_QUERY_LOG_MAX_MB } from "../../runtime/shared/query-log.js";
 import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES } from "../../runtime/shared/warmup.js";
+import { DEFAULT_REPLAY_IN_FLIGHT, DEFAULT_REPLAY_RATE } from "../replay.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
 const jsonOption = () => new Option("--json", "print machine-readable JSON");
@@ -389,6 +390,19 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .addOption(new Option("--export <file>", "write the log into FILE as JSON lines, feedback joined to its query").conflicts(["sample", "maxMb", "off"]))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, opts) => run(opts.json, async () => (await import("./commands/query-log.js")).queryLog(app, opts)));
+
+  program.command("replay")
+    .description("send an application's recorded queries (an exported query log, or the cluster's) to one model version, not through " +
+      "the application's policy, and report agreement with the recorded outputs, errors and latency (docs/rollouts.md#replay-and-warm-up)")
+    .argument("<app>")
+    .addOption(new Option("--from <file>", "a query log exported with `clipper query-log APP --export FILE`").conflicts(["log"]))
+    .option("--log", "the application's query log in the cluster, read as it streams")
+    .requiredOption("--to <name:version>", "the model version that answers, such as m:2")
+    .option("--rate <r>", `queries per second, sent open loop (default ${DEFAULT_REPLAY_RATE}; at most ${DEFAULT_REPLAY_IN_FLIGHT} await answers at once)`, rateArg)
+    .option("--limit <n>", "send at most this many recorded queries (the oldest first)", intArg(1))
+    .addOption(new Option("--api-key <key>", "query API key (clusters started with --query-auth keys)").env("CLIPPER_API_KEY"))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, opts) => run(opts.json, async () => (await import("./commands/replay.js")).replay(app, opts)));
 
   program.command("events")
     .description("show the autoscaler's events: scale decisions with their reasons, configuration changes, how long a first replica took after a scale from zero, and gated rollouts' steps")
