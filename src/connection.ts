@@ -50,6 +50,8 @@ import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
 import { noSkippedLines, recordedQueries } from "./recorded-queries.js";
 import { DEFAULT_REPLAY_RATE, MAX_REPLAY_RATE, type ReplayProgress, type ReplayReport, runReplay, type SendOutcome } from "./replay.js";
 import { oipOutputText, oipRequestFor } from "./replay-request.js";
+import { DEFAULT_WARMUP_COUNT, type RecordedWarmup, recordedWarmupInputs } from "./warmup-from-log.js";
+import { MAX_WARMUP_INPUTS } from "../runtime/shared/warmup.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
 import { deployPredictSpec, parsePredictSpec } from "./predict-spec.js";
 import { DEFAULT_RPC_AUTH } from "../runtime/shared/rpc-auth.js";
@@ -138,6 +140,12 @@ export interface DeployModelOptions {
   warmupInput?: unknown;
   /** Batches of `warmupInput` each replica predicts before it connects (default 3; needs warmupInput). */
   warmupBatches?: number;
+  /**
+   * Warm-up from recorded queries instead of `warmupInput`: each warm-up batch holds the latest
+   * `count` (default 16, at most 256) distinct inputs of application `app`'s query log that fit the
+   * input type, bounded to 64 KiB of JSON (src/warmup-from-log.ts). A log with none is refused.
+   */
+  warmupFromLog?: { app: string; count?: number };
   /** How long to wait for the replicas to connect. */
   readyTimeoutMs?: number;
   /** Docker/Kubernetes: a prebuilt image speaking RPC v3 (nothing is built; `predict` may be omitted). */
@@ -469,9 +477,10 @@ export class ClipperConnection {
    * `interpreter` (chosen as src/python/interpreter.ts says: --python, else CLIPPER_PYTHON, else the
    * first of python3 on PATH and /usr/bin/python3 that imports numpy).
    */
-  async deployModel(options: DeployModelOptions): Promise<DeployedReplicas> {
+  async deployModel(options: DeployModelOptions): Promise<DeployedModel> {
     const inputType = parseInputType(options.inputType);
-    const env = deploymentEnv(inputType, options);
+    const fromLog = options.warmupFromLog === undefined ? undefined : await this.warmupFromLog(inputType, options);
+    const env = deploymentEnv(inputType, fromLog ? { ...options, warmupInputs: fromLog.inputs } : options);
     const replicas = options.replicas ?? 1;
     if (!Number.isInteger(replicas) || replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number ≥ 0, got ${replicas}`);
     const { runsImages, pullsFromRegistry, defaultReadyTimeoutMs } = this.manager.capabilities;
@@ -518,7 +527,23 @@ export class ClipperConnection {
       const linked = await this.getLinkedModels(options.link);
       if (!linked.includes(options.name)) await this.linkModelToApp(options.link, options.name);
     }
-    return deployed;
+    return fromLog ? { ...deployed, warmupFromLog: { app: options.warmupFromLog!.app, inputs: fromLog.inputs.length } } : deployed;
+  }
+
+  /** The recorded inputs a deployment warms up with (src/warmup-from-log.ts), checked before anything starts. */
+  private async warmupFromLog(inputType: InputType, options: DeployModelOptions): Promise<RecordedWarmup> {
+    const { app, count = DEFAULT_WARMUP_COUNT } = options.warmupFromLog!;
+    if (options.warmupInput !== undefined) throw new ClipperError("USAGE", "give the warm-up either as one input (--warmup-input) or from the query log (--warmup-from-log), not both");
+    if (!(Number.isSafeInteger(count) && count >= 1 && count <= MAX_WARMUP_INPUTS)) {
+      throw new ClipperError("USAGE", `the warm-up count must be a whole number from 1 to ${MAX_WARMUP_INPUTS}, got ${count}`);
+    }
+    const chunks = await this.admin.postStream(EXPORT_QUERY_LOG_PATH, { app_name: app }, 60_000);
+    const chosen = await recordedWarmupInputs(recordedQueries(chunks, app, noSkippedLines()), inputType, count);
+    if (chosen.inputs.length === 0) {
+      throw new ClipperError("USAGE", `the query log of '${app}' holds no recorded input of type ${inputType} to warm up with` +
+        ` (${chosen.read} records, ${chosen.unfit} of another input type)`, `record some first: clipper query-log ${app} --sample 0.01`);
+    }
+    return chosen;
   }
 
   /**
@@ -604,7 +629,7 @@ export class ClipperConnection {
   }
 
   /** Clipper's build_and_deploy_model: the same as deployModel, which builds when the manager runs images. */
-  async buildAndDeployModel(options: DeployModelOptions): Promise<DeployedReplicas> {
+  async buildAndDeployModel(options: DeployModelOptions): Promise<DeployedModel> {
     return this.deployModel(options);
   }
 
@@ -977,6 +1002,9 @@ export class ClipperConnection {
     }
   }
 }
+
+/** What `deployModel` did: the manager's account of the replicas, and the recorded warm-up inputs used. */
+export type DeployedModel = DeployedReplicas & { warmupFromLog?: { app: string; inputs: number } };
 
 /** What `replayQueries` replays, where, and how fast. */
 export interface ReplayOptions {

@@ -28,7 +28,8 @@ import {
 import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
 import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../../runtime/shared/rpc-auth.js";
 import { DEFAULT_QUERY_LOG_MAX_MB, MAX_QUERY_LOG_MAX_MB } from "../../runtime/shared/query-log.js";
-import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES } from "../../runtime/shared/warmup.js";
+import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES, MAX_WARMUP_INPUTS } from "../../runtime/shared/warmup.js";
+import { DEFAULT_WARMUP_COUNT } from "../warmup-from-log.js";
 import { DEFAULT_REPLAY_IN_FLIGHT, DEFAULT_REPLAY_RATE } from "../replay.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
@@ -272,7 +273,10 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect (default 60000; kubernetes 300000)", intArg(1))
     .option("--warmup-input <json>", "a query input (JSON, as `predict` takes it) every new replica predicts before it takes traffic " +
       "(first deploy, scale-up, restart), so no query pays the cold start", jsonArg)
-    .option("--warmup-batches <n>", `batches of the warm-up input each replica predicts first (default ${DEFAULT_WARMUP_BATCHES}; needs --warmup-input)`,
+    .addOption(new Option("--warmup-from-log <app>", "warm every new replica up on the application's recorded queries instead: a batch of the latest " +
+      `distinct inputs of its query log (at most ${MAX_WARMUP_INPUTS} and 64 KiB of JSON, carried in the replicas' environment)`).conflicts(["warmupInput"]))
+    .option("--warmup-count <n>", `recorded inputs in a warm-up batch (default ${DEFAULT_WARMUP_COUNT}; needs --warmup-from-log)`, intArg(1, MAX_WARMUP_INPUTS))
+    .option("--warmup-batches <n>", `batches of the warm-up input(s) each replica predicts first (default ${DEFAULT_WARMUP_BATCHES}; needs --warmup-input or --warmup-from-log)`,
       intArg(1, MAX_WARMUP_BATCHES))
     .addOption(new Option("--manager <kind>", "print this manager's objects instead of deploying (with --dry-run; a live deploy uses the cluster's manager)").choices(["kubernetes"] as const))
     .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption()).addOption(pullSecretOption())
@@ -281,6 +285,10 @@ export function buildProgram(argv: readonly string[] = []): Command {
       "so the replicas are told every worker's RPC port; a live deploy reads it from the cluster", intArg(1, MAX_FRONTEND_WORKERS))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((name, opts) => run(opts.json, async () => {
+      if (opts.warmupCount !== undefined && opts.warmupFromLog === undefined) throw new ClipperError("USAGE", "--warmup-count goes with --warmup-from-log APP");
+      if (opts.warmupFromLog !== undefined && opts.dryRun) {
+        throw new ClipperError("USAGE", "--warmup-from-log reads the cluster's query log: it cannot go with --dry-run (give --warmup-input instead)");
+      }
       if (opts.frontendWorkers !== undefined && !(opts.manager === "kubernetes" && opts.dryRun)) {
         throw new ClipperError("USAGE", "--frontend-workers on deploy-model is for --manager kubernetes --dry-run; a live deploy reads it from the cluster");
       }
