@@ -3,7 +3,9 @@
  * at 100% (query-log), then replayed to an identical second version (100% agreement), to a version
  * that answers differently on 30% of the inputs (the disagreement rate and examples), from an
  * exported file with torn, invalid, foreign and recorded-default lines added (skipped and counted,
- * never disagreements), and bad input refused with a clear error before anything is sent.
+ * never disagreements), and bad input refused with a clear error before anything is sent. And
+ * warm-up from the log: a new version's replicas predict the application's latest recorded inputs
+ * (shown in their logs) before they connect and take traffic.
  */
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,11 +17,13 @@ import { waitFor } from "./support/cluster-in-process.js";
 const MODELS = fileURLToPath(new URL("./fixtures/node-models/", import.meta.url));
 // Doubles in, their sum out; with DISAGREE=1, sum + 1 when the sum's last digit is 0, 1 or 2.
 const CANDIDATE = `${join(MODELS, "shadow-candidate.mjs")}:predict`;
+// Doubles in, their sum out; writes each warm-up batch's inputs to its log.
+const WITNESS = `${join(MODELS, "warmup-witness.mjs")}:predict`;
 const INPUTS = Array.from({ length: 20 }, (_, i) => [i]);
 // Inputs 0, 1, 2, 10, 11, 12: 6 of the 20.
 const DISAGREEING = 6;
 
-describe("replay through the CLI", { timeout: 120_000 }, () => {
+describe("replay and warm-up from recorded queries through the CLI", { timeout: 120_000 }, () => {
   const { home, cli, ok, urls } = cliCluster("clipper-replay-");
   const exportFile = join(home, "rp.jsonl");
 
@@ -37,6 +41,7 @@ describe("replay through the CLI", { timeout: 120_000 }, () => {
     await deploy("3", "--env", "DISAGREE=1");
     await ok("set-version", "m", "1");
     await ok("query-log", "rp", "--export", exportFile);
+    await ok("register-app", "texts", "--input-type", "strings");
   }, 120_000);
 
   it("reports 100% agreement for an identical version, from the cluster's log", async () => {
@@ -99,8 +104,43 @@ describe("replay through the CLI", { timeout: 120_000 }, () => {
     expect(limited).toMatchObject({ sent: 3, compared: 3, disagree: 3, agreement: 0 });
   });
 
+  it("warms a new version's replicas on the application's latest recorded inputs before they connect", async () => {
+    const deployed = await ok("deploy-model", "m", "--version", "5", "--input-type", "doubles", "--framework", "node",
+      "--predict", WITNESS, "--warmup-from-log", "rp", "--warmup-count", "4", "--warmup-batches", "2");
+    expect(deployed).toMatchObject({ model_version: "5", warmup_from_log: { app: "rp", inputs: 4 } });
+    const log = (await ok("logs", "m-5-0", "--tail", "500"))[0].lines as string[];
+    const at = (pattern: RegExp) => log.findIndex((l) => pattern.test(l));
+    // The last four inputs recorded ([16] to [19]), in one batch, twice; then it connected, and only then was ready.
+    const batch = "inputs [[16],[17],[18],[19]]";
+    expect(log.filter((l) => l.includes(batch))).toHaveLength(2);
+    expect(at(/warm-up batch 1 inputs/)).toBeGreaterThan(-1);
+    expect(at(/warm-up batch 2 inputs/)).toBeGreaterThan(at(/warm-up batch 1 inputs/));
+    expect(at(/warmed up; connecting/)).toBeGreaterThan(at(/warm-up batch 2 inputs/));
+    expect(at(/wrote the readiness file/)).toBeGreaterThan(at(/warmed up; connecting/));
+    // A replica added later warms up on the same recorded inputs: they travel with the deployment.
+    await ok("replicas", "m", "2", "--version", "5");
+    const added = (await ok("logs", "m-5-1", "--tail", "500"))[0].lines as string[];
+    expect(added.findIndex((l) => l.includes(batch))).toBeGreaterThan(-1);
+    expect(added.findIndex((l) => /warmed up; connecting/.test(l))).toBeGreaterThan(added.findIndex((l) => l.includes(batch)));
+    await ok("set-version", "m", "1");
+
+    const refused = async (flags: string[], code: number, message: RegExp) => {
+      const r = await cli("deploy-model", "w", "--version", "1", "--input-type", "doubles", "--framework", "node", "--predict", WITNESS, ...flags);
+      expect(r.code, `${flags.join(" ")}: ${r.stdout}${r.stderr}`).toBe(code);
+      expect(r.stderr).toMatch(message);
+    };
+    await refused(["--warmup-from-log", "nope"], 4, /nope/);
+    await refused(["--warmup-from-log", "texts"], 2, /the query log of 'texts' holds no recorded input of type doubles/);
+    await refused(["--warmup-count", "3"], 2, /--warmup-count goes with --warmup-from-log/);
+    await refused(["--warmup-from-log", "rp", "--warmup-count", "0"], 2, /expected a number between 1 and 256/);
+    await refused(["--warmup-from-log", "rp", "--warmup-count", "257"], 2, /expected a number between 1 and 256/);
+    await refused(["--warmup-from-log", "rp", "--warmup-input", "[1]"], 2, /cannot be used with option '--warmup-input/);
+    await refused(["--warmup-from-log", "rp", "--env", "CLIPPER_WARMUP_INPUTS=[[1]]"], 2, /--env CLIPPER_WARMUP_INPUTS, not both/);
+    expect((await ok("models")).some((m: any) => m.model_name === "w")).toBe(false);
+    expect((await ok("status")).replicas.some((x: any) => x.name === "w")).toBe(false);
+  });
+
   it("refuses bad input with a clear error before sending anything", async () => {
-    await ok("register-app", "texts", "--input-type", "strings");
     await ok("deploy-model", "s", "--version", "1", "--input-type", "strings", "--framework", "node", "--predict", `${join(MODELS, "strings.mjs")}:predict`);
     await ok("deploy-model", "m", "--version", "4", "--input-type", "doubles", "--framework", "node", "--predict", CANDIDATE, "--replicas", "0");
     await ok("set-version", "m", "1");

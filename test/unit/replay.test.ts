@@ -9,6 +9,8 @@ import { MAX_RECORDED_LINE_BYTES, noSkippedLines, recordedQueries } from "../../
 import { canonicalJson, oipOutputText, oipRequestFor, sameOutput } from "../../src/replay-request.js";
 import { type ReplayClock, runReplay, type SendOutcome } from "../../src/replay.js";
 import { parseReplayTarget } from "../../src/connection.js";
+import { recordedWarmupInputs } from "../../src/warmup-from-log.js";
+import { MAX_WARMUP_INPUT_CHARS } from "../../runtime/shared/warmup.js";
 
 const record = (queryId: number, input: unknown, output: unknown, extra: Partial<QueryRecord> = {}): QueryRecord => ({
   type: "query", app: "a", query_id: queryId, frontend_id: "f", time: "t", input, output, default: false, cached: false, latency_ms: 1, ...extra,
@@ -220,5 +222,24 @@ describe("runReplay", () => {
     });
     expect(seen.length).toBeGreaterThan(2);
     expect(seen.at(-1)).toBe(10);
+  });
+});
+
+describe("recordedWarmupInputs", () => {
+  it("keeps the latest distinct inputs that fit, oldest first, and counts those that do not", async () => {
+    const inputs = [[1], [2], "x", [1], [3], [4], [2]];
+    const chosen = await recordedWarmupInputs(records(inputs.length, (i) => record(i, inputs[i], 0)), "doubles", 3);
+    // [1] was seen again after [2]'s first time; [2] last: the latest three distinct are [3], [4], [2].
+    expect(chosen).toEqual({ inputs: [[3], [4], [2]], read: 7, unfit: 1 });
+    expect((await recordedWarmupInputs(records(2, (i) => record(i, "s", 0)), "doubles", 3)).inputs).toEqual([]);
+  });
+
+  it("leaves out the oldest until the inputs' JSON fits the replica environment's bound", async () => {
+    const long = (c: string) => c.repeat(MAX_WARMUP_INPUT_CHARS / 3);
+    const texts = [long("a"), long("b"), long("c"), "d", "x".repeat(MAX_WARMUP_INPUT_CHARS)];
+    const chosen = await recordedWarmupInputs(records(texts.length, (i) => record(i, texts[i], 0)), "strings", 10);
+    // The over-long one alone could never travel; of the rest, "a..." goes first.
+    expect(chosen.inputs).toEqual([long("b"), long("c"), "d"]);
+    expect(JSON.stringify(chosen.inputs).length).toBeLessThanOrEqual(MAX_WARMUP_INPUT_CHARS);
   });
 });
