@@ -177,8 +177,9 @@ export async function runReplay(options: ReplayRunOptions): Promise<ReplayFigure
       continue;
     }
     const due = started + scheduled * interval;
+    // Timers are not finer than a millisecond: above 1000 queries/s, queries leave in small bursts instead.
     const wait = due - clock.now();
-    if (wait > 0) await clock.sleep(wait);
+    if (wait >= 1) await clock.sleep(wait);
     if (inFlight.size >= maxInFlight) {
       f.held_back++;
       while (inFlight.size >= maxInFlight) await Promise.race(inFlight);

@@ -162,6 +162,13 @@ describe("runReplay", () => {
     });
   });
 
+  it("above 1000 queries/s, sleeps only whole milliseconds and sends the rest in small bursts", async () => {
+    const clock = fakeClock();
+    const figures = await runReplay({ records: records(10), prepare: (r) => ({ send: () => answer(String(r.query_id)) }), rate: 5000, clock });
+    expect(figures.sent).toBe(10);
+    expect(clock.sleeps).toEqual([1]);
+  });
+
   it("holds back when the bound on queries in flight is reached, and sends again as answers come", async () => {
     const clock = fakeClock();
     const pending: Array<() => void> = [];
