@@ -86,27 +86,49 @@ export class AdminClient {
    * many MiB: the query log's export). Resolves with the number of lines written.
    */
   async postToFile(path: string, body: unknown, file: string, timeoutMs = 600_000): Promise<number> {
-    let res: Response;
-    try {
-      res = await fetch(new URL(path, this.options.managementUrl), {
-        method: "POST", headers: this.headers(), body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      throw this.unreachable(err);
-    }
-    if (!res.ok) throw new AdminApiError(res.status, (await res.text()).trim() || `HTTP ${res.status}`);
+    const chunks = await this.postStream(path, body, timeoutMs, true);
     const out = await open(file, "w");
     let lines = 0;
     try {
-      for await (const chunk of res.body ?? []) {
-        const bytes = chunk as Uint8Array;
-        for (const byte of bytes) if (byte === 0x0a) lines++;
-        await out.write(bytes);
+      for await (const chunk of chunks) {
+        for (const byte of chunk) if (byte === 0x0a) lines++;
+        await out.write(chunk);
       }
     } finally {
       await out.close();
     }
     return lines;
+  }
+
+  /**
+   * POSTs a JSON body and resolves, once the daemon accepted it, with the answer's body as it
+   * arrives. `timeoutMs` bounds the wait for the answer to begin; the body then flows as fast as
+   * the caller reads it (replay reads the query log's export at its own rate, for as long as that
+   * takes). Read it to its end or stop early: either lets the connection go.
+   */
+  async postStream(path: string, body: unknown, timeoutMs = 600_000, wholeExchange = false): Promise<AsyncIterable<Uint8Array>> {
+    const aborter = new AbortController();
+    const timer = setTimeout(() => aborter.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.options.managementUrl), {
+        method: "POST", headers: this.headers(), body: JSON.stringify(body), signal: aborter.signal,
+      });
+      if (!res.ok) throw new AdminApiError(res.status, (await res.text()).trim() || `HTTP ${res.status}`);
+    } catch (err) {
+      clearTimeout(timer);
+      if (err instanceof AdminApiError) throw err;
+      throw this.unreachable(err);
+    }
+    if (!wholeExchange) clearTimeout(timer);
+    const stream = res.body ?? [];
+    return (async function* () {
+      try {
+        for await (const chunk of stream) yield chunk as Uint8Array;
+      } finally {
+        clearTimeout(timer);
+      }
+    })();
   }
 
   private headers(): Record<string, string> {

@@ -2,6 +2,7 @@
  * ClipperConnection: the library behind the CLI, in the shape of Clipper's clipper_admin. It talks
  * to the management daemon over the admin API and to a ContainerManager for processes.
  */
+import { open, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { AdminClient, parseJsonAnswer } from "./admin-client.js";
 import { DEFAULT_APPLY_TIMEOUT_MS, waitUntilApplied } from "./revision-wait.js";
@@ -46,6 +47,11 @@ import {
   EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, type QueryLogStatus, QueryLogStatusSchema, SET_QUERY_LOG_PATH,
 } from "../runtime/shared/query-log.js";
 import { parsePolicySpec, PolicySpecError } from "./policy-spec.js";
+import { noSkippedLines, recordedQueries } from "./recorded-queries.js";
+import { DEFAULT_REPLAY_RATE, MAX_REPLAY_RATE, type ReplayProgress, type ReplayReport, runReplay, type SendOutcome } from "./replay.js";
+import { oipOutputText, oipRequestFor } from "./replay-request.js";
+import { DEFAULT_WARMUP_COUNT, type RecordedWarmup, recordedWarmupInputs } from "./warmup-from-log.js";
+import { MAX_WARMUP_INPUTS } from "../runtime/shared/warmup.js";
 import { DEFAULT_CACHE_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLICA_TIMEOUT_MS } from "../runtime/shared/frontend-defaults.js";
 import { deployPredictSpec, parsePredictSpec } from "./predict-spec.js";
 import { DEFAULT_RPC_AUTH } from "../runtime/shared/rpc-auth.js";
@@ -134,6 +140,12 @@ export interface DeployModelOptions {
   warmupInput?: unknown;
   /** Batches of `warmupInput` each replica predicts before it connects (default 3; needs warmupInput). */
   warmupBatches?: number;
+  /**
+   * Warm-up from recorded queries instead of `warmupInput`: each warm-up batch holds the latest
+   * `count` (default 16, at most 256) distinct inputs of application `app`'s query log that fit the
+   * input type, bounded to 64 KiB of JSON (src/warmup-from-log.ts). A log with none is refused.
+   */
+  warmupFromLog?: { app: string; count?: number };
   /** How long to wait for the replicas to connect. */
   readyTimeoutMs?: number;
   /** Docker/Kubernetes: a prebuilt image speaking RPC v3 (nothing is built; `predict` may be omitted). */
@@ -465,9 +477,10 @@ export class ClipperConnection {
    * `interpreter` (chosen as src/python/interpreter.ts says: --python, else CLIPPER_PYTHON, else the
    * first of python3 on PATH and /usr/bin/python3 that imports numpy).
    */
-  async deployModel(options: DeployModelOptions): Promise<DeployedReplicas> {
+  async deployModel(options: DeployModelOptions): Promise<DeployedModel> {
     const inputType = parseInputType(options.inputType);
-    const env = deploymentEnv(inputType, options);
+    const fromLog = options.warmupFromLog === undefined ? undefined : await this.warmupFromLog(inputType, options);
+    const env = deploymentEnv(inputType, fromLog ? { ...options, warmupInputs: fromLog.inputs } : options);
     const replicas = options.replicas ?? 1;
     if (!Number.isInteger(replicas) || replicas < 0) throw new ClipperError("USAGE", `replicas must be a whole number ≥ 0, got ${replicas}`);
     const { runsImages, pullsFromRegistry, defaultReadyTimeoutMs } = this.manager.capabilities;
@@ -514,7 +527,23 @@ export class ClipperConnection {
       const linked = await this.getLinkedModels(options.link);
       if (!linked.includes(options.name)) await this.linkModelToApp(options.link, options.name);
     }
-    return deployed;
+    return fromLog ? { ...deployed, warmupFromLog: { app: options.warmupFromLog!.app, inputs: fromLog.inputs.length } } : deployed;
+  }
+
+  /** The recorded inputs a deployment warms up with (src/warmup-from-log.ts), checked before anything starts. */
+  private async warmupFromLog(inputType: InputType, options: DeployModelOptions): Promise<RecordedWarmup> {
+    const { app, count = DEFAULT_WARMUP_COUNT } = options.warmupFromLog!;
+    if (options.warmupInput !== undefined) throw new ClipperError("USAGE", "give the warm-up either as one input (--warmup-input) or from the query log (--warmup-from-log), not both");
+    if (!(Number.isSafeInteger(count) && count >= 1 && count <= MAX_WARMUP_INPUTS)) {
+      throw new ClipperError("USAGE", `the warm-up count must be a whole number from 1 to ${MAX_WARMUP_INPUTS}, got ${count}`);
+    }
+    const chunks = await this.admin.postStream(EXPORT_QUERY_LOG_PATH, { app_name: app }, 60_000);
+    const chosen = await recordedWarmupInputs(recordedQueries(chunks, app, noSkippedLines()), inputType, count);
+    if (chosen.inputs.length === 0) {
+      throw new ClipperError("USAGE", `the query log of '${app}' holds no recorded input of type ${inputType} to warm up with` +
+        ` (${chosen.read} records, ${chosen.unfit} of another input type)`, `record some first: clipper query-log ${app} --sample 0.01`);
+    }
+    return chosen;
   }
 
   /**
@@ -600,7 +629,7 @@ export class ClipperConnection {
   }
 
   /** Clipper's build_and_deploy_model: the same as deployModel, which builds when the manager runs images. */
-  async buildAndDeployModel(options: DeployModelOptions): Promise<DeployedReplicas> {
+  async buildAndDeployModel(options: DeployModelOptions): Promise<DeployedModel> {
     return this.deployModel(options);
   }
 
@@ -766,6 +795,54 @@ export class ClipperConnection {
     return this.admin.postToFile(EXPORT_QUERY_LOG_PATH, { app_name: app }, file);
   }
 
+  // --- replay (docs/rollouts.md#replay-and-warm-up) -------------------------------------------
+
+  /**
+   * Sends an application's recorded queries (a file `exportQueryLog` wrote, or the daemon's log of
+   * the application read as it streams) to one model version, not through the application's
+   * policy, at `rate` queries per second, and compares the answers with the recorded outputs
+   * (src/replay.ts says how each record counts). Refuses an unknown application or version, a
+   * version of another input type, and one with no connected replica, before sending anything.
+   */
+  async replayQueries(app: string, options: ReplayOptions): Promise<ReplayReport> {
+    const { name, version } = options.to;
+    const rate = options.rate ?? DEFAULT_REPLAY_RATE;
+    const problem = nameProblem("model name", name) ?? nameProblem("model version", version)
+      ?? (!(Number.isFinite(rate) && rate > 0 && rate <= MAX_REPLAY_RATE) ? `the rate must be a number of queries per second above 0 and at most ${MAX_REPLAY_RATE}, got ${rate}` : undefined)
+      ?? (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 1) ? `the limit must be a whole number ≥ 1, got ${options.limit}` : undefined)
+      ?? (options.maxInFlight !== undefined && !(Number.isSafeInteger(options.maxInFlight) && options.maxInFlight >= 1) ? `at most in flight must be a whole number ≥ 1, got ${options.maxInFlight}` : undefined);
+    if (problem) throw new ClipperError("USAGE", problem);
+    const appInfo = await this.getAppInfo(app);
+    if (!appInfo) throw new ClipperError("ADMIN_REJECTED", `application '${app}' does not exist`);
+    const target = await this.getModelInfo(name, version);
+    if (!target) throw new ClipperError("ADMIN_REJECTED", `model '${name}' has no version '${version}'`, "clipper models lists the versions");
+    if (target.input_type !== appInfo.input_type) {
+      throw new ClipperError("USAGE", `${name}:${version} takes ${target.input_type}, but application '${app}' takes ${appInfo.input_type}: its recorded inputs do not fit`);
+    }
+    const replicas = (await this.getAllModelReplicas(true)).filter((r) => r.model_name === name && r.model_version === version);
+    if (replicas.length === 0) {
+      throw new ClipperError("ADMIN_REJECTED", `${name}:${version} has no connected replica`, `deploy it, or scale it: clipper replicas ${name} 1 --version ${version}`);
+    }
+    const source = "file" in options.from ? options.from.file : `the query log of '${app}'`;
+    const chunks = "file" in options.from ? await openRecordFile(options.from.file) : await this.admin.postStream(EXPORT_QUERY_LOG_PATH, { app_name: app }, 60_000);
+    const skipped = noSkippedLines();
+    const url = `${this.getQueryAddr()}/v2/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/infer`;
+    const headers = { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) };
+    const figures = await runReplay({
+      records: recordedQueries(chunks, app, skipped),
+      prepare: (record) => {
+        const request = oipRequestFor(target.input_type, record.input);
+        return "unsendable" in request ? request : { send: () => sendOipQuery(url, headers, request.body) };
+      },
+      rate,
+      ...(options.limit === undefined ? {} : { limit: options.limit }),
+      ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return { app, model_name: name, model_version: version, source, rate, skipped, ...figures };
+  }
+
   // --- processes ----------------------------------------------------------------------------
 
   async getClipperLogs(component?: string): Promise<LogSource[]> {
@@ -924,6 +1001,78 @@ export class ClipperConnection {
       throw new ClipperError("QUERY_REJECTED", `the query frontend answered ${res.status} with a body that is not JSON: ${res.text.slice(0, 200)}`);
     }
   }
+}
+
+/** What `deployModel` did: the manager's account of the replicas, and the recorded warm-up inputs used. */
+export type DeployedModel = DeployedReplicas & { warmupFromLog?: { app: string; inputs: number } };
+
+/** What `replayQueries` replays, where, and how fast. */
+export interface ReplayOptions {
+  /** An exported query log (JSON lines), or the daemon's log of the application. */
+  from: { file: string } | { log: true };
+  /** The model version that answers (any version, current or not). */
+  to: { name: string; version: string };
+  /** Queries per second (default DEFAULT_REPLAY_RATE). */
+  rate?: number;
+  /** Send at most this many recorded queries (the first in the log, oldest first). */
+  limit?: number;
+  /** Queries awaiting an answer at once, at most (default DEFAULT_REPLAY_IN_FLIGHT). */
+  maxInFlight?: number;
+  /** Query API key, for frontends that run with `--query-auth keys`. */
+  apiKey?: string;
+  onProgress?: (progress: ReplayProgress) => void;
+  /** Stops sending; the queries in flight are awaited and the report says `stopped`. */
+  signal?: AbortSignal;
+}
+
+/** `NAME:V` (names never hold ':'), or a usage error. */
+export function parseReplayTarget(text: string): { name: string; version: string } {
+  const at = text.indexOf(":");
+  const name = text.slice(0, at);
+  const version = text.slice(at + 1);
+  const problem = at < 0 ? `expected NAME:VERSION (such as m:2), got '${text}'` : nameProblem("model name", name) ?? nameProblem("model version", version);
+  if (problem) throw new ClipperError("USAGE", problem);
+  return { name, version };
+}
+
+/** A recorded-queries file as a stream of chunks; a file that cannot be read is a usage error. */
+async function openRecordFile(file: string): Promise<AsyncIterable<Uint8Array>> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, "r");
+    if (!(await handle.stat()).isFile()) {
+      await handle.close();
+      throw new ClipperError("USAGE", `${file} is not a file`);
+    }
+  } catch (err) {
+    if (err instanceof ClipperError) throw err;
+    throw new ClipperError("USAGE", `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return handle.createReadStream();
+}
+
+/** One OIP inference; its outcome, never a rejection. */
+async function sendOipQuery(url: string, headers: Record<string, string>, body: string): Promise<SendOutcome> {
+  const started = performance.now();
+  let res: FetchedText;
+  try {
+    res = await fetchText(url, { method: "POST", headers, body }, 60_000);
+  } catch (err) {
+    return { kind: "error", message: `no answer: ${err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err)}` };
+  }
+  const latencyMs = performance.now() - started;
+  let answer: unknown;
+  try {
+    answer = JSON.parse(res.text);
+  } catch {
+    return { kind: "error", message: `${res.status}: ${res.text.slice(0, 200)}` };
+  }
+  if (res.status !== 200) {
+    const error = (answer as { error?: unknown } | null)?.error;
+    return { kind: "error", message: `${res.status}: ${typeof error === "string" ? error : res.text.slice(0, 200)}` };
+  }
+  const text = oipOutputText(answer);
+  return text === undefined ? { kind: "error", message: `200 with an unexpected body: ${res.text.slice(0, 200)}` } : { kind: "output", text, latencyMs };
 }
 
 /** A gated rollout's settings (connection.startRollout); absent ones take the daemon's defaults. */

@@ -4,12 +4,14 @@
  * start later (scale-up, restart) gets the same warm-up.
  */
 import type { InputType } from "../runtime/shared/input-types.js";
-import { WarmupSpecError, warmupEnv } from "../runtime/shared/warmup.js";
+import { WARMUP_INPUT_ENV, WARMUP_INPUTS_ENV, WarmupSpecError, warmupEnv } from "../runtime/shared/warmup.js";
 import { ClipperError } from "./errors.js";
 
 export interface DeploymentEnvOptions {
   env?: Record<string, string>;
   warmupInput?: unknown;
+  /** Recorded inputs (src/warmup-from-log.ts), instead of warmupInput. */
+  warmupInputs?: readonly unknown[];
   warmupBatches?: number;
 }
 
@@ -17,12 +19,13 @@ export interface DeploymentEnvOptions {
 export function deploymentEnv(inputType: InputType, options: DeploymentEnvOptions): Record<string, string> | undefined {
   let warmup: Record<string, string>;
   try {
-    warmup = warmupEnv(inputType, options.warmupInput, options.warmupBatches);
+    warmup = warmupEnv(inputType, options.warmupInput, options.warmupBatches, options.warmupInputs);
   } catch (err) {
     if (err instanceof WarmupSpecError) throw new ClipperError("USAGE", err.message);
     throw err;
   }
-  const clash = Object.keys(warmup).find((name) => options.env && Object.hasOwn(options.env, name));
+  const clash = [...Object.keys(warmup), WARMUP_INPUT_ENV, WARMUP_INPUTS_ENV]
+    .find((name) => Object.keys(warmup).length > 0 && options.env && Object.hasOwn(options.env, name));
   if (clash) throw new ClipperError("USAGE", `give the warm-up either with --warmup-input/--warmup-batches or with --env ${clash}, not both`);
   return Object.keys(warmup).length ? { ...options.env, ...warmup } : options.env;
 }

@@ -600,6 +600,18 @@ describe("main.js", () => {
     expect(calls()).toHaveLength(5);
   });
 
+  it("predicts batches of the recorded inputs of CLIPPER_WARMUP_INPUTS (deploy-model --warmup-from-log) before it says hello", async () => {
+    const f = await frontend();
+    const callsFile = join(mkdtempSync(join(scratch, "calls-")), "calls.jsonl");
+    const calls = () => (existsSync(callsFile) ? readFileSync(callsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as unknown) : []);
+    startContainer({
+      CLIPPER_PORT: String(f.port), CLIPPER_PREDICT: "counting.mjs", CALLS_FILE: callsFile,
+      CLIPPER_WARMUP_INPUTS: "[[1], [2.5, 3]]", CLIPPER_WARMUP_BATCHES: "2",
+    });
+    await f.handshake(15000);
+    expect(calls()).toEqual([-1, -2].map((msgId) => ({ msgId, inputs: [[1], [2.5, 3]] })));
+  });
+
   it("exits 3 with the reason, without connecting, when predict fails on the warm-up input", async () => {
     const f = await frontend();
     const callsFile = join(mkdtempSync(join(scratch, "calls-")), "calls.jsonl");

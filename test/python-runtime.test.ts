@@ -640,6 +640,16 @@ describe.skipIf(transportSkip !== undefined)(`python model-container runtime ove
     expect(calls()).toHaveLength(5);
   });
 
+  it("predicts batches of the recorded inputs of CLIPPER_WARMUP_INPUTS (deploy-model --warmup-from-log) before it says hello", async () => {
+    const { dir, frontend, child } = await setup({
+      func: "counting", env: { CLIPPER_WARMUP_INPUTS: "[[1, 2], [2.5, 3]]", CLIPPER_WARMUP_BATCHES: "2" },
+    });
+    const calls = () => (existsSync(join(dir, "calls.log")) ? readFileSync(join(dir, "calls.log"), "utf8").trim().split("\n") : []);
+    await frontend.next("heartbeat");
+    expect(calls()).toEqual(Array(2).fill("[[1.0, 2.0], [2.5, 3.0]]"));
+    expect(child.stderr()).toMatch(/warm-up batch 2 of 2 took \d+\.\d ms/);
+  });
+
   it("exits 3 with the reason, without connecting, when predict fails on the warm-up input", async () => {
     const { frontend, child } = await setup({ func: "flaky", env: { CLIPPER_WARMUP_INPUT: "[1]" } });
     expect(await waitExit(child)).toEqual({ code: 3, signal: null });

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { encodeInput, INPUT_TYPES, type InputType } from "../runtime/shared/input-types.js";
 import {
-  DEFAULT_WARMUP_BATCHES, MAX_WARMUP_INPUT_CHARS, WarmupSpecError, warmupEnv, warmupFromEnv,
+  DEFAULT_WARMUP_BATCHES, MAX_WARMUP_INPUT_CHARS, MAX_WARMUP_INPUTS, WarmupSpecError, warmupEnv, warmupFromEnv,
 } from "../runtime/shared/warmup.js";
 import { deploymentEnv } from "../src/deployment-env.js";
 import { ClipperError } from "../src/errors.js";
@@ -27,10 +27,31 @@ describe("warm-up spec", () => {
     for (const [type, input] of SAMPLES) {
       const env = warmupEnv(type, input, undefined);
       expect(env.CLIPPER_WARMUP_BATCHES).toBe(String(DEFAULT_WARMUP_BATCHES));
-      expect(warmupFromEnv(type, env)).toEqual({ input: encodeInput(type, input), batches: DEFAULT_WARMUP_BATCHES });
+      expect(warmupFromEnv(type, env)).toEqual({ inputs: [encodeInput(type, input)], batches: DEFAULT_WARMUP_BATCHES });
     }
     expect(warmupEnv("doubles", undefined, undefined)).toEqual({});
     expect(warmupFromEnv("doubles", {})).toBeUndefined();
+  });
+
+  it("carries recorded inputs as one batch of them all, bounded in count and size", () => {
+    for (const type of INPUT_TYPES) {
+      const inputs = SAMPLES.filter(([t]) => t === type).map(([, input]) => input);
+      const env = warmupEnv(type, undefined, 2, inputs);
+      expect(Object.keys(env).sort()).toEqual(["CLIPPER_WARMUP_BATCHES", "CLIPPER_WARMUP_INPUTS"]);
+      expect(warmupFromEnv(type, env)).toEqual({ inputs: inputs.map((x) => encodeInput(type, x)), batches: 2 });
+    }
+    expect(() => warmupEnv("doubles", [1], undefined, [[1]])).toThrow(/either as one input or as recorded inputs/);
+    expect(() => warmupEnv("doubles", undefined, undefined, [])).toThrow(/1 to 256 recorded inputs, got 0/);
+    expect(() => warmupEnv("doubles", undefined, undefined, Array.from({ length: MAX_WARMUP_INPUTS + 1 }, () => [1]))).toThrow(/got 257/);
+    expect(() => warmupEnv("doubles", undefined, undefined, [[1], "x"])).toThrow(/does not fit input type doubles/);
+    expect(() => warmupEnv("strings", undefined, 1, ["x".repeat(MAX_WARMUP_INPUT_CHARS / 2), "y".repeat(MAX_WARMUP_INPUT_CHARS / 2)]))
+      .toThrow(/the warm-up inputs are \d+ characters of JSON; at most 65536/);
+    expect(() => warmupFromEnv("doubles", { CLIPPER_WARMUP_INPUT: "[1]", CLIPPER_WARMUP_INPUTS: "[[1]]" })).toThrow(/are both set/);
+    expect(() => warmupFromEnv("doubles", { CLIPPER_WARMUP_INPUTS: "[1]" })).toThrow(/does not fit input type doubles/);
+    expect(() => warmupFromEnv("doubles", { CLIPPER_WARMUP_INPUTS: "{}" })).toThrow(/must be a JSON array of 1 to 256 inputs/);
+    expect(() => warmupFromEnv("doubles", { CLIPPER_WARMUP_INPUTS: "[" })).toThrow(/CLIPPER_WARMUP_INPUTS is not JSON/);
+    // A variable set by hand beside the recorded inputs would make the runtime refuse both: refused at deploy.
+    expect(() => deploymentEnv("doubles", { env: { CLIPPER_WARMUP_INPUT: "[2]" }, warmupInputs: [[1]] })).toThrow(/--env CLIPPER_WARMUP_INPUT, not both/);
   });
 
   it("refuses inputs of the wrong type, batch counts out of range, batches alone, and oversized inputs", () => {
@@ -62,11 +83,17 @@ describe("warm-up spec", () => {
       "import json, sys",
       "from clipper_runtime.warmup import warmup_from_env",
       "for c in json.loads(sys.argv[1]):",
-      "    print(warmup_from_env(c['type'], {'CLIPPER_WARMUP_INPUT': c['json']})[0].hex())",
+      "    print(warmup_from_env(c['type'], {'CLIPPER_WARMUP_INPUT': c['json']})[0][0].hex())",
+      // The same inputs as recorded ones, each in a list of two: both come back, in order.
+      "    raws, batches = warmup_from_env(c['type'], {'CLIPPER_WARMUP_INPUTS': '[' + c['json'] + ',' + c['json'] + ']', 'CLIPPER_WARMUP_BATCHES': '2'})",
+      "    print(','.join(r.hex() for r in raws), batches)",
     ].join("\n");
     const r = spawnSync(PYTHON, ["-c", script, JSON.stringify(cases)], { env: pythonRuntimeEnv(), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout.trim().split("\n")).toEqual(SAMPLES.map(([type, input]) => encodeInput(type, input).toString("hex")));
+    expect(r.stdout.trim().split("\n")).toEqual(SAMPLES.flatMap(([type, input]) => {
+      const hex = encodeInput(type, input).toString("hex");
+      return [hex, `${hex},${hex} 2`];
+    }));
     expect(INPUT_TYPES.every((t) => SAMPLES.some(([s]) => s === t))).toBe(true);
   });
 });

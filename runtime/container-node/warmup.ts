@@ -31,14 +31,14 @@ export async function warmUp(options: {
   for (let i = 0; i < warmup.batches; i++) {
     const started = now();
     try {
-      await handleBatch({ msgId: -(i + 1), inputType, inputs: [warmup.input] });
+      await handleBatch({ msgId: -(i + 1), inputType, inputs: warmup.inputs });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new WarmupError(`warm-up batch ${i + 1} of ${warmup.batches} failed: ${reason}`, { cause: err });
     }
     const ms = Math.round((now() - started) * 10) / 10;
     durations.push(ms);
-    log.info({ batch: i + 1, of: warmup.batches, ms }, "warm-up batch done");
+    log.info({ batch: i + 1, of: warmup.batches, inputs: warmup.inputs.length, ms }, "warm-up batch done");
   }
   return durations;
 }

@@ -130,7 +130,7 @@ export class LiveStatsCollector implements LiveStatsSink {
 }
 
 /** Nearest-rank percentile of sorted values; null with none. */
-function percentile(sorted: number[], q: number): number | null {
+export function percentile(sorted: number[], q: number): number | null {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }

@@ -17,6 +17,7 @@ import type { PolicyAnswer, PolicyQuery, SelectionPolicy } from "./policies/poli
 import { QueryError } from "./query-errors.js";
 import type { QueryLogRecorder } from "./query-log-recorder.js";
 import { TextMemo } from "./text-memo.js";
+import { embedOutput } from "../shared/embedded-output.js";
 
 export { QueryError } from "./query-errors.js";
 export { MODEL_FAILED, NO_CONNECTED_MODELS, QUERY_LATE, QUERY_SHED, SLO_MISSED } from "./policies/answers.js";
@@ -29,14 +30,7 @@ export interface QueryResult {
   [extra: string]: unknown;
 }
 
-/** A model output (or default output) that parses as JSON is embedded as JSON, else as a string. */
-export function embedOutput(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
+export { embedOutput } from "../shared/embedded-output.js";
 
 export interface ParsedQuery {
   inputs: unknown[];

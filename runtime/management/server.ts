@@ -220,9 +220,22 @@ export async function startManagementServer(options: ManagementServerOptions): P
     res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
     for await (const query of queryLogs.exportQueries(app_name)) {
       if (res.destroyed) return;
-      if (!res.write(JSON.stringify(query) + "\n")) await new Promise((resolve) => res.once("drain", resolve));
+      // A client that stops reading early (replay --limit) closes the connection: no "drain" follows, so "close" ends the wait too.
+      if (!res.write(JSON.stringify(query) + "\n")) await drainedOrClosed(res);
     }
     res.end();
+  }
+
+  function drainedOrClosed(res: ServerResponse): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        res.off("drain", done);
+        res.off("close", done);
+        resolve();
+      };
+      res.on("drain", done);
+      res.on("close", done);
+    });
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

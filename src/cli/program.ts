@@ -29,7 +29,9 @@ import { QUERY_AUTH_MODES } from "../../runtime/shared/api-keys.js";
 import { MAX_MAX_CONNECTIONS } from "../../runtime/shared/connection-limit.js";
 import { DEFAULT_RPC_AUTH, RPC_AUTH_MODES } from "../../runtime/shared/rpc-auth.js";
 import { DEFAULT_QUERY_LOG_MAX_MB, MAX_QUERY_LOG_MAX_MB } from "../../runtime/shared/query-log.js";
-import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES } from "../../runtime/shared/warmup.js";
+import { DEFAULT_WARMUP_BATCHES, MAX_WARMUP_BATCHES, MAX_WARMUP_INPUTS } from "../../runtime/shared/warmup.js";
+import { DEFAULT_WARMUP_COUNT } from "../warmup-from-log.js";
+import { DEFAULT_REPLAY_IN_FLIGHT, DEFAULT_REPLAY_RATE } from "../replay.js";
 
 const clusterOption = () => new Option("--cluster <name>", "cluster to talk to (default: the current one from `clipper start`)");
 const jsonOption = () => new Option("--json", "print machine-readable JSON");
@@ -275,7 +277,10 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .option("--ready-timeout-ms <n>", "how long to wait for the replicas to connect (default 60000; kubernetes 300000)", intArg(1))
     .option("--warmup-input <json>", "a query input (JSON, as `predict` takes it) every new replica predicts before it takes traffic " +
       "(first deploy, scale-up, restart), so no query pays the cold start", jsonArg)
-    .option("--warmup-batches <n>", `batches of the warm-up input each replica predicts first (default ${DEFAULT_WARMUP_BATCHES}; needs --warmup-input)`,
+    .addOption(new Option("--warmup-from-log <app>", "warm every new replica up on the application's recorded queries instead: a batch of the latest " +
+      `distinct inputs of its query log (at most ${MAX_WARMUP_INPUTS} and 64 KiB of JSON, carried in the replicas' environment)`).conflicts(["warmupInput"]))
+    .option("--warmup-count <n>", `recorded inputs in a warm-up batch (default ${DEFAULT_WARMUP_COUNT}; needs --warmup-from-log)`, intArg(1, MAX_WARMUP_INPUTS))
+    .option("--warmup-batches <n>", `batches of the warm-up input(s) each replica predicts first (default ${DEFAULT_WARMUP_BATCHES}; needs --warmup-input or --warmup-from-log)`,
       intArg(1, MAX_WARMUP_BATCHES))
     .addOption(new Option("--manager <kind>", "print this manager's objects instead of deploying (with --dry-run; a live deploy uses the cluster's manager)").choices(["kubernetes"] as const))
     .addOption(dryRunOption()).addOption(outputOption()).addOption(namespaceOption()).addOption(pullSecretOption())
@@ -284,6 +289,10 @@ export function buildProgram(argv: readonly string[] = []): Command {
       "so the replicas are told every worker's RPC port; a live deploy reads it from the cluster", intArg(1, MAX_FRONTEND_WORKERS))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((name, opts) => run(opts.json, async () => {
+      if (opts.warmupCount !== undefined && opts.warmupFromLog === undefined) throw new ClipperError("USAGE", "--warmup-count goes with --warmup-from-log APP");
+      if (opts.warmupFromLog !== undefined && opts.dryRun) {
+        throw new ClipperError("USAGE", "--warmup-from-log reads the cluster's query log: it cannot go with --dry-run (give --warmup-input instead)");
+      }
       if (opts.frontendWorkers !== undefined && !(opts.manager === "kubernetes" && opts.dryRun)) {
         throw new ClipperError("USAGE", "--frontend-workers on deploy-model is for --manager kubernetes --dry-run; a live deploy reads it from the cluster");
       }
@@ -393,6 +402,19 @@ export function buildProgram(argv: readonly string[] = []): Command {
     .addOption(new Option("--export <file>", "write the log into FILE as JSON lines, feedback joined to its query").conflicts(["sample", "maxMb", "off"]))
     .addOption(clusterOption()).addOption(jsonOption())
     .action((app, opts) => run(opts.json, async () => (await import("./commands/query-log.js")).queryLog(app, opts)));
+
+  program.command("replay")
+    .description("send an application's recorded queries (an exported query log, or the cluster's) to one model version, not through " +
+      "the application's policy, and report agreement with the recorded outputs, errors and latency (docs/rollouts.md#replay-and-warm-up)")
+    .argument("<app>")
+    .addOption(new Option("--from <file>", "a query log exported with `clipper query-log APP --export FILE`").conflicts(["log"]))
+    .option("--log", "the application's query log in the cluster, read as it streams")
+    .requiredOption("--to <name:version>", "the model version that answers, such as m:2")
+    .option("--rate <r>", `queries per second, sent open loop (default ${DEFAULT_REPLAY_RATE}; at most ${DEFAULT_REPLAY_IN_FLIGHT} await answers at once)`, rateArg)
+    .option("--limit <n>", "send at most this many recorded queries (the oldest first)", intArg(1))
+    .addOption(new Option("--api-key <key>", "query API key (clusters started with --query-auth keys)").env("CLIPPER_API_KEY"))
+    .addOption(clusterOption()).addOption(jsonOption())
+    .action((app, opts) => run(opts.json, async () => (await import("./commands/replay.js")).replay(app, opts)));
 
   program.command("events")
     .description("show the autoscaler's events: scale decisions with their reasons, configuration changes, how long a first replica took after a scale from zero, and gated rollouts' steps")

@@ -8,7 +8,7 @@ describe("command definitions", () => {
 
   it("gives every command --json and a description", () => {
     expect(commands.map((c) => c.name()).sort()).toEqual([
-      "api-key", "apps", "attach", "autoscale", "build-model", "dashboard", "delete-model", "deploy-model", "events", "feedback", "link", "logs", "models", "policy-state", "predict", "query-log", "register-app", "replicas", "rollout", "save-function",
+      "api-key", "apps", "attach", "autoscale", "build-model", "dashboard", "delete-model", "deploy-model", "events", "feedback", "link", "logs", "models", "policy-state", "predict", "query-log", "register-app", "replay", "replicas", "rollout", "save-function",
       "set-policy", "set-version", "shadow", "start", "status", "stop", "stop-all-models", "stop-models", "test-predict", "unlink", "unregister-app",
     ]);
     // A group (api-key) has no action of its own: its subcommands do.

@@ -6,7 +6,8 @@ SIGTERM/SIGINT, 1 when the runtime's dependencies, the framework's library or mo
 for a missing or invalid environment variable, 3 when the predict function fails its warm-up.
 
 With CLIPPER_WARMUP_INPUT (warmup.py), the runtime predicts CLIPPER_WARMUP_BATCHES batches of that
-input before it connects to any frontend, so that the first query does not pay the cold start.
+input before it connects to any frontend, so that the first query does not pay the cold start;
+with CLIPPER_WARMUP_INPUTS, batches of the recorded inputs it lists.
 
 CLIPPER_FRONTEND_DISCOVERY picks how the frontends are found: `none` (the default) opens one
 connection to CLIPPER_IP:CLIPPER_PORT; `dns` resolves CLIPPER_IP (one host or a comma-separated
@@ -112,7 +113,7 @@ class Config(object):
         self.discovery_interval_ms = discovery_interval_ms
         # CLIPPER_RPC_SECRET (never logged), or None.
         self.rpc_secret = rpc_secret
-        # (raw input bytes, batches) from CLIPPER_WARMUP_INPUT / CLIPPER_WARMUP_BATCHES, or None.
+        # ([raw input bytes of a batch], batches) from CLIPPER_WARMUP_INPUT(S) / CLIPPER_WARMUP_BATCHES, or None.
         self.warmup = warmup
         # CLIPPER_DRAIN_TIMEOUT_MS: the wait for each drain acknowledgement; 0 stops without draining.
         self.drain_timeout_ms = drain_timeout_ms
@@ -405,12 +406,12 @@ def predict_batch(np, predict, input_type, inputs):
 def warm_up(np, predict, config, log, clock=time.monotonic):
     """Predicts the warm-up batches one after another, on the path real batches take, logging how
     long each took; returns the durations in ms. Raises BatchError naming the batch that failed."""
-    raw, batches = config.warmup
+    raws, batches = config.warmup
     durations = []
     for i in range(batches):
         started = clock()
         try:
-            predict_batch(np, predict, config.input_type, [raw])
+            predict_batch(np, predict, config.input_type, raws)
         except BatchError as e:
             raise BatchError("warm-up batch %d of %d failed: %s" % (i + 1, batches, e.reason), e.detail)
         ms = round((clock() - started) * 1000, 1)

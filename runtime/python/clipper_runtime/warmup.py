@@ -4,6 +4,8 @@ CLIPPER_WARMUP_INPUT holds one query input as JSON, CLIPPER_WARMUP_BATCHES how m
 (default 3) the runtime predicts before it connects to any frontend. The input is encoded exactly
 as the query frontend encodes a query's input (runtime/shared/input-types.ts: encodeInput), so the
 warm-up batch reaches the predict function through the same decoding as a real batch.
+CLIPPER_WARMUP_INPUTS instead holds a JSON array of inputs recorded by an application's query log
+(deploy-model --warmup-from-log): each warm-up batch holds them all.
 """
 
 import base64
@@ -13,9 +15,11 @@ import re
 import struct
 
 WARMUP_INPUT_ENV = "CLIPPER_WARMUP_INPUT"
+WARMUP_INPUTS_ENV = "CLIPPER_WARMUP_INPUTS"
 WARMUP_BATCHES_ENV = "CLIPPER_WARMUP_BATCHES"
 DEFAULT_WARMUP_BATCHES = 3
 MAX_WARMUP_BATCHES = 1000
+MAX_WARMUP_INPUTS = 256
 
 _INT32_MIN = -2147483648
 _INT32_MAX = 2147483647
@@ -69,19 +73,20 @@ def encode_input(input_type, value):
 
 
 def warmup_from_env(input_type, environ):
-    """(raw input bytes, batches) for the warm-up the environment asks for, or None; raises WarmupSpecError."""
+    """([raw input bytes of each input of a batch], batches) for the warm-up the environment asks
+    for, or None; raises WarmupSpecError."""
     text = environ.get(WARMUP_INPUT_ENV, "").strip()
+    many_text = environ.get(WARMUP_INPUTS_ENV, "").strip()
     batches_text = environ.get(WARMUP_BATCHES_ENV, "").strip()
+    if text and many_text:
+        raise WarmupSpecError("%s and %s are both set" % (WARMUP_INPUT_ENV, WARMUP_INPUTS_ENV))
+    if many_text:
+        return _recorded_inputs(input_type, many_text), _batches(batches_text)
     if not text:
         if batches_text:
             raise WarmupSpecError("%s is set but %s is not" % (WARMUP_BATCHES_ENV, WARMUP_INPUT_ENV))
         return None
-    batches = DEFAULT_WARMUP_BATCHES
-    if batches_text:
-        batches = int(batches_text, 10) if re.match(r"^\d+$", batches_text) else None
-        if batches is None or not 1 <= batches <= MAX_WARMUP_BATCHES:
-            raise WarmupSpecError("%s must be a whole number from 1 to %d, got '%s'"
-                                  % (WARMUP_BATCHES_ENV, MAX_WARMUP_BATCHES, batches_text))
+    batches = _batches(batches_text)
     try:
         value = json.loads(text)
     except ValueError as e:
@@ -90,4 +95,30 @@ def warmup_from_env(input_type, environ):
         raw = encode_input(input_type, value)
     except WarmupSpecError as e:
         raise WarmupSpecError("%s does not fit input type %s: %s" % (WARMUP_INPUT_ENV, input_type, e))
-    return raw, batches
+    return [raw], batches
+
+
+def _batches(text):
+    if not text:
+        return DEFAULT_WARMUP_BATCHES
+    batches = int(text, 10) if re.match(r"^\d+$", text) else None
+    if batches is None or not 1 <= batches <= MAX_WARMUP_BATCHES:
+        raise WarmupSpecError("%s must be a whole number from 1 to %d, got '%s'"
+                              % (WARMUP_BATCHES_ENV, MAX_WARMUP_BATCHES, text))
+    return batches
+
+
+def _recorded_inputs(input_type, text):
+    try:
+        values = json.loads(text)
+    except ValueError as e:
+        raise WarmupSpecError("%s is not JSON: %s" % (WARMUP_INPUTS_ENV, e))
+    if not isinstance(values, list) or not 1 <= len(values) <= MAX_WARMUP_INPUTS:
+        raise WarmupSpecError("%s must be a JSON array of 1 to %d inputs" % (WARMUP_INPUTS_ENV, MAX_WARMUP_INPUTS))
+    raws = []
+    for i, value in enumerate(values):
+        try:
+            raws.append(encode_input(input_type, value))
+        except WarmupSpecError as e:
+            raise WarmupSpecError("input %d of %s does not fit input type %s: %s" % (i, WARMUP_INPUTS_ENV, input_type, e))
+    return raws

@@ -1,6 +1,6 @@
 /** deploy-model, set-version, replicas, models: model versions and their replicas. */
-import { ClipperConnection } from "../../connection.js";
-import type { DeployedReplicas, GpuRequest, ModelFramework } from "../../managers/container-manager.js";
+import { ClipperConnection, type DeployedModel } from "../../connection.js";
+import type { GpuRequest, ModelFramework } from "../../managers/container-manager.js";
 import { emit, style, table, warn, type OutputOptions } from "../output.js";
 import { progress, type Progress } from "../progress.js";
 import type { BuildEvent } from "../../images/types.js";
@@ -72,6 +72,8 @@ export interface DeployOptions extends Omit<BuildFlags, "framework"> {
   readyTimeoutMs?: number;
   warmupInput?: unknown;
   warmupBatches?: number;
+  warmupFromLog?: string;
+  warmupCount?: number;
 }
 
 /** Rollout progress of a Kubernetes cluster behind the spinner (other managers report none). */
@@ -88,7 +90,7 @@ export async function deployModel(name: string, options: DeployOptions): Promise
   if (conn.manager.capabilities.pullsFromRegistry && !options.image && !options.registry && !addresses.registry) {
     warn((await import("./cluster.js")).LOCAL_IMAGES_WARNING);
   }
-  let deployed: DeployedReplicas;
+  let deployed: DeployedModel;
   try {
     deployed = await conn.deployModel({
       ...buildInputs(name, options, spinner),
@@ -96,18 +98,21 @@ export async function deployModel(name: string, options: DeployOptions): Promise
       labels: options.label, env: options.env, python: options.python, readyTimeoutMs: options.readyTimeoutMs,
       image: options.image, gpu: gpuRequest(options),
       warmupInput: options.warmupInput, warmupBatches: options.warmupBatches,
+      ...(options.warmupFromLog === undefined ? {} : { warmupFromLog: { app: options.warmupFromLog, count: options.warmupCount } }),
     });
   } catch (err) {
     spinner.fail(`Deploying ${name}:${options.version} failed`);
     throw err;
   }
   spinner.succeed(`${name}:${options.version} is live and current`);
-  const { interpreter } = deployed;
+  const { interpreter, warmupFromLog } = deployed;
   emit(options, {
     model_name: name, model_version: options.version, replicas: options.replicas, linked_to: options.link ?? null,
     ...(interpreter ? { interpreter } : {}),
+    ...(warmupFromLog ? { warmup_from_log: warmupFromLog } : {}),
   }, [
     ...(interpreter ? [style.dim(`Python: ${describePython(interpreter)}`)] : []),
+    ...(warmupFromLog ? [style.dim(`Warmed up on ${warmupFromLog.inputs} recorded inputs of '${warmupFromLog.app}'`)] : []),
     options.link ? `Linked to '${options.link}'. Try: ${style.cmd(`clipper predict ${options.link} '<input JSON>'`)}`
       : `Next: ${style.cmd(`clipper link APP ${name}`)}`,
   ]);
