@@ -17,7 +17,7 @@
 import { embedOutput } from "./query-processor.js";
 import type { PolicyAnswer } from "./policies/policy.js";
 import type { ClusterState } from "../shared/state.js";
-import { MAX_EXPLANATION, MAX_LINE_CHARS, MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES, MAX_UID } from "../shared/query-log.js";
+import { MAX_EXPLANATION, MAX_LINE_BYTES, MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES, MAX_UID } from "../shared/query-log.js";
 import { TextMemo } from "./text-memo.js";
 
 /** Records held at most, and their bytes. */
@@ -28,7 +28,7 @@ const FIRST_CHUNK_BYTES = 16 * 1024;
 /** Lines longer than this (UTF-16 units) are measured exactly before they are written, shorter ones by their bound. */
 const MEASURED_LINE = 4096;
 
-/** `too_large`: a record longer than the daemon takes (MAX_LINE_CHARS). */
+/** `too_large`: a record longer than the daemon takes (MAX_LINE_BYTES). */
 export type DropReason = "buffer_full" | "undelivered" | "too_large";
 
 export interface QueryLogRecorderOptions {
@@ -180,9 +180,10 @@ export class QueryLogRecorder {
   }
 
   private push(app: string, line: string): void {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: a short line is given that room, a long one is measured.
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: a short line (never too large) is given that
+    // room, a long one is measured, exactly as the daemon will count it.
     const room = line.length <= MEASURED_LINE ? 3 * line.length + 1 : Buffer.byteLength(line) + 1;
-    if (room - 1 > MAX_LINE_CHARS && Buffer.byteLength(line) > MAX_LINE_CHARS) return this.countDrop(app, "too_large", 1);
+    if (room - 1 > MAX_LINE_BYTES) return this.countDrop(app, "too_large", 1);
     const chunk = this.chunkWithRoom(app, room);
     const bytes = chunk.storage.write(line, chunk.used);
     chunk.storage[chunk.used + bytes] = 0x0a;
@@ -204,7 +205,9 @@ export class QueryLogRecorder {
       }
       return chunk;
     }
-    const fresh: OpenChunk = { app, storage: Buffer.allocUnsafe(Math.max(room, Math.min(FIRST_CHUNK_BYTES, this.chunkBytes))), used: 0, records: 0 };
+    // An application that filled a chunk before the shipper took it will likely fill this one too: no doubling then.
+    const size = Math.min(chunk ? this.chunkBytes : FIRST_CHUNK_BYTES, this.chunkBytes);
+    const fresh: OpenChunk = { app, storage: Buffer.allocUnsafe(Math.max(room, size)), used: 0, records: 0 };
     this.chunks.push(fresh);
     this.open.set(app, fresh);
     return fresh;

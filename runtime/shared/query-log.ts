@@ -100,8 +100,8 @@ export type FeedbackRecord = z.infer<typeof FeedbackRecordSchema>;
 export const QueryLogLineSchema = z.discriminatedUnion("type", [QueryRecordSchema, FeedbackRecordSchema]);
 export type QueryLogLine = z.infer<typeof QueryLogLineSchema>;
 
-/** A record as the frontend serialized it: one JSON object on one line, at most this long. */
-export const MAX_LINE_CHARS = 1024 * 1024;
+/** A record as the frontend serialized it: one JSON object on one line, at most this many UTF-8 bytes (its newline aside). */
+export const MAX_LINE_BYTES = 1024 * 1024;
 /** A report is JSON lines, not one JSON document (see below). */
 export const QUERY_LOG_REPORT_CONTENT_TYPE = "application/x-ndjson";
 
@@ -129,7 +129,7 @@ export const QUERY_LOG_REPORT_TEXT =
 
 /**
  * How many record lines a report body holds from `start` (after its header line), or what is wrong
- * with them. Every line ends with "\n", is a `{...}` of at most MAX_LINE_CHARS bytes, and no "\r"
+ * with them. Every line ends with "\n", is a `{...}` of at most MAX_LINE_BYTES bytes, and no "\r"
  * appears (a reader splitting on either must find the same lines). One pass, nothing allocated per
  * line: the records are appended as they came.
  */
@@ -141,7 +141,7 @@ export function reportRecords(body: Buffer, start: number): number | string {
   for (let at = start; at < body.length;) {
     const end = body.indexOf(0x0a, at);
     if (end - at < 2 || body[at] !== 0x7b || body[end - 1] !== 0x7d) return `record ${records + 1} is not one JSON object on one line`;
-    if (end - at > MAX_LINE_CHARS) return `record ${records + 1} is longer than ${MAX_LINE_CHARS} bytes`;
+    if (end - at > MAX_LINE_BYTES) return `record ${records + 1} is longer than ${MAX_LINE_BYTES} bytes`;
     if (records === MAX_RECORDS_PER_REPORT) return `a report carries at most ${MAX_RECORDS_PER_REPORT} records`;
     records++;
     at = end + 1;

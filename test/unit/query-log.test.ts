@@ -12,7 +12,7 @@ import { pieces, QueryLogStore, segmentBytes, segmentsToDrop, wholeLines } from 
 import { AdminError } from "../../runtime/management/errors.js";
 import { dict } from "../../runtime/shared/dict.js";
 import {
-  type ExportedQuery, MAX_JSON_DEPTH, MAX_LINE_CHARS, MAX_RECORDS_PER_REPORT, nestsWithin, type QueryLogLine, QueryLogLineSchema,
+  type ExportedQuery, MAX_JSON_DEPTH, MAX_LINE_BYTES, MAX_RECORDS_PER_REPORT, nestsWithin, type QueryLogLine, QueryLogLineSchema,
   QueryLogReportHeaderSchema, type QueryRecord, reportRecords,
 } from "../../runtime/shared/query-log.js";
 import { stateViolations } from "../../runtime/shared/state-invariants.js";
@@ -135,9 +135,9 @@ describe("QueryLogRecorder", () => {
     expect(kept).toBeLessThan(10);
     expect(kept).toBeGreaterThan(0);
     taken(recorder);
-    answered(recorder, "a", 10, "x".repeat(MAX_LINE_CHARS));
+    answered(recorder, "a", 10, "x".repeat(MAX_LINE_BYTES));
     // Under the bound in characters, over it in UTF-8 bytes (the daemon counts bytes).
-    answered(recorder, "a", 11, "é".repeat(MAX_LINE_CHARS / 2));
+    answered(recorder, "a", 11, "é".repeat(MAX_LINE_BYTES / 2));
     expect(recorder.size).toBe(0);
     expect(recorder.takeDropped().get("a")).toEqual(new Map([["buffer_full", 10 - kept], ["too_large", 2]]));
     recorder.configure(consistent());
@@ -161,8 +161,8 @@ describe("a frontend's report", () => {
     expect(records("[1]\n")).toMatch(/record 1 is not one JSON object/);
     expect(records('{"a":1}\n\n')).toMatch(/record 2 is not/);
     expect(records('{"a":1\n')).toMatch(/not one JSON object/);
-    expect(records(`{"a":"${"x".repeat(MAX_LINE_CHARS)}"}\n`)).toMatch(/longer than/);
-    expect(records(`{"a":"${"é".repeat(MAX_LINE_CHARS / 2)}"}\n`)).toMatch(/record 1 is longer than/);
+    expect(records(`{"a":"${"x".repeat(MAX_LINE_BYTES)}"}\n`)).toMatch(/longer than/);
+    expect(records(`{"a":"${"é".repeat(MAX_LINE_BYTES / 2)}"}\n`)).toMatch(/record 1 is longer than/);
     expect(records("{}\n".repeat(MAX_RECORDS_PER_REPORT))).toBe(MAX_RECORDS_PER_REPORT);
     expect(records("{}\n".repeat(MAX_RECORDS_PER_REPORT + 1))).toMatch(/at most/);
   });
