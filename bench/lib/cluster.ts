@@ -33,6 +33,8 @@ export interface BenchClusterOptions {
   env?: Record<string, string>;
   /** Replaces the frontend's program (for example to run it under `node --cpu-prof`). */
   frontendCommand?: string[];
+  /** Replaces the management daemon's program, likewise. */
+  managementCommand?: string[];
   /** RPC authentication (default: the cluster default, plain); "none" admits Clipper's own containers. */
   rpcAuth?: RpcAuthMode;
   /** Query frontend worker processes (`--frontend-workers`; default 1). */
@@ -45,7 +47,12 @@ export async function startBenchCluster(options: BenchClusterOptions = {}): Prom
   const home = mkdtempSync(join(tmpdir(), "clipper-bench-"));
   const manager = new LocalContainerManager({
     cluster: "bench", home, python: PYTHON,
-    ...(options.frontendCommand ? { componentCommands: { frontend: options.frontendCommand } } : {}),
+    ...(options.frontendCommand || options.managementCommand ? {
+      componentCommands: {
+        ...(options.frontendCommand ? { frontend: options.frontendCommand } : {}),
+        ...(options.managementCommand ? { management: options.managementCommand } : {}),
+      },
+    } : {}),
   });
   const conn = new ClipperConnection(manager, home);
   // The supervisor and its children inherit the environment of the process that starts them.

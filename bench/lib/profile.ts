@@ -63,25 +63,50 @@ export function summarizeProfile(path: string, top = 15): ProfileSummary {
   };
 }
 
+/** The processes of a bench cluster that can run under the profiler. */
+export type ProfiledComponent = "frontend" | "management";
+
+const ENTRIES: Record<ProfiledComponent, string> = { frontend: "frontend/main.js", management: "management/main.js" };
+
 /**
- * Runs `load` on a cluster whose query frontend runs under `node --cpu-prof`, and summarizes that
- * frontend's profile. A separate cluster, so the profiler's own cost stays out of measured figures.
+ * Runs `load` on a cluster whose named components run under `node --cpu-prof`, and summarizes each
+ * one's profile (undefined where none was written). A separate cluster, so the profiler's own cost
+ * stays out of measured figures.
  */
+export async function profileComponents<C extends ProfiledComponent>(
+  components: readonly C[],
+  start: (commands: Partial<Record<ProfiledComponent, string[]>>) => Promise<BenchCluster>,
+  load: (cluster: BenchCluster) => Promise<unknown>,
+): Promise<Record<C, ProfileSummary | undefined>> {
+  const dir = mkdtempSync(join(tmpdir(), "clipper-prof-"));
+  try {
+    const commands = Object.fromEntries(components.map((c) =>
+      [c, [process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, runtimeEntry(ENTRIES[c])]]));
+    const profiled = await start(commands);
+    const pids = new Map<C, number>();
+    try {
+      const running = (await profiled.conn.inspectInstance()).components;
+      for (const c of components) pids.set(c, running.find((r) => r.component === c)?.pid ?? 0);
+      await load(profiled);
+    } finally {
+      await profiled.stop();
+    }
+    const files = readdirSync(dir);
+    const summaries = {} as Record<C, ProfileSummary | undefined>;
+    for (const c of components) {
+      const file = files.find((f) => f.includes(`.${pids.get(c)}.`));
+      summaries[c] = file ? summarizeProfile(join(dir, file)) : undefined;
+    }
+    return summaries;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** profileComponents for the query frontend alone. */
 export async function profileFrontend(
   start: (frontendCommand: string[]) => Promise<BenchCluster>,
   load: (cluster: BenchCluster) => Promise<unknown>,
 ): Promise<ProfileSummary | undefined> {
-  const dir = mkdtempSync(join(tmpdir(), "clipper-prof-"));
-  const profiled = await start([process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, runtimeEntry("frontend/main.js")]);
-  let pid = 0;
-  try {
-    pid = (await profiled.conn.inspectInstance()).components.find((c) => c.component === "frontend")?.pid ?? 0;
-    await load(profiled);
-  } finally {
-    await profiled.stop();
-  }
-  const file = readdirSync(dir).find((f) => f.includes(`.${pid}.`));
-  const summary = file ? summarizeProfile(join(dir, file)) : undefined;
-  rmSync(dir, { recursive: true, force: true });
-  return summary;
+  return (await profileComponents(["frontend"], (commands) => start(commands.frontend!), load)).frontend;
 }

@@ -17,7 +17,7 @@ export type PostOutcome = "accepted" | "refused" | "unreachable";
  */
 export async function postToManagement(
   target: ManagementTarget, path: string, body: unknown, timeoutMs: number, what: string, quietRefusal = false,
-  /** Sends `body`, a string, as it is with this Content-Type (default: `body` as JSON). */
+  /** Sends `body`, a string or bytes, as it is with this Content-Type (default: `body` as JSON). */
   contentType?: string,
 ): Promise<PostOutcome> {
   const headers: Record<string, string> = { "content-type": contentType ?? "application/json" };
@@ -26,7 +26,7 @@ export async function postToManagement(
     const res = await fetch(new URL(path, target.managementUrl), {
       method: "POST",
       headers,
-      body: contentType === undefined ? JSON.stringify(body) : (body as string),
+      body: contentType === undefined ? JSON.stringify(body) : (body as string | Uint8Array<ArrayBuffer>),
       signal: AbortSignal.timeout(timeoutMs),
     });
     if (!res.ok) {

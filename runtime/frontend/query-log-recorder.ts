@@ -1,10 +1,15 @@
 /**
  * The frontend's half of the query log (docs/rollouts.md#query-log). Where a query's answer is
  * final (the synchronous cache-hit path included), `query` decides by the application's sample
- * whether to record it and, if so, pushes the record — one line of JSON — into a bounded buffer:
+ * whether to record it and, if so, writes the record — one line of JSON — into a bounded buffer:
  * no promise, no I/O on the query path. Feedback that names a query id is buffered the same way.
- * `take` hands the shipper (query-log-shipper.ts) a batch from the buffer; a full buffer drops new
- * records and counts them per application.
+ * `take` hands the shipper (query-log-shipper.ts) the oldest chunk, one report's worth of one
+ * application's records; a full buffer drops new records and counts them per application.
+ *
+ * Records are written as UTF-8 into per-application byte chunks where they are made, so that the
+ * report's body is the chunk as it is: the line's string dies young, no string outlives the query
+ * into the old generation, and nothing is joined or encoded again when the chunk is shipped (the
+ * join and the encoding of held strings cost more than making the records).
  *
  * The settings come from the cluster state on the watch stream (`configure`); an application not
  * in it costs one Map lookup per answer.
@@ -13,14 +18,18 @@ import { embedOutput } from "./query-processor.js";
 import type { PolicyAnswer } from "./policies/policy.js";
 import type { ClusterState } from "../shared/state.js";
 import { own } from "../shared/dict.js";
-import { MAX_EXPLANATION, MAX_LINE_CHARS, MAX_UID } from "../shared/query-log.js";
+import { MAX_EXPLANATION, MAX_LINE_BYTES, MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES, MAX_UID } from "../shared/query-log.js";
 import { TextMemo } from "./text-memo.js";
 
 /** Records held at most, and their bytes. */
 export const DEFAULT_BUFFER_RECORDS = 20_000;
 export const DEFAULT_BUFFER_BYTES = 16 * 1024 * 1024;
+/** A chunk's first storage; it doubles as records come, up to a report's bytes. */
+const FIRST_CHUNK_BYTES = 16 * 1024;
+/** Lines longer than this (UTF-16 units) are measured exactly before they are written, shorter ones by their bound. */
+const MEASURED_LINE = 4096;
 
-/** `too_large`: a record longer than the daemon takes (MAX_LINE_CHARS). */
+/** `too_large`: a record longer than the daemon takes (MAX_LINE_BYTES). */
 export type DropReason = "buffer_full" | "undelivered" | "too_large";
 
 export interface QueryLogRecorderOptions {
@@ -31,6 +40,10 @@ export interface QueryLogRecorderOptions {
   now?: () => number;
   maxRecords?: number;
   maxBytes?: number;
+  /** One chunk (one report) holds at most this many records (default MAX_RECORDS_PER_REPORT) ... */
+  chunkRecords?: number;
+  /** ... and about this many bytes (default MAX_REPORT_BYTES; a single longer record gets a chunk of its own). */
+  chunkBytes?: number;
 }
 
 /** What a query answered, as `query` needs it. */
@@ -44,23 +57,29 @@ export interface AnsweredQuery {
   uid?: string;
 }
 
-/** Records of one application, as JSON lines (query-log.ts's QueryLogLine). */
-export interface AppLines {
+/** Records of one application, as the log stores them: UTF-8 JSON lines (QueryLogLine), each ending "\n". */
+export interface RecordChunk {
   app: string;
-  lines: string[];
+  bytes: Buffer;
+  records: number;
+}
+
+/** A chunk being written: `storage` holds `used` bytes of whole lines. */
+interface OpenChunk {
+  app: string;
+  storage: Buffer;
+  used: number;
+  records: number;
 }
 
 export class QueryLogRecorder {
   private samples = new Map<string, number>();
   /** Per application the start of its records' JSON, built once per configuration. */
   private prefixes = new Map<string, string>();
-  /**
-   * The buffer: application and record line, side by side. A record is serialized where it is
-   * taken: one flat string per record lives until the shipper sends it, rather than the query's
-   * objects, which would outlive the young generation and cost the garbage collector more.
-   */
-  private apps: string[] = [];
-  private lines: string[] = [];
+  /** The buffer, oldest chunk first; each application writes to its newest (`open`) until it is full or taken. */
+  private chunks: OpenChunk[] = [];
+  private readonly open = new Map<string, OpenChunk>();
+  private records = 0;
   private bufferBytes = 0;
   /** Dropped since the last `takeDropped`, per application and reason. */
   private dropped = new Map<string, Map<DropReason, number>>();
@@ -72,12 +91,16 @@ export class QueryLogRecorder {
   private readonly now: () => number;
   private readonly maxRecords: number;
   private readonly maxBytes: number;
+  private readonly chunkRecords: number;
+  private readonly chunkBytes: number;
 
   constructor(private readonly options: QueryLogRecorderOptions) {
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
     this.maxRecords = options.maxRecords ?? DEFAULT_BUFFER_RECORDS;
     this.maxBytes = options.maxBytes ?? DEFAULT_BUFFER_BYTES;
+    this.chunkRecords = options.chunkRecords ?? MAX_RECORDS_PER_REPORT;
+    this.chunkBytes = options.chunkBytes ?? MAX_REPORT_BYTES;
   }
 
   /** Takes the applications' samples from a new configuration snapshot. */
@@ -101,8 +124,9 @@ export class QueryLogRecorder {
     }
   }
 
+  /** Records buffered. */
   get size(): number {
-    return this.lines.length;
+    return this.records;
   }
 
   /** Whether `app` logs at all: the query path asks before it gathers an AnsweredQuery. */
@@ -139,32 +163,19 @@ export class QueryLogRecorder {
     this.push(app, line + "}");
   }
 
-  /**
-   * Removes and returns the oldest records, grouped by application, up to `maxRecords` and
-   * `maxBytes` of JSON (at least one record whatever its size).
-   */
-  take(maxRecords: number, maxBytes: number): AppLines[] {
-    let count = 0;
-    let bytes = 0;
-    while (count < this.lines.length && count < maxRecords && (count === 0 || bytes + this.lines[count]!.length <= maxBytes)) {
-      bytes += this.lines[count]!.length;
-      count++;
-    }
-    const apps = this.apps.splice(0, count);
-    const lines = this.lines.splice(0, count);
-    this.bufferBytes -= bytes;
-    const byApp = new Map<string, string[]>();
-    apps.forEach((app, i) => {
-      const list = byApp.get(app);
-      if (list) list.push(lines[i]!);
-      else byApp.set(app, [lines[i]!]);
-    });
-    return [...byApp].map(([app, appLines]) => ({ app, lines: appLines }));
+  /** Removes and returns the oldest chunk (undefined when none is buffered). */
+  take(): RecordChunk | undefined {
+    const chunk = this.chunks.shift();
+    if (!chunk) return undefined;
+    if (this.open.get(chunk.app) === chunk) this.open.delete(chunk.app);
+    this.records -= chunk.records;
+    this.bufferBytes -= chunk.used;
+    return { app: chunk.app, bytes: chunk.storage.subarray(0, chunk.used), records: chunk.records };
   }
 
   /** Counts records that were lost after `take` (the daemon could not be reached or refused them). */
-  lost(logs: readonly AppLines[]): void {
-    for (const { app, lines } of logs) this.countDrop(app, "undelivered", lines.length);
+  lost(chunk: RecordChunk): void {
+    this.countDrop(chunk.app, "undelivered", chunk.records);
   }
 
   /** The drops since the last call, per application and reason. */
@@ -175,14 +186,41 @@ export class QueryLogRecorder {
   }
 
   private full(): boolean {
-    return this.lines.length >= this.maxRecords || this.bufferBytes >= this.maxBytes;
+    return this.records >= this.maxRecords || this.bufferBytes >= this.maxBytes;
   }
 
   private push(app: string, line: string): void {
-    if (line.length > MAX_LINE_CHARS) return this.countDrop(app, "too_large", 1);
-    this.apps.push(app);
-    this.lines.push(line);
-    this.bufferBytes += line.length;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: a short line (never too large) is given that
+    // room, a long one is measured, exactly as the daemon will count it.
+    const room = line.length <= MEASURED_LINE ? 3 * line.length + 1 : Buffer.byteLength(line) + 1;
+    if (room - 1 > MAX_LINE_BYTES) return this.countDrop(app, "too_large", 1);
+    const chunk = this.chunkWithRoom(app, room);
+    const bytes = chunk.storage.write(line, chunk.used);
+    chunk.storage[chunk.used + bytes] = 0x0a;
+    chunk.used += bytes + 1;
+    chunk.records++;
+    this.records++;
+    this.bufferBytes += bytes + 1;
+  }
+
+  /** The application's open chunk with `room` bytes free: grown, or a new one when it holds a report's worth. */
+  private chunkWithRoom(app: string, room: number): OpenChunk {
+    const chunk = this.open.get(app);
+    if (chunk && chunk.records < this.chunkRecords && chunk.used + room <= this.chunkBytes) {
+      if (chunk.storage.length - chunk.used < room) {
+        // Doubling: each byte is copied about once more however many records come.
+        const storage = Buffer.allocUnsafe(Math.min(this.chunkBytes, Math.max(chunk.used + room, 2 * chunk.storage.length)));
+        chunk.storage.copy(storage, 0, 0, chunk.used);
+        chunk.storage = storage;
+      }
+      return chunk;
+    }
+    // An application that filled a chunk before the shipper took it will likely fill this one too: no doubling then.
+    const size = Math.min(chunk ? this.chunkBytes : FIRST_CHUNK_BYTES, this.chunkBytes);
+    const fresh: OpenChunk = { app, storage: Buffer.allocUnsafe(Math.max(room, size)), used: 0, records: 0 };
+    this.chunks.push(fresh);
+    this.open.set(app, fresh);
+    return fresh;
   }
 
   /** The record's time, ISO 8601; built once per millisecond. */

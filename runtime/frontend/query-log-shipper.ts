@@ -1,15 +1,16 @@
 /**
  * Sends the query log recorder's buffer (query-log-recorder.ts) to the management daemon every
- * interval, in reports of at most MAX_RECORDS_PER_REPORT records and about MAX_REPORT_BYTES,
- * authenticated as the live stats report is (management-post.ts). One report is in flight at a
+ * interval, one report per chunk (at most MAX_RECORDS_PER_REPORT records and about MAX_REPORT_BYTES
+ * of one application): a header line, then the chunk's bytes as they are. Authenticated as the
+ * live stats report is (management-post.ts). One report is in flight at a
  * time; records the daemon did not take are counted as dropped (`undelivered`) rather than kept,
  * so that a daemon away for a while costs the log those records, never the frontend's memory.
  * Drop counts go to the daemon with the next report, and to Prometheus.
  */
 import { Counter, type Registry } from "prom-client";
-import { MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES, QUERY_LOG_REPORT_CONTENT_TYPE, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
+import { QUERY_LOG_REPORT_CONTENT_TYPE, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
 import { postToManagement, type ManagementTarget } from "./management-post.js";
-import type { AppLines, QueryLogRecorder } from "./query-log-recorder.js";
+import type { QueryLogRecorder, RecordChunk } from "./query-log-recorder.js";
 
 export const DEFAULT_QUERY_LOG_FLUSH_MS = 1_000;
 /** Reports sent per interval at most: beyond, the buffer's bound decides what is kept. */
@@ -60,36 +61,33 @@ export class QueryLogShipper {
     this.sending = true;
     try {
       for (let i = 0; i < MAX_REPORTS_PER_TICK; i++) {
-        const logs = this.options.recorder.take(MAX_RECORDS_PER_REPORT, MAX_REPORT_BYTES);
+        const chunk = this.options.recorder.take();
         this.collectDrops();
-        if (logs.length === 0 && this.unreported.size === 0) return;
-        const delivered = await this.send(logs);
-        if (!delivered || logs.length === 0) return;
+        if (!chunk && this.unreported.size === 0) return;
+        const delivered = await this.send(chunk);
+        if (!delivered || !chunk) return;
       }
     } finally {
       this.sending = false;
     }
   }
 
-  /** One report per application (shared/query-log.ts: a header line, then its records); drop counts ride on the first. */
-  private async send(logs: AppLines[]): Promise<boolean> {
+  /** One report (shared/query-log.ts: a header line, then one application's records), with the drop counts not yet reported. */
+  private async send(chunk: RecordChunk | undefined): Promise<boolean> {
     const dropped = [...this.unreported].map(([app, count]) => ({ app, count }));
-    const reports: Array<AppLines | undefined> = logs.length > 0 ? logs : [undefined];
-    for (const [i, log] of reports.entries()) {
-      const header = { frontend_id: this.options.frontendId, ...(log ? { app: log.app } : {}), dropped: i === 0 ? dropped : [] };
-      const body = JSON.stringify(header) + "\n" + (log && log.lines.length > 0 ? log.lines.join("\n") + "\n" : "");
-      const outcome = await postToManagement(
-        this.options, REPORT_QUERY_LOG_PATH, body, 10_000, "query log report", false, QUERY_LOG_REPORT_CONTENT_TYPE,
-      );
-      if (outcome !== "accepted") {
-        this.options.recorder.lost(reports.slice(i).filter((l): l is AppLines => l !== undefined));
-        if (i > 0) this.forgetReported(dropped); // the first report carried them
-        this.collectDrops();
-        return false;
-      }
-      if (log) this.recordedCounter.inc({ app: log.app }, log.lines.length);
+    const header = { frontend_id: this.options.frontendId, ...(chunk ? { app: chunk.app } : {}), dropped };
+    const head = Buffer.from(JSON.stringify(header) + "\n");
+    const outcome = await postToManagement(
+      this.options, REPORT_QUERY_LOG_PATH, chunk ? Buffer.concat([head, chunk.bytes]) : head, 10_000, "query log report", false,
+      QUERY_LOG_REPORT_CONTENT_TYPE,
+    );
+    if (outcome !== "accepted") {
+      if (chunk) this.options.recorder.lost(chunk);
+      this.collectDrops();
+      return false;
     }
     this.forgetReported(dropped);
+    if (chunk) this.recordedCounter.inc({ app: chunk.app }, chunk.records);
     return true;
   }
 

@@ -22,7 +22,6 @@ export const QUERY_LOG_DIR = "query-log";
 /** A log's bound is spread over this many segments, so that dropping the oldest frees an eighth. */
 export const SEGMENTS_PER_LOG = 8;
 const SEGMENT = /^(\d{10})\.jsonl$/;
-const NEWLINE = Buffer.from("\n");
 
 interface Segment {
   seq: number;
@@ -43,6 +42,27 @@ export function wholeLines(text: string): { lines: string[]; torn: boolean } {
   const torn = end !== text.length - 1;
   if (end < 0) return { lines: [], torn: text.length > 0 };
   return { lines: text.slice(0, end).split("\n"), torn };
+}
+
+/**
+ * Whole lines of `lines` grouped into pieces of at most `limit` bytes, in order; a line longer
+ * than `limit` is left out.
+ */
+export function* pieces(lines: Buffer, limit: number): Generator<{ bytes: Buffer; records: number }> {
+  let start = 0;
+  let records = 0;
+  for (let at = 0; at < lines.length;) {
+    const end = lines.indexOf(0x0a, at) + 1 || lines.length;
+    if (end - start > limit && records > 0) {
+      yield { bytes: lines.subarray(start, at), records };
+      start = at;
+      records = 0;
+    }
+    if (end - at > limit) start = end;
+    else records++;
+    at = end;
+  }
+  if (records > 0) yield { bytes: lines.subarray(start), records };
 }
 
 /**
@@ -68,35 +88,27 @@ export class QueryLogStore {
   constructor(readonly root: string) {}
 
   /**
-   * Appends `lines` (each one JSON record without its newline) to the application's log within
+   * Appends `lines` (`records` whole JSON lines, each ending "\n") to the application's log within
    * `maxBytes`, which is read when the append's turn comes (after the appends and removals queued
    * before it): undefined then means the application no longer logs, and nothing is written.
-   * Resolves with how many were written: a line larger than a segment is not.
+   * Lines that fit the current segment go in one write; resolves with how many were written (a
+   * line larger than a segment is not).
    */
-  append(app: string, lines: ReadonlyArray<string | Uint8Array>, maxBytes: () => number | undefined): Promise<number> {
+  append(app: string, lines: Buffer, records: number, maxBytes: () => number | undefined): Promise<number> {
     return this.serialized(app, async () => {
       const bound = maxBytes();
-      if (bound === undefined) return 0;
+      if (bound === undefined || records === 0) return 0;
       const segments = await this.load(app);
       const limit = segmentBytes(bound);
-      let written = 0;
-      let chunk: Array<string | Uint8Array> = [];
-      let chunkBytes = 0;
-      const flush = async () => {
-        if (chunk.length === 0) return;
-        await this.appendChunk(app, segments, chunk, chunkBytes, limit, bound);
-        written += chunk.length;
-        chunk = [];
-        chunkBytes = 0;
-      };
-      for (const line of lines) {
-        const bytes = (typeof line === "string" ? Buffer.byteLength(line) : line.length) + 1;
-        if (bytes > limit) continue;
-        if (chunkBytes + bytes > limit) await flush();
-        chunk.push(line);
-        chunkBytes += bytes;
+      if (lines.length <= limit) {
+        await this.appendChunk(app, segments, lines, records, limit, bound);
+        return records;
       }
-      await flush();
+      let written = 0;
+      for (const piece of pieces(lines, limit)) {
+        await this.appendChunk(app, segments, piece.bytes, piece.records, limit, bound);
+        written += piece.records;
+      }
       return written;
     });
   }
@@ -170,9 +182,8 @@ export class QueryLogStore {
     }
   }
 
-  private async appendChunk(
-    app: string, segments: Segment[], chunk: Array<string | Uint8Array>, bytes: number, limit: number, maxBytes: number,
-  ): Promise<void> {
+  private async appendChunk(app: string, segments: Segment[], chunk: Buffer, records: number, limit: number, maxBytes: number): Promise<void> {
+    const bytes = chunk.length;
     let current = segments.at(-1);
     if (!current || current.torn || current.bytes + bytes > limit) {
       current = { seq: (current?.seq ?? 0) + 1, bytes: 0, records: 0, torn: false };
@@ -184,10 +195,10 @@ export class QueryLogStore {
     const path = this.segmentPath(app, current.seq);
     const file = await open(path, "a", 0o600);
     try {
-      await file.writeFile(Buffer.concat(chunk.flatMap((line) => [typeof line === "string" ? Buffer.from(line) : line, NEWLINE]), bytes));
+      await file.writeFile(chunk);
       await file.sync();
       current.bytes += bytes;
-      current.records += chunk.length;
+      current.records += records;
     } catch (err) {
       // Part of the chunk may be on disk: start the next append in a fresh segment.
       current.torn = true;

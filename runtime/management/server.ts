@@ -42,7 +42,7 @@ import { DashboardAssets, isDashboardPath } from "./dashboard-assets.js";
 import { parseBody, spec } from "./operations.js";
 import {
   EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, QUERY_LOG_REPORT_CONTENT_TYPE, QUERY_LOG_REPORT_TEXT, QueryLogReportHeaderSchema, REPORT_QUERY_LOG_PATH,
-  reportLines, type QueryLogStatus,
+  reportRecords, type QueryLogStatus,
 } from "../shared/query-log.js";
 import { APP_NAME_BODY, QUERY_LOG_WRITE_OPERATIONS, requireApp } from "./query-log-operations.js";
 import { QUERY_LOG_DIR, QueryLogStore } from "./query-log-store.js";
@@ -174,32 +174,29 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const queryLogDropped = new Map<string, number>();
 
   /**
-   * Appends a frontend's batch to the logs of the applications that log when each append's turn
-   * comes (a deletion committed meanwhile queues its log's removal first); the rest is not kept.
+   * Appends a frontend's batch to its application's log if that application logs when the
+   * append's turn comes (a deletion committed meanwhile queues its log's removal first); records
+   * not kept are counted as dropped.
    */
   async function recordQueryLog(store: StateStore, body: Buffer): Promise<number> {
     if (!isUtf8(body)) throw badRequest("Request body is not valid UTF-8");
     const headerEnd = body.indexOf(0x0a);
     const report = parseBody(body.toString("utf8", 0, headerEnd < 0 ? body.length : headerEnd), QUERY_LOG_REPORT);
-    const lines = headerEnd < 0 ? [] : reportLines(body, headerEnd + 1);
-    if (typeof lines === "string") throw badRequest(`Error parsing the query log report: ${lines}. Expected: ${QUERY_LOG_REPORT_TEXT}`);
-    if (lines.length > 0 && report.app === undefined) throw badRequest(`Records need the header's "app". Expected: ${QUERY_LOG_REPORT_TEXT}`);
+    const records = headerEnd < 0 ? 0 : reportRecords(body, headerEnd + 1);
+    if (typeof records === "string") throw badRequest(`Error parsing the query log report: ${records}. Expected: ${QUERY_LOG_REPORT_TEXT}`);
+    const app = report.app;
+    if (records > 0 && app === undefined) throw badRequest(`Records need the header's "app". Expected: ${QUERY_LOG_REPORT_TEXT}`);
     const state = store.state;
-    const byApp = new Map<string, Buffer[]>();
-    if (report.app !== undefined && lines.length > 0 && own(state.query_log, report.app)) byApp.set(report.app, lines);
-    const dropped = (app: string, count: number) => {
-      if (count > 0 && own(state.applications, app)) queryLogDropped.set(app, (queryLogDropped.get(app) ?? 0) + count);
+    const dropped = (name: string, count: number) => {
+      if (count > 0 && own(state.applications, name)) queryLogDropped.set(name, (queryLogDropped.get(name) ?? 0) + count);
     };
-    for (const { app, count } of report.dropped) dropped(app, count);
-    let written = 0;
-    for (const [app, lines] of byApp) {
-      const wrote = await queryLogs.append(app, lines, () => {
-        const config = own(store.state.query_log, app);
-        return config && config.max_mb * MIB;
-      });
-      dropped(app, lines.length - wrote);
-      written += wrote;
-    }
+    for (const { app: name, count } of report.dropped) dropped(name, count);
+    if (app === undefined || records === 0 || !own(state.query_log, app)) return 0;
+    const written = await queryLogs.append(app, body.subarray(headerEnd + 1), records, () => {
+      const config = own(store.state.query_log, app);
+      return config && config.max_mb * MIB;
+    });
+    dropped(app, records - written);
     return written;
   }
 

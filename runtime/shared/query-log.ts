@@ -41,6 +41,24 @@ export const MAX_EXPLANATION = 4096;
 const name = z.string().min(1).max(MAX_NAME);
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
+/**
+ * Arrays and objects nest at most this deep in a record's input or output. JSON.parse takes any
+ * depth but JSON.stringify recurses, and a few thousand levels overflow its stack: a line a lying
+ * frontend nested that deep would otherwise break every export of the log it sits in.
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/** Whether `value`'s arrays and objects nest at most `depth` deep (stops at the first level beyond). */
+export function nestsWithin(value: unknown, depth = MAX_JSON_DEPTH): boolean {
+  if (typeof value !== "object" || value === null) return true;
+  if (depth === 0) return false;
+  for (const item of Array.isArray(value) ? value : Object.values(value)) if (!nestsWithin(item, depth - 1)) return false;
+  return true;
+}
+
+/** Any JSON value the log can write out again. */
+const jsonValue = z.unknown().refine((value) => nestsWithin(value), `nests deeper than ${MAX_JSON_DEPTH} levels`);
+
 /** One answered query, as the log stores it (`type: "query"`). */
 export const QueryRecordSchema = z.object({
   type: z.literal("query"),
@@ -50,8 +68,8 @@ export const QueryRecordSchema = z.object({
   frontend_id: name,
   /** When the answer was final, ISO 8601. */
   time: z.string().max(64),
-  input: z.unknown(),
-  output: z.unknown(),
+  input: jsonValue,
+  output: jsonValue,
   default: z.boolean(),
   /** Why the default output was answered (metrics' reason label), and Clipper's explanation. */
   default_reason: z.string().max(64).optional(),
@@ -73,7 +91,7 @@ export const FeedbackRecordSchema = z.object({
   query_id: count,
   frontend_id: name,
   time: z.string().max(64),
-  input: z.unknown(),
+  input: jsonValue,
   label: z.union([z.number(), z.string()]),
   uid: z.string().max(MAX_UID).optional(),
 });
@@ -82,19 +100,21 @@ export type FeedbackRecord = z.infer<typeof FeedbackRecordSchema>;
 export const QueryLogLineSchema = z.discriminatedUnion("type", [QueryRecordSchema, FeedbackRecordSchema]);
 export type QueryLogLine = z.infer<typeof QueryLogLineSchema>;
 
-/** A record as the frontend serialized it: one JSON object on one line, at most this long. */
-export const MAX_LINE_CHARS = 1024 * 1024;
+/** A record as the frontend serialized it: one JSON object on one line, at most this many UTF-8 bytes (its newline aside). */
+export const MAX_LINE_BYTES = 1024 * 1024;
 /** A report is JSON lines, not one JSON document (see below). */
 export const QUERY_LOG_REPORT_CONTENT_TYPE = "application/x-ndjson";
 
 /**
  * A frontend's report is JSON lines: this header first, then the records of the header's `app`,
  * one JSON object per line, as the log stores them. The daemon parses the header, checks each
- * record's framing (one line, an object, bounded) and appends the bytes as they came, without
- * parsing each record: on a 2-core machine parsing and validating every record cost the daemon
- * more CPU than the frontend spends answering it, CPU the frontend then lacked. Records are parsed
- * and validated against QueryLogLineSchema where they are read (the export), which skips any
- * that does not fit, or that names another application than its log's.
+ * record's framing (valid UTF-8, one line, an object, bounded: `reportRecords`) and appends the
+ * bytes as they came in one write, without parsing each record: on a 2-core machine parsing every
+ * record costs the daemon about what the frontend spends answering a cache hit, CPU the frontend
+ * then lacks (bench/query-log.ts measures each check). Records are parsed and validated against
+ * QueryLogLineSchema where they are read (the export), which skips any line that does not fit —
+ * not JSON, not a record, nested too deep to write out again, or naming another application than
+ * its log's — so no line a frontend sends can break the log's reader.
  */
 export const QueryLogReportHeaderSchema = z.object({
   frontend_id: name,
@@ -108,24 +128,25 @@ export const QUERY_LOG_REPORT_TEXT =
   `then one JSON object per line (at most ${MAX_RECORDS_PER_REPORT})`;
 
 /**
- * The record lines of a report body from `start` (after its header line), each a view of the
- * body; or what is wrong with them. Every line ends with "\n", is a `{...}` of at most
- * MAX_LINE_CHARS bytes, and no "\r" appears (a reader splitting on either must find the same lines).
+ * How many record lines a report body holds from `start` (after its header line), or what is wrong
+ * with them. Every line ends with "\n", is a `{...}` of at most MAX_LINE_BYTES bytes, and no "\r"
+ * appears (a reader splitting on either must find the same lines). One pass, nothing allocated per
+ * line: the records are appended as they came.
  */
-export function reportLines(body: Buffer, start: number): Buffer[] | string {
-  const lines: Buffer[] = [];
-  if (start >= body.length) return lines;
+export function reportRecords(body: Buffer, start: number): number | string {
+  if (start >= body.length) return 0;
   if (body[body.length - 1] !== 0x0a) return "the last record does not end with a newline";
   if (body.indexOf(0x0d, start) >= 0) return "records must not contain a carriage return";
+  let records = 0;
   for (let at = start; at < body.length;) {
     const end = body.indexOf(0x0a, at);
-    if (end - at < 2 || body[at] !== 0x7b || body[end - 1] !== 0x7d) return `record ${lines.length + 1} is not one JSON object on one line`;
-    if (end - at > MAX_LINE_CHARS) return `record ${lines.length + 1} is longer than ${MAX_LINE_CHARS} bytes`;
-    if (lines.length === MAX_RECORDS_PER_REPORT) return `a report carries at most ${MAX_RECORDS_PER_REPORT} records`;
-    lines.push(body.subarray(at, end));
+    if (end - at < 2 || body[at] !== 0x7b || body[end - 1] !== 0x7d) return `record ${records + 1} is not one JSON object on one line`;
+    if (end - at > MAX_LINE_BYTES) return `record ${records + 1} is longer than ${MAX_LINE_BYTES} bytes`;
+    if (records === MAX_RECORDS_PER_REPORT) return `a report carries at most ${MAX_RECORDS_PER_REPORT} records`;
+    records++;
     at = end + 1;
   }
-  return lines;
+  return records;
 }
 
 /** The answer of GET_QUERY_LOG_PATH. */

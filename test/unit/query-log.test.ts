@@ -6,14 +6,14 @@
 import { appendFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { QueryLogRecorder } from "../../runtime/frontend/query-log-recorder.js";
+import { QueryLogRecorder, type RecordChunk } from "../../runtime/frontend/query-log-recorder.js";
 import { setQueryLog } from "../../runtime/management/query-log-operations.js";
-import { QueryLogStore, segmentBytes, segmentsToDrop, wholeLines } from "../../runtime/management/query-log-store.js";
+import { pieces, QueryLogStore, segmentBytes, segmentsToDrop, wholeLines } from "../../runtime/management/query-log-store.js";
 import { AdminError } from "../../runtime/management/errors.js";
 import { dict } from "../../runtime/shared/dict.js";
 import {
-  type ExportedQuery, MAX_LINE_CHARS, MAX_RECORDS_PER_REPORT, type QueryLogLine, QueryLogLineSchema, QueryLogReportHeaderSchema, type QueryRecord,
-  reportLines,
+  type ExportedQuery, MAX_JSON_DEPTH, MAX_LINE_BYTES, MAX_RECORDS_PER_REPORT, nestsWithin, type QueryLogLine, QueryLogLineSchema,
+  QueryLogReportHeaderSchema, type QueryRecord, reportRecords,
 } from "../../runtime/shared/query-log.js";
 import { stateViolations } from "../../runtime/shared/state-invariants.js";
 import type { ClusterState } from "../../runtime/shared/state.js";
@@ -36,13 +36,26 @@ function answered(recorder: QueryLogRecorder, app: string, queryId: number, inpu
   recorder.query({ app, queryId, input, answer: output("0.5"), defaultOutput: "-1", latencyMs: 2, uid: "u" });
 }
 
-/** What `take` hands over, as the records the daemon will store (each checked against the schema). */
-function taken(recorder: QueryLogRecorder, maxRecords = 100, maxBytes = MIB): QueryLogLine[] {
-  return recorder.take(maxRecords, maxBytes).flatMap(({ app, lines }) => lines.map((line) => {
-    const record = QueryLogLineSchema.parse(JSON.parse(line));
-    expect(record.app).toBe(app);
-    return record;
-  }));
+/** The lines of a chunk `take` hands over: whole lines, each ending "\n", as many as it says. */
+function chunkLines(chunk: RecordChunk): string[] {
+  const text = chunk.bytes.toString();
+  expect(text.endsWith("\n")).toBe(true);
+  const lines = text.slice(0, -1).split("\n");
+  expect(lines).toHaveLength(chunk.records);
+  return lines;
+}
+
+/** What `take` hands over, chunk by chunk, as the records the daemon will store (each checked against the schema). */
+function taken(recorder: QueryLogRecorder, chunks = Infinity): QueryLogLine[] {
+  const records: QueryLogLine[] = [];
+  for (let chunk = recorder.take(); chunk; chunk = --chunks > 0 ? recorder.take() : undefined) {
+    for (const line of chunkLines(chunk)) {
+      const record = QueryLogLineSchema.parse(JSON.parse(line));
+      expect(record.app).toBe(chunk.app);
+      records.push(record);
+    }
+  }
+  return records;
 }
 
 describe("QueryLogRecorder", () => {
@@ -90,19 +103,37 @@ describe("QueryLogRecorder", () => {
     });
   });
 
-  it("drops records beyond its bounds and counts them per application; take respects the batch bounds", () => {
-    const recorder = new QueryLogRecorder({ frontendId: "f", maxRecords: 3 });
+  it("drops records beyond its bounds and counts them per application; a chunk holds one application's records, oldest first", () => {
+    const recorder = new QueryLogRecorder({ frontendId: "f", maxRecords: 3, chunkRecords: 2 });
     recorder.configure(stateLogging({ a: 1, b: 1 }));
     for (let id = 0; id < 5; id++) answered(recorder, id < 4 ? "a" : "b", id);
     expect(recorder.size).toBe(3);
     expect(recorder.takeDropped()).toEqual(new Map([["a", new Map([["buffer_full", 1]])], ["b", new Map([["buffer_full", 1]])]]));
     expect(recorder.takeDropped().size).toBe(0);
-    expect(taken(recorder, 2).map((r) => r.query_id)).toEqual([0, 1]);
-    // At least one record per take whatever its size, then only what fits.
-    answered(recorder, "a", 9);
-    expect(taken(recorder, 10, 1).map((r) => r.query_id)).toEqual([2]);
-    recorder.lost(recorder.take(10, MIB));
+    expect(taken(recorder, 1).map((r) => r.query_id)).toEqual([0, 1]);
+    expect(recorder.size).toBe(1);
+    answered(recorder, "b", 9);
+    answered(recorder, "a", 10); // joins a's chunk, which holds one record
+    expect(taken(recorder).map((r) => [r.app, r.query_id])).toEqual([["a", 2], ["a", 10], ["b", 9]]);
+    expect(recorder.take()).toBeUndefined();
+    answered(recorder, "a", 11);
+    recorder.lost(recorder.take()!);
     expect(recorder.takeDropped()).toEqual(new Map([["a", new Map([["undelivered", 1]])]]));
+    expect(recorder.size).toBe(0);
+  });
+
+  it("writes UTF-8 into chunks of about a report's bytes, a longer record in a chunk of its own", () => {
+    const recorder = new QueryLogRecorder({ frontendId: "f", chunkBytes: 1000 });
+    recorder.configure(stateLogging({ a: 1 }));
+    const inputs = ["é".repeat(50), "\u{1F600}\u2028\"".repeat(20), "x".repeat(2000), "\n"];
+    for (let id = 0; id < 20; id++) answered(recorder, "a", id, inputs[id % inputs.length]);
+    const chunks: RecordChunk[] = [];
+    for (let chunk = recorder.take(); chunk; chunk = recorder.take()) chunks.push(chunk);
+    const records = chunks.flatMap((chunk) => chunkLines(chunk).map((line) => QueryLogLineSchema.parse(JSON.parse(line))));
+    expect(records.map((r) => r.input)).toEqual(Array.from({ length: 20 }, (_, id) => inputs[id % inputs.length]));
+    for (const chunk of chunks) expect(chunk.bytes.length <= 1000 || chunk.records === 1).toBe(true);
+    expect(chunks.filter((c) => c.bytes.length > 1000)).toHaveLength(5); // the 2000-character inputs
+    expect(chunks.length).toBeGreaterThan(5);
   });
 
   it("bounds the buffer's bytes too, refuses a record over the daemon's line bound, and stops recording when the setting goes", () => {
@@ -112,10 +143,12 @@ describe("QueryLogRecorder", () => {
     const kept = recorder.size;
     expect(kept).toBeLessThan(10);
     expect(kept).toBeGreaterThan(0);
-    recorder.take(100, MIB);
-    answered(recorder, "a", 10, "x".repeat(MAX_LINE_CHARS));
+    taken(recorder);
+    answered(recorder, "a", 10, "x".repeat(MAX_LINE_BYTES));
+    // Under the bound in characters, over it in UTF-8 bytes (the daemon counts bytes).
+    answered(recorder, "a", 11, "é".repeat(MAX_LINE_BYTES / 2));
     expect(recorder.size).toBe(0);
-    expect(recorder.takeDropped().get("a")).toEqual(new Map([["buffer_full", 10 - kept], ["too_large", 1]]));
+    expect(recorder.takeDropped().get("a")).toEqual(new Map([["buffer_full", 10 - kept], ["too_large", 2]]));
     recorder.configure(consistent());
     answered(recorder, "a", 99);
     recorder.feedback("a", 99, [1], 1, undefined);
@@ -124,23 +157,23 @@ describe("QueryLogRecorder", () => {
 });
 
 describe("a frontend's report", () => {
-  const lines = (records: string) => {
-    const body = Buffer.from(`{"frontend_id":"f"}\n${records}`);
-    const out = reportLines(body, body.indexOf(0x0a) + 1);
-    return typeof out === "string" ? out : out.map((b) => b.toString());
+  const records = (lines: string) => {
+    const body = Buffer.from(`{"frontend_id":"f"}\n${lines}`);
+    return reportRecords(body, body.indexOf(0x0a) + 1);
   };
 
   it("carries records as single-line JSON objects, bounded in number and size", () => {
-    expect(lines("")).toEqual([]);
-    expect(lines('{"type":"query"}\n{}\n')).toEqual(['{"type":"query"}', "{}"]);
-    expect(lines('{"a":1}')).toMatch(/does not end with a newline/);
-    expect(lines('{"a":"x\r"}\n')).toMatch(/carriage return/);
-    expect(lines("[1]\n")).toMatch(/record 1 is not one JSON object/);
-    expect(lines('{"a":1}\n\n')).toMatch(/record 2 is not/);
-    expect(lines('{"a":1\n')).toMatch(/not one JSON object/);
-    expect(lines(`{"a":"${"x".repeat(MAX_LINE_CHARS)}"}\n`)).toMatch(/longer than/);
-    expect(lines("{}\n".repeat(MAX_RECORDS_PER_REPORT))).toHaveLength(MAX_RECORDS_PER_REPORT);
-    expect(lines("{}\n".repeat(MAX_RECORDS_PER_REPORT + 1))).toMatch(/at most/);
+    expect(records("")).toBe(0);
+    expect(records('{"type":"query"}\n{}\n')).toBe(2);
+    expect(records('{"a":1}')).toMatch(/does not end with a newline/);
+    expect(records('{"a":"x\r"}\n')).toMatch(/carriage return/);
+    expect(records("[1]\n")).toMatch(/record 1 is not one JSON object/);
+    expect(records('{"a":1}\n\n')).toMatch(/record 2 is not/);
+    expect(records('{"a":1\n')).toMatch(/not one JSON object/);
+    expect(records(`{"a":"${"x".repeat(MAX_LINE_BYTES)}"}\n`)).toMatch(/longer than/);
+    expect(records(`{"a":"${"é".repeat(MAX_LINE_BYTES / 2)}"}\n`)).toMatch(/record 1 is longer than/);
+    expect(records("{}\n".repeat(MAX_RECORDS_PER_REPORT))).toBe(MAX_RECORDS_PER_REPORT);
+    expect(records("{}\n".repeat(MAX_RECORDS_PER_REPORT + 1))).toMatch(/at most/);
   });
 
   it("has a header that names the frontend, the records' application and drop counts", () => {
@@ -205,6 +238,9 @@ describe("query log files", () => {
     type: "query", app: "a", query_id: id, frontend_id: "f", time, input, output: pad || 1, default: false, cached: false, latency_ms: 1,
   });
   const line = (r: QueryLogLine) => JSON.stringify(r);
+  /** Appends whole lines as a frontend's report carries them. */
+  const appendLines = (store: QueryLogStore, app: string, lines: string[], maxBytes: () => number | undefined) =>
+    store.append(app, Buffer.from(lines.map((l) => `${l}\n`).join("")), lines.length, maxBytes);
   const exported = async (store: QueryLogStore, app = "a") => {
     const out: ExportedQuery[] = [];
     for await (const q of store.exportQueries(app)) out.push(q);
@@ -216,6 +252,14 @@ describe("query log files", () => {
     expect(wholeLines("{}\n{}\n")).toEqual({ lines: ["{}", "{}"], torn: false });
     expect(wholeLines("{}\n{\"a")).toEqual({ lines: ["{}"], torn: true });
     expect(wholeLines("{\"a")).toEqual({ lines: [], torn: true });
+  });
+
+  it("splits an append into pieces of whole lines that fit a segment, leaving out a line that never fits", () => {
+    const split = (text: string, limit: number) => [...pieces(Buffer.from(text), limit)].map((p) => [p.bytes.toString(), p.records]);
+    expect(split("aaa\nbb\nc\n", 4)).toEqual([["aaa\n", 1], ["bb\n", 1], ["c\n", 1]]);
+    expect(split("aa\nb\ncccccc\nd\ne\n", 5)).toEqual([["aa\nb\n", 2], ["d\ne\n", 2]]);
+    expect(split("cccccc\n", 5)).toEqual([]);
+    expect(split("a\nb\n", 100)).toEqual([["a\nb\n", 2]]);
   });
 
   it("drops the oldest segments, never the newest, to stay within the bound", () => {
@@ -231,8 +275,10 @@ describe("query log files", () => {
     const store = new QueryLogStore(root);
     const maxBytes = 64 * 1024;
     const pad = "x".repeat(200);
+    // Batches of 10 records (each within a segment of 8 KiB), and of 40 (split across segments).
     for (let batch = 0; batch < 40; batch++) {
-      await store.append("a", Array.from({ length: 10 }, (_, i) => line(query(batch * 10 + i, [0], undefined, pad))), () => maxBytes);
+      const size = batch % 4 === 3 ? 40 : 10;
+      await appendLines(store, "a", Array.from({ length: size }, (_, i) => line(query(batch * 40 + i, [0], undefined, pad))), () => maxBytes);
     }
     const size = await store.size("a");
     expect(size.bytes).toBeLessThanOrEqual(maxBytes);
@@ -243,7 +289,7 @@ describe("query log files", () => {
     expect(onDisk).toBe(size.bytes);
     const ids = (await exported(store)).map((q) => q.query_id);
     expect(ids.length).toBe(size.records);
-    expect(ids.at(-1)).toBe(399);
+    expect(ids.at(-1)).toBe(39 * 40 + 39);
     expect(ids).toEqual([...ids].sort((x, y) => x - y));
     // A fresh store (a restarted daemon) counts the same from the files.
     expect(await new QueryLogStore(root).size("a")).toEqual(size);
@@ -251,27 +297,44 @@ describe("query log files", () => {
 
   it("survives a torn last line: readable, and the next append starts a fresh segment", async () => {
     const root = await tempDir();
-    await new QueryLogStore(root).append("a", [line(query(1)), line(query(2))], () => MIB);
+    await appendLines(new QueryLogStore(root), "a", [line(query(1)), line(query(2))], () => MIB);
     const [segment] = await readdir(join(root, "a"));
     await appendFile(join(root, "a", segment!), "{\"type\":\"query\",\"app\":\"a\",\"qu"); // a kill mid-write
     const store = new QueryLogStore(root);
     expect(await store.size("a")).toMatchObject({ records: 2 });
-    await store.append("a", [line(query(3))], () => MIB);
+    await appendLines(store, "a", [line(query(3))], () => MIB);
     expect((await exported(store)).map((q) => q.query_id)).toEqual([1, 2, 3]);
     expect((await readdir(join(root, "a"))).length).toBe(2);
     // A line that is garbage in the middle of a file is skipped too.
     await writeFile(join(root, "a", segment!), `${line(query(1))}\nnot json\n{"type":"query"}\n${line(query(2))}\n`);
     expect((await exported(new QueryLogStore(root))).map((q) => q.query_id)).toEqual([1, 2, 3]);
     // A record that names another application than its log's is not this log's.
-    await store.append("a", [line({ ...query(4), app: "b" })], () => MIB);
+    await appendLines(store, "a", [line({ ...query(4), app: "b" })], () => MIB);
     expect((await exported(store)).map((q) => q.query_id)).toEqual([1, 2, 3]);
+  });
+
+  it("skips lines a lying frontend framed as records: nested too deep to write out again, or not records at all", async () => {
+    const store = new QueryLogStore(await tempDir());
+    const deep = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+    const record = (id: number, input: string) => line(query(id)).replace(`"input":[${id}]`, `"input":${input}`);
+    await appendLines(store, "a", [
+      line(query(1)), record(2, deep(10_000)), `{"type":"feedback","app":"a","query_id":1,"frontend_id":"f","time":"t","input":${deep(10_000)},"label":1}`,
+      record(3, deep(MAX_JSON_DEPTH)), '{"type":"query","app":"a"}', "{not json}", `{"a":"${"\u2028"}"}`, line(query(4)),
+    ], () => MIB);
+    const out = await exported(store);
+    expect(out.map((q) => q.query_id)).toEqual([1, 3, 4]);
+    expect(() => JSON.stringify(out)).not.toThrow();
+    expect(nestsWithin(JSON.parse(deep(MAX_JSON_DEPTH)))).toBe(true);
+    expect(nestsWithin(JSON.parse(deep(MAX_JSON_DEPTH + 1)))).toBe(false);
+    expect(nestsWithin({ a: [{ b: 1 }] }, 3)).toBe(true);
+    expect(nestsWithin({ a: [{ b: [] }] }, 3)).toBe(false);
   });
 
   it("joins feedback to the latest query before it with the same id and input", async () => {
     const store = new QueryLogStore(await tempDir());
     const feedback = (id: number, input: unknown, label: number) =>
       line({ type: "feedback", app: "a", query_id: id, frontend_id: "g", time: "2026-01-01T00:00:01.000Z", input, label });
-    await store.append("a", [
+    await appendLines(store, "a", [
       line(query(5, [1])), line(query(5, [2])), // two frontends' query 5, told apart by the input
       feedback(5, [2], 10),
       line(query(5, [2])), // a restarted frontend numbering again
@@ -284,18 +347,18 @@ describe("query log files", () => {
   it("removes an application's log, and only applications' directories of valid names", async () => {
     const root = await tempDir();
     const store = new QueryLogStore(root);
-    await store.append("a", [line(query(1))], () => MIB);
-    await store.append("b", [line(query(1))], () => MIB);
+    await appendLines(store, "a", [line(query(1))], () => MIB);
+    await appendLines(store, "b", [line(query(1))], () => MIB);
     await store.removeAllBut(new Set(["b"]));
     expect(await readdir(root)).toEqual(["b"]);
     await store.remove("b");
     expect(await readdir(root)).toEqual([]);
     expect(await store.size("b")).toEqual({ bytes: 0, records: 0 });
-    expect(() => store.append("../x", [line(query(1))], () => MIB)).not.toThrow();
-    await expect(store.append("../x", [line(query(1))], () => MIB)).rejects.toThrow(/invalid name/);
+    expect(() => store.append("../x", Buffer.from(`${line(query(1))}\n`), 1, () => MIB)).not.toThrow();
+    await expect(appendLines(store, "../x", [line(query(1))], () => MIB)).rejects.toThrow(/invalid name/);
     await expect(store.size("__proto__")).rejects.toThrow(/invalid name/);
     // An append whose turn comes after logging stopped writes nothing.
-    expect(await store.append("c", [line(query(1))], () => undefined)).toBe(0);
+    expect(await appendLines(store, "c", [line(query(1))], () => undefined)).toBe(0);
     expect(await readdir(root)).toEqual([]);
   });
 });
