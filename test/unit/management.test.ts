@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { isAuthorized, isOpenEndpoint } from "../../runtime/management/auth.js";
 import { ADMIN_ERROR_STATUS, AdminError, type AdminErrorCode } from "../../runtime/management/errors.js";
 import { FlagError, parseFlags } from "../../runtime/management/flags.js";
+import { defaultMaxConnections } from "../../runtime/shared/connection-limit.js";
 import { ReplicaRegistry } from "../../runtime/management/replicas.js";
 import { replicaRecord } from "../support/state-fixtures.js";
 import { tempDirs } from "../support/temp-dirs.js";
@@ -87,6 +88,8 @@ describe("flags", () => {
         maxBodyBytes: 1024 * 1024,
         watchKeepaliveMs: 10_000,
         replicaReportTtlMs: 60_000,
+        // Below this process's descriptor limit, which differs between machines.
+        maxConnections: defaultMaxConnections(),
       },
     });
     const tokenFile = join(await tempDir(), "token");
