@@ -11,6 +11,7 @@
  * budget (half the tightest SLO among them; batch-controller.ts) needs no walk over all applications.
  */
 import { own } from "../shared/dict.js";
+import { LinkIndex } from "../shared/link-index.js";
 import type { AppRecord, ClusterState, ModelRecord } from "../shared/state.js";
 import { applyStateDelta, type StateDelta } from "../shared/state-delta.js";
 
@@ -33,8 +34,8 @@ export interface ConfigChange {
 
 export class FrontendConfig {
   private current: ClusterState | undefined;
-  /** Model name → the applications that link it. */
-  private linkedBy = new Map<string, Set<string>>();
+  /** Which applications link each model, kept in step by applyStateDelta. */
+  private links = new LinkIndex();
 
   get state(): ClusterState | undefined {
     return this.current;
@@ -43,8 +44,7 @@ export class FrontendConfig {
   /** Takes a snapshot (parsed for this frontend alone, so it is the frontend's to change in place). */
   replace(state: ClusterState): ConfigChange {
     this.current = state;
-    this.linkedBy = new Map();
-    for (const [name, app] of Object.entries(state.applications)) this.link(name, app);
+    this.links = LinkIndex.of(state);
     return { snapshot: true, state, apps: new Map(), models: new Map(), policyStates: new Set(), queryLogs: new Set(), apiKeys: true };
   }
 
@@ -72,19 +72,14 @@ export class FrontendConfig {
         apiKeys = true;
       }
     }
-    applyStateDelta(state, delta);
-    for (const [name, before] of apps) {
-      if (before) this.unlink(name, before);
-      const after = own(state.applications, name);
-      if (after) this.link(name, after);
-    }
+    applyStateDelta(state, delta, this.links);
     return { snapshot: false, state, apps, models, policyStates, queryLogs, apiKeys };
   }
 
   /** The tightest latency SLO among the applications linking `model`, µs; undefined when none links it. */
   tightestSloMicros(model: string): number | undefined {
     let tightest: number | undefined;
-    for (const name of this.linkedBy.get(model) ?? []) {
+    for (const name of this.links.linking(model)) {
       const app = own(this.current?.applications, name);
       if (app) tightest = Math.min(tightest ?? Infinity, app.latency_slo_micros);
     }
@@ -102,21 +97,5 @@ export class FrontendConfig {
       for (const model of own(change.state.applications, name)?.linked_models ?? []) affected.add(model);
     }
     return affected;
-  }
-
-  private link(app: string, record: AppRecord): void {
-    for (const model of record.linked_models) {
-      let apps = this.linkedBy.get(model);
-      if (!apps) this.linkedBy.set(model, (apps = new Set()));
-      apps.add(app);
-    }
-  }
-
-  private unlink(app: string, record: AppRecord): void {
-    for (const model of record.linked_models) {
-      const apps = this.linkedBy.get(model);
-      apps?.delete(app);
-      if (apps?.size === 0) this.linkedBy.delete(model);
-    }
   }
 }

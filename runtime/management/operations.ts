@@ -27,7 +27,7 @@ import { settleRolloutAfter } from "./rollout-state.js";
 import { endShadowOf } from "./shadow-state.js";
 import { editModelEntries } from "./model-entries.js";
 import { AdminError, badRequest } from "./errors.js";
-import type { LinkIndex } from "./link-index.js";
+import type { LinkIndex } from "../shared/link-index.js";
 import type { StateChange } from "../shared/state-delta.js";
 import { linkLimitFor, parsePolicyConfig, policyNameOf } from "./policy-config.js";
 

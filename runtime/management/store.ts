@@ -36,11 +36,10 @@
 import { copyFile, link, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { ApiKeysSchema } from "../shared/api-keys.js";
-import { dict, hasOwn } from "../shared/dict.js";
-import { type AppRecord, type ClusterState, ClusterStateSchema, emptyState, STATE_ENTRY_SCHEMAS } from "../shared/state.js";
-import { diffStates, KEYED_FIELDS, type StateChange, type StateDelta } from "../shared/state-delta.js";
+import { type ClusterState, ClusterStateSchema, emptyState, STATE_ENTRY_SCHEMAS } from "../shared/state.js";
+import { applyStateDelta, diffStates, KEYED_FIELDS, type StateChange, type StateDelta } from "../shared/state-delta.js";
 import { changeViolations, describeViolation, repairLegacyState, stateViolations } from "../shared/state-invariants.js";
-import { LinkIndex } from "./link-index.js";
+import { LinkIndex } from "../shared/link-index.js";
 import { JOURNAL_BAD_PREFIX, JOURNAL_FILE, JournalFile, journalLine, parseJournalLine, splitJournal, syncDirectory } from "./state-journal.js";
 
 export { JOURNAL_BAD_PREFIX, JOURNAL_FILE } from "./state-journal.js";
@@ -332,7 +331,7 @@ export class StateStore {
     }
     for (const p of prepared) {
       if (p.delta) {
-        applyInPlace(this.current, this.links, p.delta);
+        applyStateDelta(this.current, p.delta, this.links);
         for (const listener of this.listeners) {
           // The change is durable and current whatever a listener does: its failure must not turn an
           // applied write into an error answer. Listeners report their own errors.
@@ -453,60 +452,11 @@ function replayJournal(state: ClusterState, lines: readonly string[]): { links: 
 
 /** Applies a delta in place (keeping the link index) and checks the invariants it touches; one that breaks any is taken back. */
 function applyChecked(state: ClusterState, links: LinkIndex, delta: StateDelta): { ok: true; undo: () => void } | { ok: false; problems: string[] } {
-  const undo = applyInPlace(state, links, delta);
+  const undo = applyStateDelta(state, delta, links);
   const violations = changeViolations(state, delta.changes, (model) => links.appsLinking(model));
   if (violations.length === 0) return { ok: true, undo };
   undo();
   return { ok: false, problems: violations.map(describeViolation) };
-}
-
-/**
- * applyStateDelta's work, plus the link index, plus an undo: the store applies a batch to compute
- * and check it, takes it back until it is durable, then applies it for good.
- */
-function applyInPlace(state: ClusterState, links: LinkIndex, delta: StateDelta): () => void {
-  const fields = state as unknown as Record<string, Record<string, unknown> | undefined>;
-  const undos: Array<() => void> = [];
-  for (const change of delta.changes) {
-    if (change.field === "api_keys") {
-      const old = state.api_keys;
-      if (change.value === undefined) delete state.api_keys;
-      else state.api_keys = change.value;
-      undos.push(() => {
-        if (old === undefined) delete state.api_keys;
-        else state.api_keys = old;
-      });
-      continue;
-    }
-    let entries = fields[change.field];
-    const created = entries === undefined;
-    if (entries === undefined) {
-      if (change.value === undefined) continue;
-      fields[change.field] = entries = dict();
-    }
-    const had = hasOwn(entries, change.key);
-    const old = entries[change.key];
-    if (change.field === "applications") {
-      links.relink(change.key, (old as AppRecord | undefined)?.linked_models ?? [], change.value?.linked_models ?? []);
-    }
-    if (change.value === undefined) delete entries[change.key];
-    else entries[change.key] = change.value;
-    const target = entries;
-    undos.push(() => {
-      if (change.field === "applications") {
-        links.relink(change.key, change.value?.linked_models ?? [], (old as AppRecord | undefined)?.linked_models ?? []);
-      }
-      if (created) delete fields[change.field];
-      else if (had) target[change.key] = old;
-      else delete target[change.key];
-    });
-  }
-  const revision = state.revision;
-  state.revision = delta.revision;
-  return () => {
-    for (const undo of undos.reverse()) undo();
-    state.revision = revision;
-  };
 }
 
 /**

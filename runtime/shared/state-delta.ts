@@ -94,30 +94,60 @@ export function parseStateDelta(json: unknown): StateDelta {
   return { revision: wire.data.revision, base: wire.data.base, changes };
 }
 
+/** Told of every application a delta sets or removes, with the models it linked before and links after. */
+export interface LinkTracker {
+  relink(app: string, before: readonly string[], after: readonly string[]): void;
+}
+
 /**
- * Applies a delta to `state` in place (the caller's own, unfrozen copy) and sets its revision.
- * Costs what the delta changes: nothing else in the state is copied or visited.
+ * Applies a delta to `state` in place (the caller's own, unfrozen copy), keeps `links` in step,
+ * and sets the revision. Costs what the delta changes: nothing else in the state is copied or
+ * visited. Answers a function that takes the delta back (the daemon's store applies a batch to
+ * check it, and takes it back until it is durable).
  */
-export function applyStateDelta(state: ClusterState, delta: StateDelta): void {
+export function applyStateDelta(state: ClusterState, delta: StateDelta, links?: LinkTracker): () => void {
   if (state.revision !== delta.base) {
     throw new StateDeltaError(`state delta from revision ${delta.base} cannot apply to revision ${state.revision}`);
   }
-  const fields = state as unknown as Record<string, Record<string, unknown> | unknown[] | undefined>;
+  const fields = state as unknown as Record<string, Record<string, unknown> | undefined>;
+  const undos: Array<() => void> = [];
   for (const change of delta.changes) {
     if (change.field === "api_keys") {
+      const old = state.api_keys;
       if (change.value === undefined) delete state.api_keys;
       else state.api_keys = change.value;
+      undos.push(() => {
+        if (old === undefined) delete state.api_keys;
+        else state.api_keys = old;
+      });
       continue;
     }
-    let entries = fields[change.field] as Record<string, unknown> | undefined;
-    if (change.value === undefined) {
-      if (entries !== undefined) delete entries[change.key];
-      continue;
+    let entries = fields[change.field];
+    const created = entries === undefined;
+    if (entries === undefined) {
+      if (change.value === undefined) continue;
+      fields[change.field] = entries = dict();
     }
-    if (entries === undefined) fields[change.field] = entries = dict<unknown>();
-    entries[change.key] = change.value;
+    const had = hasOwn(entries, change.key);
+    const old = entries[change.key];
+    const linksOf = (record: unknown) => (record as { linked_models?: string[] } | undefined)?.linked_models ?? [];
+    if (change.field === "applications") links?.relink(change.key, linksOf(old), linksOf(change.value));
+    if (change.value === undefined) delete entries[change.key];
+    else entries[change.key] = change.value;
+    const target = entries;
+    undos.push(() => {
+      if (change.field === "applications") links?.relink(change.key, linksOf(change.value), linksOf(old));
+      if (created) delete fields[change.field];
+      else if (had) target[change.key] = old;
+      else delete target[change.key];
+    });
   }
+  const revision = state.revision;
   state.revision = delta.revision;
+  return () => {
+    for (const undo of undos.reverse()) undo();
+    state.revision = revision;
+  };
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { seededRandom } from "../../runtime/frontend/policies/random.js";
-import { LinkIndex } from "../../runtime/management/link-index.js";
+import { LinkIndex } from "../../runtime/shared/link-index.js";
 import { cloneData, dict } from "../../runtime/shared/dict.js";
 import { applyStateDelta, type StateChange } from "../../runtime/shared/state-delta.js";
 import { changeViolations, describeViolation, stateViolations } from "../../runtime/shared/state-invariants.js";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { cloneData, dict } from "../../runtime/shared/dict.js";
+import { LinkIndex } from "../../runtime/shared/link-index.js";
 import { applyStateDelta, diffStates, parseStateDelta, StateDeltaError } from "../../runtime/shared/state-delta.js";
 import { emptyState, type AppRecord, type ClusterState } from "../../runtime/shared/state.js";
 
@@ -65,5 +66,25 @@ describe("state deltas", () => {
     expect(() => parseStateDelta({ revision: 1, base: 0, changes: [{ field: "applications", value: app("a") }] })).toThrow(/needs a key/);
     expect(() => parseStateDelta({ revision: 1, base: 1, changes: [] })).toThrow(StateDeltaError);
     expect(() => parseStateDelta("nope")).toThrow(StateDeltaError);
+  });
+
+  it("keep a link index in step, and take a delta back whole", () => {
+    const state = stateWith(["a"]);
+    const links = LinkIndex.of(state);
+    const before = JSON.stringify(state);
+    const undo = applyStateDelta(state, {
+      revision: 1, base: 0,
+      changes: [
+        { field: "applications", key: "__proto__", value: app("__proto__", ["m"]) },
+        { field: "applications", key: "a" },
+        { field: "query_log", key: "x", value: { sample: 1, max_mb: 1 } },
+      ],
+    }, links);
+    expect(links.appsLinking("m")).toEqual(["__proto__"]);
+    expect(state.revision).toBe(1);
+    undo();
+    expect(JSON.stringify(state)).toBe(before);
+    expect(state).not.toHaveProperty("query_log");
+    expect(links.appsLinking("m")).toEqual([]);
   });
 });

@@ -1,10 +1,14 @@
 /**
- * Which applications link each model: the reverse of the applications' `linked_models`. The state
- * store keeps it current with every committed change, so the questions "who links model m?" (a
- * new version's input type, a model's last version deleted, the invariants of a changed model)
- * cost the number of linking applications instead of a walk over every application.
+ * Which applications link each model: the reverse of the applications' `linked_models`. The
+ * management daemon's store and each frontend's copy of the configuration keep one current with
+ * every change they apply (applyStateDelta), so the questions "who links model m?" (a new
+ * version's input type, a model's last version deleted, the invariants of a changed model, the
+ * tightest SLO a model's batching must meet) cost the number of linking applications instead of a
+ * walk over every application.
  */
-import type { ClusterState } from "../shared/state.js";
+import type { ClusterState } from "./state.js";
+
+const NONE: ReadonlySet<string> = new Set();
 
 export class LinkIndex {
   private readonly byModel = new Map<string, Set<string>>();
@@ -18,7 +22,12 @@ export class LinkIndex {
 
   /** The applications that link `model`, in no particular order. */
   appsLinking(model: string): string[] {
-    return [...(this.byModel.get(model) ?? [])];
+    return [...this.linking(model)];
+  }
+
+  /** The same, without a copy: read it before the next change. */
+  linking(model: string): ReadonlySet<string> {
+    return this.byModel.get(model) ?? NONE;
   }
 
   /** Records that application `app` now links `after` where it linked `before` (empty lists for a new or removed application). */
