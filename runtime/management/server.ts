@@ -7,7 +7,7 @@
 import { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
-import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH } from "../shared/state.js";
+import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH, WRITE_OUTCOME_HEADER, WRITE_OUTCOME_UNKNOWN } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
 import { createGuardedServer } from "../shared/http-guard.js";
 import { defaultMaxConnections } from "../shared/connection-limit.js";
@@ -34,7 +34,8 @@ import { AutoscalerMetrics } from "./autoscaler-metrics.js";
 import { ScaleRequests } from "./scale-requests.js";
 import { AutoscaleEventLog } from "../autoscaler/event-log.js";
 import { ReplicaRegistry } from "./replicas.js";
-import { StateInvalidError, StatePersistError, StateStore } from "./store.js";
+import type { OpenJournalHandle } from "./state-journal.js";
+import { StateInvalidError, StateOutcomeUnknownError, StatePersistError, StateStore, StateWritesHaltedError } from "./store.js";
 import { WatchHub } from "./watch.js";
 import { LIVE_STATS_PATH, LIVE_STATS_REPORT_TEXT, LiveStatsReportSchema, REPORT_LIVE_STATS_PATH } from "../shared/live-stats.js";
 import { LiveStatsStore } from "./live-stats-store.js";
@@ -78,6 +79,8 @@ export interface ManagementServerOptions {
   now?: () => number;
   /** How often running rollouts are looked at (ms; default ROLLOUT_TICK_MS). */
   rolloutTickMs?: number;
+  /** Opens the state journal's file (default: node:fs; tests inject one that fails on cue). */
+  openJournal?: OpenJournalHandle;
 }
 
 export interface ManagementServer {
@@ -365,7 +368,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
 
   let store: StateStore;
   try {
-    store = await StateStore.open(options.stateDir);
+    store = await StateStore.open(options.stateDir, { openJournal: options.openJournal });
   } catch (err) {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
@@ -463,9 +466,12 @@ function toAdminError(err: unknown): AdminError {
   }
   if (err instanceof BodyNotUtf8Error) return badRequest("Request body is not valid UTF-8");
   if (err instanceof StateInvalidError) return badRequest(`The change was refused: ${err.message}`);
+  if (err instanceof StateWritesHaltedError) return new AdminError("service_unavailable", `The change was not applied: ${err.message}`);
   if (err instanceof StatePersistError) {
     return new AdminError("internal", `The change was not applied: ${err.message}`);
   }
+  // Never "not applied": the next start may find it on disk (state-journal.ts). The header lets clients tell.
+  if (err instanceof StateOutcomeUnknownError) return new AdminError("internal", err.message, { [WRITE_OUTCOME_HEADER]: WRITE_OUTCOME_UNKNOWN });
   return new AdminError("internal", `Internal error: ${(err as Error)?.message ?? String(err)}`);
 }
 
