@@ -30,6 +30,7 @@ import {
   AUTOSCALER_EVENTS_PATH, AutoscaleLoopEventSchema, type AutoscaleEventInput, COMPLETE_SCALE_REQUEST_PATH, RECORD_AUTOSCALER_EVENT_PATH,
   SCALE_REQUESTS_PATH, SET_NUM_REPLICAS_PATH,
 } from "../shared/autoscaling.js";
+import { Gauge } from "prom-client";
 import { AutoscalerMetrics } from "./autoscaler-metrics.js";
 import { ScaleRequests } from "./scale-requests.js";
 import { AutoscaleEventLog } from "../autoscaler/event-log.js";
@@ -175,6 +176,12 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const queryLogs = new QueryLogStore(join(options.stateDir, QUERY_LOG_DIR));
   /** Records the frontends could not deliver, per application, since this daemon started. */
   const queryLogDropped = new Map<string, number>();
+  // An export that outlives its client holds a segment's lines in memory: this shows one that never ends.
+  let queryLogExportsOpen = 0;
+  new Gauge({
+    name: "clipper_query_log_exports_open", help: "Query log exports being sent (one whose client went away ends at once)",
+    registers: [autoscalerMetrics.registry], collect() { this.set(queryLogExportsOpen); },
+  });
 
   /**
    * Appends a frontend's batch to its application's log if that application logs when the
@@ -218,12 +225,17 @@ export async function startManagementServer(options: ManagementServerOptions): P
     const { app_name } = parseBody(body, APP_NAME_BODY);
     requireApp(state, app_name);
     res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-    for await (const query of queryLogs.exportQueries(app_name)) {
-      if (res.destroyed) return;
-      // A client that stops reading early (replay --limit) closes the connection: no "drain" follows, so "close" ends the wait too.
-      if (!res.write(JSON.stringify(query) + "\n")) await drainedOrClosed(res);
+    queryLogExportsOpen++;
+    try {
+      for await (const query of queryLogs.exportQueries(app_name)) {
+        if (res.destroyed) return;
+        // A client that stops reading early (replay --limit) closes the connection: no "drain" follows, so "close" ends the wait too.
+        if (!res.write(JSON.stringify(query) + "\n")) await drainedOrClosed(res);
+      }
+      res.end();
+    } finally {
+      queryLogExportsOpen--;
     }
-    res.end();
   }
 
   function drainedOrClosed(res: ServerResponse): Promise<void> {
