@@ -10,6 +10,7 @@
 import { Counter, type Registry } from "prom-client";
 import { QUERY_LOG_REPORT_CONTENT_TYPE, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
 import { postToManagement, type ManagementTarget } from "./management-post.js";
+import { MetricNames } from "./metric-names.js";
 import type { QueryLogRecorder, RecordChunk } from "./query-log-recorder.js";
 
 export const DEFAULT_QUERY_LOG_FLUSH_MS = 1_000;
@@ -20,6 +21,8 @@ export interface QueryLogShipperOptions extends ManagementTarget {
   frontendId: string;
   recorder: QueryLogRecorder;
   registry: Registry;
+  /** A report delivered after its application was deleted counts under UNREGISTERED (metric-names.ts). */
+  names?: MetricNames;
   intervalMs?: number;
 }
 
@@ -30,8 +33,10 @@ export class QueryLogShipper {
   private unreported = new Map<string, number>();
   private readonly droppedCounter: Counter<"app" | "reason">;
   private readonly recordedCounter: Counter<"app">;
+  private readonly names: MetricNames;
 
   constructor(private readonly options: QueryLogShipperOptions) {
+    this.names = options.names ?? MetricNames.any();
     const registers = [options.registry];
     this.droppedCounter = new Counter({
       name: "clipper_query_log_dropped_total",
@@ -87,7 +92,7 @@ export class QueryLogShipper {
       return false;
     }
     this.forgetReported(dropped);
-    if (chunk) this.recordedCounter.inc({ app: chunk.app }, chunk.records);
+    if (chunk) this.recordedCounter.inc({ app: this.names.app(chunk.app) }, chunk.records);
     return true;
   }
 
@@ -104,7 +109,7 @@ export class QueryLogShipper {
   private collectDrops(): void {
     for (const [app, reasons] of this.options.recorder.takeDropped()) {
       for (const [reason, count] of reasons) {
-        this.droppedCounter.inc({ app, reason }, count);
+        this.droppedCounter.inc({ app: this.names.app(app), reason }, count);
         this.unreported.set(app, (this.unreported.get(app) ?? 0) + count);
       }
     }
