@@ -46,11 +46,6 @@ export type OpenJournalHandle = (path: string) => Promise<JournalHandle>;
 
 const openForAppend: OpenJournalHandle = (path) => open(path, "a", 0o600);
 
-/** An append failed and was taken back: the file is durably as it was before it, so the write was not applied. */
-export class JournalAppendError extends Error {
-  override name = "JournalAppendError";
-}
-
 /**
  * An append failed and could not be taken back: the file may or may not hold the lines, durably or
  * not, so the next start may or may not replay them. Nothing can tell which until then.
@@ -102,8 +97,8 @@ export class JournalFile {
   }
 
   /**
-   * Appends lines and waits until they are on disk. Throws JournalAppendError when it failed and the
-   * file is as before, JournalOutcomeUnknownError when it failed and the file could not be put back
+   * Appends lines and waits until they are on disk. Throws the failure as it came when the file is
+   * as before, JournalOutcomeUnknownError when it failed and the file could not be put back
    * (and from then on JournalHaltedError: see the class comment).
    */
   async append(text: string): Promise<void> {
@@ -122,7 +117,7 @@ export class JournalFile {
         this.halted = new JournalHaltedError(`an earlier write to ${this.path} may or may not have been saved (${why}); restart the daemon`);
         throw new JournalOutcomeUnknownError(why);
       }
-      throw new JournalAppendError(reason);
+      throw err; // taken back: the file is durably as before, the write was not applied
     }
     this.size += Buffer.byteLength(text);
   }
