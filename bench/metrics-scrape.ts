@@ -18,7 +18,7 @@ import { dict } from "../runtime/shared/dict.js";
 import { type ClusterState, emptyState } from "../runtime/shared/state.js";
 
 const NAMES = positiveEnv("BENCH_NAMES", 10_000);
-const ROUNDS = positiveEnv("BENCH_ROUNDS", 7);
+const ROUNDS = positiveEnv("BENCH_ROUNDS", 9);
 
 function seed(): ClusterState {
   const state = emptyState();
