@@ -21,7 +21,8 @@ import { distinctDoubles } from "./lib/body.js";
 import { runOpenLoop } from "./lib/open-loop.js";
 import { histogramQuantile, metricValue, scrape } from "./lib/metrics.js";
 import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";
-import { APPLIED_REVISIONS_PATH, AppliedRevisionsSchema, REVISION_HEADER, WATCH_PATH } from "../runtime/shared/state.js";
+import { clusterCpuMs, cpuRate, CPU_PARTS, type CpuByPart } from "./lib/cluster-cpu.js";
+import { Admin, PROBE_APPS, prepareProbes, ProbeWriter, writeAtRate } from "./lib/admin-writes.js";
 
 const SIZES = (process.env.BENCH_SIZES ?? "100,1000,5000,10000").split(",").map(Number);
 const SECONDS = positiveEnv("BENCH_SECONDS", 10);
@@ -42,48 +43,6 @@ const ENV_SET = ["BENCH_SIZES", "BENCH_SECONDS", "BENCH_QUERY_RATE", "BENCH_WRIT
 
 const pad = (n: number, width = 5) => String(n).padStart(width, "0");
 const modelName = (i: number) => `model-${pad(i)}`;
-
-interface Write {
-  ms: number;
-  revision: number;
-}
-
-class Admin {
-  constructor(private readonly url: string) {}
-
-  async post(path: string, body: unknown): Promise<Write> {
-    const started = performance.now();
-    const res = await fetch(this.url + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${path} answered ${res.status}: ${text}`);
-    return { ms: performance.now() - started, revision: Number(res.headers.get(REVISION_HEADER)) };
-  }
-
-  /** The size of the state as a frontend receives it: the watch stream's first line. */
-  async snapshotBytes(): Promise<number> {
-    const abort = new AbortController();
-    const res = await fetch(this.url + WATCH_PATH, { signal: abort.signal });
-    const reader = res.body!.getReader();
-    let bytes = 0;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      const newline = value.indexOf(10);
-      bytes += newline >= 0 ? newline : value.length;
-      if (newline >= 0) break;
-    }
-    abort.abort();
-    return bytes;
-  }
-
-  /** The revision every live frontend has applied (the least), and how many frontends there are. */
-  async applied(): Promise<{ least: number; frontends: number }> {
-    const res = await fetch(this.url + APPLIED_REVISIONS_PATH);
-    const applied = AppliedRevisionsSchema.parse(await res.json());
-    const revisions = applied.frontends.map((f) => f.revision ?? -1);
-    return { least: revisions.length === 0 ? -1 : Math.min(...revisions), frontends: revisions.length };
-  }
-}
 
 /** Runs `jobs` with at most `limit` in flight. */
 async function inParallel(jobs: Array<() => Promise<unknown>>, limit: number): Promise<void> {
@@ -121,38 +80,6 @@ async function growTo(admin: Admin, fromApps: number, apps: number): Promise<voi
   await inParallel(appJobs, GROWTH_CONCURRENCY);
 }
 
-/** Probe applications: each write adds or removes the probe model's link on one of them. */
-const PROBE_APPS = 100;
-
-/** Link writes on the probe applications in turn; one application's writes run one after another (each toggles its link). */
-class ProbeWriter {
-  private readonly linked = new Set<number>();
-  private readonly chains = new Map<number, Promise<unknown>>();
-  private next = 0;
-  errors = 0;
-
-  constructor(private readonly admin: Admin) {}
-
-  write(): Promise<Write | undefined> {
-    const app = this.next++ % PROBE_APPS;
-    const run = (this.chains.get(app) ?? Promise.resolve()).then(async () => {
-      const linking = !this.linked.has(app);
-      try {
-        const write = await this.admin.post(linking ? "/admin/add_model_links" : "/admin/delete_model_links",
-          { app_name: `probe-${app}`, model_names: ["probe-model"] });
-        if (linking) this.linked.add(app);
-        else this.linked.delete(app);
-        return write;
-      } catch {
-        this.errors++;
-        return undefined;
-      }
-    });
-    this.chains.set(app, run);
-    return run;
-  }
-}
-
 /** Polls the daemon until every frontend has applied `revision`; ms after `since`. */
 async function appliedAfter(admin: Admin, revision: number, since: number): Promise<number> {
   for (;;) {
@@ -183,6 +110,12 @@ interface SizeResult {
   writesDone: number;
   writeErrors: number;
   queryDefaults: number;
+  /** CPU per second of each part of the cluster during the query load, without and with writes. */
+  cpuQuiet: CpuByPart;
+  cpuWrites: CpuByPart;
+  /** The frontend workers' event-loop delay p99 (ms) over each load (prom-client's monitorEventLoopDelay). */
+  loopP99Quiet: number;
+  loopP99Writes: number;
 }
 
 async function measureSize(cluster: BenchCluster, admin: Admin, probes: ProbeWriter, apps: number): Promise<SizeResult> {
@@ -204,25 +137,21 @@ async function measureSize(cluster: BenchCluster, admin: Admin, probes: ProbeWri
   // Query p99 without, then with, admin writes at a steady rate (open loop: each write's latency
   // counts from its scheduled time, so a store that falls behind shows).
   const load = { url: cluster.queryUrl, path: "/hot/predict", rate: QUERY_RATE, durationSec: SECONDS, body: distinctDoubles() };
+  const loopLag = async () => 1000 * metricValue(await scrape(cluster.queryUrl), "nodejs_eventloop_lag_p99_seconds");
+  await loopLag(); // resets the delay histogram (each scrape reads and resets it)
+  const cpuBeforeQuiet = await clusterCpuMs(cluster);
   const quiet = await runOpenLoop(load);
+  const cpuQuiet = cpuRate(cpuBeforeQuiet, await clusterCpuMs(cluster), SECONDS);
+  const loopP99Quiet = await loopLag();
   const underLoad: number[] = [];
   const errorsBefore = probes.errors;
   const total = WRITE_RATE * SECONDS;
-  const writer = (async () => {
-    const start = performance.now();
-    const pending: Array<Promise<unknown>> = [];
-    for (let issued = 0; issued < total;) {
-      const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * WRITE_RATE));
-      for (; issued < due; issued++) {
-        const scheduled = start + (issued * 1000) / WRITE_RATE;
-        pending.push(probes.write().then((w) => w && underLoad.push(performance.now() - scheduled)));
-      }
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    await Promise.all(pending);
-  })();
+  const cpuBeforeWrites = await clusterCpuMs(cluster);
+  const writer = writeAtRate(probes, WRITE_RATE, total, (ms) => underLoad.push(ms));
   const busy = await runOpenLoop(load);
   await writer;
+  const cpuWrites = cpuRate(cpuBeforeWrites, await clusterCpuMs(cluster), SECONDS);
+  const loopP99Writes = await loopLag();
   const stateKb = Math.round((await admin.snapshotBytes()) / 1024);
   return {
     apps, versions: Math.ceil((apps * VERSIONS_PER_APP) / 2) * 2, stateKb,
@@ -233,20 +162,16 @@ async function measureSize(cluster: BenchCluster, admin: Admin, probes: ProbeWri
     writeP50Load: quantile(underLoad, 0.5), writeP99Load: quantile(underLoad, 0.99), writesDone: underLoad.length,
     writeErrors: probes.errors - errorsBefore,
     queryDefaults: quiet.defaults + busy.defaults + quiet.non2xx + busy.non2xx,
+    cpuQuiet, cpuWrites, loopP99Quiet, loopP99Writes,
   };
 }
 
 const results: SizeResult[] = [];
 const cluster = await startBenchCluster({ cacheBytes: 0, frontendWorkers: WORKERS });
+let cleanup = () => {};
 try {
-  const admin = new Admin(cluster.managementUrl);
-  // The queried application: a 1 ms Python model; the probe applications and model for link writes.
-  await cluster.pythonModel("hot", 1000, { name: "hot-model", version: "1", file: "cost_model.py:predict", env: { BENCH_A_MS: "1", BENCH_B_MS: "0" } });
-  await admin.post("/admin/add_model", {
-    model_name: "probe-model", model_version: "1", labels: [], input_type: "doubles", container_name: "NO_CONTAINER", model_data_path: "none", batch_size: -1,
-  });
-  const probes = new ProbeWriter(admin);
-  for (let i = 0; i < PROBE_APPS; i++) await admin.post("/admin/add_app", { name: `probe-${i}`, input_type: "doubles", default_output: "-1", latency_slo_micros: 100_000 });
+  const { admin, probes } = await prepareProbes(cluster);
+  cleanup = () => admin.close();
   await runOpenLoop({ url: cluster.queryUrl, path: "/hot/predict", rate: QUERY_RATE, durationSec: 3, body: distinctDoubles() }); // warm-up
   let apps = 0;
   for (const size of SIZES) {
@@ -259,6 +184,7 @@ try {
     process.stdout.write(`${JSON.stringify(result)}\n`);
   }
 } finally {
+  cleanup();
   await cluster.stop();
 }
 
@@ -297,6 +223,19 @@ writeReport("control-plane", [
   `- apply CPU per change < 5 ms: mean ${last.cpuMeanMs.toFixed(2)} ms, p99 ${last.cpuP99Ms.toFixed(2)} ms: ${verdict(last.cpuP99Ms < 5)}.`,
   `- in force on every frontend < 100 ms after the ack: p99 ${last.appliedP99.toFixed(0)} ms: ${verdict(last.appliedP99 < 100)}.`,
   `- query p99 under ${WRITE_RATE} writes/s within 1.5× of without: ${last.queryP99Writes} vs ${last.queryP99} ms: ${verdict(last.queryP99Writes <= 1.5 * Math.max(1, last.queryP99))}.`,
+  "",
+  "Where the CPU goes (ms of CPU per second, all processes of the cluster and the bench itself, from /proc) during the query",
+  `load without and with ${WRITE_RATE} writes/s, and the frontend workers' event-loop delay p99 over each load:`,
+  "",
+  markdownTable([
+    "apps", ...CPU_PARTS.map((part) => `${part}: without → with writes`), "all: without → with", "worker loop delay p99 ms: without → with",
+  ], results.map((r) => {
+    const sum = (cpu: CpuByPart) => CPU_PARTS.reduce((total, part) => total + cpu[part], 0);
+    return [
+      r.apps, ...CPU_PARTS.map((part) => `${r.cpuQuiet[part]} → ${r.cpuWrites[part]}`), `${sum(r.cpuQuiet)} → ${sum(r.cpuWrites)}`,
+      `${r.loopP99Quiet.toFixed(1)} → ${r.loopP99Writes.toFixed(1)}`,
+    ];
+  })),
   "",
   `Write latency under load counts from each write's scheduled time (${WRITE_RATE}/s, open loop): a store that cannot keep`,
   "that rate queues the writes, and their latency grows over the window.",
