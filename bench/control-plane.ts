@@ -12,13 +12,15 @@
  *   npm run build && flock /tmp/clipper-bench.lock node dist/bench/control-plane.js
  *
  * BENCH_SIZES (default 100,1000,5000,10000 applications), BENCH_SECONDS (each load, default 10),
- * BENCH_QUERY_RATE (default 500/s), BENCH_WRITE_RATE (default 100/s), BENCH_FRONTEND_WORKERS (default 2).
+ * BENCH_QUERY_RATE (default 500/s), BENCH_WRITE_RATE (default 100/s), BENCH_FRONTEND_WORKERS (default 2),
+ * BENCH_ROUNDS (interleaved rounds of the loads without and with writes, default 3; medians over them).
  */
 import { execSync } from "node:child_process";
 import { positiveEnv } from "./lib/env.js";
 import { startBenchCluster, type BenchCluster } from "./lib/cluster.js";
 import { distinctDoubles } from "./lib/body.js";
 import { runOpenLoop } from "./lib/open-loop.js";
+import type { LoadResult } from "./lib/load.js";
 import { histogramQuantile, metricValue, scrape } from "./lib/metrics.js";
 import { barChartSvg, markdownTable, runContext, writeReport } from "./lib/report.js";
 import { clusterCpuMs, cpuRate, CPU_PARTS, type CpuByPart } from "./lib/cluster-cpu.js";
@@ -29,6 +31,7 @@ const SECONDS = positiveEnv("BENCH_SECONDS", 10);
 const QUERY_RATE = positiveEnv("BENCH_QUERY_RATE", 500);
 const WRITE_RATE = positiveEnv("BENCH_WRITE_RATE", 100);
 const WORKERS = positiveEnv("BENCH_FRONTEND_WORKERS", 2);
+const ROUNDS = positiveEnv("BENCH_ROUNDS", 3);
 /** Model versions per application: 2,000 at 10,000 applications (two versions per model). */
 const VERSIONS_PER_APP = 0.2;
 /** Sequential probe writes per size for the apply delay and the CPU per change. */
@@ -38,7 +41,7 @@ const GROWTH_CONCURRENCY = 8;
 const POLICIES = [undefined, { name: "exp3" }, { name: "ensemble", threshold: 0.5 }, { name: "exp4" }];
 
 /** The BENCH_* settings of this run, as the command to repeat it sets them. */
-const ENV_SET = ["BENCH_SIZES", "BENCH_SECONDS", "BENCH_QUERY_RATE", "BENCH_WRITE_RATE", "BENCH_FRONTEND_WORKERS"]
+const ENV_SET = ["BENCH_SIZES", "BENCH_SECONDS", "BENCH_QUERY_RATE", "BENCH_WRITE_RATE", "BENCH_FRONTEND_WORKERS", "BENCH_ROUNDS"]
   .filter((name) => process.env[name] !== undefined).map((name) => `${name}=${process.env[name]} `).join("");
 
 const pad = (n: number, width = 5) => String(n).padStart(width, "0");
@@ -105,6 +108,8 @@ interface SizeResult {
   cpuP99Ms: number;
   queryP99: number;
   queryP99Writes: number;
+  /** Each round's query p99 with writes / without. */
+  roundRatios: number[];
   writeP50Load: number;
   writeP99Load: number;
   writesDone: number;
@@ -117,6 +122,26 @@ interface SizeResult {
   loopP99Quiet: number;
   loopP99Writes: number;
 }
+
+interface Phase {
+  load: LoadResult;
+  cpu: CpuByPart;
+  loopP99: number;
+}
+
+/** One load phase, with each process's CPU per second and the workers' event-loop delay p99 over it. */
+async function phase(cluster: BenchCluster, loopLag: () => Promise<number>, run: () => Promise<LoadResult>): Promise<Phase> {
+  await loopLag(); // resets the delay histogram (each scrape reads and resets it)
+  const before = await clusterCpuMs(cluster);
+  const started = performance.now();
+  const load = await run();
+  const cpu = cpuRate(before, await clusterCpuMs(cluster), (performance.now() - started) / 1000);
+  return { load, cpu, loopP99: await loopLag() };
+}
+
+const median = (values: number[]) => quantile(values, 0.5);
+const medianCpu = (phases: Phase[]) =>
+  Object.fromEntries(CPU_PARTS.map((part) => [part, median(phases.map((p) => p.cpu[part]))])) as CpuByPart;
 
 async function measureSize(cluster: BenchCluster, admin: Admin, probes: ProbeWriter, apps: number): Promise<SizeResult> {
   // Sequential probes: each write's latency, then the time until every frontend applied it.
@@ -134,35 +159,37 @@ async function measureSize(cluster: BenchCluster, admin: Admin, probes: ProbeWri
   const cpuMeanMs = (1000 * d("clipper_frontend_config_apply_cpu_seconds_sum")) / Math.max(1, d("clipper_frontend_config_apply_cpu_seconds_count"));
   const cpuP99Ms = 1000 * histogramQuantile(before, after, "clipper_frontend_config_apply_cpu_seconds", { kind: "delta" }, 0.99);
 
-  // Query p99 without, then with, admin writes at a steady rate (open loop: each write's latency
-  // counts from its scheduled time, so a store that falls behind shows).
+  // Query p99 without and with admin writes at a steady rate (open loop: each write's latency
+  // counts from its scheduled time, so a store that falls behind shows), in interleaved rounds so
+  // that what else the shared machine runs meanwhile falls on both alike; medians over the rounds.
   const load = { url: cluster.queryUrl, path: "/hot/predict", rate: QUERY_RATE, durationSec: SECONDS, body: distinctDoubles() };
   const loopLag = async () => 1000 * metricValue(await scrape(cluster.queryUrl), "nodejs_eventloop_lag_p99_seconds");
-  await loopLag(); // resets the delay histogram (each scrape reads and resets it)
-  const cpuBeforeQuiet = await clusterCpuMs(cluster);
-  const quiet = await runOpenLoop(load);
-  const cpuQuiet = cpuRate(cpuBeforeQuiet, await clusterCpuMs(cluster), SECONDS);
-  const loopP99Quiet = await loopLag();
   const underLoad: number[] = [];
   const errorsBefore = probes.errors;
-  const total = WRITE_RATE * SECONDS;
-  const cpuBeforeWrites = await clusterCpuMs(cluster);
-  const writer = writeAtRate(probes, WRITE_RATE, total, (ms) => underLoad.push(ms));
-  const busy = await runOpenLoop(load);
-  await writer;
-  const cpuWrites = cpuRate(cpuBeforeWrites, await clusterCpuMs(cluster), SECONDS);
-  const loopP99Writes = await loopLag();
+  const quiet: Phase[] = [];
+  const busy: Phase[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    quiet.push(await phase(cluster, loopLag, () => runOpenLoop(load)));
+    busy.push(await phase(cluster, loopLag, async () => {
+      const writer = writeAtRate(probes, WRITE_RATE, WRITE_RATE * SECONDS, (ms) => underLoad.push(ms));
+      const result = await runOpenLoop(load);
+      await writer;
+      return result;
+    }));
+  }
   const stateKb = Math.round((await admin.snapshotBytes()) / 1024);
   return {
     apps, versions: Math.ceil((apps * VERSIONS_PER_APP) / 2) * 2, stateKb,
     writeP50: quantile(writes, 0.5), writeP99: quantile(writes, 0.99),
     appliedP50: quantile(applied, 0.5), appliedP99: quantile(applied, 0.99),
     cpuMeanMs, cpuP99Ms,
-    queryP99: quiet.p99, queryP99Writes: busy.p99,
+    queryP99: median(quiet.map((p) => p.load.p99)), queryP99Writes: median(busy.map((p) => p.load.p99)),
+    roundRatios: quiet.map((q, i) => busy[i]!.load.p99 / Math.max(1, q.load.p99)),
     writeP50Load: quantile(underLoad, 0.5), writeP99Load: quantile(underLoad, 0.99), writesDone: underLoad.length,
     writeErrors: probes.errors - errorsBefore,
-    queryDefaults: quiet.defaults + busy.defaults + quiet.non2xx + busy.non2xx,
-    cpuQuiet, cpuWrites, loopP99Quiet, loopP99Writes,
+    queryDefaults: [...quiet, ...busy].reduce((sum, p) => sum + p.load.defaults + p.load.non2xx, 0),
+    cpuQuiet: medianCpu(quiet), cpuWrites: medianCpu(busy),
+    loopP99Quiet: median(quiet.map((p) => p.loopP99)), loopP99Writes: median(busy.map((p) => p.loopP99)),
   };
 }
 
@@ -207,16 +234,19 @@ writeReport("control-plane", [
   "- the frontend's CPU per applied delta: its `clipper_frontend_config_apply_cpu_seconds{kind=\"delta\"}` histogram",
   "  (process.cpuUsage around reading and applying one watch line), mean and p99 over the probes;",
   `- query p99 of a ${QUERY_RATE} req/s open-loop load on a 1 ms Python model for ${SECONDS} s, then again while probe writes run at`,
-  `  ${WRITE_RATE}/s (their latency under load in the last columns). Probe writes toggle the link of one of ${PROBE_APPS} probe applications.`,
+  `  ${WRITE_RATE}/s (their latency under load in the last columns), in ${ROUNDS} interleaved rounds: the p99 columns are the medians`,
+  "  of the rounds' p99s, the ratio is theirs, and each round's own ratio follows it. Probe writes toggle the link of one of",
+  `  ${PROBE_APPS} probe applications; the bench's writer is a node:http client on a keep-alive connection, asleep between writes.`,
   "",
   markdownTable([
     "apps", "versions", "state KB (snapshot)", "write p50 ms", "write p99 ms", "applied p50 ms", "applied p99 ms",
-    "apply CPU mean ms", "apply CPU p99 ms", "query p99 ms", `query p99 ms, ${WRITE_RATE} writes/s`, "ratio",
+    "apply CPU mean ms", "apply CPU p99 ms", "query p99 ms", `query p99 ms, ${WRITE_RATE} writes/s`, "ratio", "ratio per round",
     "write p50 ms (load)", "write p99 ms (load)", "writes acked", "write errors", "non-model answers",
   ], results.map((r) => [
     r.apps, r.versions, r.stateKb, r.writeP50, r.writeP99, r.appliedP50, r.appliedP99, r.cpuMeanMs, r.cpuP99Ms,
-    r.queryP99, r.queryP99Writes, (r.queryP99Writes / Math.max(1, r.queryP99)).toFixed(2), r.writeP50Load, r.writeP99Load,
-    `${r.writesDone} / ${WRITE_RATE * SECONDS}`, r.writeErrors, r.queryDefaults,
+    r.queryP99, r.queryP99Writes, (r.queryP99Writes / Math.max(1, r.queryP99)).toFixed(2),
+    r.roundRatios.map((ratio) => ratio.toFixed(2)).join(", "), r.writeP50Load, r.writeP99Load,
+    `${r.writesDone} / ${ROUNDS * WRITE_RATE * SECONDS}`, r.writeErrors, r.queryDefaults,
   ])),
   "",
   `Targets (issue 16) at ${last.apps} applications:`,

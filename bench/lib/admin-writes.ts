@@ -125,7 +125,8 @@ export async function writeAtRate(probes: ProbeWriter, rate: number, total: numb
       const scheduled = start + (issued * 1000) / rate;
       pending.push(probes.write().then((w) => w && acked(performance.now() - scheduled)));
     }
-    await new Promise((r) => setTimeout(r, 2));
+    // Asleep until the next write is due: the writer shares the cores with what it measures.
+    if (issued < total) await new Promise((r) => setTimeout(r, Math.max(1, start + (issued * 1000) / rate - performance.now())));
   }
   await Promise.all(pending);
 }
