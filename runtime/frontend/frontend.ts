@@ -219,7 +219,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
       const change = config.apply(delta);
       applyConfig(change, removedByDelta(change));
     },
-    onApplied: () => reporter.reportNow(),
+    onApplied: () => reporter.appliedChanged(),
     observeApply: (kind, cpuSeconds, revision) => metrics.configApplied(kind, cpuSeconds, revision),
   });
 
