@@ -77,17 +77,22 @@ export class QueryLogShipper {
     const dropped = [...this.unreported].map(([app, count]) => ({ app, count }));
     const header = { frontend_id: this.options.frontendId, ...(chunk ? { app: chunk.app } : {}), dropped };
     const head = Buffer.from(JSON.stringify(header) + "\n");
+    // The chunk's bytes go as they are, after the header: no copy of half a MiB per report.
     const outcome = await postToManagement(
-      this.options, REPORT_QUERY_LOG_PATH, chunk ? Buffer.concat([head, chunk.bytes]) : head, 10_000, "query log report", false,
+      this.options, REPORT_QUERY_LOG_PATH, chunk ? [head, chunk.bytes] : head, 10_000, "query log report", false,
       QUERY_LOG_REPORT_CONTENT_TYPE,
     );
     if (outcome !== "accepted") {
+      // Not recycled: a request that failed may still have its bytes queued on a closing socket.
       if (chunk) this.options.recorder.lost(chunk);
       this.collectDrops();
       return false;
     }
     this.forgetReported(dropped);
-    if (chunk) this.recordedCounter.inc({ app: chunk.app }, chunk.records);
+    if (chunk) {
+      this.recordedCounter.inc({ app: chunk.app }, chunk.records);
+      this.options.recorder.recycle(chunk);
+    }
     return true;
   }
 
