@@ -4,7 +4,8 @@
  * whether to record it and, if so, writes the record — one line of JSON — into a bounded buffer:
  * no promise, no I/O on the query path. Feedback that names a query id is buffered the same way.
  * `take` hands the shipper (query-log-shipper.ts) the oldest chunk, one report's worth of one
- * application's records; a full buffer drops new records and counts them per application.
+ * application's records, and `recycle` takes its storage back once sent; a full buffer drops new
+ * records and counts them per application.
  *
  * Records are written as UTF-8 into per-application byte chunks where they are made, so that the
  * report's body is the chunk as it is: the line's string dies young, no string outlives the query
@@ -28,8 +29,11 @@ export const DEFAULT_BUFFER_BYTES = 16 * 1024 * 1024;
 const FIRST_CHUNK_BYTES = 16 * 1024;
 /** Lines longer than this (UTF-16 units) are measured exactly before they are written, shorter ones by their bound. */
 const MEASURED_LINE = 4096;
-/** Delivered chunks' storage kept for new chunks: a busy application fills a few per second. */
-const SPARE_STORAGE = 4;
+/**
+ * Delivered chunks' storage kept for new chunks (6 MiB at most): 22,000 records a second fill about
+ * ten, all sent on one tick, so fewer spares would leave the next second's chunks to fresh memory.
+ */
+const SPARE_STORAGE = 12;
 
 /** `too_large`: a record longer than the daemon takes (MAX_LINE_BYTES). */
 export type DropReason = "buffer_full" | "undelivered" | "too_large";

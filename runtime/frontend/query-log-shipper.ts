@@ -1,7 +1,8 @@
 /**
  * Sends the query log recorder's buffer (query-log-recorder.ts) to the management daemon every
  * interval, one report per chunk (at most MAX_RECORDS_PER_REPORT records and about MAX_REPORT_BYTES
- * of one application): a header line, then the chunk's bytes as they are. Authenticated as the
+ * of one application): a header line, then the chunk's bytes as they are, whose storage goes back to
+ * the recorder once the daemon took them. Authenticated as the
  * live stats report is (management-post.ts). One report is in flight at a
  * time; records the daemon did not take are counted as dropped (`undelivered`) rather than kept,
  * so that a daemon away for a while costs the log those records, never the frontend's memory.
