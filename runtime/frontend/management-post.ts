@@ -59,7 +59,8 @@ function post(url: URL, headers: Record<string, string>, parts: ReadonlyArray<st
   const https = url.protocol === "https:";
   return new Promise((resolve, reject) => {
     const req = (https ? httpsRequest : httpRequest)(url, { method: "POST", headers, agent: https ? agents.https : agents.http });
-    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    // Unref'd like fetch's AbortSignal.timeout: the socket, not this timer, keeps a process up while a report is out.
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref();
     let finished = false;
     let answer: { status: number; text: string } | undefined;
     const settle = () => {
