@@ -7,6 +7,7 @@ import { INVALID_NAME_REFUSAL, REFUSAL_HEADER } from "../runtime/shared/names.js
 import type { WrittenRevision } from "./revision-wait.js";
 import {
   APPLIED_REVISIONS_PATH, AppliedRevisionsSchema, DAEMON_INSTANCE_HEADER, REVISION_HEADER, type AppliedRevisions,
+  WRITE_OUTCOME_HEADER, WRITE_OUTCOME_UNKNOWN,
 } from "../runtime/shared/state.js";
 
 /** An admin write's answer: Clipper's text, and the revision it produced where the daemon says so. */
@@ -154,10 +155,17 @@ export class AdminClient {
     } catch (err) {
       throw this.unreachable(err);
     }
-    if (!res.ok) {
-      const badName = res.headers.get(REFUSAL_HEADER) === INVALID_NAME_REFUSAL;
-      throw new AdminApiError(res.status, res.text.trim() || `HTTP ${res.status}`, badName ? "USAGE" : "ADMIN_REJECTED");
-    }
+    if (!res.ok) throw refusal(res);
     return res;
   }
+}
+
+/** The error for a non-2xx answer: a refused name is a usage error; a write of unknown outcome says so, never "refused". */
+function refusal(res: FetchedText): AdminApiError {
+  const message = res.text.trim() || `HTTP ${res.status}`;
+  if (res.headers.get(WRITE_OUTCOME_HEADER) === WRITE_OUTCOME_UNKNOWN) {
+    return new AdminApiError(res.status, message, "WRITE_OUTCOME_UNKNOWN",
+      "do not retry blindly: restart the management daemon, then check whether the change is there (e.g. `clipper status`)");
+  }
+  return new AdminApiError(res.status, message, res.headers.get(REFUSAL_HEADER) === INVALID_NAME_REFUSAL ? "USAGE" : "ADMIN_REJECTED");
 }

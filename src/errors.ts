@@ -14,6 +14,10 @@ export const ERROR_CODES = {
   BUILD_FAILED: { exitCode: 8, summary: "building or pushing a model or runtime image failed" },
   PREDICT_FAILED: { exitCode: 9, summary: "a predict function run here (test-predict, save-function) failed or could not be loaded" },
   ROLLED_BACK: { exitCode: 10, summary: "a gated rollout the CLI followed rolled back (a gate failed, it was aborted, or its versions changed)" },
+  WRITE_OUTCOME_UNKNOWN: {
+    exitCode: 11,
+    summary: "the management daemon's disk failed mid-write: the change may or may not have been applied; restart the daemon, then read the state before retrying",
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -34,8 +38,8 @@ export class ClipperError extends Error {
  * as when the CLI refuses the name itself; anything else it refuses is ADMIN_REJECTED.
  */
 export class AdminApiError extends ClipperError {
-  constructor(readonly status: number, message: string, code: "ADMIN_REJECTED" | "USAGE" = "ADMIN_REJECTED") {
-    super(code, message);
+  constructor(readonly status: number, message: string, code: "ADMIN_REJECTED" | "USAGE" | "WRITE_OUTCOME_UNKNOWN" = "ADMIN_REJECTED", hint?: string) {
+    super(code, message, hint);
   }
 }
 

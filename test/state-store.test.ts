@@ -9,6 +9,10 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { beforeAll, describe, expect, it } from "vitest";
 import { startManagementServer } from "../runtime/management/server.js";
+import { AdminClient } from "../src/admin-client.js";
+import { errorJson } from "../src/cli/error-json.js";
+import { AdminApiError } from "../src/errors.js";
+import { faultyJournalFs } from "./support/faulty-journal.js";
 import {
   BAD_PREFIX, GENERATION_PREFIX, STATE_FILE, StateStore,
 } from "../runtime/management/store.js";
@@ -76,5 +80,35 @@ describe("the daemon process on a state it cannot load", () => {
     expect(result.code).toBe(1);
     expect(result.stderr + result.stdout).toMatch(/models\.m\.current_version: version '2' does not exist/);
     expect(await readdir(dir)).toEqual([STATE_FILE]);
+  });
+});
+
+describe("a write whose outcome the disk leaves unknown, through the admin API and its client", () => {
+  it("is answered as such (never 'not applied'); later writes get 503 until the restart, which shows what the disk holds", async () => {
+    const dir = await tempDir();
+    const journal = faultyJournalFs();
+    const server = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir: dir, logger: pino({ level: "silent" }), openJournal: journal.openJournal });
+    const client = new AdminClient({ managementUrl: server.url });
+    const app = (name: string) => ({ name, input_type: "doubles", default_output: "-1", latency_slo_micros: 100_000 });
+    try {
+      journal.fail("datasync");
+      journal.fail("truncate");
+      const unknown = await client.postWrite("/admin/add_app", app("maybe")).catch((err: unknown) => err);
+      expect(unknown).toBeInstanceOf(AdminApiError);
+      expect(unknown).toMatchObject({ status: 500, code: "WRITE_OUTCOME_UNKNOWN", exitCode: 11, hint: expect.stringMatching(/restart the management daemon/) });
+      expect(JSON.parse(errorJson(unknown))).toMatchObject({ code: "WRITE_OUTCOME_UNKNOWN", error: expect.stringMatching(/^The change may or may not have been applied: /) });
+      const refused = await client.postWrite("/admin/add_app", app("after")).catch((err: unknown) => err);
+      expect(refused).toMatchObject({ status: 503, code: "ADMIN_REJECTED", message: expect.stringMatching(/^The change was not applied: writes are refused: .*restart the daemon/) });
+    } finally {
+      await server.close();
+    }
+    // The line reached the file before its fsync failed: this disk kept it, and the restart shows it.
+    const restarted = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir: dir, logger: pino({ level: "silent" }) });
+    try {
+      const apps = await new AdminClient({ managementUrl: restarted.url }).postJson<Array<{ name: string }>>("/admin/get_all_applications", { verbose: true });
+      expect(apps.map((a) => a.name)).toEqual(["maybe"]);
+    } finally {
+      await restarted.close();
+    }
   });
 });

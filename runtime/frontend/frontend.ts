@@ -126,7 +126,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
     batchCaps: () => dispatcher.batchCaps(),
   }, names);
   dispatcher.setObserver(metrics);
-  const shadowRecorder = new ShadowRecorder(metrics.registry);
+  const shadowRecorder = new ShadowRecorder(metrics.registry, names);
   const live = new LiveStatsCollector({
     shadows: () => shadowRecorder.take(),
     versions: () => dispatcher.liveVersions(),
@@ -187,7 +187,7 @@ export async function startQueryFrontend(options: QueryFrontendOptions): Promise
   // Sampled queries and feedback for the daemon's query log (docs/rollouts.md#query-log).
   const queryLog = new QueryLogRecorder({ frontendId });
   const queryLogShipper = new QueryLogShipper({
-    managementUrl: options.managementUrl, token: options.token, log, frontendId, recorder: queryLog, registry: metrics.registry,
+    managementUrl: options.managementUrl, token: options.token, log, frontendId, recorder: queryLog, registry: metrics.registry, names,
     intervalMs: options.queryLogFlushMs,
   });
   const reporter = new ReplicaReporter({

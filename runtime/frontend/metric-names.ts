@@ -108,6 +108,11 @@ export class MetricNames {
     return this.modelKnown(name) ? name : UNREGISTERED;
   }
 
+  /** The `model` and `version` labels of a version: both UNREGISTERED unless the configuration holds it. */
+  versionLabels(model: string, version: string): { model: string; version: string } {
+    return this.versionKnown(model, version) ? { model, version } : { model: UNREGISTERED, version: UNREGISTERED };
+  }
+
   /**
    * Whether a series may stay: its `app` is registered, and its `model` is a registered version
    * key, or with a `version` label a registered version, or else a registered model name.
@@ -130,17 +135,33 @@ interface Sweepable {
 }
 
 /**
- * A registry whose every read (a scrape, the --workers primary's collect) first removes the series
- * whose names are not registered now: a series minted by work that finished after its name was
- * deleted never reaches a scrape. `sweep()` also runs when names are deleted (FrontendMetrics.forget),
- * so memory stays bounded where nothing scrapes.
+ * A registry that drops the series of deleted names. Reading every series costs a scrape about as
+ * much as the scrape itself at thousands of names, so it sweeps only when names were deleted since
+ * the last sweep (`namesRemoved`, from FrontendMetrics.forget): a read (a scrape, the --workers
+ * primary's collect) sweeps first then, and the frontend also sweeps soon after a deletion, so
+ * memory stays bounded where nothing scrapes.
+ *
+ * What keeps that enough: no series is minted for a name the configuration does not hold at the
+ * moment it is minted. Every observation takes its label values from MetricNames then (work that
+ * finishes after its name was deleted, such as an in-flight batch or shadow copy or a query log
+ * report, counts under UNREGISTERED), so a deleted name's series exist only from before its
+ * deletion, and the sweep that deletion asked for removes them.
  */
 export class SweepingRegistry extends Registry {
-  constructor(private readonly names: MetricNames) {
+  /** Names were deleted since the last sweep began. */
+  private sweepNeeded = false;
+
+  constructor(readonly names: MetricNames) {
     super();
   }
 
+  /** Names were deleted: the next read sweeps (a sweep started before this one does not count). */
+  namesRemoved(): void {
+    this.sweepNeeded = true;
+  }
+
   async sweep(): Promise<void> {
+    this.sweepNeeded = false;
     for (const metric of this.getMetricsAsArray() as unknown as Sweepable[]) {
       // Node's process series carry no names; only ours do.
       if (!metric.name.startsWith("clipper_") || typeof metric.remove !== "function") continue;
@@ -154,12 +175,12 @@ export class SweepingRegistry extends Registry {
   }
 
   override async metrics(): Promise<string> {
-    await this.sweep();
+    if (this.sweepNeeded) await this.sweep();
     return super.metrics();
   }
 
   override async getMetricsAsJSON(): ReturnType<Registry["getMetricsAsJSON"]> {
-    await this.sweep();
+    if (this.sweepNeeded) await this.sweep();
     return super.getMetricsAsJSON();
   }
 }

@@ -5,7 +5,7 @@ import type { PolicyMetrics } from "./policies/policy.js";
 import type { LiveStatsSink } from "./live-stats-collector.js";
 import { DeferredCounter } from "./deferred-counter.js";
 import { DeferredHistogram } from "./deferred-histogram.js";
-import { MetricNames, type RemovedNames, SweepingRegistry, UNREGISTERED } from "./metric-names.js";
+import { MetricNames, type RemovedNames, SweepingRegistry } from "./metric-names.js";
 
 /**
  * `overloaded`: shed at admission, the query could not be answered within the SLO (admission.ts).
@@ -203,9 +203,7 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
   }
 
   canaryQuery(app: string, model: string, version: string, outcome: "output" | "default", seconds: number): void {
-    const labels = this.names.versionKnown(model, version)
-      ? { app: this.names.app(app), model, version }
-      : { app: this.names.app(app), model: UNREGISTERED, version: UNREGISTERED };
+    const labels = { app: this.names.app(app), ...this.names.versionLabels(model, version) };
     this.policyMetrics?.canary.inc({ ...labels, outcome });
     this.policyMetrics?.canaryLatency.observe(labels, seconds);
   }
@@ -216,9 +214,10 @@ export class FrontendMetrics implements DispatchObserver, PolicyMetrics {
    * one's duration after it, and the deletions meanwhile share it (a delete storm at thousands of
    * applications must not cost a full sweep per change). The frontend calls it with what a
    * configuration change removed (removedNames in metric-names.ts); the promise settles once the
-   * sweep ran. Until then a scrape's own sweep hides them.
+   * sweep ran. Until then a scrape's own sweep hides them (namesRemoved).
    */
   forget(removed: RemovedNames): Promise<void> {
+    this.registry.namesRemoved();
     for (const app of removed.apps) {
       this.perApp.delete(app);
       this.requests.forget(app);

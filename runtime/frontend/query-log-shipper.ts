@@ -11,6 +11,7 @@
 import { Counter, type Registry } from "prom-client";
 import { QUERY_LOG_REPORT_CONTENT_TYPE, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
 import { postToManagement, type ManagementTarget } from "./management-post.js";
+import { MetricNames } from "./metric-names.js";
 import type { QueryLogRecorder, RecordChunk } from "./query-log-recorder.js";
 
 export const DEFAULT_QUERY_LOG_FLUSH_MS = 1_000;
@@ -21,6 +22,8 @@ export interface QueryLogShipperOptions extends ManagementTarget {
   frontendId: string;
   recorder: QueryLogRecorder;
   registry: Registry;
+  /** A report delivered after its application was deleted counts under UNREGISTERED (metric-names.ts). */
+  names?: MetricNames;
   intervalMs?: number;
 }
 
@@ -31,8 +34,10 @@ export class QueryLogShipper {
   private unreported = new Map<string, number>();
   private readonly droppedCounter: Counter<"app" | "reason">;
   private readonly recordedCounter: Counter<"app">;
+  private readonly names: MetricNames;
 
   constructor(private readonly options: QueryLogShipperOptions) {
+    this.names = options.names ?? MetricNames.any();
     const registers = [options.registry];
     this.droppedCounter = new Counter({
       name: "clipper_query_log_dropped_total",
@@ -91,7 +96,7 @@ export class QueryLogShipper {
     }
     this.forgetReported(dropped);
     if (chunk) {
-      this.recordedCounter.inc({ app: chunk.app }, chunk.records);
+      this.recordedCounter.inc({ app: this.names.app(chunk.app) }, chunk.records);
       this.options.recorder.recycle(chunk);
     }
     return true;
@@ -110,7 +115,7 @@ export class QueryLogShipper {
   private collectDrops(): void {
     for (const [app, reasons] of this.options.recorder.takeDropped()) {
       for (const [reason, count] of reasons) {
-        this.droppedCounter.inc({ app, reason }, count);
+        this.droppedCounter.inc({ app: this.names.app(app), reason }, count);
         this.unreported.set(app, (this.unreported.get(app) ?? 0) + count);
       }
     }

@@ -8,6 +8,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import {
   emptyCounts, emptyHistogram, latencyBucket, type ShadowCounts, type ShadowOutcome, type ShadowSample,
 } from "../shared/shadow.js";
+import { MetricNames } from "./metric-names.js";
 import { LATENCY_BUCKETS } from "./metrics.js";
 import type { ModelRef } from "./model-caller.js";
 import type { ShadowSink } from "./shadow-mirror.js";
@@ -25,7 +26,11 @@ export class ShadowRecorder implements ShadowSink {
   private readonly queries: Counter<"model" | "version" | "outcome">;
   private readonly latency: Histogram<"model" | "version" | "role">;
 
-  constructor(registry: Registry) {
+  constructor(
+    registry: Registry,
+    /** A copy answering after its version was deleted counts under UNREGISTERED (metric-names.ts). */
+    private readonly names: MetricNames = MetricNames.any(),
+  ) {
     // Both sum across --workers N (the default aggregator): each worker mirrors its own queries.
     const registers = [registry];
     this.queries = new Counter({
@@ -41,7 +46,8 @@ export class ShadowRecorder implements ShadowSink {
   }
 
   record(shadow: ModelRef, sinceRevision: number, outcome: ShadowOutcome, latency?: { shadowMs: number; liveMs: number }): void {
-    this.queries.inc({ model: shadow.name, version: shadow.version, outcome });
+    const labels = this.names.versionLabels(shadow.name, shadow.version);
+    this.queries.inc({ ...labels, outcome });
     // Names have no NUL: the key cannot be confused between two models or versions.
     const key = `${shadow.name}\0${shadow.version}\0${sinceRevision}`;
     let w = this.windows.get(key);
@@ -53,8 +59,8 @@ export class ShadowRecorder implements ShadowSink {
     if (!latency) return;
     w.shadowLatency[latencyBucket(latency.shadowMs)]!++;
     w.liveLatency[latencyBucket(latency.liveMs)]!++;
-    this.latency.observe({ model: shadow.name, version: shadow.version, role: "shadow" }, latency.shadowMs / 1000);
-    this.latency.observe({ model: shadow.name, version: shadow.version, role: "live" }, latency.liveMs / 1000);
+    this.latency.observe({ ...labels, role: "shadow" }, latency.shadowMs / 1000);
+    this.latency.observe({ ...labels, role: "live" }, latency.liveMs / 1000);
   }
 
   /** Closes the interval: what it saw, per shadow setting, and starts the next. */

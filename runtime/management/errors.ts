@@ -12,7 +12,8 @@ export type AdminErrorCode =
   | "method_not_allowed"
   | "payload_too_large"
   | "unsupported_media_type"
-  | "internal";
+  | "internal"
+  | "service_unavailable";
 
 /** HTTP status of each code: the status whose reason phrase the code names (a test checks that). */
 export const ADMIN_ERROR_STATUS: Record<AdminErrorCode, number> = {
@@ -24,6 +25,7 @@ export const ADMIN_ERROR_STATUS: Record<AdminErrorCode, number> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   internal: 500,
+  service_unavailable: 503,
 };
 
 export class AdminError extends Error {

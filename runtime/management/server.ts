@@ -7,7 +7,7 @@
 import { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
-import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH } from "../shared/state.js";
+import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH, WRITE_OUTCOME_HEADER, WRITE_OUTCOME_UNKNOWN } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
 import { createGuardedServer } from "../shared/http-guard.js";
 import { defaultMaxConnections } from "../shared/connection-limit.js";
@@ -30,11 +30,13 @@ import {
   AUTOSCALER_EVENTS_PATH, AutoscaleLoopEventSchema, type AutoscaleEventInput, COMPLETE_SCALE_REQUEST_PATH, RECORD_AUTOSCALER_EVENT_PATH,
   SCALE_REQUESTS_PATH, SET_NUM_REPLICAS_PATH,
 } from "../shared/autoscaling.js";
+import { Gauge } from "prom-client";
 import { AutoscalerMetrics } from "./autoscaler-metrics.js";
 import { ScaleRequests } from "./scale-requests.js";
 import { AutoscaleEventLog } from "../autoscaler/event-log.js";
 import { ReplicaRegistry } from "./replicas.js";
-import { StateInvalidError, StatePersistError, StateStore } from "./store.js";
+import type { OpenJournalHandle } from "./state-journal.js";
+import { StateInvalidError, StateOutcomeUnknownError, StatePersistError, StateStore, StateWritesHaltedError } from "./store.js";
 import { WatchHub } from "./watch.js";
 import { LIVE_STATS_PATH, LIVE_STATS_REPORT_TEXT, LiveStatsReportSchema, REPORT_LIVE_STATS_PATH } from "../shared/live-stats.js";
 import { LiveStatsStore } from "./live-stats-store.js";
@@ -78,6 +80,8 @@ export interface ManagementServerOptions {
   now?: () => number;
   /** How often running rollouts are looked at (ms; default ROLLOUT_TICK_MS). */
   rolloutTickMs?: number;
+  /** Opens the state journal's file (default: node:fs; tests inject one that fails on cue). */
+  openJournal?: OpenJournalHandle;
 }
 
 export interface ManagementServer {
@@ -174,6 +178,12 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const queryLogDropped = new Map<string, number>();
   /** Frontends report several times a second at 100% sampling, each report about MAX_REPORT_BYTES: read into reused storage. */
   const reportBuffers = new BodyBuffers(Math.min(maxBodyBytes, 2 * MAX_REPORT_BYTES));
+  // An export that outlives its client holds a segment's lines in memory: this shows one that never ends.
+  let queryLogExportsOpen = 0;
+  new Gauge({
+    name: "clipper_query_log_exports_open", help: "Query log exports being sent (one whose client went away ends at once)",
+    registers: [autoscalerMetrics.registry], collect() { this.set(queryLogExportsOpen); },
+  });
 
   /**
    * Appends a frontend's batch to its application's log if that application logs when the
@@ -217,12 +227,17 @@ export async function startManagementServer(options: ManagementServerOptions): P
     const { app_name } = parseBody(body, APP_NAME_BODY);
     requireApp(state, app_name);
     res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-    for await (const query of queryLogs.exportQueries(app_name)) {
-      if (res.destroyed) return;
-      // A client that stops reading early (replay --limit) closes the connection: no "drain" follows, so "close" ends the wait too.
-      if (!res.write(JSON.stringify(query) + "\n")) await drainedOrClosed(res);
+    queryLogExportsOpen++;
+    try {
+      for await (const query of queryLogs.exportQueries(app_name)) {
+        if (res.destroyed) return;
+        // A client that stops reading early (replay --limit) closes the connection: no "drain" follows, so "close" ends the wait too.
+        if (!res.write(JSON.stringify(query) + "\n")) await drainedOrClosed(res);
+      }
+      res.end();
+    } finally {
+      queryLogExportsOpen--;
     }
-    res.end();
   }
 
   function drainedOrClosed(res: ServerResponse): Promise<void> {
@@ -372,7 +387,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
 
   let store: StateStore;
   try {
-    store = await StateStore.open(options.stateDir);
+    store = await StateStore.open(options.stateDir, { openJournal: options.openJournal });
   } catch (err) {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
@@ -470,9 +485,12 @@ function toAdminError(err: unknown): AdminError {
   }
   if (err instanceof BodyNotUtf8Error) return badRequest("Request body is not valid UTF-8");
   if (err instanceof StateInvalidError) return badRequest(`The change was refused: ${err.message}`);
+  if (err instanceof StateWritesHaltedError) return new AdminError("service_unavailable", `The change was not applied: ${err.message}`);
   if (err instanceof StatePersistError) {
     return new AdminError("internal", `The change was not applied: ${err.message}`);
   }
+  // Never "not applied": the next start may find it on disk (state-journal.ts). The header lets clients tell.
+  if (err instanceof StateOutcomeUnknownError) return new AdminError("internal", err.message, { [WRITE_OUTCOME_HEADER]: WRITE_OUTCOME_UNKNOWN });
   return new AdminError("internal", `Internal error: ${(err as Error)?.message ?? String(err)}`);
 }
 

@@ -38,20 +38,52 @@ export function parseJournalLine(line: string): StateDelta {
   return parseStateDelta(json);
 }
 
-/** The journal file, open for appending. */
+/** What the journal needs of its open file (a FileHandle; tests pass one that fails on cue). */
+export type JournalHandle = Pick<FileHandle, "appendFile" | "datasync" | "truncate" | "sync" | "stat" | "close">;
+
+/** Opens the journal's file for appending. */
+export type OpenJournalHandle = (path: string) => Promise<JournalHandle>;
+
+const openForAppend: OpenJournalHandle = (path) => open(path, "a", 0o600);
+
+/**
+ * An append failed and could not be taken back: the file may or may not hold the lines, durably or
+ * not, so the next start may or may not replay them. Nothing can tell which until then.
+ */
+export class JournalOutcomeUnknownError extends Error {
+  override name = "JournalOutcomeUnknownError";
+}
+
+/** The journal refuses appends since an earlier one's outcome became unknown (nothing was written). */
+export class JournalHaltedError extends Error {
+  override name = "JournalHaltedError";
+}
+
+/**
+ * The journal file, open for appending.
+ *
+ * The rule when an append fails: it is cut back (truncate, fsync) to where it was, and only when
+ * that succeeds is the write reported as not applied. When the cut-back fails too, the file's
+ * durable content is unknown (after a failed fsync the kernel may have written the line, dropped it,
+ * or marked the pages clean: PostgreSQL's "fsyncgate"), so the write is reported as of unknown
+ * outcome, never as not applied, and every later append is refused until the daemon restarts and
+ * loads what the disk holds: appending after a line that may or may not be there would build on
+ * state nobody can name. A durable "refused" marker cannot do better: it would be written to the
+ * disk that just failed.
+ */
 export class JournalFile {
   /** Set when a failed append could not be taken back: the file may hold a line that was never acknowledged. */
-  private broken: Error | undefined;
+  private halted: JournalHaltedError | undefined;
 
   private constructor(
     readonly path: string,
-    private readonly handle: FileHandle,
+    private readonly handle: JournalHandle,
     private size: number,
   ) {}
 
   /** Opens the journal (creating it empty, durably, when there is none). */
-  static async open(path: string): Promise<JournalFile> {
-    const handle = await open(path, "a", 0o600);
+  static async open(path: string, openHandle: OpenJournalHandle = openForAppend): Promise<JournalFile> {
+    const handle = await openHandle(path);
     const { size } = await handle.stat();
     if (size === 0) {
       await handle.sync();
@@ -65,33 +97,46 @@ export class JournalFile {
   }
 
   /**
-   * Appends lines and waits until they are on disk. On failure the file is cut back to where it was,
-   * so a write that was refused never comes back at the next start; when even that fails, every
-   * later append fails too (the daemon must be restarted, and will load what the disk holds).
+   * Appends lines and waits until they are on disk. Throws the failure as it came when the file is
+   * as before, JournalOutcomeUnknownError when it failed and the file could not be put back
+   * (and from then on JournalHaltedError: see the class comment).
    */
   async append(text: string): Promise<void> {
-    if (this.broken) throw this.broken;
+    if (this.halted) throw this.halted;
     const before = this.size;
     try {
       await this.handle.appendFile(text, "utf8");
       await this.handle.datasync();
     } catch (err) {
+      const reason = (err as Error).message;
       try {
         await this.handle.truncate(before);
         await this.handle.sync();
       } catch (undo) {
-        this.broken = new Error(`the journal ${this.path} may hold a refused write (${(undo as Error).message}); restart the daemon`);
+        const why = `${reason}, and it could not be taken back: ${(undo as Error).message}`;
+        this.halted = new JournalHaltedError(`an earlier write to ${this.path} may or may not have been saved (${why}); restart the daemon`);
+        throw new JournalOutcomeUnknownError(why);
       }
-      throw err;
+      throw err; // taken back: the file is durably as before, the write was not applied
     }
     this.size += Buffer.byteLength(text);
   }
 
   /** Empties the journal once a snapshot holds everything in it. */
   async restart(): Promise<void> {
-    if (this.broken) throw this.broken;
-    await this.handle.truncate(0);
-    await this.handle.sync();
+    if (this.halted) throw this.halted;
+    try {
+      await this.handle.truncate(0);
+      await this.handle.sync();
+    } catch (err) {
+      // Whatever is left is in the snapshot (a start skips it), but a failed append must know where to cut back to.
+      try {
+        this.size = (await this.handle.stat()).size;
+      } catch (lost) {
+        this.halted = new JournalHaltedError(`the end of ${this.path} is unknown (${(lost as Error).message}); restart the daemon`);
+      }
+      throw err;
+    }
     this.size = 0;
   }
 

@@ -40,7 +40,10 @@ import { type ClusterState, ClusterStateSchema, emptyState, STATE_ENTRY_SCHEMAS 
 import { applyStateDelta, diffStates, KEYED_FIELDS, type StateChange, type StateDelta } from "../shared/state-delta.js";
 import { changeViolations, describeViolation, repairLegacyState, stateViolations } from "../shared/state-invariants.js";
 import { LinkIndex } from "../shared/link-index.js";
-import { JOURNAL_BAD_PREFIX, JOURNAL_FILE, JournalFile, journalLine, parseJournalLine, splitJournal, syncDirectory } from "./state-journal.js";
+import {
+  JOURNAL_BAD_PREFIX, JOURNAL_FILE, JournalFile, JournalHaltedError, journalLine, JournalOutcomeUnknownError, type OpenJournalHandle,
+  parseJournalLine, splitJournal, syncDirectory,
+} from "./state-journal.js";
 
 export { JOURNAL_BAD_PREFIX, JOURNAL_FILE } from "./state-journal.js";
 export const STATE_FILE = "state.json";
@@ -62,6 +65,20 @@ export class StateFileError extends Error {
 /** Writing the state to disk failed; the change was not applied. */
 export class StatePersistError extends Error {
   override name = "StatePersistError";
+}
+
+/** The store refuses writes until the daemon restarts, since an earlier write's outcome became unknown; this one was not applied. */
+export class StateWritesHaltedError extends StatePersistError {
+  override name = "StateWritesHaltedError";
+}
+
+/**
+ * Writing the change to disk failed in a way that leaves the disk's content unknown (state-journal.ts
+ * explains the rule): the change may have been applied, and will be if the next start finds it on
+ * disk. The running daemon does not show it and refuses every later write until it is restarted.
+ */
+export class StateOutcomeUnknownError extends Error {
+  override name = "StateOutcomeUnknownError";
 }
 
 /** A change would have produced a state that breaks the schema or an invariant; it was not applied. */
@@ -107,6 +124,8 @@ export interface StateStoreOptions {
   snapshotAfterChanges?: number;
   /** Journal bytes after which likewise (default: the larger of 1 MiB and the last state.json's size). */
   snapshotAfterBytes?: number;
+  /** Opens the journal's file (default: node:fs; tests inject one that fails on cue). */
+  openJournal?: OpenJournalHandle;
 }
 
 interface Queued {
@@ -216,7 +235,7 @@ export class StateStore {
         await rename(journalPath, recovery.journalMovedTo);
       }
     }
-    store.journal = await JournalFile.open(journalPath);
+    store.journal = await JournalFile.open(journalPath, options.openJournal);
     // Folded into state.json at once: the next start replays nothing and needs no recovery.
     if (recovery || replay.applied > 0 || !loaded.ok) await store.writeSnapshot();
     if (store.journal.bytes > 0) await store.journal.restart();
@@ -319,8 +338,9 @@ export class StateStore {
       try {
         await this.journal.append(deltas.map(journalLine).join(""));
       } catch (err) {
-        const failure = new StatePersistError(`could not save the change to ${this.journal.path}: ${(err as Error).message}`);
-        // An answer computed on a change that did not reach the disk is no answer either.
+        const failure = this.appendFailure(err);
+        // An answer computed on a change that did not reach the disk is no answer either: every write
+        // that shared the failed append gets the same answer, whichever of them it was.
         for (const p of prepared) {
           if (p.afterChange) p.item.reject(failure);
           else p.item.resolve({ result: p.result, revision: this.current.revision });
@@ -344,6 +364,17 @@ export class StateStore {
       }
       p.item.resolve({ result: p.result, revision: p.delta?.revision ?? this.current.revision });
     }
+  }
+
+  /** What a failed append means for the writes in it (state-journal.ts: not applied, halted, or unknown). */
+  private appendFailure(err: unknown): Error {
+    const message = (err as Error).message;
+    if (err instanceof JournalOutcomeUnknownError) {
+      return new StateOutcomeUnknownError(`The change may or may not have been applied: saving it to ${this.journal.path} failed (${message}). ` +
+        "The daemon refuses writes until it is restarted; after the restart, read the state to see whether the change is there");
+    }
+    if (err instanceof JournalHaltedError) return new StateWritesHaltedError(`writes are refused: ${message}`);
+    return new StatePersistError(`could not save the change to ${this.journal.path}: ${message}`);
   }
 
   private snapshotAfterBytes(): number {

@@ -205,6 +205,9 @@ export const APPLIED_REVISIONS_PATH = "/admin/get_applied_revisions";
 /** Response headers of every admin write: the revision it produced, and the daemon instance that numbered it. */
 export const REVISION_HEADER = "x-clipper-revision";
 export const DAEMON_INSTANCE_HEADER = "x-clipper-daemon";
+/** Set to WRITE_OUTCOME_UNKNOWN on an error answer to a write that may nevertheless have been applied (the disk failed mid-write). */
+export const WRITE_OUTCOME_HEADER = "x-clipper-write-outcome";
+export const WRITE_OUTCOME_UNKNOWN = "unknown";
 export const SET_APP_POLICY_PATH = "/admin/set_app_policy";
 export const UPDATE_POLICY_STATE_PATH = "/admin/update_policy_state";
 export const GET_POLICY_STATE_PATH = "/admin/get_policy_state";

@@ -1,15 +1,21 @@
 /**
  * Label values only from registered names (runtime/frontend/metric-names.ts), without a frontend:
- * FrontendMetrics and CacheMetrics on a configuration the test edits, read back through their
+ * FrontendMetrics, CacheMetrics, ShadowRecorder and the OIP handler on a configuration the test edits, read back through their
  * registry as a scrape and as a --frontend-workers collect. The end-to-end checks (real daemon,
  * frontend and RPC peers) are in test/bounded-metrics.test.ts.
  */
 import { EventEmitter } from "node:events";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { CacheMetrics } from "../../runtime/frontend/cache-metrics.js";
 import { PrimaryMetricsClient } from "../../runtime/frontend/cluster-metrics.js";
 import { MetricNames, removedNames, removesAnything, UNREGISTERED } from "../../runtime/frontend/metric-names.js";
 import { FrontendMetrics } from "../../runtime/frontend/metrics.js";
+import type { CallOutcome, ModelCaller } from "../../runtime/frontend/model-caller.js";
+import { OipHandler } from "../../runtime/frontend/oip/handler.js";
+import { ShadowRecorder } from "../../runtime/frontend/shadow-recorder.js";
 import { decodeContainerMessage, encodeContainerMessage, RpcFrameError } from "../../runtime/rpc/codec.js";
 import { dict } from "../../runtime/shared/dict.js";
 import { nameProblem } from "../../runtime/shared/names.js";
@@ -196,8 +202,11 @@ describe("FrontendMetrics and CacheMetrics", () => {
     const m = frontendMetrics(current);
     serve(m, "a");
     serve(m, "constructor");
-    // Deleted, not yet forgotten (the change is still on its way): the collect's own sweep drops it.
-    current.state = without(current.state, (s) => delete s.applications[CTOR]);
+    // Deleted, and its paced sweep not yet run (the frontend calls forget as it applies the change): the collect's own sweep drops it.
+    const next = without(current.state, (s) => delete s.applications[CTOR]);
+    const removed = removedNames(current.state, next);
+    current.state = next;
+    void m.metrics.forget(removed);
     const channel = Object.assign(new EventEmitter(), {
       sent: [] as Array<{ type: string; id: number; metrics?: Array<{ name: string; values: Array<{ labels: Record<string, unknown> }> }> }>,
       send(message: object, _h: unknown, _o: unknown, callback?: (err: Error | null) => void) {
@@ -215,6 +224,83 @@ describe("FrontendMetrics and CacheMetrics", () => {
     } finally {
       client.close();
     }
+  });
+});
+
+describe("the sweep for deleted names", () => {
+  it("runs only when names were deleted, and a late observation for a deleted name does not survive to the next scrape", async () => {
+    const current = { state: state() };
+    const m = frontendMetrics(current);
+    const shadows = new ShadowRecorder(m.metrics.registry, MetricNames.of(() => current.state));
+    const registry = m.metrics.registry;
+    let sweeps = 0;
+    const sweep = registry.sweep.bind(registry);
+    registry.sweep = () => (sweeps++, sweep());
+    serve(m, "a");
+    shadows.record({ name: "__proto__", version: "2" }, 1, "agree", { shadowMs: 1, liveMs: 1 });
+    await registry.metrics();
+    await registry.getMetricsAsJSON();
+    expect(sweeps).toBe(0); // nothing was deleted: scrapes read each series once
+
+    const next = without(current.state, (s) => {
+      delete s.applications.a;
+      delete s.models.a;
+      delete s.models.__proto__!.versions["2"];
+    });
+    const removed = removedNames(current.state, next);
+    current.state = next;
+    m.cache.forget(removed.versions);
+    await m.metrics.forget(removed);
+    expect(sweeps).toBe(1);
+
+    // Work begun before the deletion finishes after its sweep: an in-flight batch of `a:1` answers,
+    // its query and canary complete, a shadow copy of `__proto__:2` comes back.
+    serve(m, "a");
+    m.metrics.requeued("a:1", 1);
+    m.metrics.shed("a:1");
+    m.metrics.dropped("a:1", 1);
+    shadows.record({ name: "__proto__", version: "2" }, 1, "agree", { shadowMs: 1, liveMs: 1 });
+    const text = await registry.metrics();
+    expect(sweeps).toBe(1);
+    const deleted = text.split("\n").filter((l) => /(app|model)="a(:1)?"|"__proto__:2"|model="__proto__",version="2"/.test(l));
+    expect(deleted).toEqual([]);
+    expect(value(text, "clipper_app_requests_total", { app: UNREGISTERED })).toBe(2);
+    expect(value(text, "clipper_model_batch_latency_seconds_count", { model: UNREGISTERED })).toBe(1);
+    expect(value(text, "clipper_shadow_queries_total", { model: UNREGISTERED, version: UNREGISTERED, outcome: "agree" })).toBe(1);
+    expect(value(text, "clipper_shadow_queries_total", { model: "__proto__", version: "2", outcome: "agree" })).toBeUndefined();
+  });
+});
+
+describe("an Open Inference Protocol answer", () => {
+  it("that comes after its version was deleted (and swept) counts under (unregistered)", async () => {
+    const current = { state: state() };
+    const m = frontendMetrics(current);
+    let answer!: (outcome: CallOutcome) => void;
+    const caller = {
+      available: () => true, servable: () => true,
+      call: () => new Promise<CallOutcome>((resolve) => (answer = resolve)),
+    } as unknown as ModelCaller;
+    const oip = new OipHandler({ caller, state: () => current.state, log: pino({ level: "silent" }), maxBodyBytes: 1 << 20, registry: m.metrics.registry });
+    const body = JSON.stringify({ inputs: [{ name: "x", shape: [1, 1], datatype: "FP64", data: [1] }] });
+    const req = Object.assign(Readable.from([Buffer.from(body)]), { method: "POST", headers: { "content-type": "application/json" } }) as unknown as IncomingMessage;
+    const sent: number[] = [];
+    const res = { headersSent: false, writeHead: (status: number) => sent.push(status), end: () => undefined, setHeader: () => undefined } as unknown as ServerResponse;
+    const handled = oip.handle(req, res, "/v2/models/a/versions/1/infer");
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the body is read and the call is in flight
+
+    const next = without(current.state, (s) => {
+      delete s.applications.a;
+      delete s.models.a;
+    });
+    const removed = removedNames(current.state, next);
+    current.state = next;
+    await m.metrics.forget(removed);
+    answer({ kind: "output", output: "1" });
+    await handled;
+    expect(sent).toEqual([200]);
+    const text = await m.metrics.registry.metrics();
+    expect(text).not.toMatch(/model="a:1"/);
+    expect(value(text, "clipper_oip_infer_requests_total", { model: UNREGISTERED, code: "200" })).toBe(1);
   });
 });
 

@@ -17,7 +17,7 @@ import { packageRoot } from "../../shared/package-root.js";
 import type { ClusterState, ModelRecord, ModelVersionRecord } from "../../shared/state.js";
 import type { CallOutcome, ModelCaller } from "../model-caller.js";
 import { OipError } from "./errors.js";
-import { UNREGISTERED } from "../metric-names.js";
+import { MetricNames, UNREGISTERED } from "../metric-names.js";
 import {
   OUTPUT_NAME, inputMetadata, outputMetadata, outputsToTensor, parseInputTensor, tensorToInputs, type OutputTensor,
 } from "./tensors.js";
@@ -116,11 +116,14 @@ function packageVersion(): string {
 
 export class OipHandler {
   private readonly now: () => number;
+  /** Label values only from the configuration's names (metric-names.ts). */
+  private readonly names: MetricNames;
   private readonly requests?: Counter<"model" | "code">;
   private readonly latency?: Histogram<"model">;
 
   constructor(private readonly options: OipOptions) {
     this.now = options.now ?? (() => performance.now());
+    this.names = MetricNames.of(() => options.state());
     if (options.registry) {
       const registers = [options.registry];
       this.requests = new Counter({
@@ -173,7 +176,9 @@ export class OipHandler {
     }
   }
 
-  private count(model: string, code: number, started: number): void {
+  private count(resolved: string, code: number, started: number): void {
+    // Resolved when the request came: its version may have been deleted while it was answered.
+    const model = this.names.version(resolved);
     this.requests?.inc({ model, code: String(code) });
     if (model !== UNREGISTERED) this.latency?.observe({ model }, (this.now() - started) / 1000);
   }
