@@ -4,7 +4,8 @@
  * whether to record it and, if so, writes the record — one line of JSON — into a bounded buffer:
  * no promise, no I/O on the query path. Feedback that names a query id is buffered the same way.
  * `take` hands the shipper (query-log-shipper.ts) the oldest chunk, one report's worth of one
- * application's records; a full buffer drops new records and counts them per application.
+ * application's records, and `recycle` takes its storage back once sent; a full buffer drops new
+ * records and counts them per application.
  *
  * Records are written as UTF-8 into per-application byte chunks where they are made, so that the
  * report's body is the chunk as it is: the line's string dies young, no string outlives the query
@@ -28,6 +29,11 @@ export const DEFAULT_BUFFER_BYTES = 16 * 1024 * 1024;
 const FIRST_CHUNK_BYTES = 16 * 1024;
 /** Lines longer than this (UTF-16 units) are measured exactly before they are written, shorter ones by their bound. */
 const MEASURED_LINE = 4096;
+/**
+ * Delivered chunks' storage kept for new chunks (6 MiB at most): 22,000 records a second fill about
+ * ten, all sent on one tick, so fewer spares would leave the next second's chunks to fresh memory.
+ */
+const SPARE_STORAGE = 12;
 
 /** `too_large`: a record longer than the daemon takes (MAX_LINE_BYTES). */
 export type DropReason = "buffer_full" | "undelivered" | "too_large";
@@ -62,6 +68,8 @@ export interface RecordChunk {
   app: string;
   bytes: Buffer;
   records: number;
+  /** The storage `bytes` lies in, for `recycle`. */
+  storage: Buffer;
 }
 
 /** A chunk being written: `storage` holds `used` bytes of whole lines. */
@@ -85,6 +93,11 @@ export class QueryLogRecorder {
   private dropped = new Map<string, Map<DropReason, number>>();
   /** Output text → its JSON in a record (outputs embedded as JSON when they parse, as in answers). */
   private readonly outputs = new TextMemo((output) => JSON.stringify(embedOutput(output)));
+  /**
+   * Storage of a report's size that the shipper handed back once sent: reused, so that a busy log
+   * allocates no new half-MiB buffers each second (external memory that V8 answers with full GCs).
+   */
+  private readonly spare: Buffer[] = [];
   private lastTimeMs = Number.NaN;
   private lastTime = "";
   private readonly random: () => number;
@@ -170,7 +183,14 @@ export class QueryLogRecorder {
     if (this.open.get(chunk.app) === chunk) this.open.delete(chunk.app);
     this.records -= chunk.records;
     this.bufferBytes -= chunk.used;
-    return { app: chunk.app, bytes: chunk.storage.subarray(0, chunk.used), records: chunk.records };
+    return { app: chunk.app, bytes: chunk.storage.subarray(0, chunk.used), records: chunk.records, storage: chunk.storage };
+  }
+
+  /** `chunk` (from `take`) was sent and nothing refers to its bytes any more: its storage may hold new records. */
+  recycle(chunk: RecordChunk): void {
+    if (chunk.storage.length === this.chunkBytes && this.spare.length < SPARE_STORAGE && !this.spare.includes(chunk.storage)) {
+      this.spare.push(chunk.storage);
+    }
   }
 
   /** Counts records that were lost after `take` (the daemon could not be reached or refused them). */
@@ -217,7 +237,8 @@ export class QueryLogRecorder {
     }
     // An application that filled a chunk before the shipper took it will likely fill this one too: no doubling then.
     const size = Math.min(chunk ? this.chunkBytes : FIRST_CHUNK_BYTES, this.chunkBytes);
-    const fresh: OpenChunk = { app, storage: Buffer.allocUnsafe(Math.max(room, size)), used: 0, records: 0 };
+    const storage = (room <= this.chunkBytes ? this.spare.pop() : undefined) ?? Buffer.allocUnsafe(Math.max(room, size));
+    const fresh: OpenChunk = { app, storage, used: 0, records: 0 };
     this.chunks.push(fresh);
     this.open.set(app, fresh);
     return fresh;

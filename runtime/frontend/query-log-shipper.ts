@@ -1,7 +1,8 @@
 /**
  * Sends the query log recorder's buffer (query-log-recorder.ts) to the management daemon every
  * interval, one report per chunk (at most MAX_RECORDS_PER_REPORT records and about MAX_REPORT_BYTES
- * of one application): a header line, then the chunk's bytes as they are. Authenticated as the
+ * of one application): a header line, then the chunk's bytes as they are, whose storage goes back to
+ * the recorder once the daemon took them. Authenticated as the
  * live stats report is (management-post.ts). One report is in flight at a
  * time; records the daemon did not take are counted as dropped (`undelivered`) rather than kept,
  * so that a daemon away for a while costs the log those records, never the frontend's memory.
@@ -82,17 +83,22 @@ export class QueryLogShipper {
     const dropped = [...this.unreported].map(([app, count]) => ({ app, count }));
     const header = { frontend_id: this.options.frontendId, ...(chunk ? { app: chunk.app } : {}), dropped };
     const head = Buffer.from(JSON.stringify(header) + "\n");
+    // The chunk's bytes go as they are, after the header: no copy of half a MiB per report.
     const outcome = await postToManagement(
-      this.options, REPORT_QUERY_LOG_PATH, chunk ? Buffer.concat([head, chunk.bytes]) : head, 10_000, "query log report", false,
+      this.options, REPORT_QUERY_LOG_PATH, chunk ? [head, chunk.bytes] : head, 10_000, "query log report", false,
       QUERY_LOG_REPORT_CONTENT_TYPE,
     );
     if (outcome !== "accepted") {
+      // Not recycled: a request that failed may still have its bytes queued on a closing socket.
       if (chunk) this.options.recorder.lost(chunk);
       this.collectDrops();
       return false;
     }
     this.forgetReported(dropped);
-    if (chunk) this.recordedCounter.inc({ app: this.names.app(chunk.app) }, chunk.records);
+    if (chunk) {
+      this.recordedCounter.inc({ app: this.names.app(chunk.app) }, chunk.records);
+      this.options.recorder.recycle(chunk);
+    }
     return true;
   }
 

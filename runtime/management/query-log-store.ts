@@ -13,7 +13,7 @@
  * per-application bookkeeping is in Maps. Appends and removals of one application are serialized.
  */
 import { createHash } from "node:crypto";
-import { mkdir, open, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { nameProblem } from "../shared/names.js";
 import { type ExportedQuery, type FeedbackRecord, QueryLogLineSchema, type QueryRecord } from "../shared/query-log.js";
@@ -191,9 +191,8 @@ export class QueryLogStore {
     }
     const drop = segmentsToDrop(segments.map((s) => s.bytes), bytes, maxBytes);
     for (const old of segments.splice(0, drop)) await unlink(this.segmentPath(app, old.seq)).catch(() => undefined);
-    await mkdir(this.dirOf(app), { recursive: true, mode: 0o700 });
     const path = this.segmentPath(app, current.seq);
-    const file = await open(path, "a", 0o600);
+    const file = await this.openSegment(app, path);
     try {
       await file.writeFile(chunk);
       await file.sync();
@@ -206,6 +205,17 @@ export class QueryLogStore {
       throw err;
     } finally {
       await file.close();
+    }
+  }
+
+  /** A segment opened for appending; the directory is made only when it is missing (not on every append: a busy log appends several times a second). */
+  private async openSegment(app: string, path: string): Promise<FileHandle> {
+    try {
+      return await open(path, "a", 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      await mkdir(this.dirOf(app), { recursive: true, mode: 0o700 });
+      return open(path, "a", 0o600);
     }
   }
 

@@ -13,7 +13,7 @@ import { createGuardedServer } from "../shared/http-guard.js";
 import { defaultMaxConnections } from "../shared/connection-limit.js";
 import { isAuthorized, isOpenEndpoint, TOKEN_HEADER, type AuthPolicy } from "./auth.js";
 import { presentsToken } from "../shared/secrets.js";
-import { BodyNotUtf8Error, BodyTooLargeError, readBody, readTextBody } from "../shared/http-body.js";
+import { BodyBuffers, BodyNotUtf8Error, BodyTooLargeError, readBody, readTextBody } from "../shared/http-body.js";
 import { isUtf8 } from "node:buffer";
 import { AdminError, badRequest } from "./errors.js";
 import { type AllowedHosts, hostRefusal, isHostAllowed, parseAllowedHosts } from "../shared/host-check.js";
@@ -43,7 +43,7 @@ import { LiveStatsStore } from "./live-stats-store.js";
 import { DashboardAssets, isDashboardPath } from "./dashboard-assets.js";
 import { parseBody, spec } from "./operations.js";
 import {
-  EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, QUERY_LOG_REPORT_CONTENT_TYPE, QUERY_LOG_REPORT_TEXT, QueryLogReportHeaderSchema, REPORT_QUERY_LOG_PATH,
+  EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, MAX_REPORT_BYTES, QUERY_LOG_REPORT_CONTENT_TYPE, QUERY_LOG_REPORT_TEXT, QueryLogReportHeaderSchema, REPORT_QUERY_LOG_PATH,
   reportRecords, type QueryLogStatus,
 } from "../shared/query-log.js";
 import { APP_NAME_BODY, QUERY_LOG_WRITE_OPERATIONS, requireApp } from "./query-log-operations.js";
@@ -176,6 +176,8 @@ export async function startManagementServer(options: ManagementServerOptions): P
   const queryLogs = new QueryLogStore(join(options.stateDir, QUERY_LOG_DIR));
   /** Records the frontends could not deliver, per application, since this daemon started. */
   const queryLogDropped = new Map<string, number>();
+  /** Frontends report several times a second at 100% sampling, each report about MAX_REPORT_BYTES: read into reused storage. */
+  const reportBuffers = new BodyBuffers(Math.min(maxBodyBytes, 2 * MAX_REPORT_BYTES));
   // An export that outlives its client holds a segment's lines in memory: this shows one that never ends.
   let queryLogExportsOpen = 0;
   new Gauge({
@@ -318,8 +320,13 @@ export async function startManagementServer(options: ManagementServerOptions): P
         return sendReply(res, { kind: "text", text: `Recorded ${report.samples.length} live stats samples for frontend '${report.frontend_id}'` });
       }
       case "query_log_report": {
-        const written = await recordQueryLog(store, await readBody(req, maxBodyBytes));
-        return sendReply(res, { kind: "text", text: `Recorded ${written} query log records` });
+        const body = await readBody(req, maxBodyBytes, reportBuffers.take);
+        try {
+          const written = await recordQueryLog(store, body);
+          return sendReply(res, { kind: "text", text: `Recorded ${written} query log records` });
+        } finally {
+          reportBuffers.give(body); // appended (or refused): nothing refers to it any more
+        }
       }
       case "query_log_status": {
         const body = await readTextBody(req, maxBodyBytes);

@@ -32,12 +32,18 @@ export class BodyNotUtf8Error extends Error {
  * async-iterating the request: leaving a `for await` early destroys the request, and with it the
  * socket, before the 413 can go out.
  */
-export function collectBody(req: IncomingMessage, limit: number, onBody: (body: Buffer) => void, onError: (err: Error) => void): void {
+export function collectBody(
+  req: IncomingMessage, limit: number, onBody: (body: Buffer) => void, onError: (err: Error) => void,
+  /** Where a body of a declared length may be read to, instead of a fresh buffer (undefined: none fits). */
+  storage?: (bytes: number) => Buffer | undefined,
+): void {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) {
     process.nextTick(onError, new BodyTooLargeError(limit));
     return;
   }
+  // Copied there as it comes (node:http enforces the declared length), so no chunk list is joined.
+  const target = req.headers["content-length"] !== undefined && Number.isSafeInteger(declared) && declared > 0 ? storage?.(declared) : undefined;
   const chunks: Buffer[] = [];
   let size = 0;
   const cleanup = () => {
@@ -57,12 +63,15 @@ export function collectBody(req: IncomingMessage, limit: number, onBody: (body: 
       fail(new BodyTooLargeError(limit));
       return;
     }
-    chunks.push(chunk);
+    if (!target) chunks.push(chunk);
+    else if (size <= target.length) chunk.copy(target, size - chunk.length);
+    else fail(new Error("the body is longer than its Content-Length")); // node:http does not let this happen
   };
   const onEnd = () => {
     cleanup();
+    if (target) onBody(target.subarray(0, size));
     // A small body arrives in one chunk: no need to copy it.
-    onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    else onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
   };
   // 'close' before 'end': the client went away mid-upload.
   const onClose = () => fail(new Error("the client closed the connection before sending the whole body"));
@@ -73,8 +82,38 @@ export function collectBody(req: IncomingMessage, limit: number, onBody: (body: 
 }
 
 /** `collectBody` as a promise. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => collectBody(req, limit, resolve, reject));
+export function readBody(req: IncomingMessage, limit: number, storage?: (bytes: number) => Buffer | undefined): Promise<Buffer> {
+  return new Promise((resolve, reject) => collectBody(req, limit, resolve, reject, storage));
+}
+
+/**
+ * A few buffers that large bodies of one kind are read into and handed back after use: a body that
+ * comes several times a second (a query log report, about half a MiB) then costs no fresh memory,
+ * whose first touch (page faults) costs more than copying into it.
+ */
+export class BodyBuffers {
+  private readonly spare: Buffer[] = [];
+  /** The storage this made: only that is taken back. */
+  private readonly made = new WeakSet<ArrayBufferLike>();
+
+  constructor(readonly bytes: number, private readonly keep = 4) {}
+
+  /** A buffer for a body of `length` bytes, or undefined when it does not fit one. */
+  take = (length: number): Buffer | undefined => {
+    if (length > this.bytes) return undefined;
+    const spare = this.spare.pop();
+    if (spare) return spare;
+    const fresh = Buffer.allocUnsafeSlow(this.bytes);
+    this.made.add(fresh.buffer);
+    return fresh;
+  };
+
+  /** `body` (read with `take`, or any other) is no longer used: storage `take` made may hold the next one. */
+  give(body: Buffer): void {
+    const storage = body.buffer;
+    if (!this.made.has(storage) || this.spare.length >= this.keep || this.spare.some((b) => b.buffer === storage)) return;
+    this.spare.push(Buffer.from(storage, 0, this.bytes));
+  }
 }
 
 /** A body as UTF-8 text; BodyNotUtf8Error for bytes that are not UTF-8. */

@@ -136,6 +136,29 @@ describe("QueryLogRecorder", () => {
     expect(chunks.length).toBeGreaterThan(5);
   });
 
+  it("reuses a delivered chunk's storage for new records, once, and only storage of a report's size", () => {
+    const recorder = new QueryLogRecorder({ frontendId: "f", chunkBytes: 4096, chunkRecords: 3 });
+    recorder.configure(stateLogging({ a: 1 }));
+    for (let id = 0; id < 6; id++) answered(recorder, "a", id);
+    const first = recorder.take()!;
+    const second = recorder.take()!;
+    expect(second.storage.length).toBe(4096);
+    recorder.recycle(second);
+    recorder.recycle(second); // a second hand-back of the same storage is ignored
+    const small = new QueryLogRecorder({ frontendId: "f", chunkBytes: 8192 });
+    small.configure(stateLogging({ a: 1 }));
+    answered(small, "a", 0);
+    recorder.recycle({ ...small.take()!, app: "a" }); // storage of another size is not kept
+    for (let id = 10; id < 16; id++) answered(recorder, "a", id);
+    const reused = recorder.take()!;
+    expect(reused.storage).toBe(second.storage);
+    expect(chunkLines(reused).map((line) => QueryLogLineSchema.parse(JSON.parse(line)).query_id)).toEqual([10, 11, 12]);
+    const fresh = recorder.take()!;
+    expect(fresh.storage).not.toBe(second.storage);
+    expect(chunkLines(fresh).map((line) => QueryLogLineSchema.parse(JSON.parse(line)).query_id)).toEqual([13, 14, 15]);
+    expect(chunkLines(first)).toHaveLength(3);
+  });
+
   it("bounds the buffer's bytes too, refuses a record over the daemon's line bound, and stops recording when the setting goes", () => {
     const recorder = new QueryLogRecorder({ frontendId: "f", maxBytes: 1000 });
     recorder.configure(stateLogging({ a: 1 }));
