@@ -124,9 +124,10 @@ class IdleList {
 /**
  * A response that, when an answer starts before the request's body was received, answers with
  * `Connection: close` and drains the rest (see the module comment). Every answer passes through
- * writeHead (Node's implicit headers call it too), so no route can forget it.
+ * writeHead (Node's implicit headers call it too), so no route can forget it. Exported for
+ * bench/frontend-handler.ts, which drives a guarded server's handler in-process.
  */
-class GuardedResponse extends ServerResponse {
+export class GuardedResponse extends ServerResponse {
   /** The connection whose request this answers, set by the request listener when it tracks one. */
   declare guarded: Connection | undefined;
 
