@@ -109,8 +109,10 @@ try {
   const pidOf = async (c: BenchCluster) => (await c.conn.inspectInstance()).components.find((x) => x.component === "frontend")?.pid ?? 0;
   const frontendPid = await pidOf(cluster);
   const baselineLoad = baselineCluster && { ...loads.hits, url: baselineCluster.queryUrl };
+  const baselineDistinct = baselineCluster && { ...loads.distinct, url: baselineCluster.queryUrl };
   const baselinePid = baselineCluster ? await pidOf(baselineCluster) : 0;
   if (baselineLoad) await warmUp(baselineLoad, 3);
+  if (baselineDistinct) await warmUp(baselineDistinct, 3);
   const before = await scrape(cluster.queryUrl);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, load] of Object.entries(loads) as Array<[LoadName, (typeof loads)["hits"]]>) {
@@ -129,13 +131,22 @@ try {
       loopLagMax[name].push(frontend ? 1000 * metricValue(await scrape(cluster.queryUrl), "nodejs_eventloop_lag_max_seconds") : undefined);
       process.stdout.write(`round ${round + 1} ${name}: ${r.rps.toFixed(0)}/s, p99 ${r.p99} ms, max ${r.max ?? "?"} ms, RetransSegs +${lost ?? "?"}, CPU pressure ${cpuPressure[name].at(-1)?.toFixed(0) ?? "?"}%, server CPU ${cpuPerRequest[name].at(-1)?.toFixed(1) ?? "?"} µs/request, loop lag max ${loopLagMax[name].at(-1)?.toFixed(0) ?? "-"} ms\n`);
     }
-    if (baselineLoad) {
+    if (baselineCluster && baselineLoad && baselineDistinct) {
+      // The baseline frontend is treated as the one under test: a scrape before and after its
+      // cache hits, and the distinct inputs after them (unrecorded). Without these it started each
+      // round with less heap and garbage, and an A/A run (the same build as both) gave it ~3 µs
+      // less CPU per hit.
+      await scrape(baselineCluster.queryUrl);
       const cpuBefore = processCpuMs(baselinePid);
       const r = await runLoad(baselineLoad);
       const cpuAfter = processCpuMs(baselinePid);
+      await scrape(baselineCluster.queryUrl);
       const cpu = cpuBefore === undefined || cpuAfter === undefined || r.requests === 0 ? undefined : (1000 * (cpuAfter - cpuBefore)) / r.requests;
       baselineRounds.push({ rps: r.rps, cpu });
       process.stdout.write(`round ${round + 1} baseline hits: ${r.rps.toFixed(0)}/s, server CPU ${cpu?.toFixed(1) ?? "?"} µs/request\n`);
+      await scrape(baselineCluster.queryUrl);
+      await runLoad(baselineDistinct);
+      await scrape(baselineCluster.queryUrl);
     }
   }
   const after = await scrape(cluster.queryUrl);

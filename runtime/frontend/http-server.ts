@@ -46,8 +46,12 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers?: 
 }
 
 function sendJsonText(res: ServerResponse, status: number, text: string, headers?: Record<string, string>): void {
-  const base = { "content-type": "application/json", "content-length": Buffer.byteLength(text) };
-  res.writeHead(status, headers ? { ...headers, ...base } : base);
+  if (headers) {
+    res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  } else {
+    // A flat array: node:http walks it by index instead of for-in over an object's keys.
+    res.writeHead(status, ["content-type", "application/json", "content-length", String(Buffer.byteLength(text))]);
+  }
   res.end(text);
 }
 

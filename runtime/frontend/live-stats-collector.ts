@@ -81,10 +81,10 @@ export class LiveStatsCollector implements LiveStatsSink {
   }
 
   cacheLookup(versionKey: string, hit: boolean): void {
-    const c = this.cache.get(versionKey) ?? { hits: 0, misses: 0 };
+    let c = this.cache.get(versionKey);
+    if (!c) this.cache.set(versionKey, (c = { hits: 0, misses: 0 }));
     if (hit) c.hits++;
     else c.misses++;
-    this.cache.set(versionKey, c);
   }
 
   /** Closes the current interval into a sample and starts the next one. */

@@ -43,6 +43,7 @@ export interface HttpGuardOptions {
 }
 
 interface Connection {
+  readonly socket: Socket;
   /** Requests received whose responses have not closed yet. */
   pending: number;
   /** An answer with `Connection: close` is out or on its way: nothing more is handled, input is drained. */
@@ -53,20 +54,108 @@ interface Connection {
   afterPending?: () => void;
   /** The server's drain bounds. */
   readonly drain: { readonly ms: number; readonly bytes: number };
+  /** The server's list of idle connections, and this one's place in it (IdleList). */
+  readonly idle: IdleList | undefined;
+  idleSince: number;
+  prevIdle: Connection | undefined;
+  nextIdle: Connection | undefined;
+  inIdle: boolean;
 }
 
-const connections = new WeakMap<Socket, Connection>();
+/**
+ * A socket's Connection, as a property of the socket: read on every request, where a property
+ * costs less than a WeakMap lookup.
+ */
+const kConnection = Symbol("clipper.guardedConnection");
+type GuardedSocket = Socket & { [kConnection]?: Connection };
+
+function connectionOf(socket: Socket): Connection | undefined {
+  return (socket as GuardedSocket)[kConnection];
+}
+
+function newConnection(socket: Socket, drain: Connection["drain"], idle: IdleList | undefined): Connection {
+  const conn: Connection = {
+    socket, pending: 0, closing: false, drainFrom: 0, afterPending: undefined, drain,
+    idle, idleSince: 0, prevIdle: undefined, nextIdle: undefined, inIdle: false,
+  };
+  (socket as GuardedSocket)[kConnection] = conn;
+  return conn;
+}
+
+/**
+ * Connections with no request in progress, idle the longest first: a list threaded through the
+ * Connection records, so that the moves every request makes (out when it arrives, back in when
+ * its response closes) are O(1) and allocate nothing.
+ */
+class IdleList {
+  private head: Connection | undefined;
+  private tail: Connection | undefined;
+
+  /** Puts `conn` last (idle from now), with the bytes its socket had read then. */
+  push(conn: Connection): void {
+    if (conn.inIdle) this.remove(conn);
+    conn.idleSince = conn.socket.bytesRead;
+    conn.inIdle = true;
+    conn.prevIdle = this.tail;
+    conn.nextIdle = undefined;
+    if (this.tail) this.tail.nextIdle = conn;
+    else this.head = conn;
+    this.tail = conn;
+  }
+
+  remove(conn: Connection): void {
+    if (!conn.inIdle) return;
+    if (conn.prevIdle) conn.prevIdle.nextIdle = conn.nextIdle;
+    else this.head = conn.nextIdle;
+    if (conn.nextIdle) conn.nextIdle.prevIdle = conn.prevIdle;
+    else this.tail = conn.prevIdle;
+    conn.prevIdle = conn.nextIdle = undefined;
+    conn.inIdle = false;
+  }
+
+  /** Takes the connection idle the longest out of the list. */
+  shift(): Connection | undefined {
+    const first = this.head;
+    if (first) this.remove(first);
+    return first;
+  }
+}
 
 /**
  * A response that, when an answer starts before the request's body was received, answers with
  * `Connection: close` and drains the rest (see the module comment). Every answer passes through
- * writeHead (Node's implicit headers call it too), so no route can forget it.
+ * writeHead (Node's implicit headers call it too), so no route can forget it. Exported for
+ * bench/frontend-handler.ts, which drives a guarded server's handler in-process.
  */
-class GuardedResponse extends ServerResponse {
-  override writeHead(...args: unknown[]): this {
+export class GuardedResponse extends ServerResponse {
+  /** The connection whose request this answers, set by the request listener when it tracks one. */
+  declare guarded: Connection | undefined;
+
+  override writeHead(): this {
     if (!this.headersSent && bodyUnread(this.req)) closeAfterAnswer(this.req, this);
-    return (ServerResponse.prototype.writeHead as (...a: unknown[]) => this).apply(this, args);
+    // `arguments` as they came: writeHead's overloads tell its forms apart by their count and types.
+    return (ServerResponse.prototype.writeHead as (...a: unknown[]) => this).apply(this, arguments as unknown as unknown[]);
   }
+
+  /**
+   * The response's `close` ends its request on the connection (responseClosed), here rather than
+   * through a listener added per request; before the listeners, as that one was.
+   */
+  override emit(event: string | symbol): boolean {
+    if (event === "close" && this.guarded !== undefined) {
+      const conn = this.guarded;
+      this.guarded = undefined;
+      responseClosed(conn);
+    }
+    return (ServerResponse.prototype.emit as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
+  }
+}
+
+/** A request's response closed: the connection goes idle, or answers the malformed request that waited. */
+function responseClosed(conn: Connection): void {
+  if (--conn.pending > 0) return;
+  if (conn.afterPending !== undefined) conn.afterPending();
+  else if (!conn.closing && conn.idle !== undefined && !conn.socket.destroyed) conn.idle.push(conn);
 }
 
 /** Whether the request announced a body that has not fully arrived. */
@@ -83,7 +172,7 @@ function bodyUnread(req: IncomingMessage): boolean {
 function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
   if (!res.headersSent) res.setHeader("connection", "close");
   const socket = req.socket;
-  const conn = connections.get(socket);
+  const conn = connectionOf(socket);
   if (conn === undefined || conn.closing) return;
   startDrain(socket, conn);
   discard(req, socket, conn);
@@ -141,23 +230,16 @@ export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGua
   }
   const drain = { ms: guard.drainMs ?? DRAIN_MS, bytes: guard.drainBytes ?? DRAIN_BYTES };
   const open = new Set<Socket>();
-  /** Connections with no request in progress, idle the longest first, with their bytesRead then. */
-  const idle = new Map<Socket, number>();
+  const idle = new IdleList();
   let refusing = 0;
-
-  const markIdle = (socket: Socket) => {
-    idle.delete(socket);
-    idle.set(socket, socket.bytesRead);
-  };
 
   /** Closes the connection idle the longest; false when every connection is busy. */
   const evictIdlest = (): boolean => {
-    for (const [socket, bytesRead] of idle) {
-      idle.delete(socket);
+    for (let conn = idle.shift(); conn !== undefined; conn = idle.shift()) {
       // Bytes since it went idle: a request is arriving; it goes back to idle once answered.
-      if (socket.bytesRead !== bytesRead || connections.get(socket)!.pending > 0) continue;
-      open.delete(socket);
-      socket.destroy();
+      if (conn.socket.bytesRead !== conn.idleSince || conn.pending > 0) continue;
+      open.delete(conn.socket);
+      conn.socket.destroy();
       return true;
     }
     return false;
@@ -170,16 +252,16 @@ export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGua
     }
     refusing++;
     socket.once("close", () => refusing--);
-    const conn: Connection = { pending: 0, closing: false, drainFrom: 0, drain };
-    connections.set(socket, conn);
+    const conn = newConnection(socket, drain, undefined);
     startDrain(socket, conn);
     const answer = guard.errorAnswer(503, `the server is at its limit of ${guard.maxConnections} connections (--max-connections); try again`);
     socket.end(rawAnswer(503, answer), () => closeAfterDrain(socket, conn));
   };
 
-  const server = createServer({ ...serverOptions, ServerResponse: GuardedResponse }, (req, res) => {
+  // GuardedResponse's overrides take `arguments` (no rest array per call), which its declared type does not show.
+  const server = createServer({ ...serverOptions, ServerResponse: GuardedResponse as unknown as typeof ServerResponse }, (req, res) => {
     const socket = req.socket;
-    const conn = connections.get(socket);
+    const conn = connectionOf(socket);
     if (conn === undefined) return handler(req, res);
     if (conn.closing) {
       // After a last answer (or on a refused connection): read and drop, answer nothing.
@@ -187,12 +269,9 @@ export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGua
       return;
     }
     conn.pending++;
-    idle.delete(socket);
-    res.once("close", () => {
-      if (--conn.pending > 0) return;
-      if (conn.afterPending !== undefined) conn.afterPending();
-      else if (!conn.closing && open.has(socket)) markIdle(socket);
-    });
+    idle.remove(conn);
+    // Its `close` calls responseClosed (GuardedResponse.emit).
+    (res as GuardedResponse).guarded = conn;
     handler(req, res);
   });
 
@@ -200,16 +279,16 @@ export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGua
   server.prependListener("connection", (socket: Socket) => {
     if (open.size >= guard.maxConnections && !evictIdlest()) return refuse(socket);
     open.add(socket);
-    connections.set(socket, { pending: 0, closing: false, drainFrom: 0, drain });
-    markIdle(socket);
+    const conn = newConnection(socket, drain, idle);
+    idle.push(conn);
     socket.once("close", () => {
       open.delete(socket);
-      idle.delete(socket);
+      idle.remove(conn);
     });
   });
 
   server.on("clientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
-    const conn = connections.get(socket);
+    const conn = connectionOf(socket);
     // Node's parser reports every chunk after a parse error again: those are drained input.
     if (conn?.closing) return checkDrainBytes(socket, conn);
     const { status, message } = parseFailure(err);

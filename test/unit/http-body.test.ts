@@ -1,47 +1,60 @@
-/** Request bodies read into reused storage (BodyBuffers): the daemon's query log reports. */
+/**
+ * collectBody (runtime/shared/http-body.ts) calls exactly one of its callbacks, once, whatever the
+ * request emits after: every request emits `close` after its `end`, and its listeners stay on.
+ */
+import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
-import { PassThrough } from "node:stream";
-import { describe, expect, it } from "vitest";
-import { BodyBuffers, readBody } from "../../runtime/shared/http-body.js";
+import { describe, expect, it, vi } from "vitest";
+import { BodyTooLargeError, collectBody } from "../../runtime/shared/http-body.js";
 
-/** A request whose body comes in `chunks`, with a Content-Length when `declared`. */
-function request(chunks: string[], declared = true): IncomingMessage {
-  const length = chunks.reduce((n, c) => n + Buffer.byteLength(c), 0);
-  const req = Object.assign(new PassThrough(), { headers: declared ? { "content-length": String(length) } : {} });
-  setImmediate(() => {
-    for (const chunk of chunks) req.write(Buffer.from(chunk));
-    req.end();
-  });
-  return req as unknown as IncomingMessage;
+/** What collectBody reads of a request: its headers and its events. */
+function fakeRequest(headers: Record<string, string> = {}): IncomingMessage & EventEmitter {
+  return Object.assign(new EventEmitter(), { headers }) as unknown as IncomingMessage & EventEmitter;
 }
 
-describe("BodyBuffers", () => {
-  it("reads a declared body into its storage, and hands the same storage out again once given back", async () => {
-    const buffers = new BodyBuffers(64);
-    const first = await readBody(request(["{\"a\":", "1}\n", "é"]), 1000, buffers.take);
-    expect(first.toString()).toBe("{\"a\":1}\né");
-    const storage = first.buffer;
-    expect(first.buffer.byteLength).toBe(64);
-    buffers.give(first);
-    buffers.give(first); // twice: kept once
-    const second = await readBody(request(["xy", "z"]), 1000, buffers.take);
-    expect(second.toString()).toBe("xyz");
-    expect(second.buffer).toBe(storage);
-    const third = await readBody(request(["abc", "d"]), 1000, buffers.take);
-    expect(third.toString()).toBe("abcd");
-    expect(third.buffer).not.toBe(storage); // the one spare is in use
+function collect(req: IncomingMessage, limit = 100) {
+  const onBody = vi.fn<(body: Buffer) => void>();
+  const onError = vi.fn<(err: Error) => void>();
+  collectBody(req, limit, onBody, onError);
+  return { onBody, onError };
+}
+
+describe("collectBody", () => {
+  it("hands over the body once and ignores the close that follows the end", () => {
+    const req = fakeRequest();
+    const { onBody, onError } = collect(req);
+    req.emit("data", Buffer.from("{\"input\":"));
+    req.emit("data", Buffer.from("[1]}"));
+    req.emit("end");
+    req.emit("close");
+    req.emit("error", new Error("late"));
+    expect(onBody).toHaveBeenCalledTimes(1);
+    expect(onBody.mock.calls[0]![0].toString()).toBe("{\"input\":[1]}");
+    expect(onError).not.toHaveBeenCalled();
   });
 
-  it("reads a body larger than its storage, or of no declared length, as any other, and never takes that storage back", async () => {
-    const buffers = new BodyBuffers(4);
-    const large = await readBody(request(["abc", "def"]), 1000, buffers.take);
-    expect(large.toString()).toBe("abcdef");
-    const undeclared = await readBody(request(["ab", "c"], false), 1000, buffers.take);
-    expect(undeclared.toString()).toBe("abc");
-    buffers.give(large);
-    buffers.give(undeclared);
-    buffers.give(Buffer.alloc(4));
-    expect(buffers.take(4)!.buffer).not.toBe(large.buffer);
-    expect(buffers.take(5)).toBeUndefined();
+  it("reports a client gone before the end once, and nothing after", () => {
+    const req = fakeRequest();
+    const { onBody, onError } = collect(req);
+    req.emit("data", Buffer.from("{\"in"));
+    req.emit("close");
+    req.emit("end");
+    req.emit("error", new Error("late"));
+    expect(onBody).not.toHaveBeenCalled();
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(onError.mock.calls[0]![0].message).toMatch(/closed the connection before sending the whole body/);
+  });
+
+  it("refuses a streamed body past the limit once, ignoring what still arrives", () => {
+    const req = fakeRequest();
+    const { onBody, onError } = collect(req, 4);
+    req.emit("data", Buffer.from("abc"));
+    req.emit("data", Buffer.from("def"));
+    req.emit("data", Buffer.from("ghi"));
+    req.emit("end");
+    req.emit("close");
+    expect(onBody).not.toHaveBeenCalled();
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(onError.mock.calls[0]![0]).toBeInstanceOf(BodyTooLargeError);
   });
 });
