@@ -33,7 +33,7 @@ function cpuPerRecord(records: number, repeats: number, work: () => void): numbe
 /** The bench's cache-hit record: eight doubles in, the no-op model's output out, from the cache. */
 function recordOne(recorder: QueryLogRecorder, queryId: number): void {
   recorder.query({
-    app: "hits", queryId, input: [1, 2, 3, 4, 5, 6, 7, 8], defaultOutput: "-1", latencyMs: 0.25 + queryId * 1e-7, uid: undefined,
+    app: "hits", queryId, input: [1, 2, 3, 4, 5, 6, 7, 8], defaultOutput: "-1", latencyMs: 0.25 + queryId * 1.23456789e-7, uid: undefined,
     answer: { kind: "output", output: "[0.0]", cached: true, model: { name: "noop", version: "1" } },
   });
 }

@@ -85,7 +85,7 @@ describe("QueryLogRecorder", () => {
       app: "a", queryId: 8, input: [3], defaultOutput: "\"none\"", latencyMs: 100,
       answer: { kind: "default", reason: "slo_missed", explanation: "too slow", model: { name: "m", version: "2" } },
     });
-    recorder.query({ app: "constructor", queryId: 9, input: "s\n\"", defaultOutput: "-1", latencyMs: 1, answer: { kind: "output", output: "not json", cached: true } });
+    recorder.query({ app: "constructor", queryId: 9, input: "s\n\"", defaultOutput: "-1", latencyMs: 1.23456789, answer: { kind: "output", output: "not json", cached: true } });
     recorder.feedback("a", 7, { x: [1, 2] }, 1, "u");
     // Grouped by application, each in order.
     const [query, slow, feedback, odd] = taken(recorder);
@@ -96,7 +96,7 @@ describe("QueryLogRecorder", () => {
     expect(slow).toMatchObject({ default: true, output: "none", default_reason: "slo_missed", default_explanation: "too slow", model_version: "2" });
     expect(odd).toEqual({
       type: "query", app: "constructor", query_id: 9, frontend_id: "f#w1", time: "2026-01-01T00:00:00.000Z", input: "s\n\"",
-      output: "not json", default: false, cached: true, latency_ms: 1,
+      output: "not json", default: false, cached: true, latency_ms: 1.235, // to the microsecond
     });
     expect(feedback).toEqual({
       type: "feedback", app: "a", query_id: 7, frontend_id: "f#w1", time: "2026-01-01T00:00:00.000Z", input: { x: [1, 2] }, label: 1, uid: "u",
