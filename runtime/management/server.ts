@@ -7,7 +7,7 @@
 import { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
-import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH, WRITE_OUTCOME_HEADER, WRITE_OUTCOME_UNKNOWN } from "../shared/state.js";
+import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, LIVE_PATH, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH, WRITE_OUTCOME_HEADER, WRITE_OUTCOME_UNKNOWN } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
 import { createGuardedServer } from "../shared/http-guard.js";
 import { defaultMaxConnections } from "../shared/connection-limit.js";
@@ -114,12 +114,14 @@ const MIB = 1024 * 1024;
 const LOOP_EVENT = spec(AutoscaleLoopEventSchema,
   `{"kind" := "scale_up"|"scale_down", "model_name" := string, "model_version" := string, "from" := int, "to" := int, "reason" := string}`
   + ` or {"kind" := "first_replica", "model_name" := string, "model_version" := string, "start_ms" := number, "reason" := string}`);
+/** How /admin/ping starts its 503 answer while writes are refused. */
+const WRITES_HALTED_PREFIX = "NOT READY: the daemon refuses every write until it is restarted, since an earlier write's outcome is unknown";
 const READ_OPERATIONS = {
   ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS, ...SHADOW_READ_OPERATIONS,
 };
 
 type Route =
-  | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" | "live_stats" | "scale_requests" | "metrics" }
+  | { method: "GET"; kind: "ping" | "live" | "watch" | "applied" | "events" | "live_stats" | "scale_requests" | "metrics" }
   | {
     method: "POST";
     kind: "report" | "live_report" | "record_event" | "scale_request" | "complete_scale_request" | "query_log_report" | "query_log_status"
@@ -131,6 +133,7 @@ type Route =
 function buildRoutes(): Map<string, Route> {
   const routes = new Map<string, Route>([
     ["/admin/ping", { method: "GET", kind: "ping" }],
+    [LIVE_PATH, { method: "GET", kind: "live" }],
     [WATCH_PATH, { method: "GET", kind: "watch" }],
     [REPORT_REPLICAS_PATH, { method: "POST", kind: "report" }],
     [APPLIED_REVISIONS_PATH, { method: "GET", kind: "applied" }],
@@ -281,7 +284,15 @@ export async function startManagementServer(options: ManagementServerOptions): P
     }
     if (route.method === "POST") requireJsonContentType(req.headers, route.kind === "query_log_report" ? QUERY_LOG_REPORT_CONTENT_TYPE : undefined);
     switch (route.kind) {
-      case "ping":
+      case "ping": {
+        // Readiness: a daemon that refuses every write until it restarts is not ready (docs/operations.md).
+        const halted = store.writesHaltedBecause;
+        if (halted === undefined) return sendReply(res, { kind: "text", text: "PONG" });
+        // Ping is open to everyone: only a client that may use the API learns the file and the disk's error.
+        const detail = isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization, token) ? `: ${halted}` : "";
+        throw new AdminError("service_unavailable", `${WRITES_HALTED_PREFIX}${detail}`);
+      }
+      case "live":
         return sendReply(res, { kind: "text", text: "PONG" });
       case "watch":
         return watch.subscribe(req, res, store.state);
