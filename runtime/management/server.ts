@@ -47,7 +47,7 @@ import {
   reportRecords, type QueryLogStatus,
 } from "../shared/query-log.js";
 import { APP_NAME_BODY, QUERY_LOG_WRITE_OPERATIONS, requireApp } from "./query-log-operations.js";
-import { QUERY_LOG_DIR, QueryLogStore } from "./query-log-store.js";
+import { QUERY_LOG_DIR, QueryLogStore, REPEATED_REPORT } from "./query-log-store.js";
 import { own } from "../shared/dict.js";
 import { join } from "node:path";
 import type { ClusterState } from "../shared/state.js";
@@ -191,9 +191,9 @@ export async function startManagementServer(options: ManagementServerOptions): P
   /**
    * Appends a frontend's batch to its application's log if that application logs when the
    * append's turn comes (a deletion committed meanwhile queues its log's removal first); records
-   * not kept are counted as dropped.
+   * not kept are counted as dropped. A report taken already (report-ledger.ts) changes nothing.
    */
-  async function recordQueryLog(store: StateStore, body: Buffer): Promise<number> {
+  async function recordQueryLog(store: StateStore, body: Buffer): Promise<string> {
     if (!isUtf8(body)) throw badRequest("Request body is not valid UTF-8");
     const headerEnd = body.indexOf(0x0a);
     const report = parseBody(body.toString("utf8", 0, headerEnd < 0 ? body.length : headerEnd), QUERY_LOG_REPORT);
@@ -202,17 +202,26 @@ export async function startManagementServer(options: ManagementServerOptions): P
     const app = report.app;
     if (records > 0 && app === undefined) throw badRequest(`Records need the header's "app". Expected: ${QUERY_LOG_REPORT_TEXT}`);
     const state = store.state;
+    const id = report.report_id;
+    const repeated = `Recorded 0 query log records: report ${id?.seq} of session ${id?.session} was recorded already`;
     const dropped = (name: string, count: number) => {
       if (count > 0 && own(state.applications, name)) queryLogDropped.set(name, (queryLogDropped.get(name) ?? 0) + count);
     };
+    let written = 0;
+    if (app === undefined || records === 0 || !own(state.query_log, app)) {
+      if (id && !queryLogs.reports.take(id)) return repeated;
+    } else {
+      const appended = await queryLogs.append(app, body.subarray(headerEnd + 1), records, () => {
+        const config = own(store.state.query_log, app);
+        return config && config.max_mb * MIB;
+      }, id);
+      if (appended === REPEATED_REPORT) return repeated;
+      written = appended;
+      dropped(app, records - written);
+    }
+    // Counted once the report is taken: a report refused or failed is sent again with its drop counts.
     for (const { app: name, count } of report.dropped) dropped(name, count);
-    if (app === undefined || records === 0 || !own(state.query_log, app)) return 0;
-    const written = await queryLogs.append(app, body.subarray(headerEnd + 1), records, () => {
-      const config = own(store.state.query_log, app);
-      return config && config.max_mb * MIB;
-    });
-    dropped(app, records - written);
-    return written;
+    return `Recorded ${written} query log records`;
   }
 
   async function queryLogStatus(state: ClusterState, body: string): Promise<QueryLogStatus> {
@@ -333,8 +342,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
       case "query_log_report": {
         const body = await readBody(req, maxBodyBytes, reportBuffers.take);
         try {
-          const written = await recordQueryLog(store, body);
-          return sendReply(res, { kind: "text", text: `Recorded ${written} query log records` });
+          return sendReply(res, { kind: "text", text: await recordQueryLog(store, body) });
         } finally {
           reportBuffers.give(body); // appended (or refused): nothing refers to it any more
         }
