@@ -29,6 +29,8 @@ export interface QueryLogShipperOptions extends ManagementTarget {
   /** A report delivered after its application was deleted counts under UNREGISTERED (metric-names.ts). */
   names?: MetricNames;
   intervalMs?: number;
+  /** Sends a report (default postToManagement; unit tests inject one). */
+  post?: typeof postToManagement;
 }
 
 export class QueryLogShipper {
@@ -92,7 +94,7 @@ export class QueryLogShipper {
     const header = { frontend_id: this.options.frontendId, report_id, ...(chunk ? { app: chunk.app } : {}), dropped };
     const head = Buffer.from(JSON.stringify(header) + "\n");
     // The chunk's bytes go as they are, after the header: no copy of half a MiB per report.
-    const outcome = await postToManagement(
+    const outcome = await (this.options.post ?? postToManagement)(
       this.options, REPORT_QUERY_LOG_PATH, chunk ? [head, chunk.bytes] : head, 10_000, "query log report", false,
       QUERY_LOG_REPORT_CONTENT_TYPE,
     );
@@ -104,6 +106,7 @@ export class QueryLogShipper {
     }
     this.forgetReported(dropped);
     if (chunk) {
+      // The label as the configuration is now, not when the report left: an application deleted meanwhile counts as UNREGISTERED.
       this.recordedCounter.inc({ app: this.names.app(chunk.app) }, chunk.records);
       this.options.recorder.recycle(chunk);
     }
