@@ -44,7 +44,7 @@ import { DashboardAssets, isDashboardPath } from "./dashboard-assets.js";
 import { parseBody, spec } from "./operations.js";
 import {
   EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, MAX_REPORT_BYTES, QUERY_LOG_REPORT_CONTENT_TYPE, QUERY_LOG_REPORT_TEXT, QueryLogReportHeaderSchema, REPORT_QUERY_LOG_PATH,
-  reportRecords, type QueryLogStatus,
+  type QueryLogReportId, reportRecords, type QueryLogStatus,
 } from "../shared/query-log.js";
 import { APP_NAME_BODY, QUERY_LOG_WRITE_OPERATIONS, requireApp } from "./query-log-operations.js";
 import { QUERY_LOG_DIR, QueryLogStore, REPEATED_REPORT } from "./query-log-store.js";
@@ -203,19 +203,19 @@ export async function startManagementServer(options: ManagementServerOptions): P
     if (records > 0 && app === undefined) throw badRequest(`Records need the header's "app". Expected: ${QUERY_LOG_REPORT_TEXT}`);
     const state = store.state;
     const id = report.report_id;
-    const repeated = `Recorded 0 query log records: report ${id?.seq} of session ${id?.session} was recorded already`;
+    const repeated = (taken: QueryLogReportId) => `Recorded 0 query log records: report ${taken.seq} of session ${taken.session} was recorded already`;
     const dropped = (name: string, count: number) => {
       if (count > 0 && own(state.applications, name)) queryLogDropped.set(name, (queryLogDropped.get(name) ?? 0) + count);
     };
     let written = 0;
     if (app === undefined || records === 0 || !own(state.query_log, app)) {
-      if (id && !queryLogs.reports.take(id)) return repeated;
+      if (id && !queryLogs.reports.take(id)) return repeated(id);
     } else {
       const appended = await queryLogs.append(app, body.subarray(headerEnd + 1), records, () => {
         const config = own(store.state.query_log, app);
         return config && config.max_mb * MIB;
       }, id);
-      if (appended === REPEATED_REPORT) return repeated;
+      if (appended === REPEATED_REPORT) return repeated(id!);
       written = appended;
       dropped(app, records - written);
     }
