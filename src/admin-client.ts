@@ -83,6 +83,20 @@ export class AdminClient {
   }
 
   /**
+   * Why the daemon answers its readiness check (/admin/ping) with 503 — it refuses writes until it
+   * is restarted (docs/operations.md) — or undefined when it is ready. Rejects when it does not answer.
+   */
+  async notReadyBecause(): Promise<string | undefined> {
+    try {
+      await this.request("/admin/ping", { method: "GET" });
+      return undefined;
+    } catch (err) {
+      if (err instanceof AdminApiError && err.status === 503) return err.message;
+      throw err;
+    }
+  }
+
+  /**
    * POSTs a JSON body and writes the answer's body into `file` as it arrives (an answer that may be
    * many MiB: the query log's export). Resolves with the number of lines written.
    */

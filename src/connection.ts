@@ -208,6 +208,8 @@ export interface ClusterOverview extends ClusterStatus {
   models: { name: string; version: string; current: boolean; queueDepth?: number; p99Ms?: number; batches?: number }[];
   /** Why models, applications, queue depth or p99 are missing, when they are. */
   loadNote?: string;
+  /** Why the management daemon is not ready (it refuses writes until restarted), when it says so. */
+  managementNotReady?: string;
   apps: { name: string; linkedModels: string[]; sloMicros: number }[];
 }
 
@@ -875,10 +877,12 @@ export class ClipperConnection {
     const why = (err: unknown) => (err instanceof Error ? err.message : String(err));
     const status = await this.manager.status({ usage: true });
     // The processes are the manager's to report; a daemon or frontend that is down only leaves its part empty.
-    const [records, loaded] = await Promise.allSettled([
+    const [records, loaded, readiness] = await Promise.allSettled([
       Promise.all([this.getAllModels(true), this.getAllApps(true)]),
       fetchModelVersionLoads(status.addresses.metricsUrl, status.addresses.token),
+      this.admin.notReadyBecause(),
     ]);
+    const managementNotReady = readiness.status === "fulfilled" ? readiness.value : undefined;
     const [models, apps] = records.status === "fulfilled" ? records.value : [[], []];
     const loads: ModelVersionLoad[] = loaded.status === "fulfilled" ? loaded.value : [];
     const loadNote = records.status === "rejected"
@@ -894,6 +898,7 @@ export class ClipperConnection {
         return { name: m.model_name, version: m.model_version, current: m.is_current_version, ...load };
       }),
       ...(loadNote ? { loadNote } : {}),
+      ...(managementNotReady ? { managementNotReady } : {}),
       apps: apps.map((a) => ({ name: a.name, linkedModels: a.linked_models, sloMicros: a.latency_slo_micros })),
     };
   }

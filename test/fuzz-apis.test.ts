@@ -85,6 +85,7 @@ const TEMPLATES: Template[] = [
   { api: "admin", method: "POST", path: "/admin/complete_scale_request", body: { seq: 1, model_name: "m", model_version: "1", num_replicas: 2, from: 1 } },
   { api: "admin", method: "GET", path: "/metrics" },
   { api: "admin", method: "GET", path: "/admin/ping" },
+  { api: "admin", method: "GET", path: "/admin/live" },
   { api: "query", method: "POST", path: "/N/predict", body: { input: [1, 2, 3] } },
   { api: "query", method: "POST", path: "/N/update", body: { uid: 1, input: [1, 2], label: 1 } },
   { api: "query", method: "POST", path: "/v2/models/N/infer", body: { inputs: [{ name: "x", shape: [1, 2], datatype: "FP64", data: [1, 2] }] } },

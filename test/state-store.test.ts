@@ -90,7 +90,13 @@ describe("a write whose outcome the disk leaves unknown, through the admin API a
     const server = await startManagementServer({ host: "127.0.0.1", port: 0, stateDir: dir, logger: pino({ level: "silent" }), openJournal: journal.openJournal });
     const client = new AdminClient({ managementUrl: server.url });
     const app = (name: string) => ({ name, input_type: "doubles", default_output: "-1", latency_slo_micros: 100_000 });
+    const get = async (path: string) => {
+      const res = await fetch(`${server.url}${path}`);
+      return { status: res.status, text: await res.text() };
+    };
     try {
+      expect(await get("/admin/ping")).toEqual({ status: 200, text: "PONG" });
+      expect(await client.notReadyBecause()).toBeUndefined();
       journal.fail("datasync");
       journal.fail("truncate");
       const unknown = await client.postWrite("/admin/add_app", app("maybe")).catch((err: unknown) => err);
@@ -99,6 +105,14 @@ describe("a write whose outcome the disk leaves unknown, through the admin API a
       expect(JSON.parse(errorJson(unknown))).toMatchObject({ code: "WRITE_OUTCOME_UNKNOWN", error: expect.stringMatching(/^The change may or may not have been applied: /) });
       const refused = await client.postWrite("/admin/add_app", app("after")).catch((err: unknown) => err);
       expect(refused).toMatchObject({ status: 503, code: "ADMIN_REJECTED", message: expect.stringMatching(/^The change was not applied: writes are refused: .*restart the daemon/) });
+      // Readiness says so, with the reason; liveness still means the process serves; reads still work.
+      const ping = await get("/admin/ping");
+      expect(ping.status).toBe(503);
+      expect(ping.text).toMatch(/^NOT READY: the daemon refuses every write until it is restarted.*: an earlier write to .* may or may not have been saved .*EIO.*restart the daemon$/);
+      expect(await client.notReadyBecause()).toBe(ping.text);
+      expect(await client.ping()).toBe(false);
+      expect(await get("/admin/live")).toEqual({ status: 200, text: "PONG" });
+      expect(await client.postJson("/admin/get_all_applications", {})).toEqual([]);
     } finally {
       await server.close();
     }
@@ -107,6 +121,7 @@ describe("a write whose outcome the disk leaves unknown, through the admin API a
     try {
       const apps = await new AdminClient({ managementUrl: restarted.url }).postJson<Array<{ name: string }>>("/admin/get_all_applications", { verbose: true });
       expect(apps.map((a) => a.name)).toEqual(["maybe"]);
+      expect(await new AdminClient({ managementUrl: restarted.url }).notReadyBecause()).toBeUndefined();
     } finally {
       await restarted.close();
     }

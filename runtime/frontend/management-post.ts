@@ -58,7 +58,10 @@ interface Answer {
 
 /**
  * The POST, answered within `timeoutMs` or rejected. Sent again once when a kept-alive connection
- * turns out closed before any answer (the daemon dropped it while idle: the request never reached it).
+ * turns out closed before any answer: usually the daemon dropped it while idle and the request never
+ * reached it, but the daemon may also have taken the request and died, or its answer been lost. So
+ * what is posted must be safe to take twice: applied-revision reports are idempotent, and a query
+ * log report carries an id the daemon stores it once by (management/report-ledger.ts).
  */
 async function postRetryingStale(url: URL, headers: Record<string, string>, parts: ReadonlyArray<string | Uint8Array>, timeoutMs: number): Promise<Answer> {
   const deadline = Date.now() + timeoutMs;

@@ -7,7 +7,11 @@
  * time; records the daemon did not take are counted as dropped (`undelivered`) rather than kept,
  * so that a daemon away for a while costs the log those records, never the frontend's memory.
  * Drop counts go to the daemon with the next report, and to Prometheus.
+ *
+ * Each report carries an id — this process's session and the report's sequence — that stays the
+ * same when management-post.ts sends it again, so the daemon stores it once (management/report-ledger.ts).
  */
+import { randomUUID } from "node:crypto";
 import { Counter, type Registry } from "prom-client";
 import { QUERY_LOG_REPORT_CONTENT_TYPE, REPORT_QUERY_LOG_PATH } from "../shared/query-log.js";
 import { postToManagement, type ManagementTarget } from "./management-post.js";
@@ -25,6 +29,8 @@ export interface QueryLogShipperOptions extends ManagementTarget {
   /** A report delivered after its application was deleted counts under UNREGISTERED (metric-names.ts). */
   names?: MetricNames;
   intervalMs?: number;
+  /** Sends a report (default postToManagement; unit tests inject one). */
+  post?: typeof postToManagement;
 }
 
 export class QueryLogShipper {
@@ -35,6 +41,9 @@ export class QueryLogShipper {
   private readonly droppedCounter: Counter<"app" | "reason">;
   private readonly recordedCounter: Counter<"app">;
   private readonly names: MetricNames;
+  /** Random per process: a restarted frontend's sequence starts again at 1 under another session. */
+  private readonly session = randomUUID();
+  private lastSeq = 0;
 
   constructor(private readonly options: QueryLogShipperOptions) {
     this.names = options.names ?? MetricNames.any();
@@ -81,10 +90,11 @@ export class QueryLogShipper {
   /** One report (shared/query-log.ts: a header line, then one application's records), with the drop counts not yet reported. */
   private async send(chunk: RecordChunk | undefined): Promise<boolean> {
     const dropped = [...this.unreported].map(([app, count]) => ({ app, count }));
-    const header = { frontend_id: this.options.frontendId, ...(chunk ? { app: chunk.app } : {}), dropped };
+    const report_id = { session: this.session, seq: ++this.lastSeq };
+    const header = { frontend_id: this.options.frontendId, report_id, ...(chunk ? { app: chunk.app } : {}), dropped };
     const head = Buffer.from(JSON.stringify(header) + "\n");
     // The chunk's bytes go as they are, after the header: no copy of half a MiB per report.
-    const outcome = await postToManagement(
+    const outcome = await (this.options.post ?? postToManagement)(
       this.options, REPORT_QUERY_LOG_PATH, chunk ? [head, chunk.bytes] : head, 10_000, "query log report", false,
       QUERY_LOG_REPORT_CONTENT_TYPE,
     );
@@ -96,6 +106,7 @@ export class QueryLogShipper {
     }
     this.forgetReported(dropped);
     if (chunk) {
+      // The label as the configuration is now, not when the report left: an application deleted meanwhile counts as UNREGISTERED.
       this.recordedCounter.inc({ app: this.names.app(chunk.app) }, chunk.records);
       this.options.recorder.recycle(chunk);
     }

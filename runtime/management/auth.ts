@@ -7,6 +7,7 @@
  */
 import { presentsToken, TOKEN_HEADER } from "../shared/secrets.js";
 import { isLoopbackAddress, isLoopbackHost } from "../shared/loopback.js";
+import { LIVE_PATH } from "../shared/state.js";
 
 export interface AuthPolicy {
   /** The host the server is bound to. */
@@ -28,10 +29,11 @@ export function isAuthorized(
 }
 
 /**
- * Endpoints open to everyone even when a token is required: `GET /admin/ping` answers only `PONG`,
- * and Kubernetes' HTTP liveness and readiness probes (sent by the kubelet from the node's address,
- * with no way to read a Secret into a header) must reach it.
+ * Endpoints open to everyone even when a token is required: `GET /admin/ping` (readiness) and
+ * `GET /admin/live` (liveness) answer only `PONG` or that writes are refused, and Kubernetes' HTTP
+ * probes (sent by the kubelet from the node's address, with no way to read a Secret into a header)
+ * must reach them.
  */
 export function isOpenEndpoint(method: string | undefined, path: string): boolean {
-  return method === "GET" && path === "/admin/ping";
+  return method === "GET" && (path === "/admin/ping" || path === LIVE_PATH);
 }

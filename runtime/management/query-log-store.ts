@@ -9,6 +9,13 @@
  * appended after such a line (the next append starts a new segment), and the reader skips any line
  * that does not parse, so the log stays readable whatever instant the daemon died at.
  *
+ * A report that carries an id is written with its id line after its records, in the same write
+ * (shared/query-log.ts): the id is on disk only with every record before it. The ids found in the
+ * segments go back into the ledger (report-ledger.ts) when a log is first read, so a report sent
+ * again after the daemon stored it and died is stored once. A report split over segments (larger
+ * than a segment: logs under 4 MiB) has its id after its last piece; one cut short by a crash may
+ * be stored in part, then again whole.
+ *
  * Paths are built only from names that pass the application name rule (no `/`, `.`, `__proto__`);
  * per-application bookkeeping is in Maps. Appends and removals of one application are serialized.
  */
@@ -16,7 +23,10 @@ import { createHash } from "node:crypto";
 import { type FileHandle, mkdir, open, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { nameProblem } from "../shared/names.js";
-import { type ExportedQuery, type FeedbackRecord, QueryLogLineSchema, type QueryRecord } from "../shared/query-log.js";
+import {
+  type ExportedQuery, type FeedbackRecord, parseReportIdLine, QueryLogLineSchema, type QueryLogReportId, type QueryRecord, reportIdLine,
+} from "../shared/query-log.js";
+import { ReportLedger } from "./report-ledger.js";
 
 export const QUERY_LOG_DIR = "query-log";
 /** A log's bound is spread over this many segments, so that dropping the oldest frees an eighth. */
@@ -30,6 +40,9 @@ interface Segment {
   /** Its last line is cut short (a kill mid-write, a failed write): never append after it. */
   torn: boolean;
 }
+
+/** What `append` answers for a report the log already holds (report-ledger.ts). */
+export const REPEATED_REPORT = "repeated";
 
 export interface QueryLogSize {
   bytes: number;
@@ -84,6 +97,8 @@ export function segmentBytes(maxBytes: number): number {
 export class QueryLogStore {
   private readonly logs = new Map<string, Segment[]>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Reports taken: those with records from the segments and appends, the others from the daemon (server.ts). */
+  readonly reports = new ReportLedger();
 
   constructor(readonly root: string) {}
 
@@ -92,23 +107,25 @@ export class QueryLogStore {
    * `maxBytes`, which is read when the append's turn comes (after the appends and removals queued
    * before it): undefined then means the application no longer logs, and nothing is written.
    * Lines that fit the current segment go in one write; resolves with how many were written (a
-   * line larger than a segment is not).
+   * line larger than a segment is not), or REPEATED_REPORT when the report of `id` was taken
+   * already (nothing is written).
    */
-  append(app: string, lines: Buffer, records: number, maxBytes: () => number | undefined): Promise<number> {
+  append(app: string, lines: Buffer, records: number, maxBytes: () => number | undefined, id?: QueryLogReportId): Promise<number | typeof REPEATED_REPORT> {
     return this.serialized(app, async () => {
       const bound = maxBytes();
-      if (bound === undefined || records === 0) return 0;
+      if (bound === undefined || records === 0) return id && !this.reports.take(id) ? REPEATED_REPORT : 0;
+      // Loaded first: a restarted daemon learns the ids its segments hold.
       const segments = await this.load(app);
+      if (id && this.reports.isRepeat(id)) return REPEATED_REPORT;
       const limit = segmentBytes(bound);
-      if (lines.length <= limit) {
-        await this.appendChunk(app, segments, lines, records, limit, bound);
-        return records;
-      }
+      const idLine = id ? Buffer.from(reportIdLine(id)) : undefined;
       let written = 0;
-      for (const piece of pieces(lines, limit)) {
-        await this.appendChunk(app, segments, piece.bytes, piece.records, limit, bound);
+      const all = lines.length + (idLine?.length ?? 0) <= limit ? [{ bytes: lines, records }] : [...pieces(lines, limit - (idLine?.length ?? 0))];
+      for (const [i, piece] of all.entries()) {
+        await this.appendChunk(app, segments, i === all.length - 1 && idLine ? [piece.bytes, idLine] : [piece.bytes], piece.records, limit, bound);
         written += piece.records;
       }
+      if (id) this.reports.taken(id);
       return written;
     });
   }
@@ -182,8 +199,9 @@ export class QueryLogStore {
     }
   }
 
-  private async appendChunk(app: string, segments: Segment[], chunk: Buffer, records: number, limit: number, maxBytes: number): Promise<void> {
-    const bytes = chunk.length;
+  /** Appends `chunk` (records, then maybe a report id line) in one write. */
+  private async appendChunk(app: string, segments: Segment[], chunk: readonly Buffer[], records: number, limit: number, maxBytes: number): Promise<void> {
+    const bytes = chunk.reduce((n, part) => n + part.length, 0);
     let current = segments.at(-1);
     if (!current || current.torn || current.bytes + bytes > limit) {
       current = { seq: (current?.seq ?? 0) + 1, bytes: 0, records: 0, torn: false };
@@ -194,7 +212,7 @@ export class QueryLogStore {
     const path = this.segmentPath(app, current.seq);
     const file = await this.openSegment(app, path);
     try {
-      await file.writeFile(chunk);
+      await writeAll(file, chunk, bytes);
       await file.sync();
       current.bytes += bytes;
       current.records += records;
@@ -235,7 +253,13 @@ export class QueryLogStore {
       if (!match) continue;
       const text = await readFile(join(this.dirOf(app), file), "utf8");
       const { lines, torn } = wholeLines(text);
-      segments.push({ seq: Number(match[1]), bytes: Buffer.byteLength(text), records: lines.length, torn });
+      let records = 0;
+      for (const line of lines) {
+        const id = parseReportIdLine(line);
+        if (id) this.reports.taken(id);
+        else records++;
+      }
+      segments.push({ seq: Number(match[1]), bytes: Buffer.byteLength(text), records, torn });
     }
     segments.sort((a, b) => a.seq - b.seq);
     this.logs.set(app, segments);
@@ -270,6 +294,15 @@ export class QueryLogStore {
   private segmentPath(app: string, seq: number): string {
     return join(this.dirOf(app), `${String(seq).padStart(10, "0")}.jsonl`);
   }
+}
+
+/** Writes every byte of `parts` (a write may take fewer than it was given). */
+async function writeAll(file: FileHandle, parts: readonly Buffer[], total: number): Promise<void> {
+  if (parts.length === 1) return file.writeFile(parts[0]!);
+  const done = (await file.writev(parts as Buffer[])).bytesWritten;
+  if (done === total) return;
+  const rest = Buffer.concat(parts as Buffer[]).subarray(done);
+  await file.writeFile(rest);
 }
 
 /** A line's record, or undefined for a line that is not one of this application's records. */

@@ -7,7 +7,7 @@
 import { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../shared/logger.js";
-import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH, WRITE_OUTCOME_HEADER, WRITE_OUTCOME_UNKNOWN } from "../shared/state.js";
+import { APPLIED_REVISIONS_PATH, DAEMON_INSTANCE_HEADER, LIVE_PATH, REPORT_REPLICAS_PATH, REVISION_HEADER, WATCH_PATH, WRITE_OUTCOME_HEADER, WRITE_OUTCOME_UNKNOWN } from "../shared/state.js";
 import { listen } from "../shared/listen.js";
 import { createGuardedServer } from "../shared/http-guard.js";
 import { defaultMaxConnections } from "../shared/connection-limit.js";
@@ -44,10 +44,10 @@ import { DashboardAssets, isDashboardPath } from "./dashboard-assets.js";
 import { parseBody, spec } from "./operations.js";
 import {
   EXPORT_QUERY_LOG_PATH, GET_QUERY_LOG_PATH, MAX_REPORT_BYTES, QUERY_LOG_REPORT_CONTENT_TYPE, QUERY_LOG_REPORT_TEXT, QueryLogReportHeaderSchema, REPORT_QUERY_LOG_PATH,
-  reportRecords, type QueryLogStatus,
+  type QueryLogReportId, reportRecords, type QueryLogStatus,
 } from "../shared/query-log.js";
 import { APP_NAME_BODY, QUERY_LOG_WRITE_OPERATIONS, requireApp } from "./query-log-operations.js";
-import { QUERY_LOG_DIR, QueryLogStore } from "./query-log-store.js";
+import { QUERY_LOG_DIR, QueryLogStore, REPEATED_REPORT } from "./query-log-store.js";
 import { own } from "../shared/dict.js";
 import { join } from "node:path";
 import type { ClusterState } from "../shared/state.js";
@@ -114,12 +114,14 @@ const MIB = 1024 * 1024;
 const LOOP_EVENT = spec(AutoscaleLoopEventSchema,
   `{"kind" := "scale_up"|"scale_down", "model_name" := string, "model_version" := string, "from" := int, "to" := int, "reason" := string}`
   + ` or {"kind" := "first_replica", "model_name" := string, "model_version" := string, "start_ms" := number, "reason" := string}`);
+/** How /admin/ping starts its 503 answer while writes are refused. */
+const WRITES_HALTED_PREFIX = "NOT READY: the daemon refuses every write until it is restarted, since an earlier write's outcome is unknown";
 const READ_OPERATIONS = {
   ...CLIPPER_READS, ...POLICY_READ_OPERATIONS, ...API_KEY_READ_OPERATIONS, ...AUTOSCALE_READ_OPERATIONS, ...SHADOW_READ_OPERATIONS,
 };
 
 type Route =
-  | { method: "GET"; kind: "ping" | "watch" | "applied" | "events" | "live_stats" | "scale_requests" | "metrics" }
+  | { method: "GET"; kind: "ping" | "live" | "watch" | "applied" | "events" | "live_stats" | "scale_requests" | "metrics" }
   | {
     method: "POST";
     kind: "report" | "live_report" | "record_event" | "scale_request" | "complete_scale_request" | "query_log_report" | "query_log_status"
@@ -131,6 +133,7 @@ type Route =
 function buildRoutes(): Map<string, Route> {
   const routes = new Map<string, Route>([
     ["/admin/ping", { method: "GET", kind: "ping" }],
+    [LIVE_PATH, { method: "GET", kind: "live" }],
     [WATCH_PATH, { method: "GET", kind: "watch" }],
     [REPORT_REPLICAS_PATH, { method: "POST", kind: "report" }],
     [APPLIED_REVISIONS_PATH, { method: "GET", kind: "applied" }],
@@ -188,9 +191,9 @@ export async function startManagementServer(options: ManagementServerOptions): P
   /**
    * Appends a frontend's batch to its application's log if that application logs when the
    * append's turn comes (a deletion committed meanwhile queues its log's removal first); records
-   * not kept are counted as dropped.
+   * not kept are counted as dropped. A report taken already (report-ledger.ts) changes nothing.
    */
-  async function recordQueryLog(store: StateStore, body: Buffer): Promise<number> {
+  async function recordQueryLog(store: StateStore, body: Buffer): Promise<string> {
     if (!isUtf8(body)) throw badRequest("Request body is not valid UTF-8");
     const headerEnd = body.indexOf(0x0a);
     const report = parseBody(body.toString("utf8", 0, headerEnd < 0 ? body.length : headerEnd), QUERY_LOG_REPORT);
@@ -199,17 +202,26 @@ export async function startManagementServer(options: ManagementServerOptions): P
     const app = report.app;
     if (records > 0 && app === undefined) throw badRequest(`Records need the header's "app". Expected: ${QUERY_LOG_REPORT_TEXT}`);
     const state = store.state;
+    const id = report.report_id;
+    const repeated = (taken: QueryLogReportId) => `Recorded 0 query log records: report ${taken.seq} of session ${taken.session} was recorded already`;
     const dropped = (name: string, count: number) => {
       if (count > 0 && own(state.applications, name)) queryLogDropped.set(name, (queryLogDropped.get(name) ?? 0) + count);
     };
+    let written = 0;
+    if (app === undefined || records === 0 || !own(state.query_log, app)) {
+      if (id && !queryLogs.reports.take(id)) return repeated(id);
+    } else {
+      const appended = await queryLogs.append(app, body.subarray(headerEnd + 1), records, () => {
+        const config = own(store.state.query_log, app);
+        return config && config.max_mb * MIB;
+      }, id);
+      if (appended === REPEATED_REPORT) return repeated(id!);
+      written = appended;
+      dropped(app, records - written);
+    }
+    // Counted once the report is taken: a report refused or failed is sent again with its drop counts.
     for (const { app: name, count } of report.dropped) dropped(name, count);
-    if (app === undefined || records === 0 || !own(state.query_log, app)) return 0;
-    const written = await queryLogs.append(app, body.subarray(headerEnd + 1), records, () => {
-      const config = own(store.state.query_log, app);
-      return config && config.max_mb * MIB;
-    });
-    dropped(app, records - written);
-    return written;
+    return `Recorded ${written} query log records`;
   }
 
   async function queryLogStatus(state: ClusterState, body: string): Promise<QueryLogStatus> {
@@ -281,7 +293,15 @@ export async function startManagementServer(options: ManagementServerOptions): P
     }
     if (route.method === "POST") requireJsonContentType(req.headers, route.kind === "query_log_report" ? QUERY_LOG_REPORT_CONTENT_TYPE : undefined);
     switch (route.kind) {
-      case "ping":
+      case "ping": {
+        // Readiness: a daemon that refuses every write until it restarts is not ready (docs/operations.md).
+        const halted = store.writesHaltedBecause;
+        if (halted === undefined) return sendReply(res, { kind: "text", text: "PONG" });
+        // Ping is open to everyone: only a client that may use the API learns the file and the disk's error.
+        const detail = isAuthorized(auth, req.socket.remoteAddress, req.headers.authorization, token) ? `: ${halted}` : "";
+        throw new AdminError("service_unavailable", `${WRITES_HALTED_PREFIX}${detail}`);
+      }
+      case "live":
         return sendReply(res, { kind: "text", text: "PONG" });
       case "watch":
         return watch.subscribe(req, res, store.state);
@@ -322,8 +342,7 @@ export async function startManagementServer(options: ManagementServerOptions): P
       case "query_log_report": {
         const body = await readBody(req, maxBodyBytes, reportBuffers.take);
         try {
-          const written = await recordQueryLog(store, body);
-          return sendReply(res, { kind: "text", text: `Recorded ${written} query log records` });
+          return sendReply(res, { kind: "text", text: await recordQueryLog(store, body) });
         } finally {
           reportBuffers.give(body); // appended (or refused): nothing refers to it any more
         }

@@ -96,6 +96,11 @@ export class JournalFile {
     return this.size;
   }
 
+  /** Why appends are refused (until the daemon restarts), or undefined while they are taken. */
+  get haltedBecause(): string | undefined {
+    return this.halted?.message;
+  }
+
   /**
    * Appends lines and waits until they are on disk. Throws the failure as it came when the file is
    * as before, JournalOutcomeUnknownError when it failed and the file could not be put back

@@ -247,6 +247,11 @@ export class StateStore {
     return this.current;
   }
 
+  /** Why every write is refused until the daemon restarts (an earlier write's outcome is unknown), or undefined. */
+  get writesHaltedBecause(): string | undefined {
+    return this.journal.haltedBecause;
+  }
+
   get path(): string {
     return join(this.dir, STATE_FILE);
   }

@@ -116,22 +116,66 @@ export const QUERY_LOG_REPORT_CONTENT_TYPE = "application/x-ndjson";
  * not JSON, not a record, nested too deep to write out again, or naming another application than
  * its log's — so no line a frontend sends can break the log's reader.
  */
+/**
+ * A report's id, the same when a report is sent again (frontend/management-post.ts): the daemon
+ * stores a report once per id (management/report-ledger.ts). `session` is random per frontend
+ * process (a restarted frontend numbers from 1 again), `seq` counts its reports from 1.
+ */
+export const QueryLogReportIdSchema = z.object({
+  session: z.string().regex(/^[A-Za-z0-9-]{8,64}$/, "8 to 64 letters, digits or '-'"),
+  seq: count.min(1),
+});
+export type QueryLogReportId = z.infer<typeof QueryLogReportIdSchema>;
+
 export const QueryLogReportHeaderSchema = z.object({
   frontend_id: name,
+  /** Absent from an older frontend's report, which is then stored each time it arrives. */
+  report_id: QueryLogReportIdSchema.optional(),
   /** The application of the records that follow (required when any do). */
   app: name.optional(),
   dropped: z.array(z.object({ app: name, count })).max(10_000),
 });
 export type QueryLogReportHeader = z.infer<typeof QueryLogReportHeaderSchema>;
 export const QUERY_LOG_REPORT_TEXT =
-  `a first line {"frontend_id" := string, "app" := string (when records follow), "dropped" := [{"app" := string, "count" := int}]}, ` +
+  `a first line {"frontend_id" := string, "report_id" := {"session" := string, "seq" := int} (optional), "app" := string (when records follow), ` +
+  `"dropped" := [{"app" := string, "count" := int}]}, ` +
   `then one JSON object per line (at most ${MAX_RECORDS_PER_REPORT})`;
 
 /**
+ * The daemon writes a report's id after its records (management/query-log-store.ts) as a line
+ * starting with this, which no record may start with (`reportRecords`): a frontend cannot forge one.
+ * Readers of the log skip it as they skip any line that is not a record.
+ */
+export const REPORT_ID_LINE_PREFIX = '{"query_log_report":';
+const REPORT_ID_PREFIX_BYTES = Buffer.from(REPORT_ID_LINE_PREFIX);
+
+/** The line the daemon writes after a report's records. */
+export function reportIdLine(id: QueryLogReportId): string {
+  return `${REPORT_ID_LINE_PREFIX}${JSON.stringify({ session: id.session, seq: id.seq })}}\n`;
+}
+
+/** The id a log line holds, when it is a report id line (`reportIdLine`). */
+export function parseReportIdLine(line: string): QueryLogReportId | undefined {
+  if (!line.startsWith(REPORT_ID_LINE_PREFIX)) return undefined;
+  try {
+    const parsed = QueryLogReportIdSchema.safeParse((JSON.parse(line) as { query_log_report?: unknown }).query_log_report);
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the line from `at` to `end` starts as a report id line does (its third byte first: records start `{"type"`). */
+function startsReportIdLine(body: Buffer, at: number, end: number): boolean {
+  const length = REPORT_ID_PREFIX_BYTES.length;
+  return body[at + 2] === REPORT_ID_PREFIX_BYTES[2] && end - at >= length && body.compare(REPORT_ID_PREFIX_BYTES, 0, length, at, at + length) === 0;
+}
+
+/**
  * How many record lines a report body holds from `start` (after its header line), or what is wrong
- * with them. Every line ends with "\n", is a `{...}` of at most MAX_LINE_BYTES bytes, and no "\r"
- * appears (a reader splitting on either must find the same lines). One pass, nothing allocated per
- * line: the records are appended as they came.
+ * with them. Every line ends with "\n", is a `{...}` of at most MAX_LINE_BYTES bytes, is no report
+ * id line, and no "\r" appears (a reader splitting on either must find the same lines). One pass,
+ * nothing allocated per line: the records are appended as they came.
  */
 export function reportRecords(body: Buffer, start: number): number | string {
   if (start >= body.length) return 0;
@@ -142,6 +186,7 @@ export function reportRecords(body: Buffer, start: number): number | string {
     const end = body.indexOf(0x0a, at);
     if (end - at < 2 || body[at] !== 0x7b || body[end - 1] !== 0x7d) return `record ${records + 1} is not one JSON object on one line`;
     if (end - at > MAX_LINE_BYTES) return `record ${records + 1} is longer than ${MAX_LINE_BYTES} bytes`;
+    if (startsReportIdLine(body, at, end)) return `record ${records + 1} starts as the daemon's report id lines do (${REPORT_ID_LINE_PREFIX})`;
     if (records === MAX_RECORDS_PER_REPORT) return `a report carries at most ${MAX_RECORDS_PER_REPORT} records`;
     records++;
     at = end + 1;

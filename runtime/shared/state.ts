@@ -199,6 +199,11 @@ export type AppliedRevisions = z.infer<typeof AppliedRevisionsSchema>;
 
 /** Paths of our extensions to Clipper's admin API. */
 export const WATCH_PATH = "/admin/watch";
+/**
+ * Liveness (GET; open like /admin/ping): answers while the process serves HTTP, even when
+ * /admin/ping (readiness) answers 503 because writes are refused (docs/operations.md).
+ */
+export const LIVE_PATH = "/admin/live";
 export const REPORT_REPLICAS_PATH = "/admin/report_replicas";
 /** Which revision each live frontend has applied (GET; our extension). */
 export const APPLIED_REVISIONS_PATH = "/admin/get_applied_revisions";

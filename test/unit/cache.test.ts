@@ -355,7 +355,9 @@ describe("prediction cache through the model caller", () => {
     // Shed at admission (the dispatcher refused the task): shared with a joiner, not stored.
     const shedding = fakeDispatcher();
     shedding.dispatcher.submit = (_n: string, _v: string, task: PredictTask) => (shedding.tasks.push(task), false);
-    const busy = new ModelCaller({ dispatcher: shedding.dispatcher, cache });
+    // A refusal is answered at the deadline (model-caller.ts): timers that fire at once, not 10 s of waiting.
+    const immediate = { setTimeout: (callback: () => void) => setImmediate(callback), clearTimeout: (handle: unknown) => clearImmediate(handle as NodeJS.Immediate) };
+    const busy = new ModelCaller({ dispatcher: shedding.dispatcher, cache, timers: immediate });
     const shed = await Promise.all([0, 1].map(() => busy.call(M, "bytes", bytes(6), performance.now() + 10_000)));
     expect(shed.map((o) => o.kind)).toEqual(["shed", "shed"]);
     await busy.call(M, "bytes", bytes(6), performance.now() + 10_000);

@@ -41,6 +41,7 @@ describe("a journal append that fails", () => {
       await expect(refused).rejects.toThrow(/could not save the change .*EIO: i\/o error, /);
       expect(store.state.revision).toBe(1);
       expect(store.state.applications.lost).toBeUndefined();
+      expect(store.writesHaltedBecause).toBeUndefined();
       // A datasync failure comes after the line was written: the cut-back removed it.
       expect(await journalText(dir)).toBe(before);
       expect(await store.update(addApp("next"))).toBe("next");
@@ -78,6 +79,8 @@ describe("a journal append that fails", () => {
     expect(answers[0]!.message).toMatch(/refuses writes until it is restarted/);
     expect(store.state.revision).toBe(2);
     expect(store.state.applications.b).toBeUndefined();
+    // What /admin/ping (readiness) reports from now on.
+    expect(store.writesHaltedBecause).toMatch(/^an earlier write to .* may or may not have been saved \(EIO: .*\); restart the daemon$/);
 
     // Refused before the file is touched: it can never come back.
     const journalBefore = await journalText(dir);
@@ -93,6 +96,7 @@ describe("a journal append that fails", () => {
     expect(Object.keys(durable.applications).sort()).toEqual(["a", "b", "c", "first"]);
     expect(durable.revision).toBe(4);
     const reopened = await StateStore.open(dir);
+    expect(reopened.writesHaltedBecause).toBeUndefined();
     expect(reopened.state.applications.after).toBeUndefined();
     expect(await reopened.update(addApp("after"))).toBe("after");
     await reopened.close();

@@ -222,7 +222,9 @@ describe("the design in the objects", () => {
       }
       expect(d.spec.template.spec.imagePullSecrets).toEqual([{ name: "regcred" }]);
     }
-    expect(containersOf(m)[0]!.livenessProbe.httpGet).toEqual({ path: "/admin/ping", port: "management" });
+    // Readiness fails while the daemon refuses writes; liveness only when it stops serving.
+    expect(containersOf(m)[0]!.readinessProbe.httpGet).toEqual({ path: "/admin/ping", port: "management" });
+    expect(containersOf(m)[0]!.livenessProbe.httpGet).toEqual({ path: "/admin/live", port: "management" });
   });
 
   it("puts N frontends behind a query Service and a headless RPC Service the models connect to", () => {

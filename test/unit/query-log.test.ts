@@ -8,12 +8,13 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { QueryLogRecorder, type RecordChunk } from "../../runtime/frontend/query-log-recorder.js";
 import { setQueryLog } from "../../runtime/management/query-log-operations.js";
-import { pieces, QueryLogStore, segmentBytes, segmentsToDrop, wholeLines } from "../../runtime/management/query-log-store.js";
+import { pieces, QueryLogStore, REPEATED_REPORT, segmentBytes, segmentsToDrop, wholeLines } from "../../runtime/management/query-log-store.js";
+import { ReportLedger } from "../../runtime/management/report-ledger.js";
 import { AdminError } from "../../runtime/management/errors.js";
 import { dict } from "../../runtime/shared/dict.js";
 import {
   type ExportedQuery, MAX_JSON_DEPTH, MAX_LINE_BYTES, MAX_RECORDS_PER_REPORT, nestsWithin, type QueryLogLine, QueryLogLineSchema,
-  QueryLogReportHeaderSchema, type QueryRecord, reportRecords,
+  QueryLogReportHeaderSchema, type QueryRecord, REPORT_ID_LINE_PREFIX, reportRecords,
 } from "../../runtime/shared/query-log.js";
 import { stateViolations } from "../../runtime/shared/state-invariants.js";
 import type { ClusterState } from "../../runtime/shared/state.js";
@@ -197,6 +198,9 @@ describe("a frontend's report", () => {
     expect(records(`{"a":"${"é".repeat(MAX_LINE_BYTES / 2)}"}\n`)).toMatch(/record 1 is longer than/);
     expect(records("{}\n".repeat(MAX_RECORDS_PER_REPORT))).toBe(MAX_RECORDS_PER_REPORT);
     expect(records("{}\n".repeat(MAX_RECORDS_PER_REPORT + 1))).toMatch(/at most/);
+    // The daemon's report id lines cannot be forged.
+    expect(records(`{}\n${REPORT_ID_LINE_PREFIX}{"session":"forged-session","seq":9}}\n`)).toMatch(/record 2 starts as the daemon's report id lines do/);
+    expect(records('{"query_log":1}\n')).toBe(1);
   });
 
   it("has a header that names the frontend, the records' application and drop counts", () => {
@@ -204,6 +208,35 @@ describe("a frontend's report", () => {
     expect(QueryLogReportHeaderSchema.safeParse({ frontend_id: "f", app: "", dropped: [] }).success).toBe(false);
     expect(QueryLogReportHeaderSchema.safeParse({ frontend_id: "f", dropped: [{ app: "a", count: -1 }] }).success).toBe(false);
   });
+
+  it("may carry an id: a session of 8 to 64 letters, digits or '-', and a sequence from 1", () => {
+    const header = (report_id: unknown) => QueryLogReportHeaderSchema.safeParse({ frontend_id: "f", report_id, dropped: [] }).success;
+    expect(header({ session: "0b8e6f3c-2f0a-4f43-9d55-4b1c3c1f0e2a", seq: 1 })).toBe(true);
+    expect(header(undefined)).toBe(true);
+    for (const bad of [{ session: "short", seq: 1 }, { session: "a/b\"cdefgh", seq: 1 }, { session: "x".repeat(65), seq: 1 },
+      { session: "abcdefgh", seq: 0 }, { session: "abcdefgh", seq: 1.5 }, { session: "abcdefgh" }, "abcdefgh:1"]) {
+      expect(header(bad), JSON.stringify(bad)).toBe(false);
+    }
+  });
+});
+
+describe("the report ledger", () => {
+  it("takes each session's reports once, in order, and forgets the least recently heard from sessions beyond its bound", () => {
+    const ledger = new ReportLedger(2);
+    expect(ledger.take({ session: "s1", seq: 1 })).toBe(true);
+    expect(ledger.take({ session: "s1", seq: 1 })).toBe(false);
+    expect(ledger.take({ session: "s2", seq: 1 })).toBe(true);
+    expect(ledger.take({ session: "s1", seq: 3 })).toBe(true);
+    // Below the last taken: sent again (reports go one at a time, each numbered after the last).
+    expect(ledger.isRepeat({ session: "s1", seq: 2 })).toBe(true);
+    // An id found on disk never lowers what was taken.
+    ledger.taken({ session: "s1", seq: 2 });
+    expect(ledger.isRepeat({ session: "s1", seq: 3 })).toBe(true);
+    expect(ledger.take({ session: "s3", seq: 1 })).toBe(true); // s2 was heard from least recently
+    expect(ledger.isRepeat({ session: "s2", seq: 1 })).toBe(false);
+    expect(ledger.isRepeat({ session: "s1", seq: 3 })).toBe(true);
+  });
+
 });
 
 describe("set_query_log", () => {
@@ -365,6 +398,50 @@ describe("query log files", () => {
     ], () => MIB);
     const out = await exported(store);
     expect(out.map((q) => q.feedback.map((f) => f.label))).toEqual([[30], [10], [20]]);
+  });
+
+  it("stores a report sent again once, also after a restart, by the id written after its records", async () => {
+    const root = await tempDir();
+    const id = { session: "0b8e6f3c-2f0a", seq: 7 };
+    const report = Buffer.from(`${line(query(1))}\n${line(query(2))}\n`);
+    const store = new QueryLogStore(root);
+    expect(await store.append("a", report, 2, () => MIB, id)).toBe(2);
+    expect(await store.append("a", report, 2, () => MIB, id)).toBe(REPEATED_REPORT);
+    // The daemon restarted: the id comes back from the segment.
+    const restarted = new QueryLogStore(root);
+    expect(await restarted.append("a", report, 2, () => MIB, id)).toBe(REPEATED_REPORT);
+    expect(await restarted.append("a", report, 2, () => MIB, { ...id, seq: 6 })).toBe(REPEATED_REPORT);
+    expect(await restarted.size("a")).toMatchObject({ records: 2 });
+    expect((await exported(restarted)).map((q) => q.query_id)).toEqual([1, 2]);
+    // The id follows its records, in the log's bytes (a crash mid-write cannot keep the id without them).
+    const [segment] = await readdir(join(root, "a"));
+    expect(await readFile(join(root, "a", segment!), "utf8")).toBe(`${report.toString()}${REPORT_ID_LINE_PREFIX}{"session":"0b8e6f3c-2f0a","seq":7}}\n`);
+    // The next report of the session, another session's, and one without an id are stored.
+    expect(await restarted.append("a", Buffer.from(`${line(query(3))}\n`), 1, () => MIB, { ...id, seq: 8 })).toBe(1);
+    expect(await restarted.append("a", Buffer.from(`${line(query(4))}\n`), 1, () => MIB, { session: "another-session", seq: 1 })).toBe(1);
+    expect(await restarted.append("a", Buffer.from(`${line(query(5))}\n`), 1, () => MIB)).toBe(1);
+    expect(await restarted.append("a", Buffer.from(`${line(query(5))}\n`), 1, () => MIB)).toBe(1);
+    expect((await exported(restarted)).map((q) => q.query_id)).toEqual([1, 2, 3, 4, 5, 5]);
+    expect(await new QueryLogStore(root).size("a")).toEqual(await restarted.size("a"));
+    // A report whose application stopped logging is taken too, in memory.
+    expect(await restarted.append("a", report, 2, () => undefined, { ...id, seq: 9 })).toBe(0);
+    expect(await restarted.append("a", report, 2, () => MIB, { ...id, seq: 9 })).toBe(REPEATED_REPORT);
+  });
+
+  it("writes a report larger than a segment in pieces, its id after the last", async () => {
+    const root = await tempDir();
+    const store = new QueryLogStore(root);
+    const maxBytes = 8 * 4096;
+    const lines = Array.from({ length: 12 }, (_, i) => line(query(i, [0], undefined, "x".repeat(900))));
+    const id = { session: "big-report", seq: 1 };
+    expect(await appendLines(store, "a", lines, () => maxBytes)).toBe(12);
+    expect(await store.append("a", Buffer.from(lines.map((l) => `${l}\n`).join("")), 12, () => maxBytes, id)).toBe(12);
+    const files = (await readdir(join(root, "a"))).sort();
+    const texts = await Promise.all(files.map((f) => readFile(join(root, "a", f), "utf8")));
+    expect(texts.filter((t) => t.includes(REPORT_ID_LINE_PREFIX))).toHaveLength(1);
+    expect(texts.at(-1)!.endsWith(`${REPORT_ID_LINE_PREFIX}{"session":"big-report","seq":1}}\n`)).toBe(true);
+    for (const text of texts) expect(text.length).toBeLessThanOrEqual(segmentBytes(maxBytes));
+    expect(await new QueryLogStore(root).append("a", Buffer.from(`${lines[0]}\n`), 1, () => maxBytes, id)).toBe(REPEATED_REPORT);
   });
 
   it("removes an application's log, and only applications' directories of valid names", async () => {

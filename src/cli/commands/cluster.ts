@@ -134,6 +134,7 @@ export async function status(options: OutputOptions & { cluster?: string }): Pro
   const autoscaling = await conn.getAutoscaling().catch(() => undefined);
   emit(options, { ...s, addresses, ...(autoscaling ? { autoscaling } : {}) }, [
     `cluster ${style.bold(s.addresses.cluster)} (${s.addresses.manager})  query ${s.addresses.queryUrl}  management ${s.addresses.managementUrl}`,
+    ...(s.managementNotReady ? [style.bold(`management daemon not ready: ${s.managementNotReady}`)] : []),
     ...(s.addresses.applicationQueryUrls ?? []).map((url) => `applications query ${url}`),
     "",
     ...table(["COMPONENT", "STATE", pods ? "READY" : "PID", "RESTARTS", ...USAGE],

@@ -33,6 +33,7 @@ import type { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import type { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import type { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import { RPC_SECRET_ENV } from "../../../runtime/shared/rpc-auth.js";
+import { LIVE_PATH } from "../../../runtime/shared/state.js";
 import { ClipperError } from "../../errors.js";
 import {
   clusterLabels,
@@ -236,8 +237,9 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
             command: managementCommand({ token: tokenSecret !== undefined, maxBodyBytes: spec.options.maxBodyBytes, maxConnections: spec.options.maxConnections, allowedHosts }),
             env: [{ name: "CLIPPER_CLUSTER", value: cluster }],
             ports: [{ name: "management", containerPort: INTERNAL_PORTS.management, protocol: "TCP" }],
+            // Ready while it takes writes; alive while it serves HTTP (a daemon refusing writes keeps serving reads: docs/operations.md).
             readinessProbe: httpProbe("/admin/ping", "management", { period: 5, failures: 3 }),
-            livenessProbe: httpProbe("/admin/ping", "management", { period: 10, failures: 6, initialDelay: 10 }),
+            livenessProbe: httpProbe(LIVE_PATH, "management", { period: 10, failures: 6, initialDelay: 10 }),
             resources: resources(spec.resources?.management ?? DEFAULT_RESOURCES.management),
             volumeMounts: [
               { name: "state", mountPath: STATE_DIR },
