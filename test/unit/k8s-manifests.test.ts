@@ -223,7 +223,7 @@ describe("the design in the objects", () => {
       expect(d.spec.template.spec.imagePullSecrets).toEqual([{ name: "regcred" }]);
     }
     // Readiness fails while the daemon refuses writes; liveness only when it stops serving.
-    expect(containersOf(m)[0]!.readinessProbe.httpGet).toEqual({ path: "/admin/ping", port: "management" });
+    expect(containersOf(m)[0]!.readinessProbe.httpGet).toEqual({ path: "/admin/live", port: "management" });
     expect(containersOf(m)[0]!.livenessProbe.httpGet).toEqual({ path: "/admin/live", port: "management" });
   });
 

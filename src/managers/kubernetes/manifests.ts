@@ -237,8 +237,11 @@ export function clusterManifests(spec: KubernetesClusterSpec): KubernetesObject[
             command: managementCommand({ token: tokenSecret !== undefined, maxBodyBytes: spec.options.maxBodyBytes, maxConnections: spec.options.maxConnections, allowedHosts }),
             env: [{ name: "CLIPPER_CLUSTER", value: cluster }],
             ports: [{ name: "management", containerPort: INTERNAL_PORTS.management, protocol: "TCP" }],
-            // Ready while it takes writes; alive while it serves HTTP (a daemon refusing writes keeps serving reads: docs/operations.md).
-            readinessProbe: httpProbe("/admin/ping", "management", { period: 5, failures: 3 }),
+            // Ready and alive while it serves HTTP. Not /admin/ping: a daemon refusing writes after an
+            // unknown-outcome failure still serves reads, the watch stream and query-log reports, and a
+            // not-ready pod would drop out of its Service, cutting the frontends and hiding ping's reason
+            // from `clipper status` (docs/operations.md).
+            readinessProbe: httpProbe(LIVE_PATH, "management", { period: 5, failures: 3 }),
             livenessProbe: httpProbe(LIVE_PATH, "management", { period: 10, failures: 6, initialDelay: 10 }),
             resources: resources(spec.resources?.management ?? DEFAULT_RESOURCES.management),
             volumeMounts: [
