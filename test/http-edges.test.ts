@@ -20,6 +20,8 @@ import { frontendTuningFlags, managementCommand } from "../src/managers/cluster-
 import { ClusterOptionsSchema } from "../src/managers/local/schemas.js";
 import { keepSending, rawConnect as connectRaw, type RawConnection, rawRequest } from "./support/raw-http.js";
 import { tempDirs } from "./support/temp-dirs.js";
+import { waitFor } from "./support/cluster-in-process.js";
+import { AdminClient } from "../src/admin-client.js";
 
 const silent = pino({ level: "silent" });
 const tempDir = tempDirs("clipper-http-edges-");
@@ -61,6 +63,17 @@ beforeAll(async () => {
     slowOk: rawRequest("GET", "/metrics"),
     tooLarge: (length) => rawRequest("POST", "/nope/predict", { ...json, "Content-Length": length }),
   });
+  // Predictions are served on the fast path (shared/http-fast-path.ts) until a request outside it
+  // hands the connection to node:http: the same edges must hold across that hand-off.
+  await new AdminClient({ managementUrl: backing.url }).postText("/admin/add_app", {
+    name: "fast", input_type: "doubles", default_output: "-1.0", latency_slo_micros: 100_000,
+  });
+  await waitFor(() => frontend.state()?.applications["fast"] !== undefined, 10_000, "the frontend to see app 'fast'");
+  servers["query frontend, fast path"] = () => ({
+    port: frontend.port,
+    slowOk: rawRequest("POST", "/fast/predict", json, JSON.stringify({ input: [1, 2] })),
+    tooLarge: (length) => rawRequest("POST", "/fast/predict", { ...json, "Content-Length": length }),
+  });
 }, 30_000);
 
 afterAll(async () => {
@@ -83,7 +96,7 @@ afterEach(async () => {
 
 const BAD_CONTENT_TYPE = rawRequest("POST", "/admin/get_all_models", { "Content-Type": "\x01" }, "{}");
 
-describe.each(["management daemon", "query frontend"])("%s", { timeout: 30_000 }, (name) => {
+describe.each(["management daemon", "query frontend", "query frontend, fast path"])("%s", { timeout: 30_000 }, (name) => {
   it("answers requests pipelined before a malformed one in order, then the 400, then closes", async () => {
     const s = servers[name]!();
     const conn = await rawConnect(s.port);

@@ -7,6 +7,7 @@ import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } 
 import type { Logger } from "pino";
 import { BodyNotUtf8Error, BodyTooLargeError, collectBody, readBody, utf8Text } from "../shared/http-body.js";
 import { createGuardedServer } from "../shared/http-guard.js";
+import type { FastPathOptions, FastReply, FastRouter } from "../shared/http-fast-path.js";
 import { defaultMaxConnections } from "../shared/connection-limit.js";
 import { type AllowedHosts, hostRefusal, isForeignOrigin, isHostAllowed } from "../shared/host-check.js";
 import { presentsToken, TOKEN_HEADER } from "../shared/secrets.js";
@@ -35,8 +36,12 @@ export interface QueryHttpOptions {
   scrapeMetrics?(): Promise<MetricsScrape>;
   /** The Open Inference Protocol (oip/handler.ts): paths under /v2 that are not Clipper's routes. */
   oip?: { handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> };
+  /** Serve simple predict requests on the fast path (shared/http-fast-path.ts); false: node:http only. Default true. */
+  fastPath?: boolean;
 }
 
+/** Idle keep-alive connections close after this long, on both paths. */
+const KEEP_ALIVE_MS = 5_000;
 const ROUTE = /^\/([^/]+)\/(predict|update)\/?$/;
 /** OIP routes that stay open with API keys on, like /health: server metadata and health. */
 const OPEN_OIP = /^\/v2(\/health\/(live|ready))?\/?$/;
@@ -53,6 +58,10 @@ function sendJsonText(res: ServerResponse, status: number, text: string, headers
     res.writeHead(status, ["content-type", "application/json", "content-length", String(Buffer.byteLength(text))]);
   }
   res.end(text);
+}
+
+function internalErrorJson(err: unknown): string {
+  return JSON.stringify({ error: "Internal error", cause: err instanceof Error ? err.message : String(err) });
 }
 
 function sendError(res: ServerResponse, status: number, error: string, cause: string, headers?: Record<string, string>): void {
@@ -158,30 +167,68 @@ export function createQueryServer(options: QueryHttpOptions): Server {
    */
   function predict(req: IncomingMessage, res: ServerResponse, app: string): void {
     const onError = (err: unknown) => fail(req, res, err);
-    collectBody(req, maxBodyBytes, (raw) => {
+    collectBody(req, maxBodyBytes, (raw) => predictBody(app, raw, (status, json) => sendJsonText(res, status, json), onError), onError);
+  }
+
+  /** The answer to a predict body whole in `raw`, on either path (node:http's above, the fast path's below). */
+  function predictBody(app: string, raw: Buffer, reply: FastReply, onError: (err: unknown) => void): void {
+    try {
+      const prepared = processor.prepare(app, parseJson(raw));
+      const now = processor.answerNowJson(prepared);
+      if (now !== undefined) return reply(200, now);
+      processor.answer(prepared).then((answer) => reply(200, JSON.stringify(answer))).catch(onError);
+    } catch (err) {
+      onError(err);
+    }
+  }
+
+  /**
+   * Predict on the fast path (shared/http-fast-path.ts): a whole POST /<app>/predict whose Host is
+   * admitted and whose app name needs no decoding. Anything else — and every other route — is
+   * node:http's, with its answers as above.
+   */
+  const fastRoute: FastRouter = (head) => {
+    if (head.method !== "POST") return undefined;
+    const question = head.target.indexOf("?");
+    const match = ROUTE.exec(question < 0 ? head.target : head.target.slice(0, question));
+    if (match === null || match[2] !== "predict" || match[1]!.includes("%")) return undefined;
+    // No Host is node:http's 400 to answer; an unknown one the route's 403 (or the token's pass).
+    const host = head.headers["host"];
+    if (host === undefined || !hostAdmitted(host)) return undefined;
+    const app = match[1]!;
+    return (raw, reply) => {
+      const onError = (err: unknown) => {
+        const answer = errorAnswerOf(err, head.target);
+        reply(answer.status, answer.json, answer.headers);
+      };
       try {
-        const prepared = processor.prepare(app, parseJson(raw));
-        const now = processor.answerNowJson(prepared);
-        if (now !== undefined) return sendJsonText(res, 200, now);
-        processor.answer(prepared).then((answer) => sendJson(res, 200, answer)).catch(onError);
+        options.auth.check(head.headers, { app });
       } catch (err) {
-        onError(err);
+        return onError(err);
       }
-    }, onError);
+      predictBody(app, raw, reply, onError);
+    };
+  };
+
+  /** An error's answer: the QueryError's own, 413 for a body too large, else 500 (logged: a fault of ours). */
+  function errorAnswerOf(err: unknown, url: string | undefined): { status: number; json: string; headers?: Record<string, string> } {
+    if (err instanceof QueryError) return { status: err.status, json: JSON.stringify({ error: err.error, cause: err.cause_ }), headers: err.headers };
+    // The connection then closes after a bounded drain of the rest of the body (http-guard.ts).
+    if (err instanceof BodyTooLargeError) return { status: 413, json: JSON.stringify({ error: "Payload too large", cause: err.message }) };
+    log.error({ err, url }, "query request failed");
+    return { status: 500, json: internalErrorJson(err) };
   }
 
   function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     if (res.headersSent) return void res.destroy();
-    if (err instanceof QueryError) return sendError(res, err.status, err.error, err.cause_, err.headers);
-    if (err instanceof BodyTooLargeError) {
-      // The connection then closes after a bounded drain of the rest of the body (http-guard.ts).
-      return sendError(res, 413, "Payload too large", err.message);
-    }
-    log.error({ err, url: req.url }, "query request failed");
-    sendError(res, 500, "Internal error", err instanceof Error ? err.message : String(err));
+    const answer = errorAnswerOf(err, req.url);
+    sendJsonText(res, answer.status, answer.json, answer.headers);
   }
 
-  const server = createGuardedServer({}, { maxConnections: options.maxConnections ?? defaultMaxConnections(), errorAnswer }, (req, res) => {
+  const fast: FastPathOptions | undefined = options.fastPath === false ? undefined : {
+    route: fastRoute, maxBodyBytes, keepAliveMs: KEEP_ALIVE_MS, internalError: internalErrorJson,
+  };
+  const server = createGuardedServer({}, { maxConnections: options.maxConnections ?? defaultMaxConnections(), errorAnswer, fast }, (req, res) => {
     try {
       handle(req, res)?.catch((err: unknown) => fail(req, res, err));
     } catch (err) {
@@ -190,6 +237,6 @@ export function createQueryServer(options: QueryHttpOptions): Server {
   });
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(options.requestTimeoutMs, 60_000);
-  server.keepAliveTimeout = 5_000;
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
   return server;
 }

@@ -18,6 +18,7 @@
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, ServerResponse, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
+import { type FastPathOptions, serveFast } from "./http-fast-path.js";
 
 /** How long the rest of an upload is drained after an early answer before the socket closes. */
 export const DRAIN_MS = 1_000;
@@ -40,6 +41,8 @@ export interface HttpGuardOptions {
   /** Bounds of the drain after an early answer; tests shorten them. */
   drainMs?: number;
   drainBytes?: number;
+  /** Serve the simple requests of http-fast-path.ts without node:http's request objects; the rest go to node:http. */
+  fast?: FastPathOptions;
 }
 
 interface Connection {
@@ -223,6 +226,53 @@ function parseFailure(err: NodeJS.ErrnoException & { reason?: string }): { statu
   }
 }
 
+/**
+ * Puts the fast path (http-fast-path.ts) in place of node:http's own connection listener: each
+ * guarded connection starts there and is handed to that listener at its first request outside the
+ * fast path's subset. Its requests count on the connection as node:http's do (pending, idle), and
+ * closeAllConnections/closeIdleConnections reach the connections node:http never saw.
+ */
+function takeConnectionsFast(server: Server, fast: FastPathOptions, open: Set<Socket>, idle: IdleList): void {
+  const nodeListeners = server.listeners("connection").slice(1) as ((socket: Socket) => void)[];
+  if (nodeListeners.length !== 1) throw new Error(`expected node:http's one connection listener, found ${nodeListeners.length}`);
+  const nodeListener = nodeListeners[0]!;
+  server.removeListener("connection", nodeListener);
+  const hooks = {
+    requestStarted(socket: Socket): void {
+      const conn = connectionOf(socket)!;
+      conn.pending++;
+      idle.remove(conn);
+    },
+    requestEnded(socket: Socket): void {
+      responseClosed(connectionOf(socket)!);
+    },
+    handOff(socket: Socket, buffered: Buffer | undefined): void {
+      nodeListener.call(server, socket);
+      // Straight to node:http's parser, ahead of anything the socket reads next.
+      if (buffered !== undefined) socket.emit("data", buffered);
+    },
+  };
+  server.on("connection", (socket: Socket) => {
+    const conn = connectionOf(socket);
+    // A connection refused at the cap is node:http's to drain (refuse above).
+    if (conn === undefined || conn.closing || conn.idle === undefined) return nodeListener.call(server, socket);
+    serveFast(socket, fast, hooks);
+  });
+  const closeAll = server.closeAllConnections.bind(server);
+  server.closeAllConnections = () => {
+    closeAll();
+    for (const socket of open) socket.destroy();
+  };
+  const closeIdle = server.closeIdleConnections.bind(server);
+  server.closeIdleConnections = () => {
+    closeIdle();
+    for (const socket of open) {
+      const conn = connectionOf(socket);
+      if (conn !== undefined && conn.inIdle && conn.pending === 0 && socket.bytesRead === conn.idleSince) socket.destroy();
+    }
+  };
+}
+
 /** An HTTP server with the guards of the module comment around `handler`. */
 export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGuardOptions, handler: RequestListener): Server {
   if (!Number.isSafeInteger(guard.maxConnections) || guard.maxConnections < 1) {
@@ -286,6 +336,8 @@ export function createGuardedServer(serverOptions: ServerOptions, guard: HttpGua
       idle.remove(conn);
     });
   });
+
+  if (guard.fast !== undefined) takeConnectionsFast(server, guard.fast, open, idle);
 
   server.on("clientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
     const conn = connectionOf(socket);
