@@ -133,6 +133,27 @@ describe("the query port's fast path", { timeout: 30_000 }, () => {
     expect((await next.waitForResponses(2)).map((a) => JSON.parse(a.body).output)).toEqual([101, 2]);
   });
 
+  it("closes a connection idle for the keep-alive timeout (5 s), answered or silent, and keeps a busy one", async () => {
+    const c = await setup();
+    const answered = await connect(c);
+    answered.write(predict([1]));
+    await answered.waitForResponses(1);
+    const silent = await connect(c);
+    const started = Date.now();
+    const busy = await connect(c);
+    const keepBusy = setInterval(() => busy.write(predict([2])), 500);
+    try {
+      await Promise.all([answered.finished, silent.finished]);
+      const waited = Date.now() - started;
+      expect(waited).toBeGreaterThan(4_500);
+      expect(waited).toBeLessThan(7_000);
+      expect(busy.isFinished).toBe(false);
+      expect(busy.responses().length).toBeGreaterThan(8);
+    } finally {
+      clearInterval(keepBusy);
+    }
+  });
+
   it("closes its kept-alive connections when the frontend stops, with an answer owed or idle", async () => {
     const c = await setup();
     const idle = await connect(c);
