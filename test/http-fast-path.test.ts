@@ -43,6 +43,14 @@ describe("the query port's fast path", { timeout: 30_000 }, () => {
     return conn;
   }
 
+  /** A connection that has had one answer and is now idle between requests. */
+  async function answeredOnce(c: InProcessCluster): Promise<RawConnection> {
+    const conn = await connect(c);
+    conn.write(predict([1]));
+    await conn.waitForResponses(1);
+    return conn;
+  }
+
   it("answers pipelined requests in order when a slow one comes first, and hands the connection to node:http mid-way", async () => {
     const c = await setup();
     // Cached, so that they are ready long before the slow one ahead of them.
@@ -135,9 +143,7 @@ describe("the query port's fast path", { timeout: 30_000 }, () => {
 
   it("closes a connection idle for the keep-alive timeout (5 s), answered or silent, and keeps a busy one", async () => {
     const c = await setup();
-    const answered = await connect(c);
-    answered.write(predict([1]));
-    await answered.waitForResponses(1);
+    const answered = await answeredOnce(c);
     const silent = await connect(c);
     const started = Date.now();
     const busy = await connect(c);
@@ -156,9 +162,7 @@ describe("the query port's fast path", { timeout: 30_000 }, () => {
 
   it("closes its kept-alive connections when the frontend stops, with an answer owed or idle", async () => {
     const c = await setup();
-    const idle = await connect(c);
-    idle.write(predict([1]));
-    await idle.waitForResponses(1);
+    const idle = await answeredOnce(c);
     const busy = await connect(c);
     busy.write(predict([SLOW, 3]));
     await new Promise((r) => setTimeout(r, 20));
