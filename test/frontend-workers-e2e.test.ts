@@ -14,7 +14,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { cliCluster, freePort } from "./support/cli.js";
+import { cliCluster, freePortRun } from "./support/cli.js";
 import { waitFor } from "./support/cluster-in-process.js";
 import { processUsage } from "../src/managers/local/proc-usage.js";
 import { LiveStatsSchema, LIVE_STATS_PATH } from "../runtime/shared/live-stats.js";
@@ -43,7 +43,7 @@ async function scrapeOnNewConnection(queryUrl: string): Promise<(name: string, l
 
 /** A frontend primary with two workers, on its own (no daemon answers), once both listen; with its worker pids. */
 async function twoWorkerPrimary() {
-  const rpcPort = await freePort();
+  const rpcPort = await freePortRun(2);
   const child = spawn(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none",
     "--port", "0", "--rpc-port", String(rpcPort), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -57,7 +57,7 @@ async function twoWorkerPrimary() {
 }
 
 describe("two frontend workers on the local manager", { timeout: 240_000 }, () => {
-  const { home, ok, urls } = cliCluster("clipper-workers-e2e-", { startFlags: ["--frontend-workers", "2"] });
+  const { home, ok, urls } = cliCluster("clipper-workers-e2e-", { startFlags: ["--frontend-workers", "2"], rpcPorts: 2 });
 
   const admin = async (path: string) => (await fetch(`${urls.managementUrl}${path}`)).json();
   /** Per worker frontend id: the replicas of sum:1 in its latest live stats sample, and when it was taken. */
@@ -173,7 +173,7 @@ describe("the frontend's --workers flag", { timeout: 60_000 }, () => {
   });
 
   it("exits 1, leaving no worker behind, when a worker cannot bind its RPC port", async () => {
-    const rpcPort = await freePort();
+    const rpcPort = await freePortRun(2);
     // The second worker's port is taken: that worker fails at startup, so the whole start fails.
     const blocker = createServer();
     await new Promise<void>((resolve, reject) => blocker.once("error", reject).listen(rpcPort + 1, "127.0.0.1", resolve));

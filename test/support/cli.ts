@@ -71,6 +71,30 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The first of `count` consecutive ports that were all free a moment ago: a frontend with N workers
+ * binds RPC ports rpcPort … rpcPort + N - 1, and the OS picks only the first.
+ */
+export async function freePortRun(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = await freePort();
+    if (first + count - 1 > 65_535) continue;
+    let all = true;
+    for (let port = first + 1; port < first + count && all; port++) all = await portFree(port);
+    if (all) return first;
+  }
+  throw new Error(`found no run of ${count} free ports`);
+}
+
 /**
  * The CLI bound to one CLIPPER_HOME (and, for `ok`, one cluster): `cli` returns what a command did;
  * `ok` adds `--json`, asserts exit 0 (showing the output otherwise) and returns the parsed JSON.
@@ -91,13 +115,17 @@ export function cliFor(env: Record<string, string>, options: { cluster?: string;
  * ports before its first test (after `before`), stopped and removed after its last. `urls` is
  * filled in by the start.
  */
-export function cliCluster(prefix: string, options: { env?: Record<string, string>; startFlags?: string[]; before?: () => void; launcher?: CliLauncher } = {}) {
+export function cliCluster(prefix: string, options: {
+  env?: Record<string, string>; startFlags?: string[]; before?: () => void; launcher?: CliLauncher;
+  /** RPC ports the cluster binds from --rpc-port on (its --frontend-workers); default 1. */
+  rpcPorts?: number;
+} = {}) {
   const home = mkdtempSync(join(tmpdir(), prefix));
   const { cli, ok } = cliFor({ CLIPPER_HOME: home, FORCE_COLOR: "0", ...options.env }, options.launcher ? { launcher: options.launcher } : {});
   const urls = { queryUrl: "", managementUrl: "" };
   beforeAll(async () => {
     options.before?.();
-    const [q, m, r] = [await freePort(), await freePort(), await freePort()];
+    const [q, m, r] = [await freePort(), await freePort(), await freePortRun(options.rpcPorts ?? 1)];
     const started = await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r), ...(options.startFlags ?? []));
     urls.queryUrl = started.queryUrl;
     urls.managementUrl = started.managementUrl;
