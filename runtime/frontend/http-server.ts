@@ -36,8 +36,6 @@ export interface QueryHttpOptions {
   scrapeMetrics?(): Promise<MetricsScrape>;
   /** The Open Inference Protocol (oip/handler.ts): paths under /v2 that are not Clipper's routes. */
   oip?: { handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> };
-  /** Serve simple predict requests on the fast path (shared/http-fast-path.ts); false: node:http only. Default true. */
-  fastPath?: boolean;
 }
 
 /** Idle keep-alive connections close after this long, on both paths. */
@@ -225,9 +223,7 @@ export function createQueryServer(options: QueryHttpOptions): Server {
     sendJsonText(res, answer.status, answer.json, answer.headers);
   }
 
-  const fast: FastPathOptions | undefined = options.fastPath === false ? undefined : {
-    route: fastRoute, maxBodyBytes, keepAliveMs: KEEP_ALIVE_MS, internalError: internalErrorJson,
-  };
+  const fast: FastPathOptions = { route: fastRoute, maxBodyBytes, keepAliveMs: KEEP_ALIVE_MS, internalError: internalErrorJson };
   const server = createGuardedServer({}, { maxConnections: options.maxConnections ?? defaultMaxConnections(), errorAnswer, fast }, (req, res) => {
     try {
       handle(req, res)?.catch((err: unknown) => fail(req, res, err));

@@ -118,11 +118,19 @@ function statusLine(status: number): string {
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
 }
 
-/** A whole response: status line, node:http's usual headers for a kept-alive answer, and the body. */
+/**
+ * A whole response: status line, node:http's usual headers for a kept-alive answer, and the body.
+ * Extra headers are checked as node:http's writeHead checks them (a CR or LF in a value would
+ * split the response): a bad one throws, before anything is written.
+ */
 export function responseText(status: number, json: string, keepAliveMs: number, headers?: Readonly<Record<string, string>>): string {
   let extra = "";
   if (headers !== undefined) {
-    for (const name of Object.keys(headers)) extra += `${name}: ${headers[name]}\r\n`;
+    for (const name of Object.keys(headers)) {
+      const value = headers[name]!;
+      if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) throw new TypeError(`invalid response header ${JSON.stringify(name)}: ${JSON.stringify(value)}`);
+      extra += `${name}: ${value}\r\n`;
+    }
   }
   return `${statusLine(status)}${extra}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n` +
     `Date: ${httpDate()}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(keepAliveMs / 1000)}\r\n\r\n${json}`;
@@ -201,7 +209,14 @@ class FastConnection {
     const reply: FastReply = (status, json, headers) => {
       if (replied) return;
       replied = true;
-      this.answered(seq, responseText(status, json, this.options.keepAliveMs, headers));
+      let text: string;
+      try {
+        text = responseText(status, json, this.options.keepAliveMs, headers);
+      } catch (err) {
+        // A header that cannot be sent: the request is still answered, as a fault of ours.
+        text = responseText(500, this.options.internalError(err), this.options.keepAliveMs);
+      }
+      this.answered(seq, text);
     };
     try {
       handler(body, reply);

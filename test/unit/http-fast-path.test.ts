@@ -70,6 +70,11 @@ describe("parseSimpleHead", () => {
 });
 
 describe("responseText", () => {
+  it("refuses a header that would split the response, as node:http's writeHead does", () => {
+    expect(() => responseText(503, "{}", 5_000, { "retry-after": "1\r\nSet-Cookie: x=1" })).toThrow(/invalid response header/);
+    expect(() => responseText(503, "{}", 5_000, { "bad name": "1" })).toThrow(/invalid response header/);
+  });
+
   it("is a whole HTTP/1.1 answer: status, extra headers, JSON type, byte length, keep-alive", () => {
     const text = responseText(429, JSON.stringify({ error: "Too many requests", cause: "ü" }), 5_000, { "retry-after": "1" });
     const [headPart, body] = text.split("\r\n\r\n") as [string, string];
