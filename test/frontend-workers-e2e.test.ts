@@ -14,7 +14,8 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { cliCluster, freePortRun } from "./support/cli.js";
+import { cliCluster } from "./support/cli.js";
+import { findFreePortRun } from "../src/managers/local/ports.js";
 import { waitFor } from "./support/cluster-in-process.js";
 import { processUsage } from "../src/managers/local/proc-usage.js";
 import { LiveStatsSchema, LIVE_STATS_PATH } from "../runtime/shared/live-stats.js";
@@ -43,7 +44,7 @@ async function scrapeOnNewConnection(queryUrl: string): Promise<(name: string, l
 
 /** A frontend primary with two workers, on its own (no daemon answers), once both listen; with its worker pids. */
 async function twoWorkerPrimary() {
-  const rpcPort = await freePortRun(2);
+  const rpcPort = await findFreePortRun("127.0.0.1", 2);
   const child = spawn(process.execPath, [FRONTEND_MAIN, "--management-url", "http://127.0.0.1:9", "--rpc-auth", "none",
     "--port", "0", "--rpc-port", String(rpcPort), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -173,7 +174,7 @@ describe("the frontend's --workers flag", { timeout: 60_000 }, () => {
   });
 
   it("exits 1, leaving no worker behind, when a worker cannot bind its RPC port", async () => {
-    const rpcPort = await freePortRun(2);
+    const rpcPort = await findFreePortRun("127.0.0.1", 2);
     // The second worker's port is taken: that worker fails at startup, so the whole start fails.
     const blocker = createServer();
     await new Promise<void>((resolve, reject) => blocker.once("error", reject).listen(rpcPort + 1, "127.0.0.1", resolve));

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect } from "vitest";
+import { findFreePortRun } from "../../src/managers/local/ports.js";
 
 export const CLI = join(fileURLToPath(new URL("../..", import.meta.url)), "dist", "bin", "clipper.js");
 
@@ -71,30 +72,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Whether `port` can be bound on 127.0.0.1 right now. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/**
- * The first of `count` consecutive ports that were all free a moment ago: a frontend with N workers
- * binds RPC ports rpcPort … rpcPort + N - 1, and the OS picks only the first.
- */
-export async function freePortRun(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const first = await freePort();
-    if (first + count - 1 > 65_535) continue;
-    let all = true;
-    for (let port = first + 1; port < first + count && all; port++) all = await portFree(port);
-    if (all) return first;
-  }
-  throw new Error(`found no run of ${count} free ports`);
-}
-
 /**
  * The CLI bound to one CLIPPER_HOME (and, for `ok`, one cluster): `cli` returns what a command did;
  * `ok` adds `--json`, asserts exit 0 (showing the output otherwise) and returns the parsed JSON.
@@ -125,7 +102,10 @@ export function cliCluster(prefix: string, options: {
   const urls = { queryUrl: "", managementUrl: "" };
   beforeAll(async () => {
     options.before?.();
-    const [q, m, r] = [await freePort(), await freePort(), await freePortRun(options.rpcPorts ?? 1)];
+    const [q, m] = [await freePort(), await freePort()];
+    // A run below the ephemeral range, as the local manager picks its own: the port after a free
+    // ephemeral one may be taken by any outgoing connection meanwhile.
+    const r = await findFreePortRun("127.0.0.1", options.rpcPorts ?? 1, [q, m]);
     const started = await ok("start", "--query-port", String(q), "--management-port", String(m), "--rpc-port", String(r), ...(options.startFlags ?? []));
     urls.queryUrl = started.queryUrl;
     urls.managementUrl = started.managementUrl;
